@@ -1,0 +1,42 @@
+"""The speed controller's batch form for any array-like input.
+
+The rule itself lives in the native core; see ``pdcore._core.pace`` for its definition and invariants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore import _core
+
+__all__ = ["pace"]
+
+
+def pace(
+    arrivals: npt.ArrayLike,
+    *,
+    handoff_at: float,
+    min_tpot: float,
+    max_tpot: float,
+) -> npt.NDArray[np.float64]:
+    """Display times (seconds) for cloud tokens arriving at ``arrivals`` (seconds, non-decreasing).
+
+    Accepts any one-dimensional array-like; float64 arrays pass through without a copy. See
+    :func:`pdcore._core.pace` for the pacing rule, which is ours (the paper publishes none).
+
+    Raises:
+        InvalidInputError: for NaN, infinite, negative or decreasing arrivals, a bad hand-off time or
+            ``max_tpot <= min_tpot``; the message names the argument, the index and the fix.
+
+    Example:
+        >>> import pdcore
+        >>> pdcore.pace([0.0, 0.0, 0.0], handoff_at=0.3, min_tpot=0.0, max_tpot=0.2).tolist()
+        [0.0, 0.1, 0.2]
+    """
+    a = np.ascontiguousarray(arrivals, dtype=np.float64)
+    if a.ndim != 1:
+        raise _core.InvalidInputError(
+            f"arrivals has shape {a.shape}; pass a one-dimensional sequence of arrival times in seconds"
+        )
+    return _core.pace(a, handoff_at=handoff_at, min_tpot=min_tpot, max_tpot=max_tpot)

@@ -1,0 +1,435 @@
+//! The speed controller: when the device displays each token the cloud streamed to it.
+//!
+//! # The pacing rule (ours: the paper, arXiv 2508.09035, describes a speed controller but publishes no
+//! formula)
+//!
+//! Let `a[0..n)` be the arrival times of the cloud's tokens at the device, `h` the hand-off time (the
+//! earliest time the device's own first token can be displayed) and `[min_tpot, max_tpot]` the allowed
+//! display gap. Then
+//!
+//! ```text
+//! s[0] = a[0]
+//! s[i] = max(a[i], s[i-1] + g[i])                               for i >= 1
+//! g[i] = clamp(floor((h - s[i-1]) / (n - i + 1)), min_tpot, max_tpot)
+//! ```
+//!
+//! `n - i + 1` counts the gaps still to fill from `s[i-1]` to the hand-off: the `n - i` tokens left plus
+//! the hand-off gap `h - s[n-1]`. So each token is shown at the even share of the time left until the
+//! device takes over, never faster than `min_tpot` and never slower than `max_tpot`. Why this rule:
+//!
+//! - it spends the buffer evenly, so the stream stays smooth right up to the hand-off instead of
+//!   dumping buffered tokens and then stalling (the "naive split" failure);
+//! - it is causal: `s[i]` uses only `s[i-1]`, `h`, `n` and `a[i]`, and `a[i]` only when `a[i] >= s[i]`,
+//!   so the same rule runs live ([`SpeedController`]) and in batch ([`pace`]);
+//! - a revised hand-off estimate simply changes `h` for the tokens not yet shown;
+//! - it is O(1) per token with no allocation.
+//!
+//! # Invariants (property-tested in Rust and Python)
+//!
+//! - I1 `s[0] == a[0]`.
+//! - I2 `s[i] >= a[i]` and `s[i] - s[i-1] >= min_tpot`.
+//! - I3 if `a[i] <= s[i-1] + max_tpot` then `s[i] - s[i-1] <= max_tpot`, else `s[i] == a[i]`.
+//! - I4 causal, as above.
+//! - I5 if `n * max_tpot >= h - a[0]` and every `a[i] <= a[0] + i * p` with
+//!   `p = clamp(floor((h - a[0]) / n), min_tpot, max_tpot)`, every gap including `h - s[n-1]` is
+//!   `<= max_tpot`. (Proof sketch: by induction `p * m <= h - s[i-1] <= max_tpot * m` with `m = n - i + 1`
+//!   whenever `p` is unclamped, so each `g[i]` lies in `[p, max_tpot]` and no arrival is late; when `p`
+//!   is clamped up to `min_tpot`, every gap is `min_tpot` and the hand-off gap is below it.)
+//! - I6 one display time per token, in order.
+//!
+//! All times are integer nanoseconds, so the invariants hold exactly.
+
+use crate::error::{CoreError, Result};
+use crate::time::Nanos;
+use std::collections::VecDeque;
+
+/// The display-gap bounds of the controller, validated: `0 <= min_tpot < max_tpot`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaceConfig {
+    min_tpot: Nanos,
+    max_tpot: Nanos,
+}
+
+impl PaceConfig {
+    /// Validates the bounds.
+    pub fn new(min_tpot: Nanos, max_tpot: Nanos) -> Result<Self> {
+        if min_tpot < Nanos::ZERO {
+            return Err(CoreError::invalid(
+                "min_tpot",
+                format!("is negative ({min_tpot})"),
+                "pass min_tpot >= 0 seconds",
+            ));
+        }
+        if max_tpot <= min_tpot {
+            return Err(CoreError::invalid(
+                "max_tpot",
+                format!("must be greater than min_tpot ({max_tpot} <= {min_tpot})"),
+                "pass max_tpot (the TPOT SLO) strictly above min_tpot",
+            ));
+        }
+        Ok(Self { min_tpot, max_tpot })
+    }
+
+    /// Validates bounds given in float seconds.
+    pub fn from_secs(min_tpot: f64, max_tpot: f64) -> Result<Self> {
+        Self::new(
+            Nanos::from_secs(min_tpot, "min_tpot", None)?,
+            Nanos::from_secs(max_tpot, "max_tpot", None)?,
+        )
+    }
+
+    /// The smallest display gap.
+    #[must_use]
+    pub fn min_tpot(&self) -> Nanos {
+        self.min_tpot
+    }
+
+    /// The largest display gap (the TPOT SLO).
+    #[must_use]
+    pub fn max_tpot(&self) -> Nanos {
+        self.max_tpot
+    }
+
+    /// The gap `g` after a token shown at `prev`, with `gaps_left >= 1` gaps to fill until `handoff`.
+    #[inline]
+    #[must_use]
+    pub fn gap(&self, prev: Nanos, handoff: Nanos, gaps_left: u64) -> Nanos {
+        let share = (handoff.0 - prev.0) / gaps_left.max(1) as i64;
+        Nanos(share.clamp(self.min_tpot.0, self.max_tpot.0))
+    }
+
+    /// The display time of a token that arrived at `arrival`, after one shown at `prev`.
+    #[inline]
+    #[must_use]
+    pub fn due(&self, prev: Nanos, arrival: Nanos, handoff: Nanos, gaps_left: u64) -> Nanos {
+        (prev + self.gap(prev, handoff, gaps_left)).max(arrival)
+    }
+}
+
+/// Gaps left to fill when token `index` (0-based) of `expected` is next: the tokens from `index` on plus
+/// the hand-off gap. A stream longer than expected falls back to one gap (show at the pace to `h`).
+#[inline]
+fn gaps_left(expected: u64, index: u64) -> u64 {
+    expected.saturating_sub(index).saturating_add(1)
+}
+
+fn decreasing(index: usize, now: Nanos, prev: Nanos) -> CoreError {
+    CoreError::invalid_at(
+        "arrivals",
+        index,
+        format!("= {now} is earlier than the previous arrival {prev}"),
+        "arrival times must be non-decreasing: pass them in stream order from one clock",
+    )
+}
+
+/// Paces a whole stream: display times for `arrivals` (float seconds), written to `out`.
+///
+/// Fuses validation, conversion to nanoseconds and the rule in one O(n) pass without allocation.
+/// `out` must have the same length as `arrivals`.
+pub fn pace_secs_into(arrivals: &[f64], handoff: Nanos, cfg: PaceConfig, out: &mut [f64]) -> Result<()> {
+    assert_eq!(arrivals.len(), out.len(), "pace_secs_into: output length must match");
+    let n = arrivals.len() as u64;
+    let mut prev = Nanos::ZERO;
+    let mut prev_arrival = Nanos::ZERO;
+    for (i, (&a, s)) in arrivals.iter().zip(out.iter_mut()).enumerate() {
+        let a = Nanos::from_secs(a, "arrivals", Some(i))?;
+        let shown = if i == 0 {
+            a
+        } else {
+            if a < prev_arrival {
+                return Err(decreasing(i, a, prev_arrival));
+            }
+            cfg.due(prev, a, handoff, gaps_left(n, i as u64))
+        };
+        *s = shown.as_secs();
+        prev = shown;
+        prev_arrival = a;
+    }
+    Ok(())
+}
+
+/// Paces a whole stream given in nanoseconds (the simulator's form of [`pace_secs_into`]).
+pub fn pace(arrivals: &[Nanos], handoff: Nanos, cfg: PaceConfig) -> Result<Vec<Nanos>> {
+    let n = arrivals.len() as u64;
+    let mut out = Vec::with_capacity(arrivals.len());
+    let mut prev = Nanos::ZERO;
+    for (i, &a) in arrivals.iter().enumerate() {
+        if a < Nanos::ZERO {
+            return Err(CoreError::invalid_at("arrivals", i, format!("is negative ({a})"), "pass times >= 0"));
+        }
+        let shown = if i == 0 {
+            a
+        } else {
+            if a < arrivals[i - 1] {
+                return Err(decreasing(i, a, arrivals[i - 1]));
+            }
+            cfg.due(prev, a, handoff, gaps_left(n, i as u64))
+        };
+        out.push(shown);
+        prev = shown;
+    }
+    Ok(out)
+}
+
+/// The streaming form of the pacing rule, for the live runtime and the simulator.
+///
+/// Feed arrivals with [`push`](Self::push), revise the hand-off estimate with
+/// [`set_handoff`](Self::set_handoff), ask [`next_due`](Self::next_due) when the next buffered token may
+/// be shown and confirm with [`mark_shown`](Self::mark_shown). With a fixed hand-off and `expected`
+/// equal to the stream length it produces exactly the schedule of [`pace`].
+///
+/// Without a hand-off estimate the controller paces at `max_tpot`, which makes the buffer last longest.
+/// Without an expected stream length it spreads the tokens received so far until the hand-off.
+#[derive(Debug, Clone)]
+pub struct SpeedController {
+    cfg: PaceConfig,
+    expected: Option<u64>,
+    handoff: Option<Nanos>,
+    pending: VecDeque<Nanos>,
+    received: u64,
+    shown: u64,
+    last_arrival: Option<Nanos>,
+    last_shown: Option<Nanos>,
+}
+
+impl SpeedController {
+    /// A controller with no tokens yet.
+    #[must_use]
+    pub fn new(cfg: PaceConfig, expected: Option<u64>, handoff: Option<Nanos>) -> Self {
+        Self {
+            cfg,
+            expected,
+            handoff,
+            pending: VecDeque::new(),
+            received: 0,
+            shown: 0,
+            last_arrival: None,
+            last_shown: None,
+        }
+    }
+
+    /// The bounds in force.
+    #[must_use]
+    pub fn config(&self) -> PaceConfig {
+        self.cfg
+    }
+
+    /// Records a token that arrived at `at` (not earlier than the previous arrival).
+    pub fn push(&mut self, at: Nanos) -> Result<()> {
+        if let Some(prev) = self.last_arrival {
+            if at < prev {
+                return Err(decreasing(self.received as usize, at, prev));
+            }
+        }
+        self.pending.push_back(at);
+        self.last_arrival = Some(at);
+        self.received += 1;
+        Ok(())
+    }
+
+    /// Revises the hand-off estimate; applies to tokens not yet shown.
+    pub fn set_handoff(&mut self, at: Option<Nanos>) {
+        self.handoff = at;
+    }
+
+    /// Revises the stream length, e.g. to the tokens received when the stream was cut.
+    pub fn set_expected(&mut self, expected: Option<u64>) {
+        self.expected = expected;
+    }
+
+    /// The display time of the next buffered token, or `None` when the buffer is empty.
+    #[must_use]
+    pub fn next_due(&self) -> Option<Nanos> {
+        let &arrival = self.pending.front()?;
+        let Some(prev) = self.last_shown else { return Some(arrival) };
+        let gap = match self.handoff {
+            Some(h) => {
+                let left = self.expected.map_or(self.received - self.shown + 1, |n| gaps_left(n, self.shown));
+                self.cfg.gap(prev, h, left)
+            }
+            None => self.cfg.max_tpot,
+        };
+        Some((prev + gap).max(arrival))
+    }
+
+    /// Marks the next buffered token shown, at its due time or at `at` if given (a late display).
+    /// Returns the display time used.
+    pub fn mark_shown(&mut self, at: Option<Nanos>) -> Result<Nanos> {
+        let Some(due) = self.next_due() else {
+            return Err(CoreError::state(
+                "mark_shown: no token is buffered",
+                "call next_due() first and show a token only when it returns a time",
+            ));
+        };
+        let shown = match at {
+            Some(t) if t < due => {
+                return Err(CoreError::invalid(
+                    "at",
+                    format!("= {t} is before the token's due time {due}"),
+                    "show a token at or after next_due()",
+                ))
+            }
+            Some(t) => t,
+            None => due,
+        };
+        self.pending.pop_front();
+        self.shown += 1;
+        self.last_shown = Some(shown);
+        Ok(shown)
+    }
+
+    /// Tokens received so far.
+    #[must_use]
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Tokens shown so far.
+    #[must_use]
+    pub fn shown(&self) -> u64 {
+        self.shown
+    }
+
+    /// Tokens received but not yet shown.
+    #[must_use]
+    pub fn buffered(&self) -> u64 {
+        self.received - self.shown
+    }
+
+    /// When the last token was shown.
+    #[must_use]
+    pub fn last_shown(&self) -> Option<Nanos> {
+        self.last_shown
+    }
+
+    /// The hand-off estimate in force.
+    #[must_use]
+    pub fn handoff(&self) -> Option<Nanos> {
+        self.handoff
+    }
+
+    /// The expected stream length in force.
+    #[must_use]
+    pub fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cfg(min_ms: i64, max_ms: i64) -> PaceConfig {
+        PaceConfig::new(Nanos::ms(min_ms), Nanos::ms(max_ms)).unwrap()
+    }
+
+    fn streamed(a: &[Nanos], h: Nanos, c: PaceConfig) -> Vec<Nanos> {
+        let mut sc = SpeedController::new(c, Some(a.len() as u64), Some(h));
+        a.iter()
+            .map(|&t| {
+                sc.push(t).unwrap();
+                sc.mark_shown(None).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spreads_a_burst_evenly_until_the_handoff() {
+        // 5 tokens arrive at once at t = 100 ms; the device takes over at 600 ms: 5 gaps of 100 ms.
+        let a = vec![Nanos::ms(100); 5];
+        let s = pace(&a, Nanos::ms(600), cfg(0, 150)).unwrap();
+        assert_eq!(s, (1..=5).map(|i| Nanos::ms(i * 100)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn late_token_is_shown_on_arrival() {
+        let a = vec![Nanos::ms(0), Nanos::ms(500)];
+        let s = pace(&a, Nanos::ms(600), cfg(0, 100)).unwrap();
+        assert_eq!(s, vec![Nanos::ms(0), Nanos::ms(500)]);
+    }
+
+    #[test]
+    fn rejects_bad_bounds_and_decreasing_arrivals() {
+        assert!(PaceConfig::new(Nanos::ms(5), Nanos::ms(5)).is_err());
+        let e = pace(&[Nanos::ms(2), Nanos::ms(1)], Nanos::ms(9), cfg(0, 10)).unwrap_err();
+        assert!(e.to_string().contains("arrivals[1]"), "{e}");
+        let mut out = [0.0; 2];
+        let e = pace_secs_into(&[0.0, f64::NAN], Nanos::ZERO, cfg(0, 10), &mut out).unwrap_err();
+        assert!(e.to_string().contains("arrivals[1] is NaN"), "{e}");
+    }
+
+    #[test]
+    fn empty_buffer_has_nothing_due_and_refuses_to_show() {
+        let mut sc = SpeedController::new(cfg(0, 10), None, None);
+        assert_eq!(sc.next_due(), None);
+        assert!(sc.mark_shown(None).is_err());
+    }
+
+    prop_compose! {
+        fn stream()(gaps in prop::collection::vec(0_i64..200_000_000, 1..60),
+                    start in 0_i64..1_000_000_000,
+                    h_off in 0_i64..20_000_000_000,
+                    min in 0_i64..50_000_000, span in 1_i64..200_000_000)
+                    -> (Vec<Nanos>, Nanos, PaceConfig) {
+            let mut t = start;
+            let a = gaps.iter().map(|g| { t += g; Nanos(t) }).collect::<Vec<_>>();
+            let c = PaceConfig::new(Nanos(min), Nanos(min + span)).unwrap();
+            (a, Nanos(start + h_off), c)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn invariants_i1_to_i3_and_i6((a, h, c) in stream()) {
+            let s = pace(&a, h, c).unwrap();
+            prop_assert_eq!(s.len(), a.len());
+            prop_assert_eq!(s[0], a[0]);
+            for i in 1..a.len() {
+                prop_assert!(s[i] >= a[i]);
+                prop_assert!(s[i] - s[i - 1] >= c.min_tpot());
+                if a[i] <= s[i - 1] + c.max_tpot() {
+                    prop_assert!(s[i] - s[i - 1] <= c.max_tpot());
+                } else {
+                    prop_assert_eq!(s[i], a[i]);
+                }
+            }
+        }
+
+        #[test]
+        fn streaming_equals_batch((a, h, c) in stream()) {
+            prop_assert_eq!(streamed(&a, h, c), pace(&a, h, c).unwrap());
+        }
+
+        #[test]
+        fn i4_causal((a, h, c) in stream(), cut in 0_usize..60, bump in 1_i64..1_000_000_000) {
+            let s = pace(&a, h, c).unwrap();
+            let cut = cut % a.len();
+            let mut b = a.clone();
+            for t in &mut b[cut..] { *t = Nanos(t.0 + bump); }
+            let s2 = pace(&b, h, c).unwrap();
+            // arrivals from `cut` on all come after s[i] (before and after the change): s[i] must not move
+            for i in 0..a.len() {
+                if a[cut] > s[i] {
+                    prop_assert_eq!(s[i], s2[i]);
+                }
+            }
+        }
+
+        #[test]
+        fn i5_stretch(n in 1_usize..80, min in 0_i64..20_000_000, span in 1_i64..100_000_000,
+                      frac in 0.0_f64..=1.0, lat in prop::collection::vec(0.0_f64..=1.0, 80)) {
+            let c = PaceConfig::new(Nanos(min), Nanos(min + span)).unwrap();
+            let a0 = 1_000_000_i64;
+            let h = Nanos(a0 + (frac * (n as f64) * c.max_tpot().0 as f64) as i64);
+            let p = ((h.0 - a0) / n as i64).clamp(c.min_tpot().0, c.max_tpot().0);
+            // every token arrives somewhere between a0 and its ideal-pace display time
+            let mut a: Vec<Nanos> = (0..n).map(|i| Nanos(a0 + (lat[i] * (i as f64) * p as f64) as i64)).collect();
+            a.sort();
+            a[0] = Nanos(a0);
+            let s = pace(&a, h, c).unwrap();
+            for i in 1..n { prop_assert!(s[i] - s[i - 1] <= c.max_tpot()); }
+            prop_assert!(h - s[n - 1] <= c.max_tpot());
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! PyO3 bindings: thin wrappers that convert arguments, call the core and convert results.
+//! Compiled only with the `python` feature.
+
+mod buffer;
+mod errors;
+mod event_loop;
+mod pacing;
+
+use pyo3::prelude::*;
+
+/// The native module `pdcore._core`.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", crate::VERSION)?;
+    errors::register(m)?;
+    m.add_function(wrap_pyfunction!(pacing::pace, m)?)?;
+    m.add_class::<pacing::PySpeedController>()?;
+    m.add_class::<buffer::PyTokenBuffer>()?;
+    m.add_class::<event_loop::PyEventLoop>()?;
+    Ok(())
+}

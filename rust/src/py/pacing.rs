@@ -1,0 +1,122 @@
+//! Bindings of the speed controller: `pace` (batch, numpy in and out) and `SpeedController` (streaming).
+
+use super::errors::detached;
+use crate::pacing::{pace_secs_into, PaceConfig, SpeedController};
+use crate::time::Nanos;
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+
+fn opt_secs(v: Option<f64>, arg: &'static str) -> PyResult<Option<Nanos>> {
+    Ok(v.map(|s| Nanos::from_secs(s, arg, None)).transpose()?)
+}
+
+/// Display times for a stream of cloud tokens; see `_core.pyi` for the rule.
+#[pyfunction]
+#[pyo3(signature = (arrivals, *, handoff_at, min_tpot, max_tpot))]
+pub fn pace<'py>(
+    py: Python<'py>,
+    arrivals: PyReadonlyArray1<'py, f64>,
+    handoff_at: f64,
+    min_tpot: f64,
+    max_tpot: f64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
+    let handoff = Nanos::from_secs(handoff_at, "handoff_at", None)?;
+    let view = arrivals.as_array();
+    let contiguous;
+    let a: &[f64] = if let Some(s) = view.as_slice() {
+        s
+    } else {
+        contiguous = view.to_vec();
+        &contiguous
+    };
+    let mut out = vec![0.0_f64; a.len()];
+    detached(py, || pace_secs_into(a, handoff, cfg, &mut out))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// The streaming speed controller.
+#[pyclass(name = "SpeedController", module = "pdcore._core")]
+pub struct PySpeedController {
+    inner: SpeedController,
+}
+
+#[pymethods]
+impl PySpeedController {
+    #[new]
+    #[pyo3(signature = (*, min_tpot, max_tpot, expected_tokens = None, handoff_at = None))]
+    fn new(min_tpot: f64, max_tpot: f64, expected_tokens: Option<u64>, handoff_at: Option<f64>) -> PyResult<Self> {
+        let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        let handoff = opt_secs(handoff_at, "handoff_at")?;
+        Ok(Self { inner: SpeedController::new(cfg, expected_tokens, handoff) })
+    }
+
+    fn push(&mut self, at: f64) -> PyResult<()> {
+        Ok(self.inner.push(Nanos::from_secs(at, "at", None)?)?)
+    }
+
+    #[pyo3(signature = (at))]
+    fn set_handoff(&mut self, at: Option<f64>) -> PyResult<()> {
+        self.inner.set_handoff(opt_secs(at, "at")?);
+        Ok(())
+    }
+
+    #[pyo3(signature = (n))]
+    fn set_expected(&mut self, n: Option<u64>) {
+        self.inner.set_expected(n);
+    }
+
+    fn next_due(&self) -> Option<f64> {
+        self.inner.next_due().map(Nanos::as_secs)
+    }
+
+    #[pyo3(signature = (at = None))]
+    fn mark_shown(&mut self, at: Option<f64>) -> PyResult<f64> {
+        Ok(self.inner.mark_shown(opt_secs(at, "at")?)?.as_secs())
+    }
+
+    #[getter]
+    fn received(&self) -> u64 {
+        self.inner.received()
+    }
+    #[getter]
+    fn shown(&self) -> u64 {
+        self.inner.shown()
+    }
+    #[getter]
+    fn buffered(&self) -> u64 {
+        self.inner.buffered()
+    }
+    #[getter]
+    fn last_shown(&self) -> Option<f64> {
+        self.inner.last_shown().map(Nanos::as_secs)
+    }
+    #[getter]
+    fn handoff_at(&self) -> Option<f64> {
+        self.inner.handoff().map(Nanos::as_secs)
+    }
+    #[getter]
+    fn expected_tokens(&self) -> Option<u64> {
+        self.inner.expected()
+    }
+    #[getter]
+    fn min_tpot(&self) -> f64 {
+        self.inner.config().min_tpot().as_secs()
+    }
+    #[getter]
+    fn max_tpot(&self) -> f64 {
+        self.inner.config().max_tpot().as_secs()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SpeedController(min_tpot={}, max_tpot={}, expected_tokens={:?}, handoff_at={:?}, received={}, shown={})",
+            self.min_tpot(),
+            self.max_tpot(),
+            self.inner.expected(),
+            self.handoff_at(),
+            self.inner.received(),
+            self.inner.shown()
+        )
+    }
+}

@@ -1,0 +1,143 @@
+//! Time as integer nanoseconds.
+//!
+//! Invariant: every time inside the core is a [`Nanos`], an `i64` count of nanoseconds, so schedules are
+//! exact and runs are bit-for-bit reproducible. Float seconds exist only at the Python boundary, where
+//! [`Nanos::from_secs`] rounds to the nearest nanosecond after checking the value is finite, in range and
+//! (for times) not negative. Converting back with [`Nanos::as_secs`] is monotone, so orderings survive.
+
+use crate::error::{CoreError, Result};
+use std::fmt;
+use std::ops::{Add, AddAssign, Sub};
+
+/// Nanoseconds per second.
+pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+/// The largest time accepted from float seconds: about 106 days, far beyond any trace, and small enough
+/// that `i64` sums of a few thousand such values cannot overflow.
+pub const MAX_SECS: f64 = 9.2e6;
+
+/// A time or duration in integer nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Nanos(pub i64);
+
+impl Nanos {
+    /// Zero.
+    pub const ZERO: Self = Self(0);
+    /// A time later than any real one; used as "never".
+    pub const MAX: Self = Self(i64::MAX);
+
+    /// Converts non-negative float seconds, naming `arg` (and `index`) in the error.
+    #[inline]
+    pub fn from_secs(secs: f64, arg: &'static str, index: Option<usize>) -> Result<Self> {
+        if secs.is_finite() && (0.0..=MAX_SECS).contains(&secs) {
+            return Ok(Self((secs * 1e9).round() as i64));
+        }
+        let problem = if secs.is_nan() {
+            "is NaN".to_owned()
+        } else if secs.is_infinite() {
+            format!("is {secs}")
+        } else if secs < 0.0 {
+            format!("is negative ({secs} s)")
+        } else {
+            format!("is too large ({secs} s > {MAX_SECS} s)")
+        };
+        let fix = "pass finite, non-negative times and durations in seconds";
+        Err(match index {
+            Some(i) => CoreError::invalid_at(arg, i, problem, fix),
+            None => CoreError::invalid(arg, problem, fix),
+        })
+    }
+
+    /// Converts from float seconds where the value is known good (tests, constants).
+    ///
+    /// # Panics
+    /// If `secs` is not a valid time.
+    #[must_use]
+    pub fn secs(secs: f64) -> Self {
+        Self::from_secs(secs, "secs", None).expect("valid seconds")
+    }
+
+    /// Milliseconds, for literals.
+    #[must_use]
+    pub const fn ms(ms: i64) -> Self {
+        Self(ms * 1_000_000)
+    }
+
+    /// This time in float seconds (monotone: `a <= b` implies `a.as_secs() <= b.as_secs()`).
+    #[inline]
+    #[must_use]
+    pub fn as_secs(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// Saturating addition, so "never" plus a duration stays "never".
+    #[inline]
+    #[must_use]
+    pub fn saturating_add(self, other: Self) -> Self {
+        Self(self.0.saturating_add(other.0))
+    }
+}
+
+impl Add for Nanos {
+    type Output = Self;
+    #[inline]
+    fn add(self, rhs: Self) -> Self {
+        Self(self.0 + rhs.0)
+    }
+}
+
+impl AddAssign for Nanos {
+    #[inline]
+    fn add_assign(&mut self, rhs: Self) {
+        self.0 += rhs.0;
+    }
+}
+
+impl Sub for Nanos {
+    type Output = Self;
+    #[inline]
+    fn sub(self, rhs: Self) -> Self {
+        Self(self.0 - rhs.0)
+    }
+}
+
+impl fmt::Display for Nanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.9} s", self.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_to_nearest_nanosecond_and_back() {
+        assert_eq!(Nanos::secs(0.1), Nanos(100_000_000));
+        assert_eq!(Nanos::secs(1.5e-9), Nanos(2));
+        for ns in [0_i64, 1, 999, 123_456_789, 3_600_000_000_007] {
+            let s = Nanos(ns).as_secs();
+            assert_eq!(Nanos::secs(s), Nanos(ns), "round trip of {ns}");
+        }
+    }
+
+    #[test]
+    fn rejects_nan_inf_negative_and_huge() {
+        for bad in [f64::NAN, f64::INFINITY, -1e-9, 1e12] {
+            let e = Nanos::from_secs(bad, "h", None).unwrap_err();
+            assert!(e.to_string().starts_with("h "), "{e}");
+        }
+        let e = Nanos::from_secs(f64::NAN, "arrivals", Some(4)).unwrap_err();
+        assert!(e.to_string().contains("arrivals[4] is NaN"), "{e}");
+    }
+
+    #[test]
+    fn conversion_is_monotone() {
+        let mut prev = f64::MIN;
+        for ns in (0..2000).map(|i| i * 7 + 1_000_000_000_000) {
+            let s = Nanos(ns).as_secs();
+            assert!(s >= prev);
+            prev = s;
+        }
+    }
+}
