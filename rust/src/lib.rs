@@ -14,6 +14,7 @@ pub mod buffer;
 pub mod error;
 pub mod event_loop;
 pub mod pacing;
+pub mod sim;
 pub mod time;
 
 #[cfg(feature = "python")]

@@ -5,6 +5,7 @@ mod buffer;
 mod errors;
 mod event_loop;
 mod pacing;
+mod sim;
 
 use pyo3::prelude::*;
 
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pacing::PySpeedController>()?;
     m.add_class::<buffer::PyTokenBuffer>()?;
     m.add_class::<event_loop::PyEventLoop>()?;
+    sim::register(m)?;
     Ok(())
 }

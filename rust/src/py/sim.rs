@@ -1,0 +1,325 @@
+//! Bindings of the simulator: configuration records, plans and the decision loop.
+
+use super::errors::detached;
+use crate::error::CoreError;
+use crate::pacing::PaceConfig;
+use crate::sim::cloud::{CloudConfig, Deployment};
+use crate::sim::device::{Curve, DeviceModel};
+use crate::sim::metrics::QoeParams;
+use crate::sim::{Inputs, Mode, Plan, Simulator};
+use crate::time::Nanos;
+use numpy::{IntoPyArray, PyReadonlyArray1};
+
+fn floats(arr: &PyReadonlyArray1<'_, f64>) -> Vec<f64> {
+    arr.as_array().to_vec()
+}
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// The cloud's deployment and iteration-time model.
+#[pyclass(name = "CloudConfig", module = "pdcore._core", frozen)]
+#[derive(Clone)]
+pub struct PyCloudConfig {
+    inner: CloudConfig,
+}
+
+#[pymethods]
+impl PyCloudConfig {
+    #[new]
+    #[pyo3(signature = (*, deployment, replicas = 1, prefill_replicas = 1, decode_replicas = 1, base_s,
+        prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s, max_batch_size,
+        max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica, kv_bytes_per_token, kv_link_bytes_per_s))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        deployment: &str,
+        replicas: u32,
+        prefill_replicas: u32,
+        decode_replicas: u32,
+        base_s: f64,
+        prefill_token_s: f64,
+        prefill_attn_s: f64,
+        decode_seq_s: f64,
+        decode_context_s: f64,
+        max_batch_size: u32,
+        max_tokens_per_iteration: u32,
+        kv_cache_tokens: u64,
+        gpus_per_replica: u32,
+        kv_bytes_per_token: f64,
+        kv_link_bytes_per_s: f64,
+    ) -> PyResult<Self> {
+        let deployment = match deployment {
+            "colocated" => Deployment::Colocated,
+            "disaggregated" => Deployment::Disaggregated,
+            other => {
+                return Err(CoreError::invalid(
+                    "deployment",
+                    format!("is {other:?}"),
+                    "use \"colocated\" or \"disaggregated\"",
+                )
+                .into())
+            }
+        };
+        let inner = CloudConfig {
+            deployment,
+            replicas,
+            prefill_replicas,
+            decode_replicas,
+            base_s,
+            prefill_token_s,
+            prefill_attn_s,
+            decode_seq_s,
+            decode_context_s,
+            max_batch_size,
+            max_tokens_per_iteration,
+            kv_cache_tokens,
+            gpus_per_replica,
+            kv_bytes_per_token,
+            kv_link_bytes_per_s,
+        };
+        inner.validate()?;
+        Ok(Self { inner })
+    }
+
+    #[getter]
+    fn deployment(&self) -> &'static str {
+        match self.inner.deployment {
+            Deployment::Colocated => "colocated",
+            Deployment::Disaggregated => "disaggregated",
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CloudConfig({:?})", self.inner)
+    }
+}
+
+/// The device's measured prefill and decode curves.
+#[pyclass(name = "DeviceConfig", module = "pdcore._core", frozen)]
+#[derive(Clone)]
+pub struct PyDeviceConfig {
+    inner: DeviceModel,
+}
+
+#[pymethods]
+impl PyDeviceConfig {
+    #[new]
+    #[pyo3(signature = (*, prefill_tokens, prefill_s, decode_context, decode_tpot_s, kv_bytes_per_token))]
+    fn new(
+        prefill_tokens: PyReadonlyArray1<'_, f64>,
+        prefill_s: PyReadonlyArray1<'_, f64>,
+        decode_context: PyReadonlyArray1<'_, f64>,
+        decode_tpot_s: PyReadonlyArray1<'_, f64>,
+        kv_bytes_per_token: f64,
+    ) -> PyResult<Self> {
+        let prefill = Curve::new(floats(&prefill_tokens), floats(&prefill_s), true, "prefill_s")?;
+        let tpot = Curve::new(floats(&decode_context), floats(&decode_tpot_s), false, "decode_tpot_s")?;
+        Ok(Self { inner: DeviceModel::new(prefill, tpot, kv_bytes_per_token)? })
+    }
+
+    fn prefill_s(&self, tokens: u64) -> f64 {
+        self.inner.prefill(tokens).as_secs()
+    }
+
+    fn append_s(&self, context: u64, tokens: u64) -> f64 {
+        self.inner.append(context, tokens).as_secs()
+    }
+
+    fn tpot_s(&self, context: u64) -> f64 {
+        self.inner.tpot(context).as_secs()
+    }
+}
+
+/// A policy's decision for one request.
+#[pyclass(name = "Plan", module = "pdcore._core", frozen)]
+#[derive(Clone)]
+pub struct PyPlan {
+    inner: Plan,
+}
+
+#[pymethods]
+impl PyPlan {
+    #[new]
+    #[pyo3(signature = (mode, *, k = 0, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05))]
+    fn new(mode: &str, k: u32, refine_ratio: f64, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
+        let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        Ok(Self { inner: Plan::new(Mode::parse(mode)?, k, refine_ratio, pace)? })
+    }
+
+    #[getter]
+    fn mode(&self) -> &'static str {
+        Mode::NAMES[self.inner.mode as usize]
+    }
+    #[getter]
+    fn k(&self) -> u32 {
+        self.inner.k
+    }
+    #[getter]
+    fn refine_ratio(&self) -> f64 {
+        self.inner.refine_ratio
+    }
+    #[getter]
+    fn min_tpot(&self) -> f64 {
+        self.inner.pace.min_tpot().as_secs()
+    }
+    #[getter]
+    fn max_tpot(&self) -> f64 {
+        self.inner.pace.max_tpot().as_secs()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Plan({:?}, k={}, refine_ratio={}, min_tpot={}, max_tpot={})",
+            self.mode(),
+            self.k(),
+            self.refine_ratio(),
+            self.min_tpot(),
+            self.max_tpot()
+        )
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        let (a, b) = (&self.inner, &other.inner);
+        a.mode == b.mode && a.k == b.k && a.refine_ratio.to_bits() == b.refine_ratio.to_bits() && a.pace == b.pace
+    }
+}
+
+fn counts(arr: &PyReadonlyArray1<'_, i64>, arg: &'static str) -> PyResult<Vec<u32>> {
+    arr.as_array()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            u32::try_from(v).map_err(|_| {
+                CoreError::invalid_at(arg, i, format!("= {v} is not a token count"), "pass counts in 0..2^32").into()
+            })
+        })
+        .collect()
+}
+
+fn times(arr: &PyReadonlyArray1<'_, f64>, arg: &'static str) -> PyResult<Vec<Nanos>> {
+    arr.as_array().iter().enumerate().map(|(i, &v)| Ok(Nanos::from_secs(v, arg, Some(i))?)).collect()
+}
+
+/// The trace-driven simulator.
+#[pyclass(name = "Simulator", module = "pdcore._core")]
+pub struct PySimulator {
+    inner: Simulator,
+}
+
+#[pymethods]
+impl PySimulator {
+    #[new]
+    #[pyo3(signature = (*, arrival_s, prompt_tokens, output_tokens, one_way_s, cloud, device, bandwidth_bps,
+        qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        arrival_s: PyReadonlyArray1<'_, f64>,
+        prompt_tokens: PyReadonlyArray1<'_, i64>,
+        output_tokens: PyReadonlyArray1<'_, i64>,
+        one_way_s: PyReadonlyArray1<'_, f64>,
+        cloud: &PyCloudConfig,
+        device: &PyDeviceConfig,
+        bandwidth_bps: f64,
+        qoe_ttft_s: f64,
+        qoe_tokens_per_s: f64,
+    ) -> PyResult<Self> {
+        let inp = Inputs {
+            arrival: times(&arrival_s, "arrival_s")?,
+            prompt: counts(&prompt_tokens, "prompt_tokens")?,
+            output: counts(&output_tokens, "output_tokens")?,
+            one_way: times(&one_way_s, "one_way_s")?,
+            bandwidth_bytes_per_s: bandwidth_bps / 8.0,
+            qoe: QoeParams { ttft_s: qoe_ttft_s, tokens_per_s: qoe_tokens_per_s },
+        };
+        Ok(Self { inner: Simulator::new(inp, cloud.inner.clone(), device.inner.clone())? })
+    }
+
+    fn next_decision(&mut self, py: Python<'_>) -> PyResult<Option<u32>> {
+        let sim = &mut self.inner;
+        detached(py, || sim.next_decision())
+    }
+
+    fn decide(&mut self, request: u32, plan: &PyPlan) -> PyResult<()> {
+        Ok(self.inner.decide(request, plan.inner)?)
+    }
+
+    fn cloud_load<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let l = self.inner.cloud_load();
+        let d = PyDict::new(py);
+        d.set_item("waiting_requests", l.waiting_requests)?;
+        d.set_item("waiting_prefill_tokens", l.waiting_prefill_tokens)?;
+        d.set_item("running_decode", l.running_decode)?;
+        d.set_item("decode_capacity", l.decode_capacity)?;
+        d.set_item("kv_used_frac", l.kv_used_frac)?;
+        d.set_item("prefill_backlog_s", l.prefill_backlog_s)?;
+        Ok(d)
+    }
+
+    fn cloud_lone_prefill_s(&self, prompt_tokens: u32) -> f64 {
+        self.inner.cloud_lone_prefill_s(prompt_tokens)
+    }
+
+    #[getter]
+    fn now(&self) -> f64 {
+        self.inner.now().as_secs()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = self.inner.results();
+        let d = PyDict::new(py);
+        let float_cols = [
+            ("ttft_s", r.ttft_s),
+            ("e2e_s", r.e2e_s),
+            ("tpot_s", r.tpot_s),
+            ("max_gap_s", r.max_gap_s),
+            ("handoff_gap_s", r.handoff_gap_s),
+            ("handoff_stall_s", r.handoff_stall_s),
+            ("qoe", r.qoe),
+            ("cloud_prefill_gpu_s", r.cloud_prefill_gpu_s),
+            ("cloud_decode_gpu_s", r.cloud_decode_gpu_s),
+            ("cloud_decode_tokens", r.cloud_decode_tokens),
+            ("cloud_tokens_kept", r.cloud_tokens_kept),
+            ("cloud_tokens_discarded", r.cloud_tokens_discarded),
+            ("device_prefill_tokens", r.device_prefill_tokens),
+            ("device_decode_tokens", r.device_decode_tokens),
+            ("handoff_pos", r.handoff_pos),
+            ("cloud_ttft_s", r.cloud_ttft_s),
+            ("cloud_tpot_s", r.cloud_tpot_s),
+            ("displayed_tokens", r.displayed_tokens),
+            ("finish_s", r.finish_s),
+        ];
+        for (name, col) in float_cols {
+            d.set_item(name, col.into_pyarray(py))?;
+        }
+        d.set_item("served_by", r.served_by.into_pyarray(py))?;
+        d.set_item("mode", r.mode.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.summary();
+        let d = PyDict::new(py);
+        d.set_item("events", s.events as f64)?;
+        d.set_item("iterations", s.iterations as f64)?;
+        d.set_item("makespan_s", s.makespan_s)?;
+        d.set_item("cloud_gpu_s_prefill", s.cloud_gpu_s_prefill)?;
+        d.set_item("cloud_gpu_s_decode", s.cloud_gpu_s_decode)?;
+        d.set_item("itl_p50_s", s.itl_p50_s)?;
+        d.set_item("itl_p90_s", s.itl_p90_s)?;
+        d.set_item("itl_p99_s", s.itl_p99_s)?;
+        d.set_item("itl_mean_s", s.itl_mean_s)?;
+        Ok(d)
+    }
+}
+
+/// Registers the simulator classes.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCloudConfig>()?;
+    m.add_class::<PyDeviceConfig>()?;
+    m.add_class::<PyPlan>()?;
+    m.add_class::<PySimulator>()?;
+    Ok(())
+}

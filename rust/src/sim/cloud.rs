@@ -1,0 +1,473 @@
+//! The cloud: replicas with iteration-level continuous batching (Orca/vLLM) and chunked prefill
+//! (Sarathi), colocated or P/D-disaggregated (P/D-Serve, DistServe, Splitwise).
+//!
+//! Each replica runs iterations back to back while it has work. An iteration's batch is every decoding
+//! sequence (one token each) plus prefill chunks taken first-come-first-served from admitted requests
+//! until the per-iteration token budget is spent. A waiting request is admitted when the replica's KV
+//! cache can hold its prompt plus the tokens it will generate there and the batch has room (FCFS, so a
+//! large request blocks those behind it). A request too large for an empty cache is admitted alone.
+//! Queueing delay is never assumed: it is the time a request spends waiting in these queues.
+//!
+//! Iteration time (DistServe's fitted form, extended with chunk offsets):
+//! `t = base + prefill_token·ΣP + prefill_attn·Σ chunk·(offset + chunk) + decode_seq·B + decode_context·Σctx`.
+//! GPU-seconds of an iteration (`t × gpus_per_replica`) are charged to requests: the prefill terms to
+//! prefill chunks by tokens, the decode terms to decoding sequences equally, `base` by token share.
+//!
+//! Disaggregated: prefill replicas only prefill and emit the first token; the KV cache then moves to the
+//! least-loaded decode replica over a link of `kv_link_bytes_per_s`, where the request waits for
+//! admission and decodes. Requests that need no decode token never reach the decode pool.
+
+use super::Ev;
+use crate::error::{CoreError, Result};
+use crate::event_loop::EventLoop;
+use crate::time::Nanos;
+use std::collections::VecDeque;
+
+/// How the cloud is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Prefill and decode share each replica.
+    Colocated,
+    /// Separate prefill and decode pools.
+    Disaggregated,
+}
+
+/// The cloud's configuration.
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    /// Colocated or disaggregated.
+    pub deployment: Deployment,
+    /// Replicas (colocated).
+    pub replicas: u32,
+    /// Prefill replicas (disaggregated).
+    pub prefill_replicas: u32,
+    /// Decode replicas (disaggregated).
+    pub decode_replicas: u32,
+    /// Fixed time per iteration, s.
+    pub base_s: f64,
+    /// Per prefill token, s.
+    pub prefill_token_s: f64,
+    /// Per unit of `chunk·(offset + chunk)`, s.
+    pub prefill_attn_s: f64,
+    /// Per decoding sequence, s.
+    pub decode_seq_s: f64,
+    /// Per context token of decoding sequences, s.
+    pub decode_context_s: f64,
+    /// Most sequences in one iteration.
+    pub max_batch_size: u32,
+    /// Token budget of one iteration.
+    pub max_tokens_per_iteration: u32,
+    /// KV-cache capacity per replica, tokens.
+    pub kv_cache_tokens: u64,
+    /// GPUs per replica.
+    pub gpus_per_replica: u32,
+    /// KV bytes per token of the cloud's model.
+    pub kv_bytes_per_token: f64,
+    /// Bandwidth between the prefill and decode pools, bytes/s.
+    pub kv_link_bytes_per_s: f64,
+}
+
+impl CloudConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        let coef = [
+            ("base_s", self.base_s),
+            ("prefill_token_s", self.prefill_token_s),
+            ("prefill_attn_s", self.prefill_attn_s),
+            ("decode_seq_s", self.decode_seq_s),
+            ("decode_context_s", self.decode_context_s),
+        ];
+        for (name, v) in coef {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(CoreError::invalid(name, format!("is {v}"), "give a finite coefficient >= 0 seconds"));
+            }
+        }
+        if self.base_s + self.decode_seq_s <= 0.0 || self.prefill_token_s + self.base_s <= 0.0 {
+            return Err(CoreError::invalid(
+                "base_s",
+                "and the per-token coefficients make iterations take no time",
+                "give base_s > 0 or positive per-token costs",
+            ));
+        }
+        let counts = [
+            ("replicas", u64::from(self.replicas)),
+            ("prefill_replicas", u64::from(self.prefill_replicas)),
+            ("decode_replicas", u64::from(self.decode_replicas)),
+            ("max_batch_size", u64::from(self.max_batch_size)),
+            ("max_tokens_per_iteration", u64::from(self.max_tokens_per_iteration)),
+            ("kv_cache_tokens", self.kv_cache_tokens),
+            ("gpus_per_replica", u64::from(self.gpus_per_replica)),
+        ];
+        for (name, v) in counts {
+            if v == 0 {
+                return Err(CoreError::invalid(name, "is 0", "give a positive count"));
+            }
+        }
+        for (name, v) in [("kv_bytes_per_token", self.kv_bytes_per_token), ("kv_link_bytes_per_s", self.kv_link_bytes_per_s)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(CoreError::invalid(name, format!("is {v}"), "give a finite value > 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Mixed,
+    Prefill,
+    Decode,
+}
+
+/// Cloud-side state of one request.
+#[derive(Debug, Clone, Default)]
+pub struct CloudReq {
+    /// Prompt tokens.
+    pub prompt: u32,
+    /// Tokens the cloud is asked to generate (first token included).
+    pub quota: u32,
+    /// Tokens generated so far.
+    pub generated: u32,
+    prefilled: u32,
+    /// The client cancelled the rest of the stream.
+    pub cancelled: bool,
+    reserved: u64,
+    /// GPU-seconds of prefill charged to this request.
+    pub gpu_prefill_s: f64,
+    /// GPU-seconds of decode charged to this request.
+    pub gpu_decode_s: f64,
+    /// Sum and count of cloud-side inter-token times (decode tokens).
+    pub gap_sum: Nanos,
+    /// Number of gaps in `gap_sum`.
+    pub gap_count: u32,
+    /// When the last token was emitted.
+    pub last_emit: Nanos,
+}
+
+#[derive(Debug)]
+struct Replica {
+    role: Role,
+    busy: bool,
+    waiting: VecDeque<u32>,
+    prefilling: VecDeque<u32>,
+    running: Vec<u32>,
+    kv_used: u64,
+    cur_decode: Vec<u32>,
+    cur_prefill: Vec<(u32, u32)>,
+}
+
+impl Replica {
+    fn new(role: Role) -> Self {
+        Self {
+            role,
+            busy: false,
+            waiting: VecDeque::new(),
+            prefilling: VecDeque::new(),
+            running: Vec::new(),
+            kv_used: 0,
+            cur_decode: Vec::new(),
+            cur_prefill: Vec::new(),
+        }
+    }
+
+    fn load(&self) -> usize {
+        self.waiting.len() + self.prefilling.len() + self.running.len()
+    }
+}
+
+/// A token the cloud emitted at the end of an iteration.
+#[derive(Debug, Clone, Copy)]
+pub struct Emission {
+    /// The request.
+    pub req: u32,
+    /// Whether it is the request's first token.
+    pub first: bool,
+}
+
+/// A snapshot of the cloud's load, for policies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloudLoad {
+    /// Requests waiting for admission to a prefill-capable replica.
+    pub waiting_requests: f64,
+    /// Prompt tokens not yet prefilled (waiting or admitted).
+    pub waiting_prefill_tokens: f64,
+    /// Sequences decoding.
+    pub running_decode: f64,
+    /// Decode batch slots in all decode-capable replicas.
+    pub decode_capacity: f64,
+    /// Fraction of the KV cache in use.
+    pub kv_used_frac: f64,
+    /// Queued prefill work per prefill-capable replica, seconds.
+    pub prefill_backlog_s: f64,
+}
+
+/// The cloud.
+#[derive(Debug)]
+pub struct Cloud {
+    cfg: CloudConfig,
+    replicas: Vec<Replica>,
+    /// Per-request state, indexed by request.
+    pub reqs: Vec<CloudReq>,
+    /// Iterations run.
+    pub iterations: u64,
+    /// GPU-seconds charged to prefill and decode.
+    pub gpu_prefill_s: f64,
+    /// See `gpu_prefill_s`.
+    pub gpu_decode_s: f64,
+}
+
+impl Cloud {
+    /// A cloud for `n_requests`.
+    pub fn new(cfg: CloudConfig, n_requests: usize) -> Result<Self> {
+        cfg.validate()?;
+        let replicas = match cfg.deployment {
+            Deployment::Colocated => (0..cfg.replicas).map(|_| Replica::new(Role::Mixed)).collect(),
+            Deployment::Disaggregated => (0..cfg.prefill_replicas)
+                .map(|_| Replica::new(Role::Prefill))
+                .chain((0..cfg.decode_replicas).map(|_| Replica::new(Role::Decode)))
+                .collect(),
+        };
+        Ok(Self {
+            cfg,
+            replicas,
+            reqs: vec![CloudReq::default(); n_requests],
+            iterations: 0,
+            gpu_prefill_s: 0.0,
+            gpu_decode_s: 0.0,
+        })
+    }
+
+    fn least_loaded(&self, role: Role) -> usize {
+        let mut best = usize::MAX;
+        let mut best_load = usize::MAX;
+        for (i, r) in self.replicas.iter().enumerate() {
+            if r.role == role && r.load() < best_load {
+                best = i;
+                best_load = r.load();
+            }
+        }
+        best
+    }
+
+    /// A request reaches the cloud asking for `quota` tokens.
+    pub fn submit(&mut self, req: u32, prompt: u32, quota: u32, lp: &mut EventLoop<Ev>) {
+        self.reqs[req as usize] = CloudReq { prompt, quota, ..CloudReq::default() };
+        let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
+        let r = self.least_loaded(role);
+        self.replicas[r].waiting.push_back(req);
+        self.try_start(r, lp);
+    }
+
+    /// The client cancels the rest of the stream; the request leaves at its replica's next iteration.
+    pub fn cancel(&mut self, req: u32) {
+        self.reqs[req as usize].cancelled = true;
+    }
+
+    /// A KV cache arrived at decode replica `replica`.
+    pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventLoop<Ev>) {
+        if self.reqs[req as usize].cancelled {
+            return;
+        }
+        self.replicas[replica as usize].waiting.push_back(req);
+        self.try_start(replica as usize, lp);
+    }
+
+    fn try_start(&mut self, ri: usize, lp: &mut EventLoop<Ev>) {
+        if self.replicas[ri].busy {
+            return;
+        }
+        let cfg = &self.cfg;
+        let reqs = &mut self.reqs;
+        let rep = &mut self.replicas[ri];
+        // drop cancelled requests, freeing their cache
+        let mut freed = 0;
+        let mut keep = |id: &u32| {
+            let c = &reqs[*id as usize];
+            if c.cancelled {
+                freed += c.reserved;
+            }
+            !c.cancelled
+        };
+        rep.running.retain(&mut keep);
+        rep.prefilling.retain(&mut keep);
+        rep.waiting.retain(|id| !reqs[*id as usize].cancelled);
+        rep.kv_used -= freed;
+        // admit FCFS while the cache and the batch have room
+        while let Some(&id) = rep.waiting.front() {
+            let c = &reqs[id as usize];
+            let need = match rep.role {
+                Role::Prefill => u64::from(c.prompt),
+                Role::Mixed | Role::Decode => u64::from(c.prompt) + u64::from(c.quota),
+            }
+            .min(cfg.kv_cache_tokens);
+            let seqs = rep.running.len() + rep.prefilling.len();
+            if rep.kv_used + need > cfg.kv_cache_tokens || seqs >= cfg.max_batch_size as usize {
+                break;
+            }
+            rep.waiting.pop_front();
+            rep.kv_used += need;
+            reqs[id as usize].reserved = need;
+            if rep.role == Role::Decode {
+                rep.running.push(id);
+            } else {
+                rep.prefilling.push_back(id);
+            }
+        }
+        // build the batch
+        rep.cur_decode.clear();
+        rep.cur_decode.extend_from_slice(&rep.running);
+        rep.cur_prefill.clear();
+        let mut budget = (cfg.max_tokens_per_iteration as usize).saturating_sub(rep.cur_decode.len());
+        let mut prefill_tokens = 0.0;
+        let mut attn = 0.0;
+        for &id in &rep.prefilling {
+            if budget == 0 {
+                break;
+            }
+            let c = &reqs[id as usize];
+            let chunk = ((c.prompt - c.prefilled) as usize).min(budget) as u32;
+            budget -= chunk as usize;
+            rep.cur_prefill.push((id, chunk));
+            prefill_tokens += f64::from(chunk);
+            attn += f64::from(chunk) * f64::from(c.prefilled + chunk);
+        }
+        if rep.cur_decode.is_empty() && rep.cur_prefill.is_empty() {
+            return;
+        }
+        let b = rep.cur_decode.len() as f64;
+        let ctx: f64 = rep.cur_decode.iter().map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated)).sum();
+        let prefill_part = cfg.prefill_token_s * prefill_tokens + cfg.prefill_attn_s * attn;
+        let decode_part = cfg.decode_seq_s * b + cfg.decode_context_s * ctx;
+        let t = cfg.base_s + prefill_part + decode_part;
+        // charge GPU-seconds now; the iteration is committed
+        let gpus = f64::from(cfg.gpus_per_replica);
+        let share_p = prefill_tokens / (prefill_tokens + b);
+        let gpu_p = (prefill_part + cfg.base_s * share_p) * gpus;
+        let gpu_d = (decode_part + cfg.base_s * (1.0 - share_p)) * gpus;
+        for &(id, chunk) in &rep.cur_prefill {
+            reqs[id as usize].gpu_prefill_s += gpu_p * f64::from(chunk) / prefill_tokens;
+        }
+        for &id in &rep.cur_decode {
+            reqs[id as usize].gpu_decode_s += gpu_d / b;
+        }
+        self.gpu_prefill_s += gpu_p;
+        self.gpu_decode_s += gpu_d;
+        self.iterations += 1;
+        rep.busy = true;
+        let dur = Nanos(((t * 1e9).round() as i64).max(1));
+        lp.schedule_in(dur, super::PRIO_CLOUD, Ev::IterEnd(ri as u32)).expect("future time");
+    }
+
+    /// An iteration of replica `ri` ended at `now`: emits tokens into `out` and starts the next one.
+    pub fn iteration_end(&mut self, ri: u32, now: Nanos, lp: &mut EventLoop<Ev>, out: &mut Vec<Emission>) {
+        let ri = ri as usize;
+        let role = self.replicas[ri].role;
+        let mut transfers: Vec<u32> = Vec::new();
+        {
+            let reqs = &mut self.reqs;
+            let rep = &mut self.replicas[ri];
+            rep.busy = false;
+            let mut freed = 0;
+            for &id in &rep.cur_decode {
+                let c = &mut reqs[id as usize];
+                if c.cancelled {
+                    continue;
+                }
+                c.generated += 1;
+                c.gap_sum += now - c.last_emit;
+                c.gap_count += 1;
+                c.last_emit = now;
+                out.push(Emission { req: id, first: false });
+                if c.generated >= c.quota {
+                    freed += c.reserved;
+                    c.reserved = 0;
+                }
+            }
+            rep.running.retain(|&id| {
+                let c = &reqs[id as usize];
+                c.cancelled || c.generated < c.quota
+            });
+            for &(id, chunk) in &rep.cur_prefill {
+                let c = &mut reqs[id as usize];
+                c.prefilled += chunk;
+            }
+            while let Some(&id) = rep.prefilling.front() {
+                let c = &mut reqs[id as usize];
+                if c.prefilled < c.prompt {
+                    break;
+                }
+                rep.prefilling.pop_front();
+                if c.cancelled {
+                    freed += c.reserved;
+                    c.reserved = 0;
+                    continue;
+                }
+                c.generated = 1;
+                c.last_emit = now;
+                out.push(Emission { req: id, first: true });
+                if c.quota <= 1 || role == Role::Prefill {
+                    freed += c.reserved;
+                    c.reserved = 0;
+                    if c.quota > 1 {
+                        transfers.push(id);
+                    }
+                } else {
+                    rep.running.push(id);
+                }
+            }
+            rep.kv_used -= freed;
+        }
+        for id in transfers {
+            let d = self.least_loaded(Role::Decode);
+            let bytes = f64::from(self.reqs[id as usize].prompt + 1) * self.cfg.kv_bytes_per_token;
+            let dur = Nanos((bytes / self.cfg.kv_link_bytes_per_s * 1e9).round() as i64);
+            lp.schedule_in(dur, super::PRIO_CLOUD, Ev::KvArrive(id, d as u32)).expect("future time");
+        }
+        self.try_start(ri, lp);
+    }
+
+    /// The current load.
+    #[must_use]
+    pub fn load(&self) -> CloudLoad {
+        let mut l = CloudLoad::default();
+        let mut kv_used = 0;
+        let mut kv_cap = 0;
+        let mut prefill_replicas = 0.0_f64;
+        for r in &self.replicas {
+            kv_used += r.kv_used;
+            kv_cap += self.cfg.kv_cache_tokens;
+            if r.role != Role::Decode {
+                prefill_replicas += 1.0;
+                l.waiting_requests += r.waiting.len() as f64;
+                for &id in r.waiting.iter().chain(r.prefilling.iter()) {
+                    let c = &self.reqs[id as usize];
+                    l.waiting_prefill_tokens += f64::from(c.prompt - c.prefilled);
+                }
+            }
+            if r.role != Role::Prefill {
+                l.running_decode += r.running.len() as f64;
+                l.decode_capacity += f64::from(self.cfg.max_batch_size);
+            }
+        }
+        l.kv_used_frac = kv_used as f64 / kv_cap.max(1) as f64;
+        let per_tok = self.cfg.prefill_token_s
+            + self.cfg.base_s / f64::from(self.cfg.max_tokens_per_iteration);
+        l.prefill_backlog_s = l.waiting_prefill_tokens * per_tok / prefill_replicas.max(1.0);
+        l
+    }
+
+    /// The modelled time of a lone prefill of `prompt` tokens (chunked as the budget requires).
+    #[must_use]
+    pub fn lone_prefill_s(&self, prompt: u32) -> f64 {
+        let mut done = 0_u32;
+        let mut t = 0.0;
+        while done < prompt {
+            let chunk = (prompt - done).min(self.cfg.max_tokens_per_iteration);
+            t += self.cfg.base_s
+                + self.cfg.prefill_token_s * f64::from(chunk)
+                + self.cfg.prefill_attn_s * f64::from(chunk) * f64::from(done + chunk);
+            done += chunk;
+        }
+        t
+    }
+}
