@@ -84,7 +84,10 @@ impl TokenBuffer {
                 Ok(Receipt::Discarded)
             }
             CloudStream::Finished | CloudStream::Cut => Err(CoreError::state(
-                format!("receive_cloud: the cloud stream is {:?} after {} tokens", self.stream, self.received),
+                format!(
+                    "receive_cloud: the cloud stream is {:?} after {} tokens",
+                    self.stream, self.received
+                ),
                 "stop reading the stream once it has finished or been cut",
             )),
             CloudStream::Open => {
@@ -121,7 +124,10 @@ impl TokenBuffer {
         if self.prefilled + n > self.received {
             return Err(CoreError::invalid(
                 "n",
-                format!("= {n} would prefill past the {} received tokens ({} done)", self.received, self.prefilled),
+                format!(
+                    "= {n} would prefill past the {} received tokens ({} done)",
+                    self.received, self.prefilled
+                ),
                 "prefill at most received - prefilled tokens",
             ));
         }
@@ -157,7 +163,10 @@ impl TokenBuffer {
     /// The device decoded its next token; returns its position.
     pub fn generate(&mut self) -> Result<u32> {
         let Some(h) = self.handoff else {
-            return Err(CoreError::state("generate: the device has not taken over", "call take_over() first"));
+            return Err(CoreError::state(
+                "generate: the device has not taken over",
+                "call take_over() first",
+            ));
         };
         let pos = h + self.generated;
         self.generated += 1;
@@ -174,7 +183,11 @@ impl TokenBuffer {
     pub fn display(&mut self) -> Result<(u32, Source)> {
         if self.displayed >= self.available() {
             return Err(CoreError::state(
-                format!("display: nothing to display ({} displayed, {} available)", self.displayed, self.available()),
+                format!(
+                    "display: nothing to display ({} displayed, {} available)",
+                    self.displayed,
+                    self.available()
+                ),
                 "display only while displayed < available()",
             ));
         }
@@ -271,7 +284,15 @@ mod tests {
     }
 
     #[derive(Debug, Clone, Copy)]
-    enum Op { Receive, Cut, PrefillPrompt, Prefill, TakeOver, Generate, Display }
+    enum Op {
+        Receive,
+        Cut,
+        PrefillPrompt,
+        Prefill,
+        TakeOver,
+        Generate,
+        Display,
+    }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![

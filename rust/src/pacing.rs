@@ -126,6 +126,9 @@ fn decreasing(index: usize, now: Nanos, prev: Nanos) -> CoreError {
 ///
 /// Fuses validation, conversion to nanoseconds and the rule in one O(n) pass without allocation.
 /// `out` must have the same length as `arrivals`.
+///
+/// # Panics
+/// If `out` and `arrivals` differ in length (a caller bug, not an input error).
 pub fn pace_secs_into(arrivals: &[f64], handoff: Nanos, cfg: PaceConfig, out: &mut [f64]) -> Result<()> {
     assert_eq!(arrivals.len(), out.len(), "pace_secs_into: output length must match");
     let n = arrivals.len() as u64;
@@ -155,7 +158,12 @@ pub fn pace(arrivals: &[Nanos], handoff: Nanos, cfg: PaceConfig) -> Result<Vec<N
     let mut prev = Nanos::ZERO;
     for (i, &a) in arrivals.iter().enumerate() {
         if a < Nanos::ZERO {
-            return Err(CoreError::invalid_at("arrivals", i, format!("is negative ({a})"), "pass times >= 0"));
+            return Err(CoreError::invalid_at(
+                "arrivals",
+                i,
+                format!("is negative ({a})"),
+                "pass times >= 0",
+            ));
         }
         let shown = if i == 0 {
             a

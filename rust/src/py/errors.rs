@@ -107,4 +107,3 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DeadlineMissedError", deadline_missed_error(py)?)?;
     Ok(())
 }
-

@@ -45,7 +45,12 @@ pub struct PySpeedController {
 impl PySpeedController {
     #[new]
     #[pyo3(signature = (*, min_tpot, max_tpot, expected_tokens = None, handoff_at = None))]
-    fn new(min_tpot: f64, max_tpot: f64, expected_tokens: Option<u64>, handoff_at: Option<f64>) -> PyResult<Self> {
+    fn new(
+        min_tpot: f64,
+        max_tpot: f64,
+        expected_tokens: Option<u64>,
+        handoff_at: Option<f64>,
+    ) -> PyResult<Self> {
         let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
         let handoff = opt_secs(handoff_at, "handoff_at")?;
         Ok(Self { inner: SpeedController::new(cfg, expected_tokens, handoff) })

@@ -179,7 +179,10 @@ impl PyPlan {
 
     fn __eq__(&self, other: &Self) -> bool {
         let (a, b) = (&self.inner, &other.inner);
-        a.mode == b.mode && a.k == b.k && a.refine_ratio.to_bits() == b.refine_ratio.to_bits() && a.pace == b.pace
+        a.mode == b.mode
+            && a.k == b.k
+            && a.refine_ratio.to_bits() == b.refine_ratio.to_bits()
+            && a.pace == b.pace
     }
 }
 
@@ -189,7 +192,8 @@ fn counts(arr: &PyReadonlyArray1<'_, i64>, arg: &'static str) -> PyResult<Vec<u3
         .enumerate()
         .map(|(i, &v)| {
             u32::try_from(v).map_err(|_| {
-                CoreError::invalid_at(arg, i, format!("= {v} is not a token count"), "pass counts in 0..2^32").into()
+                CoreError::invalid_at(arg, i, format!("= {v} is not a token count"), "pass counts in 0..2^32")
+                    .into()
             })
         })
         .collect()

@@ -79,7 +79,11 @@ impl CloudConfig {
         ];
         for (name, v) in coef {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(CoreError::invalid(name, format!("is {v}"), "give a finite coefficient >= 0 seconds"));
+                return Err(CoreError::invalid(
+                    name,
+                    format!("is {v}"),
+                    "give a finite coefficient >= 0 seconds",
+                ));
             }
         }
         if self.base_s + self.decode_seq_s <= 0.0 || self.prefill_token_s + self.base_s <= 0.0 {
@@ -103,7 +107,10 @@ impl CloudConfig {
                 return Err(CoreError::invalid(name, "is 0", "give a positive count"));
             }
         }
-        for (name, v) in [("kv_bytes_per_token", self.kv_bytes_per_token), ("kv_link_bytes_per_s", self.kv_link_bytes_per_s)] {
+        for (name, v) in [
+            ("kv_bytes_per_token", self.kv_bytes_per_token),
+            ("kv_link_bytes_per_s", self.kv_link_bytes_per_s),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(CoreError::invalid(name, format!("is {v}"), "give a finite value > 0"));
             }
@@ -335,7 +342,11 @@ impl Cloud {
             return;
         }
         let b = rep.cur_decode.len() as f64;
-        let ctx: f64 = rep.cur_decode.iter().map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated)).sum();
+        let ctx: f64 = rep
+            .cur_decode
+            .iter()
+            .map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated))
+            .sum();
         let prefill_part = cfg.prefill_token_s * prefill_tokens + cfg.prefill_attn_s * attn;
         let decode_part = cfg.decode_seq_s * b + cfg.decode_context_s * ctx;
         let t = cfg.base_s + prefill_part + decode_part;
@@ -359,6 +370,9 @@ impl Cloud {
     }
 
     /// An iteration of replica `ri` ended at `now`: emits tokens into `out` and starts the next one.
+    ///
+    /// # Panics
+    /// Never in practice: follow-up events are scheduled in the future of `now`.
     pub fn iteration_end(&mut self, ri: u32, now: Nanos, lp: &mut EventLoop<Ev>, out: &mut Vec<Emission>) {
         let ri = ri as usize;
         let role = self.replicas[ri].role;
@@ -450,8 +464,8 @@ impl Cloud {
             }
         }
         l.kv_used_frac = kv_used as f64 / kv_cap.max(1) as f64;
-        let per_tok = self.cfg.prefill_token_s
-            + self.cfg.base_s / f64::from(self.cfg.max_tokens_per_iteration);
+        let per_tok =
+            self.cfg.prefill_token_s + self.cfg.base_s / f64::from(self.cfg.max_tokens_per_iteration);
         l.prefill_backlog_s = l.waiting_prefill_tokens * per_tok / prefill_replicas.max(1.0);
         l
     }

@@ -126,7 +126,7 @@ impl GapHistogram {
         if v < SUB as u64 {
             return v as usize;
         }
-        let e = 63 - v.leading_zeros();
+        let e = v.ilog2();
         let mantissa = (v >> (e - SUB_BITS)) as usize & (SUB - 1);
         (e - SUB_BITS + 1) as usize * SUB + mantissa
     }

@@ -297,7 +297,11 @@ impl Simulator {
     /// Validates the inputs and builds a simulator positioned before the first arrival.
     pub fn new(inp: Inputs, cloud: CloudConfig, device: DeviceModel) -> Result<Self> {
         let n = inp.arrival.len();
-        for (name, len) in [("prompt_tokens", inp.prompt.len()), ("output_tokens", inp.output.len()), ("one_way_s", inp.one_way.len())] {
+        for (name, len) in [
+            ("prompt_tokens", inp.prompt.len()),
+            ("output_tokens", inp.output.len()),
+            ("one_way_s", inp.one_way.len()),
+        ] {
             if len != n {
                 return Err(CoreError::invalid(
                     name,
@@ -316,10 +320,20 @@ impl Simulator {
                 ));
             }
             if inp.prompt[i] == 0 {
-                return Err(CoreError::invalid_at("prompt_tokens", i, "is 0", "every request needs a prompt token"));
+                return Err(CoreError::invalid_at(
+                    "prompt_tokens",
+                    i,
+                    "is 0",
+                    "every request needs a prompt token",
+                ));
             }
             if inp.output[i] == 0 {
-                return Err(CoreError::invalid_at("output_tokens", i, "is 0", "every request generates at least one token"));
+                return Err(CoreError::invalid_at(
+                    "output_tokens",
+                    i,
+                    "is 0",
+                    "every request generates at least one token",
+                ));
             }
         }
         if !(inp.bandwidth_bytes_per_s.is_finite() && inp.bandwidth_bytes_per_s > 0.0) {
@@ -330,7 +344,11 @@ impl Simulator {
             ));
         }
         if !(inp.qoe.ttft_s.is_finite() && inp.qoe.ttft_s >= 0.0) {
-            return Err(CoreError::invalid("qoe_ttft_s", format!("is {}", inp.qoe.ttft_s), "give a finite time >= 0"));
+            return Err(CoreError::invalid(
+                "qoe_ttft_s",
+                format!("is {}", inp.qoe.ttft_s),
+                "give a finite time >= 0",
+            ));
         }
         if !(inp.qoe.tokens_per_s.is_finite() && inp.qoe.tokens_per_s > 0.0) {
             return Err(CoreError::invalid(
@@ -345,7 +363,17 @@ impl Simulator {
             lp.schedule(inp.arrival[0], PRIO_ARRIVE, Ev::Arrive(0))?;
         }
         let reqs = (0..n).map(|_| Req::default()).collect();
-        Ok(Self { inp, device, cloud, lp, reqs, hist: GapHistogram::default(), pending_decision: None, finished: 0, emitted: Vec::new() })
+        Ok(Self {
+            inp,
+            device,
+            cloud,
+            lp,
+            reqs,
+            hist: GapHistogram::default(),
+            pending_decision: None,
+            finished: 0,
+            emitted: Vec::new(),
+        })
     }
 
     /// Number of requests.
@@ -420,7 +448,11 @@ impl Simulator {
         }
         if self.finished != self.reqs.len() {
             return Err(CoreError::state(
-                format!("the simulation ran out of events with {} of {} requests unfinished", self.reqs.len() - self.finished, self.reqs.len()),
+                format!(
+                    "the simulation ran out of events with {} of {} requests unfinished",
+                    self.reqs.len() - self.finished,
+                    self.reqs.len()
+                ),
                 "this is a bug in the simulator: report it with the workload",
             ));
         }
@@ -440,7 +472,10 @@ impl Simulator {
     pub fn decide(&mut self, i: u32, plan: Plan) -> Result<()> {
         if self.pending_decision != Some(i) {
             return Err(CoreError::state(
-                format!("decide: request {i} is not waiting for a plan (waiting: {:?})", self.pending_decision),
+                format!(
+                    "decide: request {i} is not waiting for a plan (waiting: {:?})",
+                    self.pending_decision
+                ),
                 "plan the request that next_decision() returned",
             ));
         }
@@ -466,7 +501,8 @@ impl Simulator {
             Mode::Pd | Mode::Naive => {
                 let quota = self.cloud_quota(i);
                 let prompt_len = ((f64::from(self.inp.prompt[iu]) * plan.refine_ratio).ceil() as u32).max(1);
-                let ctrl = (plan.mode == Mode::Pd).then(|| SpeedController::new(plan.pace, Some(u64::from(quota)), None));
+                let ctrl = (plan.mode == Mode::Pd)
+                    .then(|| SpeedController::new(plan.pace, Some(u64::from(quota)), None));
                 let mut pd = Box::new(Pd {
                     buf: TokenBuffer::new(Some(quota)),
                     ctrl,
@@ -478,7 +514,9 @@ impl Simulator {
                 if plan.refine_ratio >= 1.0 {
                     let p = self.device.prefill(u64::from(prompt_len));
                     if let Some(c) = pd.ctrl.as_mut() {
-                        c.set_handoff(Some(t0 + p + self.device.append(u64::from(prompt_len), u64::from(quota))));
+                        c.set_handoff(Some(
+                            t0 + p + self.device.append(u64::from(prompt_len), u64::from(quota)),
+                        ));
                     }
                     self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
                 }
@@ -503,7 +541,8 @@ impl Simulator {
             Mode::Cloud => self.display_cloud_inline(i, arrive),
             Mode::Race => {
                 if req.race == RaceState::Open {
-                    let device_ready = self.inp.arrival[iu] + self.device.prefill(u64::from(self.inp.prompt[iu]));
+                    let device_ready =
+                        self.inp.arrival[iu] + self.device.prefill(u64::from(self.inp.prompt[iu]));
                     if arrive <= device_ready {
                         req.race = RaceState::Cloud;
                     }
@@ -607,22 +646,19 @@ impl Simulator {
             // the cloud delivered the whole answer: the device is not needed
             pd.device_stopped = true;
         }
-        match pd.ctrl.as_mut() {
-            Some(c) => {
-                c.push(now)?;
-                if complete {
-                    c.set_handoff(Some(now));
-                }
-                self.schedule_display(i, now)?;
+        if let Some(c) = pd.ctrl.as_mut() {
+            c.push(now)?;
+            if complete {
+                c.set_handoff(Some(now));
             }
-            None => {
-                pd.buf.display()?;
-                self.reqs[iu].cloud_kept += 1;
-                self.reqs[iu].last_cloud_display = Some(now);
-                self.record(i, now);
-                if complete {
-                    self.finish(i);
-                }
+            self.schedule_display(i, now)?;
+        } else {
+            pd.buf.display()?;
+            self.reqs[iu].cloud_kept += 1;
+            self.reqs[iu].last_cloud_display = Some(now);
+            self.record(i, now);
+            if complete {
+                self.finish(i);
             }
         }
         Ok(())
@@ -782,7 +818,11 @@ impl Simulator {
                 _ => 2,
             });
             r.cloud_ttft_s.push(req.cloud_first_arrival.map_or(nan, |t| (t - arrival).as_secs()));
-            r.cloud_tpot_s.push(if c.gap_count > 0 { c.gap_sum.as_secs() / f64::from(c.gap_count) } else { nan });
+            r.cloud_tpot_s.push(if c.gap_count > 0 {
+                c.gap_sum.as_secs() / f64::from(c.gap_count)
+            } else {
+                nan
+            });
             r.displayed_tokens.push(f64::from(m.count()));
             r.finish_s.push(if first.is_some() { m.last().as_secs() } else { nan });
             r.mode.push(plan.map_or(u8::MAX, |p| p.mode as u8));
@@ -880,7 +920,7 @@ mod tests {
         assert!(r.ttft_s[0] < 0.2, "ttft {}", r.ttft_s[0]);
         assert!(r.max_gap_s[0] <= 0.050 + 1e-9, "max gap {}", r.max_gap_s[0]);
         assert!(r.handoff_pos[0] > 0.0);
-        assert_eq!(r.displayed_tokens[0], 400.0);
+        assert!((r.displayed_tokens[0] - 400.0).abs() < 0.5);
     }
 
     proptest! {
@@ -897,7 +937,7 @@ mod tests {
             let dep = if disagg { Deployment::Disaggregated } else { Deployment::Colocated };
             let (r, _) = run(&reqs, plan(mode, k), dep);
             for (i, req) in reqs.iter().enumerate() {
-                prop_assert_eq!(r.displayed_tokens[i], f64::from(req.2));
+                prop_assert!((r.displayed_tokens[i] - f64::from(req.2)).abs() < 0.5);
                 prop_assert!(r.ttft_s[i] > 0.0);
             }
         }

@@ -1,0 +1,43 @@
+# pdcore developer tasks. `make help` lists them.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+export HYPOTHESIS_PROFILE ?= dev
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: dev
+dev: ## install pdcore in editable mode with test and lint tools (rebuilds the Rust extension)
+	$(PIP) install -q -e ".[test,lint,plot]"
+
+.PHONY: test
+test: dev ## run the Rust and Python test suites (benchmarks run once each as smoke tests)
+	cargo test --locked --lib
+	$(PYTHON) -m pytest
+
+.PHONY: lint
+lint: dev ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy --strict, stubtest
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets --features python -- -D warnings
+	$(PYTHON) -m ruff check python tests benches
+	$(PYTHON) -m ruff format --check python tests benches
+	$(PYTHON) -m mypy --strict python/pdcore
+	$(PYTHON) -m mypy.stubtest pdcore._core --allowlist .mypy-stubtest-allowlist
+
+.PHONY: format
+format: ## format Rust and Python sources
+	cargo fmt --all
+	$(PYTHON) -m ruff format python tests benches
+	$(PYTHON) -m ruff check --fix python tests benches
+
+.PHONY: bench
+bench: ## run the benchmarks for real: criterion (Rust core) and the Python report with ratios
+	cargo bench --bench core
+	$(PYTHON) benches/python/report.py --check
+
+.PHONY: clean
+clean: ## remove build artefacts
+	cargo clean
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .benchmarks
