@@ -258,6 +258,21 @@ impl PySimulator {
         Ok(d)
     }
 
+    fn record_timeline(&mut self, request: u32) -> PyResult<()> {
+        Ok(self.inner.record_timeline(request)?)
+    }
+
+    fn timeline<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(tl) = self.inner.timeline() else { return Ok(None) };
+        let secs = |v: &[Nanos]| v.iter().map(|t| t.as_secs()).collect::<Vec<f64>>();
+        let d = PyDict::new(py);
+        d.set_item("cloud_arrivals_s", secs(&tl.cloud_arrivals).into_pyarray(py))?;
+        d.set_item("displays_s", secs(&tl.displays).into_pyarray(py))?;
+        d.set_item("from_cloud", tl.from_cloud.clone().into_pyarray(py))?;
+        d.set_item("handoff_s", tl.handoff.map(Nanos::as_secs))?;
+        Ok(Some(d))
+    }
+
     fn cloud_lone_prefill_s(&self, prompt_tokens: u32) -> f64 {
         self.inner.cloud_lone_prefill_s(prompt_tokens)
     }

@@ -287,6 +287,21 @@ pub struct Simulator {
     pending_decision: Option<u32>,
     finished: usize,
     emitted: Vec<Emission>,
+    timeline: Option<(u32, Timeline)>,
+}
+
+/// Token-level record of one request, for plots: when each cloud token reached the device and when
+/// each token was displayed and from which source.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Arrival times of cloud tokens at the device.
+    pub cloud_arrivals: Vec<Nanos>,
+    /// Display times, in output order.
+    pub displays: Vec<Nanos>,
+    /// Whether each displayed token came from the cloud.
+    pub from_cloud: Vec<bool>,
+    /// When the device took over, if it did.
+    pub handoff: Option<Nanos>,
 }
 
 fn secs_to_nanos(s: f64) -> Nanos {
@@ -373,7 +388,34 @@ impl Simulator {
             pending_decision: None,
             finished: 0,
             emitted: Vec::new(),
+            timeline: None,
         })
+    }
+
+    /// Records the token-level timeline of request `i` (one request per run; call before running).
+    pub fn record_timeline(&mut self, i: u32) -> Result<()> {
+        if i as usize >= self.reqs.len() {
+            return Err(CoreError::invalid(
+                "request",
+                format!("= {i} but the workload has {} requests", self.reqs.len()),
+                "pick a request index in range",
+            ));
+        }
+        self.timeline = Some((i, Timeline::default()));
+        Ok(())
+    }
+
+    /// The recorded timeline, if any.
+    #[must_use]
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref().map(|(_, t)| t)
+    }
+
+    fn timeline_of(&mut self, i: u32) -> Option<&mut Timeline> {
+        match self.timeline.as_mut() {
+            Some((j, t)) if *j == i => Some(t),
+            _ => None,
+        }
     }
 
     /// Number of requests.
@@ -529,6 +571,9 @@ impl Simulator {
     fn on_emission(&mut self, i: u32, first: bool, now: Nanos) -> Result<()> {
         let iu = i as usize;
         let arrive = now + self.inp.one_way[iu];
+        if let Some(tl) = self.timeline_of(i) {
+            tl.cloud_arrivals.push(arrive);
+        }
         let req = &mut self.reqs[iu];
         if first {
             req.cloud_first_arrival = Some(arrive);
@@ -571,13 +616,17 @@ impl Simulator {
         Ok(())
     }
 
-    fn record(&mut self, i: u32, t: Nanos) {
+    fn record(&mut self, i: u32, t: Nanos, from_cloud: bool) {
         let arrival = self.inp.arrival[i as usize];
         self.reqs[i as usize].metrics.record(arrival, t, self.inp.qoe, &mut self.hist);
+        if let Some(tl) = self.timeline_of(i) {
+            tl.displays.push(t);
+            tl.from_cloud.push(from_cloud);
+        }
     }
 
     fn display_cloud_inline(&mut self, i: u32, at: Nanos) {
-        self.record(i, at);
+        self.record(i, at, true);
         let iu = i as usize;
         let req = &mut self.reqs[iu];
         req.cloud_kept += 1;
@@ -600,7 +649,7 @@ impl Simulator {
             if pos == from {
                 self.reqs[iu].first_device_display = Some(t);
             }
-            self.record(i, t);
+            self.record(i, t, false);
             prev = Some(t);
             ready += self.device.tpot(ctx0 + u64::from(pos) + 1);
         }
@@ -656,7 +705,7 @@ impl Simulator {
             pd.buf.display()?;
             self.reqs[iu].cloud_kept += 1;
             self.reqs[iu].last_cloud_display = Some(now);
-            self.record(i, now);
+            self.record(i, now, true);
             if complete {
                 self.finish(i);
             }
@@ -691,7 +740,7 @@ impl Simulator {
         let done = pd.buf.displayed() == out;
         self.reqs[iu].cloud_kept += 1;
         self.reqs[iu].last_cloud_display = Some(t);
-        self.record(i, t);
+        self.record(i, t, true);
         if done {
             self.finish(i);
             return Ok(());
@@ -754,21 +803,25 @@ impl Simulator {
         if pos < quota {
             self.cloud_cancel_from_device(i, now)?;
         }
-        let arrival = self.inp.arrival[iu];
-        let req = &mut self.reqs[iu];
-        let pd = req.pd.as_mut().expect("pd state");
+        let pd = self.reqs[iu].pd.as_mut().expect("pd state");
+        let mut flushed = Vec::new();
         if let Some(c) = pd.ctrl.as_mut() {
             c.set_handoff(Some(now));
             c.set_expected(Some(c.received()));
             // flush buffered cloud tokens with the hand-off now known
             while let Some(due) = c.next_due() {
-                let t = c.mark_shown(Some(due.max(now)))?;
+                flushed.push(c.mark_shown(Some(due.max(now)))?);
                 pd.buf.display()?;
-                req.metrics.record(arrival, t, self.inp.qoe, &mut self.hist);
-                req.cloud_kept += 1;
-                req.last_cloud_display = Some(t);
             }
             pd.display_gen += 1; // invalidate any pending display event
+        }
+        for t in flushed {
+            self.record(i, t, true);
+            self.reqs[iu].cloud_kept += 1;
+            self.reqs[iu].last_cloud_display = Some(t);
+        }
+        if let Some(tl) = self.timeline_of(i) {
+            tl.handoff = Some(now);
         }
         self.reqs[iu].handoff_pos = i64::from(pos);
         self.finish_on_device(i, now, pos, plan.pace.min_tpot());
@@ -921,6 +974,31 @@ mod tests {
         assert!(r.max_gap_s[0] <= 0.050 + 1e-9, "max gap {}", r.max_gap_s[0]);
         assert!(r.handoff_pos[0] > 0.0);
         assert!((r.displayed_tokens[0] - 400.0).abs() < 0.5);
+    }
+
+    #[test]
+    fn timeline_records_cloud_prefix_then_device() {
+        let inp = Inputs {
+            arrival: vec![Nanos::ZERO],
+            prompt: vec![1024],
+            output: vec![300],
+            one_way: vec![Nanos::ms(10)],
+            bandwidth_bytes_per_s: 10e6,
+            qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        };
+        let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
+        sim.record_timeline(0).unwrap();
+        while let Some(i) = sim.next_decision().unwrap() {
+            sim.decide(i, plan(Mode::Pd, 200)).unwrap();
+        }
+        let tl = sim.timeline().unwrap();
+        assert_eq!(tl.displays.len(), 300);
+        assert!(tl.displays.windows(2).all(|w| w[0] <= w[1]));
+        let cloud = tl.from_cloud.iter().take_while(|&&c| c).count();
+        assert!(cloud > 0 && cloud < 300);
+        assert!(tl.from_cloud[cloud..].iter().all(|&c| !c));
+        assert!(tl.handoff.is_some());
+        assert!(tl.cloud_arrivals.len() >= cloud);
     }
 
     proptest! {
