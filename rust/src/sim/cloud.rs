@@ -9,7 +9,9 @@
 //! Queueing delay is never assumed: it is the time a request spends waiting in these queues.
 //!
 //! Iteration time (DistServe's fitted form, extended with chunk offsets):
-//! `t = base + prefill_token·ΣP + prefill_attn·Σ chunk·(offset + chunk) + decode_seq·B + decode_context·Σctx`.
+//! `t = base + prefill_token·ΣP + prefill_attn·Σ((offset + chunk)² − offset²) + decode_seq·B + decode_context·Σctx`.
+//! The attention term charges a chunk of `chunk` tokens after `offset` cached ones so that a prompt's total
+//! is `prefill_attn·len²` however it is chunked, matching the unchunked fit.
 //! GPU-seconds of an iteration (`t × gpus_per_replica`) are charged to requests: the prefill terms to
 //! prefill chunks by tokens, the decode terms to decoding sequences equally, `base` by token share.
 //!
@@ -336,7 +338,7 @@ impl Cloud {
             budget -= chunk as usize;
             rep.cur_prefill.push((id, chunk));
             prefill_tokens += f64::from(chunk);
-            attn += f64::from(chunk) * f64::from(c.prefilled + chunk);
+            attn += f64::from(chunk) * f64::from(2 * c.prefilled + chunk);
         }
         if rep.cur_decode.is_empty() && rep.cur_prefill.is_empty() {
             return;
@@ -479,7 +481,7 @@ impl Cloud {
             let chunk = (prompt - done).min(self.cfg.max_tokens_per_iteration);
             t += self.cfg.base_s
                 + self.cfg.prefill_token_s * f64::from(chunk)
-                + self.cfg.prefill_attn_s * f64::from(chunk) * f64::from(done + chunk);
+                + self.cfg.prefill_attn_s * f64::from(chunk) * f64::from(2 * done + chunk);
             done += chunk;
         }
         t

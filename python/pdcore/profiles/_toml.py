@@ -1,0 +1,154 @@
+"""TOML reading and typed key access for profile files; every failure is a `ProfileError` naming the key."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pdcore.exceptions import ProfileError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "Table",
+    "check_keys",
+    "get_float",
+    "get_int",
+    "get_number_list",
+    "get_str",
+    "get_table",
+    "parse_toml",
+    "read_toml",
+]
+
+Table = Mapping[str, Any]
+
+
+def parse_toml(text: str, source: str) -> Table:
+    """Parses TOML text, naming ``source`` and the position in the error."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(
+            f"{source}: invalid TOML ({exc}); fix: correct the syntax at that position"
+        ) from None
+
+
+def read_toml(path: Path) -> Table:
+    """Reads and parses a TOML file."""
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ProfileError(f"profile file {str(path)!r} {what}; fix: pass the path of a .toml profile")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"{path}: byte {exc.start} is not valid UTF-8; fix: save the profile as UTF-8 text"
+        ) from None
+    return parse_toml(text, str(path))
+
+
+def _key(section: str, key: str) -> str:
+    return f"[{section}] {key}" if section else key
+
+
+def check_keys(table: Table, section: str, allowed: tuple[str, ...], source: str) -> None:
+    """Rejects keys not in ``allowed`` (catches misspellings that would otherwise be ignored)."""
+    for key in table:
+        if key not in allowed:
+            raise ProfileError(
+                f"{source}: unknown key {_key(section, key)!r}; fix: use only {', '.join(allowed)}"
+                + (f" in [{section}]" if section else " at the top level")
+            )
+
+
+def get_table(table: Table, section: str, source: str) -> Table:
+    """Returns the sub-table ``[section]``."""
+    value = table.get(section)
+    if value is None:
+        raise ProfileError(f"{source}: missing table [{section}]; fix: add the [{section}] section")
+    if not isinstance(value, Mapping):
+        raise ProfileError(
+            f"{source}: {section!r} must be a table, got {type(value).__name__}; fix: write it as [{section}]"
+        )
+    return value
+
+
+def get_str(table: Table, section: str, key: str, source: str) -> str:
+    """Returns a required, non-empty string."""
+    if key not in table:
+        raise ProfileError(f'{source}: missing key {_key(section, key)!r}; fix: add {key} = "..."')
+    value = table[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value!r} must be a non-empty string; "
+            f'fix: write {key} = "..."'
+        )
+    return value
+
+
+def get_float(table: Table, section: str, key: str, source: str, *, positive: bool = False) -> float:
+    """Returns a required finite number, >= 0 (> 0 when ``positive``)."""
+    if key not in table:
+        raise ProfileError(f"{source}: missing key {_key(section, key)!r}; fix: add {key} = <number>")
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value!r} is not a number; fix: write a number"
+        )
+    number = float(value)
+    bound = "greater than 0" if positive else "0 or more"
+    if not math.isfinite(number) or number < 0.0 or (positive and number == 0.0):
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value!r}; fix: it must be a finite number {bound}"
+        )
+    return number
+
+
+def get_int(table: Table, section: str, key: str, source: str, *, minimum: int = 1) -> int:
+    """Returns a required integer of at least ``minimum``."""
+    if key not in table:
+        raise ProfileError(f"{source}: missing key {_key(section, key)!r}; fix: add {key} = <integer>")
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value!r} is not an integer; fix: write a whole number"
+        )
+    if value < minimum:
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value}; fix: it must be at least {minimum}"
+        )
+    return value
+
+
+def get_number_list(table: Table, section: str, key: str, source: str) -> tuple[float, ...]:
+    """Returns a required, non-empty array of finite numbers as floats."""
+    if key not in table:
+        raise ProfileError(f"{source}: missing key {_key(section, key)!r}; fix: add {key} = [ ... ]")
+    value = table[key]
+    if not isinstance(value, list) or not value:
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} must be a non-empty array of numbers, got {value!r}; "
+            f"fix: write {key} = [1, 2, ...]"
+        )
+    numbers = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise ProfileError(
+                f"{source}: key {_key(section, key)!r}[{index}] = {item!r} is not a number; "
+                "fix: use numbers only"
+            )
+        number = float(item)
+        if not math.isfinite(number):
+            raise ProfileError(
+                f"{source}: key {_key(section, key)!r}[{index}] = {item!r} is not finite; "
+                "fix: replace it with a measured value"
+            )
+        numbers.append(number)
+    return tuple(numbers)

@@ -1,0 +1,285 @@
+"""Cloud serving profiles: the iteration-time model of a continuous-batching GPU replica.
+
+One iteration (one forward pass of a vLLM/Sarathi-style engine) runs some prefill chunks and some decode
+steps together. Its duration is modelled as::
+
+    t = base_s
+      + prefill_token_s  * sum(prefill_len)
+      + prefill_attn_s   * sum(prefill_len ** 2)
+      + decode_seq_s     * decode_batch
+      + decode_context_s * sum(decode_context)
+
+the fitted form of DistServe's profiler (prefill ms = a + b * sum(tokens) + c * sum(len^2); decode
+ms = a + b * sum(context) + c * batch) with one shared intercept, since a mixed batch reads the weights once.
+
+Chunked prefill: ``prefill_attn_s * n^2`` is the attention cost of a whole prompt of ``n`` tokens, i.e.
+``2 * prefill_attn_s`` per causal query-key pair (n^2 / 2 pairs). A chunk of ``c`` tokens after ``o``
+already-cached tokens covers ``c * o + c^2 / 2`` pairs, so it is charged
+``prefill_attn_s * ((o + c)^2 - o^2)``; the charges of a prompt's chunks then add up to exactly
+``prefill_attn_s * n^2`` however it is split. With every offset 0 (the default) this is the formula above.
+
+TOML layout::
+
+    name = "..."  description = "..."  model = "..."  gpu = "..."  tensor_parallel = 1
+    [iteration]   base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s  (seconds)
+    [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica
+    [kv_transfer] bytes_per_token
+    [source]      citation = "..."  notes = "..."
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pdcore.exceptions import InvalidInputError, ProfileError
+from pdcore.profiles._toml import (
+    Table,
+    check_keys,
+    get_float,
+    get_int,
+    get_str,
+    get_table,
+    parse_toml,
+    read_toml,
+)
+
+__all__ = ["CloudProfile"]
+
+_TOP_KEYS = (
+    "name",
+    "description",
+    "model",
+    "gpu",
+    "tensor_parallel",
+    "iteration",
+    "limits",
+    "kv_transfer",
+    "source",
+)
+_ITERATION_KEYS = ("base_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_context_s")
+_LIMIT_KEYS = ("max_batch_size", "max_tokens_per_iteration", "kv_cache_tokens", "gpus_per_replica")
+_KV_KEYS = ("bytes_per_token",)
+_SOURCE_KEYS = ("citation", "notes")
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    """Iteration-time coefficients and capacity limits of one cloud serving replica.
+
+    Attributes:
+        name: Registry name, e.g. ``"llama3-8b-a100"``.
+        description: One-line description.
+        model: The served model and precision.
+        gpu: The GPU type.
+        tensor_parallel: Tensor-parallel degree of a replica.
+        base_s: Fixed cost of any iteration (weight reads, launch and scheduler overhead), > 0.
+        prefill_token_s: Cost per prefill token.
+        prefill_attn_s: Cost per squared prefill length (attention).
+        decode_seq_s: Cost per sequence in the decode batch.
+        decode_context_s: Cost per token of decode context (KV-cache reads).
+        max_batch_size: Most sequences in one iteration (the engine's ``max_num_seqs``).
+        max_tokens_per_iteration: Token budget of one iteration, prefill chunks plus one per decode
+            (chunked prefill, as in Sarathi-Serve; vLLM's ``max_num_batched_tokens``).
+        kv_cache_tokens: KV-cache capacity of a replica in tokens.
+        gpus_per_replica: GPUs one replica occupies (at least ``tensor_parallel``).
+        kv_bytes_per_token: Bytes of KV cache per token, used for KV transfer sizes.
+        citation: Where the numbers come from.
+        notes: How the coefficients were derived.
+        source: The file the profile was read from (used in error messages).
+    """
+
+    name: str
+    description: str
+    model: str
+    gpu: str
+    tensor_parallel: int
+    base_s: float
+    prefill_token_s: float
+    prefill_attn_s: float
+    decode_seq_s: float
+    decode_context_s: float
+    max_batch_size: int
+    max_tokens_per_iteration: int
+    kv_cache_tokens: int
+    gpus_per_replica: int
+    kv_bytes_per_token: int
+    citation: str
+    notes: str
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        """Checks coefficient and limit ranges.
+
+        Raises:
+            ProfileError: A coefficient is negative or not finite, ``base_s`` is not positive, a limit is
+                below 1, or ``gpus_per_replica`` is below ``tensor_parallel``.
+        """
+        for key, value in self.coefficients().items():
+            if not (value >= 0.0 and value != float("inf")) or (key == "base_s" and value == 0.0):
+                bound = "greater than 0" if key == "base_s" else "0 or more"
+                raise ProfileError(
+                    f"{self.source}: key '[iteration] {key}' = {value!r}; fix: it must be a finite number "
+                    f"of seconds, {bound}"
+                )
+        limits = {
+            "tensor_parallel": self.tensor_parallel,
+            "[limits] max_batch_size": self.max_batch_size,
+            "[limits] max_tokens_per_iteration": self.max_tokens_per_iteration,
+            "[limits] kv_cache_tokens": self.kv_cache_tokens,
+            "[limits] gpus_per_replica": self.gpus_per_replica,
+            "[kv_transfer] bytes_per_token": self.kv_bytes_per_token,
+        }
+        for key, number in limits.items():
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise ProfileError(
+                    f"{self.source}: key {key!r} = {number!r}; fix: it must be an integer >= 1"
+                )
+        if self.gpus_per_replica < self.tensor_parallel:
+            raise ProfileError(
+                f"{self.source}: key '[limits] gpus_per_replica' = {self.gpus_per_replica} is below "
+                f"tensor_parallel = {self.tensor_parallel}; fix: a replica needs at least tensor_parallel "
+                "GPUs"
+            )
+
+    @classmethod
+    def from_mapping(cls, table: Table, *, source: str) -> CloudProfile:
+        """Builds a profile from parsed TOML.
+
+        Args:
+            table: The parsed document.
+            source: Name used in error messages (the file path).
+
+        Returns:
+            The validated profile.
+
+        Raises:
+            ProfileError: A key is missing, unknown, mistyped or out of range.
+        """
+        check_keys(table, "", _TOP_KEYS, source)
+        iteration = get_table(table, "iteration", source)
+        limits = get_table(table, "limits", source)
+        kv = get_table(table, "kv_transfer", source)
+        cited = get_table(table, "source", source)
+        check_keys(iteration, "iteration", _ITERATION_KEYS, source)
+        check_keys(limits, "limits", _LIMIT_KEYS, source)
+        check_keys(kv, "kv_transfer", _KV_KEYS, source)
+        check_keys(cited, "source", _SOURCE_KEYS, source)
+        return cls(
+            name=get_str(table, "", "name", source),
+            description=get_str(table, "", "description", source),
+            model=get_str(table, "", "model", source),
+            gpu=get_str(table, "", "gpu", source),
+            tensor_parallel=get_int(table, "", "tensor_parallel", source),
+            base_s=get_float(iteration, "iteration", "base_s", source, positive=True),
+            prefill_token_s=get_float(iteration, "iteration", "prefill_token_s", source),
+            prefill_attn_s=get_float(iteration, "iteration", "prefill_attn_s", source),
+            decode_seq_s=get_float(iteration, "iteration", "decode_seq_s", source),
+            decode_context_s=get_float(iteration, "iteration", "decode_context_s", source),
+            max_batch_size=get_int(limits, "limits", "max_batch_size", source),
+            max_tokens_per_iteration=get_int(limits, "limits", "max_tokens_per_iteration", source),
+            kv_cache_tokens=get_int(limits, "limits", "kv_cache_tokens", source),
+            gpus_per_replica=get_int(limits, "limits", "gpus_per_replica", source),
+            kv_bytes_per_token=get_int(kv, "kv_transfer", "bytes_per_token", source),
+            citation=get_str(cited, "source", "citation", source),
+            notes=get_str(cited, "source", "notes", source),
+            source=source,
+        )
+
+    @classmethod
+    def from_toml_text(cls, text: str, *, source: str = "<string>") -> CloudProfile:
+        """Parses a profile from TOML text (``source`` names it in errors)."""
+        return cls.from_mapping(parse_toml(text, source), source=source)
+
+    @classmethod
+    def from_toml_file(cls, path: str | os.PathLike[str]) -> CloudProfile:
+        """Reads a profile from a TOML file.
+
+        Raises:
+            ProfileError: The file is missing, is not valid TOML, or fails validation.
+        """
+        file = Path(path)
+        return cls.from_mapping(read_toml(file), source=str(file))
+
+    def coefficients(self) -> dict[str, float]:
+        """Returns the five iteration-model coefficients, in seconds, keyed as in the TOML file."""
+        return {
+            "base_s": self.base_s,
+            "prefill_token_s": self.prefill_token_s,
+            "prefill_attn_s": self.prefill_attn_s,
+            "decode_seq_s": self.decode_seq_s,
+            "decode_context_s": self.decode_context_s,
+        }
+
+    def iteration_s(
+        self,
+        prefill_lens: Sequence[int],
+        decode_contexts: Sequence[int],
+        *,
+        prefill_offsets: Sequence[int] | None = None,
+    ) -> float:
+        """Duration of one iteration (pure-Python reference of the model in the module docstring).
+
+        Batch and token limits are not enforced here: the scheduler applies them.
+
+        Args:
+            prefill_lens: Token count of each prefill chunk in the iteration (each >= 1).
+            decode_contexts: KV-cache length of each sequence decoding one token (each >= 0).
+            prefill_offsets: For chunked prefill, the tokens of each chunk's prompt already in the KV cache
+                (each >= 0, one per chunk); None means every chunk starts its prompt.
+
+        Returns:
+            Seconds; 0.0 for an empty iteration (nothing to run).
+
+        Raises:
+            InvalidInputError: A prefill length is below 1, a decode context or offset is negative, or
+                ``prefill_offsets`` does not have one entry per chunk.
+        """
+        if not prefill_lens and not decode_contexts:
+            return 0.0
+        offsets = [0] * len(prefill_lens) if prefill_offsets is None else list(prefill_offsets)
+        if len(offsets) != len(prefill_lens):
+            raise InvalidInputError(
+                f"prefill_offsets has {len(offsets)} entries but prefill_lens has {len(prefill_lens)}; "
+                "pass one offset per prefill chunk"
+            )
+        for index, length in enumerate(prefill_lens):
+            if length < 1:
+                raise InvalidInputError(
+                    f"prefill_lens[{index}] = {length}; a prefill chunk must hold at least 1 token"
+                )
+            if offsets[index] < 0:
+                raise InvalidInputError(
+                    f"prefill_offsets[{index}] = {offsets[index]}; an offset cannot be negative"
+                )
+        for index, context in enumerate(decode_contexts):
+            if context < 0:
+                raise InvalidInputError(
+                    f"decode_contexts[{index}] = {context}; a context length cannot be negative"
+                )
+        tokens = float(sum(prefill_lens))
+        squares = float(
+            sum(
+                (float(offset) + float(length)) ** 2 - float(offset) ** 2
+                for offset, length in zip(offsets, prefill_lens, strict=True)
+            )
+        )
+        return (
+            self.base_s
+            + self.prefill_token_s * tokens
+            + self.prefill_attn_s * squares
+            + self.decode_seq_s * len(decode_contexts)
+            + self.decode_context_s * float(sum(decode_contexts))
+        )
+
+    def kv_bytes(self, tokens: int) -> int:
+        """Bytes of KV cache for ``tokens`` tokens (the size of a KV transfer of that many tokens).
+
+        Raises:
+            InvalidInputError: ``tokens`` is negative.
+        """
+        if tokens < 0:
+            raise InvalidInputError(f"tokens = {tokens}; a token count cannot be negative")
+        return int(tokens) * self.kv_bytes_per_token

@@ -1,0 +1,135 @@
+"""Lookup of the profiles shipped with pdcore, by name or by path.
+
+Shipped device and cloud profiles are the TOML files under ``pdcore/profiles/data/device`` and
+``pdcore/profiles/data/cloud``, read with `importlib.resources` so they work from a wheel as well as a
+source tree. A profile's registry name is its file stem. Anything that looks like a path (a
+`os.PathLike`, or a string ending in ``.toml`` or containing a path separator) is read as a file instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from pdcore.exceptions import ProfileError
+from pdcore.profiles._toml import parse_toml
+from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.device import DeviceProfile
+from pdcore.profiles.network import NETWORK_PRESETS, NetworkProfile
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover - exercised on Python 3.10 only
+    from importlib.abc import Traversable
+
+__all__ = [
+    "list_cloud_profiles",
+    "list_device_profiles",
+    "list_network_presets",
+    "load_cloud_profile",
+    "load_device_profile",
+    "network_preset",
+]
+
+
+def _data_dir(kind: str) -> Traversable:
+    return resources.files("pdcore.profiles").joinpath("data").joinpath(kind)
+
+
+def _shipped(kind: str) -> dict[str, Traversable]:
+    folder = _data_dir(kind)
+    if not folder.is_dir():
+        return {}
+    return {
+        entry.name.removesuffix(".toml"): entry
+        for entry in folder.iterdir()
+        if entry.is_file() and entry.name.endswith(".toml")
+    }
+
+
+def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
+    if not isinstance(name_or_path, str):
+        return True
+    return name_or_path.endswith(".toml") or os.sep in name_or_path or "/" in name_or_path
+
+
+def _read_shipped(kind: str, name: str, flag: str) -> tuple[str, str]:
+    entries = _shipped(kind)
+    entry = entries.get(name)
+    if entry is None:
+        known = ", ".join(sorted(entries)) or "(none)"
+        raise ProfileError(
+            f"unknown {kind} profile {name!r}; fix: pass one of {known} to {flag}, or the path of a .toml "
+            f"{kind} profile"
+        )
+    return entry.read_text(encoding="utf-8"), f"pdcore/profiles/data/{kind}/{entry.name}"
+
+
+def list_device_profiles() -> list[str]:
+    """Returns the names of the shipped device profiles, sorted."""
+    return sorted(_shipped("device"))
+
+
+def list_cloud_profiles() -> list[str]:
+    """Returns the names of the shipped cloud profiles, sorted."""
+    return sorted(_shipped("cloud"))
+
+
+def list_network_presets() -> list[str]:
+    """Returns the names of the network presets, sorted."""
+    return sorted(NETWORK_PRESETS)
+
+
+def load_device_profile(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
+    """Loads a device profile by shipped name or from a TOML file.
+
+    Args:
+        name_or_path: A name from `list_device_profiles`, or a path to a profile file.
+
+    Returns:
+        The validated profile.
+
+    Raises:
+        ProfileError: The name is unknown (the message lists the known ones), the file is missing, or the
+            profile is invalid.
+    """
+    if _looks_like_path(name_or_path):
+        return DeviceProfile.from_toml_file(Path(name_or_path))
+    text, source = _read_shipped("device", str(name_or_path), "--device")
+    return DeviceProfile.from_mapping(parse_toml(text, source), source=source)
+
+
+def load_cloud_profile(name_or_path: str | os.PathLike[str]) -> CloudProfile:
+    """Loads a cloud profile by shipped name or from a TOML file.
+
+    Args:
+        name_or_path: A name from `list_cloud_profiles`, or a path to a profile file.
+
+    Returns:
+        The validated profile.
+
+    Raises:
+        ProfileError: The name is unknown (the message lists the known ones), the file is missing, or the
+            profile is invalid.
+    """
+    if _looks_like_path(name_or_path):
+        return CloudProfile.from_toml_file(Path(name_or_path))
+    text, source = _read_shipped("cloud", str(name_or_path), "--cloud")
+    return CloudProfile.from_mapping(parse_toml(text, source), source=source)
+
+
+def network_preset(name: str) -> NetworkProfile:
+    """Returns the network preset called ``name``.
+
+    Raises:
+        ProfileError: No preset has that name (the message lists the known ones).
+    """
+    preset = NETWORK_PRESETS.get(name)
+    if preset is None:
+        raise ProfileError(
+            f"unknown network preset {name!r}; fix: pass one of {', '.join(list_network_presets())} "
+            "to --network"
+        )
+    return preset

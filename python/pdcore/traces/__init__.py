@@ -1,0 +1,20 @@
+"""Request workloads: the `Workload` record, trace loaders and the seeded synthetic default."""
+
+from __future__ import annotations
+
+from pdcore.traces.loaders import AZURE_COLUMNS, MOONCAKE_KEYS, load_azure, load_mooncake, load_trace
+from pdcore.traces.synthetic import OUTPUT_LOGNORMAL, PROMPT_LOGNORMAL, TARGET_STATS, synthetic_default
+from pdcore.traces.workload import Workload
+
+__all__ = [
+    "AZURE_COLUMNS",
+    "MOONCAKE_KEYS",
+    "OUTPUT_LOGNORMAL",
+    "PROMPT_LOGNORMAL",
+    "TARGET_STATS",
+    "Workload",
+    "load_azure",
+    "load_mooncake",
+    "load_trace",
+    "synthetic_default",
+]

@@ -1,0 +1,259 @@
+"""The request workload every simulator and optimizer run consumes.
+
+A `Workload` is three aligned columns, one row per request: the arrival time in seconds from the first
+request, the prompt length and the output length, both in tokens. Invariants, checked on construction:
+
+- the three arrays have the same non-zero length;
+- ``arrival_s`` is float64, finite, non-decreasing and starts at exactly 0;
+- ``prompt_tokens`` and ``output_tokens`` are int64 and every value is at least 1;
+- the arrays are read-only, so a workload can be shared between runs without copying.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore.exceptions import InvalidInputError
+
+__all__ = ["Workload"]
+
+_PERCENTILES = (50, 90, 99)
+
+
+def _as_readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    out = np.array(array, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+def _token_column(values: Any, column: str, workload: str) -> npt.NDArray[np.int64]:
+    """Coerces a token-count column to int64, rejecting fractional, non-finite and non-positive values."""
+    raw = np.asarray(values)
+    if raw.ndim != 1:
+        raise InvalidInputError(
+            f"workload {workload!r}: {column} must be a 1-D array, got shape {raw.shape}; "
+            "pass one value per request"
+        )
+    if raw.dtype == np.bool_ or not (
+        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
+    ):
+        raise InvalidInputError(
+            f"workload {workload!r}: {column} has dtype {raw.dtype}; pass integer token counts"
+        )
+    if np.issubdtype(raw.dtype, np.floating):
+        bad = ~np.isfinite(raw) | (raw != np.round(raw))
+        if bad.any():
+            index = int(np.flatnonzero(bad)[0])
+            raise InvalidInputError(
+                f"workload {workload!r}: {column}[{index}] = {raw[index].item()!r} is not a whole number; "
+                "token counts must be finite integers"
+            )
+    tokens = raw.astype(np.int64)
+    small = tokens < 1
+    if small.any():
+        index = int(np.flatnonzero(small)[0])
+        raise InvalidInputError(
+            f"workload {workload!r}: {column}[{index}] = {int(tokens[index])} is below 1; "
+            "every request needs at least one token (drop or clamp such rows before building a Workload)"
+        )
+    return tokens
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    """A sequence of LLM requests: arrival times and token counts.
+
+    Equality compares every field, arrays element-wise; instances are not hashable.
+
+    Attributes:
+        name: Short label used in reports (a trace's file stem, or ``"synthetic-azure-conv"``).
+        arrival_s: float64 arrival times in seconds from the first request; non-decreasing, starting at 0.
+        prompt_tokens: int64 prompt (context) length of each request, at least 1.
+        output_tokens: int64 number of tokens each request generates, at least 1.
+        source: Where the rows came from: a file path, or ``"synthetic:seed=...,..."``.
+        notes: Human-readable remarks about how the rows were derived (rows clamped on load, rate
+            scaling, truncation). Empty when the source was used as is.
+    """
+
+    name: str
+    arrival_s: npt.NDArray[np.float64]
+    prompt_tokens: npt.NDArray[np.int64]
+    output_tokens: npt.NDArray[np.int64]
+    source: str
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Coerces the columns to their dtypes, makes them read-only and checks the invariants.
+
+        Raises:
+            InvalidInputError: A column has the wrong shape or dtype, the lengths differ, the workload is
+                empty, an arrival is NaN or decreasing or the first is not 0, or a token count is below 1.
+        """
+        arrivals = np.asarray(self.arrival_s)
+        if arrivals.ndim != 1:
+            raise InvalidInputError(
+                f"workload {self.name!r}: arrival_s must be a 1-D array, got shape {arrivals.shape}; "
+                "pass one arrival time per request"
+            )
+        if arrivals.dtype == np.bool_ or not (
+            np.issubdtype(arrivals.dtype, np.integer) or np.issubdtype(arrivals.dtype, np.floating)
+        ):
+            raise InvalidInputError(
+                f"workload {self.name!r}: arrival_s has dtype {arrivals.dtype}; pass times in seconds"
+            )
+        arrivals = arrivals.astype(np.float64)
+        prompts = _token_column(self.prompt_tokens, "prompt_tokens", self.name)
+        outputs = _token_column(self.output_tokens, "output_tokens", self.name)
+        lengths = {len(arrivals), len(prompts), len(outputs)}
+        if len(lengths) != 1:
+            raise InvalidInputError(
+                f"workload {self.name!r}: column lengths differ (arrival_s {len(arrivals)}, "
+                f"prompt_tokens {len(prompts)}, output_tokens {len(outputs)}); pass one row per request"
+            )
+        if len(arrivals) == 0:
+            raise InvalidInputError(f"workload {self.name!r} has no requests; pass at least one request")
+        finite = np.isfinite(arrivals)
+        if not finite.all():
+            index = int(np.flatnonzero(~finite)[0])
+            raise InvalidInputError(
+                f"workload {self.name!r}: arrival_s[{index}] = {float(arrivals[index])!r}; "
+                "arrival times must be finite seconds"
+            )
+        if arrivals[0] != 0.0:
+            raise InvalidInputError(
+                f"workload {self.name!r}: arrival_s[0] = {float(arrivals[0])!r}; arrival times are measured "
+                "from the first request, so subtract arrival_s[0] from every arrival"
+            )
+        steps = np.diff(arrivals)
+        if (steps < 0).any():
+            index = int(np.flatnonzero(steps < 0)[0]) + 1
+            raise InvalidInputError(
+                f"workload {self.name!r}: arrival_s[{index}] = {float(arrivals[index])!r} is earlier than "
+                f"arrival_s[{index - 1}] = {float(arrivals[index - 1])!r}; sort the requests by arrival time"
+            )
+        object.__setattr__(self, "arrival_s", _as_readonly(arrivals))
+        object.__setattr__(self, "prompt_tokens", _as_readonly(prompts))
+        object.__setattr__(self, "output_tokens", _as_readonly(outputs))
+        object.__setattr__(self, "notes", tuple(str(note) for note in self.notes))
+
+    def __len__(self) -> int:
+        """Returns the number of requests."""
+        return len(self.arrival_s)
+
+    def __eq__(self, other: object) -> bool:
+        """Compares every field; arrays element-wise."""
+        if not isinstance(other, Workload):
+            return NotImplemented
+        return (
+            self.name == other.name
+            and self.source == other.source
+            and self.notes == other.notes
+            and np.array_equal(self.arrival_s, other.arrival_s)
+            and np.array_equal(self.prompt_tokens, other.prompt_tokens)
+            and np.array_equal(self.output_tokens, other.output_tokens)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: equality is by value
+
+    def scaled(self, rate_scale: float) -> Workload:
+        """Returns the workload replayed ``rate_scale`` times faster (arrival times divided by it).
+
+        Token counts are unchanged; only the request rate changes.
+
+        Args:
+            rate_scale: Speed-up of the arrival process; 2.0 doubles the request rate. Must be finite and
+                greater than 0.
+
+        Returns:
+            A new workload with ``arrival_s / rate_scale`` and a note recording the scale.
+
+        Raises:
+            InvalidInputError: ``rate_scale`` is not a finite number greater than 0.
+        """
+        try:
+            scale = float(rate_scale)
+        except (TypeError, ValueError):
+            raise InvalidInputError(
+                f"--rate-scale must be a number greater than 0, got {rate_scale!r}; "
+                "use e.g. 2.0 to double the request rate"
+            ) from None
+        if not math.isfinite(scale) or scale <= 0.0:
+            raise InvalidInputError(
+                f"--rate-scale must be a finite number greater than 0, got {rate_scale!r}; "
+                "use e.g. 2.0 to double the request rate or 0.5 to halve it"
+            )
+        if scale == 1.0:
+            return self
+        return Workload(
+            name=self.name,
+            arrival_s=self.arrival_s / scale,
+            prompt_tokens=self.prompt_tokens,
+            output_tokens=self.output_tokens,
+            source=self.source,
+            notes=(*self.notes, f"arrival times divided by rate scale {scale:g}"),
+        )
+
+    def limit(self, n: int | None) -> Workload:
+        """Returns the first ``n`` requests (all of them when ``n`` is None or at least ``len(self)``).
+
+        Args:
+            n: Number of requests to keep, at least 1, or None for no limit.
+
+        Returns:
+            The truncated workload (``self`` when nothing is removed).
+
+        Raises:
+            InvalidInputError: ``n`` is not an integer of at least 1.
+        """
+        if n is None:
+            return self
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise InvalidInputError(
+                f"--limit must be a whole number of requests, got {n!r}; pass e.g. 1000, or omit it"
+            )
+        if n < 1:
+            raise InvalidInputError(f"--limit must be at least 1, got {n}; omit it to keep every request")
+        count = int(n)
+        if count >= len(self):
+            return self
+        return Workload(
+            name=self.name,
+            arrival_s=self.arrival_s[:count],
+            prompt_tokens=self.prompt_tokens[:count],
+            output_tokens=self.output_tokens[:count],
+            source=self.source,
+            notes=(*self.notes, f"limited to the first {count} of {len(self)} requests"),
+        )
+
+    def summary(self) -> dict[str, float]:
+        """Returns the workload's headline statistics.
+
+        Percentiles use numpy's default (linear interpolation). ``rate_rps`` is ``count / duration_s``, and
+        0.0 when every request arrives at the same instant.
+
+        Returns:
+            A dict with ``count``, ``duration_s``, ``rate_rps``, ``prompt_p50``, ``prompt_p90``,
+            ``prompt_p99``, ``prompt_mean``, ``output_p50``, ``output_p90``, ``output_p99`` and
+            ``output_mean``.
+        """
+        count = len(self)
+        duration = float(self.arrival_s[-1])
+        prompt_q = np.percentile(self.prompt_tokens, _PERCENTILES)
+        output_q = np.percentile(self.output_tokens, _PERCENTILES)
+        stats: dict[str, float] = {
+            "count": count,
+            "duration_s": duration,
+            "rate_rps": count / duration if duration > 0.0 else 0.0,
+        }
+        for pct, value in zip(_PERCENTILES, prompt_q, strict=True):
+            stats[f"prompt_p{pct}"] = float(value)
+        stats["prompt_mean"] = float(self.prompt_tokens.mean())
+        for pct, value in zip(_PERCENTILES, output_q, strict=True):
+            stats[f"output_p{pct}"] = float(value)
+        stats["output_mean"] = float(self.output_tokens.mean())
+        return stats
