@@ -20,8 +20,9 @@ fn source_name(s: Source) -> &'static str {
 impl PyTokenBuffer {
     #[new]
     #[pyo3(signature = (*, cloud_expected = None))]
-    fn new(cloud_expected: Option<u32>) -> Self {
-        Self { inner: TokenBuffer::new(cloud_expected) }
+    fn new(cloud_expected: Option<i64>) -> PyResult<Self> {
+        let cloud_expected = cloud_expected.map(|n| super::count(n, "cloud_expected")).transpose()?;
+        Ok(Self { inner: TokenBuffer::new(cloud_expected) })
     }
 
     fn receive_cloud(&mut self) -> PyResult<Option<u32>> {
@@ -39,8 +40,8 @@ impl PyTokenBuffer {
         self.inner.prefill_prompt();
     }
 
-    fn prefill_received(&mut self, n: u32) -> PyResult<()> {
-        Ok(self.inner.prefill_received(n)?)
+    fn prefill_received(&mut self, n: i64) -> PyResult<()> {
+        Ok(self.inner.prefill_received(super::count(n, "n")?)?)
     }
 
     fn take_over(&mut self) -> PyResult<u32> {

@@ -7,7 +7,16 @@ mod event_loop;
 mod pacing;
 mod sim;
 
+use crate::error::CoreError;
 use pyo3::prelude::*;
+
+/// A non-negative count from a Python int, with an error naming the argument.
+pub(crate) fn count<T: TryFrom<i64>>(v: i64, arg: &'static str) -> PyResult<T> {
+    T::try_from(v).map_err(|_| {
+        CoreError::invalid(arg, format!("= {v} is not a valid count"), "pass a whole number >= 0 in range")
+            .into()
+    })
+}
 
 /// The native module `pdcore._core`.
 #[pymodule]

@@ -67,8 +67,9 @@ impl PySpeedController {
     }
 
     #[pyo3(signature = (n))]
-    fn set_expected(&mut self, n: Option<u64>) {
-        self.inner.set_expected(n);
+    fn set_expected(&mut self, n: Option<i64>) -> PyResult<()> {
+        self.inner.set_expected(n.map(|n| super::count(n, "n")).transpose()?);
+        Ok(())
     }
 
     fn next_due(&self) -> Option<f64> {
