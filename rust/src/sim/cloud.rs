@@ -472,6 +472,12 @@ impl Cloud {
         l
     }
 
+    /// The modelled time of one decode step of a lone sequence with `context` tokens, s.
+    #[must_use]
+    pub fn lone_decode_s(&self, context: u32) -> f64 {
+        self.cfg.base_s + self.cfg.decode_seq_s + self.cfg.decode_context_s * f64::from(context)
+    }
+
     /// The modelled time of a lone prefill of `prompt` tokens (chunked as the budget requires).
     #[must_use]
     pub fn lone_prefill_s(&self, prompt: u32) -> f64 {

@@ -166,6 +166,12 @@ struct Pd {
     display_gen: u32,
     display_at: Option<Nanos>,
     device_stopped: bool,
+    /// When the device's current prefill step ends (prompt or chunk); `None` before the prompt starts.
+    device_free_at: Option<Nanos>,
+    /// Received tokens in the prefill step under way.
+    in_flight: u32,
+    first_arrival: Option<Nanos>,
+    last_arrival: Nanos,
 }
 
 #[derive(Debug)]
@@ -552,17 +558,18 @@ impl Simulator {
                     display_gen: 0,
                     display_at: None,
                     device_stopped: false,
+                    device_free_at: None,
+                    in_flight: 0,
+                    first_arrival: None,
+                    last_arrival: Nanos::ZERO,
                 });
                 if plan.refine_ratio >= 1.0 {
                     let p = self.device.prefill(u64::from(prompt_len));
-                    if let Some(c) = pd.ctrl.as_mut() {
-                        c.set_handoff(Some(
-                            t0 + p + self.device.append(u64::from(prompt_len), u64::from(quota)),
-                        ));
-                    }
+                    pd.device_free_at = Some(t0 + p);
                     self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
                 }
                 self.reqs[iu].pd = Some(pd);
+                self.revise_handoff(i);
             }
         }
         Ok(())
@@ -684,12 +691,11 @@ impl Simulator {
         if pos == 0 && refined {
             // the refined prompt arrives with the first token: the device starts prefilling now
             let p = self.device.prefill(u64::from(pd.prompt_len));
-            let quota = self.cloud.reqs[iu].quota;
-            if let Some(c) = pd.ctrl.as_mut() {
-                c.set_handoff(Some(now + p + self.device.append(u64::from(pd.prompt_len), u64::from(quota))));
-            }
+            pd.device_free_at = Some(now + p);
             self.lp.schedule(now + p, PRIO_DEVICE, Ev::PromptDone(i))?;
         }
+        pd.first_arrival.get_or_insert(now);
+        pd.last_arrival = now;
         let complete = pd.buf.received() == out;
         if complete {
             // the cloud delivered the whole answer: the device is not needed
@@ -699,6 +705,8 @@ impl Simulator {
             c.push(now)?;
             if complete {
                 c.set_handoff(Some(now));
+            } else {
+                self.revise_handoff(i);
             }
             self.schedule_display(i, now)?;
         } else {
@@ -711,6 +719,45 @@ impl Simulator {
             }
         }
         Ok(())
+    }
+
+    /// The device's estimate of when its own first token will be ready (ours): the later of
+    /// - its prefill finishing: the step under way, then the `quota` tokens not yet being prefilled
+    ///   appended in one step;
+    /// - the last cloud token arriving (at the stream's observed pace, or the cloud's lone decode step
+    ///   before two tokens have arrived) and then being prefilled in one forward pass.
+    ///
+    /// Revised at every arrival and every prefill step, so the speed controller spends the buffer over
+    /// the time the device really needs.
+    fn revise_handoff(&mut self, i: u32) {
+        let iu = i as usize;
+        let quota = self.cloud.reqs[iu].quota;
+        let prior = secs_to_nanos(self.cloud.lone_decode_s(self.inp.prompt[iu]));
+        let device = &self.device;
+        let Some(pd) = self.reqs[iu].pd.as_mut() else { return };
+        let Some(free_at) = pd.device_free_at else { return };
+        let started = pd.buf.prefilled() + pd.in_flight;
+        let left = quota.saturating_sub(started);
+        let prompt = u64::from(pd.prompt_len);
+        let mut h = free_at;
+        if left > 0 {
+            h += device.append(prompt + u64::from(started), u64::from(left));
+        }
+        let received = pd.buf.received();
+        if let Some(first) = pd.first_arrival {
+            if received < quota {
+                let pace = if received >= 2 {
+                    Nanos((pd.last_arrival - first).0 / i64::from(received - 1))
+                } else {
+                    prior
+                };
+                let last = pd.last_arrival + Nanos(pace.0 * i64::from(quota - received));
+                h = h.max(last + device.append(prompt + u64::from(quota) - 1, 1));
+            }
+        }
+        if let Some(c) = pd.ctrl.as_mut() {
+            c.set_handoff(Some(h));
+        }
     }
 
     fn schedule_display(&mut self, i: u32, now: Nanos) -> Result<()> {
@@ -777,6 +824,7 @@ impl Simulator {
             return Ok(());
         }
         pd.buf.prefill_received(n)?;
+        pd.in_flight = 0;
         self.reqs[iu].device_prefill_tokens += n;
         self.device_step(i, now)
     }
@@ -790,11 +838,10 @@ impl Simulator {
         if todo > 0 {
             let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());
             let done_at = now + self.device.append(ctx, u64::from(todo));
-            if let Some(c) = pd.ctrl.as_mut() {
-                let left = u64::from(quota.saturating_sub(pd.buf.prefilled()));
-                c.set_handoff(Some(now + self.device.append(ctx, left.max(u64::from(todo)))));
-            }
+            pd.device_free_at = Some(done_at);
+            pd.in_flight = todo;
             self.lp.schedule(done_at, PRIO_DEVICE, Ev::ChunkDone(i, todo))?;
+            self.revise_handoff(i);
             return self.schedule_display(i, now);
         }
         // caught up: take over

@@ -1,0 +1,23 @@
+"""Planning helpers: the settings a policy derives from the device, cloud and network models."""
+
+from __future__ import annotations
+
+from pdcore.optimize.catchup import (
+    DEFAULT_MAX_K,
+    CatchUp,
+    catchup_k,
+    cloud_decode_step_s,
+    cloud_prefill_s,
+    refined_prompt_tokens,
+    solve_catchup,
+)
+
+__all__ = [
+    "DEFAULT_MAX_K",
+    "CatchUp",
+    "catchup_k",
+    "cloud_decode_step_s",
+    "cloud_prefill_s",
+    "refined_prompt_tokens",
+    "solve_catchup",
+]

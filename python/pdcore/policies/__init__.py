@@ -1,0 +1,35 @@
+"""Request-level policies: given a request and the cloud's load, decide how it is served.
+
+Write a policy by subclassing `Policy` and implementing `Policy.plan`; see ``docs/policies.md``.
+"""
+
+from __future__ import annotations
+
+from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
+from pdcore.policies.builtin import (
+    DEFAULT_MAX_TPOT_S,
+    POLICIES,
+    CloudOnly,
+    DeviceOnly,
+    KVTransfer,
+    NaiveSplit,
+    PDDevice,
+    Race,
+    make_policy,
+)
+
+__all__ = [
+    "DEFAULT_MAX_TPOT_S",
+    "POLICIES",
+    "CloudLoad",
+    "CloudOnly",
+    "DeviceOnly",
+    "KVTransfer",
+    "NaiveSplit",
+    "PDDevice",
+    "Policy",
+    "PolicyContext",
+    "Race",
+    "RequestInfo",
+    "make_policy",
+]

@@ -1,0 +1,135 @@
+"""The policy interface: what a policy sees at a decision point and what it returns.
+
+The simulator runs in Rust until a request arrives, then hands that request to a policy, which returns a
+`Plan` (see ``pdcore._core.Plan``): serve it on the cloud, on the device, or split it between them, and
+with which settings. A policy decides once per request; token-level work (streaming, pacing, the
+hand-off) stays in the simulator.
+
+What a policy may look at is deliberately what a real dispatcher knows when a request arrives:
+
+- `RequestInfo`: the request's index, arrival time, prompt length and the one-way network delay to the
+  cloud. The true output length is not part of it: no real system knows it in advance.
+- `CloudLoad`: the cloud's current queue and occupancy, as the simulator reports it.
+- `PolicyContext` (given once, before the run, through `Policy.prepare`): the device, cloud and network
+  profiles and the SLO, for policies that plan from models (for example P/D-Device's automatic ``k``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pdcore._core import Plan
+    from pdcore.profiles.cloud import CloudProfile
+    from pdcore.profiles.device import DeviceProfile
+    from pdcore.profiles.network import NetworkProfile
+
+__all__ = ["CloudLoad", "Policy", "PolicyContext", "RequestInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """A request as a dispatcher sees it on arrival.
+
+    Attributes:
+        index: Position of the request in the workload (0-based).
+        arrival_s: Arrival time in seconds from the start of the workload.
+        prompt_tokens: Prompt length in tokens.
+        one_way_s: One-way network delay between this device and the cloud, in seconds (the round trip is
+            twice this).
+    """
+
+    index: int
+    arrival_s: float
+    prompt_tokens: int
+    one_way_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CloudLoad:
+    """The cloud's state when a request arrives (``Simulator.cloud_load()``).
+
+    Attributes:
+        waiting_requests: Requests queued for prefill, not yet admitted.
+        waiting_prefill_tokens: Prompt tokens still to prefill across the queue and running prefills.
+        running_decode: Sequences in the decode batches.
+        decode_capacity: Sequences the decode side can hold at once (batch limits over replicas).
+        kv_used_frac: Fraction of the KV cache in use, 0 to 1.
+        prefill_backlog_s: Estimated seconds of prefill work queued ahead of a new request.
+    """
+
+    waiting_requests: float = 0.0
+    waiting_prefill_tokens: float = 0.0
+    running_decode: float = 0.0
+    decode_capacity: float = 0.0
+    kv_used_frac: float = 0.0
+    prefill_backlog_s: float = 0.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float]) -> CloudLoad:
+        """Builds the record from ``Simulator.cloud_load()``; keys it does not know are ignored."""
+        return cls(
+            waiting_requests=float(values.get("waiting_requests", 0.0)),
+            waiting_prefill_tokens=float(values.get("waiting_prefill_tokens", 0.0)),
+            running_decode=float(values.get("running_decode", 0.0)),
+            decode_capacity=float(values.get("decode_capacity", 0.0)),
+            kv_used_frac=float(values.get("kv_used_frac", 0.0)),
+            prefill_backlog_s=float(values.get("prefill_backlog_s", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """The models and objectives of a run, handed to `Policy.prepare` once before the first decision.
+
+    Attributes:
+        device: The device speed profile.
+        cloud: The cloud iteration-time profile.
+        network: The network profile (per-request delays are in `RequestInfo.one_way_s`).
+        deployment: ``"colocated"`` or ``"disaggregated"``.
+        ttft_slo_s: The time-to-first-token objective, in seconds.
+        tpot_slo_s: The time-per-output-token objective, in seconds; policies use it as the largest
+            display gap they aim for.
+    """
+
+    device: DeviceProfile
+    cloud: CloudProfile
+    network: NetworkProfile
+    deployment: str
+    ttft_slo_s: float
+    tpot_slo_s: float
+
+
+class Policy(abc.ABC):
+    """Decides, per request, how it is served.
+
+    Subclass it, give it a ``name`` and implement `plan`; override `prepare` to read the run's profiles
+    and SLO before the first decision. A policy object may keep state across the requests of one run;
+    `prepare` is called at the start of every run, so reset such state there.
+
+    Example:
+        >>> from pdcore._core import Plan
+        >>> class ShortOnDevice(Policy):
+        ...     name = "short-on-device"
+        ...
+        ...     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
+        ...         return Plan("device" if req.prompt_tokens < 256 else "cloud")
+        >>> ShortOnDevice().plan(RequestInfo(0, 0.0, 100, 0.01), CloudLoad()).mode
+        'device'
+    """
+
+    name: str = "policy"
+    """The label used in reports and the registry."""
+
+    def prepare(self, context: PolicyContext) -> None:  # noqa: B027  # reason: an optional hook
+        """Receives the run's models and SLO before the first decision; the default does nothing."""
+
+    @abc.abstractmethod
+    def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
+        """Returns how to serve ``req`` given the cloud's current ``load``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"

@@ -1,0 +1,45 @@
+"""Trace-driven simulation: run a workload under a policy, reduce the results, measure cloud capacity."""
+
+from __future__ import annotations
+
+from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
+from pdcore.sim.metrics import (
+    DEFAULT_QOE_TOKENS_PER_S,
+    DEFAULT_TPOT_SLO_S,
+    DEFAULT_TTFT_SLO_S,
+    SLO,
+    aggregate,
+    dumps,
+)
+from pdcore.sim.runner import (
+    DEFAULT_KV_LINK_BYTES_PER_S,
+    DEPLOYMENTS,
+    MODES,
+    SERVED_BY,
+    Scenario,
+    SimResult,
+    device_kv_bytes_per_token,
+    simulate,
+)
+
+__all__ = [
+    "DEFAULT_KV_LINK_BYTES_PER_S",
+    "DEFAULT_QOE_TOKENS_PER_S",
+    "DEFAULT_TARGET",
+    "DEFAULT_TPOT_SLO_S",
+    "DEFAULT_TTFT_SLO_S",
+    "DEFAULT_WINDOW",
+    "DEPLOYMENTS",
+    "MODES",
+    "SERVED_BY",
+    "SLO",
+    "Capacity",
+    "Scenario",
+    "SimResult",
+    "aggregate",
+    "capacity_rps",
+    "decode_capacity_rps",
+    "device_kv_bytes_per_token",
+    "dumps",
+    "simulate",
+]

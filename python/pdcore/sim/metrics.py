@@ -1,0 +1,240 @@
+"""Service-level objectives, aggregate metrics and their deterministic JSON form.
+
+Per-request metrics come from the simulator (``Simulator.results()``); this module reduces them to the
+figures of a report, with vLLM bench's names where they exist:
+
+- ``ttft_s``: time to the first *displayed* token, arrival to screen.
+- ``tpot_s``: per request, the mean display gap after the first token (``(e2e - ttft) / (n - 1)``);
+  requests with one output token have none and are left out.
+- ``itl_s``: inter-token latency over every displayed gap of every request (from the simulator's
+  streamed histogram; no per-token data is kept).
+- ``max_gap_s``: per request, the largest display gap (the paper's "max TPOT"); 0 for one token.
+- ``handoff_gap_s`` / ``handoff_stall_s``: the display gap at the cloud-to-device hand-off, and its part
+  above the plan's ``max_tpot`` (0 when smooth or without a hand-off).
+- ``qoe``: Andes-style quality of experience, ``1 - delay area / expected area`` against an expected
+  TTFT and reading speed.
+
+Percentiles are numpy's default (linear interpolation) over the requests where the metric is defined;
+a summary of no values is ``null``. SLO comparisons allow 1 ns of slack, the simulator's time grain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore.exceptions import InvalidInputError
+from pdcore.policies.builtin import DEFAULT_MAX_TPOT_S
+
+__all__ = [
+    "DEFAULT_QOE_TOKENS_PER_S",
+    "DEFAULT_TPOT_SLO_S",
+    "DEFAULT_TTFT_SLO_S",
+    "SLO",
+    "aggregate",
+    "cloud_tpot_attainment",
+    "dumps",
+    "gap_attainment",
+    "round_floats",
+    "slo_met",
+    "summarize",
+]
+
+DEFAULT_TTFT_SLO_S = 1.0
+"""Default TTFT objective: one second.
+
+Andes (arXiv 2404.16283) takes about 1 s as the expected TTFT of a chat service in its QoE, and 1 s is
+the classic limit for a user's flow of thought to stay uninterrupted (Nielsen, Usability Engineering,
+1993). It sits between the cloud's light-load TTFT (tens to hundreds of ms) and a phone's prefill of a
+1,000-token prompt (about 0.7 s at 1,450 tokens/s), so it separates the policies on the shipped profiles.
+"""
+
+DEFAULT_TPOT_SLO_S = DEFAULT_MAX_TPOT_S
+"""Default TPOT objective: 50 ms, the paper's "tens of milliseconds" maximum TPOT (20 tokens/s)."""
+
+DEFAULT_QOE_TOKENS_PER_S = 10.0
+"""Default expected token delivery speed of the QoE metric, a reading-speed scale (Andes)."""
+
+_SLACK_S = 1e-9
+_QUANTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0, "p99": 99.0}
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SLO:
+    """The latency objectives a request must meet.
+
+    Attributes:
+        ttft_s: Time to first displayed token, seconds (default `DEFAULT_TTFT_SLO_S`).
+        tpot_s: Mean time per output token after the first, seconds (default `DEFAULT_TPOT_SLO_S`); also
+            the largest display gap policies aim for and the bound of ``gap_slo_attainment``.
+    """
+
+    ttft_s: float = DEFAULT_TTFT_SLO_S
+    tpot_s: float = DEFAULT_TPOT_SLO_S
+
+    def __post_init__(self) -> None:
+        """Checks both objectives are finite and positive.
+
+        Raises:
+            InvalidInputError: An objective is not a finite number of seconds above 0.
+        """
+        for flag, value in (("--ttft-slo", self.ttft_s), ("--tpot-slo", self.tpot_s)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0.0)
+            ):
+                raise InvalidInputError(f"{flag} = {value!r}; fix: pass a finite number of seconds above 0")
+        object.__setattr__(self, "ttft_s", float(self.ttft_s))
+        object.__setattr__(self, "tpot_s", float(self.tpot_s))
+
+
+def summarize(
+    values: npt.ArrayLike,
+    *,
+    mean: bool = True,
+    quantiles: tuple[str, ...] = ("p50", "p90", "p99"),
+    maximum: bool = False,
+) -> dict[str, float | None]:
+    """Mean, percentiles and maximum over the finite entries of ``values`` (``None`` when there are none)."""
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    out: dict[str, float | None] = {}
+    empty = finite.size == 0
+    if mean:
+        out["mean"] = None if empty else float(finite.mean())
+    if quantiles:
+        points = [_QUANTILES[q] for q in quantiles]
+        values_q = [None] * len(points) if empty else np.percentile(finite, points).tolist()
+        out.update(zip(quantiles, values_q, strict=True))
+    if maximum:
+        out["max"] = None if empty else float(finite.max())
+    return out
+
+
+def slo_met(results: Mapping[str, FloatArray], slo: SLO) -> npt.NDArray[np.bool_]:
+    """Per request: TTFT within the TTFT SLO and mean TPOT within the TPOT SLO (no TPOT counts as met)."""
+    ttft = results["ttft_s"]
+    tpot = results["tpot_s"]
+    ttft_ok = ttft <= slo.ttft_s + _SLACK_S
+    tpot_ok = np.isnan(tpot) | (tpot <= slo.tpot_s + _SLACK_S)
+    return np.asarray(ttft_ok & tpot_ok, dtype=np.bool_)
+
+
+def gap_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
+    """Fraction of requests whose largest display gap is within the TPOT SLO."""
+    gaps = results["max_gap_s"]
+    return float(np.mean(np.isnan(gaps) | (gaps <= slo.tpot_s + _SLACK_S)))
+
+
+def cloud_tpot_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
+    """Fraction of requests whose cloud-side mean time between decode tokens is within the TPOT SLO.
+
+    Requests the cloud decoded fewer than two tokens for (``cloud_tpot_s`` NaN) put no decode load on the
+    cloud and count as met.
+    """
+    tpot = results["cloud_tpot_s"]
+    return float(np.mean(np.isnan(tpot) | (tpot <= slo.tpot_s + _SLACK_S)))
+
+
+def aggregate(
+    results: Mapping[str, FloatArray],
+    summary: Mapping[str, float],
+    *,
+    slo: SLO,
+    duration_s: float,
+) -> dict[str, Any]:
+    """Reduces per-request results and run counters to a report (the ``policies.<name>`` JSON object).
+
+    Args:
+        results: ``Simulator.results()``.
+        summary: ``Simulator.summary()``.
+        slo: The objectives for the attainment figures.
+        duration_s: The run's length for rates: from the first arrival to the last displayed token.
+
+    Returns:
+        A JSON-ready dict; ``docs/schema.md`` describes every key.
+    """
+    count = len(results["ttft_s"])
+    met = slo_met(results, slo)
+    served = np.asarray(results["served_by"])
+    prefill = np.asarray(results["cloud_prefill_gpu_s"], dtype=np.float64)
+    decode = np.asarray(results["cloud_decode_gpu_s"], dtype=np.float64)
+    handoff_gap = np.asarray(results["handoff_gap_s"], dtype=np.float64)
+    stall = np.asarray(results["handoff_stall_s"], dtype=np.float64)
+    rate = 1.0 / duration_s if duration_s > 0.0 else math.nan
+    itl = {
+        "mean": summary.get("itl_mean_s"),
+        "p50": summary.get("itl_p50_s"),
+        "p90": summary.get("itl_p90_s"),
+        "p99": summary.get("itl_p99_s"),
+    }
+    return {
+        "requests": count,
+        "duration_s": duration_s,
+        "ttft_s": summarize(results["ttft_s"]),
+        "tpot_s": summarize(results["tpot_s"]),
+        "itl_s": {key: None if value is None else float(value) for key, value in itl.items()},
+        "max_gap_s": summarize(results["max_gap_s"], maximum=True),
+        "handoff_gap_s": summarize(handoff_gap, quantiles=("p50", "p99")),
+        "handoff_stall_s": summarize(np.nan_to_num(stall), quantiles=("p50", "p99"), maximum=True),
+        "handoff_share": float(np.mean(np.isfinite(handoff_gap))),
+        "stall_share": float(np.mean(stall > _SLACK_S)),
+        "qoe": summarize(results["qoe"], quantiles=("p10", "p50")),
+        "e2e_s": summarize(results["e2e_s"]),
+        "cloud_ttft_s": summarize(results["cloud_ttft_s"], quantiles=("p50", "p99")),
+        "cloud_tpot_s": summarize(results["cloud_tpot_s"], quantiles=("p50", "p99")),
+        "cloud_gpu_s_per_request": {
+            "total": float((prefill.sum() + decode.sum()) / count),
+            "prefill": float(prefill.sum() / count),
+            "decode": float(decode.sum() / count),
+        },
+        "cloud_decode_tokens_per_request": float(np.mean(results["cloud_decode_tokens"])),
+        "cloud_tokens_discarded_per_request": float(np.mean(results["cloud_tokens_discarded"])),
+        "device_prefill_tokens_per_request": float(np.mean(results["device_prefill_tokens"])),
+        "device_decode_tokens_per_request": float(np.mean(results["device_decode_tokens"])),
+        "slo_attainment": float(met.mean()),
+        "gap_slo_attainment": gap_attainment(results, slo),
+        "cloud_tpot_slo_attainment": cloud_tpot_attainment(results, slo),
+        "goodput_rps": float(met.sum()) * rate,
+        "throughput_rps": count * rate,
+        "served_by": {
+            "cloud": float(np.mean(served == 0)),
+            "device": float(np.mean(served == 1)),
+            "both": float(np.mean(served == 2)),
+        },
+    }
+
+
+def round_floats(value: Any, digits: int = 6) -> Any:
+    """Rounds every float in a nested structure to ``digits`` significant digits; NaN and inf become None.
+
+    Ints, strings, bools and None pass through; numpy scalars become Python numbers; tuples become lists.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            return None
+        return float(f"{number:.{digits}g}")
+    if isinstance(value, Mapping):
+        return {str(key): round_floats(item, digits) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [round_floats(item, digits) for item in value]
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    """A report as deterministic JSON: rounded floats, sorted keys, two-space indent, final newline."""
+    return json.dumps(round_floats(document), sort_keys=True, indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,489 @@
+"""Running a workload through the simulator under a policy.
+
+`simulate` (or `Scenario.run`) samples one network delay per request, builds the native
+``pdcore._core.Simulator`` and runs its decision loop: the simulator advances in Rust (GIL released) until
+a request arrives, the policy plans that request, and the loop continues. Only the per-request decision
+crosses into Python.
+
+Adapters from the profiles to the simulator's configuration records, with the values the profiles do not
+carry:
+
+- ``kv_link_bytes_per_s`` (the link that moves a KV cache from the prefill to the decode pool of a
+  disaggregated cloud): `DEFAULT_KV_LINK_BYTES_PER_S`, 25 GB/s, one 200 Gbit/s NIC (HDR InfiniBand or
+  200G RoCE) per server, unless the cloud profile carries its own.
+- the device's ``kv_bytes_per_token`` (the size of the KV cache a kv-transfer ships to the device, in the
+  device model's layout), for an fp16 cache ``2 * layers * kv_heads * head_dim * 2`` bytes: the
+  profile's own value if it has one; else the shape read from the profile's ``model`` description when
+  it states layers, hidden size, heads and KV heads (as the shipped profiles do, e.g. "16 layers, hidden
+  2048, 32 heads, 8 KV heads"); else the shape of a known model in `KV_LAYOUTS` (from each model's
+  published ``config.json``); else the cloud profile's bytes per token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore._core import CloudConfig, DeviceConfig, Simulator
+from pdcore.exceptions import InvalidInputError
+from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
+from pdcore.policies.builtin import make_policy
+from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.device import DeviceProfile
+from pdcore.profiles.network import NetworkProfile
+from pdcore.sim.metrics import DEFAULT_QOE_TOKENS_PER_S, SLO, aggregate, slo_met
+from pdcore.traces.workload import Workload
+
+__all__ = [
+    "DEFAULT_KV_LINK_BYTES_PER_S",
+    "DEPLOYMENTS",
+    "KV_LAYOUTS",
+    "MODES",
+    "SERVED_BY",
+    "Scenario",
+    "SimResult",
+    "device_kv_bytes_per_token",
+    "simulate",
+]
+
+DEFAULT_KV_LINK_BYTES_PER_S = 25e9
+"""Prefill-to-decode KV link of a disaggregated cloud: 200 Gbit/s, in bytes per second."""
+
+DEPLOYMENTS = ("colocated", "disaggregated")
+"""The cloud deployments the simulator models."""
+
+MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
+"""Plan modes, indexed by the simulator's ``mode`` result."""
+
+SERVED_BY = ("cloud", "device", "both")
+"""Who displayed a request's tokens, indexed by the simulator's ``served_by`` result."""
+
+KV_LAYOUTS: dict[str, tuple[int, int, int]] = {
+    "smollm2-135m": (30, 3, 64),
+    "llama-3.2-1b": (16, 8, 64),
+    "llama-3.2-3b": (28, 8, 128),
+    "qwen1.5-1.8b": (24, 16, 128),
+    "gemma-2b": (18, 1, 256),
+}
+"""Model name fragment -> (layers, KV heads, head dimension), from each model's ``config.json``."""
+
+_RESULT_COLUMNS = (
+    "ttft_s",
+    "tpot_s",
+    "max_gap_s",
+    "e2e_s",
+    "handoff_gap_s",
+    "handoff_stall_s",
+    "handoff_pos",
+    "qoe",
+    "cloud_ttft_s",
+    "cloud_tpot_s",
+    "cloud_prefill_gpu_s",
+    "cloud_decode_gpu_s",
+    "cloud_decode_tokens",
+    "cloud_tokens_kept",
+    "cloud_tokens_discarded",
+    "device_prefill_tokens",
+    "device_decode_tokens",
+    "displayed_tokens",
+    "finish_s",
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^0-9a-z.]", "", name.lower())
+
+
+def _parse_layout(model: str) -> tuple[int, int, int] | None:
+    """(layers, KV heads, head dim) from text such as "16 layers, hidden 2048, 32 heads, 8 KV heads"."""
+    found = {
+        key: re.search(pattern, model, flags=re.IGNORECASE)
+        for key, pattern in (
+            ("layers", r"(\d+)\s+layers"),
+            ("hidden", r"hidden\s+(\d+)"),
+            ("heads", r"(\d+)\s+(?:attention\s+)?heads"),
+            ("kv_heads", r"(\d+)\s+KV\s+heads"),
+        )
+    }
+    values = {key: int(match.group(1)) for key, match in found.items() if match is not None}
+    if len(values) != len(found) or values["heads"] == 0 or values["hidden"] % values["heads"]:
+        return None
+    return values["layers"], values["kv_heads"], values["hidden"] // values["heads"]
+
+
+def device_kv_bytes_per_token(device: DeviceProfile, cloud: CloudProfile) -> float:
+    """Bytes of KV cache per token in the device model's layout (module docstring for the rule)."""
+    explicit = getattr(device, "kv_bytes_per_token", None)
+    if isinstance(explicit, (int, float)) and not isinstance(explicit, bool) and explicit > 0:
+        return float(explicit)
+    layout = _parse_layout(device.model)
+    if layout is not None:
+        layers, kv_heads, head_dim = layout
+        return float(2 * layers * kv_heads * head_dim * 2)
+    model = _squash(device.model)
+    for fragment, (layers, kv_heads, head_dim) in KV_LAYOUTS.items():
+        if _squash(fragment) in model:
+            return float(2 * layers * kv_heads * head_dim * 2)
+    return float(cloud.kv_bytes_per_token)
+
+
+def _positive_int(value: int, flag: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInputError(f"{flag} = {value!r}; fix: pass a whole number, at least 1")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The environment of a run: cloud, device, network, deployment and objectives.
+
+    Attributes:
+        cloud: The cloud replica's iteration-time profile.
+        device: The device's speed profile.
+        network: The network between them (per-request delays are sampled from it).
+        deployment: ``"colocated"`` or ``"disaggregated"``.
+        replicas: Colocated replicas.
+        prefill_replicas: Prefill replicas of a disaggregated cloud.
+        decode_replicas: Decode replicas of a disaggregated cloud.
+        slo: The objectives (also the default ``max_tpot`` of the policies).
+        qoe_tokens_per_s: The QoE metric's expected token delivery speed; its expected TTFT is the TTFT SLO.
+        kv_link_bytes_per_s: Prefill-to-decode KV link of a disaggregated cloud, bytes per second.
+        device_kv_bytes_per_token: Override of the device model's KV bytes per token.
+    """
+
+    cloud: CloudProfile
+    device: DeviceProfile
+    network: NetworkProfile
+    deployment: str = "disaggregated"
+    replicas: int = 1
+    prefill_replicas: int = 1
+    decode_replicas: int = 1
+    slo: SLO = field(default_factory=SLO)
+    qoe_tokens_per_s: float = DEFAULT_QOE_TOKENS_PER_S
+    kv_link_bytes_per_s: float = DEFAULT_KV_LINK_BYTES_PER_S
+    device_kv_bytes_per_token: float | None = None
+
+    def __post_init__(self) -> None:
+        """Checks the deployment, replica counts and rates.
+
+        Raises:
+            InvalidInputError: An unknown deployment, a replica count below 1, or a rate that is not a
+                finite number above 0.
+        """
+        if self.deployment not in DEPLOYMENTS:
+            raise InvalidInputError(
+                f"--deployment {self.deployment!r} is unknown; fix: use {' or '.join(DEPLOYMENTS)}"
+            )
+        _positive_int(self.replicas, "--replicas")
+        _positive_int(self.prefill_replicas, "--prefill-replicas")
+        _positive_int(self.decode_replicas, "--decode-replicas")
+        for name, value in (
+            ("qoe_tokens_per_s", self.qoe_tokens_per_s),
+            ("kv_link_bytes_per_s", self.kv_link_bytes_per_s),
+            ("device_kv_bytes_per_token", self.device_kv_bytes_per_token),
+        ):
+            if value is not None and not (math.isfinite(value) and value > 0.0):
+                raise InvalidInputError(f"{name} = {value!r}; fix: pass a finite number above 0")
+
+    def replace(self, **changes: Any) -> Scenario:
+        """A copy with some fields changed (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    def kv_link(self) -> float:
+        """The prefill-to-decode KV link in bytes per second: the cloud profile's, if it has one."""
+        link = getattr(self.cloud, "kv_link_bytes_per_s", None)
+        if isinstance(link, (int, float)) and not isinstance(link, bool) and link > 0:
+            return float(link)
+        return self.kv_link_bytes_per_s
+
+    def cloud_config(self) -> CloudConfig:
+        """The simulator's cloud configuration."""
+        cloud = self.cloud
+        return CloudConfig(
+            deployment=self.deployment,
+            replicas=self.replicas,
+            prefill_replicas=self.prefill_replicas,
+            decode_replicas=self.decode_replicas,
+            base_s=cloud.base_s,
+            prefill_token_s=cloud.prefill_token_s,
+            prefill_attn_s=cloud.prefill_attn_s,
+            decode_seq_s=cloud.decode_seq_s,
+            decode_context_s=cloud.decode_context_s,
+            max_batch_size=cloud.max_batch_size,
+            max_tokens_per_iteration=cloud.max_tokens_per_iteration,
+            kv_cache_tokens=cloud.kv_cache_tokens,
+            gpus_per_replica=cloud.gpus_per_replica,
+            kv_bytes_per_token=float(cloud.kv_bytes_per_token),
+            kv_link_bytes_per_s=self.kv_link(),
+        )
+
+    def device_config(self) -> DeviceConfig:
+        """The simulator's device model."""
+        prefill_tokens, prefill_s = self.device.prefill_points()
+        decode_context, decode_tpot = self.device.decode_points()
+        kv = self.device_kv_bytes_per_token
+        return DeviceConfig(
+            prefill_tokens=prefill_tokens,
+            prefill_s=prefill_s,
+            decode_context=decode_context,
+            decode_tpot_s=decode_tpot,
+            kv_bytes_per_token=kv if kv is not None else device_kv_bytes_per_token(self.device, self.cloud),
+        )
+
+    def context(self) -> PolicyContext:
+        """What `Policy.prepare` receives."""
+        return PolicyContext(
+            device=self.device,
+            cloud=self.cloud,
+            network=self.network,
+            deployment=self.deployment,
+            ttft_slo_s=self.slo.ttft_s,
+            tpot_slo_s=self.slo.tpot_s,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The scenario as a JSON-ready dict (the ``config`` object of a report)."""
+        out: dict[str, Any] = {
+            "cloud_profile": self.cloud.name,
+            "device_profile": self.device.name,
+            "network": {
+                "name": self.network.name,
+                "rtt_s": self.network.rtt_s,
+                "bandwidth_bps": self.network.bandwidth_bps,
+                "jitter_s": self.network.jitter_s,
+            },
+            "deployment": self.deployment,
+            "slo": {"ttft_s": self.slo.ttft_s, "tpot_s": self.slo.tpot_s},
+            "qoe_tokens_per_s": self.qoe_tokens_per_s,
+        }
+        if self.deployment == "colocated":
+            out["replicas"] = self.replicas
+        else:
+            out["prefill_replicas"] = self.prefill_replicas
+            out["decode_replicas"] = self.decode_replicas
+            out["kv_link_bytes_per_s"] = self.kv_link()
+        return out
+
+    def one_way_s(self, count: int, seed: int) -> FloatArray:
+        """Per-request one-way delays, drawn from ``np.random.default_rng(seed)``."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidInputError(f"--seed = {seed!r}; fix: pass a non-negative integer, e.g. 0")
+        return self.network.sample_one_way_s(count, np.random.default_rng(int(seed)))
+
+    def run(
+        self,
+        workload: Workload,
+        policy: Policy | str,
+        *,
+        seed: int = 0,
+        one_way_s: npt.ArrayLike | None = None,
+    ) -> SimResult:
+        """Simulates ``workload`` under ``policy``.
+
+        Args:
+            workload: The requests.
+            policy: A policy, or a registry name for `make_policy`.
+            seed: Seed of the per-request network delays.
+            one_way_s: Per-request one-way delays to use instead of sampling them, seconds.
+
+        Returns:
+            The per-request results and counters.
+
+        Raises:
+            InvalidInputError: A bad policy name, seed or delay array, or the simulator rejects an input.
+        """
+        chosen = make_policy(policy) if isinstance(policy, str) else policy
+        if one_way_s is None:
+            delays = self.one_way_s(len(workload), seed)
+        else:
+            delays = np.ascontiguousarray(one_way_s, dtype=np.float64)
+            if delays.shape != (len(workload),):
+                raise InvalidInputError(
+                    f"one_way_s has shape {delays.shape}; fix: pass one delay per request ({len(workload)})"
+                )
+        simulator = Simulator(
+            arrival_s=workload.arrival_s,
+            prompt_tokens=workload.prompt_tokens,
+            output_tokens=workload.output_tokens,
+            one_way_s=delays,
+            cloud=self.cloud_config(),
+            device=self.device_config(),
+            bandwidth_bps=self.network.bandwidth_bps,
+            qoe_ttft_s=self.slo.ttft_s,
+            qoe_tokens_per_s=self.qoe_tokens_per_s,
+        )
+        chosen.prepare(self.context())
+        arrivals = workload.arrival_s.tolist()
+        prompts = workload.prompt_tokens.tolist()
+        delay_list = delays.tolist()
+        plan = chosen.plan
+        load = simulator.cloud_load
+        decide = simulator.decide
+        next_decision = simulator.next_decision
+        while (index := next_decision()) is not None:
+            request = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
+            decide(index, plan(request, CloudLoad.from_mapping(load())))
+        return SimResult(
+            policy=chosen.name,
+            workload=workload,
+            one_way_s=delays,
+            results=dict(simulator.results()),
+            summary={key: float(value) for key, value in simulator.summary().items()},
+            slo=self.slo,
+            seed=int(seed),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    """The outcome of one run.
+
+    Attributes:
+        policy: The policy's name.
+        workload: The requests simulated.
+        one_way_s: The per-request one-way delays used.
+        results: ``Simulator.results()``: one array per metric, one entry per request.
+        summary: ``Simulator.summary()``: run counters and the inter-token latency distribution.
+        slo: The objectives the attainment figures use.
+        seed: The seed of the network delays.
+    """
+
+    policy: str
+    workload: Workload
+    one_way_s: FloatArray
+    results: Mapping[str, npt.NDArray[Any]]
+    summary: Mapping[str, float]
+    slo: SLO
+    seed: int
+
+    @property
+    def duration_s(self) -> float:
+        """From the first arrival to the last displayed token, seconds."""
+        finish = np.asarray(self.results["finish_s"], dtype=np.float64)
+        return float(np.nanmax(finish)) if np.isfinite(finish).any() else 0.0
+
+    def slo_met(self) -> npt.NDArray[np.bool_]:
+        """Per request: whether both the TTFT and the TPOT objective were met."""
+        return slo_met(self.results, self.slo)
+
+    def aggregate(self) -> dict[str, Any]:
+        """The report of this run (``docs/schema.md``, one entry of ``policies``)."""
+        return aggregate(self.results, self.summary, slo=self.slo, duration_s=self.duration_s)
+
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """Per-request table: the inputs, then every result; ``mode`` and ``served_by`` as names."""
+        modes = np.asarray((*MODES, "none"), dtype=object)
+        mode_index = np.minimum(np.asarray(self.results["mode"], dtype=np.int64), len(MODES))
+        served = np.asarray(SERVED_BY, dtype=object)
+        table: dict[str, npt.NDArray[Any]] = {
+            "request": np.arange(len(self.workload), dtype=np.int64),
+            "arrival_s": self.workload.arrival_s,
+            "prompt_tokens": self.workload.prompt_tokens,
+            "output_tokens": self.workload.output_tokens,
+            "one_way_s": self.one_way_s,
+            "mode": modes[mode_index],
+            "served_by": served[np.asarray(self.results["served_by"], dtype=np.int64)],
+        }
+        for name in _RESULT_COLUMNS:
+            table[name] = np.asarray(self.results[name])
+        table["slo_met"] = self.slo_met()
+        return table
+
+    def to_csv(self, path: str | Path) -> None:
+        """Writes `columns` as CSV: a header, one row per request, empty cells for undefined values."""
+        table = self.columns()
+        cells: list[npt.NDArray[np.str_]] = []
+        for values in table.values():
+            if values.dtype == object:
+                cells.append(values.astype(str))
+            elif values.dtype == np.bool_:
+                cells.append(np.where(values, "true", "false"))
+            elif np.issubdtype(values.dtype, np.integer):
+                cells.append(values.astype(str))
+            else:
+                text = np.char.mod("%.9g", values)
+                cells.append(np.where(np.isfinite(values), text, ""))
+        lines = [",".join(table)]
+        lines.extend(",".join(row) for row in zip(*cells, strict=True))
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def to_parquet(self, path: str | Path) -> None:
+        """Writes `columns` as Parquet (needs ``pyarrow``).
+
+        Raises:
+            InvalidInputError: ``pyarrow`` is not installed.
+        """
+        try:
+            pa: Any = importlib.import_module("pyarrow")
+            pq: Any = importlib.import_module("pyarrow.parquet")
+        except ImportError:
+            raise InvalidInputError(
+                f"cannot write {str(path)!r}: Parquet output needs pyarrow; fix: `pip install pyarrow`, "
+                "or write .csv instead"
+            ) from None
+        table = self.columns()
+        arrays = {
+            name: pa.array(values.tolist() if values.dtype == object else values)
+            for name, values in table.items()
+        }
+        pq.write_table(pa.table(arrays), str(path))
+
+
+def simulate(
+    workload: Workload,
+    policy: Policy | str,
+    *,
+    cloud: CloudProfile,
+    device: DeviceProfile,
+    network: NetworkProfile,
+    deployment: str = "disaggregated",
+    replicas: int = 1,
+    prefill_replicas: int = 1,
+    decode_replicas: int = 1,
+    seed: int = 0,
+    slo: SLO | None = None,
+    qoe_tokens_per_s: float = DEFAULT_QOE_TOKENS_PER_S,
+    kv_link_bytes_per_s: float = DEFAULT_KV_LINK_BYTES_PER_S,
+    one_way_s: npt.ArrayLike | None = None,
+) -> SimResult:
+    """Simulates ``workload`` under ``policy`` in the given environment (see `Scenario` for the settings).
+
+    The same arguments and seed give identical results.
+
+    Example:
+        >>> from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
+        >>> from pdcore.traces import synthetic_default
+        >>> result = simulate(
+        ...     synthetic_default(seed=0, n_requests=50),
+        ...     "pd-device",
+        ...     cloud=load_cloud_profile("llama3-8b-a100"),
+        ...     device=load_device_profile("llama32-3b-w4a16-8elite-genie"),
+        ...     network=network_preset("wifi"),
+        ... )
+        >>> result.aggregate()["requests"]
+        50
+    """
+    scenario = Scenario(
+        cloud=cloud,
+        device=device,
+        network=network,
+        deployment=deployment,
+        replicas=replicas,
+        prefill_replicas=prefill_replicas,
+        decode_replicas=decode_replicas,
+        slo=slo if slo is not None else SLO(),
+        qoe_tokens_per_s=qoe_tokens_per_s,
+        kv_link_bytes_per_s=kv_link_bytes_per_s,
+    )
+    return scenario.run(workload, policy, seed=seed, one_way_s=one_way_s)

@@ -1,0 +1,318 @@
+"""Policies (``pdcore.policies``) and the catch-up rule behind P/D-Device's automatic ``k``."""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pdcore import InvalidInputError, InvalidStateError
+from pdcore._core import DeviceConfig, Plan
+from pdcore.optimize import (
+    catchup_k,
+    cloud_decode_step_s,
+    cloud_prefill_s,
+    refined_prompt_tokens,
+    solve_catchup,
+)
+from pdcore.policies import (
+    POLICIES,
+    CloudLoad,
+    CloudOnly,
+    DeviceOnly,
+    KVTransfer,
+    NaiveSplit,
+    PDDevice,
+    Policy,
+    PolicyContext,
+    Race,
+    RequestInfo,
+    make_policy,
+)
+from pdcore.profiles import DeviceProfile, load_cloud_profile, load_device_profile, network_preset
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+CLOUD = load_cloud_profile("llama3-8b-a100")
+PHONE = load_device_profile("llama32-3b-w4a16-8elite-genie")
+
+
+def context(device: DeviceProfile = PHONE, tpot_slo_s: float = 0.05) -> PolicyContext:
+    return PolicyContext(
+        device=device,
+        cloud=CLOUD,
+        network=network_preset("wifi"),
+        deployment="colocated",
+        ttft_slo_s=1.0,
+        tpot_slo_s=tpot_slo_s,
+    )
+
+
+def toy_device(per_token_s: float = 0.001, tpot_s: float = 0.02) -> DeviceProfile:
+    return DeviceProfile(
+        name="toy",
+        description="linear prefill",
+        hardware="-",
+        model="-",
+        engine="-",
+        prefill_tokens=(1000.0,),
+        prefill_seconds=(1000.0 * per_token_s,),
+        decode_context_tokens=(0.0,),
+        decode_tpot=(tpot_s,),
+        citation="-",
+        notes="-",
+    )
+
+
+REQUEST = RequestInfo(index=0, arrival_s=0.0, prompt_tokens=1000, one_way_s=0.01)
+
+
+def test_registry_names_the_six_builtins() -> None:
+    assert set(POLICIES) == {"cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race"}
+    for name, cls in POLICIES.items():
+        assert cls.name == name
+        assert make_policy(name).name == name
+
+
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [(CloudOnly(), "cloud"), (DeviceOnly(), "device"), (KVTransfer(), "kv-transfer"), (Race(), "race")],
+)
+def test_fixed_policies_plan_their_mode_with_the_slo_as_max_tpot(policy: Policy, mode: str) -> None:
+    policy.prepare(context(tpot_slo_s=0.04))
+    plan = policy.plan(REQUEST, CloudLoad())
+    assert plan.mode == mode
+    assert plan.max_tpot == pytest.approx(0.04)
+
+
+def test_explicit_max_tpot_wins_over_the_slo() -> None:
+    policy = CloudOnly(max_tpot=0.03)
+    policy.prepare(context(tpot_slo_s=0.05))
+    assert policy.plan(REQUEST, CloudLoad()).max_tpot == pytest.approx(0.03)
+
+
+def test_fixed_k_is_passed_through() -> None:
+    policy = PDDevice(k=7, refine_ratio=0.5, min_tpot=0.01, max_tpot=0.06)
+    assert policy.plan(REQUEST, CloudLoad()) == Plan(
+        "pd", k=7, refine_ratio=0.5, min_tpot=0.01, max_tpot=0.06
+    )
+    assert NaiveSplit(k=3).plan(REQUEST, CloudLoad()).mode == "naive"
+
+
+def test_auto_k_needs_the_run_context() -> None:
+    with pytest.raises(InvalidStateError, match="prepare"):
+        PDDevice().plan(REQUEST, CloudLoad())
+
+
+def test_auto_k_matches_the_catchup_rule() -> None:
+    policy = PDDevice()
+    policy.prepare(context())
+    plan = policy.plan(REQUEST, CloudLoad())
+    expected = catchup_k(
+        1000,
+        device=PHONE,
+        first_token_s=2 * 0.01 + cloud_prefill_s(1000, CLOUD),
+        max_tpot=0.05,
+        cloud_tpot_s=cloud_decode_step_s(1000, CLOUD),
+    )
+    assert plan.mode == "pd"
+    assert plan.k == expected > 0
+    naive = NaiveSplit()
+    naive.prepare(context())
+    assert naive.plan(REQUEST, CloudLoad()) == Plan("naive", k=expected, max_tpot=0.05)
+
+
+def test_auto_k_sends_requests_the_device_answers_first_to_the_device() -> None:
+    fast = toy_device(per_token_s=1e-5)
+    policy = PDDevice()
+    policy.prepare(context(device=fast))
+    assert policy.plan(REQUEST, CloudLoad()).mode == "device"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"k": -1}, "k = -1"),
+        ({"k": "many"}, "'many'"),
+        ({"refine_ratio": 0.0}, "refine_ratio"),
+        ({"refine_ratio": 1.5}, "refine_ratio"),
+        ({"min_tpot": -0.1}, "min_tpot"),
+        ({"max_tpot": 0.0}, "max_tpot"),
+        ({"min_tpot": 0.05, "max_tpot": 0.04}, "max_tpot"),
+    ],
+)
+def test_bad_settings_name_the_setting(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        PDDevice(**kwargs)  # type: ignore[arg-type]
+
+
+def test_make_policy_parses_settings_and_labels_the_variant() -> None:
+    policy = make_policy("pd-device:k=8:refine_ratio=0.5")
+    assert isinstance(policy, PDDevice)
+    assert policy.k == 8
+    assert policy.refine_ratio == 0.5
+    assert policy.name == "pd-device:k=8:refine_ratio=0.5"
+    assert make_policy("naive-split:k=auto").k == "auto"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [("nope", "unknown policy 'nope'"), ("pd-device:x=1", "bad setting 'x=1'"), ("race:k", "bad setting")],
+)
+def test_make_policy_rejects_bad_specs(spec: str, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        make_policy(spec)
+
+
+def test_request_info_is_frozen_and_load_reads_the_simulator_dict() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        REQUEST.prompt_tokens = 5  # type: ignore[misc]
+    load = CloudLoad.from_mapping({"waiting_requests": 3.0, "kv_used_frac": 0.5, "unknown": 1.0})
+    assert load.waiting_requests == 3.0
+    assert load.kv_used_frac == 0.5
+    assert load.running_decode == 0.0
+
+
+def test_docs_examples_run() -> None:
+    failures, tests = doctest.testfile(str(DOCS / "policies.md"), module_relative=False)
+    assert tests > 0
+    assert failures == 0
+
+
+# The catch-up rule, checked against a direct search written from its definition.
+
+
+def brute_force_k(
+    *,
+    prompt: int,
+    device: DeviceProfile,
+    first: float,
+    max_tpot: float,
+    refine: float,
+    cloud_tpot: float,
+    cap: int,
+) -> int:
+    refined = max(1, math.ceil(prompt * refine))
+    start = first if refine < 1.0 else 0.0
+    prompt_done = start + float(device.prefill_s(refined))
+    if refine >= 1.0 and prompt_done < first:
+        return 0
+
+    def append(context: int, new: int) -> float:
+        return max(float(device.append_prefill_s(context, new)), float(device.decode_tpot_s(context)))
+
+    pace = max(max_tpot, cloud_tpot)
+    for n in range(1, cap + 2):
+        arrivals = first + cloud_tpot * np.arange(n)
+        t, done = prompt_done, 0
+        while True:
+            arrived = int(np.sum(arrivals <= t + 1e-9))
+            if arrived == done:
+                break
+            t += append(refined + done, arrived - done)
+            done = arrived
+        if t <= first + (n - 1) * pace + max_tpot + 1e-9:
+            return n - 1
+    return cap
+
+
+@given(
+    prompt=st.integers(1, 4000),
+    per_token_ms=st.floats(0.05, 3.0),
+    tpot_ms=st.floats(5.0, 45.0),
+    first=st.floats(0.0, 1.0),
+    refine=st.sampled_from([1.0, 0.5, 0.25]),
+    cloud_tpot=st.sampled_from([0.0, 0.015, 0.03, 0.08]),
+)
+def test_catchup_finds_the_smallest_k(
+    *, prompt: int, per_token_ms: float, tpot_ms: float, first: float, refine: float, cloud_tpot: float
+) -> None:
+    device = toy_device(per_token_ms / 1e3, tpot_ms / 1e3)
+    solution = solve_catchup(
+        prompt,
+        device=device,
+        first_token_s=first,
+        max_tpot=0.05,
+        refine_ratio=refine,
+        cloud_tpot_s=cloud_tpot,
+        max_k=300,
+    )
+    expected = brute_force_k(
+        prompt=prompt,
+        device=device,
+        first=first,
+        max_tpot=0.05,
+        refine=refine,
+        cloud_tpot=cloud_tpot,
+        cap=300,
+    )
+    assert solution.k == expected
+    if not solution.converged:
+        assert solution.k == 300
+
+
+def test_catchup_without_refinement_goes_device_alone_when_the_device_is_first() -> None:
+    solution = solve_catchup(100, device=toy_device(0.001), first_token_s=0.2, max_tpot=0.05)
+    assert solution.device_alone
+    assert solution.k == 0
+    refined = solve_catchup(100, device=toy_device(0.001), first_token_s=0.2, max_tpot=0.05, refine_ratio=0.5)
+    assert not refined.device_alone
+
+
+def test_catchup_without_a_fixed_point_caps_k() -> None:
+    slow = toy_device(per_token_s=0.08)  # appending costs more per token than the display pace
+    solution = solve_catchup(500, device=slow, first_token_s=0.1, max_tpot=0.05, max_k=64)
+    assert not solution.converged
+    assert solution.k == 64
+
+
+def test_catchup_rejects_bad_arguments() -> None:
+    with pytest.raises(InvalidInputError, match="max_tpot"):
+        catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot=0.0)
+    with pytest.raises(InvalidInputError, match="prompt_tokens"):
+        catchup_k(0, device=PHONE, first_token_s=0.1, max_tpot=0.05)
+    with pytest.raises(InvalidInputError, match="refine_ratio"):
+        catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot=0.05, refine_ratio=0.0)
+
+
+@pytest.mark.parametrize(
+    "name", ["llama32-3b-w4a16-8elite-genie", "smollm2-135m-q4-cpu2", "llama32-1b-q4-8elite-hexagon"]
+)
+def test_catchup_device_model_matches_the_simulator(name: str) -> None:
+    from pdcore.optimize.catchup import _curves
+
+    device = load_device_profile(name)
+    tokens, seconds = device.prefill_points()
+    contexts, tpots = device.decode_points()
+    native = DeviceConfig(
+        prefill_tokens=tokens,
+        prefill_s=seconds,
+        decode_context=contexts,
+        decode_tpot_s=tpots,
+        kv_bytes_per_token=1.0,
+    )
+    curves = _curves(device)
+    for context_tokens in (1, 100, 127, 128, 1000, 4096, 9000):
+        assert curves.prefill(context_tokens) == pytest.approx(native.prefill_s(context_tokens), abs=1e-9)
+        assert curves.tpot(context_tokens) == pytest.approx(native.tpot_s(context_tokens), abs=1e-9)
+        for new in (1, 3, 40, 700):
+            assert curves.append(context_tokens, new) == pytest.approx(
+                native.append_s(context_tokens, new), abs=1e-9
+            )
+
+
+def test_refined_prompt_and_cloud_estimates() -> None:
+    assert refined_prompt_tokens(1001, 0.5) == 501
+    assert refined_prompt_tokens(1, 0.1) == 1
+    chunk = CLOUD.max_tokens_per_iteration
+    assert cloud_prefill_s(chunk, CLOUD) == pytest.approx(CLOUD.iteration_s([chunk], []))
+    two = cloud_prefill_s(chunk + 10, CLOUD)
+    assert two == pytest.approx(
+        2 * CLOUD.base_s + CLOUD.prefill_token_s * (chunk + 10) + CLOUD.prefill_attn_s * (chunk + 10) ** 2
+    )
+    assert cloud_decode_step_s(100, CLOUD) == pytest.approx(CLOUD.iteration_s([], [100]))
