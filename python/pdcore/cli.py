@@ -697,3 +697,13 @@ def profiles_show(
 def main() -> None:
     """The ``pdcore`` console script."""
     app()
+
+
+def _register_commands() -> None:
+    """Adds the commands that live in their own modules."""
+    from pdcore import cli_optimize  # noqa: PLC0415  (it imports the shared options above)
+
+    cli_optimize.register(app)
+
+
+_register_commands()

@@ -11,13 +11,18 @@ from pdcore.optimize.catchup import (
     refined_prompt_tokens,
     solve_catchup,
 )
+from pdcore.optimize.optimizer import Choice, GridPoint, Optimizer, grid_check
 
 __all__ = [
     "DEFAULT_MAX_K",
     "CatchUp",
+    "Choice",
+    "GridPoint",
+    "Optimizer",
     "catchup_k",
     "cloud_decode_step_s",
     "cloud_prefill_s",
+    "grid_check",
     "refined_prompt_tokens",
     "solve_catchup",
 ]

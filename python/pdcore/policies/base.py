@@ -93,6 +93,7 @@ class PolicyContext:
         ttft_slo_s: The time-to-first-token objective, in seconds.
         tpot_slo_s: The time-per-output-token objective, in seconds; policies use it as the largest
             display gap they aim for.
+        prefill_replicas: Replicas that prefill (the colocated replicas, or the prefill pool).
     """
 
     device: DeviceProfile
@@ -101,6 +102,7 @@ class PolicyContext:
     deployment: str
     ttft_slo_s: float
     tpot_slo_s: float
+    prefill_replicas: int = 1
 
 
 class Policy(abc.ABC):

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
-from pdcore.optimize.catchup import DEFAULT_MAX_K, cloud_decode_step_s, cloud_prefill_s, solve_catchup
+from pdcore.optimize.catchup import DEFAULT_MAX_K
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
+
+if TYPE_CHECKING:
+    from pdcore.optimize.optimizer import Optimizer
 
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
@@ -117,6 +120,7 @@ class _Split(Policy):
         min_tpot: float,
         max_tpot: float | None,
         max_k: int,
+        load_adaptive: bool = True,
     ) -> None:
         if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
             raise InvalidInputError(
@@ -135,6 +139,8 @@ class _Split(Policy):
         self.min_tpot = float(min_tpot)
         self.max_tpot = _check_max_tpot(max_tpot, self.min_tpot)
         self.max_k = max_k
+        self.load_adaptive = bool(load_adaptive)
+        self._optimizer: Optimizer | None = None
         self._context: PolicyContext | None = None
         self._pace = self.max_tpot or DEFAULT_MAX_TPOT_S
         self._plans: dict[int, Plan] = {}
@@ -148,6 +154,7 @@ class _Split(Policy):
                 "lower min_tpot or pass max_tpot explicitly"
             )
         self._plans = {}
+        self._optimizer = None
 
     def _split_plan(self, k: int) -> Plan:
         plan = self._plans.get(k)
@@ -167,29 +174,35 @@ class _Split(Policy):
                 f"{type(self).__name__}(k='auto') needs the run's profiles to choose k; call "
                 "prepare(context) first (pdcore.sim.simulate does), or pass a fixed k"
             )
-        first_token = 2.0 * req.one_way_s + cloud_prefill_s(req.prompt_tokens, context.cloud)
-        solution = solve_catchup(
-            req.prompt_tokens,
-            device=context.device,
-            first_token_s=first_token,
-            max_tpot=self._pace,
-            refine_ratio=self.refine_ratio,
-            cloud_tpot_s=cloud_decode_step_s(req.prompt_tokens, context.cloud),
-            max_k=self.max_k,
-        )
-        if solution.device_alone:
+        optimizer = self._optimizer
+        if optimizer is None:
+            # imported here: the optimizer builds on the simulator, which imports the policies
+            from pdcore.optimize.optimizer import Optimizer  # noqa: PLC0415
+            from pdcore.sim.metrics import SLO  # noqa: PLC0415
+
+            optimizer = self._optimizer = Optimizer(
+                device=context.device,
+                cloud=context.cloud,
+                slo=SLO(ttft_s=context.ttft_slo_s, tpot_s=self._pace),
+                refine_ratios=(self.refine_ratio,),
+                quality={self.refine_ratio: 0.0},
+                load_adaptive=self.load_adaptive,
+                prefill_replicas=context.prefill_replicas,
+                max_k=self.max_k,
+            )
+        choice = optimizer.choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
+        if choice.mode == "device":
             return self._split_plan(-1)
-        return self._split_plan(solution.k)
+        return self._split_plan(choice.k)
 
 
 class PDDevice(_Split):
     """P/D-Device: the cloud streams the first token plus ``k``; the device catches up and finishes.
 
-    With ``k="auto"`` each request gets the smallest ``k`` of the catch-up fixed point
-    (`pdcore.optimize.catchup`), with the cloud's first token expected at the round trip plus the cloud's
-    prefill time on an idle replica. That is the earliest the token can come, so under load ``k`` errs
-    high, which costs cloud tokens but not smoothness; the simulator cancels the rest of the stream when
-    the device catches up early. When the device's own first token would come no later than the cloud's,
+    With ``k="auto"`` (the default) each request gets the optimizer's choice (`pdcore.optimize.Optimizer`):
+    the smallest ``k`` of the catch-up fixed point, with the cloud's first token expected at the round
+    trip plus the cloud's prefill on an idle replica plus, with ``load_adaptive``, the prefill work
+    queued ahead of the request. When the device's own first token would come no later than the cloud's,
     the request goes to the device alone (mode ``"device"``).
 
     Args:
@@ -199,6 +212,7 @@ class PDDevice(_Split):
         min_tpot: The smallest display gap, seconds.
         max_tpot: The largest display gap the controller aims for, seconds; unset, the TPOT SLO.
         max_k: The cap on an automatic ``k``.
+        load_adaptive: Let ``k`` (and the device-alone choice) respond to the cloud's queue.
     """
 
     name = "pd-device"
@@ -211,8 +225,9 @@ class PDDevice(_Split):
         min_tpot: float = 0.0,
         max_tpot: float | None = None,
         max_k: int = DEFAULT_MAX_K,
+        load_adaptive: bool = True,
     ) -> None:
-        super().__init__(k, refine_ratio, min_tpot, max_tpot, max_k)
+        super().__init__(k, refine_ratio, min_tpot, max_tpot, max_k, load_adaptive)
 
     def _split_plan(self, k: int) -> Plan:
         if k < 0:

@@ -250,6 +250,7 @@ class Scenario:
             deployment=self.deployment,
             ttft_slo_s=self.slo.ttft_s,
             tpot_slo_s=self.slo.tpot_s,
+            prefill_replicas=self.replicas if self.deployment == "colocated" else self.prefill_replicas,
         )
 
     def describe(self) -> dict[str, Any]:
