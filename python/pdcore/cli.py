@@ -705,5 +705,9 @@ def _register_commands() -> None:
 
     cli_optimize.register(app)
 
+    from pdcore import cli_report  # noqa: PLC0415
+
+    cli_report.register(app)
+
 
 _register_commands()

@@ -193,6 +193,15 @@ class _Split(Policy):
         choice = optimizer.choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
         if choice.mode == "device":
             return self._split_plan(-1)
+        if choice.refine_ratio != self.refine_ratio:
+            # the optimizer fell back to the full prompt (a refined one would arrive too late)
+            return Plan(
+                self.mode,
+                k=choice.k,
+                refine_ratio=choice.refine_ratio,
+                min_tpot=self.min_tpot,
+                max_tpot=self._pace,
+            )
         return self._split_plan(choice.k)
 
 

@@ -1,0 +1,184 @@
+"""``pdcore reproduce``: the headline experiments, written as ``report.md``, ``results.json`` and PNG plots.
+
+`reproduce` runs the experiments of `pdcore.report.experiments` on the embedded default workload and on
+every trace given, through `pdcore.sim.sweep.run_sweep`, then writes the report. ``results.json`` is
+deterministic for the same arguments (sorted keys, rounded floats, no wall-clock times); the plots need
+the ``plot`` extra (matplotlib).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pdcore import __version__
+from pdcore.exceptions import InvalidInputError
+from pdcore.profiles import NETWORK_PRESETS, load_cloud_profile, load_device_profile, network_preset
+from pdcore.report.experiments import (
+    POLICIES,
+    Settings,
+    StageProgress,
+    WorkloadRun,
+    collect,
+    optimizer_section,
+    targets_section,
+)
+from pdcore.sim.metrics import dumps
+from pdcore.sim.sweep import EXECUTORS, WorkloadSpec
+from pdcore.traces import load_trace
+
+__all__ = [
+    "DEFAULT_CLOUD",
+    "DEFAULT_DEVICE",
+    "DEFAULT_NETWORK",
+    "POLICIES",
+    "Reproduction",
+    "Settings",
+    "StageProgress",
+    "reproduce",
+]
+
+DEFAULT_DEVICE = "llama32-3b-w4a16-8elite-genie"
+"""The phone-class device of the headline results: Llama-3.2-3B on a Snapdragon 8 Elite NPU."""
+
+DEFAULT_CLOUD = "llama3-8b-a100"
+DEFAULT_NETWORK = "wifi"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What `reproduce` wrote.
+
+    Attributes:
+        report: ``report.md``.
+        results: ``results.json``.
+        plots: The PNG files.
+        document: The contents of ``results.json`` (before rounding).
+    """
+
+    report: Path
+    results: Path
+    plots: tuple[Path, ...]
+    document: dict[str, Any]
+
+
+def _primary(runs: Sequence[WorkloadRun]) -> tuple[WorkloadRun, bool]:
+    """The workload the targets are checked on: the Azure conversation trace if given, else the default."""
+    for run in runs[1:]:
+        name = run.workload.name.lower()
+        if "azure" in name and "conv" in name:
+            return run, False
+    return runs[0], True
+
+
+def _unique_key(name: str, taken: set[str]) -> str:
+    key, suffix = name, 2
+    while key in taken:
+        key, suffix = f"{name}-{suffix}", suffix + 1
+    taken.add(key)
+    return key
+
+
+def reproduce(
+    out_dir: str | os.PathLike[str],
+    traces: Sequence[str | os.PathLike[str]] = (),
+    *,
+    device: str = DEFAULT_DEVICE,
+    cloud: str = DEFAULT_CLOUD,
+    network: str = DEFAULT_NETWORK,
+    executor: str = "process",
+    workers: int | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    ray_address: str | None = None,
+    progress: StageProgress | None = None,
+) -> Reproduction:
+    """Runs the headline experiments and writes ``report.md``, ``results.json`` and the plots.
+
+    Args:
+        out_dir: The directory to write into (created if missing).
+        traces: Azure CSV or Mooncake JSONL traces, each reported beside the embedded default.
+        device: Device profile of the headline experiments (name or .toml path).
+        cloud: Cloud profile (name or .toml path).
+        network: Network preset.
+        executor: ``"process"``, ``"serial"`` or ``"ray"`` (`pdcore.sim.sweep.run_sweep`).
+        workers: Worker processes (or Ray tasks in flight); None: one per CPU.
+        quick: The quick preset: a small default workload, 300-request windows and short sweeps.
+        seed: Seed of the embedded default workload and of the network delays.
+        ray_address: The Ray cluster to use with ``executor="ray"``.
+        progress: Called with (stage, done, total) as the work advances.
+
+    Returns:
+        The files written and the report document.
+
+    Raises:
+        InvalidInputError: An unknown executor or profile, an unreadable trace, matplotlib or Ray missing,
+            or an output directory that is a file.
+    """
+    if executor not in EXECUTORS:
+        raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InvalidInputError(
+            "pdcore reproduce draws its plots with matplotlib, which is not installed; "
+            "fix: `pip install 'pdcore[plot]'`"
+        )
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise InvalidInputError(
+            "--executor ray needs Ray, which is not installed; fix: `pip install 'pdcore[ray]'`, "
+            "or use --executor process"
+        )
+    load_device_profile(device)
+    load_cloud_profile(cloud)
+    network_preset(network)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {str(out)!r} is a file; fix: pass a directory")
+    preset = Settings.quick_preset if quick else Settings.full
+    settings = preset(device=device, cloud=cloud, network=network, seed=seed)
+
+    taken: set[str] = set()
+    default = WorkloadSpec(seed=seed, requests=settings.synthetic_requests)
+    loaded = default.load()
+    runs = [WorkloadRun(key=_unique_key(loaded.name, taken), spec=default, workload=loaded)]
+    for trace in traces:
+        spec = WorkloadSpec(trace=str(trace), limit=settings.trace_limit)
+        loaded = load_trace(trace).limit(settings.trace_limit)
+        runs.append(WorkloadRun(key=_unique_key(loaded.name, taken), spec=spec, workload=loaded))
+
+    collect(runs, settings, executor=executor, workers=workers, ray_address=ray_address, progress=progress)
+    if progress is not None:
+        progress("optimizer", 0, 1)
+    optimizer = optimizer_section(settings)
+    if progress is not None:
+        progress("optimizer", 1, 1)
+    primary, stand_in = _primary(runs)
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "pdcore_version": __version__,
+        "config": settings.describe() | {"traces": [str(trace) for trace in traces]},
+        "workloads": {run.key: run.sections for run in runs},
+        "optimizer": optimizer,
+        "targets": targets_section(primary, settings, stand_in=stand_in),
+    }
+
+    from pdcore.report.markdown import render  # noqa: PLC0415  # the plots need matplotlib, checked above
+    from pdcore.report.plots import write_plots  # noqa: PLC0415
+
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.json"
+    results.write_text(dumps(document), encoding="utf-8")
+    if progress is not None:
+        progress("plots", 0, 1)
+    presets = {name: profile.rtt_s for name, profile in NETWORK_PRESETS.items()}
+    plots = write_plots(runs, optimizer, out, tpot_slo_s=settings.slo.tpot_s, presets=presets)
+    if progress is not None:
+        progress("plots", 1, 1)
+    report = out / "report.md"
+    report.write_text(render(document, plots), encoding="utf-8")
+    files = tuple(out / name for figures in plots.values() for name in figures.values())
+    return Reproduction(report=report, results=results, plots=files, document=document)

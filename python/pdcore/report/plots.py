@@ -1,0 +1,373 @@
+"""The PNG figures of ``pdcore reproduce`` (matplotlib, drawn off-screen without pyplot).
+
+Every function takes the numbers `pdcore.report.experiments` collected and writes one file; none reads
+global matplotlib state, so figures do not leak into one another. Colours are fixed per policy across
+figures.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, ScalarFormatter
+
+from pdcore.report.experiments import POLICIES, WorkloadRun
+
+__all__ = [
+    "COLOURS",
+    "capacity_over_slo",
+    "file_stem",
+    "k_star",
+    "sensitivity",
+    "timeline",
+    "ttft_cdf",
+    "write_plots",
+]
+
+COLOURS: dict[str, str] = {
+    "cloud-only": "#1f77b4",
+    "device-only": "#7f7f7f",
+    "pd-device": "#d62728",
+    "naive-split": "#ff7f0e",
+    "kv-transfer": "#9467bd",
+    "race": "#2ca02c",
+}
+"""The colour of each policy in every figure."""
+
+_DPI = 110
+
+_CDF_STYLE: dict[str, tuple[float, str]] = {
+    "cloud-only": (4.0, "-"),
+    "device-only": (3.2, "-"),
+    "pd-device": (2.4, "-"),
+    "naive-split": (1.8, "--"),
+    "kv-transfer": (1.6, "-"),
+    "race": (1.2, ":"),
+}
+
+
+def file_stem(key: str) -> str:
+    """A workload key made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=_DPI, metadata={"Software": None})
+    return path
+
+
+def ttft_cdf(run: WorkloadRun, path: Path) -> Path:
+    """TTFT CDF per policy at the trace's rate and at cloud-only's capacity, log time axis."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2, sharey=True)
+    load = run.sections["under_load"]
+    titles = {
+        "trace_rate": f"at the trace's rate ({run.sections['workload']['rate_rps']:.2f} req/s)",
+        "under_load": (
+            f"at cloud-only capacity ({load['rate_rps']:.2f} req/s, first {load['requests']} requests)"
+        ),
+    }
+    for ax, (point, title) in zip(axes, titles.items(), strict=True):
+        for policy in POLICIES:
+            values = np.sort(run.ttft_s[point][policy][np.isfinite(run.ttft_s[point][policy])])
+            if values.size == 0:
+                continue
+            share = np.arange(1, values.size + 1) / values.size
+            width, style = _CDF_STYLE[policy]
+            ax.step(
+                values, share, where="post", label=policy, color=COLOURS[policy], linestyle=style, lw=width
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("TTFT (s), arrival to first displayed token")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("share of requests")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9)
+    figure.suptitle(
+        f"{run.key}: time to first token (policies that coincide are drawn thinner on top of each other)",
+        fontsize=11,
+    )
+    return _save(figure, path)
+
+
+def _timeline_panel(ax: Axes, policy: str, recorded: Mapping[str, Any], tpot_slo_s: float) -> None:
+    arrivals = np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64)
+    displays = np.asarray(recorded["displays_s"], dtype=np.float64)
+    from_cloud = np.asarray(recorded["from_cloud"], dtype=np.bool_)
+    positions = np.arange(displays.size)
+    if arrivals.size:
+        ax.plot(
+            arrivals,
+            np.arange(arrivals.size),
+            "o",
+            ms=4,
+            mfc="none",
+            color="#1f77b4",
+            label="cloud token arrives",
+        )
+    ax.plot(
+        displays[from_cloud],
+        positions[from_cloud],
+        ".",
+        ms=5,
+        color="#1f77b4",
+        label="displayed, from the cloud",
+    )
+    ax.plot(
+        displays[~from_cloud],
+        positions[~from_cloud],
+        ".",
+        ms=5,
+        color="#d62728",
+        label="displayed, from the device",
+    )
+    handoff = recorded.get("handoff_s")
+    if handoff is not None:
+        ax.axvline(handoff, color="black", lw=1, ls=":", label=f"hand-off ({handoff:.3f} s)")
+    gaps = np.diff(displays)
+    worst = int(np.argmax(gaps)) if gaps.size else -1
+    if worst >= 0:
+        ax.annotate(
+            f"largest gap {gaps[worst] * 1e3:.0f} ms (SLO {tpot_slo_s * 1e3:.0f} ms)",
+            xy=(displays[worst + 1], worst + 1),
+            xytext=(0.35, 0.12),
+            textcoords="axes fraction",
+            fontsize=8,
+            arrowprops={"arrowstyle": "->", "lw": 0.8},
+        )
+    end = _zoom_end(displays, handoff)
+    shown = int(np.searchsorted(displays, end, side="right"))
+    ax.set_xlim(0.0, end)
+    ax.set_ylim(-1.0, max(shown, 2) + 1.0)
+    k = recorded["k"]
+    plan = f"k = {k}" if k >= 0 else f"mode {recorded['mode']}"
+    ax.set_title(f"{policy} ({plan}); first {shown} of {displays.size} tokens", fontsize=10)
+    ax.set_xlabel("seconds since the request arrived")
+    ax.grid(True, alpha=0.3)
+
+
+def _zoom_end(displays: npt.NDArray[np.float64], handoff: float | None) -> float:
+    """Where the timeline's x axis ends: past the hand-off by half a second (or 60% of it), or after
+    the first 40 tokens without one."""
+    if displays.size == 0:
+        return 1.0
+    if handoff is not None:
+        end = handoff + max(0.5, 0.6 * handoff)
+    else:
+        end = float(displays[min(displays.size, 40) - 1]) * 1.05
+    return min(end, float(displays[-1]) * 1.02 + 0.01)
+
+
+def timeline(run: WorkloadRun, path: Path, tpot_slo_s: float) -> Path:
+    """The display timeline of the representative request under P/D-Device and the naive split."""
+    policies = [policy for policy in ("pd-device", "naive-split") if policy in run.timelines]
+    figure = Figure(figsize=(11, 4.4), layout="constrained")
+    axes = figure.subplots(1, max(len(policies), 1), sharey=True, squeeze=False)[0]
+    for ax, policy in zip(axes, policies, strict=False):
+        _timeline_panel(ax, policy, run.timelines[policy], tpot_slo_s)
+    axes[0].set_ylabel("token position")
+    axes[0].legend(loc="upper left", fontsize=8)
+    if policies:
+        first = run.timelines[policies[0]]
+        figure.suptitle(
+            f"{run.key}: request {first['request']} ({first['prompt_tokens']} prompt tokens, "
+            f"{first['output_tokens']} output tokens, one-way delay {first['one_way_s'] * 1e3:.0f} ms)",
+            fontsize=11,
+        )
+    return _save(figure, path)
+
+
+def _capacity_series(ax: Axes, rows: Sequence[Mapping[str, Any]], policy: str, key: str) -> None:
+    xs = [row["tpot_slo_s"] * 1e3 for row in rows]
+    found: list[tuple[float, float]] = []
+    above: list[tuple[float, float]] = []
+    below: list[tuple[float, float]] = []
+    for x, row in zip(xs, rows, strict=True):
+        result = row[policy][key]
+        if result["bound"] == "found":
+            found.append((x, result["rps"]))
+        elif result["bound"] == "above_max":
+            above.append((x, result["max_rps_tried"]))
+        else:
+            below.append((x, result["min_rps_tried"]))
+    colour = COLOURS[policy]
+    marker: dict[str, Any] = {"mfc": "none", "ms": 13, "mew": 1.8} if policy == "cloud-only" else {"ms": 8}
+    if found:
+        ax.plot(*zip(*found, strict=True), "o-", color=colour, label=policy)
+    if above:
+        ax.plot(*zip(*above, strict=True), "^", color=colour, label=f"{policy}: above the range", **marker)
+    if below:
+        ax.plot(*zip(*below, strict=True), "v", color=colour, label=f"{policy}: no rate meets it", **marker)
+
+
+def capacity_over_slo(run: WorkloadRun, path: Path) -> Path:
+    """Whole-cloud and decode-pool capacity of cloud-only and P/D-Device over the TPOT SLO."""
+    rows = run.sections["slo_sweep"]
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = figure.subplots(1, 2)
+    titles = {
+        "capacity": "whole cloud (1 prefill + 1 decode replica): SLO attainment >= target",
+        "decode_capacity": "one decode replica: cloud-side TPOT within the SLO",
+    }
+    for ax, (key, title) in zip(axes, titles.items(), strict=True):
+        for policy in ("cloud-only", "pd-device"):
+            _capacity_series(ax, rows, policy, key)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_major_label))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_label))
+        ax.set_xlabel("TPOT SLO (ms)")
+        ax.set_ylabel("capacity (req/s)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    figure.suptitle(f"{run.key}: capacity over the TPOT objective", fontsize=11)
+    return _save(figure, path)
+
+
+def _percent(values: Sequence[float | None]) -> list[float]:
+    return [np.nan if value is None else 100.0 * value for value in values]
+
+
+def _major_label(value: float, _position: int | None) -> str:
+    return f"{value:g}"
+
+
+def _minor_label(value: float, _position: int | None) -> str:
+    """Labels the 2, 3 and 5 minor ticks of a log axis, so a range under a decade still has numbers."""
+    if value <= 0.0:
+        return ""
+    digit = round(value / 10.0 ** np.floor(np.log10(value)))
+    return f"{value:g}" if digit in {2, 3, 5} else ""
+
+
+def sensitivity(run: WorkloadRun, path: Path, presets: Mapping[str, float]) -> Path:
+    """P/D-Device's TTFT reduction and cloud tokens per request over RTT and over device profiles."""
+    rtt_rows = run.sections["rtt_sweep"]
+    device_rows = run.sections["device_sweep"]
+    figure = Figure(figsize=(12, 8), layout="constrained")
+    (rtt_cut, rtt_tokens), (dev_cut, dev_tokens) = figure.subplots(2, 2)
+    rtt = [row["rtt_s"] * 1e3 for row in rtt_rows]
+    for label, key, style in (
+        ("vs device-only (p50)", "ttft_cut_vs_device_only", "o-"),
+        ("vs cloud-only (p50)", "ttft_cut_vs_cloud_only", "s--"),
+    ):
+        rtt_cut.plot(rtt, _percent([row[key]["p50"] for row in rtt_rows]), style, label=label)
+    rtt_tokens.plot(rtt, [row["cloud_decode_tokens_per_request"] for row in rtt_rows], "o-", color="#d62728")
+    for ax in (rtt_cut, rtt_tokens):
+        for name, value in presets.items():
+            ax.axvline(value * 1e3, color="grey", lw=0.8, ls=":")
+            ax.text(
+                value * 1e3,
+                0.98,
+                f"{name} ",
+                transform=ax.get_xaxis_transform(),
+                fontsize=8,
+                va="top",
+                ha="right",
+                rotation=90,
+                color="grey",
+            )
+        ax.set_xlabel("round-trip time (ms)")
+        ax.grid(True, alpha=0.3)
+    rtt_cut.set_ylabel("P/D-Device TTFT reduction (%)")
+    rtt_cut.legend(fontsize=8)
+    rtt_tokens.set_ylabel("cloud decode tokens per request")
+    rtt_cut.set_title("sensitivity to the round trip", fontsize=10)
+    rtt_tokens.set_title("cloud tokens P/D-Device uses, over the round trip", fontsize=10)
+
+    speed = [row["prefill_1k_s"] for row in device_rows]
+    for label, key, style in (
+        ("vs device-only (p50)", "ttft_cut_vs_device_only", "o"),
+        ("vs cloud-only (p50)", "ttft_cut_vs_cloud_only", "s"),
+    ):
+        dev_cut.plot(speed, _percent([row[key]["p50"] for row in device_rows]), style, label=label)
+    tokens = [row["cloud_decode_tokens_per_request"] for row in device_rows]
+    dev_tokens.plot(speed, tokens, "o", color="#d62728")
+    cuts = _percent([row["ttft_cut_vs_device_only"]["p50"] for row in device_rows])
+    for index, (x, cut, count) in enumerate(zip(speed, cuts, tokens, strict=True), start=1):
+        # numbered rather than named: profiles of nearly equal speed sit on top of each other
+        dy = 5 if index % 2 else -11
+        for ax, y in ((dev_cut, cut), (dev_tokens, count)):
+            ax.annotate(str(index), (x, y), xytext=(5, dy), textcoords="offset points", fontsize=8)
+    keys = [
+        dev_tokens.plot([], [], " ", label=f"{index}: {row['device']}")[0]
+        for index, row in enumerate(device_rows, start=1)
+    ]
+    figure.legend(handles=keys, loc="outside lower center", ncols=3, fontsize=8, title="device profiles")
+    for ax in (dev_cut, dev_tokens):
+        ax.set_xscale("log")
+        ax.set_xlabel("device prefill of 1,024 tokens (s), shipped profiles")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(FuncFormatter(_minor_label))
+    dev_cut.set_ylabel("P/D-Device TTFT reduction (%)")
+    dev_cut.legend(fontsize=8)
+    dev_tokens.set_ylabel("cloud decode tokens per request")
+    dev_cut.set_title("sensitivity to device speed", fontsize=10)
+    dev_tokens.set_title("cloud tokens P/D-Device uses, over device speed", fontsize=10)
+    figure.suptitle(f"{run.key}: P/D-Device at the trace's rate", fontsize=11)
+    return _save(figure, path)
+
+
+def k_star(section: Mapping[str, Any], path: Path, tpot_slo_s: float) -> Path:
+    """The optimizer's ``k*`` over prompt length for every shipped device profile."""
+    figure = Figure(figsize=(9, 5.2), layout="constrained")
+    ax = figure.subplots()
+    for name, rows in section["k_star"].items():
+        prompts = np.array([row["prompt_tokens"] for row in rows], dtype=np.float64)
+        ks = np.array([row["k"] for row in rows], dtype=np.float64)
+        alone = np.array([row["mode"] == "device" for row in rows])
+        capped = np.array([not row["converged"] for row in rows])
+        (line,) = ax.plot(prompts, ks, "-", lw=1.5, label=name)
+        colour = line.get_color()
+        ax.plot(prompts[~alone & ~capped], ks[~alone & ~capped], "o", ms=3, color=colour)
+        if alone.any():
+            ax.plot(prompts[alone], ks[alone], "o", ms=6, mfc="none", color=colour)
+        if capped.any():
+            ax.plot(prompts[capped], ks[capped], "x", ms=7, color=colour)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("prompt tokens")
+    ax.set_ylabel("k* (cloud decode tokens after the first)")
+    ax.set_title(
+        f"optimizer k* on an idle cloud, one-way delay {section['one_way_s'] * 1e3:.0f} ms, "
+        f"pace {tpot_slo_s * 1e3:.0f} ms  (open circle: device alone; x: no fixed point, capped)",
+        fontsize=9,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def write_plots(
+    runs: Sequence[WorkloadRun],
+    optimizer: Mapping[str, Any],
+    out_dir: Path,
+    *,
+    tpot_slo_s: float,
+    presets: Mapping[str, float],
+) -> dict[str, dict[str, str]]:
+    """Writes every figure into ``out_dir``; returns file names by workload key (``""`` for the
+    workload-independent ones) and figure name."""
+    written: dict[str, dict[str, str]] = {}
+    for run in runs:
+        stem = file_stem(run.key)
+        files = {
+            "ttft_cdf": ttft_cdf(run, out_dir / f"{stem}_ttft_cdf.png"),
+            "timeline": timeline(run, out_dir / f"{stem}_timeline.png", tpot_slo_s),
+            "capacity_slo": capacity_over_slo(run, out_dir / f"{stem}_capacity_slo.png"),
+            "sensitivity": sensitivity(run, out_dir / f"{stem}_sensitivity.png", presets),
+        }
+        written[run.key] = {name: file.name for name, file in files.items()}
+    written[""] = {"k_star": k_star(optimizer, out_dir / "k_star.png", tpot_slo_s).name}
+    return written

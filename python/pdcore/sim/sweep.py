@@ -1,0 +1,544 @@
+"""Many independent simulations at once: in turn, on a process pool, or on a Ray cluster.
+
+A `SweepTask` names its inputs rather than carrying them: the workload as a trace path or a synthetic
+seed (`WorkloadSpec`), the policy as a `make_policy` spec, the profiles by name. A task pickles to a few
+hundred bytes, and each worker process reads a trace once (`run_task` caches workloads and profiles per
+process). Every executor runs the same function, `run_task`, on the same tasks, and a task fixes every
+seed, so the results do not depend on the executor or on the order tasks finish; `run_sweep` returns
+them in the order of the tasks.
+
+Executors:
+
+- ``"serial"``: in this process, one after another.
+- ``"process"``: a `concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (workers
+  import pdcore afresh, so nothing depends on state forked from the caller).
+- ``"ray"``: `run_task` as Ray remote tasks (one CPU each), on the cluster at ``ray_address`` or on a
+  local instance started for the sweep; a session already open (``ray.init`` called before) is used as
+  is. Needs the optional extra ``pdcore[ray]``; every node needs pdcore installed and the trace files
+  at the same paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore._core import Simulator
+from pdcore.exceptions import InvalidInputError
+from pdcore.policies.base import CloudLoad, RequestInfo
+from pdcore.policies.builtin import make_policy
+from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.device import DeviceProfile
+from pdcore.profiles.network import NetworkProfile
+from pdcore.profiles.registry import load_cloud_profile, load_device_profile, network_preset
+from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
+from pdcore.sim.metrics import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
+from pdcore.sim.runner import SERVED_BY, Scenario, SimResult
+from pdcore.traces.loaders import load_trace
+from pdcore.traces.synthetic import synthetic_default
+from pdcore.traces.workload import Workload
+
+__all__ = [
+    "COMPUTE",
+    "EXECUTORS",
+    "SweepProgress",
+    "SweepResult",
+    "SweepTask",
+    "WorkloadSpec",
+    "pick_timeline_request",
+    "run_sweep",
+    "run_task",
+]
+
+EXECUTORS = ("serial", "process", "ray")
+"""The executors `run_sweep` knows."""
+
+COMPUTE = ("aggregate", "capacity", "decode_capacity", "timeline")
+"""What a task can compute: the run's report, the two capacity searches, a one-request timeline."""
+
+SweepProgress = Callable[[int, int, "SweepTask"], None]
+"""Called after each finished task with (tasks done, tasks in all, the task just finished)."""
+
+_RAY_FIX = "fix: `pip install 'pdcore[ray]'`, or use --executor process"
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A workload by reference: a trace file, or the seeded synthetic default.
+
+    Attributes:
+        trace: Path of an Azure CSV or Mooncake JSONL trace; None for `synthetic_default`.
+        seed: Seed of the synthetic workload (ignored for a trace).
+        requests: Requests of the synthetic workload.
+        rate_rps: Arrival rate of the synthetic workload, requests per second.
+        limit: Keep only the first ``limit`` requests.
+        output_scale: Multiply every output length by this (rounded, at least 1): the same arrivals and
+            prompts with longer or shorter answers.
+    """
+
+    trace: str | None = None
+    seed: int = 0
+    requests: int = 2000
+    rate_rps: float = 5.5
+    limit: int | None = None
+    output_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Checks the output scale.
+
+        Raises:
+            InvalidInputError: ``output_scale`` is not a finite number above 0.
+        """
+        if not (math.isfinite(self.output_scale) and self.output_scale > 0.0):
+            raise InvalidInputError(
+                f"output_scale = {self.output_scale!r}; fix: pass a finite number above 0, e.g. 2.0"
+            )
+
+    def load(self) -> Workload:
+        """Reads or draws the workload (uncached; `run_task` caches per process)."""
+        if self.trace is None:
+            workload = synthetic_default(seed=self.seed, n_requests=self.requests, rate_rps=self.rate_rps)
+        else:
+            workload = load_trace(self.trace)
+        workload = workload.limit(self.limit)
+        if self.output_scale == 1.0:
+            return workload
+        outputs = np.maximum(np.rint(workload.output_tokens * self.output_scale), 1.0).astype(np.int64)
+        return Workload(
+            name=workload.name,
+            arrival_s=workload.arrival_s,
+            prompt_tokens=workload.prompt_tokens,
+            output_tokens=outputs,
+            source=workload.source,
+            notes=(*workload.notes, f"output tokens multiplied by {self.output_scale:g}"),
+        )
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One simulation setting and what to compute for it.
+
+    Attributes:
+        workload: The workload.
+        policy: A `make_policy` spec, e.g. ``"pd-device"`` or ``"pd-device:refine_ratio=0.5"``.
+        device: Device profile name or .toml path.
+        cloud: Cloud profile name or .toml path.
+        network: Network preset name.
+        rtt_s: Replaces the preset's round-trip time (its bandwidth and jitter are kept); None keeps it.
+        deployment: ``"colocated"`` or ``"disaggregated"``.
+        replicas: Replicas of a colocated cloud.
+        prefill_replicas: Prefill replicas of a disaggregated cloud.
+        decode_replicas: Decode replicas of a disaggregated cloud.
+        rate_scale: Replay the workload this many times faster (capacity searches scale it further).
+        seed: Seed of the per-request network delays.
+        ttft_slo_s: TTFT objective, seconds.
+        tpot_slo_s: TPOT objective (and the policies' largest display gap), seconds.
+        compute: A non-empty subset of `COMPUTE`.
+        columns: Per-request columns of `SimResult.columns` to return with ``"aggregate"``.
+        capacity_window: Requests replayed per capacity probe.
+        capacity_target: Attainment a rate must reach in a capacity search.
+        timeline_request: The request whose timeline to record; None picks one
+            (`pick_timeline_request`).
+        tag: A free label, returned with the result.
+    """
+
+    workload: WorkloadSpec
+    policy: str
+    device: str
+    cloud: str
+    network: str = "wifi"
+    rtt_s: float | None = None
+    deployment: str = "disaggregated"
+    replicas: int = 1
+    prefill_replicas: int = 1
+    decode_replicas: int = 1
+    rate_scale: float = 1.0
+    seed: int = 0
+    ttft_slo_s: float = DEFAULT_TTFT_SLO_S
+    tpot_slo_s: float = DEFAULT_TPOT_SLO_S
+    compute: tuple[str, ...] = ("aggregate",)
+    columns: tuple[str, ...] = ()
+    capacity_window: int = DEFAULT_WINDOW
+    capacity_target: float = DEFAULT_TARGET
+    timeline_request: int | None = None
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        """Checks what to compute and the numeric settings.
+
+        Raises:
+            InvalidInputError: An empty or unknown ``compute``, columns without ``"aggregate"``, or a
+                rate scale or RTT out of range.
+        """
+        object.__setattr__(self, "compute", tuple(self.compute))
+        object.__setattr__(self, "columns", tuple(self.columns))
+        unknown = [item for item in self.compute if item not in COMPUTE]
+        if not self.compute or unknown:
+            raise InvalidInputError(
+                f"compute = {self.compute!r}; fix: pass one or more of {', '.join(COMPUTE)}"
+            )
+        if self.columns and "aggregate" not in self.compute:
+            raise InvalidInputError(
+                f"columns = {self.columns!r} come with the run's report; fix: add 'aggregate' to compute"
+            )
+        if not (math.isfinite(self.rate_scale) and self.rate_scale > 0.0):
+            raise InvalidInputError(f"rate_scale = {self.rate_scale!r}; fix: pass a finite number above 0")
+        if self.rtt_s is not None and not (math.isfinite(self.rtt_s) and self.rtt_s >= 0.0):
+            raise InvalidInputError(f"rtt_s = {self.rtt_s!r}; fix: pass finite seconds >= 0, or None")
+
+    def slo(self) -> SLO:
+        """The objectives of the task."""
+        return SLO(ttft_s=self.ttft_slo_s, tpot_s=self.tpot_slo_s)
+
+    def scenario(self) -> Scenario:
+        """The environment of the task (profiles cached per process)."""
+        return Scenario(
+            cloud=_cloud(self.cloud),
+            device=_device(self.device),
+            network=_network(self.network, self.rtt_s),
+            deployment=self.deployment,
+            replicas=self.replicas,
+            prefill_replicas=self.prefill_replicas,
+            decode_replicas=self.decode_replicas,
+            slo=self.slo(),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SweepResult:
+    """What `run_task` computed for one task.
+
+    Equality compares every field, arrays element-wise with NaN equal to NaN.
+
+    Attributes:
+        task: The task.
+        aggregate: `SimResult.aggregate` of the run (with ``"aggregate"``).
+        columns: The requested per-request columns of that run.
+        capacity: The `capacity_rps` search (with ``"capacity"``).
+        decode_capacity: The `decode_capacity_rps` search (with ``"decode_capacity"``).
+        timeline: The recorded request (with ``"timeline"``): ``request``, ``arrival_s``,
+            ``prompt_tokens``, ``output_tokens``, ``one_way_s``, ``mode`` and ``k`` of its plan (``k`` -1
+            outside a split), then ``Simulator.timeline()`` with times from the request's arrival:
+            ``cloud_arrivals_s``, ``displays_s``, ``from_cloud``, ``handoff_s``.
+    """
+
+    task: SweepTask
+    aggregate: dict[str, Any] | None = None
+    columns: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    capacity: Capacity | None = None
+    decode_capacity: Capacity | None = None
+    timeline: dict[str, Any] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        """Field by field; arrays element-wise, NaN equal to NaN."""
+        if not isinstance(other, SweepResult):
+            return NotImplemented
+        return self.task == other.task and all(
+            _same(getattr(self, name), getattr(other, name))
+            for name in ("aggregate", "columns", "capacity", "decode_capacity", "timeline")
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # holds arrays and dicts
+
+
+def _same(left: Any, right: Any) -> bool:
+    if isinstance(left, np.ndarray) or isinstance(right, np.ndarray):
+        a, b = np.asarray(left), np.asarray(right)
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        return bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+    if isinstance(left, Mapping) and isinstance(right, Mapping):
+        return left.keys() == right.keys() and all(_same(left[key], right[key]) for key in left)
+    if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
+    if isinstance(left, float) and isinstance(right, float) and math.isnan(left) and math.isnan(right):
+        return True
+    return bool(left == right)
+
+
+@lru_cache(maxsize=16)
+def _device(name: str) -> DeviceProfile:
+    return load_device_profile(name)
+
+
+@lru_cache(maxsize=16)
+def _cloud(name: str) -> CloudProfile:
+    return load_cloud_profile(name)
+
+
+@lru_cache(maxsize=64)
+def _network(name: str, rtt_s: float | None) -> NetworkProfile:
+    preset = network_preset(name)
+    if rtt_s is None:
+        return preset
+    return NetworkProfile(
+        name=f"{preset.name}@{rtt_s * 1e3:g}ms",
+        rtt_s=rtt_s,
+        bandwidth_bps=preset.bandwidth_bps,
+        jitter_s=preset.jitter_s,
+        description=f"{preset.name} with its round-trip time set to {rtt_s * 1e3:g} ms",
+    )
+
+
+@lru_cache(maxsize=8)
+def _workload(spec: WorkloadSpec) -> Workload:
+    return spec.load()
+
+
+def pick_timeline_request(result: SimResult) -> int:
+    """A representative request of a run: among those whose tokens came from both the cloud and the
+    device (all, if none did), the one whose prompt and output lengths are nearest, in log scale, to the
+    run's medians; the lower index on a tie."""
+    prompts = np.log(result.workload.prompt_tokens.astype(np.float64))
+    outputs = np.log(result.workload.output_tokens.astype(np.float64))
+    distance = np.hypot(prompts - np.median(prompts), outputs - np.median(outputs))
+    split = np.asarray(result.results["served_by"]) == SERVED_BY.index("both")
+    if split.any():
+        distance = np.where(split, distance, np.inf)
+    return int(np.argmin(distance))
+
+
+def _recorded(
+    scenario: Scenario, workload: Workload, policy_spec: str, seed: int, request: int
+) -> dict[str, Any]:
+    """Runs ``workload`` as `Scenario.run` does, recording the token timeline of ``request``."""
+    policy = make_policy(policy_spec)
+    delays = scenario.one_way_s(len(workload), seed)
+    simulator = Simulator(
+        arrival_s=workload.arrival_s,
+        prompt_tokens=workload.prompt_tokens,
+        output_tokens=workload.output_tokens,
+        one_way_s=delays,
+        cloud=scenario.cloud_config(),
+        device=scenario.device_config(),
+        bandwidth_bps=scenario.network.bandwidth_bps,
+        qoe_ttft_s=scenario.slo.ttft_s,
+        qoe_tokens_per_s=scenario.qoe_tokens_per_s,
+    )
+    simulator.record_timeline(request)
+    policy.prepare(scenario.context())
+    arrivals = workload.arrival_s.tolist()
+    prompts = workload.prompt_tokens.tolist()
+    delay_list = delays.tolist()
+    plan_k = -1
+    plan_mode = ""
+    while (index := simulator.next_decision()) is not None:
+        info = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
+        plan = policy.plan(info, CloudLoad.from_mapping(simulator.cloud_load()))
+        if index == request:
+            plan_mode = plan.mode
+            plan_k = plan.k if plan.mode in {"pd", "naive"} else -1
+        simulator.decide(index, plan)
+    recorded = simulator.timeline()
+    if recorded is None:
+        raise InvalidInputError(f"request {request} recorded no timeline; fix: pick a request in range")
+    start = float(workload.arrival_s[request])
+    handoff = recorded.get("handoff_s")
+    return {
+        "request": request,
+        "arrival_s": start,
+        "prompt_tokens": int(workload.prompt_tokens[request]),
+        "output_tokens": int(workload.output_tokens[request]),
+        "one_way_s": float(delays[request]),
+        "mode": plan_mode,
+        "k": plan_k,
+        "cloud_arrivals_s": np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64) - start,
+        "displays_s": np.asarray(recorded["displays_s"], dtype=np.float64) - start,
+        "from_cloud": np.asarray(recorded["from_cloud"], dtype=np.bool_),
+        "handoff_s": None if handoff is None else float(handoff) - start,
+    }
+
+
+def run_task(task: SweepTask) -> SweepResult:
+    """Computes one task (the function every executor runs).
+
+    Raises:
+        InvalidInputError: A profile, trace, policy or setting is invalid, or a column is unknown.
+    """
+    scenario = task.scenario()
+    base = _workload(task.workload)
+    workload = base.scaled(task.rate_scale)
+    aggregate: dict[str, Any] | None = None
+    columns: dict[str, npt.NDArray[Any]] = {}
+    timeline: dict[str, Any] | None = None
+    run: SimResult | None = None
+    if "aggregate" in task.compute or ("timeline" in task.compute and task.timeline_request is None):
+        run = scenario.run(workload, make_policy(task.policy), seed=task.seed)
+    if run is not None and "aggregate" in task.compute:
+        aggregate = run.aggregate()
+        if task.columns:
+            table = run.columns()
+            unknown = [name for name in task.columns if name not in table]
+            if unknown:
+                raise InvalidInputError(f"columns {unknown!r} are unknown; fix: pick from {', '.join(table)}")
+            columns = {name: np.array(table[name]) for name in task.columns}
+    if "timeline" in task.compute:
+        request = task.timeline_request
+        if request is None and run is not None:
+            request = pick_timeline_request(run)
+        if request is None or not 0 <= request < len(workload):
+            raise InvalidInputError(
+                f"timeline_request = {request}; fix: pass an index below {len(workload)}, or None"
+            )
+        timeline = _recorded(scenario, workload, task.policy, task.seed, request)
+    searches: dict[str, Capacity] = {}
+    for key, search in (("capacity", capacity_rps), ("decode_capacity", decode_capacity_rps)):
+        if key in task.compute:
+            searches[key] = search(
+                workload,
+                make_policy(task.policy),
+                scenario,
+                seed=task.seed,
+                target=task.capacity_target,
+                window=task.capacity_window,
+            )
+    return SweepResult(
+        task=task,
+        aggregate=aggregate,
+        columns=columns,
+        capacity=searches.get("capacity"),
+        decode_capacity=searches.get("decode_capacity"),
+        timeline=timeline,
+    )
+
+
+def _worker_count(workers: int | None, tasks: int) -> int:
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, tasks))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidInputError(
+            f"--workers = {workers!r}; fix: pass a whole number of at least 1, or omit it"
+        )
+    return min(workers, max(tasks, 1))
+
+
+def _run_serial(tasks: Sequence[SweepTask], progress: SweepProgress | None) -> list[SweepResult]:
+    results: list[SweepResult] = []
+    for task in tasks:
+        results.append(run_task(task))
+        if progress is not None:
+            progress(len(results), len(tasks), task)
+    return results
+
+
+def _run_process(
+    tasks: Sequence[SweepTask], workers: int, progress: SweepProgress | None
+) -> list[SweepResult]:
+    results: list[SweepResult | None] = [None] * len(tasks)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: dict[Future[SweepResult], int] = {
+            pool.submit(run_task, task): index for index, task in enumerate(tasks)
+        }
+        done = 0
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index = pending.pop(future)
+                    results[index] = future.result()
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(tasks), tasks[index])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [result for result in results if result is not None]
+
+
+def _import_ray() -> Any:
+    try:
+        return importlib.import_module("ray")
+    except ImportError:
+        raise InvalidInputError(f"--executor ray needs Ray, which is not installed; {_RAY_FIX}") from None
+
+
+def _run_ray(
+    tasks: Sequence[SweepTask], workers: int | None, progress: SweepProgress | None, address: str | None
+) -> list[SweepResult]:
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"address": address, "log_to_driver": False}
+        if address is None:
+            options["include_dashboard"] = False
+        ray.init(**options)
+    try:
+        remote = ray.remote(num_cpus=1)(run_task)
+        in_flight = len(tasks) if workers is None else _worker_count(workers, len(tasks))
+        results: list[SweepResult | None] = [None] * len(tasks)
+        pending: dict[Any, int] = {}
+        queued = iter(enumerate(tasks))
+        done = 0
+        while done < len(tasks):
+            while len(pending) < in_flight:
+                item = next(queued, None)
+                if item is None:
+                    break
+                pending[remote.remote(item[1])] = item[0]
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                index = pending.pop(ref)
+                results[index] = ray.get(ref)
+                done += 1
+                if progress is not None:
+                    progress(done, len(tasks), tasks[index])
+    finally:
+        if started:
+            ray.shutdown()
+    return [result for result in results if result is not None]
+
+
+def run_sweep(
+    tasks: Sequence[SweepTask],
+    *,
+    executor: str = "process",
+    workers: int | None = None,
+    progress: SweepProgress | None = None,
+    ray_address: str | None = None,
+) -> list[SweepResult]:
+    """Runs every task and returns the results in the order of ``tasks``.
+
+    Args:
+        tasks: The tasks; they are independent.
+        executor: ``"serial"``, ``"process"`` or ``"ray"`` (module docstring).
+        workers: Processes of the pool, or Ray tasks in flight at once; None: the CPU count (process)
+            or no limit (Ray).
+        progress: Called after each finished task.
+        ray_address: The Ray cluster to connect to (``ray.init(address=...)``); None starts a local
+            instance, unless a Ray session is already open.
+
+    Returns:
+        One result per task, equal whichever executor ran them.
+
+    Raises:
+        InvalidInputError: An unknown executor, a bad worker count, Ray not installed, or a task's
+            input is invalid (raised from the worker).
+    """
+    if executor not in EXECUTORS:
+        raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
+    tasks = list(tasks)
+    for index, task in enumerate(tasks):
+        if not isinstance(task, SweepTask):
+            raise InvalidInputError(f"tasks[{index}] is a {type(task).__name__}; fix: pass SweepTask objects")
+    if executor == "ray":
+        _import_ray()
+        if workers is not None:
+            _worker_count(workers, len(tasks))
+        return _run_ray(tasks, workers, progress, ray_address) if tasks else []
+    count = _worker_count(workers, len(tasks))
+    if not tasks:
+        return []
+    if executor == "serial":
+        return _run_serial(tasks, progress)
+    return _run_process(tasks, count, progress)

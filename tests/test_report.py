@@ -1,0 +1,120 @@
+"""``pdcore reproduce``: one end-to-end quick run through the command line, checked against the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pdcore.cli_report import register
+from pdcore.report import POLICIES, Reproduction, reproduce
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    register(app)
+
+    @app.command()
+    def version() -> None:
+        """A second command, so that ``reproduce`` is addressed by name as in the real CLI."""
+
+    return app
+
+
+def tiny_azure_trace(path: Path) -> Path:
+    """An Azure-format conversation trace: 500 requests at about 5 per second."""
+    rng = np.random.default_rng(11)
+    start = datetime(2023, 11, 16, 18, 15, 46)
+    offsets = np.cumsum(rng.exponential(0.2, size=500))
+    prompts = np.clip(rng.lognormal(6.9, 0.8, size=500), 16, 4000).astype(int)
+    outputs = np.clip(rng.lognormal(5.0, 0.9, size=500), 1, 600).astype(int)
+    rows = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    for offset, prompt, output in zip(offsets, prompts, outputs, strict=True):
+        stamp = (start + timedelta(seconds=float(offset))).strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows.append(f"{stamp}0,{prompt},{output}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, Reproduction]:
+    root = tmp_path_factory.mktemp("reproduce")
+    trace = tiny_azure_trace(root / "azure_tiny_conv.csv")
+    by_cli = root / "cli"
+    result = CliRunner().invoke(
+        cli(), ["reproduce", "--out", str(by_cli), "--trace", str(trace), "--quick", "--workers", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    by_api = root / "api"
+    again = reproduce(by_api, [trace], quick=True, executor="serial")
+    return by_cli, by_api, result.output, again
+
+
+def test_report_has_the_table_per_workload(runs: tuple[Path, Path, str, Reproduction]) -> None:
+    out, _, output, _ = runs
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Targets" in text
+    assert "Checked on `azure_tiny_conv`" in text
+    for workload in ("synthetic-azure-conv", "azure_tiny_conv"):
+        assert f"## Workload `{workload}`" in text
+    header = next(line for line in text.splitlines() if line.startswith("| policy | TTFT p50 | TTFT p99"))
+    assert "TTFT cut vs device-only" in header
+    assert "decode capacity vs cloud-only" in header
+    for policy in POLICIES:
+        assert text.count(f"| {policy} |") + text.count(f"| **{policy}** |") == 2
+    assert "## Optimizer" in text
+    assert "targets on azure_tiny_conv" in output
+
+
+def test_results_json_is_deterministic_and_complete(runs: tuple[Path, Path, str, Reproduction]) -> None:
+    by_cli, by_api, _, _ = runs
+    raw = (by_cli / "results.json").read_bytes()
+    assert raw == (by_api / "results.json").read_bytes()
+    document = json.loads(raw)
+    assert document["config"]["quick"] is True
+    assert list(document["workloads"]) == sorted(["azure_tiny_conv", "synthetic-azure-conv"])
+    section = document["workloads"]["synthetic-azure-conv"]
+    assert section["workload"]["requests"] == 400
+    assert set(section["table"]) == set(POLICIES)
+    pd = section["table"]["pd-device"]
+    assert pd["ttft_cut_vs_device_only"]["p50"] > 0.5
+    assert pd["decode_capacity_x"]["value"] > 1.0
+    assert section["under_load"]["rate_scale"] > 1.0
+    assert {row["tpot_slo_s"] for row in section["slo_sweep"]} == {0.03, 0.05, 0.1}
+    assert len(section["rtt_sweep"]) == 3
+    assert section["timeline"]["pd-device"]["handoff_s"] is not None
+    targets = document["targets"]
+    assert targets["workload"] == "azure_tiny_conv"
+    assert targets["stand_in"] is False
+    assert isinstance(targets["ttft_cut_vs_device_only"]["met"], bool)
+    assert document["optimizer"]["k_star"]["llama32-3b-w4a16-8elite-genie"]
+
+
+def test_plots_are_written(runs: tuple[Path, Path, str, Reproduction]) -> None:
+    out, _, _, again = runs
+    names = sorted(path.name for path in out.glob("*.png"))
+    assert names == sorted(path.name for path in again.plots)
+    expected = {"k_star.png"}
+    for stem in ("synthetic-azure-conv", "azure_tiny_conv"):
+        expected |= {f"{stem}_{kind}.png" for kind in ("ttft_cdf", "timeline", "capacity_slo", "sensitivity")}
+    assert set(names) == expected
+    for name in names:
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE)
+        assert len(data) > 10_000
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--executor", "threads"])
+    assert result.exit_code == 2
+    assert "--executor 'threads' is unknown" in result.output
+    missing = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--trace", "nope.csv"])
+    assert missing.exit_code == 2
+    assert "nope.csv" in missing.output
