@@ -15,7 +15,7 @@ dev: ## install pdcore in editable mode with test and lint tools (rebuilds the R
 .PHONY: test
 test: dev ## run the Rust and Python test suites (benchmarks run once each as smoke tests)
 	cargo test --locked --lib
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m "not realtime"
 
 .PHONY: lint
 lint: dev ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy --strict, stubtest

@@ -709,5 +709,10 @@ def _register_commands() -> None:
 
     cli_report.register(app)
 
+    from pdcore import cli_refine, cli_runtime  # noqa: PLC0415
+
+    cli_refine.register(app)
+    cli_runtime.register(app)
+
 
 _register_commands()

@@ -1,0 +1,185 @@
+"""The native simulator against its pure-Python port (``sim_baseline.py``): equality and speed.
+
+Every test runs the same ~300 synthetic requests through ``pdcore._core.Simulator`` and
+``sim_baseline.Simulator`` with the same plans and requires identical per-request results (every column,
+bit for bit) and identical run counters, for each mode, a mix of modes and both deployments, on the
+shipped cloud profile (one replica per pool) and on a tight one (two replicas per pool, where the KV
+cache, the batch size and the token budget bind). At 8 req/s requests queue for the cloud (up to five
+waiting with the shipped profile; the tight colocated cloud is overloaded and fills its KV cache), so
+queueing, admission, chunked prefill and the choice of replica all take part.
+
+Run as smoke tests by default (``--benchmark-disable``: each benchmark runs once); measure with
+``python -m pytest benches/python/bench_sim.py --benchmark-enable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+import sim_baseline
+from pdcore._core import CloudConfig, DeviceConfig, Plan, Simulator
+from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
+from pdcore.sim import Scenario
+from pdcore.traces import synthetic_default
+
+N_REQUESTS = 300
+RATE_RPS = 8.0
+SPLIT_KS = (0, 1, 5, 20, 60, 200, 1000)
+TIGHT = {
+    "replicas": 2,
+    "prefill_replicas": 2,
+    "decode_replicas": 2,
+    "max_batch_size": 8,
+    "max_tokens_per_iteration": 256,
+    "kv_cache_tokens": 4000,
+}
+
+
+def scenario(deployment: str) -> Scenario:
+    """The CLI's default environment: a phone with a 3B model, Llama-3-8B on an A100, Wi-Fi."""
+    return Scenario(
+        cloud=load_cloud_profile("llama3-8b-a100"),
+        device=load_device_profile("llama32-3b-w4a16-8elite-genie"),
+        network=network_preset("wifi"),
+        deployment=deployment,
+    )
+
+
+def inputs(deployment: str, tight: bool, n: int = N_REQUESTS) -> dict[str, Any]:
+    """Keyword arguments shared by both simulators, with the cloud and device as plain mappings."""
+    sc = scenario(deployment)
+    cloud, device = sim_baseline.scenario_configs(sc)
+    if tight:
+        cloud |= TIGHT
+    workload = synthetic_default(seed=3, n_requests=n, rate_rps=RATE_RPS)
+    return {
+        "arrival_s": workload.arrival_s,
+        "prompt_tokens": workload.prompt_tokens,
+        "output_tokens": workload.output_tokens,
+        "one_way_s": sc.one_way_s(n, 0),
+        "cloud": cloud,
+        "device": device,
+        "bandwidth_bps": sc.network.bandwidth_bps,
+        "qoe_ttft_s": sc.slo.ttft_s,
+        "qoe_tokens_per_s": sc.qoe_tokens_per_s,
+    }
+
+
+def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
+    """One plan per request; splits vary ``k``, the refined prompt and the smallest display gap."""
+    if mode in ("pd", "naive"):
+        return [
+            Plan(
+                mode,
+                k=SPLIT_KS[i % len(SPLIT_KS)],
+                refine_ratio=1.0 if i % 3 else 0.6,
+                min_tpot=0.0 if i % 2 else 0.005,
+                max_tpot=0.05,
+            )
+            for i in range(n)
+        ]
+    if mode == "mixed":
+        modes = sim_baseline.MODES
+        return [Plan(modes[(i * 7) % len(modes)], k=SPLIT_KS[i % len(SPLIT_KS)]) for i in range(n)]
+    return [Plan(mode, max_tpot=0.05) for _ in range(n)]
+
+
+Outcome = tuple[dict[str, Any], dict[str, float]]
+"""``results()`` and ``summary()`` of one run."""
+
+
+def native(kw: dict[str, Any]) -> Simulator:
+    args = dict(kw)
+    args["cloud"] = CloudConfig(**kw["cloud"])
+    args["device"] = DeviceConfig(**kw["device"])
+    return Simulator(**args)
+
+
+def python(kw: dict[str, Any]) -> sim_baseline.Simulator:
+    return sim_baseline.Simulator(**kw)
+
+
+def replay(sim: Any, chosen: Sequence[Plan]) -> Outcome:
+    """Runs the decision loop with fixed plans; returns ``results()`` and ``summary()``."""
+    next_decision, decide = sim.next_decision, sim.decide
+    while (i := next_decision()) is not None:
+        decide(i, chosen[i])
+    return dict(sim.results()), dict(sim.summary())
+
+
+def assert_identical(
+    a: tuple[dict[str, Any], dict[str, float]], b: tuple[dict[str, Any], dict[str, float]]
+) -> None:
+    (ra, sa), (rb, sb) = a, b
+    assert sorted(ra) == sorted(rb)
+    for key in ra:
+        x, y = np.asarray(ra[key]), np.asarray(rb[key])
+        assert x.dtype == y.dtype, key
+        same = (x == y) | (np.isnan(x) & np.isnan(y)) if x.dtype.kind == "f" else x == y
+        assert same.all(), f"{key}: first difference at request {int(np.argmin(same))}"
+    assert sa.keys() == sb.keys()
+    for key, value in sa.items():
+        assert value == sb[key] or (np.isnan(value) and np.isnan(sb[key])), key
+
+
+def check_coverage(mode: str, results: dict[str, Any], kw: dict[str, Any], chosen: Sequence[Plan]) -> None:
+    """The workload reaches the paths the mode has: hand-offs, cancelled streams, cloud-only answers."""
+    assert (results["displayed_tokens"] >= 1).all()
+    if mode == "pd":
+        handoff = results["handoff_pos"]
+        quota = np.minimum(np.array([p.k for p in chosen]) + 1, kw["output_tokens"])
+        assert (handoff > 0).any()
+        assert (results["device_decode_tokens"] == 0).any()
+        assert (results["cloud_decode_tokens"] + 1 < quota).any()
+    if mode in ("cloud", "race"):
+        assert (results["cloud_decode_gpu_s"] > 0).any()
+    if mode == "device":
+        assert (results["cloud_prefill_gpu_s"] == 0).all()
+
+
+@pytest.mark.parametrize("tight", [False, True], ids=["profile", "tight"])
+@pytest.mark.parametrize("deployment", ["colocated", "disaggregated"])
+@pytest.mark.parametrize("mode", [*sim_baseline.MODES, "mixed"])
+def test_python_port_equals_native(mode: str, deployment: str, tight: bool) -> None:
+    kw = inputs(deployment, tight)
+    chosen = plans(mode)
+    got = replay(native(kw), chosen)
+    assert_identical(got, replay(python(kw), chosen))
+    check_coverage(mode, got[0], kw, chosen)
+
+
+def test_cloud_load_matches_at_every_decision() -> None:
+    kw = inputs("disaggregated", True)
+    chosen = plans("mixed")
+    sims = native(kw), python(kw)
+    while (i := sims[0].next_decision()) is not None:
+        assert sims[1].next_decision() == i
+        assert dict(sims[0].cloud_load()) == sims[1].cloud_load()
+        for sim in sims:
+            sim.decide(i, chosen[i])
+    assert sims[1].next_decision() is None
+
+
+def bench(benchmark: Any, make: Callable[[dict[str, Any]], Any], mode: str, kind: str) -> None:
+    kw = inputs("disaggregated", False)
+    chosen = plans(mode)
+    benchmark.group = f"simulator, {N_REQUESTS} requests, {mode}"
+    benchmark.extra_info["implementation"] = kind
+    got = benchmark(lambda: replay(make(kw), chosen))
+    assert_identical(got, replay(native(kw) if kind == "python" else python(kw), chosen))
+
+
+@pytest.mark.benchmark(group="simulator")
+@pytest.mark.parametrize("mode", sim_baseline.MODES)
+def test_simulator_native(benchmark: Any, mode: str) -> None:
+    bench(benchmark, native, mode, "native")
+
+
+@pytest.mark.benchmark(group="simulator")
+@pytest.mark.parametrize("mode", sim_baseline.MODES)
+def test_simulator_python(benchmark: Any, mode: str) -> None:
+    bench(benchmark, python, mode, "python")

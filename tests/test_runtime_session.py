@@ -1,0 +1,319 @@
+"""The P/D-Device session with a scripted cloud (`FakeCloud`) and a scripted device (`FakeEngine`).
+
+The device tokenizes by UTF-8 bytes while the cloud streams word pieces, so every hand-off here is
+between unlike tokenizers. Timing checks allow ``SLACK`` for a loaded machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+pytest.importorskip("httpx", reason="the live runtime needs the `device` extra (httpx, httpx-sse)")
+pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` extra (httpx, httpx-sse)")
+
+from pdcore import DeadlineMissedError, InvalidInputError
+from pdcore.runtime import (
+    CloudClient,
+    CloudUnavailableError,
+    Device,
+    Notice,
+    Piece,
+    RealtimeClock,
+    Session,
+    Timeline,
+)
+from pdcore.runtime.testing import CloudScript, FakeCloud, FakeEngine, unused_url, word_pieces
+
+T = TypeVar("T")
+
+ANSWER = (
+    "Paris is the capital of France. It is known for the Eiffel Tower, the café terraces and the "
+    "Seine — très belle! 🗼 Visit in spring."
+)
+PIECES = word_pieces(ANSWER)
+PROMPT = "Tell me about Paris. " * 15
+MAX_TPOT = 0.05
+SLACK = 0.015
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def engine(**costs: float) -> FakeEngine:
+    settings = {"prefill_token_s": 0.001, "call_s": 0.001, "decode_s": 0.004} | costs
+    return FakeEngine(ANSWER, **settings)  # type: ignore[arg-type]  # reason: the keys are the cost options
+
+
+async def answer(
+    url: str,
+    fake: FakeEngine,
+    *,
+    k: int | str = 10,
+    mode: str = "pd",
+    profile_of: FakeEngine | None = None,
+    notices: list[Notice] | None = None,
+    **options: Any,
+) -> tuple[Timeline, list[Piece]]:
+    cloud = CloudClient(url, read_timeout=options.pop("read_timeout", 5.0))
+    device = Device(lambda: fake)
+    session = Session(
+        cloud=cloud,
+        device=device,
+        profile=(profile_of or fake).profile(),
+        k=k,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        max_tpot=MAX_TPOT,
+        max_tokens=400,
+        on_notice=notices.append if notices is not None else None,
+        **options,
+    )
+    try:
+        pieces = [piece async for piece in session.stream(PROMPT)]
+    finally:
+        await cloud.aclose()
+        device.close()
+    assert session.timeline is not None
+    return session.timeline, pieces
+
+
+def assert_text_exact(timeline: Timeline, cloud_pieces: list[str]) -> None:
+    """Displayed text is the cloud's prefix then the device's continuation: nothing lost, repeated or
+    reordered."""
+    assert timeline.text == ANSWER
+    positions = [record.position for record in timeline.tokens]
+    assert positions == list(range(len(positions)))
+    sources = [record.source for record in timeline.tokens]
+    handoff = timeline.handoff_position
+    if handoff is None:
+        assert set(sources) == {"cloud"}
+        handoff = len(sources)
+    assert sources == ["cloud"] * handoff + ["device"] * (len(sources) - handoff)
+    assert "".join(record.text for record in timeline.tokens[:handoff]) == "".join(cloud_pieces[:handoff])
+    shown = [record.shown_s for record in timeline.tokens]
+    assert shown == sorted(shown)
+
+
+@pytest.mark.parametrize("k", [0, 3, 12])
+def test_handoff_is_text_exact(k: int) -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.03, gap_s=0.005)) as cloud:
+        timeline, pieces = run(answer(cloud.url, engine(), k=k, max_extensions=0))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position == k + 1
+    assert cloud.requests[0].body["max_tokens"] == k + 1
+    assert cloud.requests[0].body["stream"] is True
+    assert cloud.requests[0].body["temperature"] == 0
+    assert "".join(piece.text for piece in pieces) == ANSWER
+    assert [piece.at for piece in pieces] == sorted(piece.at for piece in pieces)
+    assert timeline.tokens[0].source == "cloud"
+    assert timeline.ttft_s is not None
+    assert timeline.cloud_first_s is not None
+    assert timeline.ttft_s - timeline.cloud_first_s < 0.02
+
+
+def test_cloud_that_completes_the_answer_needs_no_device() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.002)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(prefill_token_s=0.004), k=len(PIECES) + 5))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position is None
+    assert timeline.cloud_end == "stop"
+    assert {record.source for record in timeline.tokens} == {"cloud"}
+
+
+def test_unreachable_cloud_falls_back_to_the_device_with_a_notice() -> None:
+    notices: list[Notice] = []
+    timeline, _ = run(answer(unused_url(), engine(), notices=notices))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position == 0
+    assert timeline.cloud_end == "unavailable"
+    assert [notice.kind for notice in notices] == ["cloud-unavailable"]
+    assert "device alone" in notices[0].message
+    assert timeline.notices == notices
+
+
+def test_refusing_cloud_falls_back_to_the_device_with_a_notice() -> None:
+    with FakeCloud(CloudScript(PIECES, status=503)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine()))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position == 0
+    assert [notice.kind for notice in timeline.notices] == ["cloud-unavailable"]
+    assert "HTTP 503" in timeline.notices[0].message
+
+
+def test_cut_stream_keeps_what_arrived_and_the_device_continues() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.01, cut_after=4)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=20))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position == 4
+    assert timeline.cloud_end == "cut"
+    assert [notice.kind for notice in timeline.notices] == ["cloud-cut"]
+    assert "after the 4 tokens received" in timeline.notices[0].message
+
+
+def test_stalled_stream_is_cut_by_the_read_timeout_and_the_device_continues() -> None:
+    fake = engine(prefill_token_s=0.002)
+    script = CloudScript(PIECES, first_delay_s=0.02, gap_s=0.01, stall_after=3)
+    with FakeCloud(script) as cloud:
+        timeline, _ = run(answer(cloud.url, fake, k=20, read_timeout=0.2))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position == 3
+    assert timeline.cloud_end == "cut"
+
+
+def test_stream_is_closed_at_the_handoff() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.05)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(prefill_token_s=0.0005), k=20))
+        cloud.wait_done()
+    assert_text_exact(timeline, PIECES)
+    assert timeline.cloud_end == "cancelled"
+    position = timeline.handoff_position
+    assert position is not None
+    assert 0 < position < 21
+    served = cloud.requests[0]
+    assert served.sent < 21
+    assert served.disconnected
+
+
+def test_jittery_network_gaps_stay_within_max_tpot_unless_the_network_stalls() -> None:
+    rng = random.Random(7)
+    gaps = [rng.choice([0.0, 0.0, 0.01, 0.03, 0.08, 0.15]) for _ in PIECES]
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.03, gap_s=gaps)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=14))
+    assert_text_exact(timeline, PIECES)
+    late = 0
+    for gap in timeline.gaps():
+        record = timeline.tokens[gap.position]
+        if gap.gap_s <= MAX_TPOT + SLACK:
+            continue
+        assert gap.cause == "cloud-late", gap
+        assert record.shown_s - record.available_s < SLACK, record
+        late += 1
+    assert late > 0, "the script should include network stalls"
+
+
+def test_burst_is_spread_evenly_until_the_handoff() -> None:
+    fake = engine()
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.03, gap_s=0.0)) as cloud:
+        timeline, _ = run(answer(cloud.url, fake, k=11))
+    assert_text_exact(timeline, PIECES)
+    cloud_gaps = [gap.gap_s for gap in timeline.gaps() if gap.source == "cloud"]
+    assert len(cloud_gaps) == 11
+    assert min(cloud_gaps) > 0.015, "a burst must be paced, not dumped"
+    assert max(gap.gap_s for gap in timeline.gaps()) <= MAX_TPOT + SLACK
+
+
+def test_slower_device_than_its_profile_revises_the_handoff_estimate() -> None:
+    fast = engine(prefill_token_s=0.0015)
+    slow = engine(prefill_token_s=0.0015, slowdown=2.0)
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.03, gap_s=0.0)) as cloud:
+        timeline, _ = run(answer(cloud.url, slow, k=14, profile_of=fast, max_extensions=0))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_s is not None
+    estimates = [estimate for _, estimate in timeline.handoff_estimates[:-1]]
+    assert len(estimates) >= 3
+    actual = timeline.handoff_s
+    first, revised = estimates[0], estimates[-1]
+    assert first < 0.75 * actual, "the profile promised a device twice as fast"
+    assert abs(revised - actual) < 0.15 * actual
+    assert not [gap for gap in timeline.gaps() if gap.cause == "runtime" and gap.gap_s > MAX_TPOT + SLACK]
+
+
+def test_device_only_mode() -> None:
+    timeline, _ = run(answer(unused_url(), engine(), mode="device"))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.mode == "device"
+    assert timeline.cloud_quota is None
+    assert not timeline.notices
+
+
+def test_cloud_only_mode_shows_tokens_on_arrival() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), mode="cloud"))
+    assert_text_exact(timeline, PIECES)
+    assert cloud.requests[0].body["max_tokens"] == 400
+    assert all(record.shown_s - record.available_s < SLACK for record in timeline.tokens)
+
+
+def test_cloud_only_mode_raises_when_the_cloud_is_unreachable() -> None:
+    with pytest.raises(CloudUnavailableError, match=r"cannot|unavailable"):
+        run(answer(unused_url(), engine(), mode="cloud"))
+
+
+def test_auto_k_comes_from_the_profile() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.03, gap_s=0.002)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k="auto"))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.k is not None
+    assert timeline.k > 0
+    assert cloud.requests[0].body["max_tokens"] == timeline.k + 1
+
+
+def test_strict_clock_raises_deadline_missed() -> None:
+    with (
+        FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.002)) as cloud,
+        pytest.raises(DeadlineMissedError) as raised,
+    ):
+        run(answer(cloud.url, engine(), clock=RealtimeClock(strict=True, tolerance=0.0)))
+    assert raised.value.lag_s > 0  # type: ignore[attr-defined]
+
+
+def test_device_behind_the_buffer_gets_a_continuation_from_the_cloud() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.03, gap_s=0.005)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=2))
+    assert_text_exact(timeline, PIECES)
+    assert len(cloud.requests) >= 2
+    extension = cloud.requests[1].body
+    assert extension["prompt"] == PROMPT + "".join(PIECES[:3])
+    assert timeline.cloud_extensions
+    assert timeline.cloud_extensions[0][1] == extension["max_tokens"]
+    assert timeline.handoff_position is not None
+    assert timeline.handoff_position > 3
+    assert not [gap for gap in timeline.gaps() if gap.cause == "device-late"]
+
+
+def test_timeline_json_round_trip() -> None:
+    import json
+
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.005)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=5, max_extensions=0))
+    document = json.loads(timeline.to_json())
+    assert document["text"] == ANSWER
+    assert document["summary"]["tokens_by_source"] == {"cloud": 6, "device": len(timeline.tokens) - 6}
+    assert len(document["tokens"]) == len(timeline.tokens)
+    assert document["summary"]["handoff_position"] == 6
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "pd", "device": None}, "needs a device"),
+        ({"mode": "cloud", "cloud": None}, "needs a cloud"),
+        ({"mode": "both"}, "mode"),
+        ({"max_tpot": 0.0}, "max_tpot"),
+        ({"k": -1}, "k = -1"),
+        ({"k": "auto", "profile": None}, "needs the device profile"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"pacing_margin_s": 0.06}, "pacing_margin_s"),
+        ({"k_margin": -0.1}, "k_margin"),
+        ({"max_extensions": -1}, "max_extensions"),
+    ],
+)
+def test_session_rejects_bad_settings(options: dict[str, Any], message: str) -> None:
+    fake = engine()
+    device = Device(lambda: fake)
+    settings: dict[str, Any] = {
+        "cloud": CloudClient(unused_url()),
+        "device": device,
+        "profile": fake.profile(),
+        "k": 3,
+    } | options
+    try:
+        with pytest.raises(InvalidInputError, match=message):
+            Session(**settings)
+    finally:
+        device.close()
