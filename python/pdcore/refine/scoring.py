@@ -25,7 +25,6 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -204,30 +203,15 @@ class LlamaScorer:
         n_ctx: int = 4096,
         n_batch: int = 512,
     ) -> None:
-        try:
-            # reason: optional dependency (the `device` extra), absent where mypy runs in CI
-            import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
-        except ImportError:
-            raise InvalidInputError(
-                "scoring with a local model needs llama-cpp-python; fix: pip install 'pdcore[device]' or "
-                "score through an endpoint with --cloud-url"
-            ) from None
-        path = Path(model_path)
-        if not path.is_file():
-            raise InvalidInputError(
-                f"model file {str(path)!r} does not exist; fix: pass the path of a .gguf file"
-            )
-        self.path = path
-        # llama-cpp-python has no type information: the module and model are used through `Any`
-        self._lib: Any = llama_cpp
-        self._llama: Any = llama_cpp.Llama(
-            model_path=str(path),
+        from pdcore.runtime.device import load_llama  # noqa: PLC0415  (the optional runtime)
+
+        self._lib, self._llama, self.path = load_llama(
+            model_path,
+            needed_for="scoring with a local model (or score through an endpoint with --cloud-url)",
             n_ctx=n_ctx,
             n_batch=n_batch,
             n_threads=n_threads,
-            n_threads_batch=n_threads,
             logits_all=True,
-            verbose=False,
         )
 
     @property

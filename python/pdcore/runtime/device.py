@@ -141,6 +141,50 @@ class DeviceToken:
     ready: float
 
 
+def load_llama(
+    model_path: str | os.PathLike[str],
+    *,
+    needed_for: str,
+    n_ctx: int,
+    n_batch: int = 512,
+    n_threads: int | None = None,
+    logits_all: bool = False,
+    verbose: bool = False,
+) -> tuple[Any, Any, Path]:
+    """Opens a GGUF model with llama-cpp-python: ``(llama_cpp module, Llama, path)``.
+
+    The one place that imports the optional ``device`` extra and checks the model path, for the runtime's
+    device and the refiner's scorer alike.
+
+    Raises:
+        InvalidInputError: llama-cpp-python is missing, or the model file does not exist.
+    """
+    try:
+        # reason (both ignores): llama_cpp is the optional `device` extra, imported lazily and
+        # absent when the package is type-checked
+        import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+    except ImportError:
+        raise InvalidInputError(
+            f"{needed_for} needs llama-cpp-python; fix: pip install 'pdcore[device]'"
+        ) from None
+    path = Path(model_path)
+    if not path.is_file():
+        raise InvalidInputError(
+            f"model file {str(path)!r} does not exist; fix: pass the path of a .gguf file"
+        )
+    # llama-cpp-python has no type information: the module and model are used through `Any`
+    llama: Any = llama_cpp.Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_batch=n_batch,
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+        logits_all=logits_all,
+        verbose=verbose,
+    )
+    return llama_cpp, llama, path
+
+
 class LlamaEngine:
     """A GGUF model run by llama-cpp-python, greedy decoding, on the CPU.
 
@@ -164,32 +208,17 @@ class LlamaEngine:
         n_batch: int = 512,
         verbose: bool = False,
     ) -> None:
-        try:
-            # reason (both ignores): llama_cpp is the optional `device` extra, imported lazily and
-            # absent when the package is type-checked
-            import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
-        except ImportError:
-            raise InvalidInputError(
-                "the device runtime needs llama-cpp-python; fix: pip install 'pdcore[device]'"
-            ) from None
-        path = Path(model_path)
-        if not path.is_file():
-            raise InvalidInputError(
-                f"model file {str(path)!r} does not exist; fix: pass the path of a .gguf file"
-            )
-        self.path = path
-        self._lib: Any = llama_cpp
-        self._llama: Any = llama_cpp.Llama(
-            model_path=str(path),
+        self._lib, self._llama, self.path = load_llama(
+            model_path,
+            needed_for="the device runtime",
             n_ctx=n_ctx,
             n_batch=n_batch,
             n_threads=n_threads,
-            n_threads_batch=n_threads,
             verbose=verbose,
         )
         self.n_threads = int(self._llama.n_threads)
         """The threads llama.cpp uses (its own default when none were asked for)."""
-        self._vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
+        self._vocab = self._lib.llama_model_get_vocab(self._llama.model)
         self._n_vocab = int(self._llama.n_vocab())
         self.metadata: dict[str, str] = dict(self._llama.metadata)
 
