@@ -26,6 +26,13 @@ lint: dev ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy --strict, stubt
 	$(PYTHON) -m mypy --strict python/pdcore
 	$(PYTHON) -m mypy.stubtest pdcore._core --allowlist .mypy-stubtest-allowlist
 
+.PHONY: live
+live: ## the live runtime for real: build the device extra (llama.cpp), start a llama.cpp server as the cloud, run the realtime tests
+	CMAKE_BUILD_PARALLEL_LEVEL="$${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
+		CMAKE_ARGS="$${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}" \
+		$(PIP) install -q -e ".[device]"
+	PYTHON=$(PYTHON) scripts/ci_live.sh
+
 .PHONY: format
 format: ## format Rust and Python sources
 	cargo fmt --all

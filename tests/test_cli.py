@@ -81,6 +81,19 @@ def test_compare_with_capacity(tmp_path: Path) -> None:
     assert policies["device-only"]["decode_capacity"]["bound"] == "above_max"
 
 
+def test_compare_takes_comma_separated_policy_settings() -> None:
+    code, output = run(
+        "compare",
+        "--policies",
+        "cloud-only,pd-device:refine_ratio=auto,quality_budget=0.05,quality_bound=mean",
+        "--limit",
+        "40",
+    )
+    assert code == 0, output
+    assert "cloud-only" in output
+    assert "quality_budget=0.05" in output
+
+
 def test_compare_policy_variants_and_disaggregated_cloud() -> None:
     code, output = run(
         "compare",

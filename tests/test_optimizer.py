@@ -82,3 +82,35 @@ def test_bad_settings_name_the_input() -> None:
         Optimizer(device=device, cloud=CLOUD, slo=SLO()).choose(100, one_way_s=-1.0)
     with pytest.raises(InvalidInputError, match="prompt_lengths"):
         grid_check([], device=device, cloud=CLOUD, network=WIFI, slo=SLO())
+
+
+def test_grid_check_searches_every_allowed_ratio() -> None:
+    device = load_device_profile("smollm2-135m-q4-cpu2")
+    points = grid_check(
+        [512, 2048],
+        device=device,
+        cloud=CLOUD,
+        network=WIFI,
+        slo=SLO(),
+        refine_ratios=(1.0, 0.5, 0.25),
+        quality={0.5: 0.01, 0.25: 0.05},
+        quality_budget=0.02,
+    )
+    unrefined = grid_check([512, 2048], device=device, cloud=CLOUD, network=WIFI, slo=SLO())
+    for p, full in zip(points, unrefined, strict=True):
+        assert p.refine_analytic == p.refine_grid == 0.5, p  # 0.25 is over budget, though cheaper
+        assert p.k_analytic < full.k_analytic
+        assert p.analytic_max_gap_s <= SLO().tpot_s + 1e-9, p
+        assert p.cost_ratio <= 1.05, p
+        assert full.refine_analytic == full.refine_grid == 1.0
+
+
+def test_choose_at_fixes_the_ratio_and_quality_is_checked() -> None:
+    device = load_device_profile("smollm2-135m-q4-cpu2")
+    opt = Optimizer(device=device, cloud=CLOUD, slo=SLO(), refine_ratios=(1.0, 0.5), quality={0.5: 0.01})
+    assert opt.choose_at(2048, 0.25, one_way_s=0.01).refine_ratio == 0.25  # allowed or not
+    assert opt.choose_at(2048, 0.5, one_way_s=0.01) == opt.choose(2048, one_way_s=0.01)
+    with pytest.raises(InvalidInputError, match=r"drop at ratio 0\.5 is nan"):
+        Optimizer(device=device, cloud=CLOUD, slo=SLO(), quality={0.5: math.nan})
+    with pytest.raises(InvalidInputError, match=r"ratio 2 .*not in \(0, 1\]"):
+        Optimizer(device=device, cloud=CLOUD, slo=SLO(), quality={2: 0.0})

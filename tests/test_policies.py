@@ -34,6 +34,7 @@ from pdcore.policies import (
     Race,
     RequestInfo,
     make_policy,
+    split_policy_specs,
 )
 from pdcore.profiles import DeviceProfile, load_cloud_profile, load_device_profile, network_preset
 
@@ -316,3 +317,191 @@ def test_refined_prompt_and_cloud_estimates() -> None:
         2 * CLOUD.base_s + CLOUD.prefill_token_s * (chunk + 10) + CLOUD.prefill_attn_s * (chunk + 10) ** 2
     )
     assert cloud_decode_step_s(100, CLOUD) == pytest.approx(CLOUD.iteration_s([], [100]))
+
+
+# Refinement chosen per request within a quality budget (synthetic curves; the shipped one will change).
+
+SLOW = toy_device(per_token_s=0.005)
+LONG = RequestInfo(index=3, arrival_s=0.0, prompt_tokens=2000, one_way_s=0.01)
+
+
+def write_curve(path: Path, drops: dict[float, tuple[float, float]]) -> Path:
+    """A quality curve file with synthetic drops, ``{ratio: (estimate, 95% upper bound)}``."""
+    from pdcore.refine import QualityCurve, QualityPoint
+
+    def point(ratio: float, drop: float, high: float) -> QualityPoint:
+        return QualityPoint(
+            ratio=ratio,
+            question_weight=2.0,
+            exact_match=0.5,
+            f1=0.5 - drop,
+            drop=drop,
+            drop_ci95=(2 * drop - high, high),
+            fact_kept=1.0,
+            kept_ratio=ratio,
+            device_token_ratio=ratio,
+            prefill_s=ratio,
+            prefill_tokens=round(1000 * ratio),
+            prefill_speedup=1.0 / ratio,
+            prefill_runs_s=(ratio,),
+            f1_by_family={"passkey": 0.5 - drop},
+        )
+
+    entries = sorted(({1.0: (0.0, 0.0)} | drops).items(), reverse=True)
+    curve = QualityCurve(name="synthetic", model="-", points=tuple(point(r, *d) for r, d in entries))
+    path.write_text(curve.to_toml(), encoding="utf-8")
+    return path
+
+
+def auto_plan(request: RequestInfo = LONG, **kwargs: object) -> tuple[PDDevice, Plan]:
+    policy = PDDevice(refine_ratio="auto", **kwargs)  # type: ignore[arg-type]
+    policy.prepare(context(device=SLOW))
+    return policy, policy.plan(request, CloudLoad())
+
+
+def test_auto_refinement_picks_the_refined_ratio_the_budget_allows() -> None:
+    full = PDDevice()
+    full.prepare(context(device=SLOW))
+    k_full = full.plan(LONG, CloudLoad()).k
+    policy, plan = auto_plan(quality={0.5: 0.01, 0.25: 0.05}, quality_budget=0.02)
+    assert policy.allowed_refine_ratios == (1.0, 0.5)
+    assert plan.mode == "pd"
+    assert plan.refine_ratio == 0.5
+    assert plan.k < k_full
+    assert policy.chosen_refine_ratios == {LONG.index: 0.5}
+    # a budget that lets r = 0.25 in picks it: its k is smaller still
+    _, looser = auto_plan(quality={0.5: 0.01, 0.25: 0.05}, quality_budget=0.05)
+    assert looser.refine_ratio == 0.25
+    assert looser.k < plan.k
+
+
+@given(
+    drops=st.dictionaries(st.sampled_from([0.25, 0.5, 0.75]), st.floats(-0.05, 0.1), min_size=1),
+    budget=st.floats(0.0, 0.06),
+    prompt=st.integers(1, 6000),
+    waiting=st.sampled_from([0.0, 20_000.0]),
+)
+def test_auto_refinement_never_picks_a_ratio_over_budget(
+    *, drops: dict[float, float], budget: float, prompt: int, waiting: float
+) -> None:
+    policy = PDDevice(refine_ratio="auto", quality=drops, quality_budget=budget)
+    policy.prepare(context(device=SLOW))
+    plan = policy.plan(RequestInfo(0, 0.0, prompt, 0.01), CloudLoad(waiting_prefill_tokens=waiting))
+    assert plan.refine_ratio in policy.allowed_refine_ratios
+    assert plan.refine_ratio == 1.0 or drops[plan.refine_ratio] <= budget
+
+
+def test_quality_bound_checks_the_estimate_or_the_interval(tmp_path: Path) -> None:
+    curve = write_curve(tmp_path / "q.toml", {0.75: (0.0, 0.01), 0.5: (0.01, 0.04)})
+    conservative, plan = auto_plan(quality=curve)
+    assert conservative.quality_bound == "ci95"
+    assert conservative.allowed_refine_ratios == (1.0, 0.75)
+    assert plan.refine_ratio == 0.75
+    by_estimate, plan = auto_plan(quality=str(curve), quality_bound="mean")
+    assert by_estimate.allowed_refine_ratios == (1.0, 0.75, 0.5)
+    assert plan.refine_ratio == 0.5
+
+
+def test_auto_refinement_with_nothing_within_budget_plans_the_full_prompt(tmp_path: Path) -> None:
+    curve = write_curve(tmp_path / "q.toml", {0.5: (0.0, 0.08)})
+    policy, plan = auto_plan(quality=curve, quality_budget=0.02)
+    assert policy.allowed_refine_ratios == (1.0,)
+    full = PDDevice()
+    full.prepare(context(device=SLOW))
+    assert plan == full.plan(LONG, CloudLoad())
+    assert policy.chosen_refine_ratios == {LONG.index: 1.0}
+
+
+def test_simulated_requests_carry_the_chosen_ratio() -> None:
+    from pdcore.sim.metrics import SLO
+    from pdcore.sim.runner import Scenario
+    from pdcore.traces.workload import Workload
+
+    prompts = np.array([2000, 3000])
+    workload = Workload(
+        name="refine",
+        arrival_s=np.array([0.0, 1000.0]),
+        prompt_tokens=prompts,
+        output_tokens=np.array([1500, 1500]),
+        source="test",
+    )
+    scenario = Scenario(
+        cloud=CLOUD, device=SLOW, network=network_preset("wifi"), deployment="colocated", slo=SLO()
+    )
+    policy = PDDevice(refine_ratio="auto", quality={0.5: 0.01}, quality_budget=0.02)
+    result = scenario.run(workload, policy, one_way_s=np.full(2, 0.01))
+    assert policy.chosen_refine_ratios == {0: 0.5, 1: 0.5}
+    # the simulator prefilled the refined prompt, then the cloud tokens it caught up on
+    device_prompt = np.asarray(result.results["device_prefill_tokens"]) - np.asarray(
+        result.results["cloud_tokens_kept"]
+    )
+    assert device_prompt.tolist() == [refined_prompt_tokens(int(n), 0.5) for n in prompts]
+    assert np.all(np.asarray(result.results["max_gap_s"]) <= 0.05 + 1e-9)
+
+
+def test_fixed_ratio_is_checked_against_the_budget() -> None:
+    with pytest.raises(InvalidInputError, match=r"refine_ratio = 0.5: .* 0.05 .*quality_budget = 0.02"):
+        PDDevice(refine_ratio=0.5, quality={0.5: 0.05}, quality_budget=0.02)
+    with pytest.raises(InvalidInputError, match=r"refine_ratio = 0\.6 has no measured quality drop"):
+        PDDevice(refine_ratio=0.6, quality={0.5: 0.01})
+    within = PDDevice(k=5, refine_ratio=0.5, quality={0.5: 0.01}, quality_budget=0.02)
+    assert within.plan(REQUEST, CloudLoad()).refine_ratio == 0.5
+    policy = PDDevice(refine_ratio=0.5, quality={0.5: 0.01, 0.25: 0.0})
+    policy.prepare(context(device=SLOW))
+    assert policy.allowed_refine_ratios == (1.0, 0.5)
+    assert policy.plan(LONG, CloudLoad()).refine_ratio == 0.5
+    # without a curve a fixed ratio keeps today's behaviour: taken as free of quality cost
+    assert PDDevice(refine_ratio=0.35).allowed_refine_ratios == (1.0, 0.35)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"quality": {0.5: math.nan}}, r"drop at ratio 0.5 is nan"),
+        ({"quality": {1.5: 0.01}}, r"ratio 1.5 \(drop 0.01\) is not in \(0, 1\]"),
+        ({"quality": {0.0: 0.01}}, r"ratio 0.0 .* not in \(0, 1\]"),
+        ({"quality": {0.5: "low"}}, r"drop at ratio 0.5 is 'low'"),
+        ({"quality": "no-such-curve"}, "no-such-curve"),
+        ({"quality": "/no/such/curve.toml"}, "/no/such/curve.toml"),
+        ({"quality_budget": -0.01}, "quality_budget = -0.01"),
+        ({"quality_budget": math.inf}, "quality_budget = inf"),
+        ({"quality_bound": "p99"}, "quality_bound = 'p99'"),
+        ({"k": 4}, "refine_ratio = 'auto' with k = 4"),
+    ],
+)
+def test_bad_refinement_settings_name_the_input(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        PDDevice(**({"refine_ratio": "auto"} | kwargs))  # type: ignore[arg-type]
+
+
+def test_make_policy_parses_automatic_refinement(tmp_path: Path) -> None:
+    curve = write_curve(tmp_path / "q.toml", {0.5: (0.005, 0.015)})
+    policy = make_policy("pd-device:refine_ratio=auto")
+    assert isinstance(policy, PDDevice)
+    assert policy.refine_ratio == "auto"
+    assert policy.quality is not None
+    assert policy.quality.source == "smollm2-135m"  # the default curve; its numbers are not tested
+    spec = f"pd-device:refine_ratio=auto,quality={curve},quality_budget=0.01"
+    policy = make_policy(spec)
+    assert isinstance(policy, PDDevice)
+    assert policy.name == spec
+    assert policy.quality_budget == 0.01
+    assert policy.allowed_refine_ratios == (1.0,)  # the upper bound 0.015 is over 0.01
+    policy = make_policy(
+        f"pd-device:refine_ratio=auto:quality={curve}:quality_bound=mean,quality_budget=0.01"
+    )
+    assert isinstance(policy, PDDevice)
+    assert policy.allowed_refine_ratios == (1.0, 0.5)
+    with pytest.raises(InvalidInputError, match="over quality_budget"):
+        make_policy(f"pd-device:refine_ratio=0.5,quality={curve},quality_budget=0.01")
+    with pytest.raises(InvalidInputError, match="bad setting 'budget=1'"):
+        make_policy("pd-device:refine_ratio=auto,budget=1")
+
+
+def test_split_policy_specs_keeps_comma_separated_settings_together() -> None:
+    assert split_policy_specs("cloud-only, pd-device:refine_ratio=auto,quality_budget=0.01,race") == [
+        "cloud-only",
+        "pd-device:refine_ratio=auto,quality_budget=0.01",
+        "race",
+    ]
+    assert split_policy_specs("pd-device:k=4,pd-device:k=8,") == ["pd-device:k=4", "pd-device:k=8"]

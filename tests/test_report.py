@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,21 @@ def test_report_has_the_table_per_workload(runs: tuple[Path, Path, str, Reproduc
     assert "targets on azure_tiny_conv" in output
 
 
+def test_report_shows_the_shipped_refinement_curve(runs: tuple[Path, Path, str, Reproduction]) -> None:
+    out, _, output, again = runs
+    text = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Prompt refinement" in text
+    assert "![prompt refinement](refinement.png)" in text
+    assert "refinement at r = " in output
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert document["refinement"]["source"] == "pdcore/refine/data/quality-smollm2-135m.toml"
+    assert document["refinement"]["headline"]["verdict"] in {"met", "not resolved", "missed"}
+    assert again.quality == again.report.parent / "quality-smollm2-135m.toml"
+    shipped = resources.files("pdcore.refine").joinpath("data", "quality-smollm2-135m.toml")
+    copied = out / "quality-smollm2-135m.toml"
+    assert copied.read_text(encoding="utf-8") == shipped.read_text(encoding="utf-8")
+
+
 def test_results_json_is_deterministic_and_complete(runs: tuple[Path, Path, str, Reproduction]) -> None:
     by_cli, by_api, _, _ = runs
     raw = (by_cli / "results.json").read_bytes()
@@ -101,7 +117,7 @@ def test_plots_are_written(runs: tuple[Path, Path, str, Reproduction]) -> None:
     out, _, _, again = runs
     names = sorted(path.name for path in out.glob("*.png"))
     assert names == sorted(path.name for path in again.plots)
-    expected = {"k_star.png"}
+    expected = {"k_star.png", "refinement.png"}
     for stem in ("synthetic-azure-conv", "azure_tiny_conv"):
         expected |= {f"{stem}_{kind}.png" for kind in ("ttft_cdf", "timeline", "capacity_slo", "sensitivity")}
     assert set(names) == expected

@@ -228,6 +228,21 @@ def test_per_request_csv(tmp_path: Path) -> None:
     assert float(first["ttft_s"]) == pytest.approx(result.results["ttft_s"][0], rel=1e-8)
 
 
+def test_results_carry_each_plans_refinement_ratio() -> None:
+    workload = spaced(40)
+    refined = scenario().run(workload, PDDevice(k=4, refine_ratio=0.5))
+    pd = refined.columns()["mode"] == "pd"
+    assert pd.any()
+    assert np.all(refined.results["refine_ratio"][pd] == 0.5)
+    # the device prefills the refined prompt plus the cloud tokens it keeps
+    kept = refined.results["cloud_tokens_kept"][pd]
+    assert np.all(
+        refined.results["device_prefill_tokens"][pd] - kept == np.ceil(0.5 * workload.prompt_tokens[pd])
+    )
+    full = scenario().run(workload, "cloud-only")
+    assert np.all(full.columns()["refine_ratio"] == 1.0)
+
+
 def test_simulate_keyword_form_matches_the_scenario() -> None:
     workload = synthetic_default(seed=10, n_requests=100)
     direct = simulate(workload, "race", cloud=CLOUD, device=PHONE, network=WIFI, seed=4)

@@ -34,7 +34,7 @@ from rich.table import Table
 
 from pdcore import __version__
 from pdcore.exceptions import InvalidInputError, PdcoreError, ProfileError
-from pdcore.policies import POLICIES, Policy, make_policy
+from pdcore.policies import POLICIES, Policy, make_policy, split_policy_specs
 from pdcore.profiles import (
     CloudProfile,
     DeviceProfile,
@@ -260,7 +260,7 @@ def _check_output(path: Path | None, flag: str) -> None:
 
 
 def _policies(spec: str) -> list[Policy]:
-    names = [item.strip() for item in spec.split(",") if item.strip()]
+    names = split_policy_specs(spec)
     if not names:
         raise InvalidInputError(f"--policies {spec!r} names no policy; fix: pass e.g. {','.join(POLICIES)}")
     policies = [make_policy(name) for name in names]

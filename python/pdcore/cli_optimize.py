@@ -13,7 +13,17 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from pdcore.optimize import Optimizer, grid_check
+from pdcore.exceptions import InvalidInputError
+from pdcore.optimize import (
+    DEFAULT_QUALITY_BUDGET,
+    DEFAULT_QUALITY_CURVE,
+    QUALITY_BOUNDS,
+    MeasuredQuality,
+    Optimizer,
+    QualityBound,
+    grid_check,
+)
+from pdcore.optimize.quality import check_quality_budget
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.metrics import SLO, round_floats
 from pdcore.traces import load_trace
@@ -28,8 +38,6 @@ def _lengths(trace: Path | None, lengths: str | None) -> list[int]:
         except ValueError:
             values = []
         if not values or min(values) < 1:
-            from pdcore.exceptions import InvalidInputError  # noqa: PLC0415
-
             raise InvalidInputError(
                 f"--lengths {lengths!r}; fix: pass comma-separated prompt lengths >= 1, e.g. 256,1024,4096"
             )
@@ -39,6 +47,55 @@ def _lengths(trace: Path | None, lengths: str | None) -> list[int]:
         quantiles = np.percentile(prompts, [10, 25, 50, 75, 90, 99])
         return sorted({max(1, round(float(q))) for q in quantiles})
     return list(DEFAULT_LENGTHS)
+
+
+def _refinement(
+    refine: str, quality: str | None, budget: float, bound: str
+) -> tuple[tuple[float, ...], MeasuredQuality | None, QualityBound]:
+    """The candidate ratios and the quality curve of ``--refine`` and ``--quality``."""
+    if bound not in QUALITY_BOUNDS:
+        raise InvalidInputError(
+            f"--quality-bound {bound!r}; fix: pass ci95 (the upper end of the drop's 95% interval) or mean"
+        )
+    checked_bound: QualityBound = "mean" if bound == "mean" else "ci95"
+    check_quality_budget(budget, "--quality-budget")
+    choice = refine.strip().lower()
+    if choice == "none":
+        if quality is not None:
+            raise InvalidInputError(
+                f"--quality {quality!r} without refinement; fix: add --refine auto (or a ratio list), "
+                "or drop --quality"
+            )
+        return (1.0,), None, checked_bound
+    requested: list[float] | None = None
+    if choice != "auto":
+        try:
+            requested = [float(x) for x in choice.split(",") if x.strip()]
+        except ValueError:
+            requested = []
+        if not requested or not all(math.isfinite(r) and 0.0 < r <= 1.0 for r in requested):
+            raise InvalidInputError(
+                f"--refine {refine!r}; fix: pass none, auto, or comma-separated ratios in (0, 1], "
+                "e.g. 1,0.5,0.35"
+            )
+    source = quality if quality is not None else DEFAULT_QUALITY_CURVE
+    try:
+        measured = MeasuredQuality.load(source)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--quality: {exc}") from None
+    if requested is None:
+        return measured.ratios, measured, checked_bound
+    ratios = []
+    for r in requested:
+        found = measured.find(r)
+        if found is None and r != 1.0:
+            known = ", ".join(f"{x:g}" for x in measured.ratios)
+            raise InvalidInputError(
+                f"--refine: ratio {r:g} has no measured quality drop in {measured.source} (measured: "
+                f"{known}); fix: pick measured ratios, or --refine auto"
+            )
+        ratios.append(r if found is None else found.ratio)
+    return tuple(ratios), measured, checked_bound
 
 
 def _grid_cell(k: int, cost: float) -> str:
@@ -76,10 +133,42 @@ def register(app: typer.Typer) -> None:
             typer.Option("--check/--no-check", help="Check each choice against a simulator grid search."),
         ] = True,
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the table as JSON.")] = None,
+        refine: Annotated[
+            str,
+            typer.Option(
+                "--refine",
+                help="Refinement ratios the optimizer may pick per prompt: none (the default), auto (the "
+                "quality curve's ratios) or R1,R2,... (measured ratios); r = 1 is always a candidate.",
+            ),
+        ] = "none",
+        quality: Annotated[
+            str | None,
+            typer.Option(
+                "--quality",
+                help=f"Quality curve for --refine: a shipped name or a .toml from `pdcore refine-eval` "
+                f"(default {DEFAULT_QUALITY_CURVE}).",
+            ),
+        ] = None,
+        quality_budget: Annotated[
+            float,
+            typer.Option(
+                "--quality-budget", help="Largest accepted quality drop (absolute F1, 0.02 = 2 points)."
+            ),
+        ] = DEFAULT_QUALITY_BUDGET,
+        quality_bound: Annotated[
+            str,
+            typer.Option(
+                "--quality-bound",
+                help="Check the budget against the upper end of the drop's 95% interval (ci95, the "
+                "default) or its estimate (mean).",
+            ),
+        ] = "ci95",
     ) -> None:
-        """Print the optimizer's k*, pace and mode over prompt length, with predicted timings.
+        """Print the optimizer's k*, pace, mode and refinement over prompt length, with predicted timings.
 
-        With --trace the prompt lengths are the trace's prompt quantiles (p10 to p99).
+        With --trace the prompt lengths are the trace's prompt quantiles (p10 to p99). With --refine the
+        optimizer also picks the refinement ratio per prompt, among the ratios whose measured quality drop
+        is within --quality-budget.
         """
         with _reported():
             device = load_device_profile(device_profile)
@@ -87,27 +176,46 @@ def register(app: typer.Typer) -> None:
             net = network_preset(network)
             slo = SLO(ttft_s=ttft_slo, tpot_s=tpot_slo)
             prompts = _lengths(trace, lengths)
-            opt = Optimizer(device=device, cloud=cloud, slo=slo)
+            ratios, measured, bound = _refinement(refine, quality, quality_budget, quality_bound)
+            drops = measured.checked(bound) if measured is not None else None
+            refining = measured is not None
+            opt = Optimizer(
+                device=device,
+                cloud=cloud,
+                slo=slo,
+                refine_ratios=ratios,
+                quality=drops,
+                quality_budget=quality_budget,
+            )
             one_way = net.rtt_s / 2.0
             choices = opt.table(prompts, one_way_s=one_way)
-            grid = grid_check(prompts, device=device, cloud=cloud, network=net, slo=slo) if check else None
+            grid = (
+                grid_check(
+                    prompts,
+                    device=device,
+                    cloud=cloud,
+                    network=net,
+                    slo=slo,
+                    refine_ratios=ratios,
+                    quality=drops,
+                    quality_budget=quality_budget,
+                )
+                if check
+                else None
+            )
             table = Table(
                 title=f"optimizer: device {device.name} | cloud {cloud.name} | network {net.name} | "
                 f"max gap {tpot_slo * 1e3:g} ms",
                 title_justify="left",
                 header_style="bold",
             )
-            columns = [
-                "prompt",
-                "mode",
-                "k*",
-                "pace (ms)",
-                "cloud TTFT (ms)",
-                "device ready (ms)",
-                "device-only TTFT (ms)",
-            ]
+            columns = ["prompt", "mode", "k*"]
+            if refining:
+                columns.append("refine r")
+            columns += ["pace (ms)", "cloud TTFT (ms)", "device ready (ms)", "device-only TTFT (ms)"]
             if grid is not None:
-                columns += ["grid k", "cost vs grid", "sim max gap (ms)"]
+                columns += ["grid k", "grid r"] if refining else ["grid k"]
+                columns += ["cost vs grid", "sim max gap (ms)"]
             for column in columns:
                 table.add_column(column, justify="left" if column == "mode" else "right")
             rows: list[dict[str, Any]] = []
@@ -124,10 +232,10 @@ def register(app: typer.Typer) -> None:
                     "device_only_ttft_s": device_only,
                     "converged": c.converged,
                 }
-                cells = [
-                    str(length),
-                    c.mode,
-                    str(c.k),
+                cells = [str(length), c.mode, str(c.k)]
+                if refining:
+                    cells.append(f"{c.refine_ratio:g}")
+                cells += [
                     f"{c.max_tpot * 1e3:g}",
                     f"{c.first_token_s * 1e3:.0f}",
                     f"{c.device_ready_s * 1e3:.0f}",
@@ -136,27 +244,54 @@ def register(app: typer.Typer) -> None:
                 if grid is not None:
                     g = grid[i]
                     row.update(
-                        grid_k=g.k_grid, cost_ratio=g.cost_ratio, simulated_max_gap_s=g.analytic_max_gap_s
+                        grid_k=g.k_grid,
+                        grid_refine_ratio=g.refine_grid,
+                        cost_ratio=g.cost_ratio,
+                        simulated_max_gap_s=g.analytic_max_gap_s,
                     )
-                    cells += [
-                        _grid_cell(g.k_grid, g.cost_grid_gpu_s),
-                        f"{g.cost_ratio:.3f}",
-                        f"{g.analytic_max_gap_s * 1e3:.1f}",
-                    ]
+                    cells.append(_grid_cell(g.k_grid, g.cost_grid_gpu_s))
+                    if refining:
+                        cells.append("-" if g.k_grid < 0 else f"{g.refine_grid:g}")
+                    cells += [f"{g.cost_ratio:.3f}", f"{g.analytic_max_gap_s * 1e3:.1f}"]
                 rows.append(row)
                 table.add_row(*cells)
             console = _stdout()
             console.print(table)
-            console.print(
-                "k*: cloud decode tokens after the first (the catch-up fixed point); cost vs grid: simulated "
-                "cloud GPU-s of k* over the cheapest k on a simulator grid meeting the same max gap"
+            grid_note = (
+                "cost vs grid: simulated cloud GPU-s of the choice over the cheapest (k, r) on a simulator "
+                "grid of every k at every allowed r, meeting the same max gap"
+                if refining
+                else "cost vs grid: simulated cloud GPU-s of k* over the cheapest k on a simulator grid "
+                "meeting the same max gap"
             )
+            console.print(
+                "k*: cloud decode tokens after the first (the catch-up fixed point)"
+                + ("; refine r: the kept fraction of the prompt the device prefills" if refining else "")
+                + (f"; {grid_note}" if grid is not None else "")
+            )
+            refinement: dict[str, Any] | None = None
+            if measured is not None:
+                console.print(measured.describe(quality_budget, bound, ratios), soft_wrap=True)
+                refinement = {
+                    "quality": measured.source,
+                    "quality_budget": quality_budget,
+                    "quality_bound": bound,
+                    "candidates": sorted(set(ratios) | {1.0}, reverse=True),
+                    "allowed": list(opt.allowed_ratios),
+                    "drops": [
+                        {"ratio": d.ratio, "drop": d.mean, "drop_ci95_high": d.high}
+                        for d in measured.drops
+                        if d.ratio in ratios or d.ratio == 1.0
+                    ],
+                }
             if json_out is not None:
-                payload = {
+                payload: dict[str, Any] = {
                     "device": device.name,
                     "cloud": cloud.name,
                     "network": net.name,
                     "slo": {"ttft_s": ttft_slo, "tpot_s": tpot_slo},
                     "rows": rows,
                 }
+                if refinement is not None:
+                    payload["refinement"] = refinement
                 json_out.write_text(json.dumps(round_floats(payload), indent=2, sort_keys=True) + "\n")

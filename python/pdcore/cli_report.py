@@ -24,7 +24,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from pdcore.report import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK, reproduce
+from pdcore.report import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK, DEFAULT_QUALITY, reproduce
+from pdcore.report.refinement import summary_line
 from pdcore.sim.sweep import EXECUTORS
 
 __all__ = ["register"]
@@ -57,6 +58,14 @@ RayOption = Annotated[
     str | None,
     typer.Option("--ray-address", help="Ray cluster address (with --executor ray); default: local."),
 ]
+QualityOption = Annotated[
+    str,
+    typer.Option(
+        "--quality",
+        help="Prompt refinement's measured quality curve: a shipped name, a .toml file written by "
+        "`pdcore refine-eval --out`, or none to leave the section out.",
+    ),
+]
 
 
 class _Bars:
@@ -85,6 +94,7 @@ def reproduce_command(
     network: NetworkOption = DEFAULT_NETWORK,
     seed: SeedOption = 0,
     ray_address: RayOption = None,
+    quality: QualityOption = DEFAULT_QUALITY,
 ) -> None:
     """Run the headline experiments and write report.md, results.json and PNG plots."""
     from pdcore.cli import _reported  # noqa: PLC0415  # the shared error reporting of the main CLI
@@ -111,6 +121,7 @@ def reproduce_command(
                 quick=quick,
                 seed=seed,
                 ray_address=ray_address,
+                quality=quality,
                 progress=_Bars(progress),
             )
         elapsed = time.perf_counter() - started
@@ -124,6 +135,8 @@ def reproduce_command(
         console.print(f"targets on {escape(targets['workload'])}:")
         for label, met in verdicts.items():
             console.print(f"  {'met   ' if met else 'missed'}  {label}")
+        if "refinement" in written.document:
+            console.print(escape(summary_line(written.document["refinement"])), soft_wrap=True)
         console.print(
             f"wrote {escape(str(written.report))}, {escape(str(written.results))} and {len(written.plots)} "
             f"plots in {elapsed:.1f} s wall",

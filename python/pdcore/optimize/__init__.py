@@ -12,13 +12,29 @@ from pdcore.optimize.catchup import (
     solve_catchup,
 )
 from pdcore.optimize.optimizer import Choice, GridPoint, Optimizer, grid_check
+from pdcore.optimize.quality import (
+    DEFAULT_QUALITY_BOUND,
+    DEFAULT_QUALITY_BUDGET,
+    DEFAULT_QUALITY_CURVE,
+    QUALITY_BOUNDS,
+    MeasuredQuality,
+    QualityBound,
+    QualityDrop,
+)
 
 __all__ = [
     "DEFAULT_MAX_K",
+    "DEFAULT_QUALITY_BOUND",
+    "DEFAULT_QUALITY_BUDGET",
+    "DEFAULT_QUALITY_CURVE",
+    "QUALITY_BOUNDS",
     "CatchUp",
     "Choice",
     "GridPoint",
+    "MeasuredQuality",
     "Optimizer",
+    "QualityBound",
+    "QualityDrop",
     "catchup_k",
     "cloud_decode_step_s",
     "cloud_prefill_s",

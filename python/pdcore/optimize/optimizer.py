@@ -32,6 +32,10 @@ the Azure conversation trace in our checks. A queued cloud answers later, the de
 start, so ``k`` falls, and past the point where the device is faster the request stays on the device:
 the cloud's queue drains itself. Refinement responds the other way: a refined prompt reaches the device
 only with the first token, so under load ``r < 1`` loses its head start and ``r = 1`` wins.
+
+Quality: the allowed ratios are those whose quality drop, as given in ``quality``, is within the budget;
+``r = 1`` is the reference and always allowed. Which drop to give (the measured estimate or the upper
+end of its 95% interval) is decided where the curve is read, `pdcore.optimize.quality`.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import numpy as np
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError
 from pdcore.optimize.catchup import DEFAULT_MAX_K, cloud_decode_step_s, cloud_prefill_s, solve_catchup
+from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET, check_quality_budget, check_quality_mapping
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
@@ -97,8 +102,10 @@ class Optimizer:
         cloud: The cloud's profile.
         slo: The SLO; its ``tpot_s`` is the largest display gap allowed.
         refine_ratios: Candidate refinement ratios, each in (0, 1].
-        quality: Measured quality drop (absolute, e.g. 0.01 = one point) at each ratio; a ratio without
-            an entry is allowed only if it is 1.0.
+        quality: Quality drop (absolute, e.g. 0.01 = one point) at each ratio, the number the budget is
+            checked against (`pdcore.optimize.quality.MeasuredQuality.checked` gives it from a measured
+            curve, as its estimate or its 95% upper bound); a ratio without an entry is allowed only if
+            it is 1.0.
         quality_budget: The largest quality drop accepted.
         load_adaptive: Add a lower bound of the cloud's queueing delay to the expected first-token time.
         prefill_replicas: Replicas that prefill, over which the queued prompt tokens are shared.
@@ -113,7 +120,7 @@ class Optimizer:
         slo: SLO,
         refine_ratios: Sequence[float] = (1.0,),
         quality: Mapping[float, float] | None = None,
-        quality_budget: float = 0.02,
+        quality_budget: float = DEFAULT_QUALITY_BUDGET,
         load_adaptive: bool = True,
         prefill_replicas: int = 1,
         max_k: int = DEFAULT_MAX_K,
@@ -121,17 +128,14 @@ class Optimizer:
         if prefill_replicas < 1:
             raise InvalidInputError(f"prefill_replicas = {prefill_replicas!r}; pass a count >= 1")
         self.prefill_replicas = prefill_replicas
-        if not (math.isfinite(quality_budget) and quality_budget >= 0.0):
-            raise InvalidInputError(
-                f"quality_budget = {quality_budget!r}; pass a drop >= 0 (0.02 = 2 points)"
-            )
+        self.quality_budget = check_quality_budget(quality_budget)
         ratios = sorted({float(r) for r in refine_ratios} | {1.0}, reverse=True)
         for r in ratios:
             if not (math.isfinite(r) and 0.0 < r <= 1.0):
                 raise InvalidInputError(f"refine ratio {r!r}; pass kept fractions of the prompt in (0, 1]")
-        drops = dict(quality or {})
+        self.quality: dict[float, float] = check_quality_mapping(quality or {})
         self.allowed_ratios: tuple[float, ...] = tuple(
-            r for r in ratios if r == 1.0 or drops.get(r, math.inf) <= quality_budget
+            r for r in ratios if r == 1.0 or self.quality.get(r, math.inf) <= self.quality_budget
         )
         self.device = device
         self.cloud = cloud
@@ -150,36 +154,53 @@ class Optimizer:
         return 2.0 * one_way_s + cloud_prefill_s(prompt_tokens, self.cloud) + queued
 
     def choose(self, prompt_tokens: int, *, one_way_s: float, load: CloudLoad | None = None) -> Choice:
-        """The settings for one request.
+        """The settings for one request: the smallest ``k`` over the allowed ratios.
 
         Raises:
             InvalidInputError: A bad prompt length or delay.
         """
-        if not (math.isfinite(one_way_s) and one_way_s >= 0.0):
-            raise InvalidInputError(
-                f"one_way_s = {one_way_s!r}; pass the one-way network delay, seconds >= 0"
-            )
-        first = self.first_token_s(prompt_tokens, one_way_s=one_way_s, load=load)
-        pace = self.slo.tpot_s
-        cloud_tpot = cloud_decode_step_s(prompt_tokens, self.cloud)
+        first = self._first(prompt_tokens, one_way_s, load)
         best: Choice | None = None
-        for r in self.allowed_ratios:
-            sol = solve_catchup(
-                prompt_tokens,
-                device=self.device,
-                first_token_s=first,
-                max_tpot=pace,
-                refine_ratio=r,
-                cloud_tpot_s=cloud_tpot,
-                max_k=self.max_k,
-            )
-            if sol.device_alone:
-                return Choice("device", 0, 1.0, pace, first, sol.device_ready_s, True)
-            choice = Choice("pd", sol.k, r, pace, first, sol.device_ready_s, sol.converged)
+        for r in self.allowed_ratios:  # descending, so 1.0 first and ties keep the larger ratio
+            choice = self._solve(prompt_tokens, first, r)
+            if choice.mode == "device":
+                return choice
             if best is None or choice.k < best.k:
                 best = choice
         assert best is not None  # allowed_ratios always holds 1.0
         return best
+
+    def choose_at(
+        self, prompt_tokens: int, refine_ratio: float, *, one_way_s: float, load: CloudLoad | None = None
+    ) -> Choice:
+        """The settings with the refinement ratio fixed (allowed or not): the catch-up ``k`` at that ratio.
+
+        Raises:
+            InvalidInputError: A bad prompt length, ratio or delay.
+        """
+        return self._solve(prompt_tokens, self._first(prompt_tokens, one_way_s, load), refine_ratio)
+
+    def _first(self, prompt_tokens: int, one_way_s: float, load: CloudLoad | None) -> float:
+        if not (math.isfinite(one_way_s) and one_way_s >= 0.0):
+            raise InvalidInputError(
+                f"one_way_s = {one_way_s!r}; pass the one-way network delay, seconds >= 0"
+            )
+        return self.first_token_s(prompt_tokens, one_way_s=one_way_s, load=load)
+
+    def _solve(self, prompt_tokens: int, first: float, refine_ratio: float) -> Choice:
+        pace = self.slo.tpot_s
+        sol = solve_catchup(
+            prompt_tokens,
+            device=self.device,
+            first_token_s=first,
+            max_tpot=pace,
+            refine_ratio=refine_ratio,
+            cloud_tpot_s=cloud_decode_step_s(prompt_tokens, self.cloud),
+            max_k=self.max_k,
+        )
+        if sol.device_alone:
+            return Choice("device", 0, 1.0, pace, first, sol.device_ready_s, True)
+        return Choice("pd", sol.k, refine_ratio, pace, first, sol.device_ready_s, sol.converged)
 
     def table(self, prompt_lengths: Sequence[int], *, one_way_s: float) -> list[Choice]:
         """Choices over prompt lengths on an idle cloud (the ``pdcore optimize`` table)."""
@@ -188,7 +209,7 @@ class Optimizer:
 
 @dataclass(frozen=True, slots=True)
 class GridPoint:
-    """The analytic ``k`` against the best ``k`` a simulator grid search finds, for one prompt length.
+    """The analytic choice against the cheapest one a simulator grid search finds, for one prompt length.
 
     Attributes:
         prompt_tokens: The prompt length.
@@ -196,9 +217,11 @@ class GridPoint:
         k_grid: The cheapest ``k`` on the grid whose simulated largest display gap meets the SLO
             (-1: the device alone, or none did; then ``cost_grid_gpu_s`` is 0 or infinite).
         cost_analytic_gpu_s: Simulated cloud GPU-seconds with the analytic choice.
-        cost_grid_gpu_s: Simulated cloud GPU-seconds with ``k_grid``.
+        cost_grid_gpu_s: Simulated cloud GPU-seconds with ``k_grid`` at ``refine_grid``.
         cost_ratio: ``cost_analytic / cost_grid`` (1.0 is optimal; the target is <= 1.05).
         analytic_max_gap_s: Simulated largest display gap with the analytic choice.
+        refine_analytic: The optimizer's refinement ratio.
+        refine_grid: The refinement ratio of the grid optimum (1.0 for the device alone or none found).
     """
 
     prompt_tokens: int
@@ -208,6 +231,8 @@ class GridPoint:
     cost_grid_gpu_s: float
     cost_ratio: float
     analytic_max_gap_s: float
+    refine_analytic: float = 1.0
+    refine_grid: float = 1.0
 
 
 def grid_check(
@@ -220,16 +245,22 @@ def grid_check(
     deployment: str = "disaggregated",
     k_grid: Sequence[int] | None = None,
     output_tokens: int = 1024,
+    refine_ratios: Sequence[float] = (1.0,),
+    quality: Mapping[float, float] | None = None,
+    quality_budget: float = DEFAULT_QUALITY_BUDGET,
 ) -> list[GridPoint]:
-    """Checks the analytic ``k`` against a grid search in the simulator, at equal SLO.
+    """Checks the analytic choice against a grid search in the simulator, at equal SLO.
 
     Each prompt length is one request on an idle cloud (requests 1000 s apart) with the network's base
-    one-way delay and an answer of ``output_tokens``. For every ``k`` on the grid the simulator runs the
-    whole set; per prompt the grid optimum is the cheapest ``k`` whose largest display gap is within the
-    TPOT SLO. The analytic choice is simulated the same way.
+    one-way delay and an answer of ``output_tokens``. The grid is every ``k`` at every refinement ratio
+    the quality budget allows (`Optimizer.allowed_ratios` of ``refine_ratios``, ``quality`` and
+    ``quality_budget``), plus the device alone; for each grid point the simulator runs the whole set, and
+    per prompt the grid optimum is the cheapest point whose largest display gap is within the TPOT SLO.
+    The analytic choice is simulated the same way. Without ``k_grid`` the ``k`` range of a ratio runs to
+    twice the largest analytic ``k`` at that ratio plus 32.
 
     Raises:
-        InvalidInputError: No prompt lengths, or a bad grid.
+        InvalidInputError: No prompt lengths, a bad grid or bad refinement settings.
     """
     from pdcore.policies.base import Policy, RequestInfo  # noqa: PLC0415
     from pdcore.sim.runner import Scenario  # noqa: PLC0415
@@ -237,6 +268,9 @@ def grid_check(
     lengths = [int(n) for n in prompt_lengths]
     if not lengths or min(lengths) < 1:
         raise InvalidInputError("prompt_lengths is empty or has a length < 1; pass prompt lengths >= 1")
+    grid = sorted(set(k_grid)) if k_grid is not None else None
+    if grid is not None and (not grid or grid[0] < 0):
+        raise InvalidInputError("k_grid is empty or negative; pass k values >= 0")
     n = len(lengths)
     workload = Workload(
         name="grid-check",
@@ -245,9 +279,18 @@ def grid_check(
         output_tokens=np.full(n, output_tokens, dtype=np.int64),
         source="grid-check",
     )
-    one_way = np.full(n, network.rtt_s / 2.0)
-    optimizer = Optimizer(device=device, cloud=cloud, slo=slo, load_adaptive=False)
-    choices = [optimizer.choose(length, one_way_s=network.rtt_s / 2.0) for length in lengths]
+    one_way_s = network.rtt_s / 2.0
+    one_way = np.full(n, one_way_s)
+    optimizer = Optimizer(
+        device=device,
+        cloud=cloud,
+        slo=slo,
+        refine_ratios=refine_ratios,
+        quality=quality,
+        quality_budget=quality_budget,
+        load_adaptive=False,
+    )
+    choices = [optimizer.choose(length, one_way_s=one_way_s) for length in lengths]
     scenario = Scenario(cloud=cloud, device=device, network=network, deployment=deployment, slo=slo)
 
     class _Fixed(Policy):
@@ -265,24 +308,26 @@ def grid_check(
         return cost, np.asarray(res["max_gap_s"])
 
     analytic_cost, analytic_gap = run([c.plan() for c in choices])
-    grid = sorted(set(k_grid)) if k_grid is not None else None
-    if grid is not None and (not grid or grid[0] < 0):
-        raise InvalidInputError("k_grid is empty or negative; pass k values >= 0")
-    limit = max(c.k for c in choices) * 2 + 32
-    ks = grid if grid is not None else list(range(limit + 1))
     found = [False] * n
     best_k = [-1] * n
+    best_r = [1.0] * n
     best_cost = [math.inf] * n
     # where the device alone answers no later than the cloud, that is a grid point too (k = -1)
     dev_cost, dev_gap = run([Plan("device", max_tpot=slo.tpot_s)] * n)
     for i in range(n):
         if choices[i].mode == "device" and dev_gap[i] <= slo.tpot_s + _NS:
             found[i], best_cost[i] = True, float(dev_cost[i])
-    for k in ks:
-        cost, gap = run([Plan("pd", k=k, max_tpot=slo.tpot_s)] * n)
-        for i in range(n):
-            if gap[i] <= slo.tpot_s + _NS and cost[i] < best_cost[i]:
-                found[i], best_k[i], best_cost[i] = True, k, float(cost[i])
+    for r in optimizer.allowed_ratios:  # descending: equal costs keep the larger ratio
+        if grid is None:
+            top = max(optimizer.choose_at(length, r, one_way_s=one_way_s).k for length in lengths)
+            ks = list(range(top * 2 + 32 + 1))
+        else:
+            ks = grid
+        for k in ks:
+            cost, gap = run([Plan("pd", k=k, refine_ratio=r, max_tpot=slo.tpot_s)] * n)
+            for i in range(n):
+                if gap[i] <= slo.tpot_s + _NS and cost[i] < best_cost[i]:
+                    found[i], best_k[i], best_r[i], best_cost[i] = True, k, r, float(cost[i])
     points = []
     for i, length in enumerate(lengths):
         k_analytic = -1 if choices[i].mode == "device" else choices[i].k
@@ -302,6 +347,8 @@ def grid_check(
                 cost_grid_gpu_s=grid_cost,
                 cost_ratio=ratio,
                 analytic_max_gap_s=float(analytic_gap[i]),
+                refine_analytic=choices[i].refine_ratio,
+                refine_grid=best_r[i],
             )
         )
     return points

@@ -16,6 +16,7 @@ from pdcore.policies.builtin import (
     PDDevice,
     Race,
     make_policy,
+    split_policy_specs,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "Race",
     "RequestInfo",
     "make_policy",
+    "split_policy_specs",
 ]

@@ -16,18 +16,30 @@ Every policy carries ``max_tpot``, the display gap it aims for; hand-off stalls 
 Left unset, it is the run's TPOT SLO (`PolicyContext.tpot_slo_s`), or `DEFAULT_MAX_TPOT_S` outside a run.
 
 `make_policy` builds a policy from a registry name with optional settings, such as
-``"pd-device:k=8:refine_ratio=0.5"``, which then labels the policy in reports.
+``"pd-device:k=8:refine_ratio=0.5"`` or ``"pd-device:refine_ratio=auto,quality_budget=0.01"``, which
+then labels the policy in reports; `split_policy_specs` splits a comma-separated list of such specs.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import re
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
 from pdcore.optimize.catchup import DEFAULT_MAX_K
+from pdcore.optimize.quality import (
+    DEFAULT_QUALITY_BOUND,
+    DEFAULT_QUALITY_BUDGET,
+    DEFAULT_QUALITY_CURVE,
+    QUALITY_BOUNDS,
+    MeasuredQuality,
+    QualityBound,
+    QualitySource,
+    check_quality_budget,
+)
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
 
 if TYPE_CHECKING:
@@ -43,6 +55,7 @@ __all__ = [
     "PDDevice",
     "Race",
     "make_policy",
+    "split_policy_specs",
 ]
 
 DEFAULT_MAX_TPOT_S = 0.05
@@ -116,34 +129,105 @@ class _Split(Policy):
     def __init__(
         self,
         k: int | Literal["auto"],
-        refine_ratio: float,
+        refine_ratio: float | Literal["auto"],
         min_tpot: float,
         max_tpot: float | None,
         max_k: int,
         load_adaptive: bool = True,
+        quality: QualitySource | None = None,
+        quality_budget: float = DEFAULT_QUALITY_BUDGET,
+        quality_bound: QualityBound = DEFAULT_QUALITY_BOUND,
     ) -> None:
         if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
             raise InvalidInputError(
                 f"k = {k!r}; pass the number of cloud decode tokens after the first (0 or more) or 'auto'"
             )
-        if not (isinstance(refine_ratio, (int, float)) and 0.0 < refine_ratio <= 1.0):
+        if refine_ratio != "auto" and (
+            isinstance(refine_ratio, bool)
+            or not isinstance(refine_ratio, (int, float))
+            or not 0.0 < refine_ratio <= 1.0
+        ):
             raise InvalidInputError(
-                f"refine_ratio = {refine_ratio!r}; pass the kept fraction of the prompt in (0, 1]"
+                f"refine_ratio = {refine_ratio!r}; pass the kept fraction of the prompt in (0, 1] or 'auto'"
+            )
+        if refine_ratio == "auto" and k != "auto":
+            raise InvalidInputError(
+                f"refine_ratio = 'auto' with k = {k!r}: the ratio is chosen together with k; fix: pass "
+                "k='auto', or a fixed refine_ratio"
             )
         if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0.0):
             raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass the smallest display gap, seconds >= 0")
         if isinstance(max_k, bool) or not isinstance(max_k, int) or max_k < 0:
             raise InvalidInputError(f"max_k = {max_k!r}; pass the cap on k, a whole number >= 0")
+        if quality_bound not in QUALITY_BOUNDS:
+            raise InvalidInputError(
+                f"quality_bound = {quality_bound!r}; pass 'ci95' (the upper end of the drop's 95% interval) "
+                "or 'mean' (its estimate)"
+            )
         self.k: int | Literal["auto"] = k
-        self.refine_ratio = float(refine_ratio)
+        self.refine_ratio: float | Literal["auto"] = "auto" if refine_ratio == "auto" else float(refine_ratio)
         self.min_tpot = float(min_tpot)
         self.max_tpot = _check_max_tpot(max_tpot, self.min_tpot)
         self.max_k = max_k
         self.load_adaptive = bool(load_adaptive)
+        self.quality_budget = check_quality_budget(quality_budget)
+        self.quality_bound: QualityBound = quality_bound
+        if quality is None and refine_ratio == "auto":
+            quality = DEFAULT_QUALITY_CURVE
+        self.quality = None if quality is None else MeasuredQuality.load(quality)
+        # the refinement ratios the optimizer may pick, and the drops it checks against the budget
+        self._ratios: tuple[float, ...] = (1.0,)
+        self._drops: dict[float, float] = {}
+        if self.quality is not None:
+            self._drops = self.quality.checked(quality_bound)
+            if self.refine_ratio == "auto":
+                self._ratios = self.quality.ratios
+            else:
+                self._ratios = (self._check_fixed_ratio(self.quality, self.refine_ratio),)
+        elif self.refine_ratio != "auto":
+            # no curve: a fixed ratio is taken as free of quality cost (the caller's choice)
+            self._ratios = (self.refine_ratio,)
+            self._drops = {self.refine_ratio: 0.0}
+        self.allowed_refine_ratios: tuple[float, ...] = tuple(
+            r
+            for r in sorted(set(self._ratios) | {1.0}, reverse=True)
+            if r == 1.0 or self._drops.get(r, math.inf) <= self.quality_budget
+        )
+        """The ratios the quality budget allows (1.0 always); ``auto`` picks among them per request."""
+        self.chosen_refine_ratios: dict[int, float] = {}
+        """The refinement ratio of each planned request in the current run, by request index."""
         self._optimizer: Optimizer | None = None
         self._context: PolicyContext | None = None
         self._pace = self.max_tpot or DEFAULT_MAX_TPOT_S
-        self._plans: dict[int, Plan] = {}
+        self._plans: dict[tuple[int, float], Plan] = {}
+
+    def _check_fixed_ratio(self, quality: MeasuredQuality, ratio: float) -> float:
+        """The curve's ratio equal to ``ratio``, if its drop is within the budget."""
+        if ratio == 1.0:
+            return ratio
+        measured = quality.find(ratio)
+        allowed = ", ".join(f"{r:g}" for r in quality.allowed(self.quality_budget, self.quality_bound))
+        if measured is None:
+            known = ", ".join(f"{r:g}" for r in quality.ratios)
+            raise InvalidInputError(
+                f"refine_ratio = {ratio!r} has no measured quality drop in {quality.source} (measured: "
+                f"{known}); fix: pass a measured ratio within the budget ({allowed}), refine_ratio='auto', "
+                "or no quality"
+            )
+        drop = measured.bound(self.quality_bound)
+        if drop > self.quality_budget:
+            if not quality.has_interval:
+                which = "as given"
+            elif self.quality_bound == "ci95":
+                which = f"the upper end of its 95% interval; estimate {measured.mean:.4g}"
+            else:
+                which = f"the estimate; 95% upper bound {measured.high:.4g}"
+            raise InvalidInputError(
+                f"refine_ratio = {ratio!r}: its quality drop in {quality.source} is {drop:.4g} ({which}), "
+                f"over quality_budget = {self.quality_budget:g}; fix: pass a ratio the budget allows "
+                f"({allowed}), refine_ratio='auto', or raise quality_budget"
+            )
+        return measured.ratio
 
     def prepare(self, context: PolicyContext) -> None:
         self._context = context
@@ -155,19 +239,26 @@ class _Split(Policy):
             )
         self._plans = {}
         self._optimizer = None
+        self.chosen_refine_ratios = {}
 
-    def _split_plan(self, k: int) -> Plan:
-        plan = self._plans.get(k)
+    def _split_plan(self, k: int, refine_ratio: float) -> Plan:
+        plan = self._plans.get((k, refine_ratio))
         if plan is None:
             plan = Plan(
-                self.mode, k=k, refine_ratio=self.refine_ratio, min_tpot=self.min_tpot, max_tpot=self._pace
+                self.mode, k=k, refine_ratio=refine_ratio, min_tpot=self.min_tpot, max_tpot=self._pace
             )
-            self._plans[k] = plan
+            self._plans[(k, refine_ratio)] = plan
         return plan
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
+        plan = self._choose(req, load)
+        self.chosen_refine_ratios[req.index] = plan.refine_ratio
+        return plan
+
+    def _choose(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.k != "auto":
-            return self._split_plan(self.k)
+            assert self.refine_ratio != "auto"  # rejected in __init__
+            return self._split_plan(self.k, self.refine_ratio)
         context = self._context
         if context is None:
             raise InvalidStateError(
@@ -184,25 +275,19 @@ class _Split(Policy):
                 device=context.device,
                 cloud=context.cloud,
                 slo=SLO(ttft_s=context.ttft_slo_s, tpot_s=self._pace),
-                refine_ratios=(self.refine_ratio,),
-                quality={self.refine_ratio: 0.0},
+                refine_ratios=self._ratios,
+                quality=self._drops,
+                quality_budget=self.quality_budget,
                 load_adaptive=self.load_adaptive,
                 prefill_replicas=context.prefill_replicas,
                 max_k=self.max_k,
             )
         choice = optimizer.choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
         if choice.mode == "device":
-            return self._split_plan(-1)
-        if choice.refine_ratio != self.refine_ratio:
-            # the optimizer fell back to the full prompt (a refined one would arrive too late)
-            return Plan(
-                self.mode,
-                k=choice.k,
-                refine_ratio=choice.refine_ratio,
-                min_tpot=self.min_tpot,
-                max_tpot=self._pace,
-            )
-        return self._split_plan(choice.k)
+            return self._split_plan(-1, 1.0)
+        # with a fixed ratio below 1 the optimizer may still fall back to the full prompt (a refined one
+        # would arrive too late); the plan carries the ratio chosen
+        return self._split_plan(choice.k, choice.refine_ratio)
 
 
 class PDDevice(_Split):
@@ -214,14 +299,40 @@ class PDDevice(_Split):
     queued ahead of the request. When the device's own first token would come no later than the cloud's,
     the request goes to the device alone (mode ``"device"``).
 
+    Refinement: with ``refine_ratio="auto"`` the optimizer also picks the ratio per request, the one with
+    the smallest ``k`` among the ratios of the quality curve ``quality`` whose drop is within
+    ``quality_budget``, and ``r = 1`` (always allowed, and the fallback when a refined prompt, which
+    reaches the device only with the first token, would arrive too late). `allowed_refine_ratios` says
+    which ratios the budget allowed; each plan carries its ratio, and `chosen_refine_ratios` records them
+    per request of the run.
+
+    The budget is checked, by default, against the upper end of the drop's 95% interval
+    (``quality_bound="ci95"``), not its estimate. The rule is pdcore's own (the paper publishes no quality
+    criterion): a budget should be a promise the measurement backs, and an estimate from a small
+    evaluation is not one (its interval can be ten points wide). The cost is that a small evaluation lets
+    nothing but ``r = 1`` qualify, and ``"auto"`` then plans as without refinement; pass
+    ``quality_bound="mean"`` to accept the estimate. See `pdcore.optimize.quality`.
+
     Args:
         k: Cloud decode tokens after the first, or ``"auto"``.
-        refine_ratio: Fraction of the prompt the device prefills, in (0, 1]; below 1 the cloud sends the
-            refined prompt with the first token and the device starts prefilling then.
+        refine_ratio: Fraction of the prompt the device prefills, in (0, 1], or ``"auto"`` (needs
+            ``k="auto"``); below 1 the cloud sends the refined prompt with the first token and the
+            device starts prefilling then.
         min_tpot: The smallest display gap, seconds.
         max_tpot: The largest display gap the controller aims for, seconds; unset, the TPOT SLO.
         max_k: The cap on an automatic ``k``.
         load_adaptive: Let ``k`` (and the device-alone choice) respond to the cloud's queue.
+        quality: The measured quality curve: a shipped curve's name (`pdcore.refine.list_quality_curves`),
+            the path of a ``.toml`` written by ``pdcore refine-eval``, or a mapping ``{ratio: drop}``
+            (checked as given, whatever ``quality_bound``). Default: ``"smollm2-135m"`` with
+            ``refine_ratio="auto"``, none otherwise. With a fixed ratio, a ratio the curve does not
+            measure or whose drop exceeds the budget is rejected.
+        quality_budget: The largest quality drop accepted (absolute F1, 0.02 = 2 points).
+        quality_bound: What the budget is checked against: ``"ci95"``, the upper end of the drop's 95%
+            interval, or ``"mean"``, its estimate.
+
+    Raises:
+        InvalidInputError: A setting out of range, an unreadable curve, or a fixed ratio over budget.
     """
 
     name = "pd-device"
@@ -230,22 +341,35 @@ class PDDevice(_Split):
     def __init__(
         self,
         k: int | Literal["auto"] = "auto",
-        refine_ratio: float = 1.0,
+        refine_ratio: float | Literal["auto"] = 1.0,
         min_tpot: float = 0.0,
         max_tpot: float | None = None,
         max_k: int = DEFAULT_MAX_K,
         load_adaptive: bool = True,
+        quality: QualitySource | None = None,
+        quality_budget: float = DEFAULT_QUALITY_BUDGET,
+        quality_bound: QualityBound = DEFAULT_QUALITY_BOUND,
     ) -> None:
-        super().__init__(k, refine_ratio, min_tpot, max_tpot, max_k, load_adaptive)
+        super().__init__(
+            k,
+            refine_ratio,
+            min_tpot,
+            max_tpot,
+            max_k,
+            load_adaptive,
+            quality=quality,
+            quality_budget=quality_budget,
+            quality_bound=quality_bound,
+        )
 
-    def _split_plan(self, k: int) -> Plan:
+    def _split_plan(self, k: int, refine_ratio: float) -> Plan:
         if k < 0:
-            plan = self._plans.get(k)
+            plan = self._plans.get((k, 1.0))
             if plan is None:
                 plan = Plan("device", min_tpot=self.min_tpot, max_tpot=self._pace)
-                self._plans[k] = plan
+                self._plans[(k, 1.0)] = plan
             return plan
-        return super()._split_plan(k)
+        return super()._split_plan(k, refine_ratio)
 
 
 class NaiveSplit(PDDevice):
@@ -287,14 +411,17 @@ def _parse_value(text: str) -> Any:
 def make_policy(spec: str) -> Policy:
     """Builds a policy from ``name`` or ``name:key=value:key=value`` (e.g. ``"pd-device:k=8"``).
 
-    Values are read as integers, then floats, else strings (``auto``). With settings, the policy's
-    ``name`` becomes the whole ``spec`` so that reports tell variants apart.
+    Settings are separated by ``:`` or ``,`` (``"pd-device:refine_ratio=auto,quality_budget=0.01"``), so
+    a value cannot contain either. Values are read as integers, then floats, else strings (``auto``, a
+    curve's name or path). With settings, the policy's ``name`` becomes the whole ``spec`` so that reports
+    tell variants apart.
 
     Raises:
         InvalidInputError: The name is not in `POLICIES`, a setting is malformed or the class does not
-            take it.
+            take it, or the class rejects a value.
     """
-    name, *settings = spec.strip().split(":")
+    name, sep, rest = spec.strip().partition(":")
+    settings = re.split(r"[:,]", rest) if sep else []
     cls = POLICIES.get(name)
     if cls is None:
         raise InvalidInputError(
@@ -317,3 +444,25 @@ def make_policy(spec: str) -> Policy:
     if settings:
         policy.name = spec.strip()
     return policy
+
+
+def split_policy_specs(text: str) -> list[str]:
+    """Splits a comma-separated list of `make_policy` specs, keeping comma-separated settings together.
+
+    An item ``key=value`` (no ``:`` before its ``=``) cannot be a policy name, so it continues the
+    previous spec: ``"cloud-only,pd-device:refine_ratio=auto,quality_budget=0.01"`` is two specs.
+
+    Example:
+        >>> split_policy_specs("cloud-only,pd-device:refine_ratio=auto,quality_budget=0.01")
+        ['cloud-only', 'pd-device:refine_ratio=auto,quality_budget=0.01']
+    """
+    specs: list[str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        head, sep, _ = item.partition("=")
+        if sep and ":" not in head and specs:
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return specs

@@ -1,9 +1,10 @@
 """``pdcore reproduce``: the headline experiments, written as ``report.md``, ``results.json`` and PNG plots.
 
 `reproduce` runs the experiments of `pdcore.report.experiments` on the embedded default workload and on
-every trace given, through `pdcore.sim.sweep.run_sweep`, then writes the report. ``results.json`` is
-deterministic for the same arguments (sorted keys, rounded floats, no wall-clock times); the plots need
-the ``plot`` extra (matplotlib).
+every trace given, through `pdcore.sim.sweep.run_sweep`, then writes the report, with prompt refinement's
+measured quality and prefill-time curves read from a data file (`pdcore.report.refinement`).
+``results.json`` is deterministic for the same arguments (sorted keys, rounded floats, no wall-clock
+times); the plots need the ``plot`` extra (matplotlib).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from pdcore import __version__
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles import NETWORK_PRESETS, load_cloud_profile, load_device_profile, network_preset
+from pdcore.report import refinement
 from pdcore.report.experiments import (
     POLICIES,
     Settings,
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_CLOUD",
     "DEFAULT_DEVICE",
     "DEFAULT_NETWORK",
+    "DEFAULT_QUALITY",
     "POLICIES",
     "Reproduction",
     "Settings",
@@ -47,6 +50,7 @@ DEFAULT_DEVICE = "llama32-3b-w4a16-8elite-genie"
 
 DEFAULT_CLOUD = "llama3-8b-a100"
 DEFAULT_NETWORK = "wifi"
+DEFAULT_QUALITY = refinement.DEFAULT_QUALITY
 SCHEMA_VERSION = 1
 
 
@@ -59,12 +63,14 @@ class Reproduction:
         results: ``results.json``.
         plots: The PNG files.
         document: The contents of ``results.json`` (before rounding).
+        quality: The copy of the refinement curve's data file (None without a refinement section).
     """
 
     report: Path
     results: Path
     plots: tuple[Path, ...]
     document: dict[str, Any]
+    quality: Path | None = None
 
 
 def _primary(runs: Sequence[WorkloadRun]) -> tuple[WorkloadRun, bool]:
@@ -96,6 +102,7 @@ def reproduce(
     quick: bool = False,
     seed: int = 0,
     ray_address: str | None = None,
+    quality: str | os.PathLike[str] | None = DEFAULT_QUALITY,
     progress: StageProgress | None = None,
 ) -> Reproduction:
     """Runs the headline experiments and writes ``report.md``, ``results.json`` and the plots.
@@ -111,14 +118,16 @@ def reproduce(
         quick: The quick preset: a small default workload, 300-request windows and short sweeps.
         seed: Seed of the embedded default workload and of the network delays.
         ray_address: The Ray cluster to use with ``executor="ray"``.
+        quality: The refinement curve to report: a shipped name, the path of a ``.toml`` file written by
+            ``pdcore refine-eval --out``, or None (or ``"none"``) for no refinement section.
         progress: Called with (stage, done, total) as the work advances.
 
     Returns:
         The files written and the report document.
 
     Raises:
-        InvalidInputError: An unknown executor or profile, an unreadable trace, matplotlib or Ray missing,
-            or an output directory that is a file.
+        InvalidInputError: An unknown executor or profile, an unreadable trace or quality curve, matplotlib
+            or Ray missing, or an output directory that is a file.
     """
     if executor not in EXECUTORS:
         raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
@@ -135,11 +144,18 @@ def reproduce(
     load_device_profile(device)
     load_cloud_profile(cloud)
     network_preset(network)
+    curve = refinement.load(quality)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"--out {str(out)!r} is a file; fix: pass a directory")
     preset = Settings.quick_preset if quick else Settings.full
-    settings = preset(device=device, cloud=cloud, network=network, seed=seed)
+    settings = preset(
+        device=device,
+        cloud=cloud,
+        network=network,
+        seed=seed,
+        quality=None if curve is None else str(quality),
+    )
 
     taken: set[str] = set()
     default = WorkloadSpec(seed=seed, requests=settings.synthetic_requests)
@@ -165,6 +181,8 @@ def reproduce(
         "optimizer": optimizer,
         "targets": targets_section(primary, settings, stand_in=stand_in),
     }
+    if curve is not None:
+        document["refinement"] = refinement.section(curve, ratio=settings.refine_ratio)
 
     from pdcore.report.markdown import render  # noqa: PLC0415  # the plots need matplotlib, checked above
     from pdcore.report.plots import write_plots  # noqa: PLC0415
@@ -172,13 +190,24 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.json"
     results.write_text(dumps(document), encoding="utf-8")
+    copied = None
+    if curve is not None:
+        copied = out / curve.file_name
+        copied.write_text(curve.text, encoding="utf-8")
     if progress is not None:
         progress("plots", 0, 1)
     presets = {name: profile.rtt_s for name, profile in NETWORK_PRESETS.items()}
-    plots = write_plots(runs, optimizer, out, tpot_slo_s=settings.slo.tpot_s, presets=presets)
+    plots = write_plots(
+        runs,
+        optimizer,
+        out,
+        tpot_slo_s=settings.slo.tpot_s,
+        presets=presets,
+        refined=document.get("refinement"),
+    )
     if progress is not None:
         progress("plots", 1, 1)
     report = out / "report.md"
     report.write_text(render(document, plots), encoding="utf-8")
     files = tuple(out / name for figures in plots.values() for name in figures.values())
-    return Reproduction(report=report, results=results, plots=files, document=document)
+    return Reproduction(report=report, results=results, plots=files, document=document, quality=copied)

@@ -106,6 +106,7 @@ class Settings:
         output_scales: Answer-length multipliers of the growth experiment.
         refine_ratio: Refinement ratio the growth experiment allows.
         prompt_lengths: Prompt lengths of the ``k*`` table.
+        quality: The measured refinement curve to report (a shipped name or a .toml path; None: none).
     """
 
     device: str
@@ -125,16 +126,26 @@ class Settings:
     output_scales: tuple[float, ...] = (2.0, 4.0)
     refine_ratio: float = 0.5
     prompt_lengths: tuple[int, ...] = tuple(sorted({round(16 * 2 ** (step / 2)) for step in range(19)}))
+    quality: str | None = None
 
     @classmethod
-    def full(cls, *, device: str, cloud: str, network: str, seed: int = 0) -> Settings:
+    def full(
+        cls, *, device: str, cloud: str, network: str, seed: int = 0, quality: str | None = None
+    ) -> Settings:
         """The full preset: every sweep point, capacity windows of 1000 requests."""
         return cls(
-            device=device, cloud=cloud, network=network, seed=seed, devices=tuple(list_device_profiles())
+            device=device,
+            cloud=cloud,
+            network=network,
+            seed=seed,
+            devices=tuple(list_device_profiles()),
+            quality=quality,
         )
 
     @classmethod
-    def quick_preset(cls, *, device: str, cloud: str, network: str, seed: int = 0) -> Settings:
+    def quick_preset(
+        cls, *, device: str, cloud: str, network: str, seed: int = 0, quality: str | None = None
+    ) -> Settings:
         """The quick preset: a small default workload, 300-request windows, three points per sweep."""
         devices = tuple(dict.fromkeys((device, FASTER_DEVICE)))
         return cls(
@@ -151,6 +162,7 @@ class Settings:
             devices=devices,
             output_scales=(4.0,),
             prompt_lengths=(64, 256, 1024, 4096),
+            quality=quality,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -171,6 +183,7 @@ class Settings:
             "devices": list(self.devices),
             "output_scales": list(self.output_scales),
             "refine_ratio": self.refine_ratio,
+            "quality_curve": self.quality,
             "policies": list(POLICIES),
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pdcore.report import refinement
 from pdcore.report.experiments import POLICIES, WHAT_IF
 
 __all__ = ["cut", "gap_ms", "main_table", "render", "seconds", "times"]
@@ -591,6 +592,27 @@ def _optimizer(section: Mapping[str, Any], plot: str, slo_s: float) -> list[str]
     return lines
 
 
+def _refinement(entry: Mapping[str, Any], plot: str) -> list[str]:
+    """The prompt-refinement section (`pdcore.report.refinement` writes its text)."""
+    return [
+        "## Prompt refinement",
+        "",
+        f"Measured quality and device prefill time of refinement on `{entry['name']}` (token F1 and exact "
+        "match of the device's answers; the drop is F1 at r = 1 minus F1 at r, in points, with its paired "
+        "bootstrap 95% interval; fact kept: share of items whose key fact survived; kept tokens: share of "
+        "the prompt's scored tokens kept; device prefill: the timing prompt, refined at r).",
+        "",
+        *_table(refinement.TABLE_HEADER, refinement.table_rows(entry), "lr" + "r" * 7),
+        "",
+        " ".join(refinement.sentences(entry)),
+        "",
+        f"![prompt refinement]({plot})",
+        "",
+        *refinement.provenance(entry),
+        "",
+    ]
+
+
 def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) -> str:
     """The whole ``report.md``."""
     config = document["config"]
@@ -610,6 +632,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
     for key, section in workloads.items():
         lines += _workload_section(key, section, plots[key], slo_s)
     lines += _optimizer(document["optimizer"], plots[""]["k_star"], slo_s)
+    if "refinement" in document:
+        lines += _refinement(document["refinement"], plots[""]["refinement"])
     lines += [
         "## Definitions",
         "",

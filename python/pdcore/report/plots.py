@@ -25,6 +25,7 @@ __all__ = [
     "capacity_over_slo",
     "file_stem",
     "k_star",
+    "refinement",
     "sensitivity",
     "timeline",
     "ttft_cdf",
@@ -349,6 +350,143 @@ def k_star(section: Mapping[str, Any], path: Path, tpot_slo_s: float) -> Path:
     return _save(figure, path)
 
 
+def _f1_errors(points: Sequence[Mapping[str, Any]], f1_base: float) -> npt.NDArray[np.float64]:
+    """Error bars of F1 at each point, in points: F1 at r = 1 minus the drop's 95% interval (clipped to
+    the point itself when a bootstrap interval misses the mean)."""
+    errors = np.zeros((2, len(points)))
+    for index, p in enumerate(points):
+        low, high = (np.nan if v is None else float(v) for v in p["drop_ci95"])
+        f1 = float(p["f1"])
+        errors[0, index] = max(0.0, f1 - (f1_base - high)) * 100.0
+        errors[1, index] = max(0.0, (f1_base - low) - f1) * 100.0
+    return np.nan_to_num(errors)
+
+
+def refinement(entry: Mapping[str, Any], path: Path) -> Path:
+    """Prompt refinement's measured curves: F1 and EM over r with the drop's 95% interval and the
+    ablation (left); the device's prefill time over r, with the speed-up and the proportional line
+    (right)."""
+    points = sorted(entry["points"], key=lambda p: p["ratio"])
+    ablation = sorted(entry["ablation"], key=lambda p: p["ratio"])
+    base = next((p for p in points if p["ratio"] == 1.0), None)
+    f1_base = float(base["f1"]) if base is not None else float(points[-1]["f1"] + points[-1]["drop"])
+    figure = Figure(figsize=(11, 5.4), layout="constrained")
+    quality, prefill = figure.subplots(1, 2)
+
+    ratios = [p["ratio"] for p in points]
+    quality.errorbar(
+        ratios,
+        [p["f1"] * 100 for p in points],
+        yerr=_f1_errors(points, f1_base),
+        fmt="o-",
+        color="#d62728",
+        capsize=4,
+        label="token F1 (bars: F1 at r = 1 minus the drop's 95% CI)",
+    )
+    quality.plot(
+        ratios, [p["exact_match"] * 100 for p in points], "s--", color="#1f77b4", label="exact match"
+    )
+    for p in ablation:
+        weight = f"{p['question_weight']:g}"
+        what = "surprisal alone" if p["question_weight"] == 0 else f"relevance weight {weight}"
+        quality.errorbar(
+            [p["ratio"]],
+            [p["f1"] * 100],
+            yerr=_f1_errors([p], f1_base),
+            fmt="X",
+            ms=10,
+            color="#2ca02c",
+            capsize=4,
+            label=f"ablation F1: {what} (w = {weight})",
+        )
+        quality.plot(
+            [p["ratio"]],
+            [p["exact_match"] * 100],
+            "P",
+            ms=8,
+            mfc="none",
+            color="#2ca02c",
+            label=f"ablation exact match (w = {weight})",
+        )
+    head = entry["headline"]
+    if head is not None:
+        target = head["drop_target"] * 100
+        limit = f1_base * 100 - target
+        quality.axhline(
+            limit,
+            color="grey",
+            lw=1,
+            ls=":",
+            label=f"{target:g}-point drop target (F1 at r = 1 minus {target:g})",
+        )
+    quality.set_xlabel("refinement ratio r (share of prompt tokens kept)")
+    quality.set_ylabel("score (%)")
+    quality.set_ylim(bottom=0.0)
+    quality.set_title("answer quality on the device", fontsize=10)
+    below = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.16), "ncols": 2, "fontsize": 8}
+    quality.legend(**below)
+
+    seconds = [p["prefill_s"] for p in points]
+    spread = np.array(
+        [
+            [s - min(p["prefill_runs_s"] or [s]), max(p["prefill_runs_s"] or [s]) - s]
+            for s, p in zip(seconds, points, strict=True)
+        ]
+    ).T
+    prefill.errorbar(
+        ratios,
+        seconds,
+        yerr=spread,
+        fmt="o-",
+        color="#d62728",
+        capsize=4,
+        label="measured (bars: fastest to slowest run)",
+    )
+    if base is not None:
+        line = np.linspace(0.0, 1.0, 11)
+        prefill.plot(
+            line, base["prefill_s"] * line, ":", color="grey", label="proportional: prefill(r = 1) x r"
+        )
+    for p in points:
+        if not np.isfinite(p["prefill_speedup"]):
+            continue
+        prefill.annotate(
+            f"{p['prefill_speedup']:.2f}x",
+            (p["ratio"], p["prefill_s"]),
+            xytext=(-6, 8),
+            textcoords="offset points",
+            ha="right",
+            fontsize=8,
+        )
+    for p in ablation:
+        prefill.plot(
+            [p["ratio"]],
+            [p["prefill_s"]],
+            "X",
+            ms=8,
+            mfc="none",
+            mew=1.5,
+            color="#2ca02c",
+            zorder=3,
+            label=f"ablation (w = {p['question_weight']:g})",
+        )
+    prefill.set_xlabel("refinement ratio r (share of prompt tokens kept)")
+    prefill.set_ylabel("device prefill of the timing prompt (s)")
+    prefill.set_ylim(bottom=0.0)
+    prefill.set_title("device prefill time (labels: speed-up over r = 1)", fontsize=10)
+    prefill.legend(**below)
+    for ax in (quality, prefill):
+        ax.set_xlim(0.0, 1.05)
+        ax.grid(True, alpha=0.3)
+    evaluation = entry["evaluation"]
+    figure.suptitle(
+        f"prompt refinement, {entry['name']}: {evaluation.get('items', '?')} items, seed "
+        f"{evaluation.get('seed', '?')}, {evaluation.get('machine', 'machine not recorded')}",
+        fontsize=11,
+    )
+    return _save(figure, path)
+
+
 def write_plots(
     runs: Sequence[WorkloadRun],
     optimizer: Mapping[str, Any],
@@ -356,9 +494,10 @@ def write_plots(
     *,
     tpot_slo_s: float,
     presets: Mapping[str, float],
+    refined: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Writes every figure into ``out_dir``; returns file names by workload key (``""`` for the
-    workload-independent ones) and figure name."""
+    workload-independent ones) and figure name. ``refined``: the report's ``refinement`` entry, if any."""
     written: dict[str, dict[str, str]] = {}
     for run in runs:
         stem = file_stem(run.key)
@@ -370,4 +509,6 @@ def write_plots(
         }
         written[run.key] = {name: file.name for name, file in files.items()}
     written[""] = {"k_star": k_star(optimizer, out_dir / "k_star.png", tpot_slo_s).name}
+    if refined is not None:
+        written[""]["refinement"] = refinement(refined, out_dir / "refinement.png").name
     return written

@@ -96,6 +96,7 @@ _RESULT_COLUMNS = (
     "device_decode_tokens",
     "displayed_tokens",
     "finish_s",
+    "refine_ratio",
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -332,14 +333,19 @@ class Scenario:
         load = simulator.cloud_load
         decide = simulator.decide
         next_decision = simulator.next_decision
+        refine_ratio = [1.0] * len(workload)
         while (index := next_decision()) is not None:
             request = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
-            decide(index, plan(request, CloudLoad.from_mapping(load())))
+            decision = plan(request, CloudLoad.from_mapping(load()))
+            refine_ratio[index] = decision.refine_ratio
+            decide(index, decision)
+        results = dict(simulator.results())
+        results["refine_ratio"] = np.asarray(refine_ratio, dtype=np.float64)
         return SimResult(
             policy=chosen.name,
             workload=workload,
             one_way_s=delays,
-            results=dict(simulator.results()),
+            results=results,
             summary={key: float(value) for key, value in simulator.summary().items()},
             slo=self.slo,
             seed=int(seed),
@@ -354,7 +360,8 @@ class SimResult:
         policy: The policy's name.
         workload: The requests simulated.
         one_way_s: The per-request one-way delays used.
-        results: ``Simulator.results()``: one array per metric, one entry per request.
+        results: ``Simulator.results()``: one array per metric, one entry per request, plus
+            ``refine_ratio``, the kept fraction of the prompt each request's plan gave the device.
         summary: ``Simulator.summary()``: run counters and the inter-token latency distribution.
         slo: The objectives the attainment figures use.
         seed: The seed of the network delays.
