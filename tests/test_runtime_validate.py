@@ -100,4 +100,5 @@ def test_validate_end_to_end_with_fakes() -> None:
         assert reduction > 0
     document = json.loads(json.dumps(report.to_dict()))
     assert document["runs"][0]["summary"]["mode"] == "pd"
+    assert document["runs"][0]["timeline"]["tokens"], "each run carries its full timeline"
     assert document["cloud_profile"]["base_s"] > 0

@@ -286,7 +286,8 @@ class ValidationReport:
         return all(comparison.error <= self.tolerance for comparison in self.comparisons)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary, with each live request's timeline summary."""
+        """A JSON-ready summary, with each live request's timeline summary and full timeline (every
+        token's times, the hand-off estimates as they were revised, the cloud's events)."""
         return {
             "passed": self.passed,
             "tolerance": self.tolerance,
@@ -322,6 +323,7 @@ class ValidationReport:
                     "extensions": run.extensions,
                     "handoff_position": run.handoff_position,
                     "summary": run.timeline.summary(),
+                    "timeline": run.timeline.to_dict(),
                 }
                 for run in self.runs
             ],
