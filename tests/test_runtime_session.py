@@ -1,7 +1,9 @@
 """The P/D-Device session with a scripted cloud (`FakeCloud`) and a scripted device (`FakeEngine`).
 
 The device tokenizes by UTF-8 bytes while the cloud streams word pieces, so every hand-off here is
-between unlike tokenizers. Timing checks allow ``SLACK`` for a loaded machine.
+between unlike tokenizers. Timing checks judge the runtime's decisions: each token's due time (when the
+session scheduled it, given when the previous token was really shown), not the moment the operating system
+woke the display loop, which on a loaded machine can be late by any amount.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pdcore.runtime import (
     RealtimeClock,
     Session,
     Timeline,
+    TokenRecord,
 )
 from pdcore.runtime.testing import CloudScript, FakeCloud, FakeEngine, unused_url, word_pieces
 
@@ -113,7 +116,7 @@ def test_handoff_is_text_exact(k: int) -> None:
     assert timeline.tokens[0].source == "cloud"
     assert timeline.ttft_s is not None
     assert timeline.cloud_first_s is not None
-    assert timeline.ttft_s - timeline.cloud_first_s < 0.02
+    assert timeline.tokens[0].due_s - timeline.cloud_first_s < 0.02
 
 
 def test_cloud_that_completes_the_answer_needs_no_device() -> None:
@@ -179,6 +182,17 @@ def test_stream_is_closed_at_the_handoff() -> None:
     assert served.disconnected
 
 
+def scheduled_late(timeline: Timeline) -> list[TokenRecord]:
+    """Tokens available in time that the session still scheduled more than ``MAX_TPOT`` after the
+    previous token was shown."""
+    late = []
+    for before, after in zip(timeline.tokens, timeline.tokens[1:], strict=False):
+        available_in_time = after.available_s <= before.shown_s + MAX_TPOT
+        if available_in_time and after.due_s - before.shown_s > MAX_TPOT + 1e-6:
+            late.append(after)
+    return late
+
+
 def test_jittery_network_gaps_stay_within_max_tpot_unless_the_network_stalls() -> None:
     rng = random.Random(7)
     gaps = [rng.choice([0.0, 0.0, 0.01, 0.03, 0.08, 0.15]) for _ in PIECES]
@@ -191,7 +205,7 @@ def test_jittery_network_gaps_stay_within_max_tpot_unless_the_network_stalls() -
         if gap.gap_s <= MAX_TPOT + SLACK:
             continue
         assert gap.cause == "cloud-late", gap
-        assert record.shown_s - record.available_s < SLACK, record
+        assert record.due_s - record.available_s < SLACK, record
         late += 1
     assert late > 0, "the script should include network stalls"
 
@@ -204,7 +218,7 @@ def test_burst_is_spread_evenly_until_the_handoff() -> None:
     cloud_gaps = [gap.gap_s for gap in timeline.gaps() if gap.source == "cloud"]
     assert len(cloud_gaps) == 11
     assert min(cloud_gaps) > 0.015, "a burst must be paced, not dumped"
-    assert max(gap.gap_s for gap in timeline.gaps()) <= MAX_TPOT + SLACK
+    assert not scheduled_late(timeline)
 
 
 def test_slower_device_than_its_profile_revises_the_handoff_estimate() -> None:
@@ -220,7 +234,7 @@ def test_slower_device_than_its_profile_revises_the_handoff_estimate() -> None:
     first, revised = estimates[0], estimates[-1]
     assert first < 0.75 * actual, "the profile promised a device twice as fast"
     assert abs(revised - actual) < 0.15 * actual
-    assert not [gap for gap in timeline.gaps() if gap.cause == "runtime" and gap.gap_s > MAX_TPOT + SLACK]
+    assert not scheduled_late(timeline)
 
 
 def test_device_only_mode() -> None:
@@ -236,7 +250,7 @@ def test_cloud_only_mode_shows_tokens_on_arrival() -> None:
         timeline, _ = run(answer(cloud.url, engine(), mode="cloud"))
     assert_text_exact(timeline, PIECES)
     assert cloud.requests[0].body["max_tokens"] == 400
-    assert all(record.shown_s - record.available_s < SLACK for record in timeline.tokens)
+    assert all(record.due_s == record.available_s for record in timeline.tokens)
 
 
 def test_cloud_only_mode_raises_when_the_cloud_is_unreachable() -> None:
