@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
 
 from pdcore.cli import app
-from pdcore.refine import QualityCurve, QualityPoint
+
+if TYPE_CHECKING:
+    from conftest import CurveWriter
 
 RUNNER = CliRunner()
 
@@ -40,39 +43,11 @@ def test_optimize_rejects_an_unknown_device() -> None:
     assert "no-such-phone" in result.output
 
 
-def write_curve(path: Path, drops: dict[float, tuple[float, float]]) -> Path:
-    """A quality curve file with synthetic drops, ``{ratio: (estimate, 95% upper bound)}``."""
-    points = []
-    for ratio, (drop, high) in sorted(({1.0: (0.0, 0.0)} | drops).items(), reverse=True):
-        points.append(
-            QualityPoint(
-                ratio=ratio,
-                question_weight=2.0,
-                exact_match=0.5,
-                f1=0.5 - drop,
-                drop=drop,
-                drop_ci95=(2 * drop - high, high),
-                fact_kept=1.0,
-                kept_ratio=ratio,
-                device_token_ratio=ratio,
-                prefill_s=ratio,
-                prefill_tokens=round(1000 * ratio),
-                prefill_speedup=1.0 / ratio,
-                prefill_runs_s=(ratio,),
-                f1_by_family={"passkey": 0.5 - drop},
-            )
-        )
-    path.write_text(
-        QualityCurve(name="synthetic", model="-", points=tuple(points)).to_toml(), encoding="utf-8"
-    )
-    return path
-
-
 SLOW = ["--device-profile", "smollm2-135m-q4-cpu2"]
 
 
-def test_optimize_refines_within_the_quality_budget(tmp_path: Path) -> None:
-    curve = write_curve(tmp_path / "q.toml", {0.75: (0.0, 0.01), 0.5: (0.01, 0.03), 0.35: (0.05, 0.09)})
+def test_optimize_refines_within_the_quality_budget(tmp_path: Path, write_curve: CurveWriter) -> None:
+    curve = write_curve({0.75: (0.0, 0.01), 0.5: (0.01, 0.03), 0.35: (0.05, 0.09)})
     out = tmp_path / "k.json"
     args = ["optimize", *SLOW, "--lengths", "512,4096", "--refine", "auto", "--quality", str(curve)]
     result = RUNNER.invoke(app, [*args, "--quality-bound", "mean", "--json", str(out)])

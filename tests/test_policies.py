@@ -6,6 +6,7 @@ import dataclasses
 import doctest
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -37,6 +38,9 @@ from pdcore.policies import (
     split_policy_specs,
 )
 from pdcore.profiles import DeviceProfile, load_cloud_profile, load_device_profile, network_preset
+
+if TYPE_CHECKING:
+    from conftest import CurveWriter
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CLOUD = load_cloud_profile("llama3-8b-a100")
@@ -325,34 +329,6 @@ SLOW = toy_device(per_token_s=0.005)
 LONG = RequestInfo(index=3, arrival_s=0.0, prompt_tokens=2000, one_way_s=0.01)
 
 
-def write_curve(path: Path, drops: dict[float, tuple[float, float]]) -> Path:
-    """A quality curve file with synthetic drops, ``{ratio: (estimate, 95% upper bound)}``."""
-    from pdcore.refine import QualityCurve, QualityPoint
-
-    def point(ratio: float, drop: float, high: float) -> QualityPoint:
-        return QualityPoint(
-            ratio=ratio,
-            question_weight=2.0,
-            exact_match=0.5,
-            f1=0.5 - drop,
-            drop=drop,
-            drop_ci95=(2 * drop - high, high),
-            fact_kept=1.0,
-            kept_ratio=ratio,
-            device_token_ratio=ratio,
-            prefill_s=ratio,
-            prefill_tokens=round(1000 * ratio),
-            prefill_speedup=1.0 / ratio,
-            prefill_runs_s=(ratio,),
-            f1_by_family={"passkey": 0.5 - drop},
-        )
-
-    entries = sorted(({1.0: (0.0, 0.0)} | drops).items(), reverse=True)
-    curve = QualityCurve(name="synthetic", model="-", points=tuple(point(r, *d) for r, d in entries))
-    path.write_text(curve.to_toml(), encoding="utf-8")
-    return path
-
-
 def auto_plan(request: RequestInfo = LONG, **kwargs: object) -> tuple[PDDevice, Plan]:
     policy = PDDevice(refine_ratio="auto", **kwargs)  # type: ignore[arg-type]
     policy.prepare(context(device=SLOW))
@@ -368,7 +344,6 @@ def test_auto_refinement_picks_the_refined_ratio_the_budget_allows() -> None:
     assert plan.mode == "pd"
     assert plan.refine_ratio == 0.5
     assert plan.k < k_full
-    assert policy.chosen_refine_ratios == {LONG.index: 0.5}
     # a budget that lets r = 0.25 in picks it: its k is smaller still
     _, looser = auto_plan(quality={0.5: 0.01, 0.25: 0.05}, quality_budget=0.05)
     assert looser.refine_ratio == 0.25
@@ -391,8 +366,8 @@ def test_auto_refinement_never_picks_a_ratio_over_budget(
     assert plan.refine_ratio == 1.0 or drops[plan.refine_ratio] <= budget
 
 
-def test_quality_bound_checks_the_estimate_or_the_interval(tmp_path: Path) -> None:
-    curve = write_curve(tmp_path / "q.toml", {0.75: (0.0, 0.01), 0.5: (0.01, 0.04)})
+def test_quality_bound_checks_the_estimate_or_the_interval(write_curve: CurveWriter) -> None:
+    curve = write_curve({0.75: (0.0, 0.01), 0.5: (0.01, 0.04)})
     conservative, plan = auto_plan(quality=curve)
     assert conservative.quality_bound == "ci95"
     assert conservative.allowed_refine_ratios == (1.0, 0.75)
@@ -402,14 +377,14 @@ def test_quality_bound_checks_the_estimate_or_the_interval(tmp_path: Path) -> No
     assert plan.refine_ratio == 0.5
 
 
-def test_auto_refinement_with_nothing_within_budget_plans_the_full_prompt(tmp_path: Path) -> None:
-    curve = write_curve(tmp_path / "q.toml", {0.5: (0.0, 0.08)})
+def test_auto_refinement_with_nothing_within_budget_plans_the_full_prompt(write_curve: CurveWriter) -> None:
+    curve = write_curve({0.5: (0.0, 0.08)})
     policy, plan = auto_plan(quality=curve, quality_budget=0.02)
     assert policy.allowed_refine_ratios == (1.0,)
     full = PDDevice()
     full.prepare(context(device=SLOW))
     assert plan == full.plan(LONG, CloudLoad())
-    assert policy.chosen_refine_ratios == {LONG.index: 1.0}
+    assert plan.refine_ratio == 1.0
 
 
 def test_simulated_requests_carry_the_chosen_ratio() -> None:
@@ -430,7 +405,7 @@ def test_simulated_requests_carry_the_chosen_ratio() -> None:
     )
     policy = PDDevice(refine_ratio="auto", quality={0.5: 0.01}, quality_budget=0.02)
     result = scenario.run(workload, policy, one_way_s=np.full(2, 0.01))
-    assert policy.chosen_refine_ratios == {0: 0.5, 1: 0.5}
+    assert result.results["refine_ratio"].tolist() == [0.5, 0.5]
     # the simulator prefilled the refined prompt, then the cloud tokens it caught up on
     device_prompt = np.asarray(result.results["device_prefill_tokens"]) - np.asarray(
         result.results["cloud_tokens_kept"]
@@ -474,8 +449,8 @@ def test_bad_refinement_settings_name_the_input(kwargs: dict[str, object], match
         PDDevice(**({"refine_ratio": "auto"} | kwargs))  # type: ignore[arg-type]
 
 
-def test_make_policy_parses_automatic_refinement(tmp_path: Path) -> None:
-    curve = write_curve(tmp_path / "q.toml", {0.5: (0.005, 0.015)})
+def test_make_policy_parses_automatic_refinement(write_curve: CurveWriter) -> None:
+    curve = write_curve({0.5: (0.005, 0.015)})
     policy = make_policy("pd-device:refine_ratio=auto")
     assert isinstance(policy, PDDevice)
     assert policy.refine_ratio == "auto"

@@ -362,6 +362,10 @@ def test_bad_quality_files_name_the_problem(tmp_path: Path) -> None:
     broken.write_text(_curve_toml().replace("ratio = 0.5", "ratio = 1.5"))
     with pytest.raises(InvalidInputError, match=r"\[\[point\]\] entry 1"):
         load_quality_curve(broken)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(InvalidInputError, match=r"binary\.toml.*cannot read the file.*fix"):
+        load_quality_curve(binary)
 
 
 def test_the_shipped_curve_feeds_the_optimizer() -> None:

@@ -160,9 +160,10 @@ class Optimizer:
             InvalidInputError: A bad prompt length or delay.
         """
         first = self._first(prompt_tokens, one_way_s, load)
+        cloud_tpot = cloud_decode_step_s(prompt_tokens, self.cloud)
         best: Choice | None = None
         for r in self.allowed_ratios:  # descending, so 1.0 first and ties keep the larger ratio
-            choice = self._solve(prompt_tokens, first, r)
+            choice = self._solve(prompt_tokens, first, r, cloud_tpot)
             if choice.mode == "device":
                 return choice
             if best is None or choice.k < best.k:
@@ -178,7 +179,8 @@ class Optimizer:
         Raises:
             InvalidInputError: A bad prompt length, ratio or delay.
         """
-        return self._solve(prompt_tokens, self._first(prompt_tokens, one_way_s, load), refine_ratio)
+        first = self._first(prompt_tokens, one_way_s, load)
+        return self._solve(prompt_tokens, first, refine_ratio, cloud_decode_step_s(prompt_tokens, self.cloud))
 
     def _first(self, prompt_tokens: int, one_way_s: float, load: CloudLoad | None) -> float:
         if not (math.isfinite(one_way_s) and one_way_s >= 0.0):
@@ -187,7 +189,7 @@ class Optimizer:
             )
         return self.first_token_s(prompt_tokens, one_way_s=one_way_s, load=load)
 
-    def _solve(self, prompt_tokens: int, first: float, refine_ratio: float) -> Choice:
+    def _solve(self, prompt_tokens: int, first: float, refine_ratio: float, cloud_tpot: float) -> Choice:
         pace = self.slo.tpot_s
         sol = solve_catchup(
             prompt_tokens,
@@ -195,7 +197,7 @@ class Optimizer:
             first_token_s=first,
             max_tpot=pace,
             refine_ratio=refine_ratio,
-            cloud_tpot_s=cloud_decode_step_s(prompt_tokens, self.cloud),
+            cloud_tpot_s=cloud_tpot,
             max_k=self.max_k,
         )
         if sol.device_alone:

@@ -194,8 +194,6 @@ class _Split(Policy):
             if r == 1.0 or self._drops.get(r, math.inf) <= self.quality_budget
         )
         """The ratios the quality budget allows (1.0 always); ``auto`` picks among them per request."""
-        self.chosen_refine_ratios: dict[int, float] = {}
-        """The refinement ratio of each planned request in the current run, by request index."""
         self._optimizer: Optimizer | None = None
         self._context: PolicyContext | None = None
         self._pace = self.max_tpot or DEFAULT_MAX_TPOT_S
@@ -239,7 +237,6 @@ class _Split(Policy):
             )
         self._plans = {}
         self._optimizer = None
-        self.chosen_refine_ratios = {}
 
     def _split_plan(self, k: int, refine_ratio: float) -> Plan:
         plan = self._plans.get((k, refine_ratio))
@@ -251,11 +248,6 @@ class _Split(Policy):
         return plan
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
-        plan = self._choose(req, load)
-        self.chosen_refine_ratios[req.index] = plan.refine_ratio
-        return plan
-
-    def _choose(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.k != "auto":
             assert self.refine_ratio != "auto"  # rejected in __init__
             return self._split_plan(self.k, self.refine_ratio)
@@ -303,8 +295,8 @@ class PDDevice(_Split):
     the smallest ``k`` among the ratios of the quality curve ``quality`` whose drop is within
     ``quality_budget``, and ``r = 1`` (always allowed, and the fallback when a refined prompt, which
     reaches the device only with the first token, would arrive too late). `allowed_refine_ratios` says
-    which ratios the budget allowed; each plan carries its ratio, and `chosen_refine_ratios` records them
-    per request of the run.
+    which ratios the budget allowed; each plan carries its ratio, and the simulator's results record it per
+    request (``refine_ratio``).
 
     The budget is checked, by default, against the upper end of the drop's 95% interval
     (``quality_bound="ci95"``), not its estimate. The rule is pdcore's own (the paper publishes no quality

@@ -68,6 +68,8 @@ __all__ = [
     "load_quality_report",
     "make_items",
     "parse_echo_logprobs",
+    "parse_quality_text",
+    "read_quality_file",
     "refine",
     "score_openai",
     "segment",
@@ -87,26 +89,31 @@ def list_quality_curves() -> list[str]:
     )
 
 
-def load_quality_report(name_or_path: str | os.PathLike[str]) -> QualityCurve:
-    """A quality curve with everything recorded in its file (points, ablation, how it was measured).
+def read_quality_file(name_or_path: str | os.PathLike[str]) -> tuple[str, str]:
+    """Finds a quality curve's file and reads it.
 
     Args:
         name_or_path: A shipped curve's name (``"smollm2-135m"``, `list_quality_curves`) or the path of
-            a ``.toml`` file written by ``pdcore refine-eval``.
+            a ``.toml`` file written by ``pdcore refine-eval`` (a value ending in ``.toml`` or holding a
+            ``/`` is a path).
+
+    Returns:
+        ``(source, text)``: the file's path (``pdcore/refine/data/quality-<name>.toml`` for a shipped
+        curve) and its text.
 
     Raises:
-        InvalidInputError: An unknown name, a missing or unreadable file, or a malformed curve.
+        InvalidInputError: An unknown name, or a missing or unreadable file.
     """
     is_path = not isinstance(name_or_path, str) or name_or_path.endswith(".toml") or "/" in name_or_path
-    if is_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise InvalidInputError(
-                f"quality curve file {str(path)!r} does not exist; fix: pass a .toml file written by "
-                "`pdcore refine-eval` or a shipped name"
-            )
-        source, text = str(path), path.read_text(encoding="utf-8")
-    else:
+    try:
+        if is_path:
+            path = Path(name_or_path)
+            if not path.is_file():
+                raise InvalidInputError(
+                    f"quality curve file {str(path)!r} does not exist; fix: pass a .toml file written by "
+                    "`pdcore refine-eval` or a shipped name"
+                )
+            return str(path), path.read_text(encoding="utf-8")
         name = str(name_or_path).removeprefix("quality-")
         entry = resources.files("pdcore.refine").joinpath("data").joinpath(f"quality-{name}.toml")
         if not entry.is_file():
@@ -114,12 +121,38 @@ def load_quality_report(name_or_path: str | os.PathLike[str]) -> QualityCurve:
             raise InvalidInputError(
                 f"unknown quality curve {name_or_path!r}; fix: pass one of {known} or a .toml path"
             )
-        source, text = f"pdcore/refine/data/quality-{name}.toml", entry.read_text(encoding="utf-8")
+        return f"pdcore/refine/data/quality-{name}.toml", entry.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(
+            f"quality curve {str(name_or_path)!r}: cannot read the file ({exc}); fix: pass a readable UTF-8 "
+            ".toml file written by `pdcore refine-eval --out`, or a shipped name"
+        ) from None
+
+
+def parse_quality_text(text: str, source: str) -> QualityCurve:
+    """A quality curve from the text of its file; ``source`` names the file in errors.
+
+    Raises:
+        InvalidInputError: Invalid TOML or a malformed curve.
+    """
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInputError(f"{source}: invalid TOML ({exc}); fix: correct the syntax") from None
     return QualityCurve.from_toml(table, source)
+
+
+def load_quality_report(name_or_path: str | os.PathLike[str]) -> QualityCurve:
+    """A quality curve with everything recorded in its file (points, ablation, how it was measured).
+
+    Args:
+        name_or_path: As `read_quality_file`.
+
+    Raises:
+        InvalidInputError: An unknown name, a missing or unreadable file, or a malformed curve.
+    """
+    source, text = read_quality_file(name_or_path)
+    return parse_quality_text(text, source)
 
 
 def load_quality_curve(name_or_path: str | os.PathLike[str]) -> dict[float, float]:

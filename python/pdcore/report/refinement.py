@@ -16,12 +16,10 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pdcore.exceptions import InvalidInputError
-from pdcore.refine import QualityCurve, load_quality_report
+from pdcore.refine import QualityCurve, parse_quality_text, read_quality_file
 
 __all__ = [
     "DEFAULT_QUALITY",
@@ -74,11 +72,6 @@ class LoadedCurve:
     file_name: str
 
 
-def _is_path(name_or_path: str | os.PathLike[str]) -> bool:
-    """The rule `load_quality_report` uses to tell a path from a shipped name."""
-    return not isinstance(name_or_path, str) or name_or_path.endswith(".toml") or "/" in name_or_path
-
-
 def load(name_or_path: str | os.PathLike[str] | None) -> LoadedCurve | None:
     """The curve to report; None for None or ``"none"`` (no refinement section).
 
@@ -88,21 +81,8 @@ def load(name_or_path: str | os.PathLike[str] | None) -> LoadedCurve | None:
     """
     if name_or_path is None or (isinstance(name_or_path, str) and name_or_path.lower() == "none"):
         return None
-    try:
-        curve = load_quality_report(name_or_path)
-        if _is_path(name_or_path):
-            source = str(name_or_path)
-            text = Path(name_or_path).read_text(encoding="utf-8")
-        else:
-            name = str(name_or_path).removeprefix("quality-")
-            source = f"pdcore/refine/data/quality-{name}.toml"
-            entry = resources.files("pdcore.refine").joinpath("data").joinpath(f"quality-{name}.toml")
-            text = entry.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(
-            f"--quality {str(name_or_path)!r}: cannot read the file ({exc}); fix: pass a readable .toml "
-            "file written by `pdcore refine-eval --out`, a shipped name, or none"
-        ) from None
+    source, text = read_quality_file(name_or_path)
+    curve = parse_quality_text(text, source)
     stem = curve.name or Path(source).stem.removeprefix("quality-")
     file_name = "quality-" + re.sub(r"[^A-Za-z0-9._-]+", "_", stem) + ".toml"
     return LoadedCurve(curve=curve, source=source, text=text, file_name=file_name)
