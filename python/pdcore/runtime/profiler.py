@@ -2,19 +2,27 @@
 
 For each prompt length ``n`` (default 64 to 2048 tokens) the profiler evaluates ``n`` prompt tokens from
 an empty context, in chunks of ``chunk_tokens`` exactly as the runtime's `Device.prefill_prompt` does, and
-keeps the median of ``repeats`` runs. Right after the last run it decodes ``decode_tokens`` tokens greedily
-at that context and keeps the median time per token: the decode TPOT at context ``n``. One warm-up
-evaluation runs first (llama.cpp allocates its buffers on the first call).
+right after it decodes ``decode_tokens`` tokens greedily at that context (the decode TPOT at context
+``n``). It does so in ``repeats`` rounds, each over every length, so that a machine whose speed drifts
+(a shared host, a CPU that heats up) affects every length alike instead of one; the median of the rounds
+is kept. One warm-up evaluation runs first (llama.cpp allocates its buffers on the first call).
 
 The prompt is real text (`filler_text`) tokenized by the model, so the tokens are the kind a user sends.
-The profile's prefill seconds must not decrease with length (`DeviceProfile`'s invariant); a measured
-median that is lower than the one before it (timer noise on a busy machine) is raised to it, and the
-notes say so.
+
+The profile stores a smooth curve, not the raw medians (`fit_prefill`, a rule of ours): prefill time
+``c0 + c1 * n + c2 * n**2`` with non-negative coefficients (a fixed cost, the weights' cost per token, and
+attention over the context), fitted to the medians by least squares on relative error. Raw medians on a
+busy machine are bumpy (measured on a shared 2-core host: 13.5 ms per token at 64 tokens, 7.3 at 256,
+10.9 at 2048); the runtime's hand-off estimate prices each chunk with the profile's slope, so a bump in
+the curve becomes a swing in the estimate and in the display pace. The fit is non-decreasing (the
+invariant `DeviceProfile` checks), and the TOML keeps the medians and the fit's largest deviation from
+them in its notes.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import platform
 import random
@@ -23,6 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.device import DeviceProfile
@@ -33,6 +43,7 @@ __all__ = [
     "Measurement",
     "cpu_name",
     "filler_text",
+    "fit_prefill",
     "measure",
     "profile_toml",
     "prompt_tokens_of",
@@ -95,8 +106,9 @@ class Measurement:
 
     Attributes:
         prompt_tokens: The prompt lengths, increasing.
-        prefill_s: Median prefill time at each length (made non-decreasing).
-        raised: The lengths whose median had to be raised to the previous one.
+        prefill_s: The fitted prefill time at each length (`fit_prefill`).
+        measured_s: The median prefill time at each length.
+        coefficients: ``(c0, c1, c2)`` of the fit: seconds, seconds per token, seconds per token squared.
         decode_context: The contexts of the decode measurements.
         decode_tpot_s: Median time per decoded token at each context.
         repeats: Prefill runs per length.
@@ -107,7 +119,8 @@ class Measurement:
 
     prompt_tokens: tuple[int, ...]
     prefill_s: tuple[float, ...]
-    raised: tuple[int, ...]
+    measured_s: tuple[float, ...]
+    coefficients: tuple[float, float, float]
     decode_context: tuple[int, ...]
     decode_tpot_s: tuple[float, ...]
     repeats: int
@@ -176,28 +189,32 @@ def measure(
     started = time.perf_counter()
     longest = prompt_tokens_of(engine, lengths[-1])
     _prefill(engine, longest[: min(32, len(longest))], chunk_tokens)
-    medians: list[float] = []
-    tpots: list[float] = []
-    for length in lengths:
-        runs = [_prefill(engine, longest[:length], chunk_tokens) for _ in range(repeats)]
-        tpot = statistics.median(_decode(engine, decode_tokens))
-        medians.append(statistics.median(runs))
-        tpots.append(tpot)
+    runs: dict[int, list[float]] = {length: [] for length in lengths}
+    steps: dict[int, list[float]] = {length: [] for length in lengths}
+    for round_ in range(repeats):
+        for length in lengths:
+            runs[length].append(_prefill(engine, longest[:length], chunk_tokens))
+            steps[length].extend(_decode(engine, decode_tokens))
         if progress is not None:
             progress(
-                f"{length:>6} tokens: prefill {medians[-1]:.3f} s (median of {repeats}), "
+                f"round {round_ + 1}/{repeats}: prefill "
+                + ", ".join(f"{length} {runs[length][-1]:.3f} s" for length in lengths)
+            )
+    medians = [statistics.median(runs[length]) for length in lengths]
+    tpots = [statistics.median(steps[length]) for length in lengths]
+    coefficients = fit_prefill(lengths, medians)
+    fitted = [_curve(coefficients, length) for length in lengths]
+    if progress is not None:
+        for length, median, fit, tpot in zip(lengths, medians, fitted, tpots, strict=True):
+            progress(
+                f"{length:>6} tokens: prefill {median:.3f} s (median of {repeats}), fitted {fit:.3f} s, "
                 f"decode {tpot * 1e3:.1f} ms/token"
             )
-    monotone: list[float] = []
-    raised: list[int] = []
-    for length, median in zip(lengths, medians, strict=True):
-        if monotone and median < monotone[-1]:
-            raised.append(length)
-        monotone.append(max(median, monotone[-1]) if monotone else median)
     return Measurement(
         prompt_tokens=tuple(lengths),
-        prefill_s=tuple(monotone),
-        raised=tuple(raised),
+        prefill_s=tuple(fitted),
+        measured_s=tuple(medians),
+        coefficients=coefficients,
         decode_context=tuple(lengths),
         decode_tpot_s=tuple(tpots),
         repeats=repeats,
@@ -205,6 +222,56 @@ def measure(
         chunk_tokens=chunk_tokens,
         seconds=time.perf_counter() - started,
     )
+
+
+_TERMS = ((0, 1, 2), (1, 2), (0, 1), (0, 2), (1,), (2,), (0,))
+"""The subsets of ``(1, n, n**2)`` `fit_prefill` tries, the fullest first."""
+
+
+def _curve(coefficients: Sequence[float], tokens: float) -> float:
+    c0, c1, c2 = coefficients
+    return c0 + c1 * tokens + c2 * tokens * tokens
+
+
+def fit_prefill(lengths: Sequence[int], seconds: Sequence[float]) -> tuple[float, float, float]:
+    """The prefill curve ``c0 + c1 * n + c2 * n**2`` closest to the measured ``seconds`` in relative error,
+    with every coefficient ``>= 0`` (module docstring; the rule is ours).
+
+    Least squares on ``(curve(n) - t) / t``; when the unconstrained solution has a negative coefficient,
+    the best non-negative solution lies on a face where that coefficient is zero, so the subsets of the
+    three terms are tried and the one with the smallest error whose coefficients are all ``>= 0`` wins.
+
+    Returns:
+        ``(c0, c1, c2)``.
+
+    Raises:
+        InvalidInputError: No lengths, lengths and times of different sizes, or a time that is not a
+            positive number.
+    """
+    if not lengths or len(lengths) != len(seconds):
+        raise InvalidInputError(
+            f"fit_prefill: {len(lengths)} lengths and {len(seconds)} times; pass one time per length"
+        )
+    if any(not (math.isfinite(t) and t > 0) for t in seconds):
+        raise InvalidInputError(f"fit_prefill: times {list(seconds)!r}; each must be a positive number")
+    n = np.asarray(lengths, dtype=np.float64)
+    t = np.asarray(seconds, dtype=np.float64)
+    columns = np.stack([np.ones_like(n), n, n * n], axis=1) / t[:, None]
+    best: tuple[float, tuple[float, float, float]] | None = None
+    for terms in _TERMS:
+        if len(terms) > len(n):
+            continue
+        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
+        if np.any(solution < 0.0):
+            continue
+        full = [0.0, 0.0, 0.0]
+        for term, value in zip(terms, solution, strict=True):
+            full[term] = float(value)
+        error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
+        if best is None or error < best[0] - 1e-12:
+            best = (error, (full[0], full[1], full[2]))
+    assert best is not None  # the constant term alone always has a positive solution
+    return best[1]
 
 
 def _string(value: str) -> str:
@@ -233,18 +300,21 @@ def profile_toml(
     hardware = hardware or f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
     description = description or f"{model.split(' (', maxsplit=1)[0]} measured on {hardware}"
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    c0, c1, c2 = measurement.coefficients
+    deviation = max(
+        abs(fit - median) / median
+        for fit, median in zip(measurement.prefill_s, measurement.measured_s, strict=True)
+    )
     notes = (
         f"Measured by `pdcore profile-device` on {stamp}. Prefill: the median of {measurement.repeats} runs "
-        f"per length from an empty context, evaluated in chunks of {measurement.chunk_tokens} tokens as the "
-        f"live runtime does. Decode: the median time per token of {measurement.decode_tokens} greedy "
-        "tokens decoded right after the prefill at each length."
+        f"per length (rounds over all lengths) from an empty context, evaluated in chunks of "
+        f"{measurement.chunk_tokens} tokens as the live runtime does; the seconds are the fitted curve "
+        f"{c0:.4g} + {c1:.4g} * n + {c2:.4g} * n^2 (pdcore.runtime.profiler.fit_prefill), which is within "
+        f"{deviation * 100:.1f}% of the measured medians "
+        + _numbers(measurement.measured_s, 5)
+        + f". Decode: the median time per token of {measurement.decode_tokens} greedy tokens decoded right "
+        "after each prefill."
     )
-    if measurement.raised:
-        notes += (
-            " The measured median at "
-            + ", ".join(str(length) for length in measurement.raised)
-            + " tokens was below the previous length's and was raised to it (timer noise)."
-        )
     lines = [
         f"name = {_string(name)}",
         f"description = {_string(description)}",
