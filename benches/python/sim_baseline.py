@@ -963,6 +963,7 @@ class Simulator:
             pace = (pd.last_arrival - first) // (received - 1) if received >= 2 else prior
             last = pd.last_arrival + pace * (quota - received)
             h = max(h, last + device.append(prompt + quota - 1, 1))
+        h += device.tpot(prompt + quota)  # the hand-off guard
         if pd.ctrl is not None:
             pd.ctrl.handoff = h
 

@@ -14,7 +14,8 @@
 Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from the device profile (prompt
 prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
 appended chunk with the device's measured speed relative to its profile, applied to the work left. The
-prior speed ratio is learned across requests (`Session.speed_ratio`).
+prior speed ratio is learned across requests (`Session.speed_ratio`). The controller paces to the
+estimate plus a guard of one device decode step (`HandoffEstimator.guard`).
 
 Choice of ``k``. ``k="auto"`` is `pdcore.optimize.catchup_k` on the profile scaled by the learned speed
 ratio, padded by ``k_margin``, for the prompt length estimated from its characters (the cloud request
@@ -40,6 +41,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -61,6 +63,7 @@ __all__ = [
     "DEFAULT_MAX_TPOT_S",
     "DEFAULT_PACING_MARGIN_S",
     "MODES",
+    "PRECISE_WAKE_S",
     "Mode",
     "Piece",
     "Session",
@@ -97,6 +100,15 @@ sized by the hand-off estimate of its moment, which keeps moving while a slow de
 allowed, a device running 1.5x slower than its profile (a cloud stand-in sharing its cores) ran out of them
 and stalled 126-173 ms at the hand-off. A continuation is only sent when needed and re-uses the cloud's
 cached prefix, so allowing more costs nothing when the device keeps to its profile."""
+
+PRECISE_WAKE_S = 0.002
+"""The display loop sleeps on the event loop until this long before a token is due, then the rest with a
+blocking timer sleep. asyncio's selector rounds its timeout up to a whole millisecond and the loop wakes
+behind whatever callback runs, so a token waited for on the loop alone was shown 1.3 ms late at the median
+and up to 4.3 ms late while the device prefilled on the same core; with the last 2 ms on the OS timer,
+0.08 ms at the median and 2.0 ms at most (one 1.5k-token prefill and 100 decoded tokens on a 2-core x86
+machine, the model and the loop on one core). The price: the loop's other work (reading the cloud's
+events) waits up to 2 ms once per displayed token, far below a display gap."""
 
 DEFAULT_PACING_MARGIN_S = 0.005
 """How much below ``max_tpot`` the controller paces, so that the operating system's timer latency (about a
@@ -184,7 +196,7 @@ class _Request:
         estimate = self.estimator.estimate(now, self.prompt_done, context, tokens_left)
         if estimate is None:
             return
-        self.controller.set_handoff(estimate)
+        self.controller.set_handoff(estimate + self.estimator.guard(context, tokens_left))
         self.timeline.handoff_estimates.append((self.rel(now), self.rel(estimate)))
         self.maybe_extend(now)
         self.notify()
@@ -330,7 +342,13 @@ class _Request:
         self.timeline.prompt_tokens = prompt_tokens
         if self.mode == "pd":
             self.estimator = HandoffEstimator(
-                session.profile, prompt_tokens, len(self.prompt), prior_ratio=session.speed_ratio
+                session.profile,
+                prompt_tokens,
+                len(self.prompt),
+                prior_ratio=session.speed_ratio,
+                started_at=self.clock.now(),
+                prompt_chunk_tokens=device.chunk_tokens,
+                append_chunk_tokens=device.append_chunk_tokens,
             )
             self.timeline.prior_speed_ratio = session.speed_ratio
             self.revise_handoff()
@@ -339,7 +357,7 @@ class _Request:
             if self.buffer.prompt_prefilled or self.answer_complete:
                 return
             if self.estimator is not None:
-                self.estimator.observe_prompt(done, done - self.prompt_done, took)
+                self.estimator.observe_prompt(done, done - self.prompt_done, took, at=self.clock.now())
             self.prompt_done = done
             self.revise_handoff()
 
@@ -375,7 +393,9 @@ class _Request:
             if self.answer_complete or self.buffer.handoff is not None:
                 return
             if self.estimator is not None:
-                self.estimator.observe_append(context + done_before, done - done_before, took)
+                self.estimator.observe_append(
+                    context + done_before, done - done_before, took, at=self.clock.now()
+                )
             done_before = done
             self.inflight_tokens_left = total - done
             self.revise_handoff()
@@ -695,10 +715,12 @@ class Session:
                 continue
             source, due = upcoming
             delay = clock.wall_delay(due)
-            if delay > 0.0:
+            if delay > PRECISE_WAKE_S:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(request.changed.wait(), timeout=delay)
+                    await asyncio.wait_for(request.changed.wait(), timeout=delay - PRECISE_WAKE_S)
                 continue
+            if delay > 0.0:
+                time.sleep(delay)  # the last stretch on the OS timer (`PRECISE_WAKE_S`)
             clock.check(due)
             record = request.show(source, due)
             if record.text:

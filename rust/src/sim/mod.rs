@@ -727,6 +727,11 @@ impl Simulator {
     /// - the last cloud token arriving (at the stream's observed pace, or the cloud's lone decode step
     ///   before two tokens have arrived) and then being prefilled in one forward pass.
     ///
+    /// The speed controller paces to that estimate plus one device decode step at the hand-off's context
+    /// (the hand-off guard, ours, the live runtime's rule too: `pdcore.runtime.handoff`): a live
+    /// estimate is off by about one model call, and a buffer that lasts a step longer costs only the
+    /// device's first token waiting that step, while one that runs out a step early is a stall.
+    ///
     /// Revised at every arrival and every prefill step, so the speed controller spends the buffer over
     /// the time the device really needs.
     fn revise_handoff(&mut self, i: u32) {
@@ -755,6 +760,7 @@ impl Simulator {
                 h = h.max(last + device.append(prompt + u64::from(quota) - 1, 1));
             }
         }
+        h += device.tpot(prompt + u64::from(quota));
         if let Some(c) = pd.ctrl.as_mut() {
             c.set_handoff(Some(h));
         }
