@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,8 @@ pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` ext
 from pdcore import InvalidInputError
 from pdcore.runtime import CloudClient, Device
 from pdcore.runtime.testing import CloudScript, FakeCloud, FakeEngine, word_pieces
-from pdcore.runtime.validate import CalibrationSample, ValidationReport, fit_cloud, validate
+from pdcore.runtime.timeline import Timeline, TokenRecord
+from pdcore.runtime.validate import CalibrationSample, LiveRun, ValidationReport, fit_cloud, validate
 
 ANSWER = " ".join(f"word{index}" for index in range(120)) + "."
 
@@ -58,31 +60,34 @@ def test_fit_cloud_needs_gaps() -> None:
         fit_cloud([CalibrationSample(prompt_tokens=10, ttft_s=0.1, gaps_s=())], rtt_s=0.0, warm=True)
 
 
-def test_validate_end_to_end_with_fakes() -> None:
-    fake = FakeEngine(ANSWER, prefill_token_s=0.0005, call_s=0.001, decode_s=0.003)
+def run_validate(fake: FakeEngine, script: CloudScript, **options: Any) -> ValidationReport:
+    """`validate` against a scripted cloud and device, with ``fake.profile()`` as the device profile."""
 
-    async def go() -> ValidationReport:
-        cloud = CloudClient(cloud_url)
+    async def go(url: str) -> ValidationReport:
+        cloud = CloudClient(url)
         device = Device(lambda: fake)
         try:
-            return await validate(
-                cloud=cloud,
-                device=device,
-                profile=fake.profile(),
-                requests=2,
-                prompt_tokens=(200, 400),
-                max_tokens=60,
-                calibration_tokens=8,
-                pings=2,
-                baselines=True,
-            )
+            return await validate(cloud=cloud, device=device, profile=fake.profile(), **options)
         finally:
             await cloud.aclose()
             device.close()
 
-    with FakeCloud(CloudScript(word_pieces(ANSWER), first_delay_s=0.02, gap_s=0.004)) as cloud:
-        cloud_url = cloud.url
-        report = asyncio.run(go())
+    with FakeCloud(script) as cloud:
+        return asyncio.run(go(cloud.url))
+
+
+def test_validate_end_to_end_with_fakes() -> None:
+    fake = FakeEngine(ANSWER, prefill_token_s=0.0005, call_s=0.001, decode_s=0.003)
+    report = run_validate(
+        fake,
+        CloudScript(word_pieces(ANSWER), first_delay_s=0.02, gap_s=0.004),
+        requests=2,
+        prompt_tokens=(200, 400),
+        max_tokens=60,
+        calibration_tokens=8,
+        pings=2,
+        baselines=True,
+    )
     assert len(report.runs) == 2
     assert [run.output_tokens for run in report.runs] == [60, 60]
     assert {comparison.metric for comparison in report.comparisons} == {"ttft_s", "max_gap_s", "mean_gap_s"}
@@ -102,3 +107,71 @@ def test_validate_end_to_end_with_fakes() -> None:
     assert document["runs"][0]["summary"]["mode"] == "pd"
     assert document["runs"][0]["timeline"]["tokens"], "each run carries its full timeline"
     assert document["cloud_profile"]["base_s"] > 0
+
+
+def test_live_run_max_gap_leaves_out_the_stalls_of_each_sides_own_stream() -> None:
+    timeline = Timeline(mode="pd", prompt="p", started_at=0.0, max_tpot=0.05, min_tpot=0.0)
+    timeline.prompt_tokens = 10
+    timeline.handoff_position = 4
+    # (source, available, shown)
+    tokens = [
+        ("cloud", 0.0, 0.0),
+        ("cloud", 0.01, 0.04),  # paced: 40 ms
+        ("cloud", 0.24, 0.24),  # the cloud stalled: 200 ms, left out
+        ("cloud", 0.25, 0.31),  # the runtime was 70 ms late: counts
+        ("device", 0.37, 0.37),  # the hand-off: the device was 60 ms late, counts
+        ("device", 0.67, 0.67),  # the device's decode stalled after the hand-off: 300 ms, left out
+        ("device", 0.69, 0.69),
+    ]
+    for position, (source, available, shown) in enumerate(tokens):
+        timeline.tokens.append(
+            TokenRecord(
+                position=position, text="x", source=source, available_s=available, due_s=shown, shown_s=shown
+            )
+        )
+    run = LiveRun.from_timeline(timeline)
+    assert run.max_gap_all_s == pytest.approx(0.3)
+    assert run.max_gap_s == pytest.approx(0.07), "the runtime's gap and the hand-off gap count, stalls do not"
+    assert run.mean_gap_s == pytest.approx(0.69 / 6)
+
+
+def test_validate_calibrates_the_device_speed_and_tells_the_session() -> None:
+    # the device runs twice as slow as the profile it is given: the calibration must see it, the
+    # session must start from it, and the prediction must use it
+    fake = FakeEngine(ANSWER, prefill_token_s=0.001, call_s=0.002, decode_s=0.003, slowdown=2.0)
+    report = run_validate(
+        fake,
+        CloudScript(word_pieces(ANSWER), first_delay_s=0.01, gap_s=0.005),
+        requests=2,
+        prompt_tokens=(300,),
+        max_tokens=40,
+        calibration_tokens=4,
+        pings=1,
+    )
+    for sample, run in zip(report.calibration, report.runs, strict=True):
+        assert sample.device_prefill_s is not None
+        assert sample.device_profile_s is not None
+        assert 1.6 < sample.device_speed_ratio < 3.0, sample
+        assert run.timeline.prior_speed_ratio == pytest.approx(sample.device_speed_ratio)
+        # the device's prefill (~0.7 s) outlasts 40 cloud events at 5 ms: the cloud streamed them all
+        assert len(sample.gaps_s) + 1 == 40
+    document = report.to_dict()
+    assert document["calibration"][0]["device_speed_ratio"] == pytest.approx(
+        report.calibration[0].device_speed_ratio
+    )
+    assert document["runs"][0]["max_gap_all_s"] >= document["runs"][0]["max_gap_s"]
+
+
+def test_cli_defaults_are_the_librarys() -> None:
+    import inspect
+
+    from pdcore import cli_runtime
+    from pdcore.runtime import session
+
+    chat = inspect.signature(cli_runtime.chat).parameters
+    check = inspect.signature(cli_runtime.validate).parameters
+    assert check["max_extensions"].default == session.DEFAULT_MAX_EXTENSIONS
+    assert check["k_margin"].default == session.DEFAULT_K_MARGIN
+    for parameters in (chat, check):
+        assert parameters["max_tpot"].default == session.DEFAULT_MAX_TPOT_S
+    assert chat["max_tokens"].default == session.DEFAULT_MAX_TOKENS

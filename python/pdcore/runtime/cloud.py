@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -216,7 +216,7 @@ class CloudClient:
 
     async def stream(
         self, prompt: str, *, max_tokens: int, now: Callable[[], float] = time.perf_counter
-    ) -> AsyncIterator[CloudEvent]:
+    ) -> AsyncGenerator[CloudEvent, None]:
         """Streams a completion of ``prompt``: one event per server-sent event, in order.
 
         Args:

@@ -6,31 +6,47 @@ For each of ``N`` prompts (real text of chosen lengths, `pdcore.runtime.profiler
    cloud request caches the prompt on the endpoint. llama.cpp's server then reuses that prefix. The
    warm-up is repeated between the calibration and the live run, so that both meet the same cache state
    (llama.cpp's server answers about 10 ms later when its cache holds tokens beyond the prompt).
-2. **Cloud calibration**: one cloud-only request of ``calibration_tokens`` tokens, timed per event, sent
-   while the device prefills the prompt (a cloud stand-in on the same machine is slowed by the device's
-   work, as it is in the live run). With ``warm=False`` it uses a different prompt of the same length, so
-   that the live request stays uncached.
-3. **Live run**: one P/D-Device request through `Session`, recorded in its `Timeline`.
+2. **Calibration**, on the same prompt (``warm=True``) or another of the same length: the device
+   prefills the whole prompt, timed against its profile (the **device speed ratio**: its time over the
+   profile's), while a cloud-only request streams, timed per event, until the device is done (at least
+   ``calibration_tokens`` events, at most ``max_tokens``). On a machine that hosts both, each side is
+   timed under the load it meets in the live run: the cloud decodes while the device prefills. With
+   ``warm=False`` the calibration uses a different prompt of the same length, so that the live request
+   stays uncached.
+3. **Live run**: one P/D-Device request through `Session`, recorded in its `Timeline`. The session is
+   told the speed ratio just measured (`Session.speed_ratio`), as a session that has served requests on
+   this device would have learned it: it seeds the hand-off estimate and ``k="auto"``.
 
 The simulator (`pdcore.sim.Scenario`) then replays the same requests, one at a time, with:
 
-- the **measured device profile** (``--profile``, from ``pdcore profile-device``);
+- the **measured device profile** (``--profile``, from ``pdcore profile-device``) scaled by the speed
+  ratio of the request's calibration (the device's speed drifts on a shared machine; the profile
+  gives the shape of the curve, the calibration its current scale);
 - the **measured network**: the round trip of ``GET /v1/models``, median of a few pings (one-way delay is
   half of it, no jitter);
 - a **cloud profile fitted to the calibration requests** (`fit_cloud`), never to the live runs: a decode
   step ``s0 + decode_context_s * context`` by least squares on the inter-event gaps against their context,
   and the first token ``f0 + prefill_token_s * prompt`` on the first-event times minus the round trip
-  (``prefill_token_s`` is zero when warm: a cached prefix makes the first token independent of the prompt
-  length). ``base_s`` is the smaller intercept, the decode step keeps ``s0 - base_s`` as
-  ``decode_seq_s``, and ``f0 - base_s`` (request handling before the first step) is added to the one-way
-  delay;
+  (when warm, ``prefill_token_s`` is zero, since a cached prefix makes the first token independent of the
+  prompt length, and ``f0`` is the median: one calibration request that stalled, 68 ms against 7-16 ms
+  for the others in one measured run, must not set every request's prediction). ``base_s`` is the
+  smaller intercept, the decode step keeps ``s0 - base_s`` as ``decode_seq_s``, and ``f0 - base_s``
+  (request handling before the first step) is added to the one-way delay;
 - the live run's own ``k``, output length and pacing settings (``max_tpot - pacing_margin_s``).
 
-Compared per request and on average: the TTFT, the largest display gap and the mean display gap. The
-goal is agreement within ``tolerance`` (15%) on the averages. As a diagnostic, the comparison is repeated
-with the profile scaled by the device's speed measured in the live runs (`ValidationReport.in_situ`): on a
-machine that also hosts the cloud stand-in, the device runs slower than its profile while the cloud
-computes, and this separates that from errors of the simulator's logic.
+No input of the prediction is read off the live runs. Compared per request and on average: the TTFT,
+the largest display gap and the mean display gap. The largest gap leaves out the stalls of either
+side's own stream (`Timeline.gaps`): a cloud token that arrived more than ``max_tpot`` after the
+previous display (``"cloud-late"``: the network or the cloud stalled), and a device token decoded more
+than ``max_tpot`` after the previous one once the device has taken over (``"device-late"`` after the
+hand-off position: the device's own decode stalled). The simulator's cloud and device step at their
+fitted mean speeds and never stall, so it cannot predict those, and no pacing can hide them; what it
+predicts, and what is compared, is everything the runtime decides: the paced gaps and the hand-off gap
+(a device that is not ready when the buffer runs out). The stalls are reported beside the comparison
+(``max_gap_all_s``, the largest gap with them, which `passed` does not use). The goal is agreement
+within ``tolerance`` (15%) on the averages. As a diagnostic, the comparison is repeated with the profile
+scaled by the device's speed measured in each live run instead (`ValidationReport.in_situ`), which
+separates the device's speed from errors of the simulator's logic.
 """
 
 from __future__ import annotations
@@ -48,7 +64,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pdcore._core import Plan
-from pdcore.exceptions import InvalidInputError, InvalidStateError
+from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import CloudLoad, Policy, RequestInfo
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -83,24 +99,36 @@ DEFAULT_TOLERANCE = 0.15
 """The agreement goal: 15% relative error on the averages."""
 
 METRICS = ("ttft_s", "max_gap_s", "mean_gap_s")
-"""What is compared."""
+"""What is compared (``max_gap_s`` without the stalls of either side's own stream, module docstring)."""
 
 INSTRUCTION = "Read the text below, then write a long story inspired by it.\n\n"
 
 
 @dataclass(frozen=True)
 class CalibrationSample:
-    """One cloud-only request: its first-token time and inter-event gaps, seconds from sending it.
+    """One calibration: a cloud-only request (its first-token time and inter-event gaps, seconds from
+    sending it) and the device's prefill of the same prompt, run at the same time.
 
     Attributes:
         prompt_tokens: The prompt's length in tokens.
         ttft_s: Arrival of the first event.
         gaps_s: Time between consecutive events.
+        device_prefill_s: The device's measured prefill time of the prompt (``None``: not measured).
+        device_profile_s: The profile's prefill time for the same length.
     """
 
     prompt_tokens: int
     ttft_s: float
     gaps_s: tuple[float, ...]
+    device_prefill_s: float | None = None
+    device_profile_s: float | None = None
+
+    @property
+    def device_speed_ratio(self) -> float:
+        """The device's prefill time over its profile's (1.0 when not measured)."""
+        if self.device_prefill_s is None or not self.device_profile_s:
+            return 1.0
+        return self.device_prefill_s / self.device_profile_s
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,9 @@ class LiveRun:
         extensions: Continuation requests the session sent.
         ttft_s: Time to the first displayed token.
         cloud_ttft_s: Arrival of the cloud's first token (``None`` if none arrived).
-        max_gap_s: The largest display gap.
+        max_gap_s: The largest display gap, leaving out the stalls of the cloud's stream and of the
+            device's own decode after the hand-off (module docstring).
+        max_gap_all_s: The largest display gap, stalls included.
         mean_gap_s: The mean display gap after the first token.
         handoff_position: Where the device took over (``None`` if it did not).
         timeline: The full record.
@@ -128,6 +158,7 @@ class LiveRun:
     ttft_s: float
     cloud_ttft_s: float | None
     max_gap_s: float
+    max_gap_all_s: float
     mean_gap_s: float
     handoff_position: int | None
     timeline: Timeline = field(repr=False)
@@ -142,6 +173,15 @@ class LiveRun:
             )
         shown = [record.shown_s for record in timeline.tokens]
         gaps = np.diff(shown)
+        handoff = timeline.handoff_position
+        paced = [
+            gap.gap_s
+            for gap in timeline.gaps()
+            if not (
+                gap.cause == "cloud-late"
+                or (gap.cause == "device-late" and handoff is not None and gap.position > handoff)
+            )
+        ]
         return cls(
             prompt_tokens=timeline.prompt_tokens,
             output_tokens=len(shown),
@@ -149,7 +189,8 @@ class LiveRun:
             extensions=len(timeline.cloud_extensions),
             ttft_s=shown[0],
             cloud_ttft_s=timeline.cloud_first_s,
-            max_gap_s=float(gaps.max()),
+            max_gap_s=max(paced) if paced else 0.0,
+            max_gap_all_s=float(gaps.max()),
             mean_gap_s=float(gaps.mean()),
             handoff_position=timeline.handoff_position,
             timeline=timeline,
@@ -259,9 +300,10 @@ class ValidationReport:
         max_tpot: The display-gap objective.
         pacing_max_tpot: The gap the controller paced at.
         baselines: Cloud-only and device-only TTFTs of the same prompts (empty unless asked for).
-        device_speed_ratio: The device's time for its work over its profile's prediction, median over
-            the live runs (above 1 when the co-located cloud or other load slowed it down).
-        in_situ: The same comparisons with the profile scaled by ``device_speed_ratio``: what is left
+        device_speed_ratio: The device's time for its work over its profile's prediction in the live
+            runs, median over them (above 1 when the co-located cloud or other load slowed it down). The
+            prediction itself uses each calibration's ratio (`CalibrationSample.device_speed_ratio`).
+        in_situ: The same comparisons with the profile scaled by each live run's own ratio: what is left
             of the disagreement once the device's live speed is known (diagnostic; `passed` does not
             use it).
     """
@@ -310,7 +352,10 @@ class ValidationReport:
             "comparisons": _comparisons(self.comparisons),
             "device_speed_ratio": self.device_speed_ratio,
             "in_situ": _comparisons(self.in_situ),
-            "calibration": [asdict(sample) for sample in self.calibration],
+            "calibration": [
+                asdict(sample) | {"device_speed_ratio": sample.device_speed_ratio}
+                for sample in self.calibration
+            ],
             "baselines": [
                 asdict(baseline) | {"reduction_vs_device": baseline.reduction_vs_device}
                 for baseline in self.baselines
@@ -322,6 +367,8 @@ class ValidationReport:
                     "k": run.k,
                     "extensions": run.extensions,
                     "handoff_position": run.handoff_position,
+                    "max_gap_s": run.max_gap_s,
+                    "max_gap_all_s": run.max_gap_all_s,
                     "summary": run.timeline.summary(),
                     "timeline": run.timeline.to_dict(),
                 }
@@ -368,7 +415,7 @@ def fit_cloud(
     first = [max(sample.ttft_s - rtt_s, 0.0) for sample in samples]
     lengths = [float(sample.prompt_tokens) for sample in samples]
     if warm:
-        intercept, per_token = float(np.mean(first)), 0.0
+        intercept, per_token = float(np.median(first)), 0.0
     else:
         intercept, per_token = _least_squares(lengths, first)
     # The first token's iteration (base_s + prefill) and a decode step (base_s + decode_seq_s + ...)
@@ -460,24 +507,56 @@ async def _warm(cloud: CloudClient, prompt: str) -> None:
 
 
 async def _calibrate(
-    cloud: CloudClient, device: Device, prompt: str, prompt_tokens: int, events: int
+    cloud: CloudClient,
+    device: Device,
+    profile: DeviceProfile,
+    prompt: str,
+    prompt_tokens: int,
+    *,
+    min_events: int,
+    max_events: int,
 ) -> CalibrationSample:
-    """A cloud-only request timed per event, while the device prefills the same prompt: on a machine
-    that hosts both, the cloud is timed under the load it meets in the live runs."""
-    await device.start(prompt)
-    prefill = asyncio.create_task(device.prefill_prompt())
-    try:
+    """A cloud-only request, timed per event, while the device prefills the same prompt, timed; in the
+    live session's order (the cloud request leaves first, then the device tokenizes and prefills). The
+    cloud streams until the device is done (at least ``min_events`` events, at most ``max_events``): on a
+    machine that hosts both, each side is timed under the load it meets in the live run."""
+    stamps: list[float] = []
+    device_done = asyncio.Event()
+
+    async def stream_cloud() -> None:
         started = time.perf_counter()
-        stamps = [event.at - started async for event in cloud.stream(prompt, max_tokens=events) if event.text]
+        async with contextlib.aclosing(cloud.stream(prompt, max_tokens=max_events)) as events:
+            async for event in events:
+                if event.text:
+                    stamps.append(event.at - started)
+                if device_done.is_set() and len(stamps) >= min_events:
+                    break
+
+    took: list[float] = []
+    streaming = asyncio.create_task(stream_cloud())
+    try:
+        await device.start(prompt)
+        await device.prefill_prompt(on_progress=lambda _done, chunk: took.append(chunk))
+        device_done.set()
+        await streaming
     finally:
-        device.interrupt()
-        with contextlib.suppress(InvalidStateError):
-            await prefill
+        if not streaming.done():
+            streaming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await streaming
     if not stamps:
         raise InvalidInputError("the cloud streamed no text during calibration; fix: check the endpoint")
     return CalibrationSample(
-        prompt_tokens=prompt_tokens, ttft_s=stamps[0], gaps_s=tuple(float(g) for g in np.diff(stamps))
+        prompt_tokens=prompt_tokens,
+        ttft_s=stamps[0],
+        gaps_s=tuple(float(g) for g in np.diff(stamps)),
+        device_prefill_s=sum(took),
+        device_profile_s=float(profile.prefill_s(prompt_tokens)),
     )
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _ms(value: float | None) -> str:
@@ -533,7 +612,8 @@ async def validate(
         min_tpot: The smallest display gap.
         max_tokens: The answer length of each live request.
         warm: Cache each prompt on the cloud first (see the module docstring).
-        calibration_tokens: Tokens per cloud-only calibration request.
+        calibration_tokens: The fewest events of a calibration's cloud request (it streams until the
+            device's prefill is done, at most ``max_tokens`` events).
         pings: Round trips measured for the network delay.
         tolerance: The agreement goal on the averages.
         baselines: After each live run, also time the prompt cloud-only (after the same warm-up) and
@@ -578,18 +658,30 @@ async def validate(
             calibration_prompt = prompt
         else:
             calibration_prompt = await make_prompt(device, length, seed=10_000 + index)
-        samples.append(await _calibrate(cloud, device, calibration_prompt, tokens, calibration_tokens))
+        sample = await _calibrate(
+            cloud,
+            device,
+            profile,
+            calibration_prompt,
+            tokens,
+            min_events=calibration_tokens,
+            max_events=max(max_tokens, calibration_tokens),
+        )
+        samples.append(sample)
         if warm:
             await _warm(cloud, prompt)
+        session.speed_ratio = sample.device_speed_ratio
         timeline = await session.complete(prompt)
         run = LiveRun.from_timeline(timeline)
         runs.append(run)
         say(
             f"request {index + 1}/{requests}: {run.prompt_tokens} prompt tokens, k={run.k} "
             f"({run.extensions} extensions), "
-            f"TTFT {run.ttft_s * 1e3:.0f} ms (cloud {samples[-1].ttft_s * 1e3:.0f} ms alone), max gap "
-            f"{run.max_gap_s * 1e3:.0f} ms, mean gap {run.mean_gap_s * 1e3:.1f} ms, hand-off at "
-            f"{run.handoff_position}"
+            f"TTFT {run.ttft_s * 1e3:.0f} ms (cloud {sample.ttft_s * 1e3:.0f} ms alone), max gap "
+            f"{run.max_gap_s * 1e3:.0f} ms ({run.max_gap_all_s * 1e3:.0f} ms with stalls), "
+            f"mean gap {run.mean_gap_s * 1e3:.1f} ms, hand-off at {run.handoff_position}; device "
+            f"{sample.device_speed_ratio:.2f}x its profile in calibration, "
+            f"{_ratio(run.timeline.device_speed_ratio)} live"
         )
         if baselines:
             found = await _baseline(cloud, device, prompt, run, warm=warm)
@@ -605,35 +697,42 @@ async def validate(
         "mean_gap_s": [run.mean_gap_s for run in runs],
     }
 
-    def compare(device_profile: DeviceProfile) -> tuple[Comparison, ...]:
-        predicted = predict(
-            runs,
-            device=device_profile,
-            cloud=fitted,
-            one_way_s=one_way,
-            min_tpot=min_tpot,
-            pacing_max_tpot=session.pacing_max_tpot,
-            max_tpot=max_tpot,
-        )
+    def compare(speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
+        predicted: dict[str, list[float]] = {metric: [] for metric in METRICS}
+        for run, ratio in zip(runs, speed_ratios, strict=True):
+            one = predict(
+                [run],
+                device=scaled_profile(profile, ratio),
+                cloud=fitted,
+                one_way_s=one_way,
+                min_tpot=min_tpot,
+                pacing_max_tpot=session.pacing_max_tpot,
+                max_tpot=max_tpot,
+            )
+            for metric in METRICS:
+                predicted[metric].extend(one[metric])
         return tuple(
             Comparison(metric=metric, live=tuple(live[metric]), predicted=tuple(predicted[metric]))
             for metric in METRICS
         )
 
-    ratios = [run.timeline.device_speed_ratio for run in runs if run.timeline.device_speed_ratio is not None]
-    speed = statistics.median(ratios) if ratios else 1.0
+    calibrated = [sample.device_speed_ratio for sample in samples]
+    measured = [
+        run.timeline.device_speed_ratio if run.timeline.device_speed_ratio is not None else ratio
+        for run, ratio in zip(runs, calibrated, strict=True)
+    ]
     return ValidationReport(
         runs=tuple(runs),
         calibration=tuple(samples),
         rtt_s=rtt,
         cloud=fitted,
         one_way_s=one_way,
-        comparisons=compare(profile),
+        comparisons=compare(calibrated),
         tolerance=tolerance,
         warm=warm,
         max_tpot=max_tpot,
         pacing_max_tpot=session.pacing_max_tpot,
         baselines=tuple(baseline_runs),
-        device_speed_ratio=speed,
-        in_situ=compare(scaled_profile(profile, speed)),
+        device_speed_ratio=statistics.median(measured),
+        in_situ=compare(measured),
     )
