@@ -212,3 +212,8 @@ def test_cli_validate(cloud_url: str, profile: DeviceProfile, tmp_path: Path) ->
     assert set(report["comparisons"]) == {"ttft_s", "max_gap_s", "mean_gap_s"}
     assert len(report["runs"]) == 2
     assert report["comparisons"]["ttft_s"]["live_mean"] > 0
+    for sample in report["calibration"]:
+        assert sample["device_prefill_s"] > 0, "the device's prefill is timed in each calibration"
+        assert 0.2 < sample["device_speed_ratio"] < 5.0, sample["device_speed_ratio"]
+    for run in report["runs"]:
+        assert run["max_gap_all_s"] >= run["max_gap_s"] > 0
