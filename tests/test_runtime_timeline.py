@@ -47,7 +47,7 @@ def test_summary() -> None:
     assert summary["gaps_over_max_tpot"] == {"cloud-late": 1, "device-late": 1, "runtime": 1}
     assert [gap["position"] for gap in summary["largest_gaps"]] == [2, 3]
     assert summary["handoff_revisions"] == 2
-    assert summary["max_gap_not_cloud_late_s"] < summary["max_gap_s"]
+    assert summary["max_gap_without_stalls_s"] < summary["max_gap_s"]
     assert summary["notices"] == ["cloud-cut: cut"]
 
 

@@ -175,3 +175,13 @@ def test_cli_defaults_are_the_librarys() -> None:
     for parameters in (chat, check):
         assert parameters["max_tpot"].default == session.DEFAULT_MAX_TPOT_S
     assert chat["max_tokens"].default == session.DEFAULT_MAX_TOKENS
+
+
+@pytest.mark.parametrize(("measured", "profile"), [(None, 1.0), (1.0, None), (0.0, 1.0), (1.0, 0.0)])
+def test_a_calibration_without_a_usable_device_time_assumes_the_profile(
+    measured: float | None, profile: float | None
+) -> None:
+    sample = CalibrationSample(
+        prompt_tokens=10, ttft_s=0.01, gaps_s=(0.02,), device_prefill_s=measured, device_profile_s=profile
+    )
+    assert sample.device_speed_ratio == 1.0

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 
 from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.device import DEFAULT_APPEND_CHUNK_TOKENS, DEFAULT_CHUNK_TOKENS
 
 __all__ = ["PRIOR_WEIGHT_TOKENS", "HandoffEstimator"]
 
@@ -60,8 +61,8 @@ class HandoffEstimator:
         prior_ratio: float = 1.0,
         *,
         started_at: float = 0.0,
-        prompt_chunk_tokens: int = 128,
-        append_chunk_tokens: int = 32,
+        prompt_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
     ) -> None:
         self.profile = profile
         self.prior_ratio = prior_ratio

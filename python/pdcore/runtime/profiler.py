@@ -106,7 +106,6 @@ class Measurement:
 
     Attributes:
         prompt_tokens: The prompt lengths, increasing.
-        prefill_s: The fitted prefill time at each length (`fit_prefill`).
         measured_s: The median prefill time at each length.
         coefficients: ``(c0, c1, c2)`` of the fit: seconds, seconds per token, seconds per token squared.
         decode_context: The contexts of the decode measurements.
@@ -118,7 +117,6 @@ class Measurement:
     """
 
     prompt_tokens: tuple[int, ...]
-    prefill_s: tuple[float, ...]
     measured_s: tuple[float, ...]
     coefficients: tuple[float, float, float]
     decode_context: tuple[int, ...]
@@ -127,6 +125,11 @@ class Measurement:
     decode_tokens: int
     chunk_tokens: int
     seconds: float
+
+    @property
+    def prefill_s(self) -> tuple[float, ...]:
+        """The fitted prefill time at each length (`fit_prefill`): what the profile stores."""
+        return tuple(_curve(self.coefficients, length) for length in self.prompt_tokens)
 
 
 def _prefill(engine: DeviceEngine, tokens: Sequence[int], chunk: int) -> float:
@@ -202,19 +205,10 @@ def measure(
             )
     medians = [statistics.median(runs[length]) for length in lengths]
     tpots = [statistics.median(steps[length]) for length in lengths]
-    coefficients = fit_prefill(lengths, medians)
-    fitted = [_curve(coefficients, length) for length in lengths]
-    if progress is not None:
-        for length, median, fit, tpot in zip(lengths, medians, fitted, tpots, strict=True):
-            progress(
-                f"{length:>6} tokens: prefill {median:.3f} s (median of {repeats}), fitted {fit:.3f} s, "
-                f"decode {tpot * 1e3:.1f} ms/token"
-            )
-    return Measurement(
+    measurement = Measurement(
         prompt_tokens=tuple(lengths),
-        prefill_s=tuple(fitted),
         measured_s=tuple(medians),
-        coefficients=coefficients,
+        coefficients=fit_prefill(lengths, medians),
         decode_context=tuple(lengths),
         decode_tpot_s=tuple(tpots),
         repeats=repeats,
@@ -222,6 +216,14 @@ def measure(
         chunk_tokens=chunk_tokens,
         seconds=time.perf_counter() - started,
     )
+    if progress is not None:
+        fitted = measurement.prefill_s
+        for length, median, fit, tpot in zip(lengths, medians, fitted, tpots, strict=True):
+            progress(
+                f"{length:>6} tokens: prefill {median:.3f} s (median of {repeats}), fitted {fit:.3f} s, "
+                f"decode {tpot * 1e3:.1f} ms/token"
+            )
+    return measurement
 
 
 _TERMS = ((0, 1, 2), (1, 2), (0, 1), (0, 2), (1,), (2,), (0,))

@@ -150,6 +150,8 @@ class _Request:
         self.estimator: HandoffEstimator | None = None
         self.quota = 0
         self.cloud_text: list[str] = []
+        self.cloud_chars = 0
+        """Characters of ``cloud_text`` (the hand-off estimate's characters per piece, without a re-count)."""
         self.cloud_arrival: list[float] = []
         self.device_text: dict[int, str] = {}
         self.device_ready: dict[int, float] = {}
@@ -185,7 +187,7 @@ class _Request:
         device = self.session.device
         assert device is not None
         outside = max(self.quota, self.buffer.received) - self.buffer.prefilled - self.inflight_pieces
-        chars = sum(len(text) for text in self.cloud_text) / len(self.cloud_text) if self.cloud_text else None
+        chars = self.cloud_chars / len(self.cloud_text) if self.cloud_text else None
         if self.inflight_tokens_left is not None:
             tokens_left = self.inflight_tokens_left
         else:
@@ -278,6 +280,7 @@ class _Request:
         if self.timeline.cloud_first_s is None:
             self.timeline.cloud_first_s = self.rel(at)
         self.cloud_text.append(text)
+        self.cloud_chars += len(text)
         self.cloud_arrival.append(at)
         if self.controller is not None:
             self.controller.push(at)

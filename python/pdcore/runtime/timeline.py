@@ -12,6 +12,11 @@ A display gap larger than ``max_tpot`` is attributed (`GapRecord.cause`) to whoe
 - ``"device-late"``: the device token was decoded more than ``max_tpot`` after the previous display (a
   hand-off the device was not ready for, or a slow decode step);
 - ``"runtime"``: the token was there in time and the runtime showed it late.
+
+A gap is a **stall** (`GapRecord.stall`) when one side's own stream stalled: ``"cloud-late"``, or
+``"device-late"`` after the hand-off position (the device's own decode was slow). No pacing can hide a
+stall; everything else (paced gaps, the hand-off gap, the runtime's lateness) is the runtime's doing, and
+``max_gap_without_stalls_s`` in the summary is the largest of those (what `pdcore validate` compares).
 """
 
 from __future__ import annotations
@@ -91,12 +96,14 @@ class GapRecord:
         gap_s: The gap.
         source: The later token's source.
         cause: ``"ok"`` (within ``max_tpot``), ``"cloud-late"``, ``"device-late"`` or ``"runtime"``.
+        stall: Whether one side's own stream stalled (module docstring).
     """
 
     position: int
     gap_s: float
     source: str
     cause: str
+    stall: bool = False
 
 
 def _rounded(value: Any) -> Any:
@@ -192,7 +199,9 @@ class Timeline:
                     cause = "cloud-late" if after.source == "cloud" else "device-late"
                 else:
                     cause = "runtime"
-            out.append(GapRecord(after.position, gap, after.source, cause))
+            handed_over = self.handoff_position is not None and after.position > self.handoff_position
+            stall = cause == "cloud-late" or (cause == "device-late" and handed_over)
+            out.append(GapRecord(after.position, gap, after.source, cause, stall))
         return out
 
     def summary(self, largest: int = 5) -> dict[str, Any]:
@@ -203,7 +212,7 @@ class Timeline:
         """
         gaps = self.gaps()
         values = [gap.gap_s for gap in gaps]
-        paced = [gap.gap_s for gap in gaps if gap.cause not in {"cloud-late"}]
+        paced = [gap.gap_s for gap in gaps if not gap.stall]
         by_source = {"cloud": 0, "device": 0}
         for record in self.tokens:
             by_source[record.source] = by_source.get(record.source, 0) + 1
@@ -238,7 +247,7 @@ class Timeline:
             "prior_speed_ratio": self.prior_speed_ratio,
             "device_speed_ratio": self.device_speed_ratio,
             "max_gap_s": max(values) if values else None,
-            "max_gap_not_cloud_late_s": max(paced) if paced else None,
+            "max_gap_without_stalls_s": max(paced) if paced else None,
             "mean_gap_s": sum(values) / len(values) if values else None,
             "gaps_over_max_tpot": {
                 cause: sum(1 for gap in gaps if gap.cause == cause)

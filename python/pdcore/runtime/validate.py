@@ -36,7 +36,7 @@ The simulator (`pdcore.sim.Scenario`) then replays the same requests, one at a t
 
 No input of the prediction is read off the live runs. Compared per request and on average: the TTFT,
 the largest display gap and the mean display gap. The largest gap leaves out the stalls of either
-side's own stream (`Timeline.gaps`): a cloud token that arrived more than ``max_tpot`` after the
+side's own stream (`GapRecord.stall`): a cloud token that arrived more than ``max_tpot`` after the
 previous display (``"cloud-late"``: the network or the cloud stalled), and a device token decoded more
 than ``max_tpot`` after the previous one once the device has taken over (``"device-late"`` after the
 hand-off position: the device's own decode stalled). The simulator's cloud and device step at their
@@ -125,8 +125,8 @@ class CalibrationSample:
 
     @property
     def device_speed_ratio(self) -> float:
-        """The device's prefill time over its profile's (1.0 when not measured)."""
-        if self.device_prefill_s is None or not self.device_profile_s:
+        """The device's prefill time over its profile's (1.0 when not measured or not positive)."""
+        if not (self.device_prefill_s and self.device_profile_s) or self.device_prefill_s <= 0:
             return 1.0
         return self.device_prefill_s / self.device_profile_s
 
@@ -173,15 +173,7 @@ class LiveRun:
             )
         shown = [record.shown_s for record in timeline.tokens]
         gaps = np.diff(shown)
-        handoff = timeline.handoff_position
-        paced = [
-            gap.gap_s
-            for gap in timeline.gaps()
-            if not (
-                gap.cause == "cloud-late"
-                or (gap.cause == "device-late" and handoff is not None and gap.position > handoff)
-            )
-        ]
+        paced = [gap.gap_s for gap in timeline.gaps() if not gap.stall]
         return cls(
             prompt_tokens=timeline.prompt_tokens,
             output_tokens=len(shown),
