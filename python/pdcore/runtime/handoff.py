@@ -22,7 +22,8 @@ overrun moves the estimate later, as it should. (The rule is ours.)
 The speed controller is given the estimate plus a guard of one device decode step at the hand-off's
 context (`HandoffEstimator.guard`; the simulator's rule too). The estimate is unbiased, so without a guard
 the device is late for half the hand-offs: measured over 9 live requests, 2 hand-off gaps of 59 and 67 ms
-against a 45 ms pace, the device 14-22 ms later than estimated (about one model call). A buffer that
+against a 45 ms pace: the device was ready 14-22 ms after the buffer ran out (about one model
+call). A buffer that
 lasts a step longer only makes the device's first token wait that step; the cloud tokens still buffered
 when the device is ready are shown at once.
 """

@@ -106,7 +106,7 @@ PRECISE_WAKE_S = 0.002
 blocking timer sleep. asyncio's selector rounds its timeout up to a whole millisecond and the loop wakes
 behind whatever callback runs, so a token waited for on the loop alone was shown 1.3 ms late at the median
 and up to 4.3 ms late while the device prefilled on the same core; with the last 2 ms on the OS timer,
-0.08 ms at the median and 2.0 ms at most (one 1.5k-token prefill and 100 decoded tokens on a 2-core x86
+0.08 ms at the median and 2.0 ms at most (an 807-token prefill, then 150 decoded tokens, on a 2-core x86
 machine, the model and the loop on one core). The price: the loop's other work (reading the cloud's
 events) waits up to 2 ms once per displayed token, far below a display gap."""
 
