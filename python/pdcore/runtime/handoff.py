@@ -158,4 +158,6 @@ class HandoffEstimator:
         else:
             current = self._append(context, min(self.append_chunk_tokens, tokens_left))
         spent = min(max(0.0, now - self.anchor_s), ratio * current)
-        return now + ratio * work - spent
+        return max(
+            now, now + ratio * work - spent
+        )  # never before now (float rounding when work is all spent)
