@@ -18,6 +18,7 @@ from typing import Any
 
 from pdcore import __version__
 from pdcore.exceptions import InvalidInputError
+from pdcore.outputs import atomic_directory, check_output_dir, write_text
 from pdcore.profiles import NETWORK_PRESETS, load_cloud_profile, load_device_profile, network_preset
 from pdcore.report import refinement
 from pdcore.report.experiments import (
@@ -104,6 +105,7 @@ def reproduce(
     ray_address: str | None = None,
     quality: str | os.PathLike[str] | None = DEFAULT_QUALITY,
     progress: StageProgress | None = None,
+    force: bool = False,
 ) -> Reproduction:
     """Runs the headline experiments and writes ``report.md``, ``results.json`` and the plots.
 
@@ -121,13 +123,17 @@ def reproduce(
         quality: The refinement curve to report: a shipped name, the path of a ``.toml`` file written by
             ``pdcore refine-eval --out``, or None (or ``"none"``) for no refinement section.
         progress: Called with (stage, done, total) as the work advances.
+        force: Replace the contents of a non-empty ``out_dir``. The report is always built in a sibling
+            temporary directory and swapped in whole (`pdcore.outputs.atomic_directory`), so an interrupted
+            run leaves the previous report as it was.
 
     Returns:
         The files written and the report document.
 
     Raises:
         InvalidInputError: An unknown executor or profile, an unreadable trace or quality curve, matplotlib
-            or Ray missing, or an output directory that is a file.
+            or Ray missing, an output directory that is a file, holds a trace, or is not empty without
+            ``force``.
     """
     if executor not in EXECUTORS:
         raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
@@ -146,8 +152,11 @@ def reproduce(
     network_preset(network)
     curve = refinement.load(quality)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InvalidInputError(f"--out {str(out)!r} is a file; fix: pass a directory")
+    inputs: dict[str, str | os.PathLike[str] | None] = {f"--trace {trace}": trace for trace in traces}
+    for name, given in (("--device", device), ("--cloud", cloud), ("--quality", quality)):
+        if given is not None and str(given).endswith(".toml"):
+            inputs[name] = given
+    check_output_dir(out, force=force, inputs=inputs)
     preset = Settings.quick_preset if quick else Settings.full
     settings = preset(
         device=device,
@@ -187,27 +196,27 @@ def reproduce(
     from pdcore.report.markdown import render  # noqa: PLC0415  # the plots need matplotlib, checked above
     from pdcore.report.plots import write_plots  # noqa: PLC0415
 
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "results.json"
-    results.write_text(dumps(document), encoding="utf-8")
-    copied = None
-    if curve is not None:
-        copied = out / curve.file_name
-        copied.write_text(curve.text, encoding="utf-8")
-    if progress is not None:
-        progress("plots", 0, 1)
-    presets = {name: profile.rtt_s for name, profile in NETWORK_PRESETS.items()}
-    plots = write_plots(
-        runs,
-        optimizer,
-        out,
-        tpot_slo_s=settings.slo.tpot_s,
-        presets=presets,
-        refined=document.get("refinement"),
-    )
-    if progress is not None:
-        progress("plots", 1, 1)
-    report = out / "report.md"
-    report.write_text(render(document, plots), encoding="utf-8")
+    with atomic_directory(out, force=force) as building:
+        write_text(building / "results.json", dumps(document))
+        copied = None
+        if curve is not None:
+            copied = out / curve.file_name
+            write_text(building / curve.file_name, curve.text)
+        if progress is not None:
+            progress("plots", 0, 1)
+        presets = {name: profile.rtt_s for name, profile in NETWORK_PRESETS.items()}
+        plots = write_plots(
+            runs,
+            optimizer,
+            building,
+            tpot_slo_s=settings.slo.tpot_s,
+            presets=presets,
+            refined=document.get("refinement"),
+        )
+        if progress is not None:
+            progress("plots", 1, 1)
+        write_text(building / "report.md", render(document, plots))
     files = tuple(out / name for figures in plots.values() for name in figures.values())
-    return Reproduction(report=report, results=results, plots=files, document=document, quality=copied)
+    return Reproduction(
+        report=out / "report.md", results=out / "results.json", plots=files, document=document, quality=copied
+    )

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
+from pdcore.outputs import atomic_path
 from pdcore.report.experiments import POLICIES, WorkloadRun
 
 __all__ = [
@@ -60,7 +61,8 @@ def file_stem(key: str) -> str:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=_DPI, metadata={"Software": None})
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=path.suffix[1:], dpi=_DPI, metadata={"Software": None})
     return path
 
 

@@ -25,8 +25,9 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
+
+from pdcore.outputs import write_text
 
 __all__ = ["CloudRecord", "GapRecord", "Notice", "Timeline", "TokenRecord"]
 
@@ -286,5 +287,5 @@ class Timeline:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
-        """Writes `to_json` to ``path``."""
-        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+        """Writes `to_json` to ``path``, whole or not at all (`pdcore.outputs.write_text`)."""
+        write_text(path, self.to_json() + "\n")

@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from pdcore._core import CloudConfig, DeviceConfig, Simulator
 from pdcore.exceptions import InvalidInputError
+from pdcore.outputs import atomic_path, open_text
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
 from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
@@ -100,6 +101,22 @@ _RESULT_COLUMNS = (
 )
 
 FloatArray = npt.NDArray[np.float64]
+
+
+CSV_CHUNK_ROWS = 65536
+"""Rows `SimResult.to_csv` formats at a time."""
+
+
+def _csv_cells(values: npt.NDArray[Any]) -> npt.NDArray[np.str_]:
+    """One column's CSV cells: booleans as true/false, floats to 9 significant digits, NaN as empty."""
+    if values.dtype == object:
+        return values.astype(str)
+    if values.dtype == np.bool_:
+        return np.where(values, "true", "false")
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(str)
+    text = np.char.mod("%.9g", values)
+    return np.where(np.isfinite(values), text, "")
 
 
 def _squash(name: str) -> str:
@@ -409,22 +426,18 @@ class SimResult:
         return table
 
     def to_csv(self, path: str | Path) -> None:
-        """Writes `columns` as CSV: a header, one row per request, empty cells for undefined values."""
+        """Writes `columns` as CSV: a header, one row per request, empty cells for undefined values.
+
+        Rows are formatted and written in chunks of `CSV_CHUNK_ROWS`, so memory beyond the result itself
+        stays bounded, and the file appears whole or not at all (`pdcore.outputs.open_text`).
+        """
         table = self.columns()
-        cells: list[npt.NDArray[np.str_]] = []
-        for values in table.values():
-            if values.dtype == object:
-                cells.append(values.astype(str))
-            elif values.dtype == np.bool_:
-                cells.append(np.where(values, "true", "false"))
-            elif np.issubdtype(values.dtype, np.integer):
-                cells.append(values.astype(str))
-            else:
-                text = np.char.mod("%.9g", values)
-                cells.append(np.where(np.isfinite(values), text, ""))
-        lines = [",".join(table)]
-        lines.extend(",".join(row) for row in zip(*cells, strict=True))
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with open_text(path) as handle:
+            handle.write(",".join(table) + "\n")
+            for start in range(0, len(self.workload), CSV_CHUNK_ROWS):
+                cells = [_csv_cells(values[start : start + CSV_CHUNK_ROWS]) for values in table.values()]
+                handle.write("\n".join(",".join(row) for row in zip(*cells, strict=True)))
+                handle.write("\n")
 
     def to_parquet(self, path: str | Path) -> None:
         """Writes `columns` as Parquet (needs ``pyarrow``).
@@ -445,7 +458,8 @@ class SimResult:
             name: pa.array(values.tolist() if values.dtype == object else values)
             for name, values in table.items()
         }
-        pq.write_table(pa.table(arrays), str(path))
+        with atomic_path(path) as temporary:
+            pq.write_table(pa.table(arrays), str(temporary))
 
 
 def simulate(
