@@ -190,7 +190,7 @@ def check_output_dir(
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InvalidInputError(
             f"{flag} {str(out)!r} is not empty; fix: pass an empty or new directory, or add --force to "
-            "replace its contents"
+            "replace its contents (force=True in the API)"
         )
 
 
