@@ -398,7 +398,7 @@ def test_the_shipped_curve_feeds_the_optimizer() -> None:
 
 
 def _app() -> typer.Typer:
-    from pdcore.cli_refine import register
+    from pdcore.cli.refine import register
 
     app = typer.Typer()
     register(app)

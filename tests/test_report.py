@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pdcore.cli_report import register
+from pdcore.cli.report import register
 from pdcore.report import POLICIES, Reproduction, reproduce
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

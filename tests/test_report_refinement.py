@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from pdcore.cli_report import register
+from pdcore.cli.report import register
 from pdcore.refine import QualityCurve, QualityPoint
 from pdcore.report import refinement
 

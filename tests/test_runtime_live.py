@@ -24,7 +24,7 @@ pytest.importorskip("httpx_sse", reason="LIVE RUNTIME TESTS SKIPPED: pip install
 import typer
 from typer.testing import CliRunner
 
-from pdcore.cli_runtime import register
+from pdcore.cli.runtime import register
 from pdcore.profiles import DeviceProfile
 from pdcore.runtime import CloudClient, Device, Session, Timeline, chatml, smollm2_path
 from pdcore.runtime.testing import LlamaServer, unused_url

@@ -165,7 +165,7 @@ def test_validate_calibrates_the_device_speed_and_tells_the_session() -> None:
 def test_cli_defaults_are_the_librarys() -> None:
     import inspect
 
-    from pdcore import cli_runtime
+    from pdcore.cli import runtime as cli_runtime
     from pdcore.runtime import session
 
     chat = inspect.signature(cli_runtime.chat).parameters

@@ -12,19 +12,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress, TaskID
 
-from pdcore.report import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK, DEFAULT_QUALITY, reproduce
+from pdcore.cli.options import (
+    DEFAULT_CLOUD,
+    DEFAULT_DEVICE,
+    DEFAULT_NETWORK,
+    CloudOption,
+    DeviceOption,
+    NetworkOption,
+    SeedOption,
+    progress_bars,
+    reported,
+    stderr,
+    stdout,
+)
+from pdcore.report import DEFAULT_QUALITY, reproduce
 from pdcore.report.refinement import summary_line
 from pdcore.sim.sweep import EXECUTORS
 
@@ -46,14 +50,6 @@ WorkersOption = Annotated[
 QuickOption = Annotated[
     bool, typer.Option("--quick", help="Small default workload, 300-request windows, three points per sweep.")
 ]
-DeviceOption = Annotated[
-    str, typer.Option("--device-profile", "--device", help="Device profile name or .toml path.")
-]
-CloudOption = Annotated[
-    str, typer.Option("--cloud-profile", "--cloud", help="Cloud profile name or .toml path.")
-]
-NetworkOption = Annotated[str, typer.Option("--network", help="Network preset: lan, wifi, 5g or lte.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the synthetic workload and network delays.")]
 RayOption = Annotated[
     str | None,
     typer.Option("--ray-address", help="Ray cluster address (with --executor ray); default: local."),
@@ -97,19 +93,9 @@ def reproduce_command(
     quality: QualityOption = DEFAULT_QUALITY,
 ) -> None:
     """Run the headline experiments and write report.md, results.json and PNG plots."""
-    from pdcore.cli import _reported  # noqa: PLC0415  # the shared error reporting of the main CLI
-
-    with _reported():
+    with reported():
         started = time.perf_counter()
-        errors = Console(stderr=True, highlight=False)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=errors,
-        ) as progress:
+        with progress_bars(stderr(), transient=False) as progress:
             written = reproduce(
                 out,
                 trace or [],
@@ -125,7 +111,7 @@ def reproduce_command(
                 progress=_Bars(progress),
             )
         elapsed = time.perf_counter() - started
-        console = Console(highlight=False)
+        console = stdout()
         targets = written.document["targets"]
         verdicts = {
             "TTFT >= 60% below device-only": targets["ttft_cut_vs_device_only"]["met"],

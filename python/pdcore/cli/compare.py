@@ -1,9 +1,7 @@
-"""The ``pdcore`` command line: compare policies, simulate one with per-request output, list profiles.
+"""``pdcore compare`` and ``pdcore simulate``: policies on one workload, side by side or one in detail.
 
-Every command runs with no input file: without ``--trace`` the workload is the seeded synthetic default
-(`pdcore.traces.synthetic_default`). Errors pdcore raises on purpose (`PdcoreError`) are printed as one
-red line naming the input and the fix, with exit code 2 and no traceback. Tables go to standard output;
-progress bars and errors go to standard error.
+Both run with no input file: without ``--trace`` the workload is the seeded synthetic default
+(`pdcore.traces.synthetic_default`).
 """
 
 from __future__ import annotations
@@ -11,41 +9,39 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
 
 from pdcore import __version__
-from pdcore.exceptions import InvalidInputError, PdcoreError, ProfileError
-from pdcore.policies import POLICIES, Policy, make_policy, split_policy_specs
-from pdcore.profiles import (
-    CloudProfile,
-    DeviceProfile,
-    NetworkProfile,
-    list_cloud_profiles,
-    list_device_profiles,
-    list_network_presets,
-    load_cloud_profile,
-    load_device_profile,
-    network_preset,
+from pdcore.cli.options import (
+    DEFAULT_CLOUD,
+    DEFAULT_DEVICE,
+    DEFAULT_NETWORK,
+    CloudOption,
+    DeviceOption,
+    NetworkOption,
+    SeedOption,
+    TpotOption,
+    TraceOption,
+    TtftOption,
+    check_output,
+    load_profiles,
+    load_workload,
+    progress_bars,
+    reported,
+    stderr,
+    stdout,
 )
+from pdcore.exceptions import InvalidInputError
+from pdcore.policies import POLICIES, Policy, make_policy, split_policy_specs
 from pdcore.sim import (
     DEFAULT_TARGET,
     DEFAULT_TPOT_SLO_S,
@@ -58,98 +54,26 @@ from pdcore.sim import (
     dumps,
 )
 from pdcore.sim.metrics import round_floats
-from pdcore.traces import Workload, load_trace, synthetic_default
+from pdcore.traces import Workload
 
-__all__ = ["DEFAULT_CLOUD", "DEFAULT_DEVICE", "DEFAULT_NETWORK", "DEFAULT_POLICIES", "app", "main"]
+__all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]
 
-DEFAULT_DEVICE = "llama32-3b-w4a16-8elite-genie"
-"""A phone running a 3B model: its prefill is slow enough that the choice of policy matters."""
-
-DEFAULT_CLOUD = "llama3-8b-a100"
-DEFAULT_NETWORK = "wifi"
 DEFAULT_POLICIES = ("cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race")
 SCHEMA_VERSION = 1
-SYNTHETIC_REQUESTS = 2000
-SYNTHETIC_RATE_RPS = 5.5
 
-app = typer.Typer(
-    name="pdcore",
-    help="Cloud-device disaggregated LLM inference (P/D-Device): simulate policies on request traces.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-profiles_app = typer.Typer(
-    help="List and show the shipped device, cloud and network profiles.", no_args_is_help=True
-)
-app.add_typer(profiles_app, name="profiles")
-
-
-def _stdout() -> Console:
-    # a file or pipe gets wide lines rather than truncated table cells
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Turns pdcore's own errors (and unwritable outputs) into one red line and exit code 2."""
-    try:
-        yield
-    except PdcoreError as exc:
-        _stderr().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
-    except OSError as exc:
-        target = exc.filename if exc.filename is not None else "output"
-        _stderr().print(
-            f"[red]error:[/red] cannot write {escape(str(target))!r}: {escape(exc.strerror or str(exc))}; "
-            "fix: check that the directory exists and is writable",
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2) from None
-
-
-# Options shared by `compare` and `simulate`.
-TraceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--trace", help="Azure 2023 CSV or Mooncake JSONL trace; without it, the seeded synthetic workload."
-    ),
-]
-DeviceOption = Annotated[
-    str,
-    typer.Option(
-        "--device-profile", "--device", help="Device profile name (`pdcore profiles list`) or .toml path."
-    ),
-]
-CloudOption = Annotated[
-    str,
-    typer.Option(
-        "--cloud-profile", "--cloud", help="Cloud profile name (`pdcore profiles list`) or .toml path."
-    ),
-]
 DeploymentOption = Annotated[str, typer.Option("--deployment", help="colocated or disaggregated.")]
 ReplicasOption = Annotated[int, typer.Option("--replicas", help="Replicas of a colocated cloud.")]
 PrefillOption = Annotated[int, typer.Option("--prefill-replicas", help="Prefill replicas (disaggregated).")]
 DecodeOption = Annotated[int, typer.Option("--decode-replicas", help="Decode replicas (disaggregated).")]
-NetworkOption = Annotated[str, typer.Option("--network", help="Network preset: lan, wifi, 5g or lte.")]
 RateScaleOption = Annotated[
     float, typer.Option("--rate-scale", help="Replay the workload this many times faster.")
 ]
 LimitOption = Annotated[int | None, typer.Option("--limit", help="Keep only the first N requests.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the synthetic workload and network delays.")]
 RequestsOption = Annotated[
     int | None, typer.Option("--requests", help="Requests of the synthetic workload (default 2000).")
 ]
 RateOption = Annotated[
     float | None, typer.Option("--rate", help="Arrival rate of the synthetic workload, req/s (default 5.5).")
-]
-TtftOption = Annotated[float, typer.Option("--ttft-slo", help="TTFT objective, seconds.")]
-TpotOption = Annotated[
-    float, typer.Option("--tpot-slo", help="TPOT objective (and largest display gap), seconds.")
 ]
 
 
@@ -218,45 +142,21 @@ def _build(
     tpot_slo: float,
 ) -> _Run:
     # profiles first: a misspelt name should fail before a large trace is read
+    device_profile, cloud_profile, network_profile = load_profiles(device, cloud, network)
     scenario = Scenario(
-        cloud=load_cloud_profile(cloud),
-        device=load_device_profile(device),
-        network=network_preset(network),
+        cloud=cloud_profile,
+        device=device_profile,
+        network=network_profile,
         deployment=deployment,
         replicas=replicas,
         prefill_replicas=prefill_replicas,
         decode_replicas=decode_replicas,
         slo=SLO(ttft_s=ttft_slo, tpot_s=tpot_slo),
     )
-    if trace is not None:
-        if requests is not None or rate is not None:
-            raise InvalidInputError(
-                "--requests and --rate shape the synthetic workload and do not apply to --trace; "
-                "fix: drop them, or use --limit and --rate-scale on the trace"
-            )
-        workload = load_trace(trace)
-    else:
-        workload = synthetic_default(
-            seed=seed,
-            n_requests=SYNTHETIC_REQUESTS if requests is None else requests,
-            rate_rps=SYNTHETIC_RATE_RPS if rate is None else rate,
-        )
-    workload = workload.limit(limit).scaled(rate_scale)
+    workload = load_workload(
+        trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
+    )
     return _Run(workload=workload, scenario=scenario, seed=seed, rate_scale=rate_scale, limit=limit)
-
-
-def _check_output(path: Path | None, flag: str) -> None:
-    """Fails before any work when an output file cannot be created."""
-    if path is None:
-        return
-    folder = path.parent if str(path.parent) else Path()
-    if not folder.is_dir():
-        raise InvalidInputError(
-            f"{flag} {str(path)!r}: directory {str(folder)!r} does not exist; "
-            "fix: create it or pass another path"
-        )
-    if path.is_dir():
-        raise InvalidInputError(f"{flag} {str(path)!r} is a directory; fix: pass a file name")
 
 
 def _policies(spec: str) -> list[Policy]:
@@ -270,18 +170,6 @@ def _policies(spec: str) -> list[Policy]:
             raise InvalidInputError(f"--policies names {policy.name!r} twice; fix: list each policy once")
         seen.add(policy.name)
     return policies
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def _ms(value: Any) -> str:
@@ -373,7 +261,6 @@ def _write_csv(path: Path, reports: Mapping[str, Mapping[str, Any]]) -> None:
     path.write_text(buffer.getvalue(), encoding="utf-8")
 
 
-@app.command()
 def compare(
     *,
     trace: TraceOption = None,
@@ -409,9 +296,9 @@ def compare(
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one row per policy as CSV.")] = None,
 ) -> None:
     """Run several policies on the same workload and compare them in one table."""
-    with _reported():
-        _check_output(json_out, "--json")
-        _check_output(csv_out, "--csv")
+    with reported():
+        check_output(json_out, "--json")
+        check_output(csv_out, "--csv")
         chosen = _policies(policies)
         if capacity and not 0.0 < capacity_target <= 1.0:
             raise InvalidInputError(
@@ -438,7 +325,7 @@ def compare(
             tpot_slo=tpot_slo,
         )
         reports: dict[str, dict[str, Any]] = {}
-        with _progress(_stderr()) as progress:
+        with progress_bars(stderr()) as progress:
             task = progress.add_task("simulating", total=len(chosen))
             for policy in chosen:
                 progress.update(task, description=f"simulating {policy.name}")
@@ -457,7 +344,7 @@ def compare(
         if capacity:
             document["config"]["capacity"] = {"target": capacity_target, "window": capacity_window}
         elapsed = time.perf_counter() - started
-        out = _stdout()
+        out = stdout()
         out.print(_table(reports, capacity=capacity, title=escape(run.headline())))
         if json_out is not None:
             json_out.write_text(dumps(document), encoding="utf-8")
@@ -493,7 +380,6 @@ def _capacities(run: _Run, policy: Policy, progress: Progress, target: float, wi
     return found
 
 
-@app.command()
 def simulate(
     *,
     policy: Annotated[str, typer.Option("--policy", help="Policy NAME or NAME:key=value:...")] = "pd-device",
@@ -521,7 +407,7 @@ def simulate(
     tpot_slo: TpotOption = DEFAULT_TPOT_SLO_S,
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
-    with _reported():
+    with reported():
         if out is not None and out.suffix.lower() not in {".csv", ".parquet"}:
             raise InvalidInputError(
                 f"--out {str(out)!r} has suffix {out.suffix!r}; fix: name the file .csv or .parquet"
@@ -534,8 +420,8 @@ def simulate(
             raise InvalidInputError(
                 f"--out {str(out)!r}: Parquet output needs pyarrow; fix: `pip install pyarrow`, or write .csv"
             )
-        _check_output(out, "--out")
-        _check_output(json_out, "--json")
+        check_output(out, "--out")
+        check_output(json_out, "--json")
         chosen = make_policy(policy)
         started = time.perf_counter()
         run = _build(
@@ -570,7 +456,7 @@ def simulate(
             }
             json_out.write_text(dumps(document), encoding="utf-8")
         elapsed = time.perf_counter() - started
-        console = _stdout()
+        console = stdout()
         console.print(_table({chosen.name: report}, capacity=False, title=escape(run.headline())))
         written = [str(path) for path in (out, json_out) if path is not None]
         console.print(
@@ -579,140 +465,7 @@ def simulate(
         )
 
 
-@profiles_app.command("list")
-def profiles_list() -> None:
-    """List the shipped device and cloud profiles and the network presets."""
-    with _reported():
-        console = _stdout()
-        devices = Table(title="device profiles", title_justify="left", header_style="bold")
-        for column in ("name", "hardware", "prefill 1k tok (s)", "decode TPOT (ms)"):
-            devices.add_column(column)
-        for name in list_device_profiles():
-            profile = load_device_profile(name)
-            devices.add_row(
-                name,
-                profile.hardware,
-                f"{profile.prefill_s(1024):.2f}",
-                f"{profile.decode_tpot_s(1024) * 1e3:.1f}",
-            )
-        clouds = Table(title="cloud profiles", title_justify="left", header_style="bold")
-        for column in ("name", "gpu", "TP", "prefill 1k tok alone (ms)"):
-            clouds.add_column(column)
-        for name in list_cloud_profiles():
-            cloud = load_cloud_profile(name)
-            clouds.add_row(
-                name, cloud.gpu, str(cloud.tensor_parallel), f"{cloud.iteration_s([1024], []) * 1e3:.1f}"
-            )
-        networks = Table(title="network presets", title_justify="left", header_style="bold")
-        for column in ("name", "RTT (ms)", "bandwidth (Mbit/s)", "jitter (ms)"):
-            networks.add_column(column)
-        for name in list_network_presets():
-            preset = network_preset(name)
-            networks.add_row(
-                name,
-                f"{preset.rtt_s * 1e3:g}",
-                f"{preset.bandwidth_bps / 1e6:g}",
-                f"{preset.jitter_s * 1e3:g}",
-            )
-        console.print(devices)
-        console.print(clouds)
-        console.print(networks)
-
-
-def _find_profile(name: str) -> DeviceProfile | CloudProfile | NetworkProfile:
-    if name in list_device_profiles():
-        return load_device_profile(name)
-    if name in list_cloud_profiles():
-        return load_cloud_profile(name)
-    if name in list_network_presets():
-        return network_preset(name)
-    if name.endswith(".toml"):
-        try:
-            return load_device_profile(name)
-        except ProfileError as device_error:
-            try:
-                return load_cloud_profile(name)
-            except ProfileError:
-                raise device_error from None
-    known = ", ".join([*list_device_profiles(), *list_cloud_profiles(), *list_network_presets()])
-    raise ProfileError(
-        f"unknown profile {name!r}; fix: pass one of {known} (see `pdcore profiles list`), or a .toml path"
-    )
-
-
-@profiles_app.command("show")
-def profiles_show(
-    name: Annotated[str, typer.Argument(help="Profile or preset name, or a .toml path.")],
-) -> None:
-    """Show one profile: its numbers and where they come from."""
-    with _reported():
-        profile = _find_profile(name)
-        table = Table(title=profile.name, title_justify="left", show_header=False)
-        table.add_column("key", style="bold", no_wrap=True)
-        table.add_column("value", overflow="fold")
-        if isinstance(profile, DeviceProfile):
-            rows: list[tuple[str, str]] = [
-                ("kind", "device"),
-                ("description", profile.description),
-                ("hardware", profile.hardware),
-                ("model", profile.model),
-                ("engine", profile.engine),
-                ("prefill tokens", ", ".join(f"{v:g}" for v in profile.prefill_tokens)),
-                ("prefill seconds", ", ".join(f"{v:g}" for v in profile.prefill_seconds)),
-                ("decode context", ", ".join(f"{v:g}" for v in profile.decode_context_tokens)),
-                ("decode TPOT (s)", ", ".join(f"{v:g}" for v in profile.decode_tpot)),
-                ("citation", profile.citation),
-                ("notes", profile.notes),
-                ("file", profile.source),
-            ]
-        elif isinstance(profile, CloudProfile):
-            rows = [
-                ("kind", "cloud"),
-                ("description", profile.description),
-                ("model", profile.model),
-                ("gpu", f"{profile.gpu} (tensor parallel {profile.tensor_parallel})"),
-                *((key, f"{value:g}") for key, value in profile.coefficients().items()),
-                ("max_batch_size", str(profile.max_batch_size)),
-                ("max_tokens_per_iteration", str(profile.max_tokens_per_iteration)),
-                ("kv_cache_tokens", str(profile.kv_cache_tokens)),
-                ("gpus_per_replica", str(profile.gpus_per_replica)),
-                ("kv bytes per token", str(profile.kv_bytes_per_token)),
-                ("citation", profile.citation),
-                ("notes", profile.notes),
-                ("file", profile.source),
-            ]
-        else:
-            rows = [
-                ("kind", "network"),
-                ("rtt_s", f"{profile.rtt_s:g}"),
-                ("bandwidth_bps", f"{profile.bandwidth_bps:g}"),
-                ("jitter_s", f"{profile.jitter_s:g}"),
-                ("description", profile.description),
-            ]
-        for key, value in rows:
-            table.add_row(key, escape(value))
-        _stdout().print(table)
-
-
-def main() -> None:
-    """The ``pdcore`` console script."""
-    app()
-
-
-def _register_commands() -> None:
-    """Adds the commands that live in their own modules."""
-    from pdcore import cli_optimize  # noqa: PLC0415  (it imports the shared options above)
-
-    cli_optimize.register(app)
-
-    from pdcore import cli_report  # noqa: PLC0415
-
-    cli_report.register(app)
-
-    from pdcore import cli_refine, cli_runtime  # noqa: PLC0415
-
-    cli_refine.register(app)
-    cli_runtime.register(app)
-
-
-_register_commands()
+def register(app: typer.Typer) -> None:
+    """Adds ``compare`` and ``simulate`` to ``app``."""
+    app.command()(compare)
+    app.command()(simulate)

