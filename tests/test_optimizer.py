@@ -7,9 +7,10 @@ import math
 import pytest
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.optimize import Optimizer, grid_check
+from pdcore.optimize import Optimizer
 from pdcore.policies import CloudLoad
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
+from pdcore.sim import grid_check
 from pdcore.sim.metrics import SLO
 
 CLOUD = load_cloud_profile("llama3-8b-a100")

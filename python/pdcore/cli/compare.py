@@ -44,16 +44,14 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.policies import POLICIES, Policy, make_policy, split_policy_specs
 from pdcore.sim import (
     DEFAULT_TARGET,
-    DEFAULT_TPOT_SLO_S,
-    DEFAULT_TTFT_SLO_S,
     DEFAULT_WINDOW,
-    SLO,
     Scenario,
     capacity_rps,
     decode_capacity_rps,
     dumps,
 )
 from pdcore.sim.metrics import round_floats
+from pdcore.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
 __all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]

@@ -34,13 +34,13 @@ from pdcore.optimize import (
     MeasuredQuality,
     Optimizer,
     QualityBound,
-    grid_check,
 )
-from pdcore.optimize.optimizer import Choice, GridPoint
+from pdcore.optimize.optimizer import Choice
 from pdcore.optimize.quality import check_quality_budget
 from pdcore.profiles import DeviceProfile
-from pdcore.sim import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S
-from pdcore.sim.metrics import SLO, round_floats
+from pdcore.sim.grid import GridPoint, grid_check
+from pdcore.sim.metrics import round_floats
+from pdcore.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import load_trace
 
 __all__ = ["optimize", "register"]

@@ -21,11 +21,11 @@ from rich.table import Table
 
 from pdcore.cli.options import default_model, reported, stderr
 from pdcore.exceptions import InvalidInputError
+from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_profile
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pdcore.profiles.device import DeviceProfile
     from pdcore.runtime.timeline import Notice, Timeline
     from pdcore.runtime.validate import Baseline
 
@@ -36,8 +36,6 @@ SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 
 
 def _profile(profile: str | None, threads: int | None, model: Path | None) -> DeviceProfile | None:
-    from pdcore.profiles import list_device_profiles, load_device_profile  # noqa: PLC0415  # reason: fast start-up
-
     if profile is not None:
         return load_device_profile(profile)
     shipped = SHIPPED_PROFILE.format(threads=threads or 2)

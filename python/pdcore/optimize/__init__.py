@@ -11,7 +11,7 @@ from pdcore.optimize.catchup import (
     refined_prompt_tokens,
     solve_catchup,
 )
-from pdcore.optimize.optimizer import Choice, GridPoint, Optimizer, grid_check
+from pdcore.optimize.optimizer import Choice, Optimizer
 from pdcore.optimize.quality import (
     DEFAULT_QUALITY_BOUND,
     DEFAULT_QUALITY_BUDGET,
@@ -30,7 +30,6 @@ __all__ = [
     "QUALITY_BOUNDS",
     "CatchUp",
     "Choice",
-    "GridPoint",
     "MeasuredQuality",
     "Optimizer",
     "QualityBound",
@@ -38,7 +37,6 @@ __all__ = [
     "catchup_k",
     "cloud_decode_step_s",
     "cloud_prefill_s",
-    "grid_check",
     "refined_prompt_tokens",
     "solve_catchup",
 ]

@@ -45,24 +45,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError
 from pdcore.optimize.catchup import DEFAULT_MAX_K, cloud_decode_step_s, cloud_prefill_s, solve_catchup
 from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET, check_quality_budget, check_quality_mapping
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
-from pdcore.profiles.network import NetworkProfile
-from pdcore.traces.workload import Workload
+from pdcore.slo import SLO
 
-if TYPE_CHECKING:  # the policies and the simulator build on this module
+if TYPE_CHECKING:  # an annotation only: the policies stand above the optimizer they plan with
     from pdcore.policies.base import CloudLoad
-    from pdcore.sim.metrics import SLO
 
-__all__ = ["Choice", "GridPoint", "Optimizer", "grid_check"]
-
-_NS = 1e-9
+__all__ = ["Choice", "Optimizer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,150 +201,3 @@ class Optimizer:
     def table(self, prompt_lengths: Sequence[int], *, one_way_s: float) -> list[Choice]:
         """Choices over prompt lengths on an idle cloud (the ``pdcore optimize`` table)."""
         return [self.choose(int(n), one_way_s=one_way_s) for n in prompt_lengths]
-
-
-@dataclass(frozen=True, slots=True)
-class GridPoint:
-    """The analytic choice against the cheapest one a simulator grid search finds, for one prompt length.
-
-    Attributes:
-        prompt_tokens: The prompt length.
-        k_analytic: The optimizer's ``k`` (-1: the device alone).
-        k_grid: The cheapest ``k`` on the grid whose simulated largest display gap meets the SLO
-            (-1: the device alone, or none did; then ``cost_grid_gpu_s`` is 0 or infinite).
-        cost_analytic_gpu_s: Simulated cloud GPU-seconds with the analytic choice.
-        cost_grid_gpu_s: Simulated cloud GPU-seconds with ``k_grid`` at ``refine_grid``.
-        cost_ratio: ``cost_analytic / cost_grid`` (1.0 is optimal; the target is <= 1.05).
-        analytic_max_gap_s: Simulated largest display gap with the analytic choice.
-        refine_analytic: The optimizer's refinement ratio.
-        refine_grid: The refinement ratio of the grid optimum (1.0 for the device alone or none found).
-    """
-
-    prompt_tokens: int
-    k_analytic: int
-    k_grid: int
-    cost_analytic_gpu_s: float
-    cost_grid_gpu_s: float
-    cost_ratio: float
-    analytic_max_gap_s: float
-    refine_analytic: float = 1.0
-    refine_grid: float = 1.0
-
-
-def grid_check(
-    prompt_lengths: Sequence[int],
-    *,
-    device: DeviceProfile,
-    cloud: CloudProfile,
-    network: NetworkProfile,
-    slo: SLO,
-    deployment: str = "disaggregated",
-    k_grid: Sequence[int] | None = None,
-    output_tokens: int = 1024,
-    refine_ratios: Sequence[float] = (1.0,),
-    quality: Mapping[float, float] | None = None,
-    quality_budget: float = DEFAULT_QUALITY_BUDGET,
-) -> list[GridPoint]:
-    """Checks the analytic choice against a grid search in the simulator, at equal SLO.
-
-    Each prompt length is one request on an idle cloud (requests 1000 s apart) with the network's base
-    one-way delay and an answer of ``output_tokens``. The grid is every ``k`` at every refinement ratio
-    the quality budget allows (`Optimizer.allowed_ratios` of ``refine_ratios``, ``quality`` and
-    ``quality_budget``), plus the device alone; for each grid point the simulator runs the whole set, and
-    per prompt the grid optimum is the cheapest point whose largest display gap is within the TPOT SLO.
-    The analytic choice is simulated the same way. Without ``k_grid`` the ``k`` range of a ratio runs to
-    twice the largest analytic ``k`` at that ratio plus 32.
-
-    Raises:
-        InvalidInputError: No prompt lengths, a bad grid or bad refinement settings.
-    """
-    from pdcore.policies.base import Policy, RequestInfo  # noqa: PLC0415
-    from pdcore.sim.runner import Scenario  # noqa: PLC0415
-
-    lengths = [int(n) for n in prompt_lengths]
-    if not lengths or min(lengths) < 1:
-        raise InvalidInputError("prompt_lengths is empty or has a length < 1; pass prompt lengths >= 1")
-    grid = sorted(set(k_grid)) if k_grid is not None else None
-    if grid is not None and (not grid or grid[0] < 0):
-        raise InvalidInputError("k_grid is empty or negative; pass k values >= 0")
-    n = len(lengths)
-    workload = Workload(
-        name="grid-check",
-        arrival_s=np.arange(n, dtype=np.float64) * 1000.0,
-        prompt_tokens=np.asarray(lengths, dtype=np.int64),
-        output_tokens=np.full(n, output_tokens, dtype=np.int64),
-        source="grid-check",
-    )
-    one_way_s = network.rtt_s / 2.0
-    one_way = np.full(n, one_way_s)
-    optimizer = Optimizer(
-        device=device,
-        cloud=cloud,
-        slo=slo,
-        refine_ratios=refine_ratios,
-        quality=quality,
-        quality_budget=quality_budget,
-        load_adaptive=False,
-    )
-    choices = [optimizer.choose(length, one_way_s=one_way_s) for length in lengths]
-    scenario = Scenario(cloud=cloud, device=device, network=network, deployment=deployment, slo=slo)
-
-    class _Fixed(Policy):
-        name = "grid"
-
-        def __init__(self, plans: list[Plan]) -> None:
-            self.plans = plans
-
-        def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
-            return self.plans[req.index]
-
-    def run(plans: list[Plan]) -> tuple[np.ndarray, np.ndarray]:
-        res = scenario.run(workload, _Fixed(plans), one_way_s=one_way).results
-        cost = np.asarray(res["cloud_prefill_gpu_s"]) + np.asarray(res["cloud_decode_gpu_s"])
-        return cost, np.asarray(res["max_gap_s"])
-
-    analytic_cost, analytic_gap = run([c.plan() for c in choices])
-    found = [False] * n
-    best_k = [-1] * n
-    best_r = [1.0] * n
-    best_cost = [math.inf] * n
-    # where the device alone answers no later than the cloud, that is a grid point too (k = -1)
-    dev_cost, dev_gap = run([Plan("device", max_tpot=slo.tpot_s)] * n)
-    for i in range(n):
-        if choices[i].mode == "device" and dev_gap[i] <= slo.tpot_s + _NS:
-            found[i], best_cost[i] = True, float(dev_cost[i])
-    for r in optimizer.allowed_ratios:  # descending: equal costs keep the larger ratio
-        if grid is None:
-            top = max(optimizer.choose_at(length, r, one_way_s=one_way_s).k for length in lengths)
-            ks = list(range(top * 2 + 32 + 1))
-        else:
-            ks = grid
-        for k in ks:
-            cost, gap = run([Plan("pd", k=k, refine_ratio=r, max_tpot=slo.tpot_s)] * n)
-            for i in range(n):
-                if gap[i] <= slo.tpot_s + _NS and cost[i] < best_cost[i]:
-                    found[i], best_k[i], best_r[i], best_cost[i] = True, k, r, float(cost[i])
-    points = []
-    for i, length in enumerate(lengths):
-        k_analytic = -1 if choices[i].mode == "device" else choices[i].k
-        grid_cost = best_cost[i]
-        if not found[i]:
-            ratio = math.nan
-        elif grid_cost == 0.0:
-            ratio = 1.0 if analytic_cost[i] == 0.0 else math.inf
-        else:
-            ratio = float(analytic_cost[i]) / grid_cost
-        points.append(
-            GridPoint(
-                prompt_tokens=length,
-                k_analytic=k_analytic,
-                k_grid=best_k[i],
-                cost_analytic_gpu_s=float(analytic_cost[i]),
-                cost_grid_gpu_s=grid_cost,
-                cost_ratio=ratio,
-                analytic_max_gap_s=float(analytic_gap[i]),
-                refine_analytic=choices[i].refine_ratio,
-                refine_grid=best_r[i],
-            )
-        )
-    return points

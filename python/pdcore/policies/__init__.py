@@ -18,6 +18,7 @@ from pdcore.policies.builtin import (
     make_policy,
     split_policy_specs,
 )
+from pdcore.policies.replay import Replay
 
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
@@ -31,6 +32,7 @@ __all__ = [
     "Policy",
     "PolicyContext",
     "Race",
+    "Replay",
     "RequestInfo",
     "make_policy",
     "split_policy_specs",

@@ -25,11 +25,12 @@ from __future__ import annotations
 import inspect
 import math
 import re
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
 from pdcore.optimize.catchup import DEFAULT_MAX_K
+from pdcore.optimize.optimizer import Optimizer
 from pdcore.optimize.quality import (
     DEFAULT_QUALITY_BOUND,
     DEFAULT_QUALITY_BUDGET,
@@ -41,9 +42,7 @@ from pdcore.optimize.quality import (
     check_quality_budget,
 )
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
-
-if TYPE_CHECKING:
-    from pdcore.optimize.optimizer import Optimizer
+from pdcore.slo import DEFAULT_MAX_TPOT_S, SLO
 
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
@@ -57,9 +56,6 @@ __all__ = [
     "make_policy",
     "split_policy_specs",
 ]
-
-DEFAULT_MAX_TPOT_S = 0.05
-"""The display gap policies aim for outside a run: the default TPOT SLO (``pdcore.sim.SLO``)."""
 
 
 def _check_max_tpot(value: float | None, min_tpot: float = 0.0) -> float | None:
@@ -259,10 +255,6 @@ class _Split(Policy):
             )
         optimizer = self._optimizer
         if optimizer is None:
-            # imported here: the optimizer builds on the simulator, which imports the policies
-            from pdcore.optimize.optimizer import Optimizer  # noqa: PLC0415
-            from pdcore.sim.metrics import SLO  # noqa: PLC0415
-
             optimizer = self._optimizer = Optimizer(
                 device=context.device,
                 cloud=context.cloud,

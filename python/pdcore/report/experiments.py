@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdcore.optimize import Optimizer, cloud_prefill_s, grid_check
+from pdcore.optimize import Optimizer, cloud_prefill_s
 from pdcore.profiles import list_device_profiles, load_cloud_profile, load_device_profile, network_preset
-from pdcore.sim.metrics import SLO
+from pdcore.sim.grid import grid_check
 from pdcore.sim.sweep import SweepResult, SweepTask, WorkloadSpec, run_sweep
+from pdcore.slo import SLO
 from pdcore.traces import Workload
 
 __all__ = [

@@ -55,6 +55,7 @@ from pdcore.runtime.cloud import CloudClient, CloudError, CloudStreamCutError, C
 from pdcore.runtime.device import Device
 from pdcore.runtime.handoff import HandoffEstimator
 from pdcore.runtime.timeline import CloudRecord, Notice, Timeline, TokenRecord
+from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 __all__ = [
     "DEFAULT_K_MARGIN",
@@ -74,8 +75,6 @@ logger = logging.getLogger("pdcore.runtime")
 Mode = Literal["pd", "device", "cloud"]
 MODES: tuple[Mode, ...] = ("pd", "device", "cloud")
 
-DEFAULT_MAX_TPOT_S = 0.05
-"""The largest display gap aimed for: the default TPOT SLO (``pdcore.sim.SLO``)."""
 
 DEFAULT_MAX_TOKENS = 256
 """The longest answer, in output positions."""

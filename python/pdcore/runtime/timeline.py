@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pdcore.outputs import write_text
+from pdcore.slo import meets
 
 __all__ = ["CloudRecord", "GapRecord", "Notice", "Timeline", "TokenRecord"]
 
@@ -195,7 +196,7 @@ class Timeline:
         for before, after in zip(self.tokens, self.tokens[1:], strict=False):
             gap = after.shown_s - before.shown_s
             cause = "ok"
-            if gap > self.max_tpot + 1e-9:
+            if not meets(gap, self.max_tpot):
                 if after.available_s > before.shown_s + self.max_tpot:
                     cause = "cloud-late" if after.source == "cloud" else "device-late"
                 else:

@@ -65,7 +65,7 @@ import numpy as np
 
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError
-from pdcore.policies.base import CloudLoad, Policy, RequestInfo
+from pdcore.policies import Replay
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
@@ -74,8 +74,8 @@ from pdcore.runtime.device import Device, chatml
 from pdcore.runtime.profiler import filler_text
 from pdcore.runtime.session import DEFAULT_K_MARGIN, DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_TPOT_S, Session
 from pdcore.runtime.timeline import Timeline
-from pdcore.sim.metrics import SLO
 from pdcore.sim.runner import Scenario
+from pdcore.slo import SLO
 from pdcore.traces.workload import Workload
 
 __all__ = [
@@ -437,18 +437,6 @@ def fit_cloud(
     return profile, rtt_s / 2.0 + overhead / 2.0
 
 
-class _Replay(Policy):
-    """Plans each request as the live run did."""
-
-    name = "pd-device-replay"
-
-    def __init__(self, plans: Sequence[Plan]) -> None:
-        self.plans = list(plans)
-
-    def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
-        return self.plans[req.index]
-
-
 def predict(
     runs: Sequence[LiveRun],
     *,
@@ -469,9 +457,11 @@ def predict(
         source="pdcore validate: the live requests",
     )
     network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
-    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(ttft_s=1.0, tpot_s=max_tpot))
+    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(tpot_s=max_tpot))
     plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pacing_max_tpot) for run in runs]
-    result = scenario.run(workload, _Replay(plans), one_way_s=np.full(count, one_way_s))
+    result = scenario.run(
+        workload, Replay(plans, name="pd-device-replay"), one_way_s=np.full(count, one_way_s)
+    )
     return {
         "ttft_s": [float(v) for v in result.results["ttft_s"]],
         "max_gap_s": [float(v) for v in result.results["max_gap_s"]],

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
-from pdcore.sim.metrics import (
-    DEFAULT_QOE_TOKENS_PER_S,
-    DEFAULT_TPOT_SLO_S,
-    DEFAULT_TTFT_SLO_S,
-    SLO,
-    aggregate,
-    dumps,
-)
+from pdcore.sim.grid import GridPoint, grid_check
+from pdcore.sim.metrics import aggregate, dumps
 from pdcore.sim.runner import (
     DEFAULT_KV_LINK_BYTES_PER_S,
     DEPLOYMENTS,
@@ -21,6 +15,7 @@ from pdcore.sim.runner import (
     device_kv_bytes_per_token,
     simulate,
 )
+from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
 
 __all__ = [
     "DEFAULT_KV_LINK_BYTES_PER_S",
@@ -34,6 +29,7 @@ __all__ = [
     "SERVED_BY",
     "SLO",
     "Capacity",
+    "GridPoint",
     "Scenario",
     "SimResult",
     "aggregate",
@@ -41,5 +37,6 @@ __all__ = [
     "decode_capacity_rps",
     "device_kv_bytes_per_token",
     "dumps",
+    "grid_check",
     "simulate",
 ]

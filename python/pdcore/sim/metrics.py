@@ -15,7 +15,8 @@ figures of a report, with vLLM bench's names where they exist:
   TTFT and reading speed.
 
 Percentiles are numpy's default (linear interpolation) over the requests where the metric is defined;
-a summary of no values is ``null``. SLO comparisons allow 1 ns of slack, the simulator's time grain.
+a summary of no values is ``null``. The objectives, their defaults and the within-objective rule (1 ns of
+slack, the simulator's time grain) live in `pdcore.slo`; this module re-exports them.
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pdcore.exceptions import InvalidInputError
-from pdcore.policies.builtin import DEFAULT_MAX_TPOT_S
+from pdcore.slo import (
+    DEFAULT_QOE_TOKENS_PER_S,
+    DEFAULT_TPOT_SLO_S,
+    DEFAULT_TTFT_SLO_S,
+    SLACK_S,
+    SLO,
+    slo_met,
+    within,
+)
 
 __all__ = [
     "DEFAULT_QOE_TOKENS_PER_S",
@@ -46,55 +53,9 @@ __all__ = [
     "summarize",
 ]
 
-DEFAULT_TTFT_SLO_S = 1.0
-"""Default TTFT objective: one second.
-
-Andes (arXiv 2404.16283) takes about 1 s as the expected TTFT of a chat service in its QoE, and 1 s is
-the classic limit for a user's flow of thought to stay uninterrupted (Nielsen, Usability Engineering,
-1993). It sits between the cloud's light-load TTFT (tens to hundreds of ms) and a phone's prefill of a
-1,000-token prompt (about 0.7 s at 1,450 tokens/s), so it separates the policies on the shipped profiles.
-"""
-
-DEFAULT_TPOT_SLO_S = DEFAULT_MAX_TPOT_S
-"""Default TPOT objective: 50 ms, the paper's "tens of milliseconds" maximum TPOT (20 tokens/s)."""
-
-DEFAULT_QOE_TOKENS_PER_S = 10.0
-"""Default expected token delivery speed of the QoE metric, a reading-speed scale (Andes)."""
-
-_SLACK_S = 1e-9
 _QUANTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0, "p99": 99.0}
 
 FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class SLO:
-    """The latency objectives a request must meet.
-
-    Attributes:
-        ttft_s: Time to first displayed token, seconds (default `DEFAULT_TTFT_SLO_S`).
-        tpot_s: Mean time per output token after the first, seconds (default `DEFAULT_TPOT_SLO_S`); also
-            the largest display gap policies aim for and the bound of ``gap_slo_attainment``.
-    """
-
-    ttft_s: float = DEFAULT_TTFT_SLO_S
-    tpot_s: float = DEFAULT_TPOT_SLO_S
-
-    def __post_init__(self) -> None:
-        """Checks both objectives are finite and positive.
-
-        Raises:
-            InvalidInputError: An objective is not a finite number of seconds above 0.
-        """
-        for flag, value in (("--ttft-slo", self.ttft_s), ("--tpot-slo", self.tpot_s)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not (math.isfinite(value) and value > 0.0)
-            ):
-                raise InvalidInputError(f"{flag} = {value!r}; fix: pass a finite number of seconds above 0")
-        object.__setattr__(self, "ttft_s", float(self.ttft_s))
-        object.__setattr__(self, "tpot_s", float(self.tpot_s))
 
 
 def summarize(
@@ -120,19 +81,9 @@ def summarize(
     return out
 
 
-def slo_met(results: Mapping[str, FloatArray], slo: SLO) -> npt.NDArray[np.bool_]:
-    """Per request: TTFT within the TTFT SLO and mean TPOT within the TPOT SLO (no TPOT counts as met)."""
-    ttft = results["ttft_s"]
-    tpot = results["tpot_s"]
-    ttft_ok = ttft <= slo.ttft_s + _SLACK_S
-    tpot_ok = np.isnan(tpot) | (tpot <= slo.tpot_s + _SLACK_S)
-    return np.asarray(ttft_ok & tpot_ok, dtype=np.bool_)
-
-
 def gap_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
     """Fraction of requests whose largest display gap is within the TPOT SLO."""
-    gaps = results["max_gap_s"]
-    return float(np.mean(np.isnan(gaps) | (gaps <= slo.tpot_s + _SLACK_S)))
+    return float(np.mean(within(results["max_gap_s"], slo.tpot_s)))
 
 
 def cloud_tpot_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
@@ -141,8 +92,7 @@ def cloud_tpot_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
     Requests the cloud decoded fewer than two tokens for (``cloud_tpot_s`` NaN) put no decode load on the
     cloud and count as met.
     """
-    tpot = results["cloud_tpot_s"]
-    return float(np.mean(np.isnan(tpot) | (tpot <= slo.tpot_s + _SLACK_S)))
+    return float(np.mean(within(results["cloud_tpot_s"], slo.tpot_s)))
 
 
 def aggregate(
@@ -187,7 +137,7 @@ def aggregate(
         "handoff_gap_s": summarize(handoff_gap, quantiles=("p50", "p99")),
         "handoff_stall_s": summarize(np.nan_to_num(stall), quantiles=("p50", "p99"), maximum=True),
         "handoff_share": float(np.mean(np.isfinite(handoff_gap))),
-        "stall_share": float(np.mean(stall > _SLACK_S)),
+        "stall_share": float(np.mean(stall > SLACK_S)),
         "qoe": summarize(results["qoe"], quantiles=("p10", "p50")),
         "e2e_s": summarize(results["e2e_s"]),
         "cloud_ttft_s": summarize(results["cloud_ttft_s"], quantiles=("p50", "p99")),

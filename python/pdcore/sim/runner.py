@@ -41,7 +41,8 @@ from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
-from pdcore.sim.metrics import DEFAULT_QOE_TOKENS_PER_S, SLO, aggregate, slo_met
+from pdcore.sim.metrics import aggregate
+from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO, slo_met
 from pdcore.traces.workload import Workload
 
 __all__ = [

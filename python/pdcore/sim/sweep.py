@@ -42,8 +42,8 @@ from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
-from pdcore.sim.metrics import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
 from pdcore.sim.runner import SERVED_BY, Scenario, SimResult
+from pdcore.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces.loaders import load_trace
 from pdcore.traces.synthetic import synthetic_default
 from pdcore.traces.workload import Workload

@@ -1,0 +1,104 @@
+"""The latency objectives and their defaults, and the rule for "a gap within the objective".
+
+This is a ground-floor module: the simulator's metrics, the policies, the optimizer and the live runtime
+all take their defaults and the within-objective test from here, and it imports nothing of theirs.
+
+A time is within an objective when it exceeds it by at most `SLACK_S`, 1 ns: the simulator's time grain,
+so a gap the simulator rounds onto the objective still meets it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pdcore.exceptions import InvalidInputError
+
+__all__ = [
+    "DEFAULT_MAX_TPOT_S",
+    "DEFAULT_QOE_TOKENS_PER_S",
+    "DEFAULT_TPOT_SLO_S",
+    "DEFAULT_TTFT_SLO_S",
+    "SLACK_S",
+    "SLO",
+    "meets",
+    "slo_met",
+    "within",
+]
+
+DEFAULT_MAX_TPOT_S = 0.05
+"""Default largest display gap: 50 ms, the paper's "tens of milliseconds" maximum TPOT (20 tokens/s).
+
+The display gap policies and the live session aim for, and the default TPOT objective of a run.
+"""
+
+DEFAULT_TPOT_SLO_S = DEFAULT_MAX_TPOT_S
+"""Default TPOT objective: the largest display gap, `DEFAULT_MAX_TPOT_S`."""
+
+DEFAULT_TTFT_SLO_S = 1.0
+"""Default TTFT objective: one second.
+
+Andes (arXiv 2404.16283) takes about 1 s as the expected TTFT of a chat service in its QoE, and 1 s is
+the classic limit for a user's flow of thought to stay uninterrupted (Nielsen, Usability Engineering,
+1993). It sits between the cloud's light-load TTFT (tens to hundreds of ms) and a phone's prefill of a
+1,000-token prompt (about 0.7 s at 1,450 tokens/s), so it separates the policies on the shipped profiles.
+"""
+
+DEFAULT_QOE_TOKENS_PER_S = 10.0
+"""Default expected token delivery speed of the QoE metric, a reading-speed scale (Andes)."""
+
+SLACK_S = 1e-9
+"""How far a time may exceed its objective and still meet it: the simulator's grain, 1 ns."""
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SLO:
+    """The latency objectives a request must meet.
+
+    Attributes:
+        ttft_s: Time to first displayed token, seconds (default `DEFAULT_TTFT_SLO_S`).
+        tpot_s: Mean time per output token after the first, seconds (default `DEFAULT_TPOT_SLO_S`); also
+            the largest display gap policies aim for and the bound of ``gap_slo_attainment``.
+    """
+
+    ttft_s: float = DEFAULT_TTFT_SLO_S
+    tpot_s: float = DEFAULT_TPOT_SLO_S
+
+    def __post_init__(self) -> None:
+        """Checks both objectives are finite and positive.
+
+        Raises:
+            InvalidInputError: An objective is not a finite number of seconds above 0.
+        """
+        for flag, value in (("--ttft-slo", self.ttft_s), ("--tpot-slo", self.tpot_s)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0.0)
+            ):
+                raise InvalidInputError(f"{flag} = {value!r}; fix: pass a finite number of seconds above 0")
+        object.__setattr__(self, "ttft_s", float(self.ttft_s))
+        object.__setattr__(self, "tpot_s", float(self.tpot_s))
+
+
+def meets(seconds: float, objective_s: float) -> bool:
+    """Whether one time (a display gap, a TTFT) is within its objective, `SLACK_S` allowed (NaN is not)."""
+    return seconds <= objective_s + SLACK_S
+
+
+def within(seconds: npt.ArrayLike, objective_s: float) -> npt.NDArray[np.bool_]:
+    """Per entry: the time meets its objective (within `SLACK_S`); NaN (no such time) counts as met."""
+    values = np.asarray(seconds, dtype=np.float64)
+    return np.asarray(np.isnan(values) | (values <= objective_s + SLACK_S), dtype=np.bool_)
+
+
+def slo_met(results: Mapping[str, FloatArray], slo: SLO) -> npt.NDArray[np.bool_]:
+    """Per request: TTFT within the TTFT SLO and mean TPOT within the TPOT SLO (no TPOT counts as met)."""
+    ttft_ok = np.asarray(results["ttft_s"], dtype=np.float64) <= slo.ttft_s + SLACK_S
+    return np.asarray(ttft_ok & within(results["tpot_s"], slo.tpot_s), dtype=np.bool_)
