@@ -201,3 +201,22 @@ def test_malformed_trace_row_is_reported(tmp_path: Path) -> None:
     assert code == 2
     assert "line 3" in output
     assert "ContextTokens" in output
+
+
+def test_max_tpot_sets_the_objective_and_the_old_flag_is_a_hidden_alias(tmp_path: Path) -> None:
+    documents = []
+    for flags in (["--max-tpot", "0.04"], ["--tpot-slo", "0.04"]):
+        out = tmp_path / f"{flags[0][2:]}.json"
+        code, output = run("simulate", "--limit", "20", *flags, "--json", str(out))
+        assert code == 0, output
+        documents.append(json.loads(out.read_text()))
+    assert documents[0]["config"]["slo"] == {"ttft_s": 1.0, "max_tpot_s": 0.04}
+    assert documents[0]["policies"] == documents[1]["policies"]
+    _, output = run("simulate", "--limit", "20", "--tpot-slo", "0.04")
+    assert "--tpot-slo is now called --max-tpot" in output
+    _, help_text = run("compare", "--help")
+    assert "--max-tpot" in help_text
+    assert "--tpot-slo" not in help_text
+    code, output = run("simulate", "--limit", "20", "--max-tpot", "0.04", "--tpot-slo", "0.05")
+    assert code == 2
+    assert "fix: pass only --max-tpot" in output

@@ -47,14 +47,14 @@ CLOUD = load_cloud_profile("llama3-8b-a100")
 PHONE = load_device_profile("llama32-3b-w4a16-8elite-genie")
 
 
-def context(device: DeviceProfile = PHONE, tpot_slo_s: float = 0.05) -> PolicyContext:
+def context(device: DeviceProfile = PHONE, max_tpot_s: float = 0.05) -> PolicyContext:
     return PolicyContext(
         device=device,
         cloud=CLOUD,
         network=network_preset("wifi"),
         deployment="colocated",
         ttft_slo_s=1.0,
-        tpot_slo_s=tpot_slo_s,
+        max_tpot_s=max_tpot_s,
     )
 
 
@@ -89,7 +89,7 @@ def test_registry_names_the_six_builtins() -> None:
     [(CloudOnly(), "cloud"), (DeviceOnly(), "device"), (KVTransfer(), "kv-transfer"), (Race(), "race")],
 )
 def test_fixed_policies_plan_their_mode_with_the_slo_as_max_tpot(policy: Policy, mode: str) -> None:
-    policy.prepare(context(tpot_slo_s=0.04))
+    policy.prepare(context(max_tpot_s=0.04))
     plan = policy.plan(REQUEST, CloudLoad())
     assert plan.mode == mode
     assert plan.max_tpot == pytest.approx(0.04)
@@ -97,7 +97,7 @@ def test_fixed_policies_plan_their_mode_with_the_slo_as_max_tpot(policy: Policy,
 
 def test_explicit_max_tpot_wins_over_the_slo() -> None:
     policy = CloudOnly(max_tpot=0.03)
-    policy.prepare(context(tpot_slo_s=0.05))
+    policy.prepare(context(max_tpot_s=0.05))
     assert policy.plan(REQUEST, CloudLoad()).max_tpot == pytest.approx(0.03)
 
 

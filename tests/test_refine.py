@@ -386,7 +386,7 @@ def test_the_shipped_curve_feeds_the_optimizer() -> None:
     optimizer = Optimizer(
         device=load_device_profile("smollm2-135m-q4-cpu2"),
         cloud=load_cloud_profile("llama3-8b-a100"),
-        slo=SLO(ttft_s=1.0, tpot_s=0.05),
+        slo=SLO(ttft_s=1.0, max_tpot_s=0.05),
         refine_ratios=sorted(drops),
         quality=drops,
         quality_budget=0.02,

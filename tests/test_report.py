@@ -103,7 +103,7 @@ def test_results_json_is_deterministic_and_complete(runs: tuple[Path, Path, str,
     assert pd["ttft_cut_vs_device_only"]["p50"] > 0.5
     assert pd["decode_capacity_x"]["value"] > 1.0
     assert section["under_load"]["rate_scale"] > 1.0
-    assert {row["tpot_slo_s"] for row in section["slo_sweep"]} == {0.03, 0.05, 0.1}
+    assert {row["max_tpot_s"] for row in section["slo_sweep"]} == {0.03, 0.05, 0.1}
     assert len(section["rtt_sweep"]) == 3
     assert section["timeline"]["pd-device"]["handoff_s"] is not None
     targets = document["targets"]

@@ -192,8 +192,8 @@ def test_aggregate_has_the_reported_fields() -> None:
 def test_slo_attainment_counts_both_objectives() -> None:
     workload = synthetic_default(seed=7, n_requests=200)
     setup = scenario()
-    loose = setup.replace(slo=SLO(ttft_s=100.0, tpot_s=10.0)).run(workload, "cloud-only").aggregate()
-    tight = setup.replace(slo=SLO(ttft_s=0.01, tpot_s=10.0)).run(workload, "cloud-only").aggregate()
+    loose = setup.replace(slo=SLO(ttft_s=100.0, max_tpot_s=10.0)).run(workload, "cloud-only").aggregate()
+    tight = setup.replace(slo=SLO(ttft_s=0.01, max_tpot_s=10.0)).run(workload, "cloud-only").aggregate()
     assert loose["slo_attainment"] == 1.0
     assert tight["slo_attainment"] == 0.0
 

@@ -21,7 +21,6 @@ from pdcore.exceptions import InvalidInputError
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
     "DEFAULT_QOE_TOKENS_PER_S",
-    "DEFAULT_TPOT_SLO_S",
     "DEFAULT_TTFT_SLO_S",
     "SLACK_S",
     "SLO",
@@ -33,11 +32,9 @@ __all__ = [
 DEFAULT_MAX_TPOT_S = 0.05
 """Default largest display gap: 50 ms, the paper's "tens of milliseconds" maximum TPOT (20 tokens/s).
 
-The display gap policies and the live session aim for, and the default TPOT objective of a run.
+The display gap policies and the live session aim for, and the default objective of a run
+(`SLO.max_tpot_s`).
 """
-
-DEFAULT_TPOT_SLO_S = DEFAULT_MAX_TPOT_S
-"""Default TPOT objective: the largest display gap, `DEFAULT_MAX_TPOT_S`."""
 
 DEFAULT_TTFT_SLO_S = 1.0
 """Default TTFT objective: one second.
@@ -63,12 +60,13 @@ class SLO:
 
     Attributes:
         ttft_s: Time to first displayed token, seconds (default `DEFAULT_TTFT_SLO_S`).
-        tpot_s: Mean time per output token after the first, seconds (default `DEFAULT_TPOT_SLO_S`); also
-            the largest display gap policies aim for and the bound of ``gap_slo_attainment``.
+        max_tpot_s: The largest display gap, seconds (default `DEFAULT_MAX_TPOT_S`): the gap policies
+            aim for, the bound of ``gap_slo_attainment``, and the bound of each request's mean time per
+            output token after the first (``slo_attainment``).
     """
 
     ttft_s: float = DEFAULT_TTFT_SLO_S
-    tpot_s: float = DEFAULT_TPOT_SLO_S
+    max_tpot_s: float = DEFAULT_MAX_TPOT_S
 
     def __post_init__(self) -> None:
         """Checks both objectives are finite and positive.
@@ -76,7 +74,7 @@ class SLO:
         Raises:
             InvalidInputError: An objective is not a finite number of seconds above 0.
         """
-        for flag, value in (("--ttft-slo", self.ttft_s), ("--tpot-slo", self.tpot_s)):
+        for flag, value in (("--ttft-slo", self.ttft_s), ("--max-tpot", self.max_tpot_s)):
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
@@ -84,7 +82,7 @@ class SLO:
             ):
                 raise InvalidInputError(f"{flag} = {value!r}; fix: pass a finite number of seconds above 0")
         object.__setattr__(self, "ttft_s", float(self.ttft_s))
-        object.__setattr__(self, "tpot_s", float(self.tpot_s))
+        object.__setattr__(self, "max_tpot_s", float(self.max_tpot_s))
 
 
 def meets(seconds: float, objective_s: float) -> bool:
@@ -101,4 +99,4 @@ def within(seconds: npt.ArrayLike, objective_s: float) -> npt.NDArray[np.bool_]:
 def slo_met(results: Mapping[str, FloatArray], slo: SLO) -> npt.NDArray[np.bool_]:
     """Per request: TTFT within the TTFT SLO and mean TPOT within the TPOT SLO (no TPOT counts as met)."""
     ttft_ok = np.asarray(results["ttft_s"], dtype=np.float64) <= slo.ttft_s + SLACK_S
-    return np.asarray(ttft_ok & within(results["tpot_s"], slo.tpot_s), dtype=np.bool_)
+    return np.asarray(ttft_ok & within(results["tpot_s"], slo.max_tpot_s), dtype=np.bool_)

@@ -27,14 +27,16 @@ from pdcore.cli.options import (
     DEFAULT_NETWORK,
     CloudOption,
     DeviceOption,
+    MaxTpotOption,
     NetworkOption,
+    OldMaxTpotOption,
     SeedOption,
-    TpotOption,
     TraceOption,
     TtftOption,
     check_output,
     load_profiles,
     load_workload,
+    max_tpot_flag,
     progress_bars,
     reported,
     stderr,
@@ -51,7 +53,7 @@ from pdcore.sim import (
     dumps,
 )
 from pdcore.sim.metrics import round_floats
-from pdcore.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
+from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
 __all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]
@@ -117,7 +119,7 @@ class _Run:
             f"{self.workload.name}: {len(self.workload)} requests over {stats['duration_s']:.0f} s "
             f"({stats['rate_rps']:.2f} req/s) | device {self.scenario.device.name} | cloud {cloud} "
             f"({self.scenario.deployment}) | network {self.scenario.network.name} | SLO TTFT "
-            f"{self.scenario.slo.ttft_s:g} s, TPOT {self.scenario.slo.tpot_s * 1e3:g} ms"
+            f"{self.scenario.slo.ttft_s:g} s, TPOT {self.scenario.slo.max_tpot_s * 1e3:g} ms"
         )
 
 
@@ -137,7 +139,7 @@ def _build(
     requests: int | None,
     rate: float | None,
     ttft_slo: float,
-    tpot_slo: float,
+    max_tpot: float,
 ) -> _Run:
     # profiles first: a misspelt name should fail before a large trace is read
     device_profile, cloud_profile, network_profile = load_profiles(device, cloud, network)
@@ -149,7 +151,7 @@ def _build(
         replicas=replicas,
         prefill_replicas=prefill_replicas,
         decode_replicas=decode_replicas,
-        slo=SLO(ttft_s=ttft_slo, tpot_s=tpot_slo),
+        slo=SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot),
     )
     workload = load_workload(
         trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
@@ -278,7 +280,8 @@ def compare(
     requests: RequestsOption = None,
     rate: RateOption = None,
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
-    tpot_slo: TpotOption = DEFAULT_TPOT_SLO_S,
+    max_tpot: MaxTpotOption = None,
+    tpot_slo: OldMaxTpotOption = None,
     capacity: Annotated[
         bool, typer.Option("--capacity", help="Also search capacity_rps and decode_capacity_rps per policy.")
     ] = False,
@@ -320,7 +323,7 @@ def compare(
             requests=requests,
             rate=rate,
             ttft_slo=ttft_slo,
-            tpot_slo=tpot_slo,
+            max_tpot=max_tpot_flag(max_tpot, tpot_slo),
         )
         reports: dict[str, dict[str, Any]] = {}
         with progress_bars(stderr()) as progress:
@@ -402,7 +405,8 @@ def simulate(
     requests: RequestsOption = None,
     rate: RateOption = None,
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
-    tpot_slo: TpotOption = DEFAULT_TPOT_SLO_S,
+    max_tpot: MaxTpotOption = None,
+    tpot_slo: OldMaxTpotOption = None,
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
     with reported():
@@ -437,7 +441,7 @@ def simulate(
             requests=requests,
             rate=rate,
             ttft_slo=ttft_slo,
-            tpot_slo=tpot_slo,
+            max_tpot=max_tpot_flag(max_tpot, tpot_slo),
         )
         result = run.scenario.run(run.workload, chosen, seed=seed)
         report = result.aggregate()

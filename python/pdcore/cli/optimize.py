@@ -18,11 +18,13 @@ from pdcore.cli.options import (
     DEFAULT_NETWORK,
     CloudOption,
     DeviceOption,
+    MaxTpotOption,
     NetworkOption,
-    TpotOption,
+    OldMaxTpotOption,
     TraceOption,
     TtftOption,
     load_profiles,
+    max_tpot_flag,
     reported,
     stdout,
 )
@@ -40,7 +42,7 @@ from pdcore.optimize.quality import check_quality_budget
 from pdcore.profiles import DeviceProfile
 from pdcore.sim.grid import GridPoint, grid_check
 from pdcore.sim.metrics import round_floats
-from pdcore.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
+from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import load_trace
 
 __all__ = ["optimize", "register"]
@@ -250,7 +252,8 @@ def optimize(
     cloud_profile: CloudOption = DEFAULT_CLOUD,
     network: NetworkOption = DEFAULT_NETWORK,
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
-    tpot_slo: TpotOption = DEFAULT_TPOT_SLO_S,
+    max_tpot: MaxTpotOption = None,
+    tpot_slo: OldMaxTpotOption = None,
     lengths: LengthsOption = None,
     check: CheckOption = True,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the table as JSON.")] = None,
@@ -267,7 +270,7 @@ def optimize(
     """
     with reported():
         device, cloud, net = load_profiles(device_profile, cloud_profile, network)
-        slo = SLO(ttft_s=ttft_slo, tpot_s=tpot_slo)
+        slo = SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot_flag(max_tpot, tpot_slo))
         prompts = _lengths(trace, lengths)
         ratios, measured, bound = _refinement(refine, quality, quality_budget, quality_bound)
         drops = measured.checked(bound) if measured is not None else None
@@ -295,7 +298,7 @@ def optimize(
             )
         table = Table(
             title=f"optimizer: device {device.name} | cloud {cloud.name} | network {net.name} | "
-            f"max gap {tpot_slo * 1e3:g} ms",
+            f"max gap {slo.max_tpot_s * 1e3:g} ms",
             title_justify="left",
             header_style="bold",
         )
@@ -313,7 +316,7 @@ def optimize(
             "device": device.name,
             "cloud": cloud.name,
             "network": net.name,
-            "slo": {"ttft_s": ttft_slo, "tpot_s": tpot_slo},
+            "slo": {"ttft_s": slo.ttft_s, "max_tpot_s": slo.max_tpot_s},
             "rows": rows,
         }
         if measured is not None:

@@ -36,6 +36,7 @@ from pdcore.profiles import (
     network_preset,
 )
 from pdcore.report import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
+from pdcore.slo import DEFAULT_MAX_TPOT_S
 from pdcore.traces import Workload, load_trace, synthetic_default
 
 __all__ = [
@@ -46,15 +47,17 @@ __all__ = [
     "SYNTHETIC_REQUESTS",
     "CloudOption",
     "DeviceOption",
+    "MaxTpotOption",
     "NetworkOption",
+    "OldMaxTpotOption",
     "SeedOption",
-    "TpotOption",
     "TraceOption",
     "TtftOption",
     "check_output",
     "default_model",
     "load_profiles",
     "load_workload",
+    "max_tpot_flag",
     "progress_bars",
     "reported",
     "stderr",
@@ -85,8 +88,17 @@ CloudOption = Annotated[
 NetworkOption = Annotated[str, typer.Option("--network", help="Network preset: lan, wifi, 5g or lte.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the synthetic workload and network delays.")]
 TtftOption = Annotated[float, typer.Option("--ttft-slo", help="TTFT objective, seconds.")]
-TpotOption = Annotated[
-    float, typer.Option("--tpot-slo", help="TPOT objective (and largest display gap), seconds.")
+MaxTpotOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-tpot",
+        help="Largest display gap, seconds: the gap policies aim for and the objective of the largest gap "
+        "and of the mean TPOT.",
+        show_default=f"{DEFAULT_MAX_TPOT_S:g}",
+    ),
+]
+OldMaxTpotOption = Annotated[
+    float | None, typer.Option("--tpot-slo", hidden=True, help="The old name of --max-tpot.")
 ]
 
 
@@ -145,6 +157,23 @@ def reported(*, live: bool = False) -> Iterator[None]:
 def _error(message: str) -> None:
     stderr().print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(code=2) from None
+
+
+def max_tpot_flag(max_tpot: float | None, old: float | None) -> float:
+    """``--max-tpot``, or ``--tpot-slo``, its old name, still accepted for one release (with a note)."""
+    if old is None:
+        return DEFAULT_MAX_TPOT_S if max_tpot is None else max_tpot
+    if max_tpot is not None and max_tpot != old:
+        raise InvalidInputError(
+            f"--max-tpot {max_tpot!r} and --tpot-slo {old!r} disagree; --tpot-slo is the old name of "
+            "--max-tpot; fix: pass only --max-tpot"
+        )
+    stderr().print(
+        "[yellow]note:[/yellow] --tpot-slo is now called --max-tpot; the old name will be removed in the "
+        "next release",
+        soft_wrap=True,
+    )
+    return old
 
 
 def check_output(path: Path | None, flag: str) -> None:

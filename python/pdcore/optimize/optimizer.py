@@ -184,7 +184,7 @@ class Optimizer:
         return self.first_token_s(prompt_tokens, one_way_s=one_way_s, load=load)
 
     def _solve(self, prompt_tokens: int, first: float, refine_ratio: float, cloud_tpot: float) -> Choice:
-        pace = self.slo.tpot_s
+        pace = self.slo.max_tpot_s
         sol = solve_catchup(
             prompt_tokens,
             device=self.device,

@@ -91,7 +91,7 @@ class PolicyContext:
         network: The network profile (per-request delays are in `RequestInfo.one_way_s`).
         deployment: ``"colocated"`` or ``"disaggregated"``.
         ttft_slo_s: The time-to-first-token objective, in seconds.
-        tpot_slo_s: The time-per-output-token objective, in seconds; policies use it as the largest
+        max_tpot_s: The time-per-output-token objective, in seconds; policies use it as the largest
             display gap they aim for.
         prefill_replicas: Replicas that prefill (the colocated replicas, or the prefill pool).
     """
@@ -101,7 +101,7 @@ class PolicyContext:
     network: NetworkProfile
     deployment: str
     ttft_slo_s: float
-    tpot_slo_s: float
+    max_tpot_s: float
     prefill_replicas: int = 1
 
 

@@ -13,7 +13,7 @@ registry name      class            what each request does
 =================  ===============  ==========================================================================
 
 Every policy carries ``max_tpot``, the display gap it aims for; hand-off stalls are measured above it.
-Left unset, it is the run's TPOT SLO (`PolicyContext.tpot_slo_s`), or `DEFAULT_MAX_TPOT_S` outside a run.
+Left unset, it is the run's TPOT SLO (`PolicyContext.max_tpot_s`), or `DEFAULT_MAX_TPOT_S` outside a run.
 
 `make_policy` builds a policy from a registry name with optional settings, such as
 ``"pd-device:k=8:refine_ratio=0.5"`` or ``"pd-device:refine_ratio=auto,quality_budget=0.01"``, which
@@ -79,7 +79,7 @@ class _FixedMode(Policy):
         self._plan = Plan(self.mode, max_tpot=self.max_tpot or DEFAULT_MAX_TPOT_S)
 
     def prepare(self, context: PolicyContext) -> None:
-        self._plan = Plan(self.mode, max_tpot=self.max_tpot or context.tpot_slo_s)
+        self._plan = Plan(self.mode, max_tpot=self.max_tpot or context.max_tpot_s)
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         return self._plan
@@ -225,7 +225,7 @@ class _Split(Policy):
 
     def prepare(self, context: PolicyContext) -> None:
         self._context = context
-        self._pace = self.max_tpot or context.tpot_slo_s
+        self._pace = self.max_tpot or context.max_tpot_s
         if self._pace <= self.min_tpot:
             raise InvalidInputError(
                 f"{self.name}: min_tpot = {self.min_tpot!r} is not below the TPOT SLO {self._pace!r}; "
@@ -258,7 +258,7 @@ class _Split(Policy):
             optimizer = self._optimizer = Optimizer(
                 device=context.device,
                 cloud=context.cloud,
-                slo=SLO(ttft_s=context.ttft_slo_s, tpot_s=self._pace),
+                slo=SLO(ttft_s=context.ttft_slo_s, max_tpot_s=self._pace),
                 refine_ratios=self._ratios,
                 quality=self._drops,
                 quality_budget=self.quality_budget,

@@ -209,7 +209,7 @@ def reproduce(
             runs,
             optimizer,
             building,
-            tpot_slo_s=settings.slo.tpot_s,
+            max_tpot_s=settings.slo.max_tpot_s,
             presets=presets,
             refined=document.get("refinement"),
         )

@@ -178,7 +178,7 @@ class Settings:
             "synthetic_requests": self.synthetic_requests,
             "trace_limit": self.trace_limit,
             "capacity": {"window": self.window, "target": self.target},
-            "slo": {"ttft_s": self.slo.ttft_s, "tpot_s": self.slo.tpot_s},
+            "slo": {"ttft_s": self.slo.ttft_s, "max_tpot_s": self.slo.max_tpot_s},
             "tpot_grid_s": list(self.tpot_grid_s),
             "rtt_grid_s": list(self.rtt_grid_s),
             "devices": list(self.devices),
@@ -220,7 +220,7 @@ def _task(settings: Settings, spec: WorkloadSpec, policy: str, tag: str, **chang
         deployment=settings.deployment,
         seed=settings.seed,
         ttft_slo_s=settings.slo.ttft_s,
-        tpot_slo_s=settings.slo.tpot_s,
+        max_tpot_s=settings.slo.max_tpot_s,
         capacity_window=settings.window,
         capacity_target=settings.target,
         tag=tag,
@@ -247,7 +247,7 @@ def _first_wave(settings: Settings, run: WorkloadRun) -> list[SweepTask]:
     for tpot in settings.tpot_grid_s:
         for policy in ("cloud-only", "pd-device"):
             tasks.append(
-                _task(settings, spec, policy, f"{key}|slo|{policy}|{tpot!r}", compute=_BOTH, tpot_slo_s=tpot)
+                _task(settings, spec, policy, f"{key}|slo|{policy}|{tpot!r}", compute=_BOTH, max_tpot_s=tpot)
             )
     for rtt in settings.rtt_grid_s:
         for policy in ("cloud-only", "pd-device"):
@@ -507,10 +507,10 @@ def _gap_causes(result: SweepResult, settings: Settings) -> dict[str, Any]:
     gap = columns["max_gap_s"]
     handoff = columns["handoff_gap_s"]
     served = columns["served_by"]
-    over = gap > settings.slo.tpot_s + 1e-9
+    over = gap > settings.slo.max_tpot_s + 1e-9
     at_handoff = over & np.isfinite(handoff) & (handoff >= gap - 1e-9)
     device = load_device_profile(result.task.device)
-    device_slow = max(device.decode_tpot) > settings.slo.tpot_s
+    device_slow = max(device.decode_tpot) > settings.slo.max_tpot_s
     on_device = over & ~at_handoff & (served == "device")
     in_stream = over & ~at_handoff & ~on_device
     count = max(int(over.sum()), 1)
@@ -590,7 +590,7 @@ def fill_sections(
     device_only = light["device-only"]
     slo_rows = []
     for tpot in settings.tpot_grid_s:
-        row: dict[str, Any] = {"tpot_slo_s": tpot}
+        row: dict[str, Any] = {"max_tpot_s": tpot}
         cloud_only = _capacity(get("slo", "cloud-only", repr(tpot)))
         pd = _capacity(get("slo", "pd-device", repr(tpot)))
         for name, found in (("cloud-only", cloud_only), ("pd-device", pd)):
@@ -749,8 +749,8 @@ def targets_section(run: WorkloadRun, settings: Settings, *, stand_in: bool) -> 
         },
         "max_gap_p99": {
             "value_s": gap,
-            "target_s": settings.slo.tpot_s,
-            "met": gap is not None and gap <= settings.slo.tpot_s + 1e-9,
+            "target_s": settings.slo.max_tpot_s,
+            "met": gap is not None and gap <= settings.slo.max_tpot_s + 1e-9,
             "cloud_only_value_s": cloud["max_gap_p99_s"],
             "causes": run.sections["max_gap_causes"],
             "what_if": run.sections["what_if"],

@@ -101,7 +101,7 @@ def ttft_cdf(run: WorkloadRun, path: Path) -> Path:
     return _save(figure, path)
 
 
-def _timeline_panel(ax: Axes, policy: str, recorded: Mapping[str, Any], tpot_slo_s: float) -> None:
+def _timeline_panel(ax: Axes, policy: str, recorded: Mapping[str, Any], max_tpot_s: float) -> None:
     arrivals = np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64)
     displays = np.asarray(recorded["displays_s"], dtype=np.float64)
     from_cloud = np.asarray(recorded["from_cloud"], dtype=np.bool_)
@@ -139,7 +139,7 @@ def _timeline_panel(ax: Axes, policy: str, recorded: Mapping[str, Any], tpot_slo
     worst = int(np.argmax(gaps)) if gaps.size else -1
     if worst >= 0:
         ax.annotate(
-            f"largest gap {gaps[worst] * 1e3:.0f} ms (SLO {tpot_slo_s * 1e3:.0f} ms)",
+            f"largest gap {gaps[worst] * 1e3:.0f} ms (SLO {max_tpot_s * 1e3:.0f} ms)",
             xy=(displays[worst + 1], worst + 1),
             xytext=(0.35, 0.12),
             textcoords="axes fraction",
@@ -169,13 +169,13 @@ def _zoom_end(displays: npt.NDArray[np.float64], handoff: float | None) -> float
     return min(end, float(displays[-1]) * 1.02 + 0.01)
 
 
-def timeline(run: WorkloadRun, path: Path, tpot_slo_s: float) -> Path:
+def timeline(run: WorkloadRun, path: Path, max_tpot_s: float) -> Path:
     """The display timeline of the representative request under P/D-Device and the naive split."""
     policies = [policy for policy in ("pd-device", "naive-split") if policy in run.timelines]
     figure = Figure(figsize=(11, 4.4), layout="constrained")
     axes = figure.subplots(1, max(len(policies), 1), sharey=True, squeeze=False)[0]
     for ax, policy in zip(axes, policies, strict=False):
-        _timeline_panel(ax, policy, run.timelines[policy], tpot_slo_s)
+        _timeline_panel(ax, policy, run.timelines[policy], max_tpot_s)
     axes[0].set_ylabel("token position")
     axes[0].legend(loc="upper left", fontsize=8)
     if policies:
@@ -189,7 +189,7 @@ def timeline(run: WorkloadRun, path: Path, tpot_slo_s: float) -> Path:
 
 
 def _capacity_series(ax: Axes, rows: Sequence[Mapping[str, Any]], policy: str, key: str) -> None:
-    xs = [row["tpot_slo_s"] * 1e3 for row in rows]
+    xs = [row["max_tpot_s"] * 1e3 for row in rows]
     found: list[tuple[float, float]] = []
     above: list[tuple[float, float]] = []
     below: list[tuple[float, float]] = []
@@ -320,7 +320,7 @@ def sensitivity(run: WorkloadRun, path: Path, presets: Mapping[str, float]) -> P
     return _save(figure, path)
 
 
-def k_star(section: Mapping[str, Any], path: Path, tpot_slo_s: float) -> Path:
+def k_star(section: Mapping[str, Any], path: Path, max_tpot_s: float) -> Path:
     """The optimizer's ``k*`` over prompt length for every shipped device profile."""
     figure = Figure(figsize=(9, 5.2), layout="constrained")
     ax = figure.subplots()
@@ -344,7 +344,7 @@ def k_star(section: Mapping[str, Any], path: Path, tpot_slo_s: float) -> Path:
     ax.set_ylabel("k* (cloud decode tokens after the first)")
     ax.set_title(
         f"optimizer k* on an idle cloud, one-way delay {section['one_way_s'] * 1e3:.0f} ms, "
-        f"pace {tpot_slo_s * 1e3:.0f} ms  (open circle: device alone; x: no fixed point, capped)",
+        f"pace {max_tpot_s * 1e3:.0f} ms  (open circle: device alone; x: no fixed point, capped)",
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
@@ -494,7 +494,7 @@ def write_plots(
     optimizer: Mapping[str, Any],
     out_dir: Path,
     *,
-    tpot_slo_s: float,
+    max_tpot_s: float,
     presets: Mapping[str, float],
     refined: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
@@ -505,12 +505,12 @@ def write_plots(
         stem = file_stem(run.key)
         files = {
             "ttft_cdf": ttft_cdf(run, out_dir / f"{stem}_ttft_cdf.png"),
-            "timeline": timeline(run, out_dir / f"{stem}_timeline.png", tpot_slo_s),
+            "timeline": timeline(run, out_dir / f"{stem}_timeline.png", max_tpot_s),
             "capacity_slo": capacity_over_slo(run, out_dir / f"{stem}_capacity_slo.png"),
             "sensitivity": sensitivity(run, out_dir / f"{stem}_sensitivity.png", presets),
         }
         written[run.key] = {name: file.name for name, file in files.items()}
-    written[""] = {"k_star": k_star(optimizer, out_dir / "k_star.png", tpot_slo_s).name}
+    written[""] = {"k_star": k_star(optimizer, out_dir / "k_star.png", max_tpot_s).name}
     if refined is not None:
         written[""]["refinement"] = refinement(refined, out_dir / "refinement.png").name
     return written

@@ -225,7 +225,7 @@ class _Request:
             and received < session.max_tokens
         ):
             return
-        pace = session.pacing_max_tpot
+        pace = session.pace_s
         start = max(now, self.last_shown if self.last_shown is not None else now)
         covered = start + (received - self.buffer.displayed) * pace
         first_token = (self.timeline.cloud_first_s or 0.0) - (self.timeline.cloud_sent_s or 0.0)
@@ -616,7 +616,7 @@ class Session:
         self._lock = asyncio.Lock()
 
     @property
-    def pacing_max_tpot(self) -> float:
+    def pace_s(self) -> float:
         """The largest gap the controller schedules: ``max_tpot - pacing_margin_s``."""
         return self.max_tpot - self.pacing_margin_s
 
@@ -634,7 +634,7 @@ class Session:
             prompt_tokens,
             device=profile,
             first_token_s=self.first_token_s or 0.0,
-            max_tpot=self.pacing_max_tpot,
+            max_tpot=self.pace_s,
             cloud_tpot_s=self.cloud_tpot_s,
         )
         return math.ceil(k * (1.0 + self.k_margin))
@@ -700,7 +700,7 @@ class Session:
         request.timeline.cloud_quota = request.quota
         request.buffer = TokenBuffer()
         request.controller = SpeedController(
-            min_tpot=self.min_tpot, max_tpot=self.pacing_max_tpot, expected_tokens=request.quota
+            min_tpot=self.min_tpot, max_tpot=self.pace_s, expected_tokens=request.quota
         )
         request.start_cloud(request.prompt, request.quota)
 

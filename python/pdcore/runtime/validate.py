@@ -289,8 +289,8 @@ class ValidationReport:
         comparisons: One per metric.
         tolerance: The agreement goal.
         warm: Whether each prompt was cached on the cloud first.
-        max_tpot: The display-gap objective.
-        pacing_max_tpot: The gap the controller paced at.
+        max_tpot_s: The display-gap objective.
+        pace_s: The gap the controller paced at (the objective less the session's pacing margin).
         baselines: Cloud-only and device-only TTFTs of the same prompts (empty unless asked for).
         device_speed_ratio: The device's time for its work over its profile's prediction in the live
             runs, median over them (above 1 when the co-located cloud or other load slowed it down). The
@@ -308,8 +308,8 @@ class ValidationReport:
     comparisons: tuple[Comparison, ...]
     tolerance: float
     warm: bool
-    max_tpot: float
-    pacing_max_tpot: float
+    max_tpot_s: float
+    pace_s: float
     baselines: tuple[Baseline, ...] = ()
     device_speed_ratio: float = 1.0
     in_situ: tuple[Comparison, ...] = ()
@@ -328,8 +328,8 @@ class ValidationReport:
             "warm": self.warm,
             "rtt_s": self.rtt_s,
             "one_way_s": self.one_way_s,
-            "max_tpot": self.max_tpot,
-            "pacing_max_tpot": self.pacing_max_tpot,
+            "max_tpot_s": self.max_tpot_s,
+            "pace_s": self.pace_s,
             "cloud_profile": {
                 key: getattr(self.cloud, key)
                 for key in (
@@ -444,8 +444,8 @@ def predict(
     cloud: CloudProfile,
     one_way_s: float,
     min_tpot: float,
-    pacing_max_tpot: float,
-    max_tpot: float,
+    pace_s: float,
+    max_tpot_s: float,
 ) -> dict[str, list[float]]:
     """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
     count = len(runs)
@@ -457,8 +457,8 @@ def predict(
         source="pdcore validate: the live requests",
     )
     network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
-    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(tpot_s=max_tpot))
-    plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pacing_max_tpot) for run in runs]
+    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(max_tpot_s=max_tpot_s))
+    plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pace_s) for run in runs]
     result = scenario.run(
         workload, Replay(plans, name="pd-device-replay"), one_way_s=np.full(count, one_way_s)
     )
@@ -688,8 +688,8 @@ async def validate(
                 cloud=fitted,
                 one_way_s=one_way,
                 min_tpot=min_tpot,
-                pacing_max_tpot=session.pacing_max_tpot,
-                max_tpot=max_tpot,
+                pace_s=session.pace_s,
+                max_tpot_s=max_tpot,
             )
             for metric in METRICS:
                 predicted[metric].extend(one[metric])
@@ -712,8 +712,8 @@ async def validate(
         comparisons=compare(calibrated),
         tolerance=tolerance,
         warm=warm,
-        max_tpot=max_tpot,
-        pacing_max_tpot=session.pacing_max_tpot,
+        max_tpot_s=max_tpot,
+        pace_s=session.pace_s,
         baselines=tuple(baseline_runs),
         device_speed_ratio=statistics.median(measured),
         in_situ=compare(measured),

@@ -15,13 +15,13 @@ from pdcore.sim.runner import (
     device_kv_bytes_per_token,
     simulate,
 )
-from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
+from pdcore.slo import DEFAULT_MAX_TPOT_S, DEFAULT_QOE_TOKENS_PER_S, DEFAULT_TTFT_SLO_S, SLO
 
 __all__ = [
     "DEFAULT_KV_LINK_BYTES_PER_S",
+    "DEFAULT_MAX_TPOT_S",
     "DEFAULT_QOE_TOKENS_PER_S",
     "DEFAULT_TARGET",
-    "DEFAULT_TPOT_SLO_S",
     "DEFAULT_TTFT_SLO_S",
     "DEFAULT_WINDOW",
     "DEPLOYMENTS",

@@ -121,9 +121,9 @@ def grid_check(
     best_r = [1.0] * n
     best_cost = [math.inf] * n
     # where the device alone answers no later than the cloud, that is a grid point too (k = -1)
-    dev_cost, dev_gap = run([Plan("device", max_tpot=slo.tpot_s)] * n)
+    dev_cost, dev_gap = run([Plan("device", max_tpot=slo.max_tpot_s)] * n)
     for i in range(n):
-        if choices[i].mode == "device" and meets(dev_gap[i], slo.tpot_s):
+        if choices[i].mode == "device" and meets(dev_gap[i], slo.max_tpot_s):
             found[i], best_cost[i] = True, float(dev_cost[i])
     for r in optimizer.allowed_ratios:  # descending: equal costs keep the larger ratio
         if grid is None:
@@ -132,9 +132,9 @@ def grid_check(
         else:
             ks = grid
         for k in ks:
-            cost, gap = run([Plan("pd", k=k, refine_ratio=r, max_tpot=slo.tpot_s)] * n)
+            cost, gap = run([Plan("pd", k=k, refine_ratio=r, max_tpot=slo.max_tpot_s)] * n)
             for i in range(n):
-                if meets(gap[i], slo.tpot_s) and cost[i] < best_cost[i]:
+                if meets(gap[i], slo.max_tpot_s) and cost[i] < best_cost[i]:
                     found[i], best_k[i], best_r[i], best_cost[i] = True, k, r, float(cost[i])
     points = []
     for i, length in enumerate(lengths):

@@ -268,7 +268,7 @@ class Scenario:
             network=self.network,
             deployment=self.deployment,
             ttft_slo_s=self.slo.ttft_s,
-            tpot_slo_s=self.slo.tpot_s,
+            max_tpot_s=self.slo.max_tpot_s,
             prefill_replicas=self.replicas if self.deployment == "colocated" else self.prefill_replicas,
         )
 
@@ -284,7 +284,7 @@ class Scenario:
                 "jitter_s": self.network.jitter_s,
             },
             "deployment": self.deployment,
-            "slo": {"ttft_s": self.slo.ttft_s, "tpot_s": self.slo.tpot_s},
+            "slo": {"ttft_s": self.slo.ttft_s, "max_tpot_s": self.slo.max_tpot_s},
             "qoe_tokens_per_s": self.qoe_tokens_per_s,
         }
         if self.deployment == "colocated":

@@ -43,7 +43,7 @@ from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
 from pdcore.sim.runner import SERVED_BY, Scenario, SimResult
-from pdcore.slo import DEFAULT_TPOT_SLO_S, DEFAULT_TTFT_SLO_S, SLO
+from pdcore.slo import DEFAULT_MAX_TPOT_S, DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces.loaders import load_trace
 from pdcore.traces.synthetic import synthetic_default
 from pdcore.traces.workload import Workload
@@ -142,7 +142,7 @@ class SweepTask:
         rate_scale: Replay the workload this many times faster (capacity searches scale it further).
         seed: Seed of the per-request network delays.
         ttft_slo_s: TTFT objective, seconds.
-        tpot_slo_s: TPOT objective (and the policies' largest display gap), seconds.
+        max_tpot_s: TPOT objective (and the policies' largest display gap), seconds.
         compute: A non-empty subset of `COMPUTE`.
         columns: Per-request columns of `SimResult.columns` to return with ``"aggregate"``.
         capacity_window: Requests replayed per capacity probe.
@@ -165,7 +165,7 @@ class SweepTask:
     rate_scale: float = 1.0
     seed: int = 0
     ttft_slo_s: float = DEFAULT_TTFT_SLO_S
-    tpot_slo_s: float = DEFAULT_TPOT_SLO_S
+    max_tpot_s: float = DEFAULT_MAX_TPOT_S
     compute: tuple[str, ...] = ("aggregate",)
     columns: tuple[str, ...] = ()
     capacity_window: int = DEFAULT_WINDOW
@@ -198,7 +198,7 @@ class SweepTask:
 
     def slo(self) -> SLO:
         """The objectives of the task."""
-        return SLO(ttft_s=self.ttft_slo_s, tpot_s=self.tpot_slo_s)
+        return SLO(ttft_s=self.ttft_slo_s, max_tpot_s=self.max_tpot_s)
 
     def scenario(self) -> Scenario:
         """The environment of the task (profiles cached per process)."""
