@@ -110,20 +110,20 @@ def story_prompt(model: Path, tokens: int) -> str:
 
 def test_cloud_only_and_pd_answer_the_france_question(cloud_url: str, model: Path) -> None:
     prompt = chatml("What is the capital of France?")
-    cloud, text = run(cloud_url, model, prompt, mode="cloud", k=0)
+    cloud, text = run(cloud_url, model, prompt, mode="cloud-only", k=0)
     assert text == FRANCE
     assert cloud.cloud_end == "stop"
-    pd, text = run(cloud_url, model, prompt, mode="pd", k=3)
+    pd, text = run(cloud_url, model, prompt, mode="pd-device", k=3)
     assert text == FRANCE
     assert pd.tokens[0].source in {"cloud", "device"}
-    device, text = run(cloud_url, model, prompt, mode="device", k=0)
+    device, text = run(cloud_url, model, prompt, mode="device-only", k=0)
     assert text == FRANCE
     assert {record.source for record in device.tokens} == {"device"}
 
 
 def test_handoff_continues_the_cloud_text_exactly(cloud_url: str, model: Path) -> None:
     prompt = story_prompt(model, 300)
-    reference, expected = run(cloud_url, model, prompt, warm=True, mode="cloud", k=0, max_tokens=48)
+    reference, expected = run(cloud_url, model, prompt, warm=True, mode="cloud-only", k=0, max_tokens=48)
     assert len(reference.tokens) == 48
     timeline, text = run(cloud_url, model, prompt, warm=True, k=6, max_tokens=48, max_extensions=0)
     assert timeline.handoff_position == 7, timeline.summary()

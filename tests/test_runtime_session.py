@@ -58,7 +58,7 @@ async def answer(
     fake: FakeEngine,
     *,
     k: int | str = 10,
-    mode: str = "pd",
+    mode: str = "pd-device",
     profile_of: FakeEngine | None = None,
     notices: list[Notice] | None = None,
     **options: Any,
@@ -238,16 +238,16 @@ def test_slower_device_than_its_profile_revises_the_handoff_estimate() -> None:
 
 
 def test_device_only_mode() -> None:
-    timeline, _ = run(answer(unused_url(), engine(), mode="device"))
+    timeline, _ = run(answer(unused_url(), engine(), mode="device-only"))
     assert_text_exact(timeline, PIECES)
-    assert timeline.mode == "device"
+    assert timeline.mode == "device-only"
     assert timeline.cloud_quota is None
     assert not timeline.notices
 
 
 def test_cloud_only_mode_shows_tokens_on_arrival() -> None:
     with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
-        timeline, _ = run(answer(cloud.url, engine(), mode="cloud"))
+        timeline, _ = run(answer(cloud.url, engine(), mode="cloud-only"))
     assert_text_exact(timeline, PIECES)
     assert cloud.requests[0].body["max_tokens"] == 400
     assert all(record.due_s == record.available_s for record in timeline.tokens)
@@ -255,7 +255,7 @@ def test_cloud_only_mode_shows_tokens_on_arrival() -> None:
 
 def test_cloud_only_mode_raises_when_the_cloud_is_unreachable() -> None:
     with pytest.raises(CloudUnavailableError, match=r"cannot|unavailable"):
-        run(answer(unused_url(), engine(), mode="cloud"))
+        run(answer(unused_url(), engine(), mode="cloud-only"))
 
 
 def test_auto_k_comes_from_the_profile() -> None:
@@ -305,10 +305,26 @@ def test_timeline_json_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
+    ("old", "new"), [("pd", "pd-device"), ("device", "device-only"), ("cloud", "cloud-only")]
+)
+def test_old_mode_names_still_work_for_one_release(old: str, new: str) -> None:
+    fake = engine()
+    device = Device(lambda: fake)
+    try:
+        with pytest.warns(DeprecationWarning, match=f"mode {old!r} is now called {new!r}"):
+            session = Session(
+                cloud=CloudClient(unused_url()), device=device, profile=fake.profile(), mode=old
+            )
+        assert session.mode == new
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"mode": "pd", "device": None}, "needs a device"),
-        ({"mode": "cloud", "cloud": None}, "needs a cloud"),
+        ({"mode": "pd-device", "device": None}, "needs a device"),
+        ({"mode": "cloud-only", "cloud": None}, "needs a cloud"),
         ({"mode": "both"}, "mode"),
         ({"max_tpot": 0.0}, "max_tpot"),
         ({"k": -1}, "k = -1"),

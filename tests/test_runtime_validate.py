@@ -104,13 +104,13 @@ def test_validate_end_to_end_with_fakes() -> None:
         assert reduction is not None
         assert reduction > 0
     document = json.loads(json.dumps(report.to_dict()))
-    assert document["runs"][0]["summary"]["mode"] == "pd"
+    assert document["runs"][0]["summary"]["mode"] == "pd-device"
     assert document["runs"][0]["timeline"]["tokens"], "each run carries its full timeline"
     assert document["cloud_profile"]["base_s"] > 0
 
 
 def test_live_run_max_gap_leaves_out_the_stalls_of_each_sides_own_stream() -> None:
-    timeline = Timeline(mode="pd", prompt="p", started_at=0.0, max_tpot=0.05, min_tpot=0.0)
+    timeline = Timeline(mode="pd-device", prompt="p", started_at=0.0, max_tpot=0.05, min_tpot=0.0)
     timeline.prompt_tokens = 10
     timeline.handoff_position = 4
     # (source, available, shown)

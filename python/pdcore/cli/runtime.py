@@ -127,7 +127,9 @@ def chat(
         str | None, typer.Option("--profile", help="Device profile name or .toml (`pdcore profile-device`).")
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="Device threads (llama.cpp).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="pd, device or cloud.")] = "pd",
+    mode: Annotated[
+        str, typer.Option("--mode", help="pd-device, device-only or cloud-only (as the policies).")
+    ] = "pd-device",
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.")] = 256,
     max_tpot: Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")] = 0.05,
     min_tpot: Annotated[float, typer.Option("--min-tpot", help="Smallest display gap, seconds.")] = 0.0,
@@ -148,6 +150,7 @@ def chat(
     with reported(live=True):
         from pdcore.runtime import (  # noqa: PLC0415  # reason: the optional runtime
             MODES,
+            OLD_MODES,
             CloudClient,
             Device,
             RealtimeClock,
@@ -155,6 +158,13 @@ def chat(
             chatml,
         )
 
+        if mode in OLD_MODES:
+            stderr().print(
+                f"[yellow]note:[/yellow] --mode {mode} is now called --mode {OLD_MODES[mode]}; the old name "
+                "will be removed in the next release",
+                soft_wrap=True,
+            )
+            mode = OLD_MODES[mode]
         if mode not in MODES:
             raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(MODES)}")
         chosen_profile = _profile(profile, threads, model)
@@ -164,8 +174,8 @@ def chat(
             console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
 
         async def run() -> Timeline:
-            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param)) if mode != "device" else None
-            device = Device.llama(default_model(model), n_threads=threads) if mode != "cloud" else None
+            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param)) if mode != "device-only" else None
+            device = Device.llama(default_model(model), n_threads=threads) if mode != "cloud-only" else None
             session = Session(
                 cloud=cloud,
                 device=device,

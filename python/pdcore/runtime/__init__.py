@@ -28,13 +28,22 @@ from pdcore.runtime.cloud import (
 )
 from pdcore.runtime.device import Device, DeviceEngine, DeviceToken, LlamaEngine, chatml, smollm2_path
 from pdcore.runtime.handoff import HandoffEstimator
-from pdcore.runtime.session import DEFAULT_MAX_TOKENS, DEFAULT_MAX_TPOT_S, MODES, Mode, Piece, Session
+from pdcore.runtime.session import (
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MAX_TPOT_S,
+    MODES,
+    OLD_MODES,
+    Mode,
+    Piece,
+    Session,
+)
 from pdcore.runtime.timeline import CloudRecord, GapRecord, Notice, Timeline, TokenRecord
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MAX_TPOT_S",
     "MODES",
+    "OLD_MODES",
     "CloudClient",
     "CloudError",
     "CloudEvent",

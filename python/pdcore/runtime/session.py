@@ -30,8 +30,9 @@ Fallbacks (each leaves a `Notice` in the timeline and calls ``on_notice``):
 - cloud stream cut: the tokens received stay, the device continues after them;
 - cloud answer complete (finish reason ``"stop"`` within its quota): the device is not needed.
 
-Modes: ``"pd"`` (P/D-Device), ``"device"`` (device only) and ``"cloud"`` (cloud only, every token shown on
-arrival), for comparisons on the same machine.
+Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"device-only"`` and
+``"cloud-only"`` (every token shown on arrival), for comparisons on the same machine. The old names
+``"pd"``, ``"device"`` and ``"cloud"`` are still accepted for one release (`OLD_MODES`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -64,16 +66,21 @@ __all__ = [
     "DEFAULT_MAX_TPOT_S",
     "DEFAULT_PACING_MARGIN_S",
     "MODES",
+    "OLD_MODES",
     "PRECISE_WAKE_S",
     "Mode",
     "Piece",
     "Session",
+    "session_mode",
 ]
 
 logger = logging.getLogger("pdcore.runtime")
 
-Mode = Literal["pd", "device", "cloud"]
-MODES: tuple[Mode, ...] = ("pd", "device", "cloud")
+Mode = Literal["pd-device", "device-only", "cloud-only"]
+MODES: tuple[Mode, ...] = ("pd-device", "device-only", "cloud-only")
+
+OLD_MODES: dict[str, Mode] = {"pd": "pd-device", "device": "device-only", "cloud": "cloud-only"}
+"""The modes' names before they took the policies' names; accepted, with a warning, for one release."""
 
 
 DEFAULT_MAX_TOKENS = 256
@@ -218,7 +225,7 @@ class _Request:
         if not (
             estimate is not None
             and self.cloud_idle
-            and self.mode == "pd"
+            and self.mode == "pd-device"
             and not self.answer_complete
             and self.buffer.handoff is None
             and len(self.timeline.cloud_extensions) < session.max_extensions
@@ -293,7 +300,7 @@ class _Request:
         self.quota = self.buffer.received
         if self.controller is not None:
             self.controller.set_expected(self.buffer.received)
-        if reason == "stop" or self.mode == "cloud" or self.buffer.received >= self.session.max_tokens:
+        if reason == "stop" or self.mode == "cloud-only" or self.buffer.received >= self.session.max_tokens:
             if self.buffer.stream == "open":
                 self.buffer.cut_cloud()
             self.answer_complete = True
@@ -314,7 +321,7 @@ class _Request:
         self.timeline.cloud_end = kind
         self.timeline.cloud_end_s = self.rel(now)
         received = self.buffer.received
-        if self.mode == "cloud":
+        if self.mode == "cloud-only":
             what = "the answer ends here (cloud-only mode has no device to fall back on)"
         elif received == 0:
             what = "answering on the device alone"
@@ -327,7 +334,7 @@ class _Request:
             self.quota = received
             if self.controller is not None:
                 self.controller.set_expected(received)
-            if self.mode == "cloud":
+            if self.mode == "cloud-only":
                 self.answer_complete = True
             else:
                 self.revise_handoff()
@@ -342,7 +349,7 @@ class _Request:
         prompt_tokens = await device.start(self.prompt)
         session.tokens_per_char = prompt_tokens / max(len(self.prompt), 1)
         self.timeline.prompt_tokens = prompt_tokens
-        if self.mode == "pd":
+        if self.mode == "pd-device":
             self.estimator = HandoffEstimator(
                 session.profile,
                 prompt_tokens,
@@ -456,7 +463,7 @@ class _Request:
             return True
         if self.buffer.handoff is not None:
             return self.device_done
-        return self.mode == "cloud" and not self.cloud_open and self.cloud_task is not None
+        return self.mode == "cloud-only" and not self.cloud_open and self.cloud_task is not None
 
     def show(self, source: str, due: float) -> TokenRecord:
         now = max(self.clock.now(), due)
@@ -502,12 +509,32 @@ class _Request:
                 await task
 
 
+def session_mode(mode: str) -> Mode:
+    """The mode named by ``mode``; an old name (`OLD_MODES`) gives its new one, with a DeprecationWarning.
+
+    Raises:
+        InvalidInputError: ``mode`` names no mode.
+    """
+    if mode in OLD_MODES:
+        new = OLD_MODES[mode]
+        warnings.warn(
+            f"mode {mode!r} is now called {new!r}; the old name will be removed in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+    for known in MODES:
+        if mode == known:
+            return known
+    raise InvalidInputError(f"mode = {mode!r}; fix: use one of {', '.join(MODES)}")
+
+
 class Session:
     """Streams answers with P/D-Device (or one side alone, for comparisons).
 
     Args:
-        cloud: The cloud endpoint (modes ``"pd"`` and ``"cloud"``).
-        device: The local model (modes ``"pd"`` and ``"device"``).
+        cloud: The cloud endpoint (modes ``"pd-device"`` and ``"cloud-only"``).
+        device: The local model (modes ``"pd-device"`` and ``"device-only"``).
         profile: The device's speed profile: the first hand-off estimate and ``k="auto"``.
         k: Cloud decode tokens after the first, or ``"auto"`` for `pdcore.optimize.catchup_k`.
         max_tpot: The largest display gap aimed for (the TPOT SLO), seconds.
@@ -519,7 +546,7 @@ class Session:
             buffer (0 disables them).
         pacing_margin_s: The controller paces at ``max_tpot - pacing_margin_s`` (see
             `DEFAULT_PACING_MARGIN_S`); 0 paces at ``max_tpot`` exactly.
-        mode: ``"pd"``, ``"device"`` or ``"cloud"``.
+        mode: ``"pd-device"``, ``"device-only"`` or ``"cloud-only"`` (or an old name of `OLD_MODES`).
         clock: The real-time clock (a fresh non-strict one by default).
         first_token_s: The expected arrival of the cloud's first token, for ``k="auto"``; 0 (the safe
             side: it can only make ``k`` larger) when unknown.
@@ -549,18 +576,17 @@ class Session:
         pacing_margin_s: float = DEFAULT_PACING_MARGIN_S,
         k_margin: float = DEFAULT_K_MARGIN,
         max_extensions: int = DEFAULT_MAX_EXTENSIONS,
-        mode: Mode = "pd",
+        mode: Mode | str = "pd-device",
         clock: RealtimeClock | None = None,
         first_token_s: float | None = None,
         cloud_tpot_s: float = 0.0,
         on_notice: Callable[[Notice], None] | None = None,
         learn_speed: bool = True,
     ) -> None:
-        if mode not in MODES:
-            raise InvalidInputError(f"mode = {mode!r}; use one of {', '.join(MODES)}")
-        if mode in ("pd", "cloud") and cloud is None:
+        mode = session_mode(mode)
+        if mode in ("pd-device", "cloud-only") and cloud is None:
             raise InvalidInputError(f"mode {mode!r} needs a cloud; fix: pass cloud=CloudClient(url)")
-        if mode in ("pd", "device") and device is None:
+        if mode in ("pd-device", "device-only") and device is None:
             raise InvalidInputError(f"mode {mode!r} needs a device; fix: pass device=Device.llama(path)")
         if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0):
             raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass seconds >= 0")
@@ -581,7 +607,7 @@ class Session:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise InvalidInputError(f"max_tokens = {max_tokens!r}; pass a whole number, at least 1")
         if k == "auto":
-            if mode == "pd" and profile is None:
+            if mode == "pd-device" and profile is None:
                 raise InvalidInputError(
                     "k='auto' needs the device profile; fix: pass profile=... (e.g. from "
                     "`pdcore profile-device`) or a fixed k"
@@ -679,12 +705,12 @@ class Session:
 
     def _start(self, request: _Request) -> None:
         timeline = request.timeline
-        if self.mode == "cloud":
+        if self.mode == "cloud-only":
             request.quota = self.max_tokens
             timeline.cloud_quota = request.quota
             request.start_cloud(request.prompt, request.quota)
             return
-        if self.mode == "pd":
+        if self.mode == "pd-device":
             # The cloud request leaves at once, its k planned on a token count estimated from the
             # prompt's characters: tokenizing first would delay the first token by that much.
             estimated = max(1, round(len(request.prompt) * self.tokens_per_char))
@@ -727,5 +753,5 @@ class Session:
             record = request.show(source, due)
             if record.text:
                 yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
-        if self.mode == "cloud" and request.timeline.cloud_end == "unavailable":
+        if self.mode == "cloud-only" and request.timeline.cloud_end == "unavailable":
             raise CloudUnavailableError(request.timeline.notices[-1].message)

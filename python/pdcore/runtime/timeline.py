@@ -123,7 +123,7 @@ class Timeline:
     """The record of one request (see the module docstring).
 
     Attributes:
-        mode: ``"pd"``, ``"device"`` or ``"cloud"``.
+        mode: The session's mode: ``"pd-device"``, ``"device-only"`` or ``"cloud-only"``.
         prompt: The prompt text.
         started_at: The request's start on the session clock, seconds (the origin of every ``_s`` time).
         max_tpot: The largest display gap aimed for.

@@ -548,8 +548,8 @@ def _ms(value: float | None) -> str:
 async def _baseline(cloud: CloudClient, device: Device, prompt: str, run: LiveRun, *, warm: bool) -> Baseline:
     if warm:
         await _warm(cloud, prompt)
-    cloud_only = await Session(cloud=cloud, mode="cloud", k=0, max_tokens=16).complete(prompt)
-    device_only = await Session(device=device, mode="device", k=0, max_tokens=4).complete(prompt)
+    cloud_only = await Session(cloud=cloud, mode="cloud-only", k=0, max_tokens=16).complete(prompt)
+    device_only = await Session(device=device, mode="device-only", k=0, max_tokens=4).complete(prompt)
     return Baseline(
         prompt_tokens=run.prompt_tokens,
         pd_ttft_s=run.ttft_s,

@@ -1,0 +1,43 @@
+"""``pdcore chat`` against a scripted cloud: the session's mode names and their old aliases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("httpx", reason="the live runtime needs the `device` extra (httpx)")
+pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` extra (httpx-sse)")
+
+from pdcore.cli import app
+from pdcore.runtime.testing import CloudScript, FakeCloud, word_pieces
+
+ANSWER = "Paris is the capital of France."
+
+
+def _chat(url: str, mode: str, out: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        app, ["chat", "hi", "--cloud-url", url, "--mode", mode, "--k", "0", "--json", str(out)]
+    )
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(("mode", "old"), [("cloud-only", None), ("cloud", "cloud-only")])
+def test_chat_mode_takes_the_policy_names_and_the_old_ones_for_one_release(
+    tmp_path: Path, mode: str, old: str | None
+) -> None:
+    out = tmp_path / "timeline.json"
+    with FakeCloud(CloudScript(word_pieces(ANSWER), first_delay_s=0.01, gap_s=0.002)) as cloud:
+        code, output = _chat(cloud.url, mode, out)
+    assert code == 0, output
+    assert ANSWER in output
+    assert json.loads(out.read_text())["mode"] == "cloud-only"
+    assert ("--mode cloud is now called --mode cloud-only" in output) == (old is not None)
+
+
+def test_chat_names_the_modes_on_a_bad_one(tmp_path: Path) -> None:
+    code, output = _chat("http://127.0.0.1:9", "both", tmp_path / "t.json")
+    assert code == 2
+    assert "use one of pd-device, device-only, cloud-only" in output
