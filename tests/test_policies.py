@@ -14,11 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pdcore import InvalidInputError, InvalidStateError
-from pdcore._core import DeviceConfig, Plan
+from pdcore._core import Plan
 from pdcore.optimize import (
     catchup_k,
-    cloud_decode_step_s,
-    cloud_prefill_s,
     refined_prompt_tokens,
     solve_catchup,
 )
@@ -69,6 +67,7 @@ def toy_device(per_token_s: float = 0.001, tpot_s: float = 0.02) -> DeviceProfil
         prefill_seconds=(1000.0 * per_token_s,),
         decode_context_tokens=(0.0,),
         decode_tpot=(tpot_s,),
+        kv_bytes_per_token=1024,
         citation="-",
         notes="-",
     )
@@ -121,9 +120,9 @@ def test_auto_k_matches_the_catchup_rule() -> None:
     expected = catchup_k(
         1000,
         device=PHONE,
-        first_token_s=2 * 0.01 + cloud_prefill_s(1000, CLOUD),
+        first_token_s=2 * 0.01 + CLOUD.cost.lone_prefill_s(1000),
         max_tpot=0.05,
-        cloud_tpot_s=cloud_decode_step_s(1000, CLOUD),
+        cloud_tpot_s=CLOUD.cost.lone_decode_s(1000),
     )
     assert plan.mode == "pd"
     assert plan.k == expected > 0
@@ -209,7 +208,7 @@ def brute_force_k(
         return 0
 
     def append(context: int, new: int) -> float:
-        return max(float(device.append_prefill_s(context, new)), float(device.decode_tpot_s(context)))
+        return float(device.append_s(context, new))
 
     pace = max(max_tpot, cloud_tpot)
     for n in range(1, cap + 2):
@@ -285,42 +284,16 @@ def test_catchup_rejects_bad_arguments() -> None:
         catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot=0.05, refine_ratio=0.0)
 
 
-@pytest.mark.parametrize(
-    "name", ["llama32-3b-w4a16-8elite-genie", "smollm2-135m-q4-cpu2", "llama32-1b-q4-8elite-hexagon"]
-)
-def test_catchup_device_model_matches_the_simulator(name: str) -> None:
-    from pdcore.optimize.catchup import _curves
-
-    device = load_device_profile(name)
-    tokens, seconds = device.prefill_points()
-    contexts, tpots = device.decode_points()
-    native = DeviceConfig(
-        prefill_tokens=tokens,
-        prefill_s=seconds,
-        decode_context=contexts,
-        decode_tpot_s=tpots,
-        kv_bytes_per_token=1.0,
-    )
-    curves = _curves(device)
-    for context_tokens in (1, 100, 127, 128, 1000, 4096, 9000):
-        assert curves.prefill(context_tokens) == pytest.approx(native.prefill_s(context_tokens), abs=1e-9)
-        assert curves.tpot(context_tokens) == pytest.approx(native.tpot_s(context_tokens), abs=1e-9)
-        for new in (1, 3, 40, 700):
-            assert curves.append(context_tokens, new) == pytest.approx(
-                native.append_s(context_tokens, new), abs=1e-9
-            )
-
-
 def test_refined_prompt_and_cloud_estimates() -> None:
     assert refined_prompt_tokens(1001, 0.5) == 501
     assert refined_prompt_tokens(1, 0.1) == 1
     chunk = CLOUD.max_tokens_per_iteration
-    assert cloud_prefill_s(chunk, CLOUD) == pytest.approx(CLOUD.iteration_s([chunk], []))
-    two = cloud_prefill_s(chunk + 10, CLOUD)
+    assert CLOUD.cost.lone_prefill_s(chunk) == pytest.approx(CLOUD.iteration_s([chunk], []))
+    two = CLOUD.cost.lone_prefill_s(chunk + 10)
     assert two == pytest.approx(
         2 * CLOUD.base_s + CLOUD.prefill_token_s * (chunk + 10) + CLOUD.prefill_attn_s * (chunk + 10) ** 2
     )
-    assert cloud_decode_step_s(100, CLOUD) == pytest.approx(CLOUD.iteration_s([], [100]))
+    assert CLOUD.cost.lone_decode_s(100) == pytest.approx(CLOUD.iteration_s([], [100]))
 
 
 # Refinement chosen per request within a quality budget (synthetic curves; the shipped one will change).

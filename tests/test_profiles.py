@@ -32,6 +32,7 @@ description = "d"
 hardware = "h"
 model = "m"
 engine = "e"
+kv_bytes_per_token = 4096
 
 [prefill]
 prompt_tokens = [100, 200]
@@ -178,13 +179,14 @@ def test_prefill_interpolation_and_extrapolation(tmp_path: Path) -> None:
     np.testing.assert_allclose(profile.prefill_s([50.0, 150.0]), [0.5, 2.0])
 
 
-def test_append_prefill_is_a_difference(tmp_path: Path) -> None:
+def test_append_is_a_difference_but_at_least_a_decode_step(tmp_path: Path) -> None:
     profile = _device(tmp_path)
-    assert profile.append_prefill_s(100, 100) == pytest.approx(2.0)
-    assert profile.append_prefill_s(0, 50) == pytest.approx(0.5)
-    assert profile.append_prefill_s(150, 0) == 0.0
-    np.testing.assert_allclose(profile.append_prefill_s(np.array([0, 100, 200]), 100), [1.0, 2.0, 2.0])
-    np.testing.assert_allclose(profile.append_prefill_s(100, np.array([50, 100])), [1.0, 2.0])
+    assert profile.append_s(100, 100) == pytest.approx(2.0)
+    assert profile.append_s(0, 50) == pytest.approx(0.5)
+    assert profile.append_s(150, 0) == 0.0
+    assert profile.append_s(150, 0.1) == pytest.approx(0.015)  # one forward pass at least
+    np.testing.assert_allclose(profile.append_s(np.array([0, 100, 200]), 100), [1.0, 2.0, 2.0])
+    np.testing.assert_allclose(profile.append_s(100, np.array([50, 100])), [1.0, 2.0])
 
 
 def test_decode_interpolation_and_extrapolation(tmp_path: Path) -> None:
@@ -211,7 +213,7 @@ def test_device_rejects_bad_token_counts(tmp_path: Path, bad: float) -> None:
     with pytest.raises(InvalidInputError, match="context_tokens"):
         profile.decode_tpot_s(np.array([1.0, bad]))
     with pytest.raises(InvalidInputError, match="new_tokens"):
-        profile.append_prefill_s(10, bad)
+        profile.append_s(10, bad)
 
 
 @given(
@@ -222,10 +224,14 @@ def test_device_rejects_bad_token_counts(tmp_path: Path, bad: float) -> None:
 def test_device_curves_are_monotone(name: str, context: float, new: float) -> None:
     profile = load_device_profile(name)
     assert profile.prefill_s(context + new) >= profile.prefill_s(context) - 1e-12
-    assert profile.append_prefill_s(context, new) >= 0.0
-    assert profile.append_prefill_s(context, new) == pytest.approx(
-        profile.prefill_s(context + new) - profile.prefill_s(context), abs=1e-9
-    )
+    if new > 0:
+        assert profile.append_s(context, new) >= profile.decode_tpot_s(context) > 0.0
+        assert profile.append_s(context, new) == pytest.approx(
+            max(
+                profile.prefill_s(context + new) - profile.prefill_s(context), profile.decode_tpot_s(context)
+            ),
+            abs=1e-9,
+        )
 
 
 # --- device validation ----------------------------------------------------------------------------------
@@ -236,12 +242,17 @@ def test_device_curves_are_monotone(name: str, context: float, new: float) -> No
     [
         ("seconds = [1.0, 3.0]", "seconds = [1.0, nan]", "[prefill] seconds", "replace it"),
         ("seconds = [1.0, 3.0]", "seconds = [3.0, 1.0]", "[prefill] seconds", "must not decrease"),
-        ("seconds = [1.0, 3.0]", "seconds = [1.0, -3.0]", "[prefill] seconds", "0 or more"),
+        ("seconds = [1.0, 3.0]", "seconds = [1.0, -3.0]", "[prefill] seconds", "finite time > 0"),
         ("prompt_tokens = [100, 200]", "prompt_tokens = [200, 100]", "[prefill] prompt_tokens", "increasing"),
         ("prompt_tokens = [100, 200]", "prompt_tokens = [100, 100]", "[prefill] prompt_tokens", "increasing"),
-        ("prompt_tokens = [100, 200]", "prompt_tokens = [0, 200]", "[prefill] prompt_tokens", "at 1 tokens"),
-        ("prompt_tokens = [100, 200]", "prompt_tokens = [100]", "[prefill] prompt_tokens", "one seconds per"),
-        ("tpot_s = [0.01, 0.02]", "tpot_s = [0.0, 0.02]", "[decode] tpot_s", "greater than 0"),
+        ("prompt_tokens = [100, 200]", "prompt_tokens = [0, 200]", "[prefill] prompt_tokens", "at least 1"),
+        (
+            "prompt_tokens = [100, 200]",
+            "prompt_tokens = [100]",
+            "[prefill] prompt_tokens",
+            "one time per token count",
+        ),
+        ("tpot_s = [0.01, 0.02]", "tpot_s = [0.0, 0.02]", "[decode] tpot_s", "above 0"),
         ("tpot_s = [0.01, 0.02]", "tpot_s = [0.01, inf]", "[decode] tpot_s", "finite"),
         ("tpot_s = [0.01, 0.02]", 'tpot_s = [0.01, "fast"]', "[decode] tpot_s", "numbers only"),
         ("tpot_s = [0.01, 0.02]", "tpot_s = []", "[decode] tpot_s", "non-empty"),

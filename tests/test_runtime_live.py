@@ -72,7 +72,13 @@ def profile(model: Path, tmp_path_factory: pytest.TempPathFactory) -> DeviceProf
 
     engine = LlamaEngine(model, n_threads=1)
     measured = measure(engine, lengths=(64, 128, 256, 512), repeats=1, decode_tokens=8)
-    text = profile_toml(measured, name="live-test", model=engine.describe(), engine="llama.cpp, 1 thread")
+    text = profile_toml(
+        measured,
+        name="live-test",
+        model=engine.describe(),
+        engine="llama.cpp, 1 thread",
+        kv_bytes_per_token=engine.kv_bytes_per_token(),
+    )
     path = tmp_path_factory.mktemp("profile") / "device.toml"
     path.write_text(text, encoding="utf-8")
     return DeviceProfile.from_toml_file(path)

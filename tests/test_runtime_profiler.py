@@ -40,7 +40,9 @@ def test_measure_and_write_a_profile_the_simulator_reads() -> None:
     assert measured.prefill_s[-1] == pytest.approx(4 * 0.0005 + 256 * 0.0002, rel=0.5)
     assert all(tpot == pytest.approx(0.001, rel=0.8) for tpot in measured.decode_tpot_s)
     assert len(lines) == 2 + 3  # a line per round, then one per length
-    text = profile_toml(measured, name="fake-cpu", model="fake", engine="FakeEngine", hardware="none")
+    text = profile_toml(
+        measured, name="fake-cpu", model="fake", engine="FakeEngine", hardware="none", kv_bytes_per_token=64
+    )
     profile = DeviceProfile.from_toml_text(text)
     assert profile.name == "fake-cpu"
     assert profile.prefill_tokens == (16.0, 64.0, 256.0)
@@ -59,7 +61,7 @@ def test_a_bumpy_curve_is_smoothed_and_the_medians_kept(monkeypatch: pytest.Monk
     assert measured.measured_s == (0.2, 0.1, 0.3)
     assert list(measured.prefill_s) == sorted(measured.prefill_s), "the fitted curve never decreases"
     assert all(value > 0 for value in measured.prefill_s)
-    text = profile_toml(measured, name="x", model="m", engine="e", hardware="h")
+    text = profile_toml(measured, name="x", model="m", engine="e", hardware="h", kv_bytes_per_token=64)
     notes = DeviceProfile.from_toml_text(text).notes
     assert "[0.2, 0.1, 0.3]" in notes
     assert "fit_prefill" in notes
@@ -137,7 +139,12 @@ def test_bad_settings(options: dict[str, object], message: str) -> None:
 def test_strings_are_escaped_in_toml() -> None:
     measured = measure(engine(), lengths=(16,), repeats=1, decode_tokens=1)
     text = profile_toml(
-        measured, name='quote"d', model="back\\slash", engine="tab\there", hardware="new\nline"
+        measured,
+        name='quote"d',
+        model="back\\slash",
+        engine="tab\there",
+        hardware="new\nline",
+        kv_bytes_per_token=64,
     )
     profile = DeviceProfile.from_toml_text(text)
     assert (profile.name, profile.model, profile.engine, profile.hardware) == (
@@ -146,3 +153,32 @@ def test_strings_are_escaped_in_toml() -> None:
         "tab\there",
         "new\nline",
     )
+
+
+def test_a_falling_decode_tail_is_fitted_flat_or_rising(monkeypatch: pytest.MonkeyPatch) -> None:
+    # raw medians of a noisy run: 30 ms at the shortest context falling to 20 ms at the longest
+    tpots = iter([0.030, 0.025, 0.020])
+
+    def fake_decode(engine: DeviceEngine, steps: int) -> list[float]:
+        return [next(tpots)] * steps
+
+    monkeypatch.setattr(profiler, "_decode", fake_decode)
+    measured = measure(engine(), lengths=(16, 32, 64), repeats=1, decode_tokens=1)
+    assert measured.decode_tpot_s == (0.030, 0.025, 0.020)
+    fitted = measured.fitted_tpot_s
+    assert list(fitted) == sorted(fitted), "the stored TPOT never falls with the context"
+    assert all(value > 0 for value in fitted)
+    text = profile_toml(measured, name="x", model="m", engine="e", hardware="h", kv_bytes_per_token=64)
+    profile = DeviceProfile.from_toml_text(text)
+    assert "fit_decode" in profile.notes
+    assert "[0.03, 0.025, 0.02]" in profile.notes
+    assert profile.decode_tpot_s(10_000) >= profile.decode_tpot_s(64)
+
+
+def test_fit_decode_keeps_a_rising_line_and_refuses_bad_times() -> None:
+    d0, d1 = profiler.fit_decode([100, 1000, 2000], [0.011, 0.020, 0.030])
+    assert d0 > 0
+    assert d1 > 0
+    assert d0 + d1 * 1000 == pytest.approx(0.020, rel=0.05)
+    with pytest.raises(InvalidInputError, match="fit_decode"):
+        profiler.fit_decode([100, 200], [0.01, 0.0])

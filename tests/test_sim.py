@@ -11,7 +11,7 @@ import pytest
 
 from pdcore import InvalidInputError
 from pdcore._core import Simulator
-from pdcore.optimize import cloud_prefill_s, solve_catchup
+from pdcore.optimize import solve_catchup
 from pdcore.policies import POLICIES, PDDevice
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import (
@@ -19,7 +19,6 @@ from pdcore.sim import (
     Scenario,
     capacity_rps,
     decode_capacity_rps,
-    device_kv_bytes_per_token,
     dumps,
     simulate,
 )
@@ -52,7 +51,7 @@ def spaced(n: int = 300, seed: int = 1) -> Workload:
 
 
 def lone_prefill(prompts: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    return np.array([cloud_prefill_s(int(tokens), CLOUD) for tokens in prompts])
+    return np.array([CLOUD.cost.lone_prefill_s(int(tokens)) for tokens in prompts])
 
 
 @pytest.mark.parametrize("device_name", ["llama32-3b-w4a16-8elite-genie", "smollm2-135m-q4-cpu2"])
@@ -86,7 +85,9 @@ def test_the_lone_prefill_estimate_is_the_simulators() -> None:
         bandwidth_bps=WIFI.bandwidth_bps,
     )
     for tokens in (1, 100, 2047, 2048, 2049, 4096, 9000):
-        assert cloud_prefill_s(tokens, CLOUD) == pytest.approx(native.cloud_lone_prefill_s(tokens), rel=1e-12)
+        assert CLOUD.cost.lone_prefill_s(tokens) == pytest.approx(
+            native.cloud_lone_prefill_s(tokens), rel=1e-12
+        )
 
 
 @pytest.mark.parametrize("deployment", ["colocated", "disaggregated"])
@@ -128,7 +129,7 @@ def test_pd_device_short_prompt_with_tokens_arriving_after_the_prompt() -> None:
         source="t",
     )
     one_way = 0.015926316635881267
-    first = 2 * one_way + cloud_prefill_s(92, CLOUD)
+    first = 2 * one_way + CLOUD.cost.lone_prefill_s(92)
     assert (
         PHONE.prefill_s(92) < first + 0.0165 < PHONE.prefill_s(92) + 0.05
     )  # token 1 arrives after the prompt
@@ -263,17 +264,13 @@ def test_scenario_rejects_bad_settings() -> None:
         SLO(ttft_s=0.0)
 
 
-def test_device_kv_bytes_per_token_reads_the_model_shape() -> None:
-    assert device_kv_bytes_per_token(PHONE, CLOUD) == 2 * 28 * 8 * 128 * 2
-    assert (
-        device_kv_bytes_per_token(load_device_profile("smollm2-135m-q4-cpu2"), CLOUD) == 2 * 30 * 3 * 64 * 2
-    )
-    from dataclasses import replace
-
-    assert (
-        device_kv_bytes_per_token(replace(PHONE, model="Llama-3.2-1B-Instruct"), CLOUD) == 2 * 16 * 8 * 64 * 2
-    )
-    assert device_kv_bytes_per_token(replace(PHONE, model="unknown"), CLOUD) == CLOUD.kv_bytes_per_token
+def test_device_kv_bytes_per_token_is_the_profiles() -> None:
+    assert PHONE.kv_bytes_per_token == 2 * 28 * 8 * 128 * 2
+    assert load_device_profile("smollm2-135m-q4-cpu2").kv_bytes_per_token == 2 * 30 * 3 * 64 * 2
+    scenario = Scenario(cloud=CLOUD, device=PHONE, network=network_preset("wifi"))
+    assert scenario.device_config().kv_bytes_per_token == PHONE.kv_bytes_per_token
+    override = scenario.replace(device_kv_bytes_per_token=1000.0).device_config()
+    assert override.kv_bytes_per_token == 1000.0
 
 
 def test_capacity_search_brackets_then_bisects() -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import sim_baseline
-from pdcore._core import CloudConfig, DeviceConfig, Plan, Simulator
+from pdcore._core import CloudConfig, DeviceCost, Plan, Simulator
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import Scenario
 from pdcore.traces import synthetic_default
@@ -95,7 +95,7 @@ Outcome = tuple[dict[str, Any], dict[str, float]]
 def native(kw: dict[str, Any]) -> Simulator:
     args = dict(kw)
     args["cloud"] = CloudConfig(**kw["cloud"])
-    args["device"] = DeviceConfig(**kw["device"])
+    args["device"] = DeviceCost(**kw["device"])
     return Simulator(**args)
 
 

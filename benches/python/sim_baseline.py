@@ -2,7 +2,7 @@
 
 `Simulator` takes the inputs of ``pdcore._core.Simulator`` (the per-request arrays, the cloud as a mapping
 with `pdcore._core.CloudConfig`'s keyword arguments, the device as a mapping with
-`pdcore._core.DeviceConfig`'s) and has the same decision loop: `Simulator.next_decision`,
+`pdcore._core.DeviceCost`'s) and has the same decision loop: `Simulator.next_decision`,
 `Simulator.decide`, `Simulator.cloud_load`, `Simulator.results`, `Simulator.summary`. It models every
 mode (``cloud``, ``device``, ``pd``, ``naive``, ``kv-transfer``, ``race``) with the same rules, the same
 event order and the same arithmetic, so its results equal the native ones bit for bit:
@@ -41,8 +41,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from pdcore.sim.runner import device_kv_bytes_per_token
 
 __all__ = ["MODES", "Simulator", "plan_key", "round_ns", "scenario_configs", "secs_to_ns"]
 
@@ -87,9 +85,11 @@ def secs_to_ns(secs: float, arg: str = "secs", index: int | None = None) -> int:
 
 
 class Curve:
-    """A piecewise-linear function over strictly increasing ``x`` (``sim::device::Curve``)."""
+    """A piecewise-linear function over strictly increasing ``x`` (``cost::curve::Curve``): prefill curves
+    run from the origin and extend their last segment; TPOT curves are flat below the first point and
+    extend their last segment only where it rises, else hold the last value."""
 
-    __slots__ = ("from_origin", "n", "x", "y")
+    __slots__ = ("extend", "from_origin", "n", "x", "y")
 
     def __init__(self, x: Sequence[float], y: Sequence[float], from_origin: bool) -> None:
         self.x = [float(v) for v in x]
@@ -100,6 +100,7 @@ class Curve:
         if any(b <= a for a, b in itertools.pairwise(self.x)):
             raise ValueError("curve points must be strictly increasing")
         self.from_origin = from_origin
+        self.extend = from_origin or (self.n >= 2 and self.y[-1] > self.y[-2])
 
     def at(self, at: float) -> float:
         x, y, n = self.x, self.y, self.n
@@ -109,8 +110,10 @@ class Curve:
                 return y[0]
             x0, y0, x1, y1 = 0.0, 0.0, x[0], y[0]
         elif i == n:
+            if not self.extend:
+                return y[n - 1]
             if n == 1:
-                return y[0] * at / max(x[0], 1.0) if self.from_origin else y[0]
+                return y[0] * at / x[0]
             x0, y0, x1, y1 = x[n - 2], y[n - 2], x[n - 1], y[n - 1]
         else:
             x0, y0, x1, y1 = x[i - 1], y[i - 1], x[i], y[i]
@@ -119,7 +122,7 @@ class Curve:
 
 
 class Device:
-    """The device's prefill and decode speed (``sim::device::DeviceModel``), in nanoseconds."""
+    """The device's prefill and decode speed (``cost::device::DeviceCost``), in nanoseconds."""
 
     __slots__ = ("kv_bytes_per_token", "prefill_curve", "tpot_curve")
 
@@ -132,6 +135,8 @@ class Device:
         return round_ns(self.prefill_curve.at(float(tokens)) * 1e9)
 
     def append(self, ctx: int, n: int) -> int:
+        if n <= 0:
+            return 0
         at = self.prefill_curve.at
         marginal = at(float(ctx + n)) - at(float(ctx))
         step = self.tpot_curve.at(float(ctx))
@@ -1092,6 +1097,7 @@ class Simulator:
                 "cloud_tpot_s",
                 "displayed_tokens",
                 "finish_s",
+                "refine_ratio",
             )
         }
         served_by: list[int] = []
@@ -1124,6 +1130,7 @@ class Simulator:
             cols["cloud_tpot_s"].append(c.gap_sum / 1e9 / float(c.gap_count) if c.gap_count > 0 else nan)
             cols["displayed_tokens"].append(float(req.count))
             cols["finish_s"].append(nan if first is None else req.last / 1e9)
+            cols["refine_ratio"].append(1.0 if req.plan is None else req.plan[2])
             kept, decoded = req.cloud_kept > 0, req.device_decode_tokens > 0
             served_by.append(0 if kept and not decoded else 1 if decoded and not kept else 2)
             modes.append(255 if req.plan is None else req.plan[0])
@@ -1151,7 +1158,7 @@ class Simulator:
 def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cloud and device keyword arguments of a ``pdcore.sim.Scenario``, as plain mappings.
 
-    ``pdcore._core.CloudConfig(**cloud)`` and ``pdcore._core.DeviceConfig(**device)`` build the native
+    ``pdcore._core.CloudConfig(**cloud)`` and ``pdcore._core.DeviceCost(**device)`` build the native
     records from them; `Simulator` takes them as they are.
     """
     c = scenario.cloud
@@ -1172,17 +1179,16 @@ def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "kv_bytes_per_token": float(c.kv_bytes_per_token),
         "kv_link_bytes_per_s": scenario.kv_link(),
     }
-    prefill_tokens, prefill_s = scenario.device.prefill_points()
-    decode_context, decode_tpot = scenario.device.decode_points()
+    d = scenario.device
     device = {
-        "prefill_tokens": prefill_tokens,
-        "prefill_s": prefill_s,
-        "decode_context": decode_context,
-        "decode_tpot_s": decode_tpot,
-        "kv_bytes_per_token": (
-            float(scenario.device_kv_bytes_per_token)
+        "prefill_tokens": list(d.prefill_tokens),
+        "prefill_s": list(d.prefill_seconds),
+        "decode_context": list(d.decode_context_tokens),
+        "decode_tpot_s": list(d.decode_tpot),
+        "kv_bytes_per_token": float(
+            scenario.device_kv_bytes_per_token
             if scenario.device_kv_bytes_per_token is not None
-            else device_kv_bytes_per_token(scenario.device, scenario.cloud)
+            else d.kv_bytes_per_token
         ),
     }
     return cloud, device

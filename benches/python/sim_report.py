@@ -21,7 +21,13 @@ Three measurements, in the CLI's default scenario (phone ``llama32-3b-w4a16-8eli
    Each size runs in a fresh subprocess; the parent reads the child's peak RSS from ``os.wait4``.
    Targets: the time per request grows by at most 1.3x from one size to the next (linear cost) and the
    peak RSS stays under 2 GiB.
-3. The native simulator against the pure-Python port (``sim_baseline.py``) on the first ``--subset``
+3. Planning: ``--planning-size`` synthetic requests (default 1M, quick 100k) at ``--rate`` through each of
+   the six built-in policies, planned inside the simulator (`Policy.native`, what ``Scenario.run`` does)
+   and, as the baseline in the same run, per request from Python (the same policy with ``native()``
+   returning None: one Python ``plan`` call per request, the decision loop of a custom policy). One fresh
+   process per run (peak RSS from ``os.wait4``); both must give identical results (a digest of every
+   column). Targets: the six native runs in at most 30 s in all, each under 1 GiB peak RSS.
+4. The native simulator against the pure-Python port (``sim_baseline.py``) on the first ``--subset``
    requests of the trace (of a synthetic workload if the trace is missing): each policy's plans are
    recorded from a native run, then both simulators replay them, construction to ``results()``
    included; the results must be identical. Native: best of 7 runs; pure Python: best of 2.
@@ -47,7 +53,7 @@ import numpy as np
 
 import pdcore
 import sim_baseline
-from pdcore._core import CloudConfig, DeviceConfig, Plan, Simulator
+from pdcore._core import CloudConfig, DeviceCost, Plan, Simulator
 from pdcore.policies import make_policy
 from pdcore.policies.base import CloudLoad, RequestInfo
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
@@ -62,6 +68,10 @@ QUICK_SIZES = (10_000, 100_000)
 RATE_RPS = 5.5
 
 AZURE_TOTAL_S = 10.0
+PLANNING_TOTAL_S = 30.0
+PLANNING_MAX_RSS_BYTES = 1 * 1024**3
+PLANNING_SIZE = 1_000_000
+QUICK_PLANNING_SIZE = 100_000
 LINEAR_GROWTH = 1.3
 MAX_RSS_BYTES = 2 * 1024**3
 GIB = 1024**3
@@ -231,9 +241,12 @@ def child(n: int, policy: str, rate: float) -> None:
     )
 
 
-def run_child(n: int, policy: str, rate: float) -> dict[str, Any]:
-    """Runs `child` in a fresh interpreter; adds its wall time and peak RSS (``ru_maxrss``)."""
+def run_child(n: int, policy: str, rate: float, *, planning: str | None = None) -> dict[str, Any]:
+    """Runs `child` (or `planning_child`) in a fresh interpreter; adds its wall time and peak RSS
+    (``ru_maxrss``)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(n), policy, repr(rate)]
+    if planning is not None:
+        cmd = [*cmd[:2], "--planning-child", str(n), policy, repr(rate), planning]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -248,6 +261,89 @@ def run_child(n: int, policy: str, rate: float) -> dict[str, Any]:
     record["process_s"] = wall
     record["maxrss_bytes"] = usage.ru_maxrss * 1024
     return record
+
+
+def planning_child(n: int, policy_name: str, rate: float, planning: str) -> None:
+    """One planning measurement in this (fresh) process; prints a JSON line."""
+    import hashlib  # noqa: PLC0415
+
+    workload = synthetic_default(seed=0, n_requests=n, rate_rps=rate)
+    policy = make_policy(policy_name)
+    if planning == "python":
+
+        class InPython(type(policy)):  # type: ignore[misc]
+            def native(self) -> None:
+                return None
+
+        copy = InPython.__new__(InPython)
+        copy.__dict__.update(policy.__dict__)
+        policy = copy
+    start_rss = proc_status_kib("VmRSS")
+    t0 = time.perf_counter()
+    result = scenario().run(workload, policy, seed=0)
+    sim_s = time.perf_counter() - t0
+    digest = hashlib.sha256()
+    for key in sorted(result.results):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(result.results[key]).tobytes())
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "policy": policy_name,
+                "planning": planning,
+                "sim_s": sim_s,
+                "digest": digest.hexdigest(),
+                "start_rss_kib": start_rss,
+                "hwm_kib": proc_status_kib("VmHWM"),
+            }
+        )
+    )
+
+
+def measure_planning(n: int, rate: float, checks: Checks) -> None:
+    print(
+        f"\n## Planning: {n:,} synthetic requests at {rate} req/s, six built-in policies, one process per run"
+    )
+    print(load_average())
+    rows = []
+    total_native = 0.0
+    for policy in POLICIES:
+        runs = {}
+        for planning in ("native", "python"):
+            runs[planning] = run_child(n, policy, rate, planning=planning)
+            print(f"  {policy} {planning}: {runs[planning]['sim_s']:.2f} s", flush=True)
+        native, python = runs["native"], runs["python"]
+        total_native += native["sim_s"]
+        same = native["digest"] == python["digest"]
+        rows.append(
+            [
+                policy,
+                f"{native['sim_s']:.2f}",
+                f"{python['sim_s']:.2f}",
+                f"{python['sim_s'] / native['sim_s']:.2f}x",
+                f"{native['maxrss_bytes'] / MIB:,.0f}",
+                f"{python['maxrss_bytes'] / MIB:,.0f}",
+                "yes" if same else "NO",
+            ]
+        )
+        checks.add(f"native and Python planning identical, {policy}", same, native["digest"][:16])
+        checks.add(
+            f"peak RSS < 1 GiB, {policy}, {n:,} requests",
+            native["maxrss_bytes"] < PLANNING_MAX_RSS_BYTES,
+            f"{native['maxrss_bytes'] / MIB:,.0f} MiB",
+        )
+    print()
+    print_table(
+        ["policy", "native s", "Python s", "Python/native", "native RSS MiB", "Python RSS MiB", "identical"],
+        rows,
+    )
+    checks.add(
+        f"six policies, {n:,} requests, <= {PLANNING_TOTAL_S:.0f} s",
+        total_native <= PLANNING_TOTAL_S,
+        f"{total_native:.1f} s",
+    )
+    print(load_average())
 
 
 def measure_scaling(sizes: Sequence[int], rate: float, checks: Checks) -> None:
@@ -391,7 +487,7 @@ def measure_ratio(trace: Path, subset: int, native_repeats: int, python_repeats:
         "qoe_ttft_s": sc.slo.ttft_s,
         "qoe_tokens_per_s": sc.qoe_tokens_per_s,
     }
-    cloud_cfg, device_cfg = CloudConfig(**cloud), DeviceConfig(**device)
+    cloud_cfg, device_cfg = CloudConfig(**cloud), DeviceCost(**device)
 
     def native() -> Simulator:
         return Simulator(cloud=cloud_cfg, device=device_cfg, **kw)
@@ -480,11 +576,25 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=None, help="passes over the trace (default 3, quick 1)"
     )
     parser.add_argument("--subset", type=int, default=None, help="requests of the native/Python comparison")
+    parser.add_argument(
+        "--planning-size",
+        type=int,
+        default=None,
+        help="requests of the planning runs (default 1M, quick 100k)",
+    )
+    parser.add_argument(
+        "--only", choices=("azure", "scaling", "planning", "ratio"), default=None, help="run one measurement"
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--planning-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         n, policy, rate = args.child
         child(int(n), policy, float(rate))
+        return 0
+    if args.planning_child:
+        n, policy, rate, planning = args.planning_child
+        planning_child(int(n), policy, float(rate), planning)
         return 0
 
     repeats = args.repeats or (1 if args.quick else 3)
@@ -495,9 +605,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{cpu_model()}, {os.cpu_count()} CPUs, {platform.platform()}"
     )
     checks = Checks()
-    measure_azure(args.trace, repeats, checks)
-    measure_scaling(sizes, args.rate, checks)
-    measure_ratio(args.trace, subset, 3 if args.quick else 7, 1 if args.quick else 2, checks)
+    planning_size = args.planning_size or (QUICK_PLANNING_SIZE if args.quick else PLANNING_SIZE)
+    if args.only in (None, "azure"):
+        measure_azure(args.trace, repeats, checks)
+    if args.only in (None, "scaling"):
+        measure_scaling(sizes, args.rate, checks)
+    if args.only in (None, "planning"):
+        measure_planning(planning_size, args.rate, checks)
+    if args.only in (None, "ratio"):
+        measure_ratio(args.trace, subset, 3 if args.quick else 7, 1 if args.quick else 2, checks)
 
     print("\nTargets:")
     for name, ok, detail in checks.items:

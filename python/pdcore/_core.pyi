@@ -12,22 +12,34 @@ from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import Self
+from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "DEFAULT_MAX_K",
+    "GAP_SLACK_S",
+    "PRIOR_WEIGHT_TOKENS",
+    "CatchUp",
+    "Choice",
     "CloudConfig",
+    "CloudCost",
     "DeadlineMissedError",
-    "DeviceConfig",
+    "DeviceCost",
     "EventLoop",
+    "HandoffEstimator",
     "InvalidInputError",
     "InvalidStateError",
+    "NativePolicy",
     "PdcoreError",
     "Plan",
+    "PlanOptimizer",
     "Simulator",
     "SpeedController",
     "TokenBuffer",
     "__version__",
+    "gap_within",
     "pace",
+    "refined_prompt_tokens",
+    "solve_catchup",
 ]
 
 __version__: str
@@ -422,43 +434,293 @@ class CloudConfig:
     def deployment(self) -> str:
         """``"colocated"`` or ``"disaggregated"``."""
 
-@final
-class DeviceConfig:
-    """The device's measured prefill and decode curves, piecewise linear between the points.
+DEFAULT_MAX_K: int
+"""The cap on ``k`` unless the caller gives one (4096)."""
 
-    Below the first point prefill time interpolates from ``(0, 0)`` and TPOT is held flat; beyond the
-    last point both extrapolate along the last segment. Appending ``n`` tokens to a context of ``c``
-    costs ``max(prefill(c + n) - prefill(c), tpot(c))``.
+PRIOR_WEIGHT_TOKENS: int
+"""The weight of the live hand-off estimator's prior speed ratio, in tokens of prompt prefill (512)."""
+
+GAP_SLACK_S: float
+"""The slack of the gap rule, seconds: one nanosecond, the simulator's clock resolution."""
+
+@final
+class DeviceCost:
+    """One device's prices, the one device model of pdcore (Rust ``cost::device``).
+
+    Prefill time over prompt length runs from ``(0, 0)`` below the first point, interpolates between
+    points and continues along the last segment beyond the last. TPOT over context is flat below the first
+    point, interpolated between points, and beyond the last point continues along the last segment only
+    if it rises, else stays at the last measured value. Appending ``n`` tokens to a cache of ``c`` costs
+    ``max(prefill(c + n) - prefill(c), tpot(c))``. The rules are pdcore's own.
 
     Args:
-        prefill_tokens: Prompt lengths measured, strictly increasing, float64.
-        prefill_s: Prefill time at each length, seconds, float64.
-        decode_context: Context lengths measured, strictly increasing, float64.
-        decode_tpot_s: Time per output token at each context, seconds, float64.
-        kv_bytes_per_token: The device model's KV-cache size of one token, bytes (KV transfer).
+        prefill_tokens: Prompt lengths measured, strictly increasing, each >= 1.
+        prefill_s: Prefill time at each length, seconds, > 0 and non-decreasing.
+        decode_context: Context lengths measured, strictly increasing, each >= 0.
+        decode_tpot_s: Time per output token at each context, seconds, > 0.
+        kv_bytes_per_token: The device model's KV-cache size of one token, bytes (> 0).
 
     Raises:
-        InvalidInputError: Mismatched lengths, no points, or a value that is not finite, negative or out
-            of order; the message names the argument.
+        InvalidInputError: Mismatched lengths, no points, or a value out of range or order; the message
+            names the profile key (``[prefill] seconds[2]``) and the fix.
     """
 
     def __new__(
         cls,
         *,
-        prefill_tokens: npt.NDArray[np.float64],
-        prefill_s: npt.NDArray[np.float64],
-        decode_context: npt.NDArray[np.float64],
-        decode_tpot_s: npt.NDArray[np.float64],
+        prefill_tokens: list[float],
+        prefill_s: list[float],
+        decode_context: list[float],
+        decode_tpot_s: list[float],
         kv_bytes_per_token: float,
     ) -> Self: ...
-    def prefill_s(self, tokens: int) -> float:
-        """Prefill time of a prompt of ``tokens``, seconds."""
+    def prefill_s(self, tokens: npt.ArrayLike) -> Any:
+        """Seconds to prefill a prompt of ``tokens`` (a float, or an array of the input's shape).
 
-    def append_s(self, context: int, tokens: int) -> float:
-        """Time to append ``tokens`` to a context of ``context`` tokens, seconds."""
+        Raises:
+            InvalidInputError: A token count is negative or not finite.
+        """
 
-    def tpot_s(self, context: int) -> float:
-        """Decode time per token at a context of ``context`` tokens, seconds."""
+    def append_s(self, context: npt.ArrayLike, tokens: npt.ArrayLike) -> Any:
+        """Seconds to append ``tokens`` to a cache of ``context`` (broadcast for arrays).
+
+        Raises:
+            InvalidInputError: A token count is negative or not finite.
+        """
+
+    def tpot_s(self, context: npt.ArrayLike) -> Any:
+        """Seconds per decoded token at a context of ``context`` (a float, or an array).
+
+        Raises:
+            InvalidInputError: A token count is negative or not finite.
+        """
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """The device model's KV-cache bytes per token."""
+
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class CloudCost:
+    """One cloud replica's prices (Rust ``cost::cloud``): DistServe's iteration-time form with chunk offsets.
+
+    ``t = base + prefill_token * P + prefill_attn * sum(chunk * (2 * offset + chunk)) + decode_seq * B
+    + decode_context * sum(ctx)``; the lone-request prices are the same iterations with nothing else in
+    the batch.
+
+    Raises:
+        InvalidInputError: A coefficient that is negative or not finite, iterations that take no time, or a
+            zero token budget.
+    """
+
+    def __new__(
+        cls,
+        *,
+        base_s: float,
+        prefill_token_s: float,
+        prefill_attn_s: float,
+        decode_seq_s: float,
+        decode_context_s: float,
+        max_tokens_per_iteration: int,
+    ) -> Self: ...
+    def iteration_s(
+        self, prefill_lens: list[int], decode_contexts: list[int], *, prefill_offsets: list[int] | None = None
+    ) -> float:
+        """One iteration's seconds (0.0 for an empty one).
+
+        Raises:
+            InvalidInputError: A chunk below 1 token, a negative context or offset, or one offset per chunk
+                missing.
+        """
+
+    def lone_prefill_s(self, prompt_tokens: int) -> float:
+        """A prompt prefilled alone on an idle replica, chunked by the token budget, seconds."""
+
+    def lone_decode_s(self, context_tokens: int) -> float:
+        """One decode step of a lone sequence, seconds."""
+
+    def queued_prefill_token_s(self) -> float:
+        """Seconds per queued prefill token when iterations are full of prefill."""
+
+    def queue_wait_lower_bound_s(self, waiting_prefill_tokens: float, prefill_replicas: int) -> float:
+        """A lower bound of a new prompt's wait: tokens ahead beyond one budget per replica, at the
+        per-token prefill cost, seconds."""
+
+    @property
+    def max_tokens_per_iteration(self) -> int:
+        """The token budget of one iteration."""
+
+@final
+class CatchUp:
+    """The solution of the catch-up fixed point (:func:`solve_catchup`)."""
+
+    @property
+    def k(self) -> int:
+        """Cloud decode tokens after the first."""
+    @property
+    def device_alone(self) -> bool:
+        """The device's own first token comes before the cloud's (``k`` is 0)."""
+    @property
+    def converged(self) -> bool:
+        """False when there is no fixed point up to ``max_k`` (``k`` is then ``max_k``)."""
+    @property
+    def device_ready_s(self) -> float:
+        """When the device's own first token is ready, seconds from arrival."""
+    @property
+    def iterations(self) -> int:
+        """Fixed-point iterations run."""
+
+def solve_catchup(
+    prompt_tokens: int,
+    *,
+    device: DeviceCost,
+    first_token_s: float,
+    max_tpot: float,
+    refine_ratio: float = 1.0,
+    cloud_tpot_s: float = 0.0,
+    max_k: int = 4096,
+) -> CatchUp:
+    """The smallest ``k`` with which the device catches up within the display pace (Rust ``cost::catchup``).
+
+    Raises:
+        InvalidInputError: An argument out of range.
+    """
+
+def refined_prompt_tokens(prompt_tokens: int, refine_ratio: float) -> int:
+    """The prompt the device prefills at refinement ratio ``r``: ``max(1, ceil(r * L))``."""
+
+@final
+class Choice:
+    """The optimizer's choice for one request (:class:`PlanOptimizer`)."""
+
+    @property
+    def device_alone(self) -> bool:
+        """The device alone answers."""
+    @property
+    def k(self) -> int:
+        """Cloud decode tokens after the first (0 when ``device_alone``)."""
+    @property
+    def refine_ratio(self) -> float:
+        """The refinement ratio (1 when ``device_alone``)."""
+    @property
+    def first_token_s(self) -> float:
+        """Expected arrival of the cloud's first token, seconds from arrival."""
+    @property
+    def device_ready_s(self) -> float:
+        """Expected time of the device's own first token, seconds from arrival."""
+    @property
+    def converged(self) -> bool:
+        """False when the catch-up has no fixed point up to ``max_k``."""
+
+@final
+class PlanOptimizer:
+    """The per-request choice of ``k``, refinement and the device-alone fallback (Rust ``cost::optimizer``).
+
+    Raises:
+        InvalidInputError: A bad pace, ratio, replica count or cap.
+    """
+
+    def __new__(
+        cls,
+        *,
+        device: DeviceCost,
+        cloud: CloudCost,
+        max_tpot: float,
+        refine_ratios: list[float] = ...,
+        load_adaptive: bool = True,
+        prefill_replicas: int = 1,
+        max_k: int = 4096,
+    ) -> Self: ...
+    @property
+    def refine_ratios(self) -> list[float]:
+        """The ratios tried, largest first (1.0 among them)."""
+    def first_token_s(
+        self, prompt_tokens: int, *, one_way_s: float, waiting_prefill_tokens: float | None = None
+    ) -> float:
+        """Expected arrival of the cloud's first token, seconds from the request's arrival."""
+    def choose(
+        self, prompt_tokens: int, *, one_way_s: float, waiting_prefill_tokens: float | None = None
+    ) -> Choice:
+        """The smallest ``k`` over the allowed ratios, or the device alone.
+
+        Raises:
+            InvalidInputError: A bad prompt length or delay.
+        """
+    def choose_at(
+        self,
+        prompt_tokens: int,
+        refine_ratio: float,
+        *,
+        one_way_s: float,
+        waiting_prefill_tokens: float | None = None,
+    ) -> Choice:
+        """The catch-up ``k`` at a fixed ratio.
+
+        Raises:
+            InvalidInputError: A bad prompt length, ratio or delay.
+        """
+
+@disjoint_base
+class HandoffEstimator:
+    """The live runtime's hand-off estimate (Rust ``cost::handoff``); `pdcore.runtime.HandoffEstimator`
+    wraps it with a device profile.
+
+    Raises:
+        InvalidInputError: A negative count or time, or a prior ratio that is not finite and above 0.
+    """
+
+    def __new__(
+        cls,
+        device: DeviceCost | None,
+        prompt_tokens: int,
+        prompt_chars: int,
+        prior_ratio: float = 1.0,
+        *,
+        started_at: float = 0.0,
+        prompt_chunk_tokens: int,
+        append_chunk_tokens: int,
+    ) -> Self: ...
+    @property
+    def ratio(self) -> float | None:
+        """Measured over predicted time, blended with the prior; None without a model before a measurement."""
+    @property
+    def prior_ratio(self) -> float:
+        """The ratio assumed before anything is measured."""
+    @property
+    def prior_weight(self) -> float:
+        """The prior's weight, seconds of predicted prefill."""
+    @property
+    def actual_s(self) -> float:
+        """Measured seconds of device work so far."""
+    @property
+    def predicted(self) -> float:
+        """The model's seconds (tokens, without a model) for the same work."""
+    @property
+    def anchor_s(self) -> float:
+        """When the last progress report came (the current chunk began then)."""
+    @property
+    def prompt_tokens(self) -> int:
+        """The prompt's length in device tokens."""
+    @property
+    def device(self) -> DeviceCost | None:
+        """The device model, if any."""
+    def observe_prompt(self, done: int, chunk: int, took: float, *, at: float) -> None:
+        """A prompt chunk of ``chunk`` tokens, ending at ``done``, took ``took`` seconds."""
+    def observe_append(self, context: int, tokens: int, took: float, *, at: float) -> None:
+        """``tokens`` received tokens appended at ``context`` took ``took`` seconds."""
+    def count_pieces(self, pieces: int, tokens: int) -> None:
+        """``pieces`` cloud pieces came to ``tokens`` device tokens."""
+    def tokens_for(self, pieces: int, chars_per_piece: float | None) -> int:
+        """Device tokens for ``pieces`` cloud pieces."""
+    def guard(self, context: int, tokens_left: int) -> float:
+        """One device decode step at the hand-off's context at the measured speed, seconds."""
+    def estimate(self, now: float, prompt_done: int, context: int, tokens_left: int) -> float | None:
+        """When the device will have caught up, clock seconds, never before ``now``."""
+
+def gap_within(gap_s: Any, max_tpot: float) -> Any:
+    """Whether a display gap meets the largest-gap objective: ``gap <= max_tpot + GAP_SLACK_S``; an
+    undefined gap (NaN) counts as met. A bool for a float, a bool array for a float64 array."""
 
 @final
 class Plan:
@@ -509,6 +771,21 @@ class Plan:
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
+class NativePolicy:
+    """A built-in policy's rule, planned inside the simulator (:meth:`Simulator.run_policy`)."""
+
+    @staticmethod
+    def fixed(plan: Plan) -> NativePolicy:
+        """Every request gets ``plan``."""
+    @staticmethod
+    def auto(mode: str, *, optimizer: PlanOptimizer, min_tpot: float, max_tpot: float) -> NativePolicy:
+        """The optimizer's plan per request, in ``mode`` (``"pd"`` or ``"naive"``) or on the device alone.
+
+        Raises:
+            InvalidInputError: Another mode, or bad pacing bounds.
+        """
+
+@final
 class Simulator:
     """The trace-driven P/D-Device simulator: token-level events in Rust, decisions in Python.
 
@@ -541,7 +818,7 @@ class Simulator:
         output_tokens: npt.NDArray[np.int64],
         one_way_s: npt.NDArray[np.float64],
         cloud: CloudConfig,
-        device: DeviceConfig,
+        device: DeviceCost,
         bandwidth_bps: float,
         qoe_ttft_s: float = 1.0,
         qoe_tokens_per_s: float = 10.0,
@@ -551,6 +828,14 @@ class Simulator:
 
         Raises:
             InvalidStateError: The previous request has not been planned yet.
+        """
+
+    def run_policy(self, policy: NativePolicy) -> None:
+        """Runs every remaining request to the end, planned by ``policy`` inside the simulator.
+
+        Raises:
+            InvalidInputError: The policy's optimizer rejects a request.
+            InvalidStateError: A request is waiting for a plan from :meth:`decide`.
         """
 
     def decide(self, request: int, plan: Plan) -> None:

@@ -4,7 +4,8 @@ This is a ground-floor module: the simulator's metrics, the policies, the optimi
 all take their defaults and the within-objective test from here, and it imports nothing of theirs.
 
 A time is within an objective when it exceeds it by at most `SLACK_S`, 1 ns: the simulator's time grain,
-so a gap the simulator rounds onto the objective still meets it.
+so a gap the simulator rounds onto the objective still meets it. The rule itself is the cost model's
+(`pdcore._core.gap_within`, the Rust crate's ``cost::gap``), which the simulator applies too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pdcore._core import GAP_SLACK_S, gap_within
 from pdcore.exceptions import InvalidInputError
 
 __all__ = [
@@ -48,7 +50,7 @@ the classic limit for a user's flow of thought to stay uninterrupted (Nielsen, U
 DEFAULT_QOE_TOKENS_PER_S = 10.0
 """Default expected token delivery speed of the QoE metric, a reading-speed scale (Andes)."""
 
-SLACK_S = 1e-9
+SLACK_S: float = GAP_SLACK_S
 """How far a time may exceed its objective and still meet it: the simulator's grain, 1 ns."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -87,16 +89,17 @@ class SLO:
 
 def meets(seconds: float, objective_s: float) -> bool:
     """Whether one time (a display gap, a TTFT) is within its objective, `SLACK_S` allowed (NaN is not)."""
-    return seconds <= objective_s + SLACK_S
+    return not math.isnan(seconds) and bool(gap_within(float(seconds), objective_s))
 
 
 def within(seconds: npt.ArrayLike, objective_s: float) -> npt.NDArray[np.bool_]:
     """Per entry: the time meets its objective (within `SLACK_S`); NaN (no such time) counts as met."""
-    values = np.asarray(seconds, dtype=np.float64)
-    return np.asarray(np.isnan(values) | (values <= objective_s + SLACK_S), dtype=np.bool_)
+    values = np.ascontiguousarray(seconds, dtype=np.float64)
+    return np.asarray(gap_within(values, objective_s), dtype=np.bool_)
 
 
 def slo_met(results: Mapping[str, FloatArray], slo: SLO) -> npt.NDArray[np.bool_]:
     """Per request: TTFT within the TTFT SLO and mean TPOT within the TPOT SLO (no TPOT counts as met)."""
-    ttft_ok = np.asarray(results["ttft_s"], dtype=np.float64) <= slo.ttft_s + SLACK_S
+    ttft = np.asarray(results["ttft_s"], dtype=np.float64)
+    ttft_ok = ~np.isnan(ttft) & within(ttft, slo.ttft_s)
     return np.asarray(ttft_ok & within(results["tpot_s"], slo.max_tpot_s), dtype=np.bool_)

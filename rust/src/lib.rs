@@ -2,6 +2,9 @@
 //! arXiv 2508.09035) that run per token and must be exact and fast.
 //!
 //! - [`time`]: integer-nanosecond time and the checked conversion from float seconds.
+//! - [`cost`]: the one cost model: device and cloud prices, the catch-up solver, the optimizer, the
+//!   hand-off estimate and the gap rule.
+//! - [`sim`]: the trace-driven simulator.
 //! - [`pacing`]: the speed controller that paces the cloud's tokens on the device.
 //! - [`buffer`]: per-request token accounting across the cloud-to-device hand-off.
 //! - [`event_loop`]: the deterministic discrete-event engine.
@@ -11,6 +14,7 @@
 //! feature, so `cargo test` and the criterion benches build without an interpreter.
 
 pub mod buffer;
+pub mod cost;
 pub mod error;
 pub mod event_loop;
 pub mod pacing;

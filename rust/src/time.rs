@@ -19,7 +19,7 @@ pub const MAX_SECS: f64 = 9.2e6;
 /// `y.round()` for `0 <= y < 2^52`, inline: `y - trunc(y)` is exact there, so this rounds half away
 /// from zero exactly like `f64::round`, without the libm call baseline x86-64 makes for it.
 #[inline]
-fn round_non_negative(y: f64) -> i64 {
+pub(crate) fn round_non_negative(y: f64) -> i64 {
     let t = y as i64;
     if y - t as f64 >= 0.5 {
         t + 1

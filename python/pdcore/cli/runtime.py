@@ -249,6 +249,7 @@ def profile_device(
             name=name or f"{path.stem.lower()}-cpu{used}",
             model=engine.describe(),
             engine=f"llama.cpp via llama-cpp-python {llama_cpp.__version__}, n_threads = {used}",
+            kv_bytes_per_token=engine.kv_bytes_per_token(),
             hardware=f"{cpu_name()}, {used} thread(s)",
         )
         out.write_text(text, encoding="utf-8")

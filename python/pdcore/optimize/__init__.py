@@ -6,8 +6,6 @@ from pdcore.optimize.catchup import (
     DEFAULT_MAX_K,
     CatchUp,
     catchup_k,
-    cloud_decode_step_s,
-    cloud_prefill_s,
     refined_prompt_tokens,
     solve_catchup,
 )
@@ -35,8 +33,6 @@ __all__ = [
     "QualityBound",
     "QualityDrop",
     "catchup_k",
-    "cloud_decode_step_s",
-    "cloud_prefill_s",
     "refined_prompt_tokens",
     "solve_catchup",
 ]

@@ -45,9 +45,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pdcore._core import Plan
+from pdcore._core import DEFAULT_MAX_K, Plan, PlanOptimizer
+from pdcore._core import Choice as _NativeChoice
 from pdcore.exceptions import InvalidInputError
-from pdcore.optimize.catchup import DEFAULT_MAX_K, cloud_decode_step_s, cloud_prefill_s, solve_catchup
 from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET, check_quality_budget, check_quality_mapping
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -57,6 +57,11 @@ if TYPE_CHECKING:  # an annotation only: the policies stand above the optimizer 
     from pdcore.policies.base import CloudLoad
 
 __all__ = ["Choice", "Optimizer"]
+
+
+def _waiting(load: CloudLoad | None) -> float | None:
+    """The cloud's queued prefill tokens, what the load-adaptive first-token estimate reads."""
+    return None if load is None else float(load.waiting_prefill_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,7 @@ class Optimizer:
     Args:
         device: The device's profile.
         cloud: The cloud's profile.
-        slo: The SLO; its ``tpot_s`` is the largest display gap allowed.
+        slo: The SLO; its ``max_tpot_s`` is the largest display gap allowed.
         refine_ratios: Candidate refinement ratios, each in (0, 1].
         quality: Quality drop (absolute, e.g. 0.01 = one point) at each ratio, the number the budget is
             checked against (`pdcore.optimize.quality.MeasuredQuality.checked` gives it from a measured
@@ -136,16 +141,29 @@ class Optimizer:
         self.slo = slo
         self.load_adaptive = load_adaptive
         self.max_k = max_k
+        self._native = PlanOptimizer(
+            device=device.cost,
+            cloud=cloud.cost,
+            max_tpot=slo.max_tpot_s,
+            refine_ratios=list(self.allowed_ratios),
+            load_adaptive=load_adaptive,
+            prefill_replicas=prefill_replicas,
+            max_k=max_k,
+        )
+
+    @property
+    def native(self) -> PlanOptimizer:
+        """The optimizer in the cost model (`pdcore._core.PlanOptimizer`); every choice is made there."""
+        return self._native
 
     def first_token_s(self, prompt_tokens: int, *, one_way_s: float, load: CloudLoad | None = None) -> float:
         """Expected arrival of the cloud's first token: round trip, lone prefill and a lower bound of the
         queueing delay (module docstring)."""
-        queued = 0.0
-        if load is not None and self.load_adaptive:
-            replicas = self.prefill_replicas
-            ahead = load.waiting_prefill_tokens - self.cloud.max_tokens_per_iteration * replicas
-            queued = max(0.0, ahead) * self.cloud.prefill_token_s / replicas
-        return 2.0 * one_way_s + cloud_prefill_s(prompt_tokens, self.cloud) + queued
+        return float(
+            self._native.first_token_s(
+                prompt_tokens, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
+            )
+        )
 
     def choose(self, prompt_tokens: int, *, one_way_s: float, load: CloudLoad | None = None) -> Choice:
         """The settings for one request: the smallest ``k`` over the allowed ratios.
@@ -153,17 +171,10 @@ class Optimizer:
         Raises:
             InvalidInputError: A bad prompt length or delay.
         """
-        first = self._first(prompt_tokens, one_way_s, load)
-        cloud_tpot = cloud_decode_step_s(prompt_tokens, self.cloud)
-        best: Choice | None = None
-        for r in self.allowed_ratios:  # descending, so 1.0 first and ties keep the larger ratio
-            choice = self._solve(prompt_tokens, first, r, cloud_tpot)
-            if choice.mode == "device":
-                return choice
-            if best is None or choice.k < best.k:
-                best = choice
-        assert best is not None  # allowed_ratios always holds 1.0
-        return best
+        native = self._native.choose(
+            prompt_tokens, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
+        )
+        return self._choice(native)
 
     def choose_at(
         self, prompt_tokens: int, refine_ratio: float, *, one_way_s: float, load: CloudLoad | None = None
@@ -173,30 +184,16 @@ class Optimizer:
         Raises:
             InvalidInputError: A bad prompt length, ratio or delay.
         """
-        first = self._first(prompt_tokens, one_way_s, load)
-        return self._solve(prompt_tokens, first, refine_ratio, cloud_decode_step_s(prompt_tokens, self.cloud))
-
-    def _first(self, prompt_tokens: int, one_way_s: float, load: CloudLoad | None) -> float:
-        if not (math.isfinite(one_way_s) and one_way_s >= 0.0):
-            raise InvalidInputError(
-                f"one_way_s = {one_way_s!r}; pass the one-way network delay, seconds >= 0"
-            )
-        return self.first_token_s(prompt_tokens, one_way_s=one_way_s, load=load)
-
-    def _solve(self, prompt_tokens: int, first: float, refine_ratio: float, cloud_tpot: float) -> Choice:
-        pace = self.slo.max_tpot_s
-        sol = solve_catchup(
-            prompt_tokens,
-            device=self.device,
-            first_token_s=first,
-            max_tpot=pace,
-            refine_ratio=refine_ratio,
-            cloud_tpot_s=cloud_tpot,
-            max_k=self.max_k,
+        native = self._native.choose_at(
+            prompt_tokens, refine_ratio, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
         )
-        if sol.device_alone:
-            return Choice("device", 0, 1.0, pace, first, sol.device_ready_s, True)
-        return Choice("pd", sol.k, refine_ratio, pace, first, sol.device_ready_s, sol.converged)
+        return self._choice(native)
+
+    def _choice(self, c: _NativeChoice) -> Choice:
+        pace = self.slo.max_tpot_s
+        if c.device_alone:
+            return Choice("device", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True)
+        return Choice("pd", c.k, c.refine_ratio, pace, c.first_token_s, c.device_ready_s, c.converged)
 
     def table(self, prompt_lengths: Sequence[int], *, one_way_s: float) -> list[Choice]:
         """Choices over prompt lengths on an idle cloud (the ``pdcore optimize`` table)."""

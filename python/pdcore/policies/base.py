@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pdcore._core import Plan
+    from pdcore._core import NativePolicy, Plan
     from pdcore.profiles.cloud import CloudProfile
     from pdcore.profiles.device import DeviceProfile
     from pdcore.profiles.network import NetworkProfile
@@ -132,6 +132,14 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         """Returns how to serve ``req`` given the cloud's current ``load``."""
+
+    def native(self) -> NativePolicy | None:
+        """The same rule planned inside the simulator, if it has one (called after `prepare`).
+
+        The built-in policies return their rule, so a run needs no Python call per request and gives the
+        same plans; a custom policy returns None (the default) and the simulator asks `plan` per request.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -27,7 +27,7 @@ import math
 import re
 from typing import Any, ClassVar, Literal
 
-from pdcore._core import Plan
+from pdcore._core import NativePolicy, Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
 from pdcore.optimize.catchup import DEFAULT_MAX_K
 from pdcore.optimize.optimizer import Optimizer
@@ -83,6 +83,11 @@ class _FixedMode(Policy):
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         return self._plan
+
+    def native(self) -> NativePolicy | None:
+        if type(self).plan is not _FixedMode.plan:
+            return None  # a subclass plans in Python
+        return NativePolicy.fixed(self._plan)
 
 
 class CloudOnly(_FixedMode):
@@ -253,6 +258,14 @@ class _Split(Policy):
                 f"{type(self).__name__}(k='auto') needs the run's profiles to choose k; call "
                 "prepare(context) first (pdcore.sim.simulate does), or pass a fixed k"
             )
+        choice = self._auto_optimizer(context).choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
+        if choice.mode == "device":
+            return self._split_plan(-1, 1.0)
+        # with a fixed ratio below 1 the optimizer may still fall back to the full prompt (a refined one
+        # would arrive too late); the plan carries the ratio chosen
+        return self._split_plan(choice.k, choice.refine_ratio)
+
+    def _auto_optimizer(self, context: PolicyContext) -> Optimizer:
         optimizer = self._optimizer
         if optimizer is None:
             optimizer = self._optimizer = Optimizer(
@@ -266,12 +279,25 @@ class _Split(Policy):
                 prefill_replicas=context.prefill_replicas,
                 max_k=self.max_k,
             )
-        choice = optimizer.choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
-        if choice.mode == "device":
-            return self._split_plan(-1, 1.0)
-        # with a fixed ratio below 1 the optimizer may still fall back to the full prompt (a refined one
-        # would arrive too late); the plan carries the ratio chosen
-        return self._split_plan(choice.k, choice.refine_ratio)
+        return optimizer
+
+    def native(self) -> NativePolicy | None:
+        if type(self).plan is not _Split.plan or type(self)._split_plan not in (
+            _Split._split_plan,
+            PDDevice._split_plan,
+        ):
+            return None  # a subclass plans in Python
+        if self.k != "auto":
+            assert self.refine_ratio != "auto"  # rejected in __init__
+            return NativePolicy.fixed(self._split_plan(self.k, self.refine_ratio))
+        if self._context is None:
+            return None  # plan() explains that prepare() comes first
+        return NativePolicy.auto(
+            self.mode,
+            optimizer=self._auto_optimizer(self._context).native,
+            min_tpot=self.min_tpot,
+            max_tpot=self._pace,
+        )
 
 
 class PDDevice(_Split):

@@ -32,8 +32,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from pdcore._core import CloudCost
 from pdcore.exceptions import InvalidInputError, ProfileError
 from pdcore.profiles._toml import (
     Table,
@@ -213,6 +216,17 @@ class CloudProfile:
             "decode_context_s": self.decode_context_s,
         }
 
+    @cached_property
+    def cost(self) -> CloudCost:
+        """The cost model of one replica (`pdcore._core.CloudCost`): iteration time, lone-request prices."""
+        return CloudCost(**self.coefficients(), max_tokens_per_iteration=self.max_tokens_per_iteration)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles the fields only; the cost model is rebuilt on first use."""
+        state = dict(self.__dict__)
+        state.pop("cost", None)
+        return state
+
     def iteration_s(
         self,
         prefill_lens: Sequence[int],
@@ -220,7 +234,7 @@ class CloudProfile:
         *,
         prefill_offsets: Sequence[int] | None = None,
     ) -> float:
-        """Duration of one iteration (pure-Python reference of the model in the module docstring).
+        """Duration of one iteration under the model in the module docstring (`cost`).
 
         Batch and token limits are not enforced here: the scheduler applies them.
 
@@ -237,41 +251,11 @@ class CloudProfile:
             InvalidInputError: A prefill length is below 1, a decode context or offset is negative, or
                 ``prefill_offsets`` does not have one entry per chunk.
         """
-        if not prefill_lens and not decode_contexts:
-            return 0.0
-        offsets = [0] * len(prefill_lens) if prefill_offsets is None else list(prefill_offsets)
-        if len(offsets) != len(prefill_lens):
-            raise InvalidInputError(
-                f"prefill_offsets has {len(offsets)} entries but prefill_lens has {len(prefill_lens)}; "
-                "pass one offset per prefill chunk"
+        offsets = None if prefill_offsets is None else [int(o) for o in prefill_offsets]
+        return float(
+            self.cost.iteration_s(
+                [int(n) for n in prefill_lens], [int(c) for c in decode_contexts], prefill_offsets=offsets
             )
-        for index, length in enumerate(prefill_lens):
-            if length < 1:
-                raise InvalidInputError(
-                    f"prefill_lens[{index}] = {length}; a prefill chunk must hold at least 1 token"
-                )
-            if offsets[index] < 0:
-                raise InvalidInputError(
-                    f"prefill_offsets[{index}] = {offsets[index]}; an offset cannot be negative"
-                )
-        for index, context in enumerate(decode_contexts):
-            if context < 0:
-                raise InvalidInputError(
-                    f"decode_contexts[{index}] = {context}; a context length cannot be negative"
-                )
-        tokens = float(sum(prefill_lens))
-        squares = float(
-            sum(
-                (float(offset) + float(length)) ** 2 - float(offset) ** 2
-                for offset, length in zip(offsets, prefill_lens, strict=True)
-            )
-        )
-        return (
-            self.base_s
-            + self.prefill_token_s * tokens
-            + self.prefill_attn_s * squares
-            + self.decode_seq_s * len(decode_contexts)
-            + self.decode_context_s * float(sum(decode_contexts))
         )
 
     def kv_bytes(self, tokens: int) -> int:

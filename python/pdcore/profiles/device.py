@@ -1,21 +1,26 @@
 """Device (phone/laptop) speed profiles: prefill time against prompt length, decode TPOT against context.
 
-A device profile is two piecewise-linear curves read from a TOML file:
+A device profile is two measured curves read from a TOML file, priced by the one cost model
+(`pdcore._core.DeviceCost`, the Rust crate's ``cost::device``), which the simulator, the optimizer and the
+live runtime all share:
 
-- prefill: measured (or derived) points ``(prompt_tokens, seconds)``. Below the first point the curve runs
-  straight from the origin (0 tokens cost 0 s) to that point; between points it interpolates linearly;
-  beyond the last point it continues with the last segment's slope.
-- decode: points ``(context_tokens, tpot_s)``, the time per output token at that KV-cache length. Below the
-  first point the TPOT is the first point's; between points it interpolates linearly; beyond the last
-  point it continues with the last segment's slope (flat when there is one point or that slope is
-  negative).
+- prefill: points ``(prompt_tokens, seconds)``. Below the first point the curve runs straight from the
+  origin; between points it interpolates linearly; beyond the last point it continues along the last
+  segment (attention's growth continues).
+- decode: points ``(context_tokens, tpot_s)``, the time per output token at that KV-cache length. Held
+  flat below the first point; interpolated between points; beyond the last point it continues along the
+  last segment only if that segment rises, else it stays at the last measured value (a decode step never
+  gets cheaper because the context grew).
+- appending ``n`` received tokens to a cache of ``c``: ``max(prefill(c + n) - prefill(c), tpot(c))``.
 
-Invariants, checked on load: x strictly increasing, prefill x >= 1 and decode x >= 0; times finite;
-prefill seconds >= 0 and non-decreasing; TPOT > 0.
+Invariants, checked on load (a profile that breaks one is refused, naming the key and the fix): x strictly
+increasing, prefill x >= 1 and decode x >= 0; times finite and above 0 (every step takes time); prefill
+seconds non-decreasing; ``kv_bytes_per_token`` a whole number above 0.
 
 TOML layout::
 
     name = "..."            description = "..."   hardware = "..."   model = "..."   engine = "..."
+    kv_bytes_per_token = 32768    # the device model's KV cache per token (kv-transfer ships it)
     [prefill]  prompt_tokens = [...]   seconds = [...]
     [decode]   context_tokens = [...]  tpot_s = [...]
     [source]   citation = "..."        notes = "..."
@@ -26,16 +31,19 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
+from pdcore._core import DeviceCost
 from pdcore.exceptions import InvalidInputError, ProfileError
 from pdcore.profiles._toml import (
     Table,
     check_keys,
+    get_int,
     get_number_list,
     get_str,
     get_table,
@@ -49,25 +57,20 @@ FloatArray = npt.NDArray[np.float64]
 Scalar = float | int | np.integer[Any] | np.floating[Any]
 ArrayInput = npt.NDArray[Any] | Sequence[float]
 
-_TOP_KEYS = ("name", "description", "hardware", "model", "engine", "prefill", "decode", "source")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "hardware",
+    "model",
+    "engine",
+    "kv_bytes_per_token",
+    "prefill",
+    "decode",
+    "source",
+)
 _PREFILL_KEYS = ("prompt_tokens", "seconds")
 _DECODE_KEYS = ("context_tokens", "tpot_s")
 _SOURCE_KEYS = ("citation", "notes")
-
-
-def _tokens_argument(values: Any, argument: str) -> FloatArray:
-    array = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(array) | (array < 0)
-    if bad.any():
-        first = float(array.flat[int(np.flatnonzero(bad)[0])])
-        raise InvalidInputError(
-            f"{argument} = {first!r}: token counts must be finite and 0 or more; pass a valid token count"
-        )
-    return array
-
-
-def _result(values: FloatArray, scalar: bool) -> float | FloatArray:
-    return float(values) if scalar else values
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class DeviceProfile:
         prefill_seconds: Prefill time at each prompt length, non-decreasing, >= 0.
         decode_context_tokens: KV-cache lengths of the decode points, strictly increasing, each >= 0.
         decode_tpot: Time per output token at each context length, > 0.
+        kv_bytes_per_token: The device model's KV-cache bytes per token (for an fp16 cache,
+            ``2 * layers * kv_heads * head_dim * 2``).
         citation: Where the numbers come from.
         notes: How the points were measured or derived.
         source: The file the profile was read from (used in error messages).
@@ -101,79 +106,56 @@ class DeviceProfile:
     prefill_seconds: tuple[float, ...]
     decode_context_tokens: tuple[float, ...]
     decode_tpot: tuple[float, ...]
+    kv_bytes_per_token: int
     citation: str
     notes: str
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
-        """Checks the curve invariants.
+        """Checks the curve invariants (module docstring) by building the cost model.
 
         Raises:
-            ProfileError: Lengths differ, a value is non-finite or out of range, x is not strictly
-                increasing, or prefill seconds decrease.
+            ProfileError: A value is out of range, the lengths differ, x is not strictly increasing,
+                prefill seconds decrease, or ``kv_bytes_per_token`` is not a whole number above 0; the
+                message names the key and the fix.
         """
-        object.__setattr__(self, "prefill_tokens", tuple(float(v) for v in self.prefill_tokens))
-        object.__setattr__(self, "prefill_seconds", tuple(float(v) for v in self.prefill_seconds))
-        object.__setattr__(self, "decode_context_tokens", tuple(float(v) for v in self.decode_context_tokens))
-        object.__setattr__(self, "decode_tpot", tuple(float(v) for v in self.decode_tpot))
-        self._check_curve(
-            "prefill", "prompt_tokens", self.prefill_tokens, "seconds", self.prefill_seconds, x_min=1.0
-        )
-        self._check_curve(
-            "decode", "context_tokens", self.decode_context_tokens, "tpot_s", self.decode_tpot, x_min=0.0
-        )
-        for index, (before, after) in enumerate(
-            zip(self.prefill_seconds, self.prefill_seconds[1:], strict=False), start=1
-        ):
-            if after < before:
+        for field in ("prefill_tokens", "prefill_seconds", "decode_context_tokens", "decode_tpot"):
+            try:
+                values = tuple(float(v) for v in getattr(self, field))
+            except (TypeError, ValueError):
                 raise ProfileError(
-                    f"{self.source}: key '[prefill] seconds'[{index}] = {after!r} is below the previous "
-                    f"point ({before!r}); fix: prefill time must not decrease as the prompt grows"
-                )
-        for index, value in enumerate(self.decode_tpot):
-            if value <= 0.0:
-                raise ProfileError(
-                    f"{self.source}: key '[decode] tpot_s'[{index}] = {value!r}; fix: time per output token "
-                    "must be greater than 0"
-                )
+                    f"{self.source}: {field} = {getattr(self, field)!r}; fix: give a list of numbers"
+                ) from None
+            object.__setattr__(self, field, values)
+        kv = self.kv_bytes_per_token
+        if isinstance(kv, bool) or not isinstance(kv, (int, np.integer)) or not 1 <= kv <= 2**40:
+            raise ProfileError(
+                f"{self.source}: key 'kv_bytes_per_token' = {kv!r}; fix: give the device model's KV-cache "
+                "bytes per token, a whole number from 1 to 2**40 (fp16: 2 * layers * kv_heads * head_dim * 2)"
+            )
+        object.__setattr__(self, "kv_bytes_per_token", int(kv))
+        try:
+            _ = self.cost
+        except InvalidInputError as error:
+            what, _, fix = str(error).partition("; ")
+            raise ProfileError(f"{self.source}: key {what}; fix: {fix}") from None
 
-    def _check_curve(
-        self,
-        section: str,
-        x_key: str,
-        xs: tuple[float, ...],
-        y_key: str,
-        ys: tuple[float, ...],
-        *,
-        x_min: float,
-    ) -> None:
-        if not xs:
-            raise ProfileError(
-                f"{self.source}: key '[{section}] {x_key}' is empty; fix: give at least one measured point"
-            )
-        if len(xs) != len(ys):
-            raise ProfileError(
-                f"{self.source}: '[{section}] {x_key}' has {len(xs)} values but '[{section}] {y_key}' has "
-                f"{len(ys)}; fix: give one {y_key} per {x_key}"
-            )
-        for key, values in ((x_key, xs), (y_key, ys)):
-            for index, value in enumerate(values):
-                if not np.isfinite(value) or value < 0.0:
-                    raise ProfileError(
-                        f"{self.source}: key '[{section}] {key}'[{index}] = {value!r}; fix: values must be "
-                        "finite and 0 or more"
-                    )
-        if xs[0] < x_min:
-            raise ProfileError(
-                f"{self.source}: key '[{section}] {x_key}'[0] = {xs[0]!r}; fix: the first point must be at "
-                f"{x_min:g} tokens or more"
-            )
-        for index in range(1, len(xs)):
-            if xs[index] <= xs[index - 1]:
-                raise ProfileError(
-                    f"{self.source}: key '[{section}] {x_key}'[{index}] = {xs[index]!r} does not exceed the "
-                    f"previous value {xs[index - 1]!r}; fix: list the points in strictly increasing order"
-                )
+    @cached_property
+    def cost(self) -> DeviceCost:
+        """The cost model of this device (`pdcore._core.DeviceCost`): every price of its work."""
+        return DeviceCost(
+            prefill_tokens=list(self.prefill_tokens),
+            prefill_s=list(self.prefill_seconds),
+            decode_context=list(self.decode_context_tokens),
+            decode_tpot_s=list(self.decode_tpot),
+            kv_bytes_per_token=float(self.kv_bytes_per_token),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles the fields only; the cost model is rebuilt on first use."""
+        state = dict(self.__dict__)
+        state.pop("cost", None)
+        return state
 
     @classmethod
     def from_mapping(cls, table: Table, *, source: str) -> DeviceProfile:
@@ -202,6 +184,7 @@ class DeviceProfile:
             hardware=get_str(table, "", "hardware", source),
             model=get_str(table, "", "model", source),
             engine=get_str(table, "", "engine", source),
+            kv_bytes_per_token=get_int(table, "", "kv_bytes_per_token", source),
             prefill_tokens=get_number_list(prefill, "prefill", "prompt_tokens", source),
             prefill_seconds=get_number_list(prefill, "prefill", "seconds", source),
             decode_context_tokens=get_number_list(decode, "decode", "context_tokens", source),
@@ -244,20 +227,12 @@ class DeviceProfile:
             np.array(self.decode_tpot, dtype=np.float64),
         )
 
-    def _prefill(self, tokens: FloatArray) -> FloatArray:
-        xs = np.array((0.0, *self.prefill_tokens))
-        ys = np.array((0.0, *self.prefill_seconds))
-        slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
-        inside = np.interp(tokens, xs, ys)
-        beyond = ys[-1] + slope * (tokens - xs[-1])
-        return np.asarray(np.where(tokens > xs[-1], beyond, inside), dtype=np.float64)
-
     @overload
     def prefill_s(self, prompt_tokens: Scalar) -> float: ...
     @overload
     def prefill_s(self, prompt_tokens: ArrayInput) -> FloatArray: ...
     def prefill_s(self, prompt_tokens: Scalar | ArrayInput) -> float | FloatArray:
-        """Time to prefill a prompt of ``prompt_tokens`` tokens from an empty KV cache.
+        """Time to prefill a prompt of ``prompt_tokens`` tokens from an empty KV cache (`cost`).
 
         Args:
             prompt_tokens: A token count or an array of them (finite, >= 0).
@@ -268,24 +243,23 @@ class DeviceProfile:
         Raises:
             InvalidInputError: A token count is negative or not finite.
         """
-        tokens = _tokens_argument(prompt_tokens, "prompt_tokens")
-        return _result(self._prefill(tokens), tokens.ndim == 0)
+        value: float | FloatArray = self.cost.prefill_s(prompt_tokens)
+        return value
 
     @overload
-    def append_prefill_s(self, context_tokens: Scalar, new_tokens: Scalar) -> float: ...
+    def append_s(self, context_tokens: Scalar, new_tokens: Scalar) -> float: ...
     @overload
-    def append_prefill_s(self, context_tokens: ArrayInput, new_tokens: ArrayInput | Scalar) -> FloatArray: ...
+    def append_s(self, context_tokens: ArrayInput, new_tokens: ArrayInput | Scalar) -> FloatArray: ...
     @overload
-    def append_prefill_s(self, context_tokens: Scalar, new_tokens: ArrayInput) -> FloatArray: ...
-    def append_prefill_s(
+    def append_s(self, context_tokens: Scalar, new_tokens: ArrayInput) -> FloatArray: ...
+    def append_s(
         self, context_tokens: Scalar | ArrayInput, new_tokens: Scalar | ArrayInput
     ) -> float | FloatArray:
-        """Time to prefill ``new_tokens`` tokens appended to a KV cache already holding ``context_tokens``.
+        """Time of one model call that appends ``new_tokens`` to a KV cache of ``context_tokens`` (`cost`).
 
-        Modelled as ``prefill_s(context + new) - prefill_s(context)``: the cost of the longer prefill minus
-        the part already done. This amortised-difference model is pdcore's own assumption, not a
-        measurement: it charges the appended tokens the same attention cost per token they would have had
-        in one long prefill, and it ignores the fixed per-call overhead a real engine pays on each call.
+        ``max(prefill_s(context + new) - prefill_s(context), decode_tpot_s(context))``: the marginal
+        prefill cost, as if the tokens had been part of one long prompt, but never less than one forward
+        pass. The rule is pdcore's own (module docstring).
 
         Args:
             context_tokens: Tokens already in the KV cache (scalar or array, >= 0).
@@ -297,17 +271,15 @@ class DeviceProfile:
         Raises:
             InvalidInputError: A token count is negative or not finite.
         """
-        context = _tokens_argument(context_tokens, "context_tokens")
-        new = _tokens_argument(new_tokens, "new_tokens")
-        values = self._prefill(context + new) - self._prefill(context)
-        return _result(np.maximum(values, 0.0), context.ndim == 0 and new.ndim == 0)
+        value: float | FloatArray = self.cost.append_s(context_tokens, new_tokens)
+        return value
 
     @overload
     def decode_tpot_s(self, context_tokens: Scalar) -> float: ...
     @overload
     def decode_tpot_s(self, context_tokens: ArrayInput) -> FloatArray: ...
     def decode_tpot_s(self, context_tokens: Scalar | ArrayInput) -> float | FloatArray:
-        """Time to decode one token when the KV cache holds ``context_tokens`` tokens.
+        """Time to decode one token when the KV cache holds ``context_tokens`` tokens (`cost`).
 
         Args:
             context_tokens: A context length or an array of them (finite, >= 0).
@@ -318,12 +290,5 @@ class DeviceProfile:
         Raises:
             InvalidInputError: A token count is negative or not finite.
         """
-        tokens = _tokens_argument(context_tokens, "context_tokens")
-        xs, ys = self.decode_points()
-        inside = np.interp(tokens, xs, ys)
-        if len(xs) == 1:
-            return _result(np.asarray(inside, dtype=np.float64), tokens.ndim == 0)
-        slope = max((ys[-1] - ys[-2]) / (xs[-1] - xs[-2]), 0.0)
-        beyond = ys[-1] + slope * (tokens - xs[-1])
-        values = np.asarray(np.where(tokens > xs[-1], beyond, inside), dtype=np.float64)
-        return _result(values, tokens.ndim == 0)
+        value: float | FloatArray = self.cost.tpot_s(context_tokens)
+        return value

@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdcore.optimize import Optimizer, cloud_prefill_s
+from pdcore.optimize import Optimizer
 from pdcore.profiles import list_device_profiles, load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.grid import grid_check
 from pdcore.sim.sweep import SweepResult, SweepTask, WorkloadSpec, run_sweep
-from pdcore.slo import SLO
+from pdcore.slo import SLACK_S, SLO, meets, within
 from pdcore.traces import Workload
 
 __all__ = [
@@ -281,7 +281,7 @@ def _first_wave(settings: Settings, run: WorkloadRun) -> list[SweepTask]:
 def _mean_prefill_s(workload: Workload, settings: Settings) -> float:
     cloud = load_cloud_profile(settings.cloud)
     prompts, counts = np.unique(workload.prompt_tokens, return_counts=True)
-    total = sum(cloud_prefill_s(int(p), cloud) * int(c) for p, c in zip(prompts, counts, strict=True))
+    total = sum(cloud.cost.lone_prefill_s(int(p)) * int(c) for p, c in zip(prompts, counts, strict=True))
     return float(total / len(workload))
 
 
@@ -507,8 +507,8 @@ def _gap_causes(result: SweepResult, settings: Settings) -> dict[str, Any]:
     gap = columns["max_gap_s"]
     handoff = columns["handoff_gap_s"]
     served = columns["served_by"]
-    over = gap > settings.slo.max_tpot_s + 1e-9
-    at_handoff = over & np.isfinite(handoff) & (handoff >= gap - 1e-9)
+    over = ~within(gap, settings.slo.max_tpot_s)
+    at_handoff = over & np.isfinite(handoff) & (handoff >= gap - SLACK_S)
     device = load_device_profile(result.task.device)
     device_slow = max(device.decode_tpot) > settings.slo.max_tpot_s
     on_device = over & ~at_handoff & (served == "device")
@@ -750,7 +750,7 @@ def targets_section(run: WorkloadRun, settings: Settings, *, stand_in: bool) -> 
         "max_gap_p99": {
             "value_s": gap,
             "target_s": settings.slo.max_tpot_s,
-            "met": gap is not None and gap <= settings.slo.max_tpot_s + 1e-9,
+            "met": gap is not None and meets(gap, settings.slo.max_tpot_s),
             "cloud_only_value_s": cloud["max_gap_p99_s"],
             "causes": run.sections["max_gap_causes"],
             "what_if": run.sections["what_if"],

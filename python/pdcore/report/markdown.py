@@ -11,6 +11,7 @@ from typing import Any
 
 from pdcore.report import refinement
 from pdcore.report.experiments import POLICIES, WHAT_IF
+from pdcore.slo import meets
 
 __all__ = ["cut", "gap_ms", "main_table", "render", "seconds", "times"]
 
@@ -364,7 +365,7 @@ def _gap_paragraph(gap: Mapping[str, Any], slo_s: float) -> str:
             " Cloud-side changes, for comparison:"
         )
     for row in gap["what_if"]:
-        verdict = "meets it" if row["pd_max_gap_p99_s"] <= slo_s + 1e-9 else "still misses"
+        verdict = "meets it" if meets(row["pd_max_gap_p99_s"], slo_s) else "still misses"
         text += (
             f" {row['change']}: P/D-Device {gap_ms(row['pd_max_gap_p99_s'])} ({verdict}), cloud-only "
             f"{gap_ms(row['cloud_only_max_gap_p99_s'])};"

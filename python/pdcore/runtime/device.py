@@ -261,6 +261,32 @@ class LlamaEngine:
         """Frees the model and its context."""
         self._llama.close()
 
+    def kv_bytes_per_token(self) -> int:
+        """The KV cache's bytes per token from the GGUF metadata: ``2 * layers * kv_heads * head_dim * 2``
+        (K and V, llama.cpp's default fp16 cache), the head size from ``attention.key_length`` where the
+        file gives it, else hidden size over heads.
+
+        Raises:
+            InvalidInputError: The metadata lacks the layer count, the heads or the hidden size.
+        """
+        meta = self.metadata
+        arch = meta.get("general.architecture", "unknown")
+        try:
+            layers = int(meta[f"{arch}.block_count"])
+            heads = int(meta[f"{arch}.attention.head_count"])
+            kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads))
+            head_dim = (
+                int(meta.get(f"{arch}.attention.key_length", 0))
+                or int(meta[f"{arch}.embedding_length"]) // heads
+            )
+        except (KeyError, ValueError, ZeroDivisionError):
+            raise InvalidInputError(
+                f"{self.path.name}: the GGUF metadata does not give the {arch} model's layers, heads and "
+                "hidden size; fix: write kv_bytes_per_token into the profile by hand "
+                "(2 * layers * kv_heads * head_dim * 2 for an fp16 cache)"
+            ) from None
+        return 2 * layers * kv_heads * head_dim * 2
+
     def describe(self) -> str:
         """The model and its shape from the GGUF metadata (layers, hidden size, heads, KV heads)."""
         meta = self.metadata

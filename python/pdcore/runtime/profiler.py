@@ -9,14 +9,19 @@ is kept. One warm-up evaluation runs first (llama.cpp allocates its buffers on t
 
 The prompt is real text (`filler_text`) tokenized by the model, so the tokens are the kind a user sends.
 
-The profile stores a smooth curve, not the raw medians (`fit_prefill`, a rule of ours): prefill time
-``c0 + c1 * n + c2 * n**2`` with non-negative coefficients (a fixed cost, the weights' cost per token, and
-attention over the context), fitted to the medians by least squares on relative error. Raw medians on a
-busy machine are bumpy (measured on a shared 2-core host: 13.5 ms per token at 64 tokens, 7.3 at 256,
-10.9 at 2048); the runtime's hand-off estimate prices each chunk with the profile's slope, so a bump in
-the curve becomes a swing in the estimate and in the display pace. The fit is non-decreasing (the
-invariant `DeviceProfile` checks), and the TOML keeps the medians and the fit's largest deviation from
-them in its notes.
+The profile stores smooth curves, not the raw medians (rules of ours): prefill time
+``c0 + c1 * n + c2 * n**2`` (`fit_prefill`: a fixed cost, the weights' cost per token, and attention over
+the context) and decode TPOT ``d0 + d1 * n`` (`fit_decode`: the weights read per token, and the KV cache
+read per context token), each with non-negative coefficients, fitted to the medians by least squares on
+relative error. Raw medians on a busy machine are bumpy (measured on a shared 2-core host: 13.5 ms per
+prompt token at 64 tokens, 7.3 at 256, 10.9 at 2048), and a raw decode tail that happens to fall would
+make a longer context look cheaper; the runtime's hand-off estimate prices each chunk with the profile's
+slope, so a bump in the curve becomes a swing in the estimate and in the display pace. Both fits are
+non-decreasing and positive (the invariants `DeviceProfile` checks), and the TOML keeps the medians and
+each fit's largest deviation from them in its notes.
+
+The KV-cache size per token (``kv_bytes_per_token``, what a kv-transfer ships) is read from the model's
+GGUF metadata by the caller (`LlamaEngine.kv_bytes_per_token`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "Measurement",
     "cpu_name",
     "filler_text",
+    "fit_decode",
     "fit_prefill",
     "measure",
     "profile_toml",
@@ -110,6 +116,7 @@ class Measurement:
         coefficients: ``(c0, c1, c2)`` of the fit: seconds, seconds per token, seconds per token squared.
         decode_context: The contexts of the decode measurements.
         decode_tpot_s: Median time per decoded token at each context.
+        decode_coefficients: ``(d0, d1)`` of the decode fit: seconds, seconds per context token.
         repeats: Prefill runs per length.
         decode_tokens: Tokens decoded per context.
         chunk_tokens: Prompt tokens per evaluation call.
@@ -121,6 +128,7 @@ class Measurement:
     coefficients: tuple[float, float, float]
     decode_context: tuple[int, ...]
     decode_tpot_s: tuple[float, ...]
+    decode_coefficients: tuple[float, float]
     repeats: int
     decode_tokens: int
     chunk_tokens: int
@@ -130,6 +138,12 @@ class Measurement:
     def prefill_s(self) -> tuple[float, ...]:
         """The fitted prefill time at each length (`fit_prefill`): what the profile stores."""
         return tuple(_curve(self.coefficients, length) for length in self.prompt_tokens)
+
+    @property
+    def fitted_tpot_s(self) -> tuple[float, ...]:
+        """The fitted decode TPOT at each context (`fit_decode`): what the profile stores."""
+        d0, d1 = self.decode_coefficients
+        return tuple(d0 + d1 * context for context in self.decode_context)
 
 
 def _prefill(engine: DeviceEngine, tokens: Sequence[int], chunk: int) -> float:
@@ -211,17 +225,18 @@ def measure(
         coefficients=fit_prefill(lengths, medians),
         decode_context=tuple(lengths),
         decode_tpot_s=tuple(tpots),
+        decode_coefficients=fit_decode(lengths, tpots),
         repeats=repeats,
         decode_tokens=decode_tokens,
         chunk_tokens=chunk_tokens,
         seconds=time.perf_counter() - started,
     )
     if progress is not None:
-        fitted = measurement.prefill_s
-        for length, median, fit, tpot in zip(lengths, medians, fitted, tpots, strict=True):
+        rows = zip(lengths, medians, measurement.prefill_s, tpots, measurement.fitted_tpot_s, strict=True)
+        for length, median, fit, tpot, tpot_fit in rows:
             progress(
                 f"{length:>6} tokens: prefill {median:.3f} s (median of {repeats}), fitted {fit:.3f} s, "
-                f"decode {tpot * 1e3:.1f} ms/token"
+                f"decode {tpot * 1e3:.1f} ms/token, fitted {tpot_fit * 1e3:.1f}"
             )
     return measurement
 
@@ -229,19 +244,54 @@ def measure(
 _TERMS = ((0, 1, 2), (1, 2), (0, 1), (0, 2), (1,), (2,), (0,))
 """The subsets of ``(1, n, n**2)`` `fit_prefill` tries, the fullest first."""
 
+_DECODE_TERMS = ((0, 1), (0,), (1,))
+"""The subsets of ``(1, n)`` `fit_decode` tries, the fullest first."""
+
 
 def _curve(coefficients: Sequence[float], tokens: float) -> float:
     c0, c1, c2 = coefficients
     return c0 + c1 * tokens + c2 * tokens * tokens
 
 
+def _fit_non_negative(
+    what: str,
+    lengths: Sequence[int],
+    seconds: Sequence[float],
+    degree: int,
+    subsets: Sequence[tuple[int, ...]],
+) -> list[float]:
+    """Least squares on relative error of ``sum(c[i] * n**i)`` with every ``c[i] >= 0``: the unconstrained
+    optimum of each subset of the terms, the best whose coefficients are all ``>= 0`` (the constrained
+    optimum lies on a face where the negative ones are zero)."""
+    if not lengths or len(lengths) != len(seconds):
+        raise InvalidInputError(
+            f"{what}: {len(lengths)} lengths and {len(seconds)} times; pass one time per length"
+        )
+    if any(not (math.isfinite(t) and t > 0) for t in seconds):
+        raise InvalidInputError(f"{what}: times {list(seconds)!r}; each must be a positive number")
+    n = np.asarray(lengths, dtype=np.float64)
+    t = np.asarray(seconds, dtype=np.float64)
+    columns = np.stack([n**power for power in range(degree + 1)], axis=1) / t[:, None]
+    best: tuple[float, list[float]] | None = None
+    for terms in subsets:
+        if len(terms) > len(n):
+            continue
+        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
+        if np.any(solution < 0.0):
+            continue
+        full = [0.0] * (degree + 1)
+        for term, value in zip(terms, solution, strict=True):
+            full[term] = float(value)
+        error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
+        if best is None or error < best[0] - 1e-12:
+            best = (error, full)
+    assert best is not None  # the constant term alone always has a positive solution
+    return best[1]
+
+
 def fit_prefill(lengths: Sequence[int], seconds: Sequence[float]) -> tuple[float, float, float]:
     """The prefill curve ``c0 + c1 * n + c2 * n**2`` closest to the measured ``seconds`` in relative error,
     with every coefficient ``>= 0`` (module docstring; the rule is ours).
-
-    Least squares on ``(curve(n) - t) / t``; when the unconstrained solution has a negative coefficient,
-    the best non-negative solution lies on a face where that coefficient is zero, so the subsets of the
-    three terms are tried and the one with the smallest error whose coefficients are all ``>= 0`` wins.
 
     Returns:
         ``(c0, c1, c2)``.
@@ -250,30 +300,24 @@ def fit_prefill(lengths: Sequence[int], seconds: Sequence[float]) -> tuple[float
         InvalidInputError: No lengths, lengths and times of different sizes, or a time that is not a
             positive number.
     """
-    if not lengths or len(lengths) != len(seconds):
-        raise InvalidInputError(
-            f"fit_prefill: {len(lengths)} lengths and {len(seconds)} times; pass one time per length"
-        )
-    if any(not (math.isfinite(t) and t > 0) for t in seconds):
-        raise InvalidInputError(f"fit_prefill: times {list(seconds)!r}; each must be a positive number")
-    n = np.asarray(lengths, dtype=np.float64)
-    t = np.asarray(seconds, dtype=np.float64)
-    columns = np.stack([np.ones_like(n), n, n * n], axis=1) / t[:, None]
-    best: tuple[float, tuple[float, float, float]] | None = None
-    for terms in _TERMS:
-        if len(terms) > len(n):
-            continue
-        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
-        if np.any(solution < 0.0):
-            continue
-        full = [0.0, 0.0, 0.0]
-        for term, value in zip(terms, solution, strict=True):
-            full[term] = float(value)
-        error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
-        if best is None or error < best[0] - 1e-12:
-            best = (error, (full[0], full[1], full[2]))
-    assert best is not None  # the constant term alone always has a positive solution
-    return best[1]
+    c0, c1, c2 = _fit_non_negative("fit_prefill", lengths, seconds, 2, _TERMS)
+    return c0, c1, c2
+
+
+def fit_decode(contexts: Sequence[int], tpot_s: Sequence[float]) -> tuple[float, float]:
+    """The decode curve ``d0 + d1 * n`` closest to the measured TPOT in relative error, with ``d0, d1 >= 0``
+    (module docstring; the rule is ours): never falling with the context, positive wherever a point was
+    measured.
+
+    Returns:
+        ``(d0, d1)``.
+
+    Raises:
+        InvalidInputError: No contexts, contexts and times of different sizes, or a time that is not a
+            positive number.
+    """
+    d0, d1 = _fit_non_negative("fit_decode", contexts, tpot_s, 1, _DECODE_TERMS)
+    return d0, d1
 
 
 def _string(value: str) -> str:
@@ -291,10 +335,12 @@ def profile_toml(
     name: str,
     model: str,
     engine: str,
+    kv_bytes_per_token: int,
     hardware: str | None = None,
     description: str | None = None,
 ) -> str:
-    """The device profile TOML for a measurement (the format `DeviceProfile` reads).
+    """The device profile TOML for a measurement (the format `DeviceProfile` reads); ``kv_bytes_per_token``
+    is the model's KV-cache size per token (`LlamaEngine.kv_bytes_per_token`).
 
     Raises:
         ProfileError: The result does not validate as a device profile.
@@ -307,6 +353,11 @@ def profile_toml(
         abs(fit - median) / median
         for fit, median in zip(measurement.prefill_s, measurement.measured_s, strict=True)
     )
+    d0, d1 = measurement.decode_coefficients
+    decode_deviation = max(
+        abs(fit - median) / median
+        for fit, median in zip(measurement.fitted_tpot_s, measurement.decode_tpot_s, strict=True)
+    )
     notes = (
         f"Measured by `pdcore profile-device` on {stamp}. Prefill: the median of {measurement.repeats} runs "
         f"per length (rounds over all lengths) from an empty context, evaluated in chunks of "
@@ -315,7 +366,10 @@ def profile_toml(
         f"{deviation * 100:.1f}% of the measured medians "
         + _numbers(measurement.measured_s, 5)
         + f". Decode: the median time per token of {measurement.decode_tokens} greedy tokens decoded right "
-        "after each prefill."
+        f"after each prefill; the tpot_s are the fitted line {d0:.4g} + {d1:.4g} * n "
+        f"(pdcore.runtime.profiler.fit_decode), within {decode_deviation * 100:.1f}% of the measured medians "
+        + _numbers(measurement.decode_tpot_s, 4)
+        + "."
     )
     lines = [
         f"name = {_string(name)}",
@@ -323,6 +377,7 @@ def profile_toml(
         f"hardware = {_string(hardware)}",
         f"model = {_string(model)}",
         f"engine = {_string(engine)}",
+        f"kv_bytes_per_token = {int(kv_bytes_per_token)}",
         "",
         "[prefill]",
         f"prompt_tokens = {_numbers(measurement.prompt_tokens, 10)}",
@@ -330,7 +385,7 @@ def profile_toml(
         "",
         "[decode]",
         f"context_tokens = {_numbers(measurement.decode_context, 10)}",
-        f"tpot_s = {_numbers(measurement.decode_tpot_s, 4)}",
+        f"tpot_s = {_numbers(measurement.fitted_tpot_s, 4)}",
         "",
         "[source]",
         f"citation = {_string('Measured with pdcore profile-device on this machine (' + hardware + ').')}",

@@ -315,6 +315,7 @@ class FakeEngine:
             prefill_seconds=tuple(self.call_s + n * self.prefill_token_s for n in points),
             decode_context_tokens=(0.0,),
             decode_tpot=(self.decode_s,),
+            kv_bytes_per_token=23040,
             citation="-",
             notes="-",
         )

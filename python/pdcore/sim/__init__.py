@@ -12,7 +12,6 @@ from pdcore.sim.runner import (
     SERVED_BY,
     Scenario,
     SimResult,
-    device_kv_bytes_per_token,
     simulate,
 )
 from pdcore.slo import DEFAULT_MAX_TPOT_S, DEFAULT_QOE_TOKENS_PER_S, DEFAULT_TTFT_SLO_S, SLO
@@ -35,7 +34,6 @@ __all__ = [
     "aggregate",
     "capacity_rps",
     "decode_capacity_rps",
-    "device_kv_bytes_per_token",
     "dumps",
     "grid_check",
     "simulate",

@@ -30,7 +30,6 @@ from typing import Any, Literal
 import numpy as np
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.optimize.catchup import cloud_prefill_s
 from pdcore.policies.base import Policy
 from pdcore.sim.metrics import cloud_tpot_attainment
 from pdcore.sim.runner import Scenario, SimResult
@@ -209,7 +208,7 @@ def decode_scenario(scenario: Scenario, workload: Workload, rate_rps: float) -> 
     prompts = np.unique(workload.prompt_tokens, return_counts=True)
     mean_prefill = float(
         sum(
-            cloud_prefill_s(int(tokens), scenario.cloud) * int(count)
+            scenario.cloud.cost.lone_prefill_s(int(tokens)) * int(count)
             for tokens, count in zip(*prompts, strict=True)
         )
         / len(workload)

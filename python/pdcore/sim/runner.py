@@ -1,22 +1,16 @@
 """Running a workload through the simulator under a policy.
 
 `simulate` (or `Scenario.run`) samples one network delay per request, builds the native
-``pdcore._core.Simulator`` and runs its decision loop: the simulator advances in Rust (GIL released) until
-a request arrives, the policy plans that request, and the loop continues. Only the per-request decision
-crosses into Python.
+``pdcore._core.Simulator`` and runs it with the GIL released. A built-in policy gives the simulator its rule
+(`Policy.native`), so every request is planned inside Rust; a custom policy is asked per request through
+the decision loop (the simulator advances until a request arrives, the policy plans it, and the loop
+continues). Both paths plan with the same cost model and give identical results.
 
 Adapters from the profiles to the simulator's configuration records, with the values the profiles do not
-carry:
-
-- ``kv_link_bytes_per_s`` (the link that moves a KV cache from the prefill to the decode pool of a
-  disaggregated cloud): `DEFAULT_KV_LINK_BYTES_PER_S`, 25 GB/s, one 200 Gbit/s NIC (HDR InfiniBand or
-  200G RoCE) per server, unless the cloud profile carries its own.
-- the device's ``kv_bytes_per_token`` (the size of the KV cache a kv-transfer ships to the device, in the
-  device model's layout), for an fp16 cache ``2 * layers * kv_heads * head_dim * 2`` bytes: the
-  profile's own value if it has one; else the shape read from the profile's ``model`` description when
-  it states layers, hidden size, heads and KV heads (as the shipped profiles do, e.g. "16 layers, hidden
-  2048, 32 heads, 8 KV heads"); else the shape of a known model in `KV_LAYOUTS` (from each model's
-  published ``config.json``); else the cloud profile's bytes per token.
+carry: ``kv_link_bytes_per_s`` (the link that moves a KV cache from the prefill to the decode pool of a
+disaggregated cloud): `DEFAULT_KV_LINK_BYTES_PER_S`, 25 GB/s, one 200 Gbit/s NIC (HDR InfiniBand or 200G
+RoCE) per server, unless the cloud profile carries its own. The device's KV bytes per token (the size of the
+cache a kv-transfer ships to the device) is the device profile's ``kv_bytes_per_token``.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdcore._core import CloudConfig, DeviceConfig, Simulator
+from pdcore._core import CloudConfig, DeviceCost, Plan, Simulator
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import atomic_path, open_text
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
@@ -48,12 +41,10 @@ from pdcore.traces.workload import Workload
 __all__ = [
     "DEFAULT_KV_LINK_BYTES_PER_S",
     "DEPLOYMENTS",
-    "KV_LAYOUTS",
     "MODES",
     "SERVED_BY",
     "Scenario",
     "SimResult",
-    "device_kv_bytes_per_token",
     "simulate",
 ]
 
@@ -68,15 +59,6 @@ MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
 
 SERVED_BY = ("cloud", "device", "both")
 """Who displayed a request's tokens, indexed by the simulator's ``served_by`` result."""
-
-KV_LAYOUTS: dict[str, tuple[int, int, int]] = {
-    "smollm2-135m": (30, 3, 64),
-    "llama-3.2-1b": (16, 8, 64),
-    "llama-3.2-3b": (28, 8, 128),
-    "qwen1.5-1.8b": (24, 16, 128),
-    "gemma-2b": (18, 1, 256),
-}
-"""Model name fragment -> (layers, KV heads, head dimension), from each model's ``config.json``."""
 
 _RESULT_COLUMNS = (
     "ttft_s",
@@ -120,43 +102,6 @@ def _csv_cells(values: npt.NDArray[Any]) -> npt.NDArray[np.str_]:
     return np.where(np.isfinite(values), text, "")
 
 
-def _squash(name: str) -> str:
-    return re.sub(r"[^0-9a-z.]", "", name.lower())
-
-
-def _parse_layout(model: str) -> tuple[int, int, int] | None:
-    """(layers, KV heads, head dim) from text such as "16 layers, hidden 2048, 32 heads, 8 KV heads"."""
-    found = {
-        key: re.search(pattern, model, flags=re.IGNORECASE)
-        for key, pattern in (
-            ("layers", r"(\d+)\s+layers"),
-            ("hidden", r"hidden\s+(\d+)"),
-            ("heads", r"(\d+)\s+(?:attention\s+)?heads"),
-            ("kv_heads", r"(\d+)\s+KV\s+heads"),
-        )
-    }
-    values = {key: int(match.group(1)) for key, match in found.items() if match is not None}
-    if len(values) != len(found) or values["heads"] == 0 or values["hidden"] % values["heads"]:
-        return None
-    return values["layers"], values["kv_heads"], values["hidden"] // values["heads"]
-
-
-def device_kv_bytes_per_token(device: DeviceProfile, cloud: CloudProfile) -> float:
-    """Bytes of KV cache per token in the device model's layout (module docstring for the rule)."""
-    explicit = getattr(device, "kv_bytes_per_token", None)
-    if isinstance(explicit, (int, float)) and not isinstance(explicit, bool) and explicit > 0:
-        return float(explicit)
-    layout = _parse_layout(device.model)
-    if layout is not None:
-        layers, kv_heads, head_dim = layout
-        return float(2 * layers * kv_heads * head_dim * 2)
-    model = _squash(device.model)
-    for fragment, (layers, kv_heads, head_dim) in KV_LAYOUTS.items():
-        if _squash(fragment) in model:
-            return float(2 * layers * kv_heads * head_dim * 2)
-    return float(cloud.kv_bytes_per_token)
-
-
 def _positive_int(value: int, flag: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidInputError(f"{flag} = {value!r}; fix: pass a whole number, at least 1")
@@ -178,7 +123,7 @@ class Scenario:
         slo: The objectives (also the default ``max_tpot`` of the policies).
         qoe_tokens_per_s: The QoE metric's expected token delivery speed; its expected TTFT is the TTFT SLO.
         kv_link_bytes_per_s: Prefill-to-decode KV link of a disaggregated cloud, bytes per second.
-        device_kv_bytes_per_token: Override of the device model's KV bytes per token.
+        device_kv_bytes_per_token: Override of the device profile's ``kv_bytes_per_token``.
     """
 
     cloud: CloudProfile
@@ -247,17 +192,17 @@ class Scenario:
             kv_link_bytes_per_s=self.kv_link(),
         )
 
-    def device_config(self) -> DeviceConfig:
-        """The simulator's device model."""
-        prefill_tokens, prefill_s = self.device.prefill_points()
-        decode_context, decode_tpot = self.device.decode_points()
+    def device_config(self) -> DeviceCost:
+        """The simulator's device model: the profile's cost model, with the KV override if one is set."""
         kv = self.device_kv_bytes_per_token
-        return DeviceConfig(
-            prefill_tokens=prefill_tokens,
-            prefill_s=prefill_s,
-            decode_context=decode_context,
-            decode_tpot_s=decode_tpot,
-            kv_bytes_per_token=kv if kv is not None else device_kv_bytes_per_token(self.device, self.cloud),
+        if kv is None:
+            return self.device.cost
+        return DeviceCost(
+            prefill_tokens=list(self.device.prefill_tokens),
+            prefill_s=list(self.device.prefill_seconds),
+            decode_context=list(self.device.decode_context_tokens),
+            decode_tpot_s=list(self.device.decode_tpot),
+            kv_bytes_per_token=float(kv),
         )
 
     def context(self) -> PolicyContext:
@@ -344,21 +289,12 @@ class Scenario:
             qoe_tokens_per_s=self.qoe_tokens_per_s,
         )
         chosen.prepare(self.context())
-        arrivals = workload.arrival_s.tolist()
-        prompts = workload.prompt_tokens.tolist()
-        delay_list = delays.tolist()
-        plan = chosen.plan
-        load = simulator.cloud_load
-        decide = simulator.decide
-        next_decision = simulator.next_decision
-        refine_ratio = [1.0] * len(workload)
-        while (index := next_decision()) is not None:
-            request = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
-            decision = plan(request, CloudLoad.from_mapping(load()))
-            refine_ratio[index] = decision.refine_ratio
-            decide(index, decision)
+        native = chosen.native()
+        if native is not None:
+            simulator.run_policy(native)
+        else:
+            _plan_in_python(simulator, chosen, workload, delays)
         results = dict(simulator.results())
-        results["refine_ratio"] = np.asarray(refine_ratio, dtype=np.float64)
         return SimResult(
             policy=chosen.name,
             workload=workload,
@@ -368,6 +304,28 @@ class Scenario:
             slo=self.slo,
             seed=int(seed),
         )
+
+
+def _plan_in_python(simulator: Simulator, policy: Policy, workload: Workload, delays: FloatArray) -> None:
+    """The decision loop: the simulator runs until a request arrives, ``policy`` plans it, and so on."""
+    arrivals = workload.arrival_s.tolist()
+    prompts = workload.prompt_tokens.tolist()
+    delay_list = delays.tolist()
+    plan = policy.plan
+    load = simulator.cloud_load
+    decide = simulator.decide
+    next_decision = simulator.next_decision
+    while (index := next_decision()) is not None:
+        decision = plan(
+            RequestInfo(index, arrivals[index], prompts[index], delay_list[index]),
+            CloudLoad.from_mapping(load()),
+        )
+        if not isinstance(decision, Plan):
+            raise InvalidInputError(
+                f"{type(policy).__name__}.plan() returned {decision!r} for request {index}; fix: return a "
+                "pdcore.Plan"
+            )
+        decide(index, decision)
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,6 +2,7 @@
 //! Compiled only with the `python` feature.
 
 mod buffer;
+mod cost;
 mod errors;
 mod event_loop;
 mod pacing;
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pacing::PySpeedController>()?;
     m.add_class::<buffer::PyTokenBuffer>()?;
     m.add_class::<event_loop::PyEventLoop>()?;
+    cost::register(m)?;
     sim::register(m)?;
     Ok(())
 }

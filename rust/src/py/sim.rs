@@ -1,18 +1,16 @@
 //! Bindings of the simulator: configuration records, plans and the decision loop.
 
+use super::cost::{PyDeviceCost, PyPlanOptimizer};
 use super::errors::detached;
+use crate::cost::CloudCost;
 use crate::error::CoreError;
 use crate::pacing::PaceConfig;
 use crate::sim::cloud::{CloudConfig, Deployment};
-use crate::sim::device::{Curve, DeviceModel};
 use crate::sim::metrics::QoeParams;
+use crate::sim::policy::NativePolicy;
 use crate::sim::{Inputs, Mode, Plan, Simulator};
 use crate::time::Nanos;
 use numpy::{IntoPyArray, PyReadonlyArray1};
-
-fn floats(arr: &PyReadonlyArray1<'_, f64>) -> Vec<f64> {
-    arr.as_array().to_vec()
-}
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -64,13 +62,15 @@ impl PyCloudConfig {
             replicas,
             prefill_replicas,
             decode_replicas,
-            base_s,
-            prefill_token_s,
-            prefill_attn_s,
-            decode_seq_s,
-            decode_context_s,
+            cost: CloudCost {
+                base_s,
+                prefill_token_s,
+                prefill_attn_s,
+                decode_seq_s,
+                decode_context_s,
+                max_tokens_per_iteration,
+            },
             max_batch_size,
-            max_tokens_per_iteration,
             kv_cache_tokens,
             gpus_per_replica,
             kv_bytes_per_token,
@@ -93,42 +93,6 @@ impl PyCloudConfig {
     }
 }
 
-/// The device's measured prefill and decode curves.
-#[pyclass(name = "DeviceConfig", module = "pdcore._core", frozen)]
-#[derive(Clone)]
-pub struct PyDeviceConfig {
-    inner: DeviceModel,
-}
-
-#[pymethods]
-impl PyDeviceConfig {
-    #[new]
-    #[pyo3(signature = (*, prefill_tokens, prefill_s, decode_context, decode_tpot_s, kv_bytes_per_token))]
-    fn new(
-        prefill_tokens: PyReadonlyArray1<'_, f64>,
-        prefill_s: PyReadonlyArray1<'_, f64>,
-        decode_context: PyReadonlyArray1<'_, f64>,
-        decode_tpot_s: PyReadonlyArray1<'_, f64>,
-        kv_bytes_per_token: f64,
-    ) -> PyResult<Self> {
-        let prefill = Curve::new(floats(&prefill_tokens), floats(&prefill_s), true, "prefill_s")?;
-        let tpot = Curve::new(floats(&decode_context), floats(&decode_tpot_s), false, "decode_tpot_s")?;
-        Ok(Self { inner: DeviceModel::new(prefill, tpot, kv_bytes_per_token)? })
-    }
-
-    fn prefill_s(&self, tokens: u64) -> f64 {
-        self.inner.prefill(tokens).as_secs()
-    }
-
-    fn append_s(&self, context: u64, tokens: u64) -> f64 {
-        self.inner.append(context, tokens).as_secs()
-    }
-
-    fn tpot_s(&self, context: u64) -> f64 {
-        self.inner.tpot(context).as_secs()
-    }
-}
-
 /// A policy's decision for one request.
 #[pyclass(name = "Plan", module = "pdcore._core", frozen)]
 #[derive(Clone)]
@@ -140,8 +104,15 @@ pub struct PyPlan {
 impl PyPlan {
     #[new]
     #[pyo3(signature = (mode, *, k = 0, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05))]
-    fn new(mode: &str, k: u32, refine_ratio: f64, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
+    fn new(mode: &str, k: i64, refine_ratio: f64, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
         let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        let k = u32::try_from(k).map_err(|_| {
+            CoreError::invalid(
+                "k",
+                format!("= {k} is not a token count"),
+                "pass cloud decode tokens in 0..2^32",
+            )
+        })?;
         Ok(Self { inner: Plan::new(Mode::parse(mode)?, k, refine_ratio, pace)? })
     }
 
@@ -203,6 +174,38 @@ fn times(arr: &PyReadonlyArray1<'_, f64>, arg: &'static str) -> PyResult<Vec<Nan
     arr.as_array().iter().enumerate().map(|(i, &v)| Ok(Nanos::from_secs(v, arg, Some(i))?)).collect()
 }
 
+/// A built-in policy planned inside the simulator (`crate::sim::policy`).
+#[pyclass(name = "NativePolicy", module = "pdcore._core", frozen)]
+pub struct PyNativePolicy {
+    inner: NativePolicy,
+}
+
+#[pymethods]
+impl PyNativePolicy {
+    /// Every request gets `plan`.
+    #[staticmethod]
+    fn fixed(plan: &PyPlan) -> Self {
+        Self { inner: NativePolicy::Fixed(plan.inner) }
+    }
+
+    /// The optimizer's plan per request, in `mode` ("pd" or "naive") or on the device alone.
+    #[staticmethod]
+    #[pyo3(signature = (mode, *, optimizer, min_tpot, max_tpot))]
+    fn auto(mode: &str, optimizer: &PyPlanOptimizer, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
+        let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        Ok(Self { inner: NativePolicy::auto(Mode::parse(mode)?, pace, optimizer.inner.clone())? })
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.inner {
+            NativePolicy::Fixed(p) => format!("NativePolicy.fixed({p:?})"),
+            NativePolicy::Auto { mode, .. } => {
+                format!("NativePolicy.auto({:?})", Mode::NAMES[*mode as usize])
+            }
+        }
+    }
+}
+
 /// The trace-driven simulator.
 #[pyclass(name = "Simulator", module = "pdcore._core")]
 pub struct PySimulator {
@@ -221,7 +224,7 @@ impl PySimulator {
         output_tokens: PyReadonlyArray1<'_, i64>,
         one_way_s: PyReadonlyArray1<'_, f64>,
         cloud: &PyCloudConfig,
-        device: &PyDeviceConfig,
+        device: &PyDeviceCost,
         bandwidth_bps: f64,
         qoe_ttft_s: f64,
         qoe_tokens_per_s: f64,
@@ -230,7 +233,7 @@ impl PySimulator {
             arrival: times(&arrival_s, "arrival_s")?,
             prompt: counts(&prompt_tokens, "prompt_tokens")?,
             output: counts(&output_tokens, "output_tokens")?,
-            one_way: times(&one_way_s, "one_way_s")?,
+            one_way_s: one_way_s.as_array().to_vec(),
             bandwidth_bytes_per_s: bandwidth_bps / 8.0,
             qoe: QoeParams { ttft_s: qoe_ttft_s, tokens_per_s: qoe_tokens_per_s },
         };
@@ -244,6 +247,12 @@ impl PySimulator {
 
     fn decide(&mut self, request: u32, plan: &PyPlan) -> PyResult<()> {
         Ok(self.inner.decide(request, plan.inner)?)
+    }
+
+    fn run_policy(&mut self, py: Python<'_>, policy: &PyNativePolicy) -> PyResult<()> {
+        let sim = &mut self.inner;
+        let rule = &policy.inner;
+        detached(py, || sim.run_policy(rule))
     }
 
     fn cloud_load<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -309,6 +318,7 @@ impl PySimulator {
             ("cloud_tpot_s", r.cloud_tpot_s),
             ("displayed_tokens", r.displayed_tokens),
             ("finish_s", r.finish_s),
+            ("refine_ratio", r.refine_ratio),
         ];
         for (name, col) in float_cols {
             d.set_item(name, col.into_pyarray(py))?;
@@ -337,7 +347,7 @@ impl PySimulator {
 /// Registers the simulator classes.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCloudConfig>()?;
-    m.add_class::<PyDeviceConfig>()?;
+    m.add_class::<PyNativePolicy>()?;
     m.add_class::<PyPlan>()?;
     m.add_class::<PySimulator>()?;
     Ok(())

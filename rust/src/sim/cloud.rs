@@ -8,10 +8,7 @@
 //! large request blocks those behind it). A request too large for an empty cache is admitted alone.
 //! Queueing delay is never assumed: it is the time a request spends waiting in these queues.
 //!
-//! Iteration time (DistServe's fitted form, extended with chunk offsets):
-//! `t = base + prefill_token·ΣP + prefill_attn·Σ((offset + chunk)² − offset²) + decode_seq·B + decode_context·Σctx`.
-//! The attention term charges a chunk of `chunk` tokens after `offset` cached ones so that a prompt's total
-//! is `prefill_attn·len²` however it is chunked, matching the unchunked fit.
+//! Iteration time is [`CloudCost::iteration`], the one cloud price model (`crate::cost::cloud`).
 //! GPU-seconds of an iteration (`t × gpus_per_replica`) are charged to requests: the prefill terms to
 //! prefill chunks by tokens, the decode terms to decoding sequences equally, `base` by token share.
 //!
@@ -20,6 +17,7 @@
 //! admission and decodes. Requests that need no decode token never reach the decode pool.
 
 use super::Ev;
+use crate::cost::CloudCost;
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::time::Nanos;
@@ -45,20 +43,10 @@ pub struct CloudConfig {
     pub prefill_replicas: u32,
     /// Decode replicas (disaggregated).
     pub decode_replicas: u32,
-    /// Fixed time per iteration, s.
-    pub base_s: f64,
-    /// Per prefill token, s.
-    pub prefill_token_s: f64,
-    /// Per unit of `chunk·(offset + chunk)`, s.
-    pub prefill_attn_s: f64,
-    /// Per decoding sequence, s.
-    pub decode_seq_s: f64,
-    /// Per context token of decoding sequences, s.
-    pub decode_context_s: f64,
+    /// The iteration-time model of one replica.
+    pub cost: CloudCost,
     /// Most sequences in one iteration.
     pub max_batch_size: u32,
-    /// Token budget of one iteration.
-    pub max_tokens_per_iteration: u32,
     /// KV-cache capacity per replica, tokens.
     pub kv_cache_tokens: u64,
     /// GPUs per replica.
@@ -72,35 +60,12 @@ pub struct CloudConfig {
 impl CloudConfig {
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
-        let coef = [
-            ("base_s", self.base_s),
-            ("prefill_token_s", self.prefill_token_s),
-            ("prefill_attn_s", self.prefill_attn_s),
-            ("decode_seq_s", self.decode_seq_s),
-            ("decode_context_s", self.decode_context_s),
-        ];
-        for (name, v) in coef {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(CoreError::invalid(
-                    name,
-                    format!("is {v}"),
-                    "give a finite coefficient >= 0 seconds",
-                ));
-            }
-        }
-        if self.base_s + self.decode_seq_s <= 0.0 || self.prefill_token_s + self.base_s <= 0.0 {
-            return Err(CoreError::invalid(
-                "base_s",
-                "and the per-token coefficients make iterations take no time",
-                "give base_s > 0 or positive per-token costs",
-            ));
-        }
+        self.cost.validate()?;
         let counts = [
             ("replicas", u64::from(self.replicas)),
             ("prefill_replicas", u64::from(self.prefill_replicas)),
             ("decode_replicas", u64::from(self.decode_replicas)),
             ("max_batch_size", u64::from(self.max_batch_size)),
-            ("max_tokens_per_iteration", u64::from(self.max_tokens_per_iteration)),
             ("kv_cache_tokens", self.kv_cache_tokens),
             ("gpus_per_replica", u64::from(self.gpus_per_replica)),
         ];
@@ -326,7 +291,7 @@ impl Cloud {
         rep.cur_decode.clear();
         rep.cur_decode.extend_from_slice(&rep.running);
         rep.cur_prefill.clear();
-        let mut budget = (cfg.max_tokens_per_iteration as usize).saturating_sub(rep.cur_decode.len());
+        let mut budget = (cfg.cost.max_tokens_per_iteration as usize).saturating_sub(rep.cur_decode.len());
         let mut prefill_tokens = 0.0;
         let mut attn = 0.0;
         for &id in &rep.prefilling {
@@ -338,7 +303,7 @@ impl Cloud {
             budget -= chunk as usize;
             rep.cur_prefill.push((id, chunk));
             prefill_tokens += f64::from(chunk);
-            attn += f64::from(chunk) * f64::from(2 * c.prefilled + chunk);
+            attn += CloudCost::chunk_attention(c.prefilled, chunk);
         }
         if rep.cur_decode.is_empty() && rep.cur_prefill.is_empty() {
             return;
@@ -349,14 +314,13 @@ impl Cloud {
             .iter()
             .map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated))
             .sum();
-        let prefill_part = cfg.prefill_token_s * prefill_tokens + cfg.prefill_attn_s * attn;
-        let decode_part = cfg.decode_seq_s * b + cfg.decode_context_s * ctx;
-        let t = cfg.base_s + prefill_part + decode_part;
+        let it = cfg.cost.iteration(prefill_tokens, attn, b, ctx);
+        let (prefill_part, decode_part, t) = (it.prefill_s, it.decode_s, it.total_s);
         // charge GPU-seconds now; the iteration is committed
         let gpus = f64::from(cfg.gpus_per_replica);
         let share_p = prefill_tokens / (prefill_tokens + b);
-        let gpu_p = (prefill_part + cfg.base_s * share_p) * gpus;
-        let gpu_d = (decode_part + cfg.base_s * (1.0 - share_p)) * gpus;
+        let gpu_p = (prefill_part + cfg.cost.base_s * share_p) * gpus;
+        let gpu_d = (decode_part + cfg.cost.base_s * (1.0 - share_p)) * gpus;
         for &(id, chunk) in &rep.cur_prefill {
             reqs[id as usize].gpu_prefill_s += gpu_p * f64::from(chunk) / prefill_tokens;
         }
@@ -466,30 +430,158 @@ impl Cloud {
             }
         }
         l.kv_used_frac = kv_used as f64 / kv_cap.max(1) as f64;
-        let per_tok =
-            self.cfg.prefill_token_s + self.cfg.base_s / f64::from(self.cfg.max_tokens_per_iteration);
+        let per_tok = self.cfg.cost.queued_prefill_token_s();
         l.prefill_backlog_s = l.waiting_prefill_tokens * per_tok / prefill_replicas.max(1.0);
         l
     }
 
-    /// The modelled time of one decode step of a lone sequence with `context` tokens, s.
+    /// The cloud's price model.
     #[must_use]
-    pub fn lone_decode_s(&self, context: u32) -> f64 {
-        self.cfg.base_s + self.cfg.decode_seq_s + self.cfg.decode_context_s * f64::from(context)
+    pub fn cost(&self) -> &CloudCost {
+        &self.cfg.cost
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // GPU-seconds and prices compared are exact by construction
+mod tests {
+    use super::*;
+    use crate::sim::Ev;
+
+    fn config(deployment: Deployment, kv_cache_tokens: u64) -> CloudConfig {
+        CloudConfig {
+            deployment,
+            replicas: 1,
+            prefill_replicas: 1,
+            decode_replicas: 1,
+            cost: CloudCost {
+                base_s: 0.005,
+                prefill_token_s: 5e-5,
+                prefill_attn_s: 1e-9,
+                decode_seq_s: 1e-4,
+                decode_context_s: 2e-8,
+                max_tokens_per_iteration: 512,
+            },
+            max_batch_size: 16,
+            kv_cache_tokens,
+            gpus_per_replica: 2,
+            kv_bytes_per_token: 1000.0,
+            kv_link_bytes_per_s: 1e6,
+        }
     }
 
-    /// The modelled time of a lone prefill of `prompt` tokens (chunked as the budget requires).
-    #[must_use]
-    pub fn lone_prefill_s(&self, prompt: u32) -> f64 {
-        let mut done = 0_u32;
-        let mut t = 0.0;
-        while done < prompt {
-            let chunk = (prompt - done).min(self.cfg.max_tokens_per_iteration);
-            t += self.cfg.base_s
-                + self.cfg.prefill_token_s * f64::from(chunk)
-                + self.cfg.prefill_attn_s * f64::from(chunk) * f64::from(2 * done + chunk);
-            done += chunk;
+    /// Runs the cloud alone until nothing is left, returning each emission with its time.
+    fn drain(cloud: &mut Cloud, lp: &mut EventLoop<Ev>) -> Vec<(Nanos, u32, bool)> {
+        let mut out = Vec::new();
+        let mut emitted = Vec::new();
+        while let Some(ev) = lp.pop() {
+            match ev.event {
+                Ev::IterEnd(r) => {
+                    emitted.clear();
+                    cloud.iteration_end(r, ev.at, lp, &mut emitted);
+                    out.extend(emitted.iter().map(|e| (ev.at, e.req, e.first)));
+                }
+                Ev::KvArrive(i, r) => cloud.kv_arrived(i, r, lp),
+                other => panic!("unexpected event {other:?}"),
+            }
         }
-        t
+        out
+    }
+
+    #[test]
+    fn a_lone_request_costs_the_lone_prices() {
+        let cfg = config(Deployment::Colocated, 100_000);
+        let cost = cfg.cost;
+        let mut cloud = Cloud::new(cfg, 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 1000, 3, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert_eq!(out.len(), 3);
+        assert!(out[0].2 && !out[1].2 && !out[2].2);
+        let first = out[0].0.as_secs();
+        assert!((first - cost.lone_prefill_s(1000)).abs() < 2e-9, "{first}");
+        let step = (out[1].0 - out[0].0).as_secs();
+        assert!((step - cost.lone_decode_s(1001)).abs() < 2e-9, "{step}");
+        assert_eq!(cloud.reqs[0].generated, 3);
+        // every GPU-second is charged to the one request, prefill and decode apart
+        assert_eq!(cloud.gpu_prefill_s, cloud.reqs[0].gpu_prefill_s);
+        assert_eq!(cloud.gpu_decode_s, cloud.reqs[0].gpu_decode_s);
+        let total = cloud.gpu_prefill_s + cloud.gpu_decode_s;
+        assert!((total - 2.0 * out[2].0.as_secs()).abs() < 1e-8, "{total}");
+        assert_eq!(cloud.load().kv_used_frac, 0.0, "the cache is freed at the end");
+    }
+
+    #[test]
+    fn admission_waits_for_kv_cache_room() {
+        // room for one request's prompt plus answer at a time
+        let mut cloud = Cloud::new(config(Deployment::Colocated, 1200), 2).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 1000, 50, &mut lp);
+        cloud.submit(1, 1000, 50, &mut lp);
+        let load = cloud.load();
+        assert_eq!(load.waiting_requests, 1.0);
+        assert_eq!(load.waiting_prefill_tokens, 2000.0);
+        let out = drain(&mut cloud, &mut lp);
+        let last_of_0 = out.iter().filter(|e| e.1 == 0).map(|e| e.0).max().unwrap();
+        let first_of_1 = out.iter().find(|e| e.1 == 1 && e.2).unwrap().0;
+        assert!(first_of_1 > last_of_0, "request 1 starts prefilling only after request 0 left");
+    }
+
+    #[test]
+    fn disaggregated_decode_waits_for_the_kv_transfer() {
+        let cfg = config(Deployment::Disaggregated, 100_000);
+        let mut cloud = Cloud::new(cfg, 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 999, 2, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert_eq!(out.len(), 2);
+        // 1000 tokens x 1000 bytes over 1 MB/s: one second on the link, then one decode step
+        let gap = (out[1].0 - out[0].0).as_secs();
+        let step = cloud.cost().lone_decode_s(1000);
+        assert!((gap - (1.0 + step)).abs() < 2e-9, "{gap}");
+    }
+
+    #[test]
+    fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
+        let mut cloud = Cloud::new(config(Deployment::Disaggregated, 100_000), 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 300, 1, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert_eq!(out.len(), 1);
+        assert_eq!(cloud.gpu_decode_s, 0.0);
+    }
+
+    #[test]
+    fn a_cancelled_stream_stops_and_frees_its_cache() {
+        let mut cloud = Cloud::new(config(Deployment::Colocated, 100_000), 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 100, 1000, &mut lp);
+        let mut emitted = Vec::new();
+        let mut tokens = 0;
+        while let Some(ev) = lp.pop() {
+            if let Ev::IterEnd(r) = ev.event {
+                emitted.clear();
+                cloud.iteration_end(r, ev.at, &mut lp, &mut emitted);
+                tokens += emitted.len();
+                if tokens == 5 {
+                    cloud.cancel(0);
+                }
+            }
+        }
+        assert_eq!(tokens, 5, "nothing is emitted after the cancel");
+        assert_eq!(cloud.load().kv_used_frac, 0.0);
+    }
+
+    #[test]
+    fn config_validation_names_the_field() {
+        let mut cfg = config(Deployment::Colocated, 100);
+        cfg.decode_replicas = 0;
+        assert!(cfg.validate().unwrap_err().to_string().starts_with("decode_replicas"));
+        let mut cfg = config(Deployment::Colocated, 100);
+        cfg.kv_link_bytes_per_s = f64::NAN;
+        assert!(cfg.validate().unwrap_err().to_string().starts_with("kv_link_bytes_per_s"));
+        let mut cfg = config(Deployment::Colocated, 100);
+        cfg.cost.base_s = -1.0;
+        assert!(cfg.validate().unwrap_err().to_string().starts_with("base_s"));
     }
 }

@@ -24,22 +24,30 @@
 //! network delays with an explicit seed).
 
 pub mod cloud;
-pub mod device;
 pub mod metrics;
+mod pd;
+pub mod plan;
+pub mod policy;
+pub mod results;
+#[cfg(test)]
+mod tests;
 
-use crate::buffer::{Receipt, TokenBuffer};
+use crate::buffer::TokenBuffer;
+use crate::cost::device::to_nanos;
+use crate::cost::DeviceCost;
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
-use crate::pacing::{PaceConfig, SpeedController};
+use crate::pacing::SpeedController;
 use crate::time::Nanos;
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
-use device::DeviceModel;
 use metrics::{DisplayMetrics, GapHistogram, QoeParams};
+pub use plan::{Mode, Plan};
+pub use results::{Results, Summary, Timeline};
 
 pub(crate) const PRIO_CLOUD: i32 = 0;
 const PRIO_TOKEN: i32 = 1;
-const PRIO_DEVICE: i32 = 2;
-const PRIO_DISPLAY: i32 = 3;
+pub(crate) const PRIO_DEVICE: i32 = 2;
+pub(crate) const PRIO_DISPLAY: i32 = 3;
 const PRIO_ARRIVE: i32 = 4;
 
 /// Events of the simulation.
@@ -65,75 +73,6 @@ pub enum Ev {
     Display(u32, u32),
 }
 
-/// What a request does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Mode {
-    /// Cloud only.
-    Cloud = 0,
-    /// Device only.
-    Device = 1,
-    /// P/D-Device.
-    Pd = 2,
-    /// P/D-Device without the speed controller.
-    Naive = 3,
-    /// Cloud prefill and KV-cache transfer to the device.
-    KvTransfer = 4,
-    /// Cloud and device race for the first token.
-    Race = 5,
-}
-
-impl Mode {
-    /// The names used at the Python boundary, indexed by discriminant.
-    pub const NAMES: [&'static str; 6] = ["cloud", "device", "pd", "naive", "kv-transfer", "race"];
-
-    /// Parses a mode name.
-    pub fn parse(name: &str) -> Result<Self> {
-        Ok(match name {
-            "cloud" => Self::Cloud,
-            "device" => Self::Device,
-            "pd" => Self::Pd,
-            "naive" => Self::Naive,
-            "kv-transfer" => Self::KvTransfer,
-            "race" => Self::Race,
-            other => {
-                return Err(CoreError::invalid(
-                    "mode",
-                    format!("is {other:?}"),
-                    "use one of cloud, device, pd, naive, kv-transfer, race",
-                ))
-            }
-        })
-    }
-}
-
-/// A policy's decision for one request.
-#[derive(Debug, Clone, Copy)]
-pub struct Plan {
-    /// The mode.
-    pub mode: Mode,
-    /// Cloud decode tokens after the first (P/D-Device and naive split).
-    pub k: u32,
-    /// Fraction of the prompt the device prefills, in (0, 1].
-    pub refine_ratio: f64,
-    /// Display pacing bounds.
-    pub pace: PaceConfig,
-}
-
-impl Plan {
-    /// Validates a plan.
-    pub fn new(mode: Mode, k: u32, refine_ratio: f64, pace: PaceConfig) -> Result<Self> {
-        if !(refine_ratio.is_finite() && refine_ratio > 0.0 && refine_ratio <= 1.0) {
-            return Err(CoreError::invalid(
-                "refine_ratio",
-                format!("is {refine_ratio}"),
-                "give the kept fraction of the prompt in (0, 1]",
-            ));
-        }
-        Ok(Self { mode, k, refine_ratio, pace })
-    }
-}
-
 /// The workload and environment of one run.
 #[derive(Debug, Clone)]
 pub struct Inputs {
@@ -143,8 +82,8 @@ pub struct Inputs {
     pub prompt: Vec<u32>,
     /// Output tokens per request (>= 1).
     pub output: Vec<u32>,
-    /// One-way network delay per request.
-    pub one_way: Vec<Nanos>,
+    /// One-way network delay per request, seconds (finite, >= 0); policies plan with these values.
+    pub one_way_s: Vec<f64>,
     /// Device downlink bandwidth, bytes/s (KV transfer).
     pub bandwidth_bytes_per_s: f64,
     /// QoE parameters.
@@ -211,81 +150,13 @@ impl Default for Req {
     }
 }
 
-/// Per-request results, one entry per request.
-#[derive(Debug, Clone, Default)]
-pub struct Results {
-    /// Time to first displayed token, s.
-    pub ttft_s: Vec<f64>,
-    /// Arrival to last displayed token, s.
-    pub e2e_s: Vec<f64>,
-    /// Mean display gap after the first token, s.
-    pub tpot_s: Vec<f64>,
-    /// Largest display gap, s.
-    pub max_gap_s: Vec<f64>,
-    /// Display gap at the hand-off (NaN without one), s.
-    pub handoff_gap_s: Vec<f64>,
-    /// Part of the hand-off gap above the plan's `max_tpot`, s.
-    pub handoff_stall_s: Vec<f64>,
-    /// Andes-style QoE.
-    pub qoe: Vec<f64>,
-    /// Cloud GPU-seconds in prefill.
-    pub cloud_prefill_gpu_s: Vec<f64>,
-    /// Cloud GPU-seconds in decode.
-    pub cloud_decode_gpu_s: Vec<f64>,
-    /// Tokens the cloud decoded (after the first), displayed or not.
-    pub cloud_decode_tokens: Vec<f64>,
-    /// Cloud tokens displayed.
-    pub cloud_tokens_kept: Vec<f64>,
-    /// Cloud tokens that reached the device after the hand-off.
-    pub cloud_tokens_discarded: Vec<f64>,
-    /// Tokens the device prefilled (prompt and received tokens).
-    pub device_prefill_tokens: Vec<f64>,
-    /// Tokens the device decoded.
-    pub device_decode_tokens: Vec<f64>,
-    /// First device position (-1 without a hand-off).
-    pub handoff_pos: Vec<f64>,
-    /// 0 cloud, 1 device, 2 both.
-    pub served_by: Vec<u8>,
-    /// Arrival of the cloud's first token at the device, from request arrival (NaN if none).
-    pub cloud_ttft_s: Vec<f64>,
-    /// Mean cloud-side time between decode tokens (NaN with fewer than two).
-    pub cloud_tpot_s: Vec<f64>,
-    /// Tokens displayed.
-    pub displayed_tokens: Vec<f64>,
-    /// Time of the last display, s.
-    pub finish_s: Vec<f64>,
-    /// Mode index (see [`Mode::NAMES`]).
-    pub mode: Vec<u8>,
-}
-
-/// Aggregate counters of a run.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    /// Events processed.
-    pub events: u64,
-    /// Cloud iterations.
-    pub iterations: u64,
-    /// Time of the last event, s.
-    pub makespan_s: f64,
-    /// Cloud GPU-seconds in prefill.
-    pub cloud_gpu_s_prefill: f64,
-    /// Cloud GPU-seconds in decode.
-    pub cloud_gpu_s_decode: f64,
-    /// Inter-token latency percentiles over all displayed tokens, s.
-    pub itl_p50_s: f64,
-    /// See `itl_p50_s`.
-    pub itl_p90_s: f64,
-    /// See `itl_p50_s`.
-    pub itl_p99_s: f64,
-    /// Mean inter-token latency, s.
-    pub itl_mean_s: f64,
-}
-
 /// The simulator.
 #[derive(Debug)]
 pub struct Simulator {
     inp: Inputs,
-    device: DeviceModel,
+    /// `inp.one_way_s` in the clock's nanoseconds.
+    one_way: Vec<Nanos>,
+    device: DeviceCost,
     cloud: Cloud,
     lp: EventLoop<Ev>,
     reqs: Vec<Req>,
@@ -296,32 +167,14 @@ pub struct Simulator {
     timeline: Option<(u32, Timeline)>,
 }
 
-/// Token-level record of one request, for plots: when each cloud token reached the device and when
-/// each token was displayed and from which source.
-#[derive(Debug, Clone, Default)]
-pub struct Timeline {
-    /// Arrival times of cloud tokens at the device.
-    pub cloud_arrivals: Vec<Nanos>,
-    /// Display times, in output order.
-    pub displays: Vec<Nanos>,
-    /// Whether each displayed token came from the cloud.
-    pub from_cloud: Vec<bool>,
-    /// When the device took over, if it did.
-    pub handoff: Option<Nanos>,
-}
-
-fn secs_to_nanos(s: f64) -> Nanos {
-    Nanos((s * 1e9).round() as i64)
-}
-
 impl Simulator {
     /// Validates the inputs and builds a simulator positioned before the first arrival.
-    pub fn new(inp: Inputs, cloud: CloudConfig, device: DeviceModel) -> Result<Self> {
+    pub fn new(inp: Inputs, cloud: CloudConfig, device: DeviceCost) -> Result<Self> {
         let n = inp.arrival.len();
         for (name, len) in [
             ("prompt_tokens", inp.prompt.len()),
             ("output_tokens", inp.output.len()),
-            ("one_way_s", inp.one_way.len()),
+            ("one_way_s", inp.one_way_s.len()),
         ] {
             if len != n {
                 return Err(CoreError::invalid(
@@ -378,6 +231,12 @@ impl Simulator {
                 "give a finite speed > 0",
             ));
         }
+        let one_way = inp
+            .one_way_s
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Nanos::from_secs(s, "one_way_s", Some(i)))
+            .collect::<Result<Vec<_>>>()?;
         let cloud = Cloud::new(cloud, n)?;
         let mut lp = EventLoop::with_capacity(1024);
         if n > 0 {
@@ -386,6 +245,7 @@ impl Simulator {
         let reqs = (0..n).map(|_| Req::default()).collect();
         Ok(Self {
             inp,
+            one_way,
             device,
             cloud,
             lp,
@@ -451,7 +311,7 @@ impl Simulator {
     /// The modelled lone prefill time of `prompt` tokens in the cloud, s.
     #[must_use]
     pub fn cloud_lone_prefill_s(&self, prompt: u32) -> f64 {
-        self.cloud.lone_prefill_s(prompt)
+        self.cloud.cost().lone_prefill_s(prompt)
     }
 
     /// Runs until a request needs a plan and returns it; `None` when every request has finished.
@@ -530,7 +390,7 @@ impl Simulator {
         self.pending_decision = None;
         let iu = i as usize;
         let t0 = self.inp.arrival[iu];
-        let d = self.inp.one_way[iu];
+        let d = self.one_way[iu];
         self.reqs[iu].plan = Some(plan);
         if plan.mode != Mode::Device {
             self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
@@ -577,7 +437,7 @@ impl Simulator {
 
     fn on_emission(&mut self, i: u32, first: bool, now: Nanos) -> Result<()> {
         let iu = i as usize;
-        let arrive = now + self.inp.one_way[iu];
+        let arrive = now + self.one_way[iu];
         if let Some(tl) = self.timeline_of(i) {
             tl.cloud_arrivals.push(arrive);
         }
@@ -610,7 +470,7 @@ impl Simulator {
                 }
                 let prompt = self.inp.prompt[iu];
                 let bytes = f64::from(prompt) * self.device.kv_bytes_per_token();
-                let kv_at = arrive + secs_to_nanos(bytes / self.inp.bandwidth_bytes_per_s);
+                let kv_at = arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s);
                 // token 0 came from the cloud; the device runs it through to produce token 1
                 let ready = kv_at + self.device.tpot(u64::from(prompt));
                 self.finish_on_device(i, ready, 1, plan.pace.min_tpot());
@@ -648,23 +508,36 @@ impl Simulator {
     fn finish_on_device(&mut self, i: u32, first_ready: Nanos, from: u32, min_tpot: Nanos) {
         let iu = i as usize;
         let out = self.inp.output[iu];
+        let (arrival, qoe) = (self.inp.arrival[iu], self.inp.qoe);
         let ctx0 = u64::from(self.reqs[iu].pd.as_ref().map_or(self.inp.prompt[iu], |p| p.prompt_len));
+        // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
+        let mut steps = self.device.tpot_steps(ctx0 + u64::from(from) + 1);
+        let hist = &mut self.hist;
+        let mut timeline = match self.timeline.as_mut() {
+            Some((j, t)) if *j == i => Some(t),
+            _ => None,
+        };
+        let req = &mut self.reqs[iu];
         let mut ready = first_ready;
-        let mut prev = self.reqs[iu].metrics.first().map(|_| self.reqs[iu].metrics.last());
+        let mut prev = req.metrics.first().map(|_| req.metrics.last());
         for pos in from..out {
             let t = prev.map_or(ready, |p| ready.max(p + min_tpot));
             if pos == from {
-                self.reqs[iu].first_device_display = Some(t);
+                req.first_device_display = Some(t);
             }
-            self.record(i, t, false);
+            req.metrics.record(arrival, t, qoe, hist);
+            if let Some(tl) = timeline.as_mut() {
+                tl.displays.push(t);
+                tl.from_cloud.push(false);
+            }
             prev = Some(t);
-            ready += self.device.tpot(ctx0 + u64::from(pos) + 1);
+            ready += steps.next().expect("an endless sequence of steps");
         }
-        let req = &mut self.reqs[iu];
         req.device_decode_tokens += out - from;
         if req.handoff_pos < 0 {
             req.handoff_pos = i64::from(from);
         }
+        drop(steps);
         self.finish(i);
     }
 
@@ -674,403 +547,5 @@ impl Simulator {
         req.done = true;
         req.pd = None;
         self.finished += 1;
-    }
-
-    fn on_token_arrive(&mut self, i: u32, now: Nanos) -> Result<()> {
-        let iu = i as usize;
-        let out = self.inp.output[iu];
-        let refined = self.reqs[iu].plan.is_some_and(|p| p.refine_ratio < 1.0);
-        let Some(pd) = self.reqs[iu].pd.as_mut() else {
-            self.reqs[iu].cloud_discarded += 1; // the request already finished on the device
-            return Ok(());
-        };
-        let Receipt::Kept(pos) = pd.buf.receive_cloud()? else {
-            self.reqs[iu].cloud_discarded += 1;
-            return Ok(());
-        };
-        if pos == 0 && refined {
-            // the refined prompt arrives with the first token: the device starts prefilling now
-            let p = self.device.prefill(u64::from(pd.prompt_len));
-            pd.device_free_at = Some(now + p);
-            self.lp.schedule(now + p, PRIO_DEVICE, Ev::PromptDone(i))?;
-        }
-        pd.first_arrival.get_or_insert(now);
-        pd.last_arrival = now;
-        let complete = pd.buf.received() == out;
-        if complete {
-            // the cloud delivered the whole answer: the device is not needed
-            pd.device_stopped = true;
-        }
-        if let Some(c) = pd.ctrl.as_mut() {
-            c.push(now)?;
-            if complete {
-                c.set_handoff(Some(now));
-            } else {
-                self.revise_handoff(i);
-            }
-            self.schedule_display(i, now)?;
-        } else {
-            pd.buf.display()?;
-            self.reqs[iu].cloud_kept += 1;
-            self.reqs[iu].last_cloud_display = Some(now);
-            self.record(i, now, true);
-            if complete {
-                self.finish(i);
-            }
-        }
-        Ok(())
-    }
-
-    /// The device's estimate of when its own first token will be ready (ours): the later of
-    /// - its prefill finishing: the step under way, then the `quota` tokens not yet being prefilled
-    ///   appended in one step;
-    /// - the last cloud token arriving (at the stream's observed pace, or the cloud's lone decode step
-    ///   before two tokens have arrived) and then being prefilled in one forward pass.
-    ///
-    /// The speed controller paces to that estimate plus one device decode step at the hand-off's context
-    /// (the hand-off guard, ours, the live runtime's rule too: `pdcore.runtime.handoff`): a live
-    /// estimate is off by about one model call, and a buffer that lasts a step longer costs only the
-    /// device's first token waiting that step, while one that runs out a step early is a stall.
-    ///
-    /// Revised at every arrival and every prefill step, so the speed controller spends the buffer over
-    /// the time the device really needs.
-    fn revise_handoff(&mut self, i: u32) {
-        let iu = i as usize;
-        let quota = self.cloud.reqs[iu].quota;
-        let prior = secs_to_nanos(self.cloud.lone_decode_s(self.inp.prompt[iu]));
-        let device = &self.device;
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return };
-        let Some(free_at) = pd.device_free_at else { return };
-        let started = pd.buf.prefilled() + pd.in_flight;
-        let left = quota.saturating_sub(started);
-        let prompt = u64::from(pd.prompt_len);
-        let mut h = free_at;
-        if left > 0 {
-            h += device.append(prompt + u64::from(started), u64::from(left));
-        }
-        let received = pd.buf.received();
-        if let Some(first) = pd.first_arrival {
-            if received < quota {
-                let pace = if received >= 2 {
-                    Nanos((pd.last_arrival - first).0 / i64::from(received - 1))
-                } else {
-                    prior
-                };
-                let last = pd.last_arrival + Nanos(pace.0 * i64::from(quota - received));
-                h = h.max(last + device.append(prompt + u64::from(quota) - 1, 1));
-            }
-        }
-        h += device.tpot(prompt + u64::from(quota));
-        if let Some(c) = pd.ctrl.as_mut() {
-            c.set_handoff(Some(h));
-        }
-    }
-
-    fn schedule_display(&mut self, i: u32, now: Nanos) -> Result<()> {
-        let pd = self.reqs[i as usize].pd.as_mut().expect("pd state");
-        let Some(due) = pd.ctrl.as_ref().and_then(SpeedController::next_due) else { return Ok(()) };
-        let at = due.max(now);
-        if pd.display_at == Some(at) {
-            return Ok(());
-        }
-        pd.display_gen += 1;
-        pd.display_at = Some(at);
-        self.lp.schedule(at, PRIO_DISPLAY, Ev::Display(i, pd.display_gen))?;
-        Ok(())
-    }
-
-    fn on_display(&mut self, i: u32, gen: u32, now: Nanos) -> Result<()> {
-        let iu = i as usize;
-        let out = self.inp.output[iu];
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
-        if gen != pd.display_gen {
-            return Ok(());
-        }
-        pd.display_at = None;
-        let ctrl = pd.ctrl.as_mut().expect("paced");
-        let t = ctrl.mark_shown(Some(now))?;
-        pd.buf.display()?;
-        let done = pd.buf.displayed() == out;
-        self.reqs[iu].cloud_kept += 1;
-        self.reqs[iu].last_cloud_display = Some(t);
-        self.record(i, t, true);
-        if done {
-            self.finish(i);
-            return Ok(());
-        }
-        self.schedule_display(i, now)
-    }
-
-    fn on_prompt_done(&mut self, i: u32, now: Nanos) -> Result<()> {
-        let iu = i as usize;
-        let plan = self.reqs[iu].plan.expect("planned");
-        if plan.mode == Mode::Race {
-            let req = &mut self.reqs[iu];
-            if req.race == RaceState::Open {
-                req.race = RaceState::Device;
-                req.device_prefill_tokens = self.inp.prompt[iu];
-                self.lp.schedule(now + self.inp.one_way[iu], PRIO_CLOUD, Ev::CloudCancel(i))?;
-                self.finish_on_device(i, now, 0, plan.pace.min_tpot());
-            }
-            return Ok(());
-        }
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
-        if pd.device_stopped {
-            return Ok(());
-        }
-        pd.buf.prefill_prompt();
-        self.reqs[iu].device_prefill_tokens += self.reqs[iu].pd.as_ref().map_or(0, |p| p.prompt_len);
-        self.device_step(i, now)
-    }
-
-    fn on_chunk_done(&mut self, i: u32, n: u32, now: Nanos) -> Result<()> {
-        let iu = i as usize;
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
-        if pd.device_stopped {
-            return Ok(());
-        }
-        pd.buf.prefill_received(n)?;
-        pd.in_flight = 0;
-        self.reqs[iu].device_prefill_tokens += n;
-        self.device_step(i, now)
-    }
-
-    /// After a prefill step: prefill what arrived meanwhile, or take over when caught up.
-    fn device_step(&mut self, i: u32, now: Nanos) -> Result<()> {
-        let iu = i as usize;
-        let quota = self.cloud.reqs[iu].quota;
-        let pd = self.reqs[iu].pd.as_mut().expect("pd state");
-        let todo = pd.buf.received() - pd.buf.prefilled();
-        if todo > 0 {
-            let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());
-            let done_at = now + self.device.append(ctx, u64::from(todo));
-            pd.device_free_at = Some(done_at);
-            pd.in_flight = todo;
-            self.lp.schedule(done_at, PRIO_DEVICE, Ev::ChunkDone(i, todo))?;
-            self.revise_handoff(i);
-            return self.schedule_display(i, now);
-        }
-        // caught up: take over
-        let pos = pd.buf.take_over()?;
-        let plan = self.reqs[iu].plan.expect("planned");
-        if pos < quota {
-            self.cloud_cancel_from_device(i, now)?;
-        }
-        let pd = self.reqs[iu].pd.as_mut().expect("pd state");
-        let mut flushed = Vec::new();
-        if let Some(c) = pd.ctrl.as_mut() {
-            c.set_handoff(Some(now));
-            c.set_expected(Some(c.received()));
-            // flush buffered cloud tokens with the hand-off now known
-            while let Some(due) = c.next_due() {
-                flushed.push(c.mark_shown(Some(due.max(now)))?);
-                pd.buf.display()?;
-            }
-            pd.display_gen += 1; // invalidate any pending display event
-        }
-        for t in flushed {
-            self.record(i, t, true);
-            self.reqs[iu].cloud_kept += 1;
-            self.reqs[iu].last_cloud_display = Some(t);
-        }
-        if let Some(tl) = self.timeline_of(i) {
-            tl.handoff = Some(now);
-        }
-        self.reqs[iu].handoff_pos = i64::from(pos);
-        self.finish_on_device(i, now, pos, plan.pace.min_tpot());
-        Ok(())
-    }
-
-    fn cloud_cancel_from_device(&mut self, i: u32, now: Nanos) -> Result<()> {
-        self.lp.schedule(now + self.inp.one_way[i as usize], PRIO_CLOUD, Ev::CloudCancel(i))?;
-        Ok(())
-    }
-
-    /// Per-request results (call after [`next_decision`](Self::next_decision) returned `None`).
-    #[must_use]
-    pub fn results(&self) -> Results {
-        let n = self.reqs.len();
-        let mut r = Results::default();
-        let nan = f64::NAN;
-        for (iu, req) in self.reqs.iter().enumerate() {
-            let arrival = self.inp.arrival[iu];
-            let m = &req.metrics;
-            let c = &self.cloud.reqs[iu];
-            let plan = req.plan;
-            let first = m.first();
-            r.ttft_s.push(first.map_or(nan, |f| (f - arrival).as_secs()));
-            r.e2e_s.push(if first.is_some() { (m.last() - arrival).as_secs() } else { nan });
-            r.tpot_s.push(m.tpot_s());
-            r.max_gap_s.push(m.max_gap().as_secs());
-            let gap = match (req.last_cloud_display, req.first_device_display) {
-                (Some(c), Some(d)) => (d - c).as_secs(),
-                _ => nan,
-            };
-            r.handoff_gap_s.push(gap);
-            let max_tpot = plan.map_or(0.0, |p| p.pace.max_tpot().as_secs());
-            r.handoff_stall_s.push(if gap.is_nan() { 0.0 } else { (gap - max_tpot).max(0.0) });
-            r.qoe.push(m.qoe(arrival, self.inp.qoe));
-            r.cloud_prefill_gpu_s.push(c.gpu_prefill_s);
-            r.cloud_decode_gpu_s.push(c.gpu_decode_s);
-            r.cloud_decode_tokens.push(f64::from(c.generated.saturating_sub(1)));
-            r.cloud_tokens_kept.push(f64::from(req.cloud_kept));
-            r.cloud_tokens_discarded.push(f64::from(c.generated.saturating_sub(req.cloud_kept)));
-            r.device_prefill_tokens.push(f64::from(req.device_prefill_tokens));
-            r.device_decode_tokens.push(f64::from(req.device_decode_tokens));
-            r.handoff_pos.push(req.handoff_pos as f64);
-            r.served_by.push(match (req.cloud_kept > 0, req.device_decode_tokens > 0) {
-                (true, false) => 0,
-                (false, true) => 1,
-                _ => 2,
-            });
-            r.cloud_ttft_s.push(req.cloud_first_arrival.map_or(nan, |t| (t - arrival).as_secs()));
-            r.cloud_tpot_s.push(if c.gap_count > 0 {
-                c.gap_sum.as_secs() / f64::from(c.gap_count)
-            } else {
-                nan
-            });
-            r.displayed_tokens.push(f64::from(m.count()));
-            r.finish_s.push(if first.is_some() { m.last().as_secs() } else { nan });
-            r.mode.push(plan.map_or(u8::MAX, |p| p.mode as u8));
-        }
-        debug_assert_eq!(r.ttft_s.len(), n);
-        r
-    }
-
-    /// Aggregate counters.
-    #[must_use]
-    pub fn summary(&self) -> Summary {
-        Summary {
-            events: self.lp.processed(),
-            iterations: self.cloud.iterations,
-            makespan_s: self.lp.now().as_secs(),
-            cloud_gpu_s_prefill: self.cloud.gpu_prefill_s,
-            cloud_gpu_s_decode: self.cloud.gpu_decode_s,
-            itl_p50_s: self.hist.quantile_s(0.5),
-            itl_p90_s: self.hist.quantile_s(0.9),
-            itl_p99_s: self.hist.quantile_s(0.99),
-            itl_mean_s: self.hist.mean_s(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cloud::Deployment;
-    use device::Curve;
-    use proptest::prelude::*;
-
-    fn cloud(deployment: Deployment) -> CloudConfig {
-        CloudConfig {
-            deployment,
-            replicas: 1,
-            prefill_replicas: 1,
-            decode_replicas: 1,
-            base_s: 0.005,
-            prefill_token_s: 5e-5,
-            prefill_attn_s: 1e-9,
-            decode_seq_s: 1e-4,
-            decode_context_s: 2e-8,
-            max_batch_size: 16,
-            max_tokens_per_iteration: 512,
-            kv_cache_tokens: 20_000,
-            gpus_per_replica: 1,
-            kv_bytes_per_token: 131_072.0,
-            kv_link_bytes_per_s: 25e9,
-        }
-    }
-
-    fn device() -> DeviceModel {
-        let p = Curve::new(vec![128.0, 1024.0], vec![0.5, 6.0], true, "p").unwrap();
-        let t = Curve::new(vec![0.0, 2048.0], vec![0.015, 0.025], false, "t").unwrap();
-        DeviceModel::new(p, t, 20_000.0).unwrap()
-    }
-
-    fn run(reqs: &[(i64, u32, u32)], plan: Plan, dep: Deployment) -> (Results, Simulator) {
-        let inp = Inputs {
-            arrival: reqs.iter().map(|r| Nanos::ms(r.0)).collect(),
-            prompt: reqs.iter().map(|r| r.1).collect(),
-            output: reqs.iter().map(|r| r.2).collect(),
-            one_way: vec![Nanos::ms(10); reqs.len()],
-            bandwidth_bytes_per_s: 10e6,
-            qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
-        };
-        let mut sim = Simulator::new(inp, cloud(dep), device()).unwrap();
-        while let Some(i) = sim.next_decision().unwrap() {
-            sim.decide(i, plan).unwrap();
-        }
-        (sim.results(), sim)
-    }
-
-    fn plan(mode: Mode, k: u32) -> Plan {
-        Plan::new(mode, k, 1.0, PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap()).unwrap()
-    }
-
-    #[test]
-    fn device_only_ttft_is_the_prefill_time() {
-        let (r, _) = run(&[(0, 1024, 5)], plan(Mode::Device, 0), Deployment::Colocated);
-        assert!((r.ttft_s[0] - 6.0).abs() < 1e-9, "{}", r.ttft_s[0]);
-    }
-
-    #[test]
-    fn cloud_only_light_load_ttft_is_rtt_plus_prefill() {
-        let (r, sim) = run(&[(0, 1000, 3)], plan(Mode::Cloud, 0), Deployment::Colocated);
-        let want = 0.020 + sim.cloud_lone_prefill_s(1000);
-        assert!((r.ttft_s[0] - want).abs() < 1e-6, "{} vs {want}", r.ttft_s[0]);
-    }
-
-    #[test]
-    fn pd_device_with_enough_tokens_is_smooth_and_hands_off() {
-        let (r, _) = run(&[(0, 1024, 400)], plan(Mode::Pd, 200), Deployment::Disaggregated);
-        assert!(r.ttft_s[0] < 0.2, "ttft {}", r.ttft_s[0]);
-        assert!(r.max_gap_s[0] <= 0.050 + 1e-9, "max gap {}", r.max_gap_s[0]);
-        assert!(r.handoff_pos[0] > 0.0);
-        assert!((r.displayed_tokens[0] - 400.0).abs() < 0.5);
-    }
-
-    #[test]
-    fn timeline_records_cloud_prefix_then_device() {
-        let inp = Inputs {
-            arrival: vec![Nanos::ZERO],
-            prompt: vec![1024],
-            output: vec![300],
-            one_way: vec![Nanos::ms(10)],
-            bandwidth_bytes_per_s: 10e6,
-            qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
-        };
-        let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
-        sim.record_timeline(0).unwrap();
-        while let Some(i) = sim.next_decision().unwrap() {
-            sim.decide(i, plan(Mode::Pd, 200)).unwrap();
-        }
-        let tl = sim.timeline().unwrap();
-        assert_eq!(tl.displays.len(), 300);
-        assert!(tl.displays.windows(2).all(|w| w[0] <= w[1]));
-        let cloud = tl.from_cloud.iter().take_while(|&&c| c).count();
-        assert!(cloud > 0 && cloud < 300);
-        assert!(tl.from_cloud[cloud..].iter().all(|&c| !c));
-        assert!(tl.handoff.is_some());
-        assert!(tl.cloud_arrivals.len() >= cloud);
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-        #[test]
-        fn every_token_displayed_once(
-            reqs in prop::collection::vec((0_i64..300, 1_u32..3000, 1_u32..300), 1..25),
-            mode in 0_u8..6, k in 0_u32..200, disagg in any::<bool>(),
-        ) {
-            let mut reqs = reqs;
-            let mut t = 0;
-            for r in &mut reqs { t += r.0; r.0 = t; }
-            let mode = Mode::parse(Mode::NAMES[mode as usize]).unwrap();
-            let dep = if disagg { Deployment::Disaggregated } else { Deployment::Colocated };
-            let (r, _) = run(&reqs, plan(mode, k), dep);
-            for (i, req) in reqs.iter().enumerate() {
-                prop_assert!((r.displayed_tokens[i] - f64::from(req.2)).abs() < 0.5);
-                prop_assert!(r.ttft_s[i] > 0.0);
-            }
-        }
     }
 }

@@ -1,0 +1,173 @@
+//! The device's prices: prefill, append and decode, from its two measured curves ([`super::curve`]).
+//!
+//! Appending `n` tokens to a KV cache of `c` tokens (the device prefilling cloud tokens it received) costs
+//! `max(prefill(c + n) - prefill(c), tpot(c))` (ours): the marginal prefill cost, as if the tokens had been
+//! part of one long prompt, but never less than one forward pass, which a decode step measures. Every
+//! price is positive for `n >= 1`, because TPOT is positive everywhere (`Curve`'s rule).
+//!
+//! Seconds are the model's unit; the simulator converts each price to integer nanoseconds once, with
+//! [`to_nanos`], so the simulated and the priced times of the same work agree to the nanosecond.
+
+use super::curve::{Curve, Kind};
+use crate::error::{CoreError, Result};
+use crate::time::{round_non_negative, Nanos};
+
+/// Seconds to the simulator's integer nanoseconds, rounded half away from zero (`f64::round`). Prices
+/// are finite and non-negative by construction; below 2^52 ns (52 days) the rounding is done inline,
+/// without the libm call baseline x86-64 makes for `f64::round`.
+#[inline]
+#[must_use]
+pub fn to_nanos(secs: f64) -> Nanos {
+    let y = secs * 1e9;
+    if (0.0..4.5e15).contains(&y) {
+        Nanos(round_non_negative(y))
+    } else {
+        Nanos(y.round() as i64)
+    }
+}
+
+/// One device's speed: prefill over prompt length, TPOT over context, and its model's KV-cache size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceCost {
+    prefill: Curve,
+    tpot: Curve,
+    kv_bytes_per_token: f64,
+}
+
+impl DeviceCost {
+    /// A device from measured points (see [`Curve::new`] for what is checked), named in errors by the
+    /// profile keys `[prefill] prompt_tokens`, `[prefill] seconds`, `[decode] context_tokens` and
+    /// `[decode] tpot_s`.
+    pub fn new(
+        prefill_tokens: Vec<f64>,
+        prefill_s: Vec<f64>,
+        decode_context: Vec<f64>,
+        decode_tpot_s: Vec<f64>,
+        kv_bytes_per_token: f64,
+    ) -> Result<Self> {
+        let prefill = Curve::new(
+            Kind::Prefill,
+            prefill_tokens,
+            prefill_s,
+            "[prefill] prompt_tokens",
+            "[prefill] seconds",
+        )?;
+        let tpot = Curve::new(
+            Kind::Tpot,
+            decode_context,
+            decode_tpot_s,
+            "[decode] context_tokens",
+            "[decode] tpot_s",
+        )?;
+        if !(kv_bytes_per_token.is_finite() && kv_bytes_per_token > 0.0) {
+            return Err(CoreError::invalid(
+                "kv_bytes_per_token",
+                format!("is {kv_bytes_per_token}"),
+                "give the device model's KV-cache bytes per token (> 0)",
+            ));
+        }
+        Ok(Self { prefill, tpot, kv_bytes_per_token })
+    }
+
+    /// The prefill curve.
+    #[must_use]
+    pub fn prefill_curve(&self) -> &Curve {
+        &self.prefill
+    }
+
+    /// The TPOT curve.
+    #[must_use]
+    pub fn tpot_curve(&self) -> &Curve {
+        &self.tpot
+    }
+
+    /// Seconds to prefill a prompt of `tokens` from an empty cache.
+    #[must_use]
+    pub fn prefill_s(&self, tokens: f64) -> f64 {
+        self.prefill.at(tokens)
+    }
+
+    /// Seconds to append `n` tokens to a cache of `context` (module doc); nothing to append costs nothing.
+    #[must_use]
+    pub fn append_s(&self, context: f64, n: f64) -> f64 {
+        if n <= 0.0 {
+            return 0.0;
+        }
+        let marginal = self.prefill.at(context + n) - self.prefill.at(context);
+        marginal.max(self.tpot.at(context))
+    }
+
+    /// Seconds per decoded token with `context` tokens in the cache.
+    #[must_use]
+    pub fn tpot_s(&self, context: f64) -> f64 {
+        self.tpot.at(context)
+    }
+
+    /// [`prefill_s`](Self::prefill_s) in nanoseconds.
+    #[must_use]
+    pub fn prefill(&self, tokens: u64) -> Nanos {
+        to_nanos(self.prefill_s(tokens as f64))
+    }
+
+    /// [`append_s`](Self::append_s) in nanoseconds.
+    #[must_use]
+    pub fn append(&self, context: u64, n: u64) -> Nanos {
+        to_nanos(self.append_s(context as f64, n as f64))
+    }
+
+    /// [`tpot_s`](Self::tpot_s) in nanoseconds, at least 1 ns.
+    #[must_use]
+    pub fn tpot(&self, context: u64) -> Nanos {
+        Nanos(to_nanos(self.tpot_s(context as f64)).0.max(1))
+    }
+
+    /// The decode steps at contexts `first_context`, `first_context + 1`, ... in nanoseconds (at least
+    /// 1 ns each), equal to [`tpot`](Self::tpot) at each context; walks the curve instead of searching it
+    /// per token.
+    pub fn tpot_steps(&self, first_context: u64) -> impl Iterator<Item = Nanos> + '_ {
+        let mut walk = self.tpot.walk();
+        (first_context..).map(move |ctx| Nanos(to_nanos(walk.at(ctx as f64)).0.max(1)))
+    }
+
+    /// KV-cache bytes per token of the device's model.
+    #[must_use]
+    pub fn kv_bytes_per_token(&self) -> f64 {
+        self.kv_bytes_per_token
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the prices compared are exact by construction
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_costs_at_least_a_decode_step() {
+        let d = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
+        assert_eq!(d.append(500, 1), Nanos::ms(20));
+        assert_eq!(d.append(500, 100), Nanos::ms(100));
+        assert_eq!(d.prefill(1000), Nanos::ms(1000));
+    }
+
+    #[test]
+    fn steps_equal_the_priced_steps_and_rounding_is_f64_round() {
+        let d =
+            DeviceCost::new(vec![1.0], vec![1.0], vec![0.0, 100.0, 300.0], vec![0.01, 0.013, 0.0131], 1.0)
+                .unwrap();
+        let steps: Vec<Nanos> = d.tpot_steps(50).take(400).collect();
+        for (i, s) in steps.iter().enumerate() {
+            assert_eq!(*s, d.tpot(50 + i as u64));
+        }
+        for secs in [0.0, 1e-9, 0.5e-9, 1.5e-9, 2.5e-9, 0.012_345_678_9, 12.345_678_9, 4.6e6, 1e9] {
+            assert_eq!(to_nanos(secs).0, (secs * 1e9).round() as i64, "{secs}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_profile_key() {
+        let e = DeviceCost::new(vec![1.0], vec![1.0], vec![0.0, 5.0], vec![0.02, -1.0], 1.0).unwrap_err();
+        assert!(e.to_string().starts_with("[decode] tpot_s[1]"), "{e}");
+        let e = DeviceCost::new(vec![1.0], vec![1.0], vec![0.0], vec![0.02], 0.0).unwrap_err();
+        assert!(e.to_string().starts_with("kv_bytes_per_token"), "{e}");
+    }
+}

@@ -1,0 +1,32 @@
+//! Whether a display gap is within the objective.
+//!
+//! A gap meets a largest-gap objective `max_tpot` when `gap <= max_tpot + GAP_SLACK_S`. The slack of
+//! one nanosecond is the resolution of the simulator's clock: a gap the speed controller paced at
+//! exactly `max_tpot` in integer nanoseconds reads back as `max_tpot` plus float rounding in seconds, and
+//! must count as met. An undefined gap (NaN: a request with fewer than two displayed tokens) has nothing
+//! to miss and counts as met. The simulator, the report's attainment figures, the grid check and the live
+//! timeline all use this rule.
+
+/// The slack of the rule, seconds (one nanosecond, the simulator's clock resolution).
+pub const GAP_SLACK_S: f64 = 1e-9;
+
+/// Whether `gap_s` is within `max_tpot_s` (module doc).
+#[must_use]
+pub fn within_objective(gap_s: f64, max_tpot_s: f64) -> bool {
+    gap_s.is_nan() || gap_s <= max_tpot_s + GAP_SLACK_S
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the prices compared are exact by construction
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule() {
+        assert!(within_objective(0.05, 0.05));
+        assert!(within_objective(0.05 + 0.5e-9, 0.05));
+        assert!(!within_objective(0.05 + 2e-9, 0.05));
+        assert!(within_objective(f64::NAN, 0.05));
+        assert!(!within_objective(f64::INFINITY, 0.05));
+    }
+}

@@ -1,0 +1,31 @@
+//! The cost model: how long every piece of work takes, written once.
+//!
+//! The simulator, the optimizer, the live runtime and `pdcore validate` all price work with this module
+//! (through the PyO3 bindings on the Python side); a second implementation exists only as the deliberate
+//! pure-Python oracle of the simulator in `benches/`, checked bit for bit.
+//!
+//! - [`curve`]: piecewise-linear curves over measured points, with one documented rule beyond them.
+//! - [`device`]: the device's prefill, append and decode prices.
+//! - [`cloud`]: the cloud's iteration model and the prices of a lone request.
+//! - [`catchup`]: the catch-up fixed point that gives P/D-Device's `k`.
+//! - [`optimizer`]: the per-request choice of `k`, refinement and the device-alone fallback.
+//! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
+//! - [`gap`]: whether a display gap is within the objective.
+//!
+//! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
+
+pub mod catchup;
+pub mod cloud;
+pub mod curve;
+pub mod device;
+pub mod gap;
+pub mod handoff;
+pub mod optimizer;
+
+pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
+pub use cloud::CloudCost;
+pub use curve::Curve;
+pub use device::DeviceCost;
+pub use gap::{within_objective, GAP_SLACK_S};
+pub use handoff::{HandoffEstimator, PRIOR_WEIGHT_TOKENS};
+pub use optimizer::{Choice, PlanOptimizer};

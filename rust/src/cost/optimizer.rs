@@ -1,0 +1,238 @@
+//! The per-request choice of P/D-Device's settings (ours; the paper describes "an algorithm to decide
+//! the best settings" but publishes none).
+//!
+//! Per request (prompt `L`, one-way delay `d`, the cloud's load): the cloud prefills the whole prompt
+//! whatever `k` and `r` are, so its cost is smallest with the smallest feasible `k`: for each allowed
+//! refinement ratio `r` that is the catch-up fixed point ([`super::catchup`]), and the choice is the
+//! smallest `k` over the ratios (they are tried from the largest, so ties keep the better answer). The
+//! pace is `max_tpot` itself, which stretches the buffer furthest. When the device's own first token
+//! comes no later than the cloud's, the request goes to the device alone.
+//!
+//! `F`, the expected arrival of the cloud's first token, is the round trip plus the lone prefill plus,
+//! when load-adaptive, [`CloudCost::queue_wait_lower_bound_s`] of the prompt tokens waiting ahead.
+
+use super::catchup::{solve_catchup, CatchUpInput};
+use super::cloud::CloudCost;
+use super::device::DeviceCost;
+use crate::error::{CoreError, Result};
+
+/// What the optimizer chose for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Choice {
+    /// The device alone answers (no cloud tokens).
+    pub device_alone: bool,
+    /// Cloud decode tokens after the first (0 when `device_alone`).
+    pub k: u32,
+    /// The refinement ratio (1 when `device_alone`).
+    pub refine_ratio: f64,
+    /// Expected arrival of the cloud's first token, seconds from arrival.
+    pub first_token_s: f64,
+    /// Expected time of the device's own first token, seconds from arrival.
+    pub device_ready_s: f64,
+    /// False when the catch-up has no fixed point up to `max_k`.
+    pub converged: bool,
+}
+
+/// The optimizer's settings (module doc).
+#[derive(Debug, Clone)]
+pub struct PlanOptimizer {
+    /// The device.
+    pub device: DeviceCost,
+    /// The cloud.
+    pub cloud: CloudCost,
+    /// The largest display gap, seconds.
+    pub max_tpot_s: f64,
+    /// The refinement ratios allowed, largest first, 1.0 among them.
+    pub ratios: Vec<f64>,
+    /// Add the queueing lower bound to `F`.
+    pub load_adaptive: bool,
+    /// Replicas that prefill.
+    pub prefill_replicas: u32,
+    /// The cap on `k`.
+    pub max_k: u32,
+}
+
+impl PlanOptimizer {
+    /// Validates and builds an optimizer; `ratios` are sorted largest first, deduplicated, and 1.0 is
+    /// added.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        device: DeviceCost,
+        cloud: CloudCost,
+        max_tpot_s: f64,
+        ratios: &[f64],
+        load_adaptive: bool,
+        prefill_replicas: u32,
+        max_k: u32,
+    ) -> Result<Self> {
+        cloud.validate()?;
+        if !(max_tpot_s.is_finite() && max_tpot_s > 0.0) {
+            return Err(CoreError::invalid(
+                "max_tpot",
+                format!("is {max_tpot_s}"),
+                "pass the largest display gap, finite seconds > 0",
+            ));
+        }
+        if prefill_replicas == 0 {
+            return Err(CoreError::invalid("prefill_replicas", "is 0", "pass a count >= 1"));
+        }
+        let mut all = vec![1.0];
+        for (i, &r) in ratios.iter().enumerate() {
+            if !(r.is_finite() && r > 0.0 && r <= 1.0) {
+                return Err(CoreError::invalid_at(
+                    "refine_ratios",
+                    i,
+                    format!("is {r}"),
+                    "pass kept fractions of the prompt in (0, 1]",
+                ));
+            }
+            if !all.contains(&r) {
+                all.push(r);
+            }
+        }
+        all.sort_by(|a, b| b.total_cmp(a));
+        Ok(Self { device, cloud, max_tpot_s, ratios: all, load_adaptive, prefill_replicas, max_k })
+    }
+
+    /// Expected arrival of the cloud's first token (module doc); `waiting_prefill_tokens` is the cloud's
+    /// queue when known.
+    #[must_use]
+    pub fn first_token_s(&self, prompt: u32, one_way_s: f64, waiting_prefill_tokens: Option<f64>) -> f64 {
+        let queued = match waiting_prefill_tokens {
+            Some(w) if self.load_adaptive => self.cloud.queue_wait_lower_bound_s(w, self.prefill_replicas),
+            _ => 0.0,
+        };
+        2.0 * one_way_s + self.cloud.lone_prefill_s(prompt) + queued
+    }
+
+    fn check(prompt: u32, one_way_s: f64) -> Result<()> {
+        if prompt == 0 {
+            return Err(CoreError::invalid(
+                "prompt_tokens",
+                "is 0",
+                "pass a whole number of tokens, at least 1",
+            ));
+        }
+        if !(one_way_s.is_finite() && one_way_s >= 0.0) {
+            return Err(CoreError::invalid(
+                "one_way_s",
+                format!("is {one_way_s}"),
+                "pass the one-way network delay, seconds >= 0",
+            ));
+        }
+        Ok(())
+    }
+
+    fn solve(&self, prompt: u32, first: f64, ratio: f64) -> Result<Choice> {
+        let sol = solve_catchup(
+            &self.device,
+            &CatchUpInput {
+                prompt_tokens: prompt,
+                first_token_s: first,
+                max_tpot_s: self.max_tpot_s,
+                refine_ratio: ratio,
+                cloud_tpot_s: self.cloud.lone_decode_s(prompt),
+                max_k: self.max_k,
+            },
+        )?;
+        Ok(Choice {
+            device_alone: sol.device_alone,
+            k: sol.k,
+            refine_ratio: if sol.device_alone { 1.0 } else { ratio },
+            first_token_s: first,
+            device_ready_s: sol.device_ready_s,
+            converged: sol.converged,
+        })
+    }
+
+    /// The settings for one request: the smallest `k` over the allowed ratios.
+    ///
+    /// # Panics
+    /// Never: the ratios always hold 1.0, so there is a best choice.
+    pub fn choose(&self, prompt: u32, one_way_s: f64, waiting_prefill_tokens: Option<f64>) -> Result<Choice> {
+        Self::check(prompt, one_way_s)?;
+        let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
+        let mut best: Option<Choice> = None;
+        for &r in &self.ratios {
+            let c = self.solve(prompt, first, r)?;
+            if c.device_alone {
+                return Ok(c);
+            }
+            if best.is_none_or(|b| c.k < b.k) {
+                best = Some(c);
+            }
+        }
+        Ok(best.expect("ratios always hold 1.0"))
+    }
+
+    /// The settings with the ratio fixed (allowed or not).
+    pub fn choose_at(
+        &self,
+        prompt: u32,
+        ratio: f64,
+        one_way_s: f64,
+        waiting_prefill_tokens: Option<f64>,
+    ) -> Result<Choice> {
+        Self::check(prompt, one_way_s)?;
+        let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
+        self.solve(prompt, first, ratio)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the prices compared are exact by construction
+mod tests {
+    use super::*;
+
+    fn opt(ratios: &[f64]) -> PlanOptimizer {
+        let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
+        let cloud = CloudCost {
+            base_s: 0.005,
+            prefill_token_s: 5e-5,
+            prefill_attn_s: 1e-9,
+            decode_seq_s: 1e-4,
+            decode_context_s: 2e-8,
+            max_tokens_per_iteration: 512,
+        };
+        PlanOptimizer::new(device, cloud, 0.05, ratios, true, 1, 4096).unwrap()
+    }
+
+    #[test]
+    fn ratios_are_sorted_with_one() {
+        assert_eq!(opt(&[0.5, 0.35, 0.5]).ratios, vec![1.0, 0.5, 0.35]);
+    }
+
+    #[test]
+    fn short_prompts_stay_on_the_device() {
+        let c = opt(&[]).choose(10, 0.02, None).unwrap();
+        assert!(c.device_alone);
+        assert_eq!((c.k, c.refine_ratio), (0, 1.0));
+    }
+
+    #[test]
+    fn refinement_lowers_k_on_an_idle_cloud() {
+        let full = opt(&[]).choose(4000, 0.02, None).unwrap();
+        let refined = opt(&[0.5]).choose(4000, 0.02, None).unwrap();
+        assert!(!full.device_alone && refined.k < full.k, "{full:?} {refined:?}");
+        assert_eq!(refined.refine_ratio, 0.5);
+    }
+
+    #[test]
+    fn a_queue_moves_the_first_token_later() {
+        let o = opt(&[]);
+        let idle = o.first_token_s(1000, 0.02, Some(0.0));
+        let busy = o.first_token_s(1000, 0.02, Some(10_512.0));
+        assert!((busy - idle - 10_000.0 * 5e-5).abs() < 1e-12);
+        let fixed = PlanOptimizer { load_adaptive: false, ..o };
+        assert_eq!(fixed.first_token_s(1000, 0.02, Some(10_512.0)), idle);
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        assert!(opt(&[]).choose(0, 0.02, None).is_err());
+        assert!(opt(&[]).choose(10, -1.0, None).is_err());
+        let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
+        let cloud = opt(&[]).cloud;
+        assert!(PlanOptimizer::new(device, cloud, 0.05, &[1.5], true, 1, 10).is_err());
+    }
+}

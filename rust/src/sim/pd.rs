@@ -1,0 +1,206 @@
+//! P/D-Device and the naive split inside the simulator: cloud tokens arrive, the device prefills them in
+//! chunks, the speed controller paces the display to the hand-off estimate, and the device takes over.
+
+use super::{Ev, Mode, RaceState, Simulator, PRIO_CLOUD, PRIO_DEVICE, PRIO_DISPLAY};
+use crate::buffer::Receipt;
+use crate::cost::device::to_nanos;
+use crate::cost::handoff::{simulated_handoff, SimulatedProgress};
+use crate::error::Result;
+use crate::pacing::SpeedController;
+use crate::time::Nanos;
+
+impl Simulator {
+    pub(super) fn on_token_arrive(&mut self, i: u32, now: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let out = self.inp.output[iu];
+        let refined = self.reqs[iu].plan.is_some_and(|p| p.refine_ratio < 1.0);
+        let Some(pd) = self.reqs[iu].pd.as_mut() else {
+            self.reqs[iu].cloud_discarded += 1; // the request already finished on the device
+            return Ok(());
+        };
+        let Receipt::Kept(pos) = pd.buf.receive_cloud()? else {
+            self.reqs[iu].cloud_discarded += 1;
+            return Ok(());
+        };
+        if pos == 0 && refined {
+            // the refined prompt arrives with the first token: the device starts prefilling now
+            let p = self.device.prefill(u64::from(pd.prompt_len));
+            pd.device_free_at = Some(now + p);
+            self.lp.schedule(now + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+        }
+        pd.first_arrival.get_or_insert(now);
+        pd.last_arrival = now;
+        let complete = pd.buf.received() == out;
+        if complete {
+            // the cloud delivered the whole answer: the device is not needed
+            pd.device_stopped = true;
+        }
+        if let Some(c) = pd.ctrl.as_mut() {
+            c.push(now)?;
+            if complete {
+                c.set_handoff(Some(now));
+            } else {
+                self.revise_handoff(i);
+            }
+            self.schedule_display(i, now)?;
+        } else {
+            pd.buf.display()?;
+            self.reqs[iu].cloud_kept += 1;
+            self.reqs[iu].last_cloud_display = Some(now);
+            self.record(i, now, true);
+            if complete {
+                self.finish(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Revises the speed controller's target: the device's estimated hand-off plus the guard
+    /// (`crate::cost::handoff`, the one hand-off model, shared with the live runtime). Revised at every
+    /// arrival and every prefill step, so the controller spends the buffer over the time the device
+    /// really needs.
+    pub(super) fn revise_handoff(&mut self, i: u32) {
+        let iu = i as usize;
+        let quota = self.cloud.reqs[iu].quota;
+        let prior_pace = to_nanos(self.cloud.cost().lone_decode_s(self.inp.prompt[iu]));
+        let device = &self.device;
+        let Some(pd) = self.reqs[iu].pd.as_mut() else { return };
+        let Some(free_at) = pd.device_free_at else { return };
+        let h = simulated_handoff(
+            device,
+            &SimulatedProgress {
+                free_at,
+                prompt: pd.prompt_len,
+                started: pd.buf.prefilled() + pd.in_flight,
+                quota,
+                received: pd.buf.received(),
+                first_arrival: pd.first_arrival,
+                last_arrival: pd.last_arrival,
+                prior_pace,
+            },
+        );
+        if let Some(c) = pd.ctrl.as_mut() {
+            c.set_handoff(Some(h));
+        }
+    }
+
+    fn schedule_display(&mut self, i: u32, now: Nanos) -> Result<()> {
+        let pd = self.reqs[i as usize].pd.as_mut().expect("pd state");
+        let Some(due) = pd.ctrl.as_ref().and_then(SpeedController::next_due) else { return Ok(()) };
+        let at = due.max(now);
+        if pd.display_at == Some(at) {
+            return Ok(());
+        }
+        pd.display_gen += 1;
+        pd.display_at = Some(at);
+        self.lp.schedule(at, PRIO_DISPLAY, Ev::Display(i, pd.display_gen))?;
+        Ok(())
+    }
+
+    pub(super) fn on_display(&mut self, i: u32, gen: u32, now: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let out = self.inp.output[iu];
+        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
+        if gen != pd.display_gen {
+            return Ok(());
+        }
+        pd.display_at = None;
+        let ctrl = pd.ctrl.as_mut().expect("paced");
+        let t = ctrl.mark_shown(Some(now))?;
+        pd.buf.display()?;
+        let done = pd.buf.displayed() == out;
+        self.reqs[iu].cloud_kept += 1;
+        self.reqs[iu].last_cloud_display = Some(t);
+        self.record(i, t, true);
+        if done {
+            self.finish(i);
+            return Ok(());
+        }
+        self.schedule_display(i, now)
+    }
+
+    pub(super) fn on_prompt_done(&mut self, i: u32, now: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let plan = self.reqs[iu].plan.expect("planned");
+        if plan.mode == Mode::Race {
+            let req = &mut self.reqs[iu];
+            if req.race == RaceState::Open {
+                req.race = RaceState::Device;
+                req.device_prefill_tokens = self.inp.prompt[iu];
+                self.lp.schedule(now + self.one_way[iu], PRIO_CLOUD, Ev::CloudCancel(i))?;
+                self.finish_on_device(i, now, 0, plan.pace.min_tpot());
+            }
+            return Ok(());
+        }
+        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
+        if pd.device_stopped {
+            return Ok(());
+        }
+        pd.buf.prefill_prompt();
+        self.reqs[iu].device_prefill_tokens += self.reqs[iu].pd.as_ref().map_or(0, |p| p.prompt_len);
+        self.device_step(i, now)
+    }
+
+    pub(super) fn on_chunk_done(&mut self, i: u32, n: u32, now: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
+        if pd.device_stopped {
+            return Ok(());
+        }
+        pd.buf.prefill_received(n)?;
+        pd.in_flight = 0;
+        self.reqs[iu].device_prefill_tokens += n;
+        self.device_step(i, now)
+    }
+
+    /// After a prefill step: prefill what arrived meanwhile, or take over when caught up.
+    fn device_step(&mut self, i: u32, now: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let quota = self.cloud.reqs[iu].quota;
+        let pd = self.reqs[iu].pd.as_mut().expect("pd state");
+        let todo = pd.buf.received() - pd.buf.prefilled();
+        if todo > 0 {
+            let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());
+            let done_at = now + self.device.append(ctx, u64::from(todo));
+            pd.device_free_at = Some(done_at);
+            pd.in_flight = todo;
+            self.lp.schedule(done_at, PRIO_DEVICE, Ev::ChunkDone(i, todo))?;
+            self.revise_handoff(i);
+            return self.schedule_display(i, now);
+        }
+        // caught up: take over
+        let pos = pd.buf.take_over()?;
+        let plan = self.reqs[iu].plan.expect("planned");
+        if pos < quota {
+            self.cloud_cancel_from_device(i, now)?;
+        }
+        let pd = self.reqs[iu].pd.as_mut().expect("pd state");
+        let mut flushed = Vec::new();
+        if let Some(c) = pd.ctrl.as_mut() {
+            c.set_handoff(Some(now));
+            c.set_expected(Some(c.received()));
+            // flush buffered cloud tokens with the hand-off now known
+            while let Some(due) = c.next_due() {
+                flushed.push(c.mark_shown(Some(due.max(now)))?);
+                pd.buf.display()?;
+            }
+            pd.display_gen += 1; // invalidate any pending display event
+        }
+        for t in flushed {
+            self.record(i, t, true);
+            self.reqs[iu].cloud_kept += 1;
+            self.reqs[iu].last_cloud_display = Some(t);
+        }
+        if let Some(tl) = self.timeline_of(i) {
+            tl.handoff = Some(now);
+        }
+        self.reqs[iu].handoff_pos = i64::from(pos);
+        self.finish_on_device(i, now, pos, plan.pace.min_tpot());
+        Ok(())
+    }
+
+    fn cloud_cancel_from_device(&mut self, i: u32, now: Nanos) -> Result<()> {
+        self.lp.schedule(now + self.one_way[i as usize], PRIO_CLOUD, Ev::CloudCancel(i))?;
+        Ok(())
+    }
+}

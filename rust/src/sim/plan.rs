@@ -1,0 +1,73 @@
+//! A policy's decision for one request: the mode and its settings.
+
+use crate::error::{CoreError, Result};
+use crate::pacing::PaceConfig;
+
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    /// Cloud only.
+    Cloud = 0,
+    /// Device only.
+    Device = 1,
+    /// P/D-Device.
+    Pd = 2,
+    /// P/D-Device without the speed controller.
+    Naive = 3,
+    /// Cloud prefill and KV-cache transfer to the device.
+    KvTransfer = 4,
+    /// Cloud and device race for the first token.
+    Race = 5,
+}
+
+impl Mode {
+    /// The names used at the Python boundary, indexed by discriminant.
+    pub const NAMES: [&'static str; 6] = ["cloud", "device", "pd", "naive", "kv-transfer", "race"];
+
+    /// Parses a mode name.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "cloud" => Self::Cloud,
+            "device" => Self::Device,
+            "pd" => Self::Pd,
+            "naive" => Self::Naive,
+            "kv-transfer" => Self::KvTransfer,
+            "race" => Self::Race,
+            other => {
+                return Err(CoreError::invalid(
+                    "mode",
+                    format!("is {other:?}"),
+                    "use one of cloud, device, pd, naive, kv-transfer, race",
+                ))
+            }
+        })
+    }
+}
+
+/// A policy's decision for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// The mode.
+    pub mode: Mode,
+    /// Cloud decode tokens after the first (P/D-Device and naive split).
+    pub k: u32,
+    /// Fraction of the prompt the device prefills, in (0, 1].
+    pub refine_ratio: f64,
+    /// Display pacing bounds.
+    pub pace: PaceConfig,
+}
+
+impl Plan {
+    /// Validates a plan.
+    pub fn new(mode: Mode, k: u32, refine_ratio: f64, pace: PaceConfig) -> Result<Self> {
+        if !(refine_ratio.is_finite() && refine_ratio > 0.0 && refine_ratio <= 1.0) {
+            return Err(CoreError::invalid(
+                "refine_ratio",
+                format!("is {refine_ratio}"),
+                "give the kept fraction of the prompt in (0, 1]",
+            ));
+        }
+        Ok(Self { mode, k, refine_ratio, pace })
+    }
+}

@@ -1,0 +1,72 @@
+//! The built-in policies, planned inside the simulator.
+//!
+//! A [`NativePolicy`] plans every request without leaving Rust, so a run needs no call into Python per
+//! request. It gives exactly the plans the Python policies of the same settings give (both ask the one
+//! optimizer, [`crate::cost::optimizer`], with the same inputs: the request's prompt, its one-way delay
+//! and the cloud's queued prefill tokens at the arrival); custom Python policies still plan through the
+//! decision loop ([`Simulator::next_decision`] and [`Simulator::decide`]).
+
+use super::plan::{Mode, Plan};
+use super::Simulator;
+use crate::cost::PlanOptimizer;
+use crate::error::{CoreError, Result};
+use crate::pacing::PaceConfig;
+
+/// A built-in policy's rule.
+#[derive(Debug, Clone)]
+pub enum NativePolicy {
+    /// Every request gets the same plan (cloud-only, device-only, kv-transfer, race, a fixed-`k` split).
+    Fixed(Plan),
+    /// P/D-Device or the naive split with the optimizer's `k` and refinement per request; the device
+    /// alone when it answers first.
+    Auto {
+        /// `Pd` or `Naive`.
+        mode: Mode,
+        /// The display pacing bounds of every plan.
+        pace: PaceConfig,
+        /// The optimizer.
+        optimizer: Box<PlanOptimizer>,
+    },
+}
+
+impl NativePolicy {
+    /// An automatic split policy; `mode` must be `Pd` or `Naive`.
+    pub fn auto(mode: Mode, pace: PaceConfig, optimizer: PlanOptimizer) -> Result<Self> {
+        if !matches!(mode, Mode::Pd | Mode::Naive) {
+            return Err(CoreError::invalid(
+                "mode",
+                format!("is {:?}", Mode::NAMES[mode as usize]),
+                "an automatic k needs mode \"pd\" or \"naive\"",
+            ));
+        }
+        Ok(Self::Auto { mode, pace, optimizer: Box::new(optimizer) })
+    }
+
+    /// The plan of request `i`, which is waiting for one in `sim`.
+    pub fn plan(&self, sim: &Simulator, i: u32) -> Result<Plan> {
+        match self {
+            Self::Fixed(plan) => Ok(*plan),
+            Self::Auto { mode, pace, optimizer } => {
+                let iu = i as usize;
+                let waiting = sim.cloud_load().waiting_prefill_tokens;
+                let c = optimizer.choose(sim.inp.prompt[iu], sim.inp.one_way_s[iu], Some(waiting))?;
+                if c.device_alone {
+                    Plan::new(Mode::Device, 0, 1.0, *pace)
+                } else {
+                    Plan::new(*mode, c.k, c.refine_ratio, *pace)
+                }
+            }
+        }
+    }
+}
+
+impl Simulator {
+    /// Runs every remaining request under `policy` to the end.
+    pub fn run_policy(&mut self, policy: &NativePolicy) -> Result<()> {
+        while let Some(i) = self.next_decision()? {
+            let plan = policy.plan(self, i)?;
+            self.decide(i, plan)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! What a run reports: per-request results, aggregate counters and one request's token timeline.
+
+use super::Simulator;
+use crate::time::Nanos;
+
+/// Per-request results, one entry per request.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// Time to first displayed token, s.
+    pub ttft_s: Vec<f64>,
+    /// Arrival to last displayed token, s.
+    pub e2e_s: Vec<f64>,
+    /// Mean display gap after the first token, s.
+    pub tpot_s: Vec<f64>,
+    /// Largest display gap, s.
+    pub max_gap_s: Vec<f64>,
+    /// Display gap at the hand-off (NaN without one), s.
+    pub handoff_gap_s: Vec<f64>,
+    /// Part of the hand-off gap above the plan's `max_tpot`, s.
+    pub handoff_stall_s: Vec<f64>,
+    /// Andes-style QoE.
+    pub qoe: Vec<f64>,
+    /// Cloud GPU-seconds in prefill.
+    pub cloud_prefill_gpu_s: Vec<f64>,
+    /// Cloud GPU-seconds in decode.
+    pub cloud_decode_gpu_s: Vec<f64>,
+    /// Tokens the cloud decoded (after the first), displayed or not.
+    pub cloud_decode_tokens: Vec<f64>,
+    /// Cloud tokens displayed.
+    pub cloud_tokens_kept: Vec<f64>,
+    /// Cloud tokens that reached the device after the hand-off.
+    pub cloud_tokens_discarded: Vec<f64>,
+    /// Tokens the device prefilled (prompt and received tokens).
+    pub device_prefill_tokens: Vec<f64>,
+    /// Tokens the device decoded.
+    pub device_decode_tokens: Vec<f64>,
+    /// First device position (-1 without a hand-off).
+    pub handoff_pos: Vec<f64>,
+    /// 0 cloud, 1 device, 2 both.
+    pub served_by: Vec<u8>,
+    /// Arrival of the cloud's first token at the device, from request arrival (NaN if none).
+    pub cloud_ttft_s: Vec<f64>,
+    /// Mean cloud-side time between decode tokens (NaN with fewer than two).
+    pub cloud_tpot_s: Vec<f64>,
+    /// Tokens displayed.
+    pub displayed_tokens: Vec<f64>,
+    /// Time of the last display, s.
+    pub finish_s: Vec<f64>,
+    /// Mode index (see [`Mode::NAMES`](super::Mode::NAMES)).
+    pub mode: Vec<u8>,
+    /// The kept fraction of the prompt the plan gave the device (1 without refinement).
+    pub refine_ratio: Vec<f64>,
+}
+
+/// Aggregate counters of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Events processed.
+    pub events: u64,
+    /// Cloud iterations.
+    pub iterations: u64,
+    /// Time of the last event, s.
+    pub makespan_s: f64,
+    /// Cloud GPU-seconds in prefill.
+    pub cloud_gpu_s_prefill: f64,
+    /// Cloud GPU-seconds in decode.
+    pub cloud_gpu_s_decode: f64,
+    /// Inter-token latency percentiles over all displayed tokens, s.
+    pub itl_p50_s: f64,
+    /// See `itl_p50_s`.
+    pub itl_p90_s: f64,
+    /// See `itl_p50_s`.
+    pub itl_p99_s: f64,
+    /// Mean inter-token latency, s.
+    pub itl_mean_s: f64,
+}
+
+/// Token-level record of one request, for plots: when each cloud token reached the device and when
+/// each token was displayed and from which source.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Arrival times of cloud tokens at the device.
+    pub cloud_arrivals: Vec<Nanos>,
+    /// Display times, in output order.
+    pub displays: Vec<Nanos>,
+    /// Whether each displayed token came from the cloud.
+    pub from_cloud: Vec<bool>,
+    /// When the device took over, if it did.
+    pub handoff: Option<Nanos>,
+}
+
+impl Simulator {
+    /// Per-request results (call after [`next_decision`](Self::next_decision) returned `None`).
+    #[must_use]
+    pub fn results(&self) -> Results {
+        let n = self.reqs.len();
+        let mut r = Results::default();
+        let nan = f64::NAN;
+        for (iu, req) in self.reqs.iter().enumerate() {
+            let arrival = self.inp.arrival[iu];
+            let m = &req.metrics;
+            let c = &self.cloud.reqs[iu];
+            let plan = req.plan;
+            let first = m.first();
+            r.ttft_s.push(first.map_or(nan, |f| (f - arrival).as_secs()));
+            r.e2e_s.push(if first.is_some() { (m.last() - arrival).as_secs() } else { nan });
+            r.tpot_s.push(m.tpot_s());
+            r.max_gap_s.push(m.max_gap().as_secs());
+            let gap = match (req.last_cloud_display, req.first_device_display) {
+                (Some(c), Some(d)) => (d - c).as_secs(),
+                _ => nan,
+            };
+            r.handoff_gap_s.push(gap);
+            let max_tpot = plan.map_or(0.0, |p| p.pace.max_tpot().as_secs());
+            r.handoff_stall_s.push(if gap.is_nan() { 0.0 } else { (gap - max_tpot).max(0.0) });
+            r.qoe.push(m.qoe(arrival, self.inp.qoe));
+            r.cloud_prefill_gpu_s.push(c.gpu_prefill_s);
+            r.cloud_decode_gpu_s.push(c.gpu_decode_s);
+            r.cloud_decode_tokens.push(f64::from(c.generated.saturating_sub(1)));
+            r.cloud_tokens_kept.push(f64::from(req.cloud_kept));
+            r.cloud_tokens_discarded.push(f64::from(c.generated.saturating_sub(req.cloud_kept)));
+            r.device_prefill_tokens.push(f64::from(req.device_prefill_tokens));
+            r.device_decode_tokens.push(f64::from(req.device_decode_tokens));
+            r.handoff_pos.push(req.handoff_pos as f64);
+            r.served_by.push(match (req.cloud_kept > 0, req.device_decode_tokens > 0) {
+                (true, false) => 0,
+                (false, true) => 1,
+                _ => 2,
+            });
+            r.cloud_ttft_s.push(req.cloud_first_arrival.map_or(nan, |t| (t - arrival).as_secs()));
+            r.cloud_tpot_s.push(if c.gap_count > 0 {
+                c.gap_sum.as_secs() / f64::from(c.gap_count)
+            } else {
+                nan
+            });
+            r.displayed_tokens.push(f64::from(m.count()));
+            r.finish_s.push(if first.is_some() { m.last().as_secs() } else { nan });
+            r.mode.push(plan.map_or(u8::MAX, |p| p.mode as u8));
+            r.refine_ratio.push(plan.map_or(1.0, |p| p.refine_ratio));
+        }
+        debug_assert_eq!(r.ttft_s.len(), n);
+        r
+    }
+
+    /// Aggregate counters.
+    #[must_use]
+    pub fn summary(&self) -> Summary {
+        Summary {
+            events: self.lp.processed(),
+            iterations: self.cloud.iterations,
+            makespan_s: self.lp.now().as_secs(),
+            cloud_gpu_s_prefill: self.cloud.gpu_prefill_s,
+            cloud_gpu_s_decode: self.cloud.gpu_decode_s,
+            itl_p50_s: self.hist.quantile_s(0.5),
+            itl_p90_s: self.hist.quantile_s(0.9),
+            itl_p99_s: self.hist.quantile_s(0.99),
+            itl_mean_s: self.hist.mean_s(),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Simulator tests across modes and deployments.
+use super::*;
+use crate::cost::CloudCost;
+use crate::pacing::PaceConfig;
+use cloud::Deployment;
+use proptest::prelude::*;
+
+fn cloud(deployment: Deployment) -> CloudConfig {
+    CloudConfig {
+        deployment,
+        replicas: 1,
+        prefill_replicas: 1,
+        decode_replicas: 1,
+        cost: CloudCost {
+            base_s: 0.005,
+            prefill_token_s: 5e-5,
+            prefill_attn_s: 1e-9,
+            decode_seq_s: 1e-4,
+            decode_context_s: 2e-8,
+            max_tokens_per_iteration: 512,
+        },
+        max_batch_size: 16,
+        kv_cache_tokens: 20_000,
+        gpus_per_replica: 1,
+        kv_bytes_per_token: 131_072.0,
+        kv_link_bytes_per_s: 25e9,
+    }
+}
+
+fn device() -> DeviceCost {
+    DeviceCost::new(vec![128.0, 1024.0], vec![0.5, 6.0], vec![0.0, 2048.0], vec![0.015, 0.025], 20_000.0)
+        .unwrap()
+}
+
+fn run(reqs: &[(i64, u32, u32)], plan: Plan, dep: Deployment) -> (Results, Simulator) {
+    let inp = Inputs {
+        arrival: reqs.iter().map(|r| Nanos::ms(r.0)).collect(),
+        prompt: reqs.iter().map(|r| r.1).collect(),
+        output: reqs.iter().map(|r| r.2).collect(),
+        one_way_s: vec![0.010; reqs.len()],
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+    };
+    let mut sim = Simulator::new(inp, cloud(dep), device()).unwrap();
+    while let Some(i) = sim.next_decision().unwrap() {
+        sim.decide(i, plan).unwrap();
+    }
+    (sim.results(), sim)
+}
+
+fn plan(mode: Mode, k: u32) -> Plan {
+    Plan::new(mode, k, 1.0, PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap()).unwrap()
+}
+
+#[test]
+fn device_only_ttft_is_the_prefill_time() {
+    let (r, _) = run(&[(0, 1024, 5)], plan(Mode::Device, 0), Deployment::Colocated);
+    assert!((r.ttft_s[0] - 6.0).abs() < 1e-9, "{}", r.ttft_s[0]);
+}
+
+#[test]
+fn cloud_only_light_load_ttft_is_rtt_plus_prefill() {
+    let (r, sim) = run(&[(0, 1000, 3)], plan(Mode::Cloud, 0), Deployment::Colocated);
+    let want = 0.020 + sim.cloud_lone_prefill_s(1000);
+    assert!((r.ttft_s[0] - want).abs() < 1e-6, "{} vs {want}", r.ttft_s[0]);
+}
+
+#[test]
+fn pd_device_with_enough_tokens_is_smooth_and_hands_off() {
+    let (r, _) = run(&[(0, 1024, 400)], plan(Mode::Pd, 200), Deployment::Disaggregated);
+    assert!(r.ttft_s[0] < 0.2, "ttft {}", r.ttft_s[0]);
+    assert!(r.max_gap_s[0] <= 0.050 + 1e-9, "max gap {}", r.max_gap_s[0]);
+    assert!(r.handoff_pos[0] > 0.0);
+    assert!((r.displayed_tokens[0] - 400.0).abs() < 0.5);
+}
+
+#[test]
+fn timeline_records_cloud_prefix_then_device() {
+    let inp = Inputs {
+        arrival: vec![Nanos::ZERO],
+        prompt: vec![1024],
+        output: vec![300],
+        one_way_s: vec![0.010],
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+    };
+    let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
+    sim.record_timeline(0).unwrap();
+    while let Some(i) = sim.next_decision().unwrap() {
+        sim.decide(i, plan(Mode::Pd, 200)).unwrap();
+    }
+    let tl = sim.timeline().unwrap();
+    assert_eq!(tl.displays.len(), 300);
+    assert!(tl.displays.windows(2).all(|w| w[0] <= w[1]));
+    let cloud = tl.from_cloud.iter().take_while(|&&c| c).count();
+    assert!(cloud > 0 && cloud < 300);
+    assert!(tl.from_cloud[cloud..].iter().all(|&c| !c));
+    assert!(tl.handoff.is_some());
+    assert!(tl.cloud_arrivals.len() >= cloud);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn every_token_displayed_once(
+        reqs in prop::collection::vec((0_i64..300, 1_u32..3000, 1_u32..300), 1..25),
+        mode in 0_u8..6, k in 0_u32..200, disagg in any::<bool>(),
+    ) {
+        let mut reqs = reqs;
+        let mut t = 0;
+        for r in &mut reqs { t += r.0; r.0 = t; }
+        let mode = Mode::parse(Mode::NAMES[mode as usize]).unwrap();
+        let dep = if disagg { Deployment::Disaggregated } else { Deployment::Colocated };
+        let (r, _) = run(&reqs, plan(mode, k), dep);
+        for (i, req) in reqs.iter().enumerate() {
+            prop_assert!((r.displayed_tokens[i] - f64::from(req.2)).abs() < 0.5);
+            prop_assert!(r.ttft_s[i] > 0.0);
+        }
+    }
+}
+
+#[test]
+fn native_policy_plans_as_the_decision_loop() {
+    use crate::cost::PlanOptimizer;
+    use crate::sim::policy::NativePolicy;
+    let reqs: Vec<(i64, u32, u32)> = (0..60)
+        .map(|i| {
+            (i * 150, if i % 5 == 0 { 2 } else { 200 + (i as u32 * 397) % 3000 }, 20 + (i as u32 * 31) % 200)
+        })
+        .collect();
+    let inputs = || Inputs {
+        arrival: reqs.iter().map(|r| Nanos::ms(r.0)).collect(),
+        prompt: reqs.iter().map(|r| r.1).collect(),
+        output: reqs.iter().map(|r| r.2).collect(),
+        one_way_s: (0..reqs.len()).map(|i| 0.005 + 0.001 * (i % 7) as f64).collect(),
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+    };
+    let pace = PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap();
+    let optimizer =
+        PlanOptimizer::new(device(), cloud(Deployment::Disaggregated).cost, 0.05, &[0.5], true, 1, 4096)
+            .unwrap();
+    let policy = NativePolicy::auto(Mode::Pd, pace, optimizer.clone()).unwrap();
+    let mut native = Simulator::new(inputs(), cloud(Deployment::Disaggregated), device()).unwrap();
+    native.run_policy(&policy).unwrap();
+    let mut looped = Simulator::new(inputs(), cloud(Deployment::Disaggregated), device()).unwrap();
+    let mut modes = Vec::new();
+    while let Some(i) = looped.next_decision().unwrap() {
+        let waiting = looped.cloud_load().waiting_prefill_tokens;
+        let c = optimizer
+            .choose(looped.inp.prompt[i as usize], looped.inp.one_way_s[i as usize], Some(waiting))
+            .unwrap();
+        let plan = if c.device_alone {
+            Plan::new(Mode::Device, 0, 1.0, pace).unwrap()
+        } else {
+            Plan::new(Mode::Pd, c.k, c.refine_ratio, pace).unwrap()
+        };
+        modes.push(plan.mode);
+        looped.decide(i, plan).unwrap();
+    }
+    assert!(modes.contains(&Mode::Pd) && modes.contains(&Mode::Device), "{modes:?}");
+    let (a, b) = (native.results(), looped.results());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    assert!(NativePolicy::auto(Mode::Cloud, pace, optimizer).is_err());
+}
