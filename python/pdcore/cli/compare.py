@@ -88,22 +88,8 @@ class _Run:
     limit: int | None
 
     def describe(self) -> dict[str, Any]:
-        stats = self.workload.summary()
         return {
-            "workload": {
-                "name": self.workload.name,
-                "source": self.workload.source,
-                "notes": list(self.workload.notes),
-                "requests": len(self.workload),
-                "duration_s": stats["duration_s"],
-                "rate_rps": stats["rate_rps"],
-                "prompt_tokens": {
-                    key[len("prompt_") :]: stats[key] for key in stats if key.startswith("prompt_")
-                },
-                "output_tokens": {
-                    key[len("output_") :]: stats[key] for key in stats if key.startswith("output_")
-                },
-            },
+            "workload": self.workload.describe(),
             "config": self.scenario.describe()
             | {"seed": self.seed, "rate_scale": self.rate_scale, "limit": self.limit},
         }

@@ -52,7 +52,8 @@ from pdcore.refine.refiner import DEFAULT_QUESTION_WEIGHT, check_ratio, select
 from pdcore.refine.scoring import CHATML
 
 if TYPE_CHECKING:  # the runtime needs the `device` extra at import time
-    from pdcore.runtime.device import DeviceEngine
+    from pdcore.refine.scoring import LlamaScorer, TokenSurprisal
+    from pdcore.runtime.device import DeviceEngine, LlamaEngine
 
 __all__ = [
     "DEFAULT_RATIOS",
@@ -578,7 +579,7 @@ def evaluate(
         InvalidInputError: No items, a bad ratio, or a missing model or llama-cpp-python.
     """
     from pdcore.refine.scoring import LlamaScorer  # noqa: PLC0415  # reason: needs llama-cpp-python
-    from pdcore.runtime.device import LlamaEngine, chatml  # noqa: PLC0415  # reason: needs llama-cpp-python
+    from pdcore.runtime.device import LlamaEngine  # noqa: PLC0415  # reason: needs llama-cpp-python
 
     if not items:
         raise InvalidInputError("no evaluation items; fix: pass at least one item (make_items)")
@@ -593,7 +594,7 @@ def evaluate(
         for r in sorted(set(ablation_ratios), reverse=True)
         if r < 1.0
     ]
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+    load_before = _load_average()
     started = time.perf_counter()
     scorer = LlamaScorer(model_path, n_threads=n_threads)
     engine = LlamaEngine(model_path, n_threads=n_threads)
@@ -603,79 +604,20 @@ def evaluate(
         scores = scorer.score(item.prompt, prefix=CHATML[0], suffix=CHATML[1] + item.answer_prefix)
         refined: dict[tuple[float, float], str] = {}
         for ratio, weight in variants:
-            refinement = select(scores, ratio, protect=item.protect, question_weight=weight)
-            refined[ratio, weight] = refinement.text
-            prompt = chatml(refinement.text) + item.answer_prefix
-            if ratio == 1.0:
-                prediction = scorer.generate(max_new_tokens, stop=_answer_done)
-                device_tokens, prefill_s = len(engine.tokenize(prompt, prompt=True)), math.nan
-            else:
-                prediction, device_tokens, prefill_s = _device_answer(engine, prompt, max_new_tokens)
-            results.append(
-                ItemResult(
-                    item=item.id,
-                    family=item.family,
-                    ratio=ratio,
-                    question_weight=weight,
-                    scored_tokens=refinement.total_tokens,
-                    kept_tokens=refinement.kept_tokens,
-                    device_tokens=device_tokens,
-                    prefill_s=prefill_s,
-                    fact_kept=item.fact in refinement.text,
-                    prediction=prediction,
-                    exact_match=exact_match(prediction, item.answer),
-                    f1=token_f1(prediction, item.answer),
-                )
+            result, refined[ratio, weight] = _answer(
+                item, scores, ratio, weight, scorer=scorer, engine=engine, max_new_tokens=max_new_tokens
             )
+            results.append(result)
         if longest is None or len(scores) > longest[0]:
             longest = (len(scores), item, refined)
         if on_step is not None:
             on_step(item.id)
     assert longest is not None  # items is not empty
     _, timing_item, timing_texts = longest
-    timings: dict[tuple[float, float], list[float]] = {key: [] for key in timing_texts}
-    timing_tokens: dict[tuple[float, float], int] = {}
-    for repeat in range(timing_repeats):
-        for key, text in timing_texts.items():
-            n_tokens, seconds = _prefill_once(engine, chatml(text) + timing_item.answer_prefix)
-            timing_tokens[key] = n_tokens
-            timings[key].append(seconds)
-        if on_step is not None:
-            on_step(f"timing {repeat + 1}/{timing_repeats}")
+    timing = _time_prefills(engine, timing_item, timing_texts, timing_repeats, on_step)
     wall_s = time.perf_counter() - started
-
-    by_key = {(r.item, r.ratio, r.question_weight): r for r in results}
-    base_f1 = np.array([by_key[i.id, 1.0, main_weight].f1 for i in items])
-    base_time = statistics.median(timings[1.0, main_weight])
-
-    def point(ratio: float, weight: float) -> QualityPoint:
-        rows = [by_key[i.id, ratio, weight] for i in items]
-        f1 = np.array([r.f1 for r in rows])
-        seconds = statistics.median(timings[ratio, weight])
-        base_tokens = [by_key[r.item, 1.0, main_weight].device_tokens for r in rows]
-        return QualityPoint(
-            ratio=ratio,
-            question_weight=weight,
-            exact_match=float(np.mean([r.exact_match for r in rows])),
-            f1=float(f1.mean()),
-            drop=float(base_f1.mean() - f1.mean()),
-            drop_ci95=_bootstrap_drop(base_f1, f1, seed),
-            fact_kept=float(np.mean([r.fact_kept for r in rows])),
-            kept_ratio=float(np.mean([r.kept_tokens / r.scored_tokens for r in rows])),
-            device_token_ratio=float(
-                np.mean([r.device_tokens / b for r, b in zip(rows, base_tokens, strict=True)])
-            ),
-            prefill_s=seconds,
-            prefill_tokens=timing_tokens[ratio, weight],
-            prefill_speedup=base_time / seconds if seconds > 0 else math.nan,
-            prefill_runs_s=tuple(timings[ratio, weight]),
-            f1_by_family={
-                family: float(np.mean([r.f1 for r in rows if r.family == family]))
-                for family in sorted({r.family for r in rows})
-            },
-        )
-
-    scored = [by_key[i.id, 1.0, main_weight].scored_tokens for i in items]
+    measured = _Measured(items, results, timing, main_weight, seed)
+    scored = [measured.row(i, 1.0, main_weight).scored_tokens for i in items]
     evaluation: dict[str, Any] = {
         "seed": seed,
         "items": len(items),
@@ -691,7 +633,7 @@ def evaluate(
         "timing_item": timing_item.id,
         "timing_repeats": timing_repeats,
         "wall_s": round(wall_s, 1),
-        "load_average_1min": [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan],
+        "load_average_1min": [load_before, _load_average()],
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
         "model_file": Path(model_path).name,
         "llama_cpp_python": _version("llama_cpp_python"),
@@ -701,11 +643,137 @@ def evaluate(
     return QualityCurve(
         name=name,
         model=engine.describe(),
-        points=tuple(point(r, main_weight) for r in grid),
-        ablation=tuple(point(r, w) for r, w in variants if w != main_weight),
+        points=tuple(measured.point(r, main_weight) for r in grid),
+        ablation=tuple(measured.point(r, w) for r, w in variants if w != main_weight),
         evaluation=evaluation,
         results=tuple(results),
     )
+
+
+def _load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+
+def _answer(
+    item: EvalItem,
+    scores: TokenSurprisal,
+    ratio: float,
+    weight: float,
+    *,
+    scorer: LlamaScorer,
+    engine: LlamaEngine,
+    max_new_tokens: int,
+) -> tuple[ItemResult, str]:
+    """One item answered at one ratio and relevance weight, and the refined text it was answered from.
+
+    At ``r = 1`` the cloud stand-in answers (its greedy continuation of the prompt it just scored);
+    below, the device answers from the refined prompt.
+    """
+    from pdcore.runtime.device import chatml  # noqa: PLC0415  # reason: needs llama-cpp-python
+
+    refinement = select(scores, ratio, protect=item.protect, question_weight=weight)
+    prompt = chatml(refinement.text) + item.answer_prefix
+    if ratio == 1.0:
+        prediction = scorer.generate(max_new_tokens, stop=_answer_done)
+        device_tokens, prefill_s = len(engine.tokenize(prompt, prompt=True)), math.nan
+    else:
+        prediction, device_tokens, prefill_s = _device_answer(engine, prompt, max_new_tokens)
+    result = ItemResult(
+        item=item.id,
+        family=item.family,
+        ratio=ratio,
+        question_weight=weight,
+        scored_tokens=refinement.total_tokens,
+        kept_tokens=refinement.kept_tokens,
+        device_tokens=device_tokens,
+        prefill_s=prefill_s,
+        fact_kept=item.fact in refinement.text,
+        prediction=prediction,
+        exact_match=exact_match(prediction, item.answer),
+        f1=token_f1(prediction, item.answer),
+    )
+    return result, refinement.text
+
+
+@dataclass(frozen=True)
+class _Timing:
+    """Device prefill times of the timing item's refined prompts, per (ratio, weight)."""
+
+    runs_s: dict[tuple[float, float], list[float]]
+    tokens: dict[tuple[float, float], int]
+
+
+def _time_prefills(
+    engine: DeviceEngine,
+    item: EvalItem,
+    texts: Mapping[tuple[float, float], str],
+    repeats: int,
+    on_step: Callable[[str], None] | None,
+) -> _Timing:
+    """Prefills each refined text of ``item`` ``repeats`` times, every variant once per round."""
+    from pdcore.runtime.device import chatml  # noqa: PLC0415  # reason: needs llama-cpp-python
+
+    timing = _Timing(runs_s={key: [] for key in texts}, tokens={})
+    for repeat in range(repeats):
+        for key, text in texts.items():
+            n_tokens, seconds = _prefill_once(engine, chatml(text) + item.answer_prefix)
+            timing.tokens[key] = n_tokens
+            timing.runs_s[key].append(seconds)
+        if on_step is not None:
+            on_step(f"timing {repeat + 1}/{repeats}")
+    return timing
+
+
+class _Measured:
+    """Every item's results and the prefill timings, reduced to one `QualityPoint` per variant."""
+
+    def __init__(
+        self,
+        items: Sequence[EvalItem],
+        results: Sequence[ItemResult],
+        timing: _Timing,
+        main_weight: float,
+        seed: int,
+    ) -> None:
+        self.items = items
+        self.timing = timing
+        self.main_weight = main_weight
+        self.seed = seed
+        self._by_key = {(r.item, r.ratio, r.question_weight): r for r in results}
+        self._base_f1 = np.array([self.row(i, 1.0, main_weight).f1 for i in items])
+        self._base_time = statistics.median(timing.runs_s[1.0, main_weight])
+
+    def row(self, item: EvalItem, ratio: float, weight: float) -> ItemResult:
+        """The result of ``item`` at one variant."""
+        return self._by_key[item.id, ratio, weight]
+
+    def point(self, ratio: float, weight: float) -> QualityPoint:
+        """Quality against the unrefined answers (paired bootstrap interval), and prefill time."""
+        rows = [self.row(i, ratio, weight) for i in self.items]
+        f1 = np.array([r.f1 for r in rows])
+        seconds = statistics.median(self.timing.runs_s[ratio, weight])
+        base_tokens = [self._by_key[r.item, 1.0, self.main_weight].device_tokens for r in rows]
+        return QualityPoint(
+            ratio=ratio,
+            question_weight=weight,
+            exact_match=float(np.mean([r.exact_match for r in rows])),
+            f1=float(f1.mean()),
+            drop=float(self._base_f1.mean() - f1.mean()),
+            drop_ci95=_bootstrap_drop(self._base_f1, f1, self.seed),
+            fact_kept=float(np.mean([r.fact_kept for r in rows])),
+            kept_ratio=float(np.mean([r.kept_tokens / r.scored_tokens for r in rows])),
+            device_token_ratio=float(
+                np.mean([r.device_tokens / b for r, b in zip(rows, base_tokens, strict=True)])
+            ),
+            prefill_s=seconds,
+            prefill_tokens=self.timing.tokens[ratio, weight],
+            prefill_speedup=self._base_time / seconds if seconds > 0 else math.nan,
+            prefill_runs_s=tuple(self.timing.runs_s[ratio, weight]),
+            f1_by_family={
+                family: float(np.mean([r.f1 for r in rows if r.family == family]))
+                for family in sorted({r.family for r in rows})
+            },
+        )
 
 
 _HOW = (

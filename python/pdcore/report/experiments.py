@@ -547,30 +547,33 @@ def _timeline_summary(timeline: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Found:
+    """The sweep results of one workload, looked up by the parts of their task key."""
+
+    key: str
+    results: Mapping[str, SweepResult]
+
+    def __call__(self, *parts: str) -> SweepResult:
+        return self.results["|".join((self.key, *parts))]
+
+    def has(self, *parts: str) -> bool:
+        return "|".join((self.key, *parts)) in self.results
+
+    def report(self, *parts: str) -> dict[str, Any]:
+        return _aggregate(self(*parts))
+
+
 def fill_sections(
     run: WorkloadRun, settings: Settings, results: Mapping[str, SweepResult], point: Mapping[str, Any]
 ) -> None:
     """Reduces the sweep results of one workload to its report sections and plot arrays."""
-    key = run.key
-
-    def get(*parts: str) -> SweepResult:
-        return results["|".join((key, *parts))]
-
-    light = {policy: _aggregate(get("main", policy)) for policy in POLICIES}
-    loaded = {policy: _aggregate(get("load", policy)) for policy in POLICIES}
+    get = _Found(run.key, results)
+    light = {policy: get.report("main", policy) for policy in POLICIES}
+    loaded = {policy: get.report("load", policy) for policy in POLICIES}
     capacity = {policy: _capacity(get("main", policy)) for policy in POLICIES}
-    stats = run.workload.summary()
     run.sections = {
-        "workload": {
-            "name": run.workload.name,
-            "source": run.workload.source,
-            "notes": list(run.workload.notes),
-            "requests": len(run.workload),
-            "duration_s": stats["duration_s"],
-            "rate_rps": stats["rate_rps"],
-            "prompt_tokens": {k[len("prompt_") :]: v for k, v in stats.items() if k.startswith("prompt_")},
-            "output_tokens": {k[len("output_") :]: v for k, v in stats.items() if k.startswith("output_")},
-        },
+        "workload": run.workload.describe(),
         "trace_rate": {"rate_scale": 1.0, "policies": light},
         "under_load": dict(point) | {"policies": loaded},
         "capacity": capacity,
@@ -582,13 +585,20 @@ def fill_sections(
         "under_load": {policy: _ttft(get("load", policy)) for policy in POLICIES},
     }
     timelines = {"pd-device": get("main", "pd-device").timeline}
-    if "|".join((key, "timeline", "naive-split")) in results:
+    if get.has("timeline", "naive-split"):
         timelines["naive-split"] = get("timeline", "naive-split").timeline
     run.timelines = {policy: dict(found) for policy, found in timelines.items() if found is not None}
     run.sections["timeline"] = {policy: _timeline_summary(found) for policy, found in run.timelines.items()}
+    run.sections["slo_sweep"] = _slo_rows(get, settings)
+    run.sections["rtt_sweep"] = _rtt_rows(get, settings, device_only=light["device-only"])
+    run.sections["device_sweep"] = _device_rows(get, settings, cloud_only=light["cloud-only"])
+    run.sections["growth"] = _growth_rows(get, settings, point, loaded)
+    run.sections["what_if"] = _what_if_rows(get)
 
-    device_only = light["device-only"]
-    slo_rows = []
+
+def _slo_rows(get: _Found, settings: Settings) -> list[dict[str, Any]]:
+    """Capacity of cloud-only and P/D-Device at each objective of the sweep."""
+    rows = []
     for tpot in settings.tpot_grid_s:
         row: dict[str, Any] = {"max_tpot_s": tpot}
         cloud_only = _capacity(get("slo", "cloud-only", repr(tpot)))
@@ -597,14 +607,17 @@ def fill_sections(
             row[name] = found
         row["capacity_x"] = multiple(pd["capacity"], cloud_only["capacity"])
         row["decode_capacity_x"] = multiple(pd["decode_capacity"], cloud_only["decode_capacity"])
-        slo_rows.append(row)
-    run.sections["slo_sweep"] = slo_rows
+        rows.append(row)
+    return rows
 
-    rtt_rows = []
+
+def _rtt_rows(get: _Found, settings: Settings, *, device_only: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """P/D-Device against both sides alone at each round-trip time of the sweep."""
+    rows = []
     for rtt in settings.rtt_grid_s:
-        pd_report = _aggregate(get("rtt", "pd-device", repr(rtt)))
-        cloud_report = _aggregate(get("rtt", "cloud-only", repr(rtt)))
-        rtt_rows.append(
+        pd_report = get.report("rtt", "pd-device", repr(rtt))
+        cloud_report = get.report("rtt", "cloud-only", repr(rtt))
+        rows.append(
             {
                 "rtt_s": rtt,
                 "pd_ttft_s": {k: pd_report["ttft_s"][k] for k in ("mean", "p50", "p99")},
@@ -615,14 +628,17 @@ def fill_sections(
                 "max_gap_p99_s": pd_report["max_gap_s"]["p99"],
             }
         )
-    run.sections["rtt_sweep"] = rtt_rows
+    return rows
 
-    device_rows = []
+
+def _device_rows(get: _Found, settings: Settings, *, cloud_only: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """P/D-Device and the device alone on each device profile, slowest prefill last."""
+    rows = []
     for name in settings.devices:
         profile = load_device_profile(name)
-        pd_report = _aggregate(get("device", "pd-device", name))
-        alone = _aggregate(get("device", "device-only", name))
-        device_rows.append(
+        pd_report = get.report("device", "pd-device", name)
+        alone = get.report("device", "device-only", name)
+        rows.append(
             {
                 "device": name,
                 "prefill_1k_s": profile.prefill_s(1024),
@@ -630,29 +646,32 @@ def fill_sections(
                 "pd_ttft_s": {k: pd_report["ttft_s"][k] for k in ("mean", "p50", "p99")},
                 "device_only_ttft_s": {k: alone["ttft_s"][k] for k in ("mean", "p50", "p99")},
                 "ttft_cut_vs_device_only": _cuts(pd_report["ttft_s"], alone["ttft_s"]),
-                "ttft_cut_vs_cloud_only": _cuts(pd_report["ttft_s"], light["cloud-only"]["ttft_s"]),
+                "ttft_cut_vs_cloud_only": _cuts(pd_report["ttft_s"], cloud_only["ttft_s"]),
                 "cloud_decode_tokens_per_request": pd_report["cloud_decode_tokens_per_request"],
                 "gpu_s_per_request": pd_report["cloud_gpu_s_per_request"]["total"],
                 "max_gap_p99_s": pd_report["max_gap_s"]["p99"],
             }
         )
-    run.sections["device_sweep"] = sorted(device_rows, key=lambda row: (row["prefill_1k_s"], row["device"]))
+    return sorted(rows, key=lambda row: (row["prefill_1k_s"], row["device"]))
 
+
+def _growth_rows(
+    get: _Found, settings: Settings, point: Mapping[str, Any], loaded: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Cloud work of P/D-Device against cloud-only as the load, the answers and the device change."""
     base_cloud = get("main", "cloud-only")
     base_pd = get("main", "pd-device")
-    growth_cases: list[tuple[str, SweepResult, SweepResult]] = [("as measured", base_cloud, base_pd)]
+    cases: list[tuple[str, SweepResult, SweepResult]] = [("as measured", base_cloud, base_pd)]
     for scale in settings.output_scales:
-        growth_cases.append(
+        cases.append(
             (
                 f"answers x{scale:g}",
                 get("growth", "cloud-only", f"x{scale!r}"),
                 get("growth", "pd-device", f"x{scale!r}"),
             )
         )
-    growth_cases.append(
-        (f"faster device ({FASTER_DEVICE})", base_cloud, get("growth", "pd-device", "faster"))
-    )
-    growth_cases.append(
+    cases.append((f"faster device ({FASTER_DEVICE})", base_cloud, get("growth", "pd-device", "faster")))
+    cases.append(
         (
             f"refinement allowed (r = {settings.refine_ratio:g})",
             base_cloud,
@@ -661,7 +680,7 @@ def fill_sections(
     )
     rows = [
         _growth_row(label, _aggregate(cloud), _aggregate(pd), _capacity(cloud), _capacity(pd))
-        for label, cloud, pd in growth_cases
+        for label, cloud, pd in cases
     ]
     rows.insert(
         1,
@@ -671,13 +690,16 @@ def fill_sections(
             loaded["pd-device"],
         ),
     )
-    run.sections["growth"] = rows
+    return rows
 
-    what_if = []
+
+def _what_if_rows(get: _Found) -> list[dict[str, Any]]:
+    """P/D-Device and cloud-only under each what-if change of the setup."""
+    rows = []
     for name in WHAT_IF:
-        pd_report = _aggregate(get("whatif", "pd-device", name))
-        cloud_report = _aggregate(get("whatif", "cloud-only", name))
-        what_if.append(
+        pd_report = get.report("whatif", "pd-device", name)
+        cloud_report = get.report("whatif", "cloud-only", name)
+        rows.append(
             {
                 "change": name,
                 "pd_max_gap_p99_s": pd_report["max_gap_s"]["p99"],
@@ -687,7 +709,7 @@ def fill_sections(
                 "pd_gpu_s_per_request": pd_report["cloud_gpu_s_per_request"]["total"],
             }
         )
-    run.sections["what_if"] = what_if
+    return rows
 
 
 def _growth_row(

@@ -606,12 +606,7 @@ async def validate(
         InvalidInputError: An argument is out of range or a live request displayed too little.
         CloudError: The cloud failed during warm-up or calibration.
     """
-    if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
-        raise InvalidInputError(f"requests = {requests!r}; pass a whole number, at least 1")
-    if not prompt_tokens or min(prompt_tokens) < 16:
-        raise InvalidInputError(
-            f"prompt_tokens = {list(prompt_tokens)!r}; pass lengths of at least 16 tokens"
-        )
+    _check_requests(requests, prompt_tokens)
     say = progress or (lambda _: None)
     rtts = [await cloud.ping() for _ in range(max(1, pings))]
     rtt = statistics.median(rtts)
@@ -637,9 +632,7 @@ async def validate(
         tokens = await device.count_tokens(prompt)
         if warm:
             await _warm(cloud, prompt)
-            calibration_prompt = prompt
-        else:
-            calibration_prompt = await make_prompt(device, length, seed=10_000 + index)
+        calibration_prompt = prompt if warm else await make_prompt(device, length, seed=10_000 + index)
         sample = await _calibrate(
             cloud,
             device,
@@ -653,18 +646,9 @@ async def validate(
         if warm:
             await _warm(cloud, prompt)
         session.speed_ratio = sample.device_speed_ratio
-        timeline = await session.complete(prompt)
-        run = LiveRun.from_timeline(timeline)
+        run = LiveRun.from_timeline(await session.complete(prompt))
         runs.append(run)
-        say(
-            f"request {index + 1}/{requests}: {run.prompt_tokens} prompt tokens, k={run.k} "
-            f"({run.extensions} extensions), "
-            f"TTFT {run.ttft_s * 1e3:.0f} ms (cloud {sample.ttft_s * 1e3:.0f} ms alone), max gap "
-            f"{run.max_gap_s * 1e3:.0f} ms ({run.max_gap_all_s * 1e3:.0f} ms with stalls), "
-            f"mean gap {run.mean_gap_s * 1e3:.1f} ms, hand-off at {run.handoff_position}; device "
-            f"{sample.device_speed_ratio:.2f}x its profile in calibration, "
-            f"{_ratio(run.timeline.device_speed_ratio)} live"
-        )
+        say(_request_line(index, requests, run, sample))
         if baselines:
             found = await _baseline(cloud, device, prompt, run, warm=warm)
             baseline_runs.append(found)
@@ -673,31 +657,10 @@ async def validate(
                 f"{_ms(found.device_ttft_s)}, P/D-Device TTFT {_ms(found.pd_ttft_s)}"
             )
     fitted, one_way = fit_cloud(samples, rtt_s=rtt, warm=warm)
-    live = {
-        "ttft_s": [run.ttft_s for run in runs],
-        "max_gap_s": [run.max_gap_s for run in runs],
-        "mean_gap_s": [run.mean_gap_s for run in runs],
-    }
-
-    def compare(speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
-        predicted: dict[str, list[float]] = {metric: [] for metric in METRICS}
-        for run, ratio in zip(runs, speed_ratios, strict=True):
-            one = predict(
-                [run],
-                device=scaled_profile(profile, ratio),
-                cloud=fitted,
-                one_way_s=one_way,
-                min_tpot=min_tpot,
-                pace_s=session.pace_s,
-                max_tpot_s=max_tpot,
-            )
-            for metric in METRICS:
-                predicted[metric].extend(one[metric])
-        return tuple(
-            Comparison(metric=metric, live=tuple(live[metric]), predicted=tuple(predicted[metric]))
-            for metric in METRICS
-        )
-
+    replay = _Replayed(
+        runs=runs, profile=profile, cloud=fitted, one_way_s=one_way, min_tpot=min_tpot,
+        pace_s=session.pace_s, max_tpot_s=max_tpot,
+    )  # fmt: skip
     calibrated = [sample.device_speed_ratio for sample in samples]
     measured = [
         run.timeline.device_speed_ratio if run.timeline.device_speed_ratio is not None else ratio
@@ -709,12 +672,71 @@ async def validate(
         rtt_s=rtt,
         cloud=fitted,
         one_way_s=one_way,
-        comparisons=compare(calibrated),
+        comparisons=replay.compare(calibrated),
         tolerance=tolerance,
         warm=warm,
         max_tpot_s=max_tpot,
         pace_s=session.pace_s,
         baselines=tuple(baseline_runs),
         device_speed_ratio=statistics.median(measured),
-        in_situ=compare(measured),
+        in_situ=replay.compare(measured),
     )
+
+
+def _check_requests(requests: int, prompt_tokens: Sequence[int]) -> None:
+    if isinstance(requests, bool) or not isinstance(requests, int) or requests < 1:
+        raise InvalidInputError(f"requests = {requests!r}; pass a whole number, at least 1")
+    if not prompt_tokens or min(prompt_tokens) < 16:
+        raise InvalidInputError(
+            f"prompt_tokens = {list(prompt_tokens)!r}; pass lengths of at least 16 tokens"
+        )
+
+
+def _request_line(index: int, requests: int, run: LiveRun, sample: CalibrationSample) -> str:
+    return (
+        f"request {index + 1}/{requests}: {run.prompt_tokens} prompt tokens, k={run.k} "
+        f"({run.extensions} extensions), "
+        f"TTFT {run.ttft_s * 1e3:.0f} ms (cloud {sample.ttft_s * 1e3:.0f} ms alone), max gap "
+        f"{run.max_gap_s * 1e3:.0f} ms ({run.max_gap_all_s * 1e3:.0f} ms with stalls), "
+        f"mean gap {run.mean_gap_s * 1e3:.1f} ms, hand-off at {run.handoff_position}; device "
+        f"{sample.device_speed_ratio:.2f}x its profile in calibration, "
+        f"{_ratio(run.timeline.device_speed_ratio)} live"
+    )
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    """The live runs and what the simulator needs to replay them (`predict`)."""
+
+    runs: Sequence[LiveRun]
+    profile: DeviceProfile
+    cloud: CloudProfile
+    one_way_s: float
+    min_tpot: float
+    pace_s: float
+    max_tpot_s: float
+
+    def compare(self, speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
+        """Live against predicted per metric, each run's device profile scaled by its speed ratio."""
+        predicted: dict[str, list[float]] = {metric: [] for metric in METRICS}
+        for run, ratio in zip(self.runs, speed_ratios, strict=True):
+            one = predict(
+                [run],
+                device=scaled_profile(self.profile, ratio),
+                cloud=self.cloud,
+                one_way_s=self.one_way_s,
+                min_tpot=self.min_tpot,
+                pace_s=self.pace_s,
+                max_tpot_s=self.max_tpot_s,
+            )
+            for metric in METRICS:
+                predicted[metric].extend(one[metric])
+        live: dict[str, list[float]] = {
+            "ttft_s": [run.ttft_s for run in self.runs],
+            "max_gap_s": [run.max_gap_s for run in self.runs],
+            "mean_gap_s": [run.mean_gap_s for run in self.runs],
+        }
+        return tuple(
+            Comparison(metric=metric, live=tuple(live[metric]), predicted=tuple(predicted[metric]))
+            for metric in METRICS
+        )

@@ -257,3 +257,17 @@ class Workload:
             stats[f"output_p{pct}"] = float(value)
         stats["output_mean"] = float(self.output_tokens.mean())
         return stats
+
+    def describe(self) -> dict[str, Any]:
+        """The ``workload`` object of the JSON reports: name, source, notes, size, rate and token stats."""
+        stats = self.summary()
+        return {
+            "name": self.name,
+            "source": self.source,
+            "notes": list(self.notes),
+            "requests": len(self),
+            "duration_s": stats["duration_s"],
+            "rate_rps": stats["rate_rps"],
+            "prompt_tokens": {k[len("prompt_") :]: v for k, v in stats.items() if k.startswith("prompt_")},
+            "output_tokens": {k[len("output_") :]: v for k, v in stats.items() if k.startswith("output_")},
+        }
