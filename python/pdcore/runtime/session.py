@@ -21,7 +21,7 @@ Choice of ``k``. ``k="auto"`` is `pdcore.optimize.catchup_k` on the profile scal
 ratio, padded by ``k_margin``, for the prompt length estimated from its characters (the cloud request
 leaves before the prompt is tokenized; `Session.tokens_per_char` is learned from each prompt). If the
 device still falls behind what the buffer can cover, the session sends a continuation request (prompt
-plus the text received) for more tokens (`_Request.maybe_extend`), at most ``max_extensions`` times: a
+plus the text received) for more tokens (`_CloudStream.maybe_extend`), at most ``max_extensions`` times: a
 pause in the display is worse than a few extra cloud tokens.
 
 Fallbacks (each leaves a `Notice` in the timeline and calls ``on_notice``):
@@ -138,8 +138,8 @@ class Piece:
     at: float
 
 
-class _Request:
-    """The state of one streamed request."""
+class _RequestState:
+    """The state of one streamed request, shared by its cloud, device and display steps below."""
 
     def __init__(self, session: Session, prompt: str, mode: Mode) -> None:
         self.session = session
@@ -185,7 +185,10 @@ class _Request:
         if self.session.on_notice is not None:
             self.session.on_notice(notice)
 
-    # ---------------------------------------------------------------- hand-off estimate
+
+class _CloudStream(_RequestState):
+    """The cloud's side of a request: its stream, its end or failure, continuation requests, and the
+    hand-off estimate that both the cloud's and the device's progress revise."""
 
     def revise_handoff(self) -> None:
         if self.controller is None or self.estimator is None or self.buffer.handoff is not None:
@@ -246,8 +249,6 @@ class _Request:
         if self.controller is not None:
             self.controller.set_expected(self.quota)
         self.start_cloud(self.prompt + "".join(self.cloud_text), extra)
-
-    # ---------------------------------------------------------------- cloud side
 
     def start_cloud(self, prompt: str, max_tokens: int) -> None:
         self.cloud_open = True
@@ -340,7 +341,10 @@ class _Request:
                 self.revise_handoff()
         self.notify()
 
-    # ---------------------------------------------------------------- device side
+
+class _DeviceProgress(_CloudStream):
+    """The device's side of a request: the prompt's prefill, appending the cloud's text as it arrives,
+    then the take-over and the device's own decode."""
 
     async def run_device(self) -> None:
         session = self.session
@@ -437,7 +441,9 @@ class _Request:
         self.device_done = True
         self.notify()
 
-    # ---------------------------------------------------------------- display
+
+class _Request(_DeviceProgress):
+    """One streamed request: which token is shown next and when, over its cloud and device sides."""
 
     def next_display(self) -> tuple[str, float] | None:
         """The source and due time of the next position, or ``None`` when nothing can be shown yet."""
