@@ -18,14 +18,16 @@ from pdcore.runtime import (
     CloudUnavailableError,
     completions_url,
 )
+from pdcore.runtime.cloud import CloudContextError, chat_messages
+from pdcore.runtime.device import chatml
 from pdcore.runtime.testing import CloudScript, FakeCloud, unused_url, word_pieces
 
 PIECES = word_pieces("The capital of France is Paris.")
 
 
-async def collect(client: CloudClient, max_tokens: int = 32) -> list[CloudEvent]:
+async def collect(client: CloudClient, max_tokens: int = 32, prompt: str = "prompt") -> list[CloudEvent]:
     try:
-        return [event async for event in client.stream("prompt", max_tokens=max_tokens)]
+        return [event async for event in client.stream(prompt, max_tokens=max_tokens)]
     finally:
         await client.aclose()
 
@@ -65,19 +67,84 @@ def test_streams_events_in_order_with_timestamps_and_finish_reason() -> None:
 
 def test_request_body_and_quota() -> None:
     with FakeCloud(CloudScript(PIECES, first_delay_s=0.0, gap_s=0.0)) as cloud:
-        client = CloudClient(cloud.url, model="tiny", extra_body={"repeat_penalty": 1.0})
+        client = CloudClient(cloud.url, model="tiny", extra_body={"top_k": 1, "temperature": 0.5})
         events = asyncio.run(collect(client, max_tokens=3))
     body = cloud.requests[0].body
     assert body == {
         "prompt": "prompt",
         "max_tokens": 3,
         "stream": True,
-        "temperature": 0.0,
-        "model": "tiny",
+        "temperature": 0.5,  # the user's setting wins
+        "top_p": 1.0,
+        "frequency_penalty": 0.0,
+        "presence_penalty": 0.0,
         "repeat_penalty": 1.0,
+        "model": "tiny",
+        "top_k": 1,
     }
     assert [event.text for event in events] == PIECES[:3]
     assert events[-1].finish_reason == "length"
+
+
+def test_sampling_matches_the_device_and_a_refused_field_is_dropped_once() -> None:
+    with FakeCloud(
+        CloudScript(PIECES, first_delay_s=0.0, gap_s=0.0, refuse_fields=("repeat_penalty",))
+    ) as cloud:
+        client = CloudClient(cloud.url)
+        events = asyncio.run(collect(client, max_tokens=2))
+        asyncio.run(collect(client, max_tokens=2))
+    assert [event.text for event in events] == PIECES[:2]
+    assert len(cloud.requests) == 2, "the refused request is not served; the retry and the next one are"
+    for served in cloud.requests:
+        assert "repeat_penalty" not in served.body
+        assert served.body["temperature"] == 0.0
+
+
+def test_the_context_window_is_read_from_the_server_or_learned_from_its_error() -> None:
+    script = CloudScript(PIECES, first_delay_s=0.0, gap_s=0.0, model_fields={"max_model_len": 8192})
+    with FakeCloud(script) as cloud:
+        assert asyncio.run(CloudClient(cloud.url).context_window()) == 8192
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.0, gap_s=0.0, context_tokens=50)) as cloud:
+        client = CloudClient(cloud.url)
+
+        async def ask() -> None:
+            assert await client.context_window() is None
+            await collect(client, prompt="word " * 60)
+
+        with pytest.raises(CloudContextError, match="context window of 50 tokens") as info:
+            asyncio.run(ask())
+        assert info.value.context_tokens == 50
+        assert client.context_tokens == 50
+        assert isinstance(info.value, CloudUnavailableError), "nothing arrived: the device goes on alone"
+
+
+def test_the_server_counts_tokens_where_it_can() -> None:
+    with FakeCloud(CloudScript(PIECES, tokenize=True)) as cloud:
+        assert asyncio.run(CloudClient(cloud.url).count_tokens("one two three")) == 3
+    with FakeCloud(CloudScript(PIECES)) as cloud:
+        assert asyncio.run(CloudClient(cloud.url).count_tokens("one two three")) is None
+
+
+def test_chat_endpoints_get_messages_and_continue_an_open_assistant_turn() -> None:
+    prompt = chatml("Hi") + "Hello"
+    assert chat_messages(prompt) == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+    ]
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.0, gap_s=0.0)) as cloud:
+        client = CloudClient(cloud.url, api="chat")
+        events = asyncio.run(collect(client, prompt=chatml("Hi"), max_tokens=2))
+        asyncio.run(collect(client, prompt=prompt, max_tokens=2))
+    assert client.endpoint.endswith("/v1/chat/completions")
+    assert [event.text for event in events] == PIECES[:2]
+    first, second = cloud.requests
+    assert first.path == "/v1/chat/completions"
+    assert first.body["messages"] == [{"role": "user", "content": "Hi"}]
+    assert "continue_final_message" not in first.body
+    assert second.body["continue_final_message"] is True
+    assert second.body["add_generation_prompt"] is False
+    with pytest.raises(InvalidInputError, match="api"):
+        CloudClient(cloud.url, api="rest")
 
 
 def test_api_key_is_sent_from_the_environment_but_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -185,3 +185,37 @@ def test_a_calibration_without_a_usable_device_time_assumes_the_profile(
         prompt_tokens=10, ttft_s=0.01, gaps_s=(0.02,), device_prefill_s=measured, device_profile_s=profile
     )
     assert sample.device_speed_ratio == 1.0
+
+
+def test_small_values_are_judged_against_the_gap_objective() -> None:
+    from pdcore.runtime.validate import Comparison
+
+    ttft = Comparison(metric="ttft_s", live=(0.010,), predicted=(0.013,), floor_s=0.05)
+    assert ttft.error == pytest.approx(0.06)  # 3 ms against a 50 ms display gap, not 30%
+    gap = Comparison(metric="max_gap_s", live=(0.080,), predicted=(0.060,), floor_s=0.05)
+    assert gap.error == pytest.approx(0.25)  # above the floor: plain relative error
+    assert ttft.request_errors == (pytest.approx(0.06),)
+    assert Comparison(metric="x", live=(0.0,), predicted=(0.0,)).error == 0.0
+
+
+def test_a_measured_cloud_profile_drives_the_prediction() -> None:
+    from dataclasses import replace
+
+    from pdcore.profiles import load_cloud_profile
+    from pdcore.runtime.validate import cloud_model
+
+    measured = load_cloud_profile("llama3-8b-a100")
+    fitted, one_way = fit_cloud(
+        [CalibrationSample(prompt_tokens=500, ttft_s=0.030, gaps_s=(0.010, 0.011, 0.012))],
+        rtt_s=0.004,
+        warm=True,
+    )
+    assert cloud_model(None, fitted, one_way, rtt_s=0.004, warm=True) == (fitted, one_way)
+    cold, cold_one_way = cloud_model(measured, fitted, one_way, rtt_s=0.004, warm=False)
+    assert cold == measured
+    assert cold_one_way == 0.002
+    warm, warm_one_way = cloud_model(measured, fitted, one_way, rtt_s=0.004, warm=True)
+    assert warm == replace(measured, prefill_token_s=0.0, prefill_attn_s=0.0)
+    # the calibration's first-token delay is kept: base_s of the measured cloud plus the one-way delays
+    first = warm.cost.lone_prefill_s(1) - warm.prefill_token_s + 2 * warm_one_way - 0.004
+    assert first == pytest.approx(0.030 - 0.004, abs=1e-9)

@@ -1,4 +1,5 @@
-"""The live runtime's commands: ``pdcore chat``, ``pdcore profile-device`` and ``pdcore validate``.
+"""The live runtime's commands: ``pdcore chat``, ``pdcore profile-device``, ``pdcore profile-cloud`` and
+``pdcore validate``.
 
 `register` adds them to the ``pdcore`` Typer app. They need the ``device`` extra (httpx, httpx-sse,
 llama-cpp-python), imported only when a command runs, so the simulator's commands work without it. The
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from pdcore.cli.options import default_model, reported, stderr
 from pdcore.exceptions import InvalidInputError
-from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_profile
+from pdcore.profiles import DeviceProfile, list_device_profiles, load_cloud_profile, load_device_profile
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -256,6 +257,84 @@ def profile_device(
         console.print(f"wrote {escape(str(out))} in {measured.seconds:.0f} s")
 
 
+def profile_cloud(
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the cloud profile TOML.")],
+    cloud_url: Annotated[
+        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
+    ] = None,
+    lengths: Annotated[
+        str, typer.Option("--lengths", help="Prompt lengths whose first token is timed, comma-separated.")
+    ] = "128,256,512,1024,2048",
+    concurrency: Annotated[
+        str, typer.Option("--concurrency", help="Concurrent streams whose gaps are timed, comma-separated.")
+    ] = "1,2,4",
+    decode_tokens: Annotated[int, typer.Option("--decode-tokens", help="Tokens per concurrent stream.")] = 32,
+    repeats: Annotated[int, typer.Option("--repeats", help="Rounds over the prompt lengths.")] = 3,
+    max_tokens_per_iteration: Annotated[
+        int, typer.Option("--max-tokens-per-iteration", help="The server's prompt batch (llama.cpp n_batch).")
+    ] = 512,
+    kv_cache_tokens: Annotated[
+        int | None,
+        typer.Option("--kv-cache-tokens", help="KV-cache capacity in tokens; default: the server's context."),
+    ] = None,
+    kv_bytes_per_token: Annotated[
+        int, typer.Option("--kv-bytes-per-token", help="The model's KV cache per token, bytes.")
+    ] = 23040,
+    name: Annotated[str, typer.Option("--name", help="Profile name.")] = "measured-cloud",
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="The served model, for the record.")
+    ] = "unknown",
+    gpu: Annotated[str, typer.Option("--gpu", help="The accelerator, for the record.")] = "unknown",
+    api: Annotated[str, typer.Option("--api", help="completions or chat.")] = "completions",
+    cloud_param: Annotated[
+        list[str] | None, typer.Option("--cloud-param", help="Extra request field KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Measure an OpenAI-compatible endpoint and write a cloud profile the simulator loads."""
+    with reported(live=True):
+        from pdcore.runtime import CloudClient  # noqa: PLC0415  # reason: the optional runtime
+        from pdcore.runtime.cloud_profiler import (  # noqa: PLC0415  # reason: the optional runtime
+            cloud_profile_toml,
+            fit_cloud_profile,
+            measure_cloud,
+        )
+
+        console = stderr()
+        streams = _lengths(concurrency, "--concurrency")
+
+        async def run() -> Any:
+            async with CloudClient(cloud_url, extra_body=_params(cloud_param), api=api) as client:
+                return await measure_cloud(
+                    client,
+                    lengths=_lengths(lengths, "--lengths"),
+                    concurrency=streams,
+                    decode_tokens=decode_tokens,
+                    repeats=repeats,
+                    progress=lambda line: console.print(escape(line)),
+                )
+
+        measured = asyncio.run(run())
+        fit = fit_cloud_profile(measured, max_tokens_per_iteration=max_tokens_per_iteration)
+        text = cloud_profile_toml(
+            measured,
+            fit,
+            name=name,
+            model=model_name,
+            gpu=gpu,
+            kv_bytes_per_token=kv_bytes_per_token,
+            kv_cache_tokens=kv_cache_tokens,
+        )
+        out.write_text(text, encoding="utf-8")
+        console.print(
+            f"wrote {escape(str(out))} in {measured.seconds:.0f} s: base {fit.base_s * 1e3:.2f} ms, "
+            f"{fit.prefill_token_s * 1e6:.1f} us per prompt token, decode step "
+            f"{(fit.base_s + fit.decode_seq_s) * 1e3:.2f} ms + {fit.decode_context_s * 1e9:.1f} ns per "
+            f"context token, at most {measured.max_overlap} stream(s) at once; largest fit error "
+            f"{fit.prefill_error * 100:.1f}% (first token), {fit.decode_error * 100:.1f}% (gaps)"
+        )
+
+
 def validate(
     *,
     profile: Annotated[str, typer.Option("--profile", help="Measured device profile (.toml or name).")],
@@ -290,6 +369,10 @@ def validate(
         bool, typer.Option("--baselines", help="Also time each prompt cloud-only and device-only.")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    cloud_profile: Annotated[
+        str | None,
+        typer.Option("--cloud-profile", help="The endpoint's profile from pdcore profile-cloud (.toml)."),
+    ] = None,
 ) -> None:
     """Run live P/D-Device requests and compare TTFT and gaps with the simulator's prediction."""
     with reported(live=True):
@@ -298,6 +381,7 @@ def validate(
 
         device_profile = _profile(profile, threads, model)
         assert device_profile is not None
+        measured_cloud = load_cloud_profile(cloud_profile) if cloud_profile is not None else None
         console = stderr()
 
         async def run() -> live.ValidationReport:
@@ -318,6 +402,7 @@ def validate(
                     warm=warm,
                     tolerance=tolerance,
                     baselines=baselines,
+                    cloud_profile=measured_cloud,
                     progress=lambda line: console.print(escape(line)),
                 )
             finally:
@@ -386,4 +471,5 @@ def register(app: typer.Typer) -> None:
     """Adds ``chat``, ``profile-device`` and ``validate`` to ``app``."""
     app.command("chat")(chat)
     app.command("profile-device")(profile_device)
+    app.command("profile-cloud")(profile_cloud)
     app.command("validate")(validate)

@@ -1,8 +1,22 @@
 """The cloud side of the live runtime: an OpenAI-compatible streaming completions client.
 
-`CloudClient.stream` posts ``{"prompt", "max_tokens", "stream": true, "temperature": 0}`` to
-``/v1/completions`` and yields one `CloudEvent` per server-sent event, stamped with the clock time at
-which it was parsed. The URL comes from the argument or ``PDCORE_CLOUD_URL``; the API key (optional) from
+`CloudClient.stream` posts ``{"prompt", "max_tokens", "stream": true}`` and greedy sampling
+(`GREEDY_SAMPLING`) to ``/v1/completions`` (or, with ``api="chat"``, the prompt's turns as ``messages`` to
+``/v1/chat/completions``) and yields one `CloudEvent` per server-sent event, stamped with the clock time at
+which it was parsed.
+
+Sampling is matched to the device, which decodes greedily with no repetition penalty: ``temperature`` 0,
+``top_p`` 1, no frequency or presence penalty, and ``repeat_penalty`` 1 (llama.cpp's servers apply 1.1 by
+default, which makes the cloud's text differ from what the device would write). A user's own
+``extra_body`` fields win. A server that refuses ``repeat_penalty`` (HTTP 400 or 422 naming it) is asked
+again without it, once, and not sent it again.
+
+The cloud's limits are learned, not guessed (`CloudClient.context_window`): the context window from
+``GET /v1/models`` (vLLM's ``max_model_len`` and similar fields) or llama.cpp's ``GET /props`` where the
+server says, else from its error when a request exceeds it (`CloudContextError`), and remembered. Prompt
+lengths in the server's tokens come from its tokenize route where it has one (`CloudClient.count_tokens`).
+
+The URL comes from the argument or ``PDCORE_CLOUD_URL``; the API key (optional) from
 the argument or ``PDCORE_CLOUD_API_KEY`` and is sent as a bearer token, never logged and never shown in a
 ``repr`` or an error message.
 
@@ -10,7 +24,8 @@ Every failure maps onto one of two exceptions, which define the runtime's fallba
 
 - `CloudUnavailableError` before the first event (cannot connect, connection refused, an HTTP error
   status, no first event within the read timeout, an error object instead of a completion): the session
-  goes on with the device alone.
+  goes on with the device alone. `CloudContextError`, a subclass, when the server says the request
+  exceeds its context window (with the window, when it names it).
 - `CloudStreamCutError` after at least one event (the connection drops, the server stops sending for
   longer than the read timeout, malformed data, or the stream ends with neither a finish reason nor
   ``[DONE]``): the session keeps what arrived and the device continues from there.
@@ -23,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
@@ -36,14 +52,38 @@ from pdcore.exceptions import InvalidInputError, PdcoreError
 
 __all__ = [
     "API_KEY_ENV",
+    "GREEDY_SAMPLING",
     "URL_ENV",
     "CloudClient",
+    "CloudContextError",
     "CloudError",
     "CloudEvent",
     "CloudStreamCutError",
     "CloudUnavailableError",
+    "chat_messages",
     "completions_url",
 ]
+
+GREEDY_SAMPLING: dict[str, Any] = {
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    "repeat_penalty": 1.0,
+}
+"""The sampling fields every request carries unless the user sets them: the device's greedy decoding."""
+
+_CONTEXT_PATTERNS = (
+    re.compile(r"context window of (\d+)", re.IGNORECASE),  # llama-cpp-python's server
+    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),  # OpenAI, vLLM
+    re.compile(r"context (?:size|length|window)[^0-9]{0,20}(\d+)", re.IGNORECASE),
+)
+"""How servers name their context window in the error for a request that exceeds it."""
+
+_CONTEXT_WORDS = ("context window", "context length", "context size", "exceed")
+
+_MODEL_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx")
+"""Fields of a ``GET /v1/models`` entry that give the served context window (vLLM: ``max_model_len``)."""
 
 URL_ENV = "PDCORE_CLOUD_URL"
 """The environment variable holding the cloud's base URL (e.g. ``http://127.0.0.1:8000``)."""
@@ -65,6 +105,18 @@ class CloudUnavailableError(CloudError):
 
 class CloudStreamCutError(CloudError):
     """The cloud stream broke off after some text arrived; that text is kept."""
+
+
+class CloudContextError(CloudUnavailableError):
+    """The server refused the request because it exceeds its context window.
+
+    Attributes:
+        context_tokens: The window the server named, or None when it did not.
+    """
+
+    def __init__(self, message: str, context_tokens: int | None) -> None:
+        super().__init__(message)
+        self.context_tokens = context_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +159,33 @@ def completions_url(url: str) -> str:
     return f"{stripped}/v1/completions"
 
 
+_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.DOTALL)
+
+
+def chat_messages(prompt: str) -> list[dict[str, str]]:
+    """The turns of a ChatML prompt as chat ``messages`` (a plain prompt is one user turn); the open
+    assistant turn at the end, if it holds text, is the last message.
+
+    Example:
+        >>> chat_messages("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        [{'role': 'user', 'content': 'Hi'}]
+    """
+    if "<|im_start|>" not in prompt:
+        return [{"role": "user", "content": prompt}]
+    messages = [{"role": role, "content": content} for role, content in _TURN.findall(prompt)]
+    if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
+        messages.pop()
+    return messages
+
+
+def _context_of(text: str) -> int | None:
+    for pattern in _CONTEXT_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -121,10 +200,15 @@ class CloudClient:
         model: The ``model`` field of the request; default ``$PDCORE_CLOUD_MODEL`` (omitted when unset).
         connect_timeout: Seconds to establish the connection.
         read_timeout: Seconds to wait for the first event and between events.
-        extra_body: More request fields, e.g. ``{"repeat_penalty": 1.0}`` for llama.cpp's server.
+        extra_body: More request fields; they override `GREEDY_SAMPLING`.
+        api: ``"completions"`` (``/v1/completions``, the default) or ``"chat"`` (``/v1/chat/completions``,
+            for endpoints that only offer chat; the prompt's ChatML turns become ``messages``, and an open
+            assistant turn with text is sent as the final message for the server to continue, with vLLM's
+            ``continue_final_message``).
+        context_tokens: The server's context window when known; else learned (`context_window`).
 
     Raises:
-        InvalidInputError: No URL is given or set, or a timeout is not positive.
+        InvalidInputError: No URL is given or set, a timeout is not positive, or an unknown ``api``.
     """
 
     def __init__(
@@ -136,6 +220,8 @@ class CloudClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         extra_body: Mapping[str, Any] | None = None,
+        api: str = "completions",
+        context_tokens: int | None = None,
     ) -> None:
         chosen = url if url is not None else os.environ.get(URL_ENV, "")
         if not chosen:
@@ -143,7 +229,18 @@ class CloudClient:
         for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
             if not (isinstance(value, (int, float)) and value > 0):
                 raise InvalidInputError(f"{name} = {value!r}; pass a positive number of seconds")
+        if api not in ("completions", "chat"):
+            raise InvalidInputError(f"api = {api!r}; fix: use 'completions' or 'chat'")
+        self.api = api
         self.endpoint = completions_url(chosen)
+        if api == "chat":
+            self.endpoint = self.endpoint.rsplit("/", 1)[0] + "/chat/completions"
+        self.base_url = self.endpoint.split("/v1/", 1)[0]
+        self.context_tokens = context_tokens
+        """The server's context window in its tokens, once known (given, read or learned from an error)."""
+        self._context_asked = context_tokens is not None
+        self._tokenize_route: str | None = None
+        self._drop_repeat_penalty = False
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         self._headers = {"Accept": "text/event-stream"}
         if key:
@@ -188,17 +285,95 @@ class CloudClient:
         await self.aclose()
 
     def body(self, prompt: str, max_tokens: int) -> dict[str, Any]:
-        """The JSON request body for ``prompt`` and ``max_tokens``."""
-        body: dict[str, Any] = {
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "stream": True,
-            "temperature": 0.0,
-        }
+        """The JSON request body for ``prompt`` and ``max_tokens``: greedy sampling unless the user's
+        ``extra_body`` says otherwise."""
+        body: dict[str, Any] = {"max_tokens": max_tokens, "stream": True}
+        if self.api == "chat":
+            messages = chat_messages(prompt)
+            body["messages"] = messages
+            if messages and messages[-1]["role"] == "assistant":
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
+        else:
+            body["prompt"] = prompt
+        body.update(GREEDY_SAMPLING)
+        if self._drop_repeat_penalty:
+            del body["repeat_penalty"]
         if self.model is not None:
             body["model"] = self.model
         body.update(self.extra_body)
         return body
+
+    async def _get_json(self, url: str) -> Any:
+        try:
+            response = await self._http().get(url)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    async def context_window(self) -> int | None:
+        """The server's context window in tokens, where it says (module docstring); remembered.
+
+        Read from ``GET /v1/models`` (vLLM's ``max_model_len`` and similar fields) or llama.cpp's
+        ``GET /props``; None when neither says (a request that exceeds the window then teaches it, through
+        `CloudContextError`).
+        """
+        if self._context_asked:
+            return self.context_tokens
+        self._context_asked = True
+        models = await self._get_json(self.base_url + "/v1/models")
+        entries = models.get("data") if isinstance(models, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                for key in _MODEL_CONTEXT_KEYS:
+                    value = entry.get(key)
+                    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                        self.context_tokens = value
+                        return value
+        props = await self._get_json(self.base_url + "/props")
+        if isinstance(props, dict):
+            settings = props.get("default_generation_settings")
+            for source in (settings if isinstance(settings, dict) else {}, props):
+                value = source.get("n_ctx")
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    self.context_tokens = value
+                    return value
+        return self.context_tokens
+
+    async def count_tokens(self, text: str) -> int | None:
+        """``text``'s length in the server's tokens, from its tokenize route (llama-cpp-python's
+        ``/extras/tokenize``, llama.cpp's and vLLM's ``/tokenize``); None when it has none."""
+        routes = (
+            ("/extras/tokenize", {"input": text}),
+            ("/tokenize", {"content": text, "prompt": text}),
+        )
+        for route, body in routes:
+            if self._tokenize_route not in (None, route):
+                continue
+            try:
+                response = await self._http().post(self.base_url + route, json=body)
+            except httpx.HTTPError:
+                continue
+            if response.status_code != 200:
+                continue
+            try:
+                payload = response.json()
+            except ValueError:
+                continue
+            tokens = payload.get("tokens") if isinstance(payload, dict) else None
+            count = payload.get("count") if isinstance(payload, dict) else None
+            if isinstance(count, int):
+                self._tokenize_route = route
+                return count
+            if isinstance(tokens, list):
+                self._tokenize_route = route
+                return len(tokens)
+        return None
 
     async def ping(self) -> float:
         """One round trip to ``GET /v1/models``, in wall seconds (any HTTP answer counts).
@@ -244,34 +419,58 @@ class CloudClient:
                 f"cloud stream from {self.endpoint} cut after {received} events: {reason}"
             )
 
-        try:
-            async with aconnect_sse(
-                self._http(), "POST", self.endpoint, json=self.body(prompt, max_tokens)
-            ) as source:
-                response = source.response
-                if response.status_code >= 400:
-                    detail = (await response.aread()).decode("utf-8", "replace")[:200]
-                    raise failure(f"HTTP {response.status_code} {detail!r}")
-                async for sse in source.aiter_sse():
-                    at = now()
-                    if sse.data.strip() == "[DONE]":
-                        finished = True
-                        break
-                    if not sse.data.strip():
-                        continue
-                    event = self._parse(sse.data, at)
-                    if event is None:
-                        raise failure(f"unexpected event {sse.data[:200]!r}")
-                    received += 1
-                    yield event
-                    if event.finish_reason is not None:
-                        finished = True
-        except CloudError:
-            raise
-        except (httpx.HTTPError, SSEError, OSError) as exc:
-            raise failure(_describe(exc)) from None
+        for attempt in range(2):
+            try:
+                async with aconnect_sse(
+                    self._http(), "POST", self.endpoint, json=self.body(prompt, max_tokens)
+                ) as source:
+                    response = source.response
+                    if response.status_code >= 400:
+                        detail = (await response.aread()).decode("utf-8", "replace")[:400]
+                        if attempt == 0 and self._refuses_repeat_penalty(response.status_code, detail):
+                            self._drop_repeat_penalty = True
+                            continue
+                        raise self._refusal(response.status_code, detail, failure)
+                    async for sse in source.aiter_sse():
+                        at = now()
+                        if sse.data.strip() == "[DONE]":
+                            finished = True
+                            break
+                        if not sse.data.strip():
+                            continue
+                        event = self._parse(sse.data, at)
+                        if event is None:
+                            raise failure(f"unexpected event {sse.data[:200]!r}")
+                        received += 1
+                        yield event
+                        if event.finish_reason is not None:
+                            finished = True
+            except CloudError:
+                raise
+            except (httpx.HTTPError, SSEError, OSError) as exc:
+                raise failure(_describe(exc)) from None
+            break
         if not finished:
             raise failure("the stream ended without a finish reason or [DONE]")
+
+    def _refuses_repeat_penalty(self, status: int, detail: str) -> bool:
+        """Whether the server refused the request for the ``repeat_penalty`` field we added."""
+        return status in (400, 422) and "repeat_penalty" in detail and "repeat_penalty" not in self.extra_body
+
+    def _refusal(self, status: int, detail: str, failure: Callable[[str], CloudError]) -> CloudError:
+        """The error for an HTTP refusal: `CloudContextError` when it is about the context window."""
+        lowered = detail.lower()
+        if "token" in lowered and any(word in lowered for word in _CONTEXT_WORDS):
+            window = _context_of(detail)
+            if window is not None:
+                self.context_tokens = window
+            return CloudContextError(
+                f"cloud {self.endpoint} refused a request beyond its context window"
+                + (f" of {window} tokens" if window is not None else "")
+                + f": HTTP {status} {detail[:200]!r}",
+                window,
+            )
+        return failure(f"HTTP {status} {detail[:200]!r}")
 
     @staticmethod
     def _parse(data: str, at: float) -> CloudEvent | None:

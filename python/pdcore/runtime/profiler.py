@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.device import DeviceProfile
@@ -50,6 +51,7 @@ __all__ = [
     "filler_text",
     "fit_decode",
     "fit_prefill",
+    "fit_relative",
     "measure",
     "profile_toml",
     "prompt_tokens_of",
@@ -253,6 +255,43 @@ def _curve(coefficients: Sequence[float], tokens: float) -> float:
     return c0 + c1 * tokens + c2 * tokens * tokens
 
 
+def fit_relative(
+    what: str, design: npt.ArrayLike, seconds: Sequence[float], subsets: Sequence[tuple[int, ...]]
+) -> list[float]:
+    """Least squares on relative error of ``design @ c`` against ``seconds`` with every ``c[i] >= 0``: the
+    unconstrained optimum of each subset of the columns, the best whose coefficients are all ``>= 0`` (the
+    constrained optimum lies on a face where the negative ones are zero). The rule is ours; the shipped
+    cloud profiles were fitted the same way.
+
+    Raises:
+        InvalidInputError: No rows, rows and times of different sizes, or a time that is not a positive
+            number.
+    """
+    matrix = np.asarray(design, dtype=np.float64)
+    if matrix.ndim != 2 or not len(matrix) or len(matrix) != len(seconds):
+        raise InvalidInputError(f"{what}: {len(matrix)} rows and {len(seconds)} times; pass one time per row")
+    if any(not (math.isfinite(t) and t > 0) for t in seconds):
+        raise InvalidInputError(f"{what}: times {list(seconds)!r}; each must be a positive number")
+    t = np.asarray(seconds, dtype=np.float64)
+    columns = matrix / t[:, None]
+    best: tuple[float, list[float]] | None = None
+    for terms in subsets:
+        if len(terms) > len(t):
+            continue
+        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
+        if np.any(solution < 0.0) or not np.all(np.isfinite(solution)):
+            continue
+        full = [0.0] * matrix.shape[1]
+        for term, value in zip(terms, solution, strict=True):
+            full[term] = float(value)
+        error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
+        if best is None or error < best[0] - 1e-12:
+            best = (error, full)
+    if best is None:
+        raise InvalidInputError(f"{what}: no non-negative fit of the measurements; fix: measure more points")
+    return best[1]
+
+
 def _fit_non_negative(
     what: str,
     lengths: Sequence[int],
@@ -260,33 +299,13 @@ def _fit_non_negative(
     degree: int,
     subsets: Sequence[tuple[int, ...]],
 ) -> list[float]:
-    """Least squares on relative error of ``sum(c[i] * n**i)`` with every ``c[i] >= 0``: the unconstrained
-    optimum of each subset of the terms, the best whose coefficients are all ``>= 0`` (the constrained
-    optimum lies on a face where the negative ones are zero)."""
+    """`fit_relative` on the powers ``n**0 .. n**degree`` of the lengths."""
     if not lengths or len(lengths) != len(seconds):
         raise InvalidInputError(
             f"{what}: {len(lengths)} lengths and {len(seconds)} times; pass one time per length"
         )
-    if any(not (math.isfinite(t) and t > 0) for t in seconds):
-        raise InvalidInputError(f"{what}: times {list(seconds)!r}; each must be a positive number")
     n = np.asarray(lengths, dtype=np.float64)
-    t = np.asarray(seconds, dtype=np.float64)
-    columns = np.stack([n**power for power in range(degree + 1)], axis=1) / t[:, None]
-    best: tuple[float, list[float]] | None = None
-    for terms in subsets:
-        if len(terms) > len(n):
-            continue
-        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
-        if np.any(solution < 0.0):
-            continue
-        full = [0.0] * (degree + 1)
-        for term, value in zip(terms, solution, strict=True):
-            full[term] = float(value)
-        error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
-        if best is None or error < best[0] - 1e-12:
-            best = (error, full)
-    assert best is not None  # the constant term alone always has a positive solution
-    return best[1]
+    return fit_relative(what, np.stack([n**power for power in range(degree + 1)], axis=1), seconds, subsets)
 
 
 def fit_prefill(lengths: Sequence[int], seconds: Sequence[float]) -> tuple[float, float, float]:

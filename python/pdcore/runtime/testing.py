@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -88,6 +88,12 @@ class CloudScript:
         status: An HTTP status to refuse with instead of streaming (e.g. 503), or 200.
         cut_after: Close the connection after this many events, without a finish reason.
         stall_after: Stop sending (keeping the connection open) after this many events.
+        context_tokens: A context window (prompt tokens counted as whitespace-separated words): a request
+            whose prompt plus ``max_tokens`` exceeds it is refused as llama-cpp-python's server does, and
+            an answer is cut with finish reason ``"length"`` where the window fills.
+        refuse_fields: Request fields the server refuses with HTTP 422 naming them.
+        model_fields: Extra fields of the ``GET /v1/models`` entry (e.g. ``{"max_model_len": 4096}``).
+        tokenize: Whether it offers ``POST /extras/tokenize`` (whitespace-separated words).
     """
 
     pieces: Sequence[str]
@@ -96,6 +102,10 @@ class CloudScript:
     status: int = 200
     cut_after: int | None = None
     stall_after: int | None = None
+    context_tokens: int | None = None
+    refuse_fields: Sequence[str] = ()
+    model_fields: Mapping[str, Any] = field(default_factory=dict)
+    tokenize: bool = False
 
     def gap(self, index: int) -> float:
         """The wait before event ``index`` (``index >= 1``)."""
@@ -109,6 +119,7 @@ class CloudScript:
 class _Served:
     body: dict[str, Any]
     headers: dict[str, str]
+    path: str = "/v1/completions"
     sent: int = 0
     disconnected: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -165,8 +176,15 @@ class FakeCloud:
                 return
 
             def do_GET(self) -> None:
-                payload = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
-                self.send_response(200)
+                if not self.path.startswith("/v1/models"):
+                    self._json(404, {"error": {"message": "not found"}})
+                    return
+                entry = {"id": "fake", "object": "model", **cloud.script.model_fields}
+                self._json(200, {"object": "list", "data": [entry]})
+
+            def _json(self, status: int, body: Any) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -175,7 +193,31 @@ class FakeCloud:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                served = _Served(body=body, headers=dict(self.headers.items()))
+                script = cloud.script
+                if self.path == "/extras/tokenize" and script.tokenize:
+                    self._json(200, {"tokens": list(range(len(str(body.get("input", "")).split())))})
+                    return
+                if self.path not in ("/v1/completions", "/v1/chat/completions"):
+                    self._json(404, {"detail": "Not Found"})
+                    return
+                if "messages" in body:
+                    body["prompt"] = "".join(str(m.get("content", "")) for m in body["messages"])
+                refused = [name for name in script.refuse_fields if name in body]
+                if refused:
+                    self._json(
+                        422, {"detail": [{"loc": ["body", refused[0]], "msg": "extra fields not permitted"}]}
+                    )
+                    return
+                if script.context_tokens is not None:
+                    asked = len(str(body.get("prompt", "")).split()) + int(body.get("max_tokens", 16))
+                    prompt = len(str(body.get("prompt", "")).split())
+                    if prompt >= script.context_tokens:
+                        message = (
+                            f"Requested tokens ({asked}) exceed context window of {script.context_tokens}"
+                        )
+                        self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
+                        return
+                served = _Served(body=body, headers=dict(self.headers.items()), path=self.path)
                 cloud.requests.append(served)
                 try:
                     self._stream(cloud.script, served)
@@ -199,6 +241,9 @@ class FakeCloud:
                 self.end_headers()
                 quota = int(served.body.get("max_tokens", len(script.pieces)))
                 start = _continued(str(served.body.get("prompt", "")), script.pieces)
+                if script.context_tokens is not None:
+                    room = script.context_tokens - len(str(served.body.get("prompt", "")).split())
+                    quota = max(0, min(quota, room))
                 pieces = list(script.pieces)[start : start + quota]
                 complete = start + quota >= len(script.pieces)
                 for index, piece in enumerate(pieces):

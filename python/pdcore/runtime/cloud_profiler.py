@@ -1,0 +1,400 @@
+"""``pdcore profile-cloud``: measure an OpenAI-compatible endpoint, fit the cloud profile the simulator reads.
+
+What is measured, against the endpoint as a client sees it (`CloudClient`):
+
+- the **round trip**: the median of a few ``GET /v1/models``;
+- **time to first token over prompt length**: for each length (default 128 to 2,048 tokens) and round, a
+  streamed request of a few tokens (`PREFILL_RUN_TOKENS`; their gaps measure decode at that context) with a
+  fresh prompt (real text, `pdcore.runtime.profiler.filler_text`, seeded
+  per round and length so that no prompt shares a prefix with an earlier one and a prefix cache cannot
+  answer it); the prompt's length in the server's tokens is read from the server (its tokenize route or the
+  stream's usage) and estimated at four characters a token only when it says nothing;
+- **inter-token time over concurrency**: for each concurrency ``B`` (default 1, 2, 4), ``B`` streams of
+  ``decode_tokens`` tokens started together; every gap between two events of a stream is kept with the
+  number of streams decoding at that moment and their contexts. A server that decodes one request at a time
+  (llama.cpp's Python server) shows no overlap, and the profile says so (``max_batch_size = 1``).
+
+The fit (ours, the method the shipped profiles were fitted with, `pdcore.runtime.profiler.fit_relative`):
+non-negative least squares on relative error of the cloud's iteration model (`pdcore._core.CloudCost`)
+over both kinds of rows at once,
+
+- prefill rows: ``TTFT - RTT = base * chunks + prefill_token * L + prefill_attn * L**2``, with
+  ``chunks = ceil(L / max_tokens_per_iteration)`` (the first token comes after the last chunk; the
+  server's request handling is folded into ``base``);
+- decode rows, the median gap per (concurrency seen, context): ``gap = base + decode_seq * B +
+  decode_context * sum(context)``.
+
+The profile's limits: ``max_batch_size`` the most streams seen decoding at once, ``kv_cache_tokens`` the
+server's context window (learned from the server where it says, else ``--kv-cache-tokens``),
+``max_tokens_per_iteration`` the server's prompt batch (llama.cpp's ``n_batch``, 512 by default; a flag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pdcore.exceptions import InvalidInputError
+from pdcore.profiles.cloud import CloudProfile
+from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.profiler import filler_text, fit_relative
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_LENGTHS",
+    "CloudFit",
+    "CloudMeasurement",
+    "cloud_profile_toml",
+    "fit_cloud_profile",
+    "measure_cloud",
+]
+
+DEFAULT_LENGTHS = (128, 256, 512, 1024, 2048)
+"""Prompt lengths whose first-token time is measured by default."""
+
+DEFAULT_CONCURRENCY = (1, 2, 4)
+"""Numbers of concurrent streams whose inter-token time is measured by default."""
+
+PREFILL_RUN_TOKENS = 6
+"""Tokens asked for in each first-token measurement: the gaps after the first measure a lone decode step at
+that prompt's context, which separates the decode cost per context token from the cost per sequence."""
+
+CHARS_PER_TOKEN = 4.0
+"""Characters per token of English text with a BPE vocabulary, when the server does not count them."""
+
+_SUBSETS = tuple(
+    terms
+    for size in range(5, 0, -1)
+    for terms in itertools.combinations(range(5), size)
+    if 0 in terms  # an iteration always costs something: base_s > 0
+)
+"""The subsets of ``(base, prefill_token, prefill_attn, decode_seq, decode_context)`` tried, fullest first."""
+
+
+@dataclass(frozen=True)
+class CloudMeasurement:
+    """What `measure_cloud` found.
+
+    Attributes:
+        endpoint: The completions endpoint measured.
+        rtt_s: Median round trip of ``GET /v1/models``.
+        prompt_tokens: The prompt of each first-token measurement, in the server's tokens.
+        first_token_s: Its time to first token, seconds from sending the request.
+        tokens_counted_by_server: Whether the server counted the prompts (else four characters a token).
+        gap_batch: The streams decoding during each measured inter-token gap.
+        gap_context: The sum of those streams' contexts, tokens.
+        gap_s: Each gap, seconds.
+        concurrency: The concurrencies asked for.
+        max_overlap: The most streams seen decoding at once.
+        context_tokens: The server's context window, if it says.
+        seconds: Wall time the measurement took.
+    """
+
+    endpoint: str
+    rtt_s: float
+    prompt_tokens: tuple[int, ...]
+    first_token_s: tuple[float, ...]
+    tokens_counted_by_server: bool
+    gap_batch: tuple[int, ...]
+    gap_context: tuple[float, ...]
+    gap_s: tuple[float, ...]
+    concurrency: tuple[int, ...]
+    max_overlap: int
+    context_tokens: int | None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CloudFit:
+    """The fitted iteration model and how well it fits.
+
+    Attributes:
+        base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s: The coefficients.
+        max_tokens_per_iteration: The chunk size the prefill rows were fitted with.
+        prefill_error: Largest relative error on the prefill rows.
+        decode_error: Largest relative error on the decode rows (medians per batch and context).
+        decode_rows: The decode rows: (streams decoding, sum of contexts, median gap).
+    """
+
+    base_s: float
+    prefill_token_s: float
+    prefill_attn_s: float
+    decode_seq_s: float
+    decode_context_s: float
+    max_tokens_per_iteration: int
+    prefill_error: float
+    decode_error: float
+    decode_rows: tuple[tuple[int, float, float], ...] = field(default=())
+
+
+def _prompt(tokens: int, seed: int) -> str:
+    # about four characters a token; every prompt starts differently, so no prefix cache can answer it
+    return f"[{seed}] " + filler_text(max(8, math.ceil(tokens * 0.8)), seed=seed)
+
+
+async def _first_token(client: CloudClient, prompt: str, tokens: int = 1) -> tuple[float, list[float]]:
+    """The first token's time from sending, and the arrival times of the tokens with text."""
+    started = time.perf_counter()
+    times = [event.at async for event in client.stream(prompt, max_tokens=tokens) if event.text]
+    if not times:
+        raise InvalidInputError(
+            f"{client.endpoint} sent no token; fix: check the endpoint serves completions"
+        )
+    return times[0] - started, times
+
+
+async def _stream_times(client: CloudClient, prompt: str, tokens: int) -> list[float]:
+    times: list[float] = []
+    async for event in client.stream(prompt, max_tokens=tokens):
+        if event.text:
+            times.append(event.at)
+    return times
+
+
+def _gaps(
+    streams: Sequence[tuple[int, Sequence[float]]],
+) -> tuple[list[int], list[float], list[float], int]:
+    """Every inter-token gap with the streams decoding at its midpoint and their contexts."""
+    spans = [(times[0], times[-1]) for _, times in streams if len(times) >= 2]
+    batch: list[int] = []
+    context: list[float] = []
+    gaps: list[float] = []
+    overlap = 1 if spans else 0
+    for prompt_tokens, times in streams:
+        for index in range(1, len(times)):
+            middle = 0.5 * (times[index - 1] + times[index])
+            active = sum(1 for lo, hi in spans if lo <= middle <= hi)
+            overlap = max(overlap, active)
+            batch.append(max(active, 1))
+            context.append(max(active, 1) * float(prompt_tokens + index))
+            gaps.append(times[index] - times[index - 1])
+    return batch, context, gaps, overlap
+
+
+async def measure_cloud(
+    client: CloudClient,
+    *,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
+    concurrency: Sequence[int] = DEFAULT_CONCURRENCY,
+    decode_tokens: int = 32,
+    decode_prompt_tokens: int = 128,
+    repeats: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> CloudMeasurement:
+    """Measures the endpoint (module docstring).
+
+    Raises:
+        InvalidInputError: An argument is out of range.
+        CloudError: The endpoint fails (`CloudUnavailableError`, `CloudStreamCutError`).
+    """
+    if not lengths or any(b <= a for a, b in itertools.pairwise(lengths)) or lengths[0] < 1:
+        raise InvalidInputError(f"lengths = {list(lengths)!r}; pass increasing prompt lengths, each >= 1")
+    if not concurrency or min(concurrency) < 1 or max(concurrency) > 64:
+        raise InvalidInputError(f"concurrency = {list(concurrency)!r}; pass stream counts from 1 to 64")
+    for name, value in (
+        ("decode_tokens", decode_tokens),
+        ("decode_prompt_tokens", decode_prompt_tokens),
+        ("repeats", repeats),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} = {value!r}; pass a whole number, at least 1")
+    if decode_tokens < 2:
+        raise InvalidInputError("decode_tokens = 1 has no gap to measure; pass 2 or more")
+    started = time.perf_counter()
+    rtts = [await client.ping() for _ in range(5)]
+    rtt = statistics.median(rtts)
+    context = await client.context_window()
+    prompts: list[int] = []
+    firsts: list[float] = []
+    counted = True
+    streams: list[tuple[int, Sequence[float]]] = []
+    await _first_token(client, _prompt(16, seed=10**6))  # warm-up: connection, server buffers
+    for round_ in range(repeats):
+        for length in lengths:
+            text = _prompt(length, seed=round_ * 100_003 + length)
+            tokens = await client.count_tokens(text)
+            if tokens is None:
+                counted = False
+                tokens = max(1, round(len(text) / CHARS_PER_TOKEN))
+            prompts.append(tokens)
+            first, times = await _first_token(client, text, PREFILL_RUN_TOKENS)
+            firsts.append(first)
+            streams.append((tokens, times))
+        if progress is not None:
+            done = zip(prompts[-len(lengths) :], firsts[-len(lengths) :], strict=True)
+            progress(
+                f"round {round_ + 1}/{repeats}: first token "
+                + ", ".join(f"{n} tokens {t * 1e3:.0f} ms" for n, t in done)
+            )
+    for count in concurrency:
+        texts = [_prompt(decode_prompt_tokens, seed=7_000_000 + 1000 * count + i) for i in range(count)]
+        sizes = [await client.count_tokens(text) for text in texts]
+        runs = await asyncio.gather(*(_stream_times(client, text, decode_tokens) for text in texts))
+        for text, size, times in zip(texts, sizes, runs, strict=True):
+            streams.append((size if size is not None else round(len(text) / CHARS_PER_TOKEN), times))
+        if progress is not None:
+            progress(f"{count} concurrent stream(s): {sum(len(times) for times in runs)} tokens")
+    batch, ctx, gaps, overlap = _gaps(streams)
+    return CloudMeasurement(
+        endpoint=client.endpoint,
+        rtt_s=rtt,
+        prompt_tokens=tuple(prompts),
+        first_token_s=tuple(firsts),
+        tokens_counted_by_server=counted,
+        gap_batch=tuple(batch),
+        gap_context=tuple(ctx),
+        gap_s=tuple(gaps),
+        concurrency=tuple(concurrency),
+        max_overlap=max(overlap, 1),
+        context_tokens=context,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def fit_cloud_profile(measurement: CloudMeasurement, *, max_tokens_per_iteration: int = 512) -> CloudFit:
+    """Fits the iteration model to a measurement (module docstring).
+
+    Raises:
+        InvalidInputError: Too few rows, or no first-token time above the round trip.
+    """
+    if isinstance(max_tokens_per_iteration, bool) or max_tokens_per_iteration < 1:
+        raise InvalidInputError(
+            f"max_tokens_per_iteration = {max_tokens_per_iteration!r}; pass the server's prompt batch, >= 1"
+        )
+    m = measurement
+    prefill_rows: list[list[float]] = []
+    prefill_t: list[float] = []
+    for tokens, first in zip(m.prompt_tokens, m.first_token_s, strict=True):
+        handled = first - m.rtt_s
+        if handled <= 0:
+            continue
+        chunks = math.ceil(tokens / max_tokens_per_iteration)
+        prefill_rows.append([float(chunks), float(tokens), float(tokens) ** 2, 0.0, 0.0])
+        prefill_t.append(handled)
+    if not prefill_rows:
+        raise InvalidInputError(
+            f"every first-token time of {m.endpoint} is within the round trip ({m.rtt_s * 1e3:.1f} ms); fix: "
+            "measure longer prompts"
+        )
+    groups: dict[tuple[int, int], list[float]] = {}
+    contexts: dict[tuple[int, int], list[float]] = {}
+    for batch, ctx, gap in zip(m.gap_batch, m.gap_context, m.gap_s, strict=True):
+        if gap <= 0:
+            continue
+        key = (batch, int(ctx // (64 * batch)))  # contexts in bins of 64 tokens a stream
+        groups.setdefault(key, []).append(gap)
+        contexts.setdefault(key, []).append(ctx)
+    decode_rows = tuple(
+        (key[0], statistics.median(contexts[key]), statistics.median(gaps))
+        for key, gaps in sorted(groups.items())
+    )
+    rows = prefill_rows + [[1.0, 0.0, 0.0, float(b), c] for b, c, _ in decode_rows]
+    times = prefill_t + [g for _, _, g in decode_rows]
+    coef = fit_relative("profile-cloud", rows, times, _SUBSETS)
+    predicted = np.asarray(rows) @ np.asarray(coef)
+    relative = np.abs(predicted - np.asarray(times)) / np.asarray(times)
+    n = len(prefill_rows)
+    return CloudFit(
+        base_s=coef[0],
+        prefill_token_s=coef[1],
+        prefill_attn_s=coef[2],
+        decode_seq_s=coef[3],
+        decode_context_s=coef[4],
+        max_tokens_per_iteration=max_tokens_per_iteration,
+        prefill_error=float(relative[:n].max()),
+        decode_error=float(relative[n:].max()) if len(relative) > n else math.nan,
+        decode_rows=decode_rows,
+    )
+
+
+def _string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def cloud_profile_toml(
+    measurement: CloudMeasurement,
+    fit: CloudFit,
+    *,
+    name: str,
+    model: str,
+    gpu: str,
+    kv_bytes_per_token: int,
+    kv_cache_tokens: int | None = None,
+    gpus_per_replica: int = 1,
+    tensor_parallel: int = 1,
+) -> str:
+    """The cloud profile TOML (the format `CloudProfile` reads) for a measurement and its fit.
+
+    Raises:
+        InvalidInputError: Neither the server nor ``kv_cache_tokens`` gives the KV-cache capacity.
+        ProfileError: The result does not validate as a cloud profile.
+    """
+    m = measurement
+    capacity = kv_cache_tokens if kv_cache_tokens is not None else m.context_tokens
+    if capacity is None:
+        raise InvalidInputError(
+            f"{m.endpoint} does not say its context window; fix: pass --kv-cache-tokens (the server's "
+            "KV-cache capacity in tokens, e.g. its n_ctx)"
+        )
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    firsts = ", ".join(
+        f"{n}: {t * 1e3:.1f} ms" for n, t in zip(m.prompt_tokens, m.first_token_s, strict=True)
+    )
+    decode = ", ".join(f"B={b}, sum(ctx)={c:.0f}: {g * 1e3:.2f} ms" for b, c, g in fit.decode_rows)
+    counted = (
+        "counted by the server" if m.tokens_counted_by_server else "estimated at four characters a token"
+    )
+    batching = (
+        "The server decoded one stream at a time (no overlap between concurrent streams): max_batch_size = 1."
+        if m.max_overlap == 1
+        else f"At most {m.max_overlap} streams decoded at once."
+    )
+    notes = (
+        f"Measured by `pdcore profile-cloud` on {stamp} against {m.endpoint} in {m.seconds:.0f} s: round "
+        f"trip {m.rtt_s * 1e3:.2f} ms (median of 5 GET /v1/models); first token over prompt length (prompts "
+        f"{counted}): {firsts}; inter-token medians at concurrency {list(m.concurrency)}: {decode}. "
+        f"{batching} Fitted by non-negative least squares on relative error of the iteration model over both "
+        f"kinds of rows (pdcore.runtime.cloud_profiler.fit_cloud_profile), prefill chunked by "
+        f"{fit.max_tokens_per_iteration} tokens: largest error {fit.prefill_error * 100:.1f}% on the first "
+        f"tokens, {fit.decode_error * 100:.1f}% on the gaps. The request handling before the first step is "
+        "folded into base_s."
+    )
+    lines = [
+        f"name = {_string(name)}",
+        f"description = {_string(f'{model} behind {m.endpoint}, measured by pdcore profile-cloud')}",
+        f"model = {_string(model)}",
+        f"gpu = {_string(gpu)}",
+        f"tensor_parallel = {tensor_parallel}",
+        "",
+        "[iteration]",
+        f"base_s = {fit.base_s:.6g}",
+        f"prefill_token_s = {fit.prefill_token_s:.6g}",
+        f"prefill_attn_s = {fit.prefill_attn_s:.6g}",
+        f"decode_seq_s = {fit.decode_seq_s:.6g}",
+        f"decode_context_s = {fit.decode_context_s:.6g}",
+        "",
+        "[limits]",
+        f"max_batch_size = {m.max_overlap}",
+        f"max_tokens_per_iteration = {fit.max_tokens_per_iteration}",
+        f"kv_cache_tokens = {capacity}",
+        f"gpus_per_replica = {gpus_per_replica}",
+        "",
+        "[kv_transfer]",
+        f"bytes_per_token = {kv_bytes_per_token}",
+        "",
+        "[source]",
+        f"citation = {_string(f'Measured with pdcore profile-cloud against {m.endpoint} on {stamp}.')}",
+        f"notes = {_string(notes)}",
+        "",
+    ]
+    text = "\n".join(lines)
+    CloudProfile.from_toml_text(text, source=f"<profile {name}>")
+    return text
