@@ -236,6 +236,21 @@ def test_native_planning_equals_python_planning_with_settings(policy: Policy) ->
     runs_alike(policy, workload, scenario)
 
 
+@pytest.mark.parametrize("k_site", ["auto", "prefill", "pool"])
+def test_native_planning_equals_python_planning_with_both_sites(k_site: str) -> None:
+    # a 2 GB/s link makes the pool's first decode token late for long prompts: both sites get chosen
+    workload = synthetic_default(seed=6, n_requests=300, rate_rps=12.0)
+    scenario = Scenario(
+        cloud=CLOUD,
+        device=load_device_profile("llama32-3b-w4a16-8elite-genie"),
+        network=WIFI,
+        k_sites="both",
+        kv_link_bytes_per_s=2e9,
+    )
+    runs_alike(PDDevice(k_site=k_site), workload, scenario)
+    runs_alike(NaiveSplit(k=5, k_site="prefill" if k_site == "auto" else k_site), workload, scenario)
+
+
 def test_a_subclass_that_plans_in_python_is_asked() -> None:
     asked: list[int] = []
 

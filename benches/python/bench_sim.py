@@ -40,12 +40,14 @@ TIGHT = {
 
 
 def scenario(deployment: str) -> Scenario:
-    """The CLI's default environment: a phone with a 3B model, Llama-3-8B on an A100, Wi-Fi."""
+    """The CLI's default environment: a phone with a 3B model, Llama-3-8B on an A100, Wi-Fi; the cloud
+    offers both sites to the ``k`` tokens so that the splits below decode some on the prefill instance."""
     return Scenario(
         cloud=load_cloud_profile("llama3-8b-a100"),
         device=load_device_profile("llama32-3b-w4a16-8elite-genie"),
         network=network_preset("wifi"),
         deployment=deployment,
+        k_sites="both",
     )
 
 
@@ -70,7 +72,8 @@ def inputs(deployment: str, tight: bool, n: int = N_REQUESTS) -> dict[str, Any]:
 
 
 def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
-    """One plan per request; splits vary ``k``, the refined prompt and the smallest display gap."""
+    """One plan per request; splits vary ``k``, the refined prompt, the smallest display gap and where the
+    ``k`` tokens are decoded."""
     if mode in ("pd", "naive"):
         return [
             Plan(
@@ -79,6 +82,7 @@ def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
                 refine_ratio=1.0 if i % 3 else 0.6,
                 min_tpot=0.0 if i % 2 else 0.005,
                 max_tpot=0.05,
+                k_site="prefill" if i % 5 in (1, 2) else "pool",
             )
             for i in range(n)
         ]

@@ -45,6 +45,8 @@ import numpy.typing as npt
 __all__ = ["MODES", "Simulator", "plan_key", "round_ns", "scenario_configs", "secs_to_ns"]
 
 MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
+K_SITE_NAMES = ("pool", "prefill")
+K_SITES = ("pool", "prefill", "both")
 MAX_SECS = 9.2e6
 
 M_CLOUD, M_DEVICE, M_PD, M_NAIVE, M_KV, M_RACE = range(6)
@@ -248,6 +250,7 @@ class CloudReq:
 
     __slots__ = (
         "cancelled",
+        "decode_on_prefill",
         "gap_count",
         "gap_sum",
         "generated",
@@ -260,9 +263,10 @@ class CloudReq:
         "reserved",
     )
 
-    def __init__(self, prompt: int = 0, quota: int = 0) -> None:
+    def __init__(self, prompt: int = 0, quota: int = 0, decode_on_prefill: bool = False) -> None:
         self.prompt = prompt
         self.quota = quota
+        self.decode_on_prefill = decode_on_prefill
         self.generated = 0
         self.prefilled = 0
         self.cancelled = False
@@ -312,6 +316,9 @@ class Cloud:
         self.gpus = float(int(cfg["gpus_per_replica"]))
         self.kv_bytes_per_token = float(cfg["kv_bytes_per_token"])
         self.kv_link = float(cfg["kv_link_bytes_per_s"])
+        self.k_sites = str(cfg.get("k_sites", "pool"))
+        if self.k_sites not in K_SITES:
+            raise ValueError(f"k_sites {self.k_sites!r} is not one of {K_SITES}")
         if self.disaggregated:
             roles = [ROLE_PREFILL] * int(cfg.get("prefill_replicas", 1))
             roles += [ROLE_DECODE] * int(cfg.get("decode_replicas", 1))
@@ -333,8 +340,8 @@ class Cloud:
                     best, best_load = i, load
         return best
 
-    def submit(self, req: int, prompt: int, quota: int) -> None:
-        self.reqs[req] = CloudReq(prompt, quota)
+    def submit(self, req: int, prompt: int, quota: int, decode_on_prefill: bool) -> None:
+        self.reqs[req] = CloudReq(prompt, quota, decode_on_prefill)
         r = self.least_loaded(ROLE_PREFILL if self.disaggregated else ROLE_MIXED)
         self.replicas[r].waiting.append(req)
         self.try_start(r)
@@ -379,7 +386,7 @@ class Cloud:
         while waiting:
             i = waiting[0]
             c = reqs[i]
-            need = c.prompt if rep.role == ROLE_PREFILL else c.prompt + c.quota
+            need = c.prompt if rep.role == ROLE_PREFILL and not c.decode_on_prefill else c.prompt + c.quota
             need = min(need, cap)
             if rep.kv_used + need > cap or len(rep.running) + len(rep.prefilling) >= self.max_batch_size:
                 break
@@ -463,7 +470,7 @@ class Cloud:
             c.generated = 1
             c.last_emit = now
             out.append((i, True))
-            if c.quota <= 1 or rep.role == ROLE_PREFILL:
+            if c.quota <= 1 or (rep.role == ROLE_PREFILL and not c.decode_on_prefill):
                 freed += c.reserved
                 c.reserved = 0
                 if c.quota > 1:
@@ -612,7 +619,7 @@ class Req:
     )
 
     def __init__(self) -> None:
-        self.plan: tuple[int, int, float, int, int] | None = None
+        self.plan: tuple[int, int, float, int, int, int] | None = None
         self.first: int | None = None
         self.last = 0
         self.count = 0
@@ -646,12 +653,15 @@ class Req:
         return min(max((o * t - self.qoe_acc) / expected, 0.0), 1.0)
 
 
-def plan_key(plan: Any) -> tuple[int, int, float, int, int]:
-    """``(mode, k, refine_ratio, min_tpot_ns, max_tpot_ns)`` of a ``pdcore._core.Plan`` or such a tuple."""
+def plan_key(plan: Any) -> tuple[int, int, float, int, int, int]:
+    """``(mode, k, refine_ratio, min_tpot_ns, max_tpot_ns, k_site)`` of a ``pdcore._core.Plan`` or such a
+    tuple (``k_site`` an index of `K_SITE_NAMES`, the pool when a 5-tuple leaves it out)."""
     if isinstance(plan, tuple):
-        mode, k, refine, lo, hi = plan
+        mode, k, refine, lo, hi, *site = plan
         mode = MODES.index(mode) if isinstance(mode, str) else int(mode)
-        return mode, int(k), float(refine), int(lo), int(hi)
+        where = site[0] if site else 0
+        where = K_SITE_NAMES.index(where) if isinstance(where, str) else int(where)
+        return mode, int(k), float(refine), int(lo), int(hi), where
     refine = float(plan.refine_ratio)
     if not (math.isfinite(refine) and 0.0 < refine <= 1.0):
         raise ValueError(f"refine_ratio = {refine!r} is not in (0, 1]")
@@ -659,7 +669,7 @@ def plan_key(plan: Any) -> tuple[int, int, float, int, int]:
     hi = secs_to_ns(plan.max_tpot, "max_tpot")
     if hi <= lo:
         raise ValueError("max_tpot must be greater than min_tpot")
-    return MODES.index(plan.mode), int(plan.k), refine, lo, hi
+    return MODES.index(plan.mode), int(plan.k), refine, lo, hi, K_SITE_NAMES.index(plan.k_site)
 
 
 class Simulator:
@@ -755,7 +765,9 @@ class Simulator:
             elif kind == EV_PROMPT_DONE:
                 self.on_prompt_done(i, now)
             elif kind == EV_SUBMIT:
-                cloud.submit(i, self.prompt[i], self.cloud_quota(i))
+                plan = self.reqs[i].plan
+                on_prefill = plan is not None and plan[0] in (M_PD, M_NAIVE) and plan[5] == 1
+                cloud.submit(i, self.prompt[i], self.cloud_quota(i), on_prefill)
             elif kind == EV_KV_ARRIVE:
                 cloud.kv_arrived(i, x)
             elif kind == EV_CANCEL:
@@ -788,7 +800,13 @@ class Simulator:
             raise RuntimeError(f"decide: request {i} is not waiting for a plan")
         self.pending_decision = None
         key = plan_key(plan)
-        mode, _, refine, lo, hi = key
+        mode, _, refine, lo, hi, site = key
+        if mode in (M_PD, M_NAIVE) and self.cloud.disaggregated:
+            offered = self.cloud.k_sites
+            if offered != "both" and offered != K_SITE_NAMES[site]:
+                raise ValueError(
+                    f"k_site of request {i}'s plan is {K_SITE_NAMES[site]!r} but k_sites is {offered!r}"
+                )
         t0 = self.arrival[i]
         req = self.reqs[i]
         req.plan = key
@@ -1178,6 +1196,7 @@ def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "gpus_per_replica": c.gpus_per_replica,
         "kv_bytes_per_token": float(c.kv_bytes_per_token),
         "kv_link_bytes_per_s": scenario.kv_link(),
+        "k_sites": scenario.k_sites,
     }
     d = scenario.device
     device = {

@@ -406,6 +406,9 @@ class CloudConfig:
         gpus_per_replica: GPUs of one replica (for GPU-seconds).
         kv_bytes_per_token: KV-cache size of one token, bytes.
         kv_link_bytes_per_s: Bandwidth of the prefill-to-decode link, bytes per second.
+        k_sites: Where P/D-Device's ``k`` tokens may be decoded in a disaggregated cloud: ``"pool"`` (the
+            decode pool, after a KV transfer, as any request), ``"prefill"`` (the prefill instance that
+            prefilled the prompt, beside its prefill chunks) or ``"both"`` (each plan's ``k_site``).
 
     Raises:
         InvalidInputError: An unknown deployment or a value out of range; the message names it.
@@ -429,10 +432,14 @@ class CloudConfig:
         gpus_per_replica: int,
         kv_bytes_per_token: float,
         kv_link_bytes_per_s: float,
+        k_sites: str = "pool",
     ) -> Self: ...
     @property
     def deployment(self) -> str:
         """``"colocated"`` or ``"disaggregated"``."""
+    @property
+    def k_sites(self) -> str:
+        """Where P/D-Device's ``k`` tokens may be decoded: ``"pool"``, ``"prefill"`` or ``"both"``."""
 
 DEFAULT_MAX_K: int
 """The cap on ``k`` unless the caller gives one (4096)."""
@@ -543,6 +550,10 @@ class CloudCost:
     def queued_prefill_token_s(self) -> float:
         """Seconds per queued prefill token when iterations are full of prefill."""
 
+    def prefill_instance_decode_s(self, context_tokens: int, queued_prefill_tokens: float) -> float:
+        """One decode step of a sequence kept on its prefill instance, seconds: an iteration carrying the
+        step and up to the rest of the token budget of the ``queued_prefill_tokens`` queued there."""
+
     def queue_wait_lower_bound_s(self, waiting_prefill_tokens: float, prefill_replicas: int) -> float:
         """A lower bound of a new prompt's wait: tokens ahead beyond one budget per replica, at the
         per-token prefill cost, seconds."""
@@ -612,13 +623,25 @@ class Choice:
     @property
     def converged(self) -> bool:
         """False when the catch-up has no fixed point up to ``max_k``."""
+    @property
+    def k_site(self) -> str:
+        """Where the ``k`` tokens are decoded: ``"pool"`` or ``"prefill"``."""
+    @property
+    def k_site_reason(self) -> str:
+        """Why there: ``"only-site"`` (one site offered), ``"no-decode"`` (no cloud decode token),
+        ``"gap"`` (only that site keeps the first decode token within ``max_tpot``) or ``"gpu-time"``
+        (both or neither do; it costs fewer GPU-seconds, the prefill instance on a tie)."""
 
 @final
 class PlanOptimizer:
     """The per-request choice of ``k``, refinement and the device-alone fallback (Rust ``cost::optimizer``).
 
+    With ``k_sites="both"`` it also picks where the ``k`` tokens are decoded (Rust ``cost::ksite``),
+    pricing the decode pool's KV transfer with ``kv_bytes_per_token`` over ``kv_link_bytes_per_s``.
+
     Raises:
-        InvalidInputError: A bad pace, ratio, replica count or cap.
+        InvalidInputError: A bad pace, ratio, replica count, cap or site, or ``k_sites="both"`` without
+            the KV link.
     """
 
     def __new__(
@@ -631,7 +654,13 @@ class PlanOptimizer:
         load_adaptive: bool = True,
         prefill_replicas: int = 1,
         max_k: int = 4096,
+        k_sites: str = "pool",
+        kv_bytes_per_token: float | None = None,
+        kv_link_bytes_per_s: float | None = None,
     ) -> Self: ...
+    @property
+    def k_sites(self) -> str:
+        """Where the ``k`` tokens may be decoded: ``"pool"``, ``"prefill"`` or ``"both"``."""
     @property
     def refine_ratios(self) -> list[float]:
         """The ratios tried, largest first (1.0 among them)."""
@@ -734,9 +763,13 @@ class Plan:
         refine_ratio: Fraction of the prompt the device prefills, in ``(0, 1]``.
         min_tpot: The smallest display gap of the speed controller, seconds.
         max_tpot: The largest display gap (the TPOT SLO), seconds.
+        k_site: Where a disaggregated cloud decodes the ``k`` tokens: ``"pool"`` (the decode pool) or
+            ``"prefill"`` (the prefill instance that prefilled the prompt); the cloud must offer it
+            (`CloudConfig` ``k_sites``).
 
     Raises:
-        InvalidInputError: An unknown mode, ``refine_ratio`` outside ``(0, 1]`` or bad pacing bounds.
+        InvalidInputError: An unknown mode or site, ``refine_ratio`` outside ``(0, 1]`` or bad pacing
+            bounds.
     """
 
     def __new__(
@@ -747,10 +780,14 @@ class Plan:
         refine_ratio: float = 1.0,
         min_tpot: float = 0.0,
         max_tpot: float = 0.05,
+        k_site: str = "pool",
     ) -> Self: ...
     @property
     def mode(self) -> str:
         """The mode's name."""
+    @property
+    def k_site(self) -> str:
+        """Where the ``k`` tokens are decoded: ``"pool"`` or ``"prefill"``."""
 
     @property
     def k(self) -> int:

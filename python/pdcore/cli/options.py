@@ -47,6 +47,7 @@ __all__ = [
     "SYNTHETIC_REQUESTS",
     "CloudOption",
     "DeviceOption",
+    "KSitesOption",
     "MaxTpotOption",
     "NetworkOption",
     "OldMaxTpotOption",
@@ -71,6 +72,14 @@ TraceOption = Annotated[
     Path | None,
     typer.Option(
         "--trace", help="Azure 2023 CSV or Mooncake JSONL trace; without it, the seeded synthetic workload."
+    ),
+]
+KSitesOption = Annotated[
+    str,
+    typer.Option(
+        "--k-sites",
+        help="Where a disaggregated cloud may decode P/D-Device's k tokens: pool (after a KV transfer), "
+        "prefill (on the prefill instance) or both (pd-device picks per request).",
     ),
 ]
 DeviceOption = Annotated[

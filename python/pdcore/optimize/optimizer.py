@@ -33,6 +33,13 @@ start, so ``k`` falls, and past the point where the device is faster the request
 the cloud's queue drains itself. Refinement responds the other way: a refined prompt reaches the device
 only with the first token, so under load ``r < 1`` loses its head start and ``r = 1`` wins.
 
+Where the ``k`` tokens are decoded (a P/D-disaggregated cloud): in the decode pool, after the KV
+transfer, or on the prefill instance that prefilled the prompt, beside its prefill chunks. With
+``k_sites="both"`` the optimizer solves the catch-up at each site's decode pace and keeps one, saying why
+(`Choice.k_site_reason`): the site whose first decode token reaches the device within ``max_tpot`` when
+only one does, else the fewer GPU-seconds. The rule and its prices live in the cost model (Rust
+``cost::ksite``).
+
 Quality: the allowed ratios are those whose quality drop, as given in ``quality``, is within the budget;
 ``r = 1`` is the reference and always allowed. Which drop to give (the measured estimate or the upper
 end of its 95% interval) is decided where the curve is read, `pdcore.optimize.quality`.
@@ -76,6 +83,8 @@ class Choice:
         first_token_s: Expected arrival of the cloud's first token, seconds from the request's arrival.
         device_ready_s: Expected time of the device's own first token, seconds from arrival.
         converged: False when the catch-up has no fixed point up to ``max_k`` (``k`` is then the cap).
+        k_site: Where the ``k`` tokens are decoded: ``"pool"`` or ``"prefill"``.
+        k_site_reason: Why there (`pdcore._core.Choice.k_site_reason`).
     """
 
     mode: str
@@ -85,12 +94,21 @@ class Choice:
     first_token_s: float
     device_ready_s: float
     converged: bool
+    k_site: str = "pool"
+    k_site_reason: str = "only-site"
 
     def plan(self, min_tpot: float = 0.0) -> Plan:
         """The simulator's plan for this choice."""
         if self.mode == "device":
             return Plan("device", min_tpot=min_tpot, max_tpot=self.max_tpot)
-        return Plan("pd", k=self.k, refine_ratio=self.refine_ratio, min_tpot=min_tpot, max_tpot=self.max_tpot)
+        return Plan(
+            "pd",
+            k=self.k,
+            refine_ratio=self.refine_ratio,
+            min_tpot=min_tpot,
+            max_tpot=self.max_tpot,
+            k_site=self.k_site,
+        )
 
 
 class Optimizer:
@@ -109,6 +127,10 @@ class Optimizer:
         load_adaptive: Add a lower bound of the cloud's queueing delay to the expected first-token time.
         prefill_replicas: Replicas that prefill, over which the queued prompt tokens are shared.
         max_k: The cap on ``k``.
+        k_sites: Where the ``k`` tokens may be decoded: ``"pool"``, ``"prefill"`` or ``"both"`` (the
+            optimizer picks per request).
+        kv_link_bytes_per_s: The prefill-to-decode KV link, bytes per second (prices the pool's transfer
+            with the cloud profile's ``kv_bytes_per_token``); needed with ``k_sites="both"``.
     """
 
     def __init__(
@@ -123,6 +145,8 @@ class Optimizer:
         load_adaptive: bool = True,
         prefill_replicas: int = 1,
         max_k: int = DEFAULT_MAX_K,
+        k_sites: str = "pool",
+        kv_link_bytes_per_s: float | None = None,
     ) -> None:
         if prefill_replicas < 1:
             raise InvalidInputError(f"prefill_replicas = {prefill_replicas!r}; pass a count >= 1")
@@ -149,7 +173,11 @@ class Optimizer:
             load_adaptive=load_adaptive,
             prefill_replicas=prefill_replicas,
             max_k=max_k,
+            k_sites=k_sites,
+            kv_bytes_per_token=None if kv_link_bytes_per_s is None else float(cloud.kv_bytes_per_token),
+            kv_link_bytes_per_s=kv_link_bytes_per_s,
         )
+        self.k_sites = k_sites
 
     @property
     def native(self) -> PlanOptimizer:
@@ -192,8 +220,20 @@ class Optimizer:
     def _choice(self, c: _NativeChoice) -> Choice:
         pace = self.slo.max_tpot_s
         if c.device_alone:
-            return Choice("device", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True)
-        return Choice("pd", c.k, c.refine_ratio, pace, c.first_token_s, c.device_ready_s, c.converged)
+            return Choice(
+                "device", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True, "pool", "no-decode"
+            )
+        return Choice(
+            "pd",
+            c.k,
+            c.refine_ratio,
+            pace,
+            c.first_token_s,
+            c.device_ready_s,
+            c.converged,
+            c.k_site,
+            c.k_site_reason,
+        )
 
     def table(self, prompt_lengths: Sequence[int], *, one_way_s: float) -> list[Choice]:
         """Choices over prompt lengths on an idle cloud (the ``pdcore optimize`` table)."""

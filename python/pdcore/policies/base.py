@@ -94,6 +94,9 @@ class PolicyContext:
         max_tpot_s: The time-per-output-token objective, in seconds; policies use it as the largest
             display gap they aim for.
         prefill_replicas: Replicas that prefill (the colocated replicas, or the prefill pool).
+        k_sites: Where the cloud lets P/D-Device's ``k`` tokens be decoded: ``"pool"``, ``"prefill"`` or
+            ``"both"`` (a colocated cloud ignores it: a replica decodes what it prefilled).
+        kv_link_bytes_per_s: The prefill-to-decode KV link, bytes per second (disaggregated).
     """
 
     device: DeviceProfile
@@ -103,6 +106,8 @@ class PolicyContext:
     ttft_slo_s: float
     max_tpot_s: float
     prefill_replicas: int = 1
+    k_sites: str = "pool"
+    kv_link_bytes_per_s: float | None = None
 
 
 class Policy(abc.ABC):

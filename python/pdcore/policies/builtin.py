@@ -58,6 +58,10 @@ __all__ = [
 ]
 
 
+K_SITE_SETTINGS = ("pool", "prefill", "auto")
+"""The values of the split policies' ``k_site`` setting."""
+
+
 def _check_max_tpot(value: float | None, min_tpot: float = 0.0) -> float | None:
     if value is None:
         return None
@@ -138,7 +142,13 @@ class _Split(Policy):
         quality: QualitySource | None = None,
         quality_budget: float = DEFAULT_QUALITY_BUDGET,
         quality_bound: QualityBound = DEFAULT_QUALITY_BOUND,
+        k_site: str = "auto",
     ) -> None:
+        if k_site not in K_SITE_SETTINGS:
+            raise InvalidInputError(
+                f"k_site = {k_site!r}; pass where the k tokens are decoded: 'pool' (the decode pool), "
+                "'prefill' (the prefill instance) or 'auto' (the optimizer picks per request)"
+            )
         if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
             raise InvalidInputError(
                 f"k = {k!r}; pass the number of cloud decode tokens after the first (0 or more) or 'auto'"
@@ -166,6 +176,7 @@ class _Split(Policy):
                 "or 'mean' (its estimate)"
             )
         self.k: int | Literal["auto"] = k
+        self.k_site = k_site
         self.refine_ratio: float | Literal["auto"] = "auto" if refine_ratio == "auto" else float(refine_ratio)
         self.min_tpot = float(min_tpot)
         self.max_tpot = _check_max_tpot(max_tpot, self.min_tpot)
@@ -198,7 +209,7 @@ class _Split(Policy):
         self._optimizer: Optimizer | None = None
         self._context: PolicyContext | None = None
         self._pace = self.max_tpot or DEFAULT_MAX_TPOT_S
-        self._plans: dict[tuple[int, float], Plan] = {}
+        self._plans: dict[tuple[int, float, str], Plan] = {}
 
     def _check_fixed_ratio(self, quality: MeasuredQuality, ratio: float) -> float:
         """The curve's ratio equal to ``ratio``, if its drop is within the budget."""
@@ -236,22 +247,43 @@ class _Split(Policy):
                 f"{self.name}: min_tpot = {self.min_tpot!r} is not below the TPOT SLO {self._pace!r}; "
                 "lower min_tpot or pass max_tpot explicitly"
             )
+        offered = context.k_sites
+        fixed = self.k_site != "auto"
+        if context.deployment == "disaggregated" and fixed and offered not in ("both", self.k_site):
+            raise InvalidInputError(
+                f"{self.name}: k_site = {self.k_site!r} but the cloud's k_sites is {offered!r}; fix: "
+                f"pass k_site={offered!r} or 'auto', or offer both sites (--k-sites both)"
+            )
         self._plans = {}
         self._optimizer = None
 
-    def _split_plan(self, k: int, refine_ratio: float) -> Plan:
-        plan = self._plans.get((k, refine_ratio))
+    def _sites(self) -> str:
+        """The sites the optimizer may choose from: the fixed one, or what the cloud offers."""
+        if self.k_site != "auto":
+            return self.k_site
+        context = self._context
+        if context is None or context.deployment != "disaggregated":
+            return "pool"  # a colocated replica decodes what it prefilled: the site is moot
+        return context.k_sites
+
+    def _split_plan(self, k: int, refine_ratio: float, k_site: str = "pool") -> Plan:
+        plan = self._plans.get((k, refine_ratio, k_site))
         if plan is None:
             plan = Plan(
-                self.mode, k=k, refine_ratio=refine_ratio, min_tpot=self.min_tpot, max_tpot=self._pace
+                self.mode,
+                k=k,
+                refine_ratio=refine_ratio,
+                min_tpot=self.min_tpot,
+                max_tpot=self._pace,
+                k_site=k_site,
             )
-            self._plans[(k, refine_ratio)] = plan
+            self._plans[(k, refine_ratio, k_site)] = plan
         return plan
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.k != "auto":
             assert self.refine_ratio != "auto"  # rejected in __init__
-            return self._split_plan(self.k, self.refine_ratio)
+            return self._split_plan(self.k, self.refine_ratio, self._fixed_site())
         context = self._context
         if context is None:
             raise InvalidStateError(
@@ -263,7 +295,14 @@ class _Split(Policy):
             return self._split_plan(-1, 1.0)
         # with a fixed ratio below 1 the optimizer may still fall back to the full prompt (a refined one
         # would arrive too late); the plan carries the ratio chosen
-        return self._split_plan(choice.k, choice.refine_ratio)
+        return self._split_plan(choice.k, choice.refine_ratio, choice.k_site)
+
+    def _fixed_site(self) -> str:
+        """The site of a fixed-``k`` plan: the one set, else the one the cloud offers, else the pool."""
+        if self.k_site != "auto":
+            return self.k_site
+        sites = self._sites()
+        return "pool" if sites == "both" else sites
 
     def _auto_optimizer(self, context: PolicyContext) -> Optimizer:
         optimizer = self._optimizer
@@ -278,6 +317,8 @@ class _Split(Policy):
                 load_adaptive=self.load_adaptive,
                 prefill_replicas=context.prefill_replicas,
                 max_k=self.max_k,
+                k_sites=self._sites(),
+                kv_link_bytes_per_s=context.kv_link_bytes_per_s if self._sites() == "both" else None,
             )
         return optimizer
 
@@ -289,7 +330,7 @@ class _Split(Policy):
             return None  # a subclass plans in Python
         if self.k != "auto":
             assert self.refine_ratio != "auto"  # rejected in __init__
-            return NativePolicy.fixed(self._split_plan(self.k, self.refine_ratio))
+            return NativePolicy.fixed(self._split_plan(self.k, self.refine_ratio, self._fixed_site()))
         if self._context is None:
             return None  # plan() explains that prepare() comes first
         return NativePolicy.auto(
@@ -340,6 +381,12 @@ class PDDevice(_Split):
         quality_budget: The largest quality drop accepted (absolute F1, 0.02 = 2 points).
         quality_bound: What the budget is checked against: ``"ci95"``, the upper end of the drop's 95%
             interval, or ``"mean"``, its estimate.
+        k_site: Where a disaggregated cloud decodes the ``k`` tokens: ``"pool"`` (the decode pool, after
+            the KV transfer, as any request), ``"prefill"`` (the prefill instance that prefilled the
+            prompt, beside its prefill chunks: no transfer, no decode slot) or ``"auto"`` (the default:
+            the site the cloud offers, `pdcore.sim.Scenario.k_sites`; where it offers both, the optimizer
+            picks per request and says why, `pdcore.optimize.Optimizer`, and a fixed ``k`` goes to the
+            pool). A fixed site must be one the cloud offers.
 
     Raises:
         InvalidInputError: A setting out of range, an unreadable curve, or a fixed ratio over budget.
@@ -359,6 +406,7 @@ class PDDevice(_Split):
         quality: QualitySource | None = None,
         quality_budget: float = DEFAULT_QUALITY_BUDGET,
         quality_bound: QualityBound = DEFAULT_QUALITY_BOUND,
+        k_site: str = "auto",
     ) -> None:
         super().__init__(
             k,
@@ -370,16 +418,17 @@ class PDDevice(_Split):
             quality=quality,
             quality_budget=quality_budget,
             quality_bound=quality_bound,
+            k_site=k_site,
         )
 
-    def _split_plan(self, k: int, refine_ratio: float) -> Plan:
+    def _split_plan(self, k: int, refine_ratio: float, k_site: str = "pool") -> Plan:
         if k < 0:
-            plan = self._plans.get((k, 1.0))
+            plan = self._plans.get((k, 1.0, "pool"))
             if plan is None:
                 plan = Plan("device", min_tpot=self.min_tpot, max_tpot=self._pace)
-                self._plans[(k, 1.0)] = plan
+                self._plans[(k, 1.0, "pool")] = plan
             return plan
-        return super()._split_plan(k, refine_ratio)
+        return super()._split_plan(k, refine_ratio, k_site)
 
 
 class NaiveSplit(PDDevice):
@@ -392,15 +441,20 @@ class NaiveSplit(PDDevice):
         k: Cloud decode tokens after the first, or ``"auto"`` (P/D-Device's rule).
         max_tpot: The gap above which a hand-off counts as a stall; unset, the TPOT SLO.
         max_k: The cap on an automatic ``k``.
+        k_site: Where the ``k`` tokens are decoded (P/D-Device's setting).
     """
 
     name = "naive-split"
     mode = "naive"
 
     def __init__(
-        self, k: int | Literal["auto"] = "auto", max_tpot: float | None = None, max_k: int = DEFAULT_MAX_K
+        self,
+        k: int | Literal["auto"] = "auto",
+        max_tpot: float | None = None,
+        max_k: int = DEFAULT_MAX_K,
+        k_site: str = "auto",
     ) -> None:
-        super().__init__(k, 1.0, 0.0, max_tpot, max_k)
+        super().__init__(k, 1.0, 0.0, max_tpot, max_k, k_site=k_site)
 
 
 POLICIES: dict[str, type[Policy]] = {

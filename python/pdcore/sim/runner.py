@@ -41,6 +41,7 @@ from pdcore.traces.workload import Workload
 __all__ = [
     "DEFAULT_KV_LINK_BYTES_PER_S",
     "DEPLOYMENTS",
+    "K_SITES",
     "MODES",
     "SERVED_BY",
     "Scenario",
@@ -52,6 +53,8 @@ DEFAULT_KV_LINK_BYTES_PER_S = 25e9
 """Prefill-to-decode KV link of a disaggregated cloud: 200 Gbit/s, in bytes per second."""
 
 DEPLOYMENTS = ("colocated", "disaggregated")
+K_SITES = ("pool", "prefill", "both")
+"""Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (`Scenario.k_sites`)."""
 """The cloud deployments the simulator models."""
 
 MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
@@ -124,6 +127,9 @@ class Scenario:
         qoe_tokens_per_s: The QoE metric's expected token delivery speed; its expected TTFT is the TTFT SLO.
         kv_link_bytes_per_s: Prefill-to-decode KV link of a disaggregated cloud, bytes per second.
         device_kv_bytes_per_token: Override of the device profile's ``kv_bytes_per_token``.
+        k_sites: Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded: ``"pool"`` (the
+            decode pool after a KV transfer, as any request), ``"prefill"`` (the prefill instance that
+            prefilled the prompt) or ``"both"`` (each plan says; ``pd-device:k_site=auto`` picks).
     """
 
     cloud: CloudProfile
@@ -137,6 +143,7 @@ class Scenario:
     qoe_tokens_per_s: float = DEFAULT_QOE_TOKENS_PER_S
     kv_link_bytes_per_s: float = DEFAULT_KV_LINK_BYTES_PER_S
     device_kv_bytes_per_token: float | None = None
+    k_sites: str = "pool"
 
     def __post_init__(self) -> None:
         """Checks the deployment, replica counts and rates.
@@ -148,6 +155,10 @@ class Scenario:
         if self.deployment not in DEPLOYMENTS:
             raise InvalidInputError(
                 f"--deployment {self.deployment!r} is unknown; fix: use {' or '.join(DEPLOYMENTS)}"
+            )
+        if self.k_sites not in K_SITES:
+            raise InvalidInputError(
+                f"--k-sites {self.k_sites!r} is unknown; fix: use one of {', '.join(K_SITES)}"
             )
         _positive_int(self.replicas, "--replicas")
         _positive_int(self.prefill_replicas, "--prefill-replicas")
@@ -190,6 +201,7 @@ class Scenario:
             gpus_per_replica=cloud.gpus_per_replica,
             kv_bytes_per_token=float(cloud.kv_bytes_per_token),
             kv_link_bytes_per_s=self.kv_link(),
+            k_sites=self.k_sites,
         )
 
     def device_config(self) -> DeviceCost:
@@ -215,6 +227,8 @@ class Scenario:
             ttft_slo_s=self.slo.ttft_s,
             max_tpot_s=self.slo.max_tpot_s,
             prefill_replicas=self.replicas if self.deployment == "colocated" else self.prefill_replicas,
+            k_sites=self.k_sites,
+            kv_link_bytes_per_s=self.kv_link(),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -238,6 +252,8 @@ class Scenario:
             out["prefill_replicas"] = self.prefill_replicas
             out["decode_replicas"] = self.decode_replicas
             out["kv_link_bytes_per_s"] = self.kv_link()
+            if self.k_sites != "pool":
+                out["k_sites"] = self.k_sites
         return out
 
     def one_way_s(self, count: int, seed: int) -> FloatArray:

@@ -9,6 +9,7 @@
 //! - [`cloud`]: the cloud's iteration model and the prices of a lone request.
 //! - [`catchup`]: the catch-up fixed point that gives P/D-Device's `k`.
 //! - [`optimizer`]: the per-request choice of `k`, refinement and the device-alone fallback.
+//! - [`ksite`]: where P/D-Device's `k` decode tokens are decoded (decode pool or prefill instance).
 //! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
 //! - [`gap`]: whether a display gap is within the objective.
 //!
@@ -20,6 +21,7 @@ pub mod curve;
 pub mod device;
 pub mod gap;
 pub mod handoff;
+pub mod ksite;
 pub mod optimizer;
 
 pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
@@ -28,4 +30,5 @@ pub use curve::Curve;
 pub use device::DeviceCost;
 pub use gap::{within_objective, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, PRIOR_WEIGHT_TOKENS};
+pub use ksite::{KSite, KSites, KvLink, SiteReason};
 pub use optimizer::{Choice, PlanOptimizer};

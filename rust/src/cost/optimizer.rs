@@ -10,10 +10,15 @@
 //!
 //! `F`, the expected arrival of the cloud's first token, is the round trip plus the lone prefill plus,
 //! when load-adaptive, [`CloudCost::queue_wait_lower_bound_s`] of the prompt tokens waiting ahead.
+//!
+//! Where the `k` tokens are decoded ([`super::ksite`]): with one site offered, there; with both, the
+//! catch-up is solved at each site's decode pace (the pool's lone step, or the prefill instance's
+//! iteration with the queue it holds) and [`super::ksite::choose_site`] picks one, with its reason.
 
 use super::catchup::{solve_catchup, CatchUpInput};
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
+use super::ksite::{choose_site, KSite, KSites, KvLink, SiteReason};
 use crate::error::{CoreError, Result};
 
 /// What the optimizer chose for one request.
@@ -31,6 +36,10 @@ pub struct Choice {
     pub device_ready_s: f64,
     /// False when the catch-up has no fixed point up to `max_k`.
     pub converged: bool,
+    /// Where the `k` tokens are decoded.
+    pub k_site: KSite,
+    /// Why there.
+    pub k_site_reason: SiteReason,
 }
 
 /// The optimizer's settings (module doc).
@@ -50,6 +59,11 @@ pub struct PlanOptimizer {
     pub prefill_replicas: u32,
     /// The cap on `k`.
     pub max_k: u32,
+    /// Where the `k` tokens may be decoded ([`KSites::Pool`] unless set with
+    /// [`with_k_sites`](Self::with_k_sites)).
+    pub k_sites: KSites,
+    /// The KV link to the decode pool (prices the pool's first decode gap when both sites are offered).
+    pub kv_link: Option<KvLink>,
 }
 
 impl PlanOptimizer {
@@ -91,7 +105,46 @@ impl PlanOptimizer {
             }
         }
         all.sort_by(|a, b| b.total_cmp(a));
-        Ok(Self { device, cloud, max_tpot_s, ratios: all, load_adaptive, prefill_replicas, max_k })
+        Ok(Self {
+            device,
+            cloud,
+            max_tpot_s,
+            ratios: all,
+            load_adaptive,
+            prefill_replicas,
+            max_k,
+            k_sites: KSites::Pool,
+            kv_link: None,
+        })
+    }
+
+    /// Where the `k` tokens may be decoded; offering both needs the KV link that prices the pool.
+    pub fn with_k_sites(mut self, k_sites: KSites, kv_link: Option<KvLink>) -> Result<Self> {
+        if let Some(link) = &kv_link {
+            link.validate()?;
+        } else if k_sites == KSites::Both {
+            return Err(CoreError::invalid(
+                "kv_link_bytes_per_s",
+                "is missing with k_sites = \"both\"",
+                "pass the KV link (kv_bytes_per_token and kv_link_bytes_per_s) that prices the pool",
+            ));
+        }
+        self.k_sites = k_sites;
+        self.kv_link = kv_link;
+        Ok(self)
+    }
+
+    /// The queued prompt tokens of one prefill replica, as the optimizer sees them.
+    fn queued_per_replica(&self, waiting_prefill_tokens: Option<f64>) -> f64 {
+        waiting_prefill_tokens.map_or(0.0, |w| w / f64::from(self.prefill_replicas))
+    }
+
+    /// The cloud's time between decode tokens at `site`.
+    fn site_tpot_s(&self, site: KSite, prompt: u32, queued: f64) -> f64 {
+        match site {
+            KSite::Pool => self.cloud.lone_decode_s(prompt),
+            KSite::Prefill => self.cloud.prefill_instance_decode_s(prompt, queued),
+        }
     }
 
     /// Expected arrival of the cloud's first token (module doc); `waiting_prefill_tokens` is the cloud's
@@ -123,7 +176,7 @@ impl PlanOptimizer {
         Ok(())
     }
 
-    fn solve(&self, prompt: u32, first: f64, ratio: f64) -> Result<Choice> {
+    fn solve(&self, prompt: u32, first: f64, ratio: f64, site: KSite, cloud_tpot_s: f64) -> Result<Choice> {
         let sol = solve_catchup(
             &self.device,
             &CatchUpInput {
@@ -131,7 +184,7 @@ impl PlanOptimizer {
                 first_token_s: first,
                 max_tpot_s: self.max_tpot_s,
                 refine_ratio: ratio,
-                cloud_tpot_s: self.cloud.lone_decode_s(prompt),
+                cloud_tpot_s,
                 max_k: self.max_k,
             },
         )?;
@@ -142,19 +195,26 @@ impl PlanOptimizer {
             first_token_s: first,
             device_ready_s: sol.device_ready_s,
             converged: sol.converged,
+            k_site: site,
+            k_site_reason: SiteReason::Only,
         })
     }
 
-    /// The settings for one request: the smallest `k` over the allowed ratios.
-    ///
-    /// # Panics
-    /// Never: the ratios always hold 1.0, so there is a best choice.
+    /// The settings for one request: the smallest `k` over the allowed ratios, at the site
+    /// [`choose_site`] picks when both are offered.
     pub fn choose(&self, prompt: u32, one_way_s: f64, waiting_prefill_tokens: Option<f64>) -> Result<Choice> {
         Self::check(prompt, one_way_s)?;
         let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
+        self.place(prompt, waiting_prefill_tokens, |site, tpot| {
+            self.best_over_ratios(prompt, first, site, tpot)
+        })
+    }
+
+    /// The smallest `k` over the ratios with the cloud's decode pace `tpot` at `site`.
+    fn best_over_ratios(&self, prompt: u32, first: f64, site: KSite, tpot: f64) -> Result<Choice> {
         let mut best: Option<Choice> = None;
         for &r in &self.ratios {
-            let c = self.solve(prompt, first, r)?;
+            let c = self.solve(prompt, first, r, site, tpot)?;
             if c.device_alone {
                 return Ok(c);
             }
@@ -163,6 +223,34 @@ impl PlanOptimizer {
             }
         }
         Ok(best.expect("ratios always hold 1.0"))
+    }
+
+    /// Solves at each offered site with `solve(site, tpot)` and keeps one (module doc).
+    fn place(
+        &self,
+        prompt: u32,
+        waiting_prefill_tokens: Option<f64>,
+        solve: impl Fn(KSite, f64) -> Result<Choice>,
+    ) -> Result<Choice> {
+        let queued = self.queued_per_replica(waiting_prefill_tokens);
+        let at = |site| solve(site, self.site_tpot_s(site, prompt, queued));
+        match (self.k_sites, self.kv_link) {
+            (KSites::Pool, _) => at(KSite::Pool),
+            (KSites::Prefill, _) => at(KSite::Prefill),
+            (KSites::Both, None) => unreachable!("with_k_sites needs the link for both sites"),
+            (KSites::Both, Some(link)) => {
+                let pool = at(KSite::Pool)?;
+                if pool.device_alone || pool.k == 0 {
+                    return Ok(Choice { k_site_reason: SiteReason::NoDecode, ..pool });
+                }
+                let prefill = at(KSite::Prefill)?;
+                let pool_est = self.cloud.site_estimate(KSite::Pool, prompt, pool.k, queued, &link);
+                let prefill_est = self.cloud.site_estimate(KSite::Prefill, prompt, prefill.k, queued, &link);
+                let (site, reason) = choose_site(&pool_est, &prefill_est, self.max_tpot_s);
+                let chosen = if site == KSite::Pool { pool } else { prefill };
+                Ok(Choice { k_site_reason: reason, ..chosen })
+            }
+        }
     }
 
     /// The settings with the ratio fixed (allowed or not).
@@ -175,7 +263,7 @@ impl PlanOptimizer {
     ) -> Result<Choice> {
         Self::check(prompt, one_way_s)?;
         let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
-        self.solve(prompt, first, ratio)
+        self.place(prompt, waiting_prefill_tokens, |site, tpot| self.solve(prompt, first, ratio, site, tpot))
     }
 }
 
@@ -225,6 +313,23 @@ mod tests {
         assert!((busy - idle - 10_000.0 * 5e-5).abs() < 1e-12);
         let fixed = PlanOptimizer { load_adaptive: false, ..o };
         assert_eq!(fixed.first_token_s(1000, 0.02, Some(10_512.0)), idle);
+    }
+
+    #[test]
+    fn one_site_keeps_the_plans_of_the_pool() {
+        let o = opt(&[]);
+        let c = o.choose(4000, 0.02, Some(0.0)).unwrap();
+        assert_eq!((c.k_site, c.k_site_reason), (KSite::Pool, SiteReason::Only));
+        let link = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 1e9 };
+        let both = o.clone().with_k_sites(KSites::Both, Some(link)).unwrap();
+        let b = both.choose(4000, 0.02, Some(0.0)).unwrap();
+        // a 4001-token cache over 1 GB/s takes 0.5 s: the pool misses the gap, the prefill instance keeps it
+        assert_eq!((b.k_site, b.k_site_reason), (KSite::Prefill, SiteReason::Gap));
+        // idle, the prefill instance decodes at the lone pace: the same k
+        assert_eq!(b.k, c.k);
+        let short = both.choose(10, 0.02, None).unwrap();
+        assert_eq!(short.k_site_reason, SiteReason::NoDecode);
+        assert!(o.with_k_sites(KSites::Both, None).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::cost::catchup::refined_prompt_tokens;
 use crate::cost::{
     solve_catchup, within_objective, CatchUp, CatchUpInput, Choice, CloudCost, DeviceCost, HandoffEstimator,
-    PlanOptimizer,
+    KSites, KvLink, PlanOptimizer,
 };
 use crate::error::CoreError;
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -263,6 +263,12 @@ impl PyCloudCost {
         self.inner.queued_prefill_token_s()
     }
 
+    fn prefill_instance_decode_s(&self, context_tokens: i64, queued_prefill_tokens: f64) -> PyResult<f64> {
+        let ctx = super::count(context_tokens, "context_tokens")?;
+        let q = tokens(queued_prefill_tokens, "queued_prefill_tokens", None)?;
+        Ok(self.inner.prefill_instance_decode_s(ctx, q))
+    }
+
     fn queue_wait_lower_bound_s(&self, waiting_prefill_tokens: f64, prefill_replicas: i64) -> PyResult<f64> {
         let w = tokens(waiting_prefill_tokens, "waiting_prefill_tokens", None)?;
         let r: u32 = super::count(prefill_replicas, "prefill_replicas")?;
@@ -365,6 +371,8 @@ pub struct PyChoice {
     first_token_s: f64,
     device_ready_s: f64,
     converged: bool,
+    k_site: &'static str,
+    k_site_reason: &'static str,
 }
 
 impl From<Choice> for PyChoice {
@@ -376,6 +384,8 @@ impl From<Choice> for PyChoice {
             first_token_s: c.first_token_s,
             device_ready_s: c.device_ready_s,
             converged: c.converged,
+            k_site: c.k_site.name(),
+            k_site_reason: c.k_site_reason.name(),
         }
     }
 }
@@ -394,7 +404,9 @@ fn waiting(v: Option<f64>) -> PyResult<Option<f64>> {
 impl PyPlanOptimizer {
     #[new]
     #[pyo3(signature = (*, device, cloud, max_tpot, refine_ratios = vec![1.0], load_adaptive = true,
-        prefill_replicas = 1, max_k = 4096))]
+        prefill_replicas = 1, max_k = 4096, k_sites = "pool", kv_bytes_per_token = None,
+        kv_link_bytes_per_s = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         device: &PyDeviceCost,
         cloud: &PyCloudCost,
@@ -403,7 +415,22 @@ impl PyPlanOptimizer {
         load_adaptive: bool,
         prefill_replicas: i64,
         max_k: i64,
+        k_sites: &str,
+        kv_bytes_per_token: Option<f64>,
+        kv_link_bytes_per_s: Option<f64>,
     ) -> PyResult<Self> {
+        let link = match (kv_bytes_per_token, kv_link_bytes_per_s) {
+            (Some(bytes_per_token), Some(bytes_per_s)) => Some(KvLink { bytes_per_token, bytes_per_s }),
+            (None, None) => None,
+            _ => {
+                return Err(CoreError::invalid(
+                    "kv_link_bytes_per_s",
+                    "and kv_bytes_per_token are not given together",
+                    "pass both (the KV link that prices the decode pool) or neither",
+                )
+                .into())
+            }
+        };
         Ok(Self {
             inner: PlanOptimizer::new(
                 device.inner.clone(),
@@ -413,8 +440,14 @@ impl PyPlanOptimizer {
                 load_adaptive,
                 super::count(prefill_replicas, "prefill_replicas")?,
                 super::count(max_k, "max_k")?,
-            )?,
+            )?
+            .with_k_sites(KSites::parse(k_sites, "k_sites")?, link)?,
         })
+    }
+
+    #[getter]
+    fn k_sites(&self) -> &'static str {
+        self.inner.k_sites.name()
     }
 
     #[getter]

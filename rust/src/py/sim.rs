@@ -2,7 +2,7 @@
 
 use super::cost::{PyDeviceCost, PyPlanOptimizer};
 use super::errors::detached;
-use crate::cost::CloudCost;
+use crate::cost::{CloudCost, KSite, KSites};
 use crate::error::CoreError;
 use crate::pacing::PaceConfig;
 use crate::sim::cloud::{CloudConfig, Deployment};
@@ -26,7 +26,8 @@ impl PyCloudConfig {
     #[new]
     #[pyo3(signature = (*, deployment, replicas = 1, prefill_replicas = 1, decode_replicas = 1, base_s,
         prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s, max_batch_size,
-        max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica, kv_bytes_per_token, kv_link_bytes_per_s))]
+        max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica, kv_bytes_per_token, kv_link_bytes_per_s,
+        k_sites = "pool"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         deployment: &str,
@@ -44,6 +45,7 @@ impl PyCloudConfig {
         gpus_per_replica: u32,
         kv_bytes_per_token: f64,
         kv_link_bytes_per_s: f64,
+        k_sites: &str,
     ) -> PyResult<Self> {
         let deployment = match deployment {
             "colocated" => Deployment::Colocated,
@@ -75,6 +77,7 @@ impl PyCloudConfig {
             gpus_per_replica,
             kv_bytes_per_token,
             kv_link_bytes_per_s,
+            k_sites: KSites::parse(k_sites, "k_sites")?,
         };
         inner.validate()?;
         Ok(Self { inner })
@@ -86,6 +89,11 @@ impl PyCloudConfig {
             Deployment::Colocated => "colocated",
             Deployment::Disaggregated => "disaggregated",
         }
+    }
+
+    #[getter]
+    fn k_sites(&self) -> &'static str {
+        self.inner.k_sites.name()
     }
 
     fn __repr__(&self) -> String {
@@ -103,8 +111,15 @@ pub struct PyPlan {
 #[pymethods]
 impl PyPlan {
     #[new]
-    #[pyo3(signature = (mode, *, k = 0, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05))]
-    fn new(mode: &str, k: i64, refine_ratio: f64, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
+    #[pyo3(signature = (mode, *, k = 0, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05, k_site = "pool"))]
+    fn new(
+        mode: &str,
+        k: i64,
+        refine_ratio: f64,
+        min_tpot: f64,
+        max_tpot: f64,
+        k_site: &str,
+    ) -> PyResult<Self> {
         let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
         let k = u32::try_from(k).map_err(|_| {
             CoreError::invalid(
@@ -113,7 +128,8 @@ impl PyPlan {
                 "pass cloud decode tokens in 0..2^32",
             )
         })?;
-        Ok(Self { inner: Plan::new(Mode::parse(mode)?, k, refine_ratio, pace)? })
+        let site = KSite::parse(k_site, "k_site")?;
+        Ok(Self { inner: Plan::new(Mode::parse(mode)?, k, refine_ratio, pace)?.at_site(site) })
     }
 
     #[getter]
@@ -129,6 +145,10 @@ impl PyPlan {
         self.inner.refine_ratio
     }
     #[getter]
+    fn k_site(&self) -> &'static str {
+        self.inner.k_site.name()
+    }
+    #[getter]
     fn min_tpot(&self) -> f64 {
         self.inner.pace.min_tpot().as_secs()
     }
@@ -138,8 +158,12 @@ impl PyPlan {
     }
 
     fn __repr__(&self) -> String {
+        let site = match self.inner.k_site {
+            KSite::Pool => String::new(),
+            KSite::Prefill => ", k_site='prefill'".to_owned(),
+        };
         format!(
-            "Plan({:?}, k={}, refine_ratio={}, min_tpot={}, max_tpot={})",
+            "Plan({:?}, k={}, refine_ratio={}, min_tpot={}, max_tpot={}{site})",
             self.mode(),
             self.k(),
             self.refine_ratio(),
@@ -154,6 +178,7 @@ impl PyPlan {
             && a.k == b.k
             && a.refine_ratio.to_bits() == b.refine_ratio.to_bits()
             && a.pace == b.pace
+            && a.k_site == b.k_site
     }
 }
 

@@ -14,10 +14,13 @@
 //!
 //! Disaggregated: prefill replicas only prefill and emit the first token; the KV cache then moves to the
 //! least-loaded decode replica over a link of `kv_link_bytes_per_s`, where the request waits for
-//! admission and decodes. Requests that need no decode token never reach the decode pool.
+//! admission and decodes. Requests that need no decode token never reach the decode pool. A request
+//! submitted to decode on its prefill instance (P/D-Device's `k` tokens, [`crate::cost::ksite`]) reserves
+//! its prompt and its tokens there, stays after its first token and decodes in that replica's iterations
+//! beside the prefill chunks, as on a colocated replica.
 
 use super::Ev;
-use crate::cost::CloudCost;
+use crate::cost::{CloudCost, KSites};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::time::Nanos;
@@ -55,6 +58,8 @@ pub struct CloudConfig {
     pub kv_bytes_per_token: f64,
     /// Bandwidth between the prefill and decode pools, bytes/s.
     pub kv_link_bytes_per_s: f64,
+    /// Where P/D-Device's `k` tokens may be decoded (disaggregated).
+    pub k_sites: KSites,
 }
 
 impl CloudConfig {
@@ -116,6 +121,8 @@ pub struct CloudReq {
     pub gap_count: u32,
     /// When the last token was emitted.
     pub last_emit: Nanos,
+    /// Decodes on its prefill instance instead of the decode pool.
+    pub decode_on_prefill: bool,
 }
 
 #[derive(Debug)]
@@ -223,9 +230,17 @@ impl Cloud {
         best
     }
 
-    /// A request reaches the cloud asking for `quota` tokens.
-    pub fn submit(&mut self, req: u32, prompt: u32, quota: u32, lp: &mut EventLoop<Ev>) {
-        self.reqs[req as usize] = CloudReq { prompt, quota, ..CloudReq::default() };
+    /// A request reaches the cloud asking for `quota` tokens, decoded on its prefill instance when
+    /// `decode_on_prefill` (disaggregated; a colocated replica always decodes what it prefilled).
+    pub fn submit(
+        &mut self,
+        req: u32,
+        prompt: u32,
+        quota: u32,
+        decode_on_prefill: bool,
+        lp: &mut EventLoop<Ev>,
+    ) {
+        self.reqs[req as usize] = CloudReq { prompt, quota, decode_on_prefill, ..CloudReq::default() };
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);
@@ -270,8 +285,8 @@ impl Cloud {
         while let Some(&id) = rep.waiting.front() {
             let c = &reqs[id as usize];
             let need = match rep.role {
-                Role::Prefill => u64::from(c.prompt),
-                Role::Mixed | Role::Decode => u64::from(c.prompt) + u64::from(c.quota),
+                Role::Prefill if !c.decode_on_prefill => u64::from(c.prompt),
+                Role::Prefill | Role::Mixed | Role::Decode => u64::from(c.prompt) + u64::from(c.quota),
             }
             .min(cfg.kv_cache_tokens);
             let seqs = rep.running.len() + rep.prefilling.len();
@@ -385,7 +400,7 @@ impl Cloud {
                 c.generated = 1;
                 c.last_emit = now;
                 out.push(Emission { req: id, first: true });
-                if c.quota <= 1 || role == Role::Prefill {
+                if c.quota <= 1 || (role == Role::Prefill && !c.decode_on_prefill) {
                     freed += c.reserved;
                     c.reserved = 0;
                     if c.quota > 1 {
@@ -435,6 +450,19 @@ impl Cloud {
         l
     }
 
+    /// Where P/D-Device's `k` tokens may be decoded.
+    #[must_use]
+    pub fn k_sites(&self) -> KSites {
+        self.cfg.k_sites
+    }
+
+    /// Whether a plan may decode its `k` tokens at `site`: any site on a colocated cloud (a replica
+    /// decodes what it prefilled), the offered ones on a disaggregated cloud.
+    #[must_use]
+    pub fn offers(&self, site: crate::cost::KSite) -> bool {
+        self.cfg.deployment == Deployment::Colocated || self.cfg.k_sites.allows(site)
+    }
+
     /// The cloud's price model.
     #[must_use]
     pub fn cost(&self) -> &CloudCost {
@@ -467,6 +495,7 @@ mod tests {
             gpus_per_replica: 2,
             kv_bytes_per_token: 1000.0,
             kv_link_bytes_per_s: 1e6,
+            k_sites: KSites::Both,
         }
     }
 
@@ -494,7 +523,7 @@ mod tests {
         let cost = cfg.cost;
         let mut cloud = Cloud::new(cfg, 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 1000, 3, &mut lp);
+        cloud.submit(0, 1000, 3, false, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 3);
         assert!(out[0].2 && !out[1].2 && !out[2].2);
@@ -516,8 +545,8 @@ mod tests {
         // room for one request's prompt plus answer at a time
         let mut cloud = Cloud::new(config(Deployment::Colocated, 1200), 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 1000, 50, &mut lp);
-        cloud.submit(1, 1000, 50, &mut lp);
+        cloud.submit(0, 1000, 50, false, &mut lp);
+        cloud.submit(1, 1000, 50, false, &mut lp);
         let load = cloud.load();
         assert_eq!(load.waiting_requests, 1.0);
         assert_eq!(load.waiting_prefill_tokens, 2000.0);
@@ -532,7 +561,7 @@ mod tests {
         let cfg = config(Deployment::Disaggregated, 100_000);
         let mut cloud = Cloud::new(cfg, 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 999, 2, &mut lp);
+        cloud.submit(0, 999, 2, false, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 2);
         // 1000 tokens x 1000 bytes over 1 MB/s: one second on the link, then one decode step
@@ -542,10 +571,29 @@ mod tests {
     }
 
     #[test]
+    fn decoding_on_the_prefill_instance_skips_the_transfer_and_the_pool() {
+        let cfg = config(Deployment::Disaggregated, 100_000);
+        let mut cloud = Cloud::new(cfg, 2).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 999, 4, true, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert_eq!(out.len(), 4);
+        // no second on the link: each decode step is a lone step on the prefill replica
+        for (w, ctx) in out.windows(2).zip(1000_u32..) {
+            let gap = (w[1].0 - w[0].0).as_secs();
+            assert!((gap - cloud.cost().lone_decode_s(ctx)).abs() < 2e-9, "{gap}");
+        }
+        assert_eq!(cloud.load().kv_used_frac, 0.0, "the prefill replica frees the cache at the end");
+        // beside a queued prompt, the step rides with its chunk (one iteration of both)
+        cloud.submit(1, 2000, 1, false, &mut lp);
+        assert!(cloud.gpu_decode_s > 0.0);
+    }
+
+    #[test]
     fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
         let mut cloud = Cloud::new(config(Deployment::Disaggregated, 100_000), 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 300, 1, &mut lp);
+        cloud.submit(0, 300, 1, false, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 1);
         assert_eq!(cloud.gpu_decode_s, 0.0);
@@ -555,7 +603,7 @@ mod tests {
     fn a_cancelled_stream_stops_and_frees_its_cache() {
         let mut cloud = Cloud::new(config(Deployment::Colocated, 100_000), 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 100, 1000, &mut lp);
+        cloud.submit(0, 100, 1000, false, &mut lp);
         let mut emitted = Vec::new();
         let mut tokens = 0;
         while let Some(ev) = lp.pop() {

@@ -34,7 +34,7 @@ mod tests;
 
 use crate::buffer::TokenBuffer;
 use crate::cost::device::to_nanos;
-use crate::cost::DeviceCost;
+use crate::cost::{DeviceCost, KSite};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
@@ -335,7 +335,10 @@ impl Simulator {
                 }
                 Ev::CloudSubmit(i) => {
                     let quota = self.cloud_quota(i);
-                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, &mut self.lp);
+                    let on_prefill = self.reqs[i as usize].plan.is_some_and(|p| {
+                        matches!(p.mode, Mode::Pd | Mode::Naive) && p.k_site == KSite::Prefill
+                    });
+                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, on_prefill, &mut self.lp);
                 }
                 Ev::IterEnd(r) => {
                     let mut emitted = std::mem::take(&mut self.emitted);
@@ -385,6 +388,17 @@ impl Simulator {
                     self.pending_decision
                 ),
                 "plan the request that next_decision() returned",
+            ));
+        }
+        if matches!(plan.mode, Mode::Pd | Mode::Naive) && !self.cloud.offers(plan.k_site) {
+            return Err(CoreError::invalid(
+                "k_site",
+                format!(
+                    "of request {i}'s plan is {:?} but the cloud's k_sites is {:?}",
+                    plan.k_site.name(),
+                    self.cloud.k_sites().name()
+                ),
+                "plan a site the cloud offers, or offer it (k_sites = \"both\")",
             ));
         }
         self.pending_decision = None;

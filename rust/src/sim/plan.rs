@@ -1,5 +1,6 @@
 //! A policy's decision for one request: the mode and its settings.
 
+use crate::cost::KSite;
 use crate::error::{CoreError, Result};
 use crate::pacing::PaceConfig;
 
@@ -56,6 +57,8 @@ pub struct Plan {
     pub refine_ratio: f64,
     /// Display pacing bounds.
     pub pace: PaceConfig,
+    /// Where a disaggregated cloud decodes the `k` tokens (P/D-Device and naive split).
+    pub k_site: KSite,
 }
 
 impl Plan {
@@ -68,6 +71,12 @@ impl Plan {
                 "give the kept fraction of the prompt in (0, 1]",
             ));
         }
-        Ok(Self { mode, k, refine_ratio, pace })
+        Ok(Self { mode, k, refine_ratio, pace, k_site: KSite::Pool })
+    }
+
+    /// The plan with the `k` tokens decoded at `site`.
+    #[must_use]
+    pub fn at_site(self, site: KSite) -> Self {
+        Self { k_site: site, ..self }
     }
 }

@@ -53,7 +53,7 @@ impl NativePolicy {
                 if c.device_alone {
                     Plan::new(Mode::Device, 0, 1.0, *pace)
                 } else {
-                    Plan::new(*mode, c.k, c.refine_ratio, *pace)
+                    Ok(Plan::new(*mode, c.k, c.refine_ratio, *pace)?.at_site(c.k_site))
                 }
             }
         }

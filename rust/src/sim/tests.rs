@@ -24,6 +24,7 @@ fn cloud(deployment: Deployment) -> CloudConfig {
         gpus_per_replica: 1,
         kv_bytes_per_token: 131_072.0,
         kv_link_bytes_per_s: 25e9,
+        k_sites: crate::cost::KSites::Both,
     }
 }
 
@@ -104,19 +105,61 @@ proptest! {
     #[test]
     fn every_token_displayed_once(
         reqs in prop::collection::vec((0_i64..300, 1_u32..3000, 1_u32..300), 1..25),
-        mode in 0_u8..6, k in 0_u32..200, disagg in any::<bool>(),
+        mode in 0_u8..6, k in 0_u32..200, disagg in any::<bool>(), on_prefill in any::<bool>(),
     ) {
         let mut reqs = reqs;
         let mut t = 0;
         for r in &mut reqs { t += r.0; r.0 = t; }
         let mode = Mode::parse(Mode::NAMES[mode as usize]).unwrap();
         let dep = if disagg { Deployment::Disaggregated } else { Deployment::Colocated };
-        let (r, _) = run(&reqs, plan(mode, k), dep);
+        let site = if on_prefill { KSite::Prefill } else { KSite::Pool };
+        let (r, _) = run(&reqs, plan(mode, k).at_site(site), dep);
         for (i, req) in reqs.iter().enumerate() {
             prop_assert!((r.displayed_tokens[i] - f64::from(req.2)).abs() < 0.5);
             prop_assert!(r.ttft_s[i] > 0.0);
         }
     }
+}
+
+#[test]
+fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
+    // a slow link: the pool's first decode token waits for 1025 x 131 kB at 1 GB/s (134 ms)
+    let slow =
+        |sites| CloudConfig { kv_link_bytes_per_s: 1e9, k_sites: sites, ..cloud(Deployment::Disaggregated) };
+    let go = |site: KSite| {
+        let inp = Inputs {
+            arrival: vec![Nanos::ZERO],
+            prompt: vec![1024],
+            output: vec![400],
+            one_way_s: vec![0.010],
+            bandwidth_bytes_per_s: 10e6,
+            qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        };
+        let mut sim = Simulator::new(inp, slow(crate::cost::KSites::Both), device()).unwrap();
+        while let Some(i) = sim.next_decision().unwrap() {
+            sim.decide(i, plan(Mode::Pd, 200).at_site(site)).unwrap();
+        }
+        sim.results()
+    };
+    let (pool, prefill) = (go(KSite::Pool), go(KSite::Prefill));
+    assert!(pool.max_gap_s[0] > 0.1, "the transfer shows: {}", pool.max_gap_s[0]);
+    assert!(prefill.max_gap_s[0] <= 0.050 + 1e-9, "{}", prefill.max_gap_s[0]);
+    assert_eq!(pool.ttft_s[0].to_bits(), prefill.ttft_s[0].to_bits());
+    assert!((prefill.displayed_tokens[0] - 400.0).abs() < 0.5);
+    // a cloud offering the pool only rejects the plan, naming the setting
+    let inp = Inputs {
+        arrival: vec![Nanos::ZERO],
+        prompt: vec![10],
+        output: vec![4],
+        one_way_s: vec![0.0],
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+    };
+    let mut sim = Simulator::new(inp, slow(crate::cost::KSites::Pool), device()).unwrap();
+    let i = sim.next_decision().unwrap().unwrap();
+    let err = sim.decide(i, plan(Mode::Pd, 2).at_site(KSite::Prefill)).unwrap_err();
+    assert!(err.to_string().starts_with("k_site"), "{err}");
+    sim.decide(i, plan(Mode::Pd, 2)).unwrap();
 }
 
 #[test]
@@ -139,12 +182,18 @@ fn native_policy_plans_as_the_decision_loop() {
     let pace = PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap();
     let optimizer =
         PlanOptimizer::new(device(), cloud(Deployment::Disaggregated).cost, 0.05, &[0.5], true, 1, 4096)
+            .unwrap()
+            .with_k_sites(
+                crate::cost::KSites::Both,
+                Some(crate::cost::KvLink { bytes_per_token: 131_072.0, bytes_per_s: 2e9 }),
+            )
             .unwrap();
     let policy = NativePolicy::auto(Mode::Pd, pace, optimizer.clone()).unwrap();
     let mut native = Simulator::new(inputs(), cloud(Deployment::Disaggregated), device()).unwrap();
     native.run_policy(&policy).unwrap();
     let mut looped = Simulator::new(inputs(), cloud(Deployment::Disaggregated), device()).unwrap();
     let mut modes = Vec::new();
+    let mut sites = Vec::new();
     while let Some(i) = looped.next_decision().unwrap() {
         let waiting = looped.cloud_load().waiting_prefill_tokens;
         let c = optimizer
@@ -153,12 +202,14 @@ fn native_policy_plans_as_the_decision_loop() {
         let plan = if c.device_alone {
             Plan::new(Mode::Device, 0, 1.0, pace).unwrap()
         } else {
-            Plan::new(Mode::Pd, c.k, c.refine_ratio, pace).unwrap()
+            Plan::new(Mode::Pd, c.k, c.refine_ratio, pace).unwrap().at_site(c.k_site)
         };
         modes.push(plan.mode);
+        sites.push(plan.k_site);
         looped.decide(i, plan).unwrap();
     }
     assert!(modes.contains(&Mode::Pd) && modes.contains(&Mode::Device), "{modes:?}");
+    assert!(sites.contains(&KSite::Prefill), "{sites:?}");
     let (a, b) = (native.results(), looped.results());
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert!(NativePolicy::auto(Mode::Cloud, pace, optimizer).is_err());

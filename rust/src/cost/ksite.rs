@@ -1,0 +1,327 @@
+//! Where P/D-Device's `k` decode tokens are decoded in a P/D-disaggregated cloud, and what each place
+//! costs (ours; the paper says the cloud helps each device "only in its prefill phase" and publishes no
+//! placement rule).
+//!
+//! - [`KSite::Pool`] (what any cloud request does): after the prefill, the prompt's KV cache crosses the
+//!   link to a decode replica ([`KvLink::transfer_s`]), waits there for a decode slot, and decodes at the
+//!   decode pool's pace ([`CloudCost::lone_decode_s`] is its lower bound).
+//! - [`KSite::Prefill`]: the prefill instance that just prefilled the prompt keeps its KV cache and
+//!   decodes the `k` tokens in its next iterations, alongside the prefill chunks of the prompts queued
+//!   behind (chunked-prefill style, as Sarathi-Serve mixes them): no transfer and no decode slot, but each
+//!   step lasts a whole prefill iteration ([`CloudCost::prefill_instance_decode_s`]).
+//!
+//! A colocated cloud has one place only (every replica prefills and decodes); the site is then moot.
+//!
+//! The optimizer's rule where the cloud offers both ([`choose_site`]), in order:
+//! 1. no cloud decode token (`k = 0`, or the device alone): nothing to place ([`SiteReason::NoDecode`]);
+//! 2. one site's first decode token reaches the device within `max_tpot` of the first token and the
+//!    other's does not: that site ([`SiteReason::Gap`]); the pool's gap is the transfer plus one decode
+//!    step, the prefill instance's one of its iterations;
+//! 3. otherwise the fewer GPU-seconds for the `k` tokens ([`SiteReason::GpuTime`]): in the pool every step
+//!    is a lone decode step (the base cost included, a batch shares it but the optimizer cannot know the
+//!    batch), on a prefill instance with a queue the base cost is paid by the prefill chunk the step rides
+//!    with, so only the decode terms are added; a tie goes to the prefill instance (no transfer, no slot).
+
+use super::cloud::CloudCost;
+use super::gap::within_objective;
+use crate::error::{CoreError, Result};
+
+/// Where the `k` decode tokens of a P/D-Device request are decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KSite {
+    /// The decode pool, after a KV transfer.
+    Pool = 0,
+    /// The prefill instance that prefilled the prompt.
+    Prefill = 1,
+}
+
+impl KSite {
+    /// The names used at the Python boundary, indexed by discriminant.
+    pub const NAMES: [&'static str; 2] = ["pool", "prefill"];
+
+    /// Parses a site name; `arg` names the argument in the error.
+    pub fn parse(name: &str, arg: &'static str) -> Result<Self> {
+        match name {
+            "pool" => Ok(Self::Pool),
+            "prefill" => Ok(Self::Prefill),
+            other => Err(CoreError::invalid(arg, format!("is {other:?}"), "use \"pool\" or \"prefill\"")),
+        }
+    }
+
+    /// The site's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// The sites a cloud offers to P/D-Device's `k` tokens (a cloud option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KSites {
+    /// The decode pool only (as any cloud request).
+    Pool = 0,
+    /// The prefill instance only.
+    Prefill = 1,
+    /// Either; each plan says which.
+    Both = 2,
+}
+
+impl KSites {
+    /// The names used at the Python boundary, indexed by discriminant.
+    pub const NAMES: [&'static str; 3] = ["pool", "prefill", "both"];
+
+    /// Parses a name; `arg` names the argument in the error.
+    pub fn parse(name: &str, arg: &'static str) -> Result<Self> {
+        match name {
+            "pool" => Ok(Self::Pool),
+            "prefill" => Ok(Self::Prefill),
+            "both" => Ok(Self::Both),
+            other => {
+                Err(CoreError::invalid(arg, format!("is {other:?}"), "use \"pool\", \"prefill\" or \"both\""))
+            }
+        }
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Whether `site` is offered.
+    #[must_use]
+    pub fn allows(self, site: KSite) -> bool {
+        matches!((self, site), (Self::Both, _) | (Self::Pool, KSite::Pool) | (Self::Prefill, KSite::Prefill))
+    }
+}
+
+/// Why the optimizer placed the `k` tokens where it did (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SiteReason {
+    /// Only one site is offered.
+    Only = 0,
+    /// No cloud decode token to place.
+    NoDecode = 1,
+    /// Only the chosen site keeps the first decode token within `max_tpot`.
+    Gap = 2,
+    /// Both or neither keep it; the chosen site costs fewer (or equal) GPU-seconds.
+    GpuTime = 3,
+}
+
+impl SiteReason {
+    /// The names used at the Python boundary, indexed by discriminant.
+    pub const NAMES: [&'static str; 4] = ["only-site", "no-decode", "gap", "gpu-time"];
+
+    /// The reason's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+/// The KV-cache link between a prefill replica and the decode pool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KvLink {
+    /// KV-cache bytes per token of the cloud's model.
+    pub bytes_per_token: f64,
+    /// The link's bandwidth, bytes/s.
+    pub bytes_per_s: f64,
+}
+
+impl KvLink {
+    /// Checks both fields (finite, > 0).
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in
+            [("kv_bytes_per_token", self.bytes_per_token), ("kv_link_bytes_per_s", self.bytes_per_s)]
+        {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(CoreError::invalid(name, format!("is {v}"), "give a finite value > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Seconds on the link for the KV cache of `tokens` tokens, the link to itself.
+    #[must_use]
+    pub fn transfer_s(&self, tokens: u32) -> f64 {
+        f64::from(tokens) * self.bytes_per_token / self.bytes_per_s
+    }
+}
+
+/// What one site would do with a request's `k` tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SiteEstimate {
+    /// The site.
+    pub site: KSite,
+    /// Seconds between the cloud's first token and its first decode token.
+    pub first_gap_s: f64,
+    /// Seconds per later decode step.
+    pub step_s: f64,
+    /// GPU-seconds of one replica GPU for the `k` tokens (multiply by the replica's GPUs).
+    pub gpu_s: f64,
+}
+
+impl CloudCost {
+    /// One decode step of a sequence kept on a prefill instance: the iteration that carries it also
+    /// carries prefill chunks of the prompts queued there, up to the rest of the token budget.
+    /// `queued_prefill_tokens` is the queue of one prefill replica; its chunk is priced as a prompt's first
+    /// (no cached tokens before it), an estimate since the offset is unknown at planning time.
+    #[must_use]
+    pub fn prefill_instance_decode_s(&self, context: u32, queued_prefill_tokens: f64) -> f64 {
+        let chunk = self.prefill_instance_chunk(queued_prefill_tokens);
+        self.iteration(chunk, chunk * chunk, 1.0, f64::from(context)).total_s
+    }
+
+    /// The prefill tokens that share an iteration with one decode step on a prefill instance.
+    fn prefill_instance_chunk(&self, queued_prefill_tokens: f64) -> f64 {
+        let room = f64::from(self.max_tokens_per_iteration.saturating_sub(1));
+        if queued_prefill_tokens.is_finite() {
+            queued_prefill_tokens.clamp(0.0, room).floor()
+        } else {
+            room
+        }
+    }
+
+    /// What placing `k` decode tokens of a `prompt`-token request at `site` costs (module doc).
+    #[must_use]
+    pub fn site_estimate(
+        &self,
+        site: KSite,
+        prompt: u32,
+        k: u32,
+        queued_prefill_tokens: f64,
+        link: &KvLink,
+    ) -> SiteEstimate {
+        let lone = self.lone_decode_s(prompt);
+        let kf = f64::from(k);
+        match site {
+            KSite::Pool => SiteEstimate {
+                site,
+                first_gap_s: link.transfer_s(prompt.saturating_add(1)) + lone,
+                step_s: lone,
+                gpu_s: kf * lone,
+            },
+            KSite::Prefill => {
+                let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens);
+                let shared = self.prefill_instance_chunk(queued_prefill_tokens) > 0.0;
+                let per_token = if shared { lone - self.base_s } else { lone };
+                SiteEstimate { site, first_gap_s: step, step_s: step, gpu_s: kf * per_token }
+            }
+        }
+    }
+}
+
+/// The site for `k` tokens between two estimates, and why (module doc, rules 2 and 3; rule 1 is the
+/// caller's, which knows `k`).
+#[must_use]
+pub fn choose_site(pool: &SiteEstimate, prefill: &SiteEstimate, max_tpot_s: f64) -> (KSite, SiteReason) {
+    let pool_ok = within_objective(pool.first_gap_s, max_tpot_s);
+    let prefill_ok = within_objective(prefill.first_gap_s, max_tpot_s);
+    if pool_ok != prefill_ok {
+        let site = if prefill_ok { KSite::Prefill } else { KSite::Pool };
+        return (site, SiteReason::Gap);
+    }
+    let site = if prefill.gpu_s <= pool.gpu_s { KSite::Prefill } else { KSite::Pool };
+    (site, SiteReason::GpuTime)
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the prices compared are exact by construction
+mod tests {
+    use super::*;
+
+    fn a100() -> CloudCost {
+        CloudCost {
+            base_s: 0.005,
+            prefill_token_s: 5e-5,
+            prefill_attn_s: 1e-9,
+            decode_seq_s: 1e-4,
+            decode_context_s: 2e-8,
+            max_tokens_per_iteration: 512,
+        }
+    }
+
+    const LINK: KvLink = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 25e9 };
+
+    #[test]
+    fn a_prefill_instance_step_is_a_lone_step_on_an_idle_instance() {
+        let c = a100();
+        assert_eq!(c.prefill_instance_decode_s(1000, 0.0), c.lone_decode_s(1000));
+    }
+
+    #[test]
+    fn a_prefill_instance_step_carries_the_rest_of_the_budget() {
+        let c = a100();
+        let full = c.prefill_instance_decode_s(1000, 1e9);
+        let want =
+            c.base_s + 511.0 * c.prefill_token_s + 511.0 * 511.0 * c.prefill_attn_s + c.lone_decode_s(1000)
+                - c.base_s;
+        assert!((full - want).abs() < 1e-15, "{full} {want}");
+        let part = c.prefill_instance_decode_s(1000, 100.4);
+        assert!((part - (c.lone_decode_s(1000) + 100.0 * 5e-5 + 1e4 * 1e-9)).abs() < 1e-15);
+        assert_eq!(c.prefill_instance_decode_s(1000, f64::INFINITY), full);
+    }
+
+    #[test]
+    fn the_transfer_is_the_cache_over_the_link() {
+        assert!((LINK.transfer_s(1000) - 1000.0 * 131_072.0 / 25e9).abs() < 1e-18);
+        assert!(KvLink { bytes_per_s: 0.0, ..LINK }.validate().is_err());
+        assert!(LINK.validate().is_ok());
+    }
+
+    #[test]
+    fn the_pool_gap_holds_the_transfer() {
+        let c = a100();
+        let e = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK);
+        assert_eq!(e.first_gap_s, LINK.transfer_s(1000) + c.lone_decode_s(999));
+        assert_eq!(e.gpu_s, 10.0 * c.lone_decode_s(999));
+    }
+
+    #[test]
+    fn a_slow_link_sends_the_tokens_to_the_prefill_instance() {
+        let c = a100();
+        let slow = KvLink { bytes_per_s: 1e9, ..LINK }; // 131 ms for 1000 tokens
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &slow);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &slow);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Gap));
+    }
+
+    #[test]
+    fn a_slow_prefill_iteration_keeps_the_tokens_in_the_pool() {
+        // a budget of 2048 tokens makes a loaded prefill iteration ~110 ms
+        let c = CloudCost { max_tokens_per_iteration: 2048, ..a100() };
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 1e6, &LINK);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 1e6, &LINK);
+        assert!(prefill.first_gap_s > 0.05 && pool.first_gap_s < 0.05);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::Gap));
+    }
+
+    #[test]
+    fn with_both_within_the_gap_the_fewer_gpu_seconds_win() {
+        let c = a100();
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 100.0, &LINK);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 100.0, &LINK);
+        assert!(prefill.gpu_s < pool.gpu_s);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::GpuTime));
+        // idle: the same lone steps, the tie goes to the prefill instance
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &LINK);
+        assert_eq!(pool.gpu_s, prefill.gpu_s);
+        assert_eq!(choose_site(&pool, &prefill, 0.05).0, KSite::Prefill);
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for s in [KSite::Pool, KSite::Prefill] {
+            assert_eq!(KSite::parse(s.name(), "k_site").unwrap(), s);
+        }
+        for s in [KSites::Pool, KSites::Prefill, KSites::Both] {
+            assert_eq!(KSites::parse(s.name(), "k_sites").unwrap(), s);
+        }
+        assert!(KSite::parse("decode", "k_site").unwrap_err().to_string().starts_with("k_site"));
+        assert!(KSites::Both.allows(KSite::Prefill) && !KSites::Pool.allows(KSite::Prefill));
+    }
+}

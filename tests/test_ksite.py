@@ -1,0 +1,105 @@
+"""Where P/D-Device's k tokens are decoded: the decode pool or the prefill instance (`Plan.k_site`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdcore import InvalidInputError
+from pdcore._core import CloudCost, Plan
+from pdcore.optimize import Optimizer
+from pdcore.policies import CloudLoad, PDDevice
+from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
+from pdcore.sim import SLO, Scenario
+from pdcore.traces import Workload
+
+CLOUD = load_cloud_profile("llama3-8b-a100")
+PHONE = load_device_profile("llama32-3b-w4a16-8elite-genie")
+WIFI = network_preset("wifi")
+
+
+def scenario(**changes: object) -> Scenario:
+    return Scenario(cloud=CLOUD, device=PHONE, network=WIFI).replace(**changes)
+
+
+def test_a_plan_carries_its_site() -> None:
+    assert Plan("pd", k=3).k_site == "pool"
+    plan = Plan("pd", k=3, k_site="prefill")
+    assert plan.k_site == "prefill"
+    assert plan != Plan("pd", k=3)
+    assert "k_site='prefill'" in repr(plan)
+    with pytest.raises(InvalidInputError, match="k_site"):
+        Plan("pd", k=3, k_site="decode")
+
+
+def test_bad_sites_name_the_setting() -> None:
+    with pytest.raises(InvalidInputError, match="--k-sites"):
+        scenario(k_sites="anywhere")
+    with pytest.raises(InvalidInputError, match="k_site"):
+        PDDevice(k_site="anywhere")
+    # a fixed site the cloud does not offer is refused before the run, naming both settings
+    with pytest.raises(InvalidInputError, match=r"k_site = 'prefill'.*--k-sites"):
+        PDDevice(k_site="prefill").prepare(scenario().context())
+    PDDevice(k_site="prefill").prepare(scenario(deployment="colocated").context())
+
+
+def test_the_prefill_step_is_the_cost_models_iteration() -> None:
+    cost = CLOUD.cost
+    assert cost.prefill_instance_decode_s(1000, 0.0) == pytest.approx(cost.lone_decode_s(1000), rel=1e-12)
+    budget = cost.max_tokens_per_iteration
+    full = cost.iteration_s([budget - 1], [1000])
+    assert cost.prefill_instance_decode_s(1000, 1e9) == pytest.approx(full, rel=1e-12)
+    assert isinstance(cost, CloudCost)
+
+
+def optimizer(sites: str, link: float | None) -> Optimizer:
+    return Optimizer(
+        device=PHONE, cloud=CLOUD, slo=SLO(max_tpot_s=0.05), k_sites=sites, kv_link_bytes_per_s=link
+    )
+
+
+def test_the_optimizer_says_why_it_placed_the_tokens() -> None:
+    # a 1 GB/s link: a 2000-token prompt's cache takes ~0.26 s, the first decode token misses 50 ms
+    slow = optimizer("both", 1e9).choose(2000, one_way_s=0.02)
+    assert (slow.mode, slow.k_site, slow.k_site_reason) == ("pd", "prefill", "gap")
+    assert slow.plan().k_site == "prefill"
+    # a fast link and a queue: both within the gap, the prefill instance's step rides on a prefill chunk
+    fast = optimizer("both", 25e9).choose(2000, one_way_s=0.02, load=CloudLoad(waiting_prefill_tokens=300))
+    assert (fast.k_site, fast.k_site_reason) == ("prefill", "gpu-time")
+    # nothing to place for a prompt the device answers alone
+    short = optimizer("both", 1e9).choose(8, one_way_s=0.02)
+    assert (short.mode, short.k_site_reason) == ("device", "no-decode")
+    # one site offered: there, and said so
+    only = optimizer("pool", None).choose(2000, one_way_s=0.02)
+    assert (only.k_site, only.k_site_reason) == ("pool", "only-site")
+    with pytest.raises(InvalidInputError, match="kv_link_bytes_per_s"):
+        optimizer("both", None)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    requests=st.lists(
+        st.tuples(st.floats(0.0, 0.5), st.integers(1, 3000), st.integers(1, 300)), min_size=1, max_size=30
+    ),
+    k=st.integers(0, 200) | st.just(-1),
+    site=st.sampled_from(["prefill", "auto"]),
+    deployment=st.sampled_from(["disaggregated", "colocated"]),
+)
+def test_every_token_is_displayed_once_wherever_the_k_tokens_are_decoded(
+    requests: list[tuple[float, int, int]], k: int, site: str, deployment: str
+) -> None:
+    arrival = np.cumsum([0.0] + [r[0] for r in requests[1:]])
+    workload = Workload(
+        name="property",
+        source="hypothesis",
+        arrival_s=arrival,
+        prompt_tokens=np.array([r[1] for r in requests], dtype=np.int64),
+        output_tokens=np.array([r[2] for r in requests], dtype=np.int64),
+    )
+    policy = PDDevice(k="auto" if k < 0 else k, k_site=site)
+    sc = scenario(deployment=deployment, k_sites="both", kv_link_bytes_per_s=2e9)
+    result = sc.run(workload, policy, seed=1)
+    np.testing.assert_array_equal(result.results["displayed_tokens"], workload.output_tokens)
+    assert (result.results["ttft_s"] > 0).all()
