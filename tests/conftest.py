@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -76,3 +77,69 @@ def write_curve(tmp_path: Path) -> CurveWriter:
         return path
 
     return write
+
+
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium driven by selenium, from the distribution's ``chromium`` and
+    ``chromium-driver`` packages (never a downloaded build); skipped with the reason when one is missing.
+
+    Console messages of every level are kept, for the no-console-errors checks.
+    """
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed; fix: pip install 'pdcore[test]'")
+    binary = next((path for path in CHROMIUM_PATHS if os.path.exists(path)), None)
+    if binary is None or not os.path.exists(CHROMEDRIVER):
+        pytest.skip("Chromium or its driver is not installed; fix: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Page:
+    """A page open in the headless browser, with the checks the browser tests share."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def run(self, script: str, *args: Any) -> Any:
+        """Runs ``script`` in the page and returns its value."""
+        return self.driver.execute_script(script, *args)
+
+    def wait(self, script: str, timeout_s: float = 30.0) -> Any:
+        """Waits until ``script`` returns a true value, and returns it."""
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout_s).until(lambda driver: driver.execute_script(script))
+
+    def console_errors(self) -> list[str]:
+        """Console messages at error level since the last call (warnings and info are left out)."""
+        return [entry["message"] for entry in self.driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Callable[[Path], Page]:
+    """Opens a file in the browser from disk and waits for its script to finish."""
+
+    def load(path: Path) -> Page:
+        browser.get_log("browser")  # drop what earlier pages logged
+        browser.get(path.resolve().as_uri())
+        page = Page(browser)
+        page.wait("return document.body && document.body.dataset.ready === '1';")
+        return page
+
+    return load

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -134,3 +137,139 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--trace", "nope.csv"])
     assert missing.exit_code == 2
     assert "nope.csv" in missing.output
+
+
+def test_report_html_is_one_self_contained_file(runs: tuple[Path, Path, str, Reproduction]) -> None:
+    out, _, output, again = runs
+    assert again.html == again.report.parent / "report.html"
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert "report.html" in output
+    assert text.startswith("<!DOCTYPE html>")
+    # nothing is loaded from elsewhere: no external script, style sheet or image
+    assert re.search(r"<(script|img|link|iframe)[^>]+(src|href)=\"(?!data:)", text) is None
+    assert "Plotly" in text  # plotly.js is inlined
+    for workload in ("synthetic-azure-conv", "azure_tiny_conv"):
+        assert f'id="fig-{workload}-ttft"' in text
+        assert f'id="explorer-{workload}"' in text
+    assert 'id="fig-k-star"' in text
+    assert "data:image/png;base64," in text  # the refinement figure has no interactive version: inlined
+    assert "<table>" in text
+    assert "<h2>Workload <code>azure_tiny_conv</code></h2>" in text
+    assert (out / "report.html").stat().st_size < 8_000_000
+
+
+def _figure_ids(page: Any) -> list[str]:
+    return list(page.run("return Array.from(document.querySelectorAll('.figure')).map(e => e.id);"))
+
+
+def test_report_html_loads_in_a_browser(
+    runs: tuple[Path, Path, str, Reproduction], open_page: Callable[[Path], Any]
+) -> None:
+    out = runs[0]
+    page = open_page(out / "report.html")
+    assert page.console_errors() == []
+    assert page.run("return performance.getEntriesByType('resource').length;") == 0
+    ids = _figure_ids(page)
+    assert len(ids) == 2 * 3 + 1
+    for element in ids:
+        drawn = page.run(f"return document.querySelectorAll('#{element} .main-svg').length;")
+        assert drawn > 0, element
+    titles = page.run(
+        "return Array.from(document.querySelectorAll('#fig-azure_tiny_conv-ttft .xtitle, "
+        "#fig-azure_tiny_conv-ttft .ytitle')).map(e => e.textContent);"
+    )
+    assert "TTFT (s), arrival to first displayed token" in titles
+    assert "share of requests" in titles
+    # hover shows a point's numbers
+    hover = page.run("return document.getElementById('fig-azure_tiny_conv-ttft').data[0].hovertemplate;")
+    assert "of requests within" in hover
+    # a policy check box hides that policy in every figure of the page
+    page.driver.find_element(
+        "css selector", ".policy-toggles[data-workload='azure_tiny_conv'] input[value='race']"
+    ).click()
+    hidden = page.wait(
+        "const d = document.getElementById('fig-synthetic-azure-conv-ttft').data"
+        ".filter(t => t.legendgroup === 'race'); return d.length && d.every(t => t.visible === 'legendonly');"
+    )
+    assert hidden
+    assert page.console_errors() == []
+
+
+def test_report_html_explorer_switches_requests(
+    runs: tuple[Path, Path, str, Reproduction], open_page: Callable[[Path], Any]
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    out = runs[0]
+    page = open_page(out / "report.html")
+    section = page.driver.find_element("id", "explorer-azure_tiny_conv")
+    first = page.wait("return document.getElementById('explorer-azure_tiny_conv').dataset.drawn;")
+    filters = Select(section.find_element("css selector", ".ex-filter"))
+    names = [option.text for option in filters.options]
+    assert any(name.startswith("slowest TTFT (pd-device)") for name in names)
+    filters.select_by_index(len(names) - 1)  # every embedded request
+    picker = Select(section.find_element("css selector", ".ex-request"))
+    values = [option.get_attribute("value") for option in picker.options]
+    assert len(values) > 2
+    other = next(value for value in values if value != first)
+    picker.select_by_value(other)
+    drawn = page.wait(
+        f"const s = document.getElementById('explorer-azure_tiny_conv'); "
+        f"return s.dataset.drawn === '{other}' && s.dataset.drawn;"
+    )
+    assert drawn == other
+    note = section.find_element("css selector", ".ex-note").text
+    assert f"request {other} of azure_tiny_conv" in note
+    # an id the page does not embed is refused with the reason, and the plot stays
+    box = section.find_element("css selector", ".ex-id")
+    box.clear()
+    box.send_keys("999999")
+    section.find_element("css selector", ".ex-go").click()
+    assert "is not in this page" in section.find_element("css selector", ".ex-note").text
+    assert section.get_attribute("data-drawn") == other
+    assert page.console_errors() == []
+
+
+def _colour_share(image: Any, rgb: tuple[int, int, int]) -> float:
+    pixels = (image[..., :3] * 255).round()
+    return float((abs(pixels - np.array(rgb)).max(axis=-1) <= 12).mean())
+
+
+def test_report_html_timeline_screenshot(
+    runs: tuple[Path, Path, str, Reproduction], open_page: Callable[[Path], Any], tmp_path: Path
+) -> None:
+    """The explorer's figure, checked by its structure (axes, titles, legend, both token colours in the
+    screenshot), not pixel for pixel."""
+    from matplotlib.image import imread
+
+    out = runs[0]
+    page = open_page(out / "report.html")
+    page.wait("return document.getElementById('explorer-azure_tiny_conv').dataset.drawn;")
+    plot = page.driver.find_element("css selector", "#explorer-azure_tiny_conv .ex-plot")
+    page.run("arguments[0].scrollIntoView();", plot)
+    shot = tmp_path / "timeline.png"
+    shot.write_bytes(plot.screenshot_as_png)
+    image = imread(shot)
+    assert image.shape[0] >= 600
+    assert image.shape[1] >= 800
+    assert _colour_share(image, (31, 119, 180)) > 0.0005  # cloud tokens (blue)
+    assert _colour_share(image, (214, 39, 40)) > 0.0005  # device tokens (red)
+    selector = "#explorer-azure_tiny_conv .ex-plot"
+    texts = page.run(
+        f"return Array.from(document.querySelectorAll('{selector} text')).map(e => e.textContent);"
+    )
+    for expected in (
+        "seconds since the request arrived",
+        "token position",
+        "display gap (ms)",
+        "hand-off estimate (s)",
+        "cloud token arrives",
+        "displayed, from the cloud",
+        "displayed, from the device",
+        "gap objective (max TPOT)",
+    ):
+        assert expected in texts, expected
+    for policy in ("pd-device", "naive-split", "cloud-only"):
+        assert any(text.startswith(f"{policy}:") for text in texts), policy
+    ticks = page.run(f"return document.querySelectorAll('{selector} .xaxislayer-above text').length;")
+    assert ticks > 20  # every time axis has numbered ticks

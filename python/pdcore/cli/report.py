@@ -35,7 +35,7 @@ from pdcore.sim.sweep import EXECUTORS
 __all__ = ["register"]
 
 OutOption = Annotated[
-    Path, typer.Option("--out", help="Directory for report.md, results.json and the plots.")
+    Path, typer.Option("--out", help="Directory for report.md, report.html, results.json and the plots.")
 ]
 TracesOption = Annotated[
     list[Path] | None,
@@ -92,7 +92,7 @@ def reproduce_command(
     ray_address: RayOption = None,
     quality: QualityOption = DEFAULT_QUALITY,
 ) -> None:
-    """Run the headline experiments and write report.md, results.json and PNG plots."""
+    """Run the headline experiments and write report.md, report.html, results.json and PNG plots."""
     with reported():
         started = time.perf_counter()
         with progress_bars(stderr(), transient=False) as progress:
@@ -124,8 +124,8 @@ def reproduce_command(
         if "refinement" in written.document:
             console.print(escape(summary_line(written.document["refinement"])), soft_wrap=True)
         console.print(
-            f"wrote {escape(str(written.report))}, {escape(str(written.results))} and {len(written.plots)} "
-            f"plots in {elapsed:.1f} s wall",
+            f"wrote {escape(str(written.report))}, {escape(str(written.html))}, "
+            f"{escape(str(written.results))} and {len(written.plots)} plots in {elapsed:.1f} s wall",
             soft_wrap=True,
         )
 

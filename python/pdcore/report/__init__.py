@@ -1,10 +1,12 @@
-"""``pdcore reproduce``: the headline experiments, written as ``report.md``, ``results.json`` and PNG plots.
+"""``pdcore reproduce``: the headline experiments, written as ``report.md``, ``report.html``, ``results.json``
+and PNG plots.
 
 `reproduce` runs the experiments of `pdcore.report.experiments` on the embedded default workload and on
 every trace given, through `pdcore.sim.sweep.run_sweep`, then writes the report, with prompt refinement's
 measured quality and prefill-time curves read from a data file (`pdcore.report.refinement`).
 ``results.json`` is deterministic for the same arguments (sorted keys, rounded floats, no wall-clock
-times); the plots need the ``plot`` extra (matplotlib).
+times); the plots need the ``plot`` extra (matplotlib, and plotly for the interactive ``report.html``,
+`pdcore.report.html`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pdcore.report.experiments import (
     optimizer_section,
     targets_section,
 )
+from pdcore.report.explorer import explorer_data
 from pdcore.sim.metrics import dumps
 from pdcore.sim.sweep import EXECUTORS, WorkloadSpec
 from pdcore.traces import load_trace
@@ -61,6 +64,7 @@ class Reproduction:
 
     Attributes:
         report: ``report.md``.
+        html: ``report.html``, the interactive page (`pdcore.report.html`).
         results: ``results.json``.
         plots: The PNG files.
         document: The contents of ``results.json`` (before rounding).
@@ -68,6 +72,7 @@ class Reproduction:
     """
 
     report: Path
+    html: Path
     results: Path
     plots: tuple[Path, ...]
     document: dict[str, Any]
@@ -107,7 +112,8 @@ def reproduce(
     progress: StageProgress | None = None,
     force: bool = False,
 ) -> Reproduction:
-    """Runs the headline experiments and writes ``report.md``, ``results.json`` and the plots.
+    """Runs the headline experiments and writes ``report.md``, ``report.html``, ``results.json`` and the
+    plots.
 
     Args:
         out_dir: The directory to write into (created if missing).
@@ -131,17 +137,17 @@ def reproduce(
         The files written and the report document.
 
     Raises:
-        InvalidInputError: An unknown executor or profile, an unreadable trace or quality curve, matplotlib
-            or Ray missing, an output directory that is a file, holds a trace, or is not empty without
+        InvalidInputError: An unknown executor or profile, an unreadable trace or quality curve, matplotlib,
+            plotly or Ray missing, an output directory that is a file, holds a trace, or is not empty without
             ``force``.
     """
     if executor not in EXECUTORS:
         raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
-    if importlib.util.find_spec("matplotlib") is None:
-        raise InvalidInputError(
-            "pdcore reproduce draws its plots with matplotlib, which is not installed; "
-            "fix: `pip install 'pdcore[plot]'`"
-        )
+    for module, use in (("matplotlib", "draws its plots with"), ("plotly", "embeds in report.html")):
+        if importlib.util.find_spec(module) is None:
+            raise InvalidInputError(
+                f"pdcore reproduce {use} {module}, which is not installed; fix: `pip install 'pdcore[plot]'`"
+            )
     if executor == "ray" and importlib.util.find_spec("ray") is None:
         raise InvalidInputError(
             "--executor ray needs Ray, which is not installed; fix: `pip install 'pdcore[ray]'`, "
@@ -193,7 +199,8 @@ def reproduce(
     if curve is not None:
         document["refinement"] = refinement.section(curve, ratio=settings.refine_ratio)
 
-    from pdcore.report.markdown import render  # noqa: PLC0415  # the plots need matplotlib, checked above
+    from pdcore.report.html import render_html  # noqa: PLC0415  # the plots need matplotlib, checked above
+    from pdcore.report.markdown import render  # noqa: PLC0415
     from pdcore.report.plots import write_plots  # noqa: PLC0415
 
     with atomic_directory(out, force=force) as building:
@@ -215,8 +222,25 @@ def reproduce(
         )
         if progress is not None:
             progress("plots", 1, 1)
-        write_text(building / "report.md", render(document, plots))
+        markdown = render(document, plots)
+        write_text(building / "report.md", markdown)
+        if progress is not None:
+            progress("report.html", 0, 1)
+        explorers = {
+            run.key: found
+            for run in runs
+            if (found := explorer_data(run, settings.slo.max_tpot_s)) is not None
+        }
+        page = render_html(markdown, runs, optimizer, plots, building, presets=presets, explorers=explorers)
+        write_text(building / "report.html", page)
+        if progress is not None:
+            progress("report.html", 1, 1)
     files = tuple(out / name for figures in plots.values() for name in figures.values())
     return Reproduction(
-        report=out / "report.md", results=out / "results.json", plots=files, document=document, quality=copied
+        report=out / "report.md",
+        html=out / "report.html",
+        results=out / "results.json",
+        plots=files,
+        document=document,
+        quality=copied,
     )

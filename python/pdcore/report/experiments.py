@@ -14,7 +14,10 @@ Per workload (the embedded default and every trace given), on the P/D-disaggrega
 - **growth**: cloud work and capacity of P/D-Device over cloud-only with longer answers, a faster device
   and prompt refinement;
 - the display timeline of one representative request (`pick_timeline_request`) under P/D-Device, and of
-  the same request under the naive split.
+  the same request under the naive split;
+- for the explorer of ``report.html``: the timelines of a few requests (`explored_requests`: the
+  representative one, the slowest first tokens, the largest display gaps and hand-off stalls under
+  P/D-Device) under each of `EXPLORED_POLICIES`.
 
 Independent of the workload: the optimizer's ``k*`` over prompt length for every shipped device profile
 (`Optimizer.table`) and its analytic-against-grid check (`grid_check`).
@@ -41,6 +44,8 @@ from pdcore.traces import Workload
 
 __all__ = [
     "DECODE_CAPACITY_TARGET",
+    "EXPLORED_PER_FILTER",
+    "EXPLORED_POLICIES",
     "FASTER_DEVICE",
     "POLICIES",
     "TTFT_CUT_TARGET",
@@ -49,6 +54,7 @@ __all__ = [
     "StageProgress",
     "WorkloadRun",
     "collect",
+    "explored_requests",
     "fill_sections",
     "multiple",
     "optimizer_section",
@@ -77,6 +83,12 @@ WHAT_IF: dict[str, dict[str, Any]] = {
     "H100 cloud": {"cloud": "llama3-8b-h100"},
 }
 """Cloud-side changes the report tries when the largest display gap misses its target."""
+
+EXPLORED_POLICIES = ("pd-device", "naive-split", "cloud-only")
+"""The policies whose timelines the explorer of ``report.html`` shows side by side."""
+
+EXPLORED_PER_FILTER = 4
+"""Requests the explorer embeds per filter (slowest TTFT, largest gap, largest hand-off stall)."""
 
 UTILISATION_FALLBACK = 0.8
 """Prefill-pool utilisation of the loaded operating point when cloud-only has no capacity."""
@@ -200,6 +212,9 @@ class WorkloadRun:
         sections: JSON-ready results by section name.
         ttft_s: Per-request TTFT by operating point (``"trace_rate"``, ``"under_load"``) and policy.
         timelines: Recorded timelines by policy (``pd-device``, ``naive-split``).
+        explored: The timelines the explorer of ``report.html`` embeds, by request and policy.
+        explored_reasons: Why each explored request was picked.
+        explored_filters: Explored request ids by filter name, in the order shown.
     """
 
     key: str
@@ -208,6 +223,9 @@ class WorkloadRun:
     sections: dict[str, Any] = field(default_factory=dict)
     ttft_s: dict[str, dict[str, npt.NDArray[np.float64]]] = field(default_factory=dict)
     timelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    explored: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    explored_reasons: dict[int, list[str]] = field(default_factory=dict)
+    explored_filters: dict[str, list[int]] = field(default_factory=dict)
 
 
 def _task(settings: Settings, spec: WorkloadSpec, policy: str, tag: str, **changes: Any) -> SweepTask:
@@ -300,6 +318,46 @@ def _load_point(settings: Settings, run: WorkloadRun, cloud_only: SweepResult) -
     return {"rate_rps": rate, "rate_scale": rate / base_rps, "requests": len(window), "basis": basis}
 
 
+def explored_requests(
+    columns: Mapping[str, npt.NDArray[Any]], max_tpot_s: float, representative: int | None, count: int
+) -> dict[str, list[int]]:
+    """The requests the explorer embeds, by filter: the representative one, then under P/D-Device the
+    ``count`` slowest first tokens, largest display gaps and largest hand-off stalls (the hand-off gap
+    beyond ``max_tpot_s``; requests without a stall are not listed), worst first, lower index on a tie."""
+
+    def worst(values: npt.NDArray[np.float64]) -> list[int]:
+        order = np.lexsort((np.arange(values.size), -np.nan_to_num(values, nan=-np.inf)))
+        return [int(i) for i in order[:count] if np.isfinite(values[i])]
+
+    ttft = np.asarray(columns["ttft_s"], dtype=np.float64)
+    gap = np.asarray(columns["max_gap_s"], dtype=np.float64)
+    handoff = np.asarray(columns["handoff_gap_s"], dtype=np.float64)
+    stall = np.where(np.isfinite(handoff) & ~within(handoff, max_tpot_s), handoff - max_tpot_s, np.nan)
+    filters = {} if representative is None else {"representative (median lengths)": [representative]}
+    filters["slowest TTFT (pd-device)"] = worst(ttft)
+    filters["largest display gap (pd-device)"] = worst(gap)
+    filters["hand-off stalls (pd-device)"] = worst(stall)
+    return {name: ids for name, ids in filters.items() if ids}
+
+
+def _explore_tasks(
+    settings: Settings, run: WorkloadRun, filters: Mapping[str, Sequence[int]]
+) -> list[SweepTask]:
+    requests = sorted({request for ids in filters.values() for request in ids})
+    return [
+        _task(
+            settings,
+            run.spec,
+            policy,
+            f"{run.key}|explore|{policy}|{request}",
+            compute=("timeline",),
+            timeline_request=request,
+        )
+        for request in requests
+        for policy in EXPLORED_POLICIES
+    ]
+
+
 def _second_wave(
     settings: Settings, run: WorkloadRun, point: Mapping[str, Any], request: int | None
 ) -> list[SweepTask]:
@@ -372,6 +430,10 @@ def collect(
         request = None if main_pd.timeline is None else int(main_pd.timeline["request"])
         points[run.key] = _load_point(settings, run, first[f"{run.key}|main|cloud-only"])
         second_tasks += _second_wave(settings, run, points[run.key], request)
+        run.explored_filters = explored_requests(
+            main_pd.columns, settings.slo.max_tpot_s, request, EXPLORED_PER_FILTER
+        )
+        second_tasks += _explore_tasks(settings, run, run.explored_filters)
     second = _sweep(second_tasks, "at cloud-only capacity", executor, workers, ray_address, progress)
     results = first | second
     for run in runs:
@@ -589,11 +651,27 @@ def fill_sections(
         timelines["naive-split"] = get("timeline", "naive-split").timeline
     run.timelines = {policy: dict(found) for policy, found in timelines.items() if found is not None}
     run.sections["timeline"] = {policy: _timeline_summary(found) for policy, found in run.timelines.items()}
+    _fill_explored(run, get)
     run.sections["slo_sweep"] = _slo_rows(get, settings)
     run.sections["rtt_sweep"] = _rtt_rows(get, settings, device_only=light["device-only"])
     run.sections["device_sweep"] = _device_rows(get, settings, cloud_only=light["cloud-only"])
     run.sections["growth"] = _growth_rows(get, settings, point, loaded)
     run.sections["what_if"] = _what_if_rows(get)
+
+
+def _fill_explored(run: WorkloadRun, get: _Found) -> None:
+    """The explorer's timelines, by request and policy, and why each request is there."""
+    run.explored = {}
+    run.explored_reasons = {}
+    for name, ids in run.explored_filters.items():
+        for request in ids:
+            run.explored_reasons.setdefault(request, []).append(name)
+            if request not in run.explored:
+                run.explored[request] = {}
+                for policy in EXPLORED_POLICIES:
+                    found = get("explore", policy, str(request)).timeline
+                    if found is not None:
+                        run.explored[request][policy] = dict(found)
 
 
 def _slo_rows(get: _Found, settings: Settings) -> list[dict[str, Any]]:
