@@ -271,5 +271,8 @@ def test_report_html_timeline_screenshot(
         assert expected in texts, expected
     for policy in ("pd-device", "naive-split", "cloud-only"):
         assert any(text.startswith(f"{policy}:") for text in texts), policy
+    # the representative request is split: its P/D-Device column shows the estimate as revised
+    assert "hand-off estimate, as revised" in texts
+    assert any(text.startswith("hand-off ") and text.endswith(" s") for text in texts)
     ticks = page.run(f"return document.querySelectorAll('{selector} .xaxislayer-above text').length;")
     assert ticks > 20  # every time axis has numbered ticks

@@ -111,6 +111,31 @@ def test_a_given_timeline_request_is_recorded() -> None:
     assert result.aggregate is None
 
 
+def test_several_timelines_are_recorded_in_one_run() -> None:
+    """One run records every requested timeline, each as a run recording it alone would, with the hand-off
+    estimate as it was revised."""
+    both = run_task(
+        task("pd-device", compute=("timeline",), timeline_request=7, timeline_requests=(3, 7, 12))
+    )
+    assert sorted(both.timelines) == [3, 7, 12]
+    assert both.timeline is both.timelines[7]
+    for request in (3, 12):
+        alone = run_task(task("pd-device", compute=("timeline",), timeline_request=request)).timeline
+        assert alone is not None
+        recorded = both.timelines[request]
+        assert recorded["request"] == request
+        for key in ("displays_s", "from_cloud", "cloud_arrivals_s", "handoff_estimates"):
+            np.testing.assert_array_equal(recorded[key], alone[key])
+    split = [recorded for recorded in both.timelines.values() if recorded["handoff_s"] is not None]
+    assert split
+    for recorded in split:
+        estimates = recorded["handoff_estimates"]
+        assert estimates.shape[1] == 2
+        assert len(estimates) >= 1
+        assert (np.diff(estimates[:, 0]) >= 0).all()
+        assert estimates[-1, 0] <= recorded["handoff_s"]
+
+
 def test_task_settings_are_checked() -> None:
     with pytest.raises(InvalidInputError, match="compute"):
         task("pd-device", compute=("everything",))
@@ -126,6 +151,8 @@ def test_task_settings_are_checked() -> None:
         run_task(task("pd-device", columns=("no_such_column",)))
     with pytest.raises(InvalidInputError, match="timeline_request"):
         run_task(task("pd-device", compute=("timeline",), timeline_request=10_000))
+    with pytest.raises(InvalidInputError, match="timeline_requests"):
+        run_task(task("pd-device", compute=("timeline",), timeline_requests=(1, 10_000)))
 
 
 def test_bad_executor_and_workers() -> None:

@@ -887,15 +887,18 @@ class Simulator:
         ``running_decode``, ``decode_capacity``, ``kv_used_frac`` and ``prefill_backlog_s``."""
 
     def record_timeline(self, request: int) -> None:
-        """Records the token-level timeline of one request; call before running.
+        """Records the token-level timeline of one request; call before running, once per request to
+        record several.
 
         Raises:
             InvalidInputError: ``request`` is out of range.
         """
 
-    def timeline(self) -> dict[str, Any] | None:
-        """The recorded timeline: ``cloud_arrivals_s``, ``displays_s`` (float64 arrays),
-        ``from_cloud`` (bool array) and ``handoff_s`` (float or ``None``); ``None`` if none recorded."""
+    def timeline(self, request: int | None = None) -> dict[str, Any] | None:
+        """The recorded timeline of ``request`` (None: the lowest recorded request): ``cloud_arrivals_s``,
+        ``displays_s`` (float64 arrays), ``from_cloud`` (bool array), ``handoff_s`` (float or ``None``),
+        and the hand-off estimate each time it was set or changed, ``handoff_estimates_at_s`` (when) and
+        ``handoff_estimates_s`` (the estimate), float64 arrays; ``None`` if that request was not recorded."""
 
     def cloud_lone_prefill_s(self, prompt_tokens: int) -> float:
         """The modelled prefill time of ``prompt_tokens`` alone on a cloud replica, seconds."""

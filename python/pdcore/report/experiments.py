@@ -343,17 +343,20 @@ def explored_requests(
 def _explore_tasks(
     settings: Settings, run: WorkloadRun, filters: Mapping[str, Sequence[int]]
 ) -> list[SweepTask]:
+    """One run per explored policy, recording the timelines of every explored request at once."""
     requests = sorted({request for ids in filters.values() for request in ids})
+    if not requests:
+        return []
     return [
         _task(
             settings,
             run.spec,
             policy,
-            f"{run.key}|explore|{policy}|{request}",
+            f"{run.key}|explore|{policy}",
             compute=("timeline",),
-            timeline_request=request,
+            timeline_request=requests[0],
+            timeline_requests=tuple(requests[1:]),
         )
-        for request in requests
         for policy in EXPLORED_POLICIES
     ]
 
@@ -667,11 +670,9 @@ def _fill_explored(run: WorkloadRun, get: _Found) -> None:
         for request in ids:
             run.explored_reasons.setdefault(request, []).append(name)
             if request not in run.explored:
-                run.explored[request] = {}
-                for policy in EXPLORED_POLICIES:
-                    found = get("explore", policy, str(request)).timeline
-                    if found is not None:
-                        run.explored[request][policy] = dict(found)
+                run.explored[request] = {
+                    policy: dict(get("explore", policy).timelines[request]) for policy in EXPLORED_POLICIES
+                }
 
 
 def _slo_rows(get: _Found, settings: Settings) -> list[dict[str, Any]]:

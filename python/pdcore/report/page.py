@@ -218,10 +218,14 @@ _SCRIPT = r"""
                  line: {color: "black", dash: "dash", width: 1}, xaxis: "x" + ax(1), yaxis: "y" + ax(1),
                  hovertemplate: "objective %{y:.0f} ms<extra>" + name + "</extra>"});
       if (tl.estimates.length) {
+        var estX = tl.estimates.map(function (e) { return e[0]; });
+        var estY = tl.estimates.map(function (e) { return e[1]; });
+        if (tl.handoff_s !== null && tl.handoff_s > estX[estX.length - 1]) {
+          estX.push(tl.handoff_s); estY.push(estY[estY.length - 1]);  // held until the hand-off
+        }
         data.push({type: "scatter", mode: "lines+markers", line: {shape: "hv", color: "#9467bd"},
                    name: "hand-off estimate, as revised", legendgroup: "estimate", showlegend: show,
-                   x: tl.estimates.map(function (e) { return e[0]; }),
-                   y: tl.estimates.map(function (e) { return e[1]; }), xaxis: "x" + ax(2), yaxis: "y" + ax(2),
+                   x: estX, y: estY, xaxis: "x" + ax(2), yaxis: "y" + ax(2),
                    hovertemplate: "at %{x:.4f} s: hand-off expected at %{y:.4f} s<extra>" + name +
                                   "</extra>"});
       } else {

@@ -149,6 +149,8 @@ class SweepTask:
         capacity_target: Attainment a rate must reach in a capacity search.
         timeline_request: The request whose timeline to record; None picks one
             (`pick_timeline_request`).
+        timeline_requests: More requests whose timelines to record in the same run (with
+            ``"timeline"``), returned in `SweepResult.timelines`.
         tag: A free label, returned with the result.
     """
 
@@ -171,6 +173,7 @@ class SweepTask:
     capacity_window: int = DEFAULT_WINDOW
     capacity_target: float = DEFAULT_TARGET
     timeline_request: int | None = None
+    timeline_requests: tuple[int, ...] = ()
     tag: str = ""
 
     def __post_init__(self) -> None:
@@ -182,6 +185,7 @@ class SweepTask:
         """
         object.__setattr__(self, "compute", tuple(self.compute))
         object.__setattr__(self, "columns", tuple(self.columns))
+        object.__setattr__(self, "timeline_requests", tuple(self.timeline_requests))
         unknown = [item for item in self.compute if item not in COMPUTE]
         if not self.compute or unknown:
             raise InvalidInputError(
@@ -229,7 +233,10 @@ class SweepResult:
         timeline: The recorded request (with ``"timeline"``): ``request``, ``arrival_s``,
             ``prompt_tokens``, ``output_tokens``, ``one_way_s``, ``mode`` and ``k`` of its plan (``k`` -1
             outside a split), then ``Simulator.timeline()`` with times from the request's arrival:
-            ``cloud_arrivals_s``, ``displays_s``, ``from_cloud``, ``handoff_s``.
+            ``cloud_arrivals_s``, ``displays_s``, ``from_cloud``, ``handoff_s``, and
+            ``handoff_estimates`` (``(n, 2)``: when the hand-off estimate was set or changed, and to what).
+        timelines: Every recorded request (``timeline_request`` and ``timeline_requests``) by index, each
+            as ``timeline``.
     """
 
     task: SweepTask
@@ -238,6 +245,7 @@ class SweepResult:
     capacity: Capacity | None = None
     decode_capacity: Capacity | None = None
     timeline: dict[str, Any] | None = None
+    timelines: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def __eq__(self, other: object) -> bool:
         """Field by field; arrays element-wise, NaN equal to NaN."""
@@ -245,7 +253,7 @@ class SweepResult:
             return NotImplemented
         return self.task == other.task and all(
             _same(getattr(self, name), getattr(other, name))
-            for name in ("aggregate", "columns", "capacity", "decode_capacity", "timeline")
+            for name in ("aggregate", "columns", "capacity", "decode_capacity", "timeline", "timelines")
         )
 
     __hash__ = None  # type: ignore[assignment]  # holds arrays and dicts
@@ -309,9 +317,9 @@ def pick_timeline_request(result: SimResult) -> int:
 
 
 def _recorded(
-    scenario: Scenario, workload: Workload, policy_spec: str, seed: int, request: int
-) -> dict[str, Any]:
-    """Runs ``workload`` as `Scenario.run` does, recording the token timeline of ``request``."""
+    scenario: Scenario, workload: Workload, policy_spec: str, seed: int, requests: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """Runs ``workload`` as `Scenario.run` does, recording the token timelines of ``requests``."""
     policy = make_policy(policy_spec)
     delays = scenario.one_way_s(len(workload), seed)
     simulator = Simulator(
@@ -325,38 +333,45 @@ def _recorded(
         qoe_ttft_s=scenario.slo.ttft_s,
         qoe_tokens_per_s=scenario.qoe_tokens_per_s,
     )
-    simulator.record_timeline(request)
+    for request in requests:
+        simulator.record_timeline(request)
     policy.prepare(scenario.context())
     arrivals = workload.arrival_s.tolist()
     prompts = workload.prompt_tokens.tolist()
     delay_list = delays.tolist()
-    plan_k = -1
-    plan_mode = ""
+    plans: dict[int, tuple[str, int]] = {}
+    wanted = set(requests)
     while (index := simulator.next_decision()) is not None:
         info = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
         plan = policy.plan(info, CloudLoad.from_mapping(simulator.cloud_load()))
-        if index == request:
-            plan_mode = plan.mode
-            plan_k = plan.k if plan.mode in {"pd", "naive"} else -1
+        if index in wanted:
+            plans[index] = (plan.mode, plan.k if plan.mode in {"pd", "naive"} else -1)
         simulator.decide(index, plan)
-    recorded = simulator.timeline()
-    if recorded is None:
-        raise InvalidInputError(f"request {request} recorded no timeline; fix: pick a request in range")
-    start = float(workload.arrival_s[request])
-    handoff = recorded.get("handoff_s")
-    return {
-        "request": request,
-        "arrival_s": start,
-        "prompt_tokens": int(workload.prompt_tokens[request]),
-        "output_tokens": int(workload.output_tokens[request]),
-        "one_way_s": float(delays[request]),
-        "mode": plan_mode,
-        "k": plan_k,
-        "cloud_arrivals_s": np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64) - start,
-        "displays_s": np.asarray(recorded["displays_s"], dtype=np.float64) - start,
-        "from_cloud": np.asarray(recorded["from_cloud"], dtype=np.bool_),
-        "handoff_s": None if handoff is None else float(handoff) - start,
-    }
+    out: dict[int, dict[str, Any]] = {}
+    for request in requests:
+        recorded = simulator.timeline(request)
+        if recorded is None:
+            raise InvalidInputError(f"request {request} recorded no timeline; fix: pick a request in range")
+        start = float(workload.arrival_s[request])
+        handoff = recorded.get("handoff_s")
+        mode, k = plans.get(request, ("", -1))
+        out[request] = {
+            "request": request,
+            "arrival_s": start,
+            "prompt_tokens": int(workload.prompt_tokens[request]),
+            "output_tokens": int(workload.output_tokens[request]),
+            "one_way_s": float(delays[request]),
+            "mode": mode,
+            "k": k,
+            "cloud_arrivals_s": np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64) - start,
+            "displays_s": np.asarray(recorded["displays_s"], dtype=np.float64) - start,
+            "from_cloud": np.asarray(recorded["from_cloud"], dtype=np.bool_),
+            "handoff_s": None if handoff is None else float(handoff) - start,
+            "handoff_estimates": np.column_stack(
+                (recorded["handoff_estimates_at_s"] - start, recorded["handoff_estimates_s"] - start)
+            ).reshape(-1, 2),
+        }
+    return out
 
 
 def run_task(task: SweepTask) -> SweepResult:
@@ -371,6 +386,7 @@ def run_task(task: SweepTask) -> SweepResult:
     aggregate: dict[str, Any] | None = None
     columns: dict[str, npt.NDArray[Any]] = {}
     timeline: dict[str, Any] | None = None
+    timelines: dict[int, dict[str, Any]] = {}
     run: SimResult | None = None
     if "aggregate" in task.compute or ("timeline" in task.compute and task.timeline_request is None):
         run = scenario.run(workload, make_policy(task.policy), seed=task.seed)
@@ -390,7 +406,17 @@ def run_task(task: SweepTask) -> SweepResult:
             raise InvalidInputError(
                 f"timeline_request = {request}; fix: pass an index below {len(workload)}, or None"
             )
-        timeline = _recorded(scenario, workload, task.policy, task.seed, request)
+        outside = [i for i in task.timeline_requests if not 0 <= i < len(workload)]
+        if outside:
+            raise InvalidInputError(f"timeline_requests {outside}; fix: pass indices below {len(workload)}")
+        timelines = _recorded(
+            scenario,
+            workload,
+            task.policy,
+            task.seed,
+            list(dict.fromkeys((request, *task.timeline_requests))),
+        )
+        timeline = timelines[request]
     searches: dict[str, Capacity] = {}
     for key, search in (("capacity", capacity_rps), ("decode_capacity", decode_capacity_rps)):
         if key in task.compute:
@@ -409,6 +435,7 @@ def run_task(task: SweepTask) -> SweepResult:
         capacity=searches.get("capacity"),
         decode_capacity=searches.get("decode_capacity"),
         timeline=timeline,
+        timelines=timelines,
     )
 
 

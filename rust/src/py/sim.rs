@@ -296,14 +296,22 @@ impl PySimulator {
         Ok(self.inner.record_timeline(request)?)
     }
 
-    fn timeline<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(tl) = self.inner.timeline() else { return Ok(None) };
+    #[pyo3(signature = (request=None))]
+    fn timeline<'py>(&self, py: Python<'py>, request: Option<u32>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let found = match request {
+            Some(i) => self.inner.timeline_for(i),
+            None => self.inner.timeline(),
+        };
+        let Some(tl) = found else { return Ok(None) };
         let secs = |v: &[Nanos]| v.iter().map(|t| t.as_secs()).collect::<Vec<f64>>();
+        let (at, estimate): (Vec<Nanos>, Vec<Nanos>) = tl.handoff_estimates.iter().copied().unzip();
         let d = PyDict::new(py);
         d.set_item("cloud_arrivals_s", secs(&tl.cloud_arrivals).into_pyarray(py))?;
         d.set_item("displays_s", secs(&tl.displays).into_pyarray(py))?;
         d.set_item("from_cloud", tl.from_cloud.clone().into_pyarray(py))?;
         d.set_item("handoff_s", tl.handoff.map(Nanos::as_secs))?;
+        d.set_item("handoff_estimates_at_s", secs(&at).into_pyarray(py))?;
+        d.set_item("handoff_estimates_s", secs(&estimate).into_pyarray(py))?;
         Ok(Some(d))
     }
 

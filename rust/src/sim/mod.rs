@@ -32,6 +32,8 @@ pub mod results;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
+
 use crate::buffer::TokenBuffer;
 use crate::cost::device::to_nanos;
 use crate::cost::{DeviceCost, KSite};
@@ -164,7 +166,8 @@ pub struct Simulator {
     pending_decision: Option<u32>,
     finished: usize,
     emitted: Vec<Emission>,
-    timeline: Option<(u32, Timeline)>,
+    /// Recorded timelines by request (empty: nothing recorded, the common case, checked first).
+    timelines: BTreeMap<u32, Timeline>,
 }
 
 impl Simulator {
@@ -254,11 +257,12 @@ impl Simulator {
             pending_decision: None,
             finished: 0,
             emitted: Vec::new(),
-            timeline: None,
+            timelines: BTreeMap::new(),
         })
     }
 
-    /// Records the token-level timeline of request `i` (one request per run; call before running).
+    /// Records the token-level timeline of request `i` (call before running; call once per request to
+    /// record several).
     pub fn record_timeline(&mut self, i: u32) -> Result<()> {
         if i as usize >= self.reqs.len() {
             return Err(CoreError::invalid(
@@ -267,21 +271,27 @@ impl Simulator {
                 "pick a request index in range",
             ));
         }
-        self.timeline = Some((i, Timeline::default()));
+        self.timelines.entry(i).or_default();
         Ok(())
     }
 
-    /// The recorded timeline, if any.
+    /// The recorded timeline of the lowest recorded request, if any.
     #[must_use]
     pub fn timeline(&self) -> Option<&Timeline> {
-        self.timeline.as_ref().map(|(_, t)| t)
+        self.timelines.values().next()
+    }
+
+    /// The recorded timeline of request `i`, if it was recorded.
+    #[must_use]
+    pub fn timeline_for(&self, i: u32) -> Option<&Timeline> {
+        self.timelines.get(&i)
     }
 
     fn timeline_of(&mut self, i: u32) -> Option<&mut Timeline> {
-        match self.timeline.as_mut() {
-            Some((j, t)) if *j == i => Some(t),
-            _ => None,
+        if self.timelines.is_empty() {
+            return None;
         }
+        self.timelines.get_mut(&i)
     }
 
     /// Number of requests.
@@ -527,10 +537,7 @@ impl Simulator {
         // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
         let mut steps = self.device.tpot_steps(ctx0 + u64::from(from) + 1);
         let hist = &mut self.hist;
-        let mut timeline = match self.timeline.as_mut() {
-            Some((j, t)) if *j == i => Some(t),
-            _ => None,
-        };
+        let mut timeline = if self.timelines.is_empty() { None } else { self.timelines.get_mut(&i) };
         let req = &mut self.reqs[iu];
         let mut ready = first_ready;
         let mut prev = req.metrics.first().map(|_| req.metrics.last());

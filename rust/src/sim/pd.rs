@@ -82,6 +82,12 @@ impl Simulator {
         if let Some(c) = pd.ctrl.as_mut() {
             c.set_handoff(Some(h));
         }
+        let now = self.now();
+        if let Some(tl) = self.timeline_of(i) {
+            if tl.handoff_estimates.last().is_none_or(|&(_, last)| last != h) {
+                tl.handoff_estimates.push((now, h));
+            }
+        }
     }
 
     fn schedule_display(&mut self, i: u32, now: Nanos) -> Result<()> {

@@ -1,4 +1,4 @@
-//! What a run reports: per-request results, aggregate counters and one request's token timeline.
+//! What a run reports: per-request results, aggregate counters and the token timelines of recorded requests.
 
 use super::Simulator;
 use crate::time::Nanos;
@@ -87,6 +87,9 @@ pub struct Timeline {
     pub from_cloud: Vec<bool>,
     /// When the device took over, if it did.
     pub handoff: Option<Nanos>,
+    /// `(when, estimate)` each time the speed controller's hand-off estimate was set or changed, in
+    /// order (a revision to the same value is not repeated).
+    pub handoff_estimates: Vec<(Nanos, Nanos)>,
 }
 
 impl Simulator {

@@ -100,6 +100,36 @@ fn timeline_records_cloud_prefix_then_device() {
     assert!(tl.cloud_arrivals.len() >= cloud);
 }
 
+#[test]
+fn timelines_of_several_requests_with_handoff_estimates() {
+    let inp = Inputs {
+        arrival: vec![Nanos::ZERO, Nanos::ms(50), Nanos::ms(100)],
+        prompt: vec![1024, 512, 2048],
+        output: vec![300, 200, 250],
+        one_way_s: vec![0.010; 3],
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+    };
+    let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
+    sim.record_timeline(2).unwrap();
+    sim.record_timeline(0).unwrap();
+    assert!(sim.record_timeline(3).is_err());
+    while let Some(i) = sim.next_decision().unwrap() {
+        sim.decide(i, plan(Mode::Pd, 200)).unwrap();
+    }
+    assert!(sim.timeline_for(1).is_none());
+    assert_eq!(sim.timeline().unwrap().displays.len(), 300, "the lowest recorded request");
+    for (i, out) in [(0, 300), (2, 250)] {
+        let tl = sim.timeline_for(i).unwrap();
+        assert_eq!(tl.displays.len(), out);
+        let handoff = tl.handoff.expect("split");
+        assert!(!tl.handoff_estimates.is_empty());
+        // revisions in time order, each a change, none after the hand-off
+        assert!(tl.handoff_estimates.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 != w[1].1));
+        assert!(tl.handoff_estimates.iter().all(|&(at, _)| at <= handoff));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
