@@ -30,6 +30,7 @@ from pdcore.runtime import (
     Timeline,
     TokenRecord,
 )
+from pdcore.runtime.session import MAX_RESUMES, STALL_MIN_S
 from pdcore.runtime.testing import CloudScript, FakeCloud, FakeEngine, unused_url, word_pieces
 
 T = TypeVar("T")
@@ -148,24 +149,45 @@ def test_refusing_cloud_falls_back_to_the_device_with_a_notice() -> None:
     assert "HTTP 503" in timeline.notices[0].message
 
 
-def test_cut_stream_keeps_what_arrived_and_the_device_continues() -> None:
+def test_cut_stream_is_resumed_with_the_text_so_far() -> None:
+    script = CloudScript(PIECES, first_delay_s=0.02, gap_s=0.01, cut_after=4, faulty_requests=1)
+    with FakeCloud(script) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=20))
+    assert_text_exact(timeline, PIECES)
+    assert [notice.kind for notice in timeline.notices] == ["cloud-cut"]
+    assert "resuming with the 4 tokens received" in timeline.notices[0].message
+    assert len(timeline.cloud_resumes) == 1
+    resumed = cloud.requests[1].body
+    assert resumed["prompt"] == PROMPT + "".join(PIECES[:4])
+    assert resumed["max_tokens"] == 21 - 4
+    shown_from_cloud = sum(1 for record in timeline.tokens if record.source == "cloud")
+    assert shown_from_cloud > 4, "the resumed stream kept the display going"
+    assert [kind for _, _, kind in timeline.cloud_stalls] == ["cut"]
+
+
+def test_a_stream_that_keeps_breaking_is_resumed_a_bounded_number_of_times() -> None:
     with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.01, cut_after=4)) as cloud:
         timeline, _ = run(answer(cloud.url, engine(), k=20))
     assert_text_exact(timeline, PIECES)
-    assert timeline.handoff_position == 4
-    assert timeline.cloud_end == "cut"
-    assert [notice.kind for notice in timeline.notices] == ["cloud-cut"]
-    assert "after the 4 tokens received" in timeline.notices[0].message
+    assert len(cloud.requests) == 1 + MAX_RESUMES
+    assert timeline.handoff_position == 4 * (1 + MAX_RESUMES)
+    assert [notice.kind for notice in timeline.notices] == ["cloud-cut"] * (1 + MAX_RESUMES)
+    assert "the device continues after the 12 tokens received" in timeline.notices[-1].message
+    starts = [at for at, _, _ in timeline.cloud_resumes]
+    assert starts == sorted(starts)
 
 
-def test_stalled_stream_is_cut_by_the_read_timeout_and_the_device_continues() -> None:
-    fake = engine(prefill_token_s=0.002)
-    script = CloudScript(PIECES, first_delay_s=0.02, gap_s=0.01, stall_after=3)
+def test_a_silent_stream_is_a_stall_noticed_before_the_read_timeout_and_resumed() -> None:
+    script = CloudScript(PIECES, first_delay_s=0.02, gap_s=0.01, stall_after=3, faulty_requests=1)
     with FakeCloud(script) as cloud:
-        timeline, _ = run(answer(cloud.url, fake, k=20, read_timeout=0.2))
+        timeline, _ = run(answer(cloud.url, engine(prefill_token_s=0.003), k=20, read_timeout=30.0))
     assert_text_exact(timeline, PIECES)
-    assert timeline.handoff_position == 3
-    assert timeline.cloud_end == "cut"
+    kinds = [notice.kind for notice in timeline.notices]
+    assert kinds == ["cloud-silent"]
+    ((_, silent, kind),) = timeline.cloud_stalls
+    assert kind == "silent"
+    assert STALL_MIN_S <= silent < 1.0, "noticed at the stall deadline, long before the 30 s read timeout"
+    assert cloud.requests[1].body["prompt"] == PROMPT + "".join(PIECES[:3])
 
 
 def test_stream_is_closed_at_the_handoff() -> None:
@@ -349,3 +371,59 @@ def test_session_rejects_bad_settings(options: dict[str, Any], message: str) -> 
             Session(**settings)
     finally:
         device.close()
+
+
+def test_a_device_that_cannot_catch_up_leaves_the_answer_to_the_cloud_without_prefilling() -> None:
+    slow = engine(prefill_token_s=1.0)  # the profile promises a device far too slow to catch up
+    notices: list[Notice] = []
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k="auto", profile_of=slow, notices=notices))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.plan == "cloud-only"
+    assert timeline.plan_reason is not None
+    assert "never catches up" in timeline.plan_reason
+    assert [notice.kind for notice in notices] == ["plan-cloud"]
+    assert timeline.prompt_prefilled_s is None, "no device prefill was wasted"
+    assert cloud.requests[0].body["max_tokens"] == 400
+    assert timeline.summary()["plan"] == "cloud-only"
+
+
+def test_a_cloud_only_plan_falls_back_to_the_device_when_the_cloud_fails() -> None:
+    slow = engine(prefill_token_s=1.0)
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004, cut_after=5)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k="auto", profile_of=slow))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.plan == "cloud-only"
+    assert timeline.prompt_prefilled_s is not None, "the device started when the cloud could not go on"
+    assert timeline.handoff_position == 5 * (1 + MAX_RESUMES)
+
+
+def test_a_device_that_answers_first_does_not_ask_the_cloud() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k="auto", first_token_s=5.0))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.plan == "device-only"
+    assert not cloud.requests
+    assert timeline.cloud_quota is None
+    assert [notice.kind for notice in timeline.notices] == ["plan-device"]
+
+
+def test_the_clouds_context_window_ending_an_answer_is_not_taken_for_the_quota() -> None:
+    words = len(PROMPT.split())
+    script = CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004, context_tokens=words + 6)
+    with FakeCloud(script) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=20))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.cloud_end == "context"
+    assert [notice.kind for notice in timeline.notices] == ["cloud-context"]
+    assert not timeline.cloud_extensions, "no continuation is asked for past the window"
+    assert len(cloud.requests) == 1
+    assert timeline.handoff_position == 6
+
+
+def test_each_notice_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    notices: list[Notice] = []
+    with FakeCloud(CloudScript(PIECES, status=503)) as cloud:
+        run(answer(cloud.url, engine(), notices=notices))
+    assert [notice.kind for notice in notices] == ["cloud-unavailable"]
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]

@@ -247,6 +247,7 @@ class CloudClient:
             self._headers["Authorization"] = f"Bearer {key}"
         self.model = model if model is not None else (os.environ.get(MODEL_ENV) or None)
         self.extra_body = dict(extra_body or {})
+        self.read_timeout = float(read_timeout)
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._client = self._new_client()
 

@@ -390,8 +390,14 @@ class Device:
         """The length of ``prompt`` in device tokens (the context is left as it is)."""
         return len(await self.run(partial(self.engine.tokenize, prompt, prompt=True)))
 
-    async def start(self, prompt: str) -> int:
-        """Resets the context and tokenizes ``prompt`` for a new request.
+    def tokenize_idle(self, prompt: str) -> list[int]:
+        """``prompt``'s device tokens, tokenized on the caller's thread. Only for a device between requests
+        (its worker idle, as at the start of a session's request): tokenizing reads the vocabulary only, and
+        a hop to the worker thread would cost the cloud's request that much more delay."""
+        return self.engine.tokenize(prompt, prompt=True)
+
+    async def start(self, prompt: str, tokens: Sequence[int] | None = None) -> int:
+        """Resets the context and tokenizes ``prompt`` for a new request (``tokens``: already tokenized).
 
         Returns:
             The prompt's length in device tokens.
@@ -399,10 +405,11 @@ class Device:
         Raises:
             InvalidInputError: The prompt is empty or does not fit the context window.
         """
+        given = list(tokens) if tokens is not None else None
 
         def job() -> list[int]:
             self.engine.reset()
-            return self.engine.tokenize(prompt, prompt=True)
+            return given if given is not None else self.engine.tokenize(prompt, prompt=True)
 
         tokens = await self.run(job)
         if not tokens:

@@ -24,10 +24,33 @@ device still falls behind what the buffer can cover, the session sends a continu
 plus the text received) for more tokens (`_CloudStream.maybe_extend`), at most ``max_extensions`` times: a
 pause in the display is worse than a few extra cloud tokens.
 
-Fallbacks (each leaves a `Notice` in the timeline and calls ``on_notice``):
+Plans that cannot pay off are not run (``k="auto"``; the rule is ours). Before anything is sent the prompt
+is tokenized with the device's tokenizer and the catch-up is solved (`pdcore.optimize.solve_catchup`, the
+one cost model) with the cloud's first-token delay learned from earlier answers: when the device's own
+first token would come first, the device answers alone and the cloud is not asked (plan ``"device-only"``);
+when the device cannot catch up within the answer (no fixed point, or ``k`` reaching ``max_tokens``), the
+cloud serves the whole answer and the device does not prefill at all unless the cloud fails (plan
+``"cloud-only"``). The plan and its reason are in the timeline and the summary.
+
+The cloud's limits are learned (`CloudClient`): its context window caps every request (prompt plus
+quota), an answer the server ends at its context (finish reason ``"length"`` short of the quota) is told
+apart from the quota being spent, and no continuation is asked for past the window.
+
+Stalls. Each stream has a deadline derived from the plan (`_CloudStream.stall_deadline`, ours): before
+its first event, `STALL_FIRST_FACTOR` times the first-token delay expected (learned; the client's read
+timeout before anything was learned); after it, `STALL_GAP_FACTOR` times the stream's median gap, at least
+`STALL_MIN_S`. No event within it is a stall: a ``cloud-silent`` notice, recorded in the timeline
+(``cloud_stalls``). A silent or cut stream is resumed while the device is still behind: a new request with
+the prompt and the text so far, for the rest of the quota, at most `MAX_RESUMES` times per answer with a
+backoff of `RESUME_BACKOFF_S` doubling each time; each resume is recorded (``cloud_resumes``).
+
+Fallbacks (each leaves one `Notice` in the timeline and calls ``on_notice``; the log gets it only when no
+callback does, so it is printed once):
 
 - cloud unreachable or refusing: the device answers alone;
-- cloud stream cut: the tokens received stay, the device continues after them;
+- cloud stream cut or silent: resumed (above); when it cannot be, the tokens received stay and the device
+  continues after them;
+- the cloud's context window ends its answer: the device continues after what arrived;
 - cloud answer complete (finish reason ``"stop"`` within its quota): the device is not needed.
 
 Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"device-only"`` and
@@ -40,6 +63,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -48,12 +72,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from pdcore._core import SpeedController, TokenBuffer
+from pdcore._core import CatchUp, SpeedController, TokenBuffer
 from pdcore.exceptions import InvalidInputError
-from pdcore.optimize.catchup import catchup_k
+from pdcore.optimize.catchup import solve_catchup
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.clock import RealtimeClock
-from pdcore.runtime.cloud import CloudClient, CloudError, CloudStreamCutError, CloudUnavailableError
+from pdcore.runtime.cloud import (
+    CloudClient,
+    CloudContextError,
+    CloudError,
+    CloudStreamCutError,
+    CloudUnavailableError,
+)
 from pdcore.runtime.device import Device
 from pdcore.runtime.handoff import HandoffEstimator
 from pdcore.runtime.timeline import CloudRecord, Notice, Timeline, TokenRecord
@@ -65,9 +95,14 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MAX_TPOT_S",
     "DEFAULT_PACING_MARGIN_S",
+    "MAX_RESUMES",
     "MODES",
     "OLD_MODES",
     "PRECISE_WAKE_S",
+    "RESUME_BACKOFF_S",
+    "STALL_FIRST_FACTOR",
+    "STALL_GAP_FACTOR",
+    "STALL_MIN_S",
     "Mode",
     "Piece",
     "Session",
@@ -115,6 +150,22 @@ and up to 4.3 ms late while the device prefilled on the same core; with the last
 0.08 ms at the median and 2.0 ms at most (an 807-token prefill, then 150 decoded tokens, on a 2-core x86
 machine, the model and the loop on one core). The price: the loop's other work (reading the cloud's
 events) waits up to 2 ms once per displayed token, far below a display gap."""
+
+STALL_MIN_S = 0.25
+"""The shortest silence of a started stream counted as a stall: several display gaps at the 50 ms default
+objective, well above the 10-30 ms between a healthy stream's events."""
+
+STALL_GAP_FACTOR = 4.0
+"""A started stream stalls when silent for this many of its median gaps (at least `STALL_MIN_S`)."""
+
+STALL_FIRST_FACTOR = 4.0
+"""A stream stalls before its first event after this many first-token delays (as learned)."""
+
+MAX_RESUMES = 2
+"""Requests that resume a silent or cut stream, per answer."""
+
+RESUME_BACKOFF_S = 0.05
+"""The wait before the first resume; it doubles for the next."""
 
 DEFAULT_PACING_MARGIN_S = 0.005
 """How much below ``max_tpot`` the controller paces, so that the operating system's timer latency (about a
@@ -171,6 +222,15 @@ class _RequestState:
         self.inflight_tokens_left: int | None = None
         self.cloud_task: asyncio.Task[None] | None = None
         self.device_task: asyncio.Task[None] | None = None
+        self.prompt_tokens: list[int] | None = None
+        """The prompt's device tokens, when tokenized before the cloud request left."""
+        self.plan: Mode = mode
+        """What this request runs: the mode, or the side a P/D-Device plan was reduced to (``k="auto"``)."""
+        self.device_deferred = False
+        """The cloud serves the whole answer; the device starts only if the cloud fails."""
+        self.context_full = False
+        """The cloud's context window has no room for more of this answer."""
+        self.resumes = 0
 
     def rel(self, at: float) -> float:
         return at - self.t0
@@ -181,9 +241,11 @@ class _RequestState:
     def notice(self, kind: str, message: str) -> None:
         notice = Notice(at_s=self.rel(self.clock.now()), kind=kind, message=message)
         self.timeline.notices.append(notice)
-        logger.warning("%s: %s", kind, message)
         if self.session.on_notice is not None:
+            logger.debug("%s: %s", kind, message)
             self.session.on_notice(notice)
+        else:
+            logger.warning("%s: %s", kind, message)
 
 
 class _CloudStream(_RequestState):
@@ -233,6 +295,7 @@ class _CloudStream(_RequestState):
             and self.buffer.handoff is None
             and len(self.timeline.cloud_extensions) < session.max_extensions
             and received < session.max_tokens
+            and not self.context_full
         ):
             return
         pace = session.pace_s
@@ -242,7 +305,10 @@ class _CloudStream(_RequestState):
         if covered - now > EXTENSION_LEAD_S + 2.0 * first_token or estimate <= covered + pace:
             return
         extra = math.ceil((estimate - covered) / pace * (1.0 + session.k_margin)) + 1
-        extra = min(extra, session.max_tokens - received)
+        extra = min(extra, session.max_tokens - received, self.context_room())
+        if extra < 1:
+            self.cloud_context_full()
+            return
         self.quota = received + extra
         self.timeline.cloud_quota = self.quota
         self.timeline.cloud_extensions.append((self.rel(now), extra))
@@ -250,30 +316,117 @@ class _CloudStream(_RequestState):
             self.controller.set_expected(self.quota)
         self.start_cloud(self.prompt + "".join(self.cloud_text), extra)
 
-    def start_cloud(self, prompt: str, max_tokens: int) -> None:
+    def context_room(self) -> int:
+        """Tokens the cloud's context window leaves for more of this answer (large when unknown)."""
+        cloud = self.session.cloud
+        window = cloud.context_tokens if cloud is not None else None
+        if window is None:
+            return 1 << 30
+        prompt = len(self.prompt_tokens) if self.prompt_tokens is not None else self.estimated_prompt_tokens()
+        return window - prompt - self.buffer.received
+
+    def estimated_prompt_tokens(self) -> int:
+        return max(1, round(len(self.prompt) * self.session.tokens_per_char))
+
+    def cloud_context_full(self) -> None:
+        if not self.context_full:
+            self.context_full = True
+            window = self.session.cloud.context_tokens if self.session.cloud is not None else None
+            self.notice(
+                "cloud-context",
+                f"the cloud's context window ({window} tokens) has no room for more of this answer after "
+                f"{self.buffer.received} tokens; the device continues from there",
+            )
+
+    def stall_deadline(self, first: bool) -> float:
+        """Seconds of silence after which the stream counts as stalled (module docstring)."""
+        session = self.session
+        if first:
+            expected = session.first_token_s or session.cloud_ttft_s
+            cloud = session.cloud
+            fallback = cloud.read_timeout if cloud is not None else 30.0
+            return max(STALL_FIRST_FACTOR * expected, 1.0) if expected else fallback
+        arrivals = self.cloud_arrival[-17:]
+        gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+        median = gaps[len(gaps) // 2] if gaps else session.pace_s
+        return max(STALL_GAP_FACTOR * median, STALL_MIN_S)
+
+    def start_cloud(self, prompt: str, max_tokens: int, *, delay: float = 0.0) -> None:
         self.cloud_open = True
         self.cloud_idle = False
-        self.cloud_task = asyncio.create_task(self.run_cloud(prompt, max_tokens))
+        self.cloud_task = asyncio.create_task(self.run_cloud(prompt, max_tokens, delay))
         self.cloud_task.add_done_callback(lambda _: self.notify())
 
-    async def run_cloud(self, prompt: str, max_tokens: int) -> None:
+    async def run_cloud(self, prompt: str, max_tokens: int, delay: float = 0.0) -> None:
         cloud = self.session.cloud
         assert cloud is not None
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent = self.clock.now()
         if self.timeline.cloud_sent_s is None:
-            self.timeline.cloud_sent_s = self.rel(self.clock.now())
+            self.timeline.cloud_sent_s = self.rel(sent)
+        received = 0
+        last = sent
+        failure: tuple[str, CloudError] | None = None
+        stream = cloud.stream(prompt, max_tokens=max_tokens, now=self.clock.now)
         try:
-            async for event in cloud.stream(prompt, max_tokens=max_tokens, now=self.clock.now):
+            while True:
+                deadline = self.stall_deadline(first=received == 0)
+                try:
+                    event = await asyncio.wait_for(anext(stream), timeout=deadline)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    silent = self.clock.now() - last
+                    self.timeline.cloud_stalls.append((self.rel(last), silent, "silent"))
+                    failure = (
+                        "silent",
+                        CloudStreamCutError(
+                            f"cloud stream from {cloud.endpoint} silent for {silent * 1e3:.0f} ms "
+                            f"(deadline {deadline * 1e3:.0f} ms) after {received} events"
+                        ),
+                    )
+                    break
+                last = event.at
                 if event.text:
+                    received += 1
                     self.on_cloud_text(event.text, event.at)
                 if event.finish_reason is not None:
-                    self.on_cloud_end(event.finish_reason, event.at)
+                    self.on_cloud_end(event.finish_reason, event.at, short=received < max_tokens)
+        except CloudContextError as exc:
+            failure = ("context", exc)
         except CloudUnavailableError as exc:
-            self.on_cloud_failure("unavailable", exc)
+            failure = ("unavailable", exc)
         except CloudStreamCutError as exc:
-            self.on_cloud_failure("cut", exc)
+            self.timeline.cloud_stalls.append((self.rel(last), self.clock.now() - last, "cut"))
+            failure = ("cut", exc)
         finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
             self.cloud_open = False
             self.notify()
+        if failure is not None:
+            self.on_cloud_failure(*failure)
+
+    def can_resume(self) -> bool:
+        """Whether a silent or cut stream is asked again (module docstring)."""
+        return (
+            self.mode in ("pd-device", "cloud-only")
+            and self.buffer.handoff is None
+            and not self.answer_complete
+            and self.buffer.stream == "open"
+            and self.buffer.received < self.quota
+            and self.resumes < MAX_RESUMES
+            and not self.context_full
+        )
+
+    def resume(self, kind: str) -> None:
+        """Asks the cloud again for the rest of the quota, carrying the text so far."""
+        delay = RESUME_BACKOFF_S * 2**self.resumes
+        self.resumes += 1
+        rest = min(self.quota - self.buffer.received, max(1, self.context_room()))
+        self.timeline.cloud_resumes.append((self.rel(self.clock.now()), kind, rest))
+        self.start_cloud(self.prompt + "".join(self.cloud_text), rest, delay=delay)
 
     def on_cloud_text(self, text: str, at: float) -> None:
         index = len(self.timeline.cloud_events)
@@ -293,15 +446,21 @@ class _CloudStream(_RequestState):
             self.controller.push(at)
         self.notify()
 
-    def on_cloud_end(self, reason: str, at: float) -> None:
+    def on_cloud_end(self, reason: str, at: float, *, short: bool = False) -> None:
+        """The stream ended with a finish reason; ``short``: fewer tokens than asked for."""
         self.timeline.cloud_end = reason
         self.timeline.cloud_end_s = self.rel(at)
         if self.buffer.handoff is not None:
             return
+        if reason == "length" and short and self.buffer.received < self.session.max_tokens:
+            # the server's context window ended the answer, not our quota
+            self.timeline.cloud_end = "context"
+            self.cloud_context_full()
         self.quota = self.buffer.received
         if self.controller is not None:
             self.controller.set_expected(self.buffer.received)
-        if reason == "stop" or self.mode == "cloud-only" or self.buffer.received >= self.session.max_tokens:
+        complete = reason == "stop" or self.buffer.received >= self.session.max_tokens
+        if complete or (self.mode == "cloud-only" and not self.context_full):
             if self.buffer.stream == "open":
                 self.buffer.cut_cloud()
             self.answer_complete = True
@@ -311,17 +470,44 @@ class _CloudStream(_RequestState):
                 self.device_task.cancel()
             if self.session.device is not None:
                 self.session.device.interrupt()
+        elif self.context_full:
+            self.end_cloud_part()
         else:
             # the quota is used up: the buffer stays open for an extension (see `maybe_extend`)
             self.cloud_idle = True
             self.revise_handoff()
         self.notify()
 
-    def on_cloud_failure(self, kind: Literal["unavailable", "cut"], exc: CloudError) -> None:
+    def end_cloud_part(self) -> None:
+        """The cloud sends nothing more for this answer: the device continues after what arrived (or, in
+        cloud-only mode, the answer ends)."""
+        received = self.buffer.received
+        if self.buffer.stream == "open":
+            self.buffer.cut_cloud()
+        self.quota = received
+        if self.controller is not None:
+            self.controller.set_expected(received)
+        if self.mode == "cloud-only":
+            self.answer_complete = True
+        elif self.device_deferred:
+            self.start_deferred_device()
+        else:
+            self.revise_handoff()
+
+    def on_cloud_failure(self, kind: str, exc: CloudError) -> None:
         now = self.clock.now()
         self.timeline.cloud_end = kind
         self.timeline.cloud_end_s = self.rel(now)
         received = self.buffer.received
+        if kind in ("cut", "silent") and self.can_resume():
+            self.notice(
+                f"cloud-{kind}",
+                f"{exc}; resuming with the {received} tokens received (attempt {self.resumes + 1} of "
+                f"{MAX_RESUMES})",
+            )
+            self.resume(kind)
+            self.notify()
+            return
         if self.mode == "cloud-only":
             what = "the answer ends here (cloud-only mode has no device to fall back on)"
         elif received == 0:
@@ -330,16 +516,11 @@ class _CloudStream(_RequestState):
             what = f"the device continues after the {received} tokens received"
         self.notice(f"cloud-{kind}", f"{exc}; {what}")
         if self.buffer.handoff is None:
-            if self.buffer.stream == "open":
-                self.buffer.cut_cloud()
-            self.quota = received
-            if self.controller is not None:
-                self.controller.set_expected(received)
-            if self.mode == "cloud-only":
-                self.answer_complete = True
-            else:
-                self.revise_handoff()
+            self.end_cloud_part()
         self.notify()
+
+    def start_deferred_device(self) -> None:
+        """Overridden by `_DeviceProgress`: the device's task, started late."""
 
 
 class _DeviceProgress(_CloudStream):
@@ -350,7 +531,7 @@ class _DeviceProgress(_CloudStream):
         session = self.session
         device = session.device
         assert device is not None
-        prompt_tokens = await device.start(self.prompt)
+        prompt_tokens = await device.start(self.prompt, self.prompt_tokens)
         session.tokens_per_char = prompt_tokens / max(len(self.prompt), 1)
         self.timeline.prompt_tokens = prompt_tokens
         if self.mode == "pd-device":
@@ -396,6 +577,12 @@ class _DeviceProgress(_CloudStream):
         if self.answer_complete:
             return
         await self.take_over(device)
+
+    def start_deferred_device(self) -> None:
+        if self.device_deferred and self.device_task is None and self.session.device is not None:
+            self.device_deferred = False
+            self.device_task = asyncio.create_task(self.run_device())
+            self.device_task.add_done_callback(lambda _: self.notify())
 
     def _chunk_observer(self, context: int) -> Callable[[int, int, float], None]:
         """Feeds each appended chunk (starting at ``context``) into the estimator and revises the hand-off."""
@@ -645,6 +832,10 @@ class Session:
         estimate."""
         self.timeline: Timeline | None = None
         """The record of the latest request (filled in while it streams)."""
+        self.cloud_ttft_s: float | None = None
+        """The cloud's first-token delay learned from earlier answers (an average of the latest two):
+        the plan's first-token estimate when ``first_token_s`` is not given, and the stall deadline of a
+        stream's first event."""
         self._lock = asyncio.Lock()
 
     @property
@@ -653,23 +844,11 @@ class Session:
         return self.max_tpot - self.pacing_margin_s
 
     def resolve_k(self, prompt_tokens: int) -> int:
-        """The ``k`` used for a prompt of ``prompt_tokens`` device tokens."""
+        """The ``k`` used for a prompt of ``prompt_tokens`` device tokens: as given, or the catch-up
+        rule on the profile scaled by the learned speed ratio, padded by ``k_margin``."""
         if self.k != "auto":
             return self.k
-        assert self.profile is not None
-        profile = self.profile
-        if self.speed_ratio != 1.0:
-            profile = dataclasses.replace(
-                profile, prefill_seconds=tuple(value * self.speed_ratio for value in profile.prefill_seconds)
-            )
-        k = catchup_k(
-            prompt_tokens,
-            device=profile,
-            first_token_s=self.first_token_s or 0.0,
-            max_tpot=self.pace_s,
-            cloud_tpot_s=self.cloud_tpot_s,
-        )
-        return math.ceil(k * (1.0 + self.k_margin))
+        return math.ceil(self._catchup(prompt_tokens).k * (1.0 + self.k_margin))
 
     async def complete(self, prompt: str) -> Timeline:
         """Streams ``prompt`` to the end and returns its timeline."""
@@ -701,6 +880,10 @@ class Session:
                 self._learn(request)
 
     def _learn(self, request: _Request) -> None:
+        timeline = request.timeline
+        if timeline.cloud_first_s is not None and timeline.cloud_sent_s is not None:
+            ttft = timeline.cloud_first_s - timeline.cloud_sent_s
+            self.cloud_ttft_s = ttft if self.cloud_ttft_s is None else 0.5 * (self.cloud_ttft_s + ttft)
         estimator = request.estimator
         if estimator is None or estimator.predicted <= 0.0:
             return
@@ -717,23 +900,97 @@ class Session:
             request.start_cloud(request.prompt, request.quota)
             return
         if self.mode == "pd-device":
-            # The cloud request leaves at once, its k planned on a token count estimated from the
-            # prompt's characters: tokenizing first would delay the first token by that much.
-            estimated = max(1, round(len(request.prompt) * self.tokens_per_char))
-            self._start_cloud(request, self.resolve_k(estimated))
+            self._start_pd(request)
         else:
             request.buffer.cut_cloud()
-        request.device_task = asyncio.create_task(request.run_device())
-        request.device_task.add_done_callback(lambda _: request.notify())
+        if not request.device_deferred:
+            request.device_task = asyncio.create_task(request.run_device())
+            request.device_task.add_done_callback(lambda _: request.notify())
 
-    def _start_cloud(self, request: _Request, k: int) -> None:
+    def _start_pd(self, request: _Request) -> None:
+        """Plans the request (module docstring) and sends the cloud request, unless the device alone is
+        faster."""
+        device = self.device
+        assert device is not None
+        timeline = request.timeline
+        # the device's own tokenizer, on this thread while its worker is idle: about a millisecond
+        # against the worker's hop, and the count the plan, the context check and the device all use
+        tokens = device.tokenize_idle(request.prompt)
+        request.prompt_tokens = tokens
+        self.tokens_per_char = len(tokens) / max(len(request.prompt), 1)
+        plan, reason, k = self.plan_request(len(tokens))
+        timeline.plan = plan
+        timeline.plan_reason = reason
+        request.plan = plan
+        if plan == "device-only":
+            request.buffer.cut_cloud()
+            request.notice("plan-device", reason)
+            return
+        if plan == "cloud-only":
+            request.device_deferred = True
+            request.notice("plan-cloud", reason)
+        self._start_cloud(request, k, paced=plan == "pd-device")
+
+    def plan_request(self, prompt_tokens: int) -> tuple[Mode, str, int]:
+        """The plan for a prompt of ``prompt_tokens`` device tokens: ``(plan, reason, k)`` (module
+        docstring)."""
+        k = self.resolve_k(prompt_tokens)
+        context = self.cloud.context_tokens if self.cloud is not None else None
+        room = None if context is None else context - prompt_tokens
+        if self.k != "auto" or self.profile is None:
+            return "pd-device", f"k = {k} as given", k if room is None else max(0, min(k, room - 1))
+        solution = self._catchup(prompt_tokens)
+        first = self.expected_first_token_s()
+        if solution.device_alone:
+            return (
+                "device-only",
+                f"the device's own first token ({solution.device_ready_s * 1e3:.0f} ms) comes before the "
+                f"cloud's ({first * 1e3:.0f} ms): the device answers alone and the cloud is not asked",
+                0,
+            )
+        if not solution.converged or k + 1 >= self.max_tokens:
+            why = "never catches up" if not solution.converged else f"needs k = {k} of {self.max_tokens}"
+            return (
+                "cloud-only",
+                f"the device {why} on a {prompt_tokens}-token prompt: the cloud serves the whole answer and "
+                "the device does not prefill unless the cloud fails",
+                self.max_tokens - 1 if room is None else max(0, min(self.max_tokens, room) - 1),
+            )
+        if room is not None and k + 1 > room:
+            k = max(0, room - 1)
+        return "pd-device", f"k = {k} from the catch-up rule", k
+
+    def expected_first_token_s(self) -> float:
+        """The cloud's first-token delay the plan assumes: given, else learned, else 0 (the safe side)."""
+        if self.first_token_s is not None:
+            return self.first_token_s
+        return self.cloud_ttft_s or 0.0
+
+    def _catchup(self, prompt_tokens: int) -> CatchUp:
+        assert self.profile is not None
+        profile = self.profile
+        if self.speed_ratio != 1.0:
+            profile = dataclasses.replace(
+                profile, prefill_seconds=tuple(value * self.speed_ratio for value in profile.prefill_seconds)
+            )
+        return solve_catchup(
+            prompt_tokens,
+            device=profile,
+            first_token_s=self.expected_first_token_s(),
+            max_tpot=self.pace_s,
+            cloud_tpot_s=self.cloud_tpot_s,
+            max_k=self.max_tokens,
+        )
+
+    def _start_cloud(self, request: _Request, k: int, *, paced: bool = True) -> None:
         request.quota = min(k + 1, self.max_tokens)
         request.timeline.k = request.quota - 1
         request.timeline.cloud_quota = request.quota
         request.buffer = TokenBuffer()
-        request.controller = SpeedController(
-            min_tpot=self.min_tpot, max_tpot=self.pace_s, expected_tokens=request.quota
-        )
+        if paced:
+            request.controller = SpeedController(
+                min_tpot=self.min_tpot, max_tpot=self.pace_s, expected_tokens=request.quota
+            )
         request.start_cloud(request.prompt, request.quota)
 
     async def _display(self, request: _Request) -> AsyncIterator[Piece]:

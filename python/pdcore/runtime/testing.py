@@ -94,6 +94,8 @@ class CloudScript:
         refuse_fields: Request fields the server refuses with HTTP 422 naming them.
         model_fields: Extra fields of the ``GET /v1/models`` entry (e.g. ``{"max_model_len": 4096}``).
         tokenize: Whether it offers ``POST /extras/tokenize`` (whitespace-separated words).
+        faulty_requests: How many requests, from the first, ``cut_after`` and ``stall_after`` apply to
+            (None: all of them).
     """
 
     pieces: Sequence[str]
@@ -106,6 +108,7 @@ class CloudScript:
     refuse_fields: Sequence[str] = ()
     model_fields: Mapping[str, Any] = field(default_factory=dict)
     tokenize: bool = False
+    faulty_requests: int | None = None
 
     def gap(self, index: int) -> float:
         """The wait before event ``index`` (``index >= 1``)."""
@@ -239,6 +242,9 @@ class FakeCloud:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Cache-Control", "no-cache")
                 self.end_headers()
+                faulty = script.faulty_requests is None or len(cloud.requests) <= script.faulty_requests
+                cut_after = script.cut_after if faulty else None
+                stall_after = script.stall_after if faulty else None
                 quota = int(served.body.get("max_tokens", len(script.pieces)))
                 start = _continued(str(served.body.get("prompt", "")), script.pieces)
                 if script.context_tokens is not None:
@@ -248,9 +254,9 @@ class FakeCloud:
                 complete = start + quota >= len(script.pieces)
                 for index, piece in enumerate(pieces):
                     time.sleep(script.first_delay_s if index == 0 else script.gap(index))
-                    if script.cut_after is not None and index >= script.cut_after:
+                    if cut_after is not None and index >= cut_after:
                         return
-                    if script.stall_after is not None and index >= script.stall_after:
+                    if stall_after is not None and index >= stall_after:
                         time.sleep(3600)
                     last = index == len(pieces) - 1
                     reason = ("stop" if complete else "length") if last else None

@@ -149,6 +149,14 @@ class Timeline:
         prior_speed_ratio: The device's speed relative to its profile (time taken over time predicted)
             that the session assumed at the start, learned from earlier requests.
         device_speed_ratio: The same ratio measured in this request.
+        plan: What the request ran: the mode, or, for a P/D-Device request with ``k="auto"``, the side
+            it was reduced to (``"device-only"``: the device answers first; ``"cloud-only"``: the device
+            cannot catch up within the answer).
+        plan_reason: Why, in words.
+        cloud_stalls: ``(at_s, silent_s, kind)`` for each stall of the cloud's stream: the last event's
+            time, how long it was silent, and ``"silent"`` (past the stall deadline) or ``"cut"`` (the
+            connection broke).
+        cloud_resumes: ``(at_s, kind, tokens)`` for each request that resumed a silent or cut stream.
     """
 
     mode: str
@@ -174,6 +182,10 @@ class Timeline:
     finished_s: float | None = None
     prior_speed_ratio: float | None = None
     device_speed_ratio: float | None = None
+    plan: str | None = None
+    plan_reason: str | None = None
+    cloud_stalls: list[tuple[float, float, str]] = field(default_factory=list)
+    cloud_resumes: list[tuple[float, str, int]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -226,6 +238,8 @@ class Timeline:
         estimates = [estimate for _, estimate in self.handoff_estimates]
         return {
             "mode": self.mode,
+            "plan": self.plan or self.mode,
+            "plan_reason": self.plan_reason,
             "k": self.k,
             "prompt_tokens": self.prompt_tokens,
             "ttft_s": ttft,
@@ -246,6 +260,8 @@ class Timeline:
             "handoff_revisions": max(0, len(estimates) - 1),
             "cloud_extensions": len(self.cloud_extensions),
             "cloud_extension_tokens": sum(tokens for _, tokens in self.cloud_extensions),
+            "cloud_stalls": len(self.cloud_stalls),
+            "cloud_resumes": len(self.cloud_resumes),
             "prior_speed_ratio": self.prior_speed_ratio,
             "device_speed_ratio": self.device_speed_ratio,
             "max_gap_s": max(values) if values else None,
@@ -279,6 +295,14 @@ class Timeline:
             "cloud_events": [asdict(record) for record in self.cloud_events],
             "handoff_estimates": [{"at_s": at, "estimate_s": value} for at, value in self.handoff_estimates],
             "cloud_extensions": [{"at_s": at, "tokens": tokens} for at, tokens in self.cloud_extensions],
+            "plan": self.plan or self.mode,
+            "plan_reason": self.plan_reason,
+            "cloud_stalls": [
+                {"at_s": at, "silent_s": silent, "kind": kind} for at, silent, kind in self.cloud_stalls
+            ],
+            "cloud_resumes": [
+                {"at_s": at, "kind": kind, "tokens": tokens} for at, kind, tokens in self.cloud_resumes
+            ],
             "notices": [asdict(notice) for notice in self.notices],
         }
         return dict(_rounded(body))
