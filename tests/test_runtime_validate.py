@@ -107,6 +107,17 @@ def test_validate_end_to_end_with_fakes() -> None:
     assert document["runs"][0]["summary"]["mode"] == "pd-device"
     assert document["runs"][0]["timeline"]["tokens"], "each run carries its full timeline"
     assert document["cloud_profile"]["base_s"] > 0
+    # the simulator's timeline of each live request, as the comparisons predict it
+    for run, entry in zip(report.runs, document["runs"], strict=True):
+        predicted = entry["predicted_timeline"]
+        assert len(predicted["displays_s"]) == run.output_tokens
+        assert len(predicted["from_cloud"]) == run.output_tokens
+        assert predicted["k"] == run.k
+        assert predicted["displays_s"] == sorted(predicted["displays_s"])
+        if predicted["handoff_s"] is not None:
+            assert predicted["handoff_estimates"]
+    ttft_predicted = [entry["predicted_timeline"]["displays_s"][0] for entry in document["runs"]]
+    assert ttft_predicted == pytest.approx(list(ttft.predicted), abs=1e-9)
 
 
 def test_live_run_max_gap_leaves_out_the_stalls_of_each_sides_own_stream() -> None:

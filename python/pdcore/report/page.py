@@ -171,9 +171,12 @@ _SCRIPT = r"""
                   legend: {orientation: "h", y: -0.09}, annotations: [], shapes: shapes};
     var rows = [[0.44, 1.0], [0.22, 0.38], [0.0, 0.16]];
     var rowTitles = ["token position", "display gap (ms)", "hand-off estimate (s)"];
+    // one time axis for every column: the same request (or live and predicted) compared at a glance
+    var end = 0.01;
+    names.forEach(function (name) { end = Math.max(end, zoomEnd(columns[name])); });
     names.forEach(function (name, c) {
       var tl = columns[name], pad = 0.03, x0 = c / n + (c ? pad : 0), x1 = (c + 1) / n - pad;
-      var first = c * 3 + 1, end = zoomEnd(tl);
+      var first = c * 3 + 1;
       var fromCloud = tl.from_cloud, disp = tl.displays_s;
       var cloudX = [], cloudY = [], devX = [], devY = [];
       disp.forEach(function (t, i) {
@@ -182,7 +185,7 @@ _SCRIPT = r"""
       rows.forEach(function (domain, r) {
         var k = first + r, xa = "xaxis" + (k === 1 ? "" : k), ya = "yaxis" + (k === 1 ? "" : k);
         layout[xa] = {domain: [x0, x1], anchor: "y" + (k === 1 ? "" : k), range: [0, end],
-                      matches: k === first ? undefined : "x" + (first === 1 ? "" : first),
+                      matches: k === 1 ? undefined : "x",
                       showticklabels: true, zeroline: false};
         if (r === 2) { layout[xa].title = {text: "seconds since the request arrived"}; }
         layout[ya] = {domain: domain, anchor: "x" + (k === 1 ? "" : k), zeroline: false,

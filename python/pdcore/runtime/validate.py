@@ -95,6 +95,7 @@ __all__ = [
     "ValidationReport",
     "fit_cloud",
     "make_prompt",
+    "predict_timelines",
     "scaled_profile",
     "validate",
 ]
@@ -311,6 +312,8 @@ class ValidationReport:
         in_situ: The same comparisons with the profile scaled by each live run's own ratio: what is left
             of the disagreement once the device's live speed is known (diagnostic; `passed` does not
             use it).
+        predicted_timelines: The simulator's timeline of each live request, as the comparisons predict
+            it (`predict_timelines`; ``pdcore view`` draws it beside the live one).
     """
 
     runs: tuple[LiveRun, ...]
@@ -326,6 +329,7 @@ class ValidationReport:
     baselines: tuple[Baseline, ...] = ()
     device_speed_ratio: float = 1.0
     in_situ: tuple[Comparison, ...] = ()
+    predicted_timelines: tuple[dict[str, Any], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -376,8 +380,11 @@ class ValidationReport:
                     "max_gap_all_s": run.max_gap_all_s,
                     "summary": run.timeline.summary(),
                     "timeline": run.timeline.to_dict(),
+                    "predicted_timeline": self.predicted_timelines[index]
+                    if index < len(self.predicted_timelines)
+                    else None,
                 }
-                for run in self.runs
+                for index, run in enumerate(self.runs)
             ],
         }
 
@@ -468,7 +475,7 @@ def cloud_model(
     return cached, rtt_s / 2.0 + max(first - measured.base_s, 0.0) / 2.0
 
 
-def predict(
+def _replay_setup(
     runs: Sequence[LiveRun],
     *,
     device: DeviceProfile,
@@ -477,8 +484,8 @@ def predict(
     min_tpot: float,
     pace_s: float,
     max_tpot_s: float,
-) -> dict[str, list[float]]:
-    """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
+) -> tuple[Scenario, Workload, Replay, np.ndarray[Any, np.dtype[np.float64]]]:
+    """The simulator's setup of the live requests: one at a time, an idle cloud each, their own k."""
     count = len(runs)
     workload = Workload(
         name="validate",
@@ -490,14 +497,61 @@ def predict(
     network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
     scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(max_tpot_s=max_tpot_s))
     plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pace_s) for run in runs]
-    result = scenario.run(
-        workload, Replay(plans, name="pd-device-replay"), one_way_s=np.full(count, one_way_s)
-    )
+    return scenario, workload, Replay(plans, name="pd-device-replay"), np.full(count, one_way_s)
+
+
+def predict(
+    runs: Sequence[LiveRun],
+    *,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    one_way_s: float,
+    min_tpot: float,
+    pace_s: float,
+    max_tpot_s: float,
+) -> dict[str, list[float]]:
+    """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
+    scenario, workload, replay, delays = _replay_setup(
+        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
+        max_tpot_s=max_tpot_s,
+    )  # fmt: skip
+    result = scenario.run(workload, replay, one_way_s=delays)
     return {
         "ttft_s": [float(v) for v in result.results["ttft_s"]],
         "max_gap_s": [float(v) for v in result.results["max_gap_s"]],
         "mean_gap_s": [float(v) for v in result.results["tpot_s"]],
     }
+
+
+def predict_timelines(
+    runs: Sequence[LiveRun],
+    *,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    one_way_s: float,
+    min_tpot: float,
+    pace_s: float,
+    max_tpot_s: float,
+) -> list[dict[str, Any]]:
+    """The simulator's token timeline of each live request, as `predict` sees it (JSON-ready, seconds
+    from the request's start): ``k``, ``displays_s``, ``from_cloud``, ``cloud_arrivals_s``, ``handoff_s``
+    and ``handoff_estimates`` (``[at_s, estimate_s]`` each time the estimate was set or changed)."""
+    scenario, workload, replay, delays = _replay_setup(
+        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
+        max_tpot_s=max_tpot_s,
+    )  # fmt: skip
+    recorded = scenario.record_timelines(workload, replay, range(len(runs)), one_way_s=delays)
+    return [
+        {
+            "k": recorded[index]["k"],
+            "displays_s": recorded[index]["displays_s"].tolist(),
+            "from_cloud": recorded[index]["from_cloud"].tolist(),
+            "cloud_arrivals_s": recorded[index]["cloud_arrivals_s"].tolist(),
+            "handoff_s": recorded[index]["handoff_s"],
+            "handoff_estimates": recorded[index]["handoff_estimates"].tolist(),
+        }
+        for index in range(len(runs))
+    ]
 
 
 async def make_prompt(device: Device, tokens: int, *, seed: int) -> str:
@@ -715,6 +769,7 @@ async def validate(
         baselines=tuple(baseline_runs),
         device_speed_ratio=statistics.median(measured),
         in_situ=replay.compare(measured),
+        predicted_timelines=replay.timelines(calibrated),
     )
 
 
@@ -757,6 +812,21 @@ class _Replayed:
     min_tpot: float
     pace_s: float
     max_tpot_s: float
+
+    def timelines(self, speed_ratios: Sequence[float]) -> tuple[dict[str, Any], ...]:
+        """The simulator's timeline of each run (`predict_timelines`), its profile scaled by its ratio."""
+        return tuple(
+            predict_timelines(
+                [run],
+                device=scaled_profile(self.profile, ratio),
+                cloud=self.cloud,
+                one_way_s=self.one_way_s,
+                min_tpot=self.min_tpot,
+                pace_s=self.pace_s,
+                max_tpot_s=self.max_tpot_s,
+            )[0]
+            for run, ratio in zip(self.runs, speed_ratios, strict=True)
+        )
 
     def compare(self, speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
         """Live against predicted per metric, each run's device profile scaled by its speed ratio."""

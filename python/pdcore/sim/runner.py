@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,25 +285,8 @@ class Scenario:
             InvalidInputError: A bad policy name, seed or delay array, or the simulator rejects an input.
         """
         chosen = make_policy(policy) if isinstance(policy, str) else policy
-        if one_way_s is None:
-            delays = self.one_way_s(len(workload), seed)
-        else:
-            delays = np.ascontiguousarray(one_way_s, dtype=np.float64)
-            if delays.shape != (len(workload),):
-                raise InvalidInputError(
-                    f"one_way_s has shape {delays.shape}; fix: pass one delay per request ({len(workload)})"
-                )
-        simulator = Simulator(
-            arrival_s=workload.arrival_s,
-            prompt_tokens=workload.prompt_tokens,
-            output_tokens=workload.output_tokens,
-            one_way_s=delays,
-            cloud=self.cloud_config(),
-            device=self.device_config(),
-            bandwidth_bps=self.network.bandwidth_bps,
-            qoe_ttft_s=self.slo.ttft_s,
-            qoe_tokens_per_s=self.qoe_tokens_per_s,
-        )
+        delays = self._delays(workload, seed, one_way_s)
+        simulator = self._simulator(workload, delays)
         chosen.prepare(self.context())
         native = chosen.native()
         if native is not None:
@@ -320,6 +303,99 @@ class Scenario:
             slo=self.slo,
             seed=int(seed),
         )
+
+    def _delays(self, workload: Workload, seed: int, one_way_s: npt.ArrayLike | None) -> FloatArray:
+        if one_way_s is None:
+            return self.one_way_s(len(workload), seed)
+        delays = np.ascontiguousarray(one_way_s, dtype=np.float64)
+        if delays.shape != (len(workload),):
+            raise InvalidInputError(
+                f"one_way_s has shape {delays.shape}; fix: pass one delay per request ({len(workload)})"
+            )
+        return delays
+
+    def _simulator(self, workload: Workload, delays: FloatArray) -> Simulator:
+        return Simulator(
+            arrival_s=workload.arrival_s,
+            prompt_tokens=workload.prompt_tokens,
+            output_tokens=workload.output_tokens,
+            one_way_s=delays,
+            cloud=self.cloud_config(),
+            device=self.device_config(),
+            bandwidth_bps=self.network.bandwidth_bps,
+            qoe_ttft_s=self.slo.ttft_s,
+            qoe_tokens_per_s=self.qoe_tokens_per_s,
+        )
+
+    def record_timelines(
+        self,
+        workload: Workload,
+        policy: Policy | str,
+        requests: Sequence[int],
+        *,
+        seed: int = 0,
+        one_way_s: npt.ArrayLike | None = None,
+    ) -> dict[int, dict[str, Any]]:
+        """Simulates ``workload`` as `run` does (planning in Python), recording the token timelines of
+        ``requests``.
+
+        Returns:
+            By request: ``request``, ``arrival_s``, ``prompt_tokens``, ``output_tokens``, ``one_way_s``,
+            ``mode`` and ``k`` of its plan (``k`` -1 outside a split), then, in seconds from the request's
+            arrival, ``cloud_arrivals_s``, ``displays_s``, ``from_cloud``, ``handoff_s`` (None without a
+            hand-off) and ``handoff_estimates`` (``(n, 2)``: when the hand-off estimate was set or
+            changed, and to what).
+
+        Raises:
+            InvalidInputError: A request out of range, or what `run` raises.
+        """
+        outside = [request for request in requests if not 0 <= request < len(workload)]
+        if outside:
+            raise InvalidInputError(f"timeline requests {outside}; fix: pass indices below {len(workload)}")
+        chosen = make_policy(policy) if isinstance(policy, str) else policy
+        delays = self._delays(workload, seed, one_way_s)
+        simulator = self._simulator(workload, delays)
+        for request in requests:
+            simulator.record_timeline(request)
+        chosen.prepare(self.context())
+        arrivals = workload.arrival_s.tolist()
+        prompts = workload.prompt_tokens.tolist()
+        delay_list = delays.tolist()
+        plans: dict[int, tuple[str, int]] = {}
+        wanted = set(requests)
+        while (index := simulator.next_decision()) is not None:
+            info = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
+            plan = chosen.plan(info, CloudLoad.from_mapping(simulator.cloud_load()))
+            if index in wanted:
+                plans[index] = (plan.mode, plan.k if plan.mode in {"pd", "naive"} else -1)
+            simulator.decide(index, plan)
+        out: dict[int, dict[str, Any]] = {}
+        for request in requests:
+            recorded = simulator.timeline(request)
+            if recorded is None:  # pragma: no cover - every request in range was recorded
+                raise InvalidInputError(
+                    f"request {request} recorded no timeline; fix: pick a request in range"
+                )
+            start = float(workload.arrival_s[request])
+            handoff = recorded.get("handoff_s")
+            mode, k = plans.get(request, ("", -1))
+            out[request] = {
+                "request": request,
+                "arrival_s": start,
+                "prompt_tokens": int(workload.prompt_tokens[request]),
+                "output_tokens": int(workload.output_tokens[request]),
+                "one_way_s": float(delays[request]),
+                "mode": mode,
+                "k": k,
+                "cloud_arrivals_s": np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64) - start,
+                "displays_s": np.asarray(recorded["displays_s"], dtype=np.float64) - start,
+                "from_cloud": np.asarray(recorded["from_cloud"], dtype=np.bool_),
+                "handoff_s": None if handoff is None else float(handoff) - start,
+                "handoff_estimates": np.column_stack(
+                    (recorded["handoff_estimates_at_s"] - start, recorded["handoff_estimates_s"] - start)
+                ).reshape(-1, 2),
+            }
+        return out
 
 
 def _plan_in_python(simulator: Simulator, policy: Policy, workload: Workload, delays: FloatArray) -> None:

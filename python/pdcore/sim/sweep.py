@@ -33,9 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdcore._core import Simulator
 from pdcore.exceptions import InvalidInputError
-from pdcore.policies.base import CloudLoad, RequestInfo
 from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -316,64 +314,6 @@ def pick_timeline_request(result: SimResult) -> int:
     return int(np.argmin(distance))
 
 
-def _recorded(
-    scenario: Scenario, workload: Workload, policy_spec: str, seed: int, requests: Sequence[int]
-) -> dict[int, dict[str, Any]]:
-    """Runs ``workload`` as `Scenario.run` does, recording the token timelines of ``requests``."""
-    policy = make_policy(policy_spec)
-    delays = scenario.one_way_s(len(workload), seed)
-    simulator = Simulator(
-        arrival_s=workload.arrival_s,
-        prompt_tokens=workload.prompt_tokens,
-        output_tokens=workload.output_tokens,
-        one_way_s=delays,
-        cloud=scenario.cloud_config(),
-        device=scenario.device_config(),
-        bandwidth_bps=scenario.network.bandwidth_bps,
-        qoe_ttft_s=scenario.slo.ttft_s,
-        qoe_tokens_per_s=scenario.qoe_tokens_per_s,
-    )
-    for request in requests:
-        simulator.record_timeline(request)
-    policy.prepare(scenario.context())
-    arrivals = workload.arrival_s.tolist()
-    prompts = workload.prompt_tokens.tolist()
-    delay_list = delays.tolist()
-    plans: dict[int, tuple[str, int]] = {}
-    wanted = set(requests)
-    while (index := simulator.next_decision()) is not None:
-        info = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
-        plan = policy.plan(info, CloudLoad.from_mapping(simulator.cloud_load()))
-        if index in wanted:
-            plans[index] = (plan.mode, plan.k if plan.mode in {"pd", "naive"} else -1)
-        simulator.decide(index, plan)
-    out: dict[int, dict[str, Any]] = {}
-    for request in requests:
-        recorded = simulator.timeline(request)
-        if recorded is None:
-            raise InvalidInputError(f"request {request} recorded no timeline; fix: pick a request in range")
-        start = float(workload.arrival_s[request])
-        handoff = recorded.get("handoff_s")
-        mode, k = plans.get(request, ("", -1))
-        out[request] = {
-            "request": request,
-            "arrival_s": start,
-            "prompt_tokens": int(workload.prompt_tokens[request]),
-            "output_tokens": int(workload.output_tokens[request]),
-            "one_way_s": float(delays[request]),
-            "mode": mode,
-            "k": k,
-            "cloud_arrivals_s": np.asarray(recorded["cloud_arrivals_s"], dtype=np.float64) - start,
-            "displays_s": np.asarray(recorded["displays_s"], dtype=np.float64) - start,
-            "from_cloud": np.asarray(recorded["from_cloud"], dtype=np.bool_),
-            "handoff_s": None if handoff is None else float(handoff) - start,
-            "handoff_estimates": np.column_stack(
-                (recorded["handoff_estimates_at_s"] - start, recorded["handoff_estimates_s"] - start)
-            ).reshape(-1, 2),
-        }
-    return out
-
-
 def run_task(task: SweepTask) -> SweepResult:
     """Computes one task (the function every executor runs).
 
@@ -409,12 +349,8 @@ def run_task(task: SweepTask) -> SweepResult:
         outside = [i for i in task.timeline_requests if not 0 <= i < len(workload)]
         if outside:
             raise InvalidInputError(f"timeline_requests {outside}; fix: pass indices below {len(workload)}")
-        timelines = _recorded(
-            scenario,
-            workload,
-            task.policy,
-            task.seed,
-            list(dict.fromkeys((request, *task.timeline_requests))),
+        timelines = scenario.record_timelines(
+            workload, task.policy, list(dict.fromkeys((request, *task.timeline_requests))), seed=task.seed
         )
         timeline = timelines[request]
     searches: dict[str, Capacity] = {}
