@@ -53,11 +53,22 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, Rep
     trace = tiny_azure_trace(root / "azure_tiny_conv.csv")
     by_cli = root / "cli"
     result = CliRunner().invoke(
-        cli(), ["reproduce", "--out", str(by_cli), "--trace", str(trace), "--quick", "--workers", "2"]
+        cli(),
+        [
+            "reproduce",
+            "--out",
+            str(by_cli),
+            "--trace",
+            str(trace),
+            "--quick",
+            "--workers",
+            "2",
+            *("--explore", "7", "--explore", "450"),
+        ],
     )
     assert result.exit_code == 0, result.output
     by_api = root / "api"
-    again = reproduce(by_api, [trace], quick=True, executor="serial")
+    again = reproduce(by_api, [trace], quick=True, executor="serial", explore=[7, 450])
     return by_cli, by_api, result.output, again
 
 
@@ -109,6 +120,7 @@ def test_results_json_is_deterministic_and_complete(runs: tuple[Path, Path, str,
     assert {row["max_tpot_s"] for row in section["slo_sweep"]} == {0.03, 0.05, 0.1}
     assert len(section["rtt_sweep"]) == 3
     assert section["timeline"]["pd-device"]["handoff_s"] is not None
+    assert document["config"]["explore"] == [7, 450]
     targets = document["targets"]
     assert targets["workload"] == "azure_tiny_conv"
     assert targets["stand_in"] is False
@@ -134,6 +146,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--executor", "threads"])
     assert result.exit_code == 2
     assert "--executor 'threads' is unknown" in result.output
+    explore = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--quick", "--explore", "5000"])
+    assert explore.exit_code == 2
+    assert "--explore 5000: no workload has that request" in explore.output
     missing = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--trace", "nope.csv"])
     assert missing.exit_code == 2
     assert "nope.csv" in missing.output
@@ -220,8 +235,17 @@ def test_report_html_explorer_switches_requests(
     assert drawn == other
     note = section.find_element("css selector", ".ex-note").text
     assert f"request {other} of azure_tiny_conv" in note
-    # an id the page does not embed is refused with the reason, and the plot stays
+    # a request given with --explore is picked by its id
     box = section.find_element("css selector", ".ex-id")
+    box.clear()
+    box.send_keys("450")
+    section.find_element("css selector", ".ex-go").click()
+    assert page.wait(
+        "const s = document.getElementById('explorer-azure_tiny_conv'); return s.dataset.drawn === '450';"
+    )
+    assert "given by id (--explore)" in section.find_element("css selector", ".ex-note").text
+    other = "450"
+    # an id the page does not embed is refused with the reason, and the plot stays
     box.clear()
     box.send_keys("999999")
     section.find_element("css selector", ".ex-go").click()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,14 @@ def test_view_of_chat_loads(validated: tuple[Path, Path], open_page: Callable[[P
     assert any(text.startswith("live (pd-device):") for text in texts)
     assert "displayed, from the device" in texts
     assert page.console_errors() == []
+
+
+def test_view_without_plotly_names_the_extra(
+    validated: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    monkeypatch.setitem(sys.modules, "plotly.offline", None)
+    code, output = _view(str(validated[1]), "--out", str(validated[1].parent / "none.html"))
+    assert code == 2
+    assert "pip install 'pdcore[plot]'" in output
+    assert not (validated[1].parent / "none.html").exists()

@@ -63,6 +63,15 @@ QualityOption = Annotated[
     ),
 ]
 
+ExploreOption = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--explore",
+        help="A request (by index) whose timeline report.html's explorer embeds besides those it picks; "
+        "repeat for several.",
+    ),
+]
+
 
 class _Bars:
     """One rich progress bar per stage of `reproduce`."""
@@ -91,6 +100,7 @@ def reproduce_command(
     seed: SeedOption = 0,
     ray_address: RayOption = None,
     quality: QualityOption = DEFAULT_QUALITY,
+    explore: ExploreOption = None,
 ) -> None:
     """Run the headline experiments and write report.md, report.html, results.json and PNG plots."""
     with reported():
@@ -108,6 +118,7 @@ def reproduce_command(
                 seed=seed,
                 ray_address=ray_address,
                 quality=quality,
+                explore=explore or (),
                 progress=_Bars(progress),
             )
         elapsed = time.perf_counter() - started

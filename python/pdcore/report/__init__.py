@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,16 @@ def _unique_key(name: str, taken: set[str]) -> str:
     return key
 
 
+def _check_explore(explore: Sequence[int], runs: Sequence[WorkloadRun]) -> None:
+    largest = max(len(run.workload) for run in runs)
+    for request in explore:
+        if isinstance(request, bool) or not isinstance(request, int) or not 0 <= request < largest:
+            raise InvalidInputError(
+                f"--explore {request!r}: no workload has that request; fix: pass an index from 0 to "
+                f"{largest - 1}"
+            )
+
+
 def reproduce(
     out_dir: str | os.PathLike[str],
     traces: Sequence[str | os.PathLike[str]] = (),
@@ -111,6 +121,7 @@ def reproduce(
     quality: str | os.PathLike[str] | None = DEFAULT_QUALITY,
     progress: StageProgress | None = None,
     force: bool = False,
+    explore: Sequence[int] = (),
 ) -> Reproduction:
     """Runs the headline experiments and writes ``report.md``, ``report.html``, ``results.json`` and the
     plots.
@@ -129,6 +140,8 @@ def reproduce(
         quality: The refinement curve to report: a shipped name, the path of a ``.toml`` file written by
             ``pdcore refine-eval --out``, or None (or ``"none"``) for no refinement section.
         progress: Called with (stage, done, total) as the work advances.
+        explore: Requests (by index) whose timelines ``report.html``'s explorer embeds besides those it
+            picks, in every workload that has them.
         force: Replace the contents of a non-empty ``out_dir``. The report is always built in a sibling
             temporary directory and swapped in whole (`pdcore.outputs.atomic_directory`), so an interrupted
             run leaves the previous report as it was.
@@ -171,6 +184,7 @@ def reproduce(
         seed=seed,
         quality=None if curve is None else str(quality),
     )
+    settings = replace(settings, explore=tuple(explore))
 
     taken: set[str] = set()
     default = WorkloadSpec(seed=seed, requests=settings.synthetic_requests)
@@ -181,6 +195,7 @@ def reproduce(
         loaded = load_trace(trace).limit(settings.trace_limit)
         runs.append(WorkloadRun(key=_unique_key(loaded.name, taken), spec=spec, workload=loaded))
 
+    _check_explore(explore, runs)
     collect(runs, settings, executor=executor, workers=workers, ray_address=ray_address, progress=progress)
     if progress is not None:
         progress("optimizer", 0, 1)

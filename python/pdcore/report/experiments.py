@@ -46,6 +46,7 @@ __all__ = [
     "DECODE_CAPACITY_TARGET",
     "EXPLORED_PER_FILTER",
     "EXPLORED_POLICIES",
+    "EXPLORED_SAMPLE",
     "FASTER_DEVICE",
     "POLICIES",
     "TTFT_CUT_TARGET",
@@ -90,6 +91,9 @@ EXPLORED_POLICIES = ("pd-device", "naive-split", "cloud-only")
 EXPLORED_PER_FILTER = 4
 """Requests the explorer embeds per filter (slowest TTFT, largest gap, largest hand-off stall)."""
 
+EXPLORED_SAMPLE = 6
+"""Requests the explorer embeds evenly spaced over the workload, first and last included."""
+
 UTILISATION_FALLBACK = 0.8
 """Prefill-pool utilisation of the loaded operating point when cloud-only has no capacity."""
 
@@ -120,6 +124,8 @@ class Settings:
         refine_ratio: Refinement ratio the growth experiment allows.
         prompt_lengths: Prompt lengths of the ``k*`` table.
         quality: The measured refinement curve to report (a shipped name or a .toml path; None: none).
+        explore: Requests (by index) whose timelines the explorer of ``report.html`` embeds besides
+            those it picks (`explored_requests`), in every workload that has them.
     """
 
     device: str
@@ -140,6 +146,7 @@ class Settings:
     refine_ratio: float = 0.5
     prompt_lengths: tuple[int, ...] = tuple(sorted({round(16 * 2 ** (step / 2)) for step in range(19)}))
     quality: str | None = None
+    explore: tuple[int, ...] = ()
 
     @classmethod
     def full(
@@ -197,6 +204,7 @@ class Settings:
             "output_scales": list(self.output_scales),
             "refine_ratio": self.refine_ratio,
             "quality_curve": self.quality,
+            "explore": list(self.explore),
             "policies": list(POLICIES),
         }
 
@@ -319,11 +327,18 @@ def _load_point(settings: Settings, run: WorkloadRun, cloud_only: SweepResult) -
 
 
 def explored_requests(
-    columns: Mapping[str, npt.NDArray[Any]], max_tpot_s: float, representative: int | None, count: int
+    columns: Mapping[str, npt.NDArray[Any]],
+    max_tpot_s: float,
+    representative: int | None,
+    count: int,
+    *,
+    given: Sequence[int] = (),
+    sample: int = 0,
 ) -> dict[str, list[int]]:
-    """The requests the explorer embeds, by filter: the representative one, then under P/D-Device the
-    ``count`` slowest first tokens, largest display gaps and largest hand-off stalls (the hand-off gap
-    beyond ``max_tpot_s``; requests without a stall are not listed), worst first, lower index on a tie."""
+    """The requests the explorer embeds, by filter: the ``given`` ones (those in range), the
+    representative one, then under P/D-Device the ``count`` slowest first tokens, largest display gaps and
+    largest hand-off stalls (the hand-off gap beyond ``max_tpot_s``; requests without a stall are not
+    listed), worst first, lower index on a tie; and ``sample`` requests evenly spaced over the workload."""
 
     def worst(values: npt.NDArray[np.float64]) -> list[int]:
         order = np.lexsort((np.arange(values.size), -np.nan_to_num(values, nan=-np.inf)))
@@ -333,10 +348,17 @@ def explored_requests(
     gap = np.asarray(columns["max_gap_s"], dtype=np.float64)
     handoff = np.asarray(columns["handoff_gap_s"], dtype=np.float64)
     stall = np.where(np.isfinite(handoff) & ~within(handoff, max_tpot_s), handoff - max_tpot_s, np.nan)
-    filters = {} if representative is None else {"representative (median lengths)": [representative]}
+    size = ttft.size
+    filters = {"given by id (--explore)": [int(i) for i in dict.fromkeys(given) if 0 <= i < size]}
+    if representative is not None:
+        filters["representative (median lengths)"] = [representative]
     filters["slowest TTFT (pd-device)"] = worst(ttft)
     filters["largest display gap (pd-device)"] = worst(gap)
     filters["hand-off stalls (pd-device)"] = worst(stall)
+    if sample > 0 and size > 0:
+        filters["evenly spaced sample"] = sorted(
+            {int(i) for i in np.linspace(0, size - 1, min(sample, size))}
+        )
     return {name: ids for name, ids in filters.items() if ids}
 
 
@@ -434,7 +456,12 @@ def collect(
         points[run.key] = _load_point(settings, run, first[f"{run.key}|main|cloud-only"])
         second_tasks += _second_wave(settings, run, points[run.key], request)
         run.explored_filters = explored_requests(
-            main_pd.columns, settings.slo.max_tpot_s, request, EXPLORED_PER_FILTER
+            main_pd.columns,
+            settings.slo.max_tpot_s,
+            request,
+            EXPLORED_PER_FILTER,
+            given=settings.explore,
+            sample=EXPLORED_SAMPLE,
         )
         second_tasks += _explore_tasks(settings, run, run.explored_filters)
     second = _sweep(second_tasks, "at cloud-only capacity", executor, workers, ray_address, progress)

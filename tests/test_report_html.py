@@ -1,0 +1,77 @@
+"""``report.html``'s pieces without a browser: the CDF sampling, the markdown subset, the explorer's pick."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pdcore.report.experiments import explored_requests
+from pdcore.report.html import cdf_points, markdown_to_html
+
+
+def test_cdf_points_keep_the_extremes_and_at_most_the_budget() -> None:
+    values = np.random.default_rng(3).lognormal(size=19_366)
+    values[5] = np.nan
+    xs, ys = cdf_points(values, points=400)
+    assert len(xs) == len(ys) <= 400
+    finite = np.sort(values[np.isfinite(values)])
+    assert xs[0] == finite[0]
+    assert xs[-1] == finite[-1]
+    assert ys[-1] == 1.0
+    assert np.all(np.diff(xs) >= 0)
+    # each point is exact: the share of requests at or below it
+    for x, y in zip(xs[::50], ys[::50], strict=True):
+        assert y == pytest.approx(np.searchsorted(finite, x, side="right") / finite.size)
+    small, shares = cdf_points(np.array([3.0, 1.0, 2.0]))
+    assert small == [1.0, 2.0, 3.0]
+    assert shares == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert cdf_points(np.array([np.nan])) == ([], [])
+
+
+def test_markdown_subset() -> None:
+    text = "\n".join(
+        [
+            "# Title with `code`",
+            "",
+            "A paragraph with **bold**, *italics* and <angle>",
+            "that goes on.",
+            "",
+            "| policy | TTFT |",
+            "|:--|--:|",
+            "| **pd-device** | 0.1 s |",
+            "",
+            "- one item",
+            "  continued",
+            "- two",
+            "",
+            "![TTFT CDF](a.png)",
+            "![other](b.png)",
+        ]
+    )
+    html = markdown_to_html(text, {"a.png": "<div id=fig></div>"})
+    assert "<h1>Title with <code>code</code></h1>" in html
+    assert (
+        "<p>A paragraph with <strong>bold</strong>, <em>italics</em> and &lt;angle&gt; that goes on.</p>"
+        in html
+    )
+    assert "<th>policy</th><th class=r>TTFT</th>" in html
+    assert "<td><strong>pd-device</strong></td><td class=r>0.1 s</td>" in html
+    assert "<ul><li>one item continued</li><li>two</li></ul>" in html
+    assert "<div id=fig></div>" in html
+    assert '<img alt="other" src="b.png">' in html
+
+
+def test_explored_requests_pick_the_worst_and_the_given() -> None:
+    columns = {
+        "ttft_s": np.array([0.1, 0.9, 0.5, np.nan, 0.9, 0.2]),
+        "max_gap_s": np.array([0.05, 0.04, 0.3, 0.01, 0.02, 0.2]),
+        "handoff_gap_s": np.array([np.nan, 0.2, 0.04, np.nan, 0.08, 0.05]),
+    }
+    filters = explored_requests(columns, 0.05, 2, 2, given=(5, 99, 5), sample=3)
+    assert filters["given by id (--explore)"] == [5]
+    assert filters["representative (median lengths)"] == [2]
+    assert filters["slowest TTFT (pd-device)"] == [1, 4]  # a tie: the lower index first
+    assert filters["largest display gap (pd-device)"] == [2, 5]
+    assert filters["hand-off stalls (pd-device)"] == [1, 4]  # 0.05 meets the objective: no stall
+    assert filters["evenly spaced sample"] == [0, 2, 5]
+    assert "given by id (--explore)" not in explored_requests(columns, 0.05, None, 1)
