@@ -47,11 +47,21 @@ def test_bad_sites_name_the_setting() -> None:
 
 def test_the_prefill_step_is_the_cost_models_iteration() -> None:
     cost = CLOUD.cost
-    assert cost.prefill_instance_decode_s(1000, 0.0) == pytest.approx(cost.lone_decode_s(1000), rel=1e-12)
     budget = cost.max_tokens_per_iteration
+    assert cost.prefill_instance_decode_s(1000, 0.0, budget) == pytest.approx(
+        cost.lone_decode_s(1000), rel=1e-12
+    )
     full = cost.iteration_s([budget - 1], [1000])
-    assert cost.prefill_instance_decode_s(1000, 1e9) == pytest.approx(full, rel=1e-12)
+    assert cost.prefill_instance_decode_s(1000, 1e9, budget) == pytest.approx(full, rel=1e-12)
     assert isinstance(cost, CloudCost)
+    # while it decodes, a prefill instance keeps one iteration within the largest gap
+    capped = cost.prefill_decode_budget(0.05)
+    assert 1 < capped < budget
+    assert cost.prefill_instance_decode_s(4096, 1e9, capped) <= 0.05 < full
+    assert scenario(k_sites="both").prefill_decode_budget() == capped
+    assert scenario().prefill_decode_budget() == 0
+    with pytest.raises(InvalidInputError, match="max_tpot"):
+        cost.prefill_decode_budget(0.0)
 
 
 def optimizer(sites: str, link: float | None) -> Optimizer:
@@ -65,9 +75,12 @@ def test_the_optimizer_says_why_it_placed_the_tokens() -> None:
     slow = optimizer("both", 1e9).choose(2000, one_way_s=0.02)
     assert (slow.mode, slow.k_site, slow.k_site_reason) == ("pd", "prefill", "gap")
     assert slow.plan().k_site == "prefill"
-    # a fast link and a queue: both within the gap, the prefill instance's step rides on a prefill chunk
-    fast = optimizer("both", 25e9).choose(2000, one_way_s=0.02, load=CloudLoad(waiting_prefill_tokens=300))
-    assert (fast.k_site, fast.k_site_reason) == ("prefill", "gpu-time")
+    # a fast link: both within the gap; idle, the prefill instance's lone steps are done sooner, beside a
+    # queue its steps carry prefill chunks and the pool is done sooner
+    idle = optimizer("both", 25e9).choose(2000, one_way_s=0.02, load=CloudLoad(waiting_prefill_tokens=0))
+    assert (idle.k_site, idle.k_site_reason) == ("prefill", "sooner")
+    busy = optimizer("both", 25e9).choose(2000, one_way_s=0.02, load=CloudLoad(waiting_prefill_tokens=5000))
+    assert (busy.k_site, busy.k_site_reason) == ("pool", "sooner")
     # nothing to place for a prompt the device answers alone
     short = optimizer("both", 1e9).choose(8, one_way_s=0.02)
     assert (short.mode, short.k_site_reason) == ("device", "no-decode")

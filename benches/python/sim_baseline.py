@@ -317,6 +317,7 @@ class Cloud:
         self.kv_bytes_per_token = float(cfg["kv_bytes_per_token"])
         self.kv_link = float(cfg["kv_link_bytes_per_s"])
         self.k_sites = str(cfg.get("k_sites", "pool"))
+        self.prefill_decode_budget = int(cfg.get("prefill_decode_budget", 0))
         if self.k_sites not in K_SITES:
             raise ValueError(f"k_sites {self.k_sites!r} is not one of {K_SITES}")
         if self.disaggregated:
@@ -401,7 +402,10 @@ class Cloud:
         rep.cur_decode = cur_decode
         cur_prefill: list[tuple[int, int]] = []
         rep.cur_prefill = cur_prefill
-        budget = max(self.max_tokens - len(cur_decode), 0)
+        cap = self.max_tokens
+        if rep.role == ROLE_PREFILL and cur_decode and self.prefill_decode_budget > 0:
+            cap = min(cap, self.prefill_decode_budget)
+        budget = max(cap - len(cur_decode), 0)
         prefill_tokens = 0
         attn = 0
         for i in rep.prefilling:
@@ -1197,6 +1201,7 @@ def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "kv_bytes_per_token": float(c.kv_bytes_per_token),
         "kv_link_bytes_per_s": scenario.kv_link(),
         "k_sites": scenario.k_sites,
+        "prefill_decode_budget": scenario.prefill_decode_budget(),
     }
     d = scenario.device
     device = {

@@ -409,6 +409,8 @@ class CloudConfig:
         k_sites: Where P/D-Device's ``k`` tokens may be decoded in a disaggregated cloud: ``"pool"`` (the
             decode pool, after a KV transfer, as any request), ``"prefill"`` (the prefill instance that
             prefilled the prompt, beside its prefill chunks) or ``"both"`` (each plan's ``k_site``).
+        prefill_decode_budget: A prefill replica's token budget per iteration while it decodes ``k``
+            tokens (`CloudCost.prefill_decode_budget`); 0 keeps ``max_tokens_per_iteration``.
 
     Raises:
         InvalidInputError: An unknown deployment or a value out of range; the message names it.
@@ -433,6 +435,7 @@ class CloudConfig:
         kv_bytes_per_token: float,
         kv_link_bytes_per_s: float,
         k_sites: str = "pool",
+        prefill_decode_budget: int = 0,
     ) -> Self: ...
     @property
     def deployment(self) -> str:
@@ -550,9 +553,20 @@ class CloudCost:
     def queued_prefill_token_s(self) -> float:
         """Seconds per queued prefill token when iterations are full of prefill."""
 
-    def prefill_instance_decode_s(self, context_tokens: int, queued_prefill_tokens: float) -> float:
+    def prefill_instance_decode_s(
+        self, context_tokens: int, queued_prefill_tokens: float, budget_tokens: int
+    ) -> float:
         """One decode step of a sequence kept on its prefill instance, seconds: an iteration carrying the
-        step and up to the rest of the token budget of the ``queued_prefill_tokens`` queued there."""
+        step and up to the rest of a ``budget_tokens`` budget of the ``queued_prefill_tokens`` queued
+        there."""
+
+    def prefill_decode_budget(self, max_tpot: float) -> int:
+        """The token budget of a prefill instance's iteration while it decodes: the largest whose
+        iteration (one decode step and a first chunk) fits in ``max_tpot`` (Sarathi-Serve's rule).
+
+        Raises:
+            InvalidInputError: ``max_tpot`` is not finite and > 0.
+        """
 
     def queue_wait_lower_bound_s(self, waiting_prefill_tokens: float, prefill_replicas: int) -> float:
         """A lower bound of a new prompt's wait: tokens ahead beyond one budget per replica, at the
@@ -629,8 +643,8 @@ class Choice:
     @property
     def k_site_reason(self) -> str:
         """Why there: ``"only-site"`` (one site offered), ``"no-decode"`` (no cloud decode token),
-        ``"gap"`` (only that site keeps the first decode token within ``max_tpot``) or ``"gpu-time"``
-        (both or neither do; it costs fewer GPU-seconds, the prefill instance on a tie)."""
+        ``"gap"`` (only that site keeps the first decode token within ``max_tpot``) or ``"sooner"``
+        (both or neither do; the ``k`` tokens are done sooner there, the prefill instance on a tie)."""
 
 @final
 class PlanOptimizer:
@@ -661,6 +675,9 @@ class PlanOptimizer:
     @property
     def k_sites(self) -> str:
         """Where the ``k`` tokens may be decoded: ``"pool"``, ``"prefill"`` or ``"both"``."""
+    @property
+    def prefill_decode_budget(self) -> int:
+        """The prefill instance's token budget while it decodes (`CloudCost.prefill_decode_budget`)."""
     @property
     def refine_ratios(self) -> list[float]:
         """The ratios tried, largest first (1.0 among them)."""

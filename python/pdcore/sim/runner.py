@@ -202,7 +202,16 @@ class Scenario:
             kv_bytes_per_token=float(cloud.kv_bytes_per_token),
             kv_link_bytes_per_s=self.kv_link(),
             k_sites=self.k_sites,
+            prefill_decode_budget=self.prefill_decode_budget(),
         )
+
+    def prefill_decode_budget(self) -> int:
+        """A prefill replica's token budget while it decodes ``k`` tokens: the cost model's rule at the
+        largest-gap objective (`pdcore._core.CloudCost.prefill_decode_budget`), or 0 (no cap) when the
+        cloud offers only the decode pool."""
+        if self.k_sites == "pool":
+            return 0
+        return self.cloud.cost.prefill_decode_budget(self.slo.max_tpot_s)
 
     def device_config(self) -> DeviceCost:
         """The simulator's device model: the profile's cost model, with the KV override if one is set."""

@@ -8,7 +8,11 @@
 //! - [`KSite::Prefill`]: the prefill instance that just prefilled the prompt keeps its KV cache and
 //!   decodes the `k` tokens in its next iterations, alongside the prefill chunks of the prompts queued
 //!   behind (chunked-prefill style, as Sarathi-Serve mixes them): no transfer and no decode slot, but each
-//!   step lasts a whole prefill iteration ([`CloudCost::prefill_instance_decode_s`]).
+//!   step lasts a whole prefill iteration ([`CloudCost::prefill_instance_decode_s`]). While a prefill
+//!   instance holds decoding sequences it caps its iteration's token budget so that one iteration fits in
+//!   the largest display gap ([`CloudCost::prefill_decode_budget`]), Sarathi-Serve's rule of choosing the
+//!   chunk size from the time-between-tokens objective; without the cap one iteration of the shipped
+//!   A100 profile's 2048-token budget takes ~140 ms, and every `k` token would miss a 50 ms gap.
 //!
 //! A colocated cloud has one place only (every replica prefills and decodes); the site is then moot.
 //!
@@ -17,10 +21,16 @@
 //! 2. one site's first decode token reaches the device within `max_tpot` of the first token and the
 //!    other's does not: that site ([`SiteReason::Gap`]); the pool's gap is the transfer plus one decode
 //!    step, the prefill instance's one of its iterations;
-//! 3. otherwise the fewer GPU-seconds for the `k` tokens ([`SiteReason::GpuTime`]): in the pool every step
-//!    is a lone decode step (the base cost included, a batch shares it but the optimizer cannot know the
-//!    batch), on a prefill instance with a queue the base cost is paid by the prefill chunk the step rides
-//!    with, so only the decode terms are added; a tie goes to the prefill instance (no transfer, no slot).
+//! 3. otherwise the site where the `k` tokens are done sooner ([`SiteReason::Sooner`]): the pool holds
+//!    the request for the transfer plus `k` lone decode steps, the prefill instance for `k` of its
+//!    iterations (lone steps on an idle instance, up to `max_tpot` each beside a queue); the time held
+//!    is a batch slot and KV cache kept, and on a prefill instance every step also caps the prefill
+//!    chunks beside it. A tie goes to the prefill instance (no transfer, no decode slot).
+//!
+//! Measured consequence (`pdcore size`, the shipped A100 profile and a phone): P/D-Device's `k` is in
+//! the hundreds for long prompts, and `k` steps at the gap's pace keep hundreds of sequences on the
+//! prefill pool, which then needs more replicas than the decode pool saves; on an idle or lightly loaded
+//! prefill instance the steps are lone steps and the prefill instance is the cheaper place.
 
 use super::cloud::CloudCost;
 use super::gap::within_objective;
@@ -107,13 +117,13 @@ pub enum SiteReason {
     NoDecode = 1,
     /// Only the chosen site keeps the first decode token within `max_tpot`.
     Gap = 2,
-    /// Both or neither keep it; the chosen site costs fewer (or equal) GPU-seconds.
-    GpuTime = 3,
+    /// Both or neither keep it; the chosen site is done with the `k` tokens sooner (or as soon).
+    Sooner = 3,
 }
 
 impl SiteReason {
     /// The names used at the Python boundary, indexed by discriminant.
-    pub const NAMES: [&'static str; 4] = ["only-site", "no-decode", "gap", "gpu-time"];
+    pub const NAMES: [&'static str; 4] = ["only-site", "no-decode", "gap", "sooner"];
 
     /// The reason's name.
     #[must_use]
@@ -160,24 +170,54 @@ pub struct SiteEstimate {
     pub first_gap_s: f64,
     /// Seconds per later decode step.
     pub step_s: f64,
-    /// GPU-seconds of one replica GPU for the `k` tokens (multiply by the replica's GPUs).
-    pub gpu_s: f64,
+    /// Seconds from the first token until the `k`-th decode token: how long the site holds the request.
+    pub hold_s: f64,
 }
 
+/// The context the budget rule prices its decode step at: a long prompt's (the decode terms are
+/// small next to the prefill chunk's; a longer context adds `decode_context_s` per token).
+pub const BUDGET_RULE_CONTEXT: u32 = 4096;
+
 impl CloudCost {
-    /// One decode step of a sequence kept on a prefill instance: the iteration that carries it also
-    /// carries prefill chunks of the prompts queued there, up to the rest of the token budget.
-    /// `queued_prefill_tokens` is the queue of one prefill replica; its chunk is priced as a prompt's first
-    /// (no cached tokens before it), an estimate since the offset is unknown at planning time.
+    /// The token budget of a prefill instance's iteration while it decodes (module doc): the largest
+    /// `b <= max_tokens_per_iteration` such that one decode step at [`BUDGET_RULE_CONTEXT`] plus a
+    /// `b − 1`-token first chunk takes at most `max_tpot_s`; at least 2 (one decode, one prefill token).
     #[must_use]
-    pub fn prefill_instance_decode_s(&self, context: u32, queued_prefill_tokens: f64) -> f64 {
-        let chunk = self.prefill_instance_chunk(queued_prefill_tokens);
+    pub fn prefill_decode_budget(&self, max_tpot_s: f64) -> u32 {
+        let fits = |b: u32| {
+            let chunk = f64::from(b - 1);
+            self.iteration(chunk, chunk * chunk, 1.0, f64::from(BUDGET_RULE_CONTEXT)).total_s <= max_tpot_s
+        };
+        let (mut lo, mut hi) = (2_u32, self.max_tokens_per_iteration.max(2));
+        if fits(hi) {
+            return hi;
+        }
+        // the iteration time rises with b: bisect for the largest b that fits
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// One decode step of a sequence kept on a prefill instance whose iterations hold at most `budget`
+    /// tokens: the iteration that carries it also carries prefill chunks of the prompts queued there, up
+    /// to the rest of the budget. `queued_prefill_tokens` is the queue of one prefill replica; its chunk is
+    /// priced as a prompt's first (no cached tokens before it), an estimate since the offset is unknown at
+    /// planning time.
+    #[must_use]
+    pub fn prefill_instance_decode_s(&self, context: u32, queued_prefill_tokens: f64, budget: u32) -> f64 {
+        let chunk = self.prefill_instance_chunk(queued_prefill_tokens, budget);
         self.iteration(chunk, chunk * chunk, 1.0, f64::from(context)).total_s
     }
 
     /// The prefill tokens that share an iteration with one decode step on a prefill instance.
-    fn prefill_instance_chunk(&self, queued_prefill_tokens: f64) -> f64 {
-        let room = f64::from(self.max_tokens_per_iteration.saturating_sub(1));
+    fn prefill_instance_chunk(&self, queued_prefill_tokens: f64, budget: u32) -> f64 {
+        let room = f64::from(self.max_tokens_per_iteration.min(budget).saturating_sub(1));
         if queued_prefill_tokens.is_finite() {
             queued_prefill_tokens.clamp(0.0, room).floor()
         } else {
@@ -185,7 +225,8 @@ impl CloudCost {
         }
     }
 
-    /// What placing `k` decode tokens of a `prompt`-token request at `site` costs (module doc).
+    /// What placing `k` decode tokens of a `prompt`-token request at `site` costs (module doc); `budget`
+    /// is the prefill instance's token budget while it decodes.
     #[must_use]
     pub fn site_estimate(
         &self,
@@ -194,23 +235,18 @@ impl CloudCost {
         k: u32,
         queued_prefill_tokens: f64,
         link: &KvLink,
+        budget: u32,
     ) -> SiteEstimate {
         let lone = self.lone_decode_s(prompt);
-        let kf = f64::from(k);
-        match site {
-            KSite::Pool => SiteEstimate {
-                site,
-                first_gap_s: link.transfer_s(prompt.saturating_add(1)) + lone,
-                step_s: lone,
-                gpu_s: kf * lone,
-            },
+        let (first_gap_s, step_s) = match site {
+            KSite::Pool => (link.transfer_s(prompt.saturating_add(1)) + lone, lone),
             KSite::Prefill => {
-                let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens);
-                let shared = self.prefill_instance_chunk(queued_prefill_tokens) > 0.0;
-                let per_token = if shared { lone - self.base_s } else { lone };
-                SiteEstimate { site, first_gap_s: step, step_s: step, gpu_s: kf * per_token }
+                let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens, budget);
+                (step, step)
             }
-        }
+        };
+        let hold_s = if k == 0 { 0.0 } else { first_gap_s + f64::from(k - 1) * step_s };
+        SiteEstimate { site, first_gap_s, step_s, hold_s }
     }
 }
 
@@ -224,8 +260,8 @@ pub fn choose_site(pool: &SiteEstimate, prefill: &SiteEstimate, max_tpot_s: f64)
         let site = if prefill_ok { KSite::Prefill } else { KSite::Pool };
         return (site, SiteReason::Gap);
     }
-    let site = if prefill.gpu_s <= pool.gpu_s { KSite::Prefill } else { KSite::Pool };
-    (site, SiteReason::GpuTime)
+    let site = if prefill.hold_s <= pool.hold_s { KSite::Prefill } else { KSite::Pool };
+    (site, SiteReason::Sooner)
 }
 
 #[cfg(test)]
@@ -244,25 +280,45 @@ mod tests {
         }
     }
 
+    const ALL: u32 = u32::MAX;
     const LINK: KvLink = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 25e9 };
 
     #[test]
     fn a_prefill_instance_step_is_a_lone_step_on_an_idle_instance() {
         let c = a100();
-        assert_eq!(c.prefill_instance_decode_s(1000, 0.0), c.lone_decode_s(1000));
+        assert_eq!(c.prefill_instance_decode_s(1000, 0.0, ALL), c.lone_decode_s(1000));
     }
 
     #[test]
     fn a_prefill_instance_step_carries_the_rest_of_the_budget() {
         let c = a100();
-        let full = c.prefill_instance_decode_s(1000, 1e9);
+        let full = c.prefill_instance_decode_s(1000, 1e9, ALL);
         let want =
             c.base_s + 511.0 * c.prefill_token_s + 511.0 * 511.0 * c.prefill_attn_s + c.lone_decode_s(1000)
                 - c.base_s;
         assert!((full - want).abs() < 1e-15, "{full} {want}");
-        let part = c.prefill_instance_decode_s(1000, 100.4);
+        let part = c.prefill_instance_decode_s(1000, 100.4, ALL);
         assert!((part - (c.lone_decode_s(1000) + 100.0 * 5e-5 + 1e4 * 1e-9)).abs() < 1e-15);
-        assert_eq!(c.prefill_instance_decode_s(1000, f64::INFINITY), full);
+        assert_eq!(c.prefill_instance_decode_s(1000, f64::INFINITY, ALL), full);
+    }
+
+    #[test]
+    fn the_budget_rule_keeps_an_iteration_within_the_gap() {
+        // the shipped A100 profile's coefficients: a full 2048-token iteration takes ~140 ms
+        let c = CloudCost {
+            base_s: 0.01644,
+            prefill_token_s: 5.139e-5,
+            prefill_attn_s: 4.144e-9,
+            decode_seq_s: 2.136e-5,
+            decode_context_s: 1.003e-7,
+            max_tokens_per_iteration: 2048,
+        };
+        let b = c.prefill_decode_budget(0.05);
+        let at = |b: u32| c.prefill_instance_decode_s(BUDGET_RULE_CONTEXT, 1e9, b);
+        assert!(at(b) <= 0.05 && at(b + 1) > 0.05, "{b}: {} {}", at(b), at(b + 1));
+        assert!((500..700).contains(&b), "{b}");
+        assert_eq!(c.prefill_decode_budget(1.0), 2048, "a loose gap keeps the whole budget");
+        assert_eq!(c.prefill_decode_budget(0.001), 2, "an impossible gap still decodes");
     }
 
     #[test]
@@ -275,17 +331,17 @@ mod tests {
     #[test]
     fn the_pool_gap_holds_the_transfer() {
         let c = a100();
-        let e = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK);
+        let e = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
         assert_eq!(e.first_gap_s, LINK.transfer_s(1000) + c.lone_decode_s(999));
-        assert_eq!(e.gpu_s, 10.0 * c.lone_decode_s(999));
+        assert_eq!(e.hold_s, e.first_gap_s + 9.0 * c.lone_decode_s(999));
     }
 
     #[test]
     fn a_slow_link_sends_the_tokens_to_the_prefill_instance() {
         let c = a100();
         let slow = KvLink { bytes_per_s: 1e9, ..LINK }; // 131 ms for 1000 tokens
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &slow);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &slow);
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &slow, ALL);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &slow, ALL);
         assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Gap));
     }
 
@@ -293,24 +349,26 @@ mod tests {
     fn a_slow_prefill_iteration_keeps_the_tokens_in_the_pool() {
         // a budget of 2048 tokens makes a loaded prefill iteration ~110 ms
         let c = CloudCost { max_tokens_per_iteration: 2048, ..a100() };
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 1e6, &LINK);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 1e6, &LINK);
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 1e6, &LINK, ALL);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 1e6, &LINK, ALL);
+        // (the simulator caps the budget by the gap; an uncapped instance is what this rule guards)
         assert!(prefill.first_gap_s > 0.05 && pool.first_gap_s < 0.05);
         assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::Gap));
     }
 
     #[test]
-    fn with_both_within_the_gap_the_fewer_gpu_seconds_win() {
+    fn with_both_within_the_gap_the_sooner_site_wins() {
         let c = a100();
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 100.0, &LINK);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 100.0, &LINK);
-        assert!(prefill.gpu_s < pool.gpu_s);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::GpuTime));
-        // idle: the same lone steps, the tie goes to the prefill instance
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &LINK);
-        assert_eq!(pool.gpu_s, prefill.gpu_s);
-        assert_eq!(choose_site(&pool, &prefill, 0.05).0, KSite::Prefill);
+        // beside a queue the prefill instance's steps carry chunks: the pool is done sooner
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 1e6, &LINK, ALL);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 1e6, &LINK, ALL);
+        assert!(prefill.hold_s > pool.hold_s);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::Sooner));
+        // idle: lone steps without the transfer, the prefill instance is done sooner
+        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &LINK, ALL);
+        assert!(prefill.hold_s < pool.hold_s);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Sooner));
     }
 
     #[test]

@@ -139,11 +139,17 @@ impl PlanOptimizer {
         waiting_prefill_tokens.map_or(0.0, |w| w / f64::from(self.prefill_replicas))
     }
 
+    /// The prefill instance's token budget while it decodes ([`CloudCost::prefill_decode_budget`]).
+    #[must_use]
+    pub fn prefill_decode_budget(&self) -> u32 {
+        self.cloud.prefill_decode_budget(self.max_tpot_s)
+    }
+
     /// The cloud's time between decode tokens at `site`.
     fn site_tpot_s(&self, site: KSite, prompt: u32, queued: f64) -> f64 {
         match site {
             KSite::Pool => self.cloud.lone_decode_s(prompt),
-            KSite::Prefill => self.cloud.prefill_instance_decode_s(prompt, queued),
+            KSite::Prefill => self.cloud.prefill_instance_decode_s(prompt, queued, self.prefill_decode_budget()),
         }
     }
 
@@ -244,8 +250,10 @@ impl PlanOptimizer {
                     return Ok(Choice { k_site_reason: SiteReason::NoDecode, ..pool });
                 }
                 let prefill = at(KSite::Prefill)?;
-                let pool_est = self.cloud.site_estimate(KSite::Pool, prompt, pool.k, queued, &link);
-                let prefill_est = self.cloud.site_estimate(KSite::Prefill, prompt, prefill.k, queued, &link);
+                let budget = self.prefill_decode_budget();
+                let pool_est = self.cloud.site_estimate(KSite::Pool, prompt, pool.k, queued, &link, budget);
+                let prefill_est =
+                    self.cloud.site_estimate(KSite::Prefill, prompt, prefill.k, queued, &link, budget);
                 let (site, reason) = choose_site(&pool_est, &prefill_est, self.max_tpot_s);
                 let chosen = if site == KSite::Pool { pool } else { prefill };
                 Ok(Choice { k_site_reason: reason, ..chosen })

@@ -263,10 +263,28 @@ impl PyCloudCost {
         self.inner.queued_prefill_token_s()
     }
 
-    fn prefill_instance_decode_s(&self, context_tokens: i64, queued_prefill_tokens: f64) -> PyResult<f64> {
+    fn prefill_instance_decode_s(
+        &self,
+        context_tokens: i64,
+        queued_prefill_tokens: f64,
+        budget_tokens: i64,
+    ) -> PyResult<f64> {
         let ctx = super::count(context_tokens, "context_tokens")?;
         let q = tokens(queued_prefill_tokens, "queued_prefill_tokens", None)?;
-        Ok(self.inner.prefill_instance_decode_s(ctx, q))
+        let b = super::count(budget_tokens, "budget_tokens")?;
+        Ok(self.inner.prefill_instance_decode_s(ctx, q, b))
+    }
+
+    fn prefill_decode_budget(&self, max_tpot: f64) -> PyResult<u32> {
+        if !(max_tpot.is_finite() && max_tpot > 0.0) {
+            return Err(CoreError::invalid(
+                "max_tpot",
+                format!("is {max_tpot}"),
+                "pass the largest display gap, finite seconds > 0",
+            )
+            .into());
+        }
+        Ok(self.inner.prefill_decode_budget(max_tpot))
     }
 
     fn queue_wait_lower_bound_s(&self, waiting_prefill_tokens: f64, prefill_replicas: i64) -> PyResult<f64> {
@@ -448,6 +466,11 @@ impl PyPlanOptimizer {
     #[getter]
     fn k_sites(&self) -> &'static str {
         self.inner.k_sites.name()
+    }
+
+    #[getter]
+    fn prefill_decode_budget(&self) -> u32 {
+        self.inner.prefill_decode_budget()
     }
 
     #[getter]

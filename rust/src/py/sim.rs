@@ -27,7 +27,7 @@ impl PyCloudConfig {
     #[pyo3(signature = (*, deployment, replicas = 1, prefill_replicas = 1, decode_replicas = 1, base_s,
         prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s, max_batch_size,
         max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica, kv_bytes_per_token, kv_link_bytes_per_s,
-        k_sites = "pool"))]
+        k_sites = "pool", prefill_decode_budget = 0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         deployment: &str,
@@ -46,6 +46,7 @@ impl PyCloudConfig {
         kv_bytes_per_token: f64,
         kv_link_bytes_per_s: f64,
         k_sites: &str,
+        prefill_decode_budget: u32,
     ) -> PyResult<Self> {
         let deployment = match deployment {
             "colocated" => Deployment::Colocated,
@@ -78,6 +79,7 @@ impl PyCloudConfig {
             kv_bytes_per_token,
             kv_link_bytes_per_s,
             k_sites: KSites::parse(k_sites, "k_sites")?,
+            prefill_decode_budget,
         };
         inner.validate()?;
         Ok(Self { inner })

@@ -60,6 +60,9 @@ pub struct CloudConfig {
     pub kv_link_bytes_per_s: f64,
     /// Where P/D-Device's `k` tokens may be decoded (disaggregated).
     pub k_sites: KSites,
+    /// A prefill replica's token budget per iteration while it decodes (`k` tokens on the prefill
+    /// instance; [`CloudCost::prefill_decode_budget`]); 0 keeps `max_tokens_per_iteration`.
+    pub prefill_decode_budget: u32,
 }
 
 impl CloudConfig {
@@ -306,7 +309,11 @@ impl Cloud {
         rep.cur_decode.clear();
         rep.cur_decode.extend_from_slice(&rep.running);
         rep.cur_prefill.clear();
-        let mut budget = (cfg.cost.max_tokens_per_iteration as usize).saturating_sub(rep.cur_decode.len());
+        let mut cap = cfg.cost.max_tokens_per_iteration;
+        if rep.role == Role::Prefill && !rep.cur_decode.is_empty() && cfg.prefill_decode_budget > 0 {
+            cap = cap.min(cfg.prefill_decode_budget);
+        }
+        let mut budget = (cap as usize).saturating_sub(rep.cur_decode.len());
         let mut prefill_tokens = 0.0;
         let mut attn = 0.0;
         for &id in &rep.prefilling {
@@ -496,6 +503,7 @@ mod tests {
             kv_bytes_per_token: 1000.0,
             kv_link_bytes_per_s: 1e6,
             k_sites: KSites::Both,
+            prefill_decode_budget: 0,
         }
     }
 
@@ -584,9 +592,24 @@ mod tests {
             assert!((gap - cloud.cost().lone_decode_s(ctx)).abs() < 2e-9, "{gap}");
         }
         assert_eq!(cloud.load().kv_used_frac, 0.0, "the prefill replica frees the cache at the end");
-        // beside a queued prompt, the step rides with its chunk (one iteration of both)
+    }
+
+    #[test]
+    fn a_decoding_prefill_instance_caps_its_chunks() {
+        let cfg = CloudConfig { prefill_decode_budget: 100, ..config(Deployment::Disaggregated, 100_000) };
+        let cost = cfg.cost;
+        let mut cloud = Cloud::new(cfg, 2).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 10, 3, true, &mut lp);
         cloud.submit(1, 2000, 1, false, &mut lp);
-        assert!(cloud.gpu_decode_s > 0.0);
+        let out = drain(&mut cloud, &mut lp);
+        // request 0 prefills alone (request 1 comes during that iteration); its decode steps then ride
+        // with 99-token chunks of request 1's prompt
+        let steps: Vec<Nanos> = out.iter().filter(|e| e.1 == 0).map(|e| e.0).collect();
+        let it = cost.iteration(99.0, CloudCost::chunk_attention(99, 99), 1.0, 12.0).total_s;
+        assert!(((steps[2] - steps[1]).as_secs() - it).abs() < 2e-9, "{:?}", steps);
+        // once nothing decodes there, the whole budget is back
+        assert_eq!(out.iter().filter(|e| e.1 == 1).count(), 1);
     }
 
     #[test]

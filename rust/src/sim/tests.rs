@@ -25,6 +25,7 @@ fn cloud(deployment: Deployment) -> CloudConfig {
         kv_bytes_per_token: 131_072.0,
         kv_link_bytes_per_s: 25e9,
         k_sites: crate::cost::KSites::Both,
+        prefill_decode_budget: 0,
     }
 }
 

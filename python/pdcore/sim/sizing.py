@@ -1,0 +1,280 @@
+"""Cluster sizing at the SLO: the smallest cloud that serves a workload under a policy.
+
+The anchor is DistServe's placement search (Zhong et al., "DistServe: Disaggregating Prefill and Decoding
+for Goodput-optimized Large Language Model Serving", OSDI 2024, Algorithm 1): for a workload and an SLO
+it searches, with a simulator, the parallelism and the number of instances of each phase, prefill and
+decode apart, and keeps the placement with the highest goodput per GPU. pdcore keeps the parallelism of
+the cloud profile (one replica is ``gpus_per_replica`` GPUs) and searches the instance counts with its own
+simulator, replaying the whole workload at every probe so that the two pools, the KV transfers and
+P/D-Device's ``k`` tokens interact as they do in a run.
+
+Attainment: the share of requests whose TTFT is within the TTFT objective and whose largest display gap
+is within ``max_tpot`` (the cost model's gap rule, `pdcore.slo.within`). A cloud *meets* the SLO when
+the attainment is at least ``target``.
+
+Search (attainment is assumed to rise with replicas near the answer, and the answer is checked):
+
+- colocated: ``R = 1, 2, 4, ...`` until one meets (at most ``max_replicas``), then bisection for the
+  smallest ``R`` that meets;
+- disaggregated: ``P = D = 1, 2, 4, ...`` until one meets, then, as DistServe sizes each phase apart,
+  the smallest ``P`` that meets with that ``D``, then the smallest ``D`` with that ``P``, repeated until
+  neither moves.
+
+The answer is then checked one replica fewer in each pool (``fewer``): if such a cloud meets too (the
+assumption failed), the search restarts from it, so the answer always meets and every cloud one replica
+smaller does not. A policy that sends no work to the cloud needs no GPU (``bound = "no_cloud"``; more
+cloud cannot change what it meets); a policy the largest cloud tried cannot serve is ``"unattainable"``.
+
+GPUs are ``replicas * gpus_per_replica``; goodput per GPU is the rate of requests that meet the SLO
+divided by the GPUs (DistServe's per-GPU goodput).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from pdcore.exceptions import InvalidInputError
+from pdcore.policies.base import Policy
+from pdcore.sim.runner import Scenario, SimResult
+from pdcore.slo import within
+from pdcore.traces.workload import Workload
+
+__all__ = ["DEFAULT_MAX_REPLICAS", "DEFAULT_SIZING_TARGET", "Sizing", "size_cloud", "sizing_attainment"]
+
+DEFAULT_SIZING_TARGET = 0.9
+"""Default share of requests that must meet the SLO."""
+
+DEFAULT_MAX_REPLICAS = 64
+"""Default cap on the replicas of one pool (or of a colocated cloud) in the search."""
+
+Bound = Literal["found", "no_cloud", "unattainable"]
+Progress = Callable[[str, float, bool], None]
+"""Called after each probe with the cloud tried (``"3P+2D"`` or ``"x4"``), its attainment and whether it
+met the target."""
+
+
+def sizing_attainment(result: SimResult) -> float:
+    """The share of requests within the TTFT objective and with every display gap within ``max_tpot``."""
+    slo = result.slo
+    ttft_ok = within(result.results["ttft_s"], slo.ttft_s)
+    gap_ok = within(result.results["max_gap_s"], slo.max_tpot_s)
+    return float(np.mean(ttft_ok & gap_ok)) if len(ttft_ok) else 1.0
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The smallest cloud found for one policy.
+
+    Attributes:
+        policy: The policy's name.
+        deployment: ``"colocated"`` or ``"disaggregated"``.
+        replicas: Colocated replicas (0 with ``"no_cloud"``).
+        prefill_replicas: Prefill replicas (disaggregated; 0 with ``"no_cloud"``).
+        decode_replicas: Decode replicas (disaggregated; 0 with ``"no_cloud"``).
+        gpus: GPUs of the cloud found (0 with ``"no_cloud"``; None when unattainable).
+        attainment: Its SLO attainment (with ``"unattainable"``, the largest cloud's).
+        fewer: ``{cloud: attainment}`` one replica fewer in each pool, each below ``target``.
+        target: The attainment the cloud had to reach.
+        rate_rps: The workload's request rate.
+        goodput_per_gpu_rps: Requests per second meeting the SLO, per GPU (None without GPUs).
+        bound: ``"found"``, ``"no_cloud"`` or ``"unattainable"``.
+        probes: Simulations run.
+    """
+
+    policy: str
+    deployment: str
+    replicas: int
+    prefill_replicas: int
+    decode_replicas: int
+    gpus: int | None
+    attainment: float
+    fewer: dict[str, float]
+    target: float
+    rate_rps: float
+    goodput_per_gpu_rps: float | None
+    bound: Bound
+    probes: int
+
+    @property
+    def cloud(self) -> str:
+        """The cloud found, ``"2P+1D"`` or ``"x3"``."""
+        if self.deployment == "colocated":
+            return f"x{self.replicas}"
+        return f"{self.prefill_replicas}P+{self.decode_replicas}D"
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary (the ``sizing`` objects of a report)."""
+        return {
+            "policy": self.policy,
+            "deployment": self.deployment,
+            "cloud": None if self.bound == "unattainable" else self.cloud,
+            "replicas": self.replicas,
+            "prefill_replicas": self.prefill_replicas,
+            "decode_replicas": self.decode_replicas,
+            "gpus": self.gpus,
+            "attainment": self.attainment,
+            "fewer": dict(self.fewer),
+            "target": self.target,
+            "rate_rps": self.rate_rps,
+            "goodput_per_gpu_rps": self.goodput_per_gpu_rps,
+            "bound": self.bound,
+            "probes": self.probes,
+        }
+
+
+def _label(deployment: str, cloud: tuple[int, int]) -> str:
+    return f"x{cloud[0]}" if deployment == "colocated" else f"{cloud[0]}P+{cloud[1]}D"
+
+
+def _smallest(lo: int, hi: int, meets: Callable[[int], bool]) -> int:
+    """The smallest ``n`` in ``[lo, hi]`` with ``meets(n)``, given ``meets(hi)`` (bisection)."""
+    while lo < hi:
+        middle = (lo + hi) // 2
+        if meets(middle):
+            hi = middle
+        else:
+            lo = middle + 1
+    return hi
+
+
+def _with_decode(meets: Callable[[tuple[int, int]], bool], decode: int, prefill: int) -> bool:
+    return meets((prefill, decode))
+
+
+def _with_prefill(meets: Callable[[tuple[int, int]], bool], prefill: int, decode: int) -> bool:
+    return meets((prefill, decode))
+
+
+def _each_pool(cloud: tuple[int, int], meets: Callable[[tuple[int, int]], bool]) -> tuple[int, int]:
+    """The smallest prefill pool that meets with the decode pool, then the smallest decode pool with that,
+    until neither moves (each phase sized apart, as DistServe does); ``cloud`` meets."""
+    while True:
+        prefill = _smallest(1, cloud[0], functools.partial(_with_decode, meets, cloud[1]))
+        decode = _smallest(1, cloud[1], functools.partial(_with_prefill, meets, prefill))
+        if (prefill, decode) == cloud:
+            return cloud
+        cloud = (prefill, decode)
+
+
+def size_cloud(
+    workload: Workload,
+    policy: Policy,
+    scenario: Scenario,
+    *,
+    seed: int = 0,
+    target: float = DEFAULT_SIZING_TARGET,
+    max_replicas: int = DEFAULT_MAX_REPLICAS,
+    progress: Progress | None = None,
+) -> Sizing:
+    """The smallest cloud of the scenario's deployment that meets the SLO for ``target`` of the requests.
+
+    Args:
+        workload: The requests (replayed whole at every probe).
+        policy: The policy.
+        scenario: The environment; its deployment is sized, its replica counts are ignored.
+        seed: Seed of the network delays (the same delays at every probe).
+        target: The SLO attainment the cloud must reach, in (0, 1].
+        max_replicas: The most replicas of one pool (or of a colocated cloud) tried.
+        progress: Called after each probe.
+
+    Returns:
+        The sizing (module docstring).
+
+    Raises:
+        InvalidInputError: A setting out of range or an empty workload.
+    """
+    if not (isinstance(target, (int, float)) and 0.0 < target <= 1.0):
+        raise InvalidInputError(f"--target = {target!r}; fix: pass an attainment in (0, 1], e.g. 0.9")
+    if isinstance(max_replicas, bool) or not isinstance(max_replicas, int) or max_replicas < 1:
+        raise InvalidInputError(f"--max-replicas = {max_replicas!r}; fix: pass a whole number >= 1, e.g. 64")
+    if len(workload) < 2 or float(workload.arrival_s[-1]) <= 0.0:
+        raise InvalidInputError(
+            f"workload {workload.name!r} has no time span, so it has no rate to size for; fix: pass at "
+            "least two requests spread in time"
+        )
+    colocated = scenario.deployment == "colocated"
+    delays = scenario.one_way_s(len(workload), seed)
+    rate = len(workload) / float(workload.arrival_s[-1])
+    seen: dict[tuple[int, int], tuple[float, bool]] = {}
+
+    def run(cloud: tuple[int, int]) -> tuple[float, bool]:
+        """Attainment of ``(R, 0)`` colocated or ``(P, D)``, and whether the cloud did any work."""
+        if cloud not in seen:
+            if colocated:
+                changes: dict[str, Any] = {"replicas": cloud[0]}
+            else:
+                changes = {"prefill_replicas": cloud[0], "decode_replicas": cloud[1]}
+            result = scenario.replace(**changes).run(workload, policy, seed=seed, one_way_s=delays)
+            used = float(np.sum(result.results["cloud_prefill_gpu_s"])) > 0.0
+            seen[cloud] = (sizing_attainment(result), used)
+            if progress is not None:
+                progress(_label(scenario.deployment, cloud), seen[cloud][0], seen[cloud][0] >= target)
+        return seen[cloud]
+
+    def meets(cloud: tuple[int, int]) -> bool:
+        return run(cloud)[0] >= target
+
+    def sizing(cloud: tuple[int, int], bound: Bound, fewer: dict[str, float]) -> Sizing:
+        attainment = run(cloud)[0]
+        per_replica = scenario.cloud.gpus_per_replica
+        if bound == "no_cloud":
+            replicas, prefill, decode, gpus = 0, 0, 0, 0
+        elif colocated:
+            replicas, prefill, decode, gpus = cloud[0], 0, 0, cloud[0] * per_replica
+        else:
+            replicas, prefill, decode, gpus = 0, cloud[0], cloud[1], (cloud[0] + cloud[1]) * per_replica
+        goodput = rate * attainment / gpus if gpus else None
+        return Sizing(
+            policy=policy.name,
+            deployment=scenario.deployment,
+            replicas=replicas,
+            prefill_replicas=prefill,
+            decode_replicas=decode,
+            gpus=None if bound == "unattainable" else gpus,
+            attainment=attainment,
+            fewer=fewer,
+            target=float(target),
+            rate_rps=rate,
+            goodput_per_gpu_rps=goodput,
+            bound=bound,
+            probes=len(seen),
+        )
+
+    smallest = (1, 0) if colocated else (1, 1)
+    attainment, used = run(smallest)
+    if not used:
+        return sizing(smallest, "no_cloud" if attainment >= target else "unattainable", {})
+    # grow until one meets
+    n = 1
+    while not meets((n, 0) if colocated else (n, n)):
+        if n >= max_replicas:
+            return sizing((n, 0) if colocated else (n, n), "unattainable", {})
+        n = min(2 * n, max_replicas)
+    cloud = (_smallest(1, n, lambda r: meets((r, 0))), 0) if colocated else (n, n)
+    while True:
+        if not colocated:
+            cloud = _each_pool(cloud, meets)
+        smaller = [(cloud[0] - 1, cloud[1])] if cloud[0] > 1 else []
+        if not colocated and cloud[1] > 1:
+            smaller.append((cloud[0], cloud[1] - 1))
+        passing = [c for c in smaller if meets(c)]
+        if not passing:
+            fewer = {_label(scenario.deployment, c): run(c)[0] for c in smaller}
+            return sizing(cloud, "found", fewer)
+        cloud = passing[0]  # attainment was not monotone here: search on from the smaller cloud
+
+
+def whole_cloud_gain(baseline: Sizing, candidate: Sizing) -> float | None:
+    """The baseline's GPUs over the candidate's at the same SLO (``math.inf`` when the candidate needs
+    none); None when either is unattainable."""
+    if baseline.gpus is None or candidate.gpus is None:
+        return None
+    if candidate.gpus == 0:
+        return math.inf if baseline.gpus else None
+    return baseline.gpus / candidate.gpus
