@@ -85,6 +85,8 @@ def test_report_has_the_table_per_workload(runs: tuple[Path, Path, str, Reproduc
     for policy in POLICIES:
         assert text.count(f"| {policy} |") + text.count(f"| **{policy}** |") == 2
     assert "## Optimizer" in text
+    assert "## Cloud sizing at the SLO" in text
+    assert "![GPUs over request rate](sizing.png)" in text
     assert "targets on azure_tiny_conv" in output
 
 
@@ -132,7 +134,7 @@ def test_plots_are_written(runs: tuple[Path, Path, str, Reproduction]) -> None:
     out, _, _, again = runs
     names = sorted(path.name for path in out.glob("*.png"))
     assert names == sorted(path.name for path in again.plots)
-    expected = {"k_star.png", "refinement.png"}
+    expected = {"k_star.png", "refinement.png", "sizing.png"}
     for stem in ("synthetic-azure-conv", "azure_tiny_conv"):
         expected |= {f"{stem}_{kind}.png" for kind in ("ttft_cdf", "timeline", "capacity_slo", "sensitivity")}
     assert set(names) == expected

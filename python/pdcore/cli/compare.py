@@ -26,11 +26,19 @@ from pdcore.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_NETWORK,
     CloudOption,
+    DecodeOption,
+    DeploymentOption,
     DeviceOption,
     KSitesOption,
+    LimitOption,
     MaxTpotOption,
     NetworkOption,
     OldMaxTpotOption,
+    PrefillOption,
+    RateOption,
+    RateScaleOption,
+    ReplicasOption,
+    RequestsOption,
     SeedOption,
     TraceOption,
     TtftOption,
@@ -61,21 +69,6 @@ __all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulat
 
 DEFAULT_POLICIES = ("cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race")
 SCHEMA_VERSION = 1
-
-DeploymentOption = Annotated[str, typer.Option("--deployment", help="colocated or disaggregated.")]
-ReplicasOption = Annotated[int, typer.Option("--replicas", help="Replicas of a colocated cloud.")]
-PrefillOption = Annotated[int, typer.Option("--prefill-replicas", help="Prefill replicas (disaggregated).")]
-DecodeOption = Annotated[int, typer.Option("--decode-replicas", help="Decode replicas (disaggregated).")]
-RateScaleOption = Annotated[
-    float, typer.Option("--rate-scale", help="Replay the workload this many times faster.")
-]
-LimitOption = Annotated[int | None, typer.Option("--limit", help="Keep only the first N requests.")]
-RequestsOption = Annotated[
-    int | None, typer.Option("--requests", help="Requests of the synthetic workload (default 2000).")
-]
-RateOption = Annotated[
-    float | None, typer.Option("--rate", help="Arrival rate of the synthetic workload, req/s (default 5.5).")
-]
 
 
 @dataclass(frozen=True)

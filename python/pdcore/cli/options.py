@@ -46,11 +46,19 @@ __all__ = [
     "SYNTHETIC_RATE_RPS",
     "SYNTHETIC_REQUESTS",
     "CloudOption",
+    "DecodeOption",
+    "DeploymentOption",
     "DeviceOption",
     "KSitesOption",
+    "LimitOption",
     "MaxTpotOption",
     "NetworkOption",
     "OldMaxTpotOption",
+    "PrefillOption",
+    "RateOption",
+    "RateScaleOption",
+    "ReplicasOption",
+    "RequestsOption",
     "SeedOption",
     "TraceOption",
     "TtftOption",
@@ -74,6 +82,22 @@ TraceOption = Annotated[
         "--trace", help="Azure 2023 CSV or Mooncake JSONL trace; without it, the seeded synthetic workload."
     ),
 ]
+DeploymentOption = Annotated[str, typer.Option("--deployment", help="colocated or disaggregated.")]
+ReplicasOption = Annotated[int, typer.Option("--replicas", help="Replicas of a colocated cloud.")]
+PrefillOption = Annotated[int, typer.Option("--prefill-replicas", help="Prefill replicas (disaggregated).")]
+DecodeOption = Annotated[int, typer.Option("--decode-replicas", help="Decode replicas (disaggregated).")]
+RateScaleOption = Annotated[
+    float, typer.Option("--rate-scale", help="Replay the workload this many times faster.")
+]
+LimitOption = Annotated[int | None, typer.Option("--limit", help="Keep only the first N requests.")]
+RequestsOption = Annotated[
+    int | None, typer.Option("--requests", help="Requests of the synthetic workload (default 2000).")
+]
+RateOption = Annotated[
+    float | None, typer.Option("--rate", help="Arrival rate of the synthetic workload, req/s (default 5.5).")
+]
+
+
 KSitesOption = Annotated[
     str,
     typer.Option(

@@ -37,8 +37,8 @@ Where the ``k`` tokens are decoded (a P/D-disaggregated cloud): in the decode po
 transfer, or on the prefill instance that prefilled the prompt, beside its prefill chunks. With
 ``k_sites="both"`` the optimizer solves the catch-up at each site's decode pace and keeps one, saying why
 (`Choice.k_site_reason`): the site whose first decode token reaches the device within ``max_tpot`` when
-only one does, else the site where the ``k`` tokens are done sooner. The rule and its prices live in the cost model (Rust
-``cost::ksite``).
+only one does, else the site where the ``k`` tokens are done sooner. The rule and its prices live in the
+cost model (Rust ``cost::ksite``).
 
 Quality: the allowed ratios are those whose quality drop, as given in ``quality``, is within the budget;
 ``r = 1`` is the reference and always allowed. Which drop to give (the measured estimate or the upper

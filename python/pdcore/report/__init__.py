@@ -24,6 +24,7 @@ from pdcore.outputs import atomic_directory, check_output_dir, write_text
 from pdcore.profiles import NETWORK_PRESETS, load_cloud_profile, load_device_profile, network_preset
 from pdcore.report import refinement
 from pdcore.report.experiments import (
+    FASTER_DEVICE,
     POLICIES,
     Settings,
     StageProgress,
@@ -33,6 +34,7 @@ from pdcore.report.experiments import (
     targets_section,
 )
 from pdcore.report.explorer import explorer_data
+from pdcore.report.sizing import sizing_section
 from pdcore.sim.metrics import dumps
 from pdcore.sim.sweep import EXECUTORS, WorkloadSpec
 from pdcore.traces import load_trace
@@ -202,6 +204,19 @@ def reproduce(
     optimizer = optimizer_section(settings)
     if progress is not None:
         progress("optimizer", 1, 1)
+    sizing = sizing_section(
+        {run.key: run.workload for run in runs},
+        device=settings.device,
+        faster_device=FASTER_DEVICE,
+        cloud=settings.cloud,
+        network=settings.network,
+        seed=seed,
+        window=settings.window,
+        target=settings.target,
+        quick=quick,
+        refine_ratio=settings.refine_ratio,
+        progress=progress,
+    )
     primary, stand_in = _primary(runs)
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -210,6 +225,7 @@ def reproduce(
         "workloads": {run.key: run.sections for run in runs},
         "optimizer": optimizer,
         "targets": targets_section(primary, settings, stand_in=stand_in),
+        "sizing": sizing,
     }
     if curve is not None:
         document["refinement"] = refinement.section(curve, ratio=settings.refine_ratio)
@@ -234,6 +250,7 @@ def reproduce(
             max_tpot_s=settings.slo.max_tpot_s,
             presets=presets,
             refined=document.get("refinement"),
+            sizing=sizing,
         )
         if progress is not None:
             progress("plots", 1, 1)

@@ -506,6 +506,74 @@ def _targets(document: Mapping[str, Any], slo_s: float) -> list[str]:
     ]
 
 
+def _gpus(value: int | None) -> str:
+    return "none meets" if value is None else str(value)
+
+
+def _sizing(section: Mapping[str, Any], plot: str) -> list[str]:
+    lines = [
+        "## Cloud sizing at the SLO",
+        "",
+        f"The smallest P/D-disaggregated cloud (prefill and decode replicas) whose TTFT and largest display "
+        f"gap meet the SLO for {section['target']:.0%} of the first {section['window']} requests, found by "
+        "a search over replica counts with the simulator (DistServe's placement search; `pdcore size`). "
+        "The whole-cloud gain is cloud-only's GPUs over P/D-Device's at the same SLO.",
+        "",
+        f"![GPUs over request rate]({plot})",
+        "",
+    ]
+    header = ["workload", "variant", *[f"{scale:g}x" for scale in section["scales"]]]
+    body = []
+    for key, variants in section["curves"].items():
+        for label, points in variants.items():
+            cells = [f"{_gpus(p['gpus'])} @ {p['rate_rps']:.1f}" for p in points]
+            body.append([key, f"`{label}`", *cells])
+    lines += ["GPUs needed @ request rate (req/s):", ""]
+    lines += _table(header, body, "ll" + "r" * len(section["scales"]))
+    header = [
+        "workload",
+        "mean answer",
+        "device",
+        "r",
+        "rate",
+        "cloud-only GPUs",
+        "P/D-Device GPUs",
+        "gain",
+        "prefill share",
+        "bound 1/share",
+    ]
+    body = []
+    for row in section["conditions"]:
+        gain = row["gain"]
+        body.append(
+            [
+                row["workload"],
+                f"{row['mean_output_tokens']:.0f}",
+                f"`{row['device']}`",
+                f"{row['refine_ratio']:g}",
+                f"{row['rate_rps']:.1f}",
+                _gpus(row["cloud_only_gpus"]),
+                _gpus(row["pd_device_gpus"]),
+                "-" if gain is None else f"{gain:.2f}x",
+                f"{row['prefill_share']:.0%}",
+                "-" if row["gain_bound"] is None else f"{row['gain_bound']:.1f}x",
+            ]
+        )
+    lines += [
+        "",
+        f"Where the gain is largest ({section['condition_scale']:g}x each workload's rate): P/D-Device still "
+        "prefills every prompt it sends to the cloud, so with `s` the share of cloud-only's GPU-seconds "
+        "spent in prefill the gain is at most about `1/s`; a prefill-bound workload (short answers) cannot "
+        "reach the paper's \"up to 15x\", long answers can. The optimizer's device-alone fallback (requests "
+        "the device answers first, and requests it takes off a congested cloud) is outside the bound, and "
+        "GPU counts move in whole replicas.",
+        "",
+    ]
+    lines += _table(header, body, "lrlrrrrrrr")
+    lines.append("")
+    return lines
+
+
 def _optimizer(section: Mapping[str, Any], plot: str, slo_s: float) -> list[str]:
     lines = [
         "## Optimizer",
@@ -633,6 +701,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
     for key, section in workloads.items():
         lines += _workload_section(key, section, plots[key], slo_s)
     lines += _optimizer(document["optimizer"], plots[""]["k_star"], slo_s)
+    if "sizing" in document:
+        lines += _sizing(document["sizing"], plots[""]["sizing"])
     if "refinement" in document:
         lines += _refinement(document["refinement"], plots[""]["refinement"])
     lines += [

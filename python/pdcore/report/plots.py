@@ -352,6 +352,31 @@ def k_star(section: Mapping[str, Any], path: Path, max_tpot_s: float) -> Path:
     return _save(figure, path)
 
 
+def sizing_plot(section: Mapping[str, Any], path: Path) -> Path:
+    """GPUs needed at the SLO over request rate, per policy variant, one panel per workload."""
+    curves = section["curves"]
+    figure = Figure(figsize=(4.2 * len(curves), 4.2), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(curves), squeeze=False)[0])
+    for ax, (key, variants) in zip(axes, curves.items(), strict=True):
+        for label, points in variants.items():
+            rates = np.array([p["rate_rps"] for p in points], dtype=np.float64)
+            gpus = np.array([np.nan if p["gpus"] is None else p["gpus"] for p in points], dtype=np.float64)
+            ax.plot(rates, gpus, "o-", ms=4, lw=1.5, label=label)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_xlabel("request rate (req/s)")
+        ax.set_ylabel("GPUs needed at the SLO")
+        ax.set_title(key, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle(
+        f"smallest disaggregated cloud meeting TTFT and the largest gap for {section['target']:.0%} of "
+        "requests (a missing point: no cloud tried meets it)",
+        fontsize=9,
+    )
+    return _save(figure, path)
+
+
 def _f1_errors(points: Sequence[Mapping[str, Any]], f1_base: float) -> npt.NDArray[np.float64]:
     """Error bars of F1 at each point, in points: F1 at r = 1 minus the drop's 95% interval (clipped to
     the point itself when a bootstrap interval misses the mean)."""
@@ -497,9 +522,11 @@ def write_plots(
     max_tpot_s: float,
     presets: Mapping[str, float],
     refined: Mapping[str, Any] | None = None,
+    sizing: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Writes every figure into ``out_dir``; returns file names by workload key (``""`` for the
-    workload-independent ones) and figure name. ``refined``: the report's ``refinement`` entry, if any."""
+    workload-independent ones) and figure name. ``refined``: the report's ``refinement`` entry, if any;
+    ``sizing``: its ``sizing`` entry, if any."""
     written: dict[str, dict[str, str]] = {}
     for run in runs:
         stem = file_stem(run.key)
@@ -513,4 +540,6 @@ def write_plots(
     written[""] = {"k_star": k_star(optimizer, out_dir / "k_star.png", max_tpot_s).name}
     if refined is not None:
         written[""]["refinement"] = refinement(refined, out_dir / "refinement.png").name
+    if sizing is not None:
+        written[""]["sizing"] = sizing_plot(sizing, out_dir / "sizing.png").name
     return written

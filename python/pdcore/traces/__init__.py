@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pdcore.traces.loaders import AZURE_COLUMNS, MOONCAKE_KEYS, load_azure, load_mooncake, load_trace
-from pdcore.traces.synthetic import OUTPUT_LOGNORMAL, PROMPT_LOGNORMAL, TARGET_STATS, synthetic_default
+from pdcore.traces.synthetic import (
+    LONG_ANSWER_TOKENS,
+    OUTPUT_LOGNORMAL,
+    PROMPT_LOGNORMAL,
+    TARGET_STATS,
+    synthetic_default,
+    synthetic_long_answer,
+)
 from pdcore.traces.workload import Workload
 
 __all__ = [
     "AZURE_COLUMNS",
+    "LONG_ANSWER_TOKENS",
     "MOONCAKE_KEYS",
     "OUTPUT_LOGNORMAL",
     "PROMPT_LOGNORMAL",
@@ -17,4 +25,5 @@ __all__ = [
     "load_mooncake",
     "load_trace",
     "synthetic_default",
+    "synthetic_long_answer",
 ]

@@ -16,10 +16,12 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.traces.workload import Workload
 
 __all__ = [
+    "LONG_ANSWER_TOKENS",
     "OUTPUT_LOGNORMAL",
     "PROMPT_LOGNORMAL",
     "TARGET_STATS",
     "synthetic_default",
+    "synthetic_long_answer",
 ]
 
 PROMPT_LOGNORMAL: tuple[float, float, float] = (6.9952, 0.9004, 4430.0)
@@ -123,4 +125,41 @@ def synthetic_default(*, seed: int = 0, n_requests: int = 2000, rate_rps: float 
         prompt_tokens=prompts,
         output_tokens=outputs,
         source=f"synthetic:seed={int(seed)},n_requests={count},rate_rps={rate:g}",
+    )
+
+
+LONG_ANSWER_TOKENS: tuple[int, int] = (1000, 4000)
+"""Answer lengths of the long-answer workload: uniform over this closed range of tokens."""
+
+
+def synthetic_long_answer(*, seed: int = 0, n_requests: int = 2000, rate_rps: float = 1.0) -> Workload:
+    """Draws a seeded long-answer workload: the conversation prompts with reasoning-length answers.
+
+    Prompts and arrivals are drawn as in `synthetic_default` (the same generator, in the same order);
+    answers are then replaced by draws uniform over `LONG_ANSWER_TOKENS` (1,000 to 4,000 tokens), the range
+    of a reasoning model's answer with its thinking tokens. The range is an assumption stated here, not a
+    fit to a published trace. Long answers make the decode phase the larger part of a cloud-only
+    request's GPU time, which is where P/D-Device's whole-cloud gain can grow.
+
+    Args:
+        seed: Seed for ``np.random.default_rng``; a non-negative integer.
+        n_requests: Number of requests, at least 1.
+        rate_rps: Mean arrival rate in requests per second, finite and greater than 0.
+
+    Returns:
+        A workload named ``"synthetic-long-answer"``.
+
+    Raises:
+        InvalidInputError: As `synthetic_default`.
+    """
+    base = synthetic_default(seed=seed, n_requests=n_requests, rate_rps=rate_rps)
+    rng = np.random.default_rng([int(seed), 1])
+    low, high = LONG_ANSWER_TOKENS
+    outputs = rng.integers(low, high, size=len(base), endpoint=True, dtype=np.int64)
+    return Workload(
+        name="synthetic-long-answer",
+        arrival_s=base.arrival_s,
+        prompt_tokens=base.prompt_tokens,
+        output_tokens=outputs,
+        source=f"synthetic-long-answer:seed={int(seed)},n_requests={len(base)},rate_rps={float(rate_rps):g}",
     )

@@ -1,0 +1,191 @@
+"""``pdcore size``: the smallest cloud that serves a workload at the SLO, per policy (`pdcore.sim.sizing`).
+
+`register` adds the command to the ``pdcore`` Typer app. The table goes to standard output, progress and
+errors to standard error; ``--json`` writes the whole report atomically (`pdcore.outputs`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pdcore import __version__
+from pdcore.cli.options import (
+    DEFAULT_CLOUD,
+    DEFAULT_DEVICE,
+    DEFAULT_NETWORK,
+    CloudOption,
+    DeploymentOption,
+    DeviceOption,
+    KSitesOption,
+    LimitOption,
+    MaxTpotOption,
+    NetworkOption,
+    RateOption,
+    RateScaleOption,
+    RequestsOption,
+    SeedOption,
+    TraceOption,
+    TtftOption,
+    check_output,
+    load_profiles,
+    load_workload,
+    max_tpot_flag,
+    progress_bars,
+    reported,
+    stderr,
+    stdout,
+)
+from pdcore.exceptions import InvalidInputError
+from pdcore.outputs import write_text
+from pdcore.policies import make_policy, split_policy_specs
+from pdcore.sim import SLO, Scenario
+from pdcore.sim.metrics import dumps
+from pdcore.sim.sizing import (
+    DEFAULT_MAX_REPLICAS,
+    DEFAULT_SIZING_TARGET,
+    Sizing,
+    size_cloud,
+    whole_cloud_gain,
+)
+from pdcore.slo import DEFAULT_TTFT_SLO_S
+from pdcore.traces import synthetic_long_answer
+
+__all__ = ["DEFAULT_SIZE_POLICIES", "register", "size"]
+
+DEFAULT_SIZE_POLICIES = "cloud-only,pd-device"
+WORKLOADS = ("conversation", "long-answer")
+
+
+def _gain_text(gain: float | None) -> str:
+    if gain is None:
+        return "-"
+    return "no cloud" if math.isinf(gain) else f"{gain:.2f}x"
+
+
+def size(
+    *,
+    trace: TraceOption = None,
+    workload_kind: Annotated[
+        str,
+        typer.Option(
+            "--workload",
+            help="Without --trace: conversation (the seeded Azure-conversation fit) or long-answer "
+            "(its prompts with 1-4k-token answers).",
+        ),
+    ] = "conversation",
+    policies: Annotated[
+        str, typer.Option("--policies", help="Comma-separated policies, each NAME or NAME:key=value:...")
+    ] = DEFAULT_SIZE_POLICIES,
+    device: DeviceOption = DEFAULT_DEVICE,
+    cloud: CloudOption = DEFAULT_CLOUD,
+    deployment: DeploymentOption = "disaggregated",
+    k_sites: KSitesOption = "pool",
+    network: NetworkOption = DEFAULT_NETWORK,
+    rate_scale: RateScaleOption = 1.0,
+    limit: LimitOption = None,
+    seed: SeedOption = 0,
+    requests: RequestsOption = None,
+    rate: RateOption = None,
+    ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
+    max_tpot: MaxTpotOption = None,
+    target: Annotated[
+        float, typer.Option("--target", help="Share of requests that must meet TTFT and the largest gap.")
+    ] = DEFAULT_SIZING_TARGET,
+    max_replicas: Annotated[
+        int, typer.Option("--max-replicas", help="Most replicas of one pool tried.")
+    ] = DEFAULT_MAX_REPLICAS,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the sizing report as JSON.")] = None,
+) -> None:
+    """Find the smallest cloud (GPUs) that meets the SLO for each policy, and the whole-cloud gain."""
+    with reported():
+        check_output(json_out, "--json")
+        if workload_kind not in WORKLOADS:
+            raise InvalidInputError(
+                f"--workload {workload_kind!r} is unknown; fix: use one of {', '.join(WORKLOADS)}"
+            )
+        if trace is not None and workload_kind != "conversation":
+            raise InvalidInputError("--workload picks a synthetic workload; fix: drop it with --trace")
+        names = split_policy_specs(policies)
+        if not names:
+            raise InvalidInputError(
+                f"--policies {policies!r} names no policy; fix: pass e.g. {DEFAULT_SIZE_POLICIES}"
+            )
+        chosen = [make_policy(name) for name in names]
+        device_profile, cloud_profile, network_profile = load_profiles(device, cloud, network)
+        scenario = Scenario(
+            cloud=cloud_profile,
+            device=device_profile,
+            network=network_profile,
+            deployment=deployment,
+            slo=SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot_flag(max_tpot, None)),
+            k_sites=k_sites,
+        )
+        if workload_kind == "long-answer":
+            workload = (
+                synthetic_long_answer(
+                    seed=seed, n_requests=requests or 2000, rate_rps=1.0 if rate is None else rate
+                )
+                .limit(limit)
+                .scaled(rate_scale)
+            )
+        else:
+            workload = load_workload(
+                trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
+            )
+        started = time.perf_counter()
+        found: dict[str, Sizing] = {}
+        with progress_bars(stderr()) as progress:
+            task = progress.add_task("sizing", total=len(chosen))
+            for policy in chosen:
+                progress.update(task, description=f"sizing {policy.name}")
+                found[policy.name] = size_cloud(
+                    workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas
+                )
+                progress.advance(task)
+        baseline = found.get("cloud-only")
+        gains = {name: whole_cloud_gain(baseline, s) if baseline else None for name, s in found.items()}
+        rate_rps = next(iter(found.values())).rate_rps
+        table = Table(title=f"{escape(workload.name)}: {len(workload)} requests, {rate_rps:.2f} req/s")
+        for column in ("policy", "cloud", "GPUs", "attainment", "one fewer", "goodput/GPU", "gain"):
+            table.add_column(column)
+        for name, s in found.items():
+            fewer = ", ".join(f"{c} {a:.1%}" for c, a in s.fewer.items()) or "-"
+            table.add_row(
+                escape(name),
+                s.cloud if s.bound == "found" else s.bound,
+                "-" if s.gpus is None else str(s.gpus),
+                f"{s.attainment:.1%}",
+                fewer,
+                "-" if s.goodput_per_gpu_rps is None else f"{s.goodput_per_gpu_rps:.2f}",
+                _gain_text(gains[name]),
+            )
+        console = stdout()
+        console.print(table)
+        document: dict[str, Any] = {
+            "pdcore_version": __version__,
+            "workload": workload.describe(),
+            "config": scenario.describe() | {"seed": seed, "target": target, "max_replicas": max_replicas},
+            "sizing": {name: s.describe() for name, s in found.items()},
+            "whole_cloud_gain": {
+                name: None if g is None or math.isinf(g) else g for name, g in gains.items()
+            },
+        }
+        if json_out is not None:
+            write_text(json_out, dumps(document))
+        console.print(
+            f"sized {len(found)} policies in {time.perf_counter() - started:.1f} s"
+            + (f"; wrote {escape(str(json_out))}" if json_out is not None else ""),
+            soft_wrap=True,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Adds the ``size`` command to ``app``."""
+    app.command("size")(size)
