@@ -149,7 +149,9 @@ impl PlanOptimizer {
     fn site_tpot_s(&self, site: KSite, prompt: u32, queued: f64) -> f64 {
         match site {
             KSite::Pool => self.cloud.lone_decode_s(prompt),
-            KSite::Prefill => self.cloud.prefill_instance_decode_s(prompt, queued, self.prefill_decode_budget()),
+            KSite::Prefill => {
+                self.cloud.prefill_instance_decode_s(prompt, queued, self.prefill_decode_budget())
+            }
         }
     }
 

@@ -607,7 +607,7 @@ mod tests {
         // with 99-token chunks of request 1's prompt
         let steps: Vec<Nanos> = out.iter().filter(|e| e.1 == 0).map(|e| e.0).collect();
         let it = cost.iteration(99.0, CloudCost::chunk_attention(99, 99), 1.0, 12.0).total_s;
-        assert!(((steps[2] - steps[1]).as_secs() - it).abs() < 2e-9, "{:?}", steps);
+        assert!(((steps[2] - steps[1]).as_secs() - it).abs() < 2e-9, "{steps:?}");
         // once nothing decodes there, the whole budget is back
         assert_eq!(out.iter().filter(|e| e.1 == 1).count(), 1);
     }
