@@ -26,17 +26,28 @@ def pace(
     :func:`pdcore._core.pace` for the pacing rule, which is ours (the paper publishes none).
 
     Raises:
-        InvalidInputError: for NaN, infinite, negative or decreasing arrivals, a bad hand-off time or
-            ``max_tpot <= min_tpot``; the message names the argument, the index and the fix.
+        InvalidInputError: for NaN, infinite, negative or decreasing arrivals, arrivals that are not a
+            one-dimensional array of real numbers (complex, boolean, object, masked or 0-d input), a bad
+            hand-off time or ``max_tpot <= min_tpot``; the message names the argument, the index and the fix.
 
     Example:
         >>> import pdcore
         >>> pdcore.pace([0.0, 0.0, 0.0], handoff_at=0.3, min_tpot=0.0, max_tpot=0.2).tolist()
         [0.0, 0.1, 0.2]
     """
-    a = np.ascontiguousarray(arrivals, dtype=np.float64)
-    if a.ndim != 1:
+    if isinstance(arrivals, np.ma.MaskedArray):
         raise _core.InvalidInputError(
-            f"arrivals has shape {a.shape}; pass a one-dimensional sequence of arrival times in seconds"
+            "arrivals is a masked array, whose mask pace() would ignore; fix: pass arrivals.compressed() "
+            "or fill the masked entries"
         )
+    raw = np.asarray(arrivals)
+    if raw.ndim != 1:
+        raise _core.InvalidInputError(
+            f"arrivals has shape {raw.shape}; pass a one-dimensional sequence of arrival times in seconds"
+        )
+    if raw.dtype.kind not in "iuf":
+        raise _core.InvalidInputError(
+            f"arrivals has dtype {raw.dtype}; fix: pass real arrival times in seconds (int or float)"
+        )
+    a = np.ascontiguousarray(raw, dtype=np.float64)
     return _core.pace(a, handoff_at=handoff_at, min_tpot=min_tpot, max_tpot=max_tpot)

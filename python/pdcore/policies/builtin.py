@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from pdcore._core import NativePolicy, Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
+from pdcore.limits import LIMITS_DOC, MAX_K, parse_bool
 from pdcore.optimize.catchup import DEFAULT_MAX_K
 from pdcore.optimize.optimizer import Optimizer
 from pdcore.optimize.quality import (
@@ -149,9 +150,10 @@ class _Split(Policy):
                 f"k_site = {k_site!r}; pass where the k tokens are decoded: 'pool' (the decode pool), "
                 "'prefill' (the prefill instance) or 'auto' (the optimizer picks per request)"
             )
-        if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+        if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_K):
             raise InvalidInputError(
-                f"k = {k!r}; pass the number of cloud decode tokens after the first (0 or more) or 'auto'"
+                f"k = {k!r}; pass the number of cloud decode tokens after the first (0 to {MAX_K:,}) "
+                f"or 'auto' (limits: {LIMITS_DOC})"
             )
         if refine_ratio != "auto" and (
             isinstance(refine_ratio, bool)
@@ -168,8 +170,11 @@ class _Split(Policy):
             )
         if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0.0):
             raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass the smallest display gap, seconds >= 0")
-        if isinstance(max_k, bool) or not isinstance(max_k, int) or max_k < 0:
-            raise InvalidInputError(f"max_k = {max_k!r}; pass the cap on k, a whole number >= 0")
+        if isinstance(max_k, bool) or not isinstance(max_k, int) or not 0 <= max_k <= MAX_K:
+            raise InvalidInputError(
+                f"max_k = {max_k!r}; pass the cap on k, a whole number from 0 to {MAX_K:,} "
+                f"(limits: {LIMITS_DOC})"
+            )
         if quality_bound not in QUALITY_BOUNDS:
             raise InvalidInputError(
                 f"quality_bound = {quality_bound!r}; pass 'ci95' (the upper end of the drop's 95% interval) "
@@ -181,7 +186,7 @@ class _Split(Policy):
         self.min_tpot = float(min_tpot)
         self.max_tpot = _check_max_tpot(max_tpot, self.min_tpot)
         self.max_k = max_k
-        self.load_adaptive = bool(load_adaptive)
+        self.load_adaptive = parse_bool(load_adaptive, "load_adaptive")
         self.quality_budget = check_quality_budget(quality_budget)
         self.quality_bound: QualityBound = quality_bound
         if quality is None and refine_ratio == "auto":
@@ -463,12 +468,21 @@ POLICIES: dict[str, type[Policy]] = {
 """The built-in policies by registry name. Add your own class here to make it available by name."""
 
 
-def _parse_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_REAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _parse_value(text: str, annotation: Any, where: str) -> Any:
+    """A setting's value, read by the parameter's type: booleans strictly, numbers in full, else text."""
+    hint = str(annotation)
+    if hint == "bool":
+        return parse_bool(text, where)
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _REAL.fullmatch(text):
+        return float(text)
+    if "float" in hint and text.lower() in {"nan", "inf", "+inf", "-inf", "infinity"}:
+        raise InvalidInputError(f"{where} = {text!r} is not finite; fix: pass a real number")
     return text
 
 
@@ -503,8 +517,15 @@ def make_policy(spec: str) -> Policy:
                 f"policy {spec!r}: bad setting {setting!r}; fix: write key=value with a key of {name} "
                 f"({known})"
             )
-        kwargs[key] = _parse_value(value.strip())
-    policy = cls(**kwargs)
+        if key in kwargs:
+            raise InvalidInputError(f"policy {spec!r} sets {key} twice; fix: give each setting once")
+        kwargs[key] = _parse_value(value.strip(), parameters[key].annotation, f"policy {spec!r}: {key}")
+    try:
+        policy = cls(**kwargs)
+    except InvalidInputError as exc:
+        if settings and not str(exc).startswith("policy "):
+            raise InvalidInputError(f"policy {spec!r}: {exc}") from None
+        raise
     if settings:
         policy.name = spec.strip()
     return policy

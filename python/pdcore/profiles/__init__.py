@@ -12,6 +12,7 @@ from pdcore.profiles.registry import (
     load_cloud_profile,
     load_device_profile,
     network_preset,
+    profile_provenance,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "load_cloud_profile",
     "load_device_profile",
     "network_preset",
+    "profile_provenance",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pdcore.exceptions import ProfileError
+from pdcore.limits import LIMITS_DOC, MAX_PROFILE_INT, MAX_PROFILE_SECONDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,8 +94,17 @@ def get_str(table: Table, section: str, key: str, source: str) -> str:
     return value
 
 
-def get_float(table: Table, section: str, key: str, source: str, *, positive: bool = False) -> float:
-    """Returns a required finite number, >= 0 (> 0 when ``positive``)."""
+def get_float(
+    table: Table,
+    section: str,
+    key: str,
+    source: str,
+    *,
+    positive: bool = False,
+    maximum: float = MAX_PROFILE_SECONDS,
+) -> float:
+    """Returns a required finite number, >= 0 (> 0 when ``positive``), at most ``maximum``
+    (`pdcore.limits.MAX_PROFILE_SECONDS` unless given)."""
     if key not in table:
         raise ProfileError(f"{source}: missing key {_key(section, key)!r}; fix: add {key} = <number>")
     value = table[key]
@@ -108,11 +118,24 @@ def get_float(table: Table, section: str, key: str, source: str, *, positive: bo
         raise ProfileError(
             f"{source}: key {_key(section, key)!r} = {value!r}; fix: it must be a finite number {bound}"
         )
+    if number > maximum:
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value!r} is above the limit of {maximum:g}; "
+            f"fix: correct the value (limits: {LIMITS_DOC})"
+        )
     return number
 
 
-def get_int(table: Table, section: str, key: str, source: str, *, minimum: int = 1) -> int:
-    """Returns a required integer of at least ``minimum``."""
+def get_int(
+    table: Table,
+    section: str,
+    key: str,
+    source: str,
+    *,
+    minimum: int = 1,
+    maximum: int = MAX_PROFILE_INT,
+) -> int:
+    """Returns a required integer from ``minimum`` to ``maximum`` (`pdcore.limits.MAX_PROFILE_INT`)."""
     if key not in table:
         raise ProfileError(f"{source}: missing key {_key(section, key)!r}; fix: add {key} = <integer>")
     value = table[key]
@@ -124,11 +147,18 @@ def get_int(table: Table, section: str, key: str, source: str, *, minimum: int =
         raise ProfileError(
             f"{source}: key {_key(section, key)!r} = {value}; fix: it must be at least {minimum}"
         )
+    if value > maximum:
+        raise ProfileError(
+            f"{source}: key {_key(section, key)!r} = {value} is above the limit of {maximum:,}; "
+            f"fix: correct the value (limits: {LIMITS_DOC})"
+        )
     return value
 
 
-def get_number_list(table: Table, section: str, key: str, source: str) -> tuple[float, ...]:
-    """Returns a required, non-empty array of finite numbers as floats."""
+def get_number_list(
+    table: Table, section: str, key: str, source: str, *, maximum: float = math.inf
+) -> tuple[float, ...]:
+    """Returns a required, non-empty array of finite numbers, each at most ``maximum``, as floats."""
     if key not in table:
         raise ProfileError(f"{source}: missing key {_key(section, key)!r}; fix: add {key} = [ ... ]")
     value = table[key]
@@ -149,6 +179,11 @@ def get_number_list(table: Table, section: str, key: str, source: str) -> tuple[
             raise ProfileError(
                 f"{source}: key {_key(section, key)!r}[{index}] = {item!r} is not finite; "
                 "fix: replace it with a measured value"
+            )
+        if number > maximum:
+            raise ProfileError(
+                f"{source}: key {_key(section, key)!r}[{index}] = {item!r} is above the limit of "
+                f"{maximum:g}; fix: correct the value (limits: {LIMITS_DOC})"
             )
         numbers.append(number)
     return tuple(numbers)

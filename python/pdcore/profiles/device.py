@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from pdcore._core import DeviceCost
 from pdcore.exceptions import InvalidInputError, ProfileError
+from pdcore.limits import MAX_PROFILE_SECONDS, MAX_TOKENS
 from pdcore.profiles._toml import (
     Table,
     check_keys,
@@ -185,10 +186,14 @@ class DeviceProfile:
             model=get_str(table, "", "model", source),
             engine=get_str(table, "", "engine", source),
             kv_bytes_per_token=get_int(table, "", "kv_bytes_per_token", source),
-            prefill_tokens=get_number_list(prefill, "prefill", "prompt_tokens", source),
-            prefill_seconds=get_number_list(prefill, "prefill", "seconds", source),
-            decode_context_tokens=get_number_list(decode, "decode", "context_tokens", source),
-            decode_tpot=get_number_list(decode, "decode", "tpot_s", source),
+            prefill_tokens=get_number_list(prefill, "prefill", "prompt_tokens", source, maximum=MAX_TOKENS),
+            prefill_seconds=get_number_list(
+                prefill, "prefill", "seconds", source, maximum=MAX_PROFILE_SECONDS
+            ),
+            decode_context_tokens=get_number_list(
+                decode, "decode", "context_tokens", source, maximum=MAX_TOKENS
+            ),
+            decode_tpot=get_number_list(decode, "decode", "tpot_s", source, maximum=MAX_PROFILE_SECONDS),
             citation=get_str(cited, "source", "citation", source),
             notes=get_str(cited, "source", "notes", source),
             source=source,

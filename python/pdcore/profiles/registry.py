@@ -8,10 +8,12 @@ source tree. A profile's registry name is its file stem. Anything that looks lik
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pdcore.exceptions import ProfileError
 from pdcore.profiles._toml import parse_toml
@@ -25,13 +27,18 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     from importlib.abc import Traversable
 
 __all__ = [
+    "SHIPPED_PREFIX",
     "list_cloud_profiles",
     "list_device_profiles",
     "list_network_presets",
     "load_cloud_profile",
     "load_device_profile",
     "network_preset",
+    "profile_provenance",
 ]
+
+SHIPPED_PREFIX = "pdcore/profiles/data/"
+"""How a shipped profile's ``source`` starts (a user file's ``source`` is its path)."""
 
 
 def _data_dir(kind: str) -> Traversable:
@@ -64,7 +71,7 @@ def _read_shipped(kind: str, name: str, flag: str) -> tuple[str, str]:
             f"unknown {kind} profile {name!r}; fix: pass one of {known} to {flag}, or the path of a .toml "
             f"{kind} profile"
         )
-    return entry.read_text(encoding="utf-8"), f"pdcore/profiles/data/{kind}/{entry.name}"
+    return entry.read_text(encoding="utf-8"), f"{SHIPPED_PREFIX}{kind}/{entry.name}"
 
 
 def list_device_profiles() -> list[str]:
@@ -133,3 +140,32 @@ def network_preset(name: str) -> NetworkProfile:
             "to --network"
         )
     return preset
+
+
+def profile_provenance(profile: DeviceProfile | CloudProfile) -> dict[str, Any]:
+    """Where a profile came from, for a report's ``config``: its name, and the file and its sha256.
+
+    A shipped profile is recorded by its registry name with ``shipped: true``. A profile read from a user's
+    file is recorded with ``shipped: false``, the file's resolved path and the sha256 of its bytes, so an
+    edited copy of a shipped profile is never mistaken for it (its ``name`` key may still say the shipped
+    name). A profile built in memory has neither path nor digest.
+    """
+    source = profile.source
+    if source.startswith(SHIPPED_PREFIX):
+        kind, file_name = source.removeprefix(SHIPPED_PREFIX).split("/", 1)
+        data = _data_dir(kind).joinpath(file_name).read_bytes()
+        return {
+            "name": file_name.removesuffix(".toml"),
+            "shipped": True,
+            "path": source,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    path = Path(source)
+    if not path.is_file():
+        return {"name": profile.name, "shipped": False, "path": None, "sha256": None}
+    return {
+        "name": profile.name,
+        "shipped": False,
+        "path": str(path.resolve()),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }

@@ -21,7 +21,13 @@ from typing import Any
 from pdcore import __version__
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import atomic_directory, check_output_dir, write_text
-from pdcore.profiles import NETWORK_PRESETS, load_cloud_profile, load_device_profile, network_preset
+from pdcore.profiles import (
+    NETWORK_PRESETS,
+    load_cloud_profile,
+    load_device_profile,
+    network_preset,
+    profile_provenance,
+)
 from pdcore.report import refinement
 from pdcore.report.experiments import (
     FASTER_DEVICE,
@@ -168,8 +174,10 @@ def reproduce(
             "--executor ray needs Ray, which is not installed; fix: `pip install 'pdcore[ray]'`, "
             "or use --executor process"
         )
-    load_device_profile(device)
-    load_cloud_profile(cloud)
+    profiles = {
+        "device": profile_provenance(load_device_profile(device)),
+        "cloud": profile_provenance(load_cloud_profile(cloud)),
+    }
     network_preset(network)
     curve = refinement.load(quality)
     out = Path(out_dir)
@@ -221,7 +229,7 @@ def reproduce(
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "pdcore_version": __version__,
-        "config": settings.describe() | {"traces": [str(trace) for trace in traces]},
+        "config": settings.describe() | {"traces": [str(trace) for trace in traces], "profiles": profiles},
         "workloads": {run.key: run.sections for run in runs},
         "optimizer": optimizer,
         "targets": targets_section(primary, settings, stand_in=stand_in),

@@ -13,7 +13,7 @@ from pdcore.report import refinement
 from pdcore.report.experiments import POLICIES, WHAT_IF
 from pdcore.slo import meets
 
-__all__ = ["cut", "gap_ms", "main_table", "render", "seconds", "times"]
+__all__ = ["arrival_rate", "cut", "gap_ms", "main_table", "render", "seconds", "times"]
 
 
 def seconds(value: float | None) -> str:
@@ -126,7 +126,7 @@ def _workload_line(section: Mapping[str, Any]) -> str:
     notes = f" ({'; '.join(info['notes'])})" if info["notes"] else ""
     return (
         f"`{info['source']}`{notes}: {info['requests']:,} requests over {info['duration_s']:,.0f} s "
-        f"({info['rate_rps']:.2f} req/s); prompt p50/p90/p99 {prompt['p50']:,.0f}/{prompt['p90']:,.0f}/"
+        f"({arrival_rate(info['rate_rps'])}); prompt p50/p90/p99 {prompt['p50']:,.0f}/{prompt['p90']:,.0f}/"
         f"{prompt['p99']:,.0f} tokens; output p50/p90/p99 {output['p50']:,.0f}/{output['p90']:,.0f}/"
         f"{output['p99']:,.0f}, mean {output['mean']:,.0f}."
     )
@@ -720,3 +720,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
         "",
     ]
     return "\n".join(lines)
+
+
+def arrival_rate(rate_rps: float | None) -> str:
+    """An arrival rate, or why there is none (every request arrives at once)."""
+    return "rate undefined" if rate_rps is None else f"{rate_rps:.2f} req/s"

@@ -20,6 +20,7 @@ from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
 from pdcore.outputs import atomic_path
 from pdcore.report.experiments import POLICIES, WorkloadRun
+from pdcore.report.markdown import arrival_rate
 
 __all__ = [
     "COLOURS",
@@ -72,7 +73,7 @@ def ttft_cdf(run: WorkloadRun, path: Path) -> Path:
     axes = figure.subplots(1, 2, sharey=True)
     load = run.sections["under_load"]
     titles = {
-        "trace_rate": f"at the trace's rate ({run.sections['workload']['rate_rps']:.2f} req/s)",
+        "trace_rate": f"at the trace's rate ({arrival_rate(run.sections['workload']['rate_rps'])})",
         "under_load": (
             f"at cloud-only capacity ({load['rate_rps']:.2f} req/s, first {load['requests']} requests)"
         ),

@@ -28,12 +28,14 @@ import numpy.typing as npt
 
 from pdcore._core import CloudConfig, DeviceCost, Plan, Simulator
 from pdcore.exceptions import InvalidInputError
+from pdcore.limits import MAX_REPLICAS, check_int
 from pdcore.outputs import atomic_path, open_text
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
 from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
+from pdcore.profiles.registry import profile_provenance
 from pdcore.sim.metrics import aggregate
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO, slo_met
 from pdcore.traces.workload import Workload
@@ -106,9 +108,9 @@ def _csv_cells(values: npt.NDArray[Any]) -> npt.NDArray[np.str_]:
 
 
 def _positive_int(value: int, flag: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InvalidInputError(f"{flag} = {value!r}; fix: pass a whole number, at least 1")
-    return int(value)
+    return check_int(int(value), flag, minimum=1, maximum=MAX_REPLICAS)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,17 @@ class Scenario:
             InvalidInputError: An unknown deployment, a replica count below 1, or a rate that is not a
                 finite number above 0.
         """
+        profiles: tuple[tuple[str, object, type, str], ...] = (
+            ("cloud", self.cloud, CloudProfile, "load_cloud_profile"),
+            ("device", self.device, DeviceProfile, "load_device_profile"),
+            ("network", self.network, NetworkProfile, "network_preset"),
+        )
+        for argument, given, kind, loader in profiles:
+            if not isinstance(given, kind):
+                raise InvalidInputError(
+                    f"{argument} = {given!r} is a {type(given).__name__}, not a {kind.__name__}; fix: pass "
+                    f"pdcore.profiles.{loader}({given!r})"
+                )
         if self.deployment not in DEPLOYMENTS:
             raise InvalidInputError(
                 f"--deployment {self.deployment!r} is unknown; fix: use {' or '.join(DEPLOYMENTS)}"
@@ -242,9 +255,12 @@ class Scenario:
 
     def describe(self) -> dict[str, Any]:
         """The scenario as a JSON-ready dict (the ``config`` object of a report)."""
+        cloud, device = profile_provenance(self.cloud), profile_provenance(self.device)
         out: dict[str, Any] = {
-            "cloud_profile": self.cloud.name,
-            "device_profile": self.device.name,
+            # a user's file is named by its path, never by the name it may share with a shipped profile
+            "cloud_profile": cloud["name"] if cloud["shipped"] else cloud["path"] or cloud["name"],
+            "device_profile": device["name"] if device["shipped"] else device["path"] or device["name"],
+            "profiles": {"cloud": cloud, "device": device},
             "network": {
                 "name": self.network.name,
                 "rtt_s": self.network.rtt_s,
@@ -294,6 +310,11 @@ class Scenario:
             InvalidInputError: A bad policy name, seed or delay array, or the simulator rejects an input.
         """
         chosen = make_policy(policy) if isinstance(policy, str) else policy
+        if not isinstance(chosen, Policy):
+            raise InvalidInputError(
+                f"policy = {policy!r} is a {type(policy).__name__}; fix: pass a pdcore.Policy or a policy "
+                "name such as 'pd-device'"
+            )
         delays = self._delays(workload, seed, one_way_s)
         simulator = self._simulator(workload, delays)
         chosen.prepare(self.context())

@@ -19,8 +19,12 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.limits import LIMITS_DOC, MAX_RATE, MAX_REQUESTS, MAX_TOKENS, MAX_TRACE_SPAN_S, check_int
 
-__all__ = ["Workload"]
+__all__ = ["OVERSIZE", "Workload"]
+
+OVERSIZE = ("fail", "skip", "clip")
+"""What `Workload.fit` does with a request that does not fit: refuse, drop it, or shorten it."""
 
 _PERCENTILES = (50, 90, 99)
 
@@ -53,7 +57,22 @@ def _token_column(values: Any, column: str, workload: str) -> npt.NDArray[np.int
                 f"workload {workload!r}: {column}[{index}] = {raw[index].item()!r} is not a whole number; "
                 "token counts must be finite integers"
             )
+    if np.issubdtype(raw.dtype, np.floating) or raw.dtype == np.uint64:
+        big = raw > MAX_TOKENS
+        if big.any():
+            index = int(np.flatnonzero(big)[0])
+            raise InvalidInputError(
+                f"workload {workload!r}: {column}[{index}] = {raw[index].item()!r} is above the limit of "
+                f"{MAX_TOKENS:,} tokens; fix: correct the count (limits: {LIMITS_DOC})"
+            )
     tokens = raw.astype(np.int64)
+    big = tokens > MAX_TOKENS
+    if big.any():
+        index = int(np.flatnonzero(big)[0])
+        raise InvalidInputError(
+            f"workload {workload!r}: {column}[{index}] = {int(tokens[index])} is above the limit of "
+            f"{MAX_TOKENS:,} tokens; fix: correct the count (limits: {LIMITS_DOC})"
+        )
     small = tokens < 1
     if small.any():
         index = int(np.flatnonzero(small)[0])
@@ -136,6 +155,11 @@ class Workload:
                 f"workload {self.name!r}: arrival_s[{index}] = {float(arrivals[index])!r} is earlier than "
                 f"arrival_s[{index - 1}] = {float(arrivals[index - 1])!r}; sort the requests by arrival time"
             )
+        if arrivals[-1] > MAX_TRACE_SPAN_S:
+            raise InvalidInputError(
+                f"workload {self.name!r}: the last arrival, {float(arrivals[-1])!r} s, is beyond the limit "
+                f"of {MAX_TRACE_SPAN_S:,.0f} s; fix: split the workload (limits: {LIMITS_DOC})"
+            )
         object.__setattr__(self, "arrival_s", _as_readonly(arrivals))
         object.__setattr__(self, "prompt_tokens", _as_readonly(prompts))
         object.__setattr__(self, "output_tokens", _as_readonly(outputs))
@@ -187,6 +211,12 @@ class Workload:
                 f"--rate-scale must be a finite number greater than 0, got {rate_scale!r}; "
                 "use e.g. 2.0 to double the request rate or 0.5 to halve it"
             )
+        if scale > MAX_RATE or float(self.arrival_s[-1]) / scale > MAX_TRACE_SPAN_S:
+            raise InvalidInputError(
+                f"--rate-scale {rate_scale!r} is out of range for {self.name!r}: the scale must be at most "
+                f"{MAX_RATE:g} and the replayed span at most {MAX_TRACE_SPAN_S:g} s; fix: pass a scale "
+                f"closer to 1 (limits: {LIMITS_DOC})"
+            )
         if scale == 1.0:
             return self
         return Workload(
@@ -196,6 +226,68 @@ class Workload:
             output_tokens=self.output_tokens,
             source=self.source,
             notes=(*self.notes, f"arrival times divided by rate scale {scale:g}"),
+        )
+
+    def fit(self, capacity_tokens: int, oversize: str = "fail", *, what: str = "the KV cache") -> Workload:
+        """Deals with requests whose prompt plus output exceed ``capacity_tokens``, as ``oversize`` says.
+
+        Args:
+            capacity_tokens: The most tokens one request may hold (prompt + output), e.g. a cloud replica's
+                KV cache.
+            oversize: ``"fail"`` refuses the workload, naming the first such request and their count;
+                ``"skip"`` drops them; ``"clip"`` shortens the prompt (keeping its last tokens' worth of
+                length) and then the output until the request fits. Both record a note.
+            what: What the capacity is, for the messages.
+
+        Returns:
+            ``self`` when every request fits, else the filtered or clipped workload.
+
+        Raises:
+            InvalidInputError: ``oversize`` is unknown, ``capacity_tokens`` below 2, ``"fail"`` with an
+                oversize request, or ``"skip"`` with nothing left.
+        """
+        if oversize not in OVERSIZE:
+            raise InvalidInputError(
+                f"--oversize {oversize!r} is unknown; fix: use one of {', '.join(OVERSIZE)}"
+            )
+        cap = check_int(capacity_tokens, "capacity_tokens", minimum=2, maximum=2 * MAX_TOKENS)
+        total = self.prompt_tokens + self.output_tokens
+        over = np.flatnonzero(total > cap)
+        if not len(over):
+            return self
+        first = int(over[0])
+        described = (
+            f"{len(over)} of {len(self)} request(s) in {self.name!r} need more than the {cap:,} tokens of "
+            f"{what}; the first is request {first + 1} (prompt {int(self.prompt_tokens[first]):,} + output "
+            f"{int(self.output_tokens[first]):,} tokens)"
+        )
+        if oversize == "fail":
+            raise InvalidInputError(
+                f"{described}; fix: pass --oversize skip to drop them or --oversize clip to shorten them, "
+                "or a cloud profile with a larger KV cache"
+            )
+        if oversize == "skip":
+            keep = total <= cap
+            if not keep.any():
+                raise InvalidInputError(f"{described}, and none fits; fix: use --oversize clip")
+            arrivals = self.arrival_s[keep]
+            return Workload(
+                name=self.name,
+                arrival_s=arrivals - arrivals[0],
+                prompt_tokens=self.prompt_tokens[keep],
+                output_tokens=self.output_tokens[keep],
+                source=self.source,
+                notes=(*self.notes, f"{described}: skipped"),
+            )
+        prompts = np.minimum(self.prompt_tokens, cap - 1)
+        outputs = np.minimum(self.output_tokens, cap - prompts)
+        return Workload(
+            name=self.name,
+            arrival_s=self.arrival_s,
+            prompt_tokens=prompts,
+            output_tokens=outputs,
+            source=self.source,
+            notes=(*self.notes, f"{described}: clipped to fit"),
         )
 
     def limit(self, n: int | None) -> Workload:
@@ -218,7 +310,7 @@ class Workload:
             )
         if n < 1:
             raise InvalidInputError(f"--limit must be at least 1, got {n}; omit it to keep every request")
-        count = int(n)
+        count = check_int(int(n), "--limit", minimum=1, maximum=MAX_REQUESTS)
         if count >= len(self):
             return self
         return Workload(
@@ -230,11 +322,12 @@ class Workload:
             notes=(*self.notes, f"limited to the first {count} of {len(self)} requests"),
         )
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         """Returns the workload's headline statistics.
 
         Percentiles use numpy's default (linear interpolation). ``rate_rps`` is ``count / duration_s``, and
-        0.0 when every request arrives at the same instant.
+        None (undefined, written as JSON null) when every request arrives at the same instant, as a
+        one-request workload does.
 
         Returns:
             A dict with ``count``, ``duration_s``, ``rate_rps``, ``prompt_p50``, ``prompt_p90``,
@@ -245,10 +338,10 @@ class Workload:
         duration = float(self.arrival_s[-1])
         prompt_q = np.percentile(self.prompt_tokens, _PERCENTILES)
         output_q = np.percentile(self.output_tokens, _PERCENTILES)
-        stats: dict[str, float] = {
+        stats: dict[str, float | None] = {
             "count": count,
             "duration_s": duration,
-            "rate_rps": count / duration if duration > 0.0 else 0.0,
+            "rate_rps": count / duration if duration > 0.0 else None,
         }
         for pct, value in zip(_PERCENTILES, prompt_q, strict=True):
             stats[f"prompt_p{pct}"] = float(value)

@@ -48,12 +48,14 @@ impl PySpeedController {
     fn new(
         min_tpot: f64,
         max_tpot: f64,
-        expected_tokens: Option<u64>,
+        expected_tokens: Option<i64>,
         handoff_at: Option<f64>,
     ) -> PyResult<Self> {
         let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
         let handoff = opt_secs(handoff_at, "handoff_at")?;
-        Ok(Self { inner: SpeedController::new(cfg, expected_tokens, handoff) })
+        // a negative count is the caller's mistake, named as such rather than an OverflowError
+        let expected = expected_tokens.map(|n| super::count(n, "expected_tokens")).transpose()?;
+        Ok(Self { inner: SpeedController::new(cfg, expected, handoff) })
     }
 
     fn push(&mut self, at: f64) -> PyResult<()> {
