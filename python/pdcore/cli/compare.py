@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pdcore.cli.options import (
     MaxTpotOption,
     NetworkOption,
     OldMaxTpotOption,
+    OversizeOption,
     PrefillOption,
     RateOption,
     RateScaleOption,
@@ -42,17 +42,23 @@ from pdcore.cli.options import (
     SeedOption,
     TraceOption,
     TtftOption,
-    check_output,
+    check_outputs,
+    check_slo_flags,
+    check_workload_flags,
     load_profiles,
     load_workload,
     max_tpot_flag,
+    profile_path,
     progress_bars,
     reported,
     stderr,
     stdout,
 )
 from pdcore.exceptions import InvalidInputError
+from pdcore.limits import MAX_REQUESTS, check_int
+from pdcore.outputs import open_text, write_text
 from pdcore.policies import POLICIES, Policy, make_policy, split_policy_specs
+from pdcore.report.markdown import arrival_rate
 from pdcore.sim import (
     DEFAULT_TARGET,
     DEFAULT_WINDOW,
@@ -61,9 +67,10 @@ from pdcore.sim import (
     decode_capacity_rps,
     dumps,
 )
+from pdcore.sim.horizon import check_horizon
 from pdcore.sim.metrics import round_floats
 from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
-from pdcore.traces import Workload
+from pdcore.traces import OVERSIZE, Workload
 
 __all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]
 
@@ -97,7 +104,7 @@ class _Run:
             cloud += f" {self.scenario.prefill_replicas}P+{self.scenario.decode_replicas}D"
         return (
             f"{self.workload.name}: {len(self.workload)} requests over {stats['duration_s']:.0f} s "
-            f"({stats['rate_rps']:.2f} req/s) | device {self.scenario.device.name} | cloud {cloud} "
+            f"({arrival_rate(stats['rate_rps'])}) | device {self.scenario.device.name} | cloud {cloud} "
             f"({self.scenario.deployment}) | network {self.scenario.network.name} | SLO TTFT "
             f"{self.scenario.slo.ttft_s:g} s, TPOT {self.scenario.slo.max_tpot_s * 1e3:g} ms"
         )
@@ -109,9 +116,9 @@ def _build(
     device: str,
     cloud: str,
     deployment: str,
-    replicas: int,
-    prefill_replicas: int,
-    decode_replicas: int,
+    replicas: int | None,
+    prefill_replicas: int | None,
+    decode_replicas: int | None,
     network: str,
     rate_scale: float,
     k_sites: str = "pool",
@@ -121,24 +128,53 @@ def _build(
     rate: float | None,
     ttft_slo: float,
     max_tpot: float,
+    oversize: str,
 ) -> _Run:
-    # profiles first: a misspelt name should fail before a large trace is read
+    # flags first, then profiles: a misspelt name should fail before a large trace is read
+    check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
+    check_slo_flags(ttft_slo, max_tpot)
+    _check_replica_flags(deployment, replicas, prefill_replicas, decode_replicas)
+    if oversize not in OVERSIZE:
+        raise InvalidInputError(f"--oversize {oversize!r} is unknown; fix: use one of {', '.join(OVERSIZE)}")
     device_profile, cloud_profile, network_profile = load_profiles(device, cloud, network)
     scenario = Scenario(
         cloud=cloud_profile,
         device=device_profile,
         network=network_profile,
         deployment=deployment,
-        replicas=replicas,
-        prefill_replicas=prefill_replicas,
-        decode_replicas=decode_replicas,
+        replicas=1 if replicas is None else replicas,
+        prefill_replicas=1 if prefill_replicas is None else prefill_replicas,
+        decode_replicas=1 if decode_replicas is None else decode_replicas,
         slo=SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot),
         k_sites=k_sites,
     )
     workload = load_workload(
         trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
-    )
+    ).fit(cloud_profile.kv_cache_tokens, oversize, what=f"one {cloud_profile.name} replica's KV cache")
+    check_horizon(workload, cloud_profile, device_profile)
     return _Run(workload=workload, scenario=scenario, seed=seed, rate_scale=rate_scale, limit=limit)
+
+
+def _check_replica_flags(
+    deployment: str, replicas: int | None, prefill_replicas: int | None, decode_replicas: int | None
+) -> None:
+    """Refuses replica flags that the deployment would ignore."""
+    if deployment == "colocated":
+        for flag, given in (("--prefill-replicas", prefill_replicas), ("--decode-replicas", decode_replicas)):
+            if given is not None:
+                raise InvalidInputError(
+                    f"{flag} applies to a disaggregated cloud, but --deployment is colocated; fix: drop "
+                    f"{flag} and size the cloud with --replicas, or pass --deployment disaggregated"
+                )
+    elif replicas is not None:
+        raise InvalidInputError(
+            f"--replicas applies to a colocated cloud, but --deployment is {deployment}; fix: size it with "
+            "--prefill-replicas and --decode-replicas, or pass --deployment colocated"
+        )
+
+
+def _inputs(trace: Path | None, device: str, cloud: str) -> dict[str, str | Path | None]:
+    return {"--trace": trace, "--device": profile_path(device), "--cloud": profile_path(cloud)}
 
 
 def _policies(spec: str) -> list[Policy]:
@@ -236,11 +272,10 @@ def _write_csv(path: Path, reports: Mapping[str, Mapping[str, Any]]) -> None:
     header: list[str] = []
     for row in rows:
         header += [key for key in row if key not in header]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n", restval="")
-    writer.writeheader()
-    writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+    with open_text(path, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n", restval="")
+        writer.writeheader()
+        writer.writerows({key: "" if value is None else value for key, value in row.items()} for row in rows)
 
 
 def compare(
@@ -252,9 +287,9 @@ def compare(
     device: DeviceOption = DEFAULT_DEVICE,
     cloud: CloudOption = DEFAULT_CLOUD,
     deployment: DeploymentOption = "disaggregated",
-    replicas: ReplicasOption = 1,
-    prefill_replicas: PrefillOption = 1,
-    decode_replicas: DecodeOption = 1,
+    replicas: ReplicasOption = None,
+    prefill_replicas: PrefillOption = None,
+    decode_replicas: DecodeOption = None,
     k_sites: KSitesOption = "pool",
     network: NetworkOption = DEFAULT_NETWORK,
     rate_scale: RateScaleOption = 1.0,
@@ -269,11 +304,19 @@ def compare(
         bool, typer.Option("--capacity", help="Also search capacity_rps and decode_capacity_rps per policy.")
     ] = False,
     capacity_target: Annotated[
-        float, typer.Option("--capacity-target", help="Attainment a rate must reach in the capacity search.")
-    ] = DEFAULT_TARGET,
+        float | None,
+        typer.Option(
+            "--capacity-target",
+            help=f"Attainment a rate must reach in the capacity search (default {DEFAULT_TARGET:g}).",
+        ),
+    ] = None,
     capacity_window: Annotated[
-        int, typer.Option("--capacity-window", help="Requests replayed per capacity probe.")
-    ] = DEFAULT_WINDOW,
+        int | None,
+        typer.Option(
+            "--capacity-window", help=f"Requests replayed per capacity probe (default {DEFAULT_WINDOW})."
+        ),
+    ] = None,
+    oversize: OversizeOption = "fail",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the report as JSON (docs/schema.md).")
     ] = None,
@@ -281,15 +324,21 @@ def compare(
 ) -> None:
     """Run several policies on the same workload and compare them in one table."""
     with reported():
-        check_output(json_out, "--json")
-        check_output(csv_out, "--csv")
+        check_outputs({"--json": json_out, "--csv": csv_out}, _inputs(trace, device, cloud))
         chosen = _policies(policies)
-        if capacity and not 0.0 < capacity_target <= 1.0:
+        for flag, given in (("--capacity-target", capacity_target), ("--capacity-window", capacity_window)):
+            if given is not None and not capacity:
+                raise InvalidInputError(
+                    f"{flag} sets the capacity search, which runs only with --capacity; fix: add --capacity "
+                    f"or drop {flag}"
+                )
+        capacity_target = DEFAULT_TARGET if capacity_target is None else capacity_target
+        capacity_window = DEFAULT_WINDOW if capacity_window is None else capacity_window
+        if not 0.0 < capacity_target <= 1.0:
             raise InvalidInputError(
                 f"--capacity-target {capacity_target!r}; fix: pass an attainment in (0, 1], e.g. 0.9"
             )
-        if capacity and capacity_window < 2:
-            raise InvalidInputError(f"--capacity-window {capacity_window}; fix: pass at least 2, e.g. 1000")
+        check_int(capacity_window, "--capacity-window", minimum=2, maximum=MAX_REQUESTS)
         started = time.perf_counter()
         run = _build(
             trace=trace,
@@ -308,6 +357,7 @@ def compare(
             rate=rate,
             ttft_slo=ttft_slo,
             max_tpot=max_tpot_flag(max_tpot, tpot_slo),
+            oversize=oversize,
         )
         reports: dict[str, dict[str, Any]] = {}
         with progress_bars(stderr()) as progress:
@@ -332,7 +382,7 @@ def compare(
         out = stdout()
         out.print(_table(reports, capacity=capacity, title=escape(run.headline())))
         if json_out is not None:
-            json_out.write_text(dumps(document), encoding="utf-8")
+            write_text(json_out, dumps(document))
         if csv_out is not None:
             _write_csv(csv_out, reports)
         written = [str(path) for path in (json_out, csv_out) if path is not None]
@@ -379,9 +429,9 @@ def simulate(
     device: DeviceOption = DEFAULT_DEVICE,
     cloud: CloudOption = DEFAULT_CLOUD,
     deployment: DeploymentOption = "disaggregated",
-    replicas: ReplicasOption = 1,
-    prefill_replicas: PrefillOption = 1,
-    decode_replicas: DecodeOption = 1,
+    replicas: ReplicasOption = None,
+    prefill_replicas: PrefillOption = None,
+    decode_replicas: DecodeOption = None,
     k_sites: KSitesOption = "pool",
     network: NetworkOption = DEFAULT_NETWORK,
     rate_scale: RateScaleOption = 1.0,
@@ -392,6 +442,7 @@ def simulate(
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
     max_tpot: MaxTpotOption = None,
     tpot_slo: OldMaxTpotOption = None,
+    oversize: OversizeOption = "fail",
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
     with reported():
@@ -407,8 +458,7 @@ def simulate(
             raise InvalidInputError(
                 f"--out {str(out)!r}: Parquet output needs pyarrow; fix: `pip install pyarrow`, or write .csv"
             )
-        check_output(out, "--out")
-        check_output(json_out, "--json")
+        check_outputs({"--out": out, "--json": json_out}, _inputs(trace, device, cloud))
         chosen = make_policy(policy)
         started = time.perf_counter()
         run = _build(
@@ -428,6 +478,7 @@ def simulate(
             rate=rate,
             ttft_slo=ttft_slo,
             max_tpot=max_tpot_flag(max_tpot, tpot_slo),
+            oversize=oversize,
         )
         result = run.scenario.run(run.workload, chosen, seed=seed)
         report = result.aggregate()
@@ -442,7 +493,7 @@ def simulate(
                 "pdcore_version": __version__,
                 "policies": {chosen.name: report},
             }
-            json_out.write_text(dumps(document), encoding="utf-8")
+            write_text(json_out, dumps(document))
         elapsed = time.perf_counter() - started
         console = stdout()
         console.print(_table({chosen.name: report}, capacity=False, title=escape(run.headline())))

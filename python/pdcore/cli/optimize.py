@@ -23,8 +23,11 @@ from pdcore.cli.options import (
     OldMaxTpotOption,
     TraceOption,
     TtftOption,
+    check_outputs,
+    check_slo_flags,
     load_profiles,
     max_tpot_flag,
+    profile_path,
     reported,
     stdout,
 )
@@ -39,6 +42,7 @@ from pdcore.optimize import (
 )
 from pdcore.optimize.optimizer import Choice
 from pdcore.optimize.quality import check_quality_budget
+from pdcore.outputs import write_text
 from pdcore.profiles import DeviceProfile
 from pdcore.sim.grid import GridPoint, grid_check
 from pdcore.sim.metrics import round_floats
@@ -269,8 +273,19 @@ def optimize(
     is within --quality-budget.
     """
     with reported():
+        check_outputs(
+            {"--json": json_out},
+            {
+                "--trace": trace,
+                "--device": profile_path(device_profile),
+                "--cloud": profile_path(cloud_profile),
+                "--quality": quality,
+            },
+        )
+        objective = max_tpot_flag(max_tpot, tpot_slo)
+        check_slo_flags(ttft_slo, objective)
         device, cloud, net = load_profiles(device_profile, cloud_profile, network)
-        slo = SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot_flag(max_tpot, tpot_slo))
+        slo = SLO(ttft_s=ttft_slo, max_tpot_s=objective)
         prompts = _lengths(trace, lengths)
         ratios, measured, bound = _refinement(refine, quality, quality_budget, quality_bound)
         drops = measured.checked(bound) if measured is not None else None
@@ -325,7 +340,7 @@ def optimize(
                 measured, ratios, opt.allowed_ratios, quality_budget, bound
             )
         if json_out is not None:
-            json_out.write_text(json.dumps(round_floats(payload), indent=2, sort_keys=True) + "\n")
+            write_text(json_out, json.dumps(round_floats(payload), indent=2, sort_keys=True) + "\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,15 @@ from rich.progress import (
 )
 
 from pdcore.exceptions import InvalidInputError, PdcoreError
+from pdcore.limits import (
+    MAX_RATE,
+    MAX_REQUESTS,
+    MAX_SEED,
+    MAX_SLO_S,
+    check_float,
+    check_int,
+)
+from pdcore.outputs import check_outputs as _check_outputs
 from pdcore.profiles import (
     CloudProfile,
     DeviceProfile,
@@ -54,6 +63,7 @@ __all__ = [
     "MaxTpotOption",
     "NetworkOption",
     "OldMaxTpotOption",
+    "OversizeOption",
     "PrefillOption",
     "RateOption",
     "RateScaleOption",
@@ -63,10 +73,15 @@ __all__ = [
     "TraceOption",
     "TtftOption",
     "check_output",
+    "check_outputs",
+    "check_slo_flags",
+    "check_workload_flags",
     "default_model",
     "load_profiles",
     "load_workload",
     "max_tpot_flag",
+    "missing_extra",
+    "profile_path",
     "progress_bars",
     "reported",
     "stderr",
@@ -83,9 +98,22 @@ TraceOption = Annotated[
     ),
 ]
 DeploymentOption = Annotated[str, typer.Option("--deployment", help="colocated or disaggregated.")]
-ReplicasOption = Annotated[int, typer.Option("--replicas", help="Replicas of a colocated cloud.")]
-PrefillOption = Annotated[int, typer.Option("--prefill-replicas", help="Prefill replicas (disaggregated).")]
-DecodeOption = Annotated[int, typer.Option("--decode-replicas", help="Decode replicas (disaggregated).")]
+ReplicasOption = Annotated[
+    int | None, typer.Option("--replicas", help="Replicas of a colocated cloud (default 1).")
+]
+PrefillOption = Annotated[
+    int | None, typer.Option("--prefill-replicas", help="Prefill replicas, disaggregated (default 1).")
+]
+DecodeOption = Annotated[
+    int | None, typer.Option("--decode-replicas", help="Decode replicas, disaggregated (default 1).")
+]
+OversizeOption = Annotated[
+    str,
+    typer.Option(
+        "--oversize",
+        help="Requests beyond one replica's KV cache: fail (name the first), skip them, or clip them.",
+    ),
+]
 RateScaleOption = Annotated[
     float, typer.Option("--rate-scale", help="Replay the workload this many times faster.")
 ]
@@ -163,32 +191,52 @@ def progress_bars(console: Console, *, transient: bool = True) -> Progress:
 def reported(*, live: bool = False) -> Iterator[None]:
     """Turns pdcore's own errors and file errors into one red line and exit code 2.
 
-    With ``live`` (the commands of the live runtime, which read model files and need the ``device``
-    extra) a missing module names the extra to install, and a file error names the file used; otherwise
-    a file error is an output that cannot be written.
+    A missing optional module (`EXTRAS`) names the extra to install, in the same words for every command.
+    With ``live`` (the commands of the live runtime, which read model files) a file error names the file
+    used; otherwise a file error is an output that cannot be written.
     """
     try:
         yield
     except PdcoreError as exc:
-        _error(escape(str(exc)))
+        _error(str(exc))
     except ModuleNotFoundError as exc:
-        if not live:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
             raise
-        _error(f"{escape(str(exc))}; fix: pip install 'pdcore[device]' for the live runtime")
+        _error(missing_extra(exc.name or str(exc), *extra))
     except OSError as exc:
-        reason = escape(exc.strerror or str(exc))
+        reason = exc.strerror or str(exc)
         if live:
             target = exc.filename if exc.filename is not None else "a file"
-            _error(f"cannot use {escape(str(target))!r}: {reason}")
+            _error(f"cannot use {str(target)!r}: {reason}")
         target = exc.filename if exc.filename is not None else "output"
         _error(
-            f"cannot write {escape(str(target))!r}: {reason}; "
-            "fix: check that the directory exists and is writable"
+            f"cannot write {str(target)!r}: {reason}; fix: check that the directory exists and is writable"
         )
 
 
+EXTRAS: dict[str, tuple[str, str]] = {
+    "httpx": ("device", "this command"),
+    "httpx_sse": ("device", "this command"),
+    "llama_cpp": ("device", "this command"),
+    "matplotlib": ("plot", "drawing plots"),
+    "pyarrow": ("parquet", "Parquet output"),
+    "ray": ("ray", "--executor ray"),
+}
+"""Optional modules -> (the pdcore extra that installs them, what needs them)."""
+
+
+def missing_extra(module: str, extra: str, needed_by: str) -> str:
+    """The one line every command prints when an optional extra is not installed."""
+    return (
+        f"{needed_by} needs the {extra!r} extra ({module} is not installed); "
+        f"fix: pip install 'pdcore[{extra}]'"
+    )
+
+
 def _error(message: str) -> None:
-    stderr().print(f"[red]error:[/red] {message}", soft_wrap=True)
+    # the message is plain text: escaped whole, so `pdcore[device]` keeps its brackets
+    stderr().print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2) from None
 
 
@@ -209,18 +257,40 @@ def max_tpot_flag(max_tpot: float | None, old: float | None) -> float:
     return old
 
 
+def profile_path(name_or_path: str) -> str | None:
+    """A profile flag's value when it names a file (an input that no output may replace), else None."""
+    return name_or_path if name_or_path.endswith(".toml") or "/" in name_or_path else None
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, str | Path | None]) -> None:
+    """Fails before any work when an output cannot be created, would replace an input or another output
+    (`pdcore.outputs.check_outputs`)."""
+    _check_outputs(outputs, inputs)
+
+
 def check_output(path: Path | None, flag: str) -> None:
     """Fails before any work when an output file cannot be created."""
-    if path is None:
-        return
-    folder = path.parent if str(path.parent) else Path()
-    if not folder.is_dir():
-        raise InvalidInputError(
-            f"{flag} {str(path)!r}: directory {str(folder)!r} does not exist; "
-            "fix: create it or pass another path"
-        )
-    if path.is_dir():
-        raise InvalidInputError(f"{flag} {str(path)!r} is a directory; fix: pass a file name")
+    _check_outputs({flag: path})
+
+
+def check_workload_flags(
+    *, requests: int | None, rate: float | None, limit: int | None, rate_scale: float, seed: int
+) -> None:
+    """Range-checks the workload flags at the edge (`pdcore.limits`)."""
+    if requests is not None:
+        check_int(requests, "--requests", minimum=1, maximum=MAX_REQUESTS)
+    if rate is not None:
+        check_float(rate, "--rate", minimum=0.0, maximum=MAX_RATE, above_minimum=True, unit="req/s")
+    if limit is not None:
+        check_int(limit, "--limit", minimum=1, maximum=MAX_REQUESTS)
+    check_float(rate_scale, "--rate-scale", minimum=0.0, maximum=MAX_RATE, above_minimum=True)
+    check_int(seed, "--seed", minimum=0, maximum=MAX_SEED)
+
+
+def check_slo_flags(ttft_slo: float, max_tpot: float) -> None:
+    """Range-checks the latency objectives at the edge (`pdcore.limits`)."""
+    check_float(ttft_slo, "--ttft-slo", minimum=0.0, maximum=MAX_SLO_S, above_minimum=True, unit="s")
+    check_float(max_tpot, "--max-tpot", minimum=0.0, maximum=MAX_SLO_S, above_minimum=True, unit="s")
 
 
 def load_profiles(

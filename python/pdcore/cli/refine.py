@@ -24,8 +24,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from pdcore.cli.options import default_model, progress_bars, reported, stderr, stdout
+from pdcore.cli.options import check_outputs, default_model, progress_bars, reported, stderr, stdout
 from pdcore.exceptions import InvalidInputError
+from pdcore.outputs import open_text, write_text
 from pdcore.refine import (
     CHATML,
     DEFAULT_QUESTION_WEIGHT,
@@ -279,20 +280,16 @@ def refine_command(
         if show_units:
             console.print(_units_table(result))
         if json_out is not None:
-            json_out.write_text(json.dumps(_refinement_json(result), indent=2) + "\n", encoding="utf-8")
+            write_text(json_out, json.dumps(_refinement_json(result), indent=2) + "\n")
 
 
 def _check_folders(*outputs: tuple[Path | None, str]) -> None:
-    for path, flag in outputs:
-        if path is not None and not path.parent.is_dir():
-            raise InvalidInputError(
-                f"{flag} {str(path)!r}: the directory does not exist; fix: create it or pass another path"
-            )
+    check_outputs({flag: path for path, flag in outputs}, {})
 
 
 def _write_results(path: Path, curve: QualityCurve) -> None:
     """Every item's answers as JSON lines (a NaN prefill time as null)."""
-    with path.open("w", encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for row in curve.results:
             record = {key: getattr(row, key) for key in row.__slots__}
             if isinstance(record["prefill_s"], float) and math.isnan(record["prefill_s"]):
@@ -365,7 +362,7 @@ def refine_eval(
             "whose key fact survived; prefill: median device prefill of the longest item at r"
         )
         if out is not None:
-            out.write_text(curve.to_toml(), encoding="utf-8")
+            write_text(out, curve.to_toml())
             console.print(f"wrote {escape(str(out))}")
         if results_out is not None:
             _write_results(results_out, curve)

@@ -101,6 +101,13 @@ def reproduce_command(
     ray_address: RayOption = None,
     quality: QualityOption = DEFAULT_QUALITY,
     explore: ExploreOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace the contents of a non-empty --out directory (the new report is swapped in whole).",
+        ),
+    ] = False,
 ) -> None:
     """Run the headline experiments and write report.md, report.html, results.json and PNG plots."""
     with reported():
@@ -119,6 +126,7 @@ def reproduce_command(
                 ray_address=ray_address,
                 quality=quality,
                 explore=explore or (),
+                force=force,
                 progress=_Bars(progress),
             )
         elapsed = time.perf_counter() - started

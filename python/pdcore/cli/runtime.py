@@ -20,8 +20,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pdcore.cli.options import default_model, reported, stderr
+from pdcore.cli.options import check_outputs, default_model, profile_path, reported, stderr
 from pdcore.exceptions import InvalidInputError
+from pdcore.outputs import write_text
 from pdcore.profiles import DeviceProfile, list_device_profiles, load_cloud_profile, load_device_profile
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ def chat(
 ) -> None:
     """Stream an answer with P/D-Device: the cloud's first tokens, then the local model's."""
     with reported(live=True):
+        check_outputs({"--json": json_out}, {"--model": model})
         from pdcore.runtime import (  # noqa: PLC0415  # reason: the optional runtime
             MODES,
             OLD_MODES,
@@ -227,6 +229,7 @@ def profile_device(
 ) -> None:
     """Measure prefill time and decode TPOT of a local model and write its device profile."""
     with reported(live=True):
+        check_outputs({"--out": out}, {"--model": model})
         # reason (both ignores): llama_cpp is the optional `device` extra, imported lazily and
         # absent when the package is type-checked
         import llama_cpp  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
@@ -253,7 +256,7 @@ def profile_device(
             kv_bytes_per_token=engine.kv_bytes_per_token(),
             hardware=f"{cpu_name()}, {used} thread(s)",
         )
-        out.write_text(text, encoding="utf-8")
+        write_text(out, text)
         console.print(f"wrote {escape(str(out))} in {measured.seconds:.0f} s")
 
 
@@ -325,7 +328,7 @@ def profile_cloud(
             kv_bytes_per_token=kv_bytes_per_token,
             kv_cache_tokens=kv_cache_tokens,
         )
-        out.write_text(text, encoding="utf-8")
+        write_text(out, text)
         console.print(
             f"wrote {escape(str(out))} in {measured.seconds:.0f} s: base {fit.base_s * 1e3:.2f} ms, "
             f"{fit.prefill_token_s * 1e6:.1f} us per prompt token, decode step "
@@ -376,6 +379,7 @@ def validate(
 ) -> None:
     """Run live P/D-Device requests and compare TTFT and gaps with the simulator's prediction."""
     with reported(live=True):
+        check_outputs({"--json": json_out}, {"--model": model, "--profile": profile_path(profile)})
         from pdcore.runtime import CloudClient, Device  # noqa: PLC0415  # reason: the optional runtime
         from pdcore.runtime import validate as live  # noqa: PLC0415  # reason: the optional runtime
 
@@ -438,7 +442,7 @@ def validate(
         verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
         console.print(f"agreement within {tolerance * 100:g}%: {verdict}")
         if json_out is not None:
-            json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+            write_text(json_out, json.dumps(report.to_dict(), indent=2) + "\n")
         if not report.passed:
             raise typer.Exit(code=1)
 

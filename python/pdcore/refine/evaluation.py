@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.limits import LIMITS_DOC, MAX_PROFILE_SECONDS
 from pdcore.refine.refiner import DEFAULT_QUESTION_WEIGHT, check_ratio, select
 from pdcore.refine.scoring import CHATML
 
@@ -444,13 +445,13 @@ class QualityCurve:
                     ValueError,
                     IndexError,
                     AttributeError,
-                    InvalidInputError,
                 ) as exc:
                     missing = f"missing key {exc}" if isinstance(exc, KeyError) else "a bad value"
                     raise InvalidInputError(
                         f"{source}: [[{key}]] entry {index} has {missing}; fix: write every key of a "
                         "QualityPoint with a ratio in (0, 1] and a finite drop"
                     ) from None
+                _check_point(point, f"{source}: [[{key}]] entry {index}")
                 out.append(point)
             return tuple(out)
 
@@ -465,6 +466,31 @@ class QualityCurve:
             ablation=points("ablation"),
             evaluation=dict(evaluation) if isinstance(evaluation, Mapping) else {},
         )
+
+
+def _check_point(point: QualityPoint, where: str) -> None:
+    """Refuses what no measurement can give: a reversed interval, negative or absurd times, scores
+    outside [0, 1]."""
+    low, high = point.drop_ci95
+    no_interval = math.isnan(low) and math.isnan(high)  # the file has no interval: nan on both ends
+    if not no_interval and not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise InvalidInputError(
+            f"{where}: drop_ci95 = [{low!r}, {high!r}] is not an interval (low above high, or not finite); "
+            "fix: write [low, high] with low <= high, or [nan, nan] for none"
+        )
+    times = {"prefill_s": float(point.prefill_s)} | {
+        f"prefill_runs_s[{i}]": float(v) for i, v in enumerate(point.prefill_runs_s)
+    }
+    for key, value in times.items():
+        if not (math.isnan(value) or 0.0 <= value <= MAX_PROFILE_SECONDS):
+            raise InvalidInputError(
+                f"{where}: {key} = {value!r}; fix: a time must be from 0 to {MAX_PROFILE_SECONDS:g} s "
+                f"(limits: {LIMITS_DOC})"
+            )
+    scores = {"f1": point.f1, "exact_match": point.exact_match, "fact_kept": point.fact_kept}
+    for key, value in scores.items():
+        if not 0.0 <= float(value) <= 1.0:
+            raise InvalidInputError(f"{where}: {key} = {value!r}; fix: a score must be in [0, 1]")
 
 
 def _toml_value(value: Any) -> str:

@@ -36,6 +36,7 @@ from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import profile_provenance
+from pdcore.sim.horizon import check_horizon
 from pdcore.sim.metrics import aggregate
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO, slo_met
 from pdcore.traces.workload import Workload
@@ -345,6 +346,7 @@ class Scenario:
         return delays
 
     def _simulator(self, workload: Workload, delays: FloatArray) -> Simulator:
+        check_horizon(workload, self.cloud, self.device)
         return Simulator(
             arrival_s=workload.arrival_s,
             prompt_tokens=workload.prompt_tokens,

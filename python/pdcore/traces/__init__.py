@@ -11,13 +11,14 @@ from pdcore.traces.synthetic import (
     synthetic_default,
     synthetic_long_answer,
 )
-from pdcore.traces.workload import Workload
+from pdcore.traces.workload import OVERSIZE, Workload
 
 __all__ = [
     "AZURE_COLUMNS",
     "LONG_ANSWER_TOKENS",
     "MOONCAKE_KEYS",
     "OUTPUT_LOGNORMAL",
+    "OVERSIZE",
     "PROMPT_LOGNORMAL",
     "TARGET_STATS",
     "Workload",

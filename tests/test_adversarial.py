@@ -1,0 +1,323 @@
+"""Bad inputs, tried as a new user would: each is refused with exit code 2 and one clean line naming the
+input, no traceback, and no file that existed before the run is changed.
+
+`BAD_INPUTS` counts the bad inputs tried here: the parametrized cases plus the hypothesis examples.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from pdcore.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+CLOUD = ROOT / "python/pdcore/profiles/data/cloud/llama3-8b-a100.toml"
+DEVICE = ROOT / "python/pdcore/profiles/data/device/llama32-3b-w4a16-8elite-genie.toml"
+QUALITY = ROOT / "python/pdcore/refine/data/quality-smollm2-135m.toml"
+HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+GOOD_ROW = "2023-11-16 18:00:00.0000000,100,10\n"
+SENTINEL = '{"precious": true}\n'
+HYPOTHESIS_EXAMPLES = 60
+FAST = ["--requests", "20", "--policies", "cloud-only"]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+def _refused(folder: Path, args: list[str], *names: str) -> str:
+    """Runs the CLI with ``args`` in ``folder``; asserts a clean refusal that changes no file."""
+    before = _snapshot(folder)
+    result = runner.invoke(app, args)
+    output = result.output
+    assert result.exit_code == 2, (args, output)
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, (args, output)
+    assert lines[0].startswith("error:") or "Error" in output, output
+    for name in names:
+        assert name in lines[0], (name, lines[0])
+    assert _snapshot(folder) == before, args
+    return lines[0]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "t.csv").write_text(HEADER + GOOD_ROW + "2023-11-16 18:00:01.0000000,200,20\n", "utf-8")
+    (tmp_path / "old.json").write_text(SENTINEL, encoding="utf-8")
+    return tmp_path
+
+
+# --- outputs that would destroy an input or another output -----------------------------------------------
+
+OUTPUT_CASES = [
+    (["compare", "--trace", "{d}/t.csv", "--csv", "{d}/t.csv"], ["--csv", "--trace"]),
+    (["compare", "--trace", "{d}/t.csv", "--json", "{d}/t.csv"], ["--json", "--trace"]),
+    (["simulate", "--trace", "{d}/t.csv", "--out", "{d}/t.csv"], ["--out", "--trace"]),
+    (["compare", *FAST, "--json", "{d}/a.out", "--csv", "{d}/a.out"], ["--json and --csv"]),
+    (["simulate", "--requests", "20", "--out", "{d}/x.csv", "--json", "{d}/x.csv"], ["--out and --json"]),
+    (["compare", *FAST, "--cloud", "{d}/c.toml", "--json", "{d}/c.toml"], ["--json", "--cloud"]),
+    (["compare", *FAST, "--json", "{d}/missing/x.json"], ["does not exist"]),
+    (["compare", *FAST, "--json", "{d}"], ["is a directory"]),
+    (["reproduce", "--quick", "--out", "{d}"], ["not empty", "--force"]),
+    (["optimize", "--trace", "{d}/t.csv", "--json", "{d}/t.csv"], ["--json", "--trace"]),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), OUTPUT_CASES)
+def test_an_output_never_replaces_an_input(folder: Path, args: list[str], names: list[str]) -> None:
+    shutil.copy(CLOUD, folder / "c.toml")
+    _refused(folder, [arg.format(d=folder) for arg in args], *names)
+
+
+def test_a_hard_link_to_the_trace_is_the_trace(folder: Path) -> None:
+    os.link(folder / "t.csv", folder / "link.csv")
+    _refused(folder, ["simulate", "--trace", str(folder / "t.csv"), "--out", str(folder / "link.csv")], "same")
+
+
+# --- flags -------------------------------------------------------------------------------------------------
+
+FLAG_CASES = [
+    (["--policies", "pd-device:k=3:k=4"], "k twice"),
+    (["--policies", "pd-device:k=99999999999999999999"], "k = 99999999999999999999"),
+    (["--policies", "pd-device:load_adaptive=maybe"], "not a boolean"),
+    (["--policies", "pd-device:k=-1"], "k = -1"),
+    (["--policies", "pd-device:min_tpot=nan"], "not finite"),
+    (["--policies", "nosuch"], "unknown policy"),
+    (["--policies", ","], "names no policy"),
+    (["--requests", "99999999999999999999"], "--requests"),
+    (["--requests", "0"], "--requests"),
+    (["--requests", "20000000"], "--requests"),
+    (["--rate", "0"], "--rate"),
+    (["--rate", "nan"], "--rate"),
+    (["--rate", "1e300"], "--rate"),
+    (["--rate-scale", "0"], "--rate-scale"),
+    (["--rate-scale", "inf"], "--rate-scale"),
+    (["--limit", "0"], "--limit"),
+    (["--seed", "-1"], "--seed"),
+    (["--ttft-slo", "0"], "--ttft-slo"),
+    (["--ttft-slo", "1e9"], "--ttft-slo"),
+    (["--tpot-slo", "-0.1"], "--tpot-slo"),
+    (["--decode-replicas", "1000000000"], "--decode-replicas"),
+    (["--prefill-replicas", "0"], "--prefill-replicas"),
+    (["--deployment", "colocated", "--prefill-replicas", "2"], "--prefill-replicas applies"),
+    (["--deployment", "colocated", "--decode-replicas", "2"], "--decode-replicas applies"),
+    (["--replicas", "2"], "--replicas applies"),
+    (["--capacity-target", "0.9"], "only with --capacity"),
+    (["--capacity-window", "100"], "only with --capacity"),
+    (["--capacity", "--capacity-target", "1.5"], "--capacity-target"),
+    (["--capacity", "--capacity-window", "1"], "--capacity-window"),
+    (["--oversize", "trim"], "--oversize"),
+    (["--deployment", "both"], "--deployment"),
+    (["--network", "carrier-pigeon"], "carrier-pigeon"),
+    (["--device", "nosuch-device"], "nosuch-device"),
+    (["--cloud", "nosuch.toml"], "nosuch.toml"),
+    (["--trace", "nosuch.csv"], "nosuch.csv"),
+    (["--trace", "{d}/t.csv", "--requests", "5"], "--requests and --rate"),
+]
+
+
+@pytest.mark.parametrize(("flags", "name"), FLAG_CASES)
+@pytest.mark.parametrize("command", ["compare", "simulate"])
+def test_bad_flags_are_refused(folder: Path, command: str, flags: list[str], name: str) -> None:
+    flags = [flag.format(d=folder) for flag in flags]
+    if command == "simulate":
+        flags = [("--policy" if flag == "--policies" else flag) for flag in flags]
+        if "--capacity" in flags or "--capacity-target" in flags or "--capacity-window" in flags:
+            pytest.skip("simulate has no capacity search")
+        if flags[:2] == ["--policy", ","]:
+            pytest.skip("simulate takes one policy")
+    base = [] if "--requests" in flags or "--trace" in flags else ["--requests", "20"]
+    _refused(folder, [command, *base, *flags, "--json", str(folder / "old.json")], name)
+
+
+# --- traces ------------------------------------------------------------------------------------------------
+
+TRACE_ROWS = [
+    ("2023-11-16 18:00:01.0000000,99999999999999999999,5", "ContextTokens"),
+    ("2023-11-16 18:00:01.0000000,5,-3", "GeneratedTokens"),
+    ("2023-11-16 18:00:01.0000000,5,1e3", "GeneratedTokens"),
+    ("2023-11-16 18:00:01.0000000,5,5,junk", "trailing data"),
+    ("2023-11-16 18:00:01.0000000+05:00,5,5", "offset"),
+    ("2023-11-16 18:00:01.0000000 PST,5,5", "TIMESTAMP"),
+    ("2023-13-16 18:00:01.0000000,5,5", "TIMESTAMP"),
+    ("2023-11-16 17:00:01.0000000,5,5", "sort"),
+    ("2023-11-16 18:00:01.0000000,5", "GeneratedTokens"),
+    ("2023-11-16 18:00:01.0000000,10000000,5", "KV cache"),
+    ('"2023-11-16 18:00:01.0000000,5,5', "line 3"),
+]
+
+
+@pytest.mark.parametrize(("row", "name"), TRACE_ROWS)
+def test_mutated_azure_rows_are_refused(folder: Path, row: str, name: str) -> None:
+    trace = folder / "bad.csv"
+    trace.write_text(HEADER + GOOD_ROW + row + "\n", encoding="utf-8")
+    line = _refused(folder, ["simulate", "--trace", str(trace), "--json", str(folder / "old.json")], name)
+    assert "bad.csv" in line or "request 2" in line
+
+
+MOONCAKE_LINES = [
+    ('{"timestamp": 5, "input_length": 99999999999999999999, "output_length": 2}', "input_length"),
+    ('{"timestamp": 5, "input_length": 3, "input_length": 4, "output_length": 2}', "twice"),
+    ('{"timestamp": -5, "input_length": 3, "output_length": 2}', "timestamp"),
+    ('{"timestamp": 5, "input_length": "3", "output_length": 2}', "input_length"),
+    ('{"timestamp": 5, "input_length": 3, "output_length": 2} x', "invalid JSON"),
+    ('{"timestamp": 5, "input_length": 3}', "output_length"),
+    ('{"timestamp": 5, "input_length": 3, "output_length": true}', "output_length"),
+    ('{"timestamp": NaN, "input_length": 3, "output_length": 2}', "timestamp"),
+    ('{"timestamp": 5, "input_length": 3, "output_length": 2, "hash_ids": [-1]}', "hash_ids"),
+]
+
+
+@pytest.mark.parametrize(("text", "name"), MOONCAKE_LINES)
+def test_mutated_mooncake_lines_are_refused(folder: Path, text: str, name: str) -> None:
+    trace = folder / "bad.jsonl"
+    trace.write_text('{"timestamp": 0, "input_length": 3, "output_length": 2}\n' + text + "\n", "utf-8")
+    _refused(folder, ["compare", *FAST[2:], "--trace", str(trace), "--json", str(folder / "old.json")], name)
+
+
+@settings(
+    max_examples=HYPOTHESIS_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    column=st.sampled_from([0, 1, 2]),
+    garbage=st.one_of(
+        st.text(alphabet="abcxyz!@#$%^&*()_ ;:.-+eE", min_size=1, max_size=6),
+        st.integers(min_value=2**63, max_value=2**80).map(str),
+        st.integers(max_value=-1).map(str),
+    ),
+)
+def test_hypothesis_mutated_cells_are_refused(folder: Path, column: int, garbage: str) -> None:
+    cells = ["2023-11-16 18:00:01.0000000", "5", "5"]
+    cells[column] = cells[column] + garbage if column == 0 else garbage
+    trace = folder / "mutated.csv"
+    trace.write_text(HEADER + GOOD_ROW + ",".join(cells) + "\n", encoding="utf-8")
+    try:
+        _refused(folder, ["simulate", "--trace", str(trace), "--json", str(folder / "old.json")], "line 3")
+    finally:
+        trace.unlink()
+
+
+# --- profiles and quality curves -------------------------------------------------------------------------
+
+CLOUD_EDITS = [
+    ("base_s = ", "base_s = 1e9 #", "base_s"),
+    ("base_s = ", "base_s = -1 #", "base_s"),
+    ("kv_cache_tokens = ", "kv_cache_tokens = 9223372036854775807 #", "kv_cache_tokens"),
+    ("max_batch_size = ", "max_batch_size = 0 #", "max_batch_size"),
+    ("max_batch_size = ", "max_batch_size = true #", "max_batch_size"),
+    ("max_batch_size = ", "max_batch_size = 1.5 #", "max_batch_size"),
+    ("decode_seq_s = ", "decode_seq_s = nan #", "decode_seq_s"),
+    ("[limits]", "[limits]\nextra_key = 1", "extra_key"),
+    ("[limits]", "[limits", "invalid TOML"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "name"), CLOUD_EDITS)
+def test_mutated_cloud_profiles_are_refused(folder: Path, old: str, new: str, name: str) -> None:
+    text = CLOUD.read_text(encoding="utf-8")
+    assert old in text
+    profile = folder / "cloud.toml"
+    profile.write_text(text.replace(old, new, 1), encoding="utf-8")
+    _refused(folder, ["compare", *FAST, "--cloud", str(profile), "--json", str(folder / "old.json")], name)
+
+
+DEVICE_EDITS = [
+    ("tpot_s = [", "tpot_s = [-1.0, ", "tpot_s"),
+    ("seconds = [", "seconds = [1e9, ", "seconds"),
+    ("prompt_tokens = [", "prompt_tokens = [1e30, ", "prompt_tokens"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "name"), DEVICE_EDITS)
+def test_mutated_device_profiles_are_refused(folder: Path, old: str, new: str, name: str) -> None:
+    text = DEVICE.read_text(encoding="utf-8")
+    assert old in text, old
+    profile = folder / "device.toml"
+    profile.write_text(text.replace(old, new, 1), encoding="utf-8")
+    _refused(folder, ["compare", *FAST, "--device", str(profile), "--json", str(folder / "old.json")], name)
+
+
+QUALITY_EDITS = [
+    ("drop_ci95 = [-0.0719, 0.0469]", "drop_ci95 = [0.0469, -0.0719]", "drop_ci95"),
+    ("prefill_s = 5.2428", "prefill_s = -5.2428", "prefill_s"),
+    ("prefill_runs_s = [5.135,", "prefill_runs_s = [-5.135,", "prefill_runs_s"),
+    ("f1 = 0.5031", "f1 = 1.5031", "f1"),
+    ("ratio = 0.75", "ratio = 1.75", "point"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "name"), QUALITY_EDITS)
+def test_mutated_quality_curves_are_refused(folder: Path, old: str, new: str, name: str) -> None:
+    text = QUALITY.read_text(encoding="utf-8")
+    assert old in text, old
+    curve = folder / "quality.toml"
+    curve.write_text(text.replace(old, new, 1), encoding="utf-8")
+    args = ["optimize", "--refine", "auto", "--quality", str(curve), "--json", str(folder / "old.json")]
+    _refused(folder, args, name)
+
+
+def test_a_cloud_step_that_would_saturate_the_clock_is_refused(folder: Path) -> None:
+    text = CLOUD.read_text(encoding="utf-8").replace("decode_context_s = ", "decode_context_s = 3600 #", 1)
+    (folder / "slow.toml").write_text(text, encoding="utf-8")
+    args = ["simulate", "--requests", "200", "--cloud", str(folder / "slow.toml")]
+    _refused(folder, [*args, "--json", str(folder / "old.json")], "clock")
+
+
+# --- a full disk ---------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_keeps_the_old_output(tmp_path: Path) -> None:
+    """On a 64 KiB tmpfs filled up, --json fails with exit 2 and the old file is intact (no cut-off file)."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        pytest.skip("needs Linux and unshare(1) to mount a private tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {disk} || exit 77\n"
+        f"printf '%s' '{SENTINEL.strip()}' > {disk}/old.json\n"
+        f"dd if=/dev/zero of={disk}/filler bs=1k count=1000 2>/dev/null\n"
+        f"{sys.executable} -c 'from pdcore.cli import main; main()' compare --requests 20 "
+        f"--policies cloud-only,pd-device --json {disk}/old.json\n"
+        "echo rc=$?\n"
+        f"cat {disk}/old.json; echo; ls -a {disk}\n"
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    if done.returncode == 77 or "Operation not permitted" in done.stderr and "rc=" not in done.stdout:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()[:200]}")
+    assert "rc=2" in done.stdout, (done.stdout, done.stderr)
+    assert SENTINEL.strip() in done.stdout
+    assert "No space left" in done.stderr
+    assert "Traceback" not in done.stderr
+    listing = done.stdout.split("\n")[-8:]
+    assert not any(".tmp" in name for name in listing), listing
+
+
+BAD_INPUTS = (
+    len(OUTPUT_CASES)
+    + 1
+    + 2 * len(FLAG_CASES)
+    - 5
+    + len(TRACE_ROWS)
+    + len(MOONCAKE_LINES)
+    + HYPOTHESIS_EXAMPLES
+    + len(CLOUD_EDITS)
+    + len(DEVICE_EDITS)
+    + len(QUALITY_EDITS)
+    + 2
+)
+"""The bad inputs this suite tries (simulate skips the 4 capacity-flag cases and the empty policy list)."""
