@@ -82,7 +82,8 @@ def test_an_output_never_replaces_an_input(folder: Path, args: list[str], names:
 
 def test_a_hard_link_to_the_trace_is_the_trace(folder: Path) -> None:
     os.link(folder / "t.csv", folder / "link.csv")
-    _refused(folder, ["simulate", "--trace", str(folder / "t.csv"), "--out", str(folder / "link.csv")], "same")
+    args = ["simulate", "--trace", str(folder / "t.csv"), "--out", str(folder / "link.csv")]
+    _refused(folder, args, "same")
 
 
 # --- flags -------------------------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def test_a_full_disk_keeps_the_old_output(tmp_path: Path) -> None:
     done = subprocess.run(
         ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=300, check=False
     )
-    if done.returncode == 77 or "Operation not permitted" in done.stderr and "rc=" not in done.stdout:
+    if done.returncode == 77 or ("Operation not permitted" in done.stderr and "rc=" not in done.stdout):
         pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()[:200]}")
     assert "rc=2" in done.stdout, (done.stdout, done.stderr)
     assert SENTINEL.strip() in done.stdout
