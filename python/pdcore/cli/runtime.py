@@ -296,6 +296,7 @@ def profile_cloud(
 ) -> None:
     """Measure an OpenAI-compatible endpoint and write a cloud profile the simulator loads."""
     with reported(live=True):
+        check_outputs({"--out": out}, {})
         from pdcore.runtime import CloudClient  # noqa: PLC0415  # reason: the optional runtime
         from pdcore.runtime.cloud_profiler import (  # noqa: PLC0415  # reason: the optional runtime
             cloud_profile_toml,
