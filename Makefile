@@ -30,7 +30,7 @@ lint: dev ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy --strict, stubt
 live: ## the live runtime for real: build the device extra (llama.cpp), start a llama.cpp server as the cloud, run the realtime tests
 	CMAKE_BUILD_PARALLEL_LEVEL="$${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
 		CMAKE_ARGS="$${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}" \
-		$(PIP) install -q -e ".[device]"
+		$(PIP) install -q -e ".[device,test]"
 	PYTHON=$(PYTHON) scripts/ci_live.sh
 
 .PHONY: format

@@ -118,6 +118,15 @@ def test_the_context_window_is_read_from_the_server_or_learned_from_its_error() 
         assert isinstance(info.value, CloudUnavailableError), "nothing arrived: the device goes on alone"
 
 
+def test_an_empty_stream_from_a_server_that_only_says_so_unstreamed_is_diagnosed() -> None:
+    script = CloudScript(PIECES, context_tokens=50, silent_context_error=True)
+    with FakeCloud(script) as cloud:
+        client = CloudClient(cloud.url)
+        with pytest.raises(CloudContextError, match="context window of 50 tokens"):
+            asyncio.run(collect(client, prompt="word " * 60))
+    assert client.context_tokens == 50
+
+
 def test_the_server_counts_tokens_where_it_can() -> None:
     with FakeCloud(CloudScript(PIECES, tokenize=True)) as cloud:
         assert asyncio.run(CloudClient(cloud.url).count_tokens("one two three")) == 3

@@ -27,13 +27,14 @@ from typer.testing import CliRunner
 from pdcore.cli.runtime import register
 from pdcore.profiles import DeviceProfile
 from pdcore.runtime import CloudClient, Device, Session, Timeline, chatml, smollm2_path
+from pdcore.runtime.cloud import CloudContextError
 from pdcore.runtime.testing import LlamaServer, unused_url
 from pdcore.runtime.validate import make_prompt
 
 pytestmark = pytest.mark.realtime
 
 FRANCE = "The capital of France is Paris."
-SAMPLING = {"repeat_penalty": 1.0}
+SAMPLING: dict[str, Any] = {}  # greedy, as the device decodes, is the client's default
 MAX_TPOT = 0.05
 SLACK = 0.015
 HANDOFF_AGREEMENT_CHARS = 24
@@ -181,7 +182,7 @@ def test_cli_chat(cloud_url: str, model: Path, tmp_path: Path) -> None:
         cli(),
         ["chat", "What is the capital of France?", "--cloud-url", cloud_url, "--model", str(model),
          "--threads", "1", "--k", "3",
-         "--cloud-param", "repeat_penalty=1.0", "--json", str(out)],
+         "--json", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert FRANCE in result.output
@@ -211,7 +212,7 @@ def test_cli_validate(cloud_url: str, profile: DeviceProfile, tmp_path: Path) ->
         cli(),
         ["validate", "--profile", str(profile_path), "--cloud-url", cloud_url, "--threads", "1",
          "--requests", "2", "--prompt-tokens", "200,300", "--max-tokens", "80",
-         "--cloud-param", "repeat_penalty=1.0", "--json", str(out)],
+         "--json", str(out)],
     )  # fmt: skip
     assert result.exit_code in {0, 1}, result.output
     report = json.loads(out.read_text(encoding="utf-8"))
@@ -223,3 +224,90 @@ def test_cli_validate(cloud_url: str, profile: DeviceProfile, tmp_path: Path) ->
         assert 0.2 < sample["device_speed_ratio"] < 5.0, sample["device_speed_ratio"]
     for run in report["runs"]:
         assert run["max_gap_all_s"] >= run["max_gap_s"] > 0
+
+
+def test_chat_only_endpoints_give_a_text_exact_seam(cloud_url: str, model: Path) -> None:
+    async def go() -> tuple[Timeline, str]:
+        cloud = CloudClient(cloud_url, api="chat")
+        device = Device.llama(model, n_threads=1)
+        try:
+            session = Session(cloud=cloud, device=device, k=6, max_tokens=60, max_extensions=0)
+            text = "".join([piece.text async for piece in session.stream(chatml(STORY))])
+            assert session.timeline is not None
+            return session.timeline, text
+        finally:
+            await cloud.aclose()
+            device.close()
+
+    timeline, text = asyncio.run(go())
+    cloud_part = "".join(record.text for record in timeline.tokens if record.source == "cloud")
+    assert cloud_part, "the chat endpoint streamed the first tokens"
+    assert text.startswith(cloud_part), "the device continues after the cloud's text, exactly"
+    assert len(text) > len(cloud_part)
+    assert timeline.handoff_position is not None
+
+
+def test_cli_profile_cloud_measures_the_server(cloud_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "cloud.toml"
+    result = CliRunner().invoke(
+        cli(),
+        ["profile-cloud", "--cloud-url", cloud_url, "--out", str(out), "--lengths", "64,256",
+         "--concurrency", "1,2", "--decode-tokens", "6", "--repeats", "1", "--kv-cache-tokens", "4096"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from pdcore.profiles import CloudProfile
+
+    measured = CloudProfile.from_toml_file(out)
+    assert measured.max_batch_size == 1, "llama-cpp-python's server decodes one stream at a time"
+    assert measured.base_s > 0
+    assert 0.001 < measured.cost.lone_decode_s(300) < 1.0
+
+
+def test_the_servers_context_window_is_learned_not_guessed(cloud_url: str, model: Path) -> None:
+    async def go() -> int | None:
+        async with CloudClient(cloud_url) as cloud:
+            with pytest.raises(CloudContextError) as info:
+                async for _ in cloud.stream("word " * 5000, max_tokens=4):
+                    pass
+            assert info.value.context_tokens == cloud.context_tokens
+            return cloud.context_tokens
+
+    assert asyncio.run(go()) == 4096
+
+
+def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
+    cloud_url: str, model: Path, profile: DeviceProfile
+) -> None:
+    """Seeded prompts of 200 to 500 tokens, each a chat turn the cloud has cached, 250-token answers: the
+    requests hand off, and the hand-off gap stays within max_tpot."""
+    lengths = [200, 260, 320, 380, 440, 500] * 4
+
+    async def go() -> list[Timeline]:
+        cloud = CloudClient(cloud_url)
+        device = Device.llama(model, n_threads=1)
+        timelines = []
+        try:
+            session = Session(cloud=cloud, device=device, profile=profile, k="auto", max_tokens=250)
+            for index, tokens in enumerate(lengths):
+                prompt = await make_prompt(device, tokens, seed=100 + index)
+                async for _ in cloud.stream(prompt, max_tokens=1):
+                    pass
+                await session.complete(prompt)
+                assert session.timeline is not None
+                timelines.append(session.timeline)
+        finally:
+            await cloud.aclose()
+            device.close()
+        return timelines
+
+    timelines = asyncio.run(go())
+    handoffs = [timeline for timeline in timelines if timeline.handoff_position is not None]
+    assert len(handoffs) >= 20, [timeline.summary()["plan"] for timeline in timelines]
+    over = []
+    for timeline in handoffs:
+        position = timeline.handoff_position
+        assert position is not None
+        gap = next(gap for gap in timeline.gaps() if gap.position == position)
+        if gap.gap_s > MAX_TPOT + SLACK:
+            over.append((timeline.prompt_tokens, round(gap.gap_s * 1e3, 1), gap.cause))
+    assert not over, over

@@ -427,3 +427,12 @@ def test_each_notice_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
         run(answer(cloud.url, engine(), notices=notices))
     assert [notice.kind for notice in notices] == ["cloud-unavailable"]
     assert not [record for record in caplog.records if record.levelname == "WARNING"]
+
+
+def test_plans_are_not_reduced_when_asked_to_split() -> None:
+    slow = engine(prefill_token_s=1.0)
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k="auto", profile_of=slow, reduce_plans=False))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.plan == "pd-device"
+    assert timeline.prompt_tokens is not None, "the device started on the prompt"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -37,10 +38,20 @@ SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 """The shipped profile used for the default model when ``--profile`` is not given."""
 
 
+def _threads(threads: int | None) -> int:
+    """The device's threads: as given, else llama-cpp-python's own default (half the CPUs, at least one),
+    made explicit so that the device runs and the shipped profile is chosen with the same count."""
+    if threads is not None:
+        if isinstance(threads, bool) or threads < 1 or threads > 1024:
+            raise InvalidInputError(f"--threads {threads!r}; fix: pass a thread count from 1 to 1024")
+        return threads
+    return max((os.cpu_count() or 2) // 2, 1)
+
+
 def _profile(profile: str | None, threads: int | None, model: Path | None) -> DeviceProfile | None:
     if profile is not None:
         return load_device_profile(profile)
-    shipped = SHIPPED_PROFILE.format(threads=threads or 2)
+    shipped = SHIPPED_PROFILE.format(threads=_threads(threads))
     if model is None and shipped in list_device_profiles():
         return load_device_profile(shipped)
     return None
@@ -147,6 +158,9 @@ def chat(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail if the display falls behind real time.")
     ] = False,
+    api: Annotated[
+        str, typer.Option("--api", help="The endpoint's API: completions, or chat for chat-only endpoints.")
+    ] = "completions",
 ) -> None:
     """Stream an answer with P/D-Device: the cloud's first tokens, then the local model's."""
     with reported(live=True):
@@ -177,8 +191,16 @@ def chat(
             console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
 
         async def run() -> Timeline:
-            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param)) if mode != "device-only" else None
-            device = Device.llama(default_model(model), n_threads=threads) if mode != "cloud-only" else None
+            cloud = (
+                CloudClient(cloud_url, extra_body=_params(cloud_param), api=api)
+                if mode != "device-only"
+                else None
+            )
+            device = (
+                Device.llama(default_model(model), n_threads=_threads(threads))
+                if mode != "cloud-only"
+                else None
+            )
             session = Session(
                 cloud=cloud,
                 device=device,
@@ -377,6 +399,9 @@ def validate(
         str | None,
         typer.Option("--cloud-profile", help="The endpoint's profile from pdcore profile-cloud (.toml)."),
     ] = None,
+    api: Annotated[
+        str, typer.Option("--api", help="The endpoint's API: completions, or chat for chat-only endpoints.")
+    ] = "completions",
 ) -> None:
     """Run live P/D-Device requests and compare TTFT and gaps with the simulator's prediction."""
     with reported(live=True):
@@ -390,8 +415,8 @@ def validate(
         console = stderr()
 
         async def run() -> live.ValidationReport:
-            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param))
-            device = Device.llama(default_model(model), n_threads=threads)
+            cloud = CloudClient(cloud_url, extra_body=_params(cloud_param), api=api)
+            device = Device.llama(default_model(model), n_threads=_threads(threads))
             try:
                 return await live.validate(
                     cloud=cloud,

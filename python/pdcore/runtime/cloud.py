@@ -452,7 +452,31 @@ class CloudClient:
                 raise failure(_describe(exc)) from None
             break
         if not finished:
+            if received == 0:
+                await self._diagnose_empty_stream(prompt)
             raise failure("the stream ended without a finish reason or [DONE]")
+
+    async def _diagnose_empty_stream(self, prompt: str) -> None:
+        """A stream that ended with nothing: llama-cpp-python's server does that when the prompt exceeds its
+        context window (it has already answered 200 when it finds out). The same prompt without streaming,
+        for one token, makes such a server say so at once, with its window; raises `CloudContextError` if
+        it does. Asked only in this rare failure, since a prompt that fits costs the server its prefill."""
+        body = self.body(prompt, 1)
+        body["stream"] = False
+        for _ in range(2):  # the broken stream's pooled connection may be the first one tried
+            try:
+                response = await self._http().post(self.endpoint, json=body)
+                break
+            except httpx.TransportError:
+                continue
+            except httpx.HTTPError:
+                return
+        else:
+            return
+        if response.status_code >= 400:
+            error = self._refusal(response.status_code, response.text[:400], CloudUnavailableError)
+            if isinstance(error, CloudContextError):
+                raise error
 
     def _refuses_repeat_penalty(self, status: int, detail: str) -> bool:
         """Whether the server refused the request for the ``repeat_penalty`` field we added."""

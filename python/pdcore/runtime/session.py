@@ -25,8 +25,9 @@ plus the text received) for more tokens (`_CloudStream.maybe_extend`), at most `
 pause in the display is worse than a few extra cloud tokens.
 
 Plans that cannot pay off are not run (``k="auto"``; the rule is ours). Before anything is sent the prompt
-is tokenized with the device's tokenizer and the catch-up is solved (`pdcore.optimize.solve_catchup`, the
-one cost model) with the cloud's first-token delay learned from earlier answers: when the device's own
+is counted with the device's tokenizer (on a sample of it, `TOKENIZE_SAMPLE_CHARS`) and the catch-up is
+solved (`pdcore.optimize.solve_catchup`, the one cost model) with the cloud's first-token delay learned
+from earlier answers: when the device's own
 first token would come first, the device answers alone and the cloud is not asked (plan ``"device-only"``);
 when the device cannot catch up within the answer (no fixed point, or ``k`` reaching ``max_tokens``), the
 cloud serves the whole answer and the device does not prefill at all unless the cloud fails (plan
@@ -103,6 +104,7 @@ __all__ = [
     "STALL_FIRST_FACTOR",
     "STALL_GAP_FACTOR",
     "STALL_MIN_S",
+    "TOKENIZE_SAMPLE_CHARS",
     "Mode",
     "Piece",
     "Session",
@@ -150,6 +152,9 @@ and up to 4.3 ms late while the device prefilled on the same core; with the last
 0.08 ms at the median and 2.0 ms at most (an 807-token prefill, then 150 decoded tokens, on a 2-core x86
 machine, the model and the loop on one core). The price: the loop's other work (reading the cloud's
 events) waits up to 2 ms once per displayed token, far below a display gap."""
+
+TOKENIZE_SAMPLE_CHARS = 1024
+"""Characters of the prompt the device tokenizes before the cloud request leaves (module docstring)."""
 
 STALL_MIN_S = 0.25
 """The shortest silence of a started stream counted as a stall: several display gaps at the 50 ms default
@@ -222,8 +227,8 @@ class _RequestState:
         self.inflight_tokens_left: int | None = None
         self.cloud_task: asyncio.Task[None] | None = None
         self.device_task: asyncio.Task[None] | None = None
-        self.prompt_tokens: list[int] | None = None
-        """The prompt's device tokens, when tokenized before the cloud request left."""
+        self.prompt_token_count: int | None = None
+        """The prompt's length in device tokens, once the device has tokenized it."""
         self.plan: Mode = mode
         """What this request runs: the mode, or the side a P/D-Device plan was reduced to (``k="auto"``)."""
         self.device_deferred = False
@@ -322,7 +327,9 @@ class _CloudStream(_RequestState):
         window = cloud.context_tokens if cloud is not None else None
         if window is None:
             return 1 << 30
-        prompt = len(self.prompt_tokens) if self.prompt_tokens is not None else self.estimated_prompt_tokens()
+        prompt = (
+            self.prompt_token_count if self.prompt_token_count is not None else self.estimated_prompt_tokens()
+        )
         return window - prompt - self.buffer.received
 
     def estimated_prompt_tokens(self) -> int:
@@ -531,7 +538,8 @@ class _DeviceProgress(_CloudStream):
         session = self.session
         device = session.device
         assert device is not None
-        prompt_tokens = await device.start(self.prompt, self.prompt_tokens)
+        prompt_tokens = await device.start(self.prompt)
+        self.prompt_token_count = prompt_tokens
         session.tokens_per_char = prompt_tokens / max(len(self.prompt), 1)
         self.timeline.prompt_tokens = prompt_tokens
         if self.mode == "pd-device":
@@ -747,6 +755,8 @@ class Session:
         on_notice: Called with each `Notice` as it happens (fallbacks, warnings).
         learn_speed: Learn the device's speed relative to its profile from each request
             (`speed_ratio`) and use it for the next.
+        reduce_plans: With ``k="auto"``, serve a request from one side when P/D-Device cannot pay off
+            (module docstring); False always splits (``pdcore validate`` compares the split itself).
 
     Raises:
         InvalidInputError: A setting is out of range, or the mode lacks the cloud or device it needs.
@@ -775,6 +785,7 @@ class Session:
         cloud_tpot_s: float = 0.0,
         on_notice: Callable[[Notice], None] | None = None,
         learn_speed: bool = True,
+        reduce_plans: bool = True,
     ) -> None:
         mode = session_mode(mode)
         if mode in ("pd-device", "cloud-only") and cloud is None:
@@ -823,6 +834,7 @@ class Session:
         self.cloud_tpot_s = cloud_tpot_s
         self.on_notice = on_notice
         self.learn_speed = learn_speed
+        self.reduce_plans = bool(reduce_plans)
         self.tokens_per_char = DEFAULT_TOKENS_PER_CHAR
         """Device tokens per prompt character, learned from the latest prompt (plans ``k`` before the
         prompt is tokenized)."""
@@ -913,12 +925,14 @@ class Session:
         device = self.device
         assert device is not None
         timeline = request.timeline
-        # the device's own tokenizer, on this thread while its worker is idle: about a millisecond
-        # against the worker's hop, and the count the plan, the context check and the device all use
-        tokens = device.tokenize_idle(request.prompt)
-        request.prompt_tokens = tokens
-        self.tokens_per_char = len(tokens) / max(len(request.prompt), 1)
-        plan, reason, k = self.plan_request(len(tokens))
+        # The cloud request leaves before the prompt is tokenized whole (1,840 tokens took 4-8 ms on the
+        # 2-core development machine, all of it added to the first token): the plan counts the prompt
+        # at the tokens per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the
+        # device on this thread while its worker is idle (about half a millisecond); the device tokenizes
+        # it whole right after.
+        sample = request.prompt[:TOKENIZE_SAMPLE_CHARS]
+        self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
+        plan, reason, k = self.plan_request(request.estimated_prompt_tokens())
         timeline.plan = plan
         timeline.plan_reason = reason
         request.plan = plan
@@ -937,8 +951,9 @@ class Session:
         k = self.resolve_k(prompt_tokens)
         context = self.cloud.context_tokens if self.cloud is not None else None
         room = None if context is None else context - prompt_tokens
-        if self.k != "auto" or self.profile is None:
-            return "pd-device", f"k = {k} as given", k if room is None else max(0, min(k, room - 1))
+        if self.k != "auto" or self.profile is None or not self.reduce_plans:
+            how = "as given" if self.k != "auto" else "from the catch-up rule"
+            return "pd-device", f"k = {k} {how}", k if room is None else max(0, min(k, room - 1))
         solution = self._catchup(prompt_tokens)
         first = self.expected_first_token_s()
         if solution.device_alone:

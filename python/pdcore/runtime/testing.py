@@ -96,6 +96,8 @@ class CloudScript:
         tokenize: Whether it offers ``POST /extras/tokenize`` (whitespace-separated words).
         faulty_requests: How many requests, from the first, ``cut_after`` and ``stall_after`` apply to
             (None: all of them).
+        silent_context_error: Refuse a streamed request beyond ``context_tokens`` as llama-cpp-python's
+            server does: HTTP 200, then an empty stream (the error is only said without streaming).
     """
 
     pieces: Sequence[str]
@@ -109,6 +111,7 @@ class CloudScript:
     model_fields: Mapping[str, Any] = field(default_factory=dict)
     tokenize: bool = False
     faulty_requests: int | None = None
+    silent_context_error: bool = False
 
     def gap(self, index: int) -> float:
         """The wait before event ``index`` (``index >= 1``)."""
@@ -215,10 +218,16 @@ class FakeCloud:
                     asked = len(str(body.get("prompt", "")).split()) + int(body.get("max_tokens", 16))
                     prompt = len(str(body.get("prompt", "")).split())
                     if prompt >= script.context_tokens:
+                        if script.silent_context_error and body.get("stream"):
+                            self.send_response(200)
+                            self.send_header("Content-Type", "text/event-stream")
+                            self.end_headers()
+                            return
                         message = (
-                            f"Requested tokens ({asked}) exceed context window of {script.context_tokens}"
+                            f"This model's maximum context length is {script.context_tokens} tokens, however "
+                            f"you requested {asked} tokens"
                         )
-                        self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
+                        self._json(400, {"error": {"message": message, "code": "context_length_exceeded"}})
                         return
                 served = _Served(body=body, headers=dict(self.headers.items()), path=self.path)
                 cloud.requests.append(served)

@@ -32,7 +32,9 @@ from pdcore.slo import meets
 
 __all__ = ["CloudRecord", "GapRecord", "Notice", "Timeline", "TokenRecord"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The version of the JSON form (``docs/timeline.md``); 2 added ``plan``, ``cloud_stalls`` and
+``cloud_resumes``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +81,9 @@ class Notice:
 
     Attributes:
         at_s: When it happened.
-        kind: ``"cloud-unavailable"``, ``"cloud-cut"``, ``"device-error"``, ``"tokenization"`` or
-            ``"context-full"``.
+        kind: ``"cloud-unavailable"``, ``"cloud-cut"``, ``"cloud-silent"``, ``"cloud-context"``,
+            ``"plan-device"``, ``"plan-cloud"``, ``"device-error"``, ``"tokenization"`` or ``"context-full"``
+            (``docs/timeline.md``).
         message: What happened and what the runtime did about it.
     """
 

@@ -174,7 +174,12 @@ class LiveRun:
     @classmethod
     def from_timeline(cls, timeline: Timeline) -> LiveRun:
         """Reduces a timeline (raises `InvalidInputError` if it shows fewer than two tokens)."""
-        if len(timeline.tokens) < 2 or timeline.prompt_tokens is None:
+        if timeline.prompt_tokens is None:
+            raise InvalidInputError(
+                f"the live request ran no device (plan {timeline.plan!r}: {timeline.plan_reason}); fix: "
+                "run it as P/D-Device (Session(reduce_plans=False))"
+            )
+        if len(timeline.tokens) < 2:
             raise InvalidInputError(
                 f"the live request displayed {len(timeline.tokens)} tokens; fix: ask for longer answers "
                 "(--max-tokens) so that gaps can be measured"
@@ -710,6 +715,7 @@ async def validate(
         k_margin=k_margin,
         max_extensions=max_extensions,
         first_token_s=None,
+        reduce_plans=False,  # the split itself is what is compared
     )
     samples: list[CalibrationSample] = []
     runs: list[LiveRun] = []
