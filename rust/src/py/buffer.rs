@@ -20,8 +20,8 @@ fn source_name(s: Source) -> &'static str {
 impl PyTokenBuffer {
     #[new]
     #[pyo3(signature = (*, cloud_expected = None))]
-    fn new(cloud_expected: Option<i64>) -> PyResult<Self> {
-        let cloud_expected = cloud_expected.map(|n| super::count(n, "cloud_expected")).transpose()?;
+    fn new(cloud_expected: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+        let cloud_expected = cloud_expected.map(|n| super::count_of(&n, "cloud_expected")).transpose()?;
         Ok(Self { inner: TokenBuffer::new(cloud_expected) })
     }
 

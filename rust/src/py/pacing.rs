@@ -48,13 +48,13 @@ impl PySpeedController {
     fn new(
         min_tpot: f64,
         max_tpot: f64,
-        expected_tokens: Option<i64>,
+        expected_tokens: Option<Bound<'_, PyAny>>,
         handoff_at: Option<f64>,
     ) -> PyResult<Self> {
         let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
         let handoff = opt_secs(handoff_at, "handoff_at")?;
-        // a negative count is the caller's mistake, named as such rather than an OverflowError
-        let expected = expected_tokens.map(|n| super::count(n, "expected_tokens")).transpose()?;
+        // a negative or huge count is the caller's mistake, named as such rather than an OverflowError
+        let expected = expected_tokens.map(|n| super::count_of(&n, "expected_tokens")).transpose()?;
         Ok(Self { inner: SpeedController::new(cfg, expected, handoff) })
     }
 
@@ -69,8 +69,8 @@ impl PySpeedController {
     }
 
     #[pyo3(signature = (n))]
-    fn set_expected(&mut self, n: Option<i64>) -> PyResult<()> {
-        self.inner.set_expected(n.map(|n| super::count(n, "n")).transpose()?);
+    fn set_expected(&mut self, n: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.inner.set_expected(n.map(|n| super::count_of(&n, "n")).transpose()?);
         Ok(())
     }
 

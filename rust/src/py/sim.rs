@@ -13,6 +13,7 @@ use crate::time::Nanos;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// The cloud's deployment and iteration-time model.
 #[pyclass(name = "CloudConfig", module = "pdcore._core", frozen)]
@@ -113,16 +114,18 @@ pub struct PyPlan {
 #[pymethods]
 impl PyPlan {
     #[new]
-    #[pyo3(signature = (mode, *, k = 0, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05, k_site = "pool"))]
+    #[pyo3(signature = (mode, *, k = None, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05, k_site = "pool"),
+        text_signature = "(mode, *, k=0, refine_ratio=1.0, min_tpot=0.0, max_tpot=0.05, k_site='pool')")]
     fn new(
         mode: &str,
-        k: i64,
+        k: Option<Bound<'_, PyAny>>,
         refine_ratio: f64,
         min_tpot: f64,
         max_tpot: f64,
         k_site: &str,
     ) -> PyResult<Self> {
         let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        let k = k.map_or(Ok(0), |k| super::whole(&k, "k"))?;
         let k = u32::try_from(k).map_err(|_| {
             CoreError::invalid(
                 "k",
@@ -233,10 +236,29 @@ impl PyNativePolicy {
     }
 }
 
-/// The trace-driven simulator.
-#[pyclass(name = "Simulator", module = "pdcore._core")]
+/// The trace-driven simulator. One run is driven from one thread at a time: a second thread that calls
+/// it while it runs gets `InvalidStateError` (not a borrow panic).
+#[pyclass(name = "Simulator", module = "pdcore._core", frozen)]
 pub struct PySimulator {
-    inner: Simulator,
+    inner: Mutex<Simulator>,
+}
+
+impl PySimulator {
+    fn sim(&self) -> PyResult<MutexGuard<'_, Simulator>> {
+        match self.inner.try_lock() {
+            Ok(guard) => Ok(guard),
+            Err(TryLockError::WouldBlock) => Err(CoreError::state(
+                "the Simulator is in use by another thread",
+                "drive one Simulator from one thread; build one per thread to run several",
+            )
+            .into()),
+            Err(TryLockError::Poisoned(_)) => Err(CoreError::state(
+                "the Simulator stopped in the middle of a step and cannot go on",
+                "build a new Simulator",
+            )
+            .into()),
+        }
+    }
 }
 
 #[pymethods]
@@ -264,26 +286,28 @@ impl PySimulator {
             bandwidth_bytes_per_s: bandwidth_bps / 8.0,
             qoe: QoeParams { ttft_s: qoe_ttft_s, tokens_per_s: qoe_tokens_per_s },
         };
-        Ok(Self { inner: Simulator::new(inp, cloud.inner.clone(), device.inner.clone())? })
+        Ok(Self { inner: Mutex::new(Simulator::new(inp, cloud.inner.clone(), device.inner.clone())?) })
     }
 
-    fn next_decision(&mut self, py: Python<'_>) -> PyResult<Option<u32>> {
-        let sim = &mut self.inner;
+    fn next_decision(&self, py: Python<'_>) -> PyResult<Option<u32>> {
+        let mut guard = self.sim()?;
+        let sim: &mut Simulator = &mut guard;
         detached(py, || sim.next_decision())
     }
 
-    fn decide(&mut self, request: u32, plan: &PyPlan) -> PyResult<()> {
-        Ok(self.inner.decide(request, plan.inner)?)
+    fn decide(&self, request: u32, plan: &PyPlan) -> PyResult<()> {
+        Ok(self.sim()?.decide(request, plan.inner)?)
     }
 
-    fn run_policy(&mut self, py: Python<'_>, policy: &PyNativePolicy) -> PyResult<()> {
-        let sim = &mut self.inner;
+    fn run_policy(&self, py: Python<'_>, policy: &PyNativePolicy) -> PyResult<()> {
+        let mut guard = self.sim()?;
+        let sim: &mut Simulator = &mut guard;
         let rule = &policy.inner;
         detached(py, || sim.run_policy(rule))
     }
 
     fn cloud_load<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let l = self.inner.cloud_load();
+        let l = self.sim()?.cloud_load();
         let d = PyDict::new(py);
         d.set_item("waiting_requests", l.waiting_requests)?;
         d.set_item("waiting_prefill_tokens", l.waiting_prefill_tokens)?;
@@ -294,15 +318,16 @@ impl PySimulator {
         Ok(d)
     }
 
-    fn record_timeline(&mut self, request: u32) -> PyResult<()> {
-        Ok(self.inner.record_timeline(request)?)
+    fn record_timeline(&self, request: u32) -> PyResult<()> {
+        Ok(self.sim()?.record_timeline(request)?)
     }
 
     #[pyo3(signature = (request=None))]
     fn timeline<'py>(&self, py: Python<'py>, request: Option<u32>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let sim = self.sim()?;
         let found = match request {
-            Some(i) => self.inner.timeline_for(i),
-            None => self.inner.timeline(),
+            Some(i) => sim.timeline_for(i),
+            None => sim.timeline(),
         };
         let Some(tl) = found else { return Ok(None) };
         let secs = |v: &[Nanos]| v.iter().map(|t| t.as_secs()).collect::<Vec<f64>>();
@@ -317,21 +342,21 @@ impl PySimulator {
         Ok(Some(d))
     }
 
-    fn cloud_lone_prefill_s(&self, prompt_tokens: u32) -> f64 {
-        self.inner.cloud_lone_prefill_s(prompt_tokens)
+    fn cloud_lone_prefill_s(&self, prompt_tokens: u32) -> PyResult<f64> {
+        Ok(self.sim()?.cloud_lone_prefill_s(prompt_tokens))
     }
 
     #[getter]
-    fn now(&self) -> f64 {
-        self.inner.now().as_secs()
+    fn now(&self) -> PyResult<f64> {
+        Ok(self.sim()?.now().as_secs())
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.len()
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.sim()?.len())
     }
 
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = self.inner.results();
+        let r = self.sim()?.results();
         let d = PyDict::new(py);
         let float_cols = [
             ("ttft_s", r.ttft_s),
@@ -364,7 +389,7 @@ impl PySimulator {
     }
 
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.summary();
+        let s = self.sim()?.summary();
         let d = PyDict::new(py);
         d.set_item("events", s.events as f64)?;
         d.set_item("iterations", s.iterations as f64)?;

@@ -26,6 +26,10 @@ use crate::event_loop::EventLoop;
 use crate::time::Nanos;
 use std::collections::VecDeque;
 
+/// The most replicas a pool may have: every replica is simulated, so a mistyped count must not ask for
+/// more memory than the machine has.
+pub const MAX_REPLICAS: u32 = 1 << 16;
+
 /// How the cloud is deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deployment {
@@ -80,6 +84,19 @@ impl CloudConfig {
         for (name, v) in counts {
             if v == 0 {
                 return Err(CoreError::invalid(name, "is 0", "give a positive count"));
+            }
+        }
+        for (name, v) in [
+            ("replicas", self.replicas),
+            ("prefill_replicas", self.prefill_replicas),
+            ("decode_replicas", self.decode_replicas),
+        ] {
+            if v > MAX_REPLICAS {
+                return Err(CoreError::invalid(
+                    name,
+                    format!("= {v} is more than {MAX_REPLICAS} replicas"),
+                    "simulate a cloud of at most 65,536 replicas per pool",
+                ));
             }
         }
         for (name, v) in [
@@ -651,6 +668,9 @@ mod tests {
         let mut cfg = config(Deployment::Colocated, 100);
         cfg.kv_link_bytes_per_s = f64::NAN;
         assert!(cfg.validate().unwrap_err().to_string().starts_with("kv_link_bytes_per_s"));
+        let mut cfg = config(Deployment::Disaggregated, 100);
+        cfg.decode_replicas = 1_000_000_000;
+        assert!(cfg.validate().unwrap_err().to_string().starts_with("decode_replicas = 1000000000 is more"));
         let mut cfg = config(Deployment::Colocated, 100);
         cfg.cost.base_s = -1.0;
         assert!(cfg.validate().unwrap_err().to_string().starts_with("base_s"));
