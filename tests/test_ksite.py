@@ -116,3 +116,27 @@ def test_every_token_is_displayed_once_wherever_the_k_tokens_are_decoded(
     result = sc.run(workload, policy, seed=1)
     np.testing.assert_array_equal(result.results["displayed_tokens"], workload.output_tokens)
     assert (result.results["ttft_s"] > 0).all()
+
+
+def test_every_shipped_cloud_profile_prices_and_cites_the_cache_write() -> None:
+    from pdcore.profiles import list_cloud_profiles
+
+    for name in list_cloud_profiles():
+        profile = load_cloud_profile(name)
+        assert 0.0 < profile.kv_write_token_s < 1e-6, name
+        assert "write_token_s (an estimate" in profile.notes, name
+        # the write is a sliver of the fitted prefill slope it is part of
+        assert profile.kv_write_token_s < 0.01 * profile.prefill_token_s, name
+
+
+def test_a_profile_without_the_write_prices_none() -> None:
+    from pathlib import Path
+
+    import pdcore.profiles
+    from pdcore.profiles import CloudProfile
+
+    shipped = Path(pdcore.profiles.__file__).parent / "data" / "cloud" / "llama3-8b-a100.toml"
+    body = shipped.read_text(encoding="utf-8")
+    assert "write_token_s = " in body
+    stripped = "\n".join(line for line in body.splitlines() if not line.startswith("write_token_s"))
+    assert CloudProfile.from_toml_text(stripped).kv_write_token_s == 0.0

@@ -281,7 +281,18 @@ class CloudReq:
 class Replica:
     """One cloud replica's queues and current batch."""
 
-    __slots__ = ("busy", "cur_decode", "cur_prefill", "kv_used", "prefilling", "role", "running", "waiting")
+    __slots__ = (
+        "busy",
+        "cur_decode",
+        "cur_prefill",
+        "kv_used",
+        "link_free",
+        "prefilling",
+        "role",
+        "running",
+        "to_write",
+        "waiting",
+    )
 
     def __init__(self, role: int) -> None:
         self.role = role
@@ -292,6 +303,8 @@ class Replica:
         self.kv_used = 0
         self.cur_decode: list[int] = []
         self.cur_prefill: list[tuple[int, int]] = []
+        self.to_write = 0
+        self.link_free = 0
 
     def load(self) -> int:
         return len(self.waiting) + len(self.prefilling) + len(self.running)
@@ -318,6 +331,7 @@ class Cloud:
         self.kv_link = float(cfg["kv_link_bytes_per_s"])
         self.k_sites = str(cfg.get("k_sites", "pool"))
         self.prefill_decode_budget = int(cfg.get("prefill_decode_budget", 0))
+        self.kv_write_token_s = float(cfg.get("kv_write_token_s", 0.0))
         if self.k_sites not in K_SITES:
             raise ValueError(f"k_sites {self.k_sites!r} is not one of {K_SITES}")
         if self.disaggregated:
@@ -395,6 +409,7 @@ class Cloud:
             rep.kv_used += need
             c.reserved = need
             if rep.role == ROLE_DECODE:
+                rep.to_write += c.prompt + 1
                 rep.running.append(i)
             else:
                 rep.prefilling.append(i)
@@ -426,6 +441,10 @@ class Cloud:
         prefill_part = self.prefill_token_s * p_tokens + self.prefill_attn_s * float(attn)
         decode_part = self.decode_seq_s * b + self.decode_context_s * ctx
         t = base + prefill_part + decode_part
+        write = self.kv_write_token_s * float(rep.to_write)
+        rep.to_write = 0
+        decode_part += write
+        t += write
         share_p = p_tokens / (p_tokens + b)
         gpu_p = (prefill_part + base * share_p) * self.gpus
         gpu_d = (decode_part + base * (1.0 - share_p)) * self.gpus
@@ -485,7 +504,8 @@ class Cloud:
         for i in transfers:
             d = self.least_loaded(ROLE_DECODE)
             nbytes = float(reqs[i].prompt + 1) * self.kv_bytes_per_token
-            self.sim.schedule_in(round_ns(nbytes / self.kv_link * 1e9), PRIO_CLOUD, EV_KV_ARRIVE, i, d)
+            rep.link_free = max(rep.link_free, now) + round_ns(nbytes / self.kv_link * 1e9)
+            self.sim.schedule(rep.link_free, PRIO_CLOUD, EV_KV_ARRIVE, i, d)
         self.try_start(ri)
 
     def load(self) -> dict[str, float]:
@@ -1202,6 +1222,7 @@ def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "kv_link_bytes_per_s": scenario.kv_link(),
         "k_sites": scenario.k_sites,
         "prefill_decode_budget": scenario.prefill_decode_budget(),
+        "kv_write_token_s": float(c.kv_write_token_s),
     }
     d = scenario.device
     device = {

@@ -411,6 +411,8 @@ class CloudConfig:
             prefilled the prompt, beside its prefill chunks) or ``"both"`` (each plan's ``k_site``).
         prefill_decode_budget: A prefill replica's token budget per iteration while it decodes ``k``
             tokens (`CloudCost.prefill_decode_budget`); 0 keeps ``max_tokens_per_iteration``.
+        kv_write_token_s: Seconds per token for a decode replica to write a received KV cache, priced
+            in the iteration that admits it. Each prefill replica sends one cache at a time over its link.
 
     Raises:
         InvalidInputError: An unknown deployment or a value out of range; the message names it.
@@ -436,6 +438,7 @@ class CloudConfig:
         kv_link_bytes_per_s: float,
         k_sites: str = "pool",
         prefill_decode_budget: int = 0,
+        kv_write_token_s: float = 0.0,
     ) -> Self: ...
     @property
     def deployment(self) -> str:
@@ -671,6 +674,7 @@ class PlanOptimizer:
         k_sites: str = "pool",
         kv_bytes_per_token: float | None = None,
         kv_link_bytes_per_s: float | None = None,
+        kv_write_token_s: float = 0.0,
     ) -> Self: ...
     @property
     def k_sites(self) -> str:

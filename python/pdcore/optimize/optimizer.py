@@ -176,6 +176,7 @@ class Optimizer:
             k_sites=k_sites,
             kv_bytes_per_token=None if kv_link_bytes_per_s is None else float(cloud.kv_bytes_per_token),
             kv_link_bytes_per_s=kv_link_bytes_per_s,
+            kv_write_token_s=float(cloud.kv_write_token_s),
         )
         self.k_sites = k_sites
 

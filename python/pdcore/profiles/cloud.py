@@ -23,7 +23,7 @@ TOML layout::
     name = "..."  description = "..."  model = "..."  gpu = "..."  tensor_parallel = 1
     [iteration]   base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s  (seconds)
     [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica
-    [kv_transfer] bytes_per_token
+    [kv_transfer] bytes_per_token, write_token_s (optional, seconds; 0 when absent)
     [source]      citation = "..."  notes = "..."
 """
 
@@ -64,7 +64,7 @@ _TOP_KEYS = (
 )
 _ITERATION_KEYS = ("base_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_context_s")
 _LIMIT_KEYS = ("max_batch_size", "max_tokens_per_iteration", "kv_cache_tokens", "gpus_per_replica")
-_KV_KEYS = ("bytes_per_token",)
+_KV_KEYS = ("bytes_per_token", "write_token_s")
 _SOURCE_KEYS = ("citation", "notes")
 
 
@@ -89,6 +89,8 @@ class CloudProfile:
         kv_cache_tokens: KV-cache capacity of a replica in tokens.
         gpus_per_replica: GPUs one replica occupies (at least ``tensor_parallel``).
         kv_bytes_per_token: Bytes of KV cache per token, used for KV transfer sizes.
+        kv_write_token_s: Seconds per token for a decode replica to write a received KV cache (the
+            prefill side's write is inside ``prefill_token_s``; `pdcore._core.KvLink` in the cost model).
         citation: Where the numbers come from.
         notes: How the coefficients were derived.
         source: The file the profile was read from (used in error messages).
@@ -112,6 +114,7 @@ class CloudProfile:
     citation: str
     notes: str
     source: str = "<memory>"
+    kv_write_token_s: float = 0.0
 
     def __post_init__(self) -> None:
         """Checks coefficient and limit ranges.
@@ -189,6 +192,9 @@ class CloudProfile:
             citation=get_str(cited, "source", "citation", source),
             notes=get_str(cited, "source", "notes", source),
             source=source,
+            kv_write_token_s=(
+                get_float(kv, "kv_transfer", "write_token_s", source) if "write_token_s" in kv else 0.0
+            ),
         )
 
     @classmethod

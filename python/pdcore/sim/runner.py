@@ -217,6 +217,7 @@ class Scenario:
             kv_link_bytes_per_s=self.kv_link(),
             k_sites=self.k_sites,
             prefill_decode_budget=self.prefill_decode_budget(),
+            kv_write_token_s=float(cloud.kv_write_token_s),
         )
 
     def prefill_decode_budget(self) -> int:

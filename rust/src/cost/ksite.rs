@@ -132,13 +132,22 @@ impl SiteReason {
     }
 }
 
-/// The KV-cache link between a prefill replica and the decode pool.
+/// The KV-cache link between a prefill replica and the decode pool, and the write of a received cache.
+///
+/// A prefill replica sends one cache at a time over its link (first come, first served): a cache
+/// that finds the link busy waits for the ones ahead, which is the bandwidth contention between the
+/// pools (the simulator keeps each prefill replica's link busy until its last transfer ends). On arrival
+/// the decode replica writes the cache into its paged KV cache, `write_token_s` per token, in its next
+/// iteration. The prefill side's own write is inside the fitted prefill slope (the measured forward
+/// passes write the cache); the cloud profiles give `write_token_s` with its derivation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KvLink {
     /// KV-cache bytes per token of the cloud's model.
     pub bytes_per_token: f64,
     /// The link's bandwidth, bytes/s.
     pub bytes_per_s: f64,
+    /// Seconds per token to write a received cache into a decode replica's KV cache.
+    pub write_token_s: f64,
 }
 
 impl KvLink {
@@ -151,7 +160,20 @@ impl KvLink {
                 return Err(CoreError::invalid(name, format!("is {v}"), "give a finite value > 0"));
             }
         }
+        if !(self.write_token_s.is_finite() && self.write_token_s >= 0.0) {
+            return Err(CoreError::invalid(
+                "kv_write_token_s",
+                format!("is {}", self.write_token_s),
+                "give a finite time >= 0 seconds",
+            ));
+        }
         Ok(())
+    }
+
+    /// Seconds for a decode replica to write the received cache of `tokens` tokens.
+    #[must_use]
+    pub fn write_s(&self, tokens: u32) -> f64 {
+        self.write_token_s * f64::from(tokens)
     }
 
     /// Seconds on the link for the KV cache of `tokens` tokens, the link to itself.
@@ -239,7 +261,10 @@ impl CloudCost {
     ) -> SiteEstimate {
         let lone = self.lone_decode_s(prompt);
         let (first_gap_s, step_s) = match site {
-            KSite::Pool => (link.transfer_s(prompt.saturating_add(1)) + lone, lone),
+            KSite::Pool => {
+                let cache = prompt.saturating_add(1);
+                (link.transfer_s(cache) + link.write_s(cache) + lone, lone)
+            }
             KSite::Prefill => {
                 let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens, budget);
                 (step, step)
@@ -281,7 +306,7 @@ mod tests {
     }
 
     const ALL: u32 = u32::MAX;
-    const LINK: KvLink = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 25e9 };
+    const LINK: KvLink = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 25e9, write_token_s: 1.29e-7 };
 
     #[test]
     fn a_prefill_instance_step_is_a_lone_step_on_an_idle_instance() {
@@ -332,7 +357,9 @@ mod tests {
     fn the_pool_gap_holds_the_transfer() {
         let c = a100();
         let e = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
-        assert_eq!(e.first_gap_s, LINK.transfer_s(1000) + c.lone_decode_s(999));
+        assert_eq!(e.first_gap_s, LINK.transfer_s(1000) + LINK.write_s(1000) + c.lone_decode_s(999));
+        assert!((LINK.write_s(1000) - 1.29e-4).abs() < 1e-15);
+        assert!(KvLink { write_token_s: -1.0, ..LINK }.validate().is_err());
         assert_eq!(e.hold_s, e.first_gap_s + 9.0 * c.lone_decode_s(999));
     }
 

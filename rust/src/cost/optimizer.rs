@@ -330,7 +330,7 @@ mod tests {
         let o = opt(&[]);
         let c = o.choose(4000, 0.02, Some(0.0)).unwrap();
         assert_eq!((c.k_site, c.k_site_reason), (KSite::Pool, SiteReason::Only));
-        let link = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 1e9 };
+        let link = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 1e9, write_token_s: 0.0 };
         let both = o.clone().with_k_sites(KSites::Both, Some(link)).unwrap();
         let b = both.choose(4000, 0.02, Some(0.0)).unwrap();
         // a 4001-token cache over 1 GB/s takes 0.5 s: the pool misses the gap, the prefill instance keeps it

@@ -423,7 +423,7 @@ impl PyPlanOptimizer {
     #[new]
     #[pyo3(signature = (*, device, cloud, max_tpot, refine_ratios = vec![1.0], load_adaptive = true,
         prefill_replicas = 1, max_k = 4096, k_sites = "pool", kv_bytes_per_token = None,
-        kv_link_bytes_per_s = None))]
+        kv_link_bytes_per_s = None, kv_write_token_s = 0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         device: &PyDeviceCost,
@@ -436,9 +436,12 @@ impl PyPlanOptimizer {
         k_sites: &str,
         kv_bytes_per_token: Option<f64>,
         kv_link_bytes_per_s: Option<f64>,
+        kv_write_token_s: f64,
     ) -> PyResult<Self> {
         let link = match (kv_bytes_per_token, kv_link_bytes_per_s) {
-            (Some(bytes_per_token), Some(bytes_per_s)) => Some(KvLink { bytes_per_token, bytes_per_s }),
+            (Some(bytes_per_token), Some(bytes_per_s)) => {
+                Some(KvLink { bytes_per_token, bytes_per_s, write_token_s: kv_write_token_s })
+            }
             (None, None) => None,
             _ => {
                 return Err(CoreError::invalid(

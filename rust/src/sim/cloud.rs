@@ -13,8 +13,10 @@
 //! prefill chunks by tokens, the decode terms to decoding sequences equally, `base` by token share.
 //!
 //! Disaggregated: prefill replicas only prefill and emit the first token; the KV cache then moves to the
-//! least-loaded decode replica over a link of `kv_link_bytes_per_s`, where the request waits for
-//! admission and decodes. Requests that need no decode token never reach the decode pool. A request
+//! least-loaded decode replica over the prefill replica's link of `kv_link_bytes_per_s`, one cache at a
+//! time (a cache waits for the transfers ahead of it: the pools' bandwidth contention), and the decode
+//! replica writes it into its cache in the iteration that admits it (`kv_write_token_s` per token,
+//! [`crate::cost::KvLink`]); there the request waits for admission and decodes. Requests that need no decode token never reach the decode pool. A request
 //! submitted to decode on its prefill instance (P/D-Device's `k` tokens, [`crate::cost::ksite`]) reserves
 //! its prompt and its tokens there, stays after its first token and decodes in that replica's iterations
 //! beside the prefill chunks, as on a colocated replica.
@@ -67,9 +69,21 @@ pub struct CloudConfig {
     /// A prefill replica's token budget per iteration while it decodes (`k` tokens on the prefill
     /// instance; [`CloudCost::prefill_decode_budget`]); 0 keeps `max_tokens_per_iteration`.
     pub prefill_decode_budget: u32,
+    /// Seconds per token for a decode replica to write a received KV cache ([`crate::cost::KvLink`]).
+    pub kv_write_token_s: f64,
 }
 
 impl CloudConfig {
+    /// The KV link's prices ([`crate::cost::KvLink`]).
+    #[must_use]
+    pub fn kv_link(&self) -> crate::cost::KvLink {
+        crate::cost::KvLink {
+            bytes_per_token: self.kv_bytes_per_token,
+            bytes_per_s: self.kv_link_bytes_per_s,
+            write_token_s: self.kv_write_token_s,
+        }
+    }
+
     /// Checks every field.
     pub fn validate(&self) -> Result<()> {
         self.cost.validate()?;
@@ -99,15 +113,7 @@ impl CloudConfig {
                 ));
             }
         }
-        for (name, v) in [
-            ("kv_bytes_per_token", self.kv_bytes_per_token),
-            ("kv_link_bytes_per_s", self.kv_link_bytes_per_s),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(CoreError::invalid(name, format!("is {v}"), "give a finite value > 0"));
-            }
-        }
-        Ok(())
+        self.kv_link().validate()
     }
 }
 
@@ -155,6 +161,10 @@ struct Replica {
     kv_used: u64,
     cur_decode: Vec<u32>,
     cur_prefill: Vec<(u32, u32)>,
+    /// Tokens of received caches admitted and not yet written (decode replicas).
+    to_write: u64,
+    /// When the replica's KV link is free again (prefill replicas).
+    link_free: Nanos,
 }
 
 impl Replica {
@@ -168,6 +178,8 @@ impl Replica {
             kv_used: 0,
             cur_decode: Vec::new(),
             cur_prefill: Vec::new(),
+            to_write: 0,
+            link_free: Nanos::ZERO,
         }
     }
 
@@ -317,6 +329,7 @@ impl Cloud {
             rep.kv_used += need;
             reqs[id as usize].reserved = need;
             if rep.role == Role::Decode {
+                rep.to_write += u64::from(reqs[id as usize].prompt) + 1;
                 rep.running.push(id);
             } else {
                 rep.prefilling.push_back(id);
@@ -354,7 +367,10 @@ impl Cloud {
             .map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated))
             .sum();
         let it = cfg.cost.iteration(prefill_tokens, attn, b, ctx);
-        let (prefill_part, decode_part, t) = (it.prefill_s, it.decode_s, it.total_s);
+        // the caches admitted since the last iteration are written in this one
+        let write = cfg.kv_write_token_s * rep.to_write as f64;
+        rep.to_write = 0;
+        let (prefill_part, decode_part, t) = (it.prefill_s, it.decode_s + write, it.total_s + write);
         // charge GPU-seconds now; the iteration is committed
         let gpus = f64::from(cfg.gpus_per_replica);
         let share_p = prefill_tokens / (prefill_tokens + b);
@@ -436,11 +452,15 @@ impl Cloud {
             }
             rep.kv_used -= freed;
         }
+        let link = self.cfg.kv_link();
         for id in transfers {
             let d = self.least_loaded(Role::Decode);
-            let bytes = f64::from(self.reqs[id as usize].prompt + 1) * self.cfg.kv_bytes_per_token;
-            let dur = Nanos((bytes / self.cfg.kv_link_bytes_per_s * 1e9).round() as i64);
-            lp.schedule_in(dur, super::PRIO_CLOUD, Ev::KvArrive(id, d as u32)).expect("future time");
+            let dur = Nanos((link.transfer_s(self.reqs[id as usize].prompt + 1) * 1e9).round() as i64);
+            // one cache at a time on the replica's link
+            let rep = &mut self.replicas[ri];
+            rep.link_free = rep.link_free.max(now) + dur;
+            let at = rep.link_free;
+            lp.schedule(at, super::PRIO_CLOUD, Ev::KvArrive(id, d as u32)).expect("future time");
         }
         self.try_start(ri, lp);
     }
@@ -521,6 +541,7 @@ mod tests {
             kv_link_bytes_per_s: 1e6,
             k_sites: KSites::Both,
             prefill_decode_budget: 0,
+            kv_write_token_s: 0.0,
         }
     }
 
@@ -627,6 +648,27 @@ mod tests {
         assert!(((steps[2] - steps[1]).as_secs() - it).abs() < 2e-9, "{steps:?}");
         // once nothing decodes there, the whole budget is back
         assert_eq!(out.iter().filter(|e| e.1 == 1).count(), 1);
+    }
+
+    #[test]
+    fn caches_share_the_link_and_are_written_on_arrival() {
+        let cfg = CloudConfig { kv_write_token_s: 1e-4, ..config(Deployment::Disaggregated, 100_000) };
+        let cost = cfg.cost;
+        let mut cloud = Cloud::new(cfg, 2).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        // request 1 joins request 0's second chunk: both are prefilled by the same iteration
+        cloud.submit(0, 999, 2, false, &mut lp);
+        cloud.submit(1, 9, 2, false, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        let at = |req: u32, first: bool| out.iter().find(|e| e.1 == req && e.2 == first).unwrap().0;
+        let sent = at(0, true);
+        assert_eq!(sent, at(1, true), "prefilled together");
+        // 1000 tokens x 1000 bytes at 1 MB/s: request 0's cache takes 1 s; its first decode step also
+        // writes the 1000 tokens received
+        let first = (at(0, false) - sent).as_secs();
+        assert!((first - (1.0 + cost.lone_decode_s(1000) + 1e-4 * 1000.0)).abs() < 2e-9, "{first}");
+        // request 1's 10-token cache (10 ms alone) waits for request 0's on the link
+        assert!((at(1, false) - sent).as_secs() > 1.01, "{:?}", at(1, false) - sent);
     }
 
     #[test]

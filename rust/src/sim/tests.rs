@@ -26,6 +26,7 @@ fn cloud(deployment: Deployment) -> CloudConfig {
         kv_link_bytes_per_s: 25e9,
         k_sites: crate::cost::KSites::Both,
         prefill_decode_budget: 0,
+        kv_write_token_s: 1e-7,
     }
 }
 
@@ -216,7 +217,11 @@ fn native_policy_plans_as_the_decision_loop() {
             .unwrap()
             .with_k_sites(
                 crate::cost::KSites::Both,
-                Some(crate::cost::KvLink { bytes_per_token: 131_072.0, bytes_per_s: 2e9 }),
+                Some(crate::cost::KvLink {
+                    bytes_per_token: 131_072.0,
+                    bytes_per_s: 2e9,
+                    write_token_s: 1e-7,
+                }),
             )
             .unwrap();
     let policy = NativePolicy::auto(Mode::Pd, pace, optimizer.clone()).unwrap();
