@@ -332,6 +332,7 @@ class Cloud:
         self.k_sites = str(cfg.get("k_sites", "pool"))
         self.prefill_decode_budget = int(cfg.get("prefill_decode_budget", 0))
         self.kv_write_token_s = float(cfg.get("kv_write_token_s", 0.0))
+        self.prefill_decode_gap_s = float(cfg.get("prefill_decode_gap_s", 0.0))
         if self.k_sites not in K_SITES:
             raise ValueError(f"k_sites {self.k_sites!r} is not one of {K_SITES}")
         if self.disaggregated:
@@ -421,6 +422,9 @@ class Cloud:
         if rep.role == ROLE_PREFILL and cur_decode and self.prefill_decode_budget > 0:
             cap = min(cap, self.prefill_decode_budget)
         budget = max(cap - len(cur_decode), 0)
+        b = float(len(cur_decode))
+        ctx = float(sum(reqs[i].prompt + reqs[i].generated for i in cur_decode))
+        gap = self.prefill_decode_gap_s if rep.role == ROLE_PREFILL and cur_decode else 0.0
         prefill_tokens = 0
         attn = 0
         for i in rep.prefilling:
@@ -428,14 +432,19 @@ class Cloud:
                 break
             c = reqs[i]
             chunk = min(c.prompt - c.prefilled, budget)
+            if gap > 0.0:
+                fits = self.chunk_within(gap, prefill_tokens, attn, c.prefilled, chunk, b, ctx)
+                if fits < chunk:
+                    budget = fits
+                chunk = fits
+                if chunk == 0:
+                    break
             budget -= chunk
             cur_prefill.append((i, chunk))
             prefill_tokens += chunk
             attn += chunk * (2 * c.prefilled + chunk)
         if not cur_decode and not cur_prefill:
             return
-        b = float(len(cur_decode))
-        ctx = float(sum(reqs[i].prompt + reqs[i].generated for i in cur_decode))
         p_tokens = float(prefill_tokens)
         base = self.base_s
         prefill_part = self.prefill_token_s * p_tokens + self.prefill_attn_s * float(attn)
@@ -534,6 +543,31 @@ class Cloud:
             "kv_used_frac": float(kv_used) / float(max(kv_cap, 1)),
             "prefill_backlog_s": float(waiting_tokens) * per_tok / max(prefill_replicas, 1.0),
         }
+
+    def chunk_within(
+        self, gap: float, tokens: int, attn: int, offset: int, max_chunk: int, b: float, ctx: float
+    ) -> int:
+        """``CloudCost::chunk_within``: the largest chunk that keeps the iteration within ``gap``."""
+
+        def fits(c: int) -> bool:
+            prefill = self.prefill_token_s * float(tokens + c) + self.prefill_attn_s * float(
+                attn + c * (2 * offset + c)
+            )
+            decode = self.decode_seq_s * b + self.decode_context_s * ctx
+            return self.base_s + prefill + decode <= gap
+
+        if fits(max_chunk):
+            return max_chunk
+        if not fits(0):
+            return 0
+        lo, hi = 0, max_chunk
+        while lo + 1 < hi:
+            mid = lo + (hi - lo) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
 
     def lone_decode_s(self, context: int) -> float:
         return self.base_s + self.decode_seq_s + self.decode_context_s * float(context)
@@ -1223,6 +1257,7 @@ def scenario_configs(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "k_sites": scenario.k_sites,
         "prefill_decode_budget": scenario.prefill_decode_budget(),
         "kv_write_token_s": float(c.kv_write_token_s),
+        "prefill_decode_gap_s": 0.0 if scenario.k_sites == "pool" else scenario.slo.max_tpot_s,
     }
     d = scenario.device
     device = {

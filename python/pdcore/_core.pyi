@@ -413,6 +413,8 @@ class CloudConfig:
             tokens (`CloudCost.prefill_decode_budget`); 0 keeps ``max_tokens_per_iteration``.
         kv_write_token_s: Seconds per token for a decode replica to write a received KV cache, priced
             in the iteration that admits it. Each prefill replica sends one cache at a time over its link.
+        prefill_decode_gap_s: The longest iteration of a prefill replica while it decodes ``k`` tokens:
+            its prefill chunks are cut to fit (`CloudCost.chunk_within`); 0 leaves them uncut.
 
     Raises:
         InvalidInputError: An unknown deployment or a value out of range; the message names it.
@@ -439,6 +441,7 @@ class CloudConfig:
         k_sites: str = "pool",
         prefill_decode_budget: int = 0,
         kv_write_token_s: float = 0.0,
+        prefill_decode_gap_s: float = 0.0,
     ) -> Self: ...
     @property
     def deployment(self) -> str:

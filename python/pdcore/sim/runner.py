@@ -218,6 +218,7 @@ class Scenario:
             k_sites=self.k_sites,
             prefill_decode_budget=self.prefill_decode_budget(),
             kv_write_token_s=float(cloud.kv_write_token_s),
+            prefill_decode_gap_s=0.0 if self.k_sites == "pool" else self.slo.max_tpot_s,
         )
 
     def prefill_decode_budget(self) -> int:

@@ -226,6 +226,50 @@ impl CloudCost {
         lo
     }
 
+    /// The largest prefill chunk of at most `max_chunk` tokens after `offset` cached ones that an
+    /// iteration already holding `prefill_tokens` prefill tokens of `attention` units and `batch` decoding
+    /// sequences of `context` tokens can take and still last at most `gap_s` (0 when none fits): how a
+    /// prefill instance that decodes keeps every iteration, so every one of its decode tokens, within the
+    /// largest gap (Sarathi-Serve's rule, applied per iteration).
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub fn chunk_within(
+        &self,
+        gap_s: f64,
+        prefill_tokens: f64,
+        attention: f64,
+        offset: u32,
+        max_chunk: u32,
+        batch: f64,
+        context: f64,
+    ) -> u32 {
+        let fits = |c: u32| {
+            let it = self.iteration(
+                prefill_tokens + f64::from(c),
+                attention + Self::chunk_attention(offset, c),
+                batch,
+                context,
+            );
+            it.total_s <= gap_s
+        };
+        if fits(max_chunk) {
+            return max_chunk;
+        }
+        if !fits(0) {
+            return 0;
+        }
+        let (mut lo, mut hi) = (0_u32, max_chunk);
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
     /// One decode step of a sequence kept on a prefill instance whose iterations hold at most `budget`
     /// tokens: the iteration that carries it also carries prefill chunks of the prompts queued there, up
     /// to the rest of the budget. `queued_prefill_tokens` is the queue of one prefill replica; its chunk is
@@ -344,6 +388,18 @@ mod tests {
         assert!((500..700).contains(&b), "{b}");
         assert_eq!(c.prefill_decode_budget(1.0), 2048, "a loose gap keeps the whole budget");
         assert_eq!(c.prefill_decode_budget(0.001), 2, "an impossible gap still decodes");
+    }
+
+    #[test]
+    fn the_chunk_rule_fills_an_iteration_up_to_the_gap() {
+        let c = a100();
+        let total = |chunk: u32| {
+            c.iteration(f64::from(chunk), CloudCost::chunk_attention(3000, chunk), 2.0, 4000.0).total_s
+        };
+        let chunk = c.chunk_within(0.02, 0.0, 0.0, 3000, 512, 2.0, 4000.0);
+        assert!(total(chunk) <= 0.02 && total(chunk + 1) > 0.02, "{chunk}");
+        assert_eq!(c.chunk_within(1.0, 0.0, 0.0, 3000, 512, 2.0, 4000.0), 512);
+        assert_eq!(c.chunk_within(0.001, 0.0, 0.0, 3000, 512, 2.0, 4000.0), 0, "the decodes alone miss it");
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct CloudConfig {
     pub prefill_decode_budget: u32,
     /// Seconds per token for a decode replica to write a received KV cache ([`crate::cost::KvLink`]).
     pub kv_write_token_s: f64,
+    /// The longest iteration of a prefill replica while it decodes (its prefill chunks are cut to fit,
+    /// [`CloudCost::chunk_within`]); 0 leaves them uncut.
+    pub prefill_decode_gap_s: f64,
 }
 
 impl CloudConfig {
@@ -344,6 +347,17 @@ impl Cloud {
             cap = cap.min(cfg.prefill_decode_budget);
         }
         let mut budget = (cap as usize).saturating_sub(rep.cur_decode.len());
+        let b = rep.cur_decode.len() as f64;
+        let ctx: f64 = rep
+            .cur_decode
+            .iter()
+            .map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated))
+            .sum();
+        let gap = if rep.role == Role::Prefill && !rep.cur_decode.is_empty() {
+            cfg.prefill_decode_gap_s
+        } else {
+            0.0
+        };
         let mut prefill_tokens = 0.0;
         let mut attn = 0.0;
         for &id in &rep.prefilling {
@@ -351,7 +365,17 @@ impl Cloud {
                 break;
             }
             let c = &reqs[id as usize];
-            let chunk = ((c.prompt - c.prefilled) as usize).min(budget) as u32;
+            let mut chunk = ((c.prompt - c.prefilled) as usize).min(budget) as u32;
+            if gap > 0.0 {
+                let fits = cfg.cost.chunk_within(gap, prefill_tokens, attn, c.prefilled, chunk, b, ctx);
+                if fits < chunk {
+                    budget = fits as usize; // this chunk fills the iteration
+                }
+                chunk = fits;
+                if chunk == 0 {
+                    break;
+                }
+            }
             budget -= chunk as usize;
             rep.cur_prefill.push((id, chunk));
             prefill_tokens += f64::from(chunk);
@@ -360,12 +384,6 @@ impl Cloud {
         if rep.cur_decode.is_empty() && rep.cur_prefill.is_empty() {
             return;
         }
-        let b = rep.cur_decode.len() as f64;
-        let ctx: f64 = rep
-            .cur_decode
-            .iter()
-            .map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated))
-            .sum();
         let it = cfg.cost.iteration(prefill_tokens, attn, b, ctx);
         // the caches admitted since the last iteration are written in this one
         let write = cfg.kv_write_token_s * rep.to_write as f64;
@@ -542,6 +560,7 @@ mod tests {
             k_sites: KSites::Both,
             prefill_decode_budget: 0,
             kv_write_token_s: 0.0,
+            prefill_decode_gap_s: 0.0,
         }
     }
 
@@ -630,6 +649,23 @@ mod tests {
             assert!((gap - cloud.cost().lone_decode_s(ctx)).abs() < 2e-9, "{gap}");
         }
         assert_eq!(cloud.load().kv_used_frac, 0.0, "the prefill replica frees the cache at the end");
+    }
+
+    #[test]
+    fn a_decoding_prefill_instance_keeps_its_iterations_within_the_gap() {
+        let cfg = CloudConfig { prefill_decode_gap_s: 0.012, ..config(Deployment::Disaggregated, 100_000) };
+        let mut cloud = Cloud::new(cfg, 2).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 10, 6, true, &mut lp);
+        cloud.submit(1, 3000, 1, false, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        let steps: Vec<Nanos> = out.iter().filter(|e| e.1 == 0).map(|e| e.0).collect();
+        assert_eq!(steps.len(), 6);
+        for w in steps.windows(2) {
+            assert!((w[1] - w[0]).as_secs() <= 0.012 + 1e-9, "{:?}", w[1] - w[0]);
+        }
+        // without decodes the prompt takes whole-budget chunks again, and is done
+        assert_eq!(out.iter().filter(|e| e.1 == 1).count(), 1);
     }
 
     #[test]

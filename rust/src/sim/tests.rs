@@ -27,6 +27,7 @@ fn cloud(deployment: Deployment) -> CloudConfig {
         k_sites: crate::cost::KSites::Both,
         prefill_decode_budget: 0,
         kv_write_token_s: 1e-7,
+        prefill_decode_gap_s: 0.05,
     }
 }
 
