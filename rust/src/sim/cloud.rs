@@ -191,6 +191,45 @@ impl Replica {
     }
 }
 
+/// Adds prefill chunks to `rep`'s batch, first come first served, within `budget` tokens and, on a
+/// prefill replica that decodes, within its iteration time (`prefill_decode_gap_s`); returns the prefill
+/// tokens and their attention units.
+fn fill_prefill(
+    rep: &mut Replica,
+    reqs: &[CloudReq],
+    cfg: &CloudConfig,
+    mut budget: usize,
+    b: f64,
+    ctx: f64,
+) -> (f64, f64) {
+    let gap =
+        if rep.role == Role::Prefill && !rep.cur_decode.is_empty() { cfg.prefill_decode_gap_s } else { 0.0 };
+    let mut prefill_tokens = 0.0;
+    let mut attn = 0.0;
+    for &id in &rep.prefilling {
+        if budget == 0 {
+            break;
+        }
+        let c = &reqs[id as usize];
+        let mut chunk = ((c.prompt - c.prefilled) as usize).min(budget) as u32;
+        if gap > 0.0 {
+            let fits = cfg.cost.chunk_within(gap, prefill_tokens, attn, c.prefilled, chunk, b, ctx);
+            if fits < chunk {
+                budget = fits as usize; // this chunk fills the iteration
+            }
+            chunk = fits;
+            if chunk == 0 {
+                break;
+            }
+        }
+        budget -= chunk as usize;
+        rep.cur_prefill.push((id, chunk));
+        prefill_tokens += f64::from(chunk);
+        attn += CloudCost::chunk_attention(c.prefilled, chunk);
+    }
+    (prefill_tokens, attn)
+}
+
 /// A token the cloud emitted at the end of an iteration.
 #[derive(Debug, Clone, Copy)]
 pub struct Emission {
@@ -346,41 +385,14 @@ impl Cloud {
         if rep.role == Role::Prefill && !rep.cur_decode.is_empty() && cfg.prefill_decode_budget > 0 {
             cap = cap.min(cfg.prefill_decode_budget);
         }
-        let mut budget = (cap as usize).saturating_sub(rep.cur_decode.len());
+        let budget = (cap as usize).saturating_sub(rep.cur_decode.len());
         let b = rep.cur_decode.len() as f64;
         let ctx: f64 = rep
             .cur_decode
             .iter()
             .map(|&id| f64::from(reqs[id as usize].prompt + reqs[id as usize].generated))
             .sum();
-        let gap = if rep.role == Role::Prefill && !rep.cur_decode.is_empty() {
-            cfg.prefill_decode_gap_s
-        } else {
-            0.0
-        };
-        let mut prefill_tokens = 0.0;
-        let mut attn = 0.0;
-        for &id in &rep.prefilling {
-            if budget == 0 {
-                break;
-            }
-            let c = &reqs[id as usize];
-            let mut chunk = ((c.prompt - c.prefilled) as usize).min(budget) as u32;
-            if gap > 0.0 {
-                let fits = cfg.cost.chunk_within(gap, prefill_tokens, attn, c.prefilled, chunk, b, ctx);
-                if fits < chunk {
-                    budget = fits as usize; // this chunk fills the iteration
-                }
-                chunk = fits;
-                if chunk == 0 {
-                    break;
-                }
-            }
-            budget -= chunk as usize;
-            rep.cur_prefill.push((id, chunk));
-            prefill_tokens += f64::from(chunk);
-            attn += CloudCost::chunk_attention(c.prefilled, chunk);
-        }
+        let (prefill_tokens, attn) = fill_prefill(rep, reqs, cfg, budget, b, ctx);
         if rep.cur_decode.is_empty() && rep.cur_prefill.is_empty() {
             return;
         }
