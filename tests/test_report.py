@@ -169,6 +169,7 @@ def test_report_html_is_one_self_contained_file(runs: tuple[Path, Path, str, Rep
         assert f'id="fig-{workload}-ttft"' in text
         assert f'id="explorer-{workload}"' in text
     assert 'id="fig-k-star"' in text
+    assert 'id="fig-sizing"' in text  # the sizing curves are interactive too
     assert "data:image/png;base64," in text  # the refinement figure has no interactive version: inlined
     assert "<table>" in text
     assert "<h2>Workload <code>azure_tiny_conv</code></h2>" in text
@@ -187,7 +188,7 @@ def test_report_html_loads_in_a_browser(
     assert page.console_errors() == []
     assert page.run("return performance.getEntriesByType('resource').length;") == 0
     ids = _figure_ids(page)
-    assert len(ids) == 2 * 3 + 1
+    assert len(ids) == 2 * 3 + 2  # TTFT, capacity and sensitivity per workload; k*; sizing
     for element in ids:
         drawn = page.run(f"return document.querySelectorAll('#{element} .main-svg').length;")
         assert drawn > 0, element

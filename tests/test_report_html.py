@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pdcore.report.experiments import explored_requests
-from pdcore.report.html import cdf_points, markdown_to_html
+from pdcore.report.html import cdf_points, markdown_to_html, sizing_figure
 
 
 def test_cdf_points_keep_the_extremes_and_at_most_the_budget() -> None:
@@ -75,3 +75,26 @@ def test_explored_requests_pick_the_worst_and_the_given() -> None:
     assert filters["hand-off stalls (pd-device)"] == [1, 4]  # 0.05 meets the objective: no stall
     assert filters["evenly spaced sample"] == [0, 2, 5]
     assert "given by id (--explore)" not in explored_requests(columns, 0.05, None, 1)
+
+
+def test_the_sizing_figure_has_a_panel_per_workload_and_a_trace_per_variant() -> None:
+    section = {
+        "target": 0.9,
+        "curves": {
+            "azure": {
+                "cloud-only": [{"rate_rps": 1.0, "gpus": 2}, {"rate_rps": 2.0, "gpus": 4}],
+                "pd-device": [{"rate_rps": 1.0, "gpus": 2}, {"rate_rps": 2.0, "gpus": None}],
+            },
+            "long-answer": {
+                "cloud-only": [{"rate_rps": 0.5, "gpus": 3}],
+                "pd-device": [{"rate_rps": 0.5, "gpus": 2}],
+            },
+        },
+    }
+    figure = sizing_figure(section)
+    assert [trace["name"] for trace in figure["data"]] == ["cloud-only", "pd-device"] * 2
+    assert [trace["xaxis"] for trace in figure["data"]] == ["x", "x", "x2", "x2"]
+    assert figure["data"][1]["y"] == [2, None], "a rate no cloud meets stays a gap in the curve"
+    assert [trace["showlegend"] for trace in figure["data"]] == [True, True, False, False]
+    assert figure["layout"]["yaxis2"]["title"]["text"] == "GPUs needed at the SLO"
+    assert [a["text"] for a in figure["layout"]["annotations"]] == ["azure", "long-answer"]

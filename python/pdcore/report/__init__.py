@@ -271,7 +271,9 @@ def reproduce(
             for run in runs
             if (found := explorer_data(run, settings.slo.max_tpot_s)) is not None
         }
-        page = render_html(markdown, runs, optimizer, plots, building, presets=presets, explorers=explorers)
+        page = render_html(
+            markdown, runs, optimizer, plots, building, presets=presets, explorers=explorers, sizing=sizing
+        )
         write_text(building / "report.html", page)
         if progress is not None:
             progress("report.html", 1, 1)

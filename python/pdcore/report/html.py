@@ -170,6 +170,51 @@ def capacity_figure(run: WorkloadRun) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
 
+def sizing_figure(section: Mapping[str, Any]) -> dict[str, Any]:
+    """GPUs needed at the SLO over request rate, per policy variant, one panel per workload (the sizing
+    section's curves; a missing point is a rate no cloud tried meets)."""
+    curves = section["curves"]
+    count = max(len(curves), 1)
+    width = 1.0 / count
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {"height": 440, "hovermode": "closest", "annotations": [], "margin": {"t": 60}}
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+    for column, (key, variants) in enumerate(curves.items(), start=1):
+        suffix = "" if column == 1 else str(column)
+        domain = [(column - 1) * width + 0.04, column * width - 0.04]
+        for index, (label, points) in enumerate(variants.items()):
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": label,
+                    "legendgroup": label,
+                    "showlegend": column == 1,
+                    "x": [p["rate_rps"] for p in points],
+                    "y": [p["gpus"] for p in points],
+                    "xaxis": f"x{suffix}",
+                    "yaxis": f"y{suffix}",
+                    "line": {"color": palette[index % len(palette)]},
+                    "hovertemplate": f"{label}: %{{y}} GPUs at %{{x:.3g}} req/s<extra>{escape(key)}</extra>",
+                }
+            )
+        layout[f"xaxis{suffix}"] = _axis(
+            "request rate (req/s)", type="log", domain=domain, anchor=f"y{suffix}"
+        )
+        layout[f"yaxis{suffix}"] = _axis("GPUs needed at the SLO", anchor=f"x{suffix}", rangemode="tozero")
+        layout["annotations"].append(
+            {
+                "text": key,
+                "xref": "paper",
+                "yref": "paper",
+                "x": sum(domain) / 2,
+                "y": 1.1,
+                "showarrow": False,
+            }
+        )
+    return {"data": data, "layout": layout}
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else 100.0 * value
 
@@ -431,6 +476,7 @@ def render_html(
     *,
     presets: Mapping[str, float],
     explorers: Mapping[str, Mapping[str, Any]],
+    sizing: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole ``report.html``.
 
@@ -442,6 +488,7 @@ def render_html(
         out_dir: Where the PNGs are (those without an interactive figure are inlined).
         presets: Round-trip time of each network preset (marked on the RTT sweep).
         explorers: The timeline explorer's data by workload key (`pdcore.report.explorer.explorer_data`).
+        sizing: The report's sizing section, if it has one (GPUs needed over request rate).
 
     Raises:
         InvalidInputError: plotly is not installed.
@@ -470,6 +517,11 @@ def render_html(
             )
     figures["fig-k-star"] = k_star_figure(optimizer)
     images[plots[""]["k_star"]] = _figure("fig-k-star")
+    if sizing is not None and "sizing" in plots[""]:
+        figures["fig-sizing"] = sizing_figure(sizing)
+        images[plots[""]["sizing"]] = _figure(
+            "fig-sizing", "Hover a point for its GPUs; a missing point is a rate no cloud tried meets."
+        )
     for name in (name for figures_of in plots.values() for name in figures_of.values()):
         if name not in images:
             encoded = base64.b64encode((out_dir / name).read_bytes()).decode("ascii")
