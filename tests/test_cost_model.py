@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdcore import InvalidInputError, ProfileError
-from pdcore._core import DEFAULT_MAX_K, GAP_SLACK_S, Plan, gap_within
+from pdcore._core import DEFAULT_MAX_K, GAP_SLACK_S, LIVE_GUARD_STEPS, Plan, gap_within
 from pdcore._core import solve_catchup as native_solve_catchup
 from pdcore.optimize import Optimizer, catchup_k, solve_catchup
 from pdcore.policies import POLICIES, CloudLoad, NaiveSplit, PDDevice, Policy, RequestInfo
@@ -112,7 +112,7 @@ def test_the_falling_tail_is_priced_alike_everywhere() -> None:
     assert (choice.k, choice.device_ready_s) == (direct.k, direct.device_ready_s)
     # and the live estimator's guard is the same decode step
     handoff = HandoffEstimator(device, 3000, 12_000, prompt_chunk_tokens=128, append_chunk_tokens=32)
-    assert handoff.guard(3000, 10) == 0.020
+    assert handoff.guard(3000, 10) == LIVE_GUARD_STEPS * 0.020
 
 
 class Policy_fixed(Policy):  # noqa: N801  # reason: reads as the plan it replays
@@ -188,7 +188,7 @@ def test_the_runtime_estimate_is_the_models_price(
     # before any work: the whole prompt and the appends ahead, at the model's prices
     want = device.prefill_s(prompt) + (device.append_s(context, left) if left else 0.0)
     assert handoff.estimate(0.0, 0, context, left) == pytest.approx(want, rel=1e-12, abs=1e-12)
-    assert handoff.guard(context, left) == device.decode_tpot_s(context + left)
+    assert handoff.guard(context, left) == LIVE_GUARD_STEPS * device.decode_tpot_s(context + left)
 
 
 def runs_alike(policy: Policy, workload: Workload, scenario: Scenario) -> None:

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pdcore._core import LIVE_GUARD_STEPS
 from pdcore.runtime.handoff import HandoffEstimator
 from pdcore.runtime.testing import FakeEngine
 
@@ -79,10 +80,10 @@ def test_the_estimate_never_moves_earlier_while_nothing_is_reported(
 
 def test_the_guard_is_one_decode_step_at_the_measured_speed() -> None:
     handoff = estimator()
-    assert handoff.guard(512, 10) == pytest.approx(PROFILE.decode_tpot_s(522))
+    assert handoff.guard(512, 10) == pytest.approx(LIVE_GUARD_STEPS * PROFILE.decode_tpot_s(522))
     chunk = float(PROFILE.prefill_s(128))
     handoff.observe_prompt(128, 128, 3.0 * chunk, at=3.0 * chunk)
     ratio = handoff.ratio
     assert ratio is not None
-    assert handoff.guard(512, 10) == pytest.approx(ratio * PROFILE.decode_tpot_s(522))
+    assert handoff.guard(512, 10) == pytest.approx(LIVE_GUARD_STEPS * ratio * PROFILE.decode_tpot_s(522))
     assert HandoffEstimator(None, 100, 400).guard(100, 0) == 0.0, "nothing measured, no profile: no guard"

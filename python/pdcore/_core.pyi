@@ -17,6 +17,7 @@ from typing_extensions import Self, disjoint_base
 __all__ = [
     "DEFAULT_MAX_K",
     "GAP_SLACK_S",
+    "LIVE_GUARD_STEPS",
     "PRIOR_WEIGHT_TOKENS",
     "CatchUp",
     "Choice",
@@ -453,6 +454,9 @@ class CloudConfig:
 DEFAULT_MAX_K: int
 """The cap on ``k`` unless the caller gives one (4096)."""
 
+LIVE_GUARD_STEPS: float
+"""Device decode steps the live hand-off guard holds (2; the simulator's guard is one step)."""
+
 PRIOR_WEIGHT_TOKENS: int
 """The weight of the live hand-off estimator's prior speed ratio, in tokens of prompt prefill (512)."""
 
@@ -767,7 +771,7 @@ class HandoffEstimator:
     def tokens_for(self, pieces: int, chars_per_piece: float | None) -> int:
         """Device tokens for ``pieces`` cloud pieces."""
     def guard(self, context: int, tokens_left: int) -> float:
-        """One device decode step at the hand-off's context at the measured speed, seconds."""
+        """`LIVE_GUARD_STEPS` device decode steps at the hand-off's context at the measured speed, seconds."""
     def estimate(self, now: float, prompt_done: int, context: int, tokens_left: int) -> float | None:
         """When the device will have caught up, clock seconds, never before ``now``."""
 

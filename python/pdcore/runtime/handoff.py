@@ -1,12 +1,13 @@
 """The hand-off estimate of a live request: when the device will have caught up with the cloud.
 
 The estimator is the cost model's (`pdcore._core.HandoffEstimator`, the Rust crate's ``cost::handoff``,
-which also holds the simulator's estimate and the guard both use): the device's remaining work priced by its
-profile (`DeviceProfile.cost`), scaled by the measured speed ratio blended with a prior at the weight of
-`PRIOR_WEIGHT_TOKENS` tokens of prefill; the chunk under way credited with the time already spent on it, up
-to its price; and a guard of one device decode step at the hand-off's context added to what the speed
-controller is given. Without a profile, work is counted in tokens and the ratio becomes the measured
-seconds per token. The reasons and the measurements behind each rule are in that module's documentation.
+which also holds the simulator's estimate and the guard both use): the device's remaining work priced by
+its profile (`DeviceProfile.cost`), scaled by the measured speed ratio blended with a prior at the weight
+of `PRIOR_WEIGHT_TOKENS` tokens of prefill; the chunk under way credited with the time already spent on
+it, up to its price; and a guard of `LIVE_GUARD_STEPS` (two) device decode steps at the hand-off's
+context added to what the speed controller is given. Without a profile, work is counted in tokens and
+the ratio becomes the measured seconds per token. The reasons and the measurements behind each rule are
+in that module's documentation.
 
 Cloud pieces are counted in device tokens at the ratio measured on the pieces appended so far; before the
 first append, at the prompt's device tokens per character times the characters per piece received.

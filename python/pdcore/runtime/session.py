@@ -15,7 +15,7 @@ Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from th
 prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
 appended chunk with the device's measured speed relative to its profile, applied to the work left. The
 prior speed ratio is learned across requests (`Session.speed_ratio`). The controller paces to the
-estimate plus a guard of one device decode step (`HandoffEstimator.guard`).
+estimate plus a guard of two device decode steps (`HandoffEstimator.guard`).
 
 Choice of ``k``. ``k="auto"`` is `pdcore.optimize.catchup_k` on the profile scaled by the learned speed
 ratio, padded by ``k_margin``, for the prompt length estimated from its characters (the cloud request

@@ -15,17 +15,24 @@
 //!   hand-off). Without a device model, work is counted in tokens and the ratio becomes the measured
 //!   seconds per token.
 //!
-//! The guard (ours, both estimators): the speed controller is given the estimate plus one device decode
-//! step at the hand-off's context. The estimate is unbiased, so without a guard the device is late for
-//! half the hand-offs (measured over 9 live requests: hand-off gaps of 59 and 67 ms against a 45 ms pace,
-//! the device ready 14–22 ms after the buffer ran out, about one model call). A buffer that lasts a step
-//! longer only makes the device's first token wait that step.
+//! The guard (ours): the speed controller is given the estimate plus device decode steps at the hand-off's
+//! context: one in the simulator, whose device keeps its profile's speed (the step is the device's own
+//! first token), and [`LIVE_GUARD_STEPS`] in the live runtime. The live estimate is unbiased, so without
+//! a guard the device is late for half the hand-offs (measured over 9 live requests: hand-off gaps of 59
+//! and 67 ms against a 45 ms pace, the device ready 14–22 ms after the buffer ran out, about one model
+//! call); with one step it was still late by 21–30 ms in about one hand-off in 25 (a clean CI run: 71 and
+//! 75 ms gaps, the device's last append and first decode step slower than measured so far), which the
+//! second step covers. A buffer that lasts longer only makes the device's first token wait; the cloud
+//! tokens still buffered are shown meanwhile.
 
 use super::device::DeviceCost;
 use crate::time::Nanos;
 
 /// The weight of the live estimator's prior speed ratio, in tokens of prompt prefill.
 pub const PRIOR_WEIGHT_TOKENS: u32 = 512;
+
+/// Decode steps the live runtime's guard holds (module doc).
+pub const LIVE_GUARD_STEPS: f64 = 2.0;
 
 /// The guard: one device decode step at the hand-off's context, seconds.
 #[must_use]
@@ -195,14 +202,15 @@ impl HandoffEstimator {
         (pieces as f64 * per_piece).ceil() as u64
     }
 
-    /// The guard at the measured speed: one device decode step at `context + tokens_left`; 0 before
-    /// anything is measured without a device model (then one token's measured time).
+    /// The guard at the measured speed: [`LIVE_GUARD_STEPS`] device decode steps at
+    /// `context + tokens_left`; 0 before anything is measured without a device model (then that many
+    /// tokens' measured time).
     #[must_use]
     pub fn guard(&self, context: u64, tokens_left: u64) -> f64 {
         let Some(ratio) = self.ratio() else { return 0.0 };
         match &self.device {
-            None => ratio,
-            Some(d) => ratio * guard_s(d, (context + tokens_left) as f64),
+            None => LIVE_GUARD_STEPS * ratio,
+            Some(d) => LIVE_GUARD_STEPS * ratio * guard_s(d, (context + tokens_left) as f64),
         }
     }
 
@@ -248,7 +256,7 @@ mod tests {
         e.observe_prompt(256, 256, 0.512, 0.512);
         let r = e.ratio().unwrap();
         assert!(r > 1.0 && r < 2.0, "{r}");
-        assert!((e.guard(1000, 10) - r * 0.02).abs() < 1e-15);
+        assert!((e.guard(1000, 10) - LIVE_GUARD_STEPS * r * 0.02).abs() < 1e-15);
     }
 
     #[test]

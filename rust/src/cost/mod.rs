@@ -29,6 +29,6 @@ pub use cloud::CloudCost;
 pub use curve::Curve;
 pub use device::DeviceCost;
 pub use gap::{within_objective, GAP_SLACK_S};
-pub use handoff::{HandoffEstimator, PRIOR_WEIGHT_TOKENS};
+pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{KSite, KSites, KvLink, SiteReason};
 pub use optimizer::{Choice, PlanOptimizer};

@@ -678,6 +678,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gap_within, m)?)?;
     m.add("DEFAULT_MAX_K", crate::cost::DEFAULT_MAX_K)?;
     m.add("PRIOR_WEIGHT_TOKENS", crate::cost::PRIOR_WEIGHT_TOKENS)?;
+    m.add("LIVE_GUARD_STEPS", crate::cost::LIVE_GUARD_STEPS)?;
     m.add("GAP_SLACK_S", crate::cost::GAP_SLACK_S)?;
     Ok(())
 }
