@@ -226,7 +226,12 @@ def test_a_measured_cloud_profile_drives_the_prediction() -> None:
     assert cold == measured
     assert cold_one_way == 0.002
     warm, warm_one_way = cloud_model(measured, fitted, one_way, rtt_s=0.004, warm=True)
-    assert warm == replace(measured, prefill_token_s=0.0, prefill_attn_s=0.0)
-    # the calibration's first-token delay is kept: base_s of the measured cloud plus the one-way delays
-    first = warm.cost.lone_prefill_s(1) - warm.prefill_token_s + 2 * warm_one_way - 0.004
-    assert first == pytest.approx(0.030 - 0.004, abs=1e-9)
+    assert (warm.prefill_token_s, warm.prefill_attn_s) == (0.0, 0.0)
+    # the calibration's first-token delay is kept, and a decode step is the measured cloud's
+    assert warm.cost.lone_prefill_s(500) + 2 * warm_one_way == pytest.approx(0.030, abs=1e-9)
+    assert warm.cost.lone_decode_s(700) == pytest.approx(measured.cost.lone_decode_s(700), rel=1e-12)
+    # the same when the cached first token is faster than the measured iteration's fixed cost
+    slow = replace(measured, base_s=0.050)
+    warm, warm_one_way = cloud_model(slow, fitted, one_way, rtt_s=0.004, warm=True)
+    assert warm.cost.lone_prefill_s(500) + 2 * warm_one_way == pytest.approx(0.030, abs=1e-9)
+    assert warm.cost.lone_decode_s(700) == pytest.approx(slow.cost.lone_decode_s(700), rel=1e-12)

@@ -475,9 +475,19 @@ def cloud_model(
         return fitted, fitted_one_way_s
     if not warm:
         return measured, rtt_s / 2.0
+    # The cached prompt's first token takes the calibration's delay, which can be shorter than the measured
+    # iteration's fixed cost (that cost came from uncached prompts): the shared fixed cost is the smaller
+    # of the two, the decode step keeps the measured total, and the first token's rest is network-side.
     first = fitted.base_s + 2.0 * (fitted_one_way_s - rtt_s / 2.0)  # the calibration's first-token delay
-    cached = dataclasses.replace(measured, prefill_token_s=0.0, prefill_attn_s=0.0)
-    return cached, rtt_s / 2.0 + max(first - measured.base_s, 0.0) / 2.0
+    base = min(measured.base_s, first) if first > 0 else measured.base_s
+    cached = dataclasses.replace(
+        measured,
+        base_s=max(base, 1e-6),
+        decode_seq_s=measured.decode_seq_s + measured.base_s - max(base, 1e-6),
+        prefill_token_s=0.0,
+        prefill_attn_s=0.0,
+    )
+    return cached, rtt_s / 2.0 + max(first - cached.base_s, 0.0) / 2.0
 
 
 def _replay_setup(
