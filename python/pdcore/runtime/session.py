@@ -849,6 +849,7 @@ class Session:
         the plan's first-token estimate when ``first_token_s`` is not given, and the stall deadline of a
         stream's first event."""
         self._lock = asyncio.Lock()
+        self._scaled: tuple[float, DeviceProfile] | None = None
 
     @property
     def pace_s(self) -> float:
@@ -860,7 +861,10 @@ class Session:
         rule on the profile scaled by the learned speed ratio, padded by ``k_margin``."""
         if self.k != "auto":
             return self.k
-        return math.ceil(self._catchup(prompt_tokens).k * (1.0 + self.k_margin))
+        return self._padded(self._catchup(prompt_tokens))
+
+    def _padded(self, solution: CatchUp) -> int:
+        return math.ceil(solution.k * (1.0 + self.k_margin))
 
     async def complete(self, prompt: str) -> Timeline:
         """Streams ``prompt`` to the end and returns its timeline."""
@@ -948,13 +952,13 @@ class Session:
     def plan_request(self, prompt_tokens: int) -> tuple[Mode, str, int]:
         """The plan for a prompt of ``prompt_tokens`` device tokens: ``(plan, reason, k)`` (module
         docstring)."""
-        k = self.resolve_k(prompt_tokens)
         context = self.cloud.context_tokens if self.cloud is not None else None
         room = None if context is None else context - prompt_tokens
-        if self.k != "auto" or self.profile is None or not self.reduce_plans:
-            how = "as given" if self.k != "auto" else "from the catch-up rule"
+        solution = None if self.k != "auto" else self._catchup(prompt_tokens)  # solved once per request
+        k = self.k if self.k != "auto" else self._padded(solution) if solution is not None else 0
+        if solution is None or not self.reduce_plans:
+            how = "as given" if solution is None else "from the catch-up rule"
             return "pd-device", f"k = {k} {how}", k if room is None else max(0, min(k, room - 1))
-        solution = self._catchup(prompt_tokens)
         first = self.expected_first_token_s()
         if solution.device_alone:
             return (
@@ -985,9 +989,16 @@ class Session:
         assert self.profile is not None
         profile = self.profile
         if self.speed_ratio != 1.0:
-            profile = dataclasses.replace(
-                profile, prefill_seconds=tuple(value * self.speed_ratio for value in profile.prefill_seconds)
-            )
+            # the scaled profile (and its cost model) is built once per learned ratio, not per request
+            scaled = self._scaled
+            if scaled is None or scaled[0] != self.speed_ratio:
+                scaled = self._scaled = (
+                    self.speed_ratio,
+                    dataclasses.replace(
+                        profile, prefill_seconds=tuple(v * self.speed_ratio for v in profile.prefill_seconds)
+                    ),
+                )
+            profile = scaled[1]
         return solve_catchup(
             prompt_tokens,
             device=profile,

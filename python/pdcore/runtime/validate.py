@@ -479,11 +479,11 @@ def cloud_model(
     # iteration's fixed cost (that cost came from uncached prompts): the shared fixed cost is the smaller
     # of the two, the decode step keeps the measured total, and the first token's rest is network-side.
     first = fitted.base_s + 2.0 * (fitted_one_way_s - rtt_s / 2.0)  # the calibration's first-token delay
-    base = min(measured.base_s, first) if first > 0 else measured.base_s
+    base = max(min(measured.base_s, first) if first > 0 else measured.base_s, 1e-6)
     cached = dataclasses.replace(
         measured,
-        base_s=max(base, 1e-6),
-        decode_seq_s=measured.decode_seq_s + measured.base_s - max(base, 1e-6),
+        base_s=base,
+        decode_seq_s=measured.decode_seq_s + measured.base_s - base,
         prefill_token_s=0.0,
         prefill_attn_s=0.0,
     )
