@@ -119,6 +119,7 @@ class WorkloadSpec:
             output_tokens=outputs,
             source=workload.source,
             notes=(*workload.notes, f"output tokens multiplied by {self.output_scale:g}"),
+            **workload.conversation_columns(),
         )
 
 

@@ -6,8 +6,11 @@ Two formats are supported, dispatched on the file suffix by `load_trace`:
   such as ``2023-11-16 18:15:46.6805900``, of which the first 26 characters are parsed with
   ``%Y-%m-%d %H:%M:%S.%f``). Extra columns are ignored and column order is taken from the header.
 - ``.jsonl`` / ``.json``: the Mooncake trace, one JSON object per line with ``timestamp`` (milliseconds),
-  ``input_length``, ``output_length`` and, optionally, ``hash_ids`` (a list of prefix-block ids, checked
-  but not kept).
+  ``input_length``, ``output_length`` and, optionally, ``hash_ids`` (a list of 512-token prefix-block
+  ids, from which follow-up turns are found: `pdcore.traces.conversations`).
+- ``.jsonl`` whose first record has ``chat_id``: Qwen-Bailian-style conversation records (`load_bailian`):
+  ``chat_id``, ``parent_chat_id`` (-1 for a first turn), ``timestamp`` (seconds), ``input_length``,
+  ``output_length``, ``turn`` and, optionally, ``hash_ids``.
 
 Every malformed row (missing column, non-numeric or negative value, decreasing timestamp, bad JSON) raises
 `TraceFormatError` naming the file, the 1-based line number, the column and the fix. Blank lines are
@@ -38,9 +41,26 @@ import numpy.typing as npt
 
 from pdcore.exceptions import TraceFormatError
 from pdcore.limits import LIMITS_DOC, MAX_TOKENS, MAX_TRACE_SPAN_S
+from pdcore.traces.conversations import (
+    conversation_from_parents,
+    derive_blocks,
+    flatten_blocks,
+    follow_ups_from_blocks,
+    shared_from_blocks,
+)
 from pdcore.traces.workload import Workload
 
-__all__ = ["AZURE_COLUMNS", "MOONCAKE_KEYS", "load_azure", "load_mooncake", "load_trace"]
+__all__ = [
+    "AZURE_COLUMNS",
+    "BAILIAN_BLOCK_TOKENS",
+    "BAILIAN_KEYS",
+    "MOONCAKE_BLOCK_TOKENS",
+    "MOONCAKE_KEYS",
+    "load_azure",
+    "load_bailian",
+    "load_mooncake",
+    "load_trace",
+]
 
 _LOG = logging.getLogger("pdcore.traces")
 
@@ -49,6 +69,22 @@ AZURE_COLUMNS: tuple[str, str, str] = ("TIMESTAMP", "ContextTokens", "GeneratedT
 
 MOONCAKE_KEYS: tuple[str, str, str] = ("timestamp", "input_length", "output_length")
 """Keys every Mooncake JSON line must contain."""
+
+MOONCAKE_BLOCK_TOKENS = 512
+"""Tokens per ``hash_ids`` block of the Mooncake trace."""
+
+BAILIAN_KEYS: tuple[str, ...] = (
+    "chat_id",
+    "parent_chat_id",
+    "timestamp",
+    "input_length",
+    "output_length",
+    "turn",
+)
+"""Keys every Qwen-Bailian-style JSON line must contain (``hash_ids`` is optional)."""
+
+BAILIAN_BLOCK_TOKENS = 16
+"""Tokens per ``hash_ids`` block of a Qwen-Bailian-style trace unless the caller gives another size."""
 
 _AZURE_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?"
@@ -502,7 +538,9 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
 
     Args:
         path: JSON Lines file, one request object per line. ``hash_ids``, when present, must be a list of
-            non-negative integers; it is validated but not stored.
+            non-negative integers (512-token prefix blocks): they become the cloud prefix blocks, and
+            follow-up turns are found from them (`pdcore.traces.conversations`); a line without them has
+            no blocks and opens a session.
 
     Returns:
         The workload, named after the file stem, with arrival times in seconds relative to the first line.
@@ -520,6 +558,8 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
     stamps: list[float] = []
     prompts: list[int] = []
     outputs: list[int] = []
+    blocks: list[list[int]] = []
+    with_blocks = False
     clamps = _ZeroClamps()
     previous_line = 0
     try:
@@ -587,6 +627,8 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
                         "must be a list of non-negative integers",
                         "write hash_ids as e.g. [0, 1, 2] or leave the key out",
                     )
+                blocks.append(hash_ids or [])
+                with_blocks = with_blocks or bool(hash_ids)
                 stamps.append(stamp)
                 prompts.append(clamps.clamp(prompt, "input_length", line))
                 outputs.append(clamps.clamp(output, "output_length", line))
@@ -600,21 +642,270 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
             f"{name}: the file has no request lines; fix: pass a trace with at least one request"
         )
     millis = np.asarray(stamps, dtype=np.float64)
+    prompt_array = np.asarray(prompts, dtype=np.int64)
+    output_array = np.asarray(outputs, dtype=np.int64)
+    columns: dict[str, Any] = {}
+    if with_blocks:
+        parent, shared = follow_ups_from_blocks(blocks, prompt_array, output_array, MOONCAKE_BLOCK_TOKENS)
+        session, turn = conversation_from_parents(parent)
+        offsets, ids = flatten_blocks(blocks)
+        columns = {
+            "session": session,
+            "turn": turn,
+            "parent": parent,
+            "shared_prefix_tokens": shared,
+            "block_offsets": offsets,
+            "block_ids": ids,
+            "block_tokens": MOONCAKE_BLOCK_TOKENS,
+        }
     return Workload(
         name=file.stem,
         arrival_s=(millis - millis[0]) / 1000.0,
-        prompt_tokens=np.asarray(prompts, dtype=np.int64),
-        output_tokens=np.asarray(outputs, dtype=np.int64),
+        prompt_tokens=prompt_array,
+        output_tokens=output_array,
         source=name,
         notes=clamps.notes(name),
+        **columns,
     )
+
+
+def _json_lines(file: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The non-blank lines of a JSON Lines file as objects, with their 1-based line numbers."""
+    try:
+        with file.open(encoding="utf-8-sig") as handle:
+            for line, raw in enumerate(handle, start=1):
+                text = raw.strip()
+                if not text:
+                    continue
+                try:
+                    record = json.loads(text, object_pairs_hook=_no_duplicates)
+                except _DuplicateKeyError as exc:
+                    raise _error(
+                        name, line, str(exc), "the key appears twice", "write each key once per line"
+                    ) from None
+                except json.JSONDecodeError as exc:
+                    raise _error(
+                        name,
+                        line,
+                        f"char {exc.colno}",
+                        f"invalid JSON ({exc.msg})",
+                        "each line must be one complete JSON object",
+                    ) from None
+                if not isinstance(record, dict):
+                    raise _error(
+                        name,
+                        line,
+                        "-",
+                        f"the line holds a JSON {type(record).__name__}, not an object",
+                        "write each request as one JSON object",
+                    )
+                yield line, record
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(
+            f"{name}: byte {exc.start} is not valid UTF-8; fix: save the trace as UTF-8 text"
+        ) from None
+
+
+def _json_id(record: dict[str, Any], key: str, path: str, line: int, minimum: int) -> int:
+    value = record[key]
+    if type(value) is not int or value < minimum:
+        raise _error(
+            path, line, key, f"{value!r} is not a whole number >= {minimum}", f"write {key} as an integer"
+        )
+    return int(value)
+
+
+def load_bailian(path: str | os.PathLike[str], *, block_tokens: int = BAILIAN_BLOCK_TOKENS) -> Workload:
+    """Loads Qwen-Bailian-style conversation records: one JSON object per line with ``chat_id``,
+    ``parent_chat_id`` (-1 for a first turn), ``timestamp`` (seconds), ``input_length``, ``output_length``,
+    ``turn`` and, optionally, ``hash_ids`` (prefix-block ids of ``block_tokens`` tokens each).
+
+    A follow-up's parent is its ``parent_chat_id``, which must be an earlier line's ``chat_id``, and its
+    ``turn`` must be the parent's plus one. The shared prefix comes from ``hash_ids`` when given, else it is
+    the parent's whole context (`pdcore.traces.conversations`); cloud prefix blocks are derived when the
+    records have none.
+
+    Raises:
+        TraceFormatError: The file is missing or malformed; the message names the line, the key and the fix
+            (an unknown or later parent, a turn that does not follow its parent's, a repeated ``chat_id``).
+    """
+    file = Path(path)
+    name = str(path)
+    _check_exists(file)
+    if (
+        isinstance(block_tokens, bool)
+        or not isinstance(block_tokens, int)
+        or not 1 <= block_tokens <= MAX_TOKENS
+    ):
+        raise TraceFormatError(
+            f"block_tokens = {block_tokens!r}; fix: give the tokens of one hash block, >= 1"
+        )
+    stamps: list[float] = []
+    prompts: list[int] = []
+    outputs: list[int] = []
+    parents: list[int] = []
+    turns: list[int] = []
+    blocks: list[list[int]] = []
+    index_of: dict[int, int] = {}
+    clamps = _ZeroClamps()
+    previous_line = 0
+    for line, record in _json_lines(file, name):
+        for key in BAILIAN_KEYS:
+            if key not in record:
+                raise _error(
+                    name, line, key, "the key is missing", f"every line needs {', '.join(BAILIAN_KEYS)}"
+                )
+        stamp = record["timestamp"]
+        if (
+            isinstance(stamp, bool)
+            or not isinstance(stamp, (int, float))
+            or not math.isfinite(stamp)
+            or stamp < 0
+        ):
+            raise _error(
+                name,
+                line,
+                "timestamp",
+                f"{stamp!r} is not a time",
+                "write seconds from the trace start, >= 0",
+            )
+        if stamp > MAX_TRACE_SPAN_S:
+            raise _error(
+                name,
+                line,
+                "timestamp",
+                f"{stamp} s is beyond the limit",
+                f"split the trace (limits: {LIMITS_DOC})",
+            )
+        if stamps and stamp < stamps[-1]:
+            raise _error(
+                name,
+                line,
+                "timestamp",
+                f"{stamp!r} is earlier than the timestamp on line {previous_line}",
+                "sort the lines by timestamp",
+            )
+        chat = _json_id(record, "chat_id", name, line, 0)
+        if chat in index_of:
+            raise _error(
+                name,
+                line,
+                "chat_id",
+                f"{chat} appears on an earlier line",
+                "give every request its own chat_id",
+            )
+        parent_chat = _json_id(record, "parent_chat_id", name, line, -1)
+        turn = _json_id(record, "turn", name, line, 1)
+        parent = -1
+        if parent_chat >= 0:
+            if parent_chat not in index_of:
+                raise _error(
+                    name,
+                    line,
+                    "parent_chat_id",
+                    f"{parent_chat} is not the chat_id of an earlier line",
+                    "point a follow-up at its previous turn, which must come first, or write -1",
+                )
+            parent = index_of[parent_chat]
+            if turn != turns[parent] + 1:
+                raise _error(
+                    name,
+                    line,
+                    "turn",
+                    f"{turn} does not follow its parent's turn {turns[parent]}",
+                    "a follow-up's turn is its parent's plus one",
+                )
+        elif turn != 1:
+            raise _error(
+                name, line, "turn", f"{turn} without a parent", "a request with parent_chat_id -1 is turn 1"
+            )
+        hash_ids = record.get("hash_ids")
+        if hash_ids is not None:
+            if not (isinstance(hash_ids, list) and all(type(b) is int and b >= 0 for b in hash_ids)):
+                raise _error(
+                    name,
+                    line,
+                    "hash_ids",
+                    "must be a list of non-negative integers",
+                    "write e.g. [0, 1, 2] or leave it out",
+                )
+            if len(blocks) != len(stamps):
+                raise _error(
+                    name,
+                    line,
+                    "hash_ids",
+                    "is given here but not on every earlier line",
+                    "give it on every line or none",
+                )
+            blocks.append(hash_ids)
+        elif blocks:
+            raise _error(
+                name,
+                line,
+                "hash_ids",
+                "is missing but given on earlier lines",
+                "give it on every line or none",
+            )
+        index_of[chat] = len(stamps)
+        stamps.append(float(stamp))
+        prompts.append(clamps.clamp(_json_count(record, "input_length", name, line), "input_length", line))
+        outputs.append(clamps.clamp(_json_count(record, "output_length", name, line), "output_length", line))
+        parents.append(parent)
+        turns.append(turn)
+        previous_line = line
+    if not stamps:
+        raise TraceFormatError(
+            f"{name}: the file has no request lines; fix: pass a trace with at least one request"
+        )
+    prompt_array = np.asarray(prompts, dtype=np.int64)
+    output_array = np.asarray(outputs, dtype=np.int64)
+    parent_array = np.asarray(parents, dtype=np.int64)
+    session, _ = conversation_from_parents(parent_array)
+    if blocks:
+        shared = shared_from_blocks(blocks, parent_array, prompt_array, output_array, block_tokens)
+        offsets, ids = flatten_blocks(blocks)
+    else:
+        has = parent_array >= 0
+        shared = np.zeros(len(stamps), dtype=np.int64)
+        p = parent_array[has]
+        shared[has] = np.minimum(prompt_array[has], prompt_array[p] + output_array[p])
+        offsets, ids = derive_blocks(prompt_array, parent_array, shared, block_tokens)
+    seconds = np.asarray(stamps, dtype=np.float64)
+    return Workload(
+        name=file.stem,
+        arrival_s=seconds - seconds[0],
+        prompt_tokens=prompt_array,
+        output_tokens=output_array,
+        source=name,
+        notes=clamps.notes(name),
+        session=session,
+        turn=np.asarray(turns, dtype=np.int64),
+        parent=parent_array,
+        shared_prefix_tokens=shared,
+        block_offsets=offsets,
+        block_ids=ids,
+        block_tokens=block_tokens,
+    )
+
+
+def _first_record_keys(file: Path) -> set[str]:
+    """The keys of the first JSON object in a JSON Lines file (empty when it cannot be read as one)."""
+    try:
+        with file.open(encoding="utf-8-sig") as handle:
+            for raw in handle:
+                if raw.strip():
+                    record = json.loads(raw)
+                    return set(record) if isinstance(record, dict) else set()
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return set()
+    return set()
 
 
 def load_trace(path: str | os.PathLike[str]) -> Workload:
     """Loads a trace, choosing the reader from the file suffix.
 
-    ``.csv`` is read by `load_azure`; ``.jsonl`` and ``.json`` by `load_mooncake`. Suffixes are matched
-    case-insensitively.
+    ``.csv`` is read by `load_azure`; ``.jsonl`` and ``.json`` by `load_bailian` when the first record has
+    a ``chat_id``, else by `load_mooncake`. Suffixes are matched case-insensitively.
 
     Args:
         path: The trace file.
@@ -632,6 +923,8 @@ def load_trace(path: str | os.PathLike[str]) -> Workload:
     if suffix == ".csv":
         return load_azure(path)
     if suffix in {".jsonl", ".json"}:
+        if "chat_id" in _first_record_keys(file):
+            return load_bailian(path)
         return load_mooncake(path)
     raise TraceFormatError(
         f"trace file {str(path)!r} has suffix {file.suffix!r}, which names no known format; fix: use .csv "

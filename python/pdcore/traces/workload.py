@@ -7,6 +7,13 @@ request, the prompt length and the output length, both in tokens. Invariants, ch
 - ``arrival_s`` is float64, finite, non-decreasing and starts at exactly 0;
 - ``prompt_tokens`` and ``output_tokens`` are int64 and every value is at least 1;
 - the arrays are read-only, so a workload can be shared between runs without copying.
+
+Conversations (all optional; a single-turn workload leaves them out and every request is its own session
+at turn 1): ``session``, ``turn`` (1 = first), ``parent`` (the previous turn's request index, -1 for none;
+always an earlier request of the same session), ``shared_prefix_tokens`` (how many leading tokens of the
+prompt are the parent's context, its prompt and answer; 0 without a parent) and the cloud prefix blocks,
+``block_ids`` of ``block_tokens`` tokens each, request ``i``'s being ``block_ids[block_offsets[i]:
+block_offsets[i + 1]]`` (how `pdcore.traces.conversations` derives them is documented there).
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ import numpy.typing as npt
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import LIMITS_DOC, MAX_RATE, MAX_REQUESTS, MAX_TOKENS, MAX_TRACE_SPAN_S, check_int
 
-__all__ = ["OVERSIZE", "Workload"]
+__all__ = ["OVERSIZE", "TURN_BUCKETS", "Workload", "turn_buckets"]
 
 OVERSIZE = ("fail", "skip", "clip")
 """What `Workload.fit` does with a request that does not fit: refuse, drop it, or shorten it."""
 
 _PERCENTILES = (50, 90, 99)
+
+_UNSET: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+"""An empty column: not given (every workload has at least one request)."""
 
 
 def _as_readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -105,6 +115,13 @@ class Workload:
     output_tokens: npt.NDArray[np.int64]
     source: str
     notes: tuple[str, ...] = field(default=())
+    session: npt.NDArray[np.int64] = field(default_factory=lambda: _UNSET)
+    turn: npt.NDArray[np.int64] = field(default_factory=lambda: _UNSET)
+    parent: npt.NDArray[np.int64] = field(default_factory=lambda: _UNSET)
+    shared_prefix_tokens: npt.NDArray[np.int64] = field(default_factory=lambda: _UNSET)
+    block_offsets: npt.NDArray[np.int64] = field(default_factory=lambda: _UNSET)
+    block_ids: npt.NDArray[np.uint64] = field(default_factory=lambda: _UNSET.astype(np.uint64))
+    block_tokens: int = 512
 
     def __post_init__(self) -> None:
         """Coerces the columns to their dtypes, makes them read-only and checks the invariants.
@@ -164,6 +181,148 @@ class Workload:
         object.__setattr__(self, "prompt_tokens", _as_readonly(prompts))
         object.__setattr__(self, "output_tokens", _as_readonly(outputs))
         object.__setattr__(self, "notes", tuple(str(note) for note in self.notes))
+        self._check_conversations(prompts)
+
+    def _check_conversations(self, prompts: npt.NDArray[np.int64]) -> None:
+        """Fills the conversation columns of a single-turn workload and checks those given."""
+        n = len(prompts)
+        where = f"workload {self.name!r}"
+
+        def column(values: Any, name: str, default: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            if values is None or len(values) == 0:
+                return default
+            raw = np.asarray(values)
+            if raw.shape != (n,) or not np.issubdtype(raw.dtype, np.integer):
+                raise InvalidInputError(
+                    f"{where}: {name} must be {n} integers, one per request, got shape {raw.shape} and dtype "
+                    f"{raw.dtype}; fix: pass one whole number per request"
+                )
+            return raw.astype(np.int64)
+
+        session = column(self.session, "session", np.arange(n, dtype=np.int64))
+        parent = column(self.parent, "parent", np.full(n, -1, dtype=np.int64))
+        turn = column(self.turn, "turn", np.ones(n, dtype=np.int64))
+        shared = column(self.shared_prefix_tokens, "shared_prefix_tokens", np.zeros(n, dtype=np.int64))
+        index = np.arange(n)
+        checks = (
+            (session < 0, "session", "is negative", "number sessions from 0"),
+            (turn < 1, "turn", "is below 1", "number turns from 1"),
+            (
+                (parent < -1) | (parent >= index),
+                "parent",
+                "is not an earlier request",
+                "give the index of an earlier request of the same session, or -1",
+            ),
+            (
+                (shared < 0) | (shared > prompts),
+                "shared_prefix_tokens",
+                "is not within the prompt",
+                "give 0 .. prompt_tokens",
+            ),
+            (
+                (parent < 0) & (shared > 0),
+                "shared_prefix_tokens",
+                "is above 0 without a parent",
+                "give 0 for a request without a parent",
+            ),
+        )
+        for bad, name, problem, fix in checks:
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                values = {"session": session, "turn": turn, "parent": parent, "shared_prefix_tokens": shared}
+                raise InvalidInputError(
+                    f"{where}: {name}[{i}] = {int(values[name][i])} {problem}; fix: {fix}"
+                )
+        has_parent = parent >= 0
+        if has_parent.any():
+            same = session[parent[has_parent]] == session[has_parent]
+            if not same.all():
+                i = int(index[has_parent][~same][0])
+                raise InvalidInputError(
+                    f"{where}: request {i}'s parent {int(parent[i])} is in session "
+                    f"{int(session[parent[i]])}, not {int(session[i])}; "
+                    "fix: a follow-up continues its own session"
+                )
+        if self.block_offsets is None or len(self.block_offsets) == 0:
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            ids = np.zeros(0, dtype=np.uint64)
+        else:
+            offsets = np.asarray(self.block_offsets, dtype=np.int64)
+            ids = np.asarray(self.block_ids)
+            if ids.dtype.kind not in "ui" or ids.ndim != 1 or (ids.size and ids.min() < 0):
+                raise InvalidInputError(
+                    f"{where}: block_ids must be non-negative integers; fix: pass block ids"
+                )
+            ids = ids.astype(np.uint64)
+            if (
+                offsets.shape != (n + 1,)
+                or offsets[0] != 0
+                or offsets[-1] != len(ids)
+                or (np.diff(offsets) < 0).any()
+            ):
+                raise InvalidInputError(
+                    f"{where}: block_offsets must be {n + 1} non-decreasing offsets from 0 to {len(ids)}; "
+                    "fix: pass request i's blocks as block_ids[block_offsets[i]:block_offsets[i + 1]]"
+                )
+        tokens = self.block_tokens
+        if (
+            isinstance(tokens, bool)
+            or not isinstance(tokens, (int, np.integer))
+            or not 1 <= tokens <= MAX_TOKENS
+        ):
+            raise InvalidInputError(
+                f"{where}: block_tokens = {tokens!r}; fix: give the tokens of one block, >= 1"
+            )
+        for name, filled in (
+            ("session", session),
+            ("turn", turn),
+            ("parent", parent),
+            ("shared_prefix_tokens", shared),
+            ("block_offsets", offsets),
+            ("block_ids", ids),
+        ):
+            object.__setattr__(self, name, _as_readonly(filled))
+        object.__setattr__(self, "block_tokens", int(tokens))
+
+    @property
+    def multi_turn(self) -> bool:
+        """Whether any request continues an earlier one (a follow-up turn)."""
+        return bool((self.parent >= 0).any())
+
+    def conversation_columns(self) -> dict[str, Any]:
+        """The conversation columns, to carry them into a derived workload (`dataclasses.replace` keeps
+        them too)."""
+        return {
+            "session": self.session,
+            "turn": self.turn,
+            "parent": self.parent,
+            "shared_prefix_tokens": self.shared_prefix_tokens,
+            "block_offsets": self.block_offsets,
+            "block_ids": self.block_ids,
+            "block_tokens": self.block_tokens,
+        }
+
+    def _select(self, keep: npt.NDArray[np.bool_]) -> dict[str, Any]:
+        """The conversation columns of the requests ``keep`` selects; a dropped parent leaves its
+        follow-up without one (and without a shared prefix)."""
+        new_index = np.cumsum(keep) - 1
+        parent = self.parent[keep]
+        kept_parent = (parent >= 0) & keep[np.maximum(parent, 0)]
+        parent = np.where(kept_parent, new_index[np.maximum(parent, 0)], -1)
+        shared = np.where(kept_parent, self.shared_prefix_tokens[keep], 0)
+        starts, ends = self.block_offsets[:-1][keep], self.block_offsets[1:][keep]
+        pieces = [self.block_ids[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint64)
+        offsets = np.concatenate(([0], np.cumsum(ends - starts)))
+        return {
+            "session": self.session[keep],
+            "turn": self.turn[keep],
+            "parent": parent,
+            "shared_prefix_tokens": shared,
+            "block_offsets": offsets,
+            "block_ids": ids.astype(np.uint64),
+            "block_tokens": self.block_tokens,
+        }
 
     def __len__(self) -> int:
         """Returns the number of requests."""
@@ -180,6 +339,18 @@ class Workload:
             and np.array_equal(self.arrival_s, other.arrival_s)
             and np.array_equal(self.prompt_tokens, other.prompt_tokens)
             and np.array_equal(self.output_tokens, other.output_tokens)
+            and self.block_tokens == other.block_tokens
+            and all(
+                np.array_equal(getattr(self, name), getattr(other, name))
+                for name in (
+                    "session",
+                    "turn",
+                    "parent",
+                    "shared_prefix_tokens",
+                    "block_offsets",
+                    "block_ids",
+                )
+            )
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: equality is by value
@@ -226,6 +397,7 @@ class Workload:
             output_tokens=self.output_tokens,
             source=self.source,
             notes=(*self.notes, f"arrival times divided by rate scale {scale:g}"),
+            **self.conversation_columns(),
         )
 
     def fit(self, capacity_tokens: int, oversize: str = "fail", *, what: str = "the KV cache") -> Workload:
@@ -278,9 +450,12 @@ class Workload:
                 output_tokens=self.output_tokens[keep],
                 source=self.source,
                 notes=(*self.notes, f"{described}: skipped"),
+                **self._select(keep),
             )
         prompts = np.minimum(self.prompt_tokens, cap - 1)
         outputs = np.minimum(self.output_tokens, cap - prompts)
+        columns = self.conversation_columns()
+        columns["shared_prefix_tokens"] = np.minimum(self.shared_prefix_tokens, prompts)
         return Workload(
             name=self.name,
             arrival_s=self.arrival_s,
@@ -288,6 +463,7 @@ class Workload:
             output_tokens=outputs,
             source=self.source,
             notes=(*self.notes, f"{described}: clipped to fit"),
+            **columns,
         )
 
     def limit(self, n: int | None) -> Workload:
@@ -320,6 +496,7 @@ class Workload:
             output_tokens=self.output_tokens[:count],
             source=self.source,
             notes=(*self.notes, f"limited to the first {count} of {len(self)} requests"),
+            **self._select(np.arange(len(self)) < count),
         )
 
     def summary(self) -> dict[str, float | None]:
@@ -363,4 +540,28 @@ class Workload:
             "rate_rps": stats["rate_rps"],
             "prompt_tokens": {k[len("prompt_") :]: v for k, v in stats.items() if k.startswith("prompt_")},
             "output_tokens": {k[len("output_") :]: v for k, v in stats.items() if k.startswith("output_")},
+            **({"conversations": self.conversation_summary()} if self.multi_turn else {}),
         }
+
+    def conversation_summary(self) -> dict[str, Any]:
+        """Sessions and turns: counts, the share of follow-ups, requests per turn bucket (1, 2, 3, 4+) and
+        the mean shared prefix of a follow-up."""
+        follow = self.parent >= 0
+        buckets = turn_buckets(self.turn)
+        return {
+            "sessions": len(np.unique(self.session)),
+            "follow_ups": int(follow.sum()),
+            "follow_up_share": float(follow.mean()),
+            "requests_per_turn": {name: int((buckets == b).sum()) for b, name in enumerate(TURN_BUCKETS)},
+            "shared_prefix_mean": float(self.shared_prefix_tokens[follow].mean()) if follow.any() else 0.0,
+            "block_tokens": self.block_tokens,
+        }
+
+
+TURN_BUCKETS: tuple[str, str, str, str] = ("1", "2", "3", "4+")
+"""The turn buckets results are reported by: first turns, second, third, fourth and later."""
+
+
+def turn_buckets(turn: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The bucket index (into `TURN_BUCKETS`) of each turn number."""
+    return np.minimum(np.asarray(turn, dtype=np.int64), len(TURN_BUCKETS)) - 1
