@@ -21,7 +21,7 @@ from pdcore import InvalidInputError, ProfileError
 from pdcore._core import DEFAULT_MAX_K, GAP_SLACK_S, LIVE_GUARD_STEPS, Plan, gap_within
 from pdcore._core import solve_catchup as native_solve_catchup
 from pdcore.optimize import Optimizer, catchup_k, solve_catchup
-from pdcore.policies import POLICIES, CloudLoad, NaiveSplit, PDDevice, Policy, RequestInfo
+from pdcore.policies import POLICIES, CloudLoad, DiSCo, NaiveSplit, PDDevice, Policy, RequestInfo, Router
 from pdcore.profiles import DeviceProfile, load_cloud_profile, load_device_profile, network_preset
 from pdcore.runtime.handoff import HandoffEstimator
 from pdcore.sim import SLO, Scenario
@@ -193,7 +193,7 @@ def test_the_runtime_estimate_is_the_models_price(
 
 def runs_alike(policy: Policy, workload: Workload, scenario: Scenario) -> None:
     """The built-in policy planned in Rust equals the same policy planned per request in Python."""
-    policy.prepare(scenario.context())
+    policy.prepare(scenario.context(workload))
     assert policy.native() is not None, "a built-in policy plans inside the simulator"
     native = scenario.run(workload, policy, seed=3)
 
@@ -225,8 +225,10 @@ def test_native_planning_equals_python_planning(name: str, deployment: str) -> N
         PDDevice(k=7, refine_ratio=0.5),
         PDDevice(load_adaptive=False, max_k=40),
         NaiveSplit(k=3),
+        DiSCo(budget=0.8, min_tpot=0.01),
+        Router(quantile=0.9, min_bucket=8),
     ],
-    ids=["refine-auto", "fixed-k-refined", "not-load-adaptive", "naive-fixed"],
+    ids=["refine-auto", "fixed-k-refined", "not-load-adaptive", "naive-fixed", "disco-budget", "router-q90"],
 )
 def test_native_planning_equals_python_planning_with_settings(policy: Policy) -> None:
     workload = synthetic_default(seed=6, n_requests=300, rate_rps=12.0)

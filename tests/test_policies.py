@@ -76,8 +76,17 @@ def toy_device(per_token_s: float = 0.001, tpot_s: float = 0.02) -> DeviceProfil
 REQUEST = RequestInfo(index=0, arrival_s=0.0, prompt_tokens=1000, one_way_s=0.01)
 
 
-def test_registry_names_the_six_builtins() -> None:
-    assert set(POLICIES) == {"cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race"}
+def test_registry_names_the_builtins_and_the_rivals() -> None:
+    assert set(POLICIES) == {
+        "cloud-only",
+        "device-only",
+        "pd-device",
+        "naive-split",
+        "kv-transfer",
+        "race",
+        "disco",
+        "router",
+    }
     for name, cls in POLICIES.items():
         assert cls.name == name
         assert make_policy(name).name == name

@@ -74,7 +74,7 @@ def inputs(deployment: str, tight: bool, n: int = N_REQUESTS) -> dict[str, Any]:
 def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
     """One plan per request; splits vary ``k``, the refined prompt, the smallest display gap and where the
     ``k`` tokens are decoded."""
-    if mode in ("pd", "naive"):
+    if mode in ("pd", "naive", "disco"):
         return [
             Plan(
                 mode,
@@ -139,6 +139,11 @@ def check_coverage(mode: str, results: dict[str, Any], kw: dict[str, Any], chose
         assert (handoff > 0).any()
         assert (results["device_decode_tokens"] == 0).any()
         assert (results["cloud_decode_tokens"] + 1 < quota).any()
+    if mode == "disco":
+        # migrations, device-won races and answers the cloud finished first
+        assert (results["handoff_pos"] > 0).any()
+        assert (results["handoff_pos"] == 0).any()
+        assert (results["device_decode_tokens"] == 0).any()
     if mode in ("cloud", "race"):
         assert (results["cloud_decode_gpu_s"] > 0).any()
     if mode == "device":

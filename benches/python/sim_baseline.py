@@ -44,12 +44,14 @@ import numpy.typing as npt
 
 __all__ = ["MODES", "Simulator", "plan_key", "round_ns", "scenario_configs", "secs_to_ns"]
 
-MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
+MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco")
 K_SITE_NAMES = ("pool", "prefill")
 K_SITES = ("pool", "prefill", "both")
 MAX_SECS = 9.2e6
 
-M_CLOUD, M_DEVICE, M_PD, M_NAIVE, M_KV, M_RACE = range(6)
+M_CLOUD, M_DEVICE, M_PD, M_NAIVE, M_KV, M_RACE, M_DISCO = range(7)
+STREAMED = (M_PD, M_NAIVE, M_DISCO)
+"""Modes whose cloud tokens reach the device's token buffer."""
 
 PRIO_CLOUD = 0
 PRIO_TOKEN = 1
@@ -824,7 +826,7 @@ class Simulator:
                 self.on_prompt_done(i, now)
             elif kind == EV_SUBMIT:
                 plan = self.reqs[i].plan
-                on_prefill = plan is not None and plan[0] in (M_PD, M_NAIVE) and plan[5] == 1
+                on_prefill = plan is not None and plan[0] in STREAMED and plan[5] == 1
                 cloud.submit(i, self.prompt[i], self.cloud_quota(i), on_prefill)
             elif kind == EV_KV_ARRIVE:
                 cloud.kv_arrived(i, x)
@@ -859,7 +861,7 @@ class Simulator:
         self.pending_decision = None
         key = plan_key(plan)
         mode, _, refine, lo, hi, site = key
-        if mode in (M_PD, M_NAIVE) and self.cloud.disaggregated:
+        if mode in STREAMED and self.cloud.disaggregated:
             offered = self.cloud.k_sites
             if offered != "both" and offered != K_SITE_NAMES[site]:
                 raise ValueError(
@@ -877,10 +879,10 @@ class Simulator:
         elif mode == M_RACE:
             p = self.device.prefill(self.prompt[i])
             self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
-        elif mode in (M_PD, M_NAIVE):
+        elif mode in STREAMED:
             quota = self.cloud_quota(i)
             prompt_len = max(math.ceil(float(self.prompt[i]) * refine), 1)
-            ctrl = Controller(lo, hi, quota) if mode == M_PD else None
+            ctrl = Controller(lo, hi, quota) if mode != M_NAIVE else None
             pd = Pd(quota, prompt_len, ctrl)
             if refine >= 1.0:
                 p = self.device.prefill(prompt_len)
@@ -899,7 +901,7 @@ class Simulator:
         plan = req.plan
         assert plan is not None
         mode = plan[0]
-        if mode in (M_PD, M_NAIVE):
+        if mode in STREAMED:
             self.schedule(arrive, PRIO_TOKEN, EV_TOKEN, i, 0)
         elif mode == M_CLOUD:
             self.display_cloud_inline(i, arrive)
@@ -1098,6 +1100,8 @@ class Simulator:
             return
         pd.prompt_prefilled = True
         req.device_prefill_tokens += pd.prompt_len
+        if plan[0] == M_DISCO and pd.received > 0:
+            self.schedule(now + self.one_way[i], PRIO_CLOUD, EV_CANCEL, i, 0)
         self.device_step(i, now)
 
     def on_chunk_done(self, i: int, n: int, now: int) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "GAP_SLACK_S",
     "LIVE_GUARD_STEPS",
     "PRIOR_WEIGHT_TOKENS",
+    "ROUTER_BUCKETS",
     "CatchUp",
     "Choice",
     "CloudConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "PdcoreError",
     "Plan",
     "PlanOptimizer",
+    "RouterRule",
     "Simulator",
     "SpeedController",
     "TokenBuffer",
@@ -463,6 +465,9 @@ PRIOR_WEIGHT_TOKENS: int
 GAP_SLACK_S: float
 """The slack of the gap rule, seconds: one nanosecond, the simulator's clock resolution."""
 
+ROUTER_BUCKETS: int
+"""Entries of a full :class:`RouterRule` table: one per power of two of a prompt length (32)."""
+
 @final
 class DeviceCost:
     """One device's prices, the one device model of pdcore (Rust ``cost::device``).
@@ -718,6 +723,30 @@ class PlanOptimizer:
             InvalidInputError: A bad prompt length, ratio or delay.
         """
 
+@final
+class RouterRule:
+    """The whole-request router's rule (Rust ``cost::router``, after RouteLLM, arXiv 2406.18665).
+
+    The predicted answer length of a prompt of ``p`` tokens is ``predicted_output[floor(log2 p)]`` (the
+    last entry past the end). The device takes the request when, alone, it meets both objectives for that
+    answer: its prefill within ``ttft_slo_s``, and each decode step up to the predicted last token within
+    ``max_tpot_s`` (one nanosecond of slack); otherwise the cloud does.
+
+    Args:
+        predicted_output: Predicted answer tokens per prompt bucket, 1 to 32 entries, each >= 1.
+        ttft_slo_s: The time-to-first-token objective, seconds.
+        max_tpot_s: The largest-gap objective, seconds.
+
+    Raises:
+        InvalidInputError: An empty or oversized table, a zero entry, or an objective not finite and > 0.
+    """
+
+    def __new__(cls, *, predicted_output: list[int], ttft_slo_s: float, max_tpot_s: float) -> Self: ...
+    def predicted_output(self, prompt_tokens: int) -> int:
+        """The predicted answer length of a request with ``prompt_tokens`` tokens."""
+    def on_device(self, device: DeviceCost, prompt_tokens: int) -> bool:
+        """Whether ``device`` takes a request of ``prompt_tokens`` tokens."""
+
 @disjoint_base
 class HandoffEstimator:
     """The live runtime's hand-off estimate (Rust ``cost::handoff``); `pdcore.runtime.HandoffEstimator`
@@ -848,6 +877,20 @@ class NativePolicy:
 
         Raises:
             InvalidInputError: Another mode, or bad pacing bounds.
+        """
+    @staticmethod
+    def by_prompt(*, threshold: int, short: Plan, long: Plan) -> NativePolicy:
+        """``short`` for prompts of at most ``threshold`` tokens, ``long`` for longer ones.
+
+        Raises:
+            InvalidInputError: A threshold that is not a whole number in ``0..2**32``.
+        """
+    @staticmethod
+    def router(rule: RouterRule, *, min_tpot: float, max_tpot: float) -> NativePolicy:
+        """The device alone where ``rule`` says so, else the cloud, each plan with these pacing bounds.
+
+        Raises:
+            InvalidInputError: Bad pacing bounds.
         """
 
 @final

@@ -74,7 +74,8 @@ from pdcore.traces import OVERSIZE, Workload
 
 __all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]
 
-DEFAULT_POLICIES = ("cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race")
+DEFAULT_POLICIES = tuple(POLICIES)
+"""Every registered policy, pdcore's own and the rival strategies."""
 SCHEMA_VERSION = 1
 
 

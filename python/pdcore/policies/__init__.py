@@ -19,6 +19,7 @@ from pdcore.policies.builtin import (
     split_policy_specs,
 )
 from pdcore.policies.replay import Replay
+from pdcore.policies.rivals import DiSCo, Router
 
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
@@ -26,6 +27,7 @@ __all__ = [
     "CloudLoad",
     "CloudOnly",
     "DeviceOnly",
+    "DiSCo",
     "KVTransfer",
     "NaiveSplit",
     "PDDevice",
@@ -34,6 +36,7 @@ __all__ = [
     "Race",
     "Replay",
     "RequestInfo",
+    "Router",
     "make_policy",
     "split_policy_specs",
 ]

@@ -11,23 +11,45 @@ What a policy may look at is deliberately what a real dispatcher knows when a re
   cloud. The true output length is not part of it: no real system knows it in advance.
 - `CloudLoad`: the cloud's current queue and occupancy, as the simulator reports it.
 - `PolicyContext` (given once, before the run, through `Policy.prepare`): the device, cloud and network
-  profiles and the SLO, for policies that plan from models (for example P/D-Device's automatic ``k``).
+  profiles and the SLO, for policies that plan from models (for example P/D-Device's automatic ``k``),
+  and the run's workload, for policies that fit a model to the trace before it starts (the router's
+  answer-length predictor, DiSCo's length threshold).
 """
 
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pdcore.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
     from pdcore._core import NativePolicy, Plan
     from pdcore.profiles.cloud import CloudProfile
     from pdcore.profiles.device import DeviceProfile
     from pdcore.profiles.network import NetworkProfile
+    from pdcore.traces.workload import Workload
 
-__all__ = ["CloudLoad", "Policy", "PolicyContext", "RequestInfo"]
+__all__ = ["CloudLoad", "Policy", "PolicyContext", "RequestInfo", "check_max_tpot"]
+
+
+def check_max_tpot(value: float | None, min_tpot: float = 0.0) -> float | None:
+    """A policy's ``max_tpot`` setting: None (the run's TPOT SLO) or seconds, finite and above ``min_tpot``.
+
+    Raises:
+        InvalidInputError: Any other value, named with the fix.
+    """
+    if value is None:
+        return None
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > min_tpot):
+        raise InvalidInputError(
+            f"max_tpot = {value!r}; pass the largest display gap in seconds, finite and above "
+            f"min_tpot = {min_tpot!r} (e.g. 0.05), or leave it unset to use the TPOT SLO"
+        )
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +119,8 @@ class PolicyContext:
         k_sites: Where the cloud lets P/D-Device's ``k`` tokens be decoded: ``"pool"``, ``"prefill"`` or
             ``"both"`` (a colocated cloud ignores it: a replica decodes what it prefilled).
         kv_link_bytes_per_s: The prefill-to-decode KV link, bytes per second (disaggregated).
+        workload: The run's requests (None outside a run), for policies that fit a model to the trace
+            before the first decision; a policy must not read a request's answer length while planning it.
     """
 
     device: DeviceProfile
@@ -108,6 +132,7 @@ class PolicyContext:
     prefill_replicas: int = 1
     k_sites: str = "pool"
     kv_link_bytes_per_s: float | None = None
+    workload: Workload | None = None
 
 
 class Policy(abc.ABC):

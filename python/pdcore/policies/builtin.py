@@ -10,7 +10,13 @@ registry name      class            what each request does
 ``naive-split``    `NaiveSplit`     as P/D-Device, but cloud tokens are shown as they arrive (no controller)
 ``kv-transfer``    `KVTransfer`     the cloud prefills and ships the prompt's KV cache; the device decodes
 ``race``           `Race`           both start; whichever shows the first token serves the request
+``disco``          `DiSCo`          DiSCo (arXiv 2502.11417): short prompts on the device; longer ones race
+                                    both sides and the stream migrates from the cloud to the device
+``router``         `Router`         RouteLLM-style: each request entirely on the device or the cloud, by a
+                                    predictor of its answer length and its prompt against the SLO
 =================  ===============  ==========================================================================
+
+The rival strategies (``disco``, ``router``) live in `pdcore.policies.rivals`, each citing its paper.
 
 Every policy carries ``max_tpot``, the display gap it aims for; hand-off stalls are measured above it.
 Left unset, it is the run's TPOT SLO (`PolicyContext.max_tpot_s`), or `DEFAULT_MAX_TPOT_S` outside a run.
@@ -42,7 +48,8 @@ from pdcore.optimize.quality import (
     QualitySource,
     check_quality_budget,
 )
-from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
+from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo, check_max_tpot
+from pdcore.policies.rivals import DiSCo, Router
 from pdcore.slo import DEFAULT_MAX_TPOT_S, SLO
 
 __all__ = [
@@ -63,24 +70,13 @@ K_SITE_SETTINGS = ("pool", "prefill", "auto")
 """The values of the split policies' ``k_site`` setting."""
 
 
-def _check_max_tpot(value: float | None, min_tpot: float = 0.0) -> float | None:
-    if value is None:
-        return None
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > min_tpot):
-        raise InvalidInputError(
-            f"max_tpot = {value!r}; pass the largest display gap in seconds, finite and above "
-            f"min_tpot = {min_tpot!r} (e.g. 0.05), or leave it unset to use the TPOT SLO"
-        )
-    return float(value)
-
-
 class _FixedMode(Policy):
     """A policy that gives every request the same plan."""
 
     mode: ClassVar[str]
 
     def __init__(self, max_tpot: float | None = None) -> None:
-        self.max_tpot = _check_max_tpot(max_tpot)
+        self.max_tpot = check_max_tpot(max_tpot)
         self._plan = Plan(self.mode, max_tpot=self.max_tpot or DEFAULT_MAX_TPOT_S)
 
     def prepare(self, context: PolicyContext) -> None:
@@ -184,7 +180,7 @@ class _Split(Policy):
         self.k_site = k_site
         self.refine_ratio: float | Literal["auto"] = "auto" if refine_ratio == "auto" else float(refine_ratio)
         self.min_tpot = float(min_tpot)
-        self.max_tpot = _check_max_tpot(max_tpot, self.min_tpot)
+        self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
         self.max_k = max_k
         self.load_adaptive = parse_bool(load_adaptive, "load_adaptive")
         self.quality_budget = check_quality_budget(quality_budget)
@@ -463,7 +459,7 @@ class NaiveSplit(PDDevice):
 
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (CloudOnly, DeviceOnly, PDDevice, NaiveSplit, KVTransfer, Race)
+    cls.name: cls for cls in (CloudOnly, DeviceOnly, PDDevice, NaiveSplit, KVTransfer, Race, DiSCo, Router)
 }
 """The built-in policies by registry name. Add your own class here to make it available by name."""
 

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.optimize import Optimizer
+from pdcore.policies import POLICIES as REGISTERED
 from pdcore.profiles import list_device_profiles, load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.grid import grid_check
 from pdcore.sim.sweep import SweepResult, SweepTask, WorkloadSpec, run_sweep
@@ -62,8 +63,9 @@ __all__ = [
     "targets_section",
 ]
 
-POLICIES = ("cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race")
-"""The policies of the main table, in its order."""
+POLICIES = tuple(REGISTERED)
+"""The policies of the main table, in its order: every registered policy (`pdcore.policies.POLICIES`), the
+rival strategies after pdcore's own."""
 
 FASTER_DEVICE = "llama32-1b-w4a16-8elite-genie"
 """The growth experiment's faster device: the same phone running the 1B model (about 2.4x the prefill)."""

@@ -41,6 +41,9 @@ COLOURS: dict[str, str] = {
     "naive-split": "#ff7f0e",
     "kv-transfer": "#9467bd",
     "race": "#2ca02c",
+    "disco": "#8c564b",
+    "router": "#e377c2",
+    "spec-decode": "#17becf",
 }
 """The colour of each policy in every figure."""
 
@@ -53,6 +56,9 @@ _CDF_STYLE: dict[str, tuple[float, str]] = {
     "naive-split": (1.8, "--"),
     "kv-transfer": (1.6, "-"),
     "race": (1.2, ":"),
+    "disco": (1.4, "-."),
+    "router": (1.2, "--"),
+    "spec-decode": (1.2, "-."),
 }
 
 

@@ -60,7 +60,7 @@ K_SITES = ("pool", "prefill", "both")
 """Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (`Scenario.k_sites`)."""
 """The cloud deployments the simulator models."""
 
-MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race")
+MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco")
 """Plan modes, indexed by the simulator's ``mode`` result."""
 
 SERVED_BY = ("cloud", "device", "both")
@@ -242,8 +242,8 @@ class Scenario:
             kv_bytes_per_token=float(kv),
         )
 
-    def context(self) -> PolicyContext:
-        """What `Policy.prepare` receives."""
+    def context(self, workload: Workload | None = None) -> PolicyContext:
+        """What `Policy.prepare` receives, with the run's ``workload`` when there is one."""
         return PolicyContext(
             device=self.device,
             cloud=self.cloud,
@@ -254,6 +254,7 @@ class Scenario:
             prefill_replicas=self.replicas if self.deployment == "colocated" else self.prefill_replicas,
             k_sites=self.k_sites,
             kv_link_bytes_per_s=self.kv_link(),
+            workload=workload,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -320,7 +321,7 @@ class Scenario:
             )
         delays = self._delays(workload, seed, one_way_s)
         simulator = self._simulator(workload, delays)
-        chosen.prepare(self.context())
+        chosen.prepare(self.context(workload))
         native = chosen.native()
         if native is not None:
             simulator.run_policy(native)
@@ -391,7 +392,7 @@ class Scenario:
         simulator = self._simulator(workload, delays)
         for request in requests:
             simulator.record_timeline(request)
-        chosen.prepare(self.context())
+        chosen.prepare(self.context(workload))
         arrivals = workload.arrival_s.tolist()
         prompts = workload.prompt_tokens.tolist()
         delay_list = delays.tolist()

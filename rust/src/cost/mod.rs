@@ -12,6 +12,7 @@
 //! - [`ksite`]: where P/D-Device's `k` decode tokens are decoded (decode pool or prefill instance).
 //! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
 //! - [`gap`]: whether a display gap is within the objective.
+//! - [`router`]: the whole-request router's rule (device or cloud by the predicted answer).
 //!
 //! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
 
@@ -23,6 +24,7 @@ pub mod gap;
 pub mod handoff;
 pub mod ksite;
 pub mod optimizer;
+pub mod router;
 
 pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
 pub use cloud::CloudCost;
@@ -32,3 +34,4 @@ pub use gap::{within_objective, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{KSite, KSites, KvLink, SiteReason};
 pub use optimizer::{Choice, PlanOptimizer};
+pub use router::{RouterRule, ROUTER_BUCKETS};

@@ -4,7 +4,7 @@
 use crate::cost::catchup::refined_prompt_tokens;
 use crate::cost::{
     solve_catchup, within_objective, CatchUp, CatchUpInput, Choice, CloudCost, DeviceCost, HandoffEstimator,
-    KSites, KvLink, PlanOptimizer,
+    KSites, KvLink, PlanOptimizer, RouterRule, ROUTER_BUCKETS,
 };
 use crate::error::CoreError;
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -665,6 +665,37 @@ pub fn gap_within<'py>(
     Ok(pyo3::types::PyBool::new(py, within_objective(g, max_tpot)).to_owned().into_any())
 }
 
+/// The whole-request router's rule (`crate::cost::router`).
+#[pyclass(name = "RouterRule", module = "pdcore._core", frozen)]
+pub struct PyRouterRule {
+    pub(crate) inner: RouterRule,
+}
+
+#[pymethods]
+impl PyRouterRule {
+    #[new]
+    #[pyo3(signature = (*, predicted_output, ttft_slo_s, max_tpot_s))]
+    fn new(predicted_output: Vec<i64>, ttft_slo_s: f64, max_tpot_s: f64) -> PyResult<Self> {
+        let predicted = predicted_output
+            .iter()
+            .map(|&o| super::count(o, "predicted_output"))
+            .collect::<PyResult<Vec<u32>>>()?;
+        Ok(Self { inner: RouterRule::new(predicted, ttft_slo_s, max_tpot_s)? })
+    }
+
+    fn predicted_output(&self, prompt_tokens: &Bound<'_, PyAny>) -> PyResult<u32> {
+        Ok(self.inner.predicted_output(super::count_of(prompt_tokens, "prompt_tokens")?))
+    }
+
+    fn on_device(&self, device: &PyDeviceCost, prompt_tokens: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.inner.on_device(&device.inner, super::count_of(prompt_tokens, "prompt_tokens")?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("RouterRule({:?})", self.inner)
+    }
+}
+
 /// Registers the cost-model classes and functions.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDeviceCost>()?;
@@ -673,6 +704,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyChoice>()?;
     m.add_class::<PyPlanOptimizer>()?;
     m.add_class::<PyHandoffEstimator>()?;
+    m.add_class::<PyRouterRule>()?;
     m.add_function(wrap_pyfunction!(py_solve_catchup, m)?)?;
     m.add_function(wrap_pyfunction!(py_refined_prompt_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(gap_within, m)?)?;
@@ -680,5 +712,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PRIOR_WEIGHT_TOKENS", crate::cost::PRIOR_WEIGHT_TOKENS)?;
     m.add("LIVE_GUARD_STEPS", crate::cost::LIVE_GUARD_STEPS)?;
     m.add("GAP_SLACK_S", crate::cost::GAP_SLACK_S)?;
+    m.add("ROUTER_BUCKETS", ROUTER_BUCKETS)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Bindings of the simulator: configuration records, plans and the decision loop.
 
-use super::cost::{PyDeviceCost, PyPlanOptimizer};
+use super::cost::{PyDeviceCost, PyPlanOptimizer, PyRouterRule};
 use super::errors::detached;
 use crate::cost::{CloudCost, KSite, KSites};
 use crate::error::CoreError;
@@ -230,12 +230,32 @@ impl PyNativePolicy {
         Ok(Self { inner: NativePolicy::auto(Mode::parse(mode)?, pace, optimizer.inner.clone())? })
     }
 
+    /// `short` for prompts of at most `threshold` tokens, `long` for longer ones.
+    #[staticmethod]
+    #[pyo3(signature = (*, threshold, short, long))]
+    fn by_prompt(threshold: &Bound<'_, PyAny>, short: &PyPlan, long: &PyPlan) -> PyResult<Self> {
+        let threshold = super::count_of(threshold, "threshold")?;
+        Ok(Self { inner: NativePolicy::ByPrompt { threshold, short: short.inner, long: long.inner } })
+    }
+
+    /// The whole-request router: device or cloud per request by `rule`.
+    #[staticmethod]
+    #[pyo3(signature = (rule, *, min_tpot, max_tpot))]
+    fn router(rule: &PyRouterRule, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
+        let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        Ok(Self { inner: NativePolicy::Router { rule: rule.inner.clone(), pace } })
+    }
+
     fn __repr__(&self) -> String {
         match &self.inner {
             NativePolicy::Fixed(p) => format!("NativePolicy.fixed({p:?})"),
             NativePolicy::Auto { mode, .. } => {
                 format!("NativePolicy.auto({:?})", Mode::NAMES[*mode as usize])
             }
+            NativePolicy::ByPrompt { threshold, .. } => {
+                format!("NativePolicy.by_prompt(threshold={threshold})")
+            }
+            NativePolicy::Router { .. } => "NativePolicy.router(...)".to_owned(),
         }
     }
 }

@@ -19,6 +19,12 @@
 //!   device model's size) over the device's downlink; the device decodes the rest from it.
 //! - `Race`: both start; if the cloud's first token arrives before the device's prompt is prefilled the
 //!   cloud serves the whole answer, otherwise the device does and the cloud is cancelled.
+//! - `Disco` (DiSCo, arXiv 2502.11417): as `Pd` with the cloud asked for the whole answer, and the
+//!   migration started when the device has prefilled the prompt: if the cloud has streamed tokens by then
+//!   (it won the race for the first token) the device cancels the cloud at once (the cloud hears of it
+//!   `d` later and stops), prefills the tokens received, in chunks, until the last one in flight has
+//!   arrived and been prefilled, and decodes on from there; the speed controller is the token buffer. If
+//!   no cloud token has arrived, the device answers alone (it won the race).
 //!
 //! Determinism: events tie-break by (time, priority, seq); no randomness inside (the caller samples
 //! network delays with an explicit seed).
@@ -346,7 +352,7 @@ impl Simulator {
                 Ev::CloudSubmit(i) => {
                     let quota = self.cloud_quota(i);
                     let on_prefill = self.reqs[i as usize].plan.is_some_and(|p| {
-                        matches!(p.mode, Mode::Pd | Mode::Naive) && p.k_site == KSite::Prefill
+                        matches!(p.mode, Mode::Pd | Mode::Naive | Mode::Disco) && p.k_site == KSite::Prefill
                     });
                     self.cloud.submit(i, self.inp.prompt[i as usize], quota, on_prefill, &mut self.lp);
                 }
@@ -400,7 +406,7 @@ impl Simulator {
                 "plan the request that next_decision() returned",
             ));
         }
-        if matches!(plan.mode, Mode::Pd | Mode::Naive) && !self.cloud.offers(plan.k_site) {
+        if matches!(plan.mode, Mode::Pd | Mode::Naive | Mode::Disco) && !self.cloud.offers(plan.k_site) {
             return Err(CoreError::invalid(
                 "k_site",
                 format!(
@@ -430,10 +436,10 @@ impl Simulator {
                 let p = self.device.prefill(u64::from(self.inp.prompt[iu]));
                 self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
-            Mode::Pd | Mode::Naive => {
+            Mode::Pd | Mode::Naive | Mode::Disco => {
                 let quota = self.cloud_quota(i);
                 let prompt_len = ((f64::from(self.inp.prompt[iu]) * plan.refine_ratio).ceil() as u32).max(1);
-                let ctrl = (plan.mode == Mode::Pd)
+                let ctrl = (plan.mode != Mode::Naive)
                     .then(|| SpeedController::new(plan.pace, Some(u64::from(quota)), None));
                 let mut pd = Box::new(Pd {
                     buf: TokenBuffer::new(Some(quota)),
@@ -499,7 +505,7 @@ impl Simulator {
                 let ready = kv_at + self.device.tpot(u64::from(prompt));
                 self.finish_on_device(i, ready, 1, plan.pace.min_tpot());
             }
-            Mode::Pd | Mode::Naive => {
+            Mode::Pd | Mode::Naive | Mode::Disco => {
                 self.lp.schedule(arrive, PRIO_TOKEN, Ev::TokenArrive(i))?;
             }
             Mode::Device => unreachable!("device-only requests never reach the cloud"),

@@ -143,7 +143,13 @@ impl Simulator {
             return Ok(());
         }
         pd.buf.prefill_prompt();
+        let streaming = pd.buf.received() > 0;
         self.reqs[iu].device_prefill_tokens += self.reqs[iu].pd.as_ref().map_or(0, |p| p.prompt_len);
+        if plan.mode == Mode::Disco && streaming {
+            // DiSCo's migration starts: the cloud stops when it hears of it; what it sent meanwhile is
+            // prefilled before the device decodes on
+            self.cloud_cancel_from_device(i, now)?;
+        }
         self.device_step(i, now)
     }
 

@@ -20,11 +20,13 @@ pub enum Mode {
     KvTransfer = 4,
     /// Cloud and device race for the first token.
     Race = 5,
+    /// DiSCo: a race for the first token, then the stream migrates from the cloud to the device.
+    Disco = 6,
 }
 
 impl Mode {
     /// The names used at the Python boundary, indexed by discriminant.
-    pub const NAMES: [&'static str; 6] = ["cloud", "device", "pd", "naive", "kv-transfer", "race"];
+    pub const NAMES: [&'static str; 7] = ["cloud", "device", "pd", "naive", "kv-transfer", "race", "disco"];
 
     /// Parses a mode name.
     pub fn parse(name: &str) -> Result<Self> {
@@ -35,11 +37,12 @@ impl Mode {
             "naive" => Self::Naive,
             "kv-transfer" => Self::KvTransfer,
             "race" => Self::Race,
+            "disco" => Self::Disco,
             other => {
                 return Err(CoreError::invalid(
                     "mode",
                     format!("is {other:?}"),
-                    "use one of cloud, device, pd, naive, kv-transfer, race",
+                    "use one of cloud, device, pd, naive, kv-transfer, race, disco",
                 ))
             }
         })
@@ -51,13 +54,13 @@ impl Mode {
 pub struct Plan {
     /// The mode.
     pub mode: Mode,
-    /// Cloud decode tokens after the first (P/D-Device and naive split).
+    /// Cloud decode tokens after the first (P/D-Device and naive split; DiSCo asks for the whole answer).
     pub k: u32,
     /// Fraction of the prompt the device prefills, in (0, 1].
     pub refine_ratio: f64,
     /// Display pacing bounds.
     pub pace: PaceConfig,
-    /// Where a disaggregated cloud decodes the `k` tokens (P/D-Device and naive split).
+    /// Where a disaggregated cloud decodes the `k` tokens (P/D-Device and naive split) or DiSCo's stream.
     pub k_site: KSite,
 }
 

@@ -8,7 +8,7 @@
 
 use super::plan::{Mode, Plan};
 use super::Simulator;
-use crate::cost::PlanOptimizer;
+use crate::cost::{PlanOptimizer, RouterRule};
 use crate::error::{CoreError, Result};
 use crate::pacing::PaceConfig;
 
@@ -26,6 +26,23 @@ pub enum NativePolicy {
         pace: PaceConfig,
         /// The optimizer.
         optimizer: Box<PlanOptimizer>,
+    },
+    /// One plan for prompts of at most `threshold` tokens, another for longer ones (DiSCo's
+    /// length-threshold dispatch).
+    ByPrompt {
+        /// The longest prompt that gets `short`.
+        threshold: u32,
+        /// The plan of a prompt of at most `threshold` tokens.
+        short: Plan,
+        /// The plan of a longer prompt.
+        long: Plan,
+    },
+    /// The whole-request router: the device alone when [`RouterRule::on_device`] says so, else the cloud.
+    Router {
+        /// The rule.
+        rule: RouterRule,
+        /// The display pacing bounds of every plan.
+        pace: PaceConfig,
     },
 }
 
@@ -55,6 +72,17 @@ impl NativePolicy {
                 } else {
                     Ok(Plan::new(*mode, c.k, c.refine_ratio, *pace)?.at_site(c.k_site))
                 }
+            }
+            Self::ByPrompt { threshold, short, long } => {
+                Ok(if sim.inp.prompt[i as usize] <= *threshold { *short } else { *long })
+            }
+            Self::Router { rule, pace } => {
+                let mode = if rule.on_device(&sim.device, sim.inp.prompt[i as usize]) {
+                    Mode::Device
+                } else {
+                    Mode::Cloud
+                };
+                Plan::new(mode, 0, 1.0, *pace)
             }
         }
     }

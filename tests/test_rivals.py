@@ -1,0 +1,198 @@
+"""The rival strategies (`pdcore.policies.rivals`): each rule on seeded, hand-computed cases, and every
+token displayed exactly once, in order, in their simulator modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pdcore import InvalidInputError
+from pdcore._core import RouterRule
+from pdcore.exceptions import InvalidStateError
+from pdcore.policies import POLICIES, CloudLoad, DiSCo, RequestInfo, Router, make_policy
+from pdcore.policies.rivals import disco_threshold, higher_quantile, length_table
+from pdcore.profiles import DeviceProfile, load_cloud_profile, network_preset
+from pdcore.sim import MODES, Scenario
+from pdcore.traces import Workload
+
+CLOUD = load_cloud_profile("llama3-8b-a100")
+WIFI = network_preset("wifi")
+
+
+def device(
+    prefill: tuple[float, float] = (1000.0, 1.0), decode: tuple[tuple[float, float], ...] = ((0.0, 0.020),)
+) -> DeviceProfile:
+    return DeviceProfile(
+        name="hand",
+        description="-",
+        hardware="-",
+        model="-",
+        engine="-",
+        prefill_tokens=(prefill[0],),
+        prefill_seconds=(prefill[1],),
+        decode_context_tokens=tuple(x for x, _ in decode),
+        decode_tpot=tuple(y for _, y in decode),
+        kv_bytes_per_token=65_536,
+        citation="-",
+        notes="-",
+    )
+
+
+def workload(prompts: list[int], outputs: list[int], gap_s: float = 30.0) -> Workload:
+    return Workload(
+        name="hand",
+        arrival_s=np.arange(len(prompts), dtype=np.float64) * gap_s,
+        prompt_tokens=np.array(prompts, dtype=np.int64),
+        output_tokens=np.array(outputs, dtype=np.int64),
+        source="test",
+    )
+
+
+def scenario(dev: DeviceProfile, deployment: str = "colocated") -> Scenario:
+    return Scenario(cloud=CLOUD, device=dev, network=WIFI, deployment=deployment)
+
+
+def modes(result_modes: np.ndarray) -> list[str]:
+    return [MODES[m] for m in result_modes]
+
+
+def test_the_rivals_are_registered() -> None:
+    assert {"disco", "router"} <= set(POLICIES)
+    assert make_policy("router:quantile=0.9").name == "router:quantile=0.9"
+    assert make_policy("disco:budget=0.25").budget == 0.25
+
+
+# --- the router -------------------------------------------------------------------------------------
+
+
+def test_the_predictor_is_a_per_bucket_quantile() -> None:
+    assert higher_quantile([5, 1, 3, 2], 0.5) == 2
+    assert higher_quantile([5, 1, 3, 2], 1.0) == 5
+    assert higher_quantile([5, 1, 3, 2], 0.01) == 1
+    # prompts 1 (bucket 0), 2 and 3 (bucket 1), 4 (bucket 2)
+    table = length_table([1, 2, 3, 4], [10, 20, 40, 80], 0.5, 1)
+    assert table[:3] == [10, 20, 80]
+    assert table[3:] == [20] * 29, "empty buckets: the whole trace's median"
+    assert length_table([1, 2, 3, 4], [10, 20, 40, 80], 0.5, 2)[:3] == [20, 20, 20]
+
+
+def test_the_router_sends_the_prompt_at_its_ttft_threshold_to_the_device() -> None:
+    # 1 ms a prefill token, a 1 s TTFT objective: 1,000 tokens are the longest prompt the device serves
+    sc = scenario(device())
+    result = sc.run(workload([1000, 1001], [50, 50]), Router(min_bucket=1))
+    assert modes(result.results["mode"]) == ["device", "cloud"]
+    assert result.results["cloud_prefill_gpu_s"][0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected"), [((2001, 1977), ["device", "device"]), ((2002, 1978), ["cloud", "cloud"])]
+)
+def test_the_router_sends_the_answer_at_its_gap_threshold_to_the_device(
+    outputs: tuple[int, int], expected: list[str]
+) -> None:
+    # decode 20 ms at an empty cache, 60 ms at 4,000: the 50 ms objective holds up to context 3,000, so
+    # a prompt of 1,000 may be followed by 2,001 tokens (last step at 1,000 + 2,000) and one of 1,024 by
+    # 1,977; the predictor (one request per bucket) predicts each answer exactly
+    dev = device((2000.0, 1.0), ((0.0, 0.020), (4000.0, 0.060)))
+    rule = RouterRule(predicted_output=[outputs[0]] * 10 + [outputs[1]] * 22, ttft_slo_s=1.0, max_tpot_s=0.05)
+    assert [rule.on_device(dev.cost, p) for p in (1000, 1024)] == [m == "device" for m in expected]
+    result = scenario(dev).run(workload([1000, 1024], list(outputs)), Router(min_bucket=1))
+    assert modes(result.results["mode"]) == expected
+
+
+def test_the_router_needs_the_workload_and_checks_its_settings() -> None:
+    with pytest.raises(InvalidStateError, match="prepare"):
+        Router().plan(RequestInfo(0, 0.0, 10, 0.01), CloudLoad())
+    for bad in ("router:quantile=0", "router:quantile=1.5", "router:min_bucket=0"):
+        with pytest.raises(InvalidInputError, match=bad.split(":")[1].split("=")[0]):
+            make_policy(bad)
+    with pytest.raises(InvalidInputError, match="predicted_output"):
+        RouterRule(predicted_output=[1, 0], ttft_slo_s=1.0, max_tpot_s=0.05)
+
+
+# --- DiSCo ------------------------------------------------------------------------------------------
+
+
+def test_the_disco_threshold_keeps_the_cloud_within_its_budget() -> None:
+    assert disco_threshold([10, 20, 30, 40], 0.5) == 20
+    assert disco_threshold([10, 20, 30, 40], 0.25) == 30
+    assert disco_threshold([10, 20, 30, 40], 1.0) == 0
+    assert disco_threshold([10, 20, 30, 40], 0.0) == 40
+    # ties: at most the budget's share has a longer prompt
+    assert disco_threshold([10, 20, 20, 40], 0.5) == 20
+
+
+def test_disco_dispatches_by_prompt_length() -> None:
+    sc = scenario(device())
+    got = sc.run(workload([400, 600, 500], [20, 20, 20]), DiSCo(length_threshold=500))
+    assert modes(got.results["mode"]) == ["device", "disco", "device"]
+    auto = sc.run(workload([400, 600, 500, 700], [20, 20, 20, 20]), DiSCo(budget=0.5))
+    assert modes(auto.results["mode"]) == ["device", "disco", "device", "disco"]
+    with pytest.raises(InvalidInputError, match="budget"):
+        DiSCo(budget=1.5)
+
+
+def test_disco_migrates_where_the_cloud_stopped_and_loses_no_token() -> None:
+    # the device prefills the 1,000-token prompt in 2 s; the cloud's first token comes long before, so
+    # the cloud streams and the device cancels it at 2 s: the cloud stops one delay later
+    dev = device((1000.0, 2.0), ((0.0, 0.030),))
+    sc = scenario(dev)
+    one_way = 0.02
+    w = workload([1000], [400])
+    policy = DiSCo(length_threshold=0)
+    [timeline] = sc.record_timelines(w, policy, [0], one_way_s=[one_way]).values()
+    result = sc.run(w, policy, one_way_s=[one_way]).results
+    assert timeline["mode"] == "disco"
+    emitted = timeline["cloud_arrivals_s"] - one_way
+    cancel_heard = 2.0 + one_way
+    assert (emitted < cancel_heard).all(), "nothing is emitted after the cloud hears of the migration"
+    # the next token would have ended an iteration after the cancel was heard
+    pos = len(emitted)
+    assert emitted[-1] + CLOUD.cost.lone_decode_s(1000 + pos) >= cancel_heard - 1e-9
+    assert result["handoff_pos"][0] == pos
+    # every token once, in order: the cloud's first `pos`, then the device's
+    assert result["displayed_tokens"][0] == 400
+    assert result["cloud_tokens_kept"][0] + result["device_decode_tokens"][0] == 400
+    assert timeline["from_cloud"].tolist() == [True] * pos + [False] * (400 - pos)
+    assert (np.diff(timeline["displays_s"]) >= 0).all()
+    assert result["device_prefill_tokens"][0] == 1000 + pos
+    assert timeline["handoff_s"] >= timeline["cloud_arrivals_s"][-1]
+
+
+def test_disco_lets_the_device_win_the_race() -> None:
+    # a 10-token prompt is prefilled in 10 ms, before the cloud's first token can cross the network
+    result = scenario(device()).run(workload([10], [30]), DiSCo(length_threshold=0)).results
+    assert result["handoff_pos"][0] == 0
+    assert result["cloud_tokens_kept"][0] == 0
+    assert result["device_decode_tokens"][0] == 30
+
+
+@settings(deadline=None, max_examples=25)
+@given(
+    requests=st.lists(
+        st.tuples(st.integers(1, 3000), st.integers(1, 300), st.floats(0.0, 0.2)), min_size=1, max_size=4
+    ),
+    gap_s=st.floats(0.0, 2.0),
+    policy=st.sampled_from(["disco:length_threshold=0", "router:min_bucket=1"]),
+)
+def test_every_token_is_displayed_once_in_order(
+    requests: list[tuple[int, int, float]], gap_s: float, policy: str
+) -> None:
+    prompts, outputs, delays = (list(column) for column in zip(*requests, strict=True))
+    w = workload(prompts, outputs, gap_s)
+    sc = scenario(device((1000.0, 0.8), ((0.0, 0.025), (4000.0, 0.045))), "disaggregated")
+    timelines = sc.record_timelines(w, policy, list(range(len(w))), one_way_s=delays)
+    for i, timeline in timelines.items():
+        displays, from_cloud = timeline["displays_s"], timeline["from_cloud"]
+        assert len(displays) == outputs[i]
+        assert (np.diff(displays) >= 0).all()
+        # cloud tokens first, then the device's: a single switch at most, never back
+        switches = np.flatnonzero(from_cloud[1:] != from_cloud[:-1])
+        assert len(switches) <= 1
+        assert len(switches) == 0 or from_cloud[0]
+    result = sc.run(w, policy, one_way_s=delays).results
+    np.testing.assert_array_equal(result["displayed_tokens"], outputs)
+    np.testing.assert_array_equal(result["cloud_tokens_kept"] + result["device_decode_tokens"], outputs)
+    assert not np.isnan(result["ttft_s"]).any()
