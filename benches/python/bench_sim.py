@@ -68,6 +68,8 @@ def inputs(deployment: str, tight: bool, n: int = N_REQUESTS) -> dict[str, Any]:
         "bandwidth_bps": sc.network.bandwidth_bps,
         "qoe_ttft_s": sc.slo.ttft_s,
         "qoe_tokens_per_s": sc.qoe_tokens_per_s,
+        "prompt_bytes_per_token": sc.cloud.prompt_bytes_per_token,
+        "stream_bytes_per_token": sc.cloud.stream_bytes_per_token,
     }
 
 

@@ -659,6 +659,8 @@ class Req:
     """Per-request state and its streamed display metrics (``sim::metrics::DisplayMetrics``)."""
 
     __slots__ = (
+        "bytes_down",
+        "bytes_up",
         "cloud_discarded",
         "cloud_first_arrival",
         "cloud_kept",
@@ -671,6 +673,7 @@ class Req:
         "handoff_pos",
         "last",
         "last_cloud_display",
+        "last_down",
         "max_gap",
         "pd",
         "plan",
@@ -696,6 +699,9 @@ class Req:
         self.device_decode_tokens = 0
         self.cloud_kept = 0
         self.cloud_discarded = 0
+        self.bytes_up = 0.0
+        self.bytes_down = 0.0
+        self.last_down: int | None = None
 
     def tpot_s(self) -> float:
         if self.first is not None and self.count > 1:
@@ -747,6 +753,8 @@ class Simulator:
         bandwidth_bps: float,
         qoe_ttft_s: float = 1.0,
         qoe_tokens_per_s: float = 10.0,
+        prompt_bytes_per_token: float = 0.0,
+        stream_bytes_per_token: float = 0.0,
     ) -> None:
         arrival = [float(x) for x in arrival_s]
         n = len(arrival)
@@ -762,6 +770,8 @@ class Simulator:
             if self.prompt[i] < 1 or self.output[i] < 1:
                 raise ValueError(f"request {i} needs at least one prompt and one output token")
         self.bandwidth = float(bandwidth_bps) / 8.0
+        self.prompt_bytes = float(prompt_bytes_per_token)
+        self.stream_bytes = float(stream_bytes_per_token)
         self.qoe_a = float(qoe_ttft_s)
         self.qoe_v = float(qoe_tokens_per_s)
         self.device = Device(device)
@@ -872,6 +882,7 @@ class Simulator:
         req.plan = key
         if mode != M_DEVICE:
             self.schedule(t0 + self.one_way[i], PRIO_CLOUD, EV_SUBMIT, i, 0)
+            req.bytes_up = float(self.prompt[i]) * self.prompt_bytes
         if mode == M_DEVICE:
             p = self.device.prefill(self.prompt[i])
             req.device_prefill_tokens = self.prompt[i]
@@ -894,12 +905,16 @@ class Simulator:
     def on_emission(self, i: int, first: bool, now: int) -> None:
         arrive = now + self.one_way[i]
         req = self.reqs[i]
-        if first:
-            req.cloud_first_arrival = arrive
-        if req.done:
-            return
         plan = req.plan
         assert plan is not None
+        req.bytes_down += self.stream_bytes
+        req.last_down = arrive if req.last_down is None else max(req.last_down, arrive)
+        if first:
+            req.cloud_first_arrival = arrive
+            if req.pd is not None and plan[2] < 1.0:
+                req.bytes_down += float(req.pd.prompt_len) * self.prompt_bytes
+        if req.done:
+            return
         mode = plan[0]
         if mode in STREAMED:
             self.schedule(arrive, PRIO_TOKEN, EV_TOKEN, i, 0)
@@ -919,6 +934,8 @@ class Simulator:
             prompt = self.prompt[i]
             nbytes = float(prompt) * self.device.kv_bytes_per_token
             kv_at = arrive + round_ns(nbytes / self.bandwidth * 1e9)
+            req.bytes_down += nbytes
+            req.last_down = kv_at if req.last_down is None else max(req.last_down, kv_at)
             ready = kv_at + self.device.tpot(prompt)
             self.finish_on_device(i, ready, 1, plan[3])
         else:
@@ -1178,6 +1195,9 @@ class Simulator:
                 "displayed_tokens",
                 "finish_s",
                 "refine_ratio",
+                "bytes_up",
+                "bytes_down",
+                "radio_s",
             )
         }
         served_by: list[int] = []
@@ -1211,6 +1231,9 @@ class Simulator:
             cols["displayed_tokens"].append(float(req.count))
             cols["finish_s"].append(nan if first is None else req.last / 1e9)
             cols["refine_ratio"].append(1.0 if req.plan is None else req.plan[2])
+            cols["bytes_up"].append(req.bytes_up)
+            cols["bytes_down"].append(req.bytes_down)
+            cols["radio_s"].append(0.0 if req.last_down is None else (req.last_down - arrival) / 1e9)
             kept, decoded = req.cloud_kept > 0, req.device_decode_tokens > 0
             served_by.append(0 if kept and not decoded else 1 if decoded and not kept else 2)
             modes.append(255 if req.plan is None else req.plan[0])

@@ -34,6 +34,7 @@ __all__ = [
     "PdcoreError",
     "Plan",
     "PlanOptimizer",
+    "Prices",
     "RouterRule",
     "Simulator",
     "SpeedController",
@@ -894,6 +895,65 @@ class NativePolicy:
         """
 
 @final
+class Prices:
+    """The prices of a deployment (the cost model's ``cost::money``): the cloud's dollars per GPU-hour,
+    the device's joules per prefilled and decoded token, its SoC power while waiting on the network, its
+    radio (linear model of Huang et al., MobiSys 2012) and its stated battery.
+
+    Args:
+        usd_per_gpu_hour: Dollars per GPU-hour.
+        prefill_j_per_token: Device joules per prefilled token.
+        decode_j_per_token: Device joules per decoded token.
+        wait_w: Device SoC power while a request's connection is open, W.
+        radio_base_w: Radio power while a request's connection is open, W.
+        radio_up_j_per_byte: Radio joules per byte sent.
+        radio_down_j_per_byte: Radio joules per byte received.
+        radio_fixed_j: Radio joules once per request that used the network (promotion and tail).
+        battery_wh: The stated battery, Wh.
+
+    Raises:
+        InvalidInputError: A price is negative or not finite, or the battery is not above 0 (the message
+            names it).
+    """
+
+    def __new__(
+        cls,
+        *,
+        usd_per_gpu_hour: float,
+        prefill_j_per_token: float,
+        decode_j_per_token: float,
+        wait_w: float,
+        radio_base_w: float,
+        radio_up_j_per_byte: float,
+        radio_down_j_per_byte: float,
+        radio_fixed_j: float,
+        battery_wh: float,
+    ) -> Self: ...
+    @property
+    def usd_per_gpu_hour(self) -> float:
+        """Dollars per GPU-hour."""
+
+    @property
+    def battery_wh(self) -> float:
+        """The stated battery, Wh."""
+
+    def bill(
+        self,
+        *,
+        gpu_s: npt.NDArray[np.float64],
+        prefill_tokens: npt.NDArray[np.float64],
+        decode_tokens: npt.NDArray[np.float64],
+        bytes_up: npt.NDArray[np.float64],
+        bytes_down: npt.NDArray[np.float64],
+        radio_s: npt.NDArray[np.float64],
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        """Per request: ``usd``, ``compute_j``, ``network_j``, ``device_j`` and ``battery_pct``.
+
+        Raises:
+            InvalidInputError: The arrays differ in length.
+        """
+
+@final
 class Simulator:
     """The trace-driven P/D-Device simulator: token-level events in Rust, decisions in Python.
 
@@ -912,10 +972,13 @@ class Simulator:
         bandwidth_bps: Device downlink bandwidth, bits per second (KV transfer).
         qoe_ttft_s: Expected time to first token of the QoE metric, seconds.
         qoe_tokens_per_s: Expected reading speed of the QoE metric, tokens per second.
+        prompt_bytes_per_token: Bytes per prompt token sent as text (the ``bytes_up`` result; 0 counts
+            no bytes).
+        stream_bytes_per_token: Bytes per streamed token, framing included (the ``bytes_down`` result).
 
     Raises:
-        InvalidInputError: A bad time or token count (the message names the array and index), or
-            arrays of different lengths.
+        InvalidInputError: A bad time or token count (the message names the array and index), arrays of
+            different lengths, or a byte size that is negative or not finite.
     """
 
     def __new__(
@@ -930,6 +993,8 @@ class Simulator:
         bandwidth_bps: float,
         qoe_ttft_s: float = 1.0,
         qoe_tokens_per_s: float = 10.0,
+        prompt_bytes_per_token: float = 0.0,
+        stream_bytes_per_token: float = 0.0,
     ) -> Self: ...
     def next_decision(self) -> int | None:
         """Runs until a request needs a plan and returns its index; ``None`` when all have finished.
@@ -980,7 +1045,9 @@ class Simulator:
 
     def __len__(self) -> int: ...
     def results(self) -> dict[str, npt.NDArray[Any]]:
-        """Per-request results, one array entry per request (float64; ``served_by`` and ``mode`` uint8)."""
+        """Per-request results, one array entry per request (float64; ``served_by`` and ``mode`` uint8),
+        among them ``bytes_up``, ``bytes_down`` and ``radio_s`` (seconds from the request's send to the
+        last byte it received; 0 without network use)."""
 
     def summary(self) -> dict[str, float]:
         """Run counters and the inter-token latency distribution."""

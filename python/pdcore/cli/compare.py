@@ -208,7 +208,10 @@ def _table(reports: Mapping[str, Mapping[str, Any]], *, capacity: bool, title: s
         title=title,
         title_justify="left",
         header_style="bold",
-        caption="latencies in ms; gap: largest display gap; stall: hand-off gap above max_tpot"
+        caption="latencies in ms; gap: largest display gap; stall: hand-off gap above max_tpot; "
+        "$/1k req: cloud GPU-seconds at the cloud profile's GPU-hour price; mJ/req and batt %/req: the "
+        "device's compute, radio and waiting energy, and its share of the stated battery (- where a "
+        "profile gives no price)"
         + ("; decode cap: one decode replica of a disaggregated cloud" if capacity else ""),
         caption_justify="left",
     )
@@ -224,6 +227,9 @@ def _table(reports: Mapping[str, Mapping[str, Any]], *, capacity: bool, title: s
         "gap SLO",
         "GPU-s/req",
         "cloud tok/req",
+        "$/1k req",
+        "mJ/req",
+        "batt %/req",
     ]
     if capacity:
         columns += ["capacity rps", "decode cap rps"]
@@ -242,11 +248,23 @@ def _table(reports: Mapping[str, Mapping[str, Any]], *, capacity: bool, title: s
             _pct(report["gap_slo_attainment"]),
             _num(report["cloud_gpu_s_per_request"]["total"], 3),
             _num(report["cloud_decode_tokens_per_request"], 1),
+            *_cost_cells(report.get("cost")),
         ]
         if capacity:
             row += [_capacity_cell(report["capacity"]), _capacity_cell(report["decode_capacity"])]
         table.add_row(*row)
     return table
+
+
+def _cost_cells(cost: Mapping[str, Any] | None) -> list[str]:
+    """The ``$/1k req``, ``mJ/req`` and ``batt %/req`` cells of a report's ``cost`` object."""
+    if cost is None:
+        return ["-", "-", "-"]
+    return [
+        _num(cost["usd_per_1k_requests"], 3),
+        _num(cost["device_mj_per_request"]["mean"], 0),
+        _num(cost["battery_pct_per_request"], 4),
+    ]
 
 
 def _capacity_cell(found: Mapping[str, Any]) -> str:

@@ -24,7 +24,12 @@ TOML layout::
     [iteration]   base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s  (seconds)
     [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica
     [kv_transfer] bytes_per_token, write_token_s (optional, seconds; 0 when absent)
+    [price]       usd_per_gpu_hour (optional table; without it the run's dollars are unknown)
+    [wire]        prompt_bytes_per_token, stream_bytes_per_token (optional table; without it the run's bytes
+                  are unknown)
     [source]      citation = "..."  notes = "..."
+
+A table that is present must carry all its keys.
 """
 
 from __future__ import annotations
@@ -60,12 +65,18 @@ _TOP_KEYS = (
     "iteration",
     "limits",
     "kv_transfer",
+    "price",
+    "wire",
     "source",
 )
 _ITERATION_KEYS = ("base_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_context_s")
 _LIMIT_KEYS = ("max_batch_size", "max_tokens_per_iteration", "kv_cache_tokens", "gpus_per_replica")
 _KV_KEYS = ("bytes_per_token", "write_token_s")
 _SOURCE_KEYS = ("citation", "notes")
+_PRICE_KEYS = ("usd_per_gpu_hour",)
+_WIRE_KEYS = ("prompt_bytes_per_token", "stream_bytes_per_token")
+_MAX_PRICE = 1e6
+"""The largest dollar or byte figure a profile may give (catches a value off by orders of magnitude)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,9 @@ class CloudProfile:
         citation: Where the numbers come from.
         notes: How the coefficients were derived.
         source: The file the profile was read from (used in error messages).
+        usd_per_gpu_hour: Dollars per GPU-hour of ``gpu`` (``[price]``), or None when not given.
+        prompt_bytes_per_token: Bytes per prompt token sent as text (``[wire]``), or None.
+        stream_bytes_per_token: Bytes per streamed token with its framing (``[wire]``), or None.
     """
 
     name: str
@@ -115,6 +129,9 @@ class CloudProfile:
     notes: str
     source: str = "<memory>"
     kv_write_token_s: float = 0.0
+    usd_per_gpu_hour: float | None = None
+    prompt_bytes_per_token: float | None = None
+    stream_bytes_per_token: float | None = None
 
     def __post_init__(self) -> None:
         """Checks coefficient and limit ranges.
@@ -143,6 +160,26 @@ class CloudProfile:
                 raise ProfileError(
                     f"{self.source}: key {key!r} = {number!r}; fix: it must be an integer >= 1"
                 )
+        for key, given in (
+            ("[price] usd_per_gpu_hour", self.usd_per_gpu_hour),
+            ("[wire] prompt_bytes_per_token", self.prompt_bytes_per_token),
+            ("[wire] stream_bytes_per_token", self.stream_bytes_per_token),
+        ):
+            bad = given is not None and (
+                isinstance(given, bool)
+                or not isinstance(given, (int, float))
+                or not 0.0 <= float(given) <= _MAX_PRICE
+            )
+            if bad:
+                raise ProfileError(
+                    f"{self.source}: key {key!r} = {given!r}; fix: it must be a finite number from 0 to "
+                    f"{_MAX_PRICE:g}"
+                )
+        if (self.prompt_bytes_per_token is None) != (self.stream_bytes_per_token is None):
+            raise ProfileError(
+                f"{self.source}: [wire] gives one of prompt_bytes_per_token and stream_bytes_per_token; "
+                "fix: give both, or drop [wire]"
+            )
         if self.gpus_per_replica < self.tensor_parallel:
             raise ProfileError(
                 f"{self.source}: key '[limits] gpus_per_replica' = {self.gpus_per_replica} is below "
@@ -173,6 +210,18 @@ class CloudProfile:
         check_keys(limits, "limits", _LIMIT_KEYS, source)
         check_keys(kv, "kv_transfer", _KV_KEYS, source)
         check_keys(cited, "source", _SOURCE_KEYS, source)
+        price = get_table(table, "price", source) if "price" in table else None
+        wire = get_table(table, "wire", source) if "wire" in table else None
+        if price is not None:
+            check_keys(price, "price", _PRICE_KEYS, source)
+        if wire is not None:
+            check_keys(wire, "wire", _WIRE_KEYS, source)
+
+        def number(section: Table | None, name: str, key: str) -> float | None:
+            if section is None:
+                return None
+            return get_float(section, name, key, source, maximum=_MAX_PRICE)
+
         return cls(
             name=get_str(table, "", "name", source),
             description=get_str(table, "", "description", source),
@@ -195,6 +244,9 @@ class CloudProfile:
             kv_write_token_s=(
                 get_float(kv, "kv_transfer", "write_token_s", source) if "write_token_s" in kv else 0.0
             ),
+            usd_per_gpu_hour=number(price, "price", "usd_per_gpu_hour"),
+            prompt_bytes_per_token=number(wire, "wire", "prompt_bytes_per_token"),
+            stream_bytes_per_token=number(wire, "wire", "stream_bytes_per_token"),
         )
 
     @classmethod

@@ -23,7 +23,13 @@ TOML layout::
     kv_bytes_per_token = 32768    # the device model's KV cache per token (kv-transfer ships it)
     [prefill]  prompt_tokens = [...]   seconds = [...]
     [decode]   context_tokens = [...]  tpot_s = [...]
+    [energy]   prefill_j_per_token, decode_j_per_token, wait_w, battery_wh   (optional table; all four
+               keys when present; without it the run's device energy is unknown)
     [source]   citation = "..."        notes = "..."
+
+``[energy]``: joules per prefilled and per decoded token, the SoC's power while a request waits on the
+network (W, radio excluded: the network profile prices the radio) and the stated battery (Wh, > 0), each
+finite and >= 0 (`pdcore._core.Prices`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from pdcore.limits import MAX_PROFILE_SECONDS, MAX_TOKENS
 from pdcore.profiles._toml import (
     Table,
     check_keys,
+    get_float,
     get_int,
     get_number_list,
     get_str,
@@ -52,7 +59,7 @@ from pdcore.profiles._toml import (
     read_toml,
 )
 
-__all__ = ["DeviceProfile"]
+__all__ = ["DeviceEnergy", "DeviceProfile"]
 
 FloatArray = npt.NDArray[np.float64]
 Scalar = float | int | np.integer[Any] | np.floating[Any]
@@ -67,11 +74,32 @@ _TOP_KEYS = (
     "kv_bytes_per_token",
     "prefill",
     "decode",
+    "energy",
     "source",
 )
 _PREFILL_KEYS = ("prompt_tokens", "seconds")
 _DECODE_KEYS = ("context_tokens", "tpot_s")
 _SOURCE_KEYS = ("citation", "notes")
+_ENERGY_KEYS = ("prefill_j_per_token", "decode_j_per_token", "wait_w", "battery_wh")
+_MAX_ENERGY = 1e6
+"""The largest joule, watt or watt-hour figure a profile may give."""
+
+
+@dataclass(frozen=True)
+class DeviceEnergy:
+    """What the device's work costs in energy (a device profile's ``[energy]`` table).
+
+    Attributes:
+        prefill_j_per_token: Joules per prefilled token.
+        decode_j_per_token: Joules per decoded token.
+        wait_w: SoC power while a request waits on the network, radio excluded, W.
+        battery_wh: The stated battery, Wh (> 0).
+    """
+
+    prefill_j_per_token: float
+    decode_j_per_token: float
+    wait_w: float
+    battery_wh: float
 
 
 @dataclass(frozen=True)
@@ -96,6 +124,7 @@ class DeviceProfile:
         citation: Where the numbers come from.
         notes: How the points were measured or derived.
         source: The file the profile was read from (used in error messages).
+        energy: Energy per token, waiting power and battery (``[energy]``), or None when not given.
     """
 
     name: str
@@ -111,6 +140,7 @@ class DeviceProfile:
     citation: str
     notes: str
     source: str = "<memory>"
+    energy: DeviceEnergy | None = None
 
     def __post_init__(self) -> None:
         """Checks the curve invariants (module docstring) by building the cost model.
@@ -135,6 +165,17 @@ class DeviceProfile:
                 "bytes per token, a whole number from 1 to 2**40 (fp16: 2 * layers * kv_heads * head_dim * 2)"
             )
         object.__setattr__(self, "kv_bytes_per_token", int(kv))
+        if self.energy is not None:
+            for key in _ENERGY_KEYS:
+                value = getattr(self.energy, key)
+                bad = isinstance(value, bool) or not isinstance(value, (int, float))
+                bad = bad or not 0.0 <= float(value) <= _MAX_ENERGY
+                if bad or (key == "battery_wh" and value == 0):
+                    bound = "greater than 0" if key == "battery_wh" else "0 or more"
+                    raise ProfileError(
+                        f"{self.source}: key '[energy] {key}' = {value!r}; fix: it must be a finite number "
+                        f"{bound}, at most {_MAX_ENERGY:g}"
+                    )
         try:
             _ = self.cost
         except InvalidInputError as error:
@@ -179,6 +220,17 @@ class DeviceProfile:
         check_keys(prefill, "prefill", _PREFILL_KEYS, source)
         check_keys(decode, "decode", _DECODE_KEYS, source)
         check_keys(cited, "source", _SOURCE_KEYS, source)
+        energy = None
+        if "energy" in table:
+            spent = get_table(table, "energy", source)
+            check_keys(spent, "energy", _ENERGY_KEYS, source)
+            values = {
+                key: get_float(
+                    spent, "energy", key, source, positive=key == "battery_wh", maximum=_MAX_ENERGY
+                )
+                for key in _ENERGY_KEYS
+            }
+            energy = DeviceEnergy(**values)
         return cls(
             name=get_str(table, "", "name", source),
             description=get_str(table, "", "description", source),
@@ -197,6 +249,7 @@ class DeviceProfile:
             citation=get_str(cited, "source", "citation", source),
             notes=get_str(cited, "source", "notes", source),
             source=source,
+            energy=energy,
         )
 
     @classmethod

@@ -8,6 +8,19 @@ charged ``8 * nbytes / bandwidth_bps`` seconds of serialisation on top of the de
 
 The presets are typical figures for each access technology, not measurements of a particular network:
 use them as scenarios and pass measured values for a real deployment.
+
+Radio energy (`RadioEnergy`, the linear power model of Huang et al., "A Close Examination of Performance
+and Power Characteristics of 4G LTE Networks", MobiSys 2012): while a request's connection is open the
+radio draws ``base_w`` (the model's beta); each byte sent or received costs the model's alpha, in
+mW per Mbit/s = nJ per bit, times 8 (``up_j_per_byte``, ``down_j_per_byte``); and a request that used the
+network pays ``fixed_j`` once: the promotion to the connected state and the tail the radio stays in after
+the last byte (power x duration of each). The model's Table 3 gives, for LTE, beta 1288.04 mW, alpha_u
+438.39 and alpha_d 51.97 mW/Mbps, promotion 1210.7 mW for 260.1 ms, tail 1060.0 mW for 11,576 ms; for
+Wi-Fi, beta 132.86 mW, alpha_u 283.17 and alpha_d 137.01 mW/Mbps, promotion 124.4 mW for 79.1 ms, tail
+119.3 mW for 238.1 ms. The 5G preset takes LTE's figures (an estimate: non-standalone 5G keeps an LTE
+anchor and its tail, and no comparable 5G model is cited here); the LAN preset takes Wi-Fi's (an
+estimate: the device reaches the building's network over Wi-Fi). The tail is charged to every request in
+full, an upper bound when requests follow one another within it.
 """
 
 from __future__ import annotations
@@ -21,9 +34,63 @@ import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError, ProfileError
 
-__all__ = ["NETWORK_PRESETS", "NetworkProfile"]
+__all__ = ["NETWORK_PRESETS", "NetworkProfile", "RadioEnergy"]
 
 _HALF_NORMAL_STD = math.sqrt(1.0 - 2.0 / math.pi)
+
+
+@dataclass(frozen=True)
+class RadioEnergy:
+    """The device radio's energy model (module docstring).
+
+    Attributes:
+        base_w: Radio power while a request's connection is open, W.
+        up_j_per_byte: Energy per byte sent, J.
+        down_j_per_byte: Energy per byte received, J.
+        fixed_j: Energy once per request that used the network (promotion and tail), J.
+        citation: Where the numbers come from.
+    """
+
+    base_w: float
+    up_j_per_byte: float
+    down_j_per_byte: float
+    fixed_j: float
+    citation: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuses a value that is negative or not finite, naming it.
+
+        Raises:
+            ProfileError: A value is not a finite number >= 0.
+        """
+        for key in ("base_w", "up_j_per_byte", "down_j_per_byte", "fixed_j"):
+            value = getattr(self, key)
+            bad = isinstance(value, bool) or not isinstance(value, (int, float))
+            if bad or not (math.isfinite(float(value)) and float(value) >= 0.0):
+                raise ProfileError(f"radio energy: {key} = {value!r}; fix: pass a finite number, 0 or more")
+
+
+def _huang(
+    beta_mw: float,
+    alpha_u: float,
+    alpha_d: float,
+    promotion: tuple[float, float],
+    tail: tuple[float, float],
+    what: str,
+) -> RadioEnergy:
+    """A `RadioEnergy` from the figures of Huang et al.'s power model (mW, mW/Mbps, (mW, ms) pairs)."""
+    fixed = (promotion[0] * promotion[1] + tail[0] * tail[1]) * 1e-6
+    return RadioEnergy(
+        base_w=beta_mw * 1e-3,
+        up_j_per_byte=alpha_u * 8e-9,
+        down_j_per_byte=alpha_d * 8e-9,
+        fixed_j=fixed,
+        citation=f"Huang et al., MobiSys 2012, Table 3 ({what})",
+    )
+
+
+_LTE_RADIO = _huang(1288.04, 438.39, 51.97, (1210.7, 260.1), (1060.0, 11576.0), "LTE")
+_WIFI_RADIO = _huang(132.86, 283.17, 137.01, (124.4, 79.1), (119.3, 238.1), "Wi-Fi")
 
 
 @dataclass(frozen=True)
@@ -36,6 +103,7 @@ class NetworkProfile:
         bandwidth_bps: Downlink bandwidth in bits per second (finite, > 0), used for token and KV bytes.
         jitter_s: Standard deviation of the per-request extra one-way delay, in seconds (finite, >= 0).
         description: Where the numbers come from.
+        radio: The device radio's energy model, or None when unknown (the run's energy is then unknown).
     """
 
     name: str
@@ -43,6 +111,7 @@ class NetworkProfile:
     bandwidth_bps: float
     jitter_s: float
     description: str = ""
+    radio: RadioEnergy | None = None
 
     def __post_init__(self) -> None:
         """Checks the ranges.
@@ -128,6 +197,7 @@ NETWORK_PRESETS: dict[str, NetworkProfile] = {
             bandwidth_bps=1e9,
             jitter_s=0.0002,
             description="Preset: wired gigabit LAN or an edge server in the same building (RTT 1 ms).",
+            radio=_WIFI_RADIO,
         ),
         NetworkProfile(
             name="wifi",
@@ -136,6 +206,7 @@ NETWORK_PRESETS: dict[str, NetworkProfile] = {
             jitter_s=0.005,
             description="Preset: home Wi-Fi on a fixed broadband line to a nearby cloud region "
             "(RTT 20 ms, 100 Mbit/s down, 5 ms jitter).",
+            radio=_WIFI_RADIO,
         ),
         NetworkProfile(
             name="5g",
@@ -143,6 +214,7 @@ NETWORK_PRESETS: dict[str, NetworkProfile] = {
             bandwidth_bps=50e6,
             jitter_s=0.010,
             description="Preset: 5G non-standalone mobile (RTT 40 ms, 50 Mbit/s down, 10 ms jitter).",
+            radio=_LTE_RADIO,
         ),
         NetworkProfile(
             name="lte",
@@ -150,6 +222,7 @@ NETWORK_PRESETS: dict[str, NetworkProfile] = {
             bandwidth_bps=20e6,
             jitter_s=0.020,
             description="Preset: 4G LTE mobile (RTT 70 ms, 20 Mbit/s down, 20 ms jitter).",
+            radio=_LTE_RADIO,
         ),
     )
 }

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore.sim.accounting import summary as cost_summary
 from pdcore.slo import (
     DEFAULT_MAX_TPOT_S,
     DEFAULT_QOE_TOKENS_PER_S,
@@ -161,6 +162,7 @@ def aggregate(
             "device": float(np.mean(served == 1)),
             "both": float(np.mean(served == 2)),
         },
+        **({"cost": cost_summary(results)} if "usd" in results else {}),
     }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pdcore._core import CloudConfig, DeviceCost, Plan, Simulator
+from pdcore._core import CloudConfig, DeviceCost, Plan, Prices, Simulator
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REPLICAS, check_int
 from pdcore.outputs import atomic_path, open_text
@@ -36,6 +36,7 @@ from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import profile_provenance
+from pdcore.sim.accounting import BILL_COLUMNS, bill, prices
 from pdcore.sim.horizon import check_horizon
 from pdcore.sim.metrics import aggregate
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO, slo_met
@@ -87,6 +88,10 @@ _RESULT_COLUMNS = (
     "displayed_tokens",
     "finish_s",
     "refine_ratio",
+    "bytes_up",
+    "bytes_down",
+    "radio_s",
+    *BILL_COLUMNS,
 )
 
 FloatArray = npt.NDArray[np.float64]
@@ -327,7 +332,7 @@ class Scenario:
             simulator.run_policy(native)
         else:
             _plan_in_python(simulator, chosen, workload, delays)
-        results = dict(simulator.results())
+        results = self._priced(dict(simulator.results()))
         return SimResult(
             policy=chosen.name,
             workload=workload,
@@ -337,6 +342,17 @@ class Scenario:
             slo=self.slo,
             seed=int(seed),
         )
+
+    def prices(self) -> Prices | None:
+        """The deployment's prices (`pdcore.sim.accounting.prices`), or None when a profile lacks them."""
+        return prices(self.cloud, self.device, self.network)
+
+    def _priced(self, results: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        """The results with their bill (`pdcore.sim.accounting.bill`); bytes are NaN without ``[wire]``."""
+        if self.cloud.prompt_bytes_per_token is None:
+            results["bytes_up"] = np.full(len(results["ttft_s"]), np.nan)
+            results["bytes_down"] = np.full(len(results["ttft_s"]), np.nan)
+        return results | bill(results, self.prices())
 
     def _delays(self, workload: Workload, seed: int, one_way_s: npt.ArrayLike | None) -> FloatArray:
         if one_way_s is None:
@@ -360,6 +376,8 @@ class Scenario:
             bandwidth_bps=self.network.bandwidth_bps,
             qoe_ttft_s=self.slo.ttft_s,
             qoe_tokens_per_s=self.qoe_tokens_per_s,
+            prompt_bytes_per_token=self.cloud.prompt_bytes_per_token or 0.0,
+            stream_bytes_per_token=self.cloud.stream_bytes_per_token or 0.0,
         )
 
     def record_timelines(
@@ -464,7 +482,8 @@ class SimResult:
         workload: The requests simulated.
         one_way_s: The per-request one-way delays used.
         results: ``Simulator.results()``: one array per metric, one entry per request, plus
-            ``refine_ratio``, the kept fraction of the prompt each request's plan gave the device.
+            ``refine_ratio``, the kept fraction of the prompt each request's plan gave the device, and
+            the bill (`pdcore.sim.accounting.BILL_COLUMNS`).
         summary: ``Simulator.summary()``: run counters and the inter-token latency distribution.
         slo: The objectives the attainment figures use.
         seed: The seed of the network delays.

@@ -294,6 +294,7 @@ def _network(name: str, rtt_s: float | None) -> NetworkProfile:
         bandwidth_bps=preset.bandwidth_bps,
         jitter_s=preset.jitter_s,
         description=f"{preset.name} with its round-trip time set to {rtt_s * 1e3:g} ms",
+        radio=preset.radio,
     )
 
 

@@ -13,6 +13,7 @@
 //! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
 //! - [`gap`]: whether a display gap is within the objective.
 //! - [`router`]: the whole-request router's rule (device or cloud by the predicted answer).
+//! - [`money`]: what an answer costs in cloud dollars and device energy.
 //!
 //! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
 
@@ -23,6 +24,7 @@ pub mod device;
 pub mod gap;
 pub mod handoff;
 pub mod ksite;
+pub mod money;
 pub mod optimizer;
 pub mod router;
 
@@ -33,5 +35,6 @@ pub use device::DeviceCost;
 pub use gap::{within_objective, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{KSite, KSites, KvLink, SiteReason};
+pub use money::{Bill, Prices, Usage};
 pub use optimizer::{Choice, PlanOptimizer};
 pub use router::{RouterRule, ROUTER_BUCKETS};

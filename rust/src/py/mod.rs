@@ -5,6 +5,7 @@ mod buffer;
 mod cost;
 mod errors;
 mod event_loop;
+mod money;
 mod pacing;
 mod sim;
 
@@ -60,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<buffer::PyTokenBuffer>()?;
     m.add_class::<event_loop::PyEventLoop>()?;
     cost::register(m)?;
+    money::register(m)?;
     sim::register(m)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use crate::pacing::PaceConfig;
 use crate::sim::cloud::{CloudConfig, Deployment};
 use crate::sim::metrics::QoeParams;
 use crate::sim::policy::NativePolicy;
-use crate::sim::{Inputs, Mode, Plan, Simulator};
+use crate::sim::{Inputs, Mode, Plan, Simulator, Wire};
 use crate::time::Nanos;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -289,7 +289,7 @@ impl PySimulator {
 impl PySimulator {
     #[new]
     #[pyo3(signature = (*, arrival_s, prompt_tokens, output_tokens, one_way_s, cloud, device, bandwidth_bps,
-        qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0))]
+        qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0, prompt_bytes_per_token = 0.0, stream_bytes_per_token = 0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         arrival_s: PyReadonlyArray1<'_, f64>,
@@ -301,6 +301,8 @@ impl PySimulator {
         bandwidth_bps: f64,
         qoe_ttft_s: f64,
         qoe_tokens_per_s: f64,
+        prompt_bytes_per_token: f64,
+        stream_bytes_per_token: f64,
     ) -> PyResult<Self> {
         let inp = Inputs {
             arrival: times(&arrival_s, "arrival_s")?,
@@ -309,6 +311,7 @@ impl PySimulator {
             one_way_s: one_way_s.as_array().to_vec(),
             bandwidth_bytes_per_s: bandwidth_bps / 8.0,
             qoe: QoeParams { ttft_s: qoe_ttft_s, tokens_per_s: qoe_tokens_per_s },
+            wire: Wire { prompt_bytes_per_token, stream_bytes_per_token },
         };
         Ok(Self { inner: Mutex::new(Simulator::new(inp, cloud.inner.clone(), device.inner.clone())?) })
     }
@@ -403,6 +406,9 @@ impl PySimulator {
             ("displayed_tokens", r.displayed_tokens),
             ("finish_s", r.finish_s),
             ("refine_ratio", r.refine_ratio),
+            ("bytes_up", r.bytes_up),
+            ("bytes_down", r.bytes_down),
+            ("radio_s", r.radio_s),
         ];
         for (name, col) in float_cols {
             d.set_item(name, col.into_pyarray(py))?;

@@ -96,6 +96,37 @@ pub struct Inputs {
     pub bandwidth_bytes_per_s: f64,
     /// QoE parameters.
     pub qoe: QoeParams,
+    /// Bytes on the wire per text token.
+    pub wire: Wire,
+}
+
+/// Bytes on the device's network per token of text (the `bytes_up` and `bytes_down` results).
+///
+/// A request that reaches the cloud sends its prompt as text (`prompt_bytes_per_token` per token); the
+/// cloud streams each token it generates in its own message (`stream_bytes_per_token`, the token and its
+/// framing); a refined prompt comes back as text with the first token; a kv-transfer's cache comes down
+/// at the device model's `kv_bytes_per_token`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wire {
+    /// Bytes per prompt token sent as text.
+    pub prompt_bytes_per_token: f64,
+    /// Bytes per streamed token, framing included.
+    pub stream_bytes_per_token: f64,
+}
+
+impl Wire {
+    /// Refuses sizes that are negative or not finite.
+    pub fn validate(&self) -> Result<()> {
+        for (key, value) in [
+            ("prompt_bytes_per_token", self.prompt_bytes_per_token),
+            ("stream_bytes_per_token", self.stream_bytes_per_token),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(CoreError::invalid(key, format!("is {value}"), "give finite bytes >= 0"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +167,10 @@ struct Req {
     device_decode_tokens: u32,
     cloud_kept: u32,
     cloud_discarded: u32,
+    bytes_up: f64,
+    bytes_down: f64,
+    /// When the last byte for this request reached the device (`None`: the network was not used).
+    last_down: Option<Nanos>,
 }
 
 impl Default for Req {
@@ -154,6 +189,9 @@ impl Default for Req {
             device_decode_tokens: 0,
             cloud_kept: 0,
             cloud_discarded: 0,
+            bytes_up: 0.0,
+            bytes_down: 0.0,
+            last_down: None,
         }
     }
 }
@@ -226,6 +264,7 @@ impl Simulator {
                 "give a finite bandwidth > 0",
             ));
         }
+        inp.wire.validate()?;
         if !(inp.qoe.ttft_s.is_finite() && inp.qoe.ttft_s >= 0.0) {
             return Err(CoreError::invalid(
                 "qoe_ttft_s",
@@ -424,6 +463,7 @@ impl Simulator {
         self.reqs[iu].plan = Some(plan);
         if plan.mode != Mode::Device {
             self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
+            self.reqs[iu].bytes_up = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
         }
         match plan.mode {
             Mode::Cloud | Mode::KvTransfer => {}
@@ -471,14 +511,21 @@ impl Simulator {
         if let Some(tl) = self.timeline_of(i) {
             tl.cloud_arrivals.push(arrive);
         }
+        let wire = self.inp.wire;
         let req = &mut self.reqs[iu];
+        let plan = req.plan.expect("planned");
+        // every emitted token goes down the wire, displayed or not
+        req.bytes_down += wire.stream_bytes_per_token;
+        req.last_down = Some(req.last_down.map_or(arrive, |t| t.max(arrive)));
         if first {
             req.cloud_first_arrival = Some(arrive);
+            if let Some(pd) = req.pd.as_ref().filter(|_| plan.refine_ratio < 1.0) {
+                req.bytes_down += f64::from(pd.prompt_len) * wire.prompt_bytes_per_token;
+            }
         }
         if req.done {
             return Ok(());
         }
-        let plan = req.plan.expect("planned");
         match plan.mode {
             Mode::Cloud => self.display_cloud_inline(i, arrive),
             Mode::Race => {
@@ -501,6 +548,9 @@ impl Simulator {
                 let prompt = self.inp.prompt[iu];
                 let bytes = f64::from(prompt) * self.device.kv_bytes_per_token();
                 let kv_at = arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s);
+                let req = &mut self.reqs[iu];
+                req.bytes_down += bytes;
+                req.last_down = Some(req.last_down.map_or(kv_at, |t| t.max(kv_at)));
                 // token 0 came from the cloud; the device runs it through to produce token 1
                 let ready = kv_at + self.device.tpot(u64::from(prompt));
                 self.finish_on_device(i, ready, 1, plan.pace.min_tpot());

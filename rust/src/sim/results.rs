@@ -50,6 +50,13 @@ pub struct Results {
     pub mode: Vec<u8>,
     /// The kept fraction of the prompt the plan gave the device (1 without refinement).
     pub refine_ratio: Vec<f64>,
+    /// Bytes the device sent for this request ([`Wire`](super::Wire)).
+    pub bytes_up: Vec<f64>,
+    /// Bytes the device received for this request: streamed tokens, a refined prompt, a KV cache.
+    pub bytes_down: Vec<f64>,
+    /// Seconds the device's connection was open: from the request's arrival (its send) to the last
+    /// byte it received; 0 when it never used the network.
+    pub radio_s: Vec<f64>,
 }
 
 /// Aggregate counters of a run.
@@ -140,6 +147,9 @@ impl Simulator {
             r.finish_s.push(if first.is_some() { m.last().as_secs() } else { nan });
             r.mode.push(plan.map_or(u8::MAX, |p| p.mode as u8));
             r.refine_ratio.push(plan.map_or(1.0, |p| p.refine_ratio));
+            r.bytes_up.push(req.bytes_up);
+            r.bytes_down.push(req.bytes_down);
+            r.radio_s.push(req.last_down.map_or(0.0, |t| (t - arrival).as_secs()));
         }
         debug_assert_eq!(r.ttft_s.len(), n);
         r

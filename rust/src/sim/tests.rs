@@ -31,6 +31,8 @@ fn cloud(deployment: Deployment) -> CloudConfig {
     }
 }
 
+const WIRE: Wire = Wire { prompt_bytes_per_token: 4.0, stream_bytes_per_token: 100.0 };
+
 fn device() -> DeviceCost {
     DeviceCost::new(vec![128.0, 1024.0], vec![0.5, 6.0], vec![0.0, 2048.0], vec![0.015, 0.025], 20_000.0)
         .unwrap()
@@ -44,6 +46,7 @@ fn run(reqs: &[(i64, u32, u32)], plan: Plan, dep: Deployment) -> (Results, Simul
         one_way_s: vec![0.010; reqs.len()],
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
     };
     let mut sim = Simulator::new(inp, cloud(dep), device()).unwrap();
     while let Some(i) = sim.next_decision().unwrap() {
@@ -87,6 +90,7 @@ fn timeline_records_cloud_prefix_then_device() {
         one_way_s: vec![0.010],
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
     };
     let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
     sim.record_timeline(0).unwrap();
@@ -112,6 +116,7 @@ fn timelines_of_several_requests_with_handoff_estimates() {
         one_way_s: vec![0.010; 3],
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
     };
     let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
     sim.record_timeline(2).unwrap();
@@ -167,6 +172,7 @@ fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
             one_way_s: vec![0.010],
             bandwidth_bytes_per_s: 10e6,
             qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+            wire: WIRE,
         };
         let mut sim = Simulator::new(inp, slow(crate::cost::KSites::Both), device()).unwrap();
         while let Some(i) = sim.next_decision().unwrap() {
@@ -187,6 +193,7 @@ fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
         one_way_s: vec![0.0],
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
     };
     let mut sim = Simulator::new(inp, slow(crate::cost::KSites::Pool), device()).unwrap();
     let i = sim.next_decision().unwrap().unwrap();
@@ -211,6 +218,7 @@ fn native_policy_plans_as_the_decision_loop() {
         one_way_s: (0..reqs.len()).map(|i| 0.005 + 0.001 * (i % 7) as f64).collect(),
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
     };
     let pace = PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap();
     let optimizer =
@@ -250,4 +258,29 @@ fn native_policy_plans_as_the_decision_loop() {
     let (a, b) = (native.results(), looped.results());
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
     assert!(NativePolicy::auto(Mode::Cloud, pace, optimizer).is_err());
+}
+
+#[test]
+#[allow(clippy::float_cmp)] // whole byte counts, exact in f64
+fn bytes_and_radio_time_by_hand() {
+    // one request: prompt 100, output 5, one-way 10 ms
+    let reqs = [(0, 100, 5)];
+    let (r, _) = run(&reqs, plan(Mode::Device, 0), Deployment::Colocated);
+    assert_eq!((r.bytes_up[0], r.bytes_down[0], r.radio_s[0]), (0.0, 0.0, 0.0));
+    let (r, _) = run(&reqs, plan(Mode::Cloud, 0), Deployment::Colocated);
+    assert_eq!(r.bytes_up[0], 400.0);
+    assert_eq!(r.bytes_down[0], 500.0);
+    // the connection stays open until the last token arrives, which is when it is displayed
+    assert!((r.radio_s[0] - r.e2e_s[0]).abs() < 1e-9, "{} {}", r.radio_s[0], r.e2e_s[0]);
+    let (r, _) = run(&reqs, plan(Mode::KvTransfer, 0), Deployment::Colocated);
+    assert_eq!(r.bytes_down[0], 100.0 + 100.0 * 20_000.0);
+    // the first token, then the cache over the 10 MB/s downlink
+    assert!((r.radio_s[0] - (r.ttft_s[0] + 2e6 / 10e6)).abs() < 1e-6, "{}", r.radio_s[0]);
+    let (r, _) = run(&reqs, plan(Mode::Pd, 2), Deployment::Colocated);
+    // k + 1 = 3 tokens are streamed, however many are displayed
+    assert_eq!((r.bytes_up[0], r.bytes_down[0]), (400.0, 300.0));
+    let refined = Plan::new(Mode::Pd, 2, 0.5, PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap()).unwrap();
+    let (r, _) = run(&reqs, refined, Deployment::Colocated);
+    // the refined prompt (50 tokens) comes back as text with the first token
+    assert_eq!(r.bytes_down[0], 300.0 + 50.0 * 4.0);
 }
