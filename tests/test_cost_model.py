@@ -21,7 +21,17 @@ from pdcore import InvalidInputError, ProfileError
 from pdcore._core import DEFAULT_MAX_K, GAP_SLACK_S, LIVE_GUARD_STEPS, Plan, gap_within
 from pdcore._core import solve_catchup as native_solve_catchup
 from pdcore.optimize import Optimizer, catchup_k, solve_catchup
-from pdcore.policies import POLICIES, CloudLoad, DiSCo, NaiveSplit, PDDevice, Policy, RequestInfo, Router
+from pdcore.policies import (
+    POLICIES,
+    CloudLoad,
+    DiSCo,
+    NaiveSplit,
+    PDDevice,
+    Policy,
+    RequestInfo,
+    Router,
+    SpecDecoding,
+)
 from pdcore.profiles import DeviceProfile, load_cloud_profile, load_device_profile, network_preset
 from pdcore.runtime.handoff import HandoffEstimator
 from pdcore.sim import SLO, Scenario
@@ -227,8 +237,17 @@ def test_native_planning_equals_python_planning(name: str, deployment: str) -> N
         NaiveSplit(k=3),
         DiSCo(budget=0.8, min_tpot=0.01),
         Router(quantile=0.9, min_bucket=8),
+        SpecDecoding(gamma=6, alpha=0.9, min_tpot=0.005),
     ],
-    ids=["refine-auto", "fixed-k-refined", "not-load-adaptive", "naive-fixed", "disco-budget", "router-q90"],
+    ids=[
+        "refine-auto",
+        "fixed-k-refined",
+        "not-load-adaptive",
+        "naive-fixed",
+        "disco-budget",
+        "router-q90",
+        "spec-long-drafts",
+    ],
 )
 def test_native_planning_equals_python_planning_with_settings(policy: Policy) -> None:
     workload = synthetic_default(seed=6, n_requests=300, rate_rps=12.0)

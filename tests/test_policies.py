@@ -86,6 +86,7 @@ def test_registry_names_the_builtins_and_the_rivals() -> None:
         "race",
         "disco",
         "router",
+        "spec-decode",
     }
     for name, cls in POLICIES.items():
         assert cls.name == name

@@ -3,15 +3,17 @@ token displayed exactly once, in order, in their simulator modes."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdcore import InvalidInputError
-from pdcore._core import RouterRule
+from pdcore._core import Plan, RouterRule
 from pdcore.exceptions import InvalidStateError
-from pdcore.policies import POLICIES, CloudLoad, DiSCo, RequestInfo, Router, make_policy
+from pdcore.policies import POLICIES, CloudLoad, DiSCo, RequestInfo, Router, SpecDecoding, make_policy
 from pdcore.policies.rivals import disco_threshold, higher_quantile, length_table
 from pdcore.profiles import DeviceProfile, load_cloud_profile, network_preset
 from pdcore.sim import MODES, Scenario
@@ -59,7 +61,7 @@ def modes(result_modes: np.ndarray) -> list[str]:
 
 
 def test_the_rivals_are_registered() -> None:
-    assert {"disco", "router"} <= set(POLICIES)
+    assert {"disco", "router", "spec-decode"} <= set(POLICIES)
     assert make_policy("router:quantile=0.9").name == "router:quantile=0.9"
     assert make_policy("disco:budget=0.25").budget == 0.25
 
@@ -110,6 +112,72 @@ def test_the_router_needs_the_workload_and_checks_its_settings() -> None:
             make_policy(bad)
     with pytest.raises(InvalidInputError, match="predicted_output"):
         RouterRule(predicted_output=[1, 0], ttft_slo_s=1.0, max_tpot_s=0.05)
+
+
+# --- speculative decoding ------------------------------------------------------------------------------
+
+
+def ns(seconds: float) -> int:
+    return math.floor(seconds * 1e9 + 0.5)
+
+
+@pytest.mark.parametrize(("gamma", "alpha"), [(4, 0.5), (3, 0.8), (2, 1.0), (5, 0.0)])
+def test_spec_rounds_take_the_draft_the_trip_and_one_verification(gamma: int, alpha: float) -> None:
+    dev = device((1000.0, 0.5), ((0.0, 0.020), (4000.0, 0.040)))
+    sc = scenario(dev)
+    prompt, out, one_way = 300, 60, 0.03
+    w = workload([prompt], [out])
+    [timeline] = sc.record_timelines(
+        w, SpecDecoding(gamma=gamma, alpha=alpha), [0], one_way_s=[one_way]
+    ).values()
+    result = sc.run(w, SpecDecoding(gamma=gamma, alpha=alpha), one_way_s=[one_way]).results
+    cost, d = CLOUD.cost, ns(one_way)
+    # the first token: the cloud's prefill of a prompt within one iteration, a trip each way
+    first = d + ns(cost.lone_prefill_s(prompt)) + d
+    displays = np.round(timeline["displays_s"] * 1e9).astype(np.int64)
+    assert abs(displays[0] - first) <= 1
+    # then rounds: draft gamma steps once the device has the prompt (150 ms) and the first token
+    expected = (1 - alpha ** (gamma + 1)) / (1 - alpha) if alpha < 1 else gamma + 1.0
+    at, kept, r, t = max(first, ns(dev.prefill_s(prompt))), 1, 0, []
+    while kept < out:
+        r += 1
+        draft = sum(ns(dev.decode_tpot_s(prompt + kept + j)) for j in range(gamma))
+        context = prompt + kept
+        verify = ns(cost.iteration_s([gamma], [context], prefill_offsets=[context]))
+        at = at + draft + d + verify + d
+        n = min(math.floor(r * expected) - math.floor((r - 1) * expected), out - kept)
+        assert 1 <= n <= gamma + 1
+        t += [at] * n
+        kept += n
+    assert np.abs(displays[1:] - np.array(t)).max() <= 2 * r, "each round on time, to the nanosecond"
+    assert result["device_decode_tokens"][0] == gamma * r
+    assert result["cloud_tokens_kept"][0] == out
+    assert result["ttft_s"][0] == pytest.approx(first / 1e9, abs=2e-9)
+    # the round's accepted drafts are the device's, its last token the cloud's
+    assert timeline["from_cloud"][0]
+
+
+def test_spec_waits_for_the_device_before_the_first_round() -> None:
+    # a 2 s prompt prefill on the device: the first token comes long before, then nothing until 2 s
+    sc = scenario(device((1000.0, 2.0)))
+    result = sc.run(workload([1000], [10]), SpecDecoding(), one_way_s=[0.01]).results
+    assert result["ttft_s"][0] < 0.5
+    assert result["max_gap_s"][0] > 2.0 - result["ttft_s"][0]
+
+
+def test_spec_plans_carry_their_draft_settings() -> None:
+    plan = Plan("spec", gamma=4, alpha=0.7)
+    assert (plan.gamma, plan.alpha) == (4, 0.7)
+    assert Plan("cloud").gamma is None
+    with pytest.raises(InvalidInputError, match="gamma"):
+        Plan("spec")
+    with pytest.raises(InvalidInputError, match="gamma"):
+        Plan("cloud", gamma=4, alpha=0.5)
+    with pytest.raises(InvalidInputError, match="alpha"):
+        Plan("spec", gamma=4, alpha=1.5)
+    with pytest.raises(InvalidInputError, match="gamma"):
+        make_policy("spec-decode:gamma=0")
+    assert make_policy("spec-decode:gamma=6:alpha=0.9").alpha == 0.9
 
 
 # --- DiSCo ------------------------------------------------------------------------------------------
@@ -169,13 +237,13 @@ def test_disco_lets_the_device_win_the_race() -> None:
     assert result["device_decode_tokens"][0] == 30
 
 
-@settings(deadline=None, max_examples=25)
+@settings(deadline=None)
 @given(
     requests=st.lists(
         st.tuples(st.integers(1, 3000), st.integers(1, 300), st.floats(0.0, 0.2)), min_size=1, max_size=4
     ),
     gap_s=st.floats(0.0, 2.0),
-    policy=st.sampled_from(["disco:length_threshold=0", "router:min_bucket=1"]),
+    policy=st.sampled_from(["disco:length_threshold=0", "router:min_bucket=1", "spec-decode:gamma=3"]),
 )
 def test_every_token_is_displayed_once_in_order(
     requests: list[tuple[int, int, float]], gap_s: float, policy: str
@@ -188,11 +256,19 @@ def test_every_token_is_displayed_once_in_order(
         displays, from_cloud = timeline["displays_s"], timeline["from_cloud"]
         assert len(displays) == outputs[i]
         assert (np.diff(displays) >= 0).all()
+        if policy.startswith("spec"):
+            # the first token and every round's last are the cloud's
+            assert from_cloud[0]
+            assert from_cloud[-1]
+            continue
         # cloud tokens first, then the device's: a single switch at most, never back
         switches = np.flatnonzero(from_cloud[1:] != from_cloud[:-1])
         assert len(switches) <= 1
         assert len(switches) == 0 or from_cloud[0]
     result = sc.run(w, policy, one_way_s=delays).results
     np.testing.assert_array_equal(result["displayed_tokens"], outputs)
-    np.testing.assert_array_equal(result["cloud_tokens_kept"] + result["device_decode_tokens"], outputs)
+    shown = result["cloud_tokens_kept"]
+    if not policy.startswith("spec"):
+        shown = shown + result["device_decode_tokens"]
+    np.testing.assert_array_equal(shown, outputs)
     assert not np.isnan(result["ttft_s"]).any()

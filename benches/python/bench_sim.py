@@ -88,9 +88,25 @@ def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
             )
             for i in range(n)
         ]
+    if mode == "spec":
+        return [
+            Plan(
+                "spec",
+                gamma=1 + i % 6,
+                alpha=(0.0, 0.5, 0.7, 0.9, 1.0)[i % 5],
+                min_tpot=0.0 if i % 2 else 0.005,
+                max_tpot=0.05,
+            )
+            for i in range(n)
+        ]
     if mode == "mixed":
         modes = sim_baseline.MODES
-        return [Plan(modes[(i * 7) % len(modes)], k=SPLIT_KS[i % len(SPLIT_KS)]) for i in range(n)]
+        return [
+            Plan("spec", gamma=4, alpha=0.7)
+            if modes[(i * 7) % len(modes)] == "spec"
+            else Plan(modes[(i * 7) % len(modes)], k=SPLIT_KS[i % len(SPLIT_KS)])
+            for i in range(n)
+        ]
     return [Plan(mode, max_tpot=0.05) for _ in range(n)]
 
 
@@ -146,6 +162,10 @@ def check_coverage(mode: str, results: dict[str, Any], kw: dict[str, Any], chose
         assert (results["handoff_pos"] > 0).any()
         assert (results["handoff_pos"] == 0).any()
         assert (results["device_decode_tokens"] == 0).any()
+    if mode == "spec":
+        # rounds verified on the cloud after drafts on the device, every token shown once
+        assert (results["device_decode_tokens"] > 0).all()
+        assert (results["cloud_tokens_kept"] == kw["output_tokens"]).all()
     if mode in ("cloud", "race"):
         assert (results["cloud_decode_gpu_s"] > 0).any()
     if mode == "device":

@@ -44,12 +44,12 @@ import numpy.typing as npt
 
 __all__ = ["MODES", "Simulator", "plan_key", "round_ns", "scenario_configs", "secs_to_ns"]
 
-MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco")
+MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco", "spec")
 K_SITE_NAMES = ("pool", "prefill")
 K_SITES = ("pool", "prefill", "both")
 MAX_SECS = 9.2e6
 
-M_CLOUD, M_DEVICE, M_PD, M_NAIVE, M_KV, M_RACE, M_DISCO = range(7)
+M_CLOUD, M_DEVICE, M_PD, M_NAIVE, M_KV, M_RACE, M_DISCO, M_SPEC = range(8)
 STREAMED = (M_PD, M_NAIVE, M_DISCO)
 """Modes whose cloud tokens reach the device's token buffer."""
 
@@ -60,7 +60,7 @@ PRIO_DISPLAY = 3
 PRIO_ARRIVE = 4
 
 EV_ARRIVE, EV_SUBMIT, EV_ITER_END, EV_KV_ARRIVE, EV_CANCEL, EV_TOKEN, EV_PROMPT_DONE, EV_CHUNK_DONE = range(8)
-EV_DISPLAY = 8
+EV_DISPLAY, EV_SPEC_DRAFTS, EV_SPEC_RESULT = 8, 9, 10
 
 ROLE_MIXED, ROLE_PREFILL, ROLE_DECODE = range(3)
 
@@ -149,6 +149,30 @@ class Device:
     def tpot(self, ctx: int) -> int:
         t = round_ns(self.tpot_curve.at(float(ctx)) * 1e9)
         return t if t > 1 else 1
+
+
+class Spec:
+    """Speculative decoding's settings and rules (``cost::spec::SpecDecode``)."""
+
+    __slots__ = ("alpha", "expected", "gamma")
+
+    def __init__(self, gamma: int, alpha: float) -> None:
+        self.gamma = gamma
+        self.alpha = alpha
+        if alpha >= 1.0:
+            self.expected = float(gamma + 1)
+        else:
+            power = 1.0
+            for _ in range(gamma + 1):
+                power *= alpha
+            self.expected = (1.0 - power) / (1.0 - alpha)
+
+    def round_tokens(self, r: int) -> int:
+        e = self.expected
+        return math.floor(float(r) * e) - math.floor(float(max(r - 1, 0)) * e)
+
+    def draft(self, device: Device, ctx: int) -> int:
+        return sum(device.tpot(ctx + j) for j in range(self.gamma))
 
 
 class Histogram:
@@ -253,6 +277,7 @@ class CloudReq:
     __slots__ = (
         "cancelled",
         "decode_on_prefill",
+        "drafts_ready",
         "gap_count",
         "gap_sum",
         "generated",
@@ -262,10 +287,19 @@ class CloudReq:
         "prefilled",
         "prompt",
         "quota",
+        "replica",
         "reserved",
+        "rounds",
+        "spec",
     )
 
-    def __init__(self, prompt: int = 0, quota: int = 0, decode_on_prefill: bool = False) -> None:
+    def __init__(
+        self, prompt: int = 0, quota: int = 0, decode_on_prefill: bool = False, spec: Spec | None = None
+    ) -> None:
+        self.spec = spec
+        self.drafts_ready = False
+        self.rounds = 0
+        self.replica: int | None = None
         self.prompt = prompt
         self.quota = quota
         self.decode_on_prefill = decode_on_prefill
@@ -358,14 +392,22 @@ class Cloud:
                     best, best_load = i, load
         return best
 
-    def submit(self, req: int, prompt: int, quota: int, decode_on_prefill: bool) -> None:
-        self.reqs[req] = CloudReq(prompt, quota, decode_on_prefill)
+    def submit(self, req: int, prompt: int, quota: int, decode_on_prefill: bool, spec: Spec | None) -> None:
+        self.reqs[req] = CloudReq(prompt, quota, decode_on_prefill, spec)
         r = self.least_loaded(ROLE_PREFILL if self.disaggregated else ROLE_MIXED)
         self.replicas[r].waiting.append(req)
         self.try_start(r)
 
     def cancel(self, req: int) -> None:
         self.reqs[req].cancelled = True
+
+    def drafts_arrived(self, req: int) -> None:
+        c = self.reqs[req]
+        if c.cancelled or c.generated >= c.quota:
+            return
+        c.drafts_ready = True
+        if c.replica is not None:
+            self.try_start(c.replica)
 
     def kv_arrived(self, req: int, replica: int) -> None:
         if self.reqs[req].cancelled:
@@ -413,17 +455,29 @@ class Cloud:
             c.reserved = need
             if rep.role == ROLE_DECODE:
                 rep.to_write += c.prompt + 1
+                c.replica = ri
                 rep.running.append(i)
             else:
                 rep.prefilling.append(i)
-        cur_decode = list(rep.running)
+        cur_decode = []
+        verify_tokens = 0
+        verify_attn = 0
+        for i in rep.running:
+            c = reqs[i]
+            if c.spec is None:
+                cur_decode.append(i)
+            elif c.drafts_ready:
+                g = c.spec.gamma
+                verify_tokens += g
+                verify_attn += g * (2 * (c.prompt + c.generated) + g)
+                cur_decode.append(i)
         rep.cur_decode = cur_decode
         cur_prefill: list[tuple[int, int]] = []
         rep.cur_prefill = cur_prefill
         cap = self.max_tokens
         if rep.role == ROLE_PREFILL and cur_decode and self.prefill_decode_budget > 0:
             cap = min(cap, self.prefill_decode_budget)
-        budget = max(cap - len(cur_decode), 0)
+        budget = max(cap - len(cur_decode) - verify_tokens, 0)
         b = float(len(cur_decode))
         ctx = float(sum(reqs[i].prompt + reqs[i].generated for i in cur_decode))
         gap = self.prefill_decode_gap_s if rep.role == ROLE_PREFILL and cur_decode else 0.0
@@ -454,15 +508,26 @@ class Cloud:
         t = base + prefill_part + decode_part
         write = self.kv_write_token_s * float(rep.to_write)
         rep.to_write = 0
+        v_tokens = float(verify_tokens)
+        verify = self.prefill_token_s * v_tokens + self.prefill_attn_s * float(verify_attn)
         decode_part += write
         t += write
-        share_p = p_tokens / (p_tokens + b)
+        decode_part += verify
+        t += verify
+        decode_tokens = b + v_tokens
+        share_p = p_tokens / (p_tokens + decode_tokens)
         gpu_p = (prefill_part + base * share_p) * self.gpus
         gpu_d = (decode_part + base * (1.0 - share_p)) * self.gpus
         for i, chunk in cur_prefill:
             reqs[i].gpu_prefill_s += gpu_p * float(chunk) / p_tokens
-        for i in cur_decode:
-            reqs[i].gpu_decode_s += gpu_d / b
+        if verify_tokens:
+            for i in cur_decode:
+                spec = reqs[i].spec
+                tokens = 1.0 + (0.0 if spec is None else float(spec.gamma))
+                reqs[i].gpu_decode_s += gpu_d * tokens / decode_tokens
+        else:
+            for i in cur_decode:
+                reqs[i].gpu_decode_s += gpu_d / b
         self.gpu_prefill_s += gpu_p
         self.gpu_decode_s += gpu_d
         self.iterations += 1
@@ -470,7 +535,7 @@ class Cloud:
         dur = round_ns(t * 1e9)
         self.sim.schedule_in(dur if dur > 1 else 1, PRIO_CLOUD, EV_ITER_END, ri, 0)
 
-    def iteration_end(self, ri: int, now: int, out: list[tuple[int, bool]]) -> None:
+    def iteration_end(self, ri: int, now: int, out: list[tuple[int, bool, int]]) -> None:
         rep = self.replicas[ri]
         reqs = self.reqs
         rep.busy = False
@@ -479,11 +544,16 @@ class Cloud:
             c = reqs[i]
             if c.cancelled:
                 continue
-            c.generated += 1
+            tokens = 1
+            if c.spec is not None:
+                c.rounds += 1
+                c.drafts_ready = False
+                tokens = min(c.spec.round_tokens(c.rounds), c.quota - c.generated)
+            c.generated += tokens
             c.gap_sum += now - c.last_emit
-            c.gap_count += 1
+            c.gap_count += tokens
             c.last_emit = now
-            out.append((i, False))
+            out.append((i, False, tokens))
             if c.generated >= c.quota:
                 freed += c.reserved
                 c.reserved = 0
@@ -503,13 +573,14 @@ class Cloud:
                 continue
             c.generated = 1
             c.last_emit = now
-            out.append((i, True))
+            out.append((i, True, 1))
             if c.quota <= 1 or (rep.role == ROLE_PREFILL and not c.decode_on_prefill):
                 freed += c.reserved
                 c.reserved = 0
                 if c.quota > 1:
                     transfers.append(i)
             else:
+                c.replica = ri
                 rep.running.append(i)
         rep.kv_used -= freed
         for i in transfers:
@@ -679,10 +750,14 @@ class Req:
         "plan",
         "qoe_acc",
         "race",
+        "spec_prompt_ready",
+        "spec_received",
     )
 
     def __init__(self) -> None:
-        self.plan: tuple[int, int, float, int, int, int] | None = None
+        self.plan: PlanKey | None = None
+        self.spec_prompt_ready = False
+        self.spec_received = 0
         self.first: int | None = None
         self.last = 0
         self.count = 0
@@ -719,15 +794,21 @@ class Req:
         return min(max((o * t - self.qoe_acc) / expected, 0.0), 1.0)
 
 
-def plan_key(plan: Any) -> tuple[int, int, float, int, int, int]:
-    """``(mode, k, refine_ratio, min_tpot_ns, max_tpot_ns, k_site)`` of a ``pdcore._core.Plan`` or such a
-    tuple (``k_site`` an index of `K_SITE_NAMES`, the pool when a 5-tuple leaves it out)."""
+PlanKey = tuple[int, int, float, int, int, int, Spec | None]
+"""``(mode, k, refine_ratio, min_tpot_ns, max_tpot_ns, k_site, spec)`` of a plan."""
+
+
+def plan_key(plan: Any) -> PlanKey:
+    """``(mode, k, refine_ratio, min_tpot_ns, max_tpot_ns, k_site, spec)`` of a ``pdcore._core.Plan`` or
+    such a tuple (``k_site`` an index of `K_SITE_NAMES`, the pool when a 5-tuple leaves it out; ``spec``
+    a ``(gamma, alpha)`` pair for mode ``"spec"``)."""
     if isinstance(plan, tuple):
-        mode, k, refine, lo, hi, *site = plan
+        mode, k, refine, lo, hi, *rest = plan
         mode = MODES.index(mode) if isinstance(mode, str) else int(mode)
-        where = site[0] if site else 0
+        where = rest[0] if rest else 0
         where = K_SITE_NAMES.index(where) if isinstance(where, str) else int(where)
-        return mode, int(k), float(refine), int(lo), int(hi), where
+        spec = Spec(int(rest[1][0]), float(rest[1][1])) if len(rest) > 1 and rest[1] is not None else None
+        return mode, int(k), float(refine), int(lo), int(hi), where, spec
     refine = float(plan.refine_ratio)
     if not (math.isfinite(refine) and 0.0 < refine <= 1.0):
         raise ValueError(f"refine_ratio = {refine!r} is not in (0, 1]")
@@ -735,7 +816,8 @@ def plan_key(plan: Any) -> tuple[int, int, float, int, int, int]:
     hi = secs_to_ns(plan.max_tpot, "max_tpot")
     if hi <= lo:
         raise ValueError("max_tpot must be greater than min_tpot")
-    return MODES.index(plan.mode), int(plan.k), refine, lo, hi, K_SITE_NAMES.index(plan.k_site)
+    spec = None if plan.gamma is None else Spec(int(plan.gamma), float(plan.alpha))
+    return MODES.index(plan.mode), int(plan.k), refine, lo, hi, K_SITE_NAMES.index(plan.k_site), spec
 
 
 class Simulator:
@@ -821,11 +903,11 @@ class Simulator:
             self.now_ns = now
             self.processed += 1
             if kind == EV_ITER_END:
-                emitted: list[tuple[int, bool]] = []
+                emitted: list[tuple[int, bool, int]] = []
                 cloud.iteration_end(i, now, emitted)
                 on_emission = self.on_emission
-                for req, first in emitted:
-                    on_emission(req, first, now)
+                for req, first, tokens in emitted:
+                    on_emission(req, first, tokens, now)
             elif kind == EV_TOKEN:
                 self.on_token_arrive(i, now)
             elif kind == EV_DISPLAY:
@@ -837,11 +919,17 @@ class Simulator:
             elif kind == EV_SUBMIT:
                 plan = self.reqs[i].plan
                 on_prefill = plan is not None and plan[0] in STREAMED and plan[5] == 1
-                cloud.submit(i, self.prompt[i], self.cloud_quota(i), on_prefill)
+                cloud.submit(
+                    i, self.prompt[i], self.cloud_quota(i), on_prefill, None if plan is None else plan[6]
+                )
             elif kind == EV_KV_ARRIVE:
                 cloud.kv_arrived(i, x)
             elif kind == EV_CANCEL:
                 cloud.cancel(i)
+            elif kind == EV_SPEC_DRAFTS:
+                cloud.drafts_arrived(i)
+            elif kind == EV_SPEC_RESULT:
+                self.on_spec_result(i, x, now)
             else:
                 nxt = i + 1
                 if nxt < len(self.reqs):
@@ -870,7 +958,9 @@ class Simulator:
             raise RuntimeError(f"decide: request {i} is not waiting for a plan")
         self.pending_decision = None
         key = plan_key(plan)
-        mode, _, refine, lo, hi, site = key
+        mode, _, refine, lo, hi, site, spec = key
+        if (mode == M_SPEC) != (spec is not None):
+            raise ValueError(f"plan of request {i}: gamma and alpha go with mode 'spec', and only with it")
         if mode in STREAMED and self.cloud.disaggregated:
             offered = self.cloud.k_sites
             if offered != "both" and offered != K_SITE_NAMES[site]:
@@ -890,6 +980,10 @@ class Simulator:
         elif mode == M_RACE:
             p = self.device.prefill(self.prompt[i])
             self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
+        elif mode == M_SPEC:
+            p = self.device.prefill(self.prompt[i])
+            req.device_prefill_tokens = self.prompt[i]
+            self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
         elif mode in STREAMED:
             quota = self.cloud_quota(i)
             prompt_len = max(math.ceil(float(self.prompt[i]) * refine), 1)
@@ -902,12 +996,12 @@ class Simulator:
             req.pd = pd
             self.revise_handoff(i)
 
-    def on_emission(self, i: int, first: bool, now: int) -> None:
+    def on_emission(self, i: int, first: bool, tokens: int, now: int) -> None:
         arrive = now + self.one_way[i]
         req = self.reqs[i]
         plan = req.plan
         assert plan is not None
-        req.bytes_down += self.stream_bytes
+        req.bytes_down += float(tokens) * self.stream_bytes
         req.last_down = arrive if req.last_down is None else max(req.last_down, arrive)
         if first:
             req.cloud_first_arrival = arrive
@@ -918,6 +1012,8 @@ class Simulator:
         mode = plan[0]
         if mode in STREAMED:
             self.schedule(arrive, PRIO_TOKEN, EV_TOKEN, i, 0)
+        elif mode == M_SPEC:
+            self.schedule(arrive, PRIO_TOKEN, EV_SPEC_RESULT, i, tokens)
         elif mode == M_CLOUD:
             self.display_cloud_inline(i, arrive)
         elif mode == M_RACE:
@@ -1105,6 +1201,12 @@ class Simulator:
         req = self.reqs[i]
         plan = req.plan
         assert plan is not None
+        if plan[0] == M_SPEC:
+            if not req.done:
+                req.spec_prompt_ready = True
+                if req.spec_received > 0:
+                    self.start_round(i, now)
+            return
         if plan[0] == M_RACE:
             if req.race == RACE_OPEN:
                 req.race = RACE_DEVICE
@@ -1120,6 +1222,37 @@ class Simulator:
         if plan[0] == M_DISCO and pd.received > 0:
             self.schedule(now + self.one_way[i], PRIO_CLOUD, EV_CANCEL, i, 0)
         self.device_step(i, now)
+
+    def on_spec_result(self, i: int, n: int, now: int) -> None:
+        req = self.reqs[i]
+        if req.done:
+            return
+        plan = req.plan
+        assert plan is not None
+        min_tpot = plan[3]
+        arrival = self.arrival[i]
+        for _ in range(n):
+            t = now if req.first is None else max(now, req.last + min_tpot)
+            self.record(req, arrival, t)
+        req.cloud_kept += n
+        req.last_cloud_display = req.last
+        req.spec_received += n
+        if req.count >= self.output[i]:
+            self.finish(i)
+            return
+        if req.spec_prompt_ready:
+            self.start_round(i, now)
+
+    def start_round(self, i: int, now: int) -> None:
+        req = self.reqs[i]
+        plan = req.plan
+        assert plan is not None
+        spec = plan[6]
+        assert spec is not None
+        drafted = spec.draft(self.device, self.prompt[i] + req.spec_received)
+        req.device_decode_tokens += spec.gamma
+        req.bytes_up += float(spec.gamma) * self.stream_bytes
+        self.schedule(now + drafted + self.one_way[i], PRIO_CLOUD, EV_SPEC_DRAFTS, i, 0)
 
     def on_chunk_done(self, i: int, n: int, now: int) -> None:
         req = self.reqs[i]

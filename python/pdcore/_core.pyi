@@ -815,7 +815,8 @@ class Plan:
 
     Args:
         mode: ``"cloud"``, ``"device"``, ``"pd"`` (P/D-Device), ``"naive"`` (P/D-Device without the
-            speed controller), ``"kv-transfer"`` or ``"race"``.
+            speed controller), ``"kv-transfer"``, ``"race"``, ``"disco"`` (DiSCo's race and migration) or
+            ``"spec"`` (speculative decoding: the device drafts, the cloud verifies).
         k: Cloud decode tokens after the first (``pd`` and ``naive``): the cloud is asked for
             ``min(k + 1, output)`` tokens.
         refine_ratio: Fraction of the prompt the device prefills, in ``(0, 1]``.
@@ -824,10 +825,14 @@ class Plan:
         k_site: Where a disaggregated cloud decodes the ``k`` tokens: ``"pool"`` (the decode pool) or
             ``"prefill"`` (the prefill instance that prefilled the prompt); the cloud must offer it
             (`CloudConfig` ``k_sites``).
+        gamma: Draft tokens per round, 1 to 64 (mode ``"spec"`` only, and needed there).
+        alpha: The acceptance rate of a draft token, in ``[0, 1]`` (mode ``"spec"`` only, and needed
+            there); a round yields the Leviathan et al. expected count, deterministically (Rust
+            ``cost::spec``).
 
     Raises:
-        InvalidInputError: An unknown mode or site, ``refine_ratio`` outside ``(0, 1]`` or bad pacing
-            bounds.
+        InvalidInputError: An unknown mode or site, ``refine_ratio`` outside ``(0, 1]``, bad pacing
+            bounds, or draft settings missing from a ``"spec"`` plan, given to another or out of range.
     """
 
     def __new__(
@@ -839,10 +844,18 @@ class Plan:
         min_tpot: float = 0.0,
         max_tpot: float = 0.05,
         k_site: str = "pool",
+        gamma: int | None = None,
+        alpha: float | None = None,
     ) -> Self: ...
     @property
     def mode(self) -> str:
         """The mode's name."""
+    @property
+    def gamma(self) -> int | None:
+        """Draft tokens per round (``"spec"`` plans; None otherwise)."""
+    @property
+    def alpha(self) -> float | None:
+        """The acceptance rate of a draft token (``"spec"`` plans; None otherwise)."""
     @property
     def k_site(self) -> str:
         """Where the ``k`` tokens are decoded: ``"pool"`` or ``"prefill"``."""

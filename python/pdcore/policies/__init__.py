@@ -19,7 +19,7 @@ from pdcore.policies.builtin import (
     split_policy_specs,
 )
 from pdcore.policies.replay import Replay
-from pdcore.policies.rivals import DiSCo, Router
+from pdcore.policies.rivals import DiSCo, Router, SpecDecoding
 
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
@@ -37,6 +37,7 @@ __all__ = [
     "Replay",
     "RequestInfo",
     "Router",
+    "SpecDecoding",
     "make_policy",
     "split_policy_specs",
 ]

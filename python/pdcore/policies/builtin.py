@@ -14,9 +14,12 @@ registry name      class            what each request does
                                     both sides and the stream migrates from the cloud to the device
 ``router``         `Router`         RouteLLM-style: each request entirely on the device or the cloud, by a
                                     predictor of its answer length and its prompt against the SLO
+``spec-decode``    `SpecDecoding`   speculative decoding across the network: the device drafts ``gamma``
+                                    tokens, the cloud verifies them in one iteration, round after round
 =================  ===============  ==========================================================================
 
-The rival strategies (``disco``, ``router``) live in `pdcore.policies.rivals`, each citing its paper.
+The rival strategies (``disco``, ``router``, ``spec-decode``) live in `pdcore.policies.rivals`, each
+citing its paper.
 
 Every policy carries ``max_tpot``, the display gap it aims for; hand-off stalls are measured above it.
 Left unset, it is the run's TPOT SLO (`PolicyContext.max_tpot_s`), or `DEFAULT_MAX_TPOT_S` outside a run.
@@ -49,7 +52,7 @@ from pdcore.optimize.quality import (
     check_quality_budget,
 )
 from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo, check_max_tpot
-from pdcore.policies.rivals import DiSCo, Router
+from pdcore.policies.rivals import DiSCo, Router, SpecDecoding
 from pdcore.slo import DEFAULT_MAX_TPOT_S, SLO
 
 __all__ = [
@@ -459,7 +462,8 @@ class NaiveSplit(PDDevice):
 
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (CloudOnly, DeviceOnly, PDDevice, NaiveSplit, KVTransfer, Race, DiSCo, Router)
+    cls.name: cls
+    for cls in (CloudOnly, DeviceOnly, PDDevice, NaiveSplit, KVTransfer, Race, DiSCo, Router, SpecDecoding)
 }
 """The built-in policies by registry name. Add your own class here to make it available by name."""
 

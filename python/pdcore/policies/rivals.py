@@ -4,6 +4,9 @@
   Services", arXiv 2502.11417 (ACL Findings 2025).
 - `Router` (``router``): after Ong et al., "RouteLLM: Learning to Route LLMs with Preference Data",
   arXiv 2406.18665 (2024).
+- `SpecDecoding` (``spec-decode``): speculative decoding (Leviathan, Kalman and Matias, ICML 2023,
+  arXiv 2211.17192) across the network, the device drafting and the cloud verifying, as in SLED (Li et
+  al., arXiv 2506.09397).
 
 Each docstring states the paper's rule and, plainly, where the paper leaves a choice open and the rule is
 pdcore's own. Both plan natively (`Policy.native`) with the same rule their `plan` applies, so a run gives
@@ -24,11 +27,14 @@ from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo, 
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 __all__ = [
+    "DEFAULT_ALPHA",
     "DEFAULT_DISCO_BUDGET",
+    "DEFAULT_GAMMA",
     "DEFAULT_ROUTER_MIN_BUCKET",
     "DEFAULT_ROUTER_QUANTILE",
     "DiSCo",
     "Router",
+    "SpecDecoding",
     "disco_threshold",
     "higher_quantile",
     "length_table",
@@ -39,6 +45,13 @@ DEFAULT_DISCO_BUDGET = 0.5
 
 DEFAULT_ROUTER_QUANTILE = 0.5
 """The router's default quantile of the answer lengths in a prompt bucket: the median (ours)."""
+
+DEFAULT_GAMMA = 4
+"""Speculative decoding's default draft length (ours; Leviathan et al. evaluate drafts of 1 to 10)."""
+
+DEFAULT_ALPHA = 0.7
+"""Speculative decoding's default acceptance rate of a draft token (ours: a small draft model of the
+target's family; Leviathan et al. measure rates from about 0.5 to 0.9 across model pairs and tasks)."""
 
 DEFAULT_ROUTER_MIN_BUCKET = 32
 """The fewest requests a prompt bucket needs for its own quantile; sparser buckets use the trace's (ours)."""
@@ -302,3 +315,75 @@ class Router(Policy):
         if self.rule is None:
             return None  # plan() explains that prepare() comes first
         return NativePolicy.router(self.rule, min_tpot=0.0, max_tpot=self._pace)
+
+
+class SpecDecoding(Policy):
+    """Speculative edge-cloud decoding: the device drafts, the cloud verifies, round after round.
+
+    Speculative decoding (Leviathan, Kalman and Matias, ICML 2023, arXiv 2211.17192) lets a small draft
+    model propose ``gamma`` tokens that the target model checks in one forward pass, keeping the accepted
+    prefix and one token of its own; SLED (Li et al., arXiv 2506.09397) splits it across the network, edge
+    devices drafting and a shared server verifying their drafts in batches. Here the device's model drafts
+    and the cloud's verifies:
+
+    - TTFT comes from the cloud's prefill: the cloud prefills the prompt and sends the first token, then
+      holds the request's decode slot (and cache) for the whole answer.
+    - The device prefills the prompt from the request's arrival; until it has the prompt and the first
+      token, it cannot draft, so the stream shows the first token and waits (ours: the papers start the
+      draft model on the prompt too and leave this wait implicit).
+    - Each round: the device drafts ``gamma`` tokens (one of its decode steps each), sends them (one
+      network delay), the cloud verifies them in one iteration of its continuous batch (priced by the
+      iteration model: the sequence's decode term plus ``gamma`` tokens as a prefill chunk after its
+      context), and sends back the accepted drafts and its own token (one network delay); they are shown
+      at once on arrival.
+    - A round yields ``E = (1 - alpha^(gamma+1)) / (1 - alpha)`` tokens in expectation (Leviathan et al.,
+      eq. 1), simulated deterministically (ours): round ``r`` yields ``floor(r E) - floor((r-1) E)``, so
+      the total after any round is the expected one rounded down (`pdcore._core.Plan`, Rust
+      ``cost::spec``).
+
+    Args:
+        gamma: Draft tokens per round, 1 to 64.
+        alpha: The acceptance rate of a draft token, in [0, 1].
+        min_tpot: The smallest display gap between the tokens of a round, seconds.
+        max_tpot: The largest-gap objective the plan carries, seconds; unset, the TPOT SLO.
+
+    Raises:
+        InvalidInputError: A setting out of range.
+    """
+
+    name = "spec-decode"
+
+    def __init__(
+        self,
+        gamma: int = DEFAULT_GAMMA,
+        alpha: float = DEFAULT_ALPHA,
+        min_tpot: float = 0.0,
+        max_tpot: float | None = None,
+    ) -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, int) or not 1 <= gamma <= 64:
+            raise InvalidInputError(f"gamma = {gamma!r}; pass the draft tokens per round, 1 to 64")
+        self.gamma = gamma
+        self.alpha = _fraction(alpha, "alpha", low_open=False)
+        if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0.0):
+            raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass the smallest display gap, seconds >= 0")
+        self.min_tpot = float(min_tpot)
+        self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
+        self._plan = self._make(self.max_tpot or DEFAULT_MAX_TPOT_S)
+
+    def _make(self, pace: float) -> Plan:
+        return Plan("spec", gamma=self.gamma, alpha=self.alpha, min_tpot=self.min_tpot, max_tpot=pace)
+
+    def prepare(self, context: PolicyContext) -> None:
+        pace = self.max_tpot or context.max_tpot_s
+        if pace <= self.min_tpot:
+            raise InvalidInputError(
+                f"{self.name}: min_tpot = {self.min_tpot!r} is not below the TPOT SLO {pace!r}; lower "
+                "min_tpot or pass max_tpot explicitly"
+            )
+        self._plan = self._make(pace)
+
+    def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
+        return self._plan
+
+    def native(self) -> NativePolicy | None:
+        return NativePolicy.fixed(self._plan)

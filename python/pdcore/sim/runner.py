@@ -61,7 +61,7 @@ K_SITES = ("pool", "prefill", "both")
 """Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (`Scenario.k_sites`)."""
 """The cloud deployments the simulator models."""
 
-MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco")
+MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco", "spec")
 """Plan modes, indexed by the simulator's ``mode`` result."""
 
 SERVED_BY = ("cloud", "device", "both")

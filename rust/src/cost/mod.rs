@@ -14,6 +14,7 @@
 //! - [`gap`]: whether a display gap is within the objective.
 //! - [`router`]: the whole-request router's rule (device or cloud by the predicted answer).
 //! - [`money`]: what an answer costs in cloud dollars and device energy.
+//! - [`spec`]: speculative edge-cloud decoding (rounds, their yield and the verification's price).
 //!
 //! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
 
@@ -27,6 +28,7 @@ pub mod ksite;
 pub mod money;
 pub mod optimizer;
 pub mod router;
+pub mod spec;
 
 pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
 pub use cloud::CloudCost;
@@ -38,3 +40,4 @@ pub use ksite::{KSite, KSites, KvLink, SiteReason};
 pub use money::{Bill, Prices, Usage};
 pub use optimizer::{Choice, PlanOptimizer};
 pub use router::{RouterRule, ROUTER_BUCKETS};
+pub use spec::{SpecDecode, MAX_DRAFT_TOKENS};

@@ -2,7 +2,7 @@
 
 use super::cost::{PyDeviceCost, PyPlanOptimizer, PyRouterRule};
 use super::errors::detached;
-use crate::cost::{CloudCost, KSite, KSites};
+use crate::cost::{CloudCost, KSite, KSites, SpecDecode};
 use crate::error::CoreError;
 use crate::pacing::PaceConfig;
 use crate::sim::cloud::{CloudConfig, Deployment};
@@ -118,8 +118,10 @@ pub struct PyPlan {
 #[pymethods]
 impl PyPlan {
     #[new]
-    #[pyo3(signature = (mode, *, k = None, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05, k_site = "pool"),
-        text_signature = "(mode, *, k=0, refine_ratio=1.0, min_tpot=0.0, max_tpot=0.05, k_site='pool')")]
+    #[pyo3(signature = (mode, *, k = None, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = 0.05, k_site = "pool",
+        gamma = None, alpha = None),
+        text_signature = "(mode, *, k=0, refine_ratio=1.0, min_tpot=0.0, max_tpot=0.05, k_site='pool', gamma=None, alpha=None)")]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         mode: &str,
         k: Option<Bound<'_, PyAny>>,
@@ -127,6 +129,8 @@ impl PyPlan {
         min_tpot: f64,
         max_tpot: f64,
         k_site: &str,
+        gamma: Option<Bound<'_, PyAny>>,
+        alpha: Option<f64>,
     ) -> PyResult<Self> {
         let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
         let k = k.map_or(Ok(0), |k| super::whole(&k, "k"))?;
@@ -138,7 +142,30 @@ impl PyPlan {
             )
         })?;
         let site = KSite::parse(k_site, "k_site")?;
-        Ok(Self { inner: Plan::new(Mode::parse(mode)?, k, refine_ratio, pace)?.at_site(site) })
+        let mode = Mode::parse(mode)?;
+        let spec = match (mode, gamma, alpha) {
+            (Mode::Spec, Some(gamma), Some(alpha)) => {
+                Some(SpecDecode::new(super::count_of(&gamma, "gamma")?, alpha)?)
+            }
+            (Mode::Spec, ..) => {
+                return Err(CoreError::invalid(
+                    "gamma",
+                    "and alpha are needed by mode \"spec\"",
+                    "pass the draft length gamma and the acceptance rate alpha",
+                )
+                .into())
+            }
+            (_, None, None) => None,
+            _ => {
+                return Err(CoreError::invalid(
+                    "gamma",
+                    "and alpha apply to mode \"spec\" only",
+                    "leave them out, or plan mode \"spec\"",
+                )
+                .into())
+            }
+        };
+        Ok(Self { inner: Plan { spec, ..Plan::new(mode, k, refine_ratio, pace)?.at_site(site) } })
     }
 
     #[getter]
@@ -158,6 +185,14 @@ impl PyPlan {
         self.inner.k_site.name()
     }
     #[getter]
+    fn gamma(&self) -> Option<u32> {
+        self.inner.spec.map(|s| s.gamma)
+    }
+    #[getter]
+    fn alpha(&self) -> Option<f64> {
+        self.inner.spec.map(|s| s.alpha)
+    }
+    #[getter]
     fn min_tpot(&self) -> f64 {
         self.inner.pace.min_tpot().as_secs()
     }
@@ -170,6 +205,10 @@ impl PyPlan {
         let site = match self.inner.k_site {
             KSite::Pool => String::new(),
             KSite::Prefill => ", k_site='prefill'".to_owned(),
+        };
+        let site = match self.inner.spec {
+            Some(s) => format!("{site}, gamma={}, alpha={}", s.gamma, s.alpha),
+            None => site,
         };
         format!(
             "Plan({:?}, k={}, refine_ratio={}, min_tpot={}, max_tpot={}{site})",
@@ -188,6 +227,7 @@ impl PyPlan {
             && a.refine_ratio.to_bits() == b.refine_ratio.to_bits()
             && a.pace == b.pace
             && a.k_site == b.k_site
+            && a.spec.map(|s| (s.gamma, s.alpha.to_bits())) == b.spec.map(|s| (s.gamma, s.alpha.to_bits()))
     }
 }
 

@@ -20,9 +20,16 @@
 //! submitted to decode on its prefill instance (P/D-Device's `k` tokens, [`crate::cost::ksite`]) reserves
 //! its prompt and its tokens there, stays after its first token and decodes in that replica's iterations
 //! beside the prefill chunks, as on a colocated replica.
+//!
+//! Speculative decoding ([`crate::cost::spec`]): a speculative request holds its decode slot (and cache)
+//! from its first token to its last, but joins an iteration only when its drafts have arrived
+//! ([`Cloud::drafts_arrived`]); that iteration verifies them (its decode term plus `gamma` draft tokens
+//! priced as a prefill chunk after its context, `gamma + 1` tokens of the budget) and emits the round's
+//! tokens at once. An iteration's decode terms, the verifications included, are charged to its decoding
+//! sequences by their tokens in it (1, or `gamma + 1` when verifying).
 
 use super::Ev;
-use crate::cost::{CloudCost, KSites};
+use crate::cost::{CloudCost, KSites, SpecDecode};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::time::Nanos;
@@ -152,6 +159,14 @@ pub struct CloudReq {
     pub last_emit: Nanos,
     /// Decodes on its prefill instance instead of the decode pool.
     pub decode_on_prefill: bool,
+    /// Speculative decoding's settings (None: one token per iteration).
+    pub spec: Option<SpecDecode>,
+    /// A speculative request's drafts have arrived and await verification.
+    pub drafts_ready: bool,
+    /// Verification rounds done.
+    pub rounds: u32,
+    /// The replica the request decodes on, once there.
+    replica: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -237,6 +252,8 @@ pub struct Emission {
     pub req: u32,
     /// Whether it is the request's first token.
     pub first: bool,
+    /// Tokens emitted at once (a verification round's; 1 otherwise).
+    pub tokens: u32,
 }
 
 /// A snapshot of the cloud's load, for policies.
@@ -305,16 +322,18 @@ impl Cloud {
     }
 
     /// A request reaches the cloud asking for `quota` tokens, decoded on its prefill instance when
-    /// `decode_on_prefill` (disaggregated; a colocated replica always decodes what it prefilled).
+    /// `decode_on_prefill` (disaggregated; a colocated replica always decodes what it prefilled), by
+    /// verification rounds with `spec`.
     pub fn submit(
         &mut self,
         req: u32,
         prompt: u32,
         quota: u32,
         decode_on_prefill: bool,
+        spec: Option<SpecDecode>,
         lp: &mut EventLoop<Ev>,
     ) {
-        self.reqs[req as usize] = CloudReq { prompt, quota, decode_on_prefill, ..CloudReq::default() };
+        self.reqs[req as usize] = CloudReq { prompt, quota, decode_on_prefill, spec, ..CloudReq::default() };
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);
@@ -324,6 +343,19 @@ impl Cloud {
     /// The client cancels the rest of the stream; the request leaves at its replica's next iteration.
     pub fn cancel(&mut self, req: u32) {
         self.reqs[req as usize].cancelled = true;
+    }
+
+    /// A speculative request's drafts reached the cloud: they join the next iteration of its replica (or,
+    /// before it has one, the first after its admission).
+    pub fn drafts_arrived(&mut self, req: u32, lp: &mut EventLoop<Ev>) {
+        let c = &mut self.reqs[req as usize];
+        if c.cancelled || c.generated >= c.quota {
+            return;
+        }
+        c.drafts_ready = true;
+        if let Some(r) = c.replica {
+            self.try_start(r as usize, lp);
+        }
     }
 
     /// A KV cache arrived at decode replica `replica`.
@@ -372,20 +404,34 @@ impl Cloud {
             reqs[id as usize].reserved = need;
             if rep.role == Role::Decode {
                 rep.to_write += u64::from(reqs[id as usize].prompt) + 1;
+                reqs[id as usize].replica = Some(ri as u32);
                 rep.running.push(id);
             } else {
                 rep.prefilling.push_back(id);
             }
         }
-        // build the batch
+        // build the batch: every decoding sequence but speculative ones still waiting for drafts
         rep.cur_decode.clear();
-        rep.cur_decode.extend_from_slice(&rep.running);
+        let (mut verify_tokens, mut verify_attn) = (0.0, 0.0);
+        for &id in &rep.running {
+            let c = &reqs[id as usize];
+            match c.spec {
+                None => rep.cur_decode.push(id),
+                Some(spec) if c.drafts_ready => {
+                    let (tokens, attn) = spec.verify_terms(c.prompt + c.generated);
+                    verify_tokens += tokens;
+                    verify_attn += attn;
+                    rep.cur_decode.push(id);
+                }
+                Some(_) => {}
+            }
+        }
         rep.cur_prefill.clear();
         let mut cap = cfg.cost.max_tokens_per_iteration;
         if rep.role == Role::Prefill && !rep.cur_decode.is_empty() && cfg.prefill_decode_budget > 0 {
             cap = cap.min(cfg.prefill_decode_budget);
         }
-        let budget = (cap as usize).saturating_sub(rep.cur_decode.len());
+        let budget = (cap as usize).saturating_sub(rep.cur_decode.len() + verify_tokens as usize);
         let b = rep.cur_decode.len() as f64;
         let ctx: f64 = rep
             .cur_decode
@@ -400,17 +446,27 @@ impl Cloud {
         // the caches admitted since the last iteration are written in this one
         let write = cfg.kv_write_token_s * rep.to_write as f64;
         rep.to_write = 0;
-        let (prefill_part, decode_part, t) = (it.prefill_s, it.decode_s + write, it.total_s + write);
+        // the drafts verified, priced as prefill tokens after their sequences' contexts
+        let verify = cfg.cost.prefill_token_s * verify_tokens + cfg.cost.prefill_attn_s * verify_attn;
+        let (prefill_part, decode_part, t) =
+            (it.prefill_s, it.decode_s + write + verify, it.total_s + write + verify);
         // charge GPU-seconds now; the iteration is committed
         let gpus = f64::from(cfg.gpus_per_replica);
-        let share_p = prefill_tokens / (prefill_tokens + b);
+        let decode_tokens = b + verify_tokens;
+        let share_p = prefill_tokens / (prefill_tokens + decode_tokens);
         let gpu_p = (prefill_part + cfg.cost.base_s * share_p) * gpus;
         let gpu_d = (decode_part + cfg.cost.base_s * (1.0 - share_p)) * gpus;
         for &(id, chunk) in &rep.cur_prefill {
             reqs[id as usize].gpu_prefill_s += gpu_p * f64::from(chunk) / prefill_tokens;
         }
         for &id in &rep.cur_decode {
-            reqs[id as usize].gpu_decode_s += gpu_d / b;
+            let c = &mut reqs[id as usize];
+            if verify_tokens > 0.0 {
+                let tokens = 1.0 + c.spec.map_or(0.0, |s| f64::from(s.gamma));
+                c.gpu_decode_s += gpu_d * tokens / decode_tokens;
+            } else {
+                c.gpu_decode_s += gpu_d / b;
+            }
         }
         self.gpu_prefill_s += gpu_p;
         self.gpu_decode_s += gpu_d;
@@ -438,11 +494,17 @@ impl Cloud {
                 if c.cancelled {
                     continue;
                 }
-                c.generated += 1;
+                // a verification round yields its tokens at once (what the answer still needs)
+                let tokens = c.spec.map_or(1, |s| {
+                    c.rounds += 1;
+                    c.drafts_ready = false;
+                    s.round_tokens(c.rounds).min(c.quota - c.generated)
+                });
+                c.generated += tokens;
                 c.gap_sum += now - c.last_emit;
-                c.gap_count += 1;
+                c.gap_count += tokens;
                 c.last_emit = now;
-                out.push(Emission { req: id, first: false });
+                out.push(Emission { req: id, first: false, tokens });
                 if c.generated >= c.quota {
                     freed += c.reserved;
                     c.reserved = 0;
@@ -469,7 +531,7 @@ impl Cloud {
                 }
                 c.generated = 1;
                 c.last_emit = now;
-                out.push(Emission { req: id, first: true });
+                out.push(Emission { req: id, first: true, tokens: 1 });
                 if c.quota <= 1 || (role == Role::Prefill && !c.decode_on_prefill) {
                     freed += c.reserved;
                     c.reserved = 0;
@@ -477,6 +539,7 @@ impl Cloud {
                         transfers.push(id);
                     }
                 } else {
+                    c.replica = Some(ri as u32);
                     rep.running.push(id);
                 }
             }
@@ -600,7 +663,7 @@ mod tests {
         let cost = cfg.cost;
         let mut cloud = Cloud::new(cfg, 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 1000, 3, false, &mut lp);
+        cloud.submit(0, 1000, 3, false, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 3);
         assert!(out[0].2 && !out[1].2 && !out[2].2);
@@ -622,8 +685,8 @@ mod tests {
         // room for one request's prompt plus answer at a time
         let mut cloud = Cloud::new(config(Deployment::Colocated, 1200), 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 1000, 50, false, &mut lp);
-        cloud.submit(1, 1000, 50, false, &mut lp);
+        cloud.submit(0, 1000, 50, false, None, &mut lp);
+        cloud.submit(1, 1000, 50, false, None, &mut lp);
         let load = cloud.load();
         assert_eq!(load.waiting_requests, 1.0);
         assert_eq!(load.waiting_prefill_tokens, 2000.0);
@@ -638,7 +701,7 @@ mod tests {
         let cfg = config(Deployment::Disaggregated, 100_000);
         let mut cloud = Cloud::new(cfg, 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 999, 2, false, &mut lp);
+        cloud.submit(0, 999, 2, false, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 2);
         // 1000 tokens x 1000 bytes over 1 MB/s: one second on the link, then one decode step
@@ -652,7 +715,7 @@ mod tests {
         let cfg = config(Deployment::Disaggregated, 100_000);
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 999, 4, true, &mut lp);
+        cloud.submit(0, 999, 4, true, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 4);
         // no second on the link: each decode step is a lone step on the prefill replica
@@ -668,8 +731,8 @@ mod tests {
         let cfg = CloudConfig { prefill_decode_gap_s: 0.012, ..config(Deployment::Disaggregated, 100_000) };
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 10, 6, true, &mut lp);
-        cloud.submit(1, 3000, 1, false, &mut lp);
+        cloud.submit(0, 10, 6, true, None, &mut lp);
+        cloud.submit(1, 3000, 1, false, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         let steps: Vec<Nanos> = out.iter().filter(|e| e.1 == 0).map(|e| e.0).collect();
         assert_eq!(steps.len(), 6);
@@ -686,8 +749,8 @@ mod tests {
         let cost = cfg.cost;
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 10, 3, true, &mut lp);
-        cloud.submit(1, 2000, 1, false, &mut lp);
+        cloud.submit(0, 10, 3, true, None, &mut lp);
+        cloud.submit(1, 2000, 1, false, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         // request 0 prefills alone (request 1 comes during that iteration); its decode steps then ride
         // with 99-token chunks of request 1's prompt
@@ -705,8 +768,8 @@ mod tests {
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
         // request 1 joins request 0's second chunk: both are prefilled by the same iteration
-        cloud.submit(0, 999, 2, false, &mut lp);
-        cloud.submit(1, 9, 2, false, &mut lp);
+        cloud.submit(0, 999, 2, false, None, &mut lp);
+        cloud.submit(1, 9, 2, false, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         let at = |req: u32, first: bool| out.iter().find(|e| e.1 == req && e.2 == first).unwrap().0;
         let sent = at(0, true);
@@ -723,7 +786,7 @@ mod tests {
     fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
         let mut cloud = Cloud::new(config(Deployment::Disaggregated, 100_000), 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 300, 1, false, &mut lp);
+        cloud.submit(0, 300, 1, false, None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 1);
         assert_eq!(cloud.gpu_decode_s, 0.0);
@@ -733,7 +796,7 @@ mod tests {
     fn a_cancelled_stream_stops_and_frees_its_cache() {
         let mut cloud = Cloud::new(config(Deployment::Colocated, 100_000), 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 100, 1000, false, &mut lp);
+        cloud.submit(0, 100, 1000, false, None, &mut lp);
         let mut emitted = Vec::new();
         let mut tokens = 0;
         while let Some(ev) = lp.pop() {

@@ -25,6 +25,12 @@
 //!   `d` later and stops), prefills the tokens received, in chunks, until the last one in flight has
 //!   arrived and been prefilled, and decodes on from there; the speed controller is the token buffer. If
 //!   no cloud token has arrived, the device answers alone (it won the race).
+//! - `Spec` (speculative edge-cloud decoding, [`crate::cost::spec`]): the cloud prefills and sends the
+//!   first token, then holds the request's decode slot for the whole answer. The device prefills the
+//!   prompt from `t0`; until it has both the prompt and the first token, the stream shows only the first
+//!   token and waits. Then each round: the device drafts `gamma` tokens (one decode step each), sends them
+//!   (`d`), the cloud verifies them in its next iteration and sends back the round's tokens (`d`), which
+//!   are shown at once on arrival (no sooner than `min_tpot` apart); the next round starts then.
 //!
 //! Determinism: events tie-break by (time, priority, seq); no randomness inside (the caller samples
 //! network delays with an explicit seed).
@@ -35,6 +41,7 @@ mod pd;
 pub mod plan;
 pub mod policy;
 pub mod results;
+mod spec;
 #[cfg(test)]
 mod tests;
 
@@ -79,6 +86,10 @@ pub enum Ev {
     ChunkDone(u32, u32),
     /// The next buffered cloud token is due on screen (generation-checked).
     Display(u32, u32),
+    /// A speculative request's drafts reached the cloud.
+    SpecDrafts(u32),
+    /// `n` verified tokens of a speculative request reached the device.
+    SpecResult(u32, u32),
 }
 
 /// The workload and environment of one run.
@@ -105,7 +116,9 @@ pub struct Inputs {
 /// A request that reaches the cloud sends its prompt as text (`prompt_bytes_per_token` per token); the
 /// cloud streams each token it generates in its own message (`stream_bytes_per_token`, the token and its
 /// framing); a refined prompt comes back as text with the first token; a kv-transfer's cache comes down
-/// at the device model's `kv_bytes_per_token`.
+/// at the device model's `kv_bytes_per_token`. Speculative decoding sends each round's drafts up and its
+/// verified tokens down at `stream_bytes_per_token` a token (ours: a draft travels as a streamed token
+/// does).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Wire {
     /// Bytes per prompt token sent as text.
@@ -159,6 +172,7 @@ struct Req {
     done: bool,
     race: RaceState,
     pd: Option<Box<Pd>>,
+    spec: Option<spec::SpecState>,
     cloud_first_arrival: Option<Nanos>,
     last_cloud_display: Option<Nanos>,
     first_device_display: Option<Nanos>,
@@ -181,6 +195,7 @@ impl Default for Req {
             done: false,
             race: RaceState::Open,
             pd: None,
+            spec: None,
             cloud_first_arrival: None,
             last_cloud_display: None,
             first_device_display: None,
@@ -393,14 +408,15 @@ impl Simulator {
                     let on_prefill = self.reqs[i as usize].plan.is_some_and(|p| {
                         matches!(p.mode, Mode::Pd | Mode::Naive | Mode::Disco) && p.k_site == KSite::Prefill
                     });
-                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, on_prefill, &mut self.lp);
+                    let spec = self.reqs[i as usize].plan.and_then(|p| p.spec);
+                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, on_prefill, spec, &mut self.lp);
                 }
                 Ev::IterEnd(r) => {
                     let mut emitted = std::mem::take(&mut self.emitted);
                     emitted.clear();
                     self.cloud.iteration_end(r, now, &mut self.lp, &mut emitted);
                     for e in &emitted {
-                        self.on_emission(e.req, e.first, now)?;
+                        self.on_emission(e.req, e.first, e.tokens, now)?;
                     }
                     self.emitted = emitted;
                 }
@@ -410,6 +426,8 @@ impl Simulator {
                 Ev::PromptDone(i) => self.on_prompt_done(i, now)?,
                 Ev::ChunkDone(i, n) => self.on_chunk_done(i, n, now)?,
                 Ev::Display(i, gen) => self.on_display(i, gen, now)?,
+                Ev::SpecDrafts(i) => self.cloud.drafts_arrived(i, &mut self.lp),
+                Ev::SpecResult(i, n) => self.on_spec_result(i, n, now)?,
             }
         }
         if self.finished != self.reqs.len() {
@@ -445,6 +463,17 @@ impl Simulator {
                 "plan the request that next_decision() returned",
             ));
         }
+        if (plan.mode == Mode::Spec) != plan.spec.is_some() {
+            return Err(CoreError::invalid(
+                "plan",
+                format!(
+                    "of request {i} has mode {:?} and draft settings {:?}",
+                    Mode::NAMES[plan.mode as usize],
+                    plan.spec
+                ),
+                "give gamma and alpha with mode \"spec\", and only with it",
+            ));
+        }
         if matches!(plan.mode, Mode::Pd | Mode::Naive | Mode::Disco) && !self.cloud.offers(plan.k_site) {
             return Err(CoreError::invalid(
                 "k_site",
@@ -476,6 +505,12 @@ impl Simulator {
                 let p = self.device.prefill(u64::from(self.inp.prompt[iu]));
                 self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
+            Mode::Spec => {
+                let p = self.device.prefill(u64::from(self.inp.prompt[iu]));
+                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu];
+                self.reqs[iu].spec = Some(spec::SpecState::default());
+                self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+            }
             Mode::Pd | Mode::Naive | Mode::Disco => {
                 let quota = self.cloud_quota(i);
                 let prompt_len = ((f64::from(self.inp.prompt[iu]) * plan.refine_ratio).ceil() as u32).max(1);
@@ -505,17 +540,17 @@ impl Simulator {
         Ok(())
     }
 
-    fn on_emission(&mut self, i: u32, first: bool, now: Nanos) -> Result<()> {
+    fn on_emission(&mut self, i: u32, first: bool, tokens: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
         let arrive = now + self.one_way[iu];
         if let Some(tl) = self.timeline_of(i) {
-            tl.cloud_arrivals.push(arrive);
+            tl.cloud_arrivals.extend(std::iter::repeat_n(arrive, tokens as usize));
         }
         let wire = self.inp.wire;
         let req = &mut self.reqs[iu];
         let plan = req.plan.expect("planned");
-        // every emitted token goes down the wire, displayed or not
-        req.bytes_down += wire.stream_bytes_per_token;
+        // every emitted token goes down the wire, displayed or not (a verification round's at once)
+        req.bytes_down += f64::from(tokens) * wire.stream_bytes_per_token;
         req.last_down = Some(req.last_down.map_or(arrive, |t| t.max(arrive)));
         if first {
             req.cloud_first_arrival = Some(arrive);
@@ -557,6 +592,9 @@ impl Simulator {
             }
             Mode::Pd | Mode::Naive | Mode::Disco => {
                 self.lp.schedule(arrive, PRIO_TOKEN, Ev::TokenArrive(i))?;
+            }
+            Mode::Spec => {
+                self.lp.schedule(arrive, PRIO_TOKEN, Ev::SpecResult(i, tokens))?;
             }
             Mode::Device => unreachable!("device-only requests never reach the cloud"),
         }

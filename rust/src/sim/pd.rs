@@ -128,6 +128,9 @@ impl Simulator {
     pub(super) fn on_prompt_done(&mut self, i: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
         let plan = self.reqs[iu].plan.expect("planned");
+        if plan.mode == Mode::Spec {
+            return self.on_spec_prompt_done(i, now);
+        }
         if plan.mode == Mode::Race {
             let req = &mut self.reqs[iu];
             if req.race == RaceState::Open {

@@ -1,6 +1,6 @@
 //! A policy's decision for one request: the mode and its settings.
 
-use crate::cost::KSite;
+use crate::cost::{KSite, SpecDecode};
 use crate::error::{CoreError, Result};
 use crate::pacing::PaceConfig;
 
@@ -22,11 +22,14 @@ pub enum Mode {
     Race = 5,
     /// DiSCo: a race for the first token, then the stream migrates from the cloud to the device.
     Disco = 6,
+    /// Speculative decoding: the device drafts, the cloud verifies.
+    Spec = 7,
 }
 
 impl Mode {
     /// The names used at the Python boundary, indexed by discriminant.
-    pub const NAMES: [&'static str; 7] = ["cloud", "device", "pd", "naive", "kv-transfer", "race", "disco"];
+    pub const NAMES: [&'static str; 8] =
+        ["cloud", "device", "pd", "naive", "kv-transfer", "race", "disco", "spec"];
 
     /// Parses a mode name.
     pub fn parse(name: &str) -> Result<Self> {
@@ -38,11 +41,12 @@ impl Mode {
             "kv-transfer" => Self::KvTransfer,
             "race" => Self::Race,
             "disco" => Self::Disco,
+            "spec" => Self::Spec,
             other => {
                 return Err(CoreError::invalid(
                     "mode",
                     format!("is {other:?}"),
-                    "use one of cloud, device, pd, naive, kv-transfer, race, disco",
+                    "use one of cloud, device, pd, naive, kv-transfer, race, disco, spec",
                 ))
             }
         })
@@ -62,6 +66,8 @@ pub struct Plan {
     pub pace: PaceConfig,
     /// Where a disaggregated cloud decodes the `k` tokens (P/D-Device and naive split) or DiSCo's stream.
     pub k_site: KSite,
+    /// Draft length and acceptance rate (speculative decoding only).
+    pub spec: Option<SpecDecode>,
 }
 
 impl Plan {
@@ -74,7 +80,12 @@ impl Plan {
                 "give the kept fraction of the prompt in (0, 1]",
             ));
         }
-        Ok(Self { mode, k, refine_ratio, pace, k_site: KSite::Pool })
+        Ok(Self { mode, k, refine_ratio, pace, k_site: KSite::Pool, spec: None })
+    }
+
+    /// A speculative-decoding plan.
+    pub fn spec(spec: SpecDecode, pace: PaceConfig) -> Result<Self> {
+        Ok(Self { spec: Some(spec), ..Self::new(Mode::Spec, 0, 1.0, pace)? })
     }
 
     /// The plan with the `k` tokens decoded at `site`.

@@ -143,7 +143,8 @@ proptest! {
     #[test]
     fn every_token_displayed_once(
         reqs in prop::collection::vec((0_i64..300, 1_u32..3000, 1_u32..300), 1..25),
-        mode in 0_u8..6, k in 0_u32..200, disagg in any::<bool>(), on_prefill in any::<bool>(),
+        mode in 0_u8..8, k in 0_u32..200, disagg in any::<bool>(), on_prefill in any::<bool>(),
+        gamma in 1_u32..8, alpha in 0.0_f64..=1.0,
     ) {
         let mut reqs = reqs;
         let mut t = 0;
@@ -151,7 +152,12 @@ proptest! {
         let mode = Mode::parse(Mode::NAMES[mode as usize]).unwrap();
         let dep = if disagg { Deployment::Disaggregated } else { Deployment::Colocated };
         let site = if on_prefill { KSite::Prefill } else { KSite::Pool };
-        let (r, _) = run(&reqs, plan(mode, k).at_site(site), dep);
+        let chosen = if mode == Mode::Spec {
+            Plan::spec(crate::cost::SpecDecode::new(gamma, alpha).unwrap(), plan(mode, k).pace).unwrap()
+        } else {
+            plan(mode, k).at_site(site)
+        };
+        let (r, _) = run(&reqs, chosen, dep);
         for (i, req) in reqs.iter().enumerate() {
             prop_assert!((r.displayed_tokens[i] - f64::from(req.2)).abs() < 0.5);
             prop_assert!(r.ttft_s[i] > 0.0);
@@ -283,4 +289,29 @@ fn bytes_and_radio_time_by_hand() {
     let (r, _) = run(&reqs, refined, Deployment::Colocated);
     // the refined prompt (50 tokens) comes back as text with the first token
     assert_eq!(r.bytes_down[0], 300.0 + 50.0 * 4.0);
+}
+
+#[test]
+fn a_spec_plan_needs_its_draft_settings_and_only_it_has_them() {
+    let inp = Inputs {
+        arrival: vec![Nanos::ZERO],
+        prompt: vec![100],
+        output: vec![10],
+        one_way_s: vec![0.01],
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+    };
+    let mut sim = Simulator::new(inp, cloud(Deployment::Colocated), device()).unwrap();
+    let i = sim.next_decision().unwrap().unwrap();
+    assert!(sim.decide(i, plan(Mode::Spec, 0)).unwrap_err().to_string().starts_with("plan"));
+    let spec = crate::cost::SpecDecode::new(4, 0.5).unwrap();
+    let wrong = Plan { spec: Some(spec), ..plan(Mode::Cloud, 0) };
+    assert!(sim.decide(i, wrong).is_err());
+    sim.decide(i, Plan::spec(spec, plan(Mode::Cloud, 0).pace).unwrap()).unwrap();
+    assert!(sim.next_decision().unwrap().is_none());
+    let r = sim.results();
+    assert!((r.displayed_tokens[0] - 10.0).abs() < 0.5);
+    // after the first token, rounds of floor(r * 1.9375) - floor((r - 1) * 1.9375) tokens: 1, 2, 2, 2, 2
+    // make the other nine; five rounds of four drafts
+    assert!((r.device_decode_tokens[0] - 20.0).abs() < 0.5, "{}", r.device_decode_tokens[0]);
 }
