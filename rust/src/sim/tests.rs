@@ -300,6 +300,7 @@ fn a_spec_plan_needs_its_draft_settings_and_only_it_has_them() {
         one_way_s: vec![0.01],
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
     };
     let mut sim = Simulator::new(inp, cloud(Deployment::Colocated), device()).unwrap();
     let i = sim.next_decision().unwrap().unwrap();
@@ -314,4 +315,8 @@ fn a_spec_plan_needs_its_draft_settings_and_only_it_has_them() {
     // after the first token, rounds of floor(r * 1.9375) - floor((r - 1) * 1.9375) tokens: 1, 2, 2, 2, 2
     // make the other nine; five rounds of four drafts
     assert!((r.device_decode_tokens[0] - 20.0).abs() < 0.5, "{}", r.device_decode_tokens[0]);
+    // the prompt and five rounds of four drafts up, ten tokens down
+    let up = 100.0 * WIRE.prompt_bytes_per_token + 20.0 * WIRE.stream_bytes_per_token;
+    assert!((r.bytes_up[0] - up).abs() < 1e-9, "{}", r.bytes_up[0]);
+    assert!((r.bytes_down[0] - 10.0 * WIRE.stream_bytes_per_token).abs() < 1e-9, "{}", r.bytes_down[0]);
 }
