@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from pdcore._core import Plan, Prices
 from pdcore.cli import app
 from pdcore.exceptions import InvalidInputError, ProfileError
-from pdcore.policies import Policy
+from pdcore.policies import PDDevice, Policy
 from pdcore.policies.base import CloudLoad, RequestInfo
 from pdcore.profiles import (
     CloudProfile,
@@ -224,3 +224,60 @@ def test_compare_reports_cost_in_table_and_json(tmp_path: Path) -> None:
     assert device["device_mj_per_request"]["mean"] > cloud["device_mj_per_request"]["mean"]
     assert cloud["bytes_down_per_request"] > cloud["bytes_up_per_request"] > 0
     assert 0 < report["pd-device"]["cost"]["battery_pct_per_request"] < 1
+
+
+def test_weights_move_work_on_a_seeded_case_where_both_sides_meet_the_slo() -> None:
+    # 500 tokens: the device's first token in 0.34 s and its decode within 50 ms; the cloud's sooner
+    scenario = Scenario(cloud=CLOUD, device=DEVICE, network=WIFI, deployment="colocated")
+    work = one(500, 40)
+    modes = {}
+    for label, policy in (
+        ("own", PDDevice()),
+        ("cost", PDDevice(cost_weight=100.0)),
+        ("energy", PDDevice(energy_weight=100.0)),
+    ):
+        result = scenario.run(work, policy, one_way_s=[0.01])
+        modes[label] = result.columns()["mode"][0]
+        assert result.slo_met()[0], label
+        if label == "cost":
+            assert result.results["usd"][0] == 0.0
+        if label == "energy":
+            assert result.results["compute_j"][0] == 0.0
+    assert modes == {"own": "pd", "cost": "device", "energy": "cloud"}
+
+
+def test_run_weights_reach_the_policy_and_a_policy_setting_wins() -> None:
+    scenario = Scenario(cloud=CLOUD, device=DEVICE, network=WIFI, energy_weight=100.0)
+    assert scenario.describe()["weights"] == {"cost": 0.0, "energy": 100.0}
+    assert scenario.run(one(500, 40), "pd-device", one_way_s=[0.01]).columns()["mode"][0] == "cloud"
+    own = scenario.run(one(500, 40), PDDevice(energy_weight=0.0), one_way_s=[0.01])
+    assert own.columns()["mode"][0] == "pd"
+    with pytest.raises(InvalidInputError, match="--energy-weight"):
+        Scenario(cloud=CLOUD, device=DEVICE, network=WIFI, energy_weight=-1.0)
+    with pytest.raises(InvalidInputError, match="cost_weight"):
+        PDDevice(cost_weight=math.inf)
+
+
+def test_a_weight_without_prices_is_refused_naming_the_table() -> None:
+    cloud = dataclasses.replace(CLOUD, usd_per_gpu_hour=None)
+    scenario = Scenario(cloud=cloud, device=DEVICE, network=WIFI, cost_weight=1.0)
+    with pytest.raises(InvalidInputError, match=r"\[price\]"):
+        scenario.run(one(500, 40), "pd-device")
+
+
+def test_compare_takes_the_weights(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    args = ["compare", "--limit", "80", "--policies", "pd-device", "--json", str(out)]
+    plain = CliRunner().invoke(app, args)
+    assert plain.exit_code == 0, plain.output
+    before = json.loads(out.read_text())["policies"]["pd-device"]["cost"]
+    weighted = CliRunner().invoke(app, [*args, "--energy-weight", "1"])
+    assert weighted.exit_code == 0, weighted.output
+    document = json.loads(out.read_text())
+    after = document["policies"]["pd-device"]["cost"]
+    assert document["config"]["weights"] == {"cost": 0.0, "energy": 1.0}
+    assert after["device_mj_per_request"]["mean"] < before["device_mj_per_request"]["mean"]
+    assert after["usd_per_1k_requests"] > before["usd_per_1k_requests"]
+    bad = CliRunner().invoke(app, [*args, "--cost-weight", "-2"])
+    assert bad.exit_code == 2
+    assert "--cost-weight" in bad.output

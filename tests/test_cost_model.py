@@ -238,6 +238,9 @@ def test_native_planning_equals_python_planning(name: str, deployment: str) -> N
         DiSCo(budget=0.8, min_tpot=0.01),
         Router(quantile=0.9, min_bucket=8),
         SpecDecoding(gamma=6, alpha=0.9, min_tpot=0.005),
+        PDDevice(cost_weight=5.0),
+        PDDevice(energy_weight=0.01),
+        PDDevice(refine_ratio="auto", quality_bound="mean", cost_weight=0.5, energy_weight=0.005),
     ],
     ids=[
         "refine-auto",
@@ -247,6 +250,9 @@ def test_native_planning_equals_python_planning(name: str, deployment: str) -> N
         "disco-budget",
         "router-q90",
         "spec-long-drafts",
+        "cost-weighted",
+        "energy-weighted",
+        "refined-and-weighted",
     ],
 )
 def test_native_planning_equals_python_planning_with_settings(policy: Policy) -> None:

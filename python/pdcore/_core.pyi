@@ -39,6 +39,7 @@ __all__ = [
     "Simulator",
     "SpeedController",
     "TokenBuffer",
+    "Weights",
     "__version__",
     "gap_within",
     "pace",
@@ -639,6 +640,9 @@ class Choice:
     def device_alone(self) -> bool:
         """The device alone answers."""
     @property
+    def cloud_alone(self) -> bool:
+        """The cloud alone answers (only with :class:`Weights` that prefer it)."""
+    @property
     def k(self) -> int:
         """Cloud decode tokens after the first (0 when ``device_alone``)."""
     @property
@@ -668,6 +672,8 @@ class PlanOptimizer:
 
     With ``k_sites="both"`` it also picks where the ``k`` tokens are decoded (Rust ``cost::ksite``),
     pricing the decode pool's KV transfer with ``kv_bytes_per_token`` over ``kv_link_bytes_per_s``.
+    With ``weights`` it weighs its plan, the device alone and the cloud alone by latency, cost and
+    energy (Rust ``cost::tradeoff``).
 
     Raises:
         InvalidInputError: A bad pace, ratio, replica count, cap or site, or ``k_sites="both"`` without
@@ -688,6 +694,7 @@ class PlanOptimizer:
         kv_bytes_per_token: float | None = None,
         kv_link_bytes_per_s: float | None = None,
         kv_write_token_s: float = 0.0,
+        weights: Weights | None = None,
     ) -> Self: ...
     @property
     def k_sites(self) -> str:
@@ -965,6 +972,46 @@ class Prices:
         Raises:
             InvalidInputError: The arrays differ in length.
         """
+
+@final
+class Weights:
+    """The optimizer's weights on cost and energy (Rust ``cost::tradeoff``): among the plans expected to
+    meet the SLOs it keeps the smallest ``TTFT + cost_weight x $ per 1,000 requests + energy_weight x
+    device J``, each estimated at ``prices`` for an answer of ``expected_output_tokens``.
+
+    Args:
+        cost_weight: Seconds of TTFT one dollar per 1,000 requests is worth, >= 0.
+        energy_weight: Seconds of TTFT one joule of device energy is worth, >= 0.
+        prices: The deployment's prices.
+        gpus_per_replica: GPUs one cloud replica occupies, >= 1.
+        expected_output_tokens: The answer length the estimates assume, >= 1.
+        ttft_slo_s: The TTFT objective, seconds (infinite for none).
+        prompt_bytes_per_token: Bytes per prompt token sent as text.
+        stream_bytes_per_token: Bytes per streamed token.
+
+    Raises:
+        InvalidInputError: A value out of range (the message names it).
+    """
+
+    def __new__(
+        cls,
+        *,
+        cost_weight: float,
+        energy_weight: float,
+        prices: Prices,
+        gpus_per_replica: float,
+        expected_output_tokens: float,
+        ttft_slo_s: float,
+        prompt_bytes_per_token: float,
+        stream_bytes_per_token: float,
+    ) -> Self: ...
+    @property
+    def cost_weight(self) -> float:
+        """Seconds of TTFT per dollar per 1,000 requests."""
+
+    @property
+    def energy_weight(self) -> float:
+        """Seconds of TTFT per joule."""
 
 @final
 class Simulator:

@@ -25,9 +25,11 @@ from pdcore.cli.options import (
     DEFAULT_DEVICE,
     DEFAULT_NETWORK,
     CloudOption,
+    CostWeightOption,
     DecodeOption,
     DeploymentOption,
     DeviceOption,
+    EnergyWeightOption,
     KSitesOption,
     LimitOption,
     MaxTpotOption,
@@ -130,6 +132,8 @@ def _build(
     ttft_slo: float,
     max_tpot: float,
     oversize: str,
+    cost_weight: float = 0.0,
+    energy_weight: float = 0.0,
 ) -> _Run:
     # flags first, then profiles: a misspelt name should fail before a large trace is read
     check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
@@ -148,6 +152,8 @@ def _build(
         decode_replicas=1 if decode_replicas is None else decode_replicas,
         slo=SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot),
         k_sites=k_sites,
+        cost_weight=cost_weight,
+        energy_weight=energy_weight,
     )
     workload = load_workload(
         trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
@@ -319,6 +325,8 @@ def compare(
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
     max_tpot: MaxTpotOption = None,
     tpot_slo: OldMaxTpotOption = None,
+    cost_weight: CostWeightOption = 0.0,
+    energy_weight: EnergyWeightOption = 0.0,
     capacity: Annotated[
         bool, typer.Option("--capacity", help="Also search capacity_rps and decode_capacity_rps per policy.")
     ] = False,
@@ -377,6 +385,8 @@ def compare(
             ttft_slo=ttft_slo,
             max_tpot=max_tpot_flag(max_tpot, tpot_slo),
             oversize=oversize,
+            cost_weight=cost_weight,
+            energy_weight=energy_weight,
         )
         reports: dict[str, dict[str, Any]] = {}
         with progress_bars(stderr()) as progress:
@@ -461,6 +471,8 @@ def simulate(
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
     max_tpot: MaxTpotOption = None,
     tpot_slo: OldMaxTpotOption = None,
+    cost_weight: CostWeightOption = 0.0,
+    energy_weight: EnergyWeightOption = 0.0,
     oversize: OversizeOption = "fail",
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
@@ -498,6 +510,8 @@ def simulate(
             ttft_slo=ttft_slo,
             max_tpot=max_tpot_flag(max_tpot, tpot_slo),
             oversize=oversize,
+            cost_weight=cost_weight,
+            energy_weight=energy_weight,
         )
         result = run.scenario.run(run.workload, chosen, seed=seed)
         report = result.aggregate()

@@ -55,9 +55,11 @@ __all__ = [
     "SYNTHETIC_RATE_RPS",
     "SYNTHETIC_REQUESTS",
     "CloudOption",
+    "CostWeightOption",
     "DecodeOption",
     "DeploymentOption",
     "DeviceOption",
+    "EnergyWeightOption",
     "KSitesOption",
     "LimitOption",
     "MaxTpotOption",
@@ -149,6 +151,21 @@ CloudOption = Annotated[
 NetworkOption = Annotated[str, typer.Option("--network", help="Network preset: lan, wifi, 5g or lte.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the synthetic workload and network delays.")]
 TtftOption = Annotated[float, typer.Option("--ttft-slo", help="TTFT objective, seconds.")]
+CostWeightOption = Annotated[
+    float,
+    typer.Option(
+        "--cost-weight",
+        help="Weight of cloud dollars in the optimizer's objective: seconds of TTFT one $ per 1,000 requests "
+        "is worth; among plans that meet the SLOs, pd-device may then pick the device or the cloud alone.",
+    ),
+]
+EnergyWeightOption = Annotated[
+    float,
+    typer.Option(
+        "--energy-weight",
+        help="Weight of device energy in the optimizer's objective: seconds of TTFT one joule is worth.",
+    ),
+]
 MaxTpotOption = Annotated[
     float | None,
     typer.Option(

@@ -40,6 +40,15 @@ transfer, or on the prefill instance that prefilled the prompt, beside its prefi
 only one does, else the site where the ``k`` tokens are done sooner. The rule and its prices live in the
 cost model (Rust ``cost::ksite``).
 
+Latency, cost and energy (``cost_weight``, ``energy_weight``; the objective is ours): the SLOs stay
+constraints; among the plans of a request expected to meet them (the plan above, the device alone, the
+cloud alone), the optimizer keeps the one with the smallest ``expected TTFT (s) + cost_weight x cloud $
+per 1,000 such requests + energy_weight x device J``, each estimated at the deployment's prices
+(`pdcore.profiles.prices`) for an answer of ``expected_output_tokens``. So ``cost_weight`` is the seconds
+of first-token latency one dollar per thousand requests is worth, ``energy_weight`` the seconds one joule
+of the device's battery is worth. With both 0 (the default) the rule above applies unchanged. The rule
+and its estimates live in the cost model (Rust ``cost::tradeoff``).
+
 Quality: the allowed ratios are those whose quality drop, as given in ``quality``, is within the budget;
 ``r = 1`` is the reference and always allowed. Which drop to give (the measured estimate or the upper
 end of its 95% interval) is decided where the curve is read, `pdcore.optimize.quality`.
@@ -52,18 +61,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pdcore._core import DEFAULT_MAX_K, Plan, PlanOptimizer
+from pdcore._core import DEFAULT_MAX_K, Plan, PlanOptimizer, Weights
 from pdcore._core import Choice as _NativeChoice
 from pdcore.exceptions import InvalidInputError
 from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET, check_quality_budget, check_quality_mapping
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
+from pdcore.profiles.network import NetworkProfile
+from pdcore.profiles.prices import missing_prices, prices
 from pdcore.slo import SLO
 
 if TYPE_CHECKING:  # an annotation only: the policies stand above the optimizer they plan with
     from pdcore.policies.base import CloudLoad
 
-__all__ = ["Choice", "Optimizer"]
+__all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Choice", "Optimizer"]
+
+DEFAULT_EXPECTED_OUTPUT_TOKENS = 256.0
+"""The answer length the weighted objective assumes when the run does not say (a run passes its
+workload's mean output length)."""
 
 
 def _waiting(load: CloudLoad | None) -> float | None:
@@ -71,12 +86,50 @@ def _waiting(load: CloudLoad | None) -> float | None:
     return None if load is None else float(load.waiting_prefill_tokens)
 
 
+def _weights(
+    cost_weight: float,
+    energy_weight: float,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    network: NetworkProfile | None,
+    slo: SLO,
+    expected_output_tokens: float,
+) -> Weights | None:
+    """The cost model's weights, or None when both are 0 (module docstring)."""
+    for flag, value in (("--cost-weight", cost_weight), ("--energy-weight", energy_weight)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
+            raise InvalidInputError(
+                f"{flag} {value!r}; fix: pass a finite weight, 0 or more (seconds of TTFT per $ per 1k "
+                "requests for the cost, per J for the energy)"
+            )
+    if cost_weight == 0.0 and energy_weight == 0.0:
+        return None
+    priced = None if network is None else prices(cloud, device, network)
+    if network is None or priced is None:
+        lacking = "the network" if network is None else "; ".join(missing_prices(cloud, device, network))
+        raise InvalidInputError(
+            f"a weight on cost or energy needs the deployment's prices, but {lacking} gives none; fix: add "
+            "the missing table to the profile, or drop the weights"
+        )
+    return Weights(
+        cost_weight=float(cost_weight),
+        energy_weight=float(energy_weight),
+        prices=priced,
+        gpus_per_replica=float(cloud.gpus_per_replica),
+        expected_output_tokens=float(expected_output_tokens),
+        ttft_slo_s=slo.ttft_s,
+        prompt_bytes_per_token=float(cloud.prompt_bytes_per_token or 0.0),
+        stream_bytes_per_token=float(cloud.stream_bytes_per_token or 0.0),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Choice:
     """The optimizer's settings for one request.
 
     Attributes:
-        mode: ``"pd"`` (split between cloud and device) or ``"device"`` (the device alone is faster).
+        mode: ``"pd"`` (split between cloud and device), ``"device"`` (the device alone: it is faster, or
+            the weights prefer it) or ``"cloud"`` (the cloud alone: the weights prefer it).
         k: Cloud decode tokens after the first (0 with ``"device"``).
         refine_ratio: Fraction of the prompt the device prefills.
         max_tpot: The display pace the buffer is planned at, seconds.
@@ -99,8 +152,8 @@ class Choice:
 
     def plan(self, min_tpot: float = 0.0) -> Plan:
         """The simulator's plan for this choice."""
-        if self.mode == "device":
-            return Plan("device", min_tpot=min_tpot, max_tpot=self.max_tpot)
+        if self.mode in ("device", "cloud"):
+            return Plan(self.mode, min_tpot=min_tpot, max_tpot=self.max_tpot)
         return Plan(
             "pd",
             k=self.k,
@@ -131,6 +184,13 @@ class Optimizer:
             optimizer picks per request).
         kv_link_bytes_per_s: The prefill-to-decode KV link, bytes per second (prices the pool's transfer
             with the cloud profile's ``kv_bytes_per_token``); needed with ``k_sites="both"``.
+        cost_weight: Seconds of TTFT one dollar per 1,000 requests is worth (module docstring), >= 0.
+        energy_weight: Seconds of TTFT one joule of device energy is worth, >= 0.
+        network: The network, whose radio prices the weighted objective (needed with a weight).
+        expected_output_tokens: The answer length the weighted objective assumes.
+
+    Raises:
+        InvalidInputError: A setting out of range, or a weight without the prices it needs.
     """
 
     def __init__(
@@ -147,6 +207,10 @@ class Optimizer:
         max_k: int = DEFAULT_MAX_K,
         k_sites: str = "pool",
         kv_link_bytes_per_s: float | None = None,
+        cost_weight: float = 0.0,
+        energy_weight: float = 0.0,
+        network: NetworkProfile | None = None,
+        expected_output_tokens: float = DEFAULT_EXPECTED_OUTPUT_TOKENS,
     ) -> None:
         if prefill_replicas < 1:
             raise InvalidInputError(f"prefill_replicas = {prefill_replicas!r}; pass a count >= 1")
@@ -165,6 +229,7 @@ class Optimizer:
         self.slo = slo
         self.load_adaptive = load_adaptive
         self.max_k = max_k
+        self.cost_weight, self.energy_weight = cost_weight, energy_weight
         self._native = PlanOptimizer(
             device=device.cost,
             cloud=cloud.cost,
@@ -177,6 +242,7 @@ class Optimizer:
             kv_bytes_per_token=None if kv_link_bytes_per_s is None else float(cloud.kv_bytes_per_token),
             kv_link_bytes_per_s=kv_link_bytes_per_s,
             kv_write_token_s=float(cloud.kv_write_token_s),
+            weights=_weights(cost_weight, energy_weight, device, cloud, network, slo, expected_output_tokens),
         )
         self.k_sites = k_sites
 
@@ -220,6 +286,8 @@ class Optimizer:
 
     def _choice(self, c: _NativeChoice) -> Choice:
         pace = self.slo.max_tpot_s
+        if c.cloud_alone:
+            return Choice("cloud", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True, "pool", "no-decode")
         if c.device_alone:
             return Choice(
                 "device", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True, "pool", "no-decode"

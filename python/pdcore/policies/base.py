@@ -121,6 +121,9 @@ class PolicyContext:
         kv_link_bytes_per_s: The prefill-to-decode KV link, bytes per second (disaggregated).
         workload: The run's requests (None outside a run), for policies that fit a model to the trace
             before the first decision; a policy must not read a request's answer length while planning it.
+        cost_weight: The run's weight on cloud dollars in the optimizer's objective (seconds of TTFT per $
+            per 1,000 requests; `pdcore.optimize.Optimizer`); a policy's own setting overrides it.
+        energy_weight: The run's weight on device energy (seconds of TTFT per J).
     """
 
     device: DeviceProfile
@@ -133,6 +136,8 @@ class PolicyContext:
     k_sites: str = "pool"
     kv_link_bytes_per_s: float | None = None
     workload: Workload | None = None
+    cost_weight: float = 0.0
+    energy_weight: float = 0.0
 
 
 class Policy(abc.ABC):

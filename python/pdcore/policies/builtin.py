@@ -40,7 +40,7 @@ from pdcore._core import NativePolicy, Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
 from pdcore.limits import LIMITS_DOC, MAX_K, parse_bool
 from pdcore.optimize.catchup import DEFAULT_MAX_K
-from pdcore.optimize.optimizer import Optimizer
+from pdcore.optimize.optimizer import DEFAULT_EXPECTED_OUTPUT_TOKENS, Optimizer
 from pdcore.optimize.quality import (
     DEFAULT_QUALITY_BOUND,
     DEFAULT_QUALITY_BUDGET,
@@ -126,6 +126,15 @@ class Race(_FixedMode):
     mode = "race"
 
 
+def _expected_output(context: PolicyContext) -> float:
+    """The answer length the weighted objective assumes: the run's mean (a length predictor's average
+    answer), else `DEFAULT_EXPECTED_OUTPUT_TOKENS`."""
+    workload = context.workload
+    if workload is None or len(workload) == 0:
+        return DEFAULT_EXPECTED_OUTPUT_TOKENS
+    return max(float(workload.output_tokens.mean()), 1.0)
+
+
 class _Split(Policy):
     """Cloud first, device after: P/D-Device and the naive split share the choice of ``k``."""
 
@@ -143,7 +152,17 @@ class _Split(Policy):
         quality_budget: float = DEFAULT_QUALITY_BUDGET,
         quality_bound: QualityBound = DEFAULT_QUALITY_BOUND,
         k_site: str = "auto",
+        cost_weight: float | None = None,
+        energy_weight: float | None = None,
     ) -> None:
+        for key, weight in (("cost_weight", cost_weight), ("energy_weight", energy_weight)):
+            if weight is not None and (
+                isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf
+            ):
+                raise InvalidInputError(
+                    f"{key} = {weight!r}; pass a finite weight, 0 or more, or leave it unset for the run's"
+                )
+        self.cost_weight, self.energy_weight = cost_weight, energy_weight
         if k_site not in K_SITE_SETTINGS:
             raise InvalidInputError(
                 f"k_site = {k_site!r}; pass where the k tokens are decoded: 'pool' (the decode pool), "
@@ -297,9 +316,18 @@ class _Split(Policy):
         choice = self._auto_optimizer(context).choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
         if choice.mode == "device":
             return self._split_plan(-1, 1.0)
+        if choice.mode == "cloud":
+            return self._cloud_plan()
         # with a fixed ratio below 1 the optimizer may still fall back to the full prompt (a refined one
         # would arrive too late); the plan carries the ratio chosen
         return self._split_plan(choice.k, choice.refine_ratio, choice.k_site)
+
+    def _cloud_plan(self) -> Plan:
+        """The cloud alone, as the native policy plans it (the weights preferred it)."""
+        plan = self._plans.get((-2, 1.0, "pool"))
+        if plan is None:
+            plan = self._plans[(-2, 1.0, "pool")] = Plan("cloud", min_tpot=self.min_tpot, max_tpot=self._pace)
+        return plan
 
     def _fixed_site(self) -> str:
         """The site of a fixed-``k`` plan: the one set, else the one the cloud offers, else the pool."""
@@ -323,6 +351,10 @@ class _Split(Policy):
                 max_k=self.max_k,
                 k_sites=self._sites(),
                 kv_link_bytes_per_s=context.kv_link_bytes_per_s if self._sites() == "both" else None,
+                cost_weight=context.cost_weight if self.cost_weight is None else self.cost_weight,
+                energy_weight=context.energy_weight if self.energy_weight is None else self.energy_weight,
+                network=context.network,
+                expected_output_tokens=_expected_output(context),
             )
         return optimizer
 
@@ -391,6 +423,10 @@ class PDDevice(_Split):
             the site the cloud offers, `pdcore.sim.Scenario.k_sites`; where it offers both, the optimizer
             picks per request and says why, `pdcore.optimize.Optimizer`, and a fixed ``k`` goes to the
             pool). A fixed site must be one the cloud offers.
+        cost_weight: With ``k="auto"``, the optimizer's weight on cloud dollars: seconds of TTFT one dollar
+            per 1,000 requests is worth; with a weight, the device alone or the cloud alone may win over
+            the split (`pdcore.optimize.Optimizer`). Unset: the run's (``--cost-weight``, default 0).
+        energy_weight: Likewise for device energy, seconds of TTFT per joule (``--energy-weight``).
 
     Raises:
         InvalidInputError: A setting out of range, an unreadable curve, or a fixed ratio over budget.
@@ -411,6 +447,8 @@ class PDDevice(_Split):
         quality_budget: float = DEFAULT_QUALITY_BUDGET,
         quality_bound: QualityBound = DEFAULT_QUALITY_BOUND,
         k_site: str = "auto",
+        cost_weight: float | None = None,
+        energy_weight: float | None = None,
     ) -> None:
         super().__init__(
             k,
@@ -423,6 +461,8 @@ class PDDevice(_Split):
             quality_budget=quality_budget,
             quality_bound=quality_bound,
             k_site=k_site,
+            cost_weight=cost_weight,
+            energy_weight=energy_weight,
         )
 
     def _split_plan(self, k: int, refine_ratio: float, k_site: str = "pool") -> Plan:

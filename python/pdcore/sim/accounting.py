@@ -7,9 +7,9 @@ device profile's ``[energy]`` joules per token, plus the radio (the network prof
 the waiting SoC while the request's connection was open. Every input is a result column that every mode
 fills, so any policy is priced the same way.
 
-`prices` assembles the three profiles' figures; `bill` adds the per-request columns ``usd``,
-``device_j``, ``compute_j``, ``network_j`` and ``battery_pct`` to a run's results (NaN where a figure is
-unknown); `summary` reduces them for a report (``docs/schema.md``, ``cost``).
+`prices` assembles the three profiles' figures (`pdcore.profiles.prices`); `bill` adds the per-request
+columns ``usd``, ``device_j``, ``compute_j``, ``network_j`` and ``battery_pct`` to a run's results (NaN
+where a figure is unknown); `summary` reduces them for a report (``docs/schema.md``, ``cost``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore._core import Prices
-from pdcore.profiles.cloud import CloudProfile
-from pdcore.profiles.device import DeviceProfile
-from pdcore.profiles.network import NetworkProfile
+from pdcore.profiles.prices import missing_prices, prices
 
 __all__ = ["BILL_COLUMNS", "bill", "missing_prices", "prices", "summary"]
 
@@ -31,38 +29,6 @@ BILL_COLUMNS = ("usd", "device_j", "compute_j", "network_j", "battery_pct")
 """The per-request columns `bill` adds."""
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def missing_prices(cloud: CloudProfile, device: DeviceProfile, network: NetworkProfile) -> list[str]:
-    """What the profiles lack for a bill, as the tables to add (empty when every figure is known)."""
-    missing = []
-    if cloud.usd_per_gpu_hour is None:
-        missing.append(f"cloud profile {cloud.name!r}: [price]")
-    if cloud.prompt_bytes_per_token is None:
-        missing.append(f"cloud profile {cloud.name!r}: [wire]")
-    if device.energy is None:
-        missing.append(f"device profile {device.name!r}: [energy]")
-    if network.radio is None:
-        missing.append(f"network {network.name!r}: radio")
-    return missing
-
-
-def prices(cloud: CloudProfile, device: DeviceProfile, network: NetworkProfile) -> Prices | None:
-    """The deployment's prices, or None when a profile lacks its figures (`missing_prices`)."""
-    energy, radio, usd = device.energy, network.radio, cloud.usd_per_gpu_hour
-    if energy is None or radio is None or usd is None or cloud.prompt_bytes_per_token is None:
-        return None
-    return Prices(
-        usd_per_gpu_hour=usd,
-        prefill_j_per_token=energy.prefill_j_per_token,
-        decode_j_per_token=energy.decode_j_per_token,
-        wait_w=energy.wait_w,
-        radio_base_w=radio.base_w,
-        radio_up_j_per_byte=radio.up_j_per_byte,
-        radio_down_j_per_byte=radio.down_j_per_byte,
-        radio_fixed_j=radio.fixed_j,
-        battery_wh=energy.battery_wh,
-    )
 
 
 def bill(results: Mapping[str, npt.NDArray[Any]], priced: Prices | None) -> dict[str, FloatArray]:

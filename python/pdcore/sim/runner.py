@@ -135,6 +135,9 @@ class Scenario:
         qoe_tokens_per_s: The QoE metric's expected token delivery speed; its expected TTFT is the TTFT SLO.
         kv_link_bytes_per_s: Prefill-to-decode KV link of a disaggregated cloud, bytes per second.
         device_kv_bytes_per_token: Override of the device profile's ``kv_bytes_per_token``.
+        cost_weight: The optimizer's weight on cloud dollars (`pdcore.optimize.Optimizer`), for the
+            automatic split policies that set none of their own.
+        energy_weight: The optimizer's weight on device energy, likewise.
         k_sites: Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded: ``"pool"`` (the
             decode pool after a KV transfer, as any request), ``"prefill"`` (the prefill instance that
             prefilled the prompt) or ``"both"`` (each plan says; ``pd-device:k_site=auto`` picks).
@@ -152,6 +155,8 @@ class Scenario:
     kv_link_bytes_per_s: float = DEFAULT_KV_LINK_BYTES_PER_S
     device_kv_bytes_per_token: float | None = None
     k_sites: str = "pool"
+    cost_weight: float = 0.0
+    energy_weight: float = 0.0
 
     def __post_init__(self) -> None:
         """Checks the deployment, replica counts and rates.
@@ -189,6 +194,16 @@ class Scenario:
         ):
             if value is not None and not (math.isfinite(value) and value > 0.0):
                 raise InvalidInputError(f"{name} = {value!r}; fix: pass a finite number above 0")
+        for flag, weight in (("--cost-weight", self.cost_weight), ("--energy-weight", self.energy_weight)):
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, (int, float))
+                or not 0.0 <= weight < math.inf
+            ):
+                raise InvalidInputError(
+                    f"{flag} {weight!r}; fix: pass a finite weight, 0 or more (seconds of TTFT per $ per 1k "
+                    "requests for the cost, per J for the energy)"
+                )
 
     def replace(self, **changes: Any) -> Scenario:
         """A copy with some fields changed (`dataclasses.replace`)."""
@@ -260,6 +275,8 @@ class Scenario:
             k_sites=self.k_sites,
             kv_link_bytes_per_s=self.kv_link(),
             workload=workload,
+            cost_weight=self.cost_weight,
+            energy_weight=self.energy_weight,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -288,6 +305,8 @@ class Scenario:
             out["kv_link_bytes_per_s"] = self.kv_link()
             if self.k_sites != "pool":
                 out["k_sites"] = self.k_sites
+        if self.cost_weight or self.energy_weight:
+            out["weights"] = {"cost": self.cost_weight, "energy": self.energy_weight}
         return out
 
     def one_way_s(self, count: int, seed: int) -> FloatArray:

@@ -15,6 +15,7 @@
 //! - [`router`]: the whole-request router's rule (device or cloud by the predicted answer).
 //! - [`money`]: what an answer costs in cloud dollars and device energy.
 //! - [`spec`]: speculative edge-cloud decoding (rounds, their yield and the verification's price).
+//! - [`tradeoff`]: the optimizer's weights on latency, cost and energy.
 //!
 //! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
 
@@ -29,6 +30,7 @@ pub mod money;
 pub mod optimizer;
 pub mod router;
 pub mod spec;
+pub mod tradeoff;
 
 pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
 pub use cloud::CloudCost;
@@ -41,3 +43,4 @@ pub use money::{Bill, Prices, Usage};
 pub use optimizer::{Choice, PlanOptimizer};
 pub use router::{RouterRule, ROUTER_BUCKETS};
 pub use spec::{SpecDecode, MAX_DRAFT_TOKENS};
+pub use tradeoff::{Estimate, Weights};

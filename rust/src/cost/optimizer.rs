@@ -14,11 +14,16 @@
 //! Where the `k` tokens are decoded ([`super::ksite`]): with one site offered, there; with both, the
 //! catch-up is solved at each site's decode pace (the pool's lone step, or the prefill instance's
 //! iteration with the queue it holds) and [`super::ksite::choose_site`] picks one, with its reason.
+//!
+//! With weights on cost and energy ([`with_weights`](PlanOptimizer::with_weights)), that plan, the
+//! device alone and the cloud alone are weighed against each other by [`super::tradeoff`]: the SLOs stay
+//! constraints, the weights trade the expected TTFT against the cloud's dollars and the device's joules.
 
 use super::catchup::{solve_catchup, CatchUpInput};
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
 use super::ksite::{choose_site, KSite, KSites, KvLink, SiteReason};
+use super::tradeoff::{Estimate, Weights};
 use crate::error::{CoreError, Result};
 
 /// What the optimizer chose for one request.
@@ -26,6 +31,8 @@ use crate::error::{CoreError, Result};
 pub struct Choice {
     /// The device alone answers (no cloud tokens).
     pub device_alone: bool,
+    /// The cloud alone answers (only with weights on cost and energy, [`super::tradeoff`]).
+    pub cloud_alone: bool,
     /// Cloud decode tokens after the first (0 when `device_alone`).
     pub k: u32,
     /// The refinement ratio (1 when `device_alone`).
@@ -64,6 +71,8 @@ pub struct PlanOptimizer {
     pub k_sites: KSites,
     /// The KV link to the decode pool (prices the pool's first decode gap when both sites are offered).
     pub kv_link: Option<KvLink>,
+    /// Weights on cost and energy ([`super::tradeoff`]); `None`: the smallest-`k` rule alone.
+    pub weights: Option<Weights>,
 }
 
 impl PlanOptimizer {
@@ -115,7 +124,15 @@ impl PlanOptimizer {
             max_k,
             k_sites: KSites::Pool,
             kv_link: None,
+            weights: None,
         })
+    }
+
+    /// Weighs each request's plans by latency, cost and energy ([`super::tradeoff`]).
+    pub fn with_weights(mut self, weights: Weights) -> Result<Self> {
+        weights.validate()?;
+        self.weights = Some(weights);
+        Ok(self)
     }
 
     /// Where the `k` tokens may be decoded; offering both needs the KV link that prices the pool.
@@ -198,6 +215,7 @@ impl PlanOptimizer {
         )?;
         Ok(Choice {
             device_alone: sol.device_alone,
+            cloud_alone: false,
             k: sol.k,
             refine_ratio: if sol.device_alone { 1.0 } else { ratio },
             first_token_s: first,
@@ -213,9 +231,50 @@ impl PlanOptimizer {
     pub fn choose(&self, prompt: u32, one_way_s: f64, waiting_prefill_tokens: Option<f64>) -> Result<Choice> {
         Self::check(prompt, one_way_s)?;
         let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
-        self.place(prompt, waiting_prefill_tokens, |site, tpot| {
+        let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
             self.best_over_ratios(prompt, first, site, tpot)
-        })
+        })?;
+        Ok(self.weigh(prompt, own))
+    }
+
+    /// The plan the weighted objective keeps among the optimizer's own, the device alone and the cloud
+    /// alone ([`super::tradeoff`]); `own` unchanged without active weights or a plan that meets the SLOs.
+    #[must_use]
+    pub fn weigh(&self, prompt: u32, own: Choice) -> Choice {
+        let Some(w) = self.weights.filter(Weights::active) else { return own };
+        let device = Choice {
+            device_alone: true,
+            cloud_alone: false,
+            k: 0,
+            refine_ratio: 1.0,
+            converged: true,
+            k_site: KSite::Pool,
+            k_site_reason: SiteReason::NoDecode,
+            ..own
+        };
+        let cloud = Choice { device_alone: false, cloud_alone: true, ..device };
+        let estimate = |c: &Choice| -> Estimate {
+            if c.device_alone {
+                w.device_alone(&self.device, prompt, self.max_tpot_s)
+            } else if c.cloud_alone {
+                w.cloud_alone(&self.cloud, prompt, c.first_token_s, self.max_tpot_s)
+            } else {
+                w.split(&self.cloud, prompt, c)
+            }
+        };
+        let mut best: Option<(f64, Choice)> = None;
+        let candidates = if own.device_alone { [own, cloud, cloud] } else { [own, device, cloud] };
+        for c in candidates {
+            let e = estimate(&c);
+            if !w.feasible(&e) {
+                continue;
+            }
+            let value = w.objective(&e);
+            if best.is_none_or(|(b, _)| value < b) {
+                best = Some((value, c));
+            }
+        }
+        best.map_or(own, |(_, c)| c)
     }
 
     /// The smallest `k` over the ratios with the cloud's decode pace `tpot` at `site`.
@@ -273,7 +332,10 @@ impl PlanOptimizer {
     ) -> Result<Choice> {
         Self::check(prompt, one_way_s)?;
         let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
-        self.place(prompt, waiting_prefill_tokens, |site, tpot| self.solve(prompt, first, ratio, site, tpot))
+        let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
+            self.solve(prompt, first, ratio, site, tpot)
+        })?;
+        Ok(self.weigh(prompt, own))
     }
 }
 
@@ -281,6 +343,7 @@ impl PlanOptimizer {
 #[allow(clippy::float_cmp)] // the prices compared are exact by construction
 mod tests {
     use super::*;
+    use crate::cost::Weights;
 
     fn opt(ratios: &[f64]) -> PlanOptimizer {
         let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
@@ -340,6 +403,52 @@ mod tests {
         let short = both.choose(10, 0.02, None).unwrap();
         assert_eq!(short.k_site_reason, SiteReason::NoDecode);
         assert!(o.with_k_sites(KSites::Both, None).is_err());
+    }
+
+    fn weighted(cost: f64, energy: f64) -> PlanOptimizer {
+        let prices = crate::cost::Prices {
+            usd_per_gpu_hour: 2.0,
+            prefill_j_per_token: 0.002,
+            decode_j_per_token: 0.05,
+            wait_w: 0.25,
+            radio_base_w: 0.13,
+            radio_up_j_per_byte: 2e-6,
+            radio_down_j_per_byte: 1e-6,
+            radio_fixed_j: 0.04,
+            battery_wh: 19.4,
+        };
+        let w = Weights {
+            cost,
+            energy,
+            prices,
+            gpus_per_replica: 1.0,
+            expected_output_tokens: 200.0,
+            ttft_slo_s: 1.0,
+            prompt_bytes_per_token: 4.0,
+            stream_bytes_per_token: 329.0,
+        };
+        opt(&[]).with_weights(w).unwrap()
+    }
+
+    #[test]
+    fn weights_move_work_to_the_cheaper_side() {
+        // 200 tokens: the device answers in 0.2 s and decodes within the gap; so does the cloud, sooner
+        let own = opt(&[]).choose(200, 0.02, Some(0.0)).unwrap();
+        assert!(!own.device_alone && !own.cloud_alone && own.k > 0, "{own:?}");
+        assert_eq!(weighted(0.0, 0.0).choose(200, 0.02, Some(0.0)).unwrap(), own);
+        // latency alone among plans that meet the SLOs: the split and the cloud tie on TTFT, the split
+        // (the optimizer's own) is kept
+        assert_eq!(weighted(1e-12, 0.0).choose(200, 0.02, Some(0.0)).unwrap(), own);
+        let cheap = weighted(100.0, 0.0).choose(200, 0.02, Some(0.0)).unwrap();
+        assert!(cheap.device_alone, "{cheap:?}");
+        let frugal = weighted(0.0, 100.0).choose(200, 0.02, Some(0.0)).unwrap();
+        assert!(frugal.cloud_alone && !frugal.device_alone, "{frugal:?}");
+        // a TTFT objective the device misses leaves it out, whatever the cost weight
+        let tight = PlanOptimizer {
+            weights: weighted(100.0, 0.0).weights.map(|w| Weights { ttft_slo_s: 0.1, ..w }),
+            ..opt(&[])
+        };
+        assert!(!tight.choose(200, 0.02, Some(0.0)).unwrap().device_alone);
     }
 
     #[test]

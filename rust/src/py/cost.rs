@@ -384,6 +384,7 @@ pub fn py_refined_prompt_tokens(prompt_tokens: i64, refine_ratio: f64) -> PyResu
 #[pyclass(name = "Choice", module = "pdcore._core", frozen, get_all)]
 pub struct PyChoice {
     device_alone: bool,
+    cloud_alone: bool,
     k: u32,
     refine_ratio: f64,
     first_token_s: f64,
@@ -397,6 +398,7 @@ impl From<Choice> for PyChoice {
     fn from(c: Choice) -> Self {
         Self {
             device_alone: c.device_alone,
+            cloud_alone: c.cloud_alone,
             k: c.k,
             refine_ratio: c.refine_ratio,
             first_token_s: c.first_token_s,
@@ -423,7 +425,7 @@ impl PyPlanOptimizer {
     #[new]
     #[pyo3(signature = (*, device, cloud, max_tpot, refine_ratios = vec![1.0], load_adaptive = true,
         prefill_replicas = 1, max_k = 4096, k_sites = "pool", kv_bytes_per_token = None,
-        kv_link_bytes_per_s = None, kv_write_token_s = 0.0))]
+        kv_link_bytes_per_s = None, kv_write_token_s = 0.0, weights = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         device: &PyDeviceCost,
@@ -437,6 +439,7 @@ impl PyPlanOptimizer {
         kv_bytes_per_token: Option<f64>,
         kv_link_bytes_per_s: Option<f64>,
         kv_write_token_s: f64,
+        weights: Option<&super::money::PyWeights>,
     ) -> PyResult<Self> {
         let link = match (kv_bytes_per_token, kv_link_bytes_per_s) {
             (Some(bytes_per_token), Some(bytes_per_s)) => {
@@ -452,18 +455,20 @@ impl PyPlanOptimizer {
                 .into())
             }
         };
-        Ok(Self {
-            inner: PlanOptimizer::new(
-                device.inner.clone(),
-                cloud.inner,
-                max_tpot,
-                &refine_ratios,
-                load_adaptive,
-                super::count(prefill_replicas, "prefill_replicas")?,
-                super::count(max_k, "max_k")?,
-            )?
-            .with_k_sites(KSites::parse(k_sites, "k_sites")?, link)?,
-        })
+        let mut inner = PlanOptimizer::new(
+            device.inner.clone(),
+            cloud.inner,
+            max_tpot,
+            &refine_ratios,
+            load_adaptive,
+            super::count(prefill_replicas, "prefill_replicas")?,
+            super::count(max_k, "max_k")?,
+        )?
+        .with_k_sites(KSites::parse(k_sites, "k_sites")?, link)?;
+        if let Some(w) = weights {
+            inner = inner.with_weights(w.inner)?;
+        }
+        Ok(Self { inner })
     }
 
     #[getter]

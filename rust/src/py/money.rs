@@ -1,6 +1,6 @@
 //! Bindings of the accounting (`crate::cost::money`): a deployment's prices and the bill of a run.
 
-use crate::cost::{Prices, Usage};
+use crate::cost::{Prices, Usage, Weights};
 use crate::error::CoreError;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -123,8 +123,61 @@ impl PyPrices {
     }
 }
 
+/// The optimizer's weights on cost and energy (`crate::cost::tradeoff`).
+#[pyclass(name = "Weights", module = "pdcore._core", frozen)]
+#[derive(Clone)]
+pub struct PyWeights {
+    pub(crate) inner: Weights,
+}
+
+#[pymethods]
+impl PyWeights {
+    #[new]
+    #[pyo3(signature = (*, cost_weight, energy_weight, prices, gpus_per_replica, expected_output_tokens,
+        ttft_slo_s, prompt_bytes_per_token, stream_bytes_per_token))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cost_weight: f64,
+        energy_weight: f64,
+        prices: &PyPrices,
+        gpus_per_replica: f64,
+        expected_output_tokens: f64,
+        ttft_slo_s: f64,
+        prompt_bytes_per_token: f64,
+        stream_bytes_per_token: f64,
+    ) -> PyResult<Self> {
+        let inner = Weights {
+            cost: cost_weight,
+            energy: energy_weight,
+            prices: prices.inner,
+            gpus_per_replica,
+            expected_output_tokens,
+            ttft_slo_s,
+            prompt_bytes_per_token,
+            stream_bytes_per_token,
+        };
+        inner.validate()?;
+        Ok(Self { inner })
+    }
+
+    #[getter]
+    fn cost_weight(&self) -> f64 {
+        self.inner.cost
+    }
+
+    #[getter]
+    fn energy_weight(&self) -> f64 {
+        self.inner.energy
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Weights({:?})", self.inner)
+    }
+}
+
 /// Registers the accounting classes.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPrices>()?;
+    m.add_class::<PyWeights>()?;
     Ok(())
 }

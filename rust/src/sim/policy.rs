@@ -18,7 +18,8 @@ pub enum NativePolicy {
     /// Every request gets the same plan (cloud-only, device-only, kv-transfer, race, a fixed-`k` split).
     Fixed(Plan),
     /// P/D-Device or the naive split with the optimizer's `k` and refinement per request; the device
-    /// alone when it answers first.
+    /// alone when it answers first; the device or the cloud alone when the optimizer's weights on cost
+    /// and energy prefer it.
     Auto {
         /// `Pd` or `Naive`.
         mode: Mode,
@@ -69,6 +70,8 @@ impl NativePolicy {
                 let c = optimizer.choose(sim.inp.prompt[iu], sim.inp.one_way_s[iu], Some(waiting))?;
                 if c.device_alone {
                     Plan::new(Mode::Device, 0, 1.0, *pace)
+                } else if c.cloud_alone {
+                    Plan::new(Mode::Cloud, 0, 1.0, *pace)
                 } else {
                     Ok(Plan::new(*mode, c.k, c.refine_ratio, *pace)?.at_site(c.k_site))
                 }
