@@ -87,6 +87,8 @@ def test_report_has_the_table_per_workload(runs: tuple[Path, Path, str, Reproduc
     assert "## Optimizer" in text
     assert "## Cloud sizing at the SLO" in text
     assert "![GPUs over request rate](sizing.png)" in text
+    assert "## Latency, cost and energy" in text
+    assert "![Latency, cost and energy](tradeoff.png)" in text
     assert "targets on azure_tiny_conv" in output
 
 
@@ -134,7 +136,7 @@ def test_plots_are_written(runs: tuple[Path, Path, str, Reproduction]) -> None:
     out, _, _, again = runs
     names = sorted(path.name for path in out.glob("*.png"))
     assert names == sorted(path.name for path in again.plots)
-    expected = {"k_star.png", "refinement.png", "sizing.png"}
+    expected = {"k_star.png", "refinement.png", "sizing.png", "tradeoff.png"}
     for stem in ("synthetic-azure-conv", "azure_tiny_conv"):
         expected |= {f"{stem}_{kind}.png" for kind in ("ttft_cdf", "timeline", "capacity_slo", "sensitivity")}
     assert set(names) == expected
@@ -170,6 +172,7 @@ def test_report_html_is_one_self_contained_file(runs: tuple[Path, Path, str, Rep
         assert f'id="explorer-{workload}"' in text
     assert 'id="fig-k-star"' in text
     assert 'id="fig-sizing"' in text  # the sizing curves are interactive too
+    assert 'id="fig-tradeoff"' in text  # and the latency, cost and energy points
     assert "data:image/png;base64," in text  # the refinement figure has no interactive version: inlined
     assert "<table>" in text
     assert "<h2>Workload <code>azure_tiny_conv</code></h2>" in text
@@ -188,7 +191,7 @@ def test_report_html_loads_in_a_browser(
     assert page.console_errors() == []
     assert page.run("return performance.getEntriesByType('resource').length;") == 0
     ids = _figure_ids(page)
-    assert len(ids) == 2 * 3 + 2  # TTFT, capacity and sensitivity per workload; k*; sizing
+    assert len(ids) == 2 * 3 + 3  # TTFT, capacity and sensitivity per workload; k*; sizing; trade-off
     for element in ids:
         drawn = page.run(f"return document.querySelectorAll('#{element} .main-svg').length;")
         assert drawn > 0, element
@@ -303,3 +306,20 @@ def test_report_html_timeline_screenshot(
     assert any(text.startswith("hand-off ") and text.endswith(" s") for text in texts)
     ticks = page.run(f"return document.querySelectorAll('{selector} .xaxislayer-above text').length;")
     assert ticks > 20  # every time axis has numbered ticks
+
+
+def test_the_tradeoff_section_prices_every_policy_and_each_weight(
+    runs: tuple[Path, Path, str, Reproduction],
+) -> None:
+    section = runs[3].document["tradeoff"]
+    assert section["prices"]["usd_per_gpu_hour"] > 0
+    for key in ("synthetic-azure-conv", "azure_tiny_conv"):
+        points = {p["label"]: p for p in section["points"][key]}
+        assert set(POLICIES) <= set(points)
+        assert len(points) == len(POLICIES) + len(section["cost_weights"]) + len(section["energy_weights"])
+        own = points["pd-device"]
+        cheapest = points[f"pd-device, cost weight {max(section['cost_weights']):g}"]
+        frugal = points[f"pd-device, energy weight {max(section['energy_weights']):g}"]
+        assert cheapest["usd_per_1k_requests"] <= own["usd_per_1k_requests"]
+        assert frugal["device_mj_per_request"] < own["device_mj_per_request"]
+        assert points["device-only"]["usd_per_1k_requests"] == 0

@@ -41,6 +41,7 @@ from pdcore.report.experiments import (
 )
 from pdcore.report.explorer import explorer_data
 from pdcore.report.sizing import sizing_section
+from pdcore.report.tradeoff import tradeoff_section
 from pdcore.sim.metrics import dumps
 from pdcore.sim.sweep import EXECUTORS, WorkloadSpec
 from pdcore.traces import load_trace
@@ -225,6 +226,15 @@ def reproduce(
         refine_ratio=settings.refine_ratio,
         progress=progress,
     )
+    tradeoff = tradeoff_section(
+        {run.key: run.workload for run in runs},
+        device=settings.device,
+        cloud=settings.cloud,
+        network=settings.network,
+        seed=seed,
+        quick=quick,
+        progress=progress,
+    )
     primary, stand_in = _primary(runs)
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -234,6 +244,7 @@ def reproduce(
         "optimizer": optimizer,
         "targets": targets_section(primary, settings, stand_in=stand_in),
         "sizing": sizing,
+        "tradeoff": tradeoff,
     }
     if curve is not None:
         document["refinement"] = refinement.section(curve, ratio=settings.refine_ratio)
@@ -259,6 +270,7 @@ def reproduce(
             presets=presets,
             refined=document.get("refinement"),
             sizing=sizing,
+            tradeoff=tradeoff,
         )
         if progress is not None:
             progress("plots", 1, 1)
@@ -272,7 +284,15 @@ def reproduce(
             if (found := explorer_data(run, settings.slo.max_tpot_s)) is not None
         }
         page = render_html(
-            markdown, runs, optimizer, plots, building, presets=presets, explorers=explorers, sizing=sizing
+            markdown,
+            runs,
+            optimizer,
+            plots,
+            building,
+            presets=presets,
+            explorers=explorers,
+            sizing=sizing,
+            tradeoff=tradeoff,
         )
         write_text(building / "report.html", page)
         if progress is not None:

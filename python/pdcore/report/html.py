@@ -215,6 +215,67 @@ def sizing_figure(section: Mapping[str, Any]) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
 
+def tradeoff_figure(section: Mapping[str, Any]) -> dict[str, Any]:
+    """TTFT (p50) against cloud dollars per 1,000 requests, coloured by device energy per request, one
+    panel per workload (the "Latency, cost and energy" section); hover a point for all its figures."""
+    points = section["points"]
+    count = max(len(points), 1)
+    width = 1.0 / count
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {"height": 460, "hovermode": "closest", "annotations": [], "margin": {"t": 60}}
+    for column, (key, rows) in enumerate(points.items(), start=1):
+        suffix = "" if column == 1 else str(column)
+        domain = [(column - 1) * width + 0.04, column * width - 0.08]
+        known = [p for p in rows if p["usd_per_1k_requests"] is not None and p["ttft_p50_s"] is not None]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": key,
+                "showlegend": False,
+                "x": [p["usd_per_1k_requests"] for p in known],
+                "y": [p["ttft_p50_s"] for p in known],
+                "text": [p["label"] for p in known],
+                "textposition": "top center",
+                "textfont": {"size": 9},
+                "customdata": [
+                    [p["device_mj_per_request"], p["battery_pct_per_request"], p["slo_attainment"]]
+                    for p in known
+                ],
+                "marker": {
+                    "size": 11,
+                    "symbol": [
+                        "triangle-up" if p["cost_weight"] > 0 or p["energy_weight"] > 0 else "circle"
+                        for p in known
+                    ],
+                    "color": [p["device_mj_per_request"] for p in known],
+                    "colorscale": "Viridis",
+                    "showscale": column == 1,
+                    "colorbar": {"title": {"text": "device mJ / request"}},
+                    "line": {"width": 0.5, "color": "black"},
+                },
+                "xaxis": f"x{suffix}",
+                "yaxis": f"y{suffix}",
+                "hovertemplate": "%{text}<br>$%{x:.4f} per 1k requests, TTFT p50 %{y:.3f} s<br>"
+                "%{customdata[0]:.0f} mJ, %{customdata[1]:.4f}% of the battery per request<br>"
+                f"SLO met %{{customdata[2]:.1%}}<extra>{escape(key)}</extra>",
+            }
+        )
+        layout[f"xaxis{suffix}"] = _axis("cloud $ per 1,000 requests", domain=domain, anchor=f"y{suffix}")
+        layout[f"yaxis{suffix}"] = _axis("TTFT p50 (s)", anchor=f"x{suffix}", rangemode="tozero")
+        layout["annotations"].append(
+            {
+                "text": key,
+                "xref": "paper",
+                "yref": "paper",
+                "x": sum(domain) / 2,
+                "y": 1.1,
+                "showarrow": False,
+            }
+        )
+    return {"data": data, "layout": layout}
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else 100.0 * value
 
@@ -477,6 +538,7 @@ def render_html(
     presets: Mapping[str, float],
     explorers: Mapping[str, Mapping[str, Any]],
     sizing: Mapping[str, Any] | None = None,
+    tradeoff: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole ``report.html``.
 
@@ -489,6 +551,7 @@ def render_html(
         presets: Round-trip time of each network preset (marked on the RTT sweep).
         explorers: The timeline explorer's data by workload key (`pdcore.report.explorer.explorer_data`).
         sizing: The report's sizing section, if it has one (GPUs needed over request rate).
+        tradeoff: The report's latency, cost and energy section, if it has one.
 
     Raises:
         InvalidInputError: plotly is not installed.
@@ -521,6 +584,11 @@ def render_html(
         figures["fig-sizing"] = sizing_figure(sizing)
         images[plots[""]["sizing"]] = _figure(
             "fig-sizing", "Hover a point for its GPUs; a missing point is a rate no cloud tried meets."
+        )
+    if tradeoff is not None and "tradeoff" in plots[""]:
+        figures["fig-tradeoff"] = tradeoff_figure(tradeoff)
+        images[plots[""]["tradeoff"]] = _figure(
+            "fig-tradeoff", "Hover a point for its energy, battery share and SLO attainment."
         )
     for name in (name for figures_of in plots.values() for name in figures_of.values()):
         if name not in images:

@@ -510,6 +510,66 @@ def _gpus(value: int | None) -> str:
     return "none meets" if value is None else str(value)
 
 
+def _money(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _tradeoff(section: Mapping[str, Any], plot: str) -> list[str]:
+    prices = section["prices"]
+    lines = [
+        "## Latency, cost and energy",
+        "",
+        f"What each answer costs, on the first {section['window']} requests of each workload: the cloud's "
+        "dollars (its GPU-seconds, batched iterations shared among their requests, at "
+        f"${_money(prices['usd_per_gpu_hour'], 2)} per GPU-hour) and the device's energy (prefill and "
+        "decode per token, the radio while the request's connection is open, its promotion and tail, and "
+        f"the waiting SoC) as a share of a stated {_money(prices['battery_wh'], 1)} Wh battery. Every "
+        "figure comes from the profiles, with its source cited there; most are estimates, derived as the "
+        "profiles say. P/D-Device is also run with a weight on cost or on energy: among the plans expected "
+        "to meet the SLOs it keeps the smallest `TTFT + cost_weight x $ per 1k requests + energy_weight x "
+        "device J` (`--cost-weight`, `--energy-weight`; ours), which sends a request to the device alone "
+        "or to the cloud alone when that is cheaper by the weight.",
+        "",
+        f"![Latency, cost and energy]({plot})",
+        "",
+    ]
+    header = [
+        "workload",
+        "policy",
+        "TTFT p50 (ms)",
+        "TTFT p99 (ms)",
+        "SLO met",
+        "$ / 1k req",
+        "mJ / req",
+        "battery % / req",
+    ]
+    body = []
+    for key, rows in section["points"].items():
+        for p in rows:
+            body.append(
+                [
+                    key,
+                    f"`{p['label']}`",
+                    _money(None if p["ttft_p50_s"] is None else p["ttft_p50_s"] * 1e3, 0),
+                    _money(None if p["ttft_p99_s"] is None else p["ttft_p99_s"] * 1e3, 0),
+                    f"{p['slo_attainment']:.1%}",
+                    _money(p["usd_per_1k_requests"], 3),
+                    _money(p["device_mj_per_request"], 0),
+                    _money(p["battery_pct_per_request"], 4),
+                ]
+            )
+    lines += _table(header, body, "llrrrrrr")
+    lines += [
+        "",
+        "Radio energy follows the linear model of Huang et al. (MobiSys 2012), fitted at a few Mbit/s: a "
+        "long transfer at full speed (a kv-transfer's KV cache) is charged more than a radio at its peak "
+        "power would draw, and each request pays the radio's tail in full, an upper bound when requests "
+        "follow one another within it.",
+        "",
+    ]
+    return lines
+
+
 def _sizing(section: Mapping[str, Any], plot: str) -> list[str]:
     lines = [
         "## Cloud sizing at the SLO",
@@ -703,6 +763,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
     lines += _optimizer(document["optimizer"], plots[""]["k_star"], slo_s)
     if "sizing" in document:
         lines += _sizing(document["sizing"], plots[""]["sizing"])
+    if "tradeoff" in document:
+        lines += _tradeoff(document["tradeoff"], plots[""]["tradeoff"])
     if "refinement" in document:
         lines += _refinement(document["refinement"], plots[""]["refinement"])
     lines += [

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
@@ -384,6 +385,58 @@ def sizing_plot(section: Mapping[str, Any], path: Path) -> Path:
     return _save(figure, path)
 
 
+def tradeoff_plot(section: Mapping[str, Any], path: Path) -> Path:
+    """TTFT (p50) against cloud dollars per 1,000 requests, coloured by device energy per request: one point
+    per policy and per weight setting, one panel per workload (the "Latency, cost and energy" section)."""
+    points = section["points"]
+    figure = Figure(figsize=(6.6 * len(points) + 1.0, 5.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(points), squeeze=False)[0])
+    energies = [
+        p["device_mj_per_request"]
+        for rows in points.values()
+        for p in rows
+        if p["device_mj_per_request"] is not None
+    ]
+    positive = [e for e in energies if e > 0]
+    norm = LogNorm(min(positive), max(positive)) if positive else None
+    scatter = None
+    for ax, (key, rows) in zip(axes, points.items(), strict=True):
+        known = [p for p in rows if p["usd_per_1k_requests"] is not None and p["ttft_p50_s"] is not None]
+        usd = np.array([p["usd_per_1k_requests"] for p in known], dtype=np.float64)
+        ttft = np.array([p["ttft_p50_s"] for p in known], dtype=np.float64)
+        energy = np.array(
+            [np.nan if p["device_mj_per_request"] is None else p["device_mj_per_request"] for p in known]
+        )
+        weighted = np.array([p["cost_weight"] > 0 or p["energy_weight"] > 0 for p in known], dtype=bool)
+        for mask, marker in ((~weighted, "o"), (weighted, "^")):
+            if mask.any():
+                scatter = ax.scatter(
+                    usd[mask],
+                    ttft[mask],
+                    c=energy[mask],
+                    cmap="viridis",
+                    norm=norm,
+                    marker=marker,
+                    s=46,
+                    edgecolors="black",
+                    linewidths=0.4,
+                )
+        for p, x, y in zip(known, usd, ttft, strict=True):
+            ax.annotate(p["label"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("cloud $ per 1,000 requests")
+        ax.set_ylabel("TTFT p50 (s)")
+        ax.set_title(key, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    if scatter is not None:
+        figure.colorbar(scatter, ax=list(axes), label="device energy per request (mJ, log scale)")
+    figure.suptitle(
+        "latency, cost and energy: circles are policies,\n"
+        "triangles P/D-Device with a weight on cost or energy",
+        fontsize=9,
+    )
+    return _save(figure, path)
+
+
 def _f1_errors(points: Sequence[Mapping[str, Any]], f1_base: float) -> npt.NDArray[np.float64]:
     """Error bars of F1 at each point, in points: F1 at r = 1 minus the drop's 95% interval (clipped to
     the point itself when a bootstrap interval misses the mean)."""
@@ -530,10 +583,11 @@ def write_plots(
     presets: Mapping[str, float],
     refined: Mapping[str, Any] | None = None,
     sizing: Mapping[str, Any] | None = None,
+    tradeoff: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Writes every figure into ``out_dir``; returns file names by workload key (``""`` for the
     workload-independent ones) and figure name. ``refined``: the report's ``refinement`` entry, if any;
-    ``sizing``: its ``sizing`` entry, if any."""
+    ``sizing``: its ``sizing`` entry, if any; ``tradeoff``: its latency, cost and energy entry, if any."""
     written: dict[str, dict[str, str]] = {}
     for run in runs:
         stem = file_stem(run.key)
@@ -549,4 +603,6 @@ def write_plots(
         written[""]["refinement"] = refinement(refined, out_dir / "refinement.png").name
     if sizing is not None:
         written[""]["sizing"] = sizing_plot(sizing, out_dir / "sizing.png").name
+    if tradeoff is not None:
+        written[""]["tradeoff"] = tradeoff_plot(tradeoff, out_dir / "tradeoff.png").name
     return written
