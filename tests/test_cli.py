@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pdcore.cli import DEFAULT_POLICIES, app
+from pdcore.policies import POLICIES
 
 runner = CliRunner()
 
@@ -145,6 +146,15 @@ def test_simulate_parquet_needs_pyarrow(tmp_path: Path) -> None:
     else:
         assert code == 0, output
         assert out.stat().st_size > 0
+
+
+def test_policies_lists_every_registered_policy_with_its_settings() -> None:
+    code, output = run("policies")
+    assert code == 0, output
+    for name in POLICIES:
+        assert name in output
+    for setting in ("budget=0.5", "quantile=0.5", "gamma=4", "alpha=0.7"):
+        assert setting in output
 
 
 def test_profiles_list_and_show() -> None:

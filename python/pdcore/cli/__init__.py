@@ -1,7 +1,7 @@
 """The ``pdcore`` command line: the Typer app and the console script.
 
 Each command group lives in its own module and adds itself with ``register(app)``: `compare` (compare,
-simulate), `profiles`, `optimize`, `report` (reproduce), `refine` (refine, refine-eval), `runtime`
+simulate), `policies`, `profiles`, `optimize`, `report` (reproduce), `refine` (refine, refine-eval), `runtime`
 (chat, profile-device, validate), `size` and `view`. They share their option types, loading helpers and
 error printing through `pdcore.cli.options`, and none imports another.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from pdcore.cli import compare, optimize, profiles, refine, report, runtime, size, view
+from pdcore.cli import compare, optimize, policies, profiles, refine, report, runtime, size, view
 from pdcore.cli.compare import DEFAULT_POLICIES
 from pdcore.cli.options import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
 
@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _group in (compare, profiles, optimize, report, refine, runtime, size, view):
+for _group in (compare, policies, profiles, optimize, report, refine, runtime, size, view):
     _group.register(app)
 
 
