@@ -40,6 +40,8 @@ class Fixed(Policy):
         self.mode, self.k = mode, k
 
     def plan(self, request: RequestInfo, load: CloudLoad) -> Plan:
+        if self.mode == "spec":
+            return Plan("spec", max_tpot=0.05, gamma=4, alpha=0.7)
         return Plan(self.mode, k=self.k, max_tpot=0.05)
 
 
@@ -92,7 +94,7 @@ def test_cloud_only_pays_gpu_time_and_the_radio() -> None:
     assert row["device_j"] == pytest.approx(radio_j(row), rel=1e-12)
 
 
-@pytest.mark.parametrize("mode", ["pd", "naive", "kv-transfer", "race"])
+@pytest.mark.parametrize("mode", ["pd", "naive", "kv-transfer", "race", "disco", "spec"])
 def test_every_mode_is_billed_from_its_columns(mode: str) -> None:
     row = run_one(mode, k=8, prompt=1500, output=60)
     gpu_s = row["cloud_prefill_gpu_s"] + row["cloud_decode_gpu_s"]
@@ -100,7 +102,11 @@ def test_every_mode_is_billed_from_its_columns(mode: str) -> None:
     compute = 0.002067 * row["device_prefill_tokens"] + 0.05922 * row["device_decode_tokens"]
     assert row["compute_j"] == pytest.approx(compute, rel=1e-12)
     assert row["network_j"] == pytest.approx(radio_j(row), rel=1e-12)
-    assert row["bytes_up"] == 1500 * 4
+    if mode == "spec":
+        # the prompt, then each round's drafts go up for verification
+        assert row["bytes_up"] > 1500 * 4
+    else:
+        assert row["bytes_up"] == 1500 * 4
     if mode == "kv-transfer":
         # one streamed token and the prompt's KV cache in the device model's size
         assert row["bytes_down"] == 329 + 1500 * DEVICE.kv_bytes_per_token
@@ -278,6 +284,7 @@ def test_compare_takes_the_weights(tmp_path: Path) -> None:
     assert document["config"]["weights"] == {"cost": 0.0, "energy": 1.0}
     assert after["device_mj_per_request"]["mean"] < before["device_mj_per_request"]["mean"]
     assert after["usd_per_1k_requests"] > before["usd_per_1k_requests"]
-    bad = CliRunner().invoke(app, [*args, "--cost-weight", "-2"])
-    assert bad.exit_code == 2
-    assert "--cost-weight" in bad.output
+    for flag, value in (("--cost-weight", "-2"), ("--energy-weight", "nan"), ("--energy-weight", "inf")):
+        bad = CliRunner().invoke(app, [*args, flag, value])
+        assert bad.exit_code == 2, (flag, value)
+        assert flag in bad.output
