@@ -157,6 +157,9 @@ def check_coverage(mode: str, results: dict[str, Any], kw: dict[str, Any], chose
         assert (handoff > 0).any()
         assert (results["device_decode_tokens"] == 0).any()
         assert (results["cloud_decode_tokens"] + 1 < quota).any()
+        if kw["cloud"]["deployment"] == "disaggregated":
+            # the pool, the prefill instance and the bridge between them all decode some requests
+            assert {0, 1, 3} <= set(np.asarray(results["k_site"]).tolist())
     if mode == "disco":
         # migrations, device-won races and answers the cloud finished first
         assert (results["handoff_pos"] > 0).any()

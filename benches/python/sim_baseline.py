@@ -275,6 +275,7 @@ class CloudReq:
     """Cloud-side state of one request (``sim::cloud::CloudReq``)."""
 
     __slots__ = (
+        "bridged",
         "cancelled",
         "decode_on_prefill",
         "drafts_ready",
@@ -283,7 +284,9 @@ class CloudReq:
         "generated",
         "gpu_decode_s",
         "gpu_prefill_s",
+        "handover",
         "last_emit",
+        "may_bridge",
         "prefilled",
         "prompt",
         "quota",
@@ -294,7 +297,12 @@ class CloudReq:
     )
 
     def __init__(
-        self, prompt: int = 0, quota: int = 0, decode_on_prefill: bool = False, spec: Spec | None = None
+        self,
+        prompt: int = 0,
+        quota: int = 0,
+        decode_on_prefill: bool = False,
+        spec: Spec | None = None,
+        may_bridge: bool = False,
     ) -> None:
         self.spec = spec
         self.drafts_ready = False
@@ -303,6 +311,9 @@ class CloudReq:
         self.prompt = prompt
         self.quota = quota
         self.decode_on_prefill = decode_on_prefill
+        self.may_bridge = may_bridge
+        self.bridged = False
+        self.handover: int | None = None
         self.generated = 0
         self.prefilled = 0
         self.cancelled = False
@@ -319,8 +330,10 @@ class Replica:
 
     __slots__ = (
         "busy",
+        "busy_until",
         "cur_decode",
         "cur_prefill",
+        "inbound",
         "kv_used",
         "link_free",
         "prefilling",
@@ -333,6 +346,8 @@ class Replica:
     def __init__(self, role: int) -> None:
         self.role = role
         self.busy = False
+        self.busy_until = 0
+        self.inbound = 0
         self.waiting: deque[int] = deque()
         self.prefilling: deque[int] = deque()
         self.running: list[int] = []
@@ -392,8 +407,10 @@ class Cloud:
                     best, best_load = i, load
         return best
 
-    def submit(self, req: int, prompt: int, quota: int, decode_on_prefill: bool, spec: Spec | None) -> None:
-        self.reqs[req] = CloudReq(prompt, quota, decode_on_prefill, spec)
+    def submit(
+        self, req: int, prompt: int, quota: int, decode_on_prefill: bool, spec: Spec | None, may_bridge: bool
+    ) -> None:
+        self.reqs[req] = CloudReq(prompt, quota, decode_on_prefill, spec, may_bridge)
         r = self.least_loaded(ROLE_PREFILL if self.disaggregated else ROLE_MIXED)
         self.replicas[r].waiting.append(req)
         self.try_start(r)
@@ -410,7 +427,13 @@ class Cloud:
             self.try_start(c.replica)
 
     def kv_arrived(self, req: int, replica: int) -> None:
-        if self.reqs[req].cancelled:
+        self.replicas[replica].inbound -= 1
+        c = self.reqs[req]
+        if c.cancelled:
+            return
+        if c.bridged:
+            if c.decode_on_prefill and c.generated < c.quota:
+                c.handover = replica
             return
         self.replicas[replica].waiting.append(req)
         self.try_start(replica)
@@ -422,10 +445,17 @@ class Cloud:
         reqs = self.reqs
         freed = 0
         kept_running = []
+        handed: list[tuple[int, int]] = []
         for i in rep.running:
             c = reqs[i]
             if c.cancelled:
                 freed += c.reserved
+            elif c.handover is not None:
+                freed += c.reserved
+                c.reserved = 0
+                c.decode_on_prefill = False
+                handed.append((i, c.handover))
+                c.handover = None
             else:
                 kept_running.append(i)
         rep.running = kept_running
@@ -500,6 +530,7 @@ class Cloud:
             prefill_tokens += chunk
             attn += chunk * (2 * c.prefilled + chunk)
         if not cur_decode and not cur_prefill:
+            self.hand_over(handed)
             return
         p_tokens = float(prefill_tokens)
         base = self.base_s
@@ -533,7 +564,15 @@ class Cloud:
         self.iterations += 1
         rep.busy = True
         dur = round_ns(t * 1e9)
+        rep.busy_until = self.sim.now_ns + (dur if dur > 1 else 1)
         self.sim.schedule_in(dur if dur > 1 else 1, PRIO_CLOUD, EV_ITER_END, ri, 0)
+        self.hand_over(handed)
+
+    def hand_over(self, handed: list[tuple[int, int]]) -> None:
+        """Bridged requests leave their prefill instance for the decode replicas their caches reached."""
+        for i, d in handed:
+            self.replicas[d].waiting.append(i)
+            self.try_start(d)
 
     def iteration_end(self, ri: int, now: int, out: list[tuple[int, bool, int]]) -> None:
         rep = self.replicas[ri]
@@ -560,7 +599,7 @@ class Cloud:
         rep.running = [i for i in rep.running if reqs[i].cancelled or reqs[i].generated < reqs[i].quota]
         for i, chunk in rep.cur_prefill:
             reqs[i].prefilled += chunk
-        transfers = []
+        leaving: list[tuple[int, bool]] = []  # in the order of their first tokens
         prefilling = rep.prefilling
         while prefilling:
             c = reqs[prefilling[0]]
@@ -574,17 +613,31 @@ class Cloud:
             c.generated = 1
             c.last_emit = now
             out.append((i, True, 1))
-            if c.quota <= 1 or (rep.role == ROLE_PREFILL and not c.decode_on_prefill):
+            if c.quota > 1 and rep.role == ROLE_PREFILL and not c.decode_on_prefill and c.may_bridge:
+                leaving.append((i, True))
+            elif c.quota <= 1 or (rep.role == ROLE_PREFILL and not c.decode_on_prefill):
                 freed += c.reserved
                 c.reserved = 0
                 if c.quota > 1:
-                    transfers.append(i)
+                    leaving.append((i, False))
             else:
                 c.replica = ri
                 rep.running.append(i)
         rep.kv_used -= freed
-        for i in transfers:
+        for i, may_keep in leaving:
+            if may_keep:
+                c = reqs[i]
+                if self.bridges_at_first_token(ri, i, now):
+                    rep.kv_used += c.quota
+                    c.reserved += c.quota
+                    c.decode_on_prefill = True
+                    c.bridged = True
+                    rep.running.append(i)
+                else:
+                    rep.kv_used -= c.reserved
+                    c.reserved = 0
             d = self.least_loaded(ROLE_DECODE)
+            self.replicas[d].inbound += 1
             nbytes = float(reqs[i].prompt + 1) * self.kv_bytes_per_token
             rep.link_free = max(rep.link_free, now) + round_ns(nbytes / self.kv_link * 1e9)
             self.sim.schedule(rep.link_free, PRIO_CLOUD, EV_KV_ARRIVE, i, d)
@@ -641,6 +694,34 @@ class Cloud:
             else:
                 hi = mid
         return lo
+
+    def bridges_at_first_token(self, ri: int, i: int, now: int) -> bool:
+        """``Cloud::bridges_at_first_token``: whether a pool request is decoded on its prefill instance
+        while its cache crosses."""
+        objective = self.prefill_decode_gap_s
+        rep = self.replicas[ri]
+        c = self.reqs[i]
+        if objective <= 0.0 or rep.kv_used + c.quota > self.kv_cache_tokens:
+            return False
+        link_wait = max(rep.link_free - now, 0)
+        transfer_s = float(c.prompt + 1) * self.kv_bytes_per_token / self.kv_link
+        lands = now + link_wait + round_ns(transfer_s * 1e9)
+        d = self.replicas[self.least_loaded(ROLE_DECODE)]
+        batch, context = 1.0, float(c.prompt) + 1.0
+        for other in (*d.running, *d.waiting):
+            o = self.reqs[other]
+            batch += 1.0
+            context += float(o.prompt + o.generated)
+        iteration = self.base_s + (self.decode_seq_s * batch + self.decode_context_s * context)
+        if not d.busy and d.inbound == 0:
+            residual = 0.0
+        elif d.busy and lands <= d.busy_until:
+            residual = (d.busy_until - lands) / 1e9
+        else:
+            residual = iteration
+        write = self.kv_write_token_s * float(c.prompt + 1)
+        gap = link_wait / 1e9 + transfer_s + residual + write + iteration
+        return not (math.isnan(gap) or gap <= objective + 1e-9)
 
     def lone_decode_s(self, context: int) -> float:
         return self.base_s + self.decode_seq_s + self.decode_context_s * float(context)
@@ -918,10 +999,11 @@ class Simulator:
                 self.on_prompt_done(i, now)
             elif kind == EV_SUBMIT:
                 plan = self.reqs[i].plan
-                on_prefill = plan is not None and plan[0] in STREAMED and plan[5] == 1
-                cloud.submit(
-                    i, self.prompt[i], self.cloud_quota(i), on_prefill, None if plan is None else plan[6]
-                )
+                split = plan is not None and plan[0] in STREAMED
+                on_prefill = split and plan is not None and plan[5] == 1
+                may_bridge = split and plan is not None and plan[5] == 0 and cloud.k_sites == "both"
+                spec = None if plan is None else plan[6]
+                cloud.submit(i, self.prompt[i], self.cloud_quota(i), on_prefill, spec, may_bridge)
             elif kind == EV_KV_ARRIVE:
                 cloud.kv_arrived(i, x)
             elif kind == EV_CANCEL:
@@ -1335,6 +1417,7 @@ class Simulator:
         }
         served_by: list[int] = []
         modes: list[int] = []
+        k_sites: list[int] = []
         a, v = self.qoe_a, self.qoe_v
         for i, req in enumerate(self.reqs):
             arrival = self.arrival[i]
@@ -1370,9 +1453,14 @@ class Simulator:
             kept, decoded = req.cloud_kept > 0, req.device_decode_tokens > 0
             served_by.append(0 if kept and not decoded else 1 if decoded and not kept else 2)
             modes.append(255 if req.plan is None else req.plan[0])
+            if not (self.cloud.disaggregated and c.generated > 1):
+                k_sites.append(2)
+            else:
+                k_sites.append(3 if c.bridged else int(c.decode_on_prefill))
         out: dict[str, npt.NDArray[Any]] = {k: np.asarray(col, dtype=np.float64) for k, col in cols.items()}
         out["served_by"] = np.asarray(served_by, dtype=np.uint8)
         out["mode"] = np.asarray(modes, dtype=np.uint8)
+        out["k_site"] = np.asarray(k_sites, dtype=np.uint8)
         return out
 
     def summary(self) -> dict[str, float]:

@@ -622,8 +622,10 @@ def solve_catchup(
     refine_ratio: float = 1.0,
     cloud_tpot_s: float = 0.0,
     max_k: int = 4096,
+    first_gap_s: float | None = None,
 ) -> CatchUp:
-    """The smallest ``k`` with which the device catches up within the display pace (Rust ``cost::catchup``).
+    """The smallest ``k`` with which the device catches up within the display pace (Rust ``cost::catchup``);
+    ``first_gap_s`` is the cloud's first decode gap when it differs from ``cloud_tpot_s``.
 
     Raises:
         InvalidInputError: An argument out of range.
@@ -663,8 +665,8 @@ class Choice:
     @property
     def k_site_reason(self) -> str:
         """Why there: ``"only-site"`` (one site offered), ``"no-decode"`` (no cloud decode token),
-        ``"gap"`` (only that site keeps the first decode token within ``max_tpot``) or ``"sooner"``
-        (both or neither do; the ``k`` tokens are done sooner there, the prefill instance on a tie)."""
+        ``"few"`` (the prefill instance is done with the ``k`` tokens before the pool's first would arrive)
+        or ``"pool-first"`` (otherwise: the pool, which leaves the prefill instance's chunks whole)."""
 
 @final
 class PlanOptimizer:

@@ -60,6 +60,7 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REQUESTS, check_int
 from pdcore.outputs import open_text, write_text
 from pdcore.policies import POLICIES, Policy, make_policy, split_policy_specs
+from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.report.markdown import arrival_rate
 from pdcore.sim import (
     DEFAULT_TARGET,
@@ -124,7 +125,7 @@ def _build(
     decode_replicas: int | None,
     network: str,
     rate_scale: float,
-    k_sites: str = "pool",
+    k_sites: str = DEFAULT_K_SITES,
     limit: int | None,
     seed: int,
     requests: int | None,
@@ -315,7 +316,7 @@ def compare(
     replicas: ReplicasOption = None,
     prefill_replicas: PrefillOption = None,
     decode_replicas: DecodeOption = None,
-    k_sites: KSitesOption = "pool",
+    k_sites: KSitesOption = DEFAULT_K_SITES,
     network: NetworkOption = DEFAULT_NETWORK,
     rate_scale: RateScaleOption = 1.0,
     limit: LimitOption = None,
@@ -461,7 +462,7 @@ def simulate(
     replicas: ReplicasOption = None,
     prefill_replicas: PrefillOption = None,
     decode_replicas: DecodeOption = None,
-    k_sites: KSitesOption = "pool",
+    k_sites: KSitesOption = DEFAULT_K_SITES,
     network: NetworkOption = DEFAULT_NETWORK,
     rate_scale: RateScaleOption = 1.0,
     limit: LimitOption = None,

@@ -133,7 +133,8 @@ KSitesOption = Annotated[
     typer.Option(
         "--k-sites",
         help="Where a disaggregated cloud may decode P/D-Device's k tokens: pool (after a KV transfer), "
-        "prefill (on the prefill instance) or both (pd-device picks per request).",
+        "prefill (on the prefill instance) or both (pd-device picks per request, and the prefill instance "
+        "keeps a request whose first decode token the pool would deliver late).",
     ),
 ]
 DeviceOption = Annotated[

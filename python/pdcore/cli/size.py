@@ -45,6 +45,7 @@ from pdcore.cli.options import (
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.policies import make_policy, split_policy_specs
+from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.sim import SLO, Scenario
 from pdcore.sim.metrics import dumps
 from pdcore.sim.sizing import (
@@ -86,7 +87,7 @@ def size(
     device: DeviceOption = DEFAULT_DEVICE,
     cloud: CloudOption = DEFAULT_CLOUD,
     deployment: DeploymentOption = "disaggregated",
-    k_sites: KSitesOption = "pool",
+    k_sites: KSitesOption = DEFAULT_K_SITES,
     network: NetworkOption = DEFAULT_NETWORK,
     rate_scale: RateScaleOption = 1.0,
     limit: LimitOption = None,

@@ -36,9 +36,12 @@ only with the first token, so under load ``r < 1`` loses its head start and ``r 
 Where the ``k`` tokens are decoded (a P/D-disaggregated cloud): in the decode pool, after the KV
 transfer, or on the prefill instance that prefilled the prompt, beside its prefill chunks. With
 ``k_sites="both"`` the optimizer solves the catch-up at each site's decode pace and keeps one, saying why
-(`Choice.k_site_reason`): the site whose first decode token reaches the device within ``max_tpot`` when
-only one does, else the site where the ``k`` tokens are done sooner. The rule and its prices live in the
-cost model (Rust ``cost::ksite``).
+(`Choice.k_site_reason`): the prefill instance when it is done with the ``k`` tokens before the pool's
+first would arrive, else the pool (the prefill instance's decode steps would cap everyone's prefill
+chunks). The cloud may still bridge a pool request at its first token: its prefill instance decodes it
+while its KV cache crosses, when the pool would deliver the first decode token later than ``max_tpot``
+(the bridge at the first token); each request's ``k_site`` result says where its tokens were decoded.
+The rule and its prices live in the cost model (Rust ``cost::ksite``).
 
 Latency, cost and energy (``cost_weight``, ``energy_weight``; the objective is ours): the SLOs stay
 constraints; among the plans of a request expected to meet them (the plan above, the device alone, the

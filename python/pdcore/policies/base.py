@@ -26,6 +26,12 @@ from typing import TYPE_CHECKING
 
 from pdcore.exceptions import InvalidInputError
 
+DEFAULT_K_SITES = "both"
+"""Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded unless told otherwise: either site,
+so the prefill instance can keep a request whose first decode token the pool would deliver late (the cost
+model's bridge at the first token, Rust ``cost::ksite``) and the largest display gap stays within
+``max_tpot`` by design."""
+
 if TYPE_CHECKING:
     from pdcore._core import NativePolicy, Plan
     from pdcore.profiles.cloud import CloudProfile
@@ -133,7 +139,7 @@ class PolicyContext:
     ttft_slo_s: float
     max_tpot_s: float
     prefill_replicas: int = 1
-    k_sites: str = "pool"
+    k_sites: str = DEFAULT_K_SITES
     kv_link_bytes_per_s: float | None = None
     workload: Workload | None = None
     cost_weight: float = 0.0

@@ -350,7 +350,9 @@ class _Split(Policy):
                 prefill_replicas=context.prefill_replicas,
                 max_k=self.max_k,
                 k_sites=self._sites(),
-                kv_link_bytes_per_s=context.kv_link_bytes_per_s if self._sites() == "both" else None,
+                kv_link_bytes_per_s=(
+                    context.kv_link_bytes_per_s if context.deployment == "disaggregated" else None
+                ),
                 cost_weight=context.cost_weight if self.cost_weight is None else self.cost_weight,
                 energy_weight=context.energy_weight if self.energy_weight is None else self.energy_weight,
                 network=context.network,

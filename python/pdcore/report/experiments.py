@@ -90,6 +90,11 @@ WHAT_IF: dict[str, dict[str, Any]] = {
 EXPLORED_POLICIES = ("pd-device", "naive-split", "cloud-only")
 """The policies whose timelines the explorer of ``report.html`` shows side by side."""
 
+GAP_BY_DESIGN = "pd-device:k_site=pool"
+"""The P/D-Device variant of the largest-gap-by-design run: planned for the decode pool, in a cloud that
+offers both sites, so the prefill instance keeps a request whose first decode token the pool would deliver
+late (`pdcore._core` ``cost::ksite``, the bridge at the first token)."""
+
 EXPLORED_PER_FILTER = 4
 """Requests the explorer embeds per filter (slowest TTFT, largest gap, largest hand-off stall)."""
 
@@ -300,6 +305,17 @@ def _first_wave(settings: Settings, run: WorkloadRun) -> list[SweepTask]:
     )
     refined = f"pd-device:refine_ratio={settings.refine_ratio:g}"
     tasks.append(_task(settings, spec, refined, f"{key}|growth|pd-device|refine", compute=growth))
+    if settings.deployment == "disaggregated":
+        tasks.append(
+            _task(
+                settings,
+                spec,
+                GAP_BY_DESIGN,
+                f"{key}|gap|pd-device",
+                k_sites="both",
+                columns=("ttft_s", "max_gap_s", "handoff_gap_s", "served_by", "cloud_tpot_s", "k_site"),
+            )
+        )
     for name, changes in WHAT_IF.items():
         for policy in ("cloud-only", "pd-device"):
             tasks.append(_task(settings, spec, policy, f"{key}|whatif|{policy}|{name}", **changes))
@@ -595,6 +611,22 @@ def _table(
     return rows
 
 
+def _gap_by_design(result: SweepResult, settings: Settings) -> dict[str, Any]:
+    """P/D-Device where the cloud offers both sites and may keep a request at its first token."""
+    report = _aggregate(result)
+    sites = np.asarray(result.columns["k_site"])
+    decoded = max(int((sites != "none").sum()), 1)
+    return {
+        "policy": GAP_BY_DESIGN,
+        "k_sites": "both",
+        "ttft_s": report["ttft_s"],
+        "max_gap_s": report["max_gap_s"],
+        "gap_slo_attainment": report["gap_slo_attainment"],
+        "on_prefill_instance": float((sites == "prefill").sum() / decoded),
+        "causes": _gap_causes(result, settings),
+    }
+
+
 def _gap_causes(result: SweepResult, settings: Settings) -> dict[str, Any]:
     """Which part of the display exceeds the TPOT SLO in the requests whose largest gap does."""
     columns = result.columns
@@ -674,6 +706,8 @@ def fill_sections(
         "table": _table(light, loaded, capacity),
         "max_gap_causes": _gap_causes(get("main", "pd-device"), settings),
     }
+    if get.has("gap", "pd-device"):
+        run.sections["gap_by_design"] = _gap_by_design(get("gap", "pd-device"), settings)
     run.ttft_s = {
         "trace_rate": {policy: _ttft(get("main", policy)) for policy in POLICIES},
         "under_load": {policy: _ttft(get("load", policy)) for policy in POLICIES},

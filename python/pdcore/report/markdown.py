@@ -162,6 +162,23 @@ def _gap_text(section: Mapping[str, Any], slo_s: float) -> str:
     )
 
 
+def _gap_by_design_text(section: Mapping[str, Any], slo_s: float) -> list[str]:
+    found = section.get("gap_by_design")
+    if found is None:
+        return []
+    causes = found["causes"]
+    return [
+        f"With the cloud offering both sites (`--k-sites both`, `{found['policy']}`): the prefill instance "
+        f"keeps a request at its first token when the pool would deliver the first decode token more than "
+        f"{slo_s * 1e3:.0f} ms later ({found['on_prefill_instance']:.1%} of the requests the cloud decoded "
+        f"for). Largest display gap p99 {gap_ms(found['max_gap_s']['p99'])}, "
+        f"{causes['requests_over']:.2%} of requests over the SLO ({causes['cloud_stream']:.0%} of those in "
+        f"the cloud's stream, {causes['handoff']:.0%} at the hand-off); TTFT p50 "
+        f"{seconds(found['ttft_s']['p50'])}, p99 {seconds(found['ttft_s']['p99'])}.",
+        "",
+    ]
+
+
 def _slo_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     header = [
         "TPOT SLO",
@@ -314,6 +331,7 @@ def _workload_section(
         "",
         _gap_text(section, slo_s),
         "",
+        *_gap_by_design_text(section, slo_s),
         f"![TTFT CDF]({plots['ttft_cdf']})",
         "",
         _timeline_text(section),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pdcore.policies import make_policy
+from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.runner import Scenario
 from pdcore.sim.sizing import Sizing, size_cloud, whole_cloud_gain
@@ -37,13 +38,13 @@ class Variant:
 
     label: str
     policy: str
-    k_sites: str = "pool"
+    k_sites: str = DEFAULT_K_SITES
 
 
 VARIANTS = (
     Variant("cloud-only", "cloud-only"),
     Variant("pd-device", "pd-device"),
-    Variant("pd-device, k on either site", "pd-device:k_site=auto", "both"),
+    Variant("pd-device, decode pool only", "pd-device", "pool"),
 )
 """The variants sized over request rate."""
 
@@ -58,7 +59,7 @@ LONG_ANSWER_RATE_RPS = 1.0
 Progress = Callable[[str, int, int], None]
 
 
-def _scenario(device: str, cloud: str, network: str, k_sites: str = "pool") -> Scenario:
+def _scenario(device: str, cloud: str, network: str, k_sites: str = DEFAULT_K_SITES) -> Scenario:
     return Scenario(
         cloud=load_cloud_profile(cloud),
         device=load_device_profile(device),

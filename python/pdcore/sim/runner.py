@@ -30,7 +30,7 @@ from pdcore._core import CloudConfig, DeviceCost, Plan, Prices, Simulator
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REPLICAS, check_int
 from pdcore.outputs import atomic_path, open_text
-from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo
+from pdcore.policies.base import DEFAULT_K_SITES, CloudLoad, Policy, PolicyContext, RequestInfo
 from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -66,6 +66,11 @@ MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco", "spec
 
 SERVED_BY = ("cloud", "device", "both")
 """Who displayed a request's tokens, indexed by the simulator's ``served_by`` result."""
+
+DECODED_AT = ("pool", "prefill", "none", "bridge")
+"""Where a disaggregated cloud decoded a request's tokens after the first, indexed by the simulator's
+``k_site`` result (``none``: no cloud decode token, or a colocated cloud; ``bridge``: on its prefill instance
+while its KV cache crossed to the decode pool, then there)."""
 
 _RESULT_COLUMNS = (
     "ttft_s",
@@ -154,7 +159,7 @@ class Scenario:
     qoe_tokens_per_s: float = DEFAULT_QOE_TOKENS_PER_S
     kv_link_bytes_per_s: float = DEFAULT_KV_LINK_BYTES_PER_S
     device_kv_bytes_per_token: float | None = None
-    k_sites: str = "pool"
+    k_sites: str = DEFAULT_K_SITES
     cost_weight: float = 0.0
     energy_weight: float = 0.0
 
@@ -303,8 +308,7 @@ class Scenario:
             out["prefill_replicas"] = self.prefill_replicas
             out["decode_replicas"] = self.decode_replicas
             out["kv_link_bytes_per_s"] = self.kv_link()
-            if self.k_sites != "pool":
-                out["k_sites"] = self.k_sites
+            out["k_sites"] = self.k_sites
         if self.cost_weight or self.energy_weight:
             out["weights"] = {"cost": self.cost_weight, "energy": self.energy_weight}
         return out
@@ -531,10 +535,12 @@ class SimResult:
         return aggregate(self.results, self.summary, slo=self.slo, duration_s=self.duration_s)
 
     def columns(self) -> dict[str, npt.NDArray[Any]]:
-        """Per-request table: the inputs, then every result; ``mode`` and ``served_by`` as names."""
+        """Per-request table: the inputs, then every result; ``mode``, ``served_by`` and ``k_site`` as
+        names."""
         modes = np.asarray((*MODES, "none"), dtype=object)
         mode_index = np.minimum(np.asarray(self.results["mode"], dtype=np.int64), len(MODES))
         served = np.asarray(SERVED_BY, dtype=object)
+        decoded_at = np.asarray(DECODED_AT, dtype=object)
         table: dict[str, npt.NDArray[Any]] = {
             "request": np.arange(len(self.workload), dtype=np.int64),
             "arrival_s": self.workload.arrival_s,
@@ -543,6 +549,7 @@ class SimResult:
             "one_way_s": self.one_way_s,
             "mode": modes[mode_index],
             "served_by": served[np.asarray(self.results["served_by"], dtype=np.int64)],
+            "k_site": decoded_at[np.asarray(self.results["k_site"], dtype=np.int64)],
         }
         for name in _RESULT_COLUMNS:
             table[name] = np.asarray(self.results[name])

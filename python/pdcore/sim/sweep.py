@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -142,6 +143,7 @@ class SweepTask:
         seed: Seed of the per-request network delays.
         ttft_slo_s: TTFT objective, seconds.
         max_tpot_s: TPOT objective (and the policies' largest display gap), seconds.
+        k_sites: Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded (`Scenario.k_sites`).
         compute: A non-empty subset of `COMPUTE`.
         columns: Per-request columns of `SimResult.columns` to return with ``"aggregate"``.
         capacity_window: Requests replayed per capacity probe.
@@ -167,6 +169,7 @@ class SweepTask:
     seed: int = 0
     ttft_slo_s: float = DEFAULT_TTFT_SLO_S
     max_tpot_s: float = DEFAULT_MAX_TPOT_S
+    k_sites: str = DEFAULT_K_SITES
     compute: tuple[str, ...] = ("aggregate",)
     columns: tuple[str, ...] = ()
     capacity_window: int = DEFAULT_WINDOW
@@ -214,6 +217,7 @@ class SweepTask:
             prefill_replicas=self.prefill_replicas,
             decode_replicas=self.decode_replicas,
             slo=self.slo(),
+            k_sites=self.k_sites,
         )
 
 

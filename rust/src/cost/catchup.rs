@@ -5,8 +5,10 @@
 //! Notation, times in seconds from the request's arrival at the device:
 //! - `L` the prompt length and `L_r = max(1, ceil(r·L))` the prompt the device prefills (`r` the refine
 //!   ratio; the simulator rounds the same way);
-//! - `F` the arrival of the cloud's first token at the device, `c` the time between the cloud's tokens
-//!   (token `i` arrives at `F + i·c`), `m` the largest display gap (`max_tpot`);
+//! - `F` the arrival of the cloud's first token at the device, `g` the cloud's first decode gap and `c`
+//!   the time between its later tokens (token `i >= 1` arrives at `F + g + (i − 1)·c`; `g = c` unless
+//!   given: in a disaggregated cloud the first decode token also waits for the KV transfer and a decode
+//!   slot), `m` the largest display gap (`max_tpot`);
 //! - `pre(x)` and `app(x, j)` the device's prefill and append prices ([`DeviceCost`]);
 //! - `P = S + pre(L_r)` when the device's prompt is prefilled, with `S = 0`, or `S = F` when `r < 1`
 //!   (the refined prompt travels with the first token).
@@ -15,7 +17,9 @@
 //! `P` it prefills, in one step, every token that has arrived and it has not prefilled yet, and repeats
 //! until none is left (the simulator's catch-up). The buffer of `n` tokens, shown no faster than it
 //! arrives and at most `m` apart, shows its last token by `F + (n − 1)·d` with `d = max(m, c)`, so the
-//! hand-off gap stays within `m` when `T(n) <= F + (n − 1)·d + m`.
+//! hand-off gap stays within `m` when `T(n) <= F + (n − 1)·d + m`. A first gap `g` above `m` would let
+//! the buffer last longer, but `g` is an estimate and the display may not count on it: it delays the
+//! arrivals `T` sees, never the display (both sides err towards a larger `k`).
 //!
 //! `k` is `n − 1` for the smallest such `n`, found by iterating `n <- ceil((T(n) − F − m)/d) + 1` from
 //! `n = 1` until it stops changing. `T` does not decrease with `n`, so the iterates increase and never
@@ -51,6 +55,8 @@ pub struct CatchUpInput {
     pub refine_ratio: f64,
     /// `c`, seconds, finite and >= 0 (0: the whole stream arrives at once).
     pub cloud_tpot_s: f64,
+    /// `g`, seconds, finite and >= 0; `None` is `c`.
+    pub first_gap_s: Option<f64>,
     /// The cap on `k`.
     pub max_k: u32,
 }
@@ -114,6 +120,15 @@ impl CatchUpInput {
                 "pass the cloud's time between tokens, finite seconds >= 0",
             ));
         }
+        if let Some(g) = self.first_gap_s {
+            if !(g.is_finite() && g >= 0.0) {
+                return Err(CoreError::invalid(
+                    "first_gap_s",
+                    format!("is {g}"),
+                    "pass the cloud's first decode gap, finite seconds >= 0, or None for cloud_tpot_s",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -137,13 +152,26 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
         });
     }
     let pace = m.max(c);
+    let g = inp.first_gap_s.unwrap_or(c);
+    let uniform = g.to_bits() == c.to_bits();
     let base = f64::from(refined);
+    // tokens arrived by `t` (the first at F, the second at F + g, then every c)
+    let arrived_by = |t: f64, n: u64| -> u64 {
+        if uniform {
+            return if c <= 0.0 { n } else { n.min(((t - f + EPS) / c).floor().max(0.0) as u64 + 1) };
+        }
+        if t - f + EPS < g {
+            return n.min(1);
+        }
+        let later = if c <= 0.0 { n } else { ((t - f - g + EPS) / c).floor().max(0.0) as u64 + 2 };
+        n.min(later)
+    };
     // T(n): prefill what has arrived, step by step, until nothing new has
     let ready = |n: u64| -> f64 {
         let mut t = prompt_done;
         let mut done = 0_u64;
         loop {
-            let arrived = if c <= 0.0 { n } else { n.min(((t - f + EPS) / c).floor().max(0.0) as u64 + 1) };
+            let arrived = arrived_by(t, n);
             if arrived <= done {
                 return t;
             }
@@ -198,6 +226,7 @@ mod tests {
             max_tpot_s: m,
             refine_ratio: 1.0,
             cloud_tpot_s: 0.0,
+            first_gap_s: None,
             max_k: DEFAULT_MAX_K,
         }
     }
@@ -240,7 +269,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_late_first_decode_token_needs_more_tokens() {
+        // 20 ms appends; the cloud's tokens every 20 ms but its first decode token 120 ms after the first
+        let base = CatchUpInput { cloud_tpot_s: 0.02, ..input(1000, 0.2, 0.05) };
+        let late = CatchUpInput { first_gap_s: Some(0.12), ..base };
+        let (a, b) = (solve_catchup(&toy(), &base).unwrap(), solve_catchup(&toy(), &late).unwrap());
+        assert!(b.k >= a.k, "{a:?} {b:?}");
+        // at k the last token shows by F + k d and the device is ready within m of it
+        assert!(b.device_ready_s <= 0.2 + f64::from(b.k) * 0.05 + 0.05 + 1e-9);
+        // and one token fewer would not do
+        let fewer = CatchUpInput { max_k: b.k - 1, ..late };
+        assert!(!solve_catchup(&toy(), &fewer).unwrap().converged);
+    }
+
+    #[test]
+    fn a_first_gap_equal_to_the_pace_changes_nothing() {
+        let base = CatchUpInput { cloud_tpot_s: 0.03, ..input(2000, 0.3, 0.05) };
+        let same = CatchUpInput { first_gap_s: Some(0.03), ..base };
+        assert_eq!(solve_catchup(&toy(), &base).unwrap(), solve_catchup(&toy(), &same).unwrap());
+    }
+
     proptest! {
+        #[test]
+        fn with_a_first_gap_the_hand_off_gap_condition_holds(
+            prompt in 1_u32..4000, f in 0.0_f64..2.0, m in 0.01_f64..0.2, c in 0.0_f64..0.05,
+            g in 0.0_f64..0.2, tpot in 0.005_f64..0.08,
+        ) {
+            let d = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![tpot], 1.0).unwrap();
+            let inp = CatchUpInput { cloud_tpot_s: c, first_gap_s: Some(g), max_k: 2000, ..input(prompt, f, m) };
+            let s = solve_catchup(&d, &inp).unwrap();
+            if s.converged && !s.device_alone {
+                prop_assert!(s.device_ready_s <= f + f64::from(s.k) * m.max(c) + m + 1e-6);
+            }
+        }
+
         #[test]
         fn k_is_the_smallest_that_catches_up(
             prompt in 1_u32..6000, f in 0.0_f64..3.0, m in 0.01_f64..0.2, c in 0.0_f64..0.05,

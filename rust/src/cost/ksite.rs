@@ -16,21 +16,33 @@
 //!
 //! A colocated cloud has one place only (every replica prefills and decodes); the site is then moot.
 //!
+//! The bridge at the first token (ours): where the cloud offers both sites, a request planned for the
+//! pool is still the prefill instance's to place when its prompt is prefilled. The instance then knows
+//! what the plan could not: its link's queue and the decode replica's batch. If the pool's first decode
+//! gap ([`pool_first_gap_s`], every term a bound) would exceed the largest display gap and the instance
+//! has KV room for the `k` tokens, it sends the cache as planned but keeps decoding the request itself,
+//! in iterations cut to fit the gap, until the cache has landed; at its next iteration the request moves
+//! to the decode replica, whose first step follows the instance's last token by at most two of its
+//! iterations. The device cannot pace a token it has not received, so the cloud's own first gap is the
+//! one part of the largest display gap that only the cloud can bound: this is how P/D-Device keeps it
+//! within `max_tpot` by design rather than by a fast link. Bridging only while the cache crosses (a few
+//! iterations) matters: keeping such a request on the instance for all its `k` tokens held its chunks
+//! cut for seconds and raised P/D-Device's TTFT p99 on the Azure conversation trace (phone, one A100
+//! per pool) from 995 ms to 1.65 s, at the same largest-gap p99 of 50 ms.
+//!
 //! The optimizer's rule where the cloud offers both ([`choose_site`]), in order:
 //! 1. no cloud decode token (`k = 0`, or the device alone): nothing to place ([`SiteReason::NoDecode`]);
-//! 2. one site's first decode token reaches the device within `max_tpot` of the first token and the
-//!    other's does not: that site ([`SiteReason::Gap`]); the pool's gap is the transfer plus one decode
-//!    step, the prefill instance's one of its iterations;
-//! 3. otherwise the site where the `k` tokens are done sooner ([`SiteReason::Sooner`]): the pool holds
-//!    the request for the transfer plus `k` lone decode steps, the prefill instance for `k` of its
-//!    iterations (lone steps on an idle instance, up to `max_tpot` each beside a queue); the time held
-//!    is a batch slot and KV cache kept, and on a prefill instance every step also caps the prefill
-//!    chunks beside it. A tie goes to the prefill instance (no transfer, no decode slot).
+//! 2. the prefill instance is done with all `k` tokens, each step within `max_tpot`, before the pool's
+//!    first decode token would arrive: the prefill instance ([`SiteReason::Few`]; no transfer, no decode
+//!    slot). The pool's first gap is the transfer, at most one decode step of waiting for a slot, the
+//!    write and one decode step;
+//! 3. otherwise the pool ([`SiteReason::PoolFirst`]): every step a prefill instance decodes caps the
+//!    prefill chunks of everyone queued behind it, a cost to other requests' first tokens that a
+//!    per-request estimate does not see, and the bridge keeps the pool's late first tokens off the
+//!    display. Choosing the site where the `k` tokens are done sooner instead put a third of the requests
+//!    on the prefill instance and raised TTFT p50 on the same trace from 143 to 172 ms.
 //!
-//! Measured consequence (`pdcore size`, the shipped A100 profile and a phone): P/D-Device's `k` is in
-//! the hundreds for long prompts, and `k` steps at the gap's pace keep hundreds of sequences on the
-//! prefill pool, which then needs more replicas than the decode pool saves; on an idle or lightly loaded
-//! prefill instance the steps are lone steps and the prefill instance is the cheaper place.
+//! The site actually used is each request's `k_site` result.
 
 use super::cloud::CloudCost;
 use super::gap::within_objective;
@@ -115,15 +127,15 @@ pub enum SiteReason {
     Only = 0,
     /// No cloud decode token to place.
     NoDecode = 1,
-    /// Only the chosen site keeps the first decode token within `max_tpot`.
-    Gap = 2,
-    /// Both or neither keep it; the chosen site is done with the `k` tokens sooner (or as soon).
-    Sooner = 3,
+    /// The prefill instance is done with the `k` tokens before the pool's first would arrive.
+    Few = 2,
+    /// Both or neither keep it: the pool, which leaves the prefill instance's chunks whole.
+    PoolFirst = 3,
 }
 
 impl SiteReason {
     /// The names used at the Python boundary, indexed by discriminant.
-    pub const NAMES: [&'static str; 4] = ["only-site", "no-decode", "gap", "sooner"];
+    pub const NAMES: [&'static str; 4] = ["only-site", "no-decode", "few", "pool-first"];
 
     /// The reason's name.
     #[must_use]
@@ -181,6 +193,23 @@ impl KvLink {
     pub fn transfer_s(&self, tokens: u32) -> f64 {
         f64::from(tokens) * self.bytes_per_token / self.bytes_per_s
     }
+}
+
+/// The cloud's bound on a pool request's first decode gap, as its prefill instance sees it at the first
+/// token (module doc, the bridge at the first token; ours): the wait for its own link (`link_wait_s`),
+/// the transfer, the rest of the decode iteration under way when the cache lands (`residual_s`, at most
+/// one iteration), the write of the cache and the iteration that decodes its first token
+/// (`iteration_s`).
+#[must_use]
+pub fn pool_first_gap_s(
+    link: &KvLink,
+    prompt: u32,
+    link_wait_s: f64,
+    residual_s: f64,
+    iteration_s: f64,
+) -> f64 {
+    let cache = prompt.saturating_add(1);
+    link_wait_s + link.transfer_s(cache) + residual_s + link.write_s(cache) + iteration_s
 }
 
 /// What one site would do with a request's `k` tokens.
@@ -305,10 +334,8 @@ impl CloudCost {
     ) -> SiteEstimate {
         let lone = self.lone_decode_s(prompt);
         let (first_gap_s, step_s) = match site {
-            KSite::Pool => {
-                let cache = prompt.saturating_add(1);
-                (link.transfer_s(cache) + link.write_s(cache) + lone, lone)
-            }
+            // a decode slot opens within one step of the cache landing
+            KSite::Pool => (pool_first_gap_s(link, prompt, 0.0, lone, lone), lone),
             KSite::Prefill => {
                 let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens, budget);
                 (step, step)
@@ -323,14 +350,12 @@ impl CloudCost {
 /// caller's, which knows `k`).
 #[must_use]
 pub fn choose_site(pool: &SiteEstimate, prefill: &SiteEstimate, max_tpot_s: f64) -> (KSite, SiteReason) {
-    let pool_ok = within_objective(pool.first_gap_s, max_tpot_s);
-    let prefill_ok = within_objective(prefill.first_gap_s, max_tpot_s);
-    if pool_ok != prefill_ok {
-        let site = if prefill_ok { KSite::Prefill } else { KSite::Pool };
-        return (site, SiteReason::Gap);
+    let steps_ok =
+        within_objective(prefill.first_gap_s, max_tpot_s) && within_objective(prefill.step_s, max_tpot_s);
+    if steps_ok && prefill.hold_s <= pool.first_gap_s {
+        return (KSite::Prefill, SiteReason::Few);
     }
-    let site = if prefill.hold_s <= pool.hold_s { KSite::Prefill } else { KSite::Pool };
-    (site, SiteReason::Sooner)
+    (KSite::Pool, SiteReason::PoolFirst)
 }
 
 #[cfg(test)]
@@ -413,45 +438,57 @@ mod tests {
     fn the_pool_gap_holds_the_transfer() {
         let c = a100();
         let e = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
-        assert_eq!(e.first_gap_s, LINK.transfer_s(1000) + LINK.write_s(1000) + c.lone_decode_s(999));
+        let step = c.lone_decode_s(999);
+        assert_eq!(e.first_gap_s, pool_first_gap_s(&LINK, 999, 0.0, step, step));
         assert!((LINK.write_s(1000) - 1.29e-4).abs() < 1e-15);
         assert!(KvLink { write_token_s: -1.0, ..LINK }.validate().is_err());
         assert_eq!(e.hold_s, e.first_gap_s + 9.0 * c.lone_decode_s(999));
     }
 
     #[test]
-    fn a_slow_link_sends_the_tokens_to_the_prefill_instance() {
+    fn few_tokens_stay_on_the_prefill_instance_when_the_pool_is_slower_to_start() {
         let c = a100();
         let slow = KvLink { bytes_per_s: 1e9, ..LINK }; // 131 ms for 1000 tokens
         let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &slow, ALL);
         let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &slow, ALL);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Gap));
+        assert!(prefill.hold_s <= pool.first_gap_s);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Few));
+        // a hundred tokens outlast the transfer: the pool
+        let pool = c.site_estimate(KSite::Pool, 999, 100, 0.0, &slow, ALL);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 100, 0.0, &slow, ALL);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
     }
 
     #[test]
     fn a_slow_prefill_iteration_keeps_the_tokens_in_the_pool() {
-        // a budget of 2048 tokens makes a loaded prefill iteration ~110 ms
+        // a budget of 2048 tokens makes a loaded prefill iteration ~110 ms, above the gap
         let c = CloudCost { max_tokens_per_iteration: 2048, ..a100() };
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 1e6, &LINK, ALL);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 1e6, &LINK, ALL);
+        let slow = KvLink { bytes_per_s: 1e8, ..LINK };
+        let pool = c.site_estimate(KSite::Pool, 999, 1, 1e6, &slow, ALL);
+        let prefill = c.site_estimate(KSite::Prefill, 999, 1, 1e6, &slow, ALL);
         // (the simulator caps the budget by the gap; an uncapped instance is what this rule guards)
-        assert!(prefill.first_gap_s > 0.05 && pool.first_gap_s < 0.05);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::Gap));
+        assert!(prefill.first_gap_s > 0.05 && prefill.hold_s < pool.first_gap_s);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
     }
 
     #[test]
-    fn with_both_within_the_gap_the_sooner_site_wins() {
+    fn with_both_or_neither_within_the_gap_the_pool_wins() {
         let c = a100();
-        // beside a queue the prefill instance's steps carry chunks: the pool is done sooner
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 1e6, &LINK, ALL);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 1e6, &LINK, ALL);
-        assert!(prefill.hold_s > pool.hold_s);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::Sooner));
-        // idle: lone steps without the transfer, the prefill instance is done sooner
+        // idle, the prefill instance would be done sooner, but its steps would cap others' chunks
         let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
         let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &LINK, ALL);
-        assert!(prefill.hold_s < pool.hold_s);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Sooner));
+        assert!(prefill.hold_s < pool.hold_s && pool.first_gap_s < 0.05 && prefill.first_gap_s < 0.05);
+        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
+        // neither within 10 ms
+        assert_eq!(choose_site(&pool, &prefill, 0.01), (KSite::Pool, SiteReason::PoolFirst));
+    }
+
+    #[test]
+    fn the_pool_first_gap_adds_its_terms() {
+        let gap = pool_first_gap_s(&LINK, 999, 0.002, 0.01, 0.02);
+        let cache = 1000.0;
+        let expected = 0.002 + cache * 131_072.0 / 25e9 + 0.01 + cache * 1.29e-7 + 0.02;
+        assert!((gap - expected).abs() < 1e-15, "{gap} {expected}");
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use curve::Curve;
 pub use device::DeviceCost;
 pub use gap::{within_objective, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
-pub use ksite::{KSite, KSites, KvLink, SiteReason};
+pub use ksite::{pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 pub use money::{Bill, Prices, Usage};
 pub use optimizer::{Choice, PlanOptimizer};
 pub use router::{RouterRule, ROUTER_BUCKETS};

@@ -22,7 +22,7 @@
 use super::catchup::{solve_catchup, CatchUpInput};
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
-use super::ksite::{choose_site, KSite, KSites, KvLink, SiteReason};
+use super::ksite::{choose_site, pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 use super::tradeoff::{Estimate, Weights};
 use crate::error::{CoreError, Result};
 
@@ -162,13 +162,21 @@ impl PlanOptimizer {
         self.cloud.prefill_decode_budget(self.max_tpot_s)
     }
 
-    /// The cloud's time between decode tokens at `site`.
-    fn site_tpot_s(&self, site: KSite, prompt: u32, queued: f64) -> f64 {
+    /// The cloud's decode pace at `site` as the catch-up sees it: `(g, c)`, its first decode gap (`None`:
+    /// `c`) and the time between its later tokens (module doc).
+    fn site_pace(&self, site: KSite, prompt: u32) -> (Option<f64>, f64) {
         match site {
-            KSite::Pool => self.cloud.lone_decode_s(prompt),
-            KSite::Prefill => {
-                self.cloud.prefill_instance_decode_s(prompt, queued, self.prefill_decode_budget())
+            KSite::Pool => {
+                let step = self.cloud.lone_decode_s(prompt);
+                let first = self.kv_link.map(|link| pool_first_gap_s(&link, prompt, 0.0, step, step));
+                (first, step)
             }
+            // the bound, not the queue seen now: each step is one iteration cut to fit the gap, and the
+            // queue beside it is the one at the first token, not at the plan
+            KSite::Prefill => (
+                None,
+                self.cloud.prefill_instance_decode_s(prompt, f64::INFINITY, self.prefill_decode_budget()),
+            ),
         }
     }
 
@@ -201,7 +209,14 @@ impl PlanOptimizer {
         Ok(())
     }
 
-    fn solve(&self, prompt: u32, first: f64, ratio: f64, site: KSite, cloud_tpot_s: f64) -> Result<Choice> {
+    fn solve(
+        &self,
+        prompt: u32,
+        first: f64,
+        ratio: f64,
+        site: KSite,
+        pace: (Option<f64>, f64),
+    ) -> Result<Choice> {
         let sol = solve_catchup(
             &self.device,
             &CatchUpInput {
@@ -209,7 +224,8 @@ impl PlanOptimizer {
                 first_token_s: first,
                 max_tpot_s: self.max_tpot_s,
                 refine_ratio: ratio,
-                cloud_tpot_s,
+                cloud_tpot_s: pace.1,
+                first_gap_s: pace.0,
                 max_k: self.max_k,
             },
         )?;
@@ -278,7 +294,13 @@ impl PlanOptimizer {
     }
 
     /// The smallest `k` over the ratios with the cloud's decode pace `tpot` at `site`.
-    fn best_over_ratios(&self, prompt: u32, first: f64, site: KSite, tpot: f64) -> Result<Choice> {
+    fn best_over_ratios(
+        &self,
+        prompt: u32,
+        first: f64,
+        site: KSite,
+        tpot: (Option<f64>, f64),
+    ) -> Result<Choice> {
         let mut best: Option<Choice> = None;
         for &r in &self.ratios {
             let c = self.solve(prompt, first, r, site, tpot)?;
@@ -297,10 +319,10 @@ impl PlanOptimizer {
         &self,
         prompt: u32,
         waiting_prefill_tokens: Option<f64>,
-        solve: impl Fn(KSite, f64) -> Result<Choice>,
+        solve: impl Fn(KSite, (Option<f64>, f64)) -> Result<Choice>,
     ) -> Result<Choice> {
         let queued = self.queued_per_replica(waiting_prefill_tokens);
-        let at = |site| solve(site, self.site_tpot_s(site, prompt, queued));
+        let at = |site| solve(site, self.site_pace(site, prompt));
         match (self.k_sites, self.kv_link) {
             (KSites::Pool, _) => at(KSite::Pool),
             (KSites::Prefill, _) => at(KSite::Prefill),
@@ -396,10 +418,9 @@ mod tests {
         let link = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 1e9, write_token_s: 0.0 };
         let both = o.clone().with_k_sites(KSites::Both, Some(link)).unwrap();
         let b = both.choose(4000, 0.02, Some(0.0)).unwrap();
-        // a 4001-token cache over 1 GB/s takes 0.5 s: the pool misses the gap, the prefill instance keeps it
-        assert_eq!((b.k_site, b.k_site_reason), (KSite::Prefill, SiteReason::Gap));
-        // idle, the prefill instance decodes at the lone pace: the same k
-        assert_eq!(b.k, c.k);
+        // a 4001-token cache over 1 GB/s takes 0.5 s: the prefill instance is done with the k tokens first
+        assert_eq!((b.k_site, b.k_site_reason), (KSite::Prefill, SiteReason::Few));
+        assert!(b.k > 0);
         let short = both.choose(10, 0.02, None).unwrap();
         assert_eq!(short.k_site_reason, SiteReason::NoDecode);
         assert!(o.with_k_sites(KSites::Both, None).is_err());

@@ -345,7 +345,8 @@ impl PyCatchUp {
 /// The catch-up fixed point (`crate::cost::catchup`).
 #[pyfunction(name = "solve_catchup")]
 #[pyo3(signature = (prompt_tokens, *, device, first_token_s, max_tpot, refine_ratio = 1.0, cloud_tpot_s = 0.0,
-    max_k = 4096))]
+    max_k = 4096, first_gap_s = None))]
+#[allow(clippy::too_many_arguments)] // the keyword arguments of one Python function
 pub fn py_solve_catchup(
     prompt_tokens: i64,
     device: &PyDeviceCost,
@@ -354,6 +355,7 @@ pub fn py_solve_catchup(
     refine_ratio: f64,
     cloud_tpot_s: f64,
     max_k: i64,
+    first_gap_s: Option<f64>,
 ) -> PyResult<PyCatchUp> {
     let inp = CatchUpInput {
         prompt_tokens: super::count(prompt_tokens, "prompt_tokens")?,
@@ -361,6 +363,7 @@ pub fn py_solve_catchup(
         max_tpot_s: max_tpot,
         refine_ratio,
         cloud_tpot_s,
+        first_gap_s,
         max_k: super::count(max_k, "max_k")?,
     };
     Ok(solve_catchup(&device.inner, &inp)?.into())

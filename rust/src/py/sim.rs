@@ -455,6 +455,7 @@ impl PySimulator {
         }
         d.set_item("served_by", r.served_by.into_pyarray(py))?;
         d.set_item("mode", r.mode.into_pyarray(py))?;
+        d.set_item("k_site", r.k_site.into_pyarray(py))?;
         Ok(d)
     }
 

@@ -19,7 +19,11 @@
 //! [`crate::cost::KvLink`]); there the request waits for admission and decodes. Requests that need no decode token never reach the decode pool. A request
 //! submitted to decode on its prefill instance (P/D-Device's `k` tokens, [`crate::cost::ksite`]) reserves
 //! its prompt and its tokens there, stays after its first token and decodes in that replica's iterations
-//! beside the prefill chunks, as on a colocated replica.
+//! beside the prefill chunks, as on a colocated replica. One planned for the pool in a cloud that offers
+//! both sites may be bridged at its first token: its prefill instance decodes it while its cache
+//! crosses and hands it to the decode replica at its first iteration after the cache landed (the
+//! instance's reservation is freed then; the decode replica reserves and writes the cache as for any
+//! arrival).
 //!
 //! Speculative decoding ([`crate::cost::spec`]): a speculative request holds its decode slot (and cache)
 //! from its first token to its last, but joins an iteration only when its drafts have arrived
@@ -29,7 +33,7 @@
 //! sequences by their tokens in it (1, or `gamma + 1` when verifying).
 
 use super::Ev;
-use crate::cost::{CloudCost, KSites, SpecDecode};
+use crate::cost::{pool_first_gap_s, within_objective, CloudCost, KSites, SpecDecode};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::time::Nanos;
@@ -136,6 +140,7 @@ enum Role {
 
 /// Cloud-side state of one request.
 #[derive(Debug, Clone, Default)]
+#[allow(clippy::struct_excessive_bools)] // independent facts of one request's life, not a state machine
 pub struct CloudReq {
     /// Prompt tokens.
     pub prompt: u32,
@@ -167,6 +172,14 @@ pub struct CloudReq {
     pub rounds: u32,
     /// The replica the request decodes on, once there.
     replica: Option<u32>,
+    /// Planned for the pool, but its prefill instance may bridge it at the first token
+    /// ([`crate::cost::ksite`], the bridge at the first token).
+    pub may_bridge: bool,
+    /// Decoded on its prefill instance while its cache crossed to the pool, then in the pool.
+    pub bridged: bool,
+    /// While bridged: the decode replica its cache reached, which takes it at the prefill instance's
+    /// next iteration.
+    handover: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -183,6 +196,10 @@ struct Replica {
     to_write: u64,
     /// When the replica's KV link is free again (prefill replicas).
     link_free: Nanos,
+    /// When the iteration under way ends (meaningful while `busy`).
+    busy_until: Nanos,
+    /// KV caches on their way to this replica (decode replicas).
+    inbound: u32,
 }
 
 impl Replica {
@@ -198,6 +215,8 @@ impl Replica {
             cur_prefill: Vec::new(),
             to_write: 0,
             link_free: Nanos::ZERO,
+            busy_until: Nanos::ZERO,
+            inbound: 0,
         }
     }
 
@@ -323,17 +342,19 @@ impl Cloud {
 
     /// A request reaches the cloud asking for `quota` tokens, decoded on its prefill instance when
     /// `decode_on_prefill` (disaggregated; a colocated replica always decodes what it prefilled), by
-    /// verification rounds with `spec`.
+    /// verification rounds with `spec`; one planned for the pool `may_bridge` on its prefill instance while
+    /// its cache crosses.
     pub fn submit(
         &mut self,
         req: u32,
         prompt: u32,
         quota: u32,
-        decode_on_prefill: bool,
+        (decode_on_prefill, may_bridge): (bool, bool),
         spec: Option<SpecDecode>,
         lp: &mut EventLoop<Ev>,
     ) {
-        self.reqs[req as usize] = CloudReq { prompt, quota, decode_on_prefill, spec, ..CloudReq::default() };
+        self.reqs[req as usize] =
+            CloudReq { prompt, quota, decode_on_prefill, may_bridge, spec, ..CloudReq::default() };
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);
@@ -360,7 +381,16 @@ impl Cloud {
 
     /// A KV cache arrived at decode replica `replica`.
     pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventLoop<Ev>) {
-        if self.reqs[req as usize].cancelled {
+        self.replicas[replica as usize].inbound -= 1;
+        let c = &mut self.reqs[req as usize];
+        if c.cancelled {
+            return;
+        }
+        if c.bridged {
+            // still decoding on its prefill instance: it moves at that replica's next iteration
+            if c.decode_on_prefill && c.generated < c.quota {
+                c.handover = Some(replica);
+            }
             return;
         }
         self.replicas[replica as usize].waiting.push_back(req);
@@ -374,12 +404,19 @@ impl Cloud {
         let cfg = &self.cfg;
         let reqs = &mut self.reqs;
         let rep = &mut self.replicas[ri];
-        // drop cancelled requests, freeing their cache
+        // drop cancelled requests, freeing their cache, and hand bridged ones whose cache has landed over
         let mut freed = 0;
+        let mut handed: Vec<(u32, u32)> = Vec::new();
         let mut keep = |id: &u32| {
-            let c = &reqs[*id as usize];
+            let c = &mut reqs[*id as usize];
             if c.cancelled {
                 freed += c.reserved;
+            } else if let Some(d) = c.handover.take() {
+                freed += c.reserved;
+                c.reserved = 0;
+                c.decode_on_prefill = false;
+                handed.push((*id, d));
+                return false;
             }
             !c.cancelled
         };
@@ -440,6 +477,7 @@ impl Cloud {
             .sum();
         let (prefill_tokens, attn) = fill_prefill(rep, reqs, cfg, budget, b, ctx);
         if rep.cur_decode.is_empty() && rep.cur_prefill.is_empty() {
+            self.hand_over(handed, lp);
             return;
         }
         let it = cfg.cost.iteration(prefill_tokens, attn, b, ctx);
@@ -473,7 +511,17 @@ impl Cloud {
         self.iterations += 1;
         rep.busy = true;
         let dur = Nanos(((t * 1e9).round() as i64).max(1));
+        rep.busy_until = lp.now() + dur;
         lp.schedule_in(dur, super::PRIO_CLOUD, Ev::IterEnd(ri as u32)).expect("future time");
+        self.hand_over(handed, lp);
+    }
+
+    /// Bridged requests leave their prefill instance for the decode replicas their caches reached.
+    fn hand_over(&mut self, handed: Vec<(u32, u32)>, lp: &mut EventLoop<Ev>) {
+        for (id, d) in handed {
+            self.replicas[d as usize].waiting.push_back(id);
+            self.try_start(d as usize, lp);
+        }
     }
 
     /// An iteration of replica `ri` ended at `now`: emits tokens into `out` and starts the next one.
@@ -483,7 +531,8 @@ impl Cloud {
     pub fn iteration_end(&mut self, ri: u32, now: Nanos, lp: &mut EventLoop<Ev>, out: &mut Vec<Emission>) {
         let ri = ri as usize;
         let role = self.replicas[ri].role;
-        let mut transfers: Vec<u32> = Vec::new();
+        // caches leaving over the link, in the order of their first tokens; `true`: the instance may keep it
+        let mut leaving: Vec<(u32, bool)> = Vec::new();
         {
             let reqs = &mut self.reqs;
             let rep = &mut self.replicas[ri];
@@ -532,11 +581,13 @@ impl Cloud {
                 c.generated = 1;
                 c.last_emit = now;
                 out.push(Emission { req: id, first: true, tokens: 1 });
-                if c.quota <= 1 || (role == Role::Prefill && !c.decode_on_prefill) {
+                if c.quota > 1 && role == Role::Prefill && !c.decode_on_prefill && c.may_bridge {
+                    leaving.push((id, true));
+                } else if c.quota <= 1 || (role == Role::Prefill && !c.decode_on_prefill) {
                     freed += c.reserved;
                     c.reserved = 0;
                     if c.quota > 1 {
-                        transfers.push(id);
+                        leaving.push((id, false));
                     }
                 } else {
                     c.replica = Some(ri as u32);
@@ -546,8 +597,25 @@ impl Cloud {
             rep.kv_used -= freed;
         }
         let link = self.cfg.kv_link();
-        for id in transfers {
+        for (id, may_keep) in leaving {
+            if may_keep {
+                let bridge = self.bridges_at_first_token(ri, id, now);
+                let rep = &mut self.replicas[ri];
+                let c = &mut self.reqs[id as usize];
+                if bridge {
+                    // decode here while the cache crosses; `kv_arrived` hands it over
+                    rep.kv_used += u64::from(c.quota);
+                    c.reserved += u64::from(c.quota);
+                    c.decode_on_prefill = true;
+                    c.bridged = true;
+                    rep.running.push(id);
+                } else {
+                    rep.kv_used -= c.reserved;
+                    c.reserved = 0;
+                }
+            }
             let d = self.least_loaded(Role::Decode);
+            self.replicas[d].inbound += 1;
             let dur = Nanos((link.transfer_s(self.reqs[id as usize].prompt + 1) * 1e9).round() as i64);
             // one cache at a time on the replica's link
             let rep = &mut self.replicas[ri];
@@ -556,6 +624,40 @@ impl Cloud {
             lp.schedule(at, super::PRIO_CLOUD, Ev::KvArrive(id, d as u32)).expect("future time");
         }
         self.try_start(ri, lp);
+    }
+
+    /// Whether prefill replica `ri` bridges request `id`, planned for the pool: decodes it while its cache
+    /// crosses (the bridge at the first token, [`crate::cost::ksite`]), because the pool's first decode
+    /// gap would exceed the gap the instance's own iterations are cut to; it needs KV room for them.
+    fn bridges_at_first_token(&self, ri: usize, id: u32, now: Nanos) -> bool {
+        let objective = self.cfg.prefill_decode_gap_s;
+        let rep = &self.replicas[ri];
+        let c = &self.reqs[id as usize];
+        if objective <= 0.0 || rep.kv_used + u64::from(c.quota) > self.cfg.kv_cache_tokens {
+            return false;
+        }
+        let link = self.cfg.kv_link();
+        let link_wait = (rep.link_free - now).max(Nanos::ZERO);
+        let lands = now + link_wait + Nanos((link.transfer_s(c.prompt + 1) * 1e9).round() as i64);
+        let d = &self.replicas[self.least_loaded(Role::Decode)];
+        let (mut batch, mut context) = (1.0, f64::from(c.prompt) + 1.0);
+        for &other in d.running.iter().chain(d.waiting.iter()) {
+            let o = &self.reqs[other as usize];
+            batch += 1.0;
+            context += f64::from(o.prompt + o.generated);
+        }
+        let iteration = self.cfg.cost.iteration(0.0, 0.0, batch, context).total_s;
+        // an idle replica with nothing on its way starts at once; a busy one ends its iteration first;
+        // otherwise an iteration may be under way when the cache lands (one started by a cache ahead)
+        let residual = if !d.busy && d.inbound == 0 {
+            0.0
+        } else if d.busy && lands <= d.busy_until {
+            (d.busy_until - lands).as_secs()
+        } else {
+            iteration
+        };
+        let gap = pool_first_gap_s(&link, c.prompt, link_wait.as_secs(), residual, iteration);
+        !within_objective(gap, objective)
     }
 
     /// The current load.
@@ -585,6 +687,12 @@ impl Cloud {
         let per_tok = self.cfg.cost.queued_prefill_token_s();
         l.prefill_backlog_s = l.waiting_prefill_tokens * per_tok / prefill_replicas.max(1.0);
         l
+    }
+
+    /// Whether the cloud has separate prefill and decode pools.
+    #[must_use]
+    pub fn is_disaggregated(&self) -> bool {
+        self.cfg.deployment == Deployment::Disaggregated
     }
 
     /// Where P/D-Device's `k` tokens may be decoded.
@@ -658,12 +766,64 @@ mod tests {
     }
 
     #[test]
+    fn a_late_pool_request_is_bridged_until_its_cache_lands() {
+        // 1000 tokens x 1000 bytes over 1 MB/s: one second on the link, far above a 50 ms gap
+        let cfg = CloudConfig { prefill_decode_gap_s: 0.05, ..config(Deployment::Disaggregated, 100_000) };
+        let (cost, link) = (cfg.cost, cfg.kv_link());
+        let mut cloud = Cloud::new(cfg, 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 999, 200, (false, true), None, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert_eq!(out.len(), 200);
+        let first = out[0].0;
+        let landed = first + Nanos((link.transfer_s(1000) * 1e9).round() as i64);
+        // every gap within the objective: lone steps on the prefill instance, then on the decode replica
+        let gaps: Vec<f64> = out.windows(2).map(|w| (w[1].0 - w[0].0).as_secs()).collect();
+        assert!(gaps.iter().all(|&g| g <= 0.05), "{gaps:?}");
+        // tokens before the landing came from the prefill instance at its lone pace ...
+        let before = out.iter().filter(|e| e.0 <= landed).count();
+        assert!(before > 50, "{before}");
+        assert!((gaps[0] - cost.lone_decode_s(1000)).abs() < 2e-9);
+        // ... then the request moved: the prefill replica holds nothing, the decode replica decoded the rest
+        let c = &cloud.reqs[0];
+        assert!(c.bridged && !c.decode_on_prefill && c.generated == 200);
+        assert_eq!(cloud.replicas[0].kv_used, 0);
+        assert!(cloud.replicas[1].running.is_empty() && cloud.replicas[1].kv_used == 0);
+        assert!(out.last().unwrap().0 > landed);
+        // planned for the pool without the bridge: the first decode token waits for the whole transfer
+        let cfg = config(Deployment::Disaggregated, 100_000);
+        let mut cloud = Cloud::new(cfg, 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 999, 200, (false, false), None, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert!((out[1].0 - out[0].0).as_secs() > 1.0);
+        assert!(!cloud.reqs[0].bridged);
+    }
+
+    #[test]
+    fn a_pool_request_within_the_gap_is_not_bridged() {
+        // a fast link: the pool's first decode token comes within 50 ms
+        let cfg = CloudConfig {
+            prefill_decode_gap_s: 0.05,
+            kv_link_bytes_per_s: 1e12,
+            ..config(Deployment::Disaggregated, 100_000)
+        };
+        let mut cloud = Cloud::new(cfg, 1).unwrap();
+        let mut lp = EventLoop::with_capacity(8);
+        cloud.submit(0, 999, 20, (false, true), None, &mut lp);
+        let out = drain(&mut cloud, &mut lp);
+        assert_eq!(out.len(), 20);
+        assert!(!cloud.reqs[0].bridged);
+        assert!(out.windows(2).all(|w| (w[1].0 - w[0].0).as_secs() <= 0.05));
+    }
+
+    #[test]
     fn a_lone_request_costs_the_lone_prices() {
         let cfg = config(Deployment::Colocated, 100_000);
         let cost = cfg.cost;
         let mut cloud = Cloud::new(cfg, 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 1000, 3, false, None, &mut lp);
+        cloud.submit(0, 1000, 3, (false, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 3);
         assert!(out[0].2 && !out[1].2 && !out[2].2);
@@ -685,8 +845,8 @@ mod tests {
         // room for one request's prompt plus answer at a time
         let mut cloud = Cloud::new(config(Deployment::Colocated, 1200), 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 1000, 50, false, None, &mut lp);
-        cloud.submit(1, 1000, 50, false, None, &mut lp);
+        cloud.submit(0, 1000, 50, (false, false), None, &mut lp);
+        cloud.submit(1, 1000, 50, (false, false), None, &mut lp);
         let load = cloud.load();
         assert_eq!(load.waiting_requests, 1.0);
         assert_eq!(load.waiting_prefill_tokens, 2000.0);
@@ -701,7 +861,7 @@ mod tests {
         let cfg = config(Deployment::Disaggregated, 100_000);
         let mut cloud = Cloud::new(cfg, 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 999, 2, false, None, &mut lp);
+        cloud.submit(0, 999, 2, (false, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 2);
         // 1000 tokens x 1000 bytes over 1 MB/s: one second on the link, then one decode step
@@ -715,7 +875,7 @@ mod tests {
         let cfg = config(Deployment::Disaggregated, 100_000);
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 999, 4, true, None, &mut lp);
+        cloud.submit(0, 999, 4, (true, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 4);
         // no second on the link: each decode step is a lone step on the prefill replica
@@ -731,8 +891,8 @@ mod tests {
         let cfg = CloudConfig { prefill_decode_gap_s: 0.012, ..config(Deployment::Disaggregated, 100_000) };
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 10, 6, true, None, &mut lp);
-        cloud.submit(1, 3000, 1, false, None, &mut lp);
+        cloud.submit(0, 10, 6, (true, false), None, &mut lp);
+        cloud.submit(1, 3000, 1, (false, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         let steps: Vec<Nanos> = out.iter().filter(|e| e.1 == 0).map(|e| e.0).collect();
         assert_eq!(steps.len(), 6);
@@ -749,8 +909,8 @@ mod tests {
         let cost = cfg.cost;
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 10, 3, true, None, &mut lp);
-        cloud.submit(1, 2000, 1, false, None, &mut lp);
+        cloud.submit(0, 10, 3, (true, false), None, &mut lp);
+        cloud.submit(1, 2000, 1, (false, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         // request 0 prefills alone (request 1 comes during that iteration); its decode steps then ride
         // with 99-token chunks of request 1's prompt
@@ -768,8 +928,8 @@ mod tests {
         let mut cloud = Cloud::new(cfg, 2).unwrap();
         let mut lp = EventLoop::with_capacity(8);
         // request 1 joins request 0's second chunk: both are prefilled by the same iteration
-        cloud.submit(0, 999, 2, false, None, &mut lp);
-        cloud.submit(1, 9, 2, false, None, &mut lp);
+        cloud.submit(0, 999, 2, (false, false), None, &mut lp);
+        cloud.submit(1, 9, 2, (false, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         let at = |req: u32, first: bool| out.iter().find(|e| e.1 == req && e.2 == first).unwrap().0;
         let sent = at(0, true);
@@ -786,7 +946,7 @@ mod tests {
     fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
         let mut cloud = Cloud::new(config(Deployment::Disaggregated, 100_000), 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 300, 1, false, None, &mut lp);
+        cloud.submit(0, 300, 1, (false, false), None, &mut lp);
         let out = drain(&mut cloud, &mut lp);
         assert_eq!(out.len(), 1);
         assert_eq!(cloud.gpu_decode_s, 0.0);
@@ -796,7 +956,7 @@ mod tests {
     fn a_cancelled_stream_stops_and_frees_its_cache() {
         let mut cloud = Cloud::new(config(Deployment::Colocated, 100_000), 1).unwrap();
         let mut lp = EventLoop::with_capacity(8);
-        cloud.submit(0, 100, 1000, false, None, &mut lp);
+        cloud.submit(0, 100, 1000, (false, false), None, &mut lp);
         let mut emitted = Vec::new();
         let mut tokens = 0;
         while let Some(ev) = lp.pop() {

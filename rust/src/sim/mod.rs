@@ -49,7 +49,7 @@ use std::collections::BTreeMap;
 
 use crate::buffer::TokenBuffer;
 use crate::cost::device::to_nanos;
-use crate::cost::{DeviceCost, KSite};
+use crate::cost::{DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
@@ -405,11 +405,15 @@ impl Simulator {
                 }
                 Ev::CloudSubmit(i) => {
                     let quota = self.cloud_quota(i);
-                    let on_prefill = self.reqs[i as usize].plan.is_some_and(|p| {
-                        matches!(p.mode, Mode::Pd | Mode::Naive | Mode::Disco) && p.k_site == KSite::Prefill
-                    });
+                    let split = self.reqs[i as usize]
+                        .plan
+                        .filter(|p| matches!(p.mode, Mode::Pd | Mode::Naive | Mode::Disco));
+                    let on_prefill = split.is_some_and(|p| p.k_site == KSite::Prefill);
+                    let may_bridge = split.is_some_and(|p| p.k_site == KSite::Pool)
+                        && self.cloud.k_sites() == KSites::Both;
                     let spec = self.reqs[i as usize].plan.and_then(|p| p.spec);
-                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, on_prefill, spec, &mut self.lp);
+                    let sites = (on_prefill, may_bridge);
+                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, sites, spec, &mut self.lp);
                 }
                 Ev::IterEnd(r) => {
                     let mut emitted = std::mem::take(&mut self.emitted);

@@ -57,6 +57,10 @@ pub struct Results {
     /// Seconds the device's connection was open: from the request's arrival (its send) to the last
     /// byte it received; 0 when it never used the network.
     pub radio_s: Vec<f64>,
+    /// Where a disaggregated cloud decoded the request's tokens after the first: 0 the decode pool, 1 its
+    /// prefill instance, 2 nowhere (no cloud decode token, or a colocated cloud), 3 its prefill instance
+    /// while its cache crossed, then the pool (the bridge at the first token).
+    pub k_site: Vec<u8>,
 }
 
 /// Aggregate counters of a run.
@@ -150,6 +154,13 @@ impl Simulator {
             r.bytes_up.push(req.bytes_up);
             r.bytes_down.push(req.bytes_down);
             r.radio_s.push(req.last_down.map_or(0.0, |t| (t - arrival).as_secs()));
+            r.k_site.push(
+                match (self.cloud.is_disaggregated() && c.generated > 1, c.bridged, c.decode_on_prefill) {
+                    (false, _, _) => 2,
+                    (true, true, _) => 3,
+                    (true, false, on_prefill) => u8::from(on_prefill),
+                },
+            );
         }
         debug_assert_eq!(r.ttft_s.len(), n);
         r

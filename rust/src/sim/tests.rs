@@ -170,7 +170,7 @@ fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
     // a slow link: the pool's first decode token waits for 1025 x 131 kB at 1 GB/s (134 ms)
     let slow =
         |sites| CloudConfig { kv_link_bytes_per_s: 1e9, k_sites: sites, ..cloud(Deployment::Disaggregated) };
-    let go = |site: KSite| {
+    let go = |site: KSite, sites| {
         let inp = Inputs {
             arrival: vec![Nanos::ZERO],
             prompt: vec![1024],
@@ -180,17 +180,25 @@ fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
             qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
             wire: WIRE,
         };
-        let mut sim = Simulator::new(inp, slow(crate::cost::KSites::Both), device()).unwrap();
+        let mut sim = Simulator::new(inp, slow(sites), device()).unwrap();
         while let Some(i) = sim.next_decision().unwrap() {
             sim.decide(i, plan(Mode::Pd, 200).at_site(site)).unwrap();
         }
         sim.results()
     };
-    let (pool, prefill) = (go(KSite::Pool), go(KSite::Prefill));
-    assert!(pool.max_gap_s[0] > 0.1, "the transfer shows: {}", pool.max_gap_s[0]);
+    let pool_only = go(KSite::Pool, crate::cost::KSites::Pool);
+    let (pool, prefill) =
+        (go(KSite::Pool, crate::cost::KSites::Both), go(KSite::Prefill, crate::cost::KSites::Both));
+    assert!(pool_only.max_gap_s[0] > 0.1, "the transfer shows: {}", pool_only.max_gap_s[0]);
+    assert_eq!(pool_only.k_site[0], 0);
+    // offered both sites, the cloud bridges the pool plan while its cache crosses
+    assert!(pool.max_gap_s[0] <= 0.050 + 1e-9, "{}", pool.max_gap_s[0]);
+    assert_eq!(pool.k_site[0], 3);
     assert!(prefill.max_gap_s[0] <= 0.050 + 1e-9, "{}", prefill.max_gap_s[0]);
+    assert_eq!(prefill.k_site[0], 1);
     assert_eq!(pool.ttft_s[0].to_bits(), prefill.ttft_s[0].to_bits());
     assert!((prefill.displayed_tokens[0] - 400.0).abs() < 0.5);
+    assert!((pool.displayed_tokens[0] - 400.0).abs() < 0.5);
     // a cloud offering the pool only rejects the plan, naming the setting
     let inp = Inputs {
         arrival: vec![Nanos::ZERO],
@@ -234,7 +242,7 @@ fn native_policy_plans_as_the_decision_loop() {
                 crate::cost::KSites::Both,
                 Some(crate::cost::KvLink {
                     bytes_per_token: 131_072.0,
-                    bytes_per_s: 2e9,
+                    bytes_per_s: 2e8,
                     write_token_s: 1e-7,
                 }),
             )
