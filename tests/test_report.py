@@ -85,6 +85,9 @@ def test_report_has_the_table_per_workload(runs: tuple[Path, Path, str, Reproduc
     for policy in POLICIES:
         assert text.count(f"| {policy} |") + text.count(f"| **{policy}** |") == 2
     assert "## Optimizer" in text
+    # where the cloud decoded P/D-Device's tokens, and the largest gap without the bridge
+    assert text.count("Where P/D-Device's cloud decoded its tokens (`--k-sites both`)") == 2
+    assert "With the decode pool only (`--k-sites pool`) the largest-gap p99 is" in text
     assert "## Cloud sizing at the SLO" in text
     assert "![GPUs over request rate](sizing.png)" in text
     assert "## Latency, cost and energy" in text

@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from pdcore.optimize import Optimizer
 from pdcore.policies import POLICIES as REGISTERED
+from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.profiles import list_device_profiles, load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.grid import grid_check
 from pdcore.sim.sweep import SweepResult, SweepTask, WorkloadSpec, run_sweep
@@ -90,11 +91,6 @@ WHAT_IF: dict[str, dict[str, Any]] = {
 EXPLORED_POLICIES = ("pd-device", "naive-split", "cloud-only")
 """The policies whose timelines the explorer of ``report.html`` shows side by side."""
 
-GAP_BY_DESIGN = "pd-device:k_site=pool"
-"""The P/D-Device variant of the largest-gap-by-design run: planned for the decode pool, in a cloud that
-offers both sites, so the prefill instance keeps a request whose first decode token the pool would deliver
-late (`pdcore._core` ``cost::ksite``, the bridge at the first token)."""
-
 EXPLORED_PER_FILTER = 4
 """Requests the explorer embeds per filter (slowest TTFT, largest gap, largest hand-off stall)."""
 
@@ -117,6 +113,7 @@ class Settings:
         cloud: The cloud profile.
         network: The network preset.
         deployment: The cloud deployment.
+        k_sites: Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded.
         seed: Seed of the synthetic workload and the network delays.
         quick: Whether this is the quick preset.
         synthetic_requests: Requests of the embedded default workload.
@@ -139,6 +136,7 @@ class Settings:
     cloud: str
     network: str
     deployment: str = "disaggregated"
+    k_sites: str = DEFAULT_K_SITES
     seed: int = 0
     quick: bool = False
     synthetic_requests: int = 2000
@@ -199,6 +197,7 @@ class Settings:
             "cloud_profile": self.cloud,
             "network": self.network,
             "deployment": self.deployment,
+            "k_sites": self.k_sites,
             "seed": self.seed,
             "quick": self.quick,
             "synthetic_requests": self.synthetic_requests,
@@ -251,6 +250,7 @@ def _task(settings: Settings, spec: WorkloadSpec, policy: str, tag: str, **chang
         cloud=settings.cloud,
         network=settings.network,
         deployment=settings.deployment,
+        k_sites=settings.k_sites,
         seed=settings.seed,
         ttft_slo_s=settings.slo.ttft_s,
         max_tpot_s=settings.slo.max_tpot_s,
@@ -273,7 +273,7 @@ def _first_wave(settings: Settings, run: WorkloadRun) -> list[SweepTask]:
             policy,
             f"{key}|main|{policy}",
             compute=("aggregate", *_BOTH, *(("timeline",) if policy == "pd-device" else ())),
-            columns=("ttft_s", "max_gap_s", "handoff_gap_s", "served_by", "cloud_tpot_s"),
+            columns=("ttft_s", "max_gap_s", "handoff_gap_s", "served_by", "cloud_tpot_s", "k_site"),
         )
         for policy in POLICIES
     ]
@@ -305,15 +305,15 @@ def _first_wave(settings: Settings, run: WorkloadRun) -> list[SweepTask]:
     )
     refined = f"pd-device:refine_ratio={settings.refine_ratio:g}"
     tasks.append(_task(settings, spec, refined, f"{key}|growth|pd-device|refine", compute=growth))
-    if settings.deployment == "disaggregated":
+    if settings.deployment == "disaggregated" and settings.k_sites != "pool":
         tasks.append(
             _task(
                 settings,
                 spec,
-                GAP_BY_DESIGN,
-                f"{key}|gap|pd-device",
-                k_sites="both",
-                columns=("ttft_s", "max_gap_s", "handoff_gap_s", "served_by", "cloud_tpot_s", "k_site"),
+                "pd-device",
+                f"{key}|gap|pd-device|pool",
+                k_sites="pool",
+                columns=("ttft_s", "max_gap_s", "handoff_gap_s", "served_by", "cloud_tpot_s"),
             )
         )
     for name, changes in WHAT_IF.items():
@@ -611,19 +611,20 @@ def _table(
     return rows
 
 
-def _gap_by_design(result: SweepResult, settings: Settings) -> dict[str, Any]:
-    """P/D-Device where the cloud offers both sites and may keep a request at its first token."""
-    report = _aggregate(result)
-    sites = np.asarray(result.columns["k_site"])
+def _gap_by_design(bridged: SweepResult, pool_only: SweepResult, settings: Settings) -> dict[str, Any]:
+    """P/D-Device with both sites offered (the bridge at the first token) against the decode pool only."""
+    sites = np.asarray(bridged.columns["k_site"])
     decoded = max(int((sites != "none").sum()), 1)
+    shares = {site: float((sites == site).sum() / decoded) for site in ("pool", "prefill", "bridge")}
+    alone = _aggregate(pool_only)
     return {
-        "policy": GAP_BY_DESIGN,
-        "k_sites": "both",
-        "ttft_s": report["ttft_s"],
-        "max_gap_s": report["max_gap_s"],
-        "gap_slo_attainment": report["gap_slo_attainment"],
-        "on_prefill_instance": float((sites == "prefill").sum() / decoded),
-        "causes": _gap_causes(result, settings),
+        "k_sites": settings.k_sites,
+        "sites": shares,
+        "pool_only": {
+            "ttft_s": alone["ttft_s"],
+            "max_gap_s": alone["max_gap_s"],
+            "causes": _gap_causes(pool_only, settings),
+        },
     }
 
 
@@ -706,8 +707,10 @@ def fill_sections(
         "table": _table(light, loaded, capacity),
         "max_gap_causes": _gap_causes(get("main", "pd-device"), settings),
     }
-    if get.has("gap", "pd-device"):
-        run.sections["gap_by_design"] = _gap_by_design(get("gap", "pd-device"), settings)
+    if get.has("gap", "pd-device", "pool"):
+        run.sections["gap_by_design"] = _gap_by_design(
+            get("main", "pd-device"), get("gap", "pd-device", "pool"), settings
+        )
     run.ttft_s = {
         "trace_rate": {policy: _ttft(get("main", policy)) for policy in POLICIES},
         "under_load": {policy: _ttft(get("load", policy)) for policy in POLICIES},

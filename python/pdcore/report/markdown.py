@@ -166,15 +166,18 @@ def _gap_by_design_text(section: Mapping[str, Any], slo_s: float) -> list[str]:
     found = section.get("gap_by_design")
     if found is None:
         return []
-    causes = found["causes"]
+    sites, alone = found["sites"], found["pool_only"]
+    causes = alone["causes"]
     return [
-        f"With the cloud offering both sites (`--k-sites both`, `{found['policy']}`): the prefill instance "
-        f"keeps a request at its first token when the pool would deliver the first decode token more than "
-        f"{slo_s * 1e3:.0f} ms later ({found['on_prefill_instance']:.1%} of the requests the cloud decoded "
-        f"for). Largest display gap p99 {gap_ms(found['max_gap_s']['p99'])}, "
-        f"{causes['requests_over']:.2%} of requests over the SLO ({causes['cloud_stream']:.0%} of those in "
-        f"the cloud's stream, {causes['handoff']:.0%} at the hand-off); TTFT p50 "
-        f"{seconds(found['ttft_s']['p50'])}, p99 {seconds(found['ttft_s']['p99'])}.",
+        f"Where P/D-Device's cloud decoded its tokens (`--k-sites {found['k_sites']}`): the decode pool "
+        f"for {sites['pool']:.1%} of the requests it decoded for, the prefill instance for "
+        f"{sites['prefill']:.1%} (done before the pool's first token would arrive) and a bridge for "
+        f"{sites['bridge']:.1%} (the prefill instance decodes while the KV cache crosses, because the pool "
+        f"would deliver the first decode token more than {slo_s * 1e3:.0f} ms after the first). With the "
+        f"decode pool only (`--k-sites pool`) the largest-gap p99 is {gap_ms(alone['max_gap_s']['p99'])} "
+        f"and {causes['requests_over']:.1%} of requests exceed the SLO ({causes['cloud_stream']:.0%} of "
+        f"those in the cloud's stream); TTFT p50 {seconds(alone['ttft_s']['p50'])}, p99 "
+        f"{seconds(alone['ttft_s']['p99'])}.",
         "",
     ]
 
