@@ -59,7 +59,8 @@ def run_one(mode: str, *, k: int = 0, prompt: int = 500, output: int = 40) -> di
     scenario = Scenario(cloud=CLOUD, device=DEVICE, network=WIFI, deployment="colocated")
     result = scenario.run(one(prompt, output), Fixed(mode, k), one_way_s=[0.01])
     columns = result.columns()
-    return {name: float(values[0]) for name, values in columns.items() if name not in {"mode", "served_by"}}
+    names = {"mode", "served_by", "k_site"}
+    return {name: float(values[0]) for name, values in columns.items() if name not in names}
 
 
 def radio_j(row: dict[str, float]) -> float:
