@@ -354,7 +354,7 @@ impl Cloud {
         lp: &mut EventLoop<Ev>,
     ) {
         self.reqs[req as usize] =
-            CloudReq { prompt, quota, decode_on_prefill, may_bridge, spec, ..CloudReq::default() };
+            CloudReq { prompt, quota, decode_on_prefill, spec, may_bridge, ..CloudReq::default() };
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);
@@ -397,14 +397,11 @@ impl Cloud {
         self.try_start(replica as usize, lp);
     }
 
-    fn try_start(&mut self, ri: usize, lp: &mut EventLoop<Ev>) {
-        if self.replicas[ri].busy {
-            return;
-        }
-        let cfg = &self.cfg;
+    /// Drops replica `ri`'s cancelled requests, freeing their cache, and lets go of the bridged ones whose
+    /// cache has landed; returns those with the decode replica that takes each.
+    fn release(&mut self, ri: usize) -> Vec<(u32, u32)> {
         let reqs = &mut self.reqs;
         let rep = &mut self.replicas[ri];
-        // drop cancelled requests, freeing their cache, and hand bridged ones whose cache has landed over
         let mut freed = 0;
         let mut handed: Vec<(u32, u32)> = Vec::new();
         let mut keep = |id: &u32| {
@@ -424,6 +421,17 @@ impl Cloud {
         rep.prefilling.retain(&mut keep);
         rep.waiting.retain(|id| !reqs[*id as usize].cancelled);
         rep.kv_used -= freed;
+        handed
+    }
+
+    fn try_start(&mut self, ri: usize, lp: &mut EventLoop<Ev>) {
+        if self.replicas[ri].busy {
+            return;
+        }
+        let handed = self.release(ri);
+        let cfg = &self.cfg;
+        let reqs = &mut self.reqs;
+        let rep = &mut self.replicas[ri];
         // admit FCFS while the cache and the batch have room
         while let Some(&id) = rep.waiting.front() {
             let c = &reqs[id as usize];
