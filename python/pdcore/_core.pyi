@@ -623,6 +623,7 @@ def solve_catchup(
     cloud_tpot_s: float = 0.0,
     max_k: int = 4096,
     first_gap_s: float | None = None,
+    device_cached_tokens: int = 0,
 ) -> CatchUp:
     """The smallest ``k`` with which the device catches up within the display pace (Rust ``cost::catchup``);
     ``first_gap_s`` is the cloud's first decode gap when it differs from ``cloud_tpot_s``.
@@ -708,13 +709,26 @@ class PlanOptimizer:
     def refine_ratios(self) -> list[float]:
         """The ratios tried, largest first (1.0 among them)."""
     def first_token_s(
-        self, prompt_tokens: int, *, one_way_s: float, waiting_prefill_tokens: float | None = None
+        self,
+        prompt_tokens: int,
+        *,
+        one_way_s: float,
+        waiting_prefill_tokens: float | None = None,
+        cloud_cached_tokens: int = 0,
     ) -> float:
-        """Expected arrival of the cloud's first token, seconds from the request's arrival."""
+        """Expected arrival of the cloud's first token, seconds from the request's arrival (its prefill
+        covers the prompt past ``cloud_cached_tokens``)."""
     def choose(
-        self, prompt_tokens: int, *, one_way_s: float, waiting_prefill_tokens: float | None = None
+        self,
+        prompt_tokens: int,
+        *,
+        one_way_s: float,
+        waiting_prefill_tokens: float | None = None,
+        device_cached_tokens: int = 0,
+        cloud_cached_tokens: int = 0,
     ) -> Choice:
-        """The smallest ``k`` over the allowed ratios, or the device alone.
+        """The smallest ``k`` over the allowed ratios, or the device alone, with the prompt tokens the
+        request finds cached on the device and in the cloud.
 
         Raises:
             InvalidInputError: A bad prompt length or delay.
@@ -726,6 +740,8 @@ class PlanOptimizer:
         *,
         one_way_s: float,
         waiting_prefill_tokens: float | None = None,
+        device_cached_tokens: int = 0,
+        cloud_cached_tokens: int = 0,
     ) -> Choice:
         """The catch-up ``k`` at a fixed ratio.
 
@@ -1037,6 +1053,18 @@ class Simulator:
         prompt_bytes_per_token: Bytes per prompt token sent as text (the ``bytes_up`` result; 0 counts
             no bytes).
         stream_bytes_per_token: Bytes per streamed token, framing included (the ``bytes_down`` result).
+        session: Conversations (all four of ``session``, ``turn``, ``parent``, ``shared_prefix_tokens``
+            or none): each request's session (its device), turn, parent (-1 for none) and the tokens it
+            shares with the parent's context.
+        turn: See ``session``.
+        parent: See ``session``.
+        shared_prefix_tokens: See ``session``.
+        block_offsets: Request ``i``'s cloud prefix blocks are ``block_ids[block_offsets[i]:
+            block_offsets[i + 1]]`` (both or neither).
+        block_ids: See ``block_offsets``.
+        block_tokens: Tokens per prefix block.
+        device_cache_tokens: The device's session-cache budget, tokens (0: no cache).
+        cloud_cache_tokens: The cloud's prefix-cache capacity, tokens (0: no cache).
 
     Raises:
         InvalidInputError: A bad time or token count (the message names the array and index), arrays of
@@ -1057,7 +1085,22 @@ class Simulator:
         qoe_tokens_per_s: float = 10.0,
         prompt_bytes_per_token: float = 0.0,
         stream_bytes_per_token: float = 0.0,
+        session: npt.NDArray[np.int64] | None = None,
+        turn: npt.NDArray[np.int64] | None = None,
+        parent: npt.NDArray[np.int64] | None = None,
+        shared_prefix_tokens: npt.NDArray[np.int64] | None = None,
+        block_offsets: npt.NDArray[np.int64] | None = None,
+        block_ids: npt.NDArray[np.uint64] | None = None,
+        block_tokens: int = 512,
+        device_cache_tokens: int = 0,
+        cloud_cache_tokens: int = 0,
     ) -> Self: ...
+    def cached(self, request: int) -> tuple[int, int]:
+        """The prompt tokens ``request`` (waiting for a plan) finds cached now: ``(device, cloud)``.
+
+        Raises:
+            InvalidInputError: ``request`` is out of range.
+        """
     def next_decision(self) -> int | None:
         """Runs until a request needs a plan and returns its index; ``None`` when all have finished.
 

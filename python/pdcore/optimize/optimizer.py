@@ -263,14 +263,27 @@ class Optimizer:
             )
         )
 
-    def choose(self, prompt_tokens: int, *, one_way_s: float, load: CloudLoad | None = None) -> Choice:
-        """The settings for one request: the smallest ``k`` over the allowed ratios.
+    def choose(
+        self,
+        prompt_tokens: int,
+        *,
+        one_way_s: float,
+        load: CloudLoad | None = None,
+        device_cached_tokens: int = 0,
+        cloud_cached_tokens: int = 0,
+    ) -> Choice:
+        """The settings for one request: the smallest ``k`` over the allowed ratios, with the prompt
+        tokens it finds cached on the device and in the cloud (follow-up turns).
 
         Raises:
             InvalidInputError: A bad prompt length or delay.
         """
         native = self._native.choose(
-            prompt_tokens, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
+            prompt_tokens,
+            one_way_s=one_way_s,
+            waiting_prefill_tokens=_waiting(load),
+            device_cached_tokens=device_cached_tokens,
+            cloud_cached_tokens=cloud_cached_tokens,
         )
         return self._choice(native)
 

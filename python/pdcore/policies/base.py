@@ -68,12 +68,22 @@ class RequestInfo:
         prompt_tokens: Prompt length in tokens.
         one_way_s: One-way network delay between this device and the cloud, in seconds (the round trip is
             twice this).
+        session: The request's conversation (its index for a single-turn workload).
+        turn: Its turn in the conversation, 1 for the first.
+        device_cached_tokens: Leading prompt tokens the device holds in its session cache now (its
+            prefill of the full prompt covers only the rest; a refined prompt reuses nothing).
+        cloud_cached_tokens: Leading prompt tokens in the cloud's prefix cache now (its prefill covers the
+            rest).
     """
 
     index: int
     arrival_s: float
     prompt_tokens: int
     one_way_s: float
+    session: int = -1
+    turn: int = 1
+    device_cached_tokens: int = 0
+    cloud_cached_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

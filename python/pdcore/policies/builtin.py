@@ -313,7 +313,13 @@ class _Split(Policy):
                 f"{type(self).__name__}(k='auto') needs the run's profiles to choose k; call "
                 "prepare(context) first (pdcore.sim.simulate does), or pass a fixed k"
             )
-        choice = self._auto_optimizer(context).choose(req.prompt_tokens, one_way_s=req.one_way_s, load=load)
+        choice = self._auto_optimizer(context).choose(
+            req.prompt_tokens,
+            one_way_s=req.one_way_s,
+            load=load,
+            device_cached_tokens=req.device_cached_tokens,
+            cloud_cached_tokens=req.cloud_cached_tokens,
+        )
         if choice.mode == "device":
             return self._split_plan(-1, 1.0)
         if choice.mode == "cloud":

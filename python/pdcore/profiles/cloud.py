@@ -22,7 +22,8 @@ TOML layout::
 
     name = "..."  description = "..."  model = "..."  gpu = "..."  tensor_parallel = 1
     [iteration]   base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s  (seconds)
-    [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica
+    [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica,
+                  prefix_cache_tokens (optional: the prefix cache, default kv_cache_tokens)
     [kv_transfer] bytes_per_token, write_token_s (optional, seconds; 0 when absent)
     [price]       usd_per_gpu_hour (optional table; without it the run's dollars are unknown)
     [wire]        prompt_bytes_per_token, stream_bytes_per_token (optional table; without it the run's bytes
@@ -70,7 +71,13 @@ _TOP_KEYS = (
     "source",
 )
 _ITERATION_KEYS = ("base_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_context_s")
-_LIMIT_KEYS = ("max_batch_size", "max_tokens_per_iteration", "kv_cache_tokens", "gpus_per_replica")
+_LIMIT_KEYS = (
+    "max_batch_size",
+    "max_tokens_per_iteration",
+    "kv_cache_tokens",
+    "gpus_per_replica",
+    "prefix_cache_tokens",
+)
 _KV_KEYS = ("bytes_per_token", "write_token_s")
 _SOURCE_KEYS = ("citation", "notes")
 _PRICE_KEYS = ("usd_per_gpu_hour",)
@@ -132,6 +139,14 @@ class CloudProfile:
     usd_per_gpu_hour: float | None = None
     prompt_bytes_per_token: float | None = None
     stream_bytes_per_token: float | None = None
+    prefix_cache_tokens: int | None = None
+
+    @property
+    def prefix_cache_capacity(self) -> int:
+        """Tokens the cloud's prefix cache holds, shared by its prefill replicas (`pdcore.sim`): the
+        profile's ``[limits] prefix_cache_tokens``, else ``kv_cache_tokens`` (an assumption: a host-memory
+        pool the size of one replica's KV cache, as Mooncake pools its cluster's DRAM; 0 disables it)."""
+        return self.kv_cache_tokens if self.prefix_cache_tokens is None else self.prefix_cache_tokens
 
     def __post_init__(self) -> None:
         """Checks coefficient and limit ranges.
@@ -247,6 +262,11 @@ class CloudProfile:
             usd_per_gpu_hour=number(price, "price", "usd_per_gpu_hour"),
             prompt_bytes_per_token=number(wire, "wire", "prompt_bytes_per_token"),
             stream_bytes_per_token=number(wire, "wire", "stream_bytes_per_token"),
+            prefix_cache_tokens=(
+                get_int(limits, "limits", "prefix_cache_tokens", source, minimum=0)
+                if "prefix_cache_tokens" in limits
+                else None
+            ),
         )
 
     @classmethod

@@ -21,6 +21,7 @@ TOML layout::
 
     name = "..."            description = "..."   hardware = "..."   model = "..."   engine = "..."
     kv_bytes_per_token = 32768    # the device model's KV cache per token (kv-transfer ships it)
+    session_cache_bytes = 134217728   # optional: memory for conversations' KV caches (default below)
     [prefill]  prompt_tokens = [...]   seconds = [...]
     [decode]   context_tokens = [...]  tpot_s = [...]
     [energy]   prefill_j_per_token, decode_j_per_token, wait_w, battery_wh   (optional table; all four
@@ -59,7 +60,12 @@ from pdcore.profiles._toml import (
     read_toml,
 )
 
-__all__ = ["DeviceEnergy", "DeviceProfile"]
+__all__ = ["DEFAULT_SESSION_CACHE_TOKENS", "DeviceEnergy", "DeviceProfile"]
+
+DEFAULT_SESSION_CACHE_TOKENS = 4096
+"""The session-cache budget of a profile that sets no ``session_cache_bytes``: the KV of 4,096 tokens, the
+context window the shipped on-device engines allocate their KV cache for (an assumption: one context's
+cache kept between turns)."""
 
 FloatArray = npt.NDArray[np.float64]
 Scalar = float | int | np.integer[Any] | np.floating[Any]
@@ -72,6 +78,7 @@ _TOP_KEYS = (
     "model",
     "engine",
     "kv_bytes_per_token",
+    "session_cache_bytes",
     "prefill",
     "decode",
     "energy",
@@ -141,6 +148,15 @@ class DeviceProfile:
     notes: str
     source: str = "<memory>"
     energy: DeviceEnergy | None = None
+    session_cache_bytes: int | None = None
+
+    @property
+    def session_cache_tokens(self) -> int:
+        """Tokens of conversation KV the device keeps (`pdcore.sim` evicts sessions least recently used
+        beyond it): ``session_cache_bytes // kv_bytes_per_token``, or `DEFAULT_SESSION_CACHE_TOKENS`."""
+        if self.session_cache_bytes is None:
+            return DEFAULT_SESSION_CACHE_TOKENS
+        return self.session_cache_bytes // self.kv_bytes_per_token
 
     def __post_init__(self) -> None:
         """Checks the curve invariants (module docstring) by building the cost model.
@@ -176,6 +192,14 @@ class DeviceProfile:
                         f"{self.source}: key '[energy] {key}' = {value!r}; fix: it must be a finite number "
                         f"{bound}, at most {_MAX_ENERGY:g}"
                     )
+        budget = self.session_cache_bytes
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 0 <= budget <= 2**50
+        ):
+            raise ProfileError(
+                f"{self.source}: key 'session_cache_bytes' = {budget!r}; fix: give the bytes the device "
+                "keeps for conversations' KV caches, a whole number from 0 (no cache) to 2**50"
+            )
         try:
             _ = self.cost
         except InvalidInputError as error:
@@ -250,6 +274,11 @@ class DeviceProfile:
             notes=get_str(cited, "source", "notes", source),
             source=source,
             energy=energy,
+            session_cache_bytes=(
+                get_int(table, "", "session_cache_bytes", source, minimum=0, maximum=2**50)
+                if "session_cache_bytes" in table
+                else None
+            ),
         )
 
     @classmethod

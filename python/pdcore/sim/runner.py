@@ -401,6 +401,7 @@ class Scenario:
             qoe_tokens_per_s=self.qoe_tokens_per_s,
             prompt_bytes_per_token=self.cloud.prompt_bytes_per_token or 0.0,
             stream_bytes_per_token=self.cloud.stream_bytes_per_token or 0.0,
+            **conversation_inputs(workload, self),
         )
 
     def record_timelines(
@@ -440,7 +441,9 @@ class Scenario:
         plans: dict[int, tuple[str, int]] = {}
         wanted = set(requests)
         while (index := simulator.next_decision()) is not None:
-            info = RequestInfo(index, arrivals[index], prompts[index], delay_list[index])
+            info = request_info(
+                simulator, workload, index, arrivals[index], prompts[index], delay_list[index]
+            )
             plan = chosen.plan(info, CloudLoad.from_mapping(simulator.cloud_load()))
             if index in wanted:
                 plans[index] = (plan.mode, plan.k if plan.mode in {"pd", "naive"} else -1)
@@ -474,6 +477,43 @@ class Scenario:
         return out
 
 
+def conversation_inputs(workload: Workload, scenario: Scenario) -> dict[str, Any]:
+    """The simulator's conversation arguments: none for a single-turn workload (every request a first turn,
+    no cache can hit), else the workload's columns and the two caches' budgets from the profiles."""
+    if not workload.multi_turn:
+        return {}
+    return {
+        "session": workload.session,
+        "turn": workload.turn,
+        "parent": workload.parent,
+        "shared_prefix_tokens": workload.shared_prefix_tokens,
+        "block_offsets": workload.block_offsets,
+        "block_ids": workload.block_ids,
+        "block_tokens": workload.block_tokens,
+        "device_cache_tokens": scenario.device.session_cache_tokens,
+        "cloud_cache_tokens": scenario.cloud.prefix_cache_capacity,
+    }
+
+
+def request_info(
+    simulator: Simulator, workload: Workload, index: int, arrival: float, prompt: int, delay: float
+) -> RequestInfo:
+    """What a policy sees of request ``index`` at its decision point, cached tokens included."""
+    if not workload.multi_turn:
+        return RequestInfo(index, arrival, prompt, delay)
+    device_cached, cloud_cached = simulator.cached(index)
+    return RequestInfo(
+        index,
+        arrival,
+        prompt,
+        delay,
+        session=int(workload.session[index]),
+        turn=int(workload.turn[index]),
+        device_cached_tokens=device_cached,
+        cloud_cached_tokens=cloud_cached,
+    )
+
+
 def _plan_in_python(simulator: Simulator, policy: Policy, workload: Workload, delays: FloatArray) -> None:
     """The decision loop: the simulator runs until a request arrives, ``policy`` plans it, and so on."""
     arrivals = workload.arrival_s.tolist()
@@ -485,7 +525,7 @@ def _plan_in_python(simulator: Simulator, policy: Policy, workload: Workload, de
     next_decision = simulator.next_decision
     while (index := next_decision()) is not None:
         decision = plan(
-            RequestInfo(index, arrivals[index], prompts[index], delay_list[index]),
+            request_info(simulator, workload, index, arrivals[index], prompts[index], delay_list[index]),
             CloudLoad.from_mapping(load()),
         )
         if not isinstance(decision, Plan):
@@ -554,6 +594,10 @@ class SimResult:
         for name in _RESULT_COLUMNS:
             table[name] = np.asarray(self.results[name])
         table["slo_met"] = self.slo_met()
+        table["session"] = self.workload.session
+        table["turn"] = self.workload.turn
+        for name in ("device_cached_tokens", "cloud_cached_tokens"):
+            table[name] = np.asarray(self.results[name])
         return table
 
     def to_csv(self, path: str | Path) -> None:

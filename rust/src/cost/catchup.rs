@@ -11,7 +11,8 @@
 //!   slot), `m` the largest display gap (`max_tpot`);
 //! - `pre(x)` and `app(x, j)` the device's prefill and append prices ([`DeviceCost`]);
 //! - `P = S + pre(L_r)` when the device's prompt is prefilled, with `S = 0`, or `S = F` when `r < 1`
-//!   (the refined prompt travels with the first token).
+//!   (the refined prompt travels with the first token); with `r = 1` and `c` leading tokens in the
+//!   device's session cache, `P = app(c, L − c)` (the device's remaining prefill).
 //!
 //! The cloud sends `n = k + 1` tokens. `T(n)` is when the device is ready with its own first token: from
 //! `P` it prefills, in one step, every token that has arrived and it has not prefilled yet, and repeats
@@ -59,6 +60,10 @@ pub struct CatchUpInput {
     pub first_gap_s: Option<f64>,
     /// The cap on `k`.
     pub max_k: u32,
+    /// Leading prompt tokens already in the device's cache (a follow-up turn's session cache); with
+    /// `r = 1` the device prefills only the rest ([`DeviceCost::prompt_s`]). A refined prompt is not a
+    /// prefix of the full one, so with `r < 1` nothing is reused.
+    pub device_cached_tokens: u32,
 }
 
 /// The solution of the fixed point.
@@ -141,7 +146,11 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
     let c = inp.cloud_tpot_s;
     let refined = refined_prompt_tokens(inp.prompt_tokens, inp.refine_ratio);
     let start = if inp.refine_ratio < 1.0 { f } else { 0.0 };
-    let prompt_done = start + device.prefill_s(f64::from(refined));
+    let prompt_done = if inp.refine_ratio >= 1.0 {
+        device.prompt_s(refined, inp.device_cached_tokens.min(refined.saturating_sub(1)))
+    } else {
+        start + device.prefill_s(f64::from(refined))
+    };
     if inp.refine_ratio >= 1.0 && prompt_done < f {
         return Ok(CatchUp {
             k: 0,
@@ -228,7 +237,25 @@ mod tests {
             cloud_tpot_s: 0.0,
             first_gap_s: None,
             max_k: DEFAULT_MAX_K,
+            device_cached_tokens: 0,
         }
+    }
+
+    #[test]
+    fn a_cached_prefix_leaves_the_rest_to_prefill() {
+        // 1000 tokens with 900 cached: the device's prompt is done after appending 100 (0.1 s), before
+        // the cloud's first token at 0.2 s, so it answers alone; without the cache it needs k tokens
+        let cold = solve_catchup(&toy(), &input(1000, 0.2, 0.05)).unwrap();
+        assert!(!cold.device_alone && cold.k > 0);
+        let warm =
+            solve_catchup(&toy(), &CatchUpInput { device_cached_tokens: 900, ..input(1000, 0.2, 0.05) })
+                .unwrap();
+        assert!(warm.device_alone);
+        assert!((warm.device_ready_s - toy().append_s(900.0, 100.0)).abs() < 1e-12);
+        // a refined prompt reuses nothing
+        let refined = CatchUpInput { refine_ratio: 0.5, ..input(1000, 0.2, 0.05) };
+        let with_cache = CatchUpInput { device_cached_tokens: 900, ..refined };
+        assert_eq!(solve_catchup(&toy(), &refined).unwrap(), solve_catchup(&toy(), &with_cache).unwrap());
     }
 
     #[test]

@@ -89,7 +89,14 @@ impl CloudCost {
     /// first token is emitted at the end of the last chunk.
     #[must_use]
     pub fn lone_prefill_s(&self, prompt: u32) -> f64 {
-        let mut done = 0_u32;
+        self.lone_prefill_from_s(0, prompt)
+    }
+
+    /// [`lone_prefill_s`](Self::lone_prefill_s) of a prompt whose first `cached` tokens are in the prefix
+    /// cache: only the rest is prefilled, its attention over the cached tokens included.
+    #[must_use]
+    pub fn lone_prefill_from_s(&self, cached: u32, prompt: u32) -> f64 {
+        let mut done = cached.min(prompt);
         let mut t = 0.0;
         while done < prompt {
             let chunk = (prompt - done).min(self.max_tokens_per_iteration);

@@ -97,6 +97,24 @@ impl DeviceCost {
         marginal.max(self.tpot.at(context))
     }
 
+    /// Seconds to prefill a prompt of `prompt` tokens of which the first `cached` are already in the
+    /// device's cache (a follow-up turn's session cache): the append of the rest, or the whole prefill
+    /// with nothing cached (so no cache prices exactly as before).
+    #[must_use]
+    pub fn prompt_s(&self, prompt: u32, cached: u32) -> f64 {
+        if cached == 0 {
+            self.prefill_s(f64::from(prompt))
+        } else {
+            self.append_s(f64::from(cached), f64::from(prompt.saturating_sub(cached)))
+        }
+    }
+
+    /// [`prompt_s`](Self::prompt_s) in nanoseconds.
+    #[must_use]
+    pub fn prompt(&self, prompt: u32, cached: u32) -> Nanos {
+        to_nanos(self.prompt_s(prompt, cached))
+    }
+
     /// Seconds per decoded token with `context` tokens in the cache.
     #[must_use]
     pub fn tpot_s(&self, context: f64) -> f64 {

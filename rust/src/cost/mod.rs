@@ -40,7 +40,7 @@ pub use gap::{within_objective, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 pub use money::{Bill, Prices, Usage};
-pub use optimizer::{Choice, PlanOptimizer};
+pub use optimizer::{Cached, Choice, PlanOptimizer};
 pub use router::{RouterRule, ROUTER_BUCKETS};
 pub use spec::{SpecDecode, MAX_DRAFT_TOKENS};
 pub use tradeoff::{Estimate, Weights};

@@ -26,6 +26,21 @@ use super::ksite::{choose_site, pool_first_gap_s, KSite, KSites, KvLink, SiteRea
 use super::tradeoff::{Estimate, Weights};
 use crate::error::{CoreError, Result};
 
+/// Leading prompt tokens a request finds already cached (follow-up turns): in the device's session cache
+/// and in the cloud's prefix cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cached {
+    /// Tokens the device holds; its prefill covers the rest (with the full prompt only).
+    pub device: u32,
+    /// Tokens the cloud's prefix cache holds; its prefill covers the rest.
+    pub cloud: u32,
+}
+
+impl Cached {
+    /// Nothing cached: a first turn.
+    pub const NONE: Self = Self { device: 0, cloud: 0 };
+}
+
 /// What the optimizer chose for one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Choice {
@@ -184,11 +199,24 @@ impl PlanOptimizer {
     /// queue when known.
     #[must_use]
     pub fn first_token_s(&self, prompt: u32, one_way_s: f64, waiting_prefill_tokens: Option<f64>) -> f64 {
+        self.first_token_cached_s(prompt, 0, one_way_s, waiting_prefill_tokens)
+    }
+
+    /// [`first_token_s`](Self::first_token_s) with the first `cloud_cached` prompt tokens in the cloud's
+    /// prefix cache: the lone prefill covers the rest.
+    #[must_use]
+    pub fn first_token_cached_s(
+        &self,
+        prompt: u32,
+        cloud_cached: u32,
+        one_way_s: f64,
+        waiting_prefill_tokens: Option<f64>,
+    ) -> f64 {
         let queued = match waiting_prefill_tokens {
             Some(w) if self.load_adaptive => self.cloud.queue_wait_lower_bound_s(w, self.prefill_replicas),
             _ => 0.0,
         };
-        2.0 * one_way_s + self.cloud.lone_prefill_s(prompt) + queued
+        2.0 * one_way_s + self.cloud.lone_prefill_from_s(cloud_cached, prompt) + queued
     }
 
     fn check(prompt: u32, one_way_s: f64) -> Result<()> {
@@ -209,9 +237,11 @@ impl PlanOptimizer {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn solve(
         &self,
         prompt: u32,
+        device_cached: u32,
         first: f64,
         ratio: f64,
         site: KSite,
@@ -227,6 +257,7 @@ impl PlanOptimizer {
                 cloud_tpot_s: pace.1,
                 first_gap_s: pace.0,
                 max_k: self.max_k,
+                device_cached_tokens: device_cached,
             },
         )?;
         Ok(Choice {
@@ -245,10 +276,23 @@ impl PlanOptimizer {
     /// The settings for one request: the smallest `k` over the allowed ratios, at the site
     /// [`choose_site`] picks when both are offered.
     pub fn choose(&self, prompt: u32, one_way_s: f64, waiting_prefill_tokens: Option<f64>) -> Result<Choice> {
+        self.choose_cached(prompt, Cached::NONE, one_way_s, waiting_prefill_tokens)
+    }
+
+    /// [`choose`](Self::choose) for a request that finds `cached` prompt tokens in the device's and the
+    /// cloud's caches: the cloud's first token comes after its remaining prefill, the device's prompt is
+    /// done after its remaining prefill (full prompt only; a refined prompt reuses nothing).
+    pub fn choose_cached(
+        &self,
+        prompt: u32,
+        cached: Cached,
+        one_way_s: f64,
+        waiting_prefill_tokens: Option<f64>,
+    ) -> Result<Choice> {
         Self::check(prompt, one_way_s)?;
-        let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
+        let first = self.first_token_cached_s(prompt, cached.cloud, one_way_s, waiting_prefill_tokens);
         let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
-            self.best_over_ratios(prompt, first, site, tpot)
+            self.best_over_ratios(prompt, cached.device, first, site, tpot)
         })?;
         Ok(self.weigh(prompt, own))
     }
@@ -297,13 +341,14 @@ impl PlanOptimizer {
     fn best_over_ratios(
         &self,
         prompt: u32,
+        device_cached: u32,
         first: f64,
         site: KSite,
         tpot: (Option<f64>, f64),
     ) -> Result<Choice> {
         let mut best: Option<Choice> = None;
         for &r in &self.ratios {
-            let c = self.solve(prompt, first, r, site, tpot)?;
+            let c = self.solve(prompt, device_cached, first, r, site, tpot)?;
             if c.device_alone {
                 return Ok(c);
             }
@@ -352,10 +397,22 @@ impl PlanOptimizer {
         one_way_s: f64,
         waiting_prefill_tokens: Option<f64>,
     ) -> Result<Choice> {
+        self.choose_at_cached(prompt, ratio, Cached::NONE, one_way_s, waiting_prefill_tokens)
+    }
+
+    /// [`choose_at`](Self::choose_at) with cached prompt tokens ([`choose_cached`](Self::choose_cached)).
+    pub fn choose_at_cached(
+        &self,
+        prompt: u32,
+        ratio: f64,
+        cached: Cached,
+        one_way_s: f64,
+        waiting_prefill_tokens: Option<f64>,
+    ) -> Result<Choice> {
         Self::check(prompt, one_way_s)?;
-        let first = self.first_token_s(prompt, one_way_s, waiting_prefill_tokens);
+        let first = self.first_token_cached_s(prompt, cached.cloud, one_way_s, waiting_prefill_tokens);
         let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
-            self.solve(prompt, first, ratio, site, tpot)
+            self.solve(prompt, cached.device, first, ratio, site, tpot)
         })?;
         Ok(self.weigh(prompt, own))
     }
@@ -470,6 +527,19 @@ mod tests {
             ..opt(&[])
         };
         assert!(!tight.choose(200, 0.02, Some(0.0)).unwrap().device_alone);
+    }
+
+    #[test]
+    fn cached_prefixes_move_both_first_tokens() {
+        let o = opt(&[]);
+        let cold = o.choose(4000, 0.02, None).unwrap();
+        assert_eq!(o.choose_cached(4000, Cached::NONE, 0.02, None).unwrap(), cold);
+        // the cloud's cache brings its first token forward: the device must catch up sooner, k grows
+        let cloud = o.choose_cached(4000, Cached { device: 0, cloud: 3584 }, 0.02, None).unwrap();
+        assert!(cloud.first_token_s < cold.first_token_s && cloud.k >= cold.k, "{cold:?} {cloud:?}");
+        // the device's cache leaves it 100 tokens to prefill: it answers alone
+        let device = o.choose_cached(4000, Cached { device: 3900, cloud: 0 }, 0.02, None).unwrap();
+        assert!(device.device_alone, "{device:?}");
     }
 
     #[test]

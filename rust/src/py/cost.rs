@@ -3,8 +3,8 @@
 
 use crate::cost::catchup::refined_prompt_tokens;
 use crate::cost::{
-    solve_catchup, within_objective, CatchUp, CatchUpInput, Choice, CloudCost, DeviceCost, HandoffEstimator,
-    KSites, KvLink, PlanOptimizer, RouterRule, ROUTER_BUCKETS,
+    solve_catchup, within_objective, Cached, CatchUp, CatchUpInput, Choice, CloudCost, DeviceCost,
+    HandoffEstimator, KSites, KvLink, PlanOptimizer, RouterRule, ROUTER_BUCKETS,
 };
 use crate::error::CoreError;
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -345,7 +345,7 @@ impl PyCatchUp {
 /// The catch-up fixed point (`crate::cost::catchup`).
 #[pyfunction(name = "solve_catchup")]
 #[pyo3(signature = (prompt_tokens, *, device, first_token_s, max_tpot, refine_ratio = 1.0, cloud_tpot_s = 0.0,
-    max_k = 4096, first_gap_s = None))]
+    max_k = 4096, first_gap_s = None, device_cached_tokens = 0))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python function
 pub fn py_solve_catchup(
     prompt_tokens: i64,
@@ -356,6 +356,7 @@ pub fn py_solve_catchup(
     cloud_tpot_s: f64,
     max_k: i64,
     first_gap_s: Option<f64>,
+    device_cached_tokens: i64,
 ) -> PyResult<PyCatchUp> {
     let inp = CatchUpInput {
         prompt_tokens: super::count(prompt_tokens, "prompt_tokens")?,
@@ -365,6 +366,7 @@ pub fn py_solve_catchup(
         cloud_tpot_s,
         first_gap_s,
         max_k: super::count(max_k, "max_k")?,
+        device_cached_tokens: super::count(device_cached_tokens, "device_cached_tokens")?,
     };
     Ok(solve_catchup(&device.inner, &inp)?.into())
 }
@@ -489,39 +491,57 @@ impl PyPlanOptimizer {
         self.inner.ratios.clone()
     }
 
-    #[pyo3(signature = (prompt_tokens, *, one_way_s, waiting_prefill_tokens = None))]
+    #[pyo3(signature = (prompt_tokens, *, one_way_s, waiting_prefill_tokens = None, cloud_cached_tokens = 0))]
     fn first_token_s(
         &self,
         prompt_tokens: i64,
         one_way_s: f64,
         waiting_prefill_tokens: Option<f64>,
+        cloud_cached_tokens: i64,
     ) -> PyResult<f64> {
         let p: u32 = super::count(prompt_tokens, "prompt_tokens")?;
-        Ok(self.inner.first_token_s(p, one_way_s, waiting(waiting_prefill_tokens)?))
+        let c: u32 = super::count(cloud_cached_tokens, "cloud_cached_tokens")?;
+        Ok(self.inner.first_token_cached_s(p, c, one_way_s, waiting(waiting_prefill_tokens)?))
     }
 
-    #[pyo3(signature = (prompt_tokens, *, one_way_s, waiting_prefill_tokens = None))]
+    #[pyo3(signature = (prompt_tokens, *, one_way_s, waiting_prefill_tokens = None, device_cached_tokens = 0,
+        cloud_cached_tokens = 0))]
     fn choose(
         &self,
         prompt_tokens: i64,
         one_way_s: f64,
         waiting_prefill_tokens: Option<f64>,
+        device_cached_tokens: i64,
+        cloud_cached_tokens: i64,
     ) -> PyResult<PyChoice> {
         let p: u32 = super::count(prompt_tokens, "prompt_tokens")?;
-        Ok(self.inner.choose(p, one_way_s, waiting(waiting_prefill_tokens)?)?.into())
+        let cached = cached(device_cached_tokens, cloud_cached_tokens)?;
+        Ok(self.inner.choose_cached(p, cached, one_way_s, waiting(waiting_prefill_tokens)?)?.into())
     }
 
-    #[pyo3(signature = (prompt_tokens, refine_ratio, *, one_way_s, waiting_prefill_tokens = None))]
+    #[pyo3(signature = (prompt_tokens, refine_ratio, *, one_way_s, waiting_prefill_tokens = None,
+        device_cached_tokens = 0, cloud_cached_tokens = 0))]
     fn choose_at(
         &self,
         prompt_tokens: i64,
         refine_ratio: f64,
         one_way_s: f64,
         waiting_prefill_tokens: Option<f64>,
+        device_cached_tokens: i64,
+        cloud_cached_tokens: i64,
     ) -> PyResult<PyChoice> {
         let p: u32 = super::count(prompt_tokens, "prompt_tokens")?;
-        Ok(self.inner.choose_at(p, refine_ratio, one_way_s, waiting(waiting_prefill_tokens)?)?.into())
+        let cached = cached(device_cached_tokens, cloud_cached_tokens)?;
+        let w = waiting(waiting_prefill_tokens)?;
+        Ok(self.inner.choose_at_cached(p, refine_ratio, cached, one_way_s, w)?.into())
     }
+}
+
+fn cached(device: i64, cloud: i64) -> PyResult<Cached> {
+    Ok(Cached {
+        device: super::count(device, "device_cached_tokens")?,
+        cloud: super::count(cloud, "cloud_cached_tokens")?,
+    })
 }
 
 /// The live runtime's hand-off estimate (`crate::cost::handoff`).

@@ -5,10 +5,12 @@ use super::errors::detached;
 use crate::cost::{CloudCost, KSite, KSites, SpecDecode};
 use crate::error::CoreError;
 use crate::pacing::PaceConfig;
+use crate::sim::caches::Turn;
 use crate::sim::cloud::{CloudConfig, Deployment};
 use crate::sim::metrics::QoeParams;
 use crate::sim::policy::NativePolicy;
-use crate::sim::{Inputs, Mode, Plan, Simulator, Wire};
+use crate::sim::{Conversations, Inputs, Mode, Plan, Simulator, Wire};
+
 use crate::time::Nanos;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -244,6 +246,100 @@ fn counts(arr: &PyReadonlyArray1<'_, i64>, arg: &'static str) -> PyResult<Vec<u3
         .collect()
 }
 
+/// The conversation columns as the simulator takes them (all four per-request columns or none).
+#[allow(clippy::too_many_arguments)]
+fn conversations(
+    n: usize,
+    columns: [Option<PyReadonlyArray1<'_, i64>>; 4],
+    block_offsets: Option<PyReadonlyArray1<'_, i64>>,
+    block_ids: Option<PyReadonlyArray1<'_, u64>>,
+    block_tokens: u32,
+    device_cache_tokens: u64,
+    cloud_cache_tokens: u64,
+) -> PyResult<Conversations> {
+    const NAMES: [&str; 4] = ["session", "turn", "parent", "shared_prefix_tokens"];
+    let mut turns = Vec::new();
+    if columns.iter().any(Option::is_some) {
+        let mut cols: Vec<Vec<i64>> = Vec::with_capacity(4);
+        for (col, name) in columns.iter().zip(NAMES) {
+            let Some(col) = col else {
+                return Err(CoreError::invalid(
+                    name,
+                    "is missing",
+                    "pass session, turn, parent and shared_prefix_tokens together",
+                )
+                .into());
+            };
+            let v = col.as_array().to_vec();
+            if v.len() != n {
+                return Err(CoreError::invalid(
+                    name,
+                    format!("has {} entries for {n} requests", v.len()),
+                    "pass one value per request",
+                )
+                .into());
+            }
+            cols.push(v);
+        }
+        #[allow(clippy::needless_range_loop)] // one row across the four columns
+        for i in 0..n {
+            let value = |c: usize, lo: i64| -> PyResult<u32> {
+                let v = cols[c][i];
+                if v < lo || v > i64::from(u32::MAX) {
+                    return Err(CoreError::invalid_at(
+                        NAMES[c],
+                        i,
+                        format!("= {v} is out of range"),
+                        "pass a whole number in range",
+                    )
+                    .into());
+                }
+                Ok(u32::try_from(v.max(0)).expect("checked"))
+            };
+            let parent = value(2, -1)?;
+            turns.push(Turn {
+                device: value(0, 0)?,
+                session: value(0, 0)?,
+                parent: (cols[2][i] >= 0).then_some(parent),
+                shared: value(3, 0)?,
+                turn: value(1, 1)?,
+                prompt: 0,
+            });
+        }
+    }
+    let (block_offsets, block_ids) = match (block_offsets, block_ids) {
+        (Some(o), Some(b)) => {
+            let offsets = o
+                .as_array()
+                .iter()
+                .map(|&v| {
+                    usize::try_from(v).map_err(|_| {
+                        CoreError::invalid("block_offsets", format!("holds {v}"), "pass offsets >= 0")
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (offsets, b.as_array().to_vec())
+        }
+        (None, None) => (Vec::new(), Vec::new()),
+        _ => {
+            return Err(CoreError::invalid(
+                "block_ids",
+                "and block_offsets are not given together",
+                "pass both or neither",
+            )
+            .into())
+        }
+    };
+    Ok(Conversations {
+        turns,
+        block_offsets,
+        block_ids,
+        block_tokens,
+        device_cache_tokens,
+        cloud_cache_tokens,
+    })
+}
+
 fn times(arr: &PyReadonlyArray1<'_, f64>, arg: &'static str) -> PyResult<Vec<Nanos>> {
     arr.as_array().iter().enumerate().map(|(i, &v)| Ok(Nanos::from_secs(v, arg, Some(i))?)).collect()
 }
@@ -329,7 +425,10 @@ impl PySimulator {
 impl PySimulator {
     #[new]
     #[pyo3(signature = (*, arrival_s, prompt_tokens, output_tokens, one_way_s, cloud, device, bandwidth_bps,
-        qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0, prompt_bytes_per_token = 0.0, stream_bytes_per_token = 0.0))]
+        qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0, prompt_bytes_per_token = 0.0, stream_bytes_per_token = 0.0,
+        session = None, turn = None, parent = None,
+        shared_prefix_tokens = None, block_offsets = None, block_ids = None, block_tokens = 512,
+        device_cache_tokens = 0, cloud_cache_tokens = 0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         arrival_s: PyReadonlyArray1<'_, f64>,
@@ -343,7 +442,25 @@ impl PySimulator {
         qoe_tokens_per_s: f64,
         prompt_bytes_per_token: f64,
         stream_bytes_per_token: f64,
+        session: Option<PyReadonlyArray1<'_, i64>>,
+        turn: Option<PyReadonlyArray1<'_, i64>>,
+        parent: Option<PyReadonlyArray1<'_, i64>>,
+        shared_prefix_tokens: Option<PyReadonlyArray1<'_, i64>>,
+        block_offsets: Option<PyReadonlyArray1<'_, i64>>,
+        block_ids: Option<PyReadonlyArray1<'_, u64>>,
+        block_tokens: u32,
+        device_cache_tokens: u64,
+        cloud_cache_tokens: u64,
     ) -> PyResult<Self> {
+        let conv = conversations(
+            prompt_tokens.len()?,
+            [session, turn, parent, shared_prefix_tokens],
+            block_offsets,
+            block_ids,
+            block_tokens,
+            device_cache_tokens,
+            cloud_cache_tokens,
+        )?;
         let inp = Inputs {
             arrival: times(&arrival_s, "arrival_s")?,
             prompt: counts(&prompt_tokens, "prompt_tokens")?,
@@ -352,6 +469,7 @@ impl PySimulator {
             bandwidth_bytes_per_s: bandwidth_bps / 8.0,
             qoe: QoeParams { ttft_s: qoe_ttft_s, tokens_per_s: qoe_tokens_per_s },
             wire: Wire { prompt_bytes_per_token, stream_bytes_per_token },
+            conv,
         };
         Ok(Self { inner: Mutex::new(Simulator::new(inp, cloud.inner.clone(), device.inner.clone())?) })
     }
@@ -409,6 +527,21 @@ impl PySimulator {
         Ok(Some(d))
     }
 
+    /// The prompt tokens `request` (waiting for a plan) finds cached: `(device, cloud)`.
+    fn cached(&self, request: u32) -> PyResult<(u32, u32)> {
+        let mut sim = self.sim()?;
+        if request as usize >= sim.len() {
+            return Err(CoreError::invalid(
+                "request",
+                format!("= {request} but the workload has {} requests", sim.len()),
+                "pick a request index in range",
+            )
+            .into());
+        }
+        let c = sim.cached(request);
+        Ok((c.device, c.cloud))
+    }
+
     fn cloud_lone_prefill_s(&self, prompt_tokens: u32) -> PyResult<f64> {
         Ok(self.sim()?.cloud_lone_prefill_s(prompt_tokens))
     }
@@ -449,6 +582,8 @@ impl PySimulator {
             ("bytes_up", r.bytes_up),
             ("bytes_down", r.bytes_down),
             ("radio_s", r.radio_s),
+            ("device_cached_tokens", r.device_cached_tokens),
+            ("cloud_cached_tokens", r.cloud_cached_tokens),
         ];
         for (name, col) in float_cols {
             d.set_item(name, col.into_pyarray(py))?;

@@ -353,8 +353,26 @@ impl Cloud {
         spec: Option<SpecDecode>,
         lp: &mut EventLoop<Ev>,
     ) {
+        self.submit_cached(req, prompt, 0, quota, (decode_on_prefill, may_bridge), spec, lp);
+    }
+
+    /// [`submit`](Self::submit) of a request whose first `cached` prompt tokens are in the prefix cache:
+    /// its prefill starts after them (priced by the same iteration model, attention over them included);
+    /// its KV reservation and transfer still cover the whole prompt.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_cached(
+        &mut self,
+        req: u32,
+        prompt: u32,
+        cached: u32,
+        quota: u32,
+        (decode_on_prefill, may_bridge): (bool, bool),
+        spec: Option<SpecDecode>,
+        lp: &mut EventLoop<Ev>,
+    ) {
+        let prefilled = cached.min(prompt.saturating_sub(1));
         self.reqs[req as usize] =
-            CloudReq { prompt, quota, decode_on_prefill, spec, may_bridge, ..CloudReq::default() };
+            CloudReq { prompt, quota, prefilled, decode_on_prefill, spec, may_bridge, ..CloudReq::default() };
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);

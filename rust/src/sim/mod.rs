@@ -35,6 +35,7 @@
 //! Determinism: events tie-break by (time, priority, seq); no randomness inside (the caller samples
 //! network delays with an explicit seed).
 
+pub mod caches;
 pub mod cloud;
 pub mod metrics;
 mod pd;
@@ -49,11 +50,12 @@ use std::collections::BTreeMap;
 
 use crate::buffer::TokenBuffer;
 use crate::cost::device::to_nanos;
-use crate::cost::{DeviceCost, KSite, KSites};
+use crate::cost::{Cached, DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
+use caches::{DeviceCache, PrefixCache, Turn};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 use metrics::{DisplayMetrics, GapHistogram, QoeParams};
 pub use plan::{Mode, Plan};
@@ -109,6 +111,8 @@ pub struct Inputs {
     pub qoe: QoeParams,
     /// Bytes on the wire per text token.
     pub wire: Wire,
+    /// Sessions, turns and the caches they use ([`caches`]); the default is single-turn, no caches.
+    pub conv: Conversations,
 }
 
 /// Bytes on the device's network per token of text (the `bytes_up` and `bytes_down` results).
@@ -140,6 +144,24 @@ impl Wire {
         }
         Ok(())
     }
+}
+
+/// The conversations of a workload and the caches' sizes ([`caches`] states the rules).
+#[derive(Debug, Clone, Default)]
+pub struct Conversations {
+    /// Per request (empty: every request is its own first turn on its own device).
+    pub turns: Vec<Turn>,
+    /// Request `i`'s cloud prefix blocks are `block_ids[block_offsets[i]..block_offsets[i + 1]]`
+    /// (empty: no blocks).
+    pub block_offsets: Vec<usize>,
+    /// See `block_offsets`.
+    pub block_ids: Vec<u64>,
+    /// Tokens per block.
+    pub block_tokens: u32,
+    /// The device's session-cache budget, tokens (its memory budget over its KV bytes per token).
+    pub device_cache_tokens: u64,
+    /// The cloud's prefix-cache capacity, tokens.
+    pub cloud_cache_tokens: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +207,10 @@ struct Req {
     bytes_down: f64,
     /// When the last byte for this request reached the device (`None`: the network was not used).
     last_down: Option<Nanos>,
+    /// Prompt tokens the device found in its session cache (what its prefill skipped).
+    device_cached: u32,
+    /// Prompt tokens the cloud found in its prefix cache.
+    cloud_cached: u32,
 }
 
 impl Default for Req {
@@ -207,6 +233,8 @@ impl Default for Req {
             bytes_up: 0.0,
             bytes_down: 0.0,
             last_down: None,
+            device_cached: 0,
+            cloud_cached: 0,
         }
     }
 }
@@ -227,6 +255,8 @@ pub struct Simulator {
     emitted: Vec<Emission>,
     /// Recorded timelines by request (empty: nothing recorded, the common case, checked first).
     timelines: BTreeMap<u32, Timeline>,
+    device_cache: DeviceCache,
+    prefix_cache: PrefixCache,
 }
 
 impl Simulator {
@@ -294,6 +324,11 @@ impl Simulator {
                 "give a finite speed > 0",
             ));
         }
+        let mut inp = inp;
+        Self::check_conversations(&mut inp)?;
+        let device_cache = DeviceCache::new(inp.conv.device_cache_tokens);
+        let prefix_cache =
+            PrefixCache::new(inp.conv.cloud_cache_tokens / u64::from(inp.conv.block_tokens.max(1)));
         let one_way = inp
             .one_way_s
             .iter()
@@ -318,7 +353,81 @@ impl Simulator {
             finished: 0,
             emitted: Vec::new(),
             timelines: BTreeMap::new(),
+            device_cache,
+            prefix_cache,
         })
+    }
+
+    /// Fills single-turn conversations and checks given ones.
+    fn check_conversations(inp: &mut Inputs) -> Result<()> {
+        let n = inp.arrival.len();
+        let conv = &mut inp.conv;
+        if conv.turns.is_empty() {
+            conv.turns = (0..n as u32)
+                .map(|i| Turn {
+                    device: i,
+                    session: i,
+                    parent: None,
+                    shared: 0,
+                    turn: 1,
+                    prompt: inp.prompt[i as usize],
+                })
+                .collect();
+        }
+        if conv.block_offsets.is_empty() {
+            conv.block_offsets = vec![0; n + 1];
+        }
+        if conv.turns.len() != n || conv.block_offsets.len() != n + 1 {
+            return Err(CoreError::invalid(
+                "session",
+                format!(
+                    "has {} entries (block_offsets {}) for {n} requests",
+                    conv.turns.len(),
+                    conv.block_offsets.len()
+                ),
+                "pass one session, turn, parent and shared prefix per request and n + 1 block offsets",
+            ));
+        }
+        if conv.block_offsets[0] != 0
+            || conv.block_offsets[n] != conv.block_ids.len()
+            || conv.block_offsets.windows(2).any(|w| w[1] < w[0])
+        {
+            return Err(CoreError::invalid(
+                "block_offsets",
+                "are not non-decreasing offsets from 0 to the number of block ids",
+                "pass request i's blocks as block_ids[block_offsets[i]..block_offsets[i + 1]]",
+            ));
+        }
+        if conv.block_tokens == 0 && !conv.block_ids.is_empty() {
+            return Err(CoreError::invalid(
+                "block_tokens",
+                "is 0",
+                "give the tokens of one prefix block, >= 1",
+            ));
+        }
+        for i in 0..n {
+            conv.turns[i].prompt = inp.prompt[i];
+            let t = conv.turns[i];
+            if let Some(p) = t.parent {
+                if p as usize >= i || conv.turns[p as usize].session != t.session {
+                    return Err(CoreError::invalid_at(
+                        "parent",
+                        i,
+                        format!("= {p} is not an earlier request of session {}", t.session),
+                        "give the previous turn of the same session, or none",
+                    ));
+                }
+            }
+            if t.shared > t.prompt || (t.parent.is_none() && t.shared > 0) {
+                return Err(CoreError::invalid_at(
+                    "shared_prefix_tokens",
+                    i,
+                    format!("= {} with a prompt of {} and parent {:?}", t.shared, t.prompt, t.parent),
+                    "give 0 .. prompt_tokens, and 0 without a parent",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Records the token-level timeline of request `i` (call before running; call once per request to
@@ -413,7 +522,17 @@ impl Simulator {
                         && self.cloud.k_sites() == KSites::Both;
                     let spec = self.reqs[i as usize].plan.and_then(|p| p.spec);
                     let sites = (on_prefill, may_bridge);
-                    self.cloud.submit(i, self.inp.prompt[i as usize], quota, sites, spec, &mut self.lp);
+                    let cached = self.cloud_cache_hit(i, true);
+                    self.reqs[i as usize].cloud_cached = cached;
+                    self.cloud.submit_cached(
+                        i,
+                        self.inp.prompt[i as usize],
+                        cached,
+                        quota,
+                        sites,
+                        spec,
+                        &mut self.lp,
+                    );
                 }
                 Ev::IterEnd(r) => {
                     let mut emitted = std::mem::take(&mut self.emitted);
@@ -445,6 +564,34 @@ impl Simulator {
             ));
         }
         Ok(None)
+    }
+
+    /// Prompt tokens request `i` finds in the cloud's prefix cache ([`caches`]); `take` marks them used.
+    fn cloud_cache_hit(&mut self, i: u32, take: bool) -> u32 {
+        let ids = &self.inp.conv.block_ids
+            [self.inp.conv.block_offsets[i as usize]..self.inp.conv.block_offsets[i as usize + 1]];
+        if ids.is_empty() {
+            return 0;
+        }
+        let run = if take { self.prefix_cache.lookup(ids) } else { self.prefix_cache.peek(ids) };
+        let tokens = u64::from(run) * u64::from(self.inp.conv.block_tokens);
+        tokens.min(u64::from(self.inp.prompt[i as usize] - 1)) as u32
+    }
+
+    /// The prompt tokens request `i` (waiting for a plan) would find cached now: in its device's session
+    /// cache and in the cloud's prefix cache (what policies plan with; the cloud's hit is taken again when
+    /// the request reaches it, a one-way delay later).
+    #[must_use]
+    pub fn cached(&mut self, i: u32) -> Cached {
+        Cached {
+            device: self.device_cache.peek(&self.inp.conv.turns, i),
+            cloud: self.cloud_cache_hit(i, false),
+        }
+    }
+
+    /// Records what the device holds of request `i`'s context when its part is settled ([`caches`]).
+    fn record_device_cache(&mut self, i: u32, held: u64) {
+        self.device_cache.record(&self.inp.conv.turns, i, held);
     }
 
     fn cloud_quota(&self, i: u32) -> u32 {
@@ -494,6 +641,14 @@ impl Simulator {
         let t0 = self.inp.arrival[iu];
         let d = self.one_way[iu];
         self.reqs[iu].plan = Some(plan);
+        // a refined prompt is not a prefix of the full one: it reuses nothing; the cloud alone uses no device
+        let uses_device_cache = match plan.mode {
+            Mode::Cloud => false,
+            Mode::Pd | Mode::Naive | Mode::Disco => plan.refine_ratio >= 1.0,
+            Mode::Device | Mode::Race | Mode::KvTransfer | Mode::Spec => true,
+        };
+        let cached = if uses_device_cache { self.device_cache.lookup(&self.inp.conv.turns, i) } else { 0 };
+        self.reqs[iu].device_cached = cached;
         if plan.mode != Mode::Device {
             self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
             self.reqs[iu].bytes_up = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
@@ -501,17 +656,17 @@ impl Simulator {
         match plan.mode {
             Mode::Cloud | Mode::KvTransfer => {}
             Mode::Device => {
-                let p = self.device.prefill(u64::from(self.inp.prompt[iu]));
-                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu];
+                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
                 self.finish_on_device(i, t0 + p, 0, plan.pace.min_tpot());
             }
             Mode::Race => {
-                let p = self.device.prefill(u64::from(self.inp.prompt[iu]));
+                let p = self.device.prompt(self.inp.prompt[iu], cached);
                 self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
             Mode::Spec => {
-                let p = self.device.prefill(u64::from(self.inp.prompt[iu]));
-                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu];
+                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
                 self.reqs[iu].spec = Some(spec::SpecState::default());
                 self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
@@ -533,7 +688,7 @@ impl Simulator {
                     last_arrival: Nanos::ZERO,
                 });
                 if plan.refine_ratio >= 1.0 {
-                    let p = self.device.prefill(u64::from(prompt_len));
+                    let p = self.device.prompt(prompt_len, cached);
                     pd.device_free_at = Some(t0 + p);
                     self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
                 }
@@ -551,6 +706,12 @@ impl Simulator {
             tl.cloud_arrivals.extend(std::iter::repeat_n(arrive, tokens as usize));
         }
         let wire = self.inp.wire;
+        if first {
+            // the prompt is prefilled: its blocks join the cloud's prefix cache
+            let c = &self.inp.conv;
+            let ids = &c.block_ids[c.block_offsets[iu]..c.block_offsets[iu + 1]];
+            self.prefix_cache.insert(ids);
+        }
         let req = &mut self.reqs[iu];
         let plan = req.plan.expect("planned");
         // every emitted token goes down the wire, displayed or not (a verification round's at once)
@@ -570,7 +731,7 @@ impl Simulator {
             Mode::Race => {
                 if req.race == RaceState::Open {
                     let device_ready =
-                        self.inp.arrival[iu] + self.device.prefill(u64::from(self.inp.prompt[iu]));
+                        self.inp.arrival[iu] + self.device.prompt(self.inp.prompt[iu], req.device_cached);
                     if arrive <= device_ready {
                         req.race = RaceState::Cloud;
                     }
@@ -585,7 +746,9 @@ impl Simulator {
                     return Ok(()); // a one-token answer
                 }
                 let prompt = self.inp.prompt[iu];
-                let bytes = f64::from(prompt) * self.device.kv_bytes_per_token();
+                // the device already holds its cached prefix: only the rest is sent
+                let bytes =
+                    f64::from(prompt - self.reqs[iu].device_cached) * self.device.kv_bytes_per_token();
                 let kv_at = arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s);
                 let req = &mut self.reqs[iu];
                 req.bytes_down += bytes;
@@ -656,7 +819,12 @@ impl Simulator {
         if req.handoff_pos < 0 {
             req.handoff_pos = i64::from(from);
         }
+        let refined = req.plan.is_some_and(|p| p.refine_ratio < 1.0);
         drop(steps);
+        // the device holds its prompt and the answer (the last token is never run through the model); a
+        // refined prompt's cache is no prefix of the conversation
+        let held = if refined { 0 } else { u64::from(self.inp.prompt[iu]) + u64::from(out) - 1 };
+        self.record_device_cache(i, held);
         self.finish(i);
     }
 

@@ -14,6 +14,7 @@ impl Simulator {
         let iu = i as usize;
         let out = self.inp.output[iu];
         let refined = self.reqs[iu].plan.is_some_and(|p| p.refine_ratio < 1.0);
+        let prompt_done = self.reqs[iu].device_prefill_tokens > 0;
         let Some(pd) = self.reqs[iu].pd.as_mut() else {
             self.reqs[iu].cloud_discarded += 1; // the request already finished on the device
             return Ok(());
@@ -31,10 +32,20 @@ impl Simulator {
         pd.first_arrival.get_or_insert(now);
         pd.last_arrival = now;
         let complete = pd.buf.received() == out;
+        let mut keep = None;
         if complete {
-            // the cloud delivered the whole answer: the device is not needed
+            // the cloud delivered the whole answer: the device is not needed; it keeps what it prefilled
             pd.device_stopped = true;
+            if refined {
+                keep = Some(0);
+            } else if prompt_done {
+                keep = Some(u64::from(pd.prompt_len) + u64::from(pd.buf.prefilled()));
+            }
         }
+        if let Some(held) = keep {
+            self.record_device_cache(i, held);
+        }
+        let Some(pd) = self.reqs[iu].pd.as_mut() else { unreachable!("checked above") };
         if let Some(c) = pd.ctrl.as_mut() {
             c.push(now)?;
             if complete {
@@ -135,7 +146,7 @@ impl Simulator {
             let req = &mut self.reqs[iu];
             if req.race == RaceState::Open {
                 req.race = RaceState::Device;
-                req.device_prefill_tokens = self.inp.prompt[iu];
+                req.device_prefill_tokens = self.inp.prompt[iu] - req.device_cached;
                 self.lp.schedule(now + self.one_way[iu], PRIO_CLOUD, Ev::CloudCancel(i))?;
                 self.finish_on_device(i, now, 0, plan.pace.min_tpot());
             }
@@ -147,7 +158,8 @@ impl Simulator {
         }
         pd.buf.prefill_prompt();
         let streaming = pd.buf.received() > 0;
-        self.reqs[iu].device_prefill_tokens += self.reqs[iu].pd.as_ref().map_or(0, |p| p.prompt_len);
+        let prompt_len = pd.prompt_len;
+        self.reqs[iu].device_prefill_tokens += prompt_len - self.reqs[iu].device_cached;
         if plan.mode == Mode::Disco && streaming {
             // DiSCo's migration starts: the cloud stops when it hears of it; what it sent meanwhile is
             // prefilled before the device decodes on

@@ -2,8 +2,9 @@
 //!
 //! A [`NativePolicy`] plans every request without leaving Rust, so a run needs no call into Python per
 //! request. It gives exactly the plans the Python policies of the same settings give (both ask the one
-//! optimizer, [`crate::cost::optimizer`], with the same inputs: the request's prompt, its one-way delay
-//! and the cloud's queued prefill tokens at the arrival); custom Python policies still plan through the
+//! optimizer, [`crate::cost::optimizer`], with the same inputs: the request's prompt, the tokens it finds
+//! cached on the device and in the cloud, its one-way delay and the cloud's queued prefill tokens at the
+//! arrival); custom Python policies still plan through the
 //! decision loop ([`Simulator::next_decision`] and [`Simulator::decide`]).
 
 use super::plan::{Mode, Plan};
@@ -61,13 +62,19 @@ impl NativePolicy {
     }
 
     /// The plan of request `i`, which is waiting for one in `sim`.
-    pub fn plan(&self, sim: &Simulator, i: u32) -> Result<Plan> {
+    pub fn plan(&self, sim: &mut Simulator, i: u32) -> Result<Plan> {
         match self {
             Self::Fixed(plan) => Ok(*plan),
             Self::Auto { mode, pace, optimizer } => {
                 let iu = i as usize;
                 let waiting = sim.cloud_load().waiting_prefill_tokens;
-                let c = optimizer.choose(sim.inp.prompt[iu], sim.inp.one_way_s[iu], Some(waiting))?;
+                let cached = sim.cached(i);
+                let c = optimizer.choose_cached(
+                    sim.inp.prompt[iu],
+                    cached,
+                    sim.inp.one_way_s[iu],
+                    Some(waiting),
+                )?;
                 if c.device_alone {
                     Plan::new(Mode::Device, 0, 1.0, *pace)
                 } else if c.cloud_alone {
@@ -95,7 +102,7 @@ impl Simulator {
     /// Runs every remaining request under `policy` to the end.
     pub fn run_policy(&mut self, policy: &NativePolicy) -> Result<()> {
         while let Some(i) = self.next_decision()? {
-            let plan = policy.plan(self, i)?;
+            let plan = policy.plan(&mut *self, i)?;
             self.decide(i, plan)?;
         }
         Ok(())

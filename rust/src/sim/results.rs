@@ -61,6 +61,10 @@ pub struct Results {
     /// prefill instance, 2 nowhere (no cloud decode token, or a colocated cloud), 3 its prefill instance
     /// while its cache crossed, then the pool (the bridge at the first token).
     pub k_site: Vec<u8>,
+    /// Prompt tokens the device found in its session cache (its prefill skipped them).
+    pub device_cached_tokens: Vec<f64>,
+    /// Prompt tokens the cloud found in its prefix cache (its prefill skipped them).
+    pub cloud_cached_tokens: Vec<f64>,
 }
 
 /// Aggregate counters of a run.
@@ -161,6 +165,8 @@ impl Simulator {
                     (true, false, on_prefill) => u8::from(on_prefill),
                 },
             );
+            r.device_cached_tokens.push(f64::from(req.device_cached));
+            r.cloud_cached_tokens.push(f64::from(req.cloud_cached));
         }
         debug_assert_eq!(r.ttft_s.len(), n);
         r

@@ -47,6 +47,7 @@ fn run(reqs: &[(i64, u32, u32)], plan: Plan, dep: Deployment) -> (Results, Simul
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
         wire: WIRE,
+        conv: Conversations::default(),
     };
     let mut sim = Simulator::new(inp, cloud(dep), device()).unwrap();
     while let Some(i) = sim.next_decision().unwrap() {
@@ -91,6 +92,7 @@ fn timeline_records_cloud_prefix_then_device() {
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
         wire: WIRE,
+        conv: Conversations::default(),
     };
     let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
     sim.record_timeline(0).unwrap();
@@ -117,6 +119,7 @@ fn timelines_of_several_requests_with_handoff_estimates() {
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
         wire: WIRE,
+        conv: Conversations::default(),
     };
     let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
     sim.record_timeline(2).unwrap();
@@ -179,6 +182,7 @@ fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
             bandwidth_bytes_per_s: 10e6,
             qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
             wire: WIRE,
+            conv: Conversations::default(),
         };
         let mut sim = Simulator::new(inp, slow(sites), device()).unwrap();
         while let Some(i) = sim.next_decision().unwrap() {
@@ -208,6 +212,7 @@ fn k_tokens_on_the_prefill_instance_skip_the_transfer() {
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
         wire: WIRE,
+        conv: Conversations::default(),
     };
     let mut sim = Simulator::new(inp, slow(crate::cost::KSites::Pool), device()).unwrap();
     let i = sim.next_decision().unwrap().unwrap();
@@ -233,6 +238,7 @@ fn native_policy_plans_as_the_decision_loop() {
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
         wire: WIRE,
+        conv: Conversations::default(),
     };
     let pace = PaceConfig::new(Nanos::ZERO, Nanos::ms(50)).unwrap();
     let optimizer =
