@@ -24,7 +24,7 @@ import sim_baseline
 from pdcore._core import CloudConfig, DeviceCost, Plan, Simulator
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import Scenario
-from pdcore.traces import synthetic_default
+from pdcore.traces import synthetic_default, synthetic_multi_turn
 
 N_REQUESTS = 300
 RATE_RPS = 8.0
@@ -184,6 +184,44 @@ def test_python_port_equals_native(mode: str, deployment: str, tight: bool) -> N
     got = replay(native(kw), chosen)
     assert_identical(got, replay(python(kw), chosen))
     check_coverage(mode, got[0], kw, chosen)
+
+
+@pytest.mark.parametrize("deployment", ["colocated", "disaggregated"])
+@pytest.mark.parametrize("mode", [*sim_baseline.MODES, "mixed"])
+def test_python_port_equals_native_with_caches(mode: str, deployment: str) -> None:
+    """Conversations: the device's session cache (a small budget, so sessions are evicted) and the cloud's
+    prefix cache give the same results in both, and the same cached lengths at every decision."""
+    kw = inputs(deployment, False)
+    n = len(kw["arrival_s"])
+    work = synthetic_multi_turn(seed=4, n_requests=n, rate_rps=RATE_RPS)
+    kw |= {
+        "arrival_s": work.arrival_s,
+        "prompt_tokens": work.prompt_tokens,
+        "output_tokens": work.output_tokens,
+        "session": work.session,
+        "turn": work.turn,
+        "parent": work.parent,
+        "shared_prefix_tokens": work.shared_prefix_tokens,
+        "block_offsets": work.block_offsets,
+        "block_ids": work.block_ids,
+        "block_tokens": work.block_tokens,
+        "device_cache_tokens": 1500,
+        "cloud_cache_tokens": 64 * work.block_tokens,
+    }
+    chosen = plans(mode, n)
+    sims = native(kw), python(kw)
+    while (i := sims[0].next_decision()) is not None:
+        assert sims[1].next_decision() == i
+        assert sims[0].cached(i) == sims[1].cached(i)
+        for sim in sims:
+            sim.decide(i, chosen[i])
+    assert sims[1].next_decision() is None
+    got = dict(sims[0].results()), dict(sims[0].summary())
+    assert_identical(got, (dict(sims[1].results()), dict(sims[1].summary())))
+    if mode in ("device", "pd", "kv-transfer"):  # a race the cloud wins leaves the device nothing
+        assert (got[0]["device_cached_tokens"] > 0).any()
+    if mode != "device":
+        assert (got[0]["cloud_cached_tokens"] > 0).any()
 
 
 def test_cloud_load_matches_at_every_decision() -> None:

@@ -23,7 +23,10 @@ event order and the same arithmetic, so its results equal the native ones bit fo
   cancellation, with the hand-off estimate revised after every arrival and prefill step and the speed
   controller pacing the buffered cloud tokens;
 - display metrics (TTFT, largest gap, TPOT, QoE, the gap histogram) are accumulated token by token as
-  the native ``DisplayMetrics`` and ``GapHistogram`` do.
+  the native ``DisplayMetrics`` and ``GapHistogram`` do;
+- conversations use the same caches (``sim::caches``): the device's per-session KV cache with its
+  least-recently-used eviction, and the cloud's shared prefix cache of blocks (least recent, deepest
+  first), looked up and filled at the same events.
 
 The code is plain, idiomatic Python: classes with ``__slots__``, hot attributes bound to locals in the
 per-token loops, no caching the native code does not do.
@@ -149,6 +152,120 @@ class Device:
     def tpot(self, ctx: int) -> int:
         t = round_ns(self.tpot_curve.at(float(ctx)) * 1e9)
         return t if t > 1 else 1
+
+    def prompt(self, prompt: int, cached: int) -> int:
+        if cached == 0:
+            return self.prefill(prompt)
+        return self.append(cached, prompt - cached)
+
+
+class DeviceCache:
+    """The device's session KV caches (``sim::caches::DeviceCache``)."""
+
+    __slots__ = ("budget", "clock", "devices")
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.devices: dict[int, list[list[int]]] = {}  # device -> [session, req, held, used]
+        self.clock = 0
+
+    @staticmethod
+    def common(turns: list[tuple[int, int, int, int, int]], held: int, i: int) -> int:
+        a, b = i, held
+        m: int | None = None
+        while a != b:
+            ta, tb = turns[a], turns[b]
+            step_a = ta[4] >= tb[4]
+            t = ta if step_a else tb
+            if t[2] < 0:
+                return 0
+            m = t[3] if m is None else min(m, t[3])
+            if step_a:
+                a = t[2]
+            else:
+                b = t[2]
+        return 2**64 - 1 if m is None else m
+
+    def peek(self, turns: list[tuple[int, int, int, int, int]], prompt: int, i: int) -> int:
+        device, session, parent, _, _ = turns[i]
+        if self.budget == 0 or parent < 0:
+            return 0
+        for e in self.devices.get(device, []):
+            if e[0] == session:
+                return min(e[2], self.common(turns, e[1], i), prompt - 1)
+        return 0
+
+    def lookup(self, turns: list[tuple[int, int, int, int, int]], prompt: int, i: int) -> int:
+        got = self.peek(turns, prompt, i)
+        device, session = turns[i][0], turns[i][1]
+        self.clock += 1
+        for e in self.devices.get(device, []):
+            if e[0] == session:
+                e[3] = self.clock
+        return got
+
+    def record(self, turns: list[tuple[int, int, int, int, int]], i: int, held: int) -> None:
+        if self.budget == 0:
+            return
+        device, session = turns[i][0], turns[i][1]
+        self.clock += 1
+        entries = [e for e in self.devices.get(device, []) if e[0] != session]
+        if held > 0:
+            entries.append([session, i, min(held, self.budget), self.clock])
+        total = sum(e[2] for e in entries)
+        while total > self.budget:
+            oldest = min(entries, key=lambda e: e[3])
+            entries.remove(oldest)
+            total -= oldest[2]
+        self.devices[device] = entries
+
+
+class PrefixCache:
+    """The cloud's shared prefix cache of blocks (``sim::caches::PrefixCache``)."""
+
+    __slots__ = ("blocks", "capacity", "clock", "order")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.blocks: dict[int, tuple[int, int]] = {}  # id -> (last use, position)
+        self.order: list[tuple[int, int, int]] = []  # heap of (last use, -position, id), lazily pruned
+        self.clock = 0
+
+    def peek(self, ids: Sequence[int]) -> int:
+        run = 0
+        for block in ids:
+            if block not in self.blocks:
+                break
+            run += 1
+        return run
+
+    def touch(self, block: int) -> None:
+        _, pos = self.blocks[block]
+        self.blocks[block] = (self.clock, pos)
+        heapq.heappush(self.order, (self.clock, -pos, block))
+
+    def lookup(self, ids: Sequence[int]) -> int:
+        run = self.peek(ids)
+        if run > 0:
+            self.clock += 1
+            for block in ids[:run]:
+                self.touch(block)
+        return run
+
+    def insert(self, ids: Sequence[int]) -> None:
+        if self.capacity == 0 or not ids:
+            return
+        self.clock += 1
+        for pos, block in enumerate(ids):
+            if block in self.blocks:
+                self.touch(block)
+            else:
+                self.blocks[block] = (self.clock, pos)
+                heapq.heappush(self.order, (self.clock, -pos, block))
+        while len(self.blocks) > self.capacity:
+            used, neg, block = heapq.heappop(self.order)
+            if self.blocks.get(block) == (used, -neg):
+                del self.blocks[block]
 
 
 class Spec:
@@ -408,9 +525,17 @@ class Cloud:
         return best
 
     def submit(
-        self, req: int, prompt: int, quota: int, decode_on_prefill: bool, spec: Spec | None, may_bridge: bool
+        self,
+        req: int,
+        prompt: int,
+        quota: int,
+        decode_on_prefill: bool,
+        spec: Spec | None,
+        may_bridge: bool,
+        cached: int = 0,
     ) -> None:
         self.reqs[req] = CloudReq(prompt, quota, decode_on_prefill, spec, may_bridge)
+        self.reqs[req].prefilled = min(cached, max(prompt - 1, 0))
         r = self.least_loaded(ROLE_PREFILL if self.disaggregated else ROLE_MIXED)
         self.replicas[r].waiting.append(req)
         self.try_start(r)
@@ -813,10 +938,12 @@ class Req:
     __slots__ = (
         "bytes_down",
         "bytes_up",
+        "cloud_cached",
         "cloud_discarded",
         "cloud_first_arrival",
         "cloud_kept",
         "count",
+        "device_cached",
         "device_decode_tokens",
         "device_prefill_tokens",
         "done",
@@ -836,6 +963,8 @@ class Req:
     )
 
     def __init__(self) -> None:
+        self.device_cached = 0
+        self.cloud_cached = 0
         self.plan: PlanKey | None = None
         self.spec_prompt_ready = False
         self.spec_received = 0
@@ -918,6 +1047,15 @@ class Simulator:
         qoe_tokens_per_s: float = 10.0,
         prompt_bytes_per_token: float = 0.0,
         stream_bytes_per_token: float = 0.0,
+        session: Sequence[int] | None = None,
+        turn: Sequence[int] | None = None,
+        parent: Sequence[int] | None = None,
+        shared_prefix_tokens: Sequence[int] | None = None,
+        block_offsets: Sequence[int] | None = None,
+        block_ids: Sequence[int] | None = None,
+        block_tokens: int = 512,
+        device_cache_tokens: int = 0,
+        cloud_cache_tokens: int = 0,
     ) -> None:
         arrival = [float(x) for x in arrival_s]
         n = len(arrival)
@@ -938,6 +1076,19 @@ class Simulator:
         self.qoe_a = float(qoe_ttft_s)
         self.qoe_v = float(qoe_tokens_per_s)
         self.device = Device(device)
+        # (device, session, parent or -1, shared prefix, turn) per request
+        if session is None or turn is None or parent is None or shared_prefix_tokens is None:
+            self.turns = [(i, i, -1, 0, 1) for i in range(n)]
+        else:
+            self.turns = [
+                (int(s), int(s), int(p), int(sh), int(t))
+                for s, t, p, sh in zip(session, turn, parent, shared_prefix_tokens, strict=True)
+            ]
+        self.block_offsets = [0] * (n + 1) if block_offsets is None else [int(x) for x in block_offsets]
+        self.block_ids = [] if block_ids is None else [int(x) for x in block_ids]
+        self.block_tokens = int(block_tokens)
+        self.device_cache = DeviceCache(int(device_cache_tokens))
+        self.prefix_cache = PrefixCache(int(cloud_cache_tokens) // max(self.block_tokens, 1))
         self.cloud = Cloud(cloud, n, self)
         self.reqs = [Req() for _ in range(n)]
         self.hist = Histogram()
@@ -969,6 +1120,20 @@ class Simulator:
 
     def cloud_load(self) -> dict[str, float]:
         return self.cloud.load()
+
+    def blocks(self, i: int) -> list[int]:
+        return self.block_ids[self.block_offsets[i] : self.block_offsets[i + 1]]
+
+    def cloud_cache_hit(self, i: int, take: bool) -> int:
+        ids = self.blocks(i)
+        if not ids:
+            return 0
+        run = self.prefix_cache.lookup(ids) if take else self.prefix_cache.peek(ids)
+        return min(run * self.block_tokens, self.prompt[i] - 1)
+
+    def cached(self, request: int) -> tuple[int, int]:
+        device = self.device_cache.peek(self.turns, self.prompt[request], request)
+        return device, self.cloud_cache_hit(request, take=False)
 
     def cloud_lone_prefill_s(self, prompt_tokens: int) -> float:
         return self.cloud.lone_prefill_s(prompt_tokens)
@@ -1003,7 +1168,9 @@ class Simulator:
                 on_prefill = split and plan is not None and plan[5] == 1
                 may_bridge = split and plan is not None and plan[5] == 0 and cloud.k_sites == "both"
                 spec = None if plan is None else plan[6]
-                cloud.submit(i, self.prompt[i], self.cloud_quota(i), on_prefill, spec, may_bridge)
+                cached = self.cloud_cache_hit(i, take=True)
+                self.reqs[i].cloud_cached = cached
+                cloud.submit(i, self.prompt[i], self.cloud_quota(i), on_prefill, spec, may_bridge, cached)
             elif kind == EV_KV_ARRIVE:
                 cloud.kv_arrived(i, x)
             elif kind == EV_CANCEL:
@@ -1052,19 +1219,22 @@ class Simulator:
         t0 = self.arrival[i]
         req = self.reqs[i]
         req.plan = key
+        uses_cache = mode != M_CLOUD and not (mode in STREAMED and refine < 1.0)
+        cached = self.device_cache.lookup(self.turns, self.prompt[i], i) if uses_cache else 0
+        req.device_cached = cached
         if mode != M_DEVICE:
             self.schedule(t0 + self.one_way[i], PRIO_CLOUD, EV_SUBMIT, i, 0)
             req.bytes_up = float(self.prompt[i]) * self.prompt_bytes
         if mode == M_DEVICE:
-            p = self.device.prefill(self.prompt[i])
-            req.device_prefill_tokens = self.prompt[i]
+            p = self.device.prompt(self.prompt[i], cached)
+            req.device_prefill_tokens = self.prompt[i] - cached
             self.finish_on_device(i, t0 + p, 0, lo)
         elif mode == M_RACE:
-            p = self.device.prefill(self.prompt[i])
+            p = self.device.prompt(self.prompt[i], cached)
             self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
         elif mode == M_SPEC:
-            p = self.device.prefill(self.prompt[i])
-            req.device_prefill_tokens = self.prompt[i]
+            p = self.device.prompt(self.prompt[i], cached)
+            req.device_prefill_tokens = self.prompt[i] - cached
             self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
         elif mode in STREAMED:
             quota = self.cloud_quota(i)
@@ -1072,7 +1242,7 @@ class Simulator:
             ctrl = Controller(lo, hi, quota) if mode != M_NAIVE else None
             pd = Pd(quota, prompt_len, ctrl)
             if refine >= 1.0:
-                p = self.device.prefill(prompt_len)
+                p = self.device.prompt(prompt_len, cached)
                 pd.device_free_at = t0 + p
                 self.schedule(t0 + p, PRIO_DEVICE, EV_PROMPT_DONE, i, 0)
             req.pd = pd
@@ -1081,6 +1251,8 @@ class Simulator:
     def on_emission(self, i: int, first: bool, tokens: int, now: int) -> None:
         arrive = now + self.one_way[i]
         req = self.reqs[i]
+        if first:
+            self.prefix_cache.insert(self.blocks(i))
         plan = req.plan
         assert plan is not None
         req.bytes_down += float(tokens) * self.stream_bytes
@@ -1100,7 +1272,7 @@ class Simulator:
             self.display_cloud_inline(i, arrive)
         elif mode == M_RACE:
             if req.race == RACE_OPEN:
-                device_ready = self.arrival[i] + self.device.prefill(self.prompt[i])
+                device_ready = self.arrival[i] + self.device.prompt(self.prompt[i], req.device_cached)
                 if arrive <= device_ready:
                     req.race = RACE_CLOUD
             if req.race == RACE_CLOUD:
@@ -1110,7 +1282,7 @@ class Simulator:
             if req.done:
                 return
             prompt = self.prompt[i]
-            nbytes = float(prompt) * self.device.kv_bytes_per_token
+            nbytes = float(prompt - req.device_cached) * self.device.kv_bytes_per_token
             kv_at = arrive + round_ns(nbytes / self.bandwidth * 1e9)
             req.bytes_down += nbytes
             req.last_down = kv_at if req.last_down is None else max(req.last_down, kv_at)
@@ -1172,6 +1344,8 @@ class Simulator:
         req.device_decode_tokens += out - start
         if req.handoff_pos < 0:
             req.handoff_pos = start
+        refined = req.plan is not None and req.plan[2] < 1.0
+        self.device_cache.record(self.turns, i, 0 if refined else self.prompt[i] + out - 1)
         self.finish(i)
 
     def finish(self, i: int) -> None:
@@ -1203,6 +1377,10 @@ class Simulator:
         complete = pd.received == out
         if complete:
             pd.device_stopped = True
+            if refined:
+                self.device_cache.record(self.turns, i, 0)
+            elif req.device_prefill_tokens > 0:
+                self.device_cache.record(self.turns, i, pd.prompt_len + pd.prefilled)
         ctrl = pd.ctrl
         if ctrl is not None:
             ctrl.push(now)
@@ -1292,7 +1470,7 @@ class Simulator:
         if plan[0] == M_RACE:
             if req.race == RACE_OPEN:
                 req.race = RACE_DEVICE
-                req.device_prefill_tokens = self.prompt[i]
+                req.device_prefill_tokens = self.prompt[i] - req.device_cached
                 self.schedule(now + self.one_way[i], PRIO_CLOUD, EV_CANCEL, i, 0)
                 self.finish_on_device(i, now, 0, plan[3])
             return
@@ -1300,7 +1478,7 @@ class Simulator:
         if pd is None or pd.device_stopped:
             return
         pd.prompt_prefilled = True
-        req.device_prefill_tokens += pd.prompt_len
+        req.device_prefill_tokens += pd.prompt_len - req.device_cached
         if plan[0] == M_DISCO and pd.received > 0:
             self.schedule(now + self.one_way[i], PRIO_CLOUD, EV_CANCEL, i, 0)
         self.device_step(i, now)
@@ -1413,6 +1591,8 @@ class Simulator:
                 "bytes_up",
                 "bytes_down",
                 "radio_s",
+                "device_cached_tokens",
+                "cloud_cached_tokens",
             )
         }
         served_by: list[int] = []
@@ -1450,6 +1630,8 @@ class Simulator:
             cols["bytes_up"].append(req.bytes_up)
             cols["bytes_down"].append(req.bytes_down)
             cols["radio_s"].append(0.0 if req.last_down is None else (req.last_down - arrival) / 1e9)
+            cols["device_cached_tokens"].append(float(req.device_cached))
+            cols["cloud_cached_tokens"].append(float(req.cloud_cached))
             kept, decoded = req.cloud_kept > 0, req.device_decode_tokens > 0
             served_by.append(0 if kept and not decoded else 1 if decoded and not kept else 2)
             modes.append(255 if req.plan is None else req.plan[0])
