@@ -315,6 +315,7 @@ fn a_spec_plan_needs_its_draft_settings_and_only_it_has_them() {
         bandwidth_bytes_per_s: 10e6,
         qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
         wire: WIRE,
+        conv: Conversations::default(),
     };
     let mut sim = Simulator::new(inp, cloud(Deployment::Colocated), device()).unwrap();
     let i = sim.next_decision().unwrap().unwrap();
