@@ -3,6 +3,7 @@ token displayed exactly once, in order, in their simulator modes."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,11 +16,13 @@ from pdcore._core import Plan, RouterRule
 from pdcore.exceptions import InvalidStateError
 from pdcore.policies import POLICIES, CloudLoad, DiSCo, RequestInfo, Router, SpecDecoding, make_policy
 from pdcore.policies.rivals import disco_threshold, higher_quantile, length_table
-from pdcore.profiles import DeviceProfile, load_cloud_profile, network_preset
+from pdcore.profiles import DeviceProfile, load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import MODES, Scenario
-from pdcore.traces import Workload
+from pdcore.traces import Workload, synthetic_multi_turn
+from test_cost_model import runs_alike
 
 CLOUD = load_cloud_profile("llama3-8b-a100")
+DEVICE_3B = load_device_profile("llama32-3b-w4a16-8elite-genie")
 WIFI = network_preset("wifi")
 
 
@@ -272,3 +275,44 @@ def test_every_token_is_displayed_once_in_order(
         shown = shown + result["device_decode_tokens"]
     np.testing.assert_array_equal(shown, outputs)
     assert not np.isnan(result["ttft_s"]).any()
+
+
+# --- conversations: the rivals plan with what the device's session cache holds ----------------------------
+
+
+def two_turns(prompts: tuple[int, int], outputs: tuple[int, int], shared: int) -> Workload:
+    return Workload(
+        name="hand",
+        arrival_s=np.array([0.0, 60.0]),
+        prompt_tokens=np.array(prompts, dtype=np.int64),
+        output_tokens=np.array(outputs, dtype=np.int64),
+        source="test",
+        session=np.array([0, 0], dtype=np.int64),
+        turn=np.array([1, 2], dtype=np.int64),
+        parent=np.array([-1, 0], dtype=np.int64),
+        shared_prefix_tokens=np.array([0, shared], dtype=np.int64),
+    )
+
+
+def test_a_follow_up_goes_where_its_uncached_prefill_fits() -> None:
+    # turn 1 (1,000 tokens, 1 s on the device) is served by the device, which then holds its prompt and
+    # answer (1,099 tokens); turn 2's 1,600-token prompt shares them, so the device prefills 501 tokens
+    # (0.5 s) and takes it, where a cold 1,600-token prompt (1.6 s) goes to the cloud
+    dev = dataclasses.replace(device(), session_cache_bytes=10**12)
+    w = two_turns((1000, 1600), (100, 50), 1099)
+    sc = scenario(dev)
+    router = sc.run(w, Router(min_bucket=1)).results
+    assert modes(router["mode"]) == ["device", "device"]
+    assert router["device_cached_tokens"][1] == 1099
+    assert router["device_prefill_tokens"][1] == 501
+    single = sc.run(workload([1000, 1600], [100, 50], 60.0), Router(min_bucket=1)).results
+    assert modes(single["mode"]) == ["device", "cloud"]
+    # DiSCo compares the 501 uncached tokens with its threshold
+    disco = sc.run(w, DiSCo(length_threshold=600)).results
+    assert modes(disco["mode"]) == ["disco", "device"]
+
+
+@pytest.mark.parametrize("policy", ["disco", "router", "spec-decode"])
+def test_native_and_python_plans_agree_with_caches(policy: str) -> None:
+    work = synthetic_multi_turn(seed=5, n_requests=300)
+    runs_alike(make_policy(policy), work, Scenario(cloud=CLOUD, device=DEVICE_3B, network=WIFI))

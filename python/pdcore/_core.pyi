@@ -756,7 +756,8 @@ class RouterRule:
     The predicted answer length of a prompt of ``p`` tokens is ``predicted_output[floor(log2 p)]`` (the
     last entry past the end). The device takes the request when, alone, it meets both objectives for that
     answer: its prefill within ``ttft_slo_s``, and each decode step up to the predicted last token within
-    ``max_tpot_s`` (one nanosecond of slack); otherwise the cloud does.
+    ``max_tpot_s`` (one nanosecond of slack); otherwise the cloud does. The prefill covers what the
+    device's session cache does not hold.
 
     Args:
         predicted_output: Predicted answer tokens per prompt bucket, 1 to 32 entries, each >= 1.
@@ -770,8 +771,9 @@ class RouterRule:
     def __new__(cls, *, predicted_output: list[int], ttft_slo_s: float, max_tpot_s: float) -> Self: ...
     def predicted_output(self, prompt_tokens: int) -> int:
         """The predicted answer length of a request with ``prompt_tokens`` tokens."""
-    def on_device(self, device: DeviceCost, prompt_tokens: int) -> bool:
-        """Whether ``device`` takes a request of ``prompt_tokens`` tokens."""
+    def on_device(self, device: DeviceCost, prompt_tokens: int, cached_tokens: int | None = None) -> bool:
+        """Whether ``device`` takes a request of ``prompt_tokens`` tokens, the first ``cached_tokens`` of
+        which its session cache holds (its prefill covers the rest)."""
 
 @disjoint_base
 class HandoffEstimator:
@@ -919,7 +921,8 @@ class NativePolicy:
         """
     @staticmethod
     def by_prompt(*, threshold: int, short: Plan, long: Plan) -> NativePolicy:
-        """``short`` for prompts of at most ``threshold`` tokens, ``long`` for longer ones.
+        """``short`` for requests whose device prefill covers at most ``threshold`` tokens (the prompt less
+        what the device's session cache holds), ``long`` for the rest.
 
         Raises:
             InvalidInputError: A threshold that is not a whole number in ``0..2**32``.

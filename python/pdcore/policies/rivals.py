@@ -147,9 +147,11 @@ class DiSCo(Policy):
 
     - Dispatch. The device's TTFT grows predictably with the prompt while the cloud's barely does, so a
       request whose prompt is at most the length threshold starts on the device alone; a longer one starts
-      on both sides, and whichever shows the first token first serves it. The threshold is the shortest
-      length that keeps the share of requests allowed on the cloud within ``budget`` (`disco_threshold`
-      over the run's prompts), or ``length_threshold`` when given.
+      on both sides, and whichever shows the first token first serves it. In a conversation the length
+      compared is what the device must prefill: the prompt less what its session cache holds
+      (`RequestInfo.device_cached_tokens`; ours, the paper's requests are single-turn). The threshold is
+      the shortest length that keeps the share of requests allowed on the cloud within ``budget``
+      (`disco_threshold` over the run's prompts), or ``length_threshold`` when given.
     - Migration. When the cloud wins the first token, it streams the answer while the device prefills the
       prompt. The migration starts when the device has the prompt: it tells the cloud to stop (the cloud
       hears of it one network delay later), prefills the tokens generated so far, in chunks, as they
@@ -236,7 +238,8 @@ class DiSCo(Policy):
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.threshold is None:
             raise InvalidStateError(f"{self.name} needs the run's threshold; call prepare(context) first")
-        return self._short if req.prompt_tokens <= self.threshold else self._long
+        uncached = req.prompt_tokens - req.device_cached_tokens
+        return self._short if uncached <= self.threshold else self._long
 
     def native(self) -> NativePolicy | None:
         if self.threshold is None:
@@ -251,9 +254,10 @@ class Router(Policy):
     RouteLLM routes a query to the cheap model when a learned predictor says the cheap model's answer
     suffices. Here the cheap side is the device and "suffices" is pdcore's objectives, judged from the
     prompt's length and a prediction of the answer's (the rule is the cost model's,
-    `pdcore._core.RouterRule`): the device takes the request when, alone, its prefill is within the TTFT
-    SLO and each of its decode steps up to the predicted last token is within the largest-gap objective;
-    otherwise the cloud serves it all.
+    `pdcore._core.RouterRule`): the device takes the request when, alone, its prefill (of what its session
+    cache does not hold, `RequestInfo.device_cached_tokens`) is within the TTFT SLO and each of its decode
+    steps up to the predicted last token is within the largest-gap objective; otherwise the cloud serves
+    it all.
 
     The predictor (ours; RouteLLM's predictors score quality, not length): a per-trace quantile model. The
     run's requests are put in buckets by ``floor(log2 prompt)``, and a request's answer is predicted as the
@@ -309,7 +313,8 @@ class Router(Policy):
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.rule is None or self._device is None:
             raise InvalidStateError(f"{self.name} needs its fitted predictor; call prepare(context) first")
-        return self._plans["device" if self.rule.on_device(self._device, req.prompt_tokens) else "cloud"]
+        device = self.rule.on_device(self._device, req.prompt_tokens, req.device_cached_tokens)
+        return self._plans["device" if device else "cloud"]
 
     def native(self) -> NativePolicy | None:
         if self.rule is None:

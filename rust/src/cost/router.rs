@@ -10,9 +10,10 @@
 //!   of the table use its last entry). The caller fills the table (pdcore's router: a quantile of the
 //!   trace's answer lengths per bucket).
 //! - The rule: the device takes the request when, alone, it meets both objectives for the predicted
-//!   answer of `o` tokens: its prefill of the prompt within the TTFT objective, and each of its decode
-//!   steps up to the predicted last token (contexts `p + 1` to `p + o - 1`) within the largest-gap
-//!   objective ([`within_objective`], one nanosecond of slack). Otherwise the cloud takes it.
+//!   answer of `o` tokens: its prefill of the prompt within the TTFT objective (of what its session
+//!   cache does not hold, [`DeviceCost::prompt_s`]), and each of its decode steps up to the predicted last
+//!   token (contexts `p + 1` to `p + o - 1`) within the largest-gap objective ([`within_objective`], one
+//!   nanosecond of slack). Otherwise the cloud takes it.
 
 use super::device::DeviceCost;
 use super::gap::{within_objective, GAP_SLACK_S};
@@ -63,10 +64,11 @@ impl RouterRule {
         self.predicted[bucket.min(self.predicted.len() - 1)]
     }
 
-    /// Whether the device takes a request of `prompt` tokens (module doc).
+    /// Whether the device takes a request of `prompt` tokens whose first `cached` the device's session
+    /// cache holds (module doc).
     #[must_use]
-    pub fn on_device(&self, device: &DeviceCost, prompt: u32) -> bool {
-        if device.prefill_s(f64::from(prompt)) > self.ttft_slo_s + GAP_SLACK_S {
+    pub fn on_device(&self, device: &DeviceCost, prompt: u32, cached: u32) -> bool {
+        if device.prompt_s(prompt, cached.min(prompt)) > self.ttft_slo_s + GAP_SLACK_S {
             return false;
         }
         let steps = self.predicted_output(prompt) - 1;
@@ -102,11 +104,13 @@ mod tests {
         let d = device();
         // tpot reaches 50 ms at context 3,000: a 1,000-token prompt may decode up to 2,000 tokens
         let rule = |o: u32| RouterRule::new(vec![o; 32], 1.0, 0.05).unwrap();
-        assert!(rule(2001).on_device(&d, 1000), "last step at context 3,000: 50 ms");
-        assert!(!rule(2002).on_device(&d, 1000), "last step at context 3,001: over 50 ms");
-        // the prefill: 1,000 tokens take 1 s, within a 1 s objective; 1,001 do not
-        assert!(rule(1).on_device(&d, 1000));
-        assert!(!rule(1).on_device(&d, 1001));
+        assert!(rule(2001).on_device(&d, 1000, 0), "last step at context 3,000: 50 ms");
+        assert!(!rule(2002).on_device(&d, 1000, 0), "last step at context 3,001: over 50 ms");
+        // the prefill: 1,000 tokens take 1 s, within a 1 s objective; 1,001 do not, unless the session
+        // cache holds some of them
+        assert!(rule(1).on_device(&d, 1000, 0));
+        assert!(!rule(1).on_device(&d, 1001, 0));
+        assert!(rule(1).on_device(&d, 1800, 900));
     }
 
     #[test]

@@ -715,8 +715,16 @@ impl PyRouterRule {
         Ok(self.inner.predicted_output(super::count_of(prompt_tokens, "prompt_tokens")?))
     }
 
-    fn on_device(&self, device: &PyDeviceCost, prompt_tokens: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.inner.on_device(&device.inner, super::count_of(prompt_tokens, "prompt_tokens")?))
+    #[pyo3(signature = (device, prompt_tokens, cached_tokens = None))]
+    fn on_device(
+        &self,
+        device: &PyDeviceCost,
+        prompt_tokens: &Bound<'_, PyAny>,
+        cached_tokens: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let prompt = super::count_of(prompt_tokens, "prompt_tokens")?;
+        let cached = cached_tokens.map_or(Ok(0), |c| super::count_of(&c, "cached_tokens"))?;
+        Ok(self.inner.on_device(&device.inner, prompt, cached))
     }
 
     fn __repr__(&self) -> String {

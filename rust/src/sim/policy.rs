@@ -29,10 +29,10 @@ pub enum NativePolicy {
         /// The optimizer.
         optimizer: Box<PlanOptimizer>,
     },
-    /// One plan for prompts of at most `threshold` tokens, another for longer ones (DiSCo's
-    /// length-threshold dispatch).
+    /// One plan for requests whose device prefill covers at most `threshold` tokens (the prompt less
+    /// what the device's session cache holds), another for the rest (DiSCo's length-threshold dispatch).
     ByPrompt {
-        /// The longest prompt that gets `short`.
+        /// The most tokens to prefill that get `short`.
         threshold: u32,
         /// The plan of a prompt of at most `threshold` tokens.
         short: Plan,
@@ -84,10 +84,12 @@ impl NativePolicy {
                 }
             }
             Self::ByPrompt { threshold, short, long } => {
-                Ok(if sim.inp.prompt[i as usize] <= *threshold { *short } else { *long })
+                let uncached = sim.inp.prompt[i as usize] - sim.cached(i).device;
+                Ok(if uncached <= *threshold { *short } else { *long })
             }
             Self::Router { rule, pace } => {
-                let mode = if rule.on_device(&sim.device, sim.inp.prompt[i as usize]) {
+                let cached = sim.cached(i).device;
+                let mode = if rule.on_device(&sim.device, sim.inp.prompt[i as usize], cached) {
                     Mode::Device
                 } else {
                     Mode::Cloud
