@@ -168,6 +168,7 @@ REQUIRED = {
     "e2e_s": {"p50", "p99"},
     "cloud_gpu_s_per_request": {"total", "prefill", "decode"},
     "served_by": {"cloud", "device", "both"},
+    "k_site": {"pool", "prefill", "bridge", "none"},
 }
 
 
@@ -186,6 +187,8 @@ def test_aggregate_has_the_reported_fields() -> None:
         assert key in report
     assert report["requests"] == 200
     assert sum(report["served_by"].values()) == pytest.approx(1.0)
+    assert sum(report["k_site"].values()) == pytest.approx(1.0)
+    assert report["k_site"]["pool"] > 0.5
     assert 0.0 <= report["slo_attainment"] <= 1.0
     assert report["goodput_rps"] <= report["throughput_rps"]
 

@@ -162,8 +162,17 @@ def aggregate(
             "device": float(np.mean(served == 1)),
             "both": float(np.mean(served == 2)),
         },
+        **({"k_site": _decoded_at(results["k_site"])} if "k_site" in results else {}),
         **({"cost": cost_summary(results)} if "usd" in results else {}),
     }
+
+
+def _decoded_at(codes: npt.ArrayLike) -> dict[str, float]:
+    """Fractions of requests by where a disaggregated cloud decoded their tokens after the first (the
+    simulator's ``k_site`` result: 0 pool, 1 prefill instance, 2 none, 3 bridge)."""
+    sites = np.asarray(codes)
+    names = ("pool", "prefill", "none", "bridge")
+    return {name: float(np.mean(sites == code)) if sites.size else 0.0 for code, name in enumerate(names)}
 
 
 def round_floats(value: Any, digits: int = 6) -> Any:
