@@ -230,3 +230,51 @@ def test_max_tpot_sets_the_objective_and_the_old_flag_is_a_hidden_alias(tmp_path
     code, output = run("simulate", "--limit", "20", "--max-tpot", "0.04", "--tpot-slo", "0.05")
     assert code == 2
     assert "fix: pass only --max-tpot" in output
+
+
+def test_compare_on_the_multi_turn_default_reports_per_turn(tmp_path: Path) -> None:
+    out_json = tmp_path / "turns.json"
+    code, output = run(
+        "compare",
+        "--multi-turn",
+        "--requests",
+        "600",
+        "--policies",
+        "device-only,cloud-only,pd-device",
+        "--json",
+        str(out_json),
+    )
+    assert code == 0, output
+    assert "by turn" in output
+    report = json.loads(out_json.read_text())
+    assert report["workload"]["name"] == "synthetic-multi-turn"
+    assert report["workload"]["conversations"]["follow_ups"] > 0
+    for name, policy in report["policies"].items():
+        turns = policy["per_turn"]
+        assert {"1", "2"} <= set(turns), name
+        assert sum(row["requests"] for row in turns.values()) == 600
+        assert {"p50", "p90"} <= set(turns["1"]["ttft_s"])
+        assert "max" in turns["1"]["max_gap_s"]
+    # follow-ups find their context cached: on the device for device-only, in the cloud for cloud-only
+    assert report["policies"]["device-only"]["per_turn"]["2"]["device_cached_tokens_per_request"] > 0
+    assert report["policies"]["cloud-only"]["per_turn"]["2"]["cloud_cached_tokens_per_request"] > 0
+    assert report["policies"]["device-only"]["per_turn"]["1"]["device_cached_tokens_per_request"] == 0
+
+
+def test_single_turn_reports_have_no_per_turn_figures(tmp_path: Path) -> None:
+    out_json = tmp_path / "plain.json"
+    code, output = run("compare", "--limit", "40", "--policies", "pd-device", "--json", str(out_json))
+    assert code == 0, output
+    assert "by turn" not in output
+    report = json.loads(out_json.read_text())
+    assert "per_turn" not in report["policies"]["pd-device"]
+    assert "conversations" not in report["workload"]
+
+
+def test_multi_turn_does_not_apply_to_a_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"timestamp": 0, "input_length": 10, "output_length": 2}\n', encoding="utf-8")
+    code, output = run("compare", "--multi-turn", "--trace", str(trace))
+    assert code != 0
+    assert "--multi-turn" in output
+    assert "fix:" in output

@@ -92,6 +92,10 @@ def test_report_has_the_table_per_workload(runs: tuple[Path, Path, str, Reproduc
     assert "![GPUs over request rate](sizing.png)" in text
     assert "## Latency, cost and energy" in text
     assert "![Latency, cost and energy](tradeoff.png)" in text
+    assert "## Conversations" in text
+    assert "![Conversations](conversations.png)" in text
+    assert "| synthetic-multi-turn | 1 |" in text
+    assert "| synthetic-multi-turn | 2 |" in text
     assert "targets on azure_tiny_conv" in output
 
 
@@ -139,7 +143,7 @@ def test_plots_are_written(runs: tuple[Path, Path, str, Reproduction]) -> None:
     out, _, _, again = runs
     names = sorted(path.name for path in out.glob("*.png"))
     assert names == sorted(path.name for path in again.plots)
-    expected = {"k_star.png", "refinement.png", "sizing.png", "tradeoff.png"}
+    expected = {"k_star.png", "refinement.png", "sizing.png", "tradeoff.png", "conversations.png"}
     for stem in ("synthetic-azure-conv", "azure_tiny_conv"):
         expected |= {f"{stem}_{kind}.png" for kind in ("ttft_cdf", "timeline", "capacity_slo", "sensitivity")}
     assert set(names) == expected

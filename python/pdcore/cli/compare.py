@@ -33,6 +33,7 @@ from pdcore.cli.options import (
     KSitesOption,
     LimitOption,
     MaxTpotOption,
+    MultiTurnOption,
     NetworkOption,
     OldMaxTpotOption,
     OversizeOption,
@@ -135,6 +136,7 @@ def _build(
     oversize: str,
     cost_weight: float = 0.0,
     energy_weight: float = 0.0,
+    multi_turn: bool = False,
 ) -> _Run:
     # flags first, then profiles: a misspelt name should fail before a large trace is read
     check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
@@ -157,7 +159,13 @@ def _build(
         energy_weight=energy_weight,
     )
     workload = load_workload(
-        trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
+        trace,
+        seed=seed,
+        requests=requests,
+        rate=rate,
+        limit=limit,
+        rate_scale=rate_scale,
+        multi_turn=multi_turn,
     ).fit(cloud_profile.kv_cache_tokens, oversize, what=f"one {cloud_profile.name} replica's KV cache")
     check_horizon(workload, cloud_profile, device_profile)
     return _Run(workload=workload, scenario=scenario, seed=seed, rate_scale=rate_scale, limit=limit)
@@ -274,6 +282,44 @@ def _cost_cells(cost: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
+def _turn_table(reports: Mapping[str, Mapping[str, Any]]) -> Table:
+    """TTFT, largest gap, cloud work and cached prompt tokens by turn (a multi-turn workload)."""
+    table = Table(
+        title="by turn",
+        title_justify="left",
+        header_style="bold",
+        caption="latencies in ms; dev/cloud cached: prompt tokens found cached per request",
+        caption_justify="left",
+    )
+    columns = [
+        "policy",
+        "turn",
+        "requests",
+        "TTFT p50",
+        "TTFT p90",
+        "gap max",
+        "GPU-s/req",
+        "dev cached",
+        "cloud cached",
+    ]
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index < 2 else "right", no_wrap=index == 0)
+    for name, report in reports.items():
+        for turn, row in report.get("per_turn", {}).items():
+            table.add_row(
+                name,
+                turn,
+                str(row["requests"]),
+                _ms(row["ttft_s"]["p50"]),
+                _ms(row["ttft_s"]["p90"]),
+                _ms(row["max_gap_s"]["max"]),
+                _num(row["cloud_gpu_s_per_request"], 3),
+                _num(row["device_cached_tokens_per_request"], 0),
+                _num(row["cloud_cached_tokens_per_request"], 0),
+            )
+    return table
+
+
 def _capacity_cell(found: Mapping[str, Any]) -> str:
     if found["bound"] == "above_max":
         return f">{found['max_rps_tried']:.0f}"
@@ -323,6 +369,7 @@ def compare(
     seed: SeedOption = 0,
     requests: RequestsOption = None,
     rate: RateOption = None,
+    multi_turn: MultiTurnOption = False,
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
     max_tpot: MaxTpotOption = None,
     tpot_slo: OldMaxTpotOption = None,
@@ -388,6 +435,7 @@ def compare(
             oversize=oversize,
             cost_weight=cost_weight,
             energy_weight=energy_weight,
+            multi_turn=multi_turn,
         )
         reports: dict[str, dict[str, Any]] = {}
         with progress_bars(stderr()) as progress:
@@ -411,6 +459,8 @@ def compare(
         elapsed = time.perf_counter() - started
         out = stdout()
         out.print(_table(reports, capacity=capacity, title=escape(run.headline())))
+        if any("per_turn" in report for report in reports.values()):
+            out.print(_turn_table(reports))
         if json_out is not None:
             write_text(json_out, dumps(document))
         if csv_out is not None:
@@ -469,6 +519,7 @@ def simulate(
     seed: SeedOption = 0,
     requests: RequestsOption = None,
     rate: RateOption = None,
+    multi_turn: MultiTurnOption = False,
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
     max_tpot: MaxTpotOption = None,
     tpot_slo: OldMaxTpotOption = None,
@@ -513,6 +564,7 @@ def simulate(
             oversize=oversize,
             cost_weight=cost_weight,
             energy_weight=energy_weight,
+            multi_turn=multi_turn,
         )
         result = run.scenario.run(run.workload, chosen, seed=seed)
         report = result.aggregate()

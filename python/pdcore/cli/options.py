@@ -46,7 +46,7 @@ from pdcore.profiles import (
 )
 from pdcore.report import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
 from pdcore.slo import DEFAULT_MAX_TPOT_S
-from pdcore.traces import Workload, load_trace, synthetic_default
+from pdcore.traces import Workload, load_trace, synthetic_default, synthetic_multi_turn
 
 __all__ = [
     "DEFAULT_CLOUD",
@@ -63,6 +63,7 @@ __all__ = [
     "KSitesOption",
     "LimitOption",
     "MaxTpotOption",
+    "MultiTurnOption",
     "NetworkOption",
     "OldMaxTpotOption",
     "OversizeOption",
@@ -122,6 +123,13 @@ RateScaleOption = Annotated[
 LimitOption = Annotated[int | None, typer.Option("--limit", help="Keep only the first N requests.")]
 RequestsOption = Annotated[
     int | None, typer.Option("--requests", help="Requests of the synthetic workload (default 2000).")
+]
+MultiTurnOption = Annotated[
+    bool,
+    typer.Option(
+        "--multi-turn",
+        help="Without --trace: the seeded multi-turn synthetic workload (sessions whose context grows).",
+    ),
 ]
 RateOption = Annotated[
     float | None, typer.Option("--rate", help="Arrival rate of the synthetic workload, req/s (default 5.5).")
@@ -326,8 +334,22 @@ def load_workload(
     rate: float | None,
     limit: int | None,
     rate_scale: float,
+    multi_turn: bool = False,
 ) -> Workload:
-    """The trace given, or the seeded synthetic workload, cut to ``limit``, replayed ``rate_scale`` faster."""
+    """The trace given, or the seeded synthetic workload (single- or multi-turn), cut to ``limit``, replayed
+    ``rate_scale`` faster."""
+    if trace is not None and multi_turn:
+        raise InvalidInputError(
+            "--multi-turn picks the synthetic multi-turn workload and does not apply to --trace; fix: drop "
+            "one of them (a trace's own conversations are read from it)"
+        )
+    if multi_turn:
+        workload = synthetic_multi_turn(
+            seed=seed,
+            n_requests=SYNTHETIC_REQUESTS if requests is None else requests,
+            rate_rps=SYNTHETIC_RATE_RPS if rate is None else rate,
+        )
+        return workload.limit(limit).scaled(rate_scale)
     if trace is not None:
         if requests is not None or rate is not None:
             raise InvalidInputError(

@@ -29,6 +29,7 @@ from pdcore.profiles import (
     profile_provenance,
 )
 from pdcore.report import refinement
+from pdcore.report.conversations import conversations_section
 from pdcore.report.experiments import (
     FASTER_DEVICE,
     POLICIES,
@@ -235,6 +236,15 @@ def reproduce(
         quick=quick,
         progress=progress,
     )
+    conversations = conversations_section(
+        {run.key: run.workload for run in runs},
+        device=settings.device,
+        cloud=settings.cloud,
+        network=settings.network,
+        seed=seed,
+        quick=quick,
+        progress=progress,
+    )
     primary, stand_in = _primary(runs)
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -245,6 +255,7 @@ def reproduce(
         "targets": targets_section(primary, settings, stand_in=stand_in),
         "sizing": sizing,
         "tradeoff": tradeoff,
+        "conversations": conversations,
     }
     if curve is not None:
         document["refinement"] = refinement.section(curve, ratio=settings.refine_ratio)
@@ -271,6 +282,7 @@ def reproduce(
             refined=document.get("refinement"),
             sizing=sizing,
             tradeoff=tradeoff,
+            conversations=conversations,
         )
         if progress is not None:
             progress("plots", 1, 1)

@@ -535,6 +535,61 @@ def _money(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _ratio_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _conversations(section: Mapping[str, Any], plot: str) -> list[str]:
+    lines = [
+        "## Conversations",
+        "",
+        f"First turns against follow-ups, on the first {section['window']} requests of each multi-turn "
+        "workload: a follow-up finds its conversation in the device's session cache (what the device "
+        f"prefilled and decoded itself, {section['session_cache_tokens']:,} tokens per device here, least "
+        "recently used sessions evicted) and in the cloud's prefix cache of prompt blocks "
+        f"({section['prefix_cache_tokens']:,} tokens, shared by the prefill replicas), so both prefills "
+        "cover only what is not cached. P/D-Device's advantage is device-only's (cloud-only's) median TTFT "
+        "over its own: above 1, P/D-Device answers first.",
+        "",
+        f"![Conversations]({plot})",
+        "",
+    ]
+    header = [
+        "workload",
+        "turn",
+        "requests",
+        "device-only p50 (ms)",
+        "cloud-only p50 (ms)",
+        "pd-device p50 (ms)",
+        "vs device-only",
+        "vs cloud-only",
+        "device cached / req",
+        "cloud cached / req",
+    ]
+    body = []
+    for key, entry in section["workloads"].items():
+        for row in entry["rows"]:
+            p50 = row["ttft_p50_s"]
+            body.append(
+                [
+                    key,
+                    row["turn"],
+                    str(row["requests"]),
+                    *(
+                        _money(None if p50[p] is None else p50[p] * 1e3, 0)
+                        for p in ("device-only", "cloud-only", "pd-device")
+                    ),
+                    _ratio_cell(row["over_device_only"]),
+                    _ratio_cell(row["over_cloud_only"]),
+                    _money(row["device_cached_tokens_per_request"], 0),
+                    _money(row["cloud_cached_tokens_per_request"], 0),
+                ]
+            )
+    lines += _table(header, body, "ll" + "r" * 8)
+    lines.append("")
+    return lines
+
+
 def _tradeoff(section: Mapping[str, Any], plot: str) -> list[str]:
     prices = section["prices"]
     lines = [
@@ -786,6 +841,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
         lines += _sizing(document["sizing"], plots[""]["sizing"])
     if "tradeoff" in document:
         lines += _tradeoff(document["tradeoff"], plots[""]["tradeoff"])
+    if "conversations" in document:
+        lines += _conversations(document["conversations"], plots[""]["conversations"])
     if "refinement" in document:
         lines += _refinement(document["refinement"], plots[""]["refinement"])
     lines += [

@@ -385,6 +385,33 @@ def sizing_plot(section: Mapping[str, Any], path: Path) -> Path:
     return _save(figure, path)
 
 
+def conversations_plot(section: Mapping[str, Any], path: Path) -> Path:
+    """Median TTFT by turn bucket per policy, one panel per multi-turn workload (the "Conversations"
+    section)."""
+    workloads = section["workloads"]
+    figure = Figure(figsize=(4.6 * len(workloads), 4.2), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(workloads), squeeze=False)[0])
+    for ax, (key, entry) in zip(axes, workloads.items(), strict=True):
+        rows = entry["rows"]
+        turns = [row["turn"] for row in rows]
+        for policy in rows[0]["ttft_p50_s"] if rows else ():
+            values = [row["ttft_p50_s"][policy] for row in rows]
+            ms = np.array([np.nan if v is None else v * 1e3 for v in values], dtype=np.float64)
+            ax.plot(turns, ms, "o-", ms=4, lw=1.5, label=policy)
+        ax.set_yscale("log")
+        ax.set_xlabel("turn")
+        ax.set_ylabel("TTFT p50 (ms)")
+        ax.set_title(f"{key} ({entry['requests']} requests)", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle(
+        "first turns and follow-ups: the device's session cache and the cloud's prefix cache shorten "
+        "follow-ups' prefills",
+        fontsize=9,
+    )
+    return _save(figure, path)
+
+
 def tradeoff_plot(section: Mapping[str, Any], path: Path) -> Path:
     """TTFT (p50) against cloud dollars per 1,000 requests, coloured by device energy per request: one point
     per policy and per weight setting, one panel per workload (the "Latency, cost and energy" section)."""
@@ -584,6 +611,7 @@ def write_plots(
     refined: Mapping[str, Any] | None = None,
     sizing: Mapping[str, Any] | None = None,
     tradeoff: Mapping[str, Any] | None = None,
+    conversations: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Writes every figure into ``out_dir``; returns file names by workload key (``""`` for the
     workload-independent ones) and figure name. ``refined``: the report's ``refinement`` entry, if any;
@@ -605,4 +633,6 @@ def write_plots(
         written[""]["sizing"] = sizing_plot(sizing, out_dir / "sizing.png").name
     if tradeoff is not None:
         written[""]["tradeoff"] = tradeoff_plot(tradeoff, out_dir / "tradeoff.png").name
+    if conversations is not None:
+        written[""]["conversations"] = conversations_plot(conversations, out_dir / "conversations.png").name
     return written

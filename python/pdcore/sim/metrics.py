@@ -49,6 +49,7 @@ __all__ = [
     "cloud_tpot_attainment",
     "dumps",
     "gap_attainment",
+    "per_turn",
     "round_floats",
     "slo_met",
     "summarize",
@@ -173,6 +174,37 @@ def _decoded_at(codes: npt.ArrayLike) -> dict[str, float]:
     sites = np.asarray(codes)
     names = ("pool", "prefill", "none", "bridge")
     return {name: float(np.mean(sites == code)) if sites.size else 0.0 for code, name in enumerate(names)}
+
+
+def per_turn(results: Mapping[str, FloatArray], turn: npt.ArrayLike) -> dict[str, dict[str, Any]]:
+    """The run's figures by turn bucket (``1``, ``2``, ``3``, ``4+``; buckets without requests left out):
+    requests, TTFT p50/p90, the largest display gap (p99 and max), cloud GPU-seconds per request and the
+    prompt tokens found cached on the device and in the cloud per request."""
+    from pdcore.traces.workload import TURN_BUCKETS, turn_buckets  # noqa: PLC0415  # reason: keeps metrics import-light
+
+    buckets = turn_buckets(np.asarray(turn, dtype=np.int64))
+    gpu = np.asarray(results["cloud_prefill_gpu_s"], dtype=np.float64) + np.asarray(
+        results["cloud_decode_gpu_s"], dtype=np.float64
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for index, name in enumerate(TURN_BUCKETS):
+        mask = buckets == index
+        count = int(mask.sum())
+        if count == 0:
+            continue
+        out[name] = {
+            "requests": count,
+            "ttft_s": summarize(np.asarray(results["ttft_s"])[mask], mean=False, quantiles=("p50", "p90")),
+            "max_gap_s": summarize(
+                np.asarray(results["max_gap_s"])[mask], mean=False, quantiles=("p99",), maximum=True
+            ),
+            "cloud_gpu_s_per_request": float(gpu[mask].mean()),
+            "device_cached_tokens_per_request": float(
+                np.asarray(results["device_cached_tokens"])[mask].mean()
+            ),
+            "cloud_cached_tokens_per_request": float(np.asarray(results["cloud_cached_tokens"])[mask].mean()),
+        }
+    return out
 
 
 def round_floats(value: Any, digits: int = 6) -> Any:

@@ -38,7 +38,7 @@ from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import profile_provenance
 from pdcore.sim.accounting import BILL_COLUMNS, bill, prices
 from pdcore.sim.horizon import check_horizon
-from pdcore.sim.metrics import aggregate
+from pdcore.sim.metrics import aggregate, per_turn
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO, slo_met
 from pdcore.traces.workload import Workload
 
@@ -571,8 +571,12 @@ class SimResult:
         return slo_met(self.results, self.slo)
 
     def aggregate(self) -> dict[str, Any]:
-        """The report of this run (``docs/schema.md``, one entry of ``policies``)."""
-        return aggregate(self.results, self.summary, slo=self.slo, duration_s=self.duration_s)
+        """The report of this run (``docs/schema.md``, one entry of ``policies``); a multi-turn workload's
+        adds ``per_turn`` (`pdcore.sim.metrics.per_turn`)."""
+        report = aggregate(self.results, self.summary, slo=self.slo, duration_s=self.duration_s)
+        if self.workload.multi_turn:
+            report["per_turn"] = per_turn(self.results, self.workload.turn)
+        return report
 
     def columns(self) -> dict[str, npt.NDArray[Any]]:
         """Per-request table: the inputs, then every result; ``mode``, ``served_by`` and ``k_site`` as
