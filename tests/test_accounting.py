@@ -289,3 +289,27 @@ def test_compare_takes_the_weights(tmp_path: Path) -> None:
         bad = CliRunner().invoke(app, [*args, flag, value])
         assert bad.exit_code == 2, (flag, value)
         assert flag in bad.output
+
+
+def test_compare_prices_each_turn_of_a_multi_turn_workload(tmp_path: Path) -> None:
+    out = tmp_path / "turns.json"
+    args = ["compare", "--multi-turn", "--requests", "400", "--policies", "device-only,pd-device"]
+    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("$/1k req") >= 2  # the main table and the table by turn
+    report = json.loads(out.read_text())["policies"]
+    for name, policy in report.items():
+        turns = policy["per_turn"]
+        weights = [row["requests"] for row in turns.values()]
+        mean = sum(
+            row["cost"]["device_mj_per_request"]["mean"] * count
+            for row, count in zip(turns.values(), weights, strict=True)
+        ) / sum(weights)
+        assert mean == pytest.approx(policy["cost"]["device_mj_per_request"]["mean"], rel=1e-4), name
+    assert all(row["cost"]["usd_per_1k_requests"] == 0 for row in report["device-only"]["per_turn"].values())
+    # a follow-up prefills only what the device has not seen: less device energy than a first turn
+    turns = report["device-only"]["per_turn"]
+    assert (
+        turns["2"]["cost"]["device_compute_mj_per_request"]
+        < turns["1"]["cost"]["device_compute_mj_per_request"]
+    )

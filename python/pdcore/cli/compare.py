@@ -288,7 +288,8 @@ def _turn_table(reports: Mapping[str, Mapping[str, Any]]) -> Table:
         title="by turn",
         title_justify="left",
         header_style="bold",
-        caption="latencies in ms; dev/cloud cached: prompt tokens found cached per request",
+        caption="latencies in ms; dev/cloud cached: prompt tokens found cached per request; $/1k req, "
+        "mJ/req and batt %/req: as in the table above, for the turn's requests",
         caption_justify="left",
     )
     columns = [
@@ -301,6 +302,9 @@ def _turn_table(reports: Mapping[str, Mapping[str, Any]]) -> Table:
         "GPU-s/req",
         "dev cached",
         "cloud cached",
+        "$/1k req",
+        "mJ/req",
+        "batt %/req",
     ]
     for index, column in enumerate(columns):
         table.add_column(column, justify="left" if index < 2 else "right", no_wrap=index == 0)
@@ -316,6 +320,7 @@ def _turn_table(reports: Mapping[str, Mapping[str, Any]]) -> Table:
                 _num(row["cloud_gpu_s_per_request"], 3),
                 _num(row["device_cached_tokens_per_request"], 0),
                 _num(row["cloud_cached_tokens_per_request"], 0),
+                *_cost_cells(row.get("cost")),
             )
     return table
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore.sim.accounting import BILL_COLUMNS
 from pdcore.sim.accounting import summary as cost_summary
 from pdcore.slo import (
     DEFAULT_MAX_TPOT_S,
@@ -54,6 +55,9 @@ __all__ = [
     "slo_met",
     "summarize",
 ]
+
+BILLED = (*BILL_COLUMNS, "bytes_up", "bytes_down", "radio_s")
+"""The result columns a ``cost`` summary reads."""
 
 _QUANTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0, "p99": 99.0}
 
@@ -178,8 +182,9 @@ def _decoded_at(codes: npt.ArrayLike) -> dict[str, float]:
 
 def per_turn(results: Mapping[str, FloatArray], turn: npt.ArrayLike) -> dict[str, dict[str, Any]]:
     """The run's figures by turn bucket (``1``, ``2``, ``3``, ``4+``; buckets without requests left out):
-    requests, TTFT p50/p90, the largest display gap (p99 and max), cloud GPU-seconds per request and the
-    prompt tokens found cached on the device and in the cloud per request."""
+    requests, TTFT p50/p90, the largest display gap (p99 and max), cloud GPU-seconds per request, the
+    prompt tokens found cached on the device and in the cloud per request, and the bucket's ``cost``
+    (`pdcore.sim.accounting.summary`) when the results carry their bill."""
     from pdcore.traces.workload import TURN_BUCKETS, turn_buckets  # noqa: PLC0415  # reason: keeps metrics import-light
 
     buckets = turn_buckets(np.asarray(turn, dtype=np.int64))
@@ -204,6 +209,8 @@ def per_turn(results: Mapping[str, FloatArray], turn: npt.ArrayLike) -> dict[str
             ),
             "cloud_cached_tokens_per_request": float(np.asarray(results["cloud_cached_tokens"])[mask].mean()),
         }
+        if "usd" in results:
+            out[name]["cost"] = cost_summary({key: np.asarray(results[key])[mask] for key in BILLED})
     return out
 
 
