@@ -294,13 +294,13 @@ impl PlanOptimizer {
         let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
             self.best_over_ratios(prompt, cached.device, first, site, tpot)
         })?;
-        Ok(self.weigh(prompt, own))
+        Ok(self.weigh(prompt, cached, own))
     }
 
     /// The plan the weighted objective keeps among the optimizer's own, the device alone and the cloud
     /// alone ([`super::tradeoff`]); `own` unchanged without active weights or a plan that meets the SLOs.
     #[must_use]
-    pub fn weigh(&self, prompt: u32, own: Choice) -> Choice {
+    pub fn weigh(&self, prompt: u32, cached: Cached, own: Choice) -> Choice {
         let Some(w) = self.weights.filter(Weights::active) else { return own };
         let device = Choice {
             device_alone: true,
@@ -315,11 +315,11 @@ impl PlanOptimizer {
         let cloud = Choice { device_alone: false, cloud_alone: true, ..device };
         let estimate = |c: &Choice| -> Estimate {
             if c.device_alone {
-                w.device_alone(&self.device, prompt, self.max_tpot_s)
+                w.device_alone(&self.device, prompt, cached, self.max_tpot_s)
             } else if c.cloud_alone {
-                w.cloud_alone(&self.cloud, prompt, c.first_token_s, self.max_tpot_s)
+                w.cloud_alone(&self.cloud, prompt, cached, c.first_token_s, self.max_tpot_s)
             } else {
-                w.split(&self.cloud, prompt, c)
+                w.split(&self.cloud, prompt, cached, c)
             }
         };
         let mut best: Option<(f64, Choice)> = None;
@@ -414,7 +414,7 @@ impl PlanOptimizer {
         let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
             self.solve(prompt, cached.device, first, ratio, site, tpot)
         })?;
-        Ok(self.weigh(prompt, own))
+        Ok(self.weigh(prompt, cached, own))
     }
 }
 

@@ -23,7 +23,8 @@
 //!   `max_tpot`; no device compute.
 //!
 //! Each plan's price is estimated with the prices of [`super::money`] on what it would use: cloud
-//! GPU-seconds as the lone prefill plus the lone decode step per cloud token, times the GPUs of a
+//! GPU-seconds as the lone prefill of what the prefix cache lacks plus the lone decode step per cloud
+//! token (a follow-up's device prefill likewise covers what its session cache lacks), times the GPUs of a
 //! replica (the simulator shares batched iterations, so this is an upper bound of the bill); the
 //! device's prefilled and decoded tokens; the wire's bytes; the radio open from the send to the last
 //! cloud token's arrival. The estimates only rank plans; the run's bill is the simulator's.
@@ -32,7 +33,7 @@ use super::cloud::CloudCost;
 use super::device::DeviceCost;
 use super::gap::within_objective;
 use super::money::Prices;
-use super::optimizer::Choice;
+use super::optimizer::{Cached, Choice};
 use crate::error::{CoreError, Result};
 
 /// The weights of the objective and what the estimates need beyond the optimizer's models.
@@ -125,22 +126,30 @@ impl Weights {
         e.gaps_kept && (e.ttft_s <= self.ttft_slo_s || within_objective(e.ttft_s, self.ttft_slo_s))
     }
 
-    fn cloud_usd(&self, cloud: &CloudCost, prompt: u32, decode_tokens: f64) -> f64 {
-        let gpu_s = (cloud.lone_prefill_s(prompt) + decode_tokens * cloud.lone_decode_s(prompt))
-            * self.gpus_per_replica;
+    /// The cloud's dollars: its prefill of what its prefix cache lacks, and `decode_tokens` lone steps.
+    fn cloud_usd(&self, cloud: &CloudCost, prompt: u32, cached: Cached, decode_tokens: f64) -> f64 {
+        let prefill = cloud.lone_prefill_from_s(cached.cloud, prompt);
+        let gpu_s = (prefill + decode_tokens * cloud.lone_decode_s(prompt)) * self.gpus_per_replica;
         self.prices.usd(gpu_s)
     }
 
-    /// The device alone.
+    /// The device alone (its prefill covers what its session cache lacks, as in the catch-up).
     #[must_use]
-    pub fn device_alone(&self, device: &DeviceCost, prompt: u32, max_tpot_s: f64) -> Estimate {
+    pub fn device_alone(
+        &self,
+        device: &DeviceCost,
+        prompt: u32,
+        cached: Cached,
+        max_tpot_s: f64,
+    ) -> Estimate {
         let out = self.expected_output_tokens;
+        let held = cached.device.min(prompt.saturating_sub(1));
         let last_context = f64::from(prompt) + out;
         Estimate {
-            ttft_s: device.prefill_s(f64::from(prompt)),
+            ttft_s: device.prompt_s(prompt, held),
             gaps_kept: within_objective(device.tpot_s(last_context), max_tpot_s),
             usd: 0.0,
-            device_j: self.prices.compute_j(f64::from(prompt), out),
+            device_j: self.prices.compute_j(f64::from(prompt - held), out),
         }
     }
 
@@ -150,6 +159,7 @@ impl Weights {
         &self,
         cloud: &CloudCost,
         prompt: u32,
+        cached: Cached,
         first_token_s: f64,
         max_tpot_s: f64,
     ) -> Estimate {
@@ -160,18 +170,24 @@ impl Weights {
         Estimate {
             ttft_s: first_token_s,
             gaps_kept: within_objective(step, max_tpot_s),
-            usd: self.cloud_usd(cloud, prompt, out - 1.0),
+            usd: self.cloud_usd(cloud, prompt, cached, out - 1.0),
             device_j: self.prices.network_j(radio_s, up, out * self.stream_bytes_per_token),
         }
     }
 
     /// A split (`choice` not on the device alone): `k + 1` cloud tokens, the rest on the device.
     #[must_use]
-    pub fn split(&self, cloud: &CloudCost, prompt: u32, choice: &Choice) -> Estimate {
+    pub fn split(&self, cloud: &CloudCost, prompt: u32, cached: Cached, choice: &Choice) -> Estimate {
         let out = self.expected_output_tokens;
         let streamed = (f64::from(choice.k) + 1.0).min(out);
         let step = cloud.lone_decode_s(prompt);
         let refined = (f64::from(prompt) * choice.refine_ratio).ceil().max(1.0);
+        // the full prompt reuses the device's session cache; a refined one does not
+        let held = if choice.refine_ratio < 1.0 {
+            0.0
+        } else {
+            f64::from(cached.device.min(prompt.saturating_sub(1)))
+        };
         let refined_text =
             if choice.refine_ratio < 1.0 { refined * self.prompt_bytes_per_token } else { 0.0 };
         let radio_s = choice.first_token_s + (streamed - 1.0) * step;
@@ -180,8 +196,8 @@ impl Weights {
         Estimate {
             ttft_s: choice.first_token_s,
             gaps_kept: choice.converged,
-            usd: self.cloud_usd(cloud, prompt, streamed - 1.0),
-            device_j: self.prices.compute_j(refined + streamed, (out - streamed).max(0.0))
+            usd: self.cloud_usd(cloud, prompt, cached, streamed - 1.0),
+            device_j: self.prices.compute_j(refined - held + streamed, (out - streamed).max(0.0))
                 + self.prices.network_j(radio_s, up, down),
         }
     }
@@ -231,7 +247,7 @@ mod tests {
     fn estimates_by_hand() {
         let w = weights(1.0, 1.0);
         // every iteration takes 10 ms; a GPU-second costs $1; 2 GPUs
-        let c = w.cloud_alone(&cloud(), 100, 0.05, 0.05);
+        let c = w.cloud_alone(&cloud(), 100, Cached::NONE, 0.05, 0.05);
         assert!((c.usd - 2.0 * (0.01 + 10.0 * 0.01)).abs() < 1e-12);
         assert!((c.device_j - (0.05 + 10.0 * 0.01)).abs() < 1e-12, "{c:?}");
         assert!(c.gaps_kept);
@@ -246,11 +262,26 @@ mod tests {
             k_site: KSite::Pool,
             k_site_reason: SiteReason::Only,
         };
-        let s = w.split(&cloud(), 100, &choice);
+        let s = w.split(&cloud(), 100, Cached::NONE, &choice);
         assert!((s.usd - 2.0 * (0.01 + 3.0 * 0.01)).abs() < 1e-12);
         // 100 + 4 tokens prefilled, 7 decoded, the radio open for 50 + 30 ms
         assert!((s.device_j - (104.0 * 0.001 + 7.0 * 0.05 + 0.08)).abs() < 1e-12, "{s:?}");
         assert!((w.objective(&s) - (0.05 + s.usd * 1000.0 + s.device_j)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_follow_up_pays_for_what_its_caches_lack() {
+        let w = weights(1.0, 1.0);
+        let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
+        let cold = w.device_alone(&device, 1000, Cached::NONE, 0.05);
+        let warm = w.device_alone(&device, 1000, Cached { device: 900, cloud: 0 }, 0.05);
+        assert!((cold.ttft_s - 1.0).abs() < 1e-12 && (warm.ttft_s - 0.1).abs() < 1e-12, "{warm:?}");
+        assert!((cold.device_j - warm.device_j - 900.0 * 0.001).abs() < 1e-12);
+        let mut cloud = cloud();
+        cloud.prefill_token_s = 1e-3;
+        let full = w.cloud_alone(&cloud, 1000, Cached::NONE, 0.05, 0.05);
+        let cached = w.cloud_alone(&cloud, 1000, Cached { device: 0, cloud: 512 }, 0.05, 0.05);
+        assert!(cached.usd < full.usd, "{cached:?} {full:?}");
     }
 
     #[test]
