@@ -533,6 +533,26 @@ class _DuplicateKeyError(ValueError):
     """A JSON object names a key twice (json keeps the last silently)."""
 
 
+def _json_object(name: str, line: int, text: str, shape: str) -> dict[str, Any]:
+    """One line of a JSON Lines trace as an object, or the error naming the line and the fix (``shape``:
+    how to write a request)."""
+    try:
+        record = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKeyError as exc:
+        raise _error(name, line, str(exc), "the key appears twice", "write each key once per line") from None
+    except json.JSONDecodeError as exc:
+        raise _error(
+            name,
+            line,
+            f"char {exc.colno}",
+            f"invalid JSON ({exc.msg})",
+            "each line must be one complete JSON object",
+        ) from None
+    if not isinstance(record, dict):
+        raise _error(name, line, "-", f"the line holds a JSON {type(record).__name__}, not an object", shape)
+    return record
+
+
 def load_mooncake(path: str | os.PathLike[str]) -> Workload:
     """Loads a Mooncake trace: JSON Lines with ``timestamp`` (ms), ``input_length``, ``output_length``.
 
@@ -573,28 +593,12 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
                         f"{name}, line {line}: the file is a JSON array; fix: write one request object per "
                         f"line (JSON Lines), e.g. `jq -c '.[]' {file.name} > {file.stem}.jsonl`"
                     )
-                try:
-                    record = json.loads(text, object_pairs_hook=_no_duplicates)
-                except _DuplicateKeyError as exc:
-                    raise _error(
-                        name, line, str(exc), "the key appears twice", "write each key once per line"
-                    ) from None
-                except json.JSONDecodeError as exc:
-                    raise _error(
-                        name,
-                        line,
-                        f"char {exc.colno}",
-                        f"invalid JSON ({exc.msg})",
-                        "each line must be one complete JSON object",
-                    ) from None
-                if not isinstance(record, dict):
-                    raise _error(
-                        name,
-                        line,
-                        "-",
-                        f"the line holds a JSON {type(record).__name__}, not an object",
-                        'write each request as {"timestamp": ..., "input_length": ..., "output_length": ...}',
-                    )
+                record = _json_object(
+                    name,
+                    line,
+                    text,
+                    'write each request as {"timestamp": ..., "input_length": ..., "output_length": ...}',
+                )
                 for key in MOONCAKE_KEYS:
                     if key not in record:
                         raise _error(
@@ -677,28 +681,7 @@ def _json_lines(file: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 text = raw.strip()
                 if not text:
                     continue
-                try:
-                    record = json.loads(text, object_pairs_hook=_no_duplicates)
-                except _DuplicateKeyError as exc:
-                    raise _error(
-                        name, line, str(exc), "the key appears twice", "write each key once per line"
-                    ) from None
-                except json.JSONDecodeError as exc:
-                    raise _error(
-                        name,
-                        line,
-                        f"char {exc.colno}",
-                        f"invalid JSON ({exc.msg})",
-                        "each line must be one complete JSON object",
-                    ) from None
-                if not isinstance(record, dict):
-                    raise _error(
-                        name,
-                        line,
-                        "-",
-                        f"the line holds a JSON {type(record).__name__}, not an object",
-                        "write each request as one JSON object",
-                    )
+                record = _json_object(name, line, text, "write each request as one JSON object")
                 yield line, record
     except UnicodeDecodeError as exc:
         raise TraceFormatError(
