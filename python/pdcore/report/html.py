@@ -95,17 +95,13 @@ def ttft_figure(run: WorkloadRun) -> dict[str, Any]:
         layout[f"yaxis{suffix}"] = _axis(
             "share of requests" if column == 1 else "", range=[0, 1.02], anchor=f"x{suffix}"
         )
-        layout["annotations"].append(
-            {
-                "text": title,
-                "xref": "paper",
-                "yref": "paper",
-                "x": sum(domain) / 2,
-                "y": 1.08,
-                "showarrow": False,
-            }
-        )
+        layout["annotations"].append(_panel_title(title, domain, 1.08))
     return {"data": data, "layout": layout}
+
+
+def _panel_title(text: str, domain: Sequence[float], y: float = 1.1) -> dict[str, Any]:
+    """A panel's title above the middle of its x-axis ``domain`` (paper coordinates)."""
+    return {"text": text, "xref": "paper", "yref": "paper", "x": sum(domain) / 2, "y": y, "showarrow": False}
 
 
 def _capacity_points(rows: Sequence[Mapping[str, Any]], policy: str, key: str) -> Iterator[dict[str, Any]]:
@@ -157,16 +153,7 @@ def capacity_figure(run: WorkloadRun) -> dict[str, Any]:
                 data.append(trace)
         layout[f"xaxis{suffix}"] = _axis("TPOT SLO (ms)", domain=domain, anchor=f"y{suffix}")
         layout[f"yaxis{suffix}"] = _axis("capacity (req/s)", type="log", anchor=f"x{suffix}")
-        layout["annotations"].append(
-            {
-                "text": title,
-                "xref": "paper",
-                "yref": "paper",
-                "x": sum(domain) / 2,
-                "y": 1.1,
-                "showarrow": False,
-            }
-        )
+        layout["annotations"].append(_panel_title(title, domain))
     return {"data": data, "layout": layout}
 
 
@@ -202,16 +189,7 @@ def sizing_figure(section: Mapping[str, Any]) -> dict[str, Any]:
             "request rate (req/s)", type="log", domain=domain, anchor=f"y{suffix}"
         )
         layout[f"yaxis{suffix}"] = _axis("GPUs needed at the SLO", anchor=f"x{suffix}", rangemode="tozero")
-        layout["annotations"].append(
-            {
-                "text": key,
-                "xref": "paper",
-                "yref": "paper",
-                "x": sum(domain) / 2,
-                "y": 1.1,
-                "showarrow": False,
-            }
-        )
+        layout["annotations"].append(_panel_title(key, domain))
     return {"data": data, "layout": layout}
 
 
@@ -263,16 +241,7 @@ def tradeoff_figure(section: Mapping[str, Any]) -> dict[str, Any]:
         )
         layout[f"xaxis{suffix}"] = _axis("cloud $ per 1,000 requests", domain=domain, anchor=f"y{suffix}")
         layout[f"yaxis{suffix}"] = _axis("TTFT p50 (s)", anchor=f"x{suffix}", rangemode="tozero")
-        layout["annotations"].append(
-            {
-                "text": key,
-                "xref": "paper",
-                "yref": "paper",
-                "x": sum(domain) / 2,
-                "y": 1.1,
-                "showarrow": False,
-            }
-        )
+        layout["annotations"].append(_panel_title(key, domain))
     return {"data": data, "layout": layout}
 
 

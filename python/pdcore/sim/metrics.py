@@ -64,6 +64,12 @@ _QUANTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0, "p99": 99.0}
 FloatArray = npt.NDArray[np.float64]
 
 
+DECODED_AT = ("pool", "prefill", "none", "bridge")
+"""Where a disaggregated cloud decoded a request's tokens after the first, indexed by the simulator's
+``k_site`` result (``none``: no cloud decode token, or a colocated cloud; ``bridge``: on its prefill instance
+while its KV cache crossed to the decode pool, then there)."""
+
+
 def summarize(
     values: npt.ArrayLike,
     *,
@@ -176,8 +182,9 @@ def _decoded_at(codes: npt.ArrayLike) -> dict[str, float]:
     """Fractions of requests by where a disaggregated cloud decoded their tokens after the first (the
     simulator's ``k_site`` result: 0 pool, 1 prefill instance, 2 none, 3 bridge)."""
     sites = np.asarray(codes)
-    names = ("pool", "prefill", "none", "bridge")
-    return {name: float(np.mean(sites == code)) if sites.size else 0.0 for code, name in enumerate(names)}
+    return {
+        name: float(np.mean(sites == code)) if sites.size else 0.0 for code, name in enumerate(DECODED_AT)
+    }
 
 
 def per_turn(results: Mapping[str, FloatArray], turn: npt.ArrayLike) -> dict[str, dict[str, Any]]:

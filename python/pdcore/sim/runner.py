@@ -38,7 +38,7 @@ from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import profile_provenance
 from pdcore.sim.accounting import BILL_COLUMNS, bill, prices
 from pdcore.sim.horizon import check_horizon
-from pdcore.sim.metrics import aggregate, per_turn
+from pdcore.sim.metrics import DECODED_AT, aggregate, per_turn
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO, slo_met
 from pdcore.traces.workload import Workload
 
@@ -57,20 +57,16 @@ DEFAULT_KV_LINK_BYTES_PER_S = 25e9
 """Prefill-to-decode KV link of a disaggregated cloud: 200 Gbit/s, in bytes per second."""
 
 DEPLOYMENTS = ("colocated", "disaggregated")
+"""The cloud deployments the simulator models."""
+
 K_SITES = ("pool", "prefill", "both")
 """Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (`Scenario.k_sites`)."""
-"""The cloud deployments the simulator models."""
 
 MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco", "spec")
 """Plan modes, indexed by the simulator's ``mode`` result."""
 
 SERVED_BY = ("cloud", "device", "both")
 """Who displayed a request's tokens, indexed by the simulator's ``served_by`` result."""
-
-DECODED_AT = ("pool", "prefill", "none", "bridge")
-"""Where a disaggregated cloud decoded a request's tokens after the first, indexed by the simulator's
-``k_site`` result (``none``: no cloud decode token, or a colocated cloud; ``bridge``: on its prefill instance
-while its KV cache crossed to the decode pool, then there)."""
 
 _RESULT_COLUMNS = (
     "ttft_s",

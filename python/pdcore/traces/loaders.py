@@ -582,65 +582,45 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
     with_blocks = False
     clamps = _ZeroClamps()
     previous_line = 0
-    try:
-        with file.open(encoding="utf-8-sig") as handle:
-            for line, raw in enumerate(handle, start=1):
-                text = raw.strip()
-                if not text:
-                    continue
-                if not stamps and text.startswith("["):
-                    raise TraceFormatError(
-                        f"{name}, line {line}: the file is a JSON array; fix: write one request object per "
-                        f"line (JSON Lines), e.g. `jq -c '.[]' {file.name} > {file.stem}.jsonl`"
-                    )
-                record = _json_object(
+    shape = 'write each request as {"timestamp": ..., "input_length": ..., "output_length": ...}'
+    for line, record in _json_lines(file, name, shape):
+        for key in MOONCAKE_KEYS:
+            if key not in record:
+                raise _error(
                     name,
                     line,
-                    text,
-                    'write each request as {"timestamp": ..., "input_length": ..., "output_length": ...}',
+                    key,
+                    "the key is missing",
+                    f"every line needs {', '.join(MOONCAKE_KEYS)}",
                 )
-                for key in MOONCAKE_KEYS:
-                    if key not in record:
-                        raise _error(
-                            name,
-                            line,
-                            key,
-                            "the key is missing",
-                            f"every line needs {', '.join(MOONCAKE_KEYS)}",
-                        )
-                stamp = _json_timestamp(record, name, line)
-                if stamps and stamp < stamps[-1]:
-                    raise _error(
-                        name,
-                        line,
-                        "timestamp",
-                        f"{record['timestamp']!r} is earlier than the timestamp on line {previous_line}",
-                        "sort the lines by timestamp",
-                    )
-                prompt = _json_count(record, "input_length", name, line)
-                output = _json_count(record, "output_length", name, line)
-                hash_ids = record.get("hash_ids")
-                if hash_ids is not None and not (
-                    isinstance(hash_ids, list)
-                    and all(type(block) is int and block >= 0 for block in hash_ids)
-                ):
-                    raise _error(
-                        name,
-                        line,
-                        "hash_ids",
-                        "must be a list of non-negative integers",
-                        "write hash_ids as e.g. [0, 1, 2] or leave the key out",
-                    )
-                blocks.append(hash_ids or [])
-                with_blocks = with_blocks or bool(hash_ids)
-                stamps.append(stamp)
-                prompts.append(clamps.clamp(prompt, "input_length", line))
-                outputs.append(clamps.clamp(output, "output_length", line))
-                previous_line = line
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(
-            f"{name}: byte {exc.start} is not valid UTF-8; fix: save the trace as UTF-8 text"
-        ) from None
+        stamp = _json_timestamp(record, name, line)
+        if stamps and stamp < stamps[-1]:
+            raise _error(
+                name,
+                line,
+                "timestamp",
+                f"{record['timestamp']!r} is earlier than the timestamp on line {previous_line}",
+                "sort the lines by timestamp",
+            )
+        prompt = _json_count(record, "input_length", name, line)
+        output = _json_count(record, "output_length", name, line)
+        hash_ids = record.get("hash_ids")
+        if hash_ids is not None and not (
+            isinstance(hash_ids, list) and all(type(block) is int and block >= 0 for block in hash_ids)
+        ):
+            raise _error(
+                name,
+                line,
+                "hash_ids",
+                "must be a list of non-negative integers",
+                "write hash_ids as e.g. [0, 1, 2] or leave the key out",
+            )
+        blocks.append(hash_ids or [])
+        with_blocks = with_blocks or bool(hash_ids)
+        stamps.append(stamp)
+        prompts.append(clamps.clamp(prompt, "input_length", line))
+        outputs.append(clamps.clamp(output, "output_length", line))
+        previous_line = line
     if not stamps:
         raise TraceFormatError(
             f"{name}: the file has no request lines; fix: pass a trace with at least one request"
@@ -673,16 +653,23 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
     )
 
 
-def _json_lines(file: Path, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The non-blank lines of a JSON Lines file as objects, with their 1-based line numbers."""
+def _json_lines(file: Path, name: str, shape: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The non-blank lines of a JSON Lines file as objects, with their 1-based line numbers (``shape``: how
+    to write a request, for the error on a line that is not an object)."""
+    first = True
     try:
         with file.open(encoding="utf-8-sig") as handle:
             for line, raw in enumerate(handle, start=1):
                 text = raw.strip()
                 if not text:
                     continue
-                record = _json_object(name, line, text, "write each request as one JSON object")
-                yield line, record
+                if first and text.startswith("["):
+                    raise TraceFormatError(
+                        f"{name}, line {line}: the file is a JSON array; fix: write one request object per "
+                        f"line (JSON Lines), e.g. `jq -c '.[]' {file.name} > {file.stem}.jsonl`"
+                    )
+                first = False
+                yield line, _json_object(name, line, text, shape)
     except UnicodeDecodeError as exc:
         raise TraceFormatError(
             f"{name}: byte {exc.start} is not valid UTF-8; fix: save the trace as UTF-8 text"
@@ -732,7 +719,7 @@ def load_bailian(path: str | os.PathLike[str], *, block_tokens: int = BAILIAN_BL
     index_of: dict[int, int] = {}
     clamps = _ZeroClamps()
     previous_line = 0
-    for line, record in _json_lines(file, name):
+    for line, record in _json_lines(file, name, "write each request as one JSON object"):
         for key in BAILIAN_KEYS:
             if key not in record:
                 raise _error(

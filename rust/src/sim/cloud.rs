@@ -622,7 +622,6 @@ impl Cloud {
             }
             rep.kv_used -= freed;
         }
-        let link = self.cfg.kv_link();
         for (id, may_keep) in leaving {
             if may_keep {
                 let bridge = self.bridges_at_first_token(ri, id, now);
@@ -642,7 +641,7 @@ impl Cloud {
             }
             let d = self.least_loaded(Role::Decode);
             self.replicas[d].inbound += 1;
-            let dur = Nanos((link.transfer_s(self.reqs[id as usize].prompt + 1) * 1e9).round() as i64);
+            let dur = self.transfer_time(id);
             // one cache at a time on the replica's link
             let rep = &mut self.replicas[ri];
             rep.link_free = rep.link_free.max(now) + dur;
@@ -650,6 +649,12 @@ impl Cloud {
             lp.schedule(at, super::PRIO_CLOUD, Ev::KvArrive(id, d as u32)).expect("future time");
         }
         self.try_start(ri, lp);
+    }
+
+    /// How long request `id`'s KV cache (its prompt and first token) takes on a prefill replica's link.
+    fn transfer_time(&self, id: u32) -> Nanos {
+        let seconds = self.cfg.kv_link().transfer_s(self.reqs[id as usize].prompt + 1);
+        Nanos((seconds * 1e9).round() as i64)
     }
 
     /// Whether prefill replica `ri` bridges request `id`, planned for the pool: decodes it while its cache
@@ -664,7 +669,7 @@ impl Cloud {
         }
         let link = self.cfg.kv_link();
         let link_wait = (rep.link_free - now).max(Nanos::ZERO);
-        let lands = now + link_wait + Nanos((link.transfer_s(c.prompt + 1) * 1e9).round() as i64);
+        let lands = now + link_wait + self.transfer_time(id);
         let d = &self.replicas[self.least_loaded(Role::Decode)];
         let (mut batch, mut context) = (1.0, f64::from(c.prompt) + 1.0);
         for &other in d.running.iter().chain(d.waiting.iter()) {
