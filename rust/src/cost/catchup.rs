@@ -291,6 +291,9 @@ mod tests {
             input(1, 0.2, 0.0),
             CatchUpInput { refine_ratio: 1.5, ..input(1, 0.2, 0.05) },
             CatchUpInput { cloud_tpot_s: -1.0, ..input(1, 0.2, 0.05) },
+            CatchUpInput { first_gap_s: Some(f64::NAN), ..input(1, 0.2, 0.05) },
+            CatchUpInput { first_gap_s: Some(-0.01), ..input(1, 0.2, 0.05) },
+            CatchUpInput { first_gap_s: Some(f64::INFINITY), ..input(1, 0.2, 0.05) },
         ] {
             assert!(solve_catchup(&toy(), &bad).is_err(), "{bad:?}");
         }
