@@ -143,3 +143,13 @@ def open_page(browser: Any) -> Callable[[Path], Page]:
         return page
 
     return load
+
+
+@pytest.fixture(autouse=True)
+def _fresh_inputs() -> Iterator[None]:
+    """Each test starts with no recorded inputs (`pdcore.inputs` is process-wide)."""
+    from pdcore.inputs import forget_inputs
+
+    forget_inputs()
+    yield
+    forget_inputs()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.inputs import note_input
 from pdcore.outputs import atomic_directory, atomic_path, check_outputs, open_text, write_text
 
 
@@ -127,3 +133,121 @@ def test_a_file_is_not_an_output_directory(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x", encoding="utf-8")
     with pytest.raises(InvalidInputError, match="is a file"):
         atomic_directory(tmp_path / "f", force=True).__enter__()
+
+
+def test_an_input_read_by_the_run_is_never_replaced(tmp_path: Path) -> None:
+    source = tmp_path / "q.toml"
+    source.write_text("precious", encoding="utf-8")
+    note_input(source)
+    with pytest.raises(InvalidInputError, match=r"same file as the input .*q\.toml.*fix"):
+        write_text(tmp_path / "." / "q.toml", "overwritten")
+    (tmp_path / "alias").symlink_to(source)
+    with pytest.raises(InvalidInputError, match="same file as the input"):
+        write_text(tmp_path / "alias", "overwritten")
+    assert source.read_text(encoding="utf-8") == "precious"
+    # a report directory that holds it is never swapped away, even with force
+    out = tmp_path / "r"
+    out.mkdir()
+    kept = out / "phone.PROFILE"
+    kept.write_text("device", encoding="utf-8")
+    note_input(kept)
+    with pytest.raises(InvalidInputError, match=r"holds the input .*phone\.PROFILE"):
+        atomic_directory(out, force=True).__enter__()
+    assert kept.read_text(encoding="utf-8") == "device"
+
+
+def test_a_deleted_input_frees_its_name(tmp_path: Path) -> None:
+    source = tmp_path / "t.csv"
+    source.write_text("x", encoding="utf-8")
+    note_input(source)
+    source.unlink()
+    write_text(source, "new")
+    assert source.read_text(encoding="utf-8") == "new"
+
+
+def test_a_symlinked_output_keeps_its_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    write_text(link, "new")
+    assert link.is_symlink()
+    assert real.read_text(encoding="utf-8") == "new"
+    assert _listing(tmp_path) == ["link.json", "real.json"]
+
+
+def test_a_symlinked_report_directory_keeps_its_link(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.md").write_text("old", encoding="utf-8")
+    link = tmp_path / "r"
+    link.symlink_to(real)
+    with atomic_directory(link, force=True) as building:
+        (building / "report.md").write_text("new", encoding="utf-8")
+    assert link.is_symlink()
+    assert _listing(link) == ["report.md"]
+    assert _listing(tmp_path) == ["r", "real"]
+
+
+def test_a_fifo_is_written_as_a_stream_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_text(fifo, '{"a": 1}\n')
+    reader.join(timeout=10)
+    assert received == [b'{"a": 1}\n']
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert _listing(tmp_path) == ["pipe"]
+
+
+def test_a_character_device_is_written_as_a_stream(tmp_path: Path) -> None:
+    before = os.stat(os.devnull)
+    write_text(os.devnull, "x" * 5000)
+    after = os.stat(os.devnull)
+    assert stat.S_ISCHR(after.st_mode)
+    assert (before.st_ino, before.st_rdev) == (after.st_ino, after.st_rdev)
+    with atomic_path(os.devnull) as temporary:
+        assert temporary.parent != Path(os.devnull).parent  # the staging file is not created in /dev
+        temporary.write_bytes(b"png")
+
+
+def test_a_socket_is_refused(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "s"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+        with pytest.raises(InvalidInputError, match=r"--json .* is a socket; .*fix"):
+            check_outputs({"--json": path})
+        with pytest.raises(InvalidInputError, match="is a socket"):
+            write_text(path, "x")
+    finally:
+        server.close()
+
+
+def test_sigterm_removes_the_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("old", encoding="utf-8")
+    script = (
+        "import sys, time\n"
+        "from pdcore.cli import _terminated\n"
+        "import signal\n"
+        "signal.signal(signal.SIGTERM, _terminated)\n"
+        "from pdcore.outputs import open_text\n"
+        "with open_text(sys.argv[1]) as h:\n"
+        "    h.write('half')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "writing"
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 128 + signal.SIGTERM
+    assert target.read_text(encoding="utf-8") == "old"
+    assert _listing(tmp_path) == ["out.json"]

@@ -6,10 +6,16 @@ Invariants:
   target (`atomic_path`, `write_text`, `open_text`). A failure part-way (a full disk, Ctrl-C, an exception
   from the caller) removes the temporary file and leaves any previous file at the target untouched.
 - An output never replaces an input, and two outputs never share a file: `check_outputs` compares resolved
-  paths, and hard links through `os.path.samefile` when both exist, before any work is done.
+  paths, and hard links through `os.path.samefile` when both exist, before any work is done; the writers
+  themselves refuse any file this process read as an input (`pdcore.inputs`), whatever flag named it.
+- Only a regular file is replaced. A symlink to one is kept and the file it names is replaced. A
+  character device or a FIFO (``/dev/null``, ``/dev/stdout``, a terminal, a named pipe) is written to as a
+  stream, never replaced; a block device or a socket is refused with the fix.
 - A directory of outputs (``pdcore reproduce --out``) is built in a sibling temporary directory and swapped
-  in whole (`atomic_directory`): a non-empty target is refused unless ``force`` is given, and an interrupted
-  build leaves the old directory as it was.
+  in whole (`atomic_directory`): a non-empty target is refused unless ``force`` is given, a target holding
+  an input of the run is refused, a symlinked target is kept and the directory it names is swapped, and an
+  interrupted build leaves the old directory as it was. The command line turns SIGTERM and SIGHUP into
+  the same clean exit as Ctrl-C, so no temporary is left behind by a signal either.
 
 The renamed file gets the permissions a plain ``open(path, "w")`` would give it (``0o666`` less the umask),
 or the previous file's permissions when it replaces one.
@@ -21,11 +27,14 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.inputs import input_at, inputs_under
 
 __all__ = [
     "atomic_directory",
@@ -59,24 +68,60 @@ def _named(exc: OSError, path: Path) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
+def _is_stream(path: Path) -> bool:
+    """True for a character device or FIFO, False for a regular file or nothing yet; refuses the rest."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return False  # the write itself reports it, naming the path
+    if stat.S_ISREG(mode):
+        return False
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return True
+    what = "directory" if stat.S_ISDIR(mode) else "block device" if stat.S_ISBLK(mode) else "socket"
+    raise InvalidInputError(
+        f"output {str(path)!r} is a {what}; pdcore writes regular files and streams (a terminal, a pipe, "
+        "/dev/null) only; fix: pass a file path"
+    )
+
+
+def _refuse_input(path: Path) -> None:
+    source = input_at(path)
+    if source is not None:
+        raise InvalidInputError(
+            f"output {str(path)!r} is the same file as the input {source!r} that this run reads, and would "
+            "overwrite it; fix: write the output to another path"
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
-    """Yields a temporary path beside ``path``; on a clean exit, fsyncs it and renames it onto ``path``.
+    """Yields a temporary path; on a clean exit, fsyncs it and renames it onto ``path``.
 
-    The temporary file keeps ``path``'s suffix (writers such as matplotlib choose the format from it).
-    The caller writes the whole file to the yielded path. On any exception the temporary file is removed
-    and ``path`` is left as it was.
+    The temporary file sits beside the file ``path`` names (the target of a symlink, which is kept) and
+    keeps ``path``'s suffix (writers such as matplotlib choose the format from it). The caller writes the
+    whole file to the yielded path. On any exception the temporary file is removed and ``path`` is left as
+    it was. A character device or FIFO at ``path`` gets the bytes as a stream instead (module docstring).
 
     Raises:
+        InvalidInputError: ``path`` is an input of this run, a directory, a block device or a socket.
         OSError: The directory is not writable or the disk is full; the error names ``path``.
     """
     target = Path(path)
-    temporary = _temporary_name(target, target.suffix)
+    _refuse_input(target)
+    if _is_stream(target):
+        with _streamed(target) as temporary:
+            yield temporary
+        return
+    final = Path(os.path.realpath(target)) if target.is_symlink() else target
+    temporary = _temporary_name(final, target.suffix)
     try:
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         try:
             yield temporary
-            _commit(temporary, target)
+            _commit(temporary, final)
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
@@ -84,6 +129,20 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         if exc.filename in (str(temporary), temporary):
             raise _named(exc, target) from exc
         raise
+
+
+@contextlib.contextmanager
+def _streamed(target: Path) -> Iterator[Path]:
+    # the whole output first (a writer may need to seek), then one pass into the stream
+    handle, name = tempfile.mkstemp(prefix=".pdcore-", suffix=target.suffix)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        with temporary.open("rb") as source, target.open("wb") as stream:
+            shutil.copyfileobj(source, stream)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _commit(temporary: Path, target: Path) -> None:
@@ -145,6 +204,10 @@ def check_outputs(
             )
         if path.is_dir():
             raise InvalidInputError(f"{flag} {str(path)!r} is a directory; fix: pass a file name")
+        try:
+            _is_stream(path)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{flag} {exc}") from None
         for source_flag, source in sources.items():
             if _same_file(path, source):
                 raise InvalidInputError(
@@ -187,6 +250,12 @@ def check_output_dir(
                 f"{flag} {str(out)!r} holds the input {source_flag} {str(source)!r}, which replacing the "
                 "directory would delete; fix: write the report to another directory"
             )
+    held = inputs_under(out) if out.is_dir() else []
+    if held:
+        raise InvalidInputError(
+            f"{flag} {str(out)!r} holds the input {held[0]!r} that this run reads, which replacing the "
+            "directory would delete; fix: write the report to another directory or move the input out"
+        )
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InvalidInputError(
             f"{flag} {str(out)!r} is not empty; fix: pass an empty or new directory, or add --force to "
@@ -206,8 +275,9 @@ def atomic_directory(path: PathLike, *, force: bool, flag: str = "--out") -> Ite
         InvalidInputError: ``path`` is a file, or non-empty without ``force`` (see `check_output_dir`).
         OSError: The parent directory is not writable.
     """
-    target = Path(path)
-    check_output_dir(target, force=force, flag=flag)
+    given = Path(path)
+    check_output_dir(given, force=force, flag=flag)
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
     building = _temporary_name(target)
     building.mkdir(mode=0o777)
     try:

@@ -8,6 +8,9 @@ error printing through `pdcore.cli.options`, and none imports another.
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import typer
 
 from pdcore.cli import compare, optimize, policies, profiles, refine, report, runtime, size, view
@@ -27,6 +30,15 @@ for _group in (compare, policies, profiles, optimize, report, refine, runtime, s
     _group.register(app)
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM and SIGHUP end the command as Ctrl-C does: every output transaction under way unwinds and
+    # removes its temporaries (pdcore.outputs); the exit status is the shell's 128 + signal
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """The ``pdcore`` console script."""
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _terminated)
     app()
