@@ -1,0 +1,355 @@
+"""The device engine in a worker process: a fault in the model never takes the answer with it.
+
+A native engine (llama.cpp) can die in ways Python cannot catch: a segmentation fault (an instruction the
+host does not grant, such as AMX under some VMs), the OS's out-of-memory killer, a corrupt model file, a
+phone's OS killing the app's model. In the runtime's process that would end the answer, although the
+cloud could finish it. So `EngineWorker` runs the engine in a child process and is itself a `DeviceEngine`
+(`pdcore.runtime.device`): every call crosses a pipe as one message and its answer comes back.
+
+The protocol (ours): the parent sends ``(method, args, kwargs)`` for one of `METHODS`; the child answers
+``("ok", value)`` or ``("error", kind, message)`` for an exception the engine raised (re-raised in the
+parent as `pdcore.exceptions.InvalidInputError` / `InvalidStateError` when it is one, else as
+`DeviceFailedError`). At start the child builds the engine from an `EngineSpec` (a picklable recipe, so
+the model is opened in the child) and runs a probe: it evaluates a short prompt and decodes `PROBE_TOKENS`
+tokens, so a model that cannot load or decode on this host is found before any request depends on it;
+only then does it answer ``("ready", n_ctx, facts)``.
+
+A failure is final for the worker and always a `DeviceFailedError` naming the cause and the fix:
+
+- the child exits or is killed (the pipe closes): its exit status or signal; for a crash in native code
+  (SIGSEGV, SIGILL, SIGBUS, SIGABRT) the fix is the portable build of llama.cpp (`REBUILD_PORTABLE`);
+- a call takes longer than its deadline (``deadline_s`` of the call, else the worker's default): the child
+  is killed, and the error says how long it was silent;
+- the engine cannot be built or fails its probe: the engine's own message.
+
+Nothing leaks: `close` asks the child to exit and kills it if it does not within a grace period, a
+finalizer does the same if the worker is dropped, and the child exits by itself when the parent's end of
+the pipe closes (the parent died).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pdcore.exceptions import InvalidInputError, InvalidStateError, PdcoreError
+
+__all__ = [
+    "DEFAULT_CALL_DEADLINE_S",
+    "DEFAULT_START_DEADLINE_S",
+    "METHODS",
+    "PROBE_TOKENS",
+    "REBUILD_PORTABLE",
+    "DeviceFailedError",
+    "EngineSpec",
+    "EngineWorker",
+]
+
+METHODS = frozenset({"tokenize", "reset", "eval", "greedy", "is_eog", "token_bytes"})
+"""The engine methods a parent may call (the `DeviceEngine` protocol, less the ``n_ctx`` property, which
+the ready message carries)."""
+
+PROBE_TOKENS = 3
+"""Tokens the probe decodes at start: enough to run the model's decode path, which is where a native build
+for the wrong CPU crashes, at a cost of a few tens of milliseconds."""
+
+DEFAULT_START_DEADLINE_S = 120.0
+"""Seconds a worker may take to load its model and pass its probe."""
+
+DEFAULT_CALL_DEADLINE_S = 60.0
+"""Seconds one call may take when its caller gives no deadline of its own (a prefill chunk of a slow
+device takes seconds; a silent minute is a hang)."""
+
+_CLOSE_GRACE_S = 2.0
+
+REBUILD_PORTABLE = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --force-reinstall --no-cache-dir --no-deps '
+    "llama-cpp-python==0.3.36"
+)
+"""The fix for a native engine that crashes on this CPU: llama.cpp built for any x86-64 host."""
+
+_CRASHES = {signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE}
+
+
+class DeviceFailedError(PdcoreError):
+    """The device engine failed (crashed, was killed, hung or could not start); the worker is gone.
+
+    Attributes:
+        cause: What happened, in a few words (``"killed by signal 9 (SIGKILL)"``, ``"silent for 61 s"``).
+    """
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How to build an engine in the worker: ``factory`` (``"module:name"``) called with ``kwargs``.
+
+    Attributes:
+        factory: A callable's import path, e.g. ``"pdcore.runtime.device:LlamaEngine"``.
+        kwargs: Its keyword arguments (picklable).
+        label: A name for messages (the model file's name).
+    """
+
+    factory: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    label: str = "device engine"
+
+    def build(self) -> Any:
+        """Imports the factory and calls it (in the worker).
+
+        Raises:
+            InvalidInputError: ``factory`` is not ``"module:name"`` of an importable callable.
+        """
+        module_name, _, name = self.factory.partition(":")
+        try:
+            built = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError, ValueError):
+            raise InvalidInputError(
+                f"engine factory {self.factory!r} cannot be imported; fix: pass 'module:callable'"
+            ) from None
+        return built(**dict(self.kwargs))
+
+    @classmethod
+    def llama(cls, model_path: str | os.PathLike[str], **kwargs: Any) -> EngineSpec:
+        """A GGUF model run by `pdcore.runtime.device.LlamaEngine`."""
+        return cls(
+            "pdcore.runtime.device:LlamaEngine",
+            {"model_path": os.fspath(model_path), **kwargs},
+            label=os.path.basename(os.fspath(model_path)),
+        )
+
+
+def _probe(engine: Any) -> None:
+    engine.reset()
+    engine.eval(engine.tokenize("Hello", prompt=True))
+    for _ in range(PROBE_TOKENS):
+        token = engine.greedy()
+        if engine.is_eog(token):
+            break
+        engine.eval([token])
+    engine.reset()
+
+
+def _facts(engine: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    for name in ("n_threads", "metadata"):
+        value = getattr(engine, name, None)
+        if value is not None:
+            facts[name] = value
+    for name in ("kv_bytes_per_token", "describe"):
+        method = getattr(engine, name, None)
+        if callable(method):
+            with contextlib.suppress(Exception):
+                facts[name] = method()
+    return facts
+
+
+def _serve(conn: Connection, spec: EngineSpec) -> None:
+    """The worker's main loop (in the child)."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides, the worker keeps serving
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        engine = spec.build()
+        _probe(engine)
+        conn.send(("ready", int(engine.n_ctx), _facts(engine)))
+    except BaseException as exc:  # every start failure is reported, then the worker exits
+        conn.send(("failed", type(exc).__name__, str(exc) or traceback.format_exc(limit=3)))
+        return
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if message is None:
+            closer = getattr(engine, "close", None)
+            if callable(closer):
+                closer()
+            return
+        method, args, kwargs = message
+        try:
+            value = getattr(engine, method)(*args, **kwargs)
+            conn.send(("ok", value))
+        except Exception as exc:  # the engine's own errors travel back; the worker stays
+            conn.send(("error", type(exc).__name__, str(exc)))
+
+
+def _stop(process: Any, conn: Connection) -> None:
+    # finalizer and close: ask, then insist; never leave a child behind
+    with contextlib.suppress(OSError, ValueError):
+        conn.send(None)
+    process.join(_CLOSE_GRACE_S)
+    if process.is_alive():
+        process.kill()
+        process.join(_CLOSE_GRACE_S)
+    with contextlib.suppress(OSError):
+        conn.close()
+
+
+class EngineWorker:
+    """A `DeviceEngine` whose model runs in a child process (module docstring).
+
+    Args:
+        spec: How the child builds the engine.
+        start_deadline_s: Seconds to load and pass the probe.
+        call_deadline_s: Seconds one call may take unless the call gives its own.
+
+    Raises:
+        DeviceFailedError: The engine could not be built, failed its probe, or the child died or hung
+            while starting; the message names the cause and the fix.
+    """
+
+    def __init__(
+        self,
+        spec: EngineSpec,
+        *,
+        start_deadline_s: float = DEFAULT_START_DEADLINE_S,
+        call_deadline_s: float = DEFAULT_CALL_DEADLINE_S,
+    ) -> None:
+        self.spec = spec
+        self.call_deadline_s = call_deadline_s
+        self._lock = threading.Lock()
+        self._failure: DeviceFailedError | None = None
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe(duplex=True)
+        self._process = context.Process(
+            target=_serve, args=(child, spec), name=f"pdcore-{spec.label}", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._finalizer = weakref.finalize(self, _stop, self._process, self._conn)
+        reply = self._receive(start_deadline_s, "starting")
+        if reply[0] == "failed":
+            self._fail(
+                f"{spec.label} could not start: {reply[1]}: {reply[2]}",
+                cause=f"{reply[1]} at start",
+                fix="check the model file and the device extra (pip install 'pdcore[device]')",
+            )
+        _, self._n_ctx, self.facts = reply
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id."""
+        return self._process.pid
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child runs and has not failed."""
+        return self._failure is None and self._process.is_alive()
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._n_ctx)
+
+    def call(self, method: str, *args: Any, deadline_s: float | None = None, **kwargs: Any) -> Any:
+        """Calls ``method`` of the engine in the child and returns its value.
+
+        Raises:
+            DeviceFailedError: The worker died, hung past the deadline, or had failed before.
+            InvalidInputError, InvalidStateError: The engine refused the call (the worker stays).
+        """
+        if method not in METHODS:
+            raise InvalidInputError(f"engine method {method!r} is not one of {sorted(METHODS)}")
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            try:
+                self._conn.send((method, args, kwargs))
+            except (OSError, ValueError):
+                self._died(f"calling {method}")
+            reply = self._receive(self.call_deadline_s if deadline_s is None else deadline_s, method)
+        if reply[0] == "ok":
+            return reply[1]
+        kind, message = reply[1], reply[2]
+        if kind == InvalidInputError.__name__:
+            raise InvalidInputError(message)
+        if kind == InvalidStateError.__name__:
+            raise InvalidStateError(message)
+        raise DeviceFailedError(f"{self.spec.label}: {kind}: {message}", cause=kind)
+
+    def tokenize(self, text: str, *, prompt: bool) -> list[int]:
+        return list(self.call("tokenize", text, prompt=prompt))
+
+    def reset(self) -> None:
+        self.call("reset")
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        self.call("eval", list(tokens))
+
+    def greedy(self) -> int:
+        return int(self.call("greedy"))
+
+    def is_eog(self, token: int) -> bool:
+        return bool(self.call("is_eog", token))
+
+    def token_bytes(self, token: int) -> bytes:
+        return bytes(self.call("token_bytes", token))
+
+    def kill(self) -> None:
+        """Kills the child at once (SIGKILL); the worker is failed from then on."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(_CLOSE_GRACE_S)
+
+    def close(self) -> None:
+        """Stops the child (asks, then kills after a grace period) and frees the pipe."""
+        self._finalizer()
+
+    def _receive(self, deadline_s: float, doing: str) -> Any:
+        started = time.monotonic()
+        while True:
+            try:
+                if self._conn.poll(min(0.5, max(0.0, deadline_s - (time.monotonic() - started)))):
+                    return self._conn.recv()
+            except (EOFError, OSError):
+                self._died(doing)
+            if not self._process.is_alive() and not self._conn.poll(0):
+                self._died(doing)
+            silent = time.monotonic() - started
+            if silent >= deadline_s:
+                self.kill()
+                self._fail(
+                    f"{self.spec.label} hung: silent for {silent:.0f} s while {doing} (deadline "
+                    f"{deadline_s:g} s); the worker was killed",
+                    cause=f"silent for {silent:.0f} s",
+                    fix="check the machine's load and memory, or give the device profile the real speed",
+                )
+
+    def _died(self, doing: str) -> None:
+        self._process.join(_CLOSE_GRACE_S)
+        code = self._process.exitcode
+        if code is not None and code < 0:
+            number = -code
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = "unknown signal"
+            cause = f"killed by signal {number} ({name})"
+            crashed = number in _CRASHES
+        else:
+            cause, crashed = f"exited with status {code}", False
+        fix = (
+            f"the engine crashed in native code; if this CPU lacks an instruction the build assumed, "
+            f"rebuild it portable: {REBUILD_PORTABLE}"
+            if crashed
+            else "the OS may have ended it (out of memory?); the next request starts a fresh worker"
+        )
+        self._fail(f"{self.spec.label} {cause} while {doing}", cause=cause, fix=fix)
+
+    def _fail(self, message: str, *, cause: str, fix: str) -> None:
+        self._failure = DeviceFailedError(f"{message}; fix: {fix}", cause=cause)
+        self._finalizer()
+        raise self._failure
