@@ -1,4 +1,5 @@
-"""``report.html``'s pieces without a browser: the CDF sampling, the markdown subset, the explorer's pick."""
+"""``report.html``'s pieces without a browser: the CDF sampling, the markdown conversion, the explorer's
+pick."""
 
 from __future__ import annotations
 
@@ -28,13 +29,16 @@ def test_cdf_points_keep_the_extremes_and_at_most_the_budget() -> None:
     assert cdf_points(np.array([np.nan])) == ([], [])
 
 
-def test_markdown_subset() -> None:
+def test_markdown_renders_as_commonmark_with_tables() -> None:
     text = "\n".join(
         [
             "# Title with `code`",
             "",
             "A paragraph with **bold**, *italics* and <angle>",
             "that goes on.",
+            "",
+            "1. first target: **met**.",
+            "2. second target, `code` in it.",
             "",
             "| policy | TTFT |",
             "|:--|--:|",
@@ -44,6 +48,12 @@ def test_markdown_subset() -> None:
             "  continued",
             "- two",
             "",
+            "copied here as [`curve.toml`](curve.toml).",
+            "",
+            "```",
+            "pdcore refine-eval --items 128",
+            "```",
+            "",
             "![TTFT CDF](a.png)",
             "![other](b.png)",
         ]
@@ -51,14 +61,35 @@ def test_markdown_subset() -> None:
     html = markdown_to_html(text, {"a.png": "<div id=fig></div>"})
     assert "<h1>Title with <code>code</code></h1>" in html
     assert (
-        "<p>A paragraph with <strong>bold</strong>, <em>italics</em> and &lt;angle&gt; that goes on.</p>"
+        "<p>A paragraph with <strong>bold</strong>, <em>italics</em> and &lt;angle&gt;\nthat goes on.</p>"
         in html
     )
-    assert "<th>policy</th><th class=r>TTFT</th>" in html
-    assert "<td><strong>pd-device</strong></td><td class=r>0.1 s</td>" in html
-    assert "<ul><li>one item continued</li><li>two</li></ul>" in html
-    assert "<div id=fig></div>" in html
-    assert '<img alt="other" src="b.png">' in html
+    assert (
+        "<ol>\n<li>first target: <strong>met</strong>.</li>\n<li>second target, <code>code</code> in it.</li>"
+        "\n</ol>" in html
+    )
+    assert '<th style="text-align:left">policy</th>\n<th style="text-align:right">TTFT</th>' in html
+    assert '<td style="text-align:left"><strong>pd-device</strong></td>' in html
+    assert "<ul>\n<li>one item\ncontinued</li>\n<li>two</li>\n</ul>" in html
+    assert '<a href="curve.toml"><code>curve.toml</code></a>' in html
+    assert "<pre><code>pdcore refine-eval --items 128\n</code></pre>" in html
+    assert "`" not in html
+    # a replaced image stands alone (a figure's block is not put in a paragraph); another stays an image
+    assert html.endswith('</code></pre>\n<div id=fig></div>\n<img src="b.png" alt="other" />')
+    assert "<p><div" not in html
+    assert markdown_to_html("![alone](c.png)", {}) == '<p><img src="c.png" alt="alone" /></p>\n'
+
+
+def test_markdown_escapes_html_and_refuses_script_links() -> None:
+    html = markdown_to_html(
+        "Trace `</script>` from <script>alert(1)</script> [x](javascript:alert(1)) ![y](javascript:z)", {}
+    )
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<code>&lt;/script&gt;</code>" in html
+    # a javascript: link or image stays literal text: no <a>, no <img>
+    assert "<a " not in html
+    assert "<img" not in html
 
 
 def test_explored_requests_pick_the_worst_and_the_given() -> None:

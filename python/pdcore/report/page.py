@@ -110,8 +110,10 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; } h3 { margin-top: 1.5em; }
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; }
-th { background: #f4f4f4; } td.r, th.r { text-align: right; }
+th { background: #f4f4f4; }
 code { background: #f4f4f4; padding: 0 0.2em; border-radius: 3px; }
+pre { background: #f4f4f4; padding: 0.6em 0.8em; border-radius: 3px; overflow-x: auto; }
+pre code { padding: 0; }
 .figure { width: 100%; min-height: 420px; }
 .policy-toggles, .controls { margin: 0.6em 0; font-size: 0.9em; }
 .policy-toggles label { margin-right: 1em; white-space: nowrap; }
