@@ -267,6 +267,97 @@ def test_report_html_explorer_switches_requests(
     assert page.console_errors() == []
 
 
+REPORT_TEXT = """# pdcore reproduce: P/D-Device against the baselines
+
+## Targets
+
+Checked on `synthetic-azure-conv`, phone profile, P/D-disaggregated cloud.
+
+1. TTFT at least 60% lower than device-only (mean and p50): **met**: mean 81%, p50 79%, p99 83% lower.
+2. Largest display gap p99 at most 50 ms: **met**: 50.0 ms (cloud-only: 56.5 ms).
+3. Decode-pool capacity at least 10x cloud-only's: **missed**: 7.0x.
+
+## Prompt refinement
+
+Source `pdcore/refine/data/quality-smollm2-135m.toml`, copied here as
+[`quality-smollm2-135m.toml`](quality-smollm2-135m.toml).
+
+To measure it again (add `--out FILE` to write a curve this report reads):
+
+```
+pdcore refine-eval --items 128 --seed 0 --ratios 1,0.75,0.5,0.35
+```
+
+| policy | TTFT p50 |
+|:--|--:|
+| **pd-device** | 151 ms |
+"""
+"""The shapes of report.md's text that a hand-written converter got wrong: a numbered list, a fenced
+command, a link to the copied quality curve."""
+
+
+def _texts(page: Any, selector: str) -> list[str]:
+    return list(
+        page.run(f"return Array.from(document.querySelectorAll('{selector}')).map(e => e.textContent);")
+    )
+
+
+def test_report_html_shows_the_lists_code_and_links_of_the_markdown(
+    open_page: Callable[[Path], Any], tmp_path: Path
+) -> None:
+    pytest.importorskip("plotly", reason="the page inlines plotly.js (plot extra)")
+    from pdcore.report.html import markdown_to_html
+    from pdcore.report.page import page as html_page
+
+    path = tmp_path / "report.html"
+    path.write_text(html_page("pdcore reproduce", markdown_to_html(REPORT_TEXT, {})), encoding="utf-8")
+    page = open_page(path)
+    assert page.console_errors() == []
+    items = _texts(page, "ol > li")
+    assert len(items) == 3
+    assert items[0].startswith("TTFT at least 60% lower than device-only")
+    assert items[1] == "Largest display gap p99 at most 50 ms: met: 50.0 ms (cloud-only: 56.5 ms)."
+    assert items[2].startswith("Decode-pool capacity")
+    assert page.run("return document.querySelector('ol').start;") == 1
+    assert page.run("return document.querySelectorAll('ol > li strong').length;") == 3
+    assert not any("2. Largest" in text for text in _texts(page, "p"))
+    assert _texts(page, "pre > code") == [
+        "pdcore refine-eval --items 128 --seed 0 --ratios 1,0.75,0.5,0.35\n"
+    ]
+    assert "`" not in page.run("return document.body.innerText;")
+    links = page.run(
+        "return Array.from(document.querySelectorAll('a[href]'))"
+        ".map(a => [a.getAttribute('href'), a.textContent]);"
+    )
+    assert links == [["quality-smollm2-135m.toml", "quality-smollm2-135m.toml"]]
+    assert _texts(page, "table td") == ["pd-device", "151 ms"]
+    assert page.run("return getComputedStyle(document.querySelectorAll('table td')[1]).textAlign;") == "right"
+
+
+def test_report_html_renders_the_reports_own_text(
+    runs: tuple[Path, Path, str, Reproduction], open_page: Callable[[Path], Any]
+) -> None:
+    """The shipped report's Targets list, refine-eval command and quality-curve link, and the k* figure
+    on its log axis, as the browser reads them."""
+    out = runs[0]
+    page = open_page(out / "report.html")
+    targets = _texts(page, "h2 ~ ol > li")[:4]
+    assert [text.split(" ")[0] for text in targets] == ["TTFT", "Largest", "Decode-pool", "Whole"]
+    assert not any(re.search(r"\. [234]\. ", text) for text in _texts(page, "p"))
+    commands = _texts(page, "pre > code")
+    assert any(command.startswith("pdcore refine-eval --items") for command in commands)
+    assert "`" not in "".join(commands)
+    hrefs = page.run(
+        "return Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));"
+    )
+    assert "quality-smollm2-135m.toml" in hrefs
+    axes = page.run(
+        "const l = document.getElementById('fig-k-star').layout; return [l.xaxis.type, l.yaxis.type];"
+    )
+    assert axes == ["log", "log"]
+    assert page.console_errors() == []
+
+
 def _colour_share(image: Any, rgb: tuple[int, int, int]) -> float:
     pixels = (image[..., :3] * 255).round()
     return float((abs(pixels - np.array(rgb)).max(axis=-1) <= 12).mean())
