@@ -133,7 +133,8 @@ def _energy_colour(section: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _log_energy(value: float | None) -> float | None:
-    """A point's colour value: log10 of its energy; none (drawn without a colour) when it has none."""
+    """A point's colour value: log10 of its energy; none when it has none (plotly draws such a point grey,
+    the PNG leaves it unfilled)."""
     return math.log10(value) if value is not None and value > 0 else None
 
 
