@@ -18,7 +18,7 @@ from pdcore.policies import Policy, make_policy
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset, profile_provenance
 from pdcore.profiles.registry import SHIPPED_PREFIX
 from pdcore.sim import Scenario, simulate
-from pdcore.traces import Workload, load_azure, load_mooncake, loaders, synthetic_default
+from pdcore.traces import Workload, azure, load_azure, load_mooncake, synthetic_default
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,13 +173,13 @@ def test_fast_and_reference_azure_readers_agree(
     path = _write(tmp_path_factory.mktemp("agree"), "t.csv", HEADER + "\n".join(rows) + "\n")
     fast = load_azure(path)
     body = path.read_text(encoding="utf-8").partition("\n")[2]
-    assert loaders._azure_fast(list(HEADER.strip().split(",")), body) is not None
-    original = loaders._azure_fast
+    assert azure._azure_fast(list(HEADER.strip().split(",")), body) is not None
+    original = azure._azure_fast
     try:
-        loaders._azure_fast = lambda columns, body: None  # type: ignore[assignment]
+        azure._azure_fast = lambda columns, body: None  # type: ignore[assignment]
         reference = load_azure(path)
     finally:
-        loaders._azure_fast = original
+        azure._azure_fast = original
     assert fast == reference
 
 

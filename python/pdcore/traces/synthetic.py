@@ -220,21 +220,8 @@ def synthetic_multi_turn(*, seed: int = 0, n_requests: int = 2000, rate_rps: flo
     base = synthetic_default(seed=seed, n_requests=n_requests, rate_rps=rate_rps)  # checks the arguments
     count = len(base)
     rng = np.random.default_rng([int(seed), 2])
-    turns_mean = MULTI_TURN["turns_mean"]
-    session_rate = float(rate_rps) / turns_mean
-    # enough sessions that their requests cover n_requests, whatever the draw
-    sessions = count
-    turns = np.minimum(1 + rng.geometric(1.0 / turns_mean, size=sessions) - 1, int(MULTI_TURN["turns_max"]))
-    starts = np.concatenate(([0.0], np.cumsum(rng.exponential(1.0 / session_rate, size=sessions - 1))))
-    total = int(turns.sum())
-    session = np.repeat(np.arange(sessions, dtype=np.int64), turns)
-    turn = np.concatenate([np.arange(1, t + 1, dtype=np.int64) for t in turns.tolist()])
-    think = rng.lognormal(MULTI_TURN["think_lognormal_mu"], MULTI_TURN["think_lognormal_sigma"], size=total)
-    think[turn == 1] = 0.0
-    # arrival of each turn: its session's start plus the think times before it
-    first_of = np.concatenate(([0], np.cumsum(turns)[:-1]))
-    cumulative = np.cumsum(think)
-    arrival = starts[session] + cumulative - cumulative[first_of][session]
+    session, turn, arrival = _draw_sessions(rng, count, float(rate_rps))
+    total = len(turn)
     first_prompt = _tokens(_truncated_lognormal(rng, total, *PROMPT_LOGNORMAL))
     answers = _tokens(_truncated_lognormal(rng, total, *OUTPUT_LOGNORMAL))
     message = np.maximum(np.rint(rng.exponential(MULTI_TURN["message_tokens_mean"], size=total)), 1).astype(
@@ -249,16 +236,7 @@ def synthetic_multi_turn(*, seed: int = 0, n_requests: int = 2000, rate_rps: flo
             shared[i] = prompts[i - 1] + answers[i - 1]
             prompts[i] = shared[i] + message[i]
     order = np.argsort(arrival, kind="stable")[:count]
-    new_index = np.full(total, -1, dtype=np.int64)
-    new_index[order] = np.arange(len(order))
-    parent_old = np.where(turn > 1, np.arange(total) - 1, -1)[order]
-    parent = np.where(parent_old >= 0, new_index[np.maximum(parent_old, 0)], -1)
-    shared_kept = np.where(parent >= 0, shared[order], 0)
-    # renumber sessions in order of first appearance
-    _, first_seen = np.unique(session[order], return_index=True)
-    rank = np.empty(len(first_seen), dtype=np.int64)
-    rank[np.argsort(first_seen, kind="stable")] = np.arange(len(first_seen))
-    session_kept = rank[np.unique(session[order], return_inverse=True)[1]]
+    parent, shared_kept, session_kept = _kept_conversations(order, session, turn, shared)
     block_tokens = int(MULTI_TURN["block_tokens"])
     offsets, ids = derive_blocks(prompts[order], parent, shared_kept, block_tokens)
     arrivals = arrival[order]
@@ -276,3 +254,47 @@ def synthetic_multi_turn(*, seed: int = 0, n_requests: int = 2000, rate_rps: flo
         block_ids=ids,
         block_tokens=block_tokens,
     )
+
+
+def _draw_sessions(
+    rng: np.random.Generator, count: int, rate_rps: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Draws ``count`` sessions of `MULTI_TURN` turns: each turn's session, turn number and arrival time."""
+    turns_mean = MULTI_TURN["turns_mean"]
+    session_rate = rate_rps / turns_mean
+    # enough sessions that their requests cover count, whatever the draw
+    sessions = count
+    turns = np.minimum(1 + rng.geometric(1.0 / turns_mean, size=sessions) - 1, int(MULTI_TURN["turns_max"]))
+    starts = np.concatenate(([0.0], np.cumsum(rng.exponential(1.0 / session_rate, size=sessions - 1))))
+    total = int(turns.sum())
+    session = np.repeat(np.arange(sessions, dtype=np.int64), turns)
+    turn = np.concatenate([np.arange(1, t + 1, dtype=np.int64) for t in turns.tolist()])
+    think = rng.lognormal(MULTI_TURN["think_lognormal_mu"], MULTI_TURN["think_lognormal_sigma"], size=total)
+    think[turn == 1] = 0.0
+    # arrival of each turn: its session's start plus the think times before it
+    first_of = np.concatenate(([0], np.cumsum(turns)[:-1]))
+    cumulative = np.cumsum(think)
+    arrival: npt.NDArray[np.float64] = starts[session] + cumulative - cumulative[first_of][session]
+    return session, turn, arrival
+
+
+def _kept_conversations(
+    order: npt.NDArray[np.intp],
+    session: npt.NDArray[np.int64],
+    turn: npt.NDArray[np.int64],
+    shared: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The parent, shared prefix and session of the turns kept (``order``: their indices by arrival), with
+    parents renumbered to the kept indices and sessions in order of first appearance."""
+    total = len(turn)
+    new_index = np.full(total, -1, dtype=np.int64)
+    new_index[order] = np.arange(len(order))
+    parent_old = np.where(turn > 1, np.arange(total) - 1, -1)[order]
+    parent = np.where(parent_old >= 0, new_index[np.maximum(parent_old, 0)], -1)
+    shared_kept = np.where(parent >= 0, shared[order], 0)
+    # renumber sessions in order of first appearance
+    _, first_seen = np.unique(session[order], return_index=True)
+    rank = np.empty(len(first_seen), dtype=np.int64)
+    rank[np.argsort(first_seen, kind="stable")] = np.arange(len(first_seen))
+    session_kept = rank[np.unique(session[order], return_inverse=True)[1]]
+    return parent, shared_kept, session_kept

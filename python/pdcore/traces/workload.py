@@ -93,6 +93,21 @@ def _token_column(values: Any, column: str, workload: str) -> npt.NDArray[np.int
     return tokens
 
 
+def _check_sessions(where: str, session: npt.NDArray[np.int64], parent: npt.NDArray[np.int64]) -> None:
+    """Refuses a follow-up whose parent is in another session."""
+    index = np.arange(len(session))
+    has_parent = parent >= 0
+    if has_parent.any():
+        same = session[parent[has_parent]] == session[has_parent]
+        if not same.all():
+            i = int(index[has_parent][~same][0])
+            raise InvalidInputError(
+                f"{where}: request {i}'s parent {int(parent[i])} is in session "
+                f"{int(session[parent[i]])}, not {int(session[i])}; "
+                "fix: a follow-up continues its own session"
+            )
+
+
 @dataclass(frozen=True, eq=False)
 class Workload:
     """A sequence of LLM requests: arrival times and token counts.
@@ -233,16 +248,30 @@ class Workload:
                 raise InvalidInputError(
                     f"{where}: {name}[{i}] = {int(values[name][i])} {problem}; fix: {fix}"
                 )
-        has_parent = parent >= 0
-        if has_parent.any():
-            same = session[parent[has_parent]] == session[has_parent]
-            if not same.all():
-                i = int(index[has_parent][~same][0])
-                raise InvalidInputError(
-                    f"{where}: request {i}'s parent {int(parent[i])} is in session "
-                    f"{int(session[parent[i]])}, not {int(session[i])}; "
-                    "fix: a follow-up continues its own session"
-                )
+        _check_sessions(where, session, parent)
+        offsets, ids = self._checked_blocks(n, where)
+        tokens = self.block_tokens
+        if (
+            isinstance(tokens, bool)
+            or not isinstance(tokens, (int, np.integer))
+            or not 1 <= tokens <= MAX_TOKENS
+        ):
+            raise InvalidInputError(
+                f"{where}: block_tokens = {tokens!r}; fix: give the tokens of one block, >= 1"
+            )
+        for name, filled in (
+            ("session", session),
+            ("turn", turn),
+            ("parent", parent),
+            ("shared_prefix_tokens", shared),
+            ("block_offsets", offsets),
+            ("block_ids", ids),
+        ):
+            object.__setattr__(self, name, _as_readonly(filled))
+        object.__setattr__(self, "block_tokens", int(tokens))
+
+    def _checked_blocks(self, n: int, where: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        """The cloud prefix blocks as (offsets, ids), none for a workload without them, checked."""
         if self.block_offsets is None or len(self.block_offsets) == 0:
             offsets = np.zeros(n + 1, dtype=np.int64)
             ids = np.zeros(0, dtype=np.uint64)
@@ -264,25 +293,7 @@ class Workload:
                     f"{where}: block_offsets must be {n + 1} non-decreasing offsets from 0 to {len(ids)}; "
                     "fix: pass request i's blocks as block_ids[block_offsets[i]:block_offsets[i + 1]]"
                 )
-        tokens = self.block_tokens
-        if (
-            isinstance(tokens, bool)
-            or not isinstance(tokens, (int, np.integer))
-            or not 1 <= tokens <= MAX_TOKENS
-        ):
-            raise InvalidInputError(
-                f"{where}: block_tokens = {tokens!r}; fix: give the tokens of one block, >= 1"
-            )
-        for name, filled in (
-            ("session", session),
-            ("turn", turn),
-            ("parent", parent),
-            ("shared_prefix_tokens", shared),
-            ("block_offsets", offsets),
-            ("block_ids", ids),
-        ):
-            object.__setattr__(self, name, _as_readonly(filled))
-        object.__setattr__(self, "block_tokens", int(tokens))
+        return offsets, ids
 
     @property
     def multi_turn(self) -> bool:
