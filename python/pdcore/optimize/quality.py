@@ -1,9 +1,10 @@
 """The quality side of refinement: which ratios a quality budget allows, from a measured curve.
 
-A quality curve (``pdcore refine-eval``, shipped as ``pdcore/refine/data/quality-<name>.toml``) gives,
-per refinement ratio ``r``, the measured drop of answer quality (absolute F1, 0.02 = two points) and a
-paired bootstrap 95% interval of it. `MeasuredQuality` reads such a curve, or a plain mapping
-``{ratio: drop}``, and answers which drop the budget is checked against.
+A quality curve (`pdcore.quality_curves`: measured by ``pdcore refine-eval``, shipped as
+``pdcore/refine/data/quality-<name>.toml``) gives, per refinement ratio ``r``, the measured drop of answer
+quality (absolute F1, 0.02 = two points) and a paired bootstrap 95% interval of it. `MeasuredQuality`
+reads such a curve, or a plain mapping ``{ratio: drop}``, and answers which drop the budget is checked
+against.
 
 The bound (pdcore's rule, not the paper's; arXiv 2508.09035 publishes no quality criterion):
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.quality_curves import load_quality_report
 
 __all__ = [
     "DEFAULT_QUALITY_BOUND",
@@ -148,9 +150,6 @@ class MeasuredQuality:
                 f"{name} = {quality!r}; pass a shipped curve's name (e.g. {DEFAULT_QUALITY_CURVE!r}), the "
                 "path of a .toml written by `pdcore refine-eval`, or a mapping {ratio: drop}"
             )
-        # imported here: pdcore.refine is only needed when a curve is read
-        from pdcore.refine import load_quality_report  # noqa: PLC0415
-
         curve = load_quality_report(quality)
         entries = tuple(
             QualityDrop(float(p.ratio), float(p.drop), max(float(p.drop), float(p.drop_ci95[1])))

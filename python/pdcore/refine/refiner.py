@@ -38,8 +38,6 @@ Determinism: ties in score break by position (earlier first); no randomness anyw
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -47,7 +45,18 @@ from typing import Protocol
 import numpy as np
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.quality_curves import check_ratio
+from pdcore.refine.relevance import relevance as lexical_relevance
 from pdcore.refine.scoring import CHATML, TokenSurprisal
+from pdcore.refine.units import (
+    UNITS,
+    Span,
+    check_prompt,
+    check_spans,
+    default_protected,
+    find_spans,
+    segment,
+)
 
 __all__ = [
     "DEFAULT_QUESTION_WEIGHT",
@@ -64,94 +73,12 @@ __all__ = [
     "select",
 ]
 
-UNITS = ("sentence", "phrase")
-"""Unit kinds: whole sentences, or sentences further split after ``,`` ``;`` ``:``."""
-
 DEFAULT_QUESTION_WEIGHT = 2.0
 """Weight of the lexical relevance (0..1) against the surprisal rank (0..1): a unit holding the question's
 words outranks every unit whose relevance is lower by more than a half, whatever their surprisal. On
 items of the bundled evaluation with seed 1 (the shipped curve uses seed 0) every weight from 1 up kept
 all 18 key facts down to ``r = 0.25`` (0.5 kept 16 at ``r = 0.5``; surprisal alone, 6); 2 leaves a
 margin."""
-
-_SENTENCE_END = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s|$)")
-_PHRASE_END = re.compile(r"[,;:](?=\s)")
-_NEWLINES = re.compile(r"[ \t\r\f\v]*\n\s*")
-_BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "not",
-        "of",
-        "on",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-    ]
-)
-
-Span = tuple[int, int]
 
 
 class Scorer(Protocol):
@@ -248,158 +175,6 @@ def _budget(ratio: float, total: int) -> int:
     return min(total, math.floor(ratio * total + 1e-9))
 
 
-def check_ratio(ratio: float) -> float:
-    """``ratio`` as a float in (0, 1].
-
-    Raises:
-        InvalidInputError: It is outside (0, 1] or not a number.
-    """
-    try:
-        value = float(ratio)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise InvalidInputError(
-            f"ratio = {ratio!r}; fix: pass the fraction of the prompt's tokens to keep, in (0, 1], e.g. 0.5"
-        )
-    return value
-
-
-def check_prompt(text: str) -> str:
-    """``text`` unless it is empty or blank.
-
-    Raises:
-        InvalidInputError: The prompt is empty or only whitespace.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInputError("prompt is empty; fix: pass the prompt text to refine")
-    return text
-
-
-def segment(text: str, unit: str = "sentence") -> list[tuple[int, int, str]]:
-    """Splits ``text`` into units covering it exactly: ``(start, end, kind)`` in order.
-
-    A text unit carries its leading spaces (the tokenizers attach a space to the word after it); a run
-    of whitespace holding a line break is a ``"glue"`` unit.
-
-    Example:
-        >>> t = "Do this.\\n\\nA b. C, d e.\\nQ?"
-        >>> [t[s:e] for s, e, _ in segment(t)]
-        ['Do this.', '\\n\\n', 'A b.', ' C, d e.', '\\n', 'Q?']
-        >>> [kind for _, _, kind in segment(t)]
-        ['text', 'glue', 'text', 'text', 'glue', 'text']
-    """
-    if unit not in UNITS:
-        raise InvalidInputError(f"unit = {unit!r}; fix: pass one of {', '.join(UNITS)}")
-    out: list[tuple[int, int, str]] = []
-    position = 0
-    for match in [*_NEWLINES.finditer(text), None]:
-        line_end = match.start() if match is not None else len(text)
-        if line_end > position:
-            out.extend(_split_line(text, position, line_end, unit))
-        if match is not None:
-            out.append((match.start(), match.end(), "glue"))
-            position = match.end()
-    return out
-
-
-def _split_line(text: str, start: int, end: int, unit: str) -> list[tuple[int, int, str]]:
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, start, end)]
-    if unit == "phrase":
-        ends += [m.end() for m in _PHRASE_END.finditer(text, start, end)]
-    cuts = sorted({e for e in ends if start < e < end})
-    pieces: list[tuple[int, int, str]] = []
-    position = start
-    for cut in [*cuts, end]:
-        if text[position:cut].strip():
-            pieces.append((position, cut, "text"))
-            position = cut
-    if position < end:  # trailing spaces: part of the last piece
-        if pieces:
-            last = pieces.pop()
-            pieces.append((last[0], end, "text"))
-        else:
-            pieces.append((position, end, "text"))
-    return pieces
-
-
-def default_protected(text: str) -> list[Span]:
-    """The instruction and the question, when the caller does not mark them.
-
-    With three or more paragraphs (blocks between blank lines): the first and the last paragraph.
-    Otherwise: the first and the last sentence.
-
-    Example:
-        >>> t = "Answer briefly.\\n\\nSome context. More context.\\n\\nQuestion: why?"
-        >>> [t[s:e] for s, e in default_protected(t)]
-        ['Answer briefly.', 'Question: why?']
-    """
-    check_prompt(text)
-    blocks: list[Span] = []
-    position = 0
-    for match in [*_BLANK_LINE.finditer(text), None]:
-        end = match.start() if match is not None else len(text)
-        block = text[position:end]
-        if block.strip():
-            start = position + len(block) - len(block.lstrip())
-            blocks.append((start, position + len(block.rstrip())))
-        if match is not None:
-            position = match.end()
-    if len(blocks) >= 3:
-        return [blocks[0], blocks[-1]]
-    sentences = [(s, e) for s, e, kind in segment(text) if kind == "text"]
-    first, last = sentences[0], sentences[-1]
-    return [first] if first == last else [first, last]
-
-
-def find_spans(text: str, needles: Sequence[str]) -> list[Span]:
-    """The spans of every occurrence of each of ``needles`` in ``text`` (to protect marked segments).
-
-    Raises:
-        InvalidInputError: A needle is empty or does not occur in the text.
-    """
-    spans: list[Span] = []
-    for needle in needles:
-        if not needle:
-            raise InvalidInputError("a protected segment is empty; fix: pass text that occurs in the prompt")
-        found = [(m.start(), m.start() + len(needle)) for m in re.finditer(re.escape(needle), text)]
-        if not found:
-            raise InvalidInputError(
-                f"protected segment {needle!r} does not occur in the prompt; fix: copy it from the prompt "
-                "exactly"
-            )
-        spans.extend(found)
-    return spans
-
-
-def _stem(word: str) -> str:
-    """A light suffix strip so that "keeps", "keep" and "keeping" (and "goats", "goat") meet."""
-    for suffix in ("ing", "ed", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            word = word[: -len(suffix)]
-            break
-    return word[:-1] if word.endswith("e") and len(word) >= 4 else word
-
-
-def _words(text: str) -> list[str]:
-    return [_stem(w) for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
-
-
-def _relevance(unit_texts: Sequence[str], query: str) -> np.ndarray:
-    """IDF-weighted share of the query's content words found in each unit (0..1)."""
-    query_words = set(_words(query))
-    unit_words = [set(_words(t)) for t in unit_texts]
-    if not query_words or not unit_words:
-        return np.zeros(len(unit_texts))
-    frequency = Counter(w for words in unit_words for w in words if w in query_words)
-    n = len(unit_words)
-    idf = {w: math.log((n + 1) / (frequency[w] + 0.5)) for w in query_words if frequency[w]}
-    total = sum(idf.values())
-    if total <= 0.0:
-        return np.zeros(len(unit_texts))
-    return np.array([sum(idf[w] for w in words if w in idf) / total for words in unit_words])
-
-
 def _percentile_rank(values: np.ndarray) -> np.ndarray:
     """Each value's rank among the finite ones, 0 (lowest) to 1 (highest), ties averaged; NaN: 0.5."""
     out = np.full(len(values), 0.5)
@@ -411,24 +186,6 @@ def _percentile_rank(values: np.ndarray) -> np.ndarray:
         _, inverse = np.unique(finite, return_inverse=True)
         ranks = (np.bincount(inverse, weights=ranks) / np.bincount(inverse))[inverse]
         out[known] = ranks / (finite.size - 1)
-    return out
-
-
-def _check_spans(spans: Sequence[Span], length: int) -> list[Span]:
-    out: list[Span] = []
-    for span in spans:
-        try:
-            start, end = int(span[0]), int(span[1])
-        except (TypeError, ValueError, IndexError):
-            raise InvalidInputError(
-                f"protected span {span!r}; fix: pass (start, end) character offsets into the prompt"
-            ) from None
-        if not 0 <= start <= end <= length:
-            raise InvalidInputError(
-                f"protected span {span!r} lies outside the prompt of {length} characters; fix: pass "
-                "(start, end) with 0 <= start <= end <= the prompt's length"
-            )
-        out.append((start, end))
     return out
 
 
@@ -460,42 +217,22 @@ def select(
     ratio = check_ratio(ratio)
     if not (math.isfinite(question_weight) and question_weight >= 0.0):
         raise InvalidInputError(f"question_weight = {question_weight!r}; fix: pass a weight >= 0")
-    spans = _check_spans(default_protected(text) if protect is None else protect, len(text))
+    spans = check_spans(default_protected(text) if protect is None else protect, len(text))
     pieces = segment(text, unit)
     n = len(pieces)
-    starts = np.array([p[0] for p in pieces], dtype=np.int64)
-    owner = np.searchsorted(starts, scores.starts, side="right") - 1
-    tokens = np.bincount(owner, minlength=n).astype(np.int64)
-    sums = np.bincount(owner, weights=np.nan_to_num(scores.surprisal, nan=0.0), minlength=n)
-    known = np.bincount(owner, weights=np.isfinite(scores.surprisal).astype(np.float64), minlength=n)
-    mean = np.divide(sums, known, out=np.full(n, math.nan), where=known > 0)
-    is_text = np.array([p[2] == "text" for p in pieces])
+    tokens, mean = _unit_surprisal(scores, pieces)
     protected = np.array(
         [kind == "text" and any(s < e_ and s_ < e for s_, e_ in spans) for s, e, kind in pieces]
     )
-    candidates = is_text & ~protected
-    query = text[slice(*max(spans, key=lambda span: (span[1], span[0])))] if spans else ""
-    relevance = np.zeros(n)
-    relevance[candidates] = _relevance(
-        [text[s:e] for s, e, _ in (pieces[i] for i in np.flatnonzero(candidates))], query
-    )
-    score = np.full(n, math.nan)
-    score[candidates] = _percentile_rank(mean[candidates]) + question_weight * relevance[candidates]
-
+    candidates = np.array([p[2] == "text" for p in pieces]) & ~protected
+    relevance, score = _unit_scores(text, pieces, spans, candidates, mean, question_weight)
     total = int(tokens.sum())
     kept_spans: tuple[Span, ...]
     if ratio == 1.0:
         kept_all = np.ones(n, dtype=bool)
         kept_tokens, ratio_met, kept_spans = total, True, ((0, len(text)),)
     else:
-        budget = _budget(ratio, total)
-        kept = protected.copy()
-        ratio_met = _count(kept, tokens, pieces, text)[0] <= budget
-        if ratio_met:
-            for i in sorted(np.flatnonzero(candidates), key=lambda i: (-score[i], i)):
-                kept[i] = True
-                if _count(kept, tokens, pieces, text)[0] > budget:
-                    kept[i] = False
+        kept, ratio_met = _fill(_budget(ratio, total), protected, candidates, score, tokens, pieces, text)
         kept_tokens, glue = _count(kept, tokens, pieces, text)
         kept_all = kept | glue
         kept_spans = _spans(kept_all, pieces, text)
@@ -526,6 +263,63 @@ def select(
         question_weight=float(question_weight),
         source=scores.source,
     )
+
+
+def _unit_scores(
+    text: str,
+    pieces: list[tuple[int, int, str]],
+    spans: Sequence[Span],
+    candidates: np.ndarray,
+    mean: np.ndarray,
+    question_weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's lexical relevance to the question (the protected span nearest the end) and its
+    score: the percentile rank of its mean surprisal plus ``question_weight`` times that relevance
+    (module docstring); 0 and NaN for the other units."""
+    n = len(pieces)
+    query = text[slice(*max(spans, key=lambda span: (span[1], span[0])))] if spans else ""
+    relevance = np.zeros(n)
+    relevance[candidates] = lexical_relevance(
+        [text[s:e] for s, e, _ in (pieces[i] for i in np.flatnonzero(candidates))], query
+    )
+    score = np.full(n, math.nan)
+    score[candidates] = _percentile_rank(mean[candidates]) + question_weight * relevance[candidates]
+    return relevance, score
+
+
+def _unit_surprisal(
+    scores: TokenSurprisal, pieces: Sequence[tuple[int, int, str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's scored tokens and their mean surprisal (NaN where none is known)."""
+    n = len(pieces)
+    starts = np.array([p[0] for p in pieces], dtype=np.int64)
+    owner = np.searchsorted(starts, scores.starts, side="right") - 1
+    tokens = np.bincount(owner, minlength=n).astype(np.int64)
+    sums = np.bincount(owner, weights=np.nan_to_num(scores.surprisal, nan=0.0), minlength=n)
+    known = np.bincount(owner, weights=np.isfinite(scores.surprisal).astype(np.float64), minlength=n)
+    mean = np.divide(sums, known, out=np.full(n, math.nan), where=known > 0)
+    return tokens, mean
+
+
+def _fill(
+    budget: int,
+    protected: np.ndarray,
+    candidates: np.ndarray,
+    score: np.ndarray,
+    tokens: np.ndarray,
+    pieces: Sequence[tuple[int, int, str]],
+    text: str,
+) -> tuple[np.ndarray, bool]:
+    """The greedy knapsack (module docstring): the protected units, then the candidates best first while
+    they fit ``budget``; and whether the protected units alone fit (else only they are kept)."""
+    kept = protected.copy()
+    ratio_met = _count(kept, tokens, pieces, text)[0] <= budget
+    if ratio_met:
+        for i in sorted(np.flatnonzero(candidates), key=lambda i: (-score[i], i)):
+            kept[i] = True
+            if _count(kept, tokens, pieces, text)[0] > budget:
+                kept[i] = False
+    return kept, ratio_met
 
 
 def _count(
