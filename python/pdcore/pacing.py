@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from pdcore import _core
+from pdcore._core import pace as _native_pace
+from pdcore.exceptions import InvalidInputError
 
 __all__ = ["pace"]
 
@@ -36,18 +37,18 @@ def pace(
         [0.0, 0.1, 0.2]
     """
     if isinstance(arrivals, np.ma.MaskedArray):
-        raise _core.InvalidInputError(
+        raise InvalidInputError(
             "arrivals is a masked array, whose mask pace() would ignore; fix: pass arrivals.compressed() "
             "or fill the masked entries"
         )
     raw = np.asarray(arrivals)
     if raw.ndim != 1:
-        raise _core.InvalidInputError(
+        raise InvalidInputError(
             f"arrivals has shape {raw.shape}; pass a one-dimensional sequence of arrival times in seconds"
         )
     if raw.dtype.kind not in "iuf":
-        raise _core.InvalidInputError(
+        raise InvalidInputError(
             f"arrivals has dtype {raw.dtype}; fix: pass real arrival times in seconds (int or float)"
         )
     a = np.ascontiguousarray(raw, dtype=np.float64)
-    return _core.pace(a, handoff_at=handoff_at, min_tpot=min_tpot, max_tpot=max_tpot)
+    return _native_pace(a, handoff_at=handoff_at, min_tpot=min_tpot, max_tpot=max_tpot)

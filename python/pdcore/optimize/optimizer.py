@@ -61,21 +61,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from pdcore._core import DEFAULT_MAX_K, Plan, PlanOptimizer, Weights
-from pdcore._core import Choice as _NativeChoice
+from pdcore._core import DEFAULT_MAX_K, PlanOptimizer, Weights
+from pdcore.cloud_load import CloudLoad
 from pdcore.exceptions import InvalidInputError
+from pdcore.optimize.choice import Choice
 from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET, check_quality_budget, check_quality_mapping
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.prices import missing_prices, prices
 from pdcore.slo import SLO
-
-if TYPE_CHECKING:  # an annotation only: the policies stand above the optimizer they plan with
-    from pdcore.policies.base import CloudLoad
 
 __all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Choice", "Optimizer"]
 
@@ -124,47 +120,6 @@ def _weights(
         prompt_bytes_per_token=float(cloud.prompt_bytes_per_token or 0.0),
         stream_bytes_per_token=float(cloud.stream_bytes_per_token or 0.0),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """The optimizer's settings for one request.
-
-    Attributes:
-        mode: ``"pd"`` (split between cloud and device), ``"device"`` (the device alone: it is faster, or
-            the weights prefer it) or ``"cloud"`` (the cloud alone: the weights prefer it).
-        k: Cloud decode tokens after the first (0 with ``"device"``).
-        refine_ratio: Fraction of the prompt the device prefills.
-        max_tpot: The display pace the buffer is planned at, seconds.
-        first_token_s: Expected arrival of the cloud's first token, seconds from the request's arrival.
-        device_ready_s: Expected time of the device's own first token, seconds from arrival.
-        converged: False when the catch-up has no fixed point up to ``max_k`` (``k`` is then the cap).
-        k_site: Where the ``k`` tokens are decoded: ``"pool"`` or ``"prefill"``.
-        k_site_reason: Why there (`pdcore._core.Choice.k_site_reason`).
-    """
-
-    mode: str
-    k: int
-    refine_ratio: float
-    max_tpot: float
-    first_token_s: float
-    device_ready_s: float
-    converged: bool
-    k_site: str = "pool"
-    k_site_reason: str = "only-site"
-
-    def plan(self, min_tpot: float = 0.0) -> Plan:
-        """The simulator's plan for this choice."""
-        if self.mode in ("device", "cloud"):
-            return Plan(self.mode, min_tpot=min_tpot, max_tpot=self.max_tpot)
-        return Plan(
-            "pd",
-            k=self.k,
-            refine_ratio=self.refine_ratio,
-            min_tpot=min_tpot,
-            max_tpot=self.max_tpot,
-            k_site=self.k_site,
-        )
 
 
 class Optimizer:
@@ -285,7 +240,7 @@ class Optimizer:
             device_cached_tokens=device_cached_tokens,
             cloud_cached_tokens=cloud_cached_tokens,
         )
-        return self._choice(native)
+        return Choice.from_native(native, self.slo.max_tpot_s)
 
     def choose_at(
         self, prompt_tokens: int, refine_ratio: float, *, one_way_s: float, load: CloudLoad | None = None
@@ -298,27 +253,7 @@ class Optimizer:
         native = self._native.choose_at(
             prompt_tokens, refine_ratio, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
         )
-        return self._choice(native)
-
-    def _choice(self, c: _NativeChoice) -> Choice:
-        pace = self.slo.max_tpot_s
-        if c.cloud_alone:
-            return Choice("cloud", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True, "pool", "no-decode")
-        if c.device_alone:
-            return Choice(
-                "device", 0, 1.0, pace, c.first_token_s, c.device_ready_s, True, "pool", "no-decode"
-            )
-        return Choice(
-            "pd",
-            c.k,
-            c.refine_ratio,
-            pace,
-            c.first_token_s,
-            c.device_ready_s,
-            c.converged,
-            c.k_site,
-            c.k_site_reason,
-        )
+        return Choice.from_native(native, self.slo.max_tpot_s)
 
     def table(self, prompt_lengths: Sequence[int], *, one_way_s: float) -> list[Choice]:
         """Choices over prompt lengths on an idle cloud (the ``pdcore optimize`` table)."""

@@ -9,7 +9,8 @@ What a policy may look at is deliberately what a real dispatcher knows when a re
 
 - `RequestInfo`: the request's index, arrival time, prompt length and the one-way network delay to the
   cloud. The true output length is not part of it: no real system knows it in advance.
-- `CloudLoad`: the cloud's current queue and occupancy, as the simulator reports it.
+- `CloudLoad`: the cloud's current queue and occupancy, as the simulator reports it (`pdcore.cloud_load`,
+  beneath the optimizer, which reads it too).
 - `PolicyContext` (given once, before the run, through `Policy.prepare`): the device, cloud and network
   profiles and the SLO, for policies that plan from models (for example P/D-Device's automatic ``k``),
   and the run's workload, for policies that fit a model to the trace before it starts (the router's
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pdcore.cloud_load import CloudLoad
 from pdcore.exceptions import InvalidInputError
 
 DEFAULT_K_SITES = "both"
@@ -84,39 +85,6 @@ class RequestInfo:
     turn: int = 1
     device_cached_tokens: int = 0
     cloud_cached_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class CloudLoad:
-    """The cloud's state when a request arrives (``Simulator.cloud_load()``).
-
-    Attributes:
-        waiting_requests: Requests queued for prefill, not yet admitted.
-        waiting_prefill_tokens: Prompt tokens still to prefill across the queue and running prefills.
-        running_decode: Sequences in the decode batches.
-        decode_capacity: Sequences the decode side can hold at once (batch limits over replicas).
-        kv_used_frac: Fraction of the KV cache in use, 0 to 1.
-        prefill_backlog_s: Estimated seconds of prefill work queued ahead of a new request.
-    """
-
-    waiting_requests: float = 0.0
-    waiting_prefill_tokens: float = 0.0
-    running_decode: float = 0.0
-    decode_capacity: float = 0.0
-    kv_used_frac: float = 0.0
-    prefill_backlog_s: float = 0.0
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, float]) -> CloudLoad:
-        """Builds the record from ``Simulator.cloud_load()``; keys it does not know are ignored."""
-        return cls(
-            waiting_requests=float(values.get("waiting_requests", 0.0)),
-            waiting_prefill_tokens=float(values.get("waiting_prefill_tokens", 0.0)),
-            running_decode=float(values.get("running_decode", 0.0)),
-            decode_capacity=float(values.get("decode_capacity", 0.0)),
-            kv_used_frac=float(values.get("kv_used_frac", 0.0)),
-            prefill_backlog_s=float(values.get("prefill_backlog_s", 0.0)),
-        )
 
 
 @dataclass(frozen=True)
