@@ -21,6 +21,9 @@ pub mod pacing;
 pub mod sim;
 pub mod time;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 #[cfg(feature = "python")]
 mod py;
 

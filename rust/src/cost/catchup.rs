@@ -221,12 +221,8 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
 #[allow(clippy::float_cmp)] // the prices compared are exact by construction
 mod tests {
     use super::*;
+    use crate::testing::toy_device as toy;
     use proptest::prelude::*;
-
-    fn toy() -> DeviceCost {
-        // 1 ms per prompt token, 20 ms per decode step
-        DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap()
-    }
 
     fn input(prompt: u32, f: f64, m: f64) -> CatchUpInput {
         CatchUpInput {

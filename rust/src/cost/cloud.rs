@@ -7,7 +7,14 @@
 //! matching the unchunked fit. The simulator's replicas ([`crate::sim::cloud`]) run exactly these
 //! iterations; the lone-request prices below are the same iterations with nothing else in the batch, and
 //! are what the optimizer plans with.
+//!
+//! A prefill instance that decodes (P/D-Device's `k` tokens, [`super::ksite`] states the rules) is priced
+//! here too: its token budget while it decodes ([`CloudCost::prefill_decode_budget`]), the chunk that keeps
+//! an iteration within the largest gap ([`CloudCost::chunk_within`]), its decode step beside the queued
+//! prompts' chunks, and what each site would do with a request's `k` tokens
+//! ([`CloudCost::site_estimate`]).
 
+use super::ksite::{pool_first_gap_s, KSite, KvLink, SiteEstimate};
 use crate::error::{CoreError, Result};
 
 /// The iteration-time coefficients of one cloud replica, all in seconds.
@@ -37,6 +44,10 @@ pub struct IterationTime {
     /// `base + prefill + decode`.
     pub total_s: f64,
 }
+
+/// The context the budget rule prices its decode step at: a long prompt's (the decode terms are
+/// small next to the prefill chunk's; a longer context adds `decode_context_s` per token).
+pub const BUDGET_RULE_CONTEXT: u32 = 4096;
 
 impl CloudCost {
     /// Checks every coefficient: finite, non-negative, and some time per iteration of either kind.
@@ -133,60 +144,119 @@ impl CloudCost {
         let ahead = waiting_prefill_tokens - f64::from(self.max_tokens_per_iteration) * replicas;
         ahead.max(0.0) * self.prefill_token_s / replicas
     }
-}
 
-#[cfg(test)]
-#[allow(clippy::float_cmp)] // the prices compared are exact by construction
-mod tests {
-    use super::*;
+    /// The token budget of a prefill instance's iteration while it decodes ([`super::ksite`]): the largest
+    /// `b <= max_tokens_per_iteration` such that one decode step at [`BUDGET_RULE_CONTEXT`] plus a
+    /// `b − 1`-token first chunk takes at most `max_tpot_s`; at least 2 (one decode, one prefill token).
+    #[must_use]
+    pub fn prefill_decode_budget(&self, max_tpot_s: f64) -> u32 {
+        let fits = |b: u32| {
+            let chunk = f64::from(b - 1);
+            self.iteration(chunk, chunk * chunk, 1.0, f64::from(BUDGET_RULE_CONTEXT)).total_s <= max_tpot_s
+        };
+        let hi = self.max_tokens_per_iteration.max(2);
+        if fits(hi) {
+            return hi;
+        }
+        largest_fitting(2, hi, fits)
+    }
 
-    fn a100() -> CloudCost {
-        CloudCost {
-            base_s: 0.005,
-            prefill_token_s: 5e-5,
-            prefill_attn_s: 1e-9,
-            decode_seq_s: 1e-4,
-            decode_context_s: 2e-8,
-            max_tokens_per_iteration: 512,
+    /// The largest prefill chunk of at most `max_chunk` tokens after `offset` cached ones that an
+    /// iteration already holding `prefill_tokens` prefill tokens of `attention` units and `batch` decoding
+    /// sequences of `context` tokens can take and still last at most `gap_s` (0 when none fits): how a
+    /// prefill instance that decodes keeps every iteration, so every one of its decode tokens, within the
+    /// largest gap (Sarathi-Serve's rule, applied per iteration).
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub fn chunk_within(
+        &self,
+        gap_s: f64,
+        prefill_tokens: f64,
+        attention: f64,
+        offset: u32,
+        max_chunk: u32,
+        batch: f64,
+        context: f64,
+    ) -> u32 {
+        let fits = |c: u32| {
+            let it = self.iteration(
+                prefill_tokens + f64::from(c),
+                attention + Self::chunk_attention(offset, c),
+                batch,
+                context,
+            );
+            it.total_s <= gap_s
+        };
+        if fits(max_chunk) {
+            return max_chunk;
+        }
+        if !fits(0) {
+            return 0;
+        }
+        largest_fitting(0, max_chunk, fits)
+    }
+
+    /// One decode step of a sequence kept on a prefill instance whose iterations hold at most `budget`
+    /// tokens: the iteration that carries it also carries prefill chunks of the prompts queued there, up
+    /// to the rest of the budget. `queued_prefill_tokens` is the queue of one prefill replica; its chunk is
+    /// priced as a prompt's first (no cached tokens before it), an estimate since the offset is unknown at
+    /// planning time.
+    #[must_use]
+    pub fn prefill_instance_decode_s(&self, context: u32, queued_prefill_tokens: f64, budget: u32) -> f64 {
+        let chunk = self.prefill_instance_chunk(queued_prefill_tokens, budget);
+        self.iteration(chunk, chunk * chunk, 1.0, f64::from(context)).total_s
+    }
+
+    /// The prefill tokens that share an iteration with one decode step on a prefill instance.
+    fn prefill_instance_chunk(&self, queued_prefill_tokens: f64, budget: u32) -> f64 {
+        let room = f64::from(self.max_tokens_per_iteration.min(budget).saturating_sub(1));
+        if queued_prefill_tokens.is_finite() {
+            queued_prefill_tokens.clamp(0.0, room).floor()
+        } else {
+            room
         }
     }
 
-    #[test]
-    fn lone_prefill_charges_attention_once_however_chunked() {
-        let c = a100();
-        let one_chunk = CloudCost { max_tokens_per_iteration: 4096, ..c };
-        let l = 1500_u32;
-        let chunks = 3.0; // 512 + 512 + 476
-        let want = c.base_s * chunks + c.prefill_token_s * f64::from(l) + c.prefill_attn_s * f64::from(l * l);
-        assert!((c.lone_prefill_s(l) - want).abs() < 1e-12);
-        let want_one = c.base_s + c.prefill_token_s * f64::from(l) + c.prefill_attn_s * f64::from(l * l);
-        assert!((one_chunk.lone_prefill_s(l) - want_one).abs() < 1e-12);
-        assert_eq!(c.lone_prefill_s(0), 0.0);
-    }
-
-    #[test]
-    fn iteration_matches_the_lone_prices() {
-        let c = a100();
-        let it = c.iteration(0.0, 0.0, 1.0, 700.0);
-        assert!((it.total_s - c.lone_decode_s(700)).abs() < 1e-15);
-        let it = c.iteration(300.0, CloudCost::chunk_attention(0, 300), 0.0, 0.0);
-        assert!((it.total_s - c.lone_prefill_s(300)).abs() < 1e-15);
-    }
-
-    #[test]
-    fn queue_wait_bound_ignores_what_one_iteration_absorbs() {
-        let c = a100();
-        assert_eq!(c.queue_wait_lower_bound_s(400.0, 1), 0.0);
-        assert!((c.queue_wait_lower_bound_s(1512.0, 1) - 1000.0 * 5e-5).abs() < 1e-15);
-        assert!((c.queue_wait_lower_bound_s(2024.0, 2) - 1000.0 * 5e-5 / 2.0).abs() < 1e-15);
-    }
-
-    #[test]
-    fn validate_rejects_bad_coefficients() {
-        assert!(CloudCost { base_s: f64::NAN, ..a100() }.validate().is_err());
-        assert!(CloudCost { prefill_attn_s: -1.0, ..a100() }.validate().is_err());
-        assert!(CloudCost { base_s: 0.0, decode_seq_s: 0.0, ..a100() }.validate().is_err());
-        assert!(CloudCost { max_tokens_per_iteration: 0, ..a100() }.validate().is_err());
-        assert!(a100().validate().is_ok());
+    /// What placing `k` decode tokens of a `prompt`-token request at `site` costs ([`super::ksite`], the
+    /// optimizer's rule); `budget` is the prefill instance's token budget while it decodes.
+    #[must_use]
+    pub fn site_estimate(
+        &self,
+        site: KSite,
+        prompt: u32,
+        k: u32,
+        queued_prefill_tokens: f64,
+        link: &KvLink,
+        budget: u32,
+    ) -> SiteEstimate {
+        let lone = self.lone_decode_s(prompt);
+        let (first_gap_s, step_s) = match site {
+            // a decode slot opens within one step of the cache landing
+            KSite::Pool => (pool_first_gap_s(link, prompt, 0.0, lone, lone), lone),
+            KSite::Prefill => {
+                let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens, budget);
+                (step, step)
+            }
+        };
+        let hold_s = if k == 0 { 0.0 } else { first_gap_s + f64::from(k - 1) * step_s };
+        SiteEstimate { site, first_gap_s, step_s, hold_s }
     }
 }
+
+/// The largest `n` in `lo..hi` that fits, by bisection, taking `lo` as fitting (the caller's floor) and
+/// `hi` as not: an iteration lasts longer with every token it takes, so `fits` holds up to some count and
+/// fails beyond it. The one search behind the budget rule and the chunk rule.
+fn largest_fitting(mut lo: u32, mut hi: u32, fits: impl Fn(u32) -> bool) -> u32 {
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+#[cfg(test)]
+mod tests;

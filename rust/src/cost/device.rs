@@ -158,10 +158,11 @@ impl DeviceCost {
 #[allow(clippy::float_cmp)] // the prices compared are exact by construction
 mod tests {
     use super::*;
+    use crate::testing::toy_device;
 
     #[test]
     fn append_costs_at_least_a_decode_step() {
-        let d = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
+        let d = toy_device();
         assert_eq!(d.append(500, 1), Nanos::ms(20));
         assert_eq!(d.append(500, 100), Nanos::ms(100));
         assert_eq!(d.prefill(1000), Nanos::ms(1000));

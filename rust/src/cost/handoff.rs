@@ -238,10 +238,7 @@ impl HandoffEstimator {
 #[allow(clippy::float_cmp)] // the prices compared are exact by construction
 mod tests {
     use super::*;
-
-    fn device() -> DeviceCost {
-        DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap()
-    }
+    use crate::testing::toy_device as device;
 
     #[test]
     fn estimate_credits_the_chunk_under_way_up_to_its_price() {

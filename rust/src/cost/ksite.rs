@@ -4,13 +4,13 @@
 //!
 //! - [`KSite::Pool`] (what any cloud request does): after the prefill, the prompt's KV cache crosses the
 //!   link to a decode replica ([`KvLink::transfer_s`]), waits there for a decode slot, and decodes at the
-//!   decode pool's pace ([`CloudCost::lone_decode_s`] is its lower bound).
+//!   decode pool's pace ([`CloudCost::lone_decode_s`](super::CloudCost::lone_decode_s) is its lower bound).
 //! - [`KSite::Prefill`]: the prefill instance that just prefilled the prompt keeps its KV cache and
 //!   decodes the `k` tokens in its next iterations, alongside the prefill chunks of the prompts queued
 //!   behind (chunked-prefill style, as Sarathi-Serve mixes them): no transfer and no decode slot, but each
-//!   step lasts a whole prefill iteration ([`CloudCost::prefill_instance_decode_s`]). While a prefill
+//!   step lasts a whole prefill iteration ([`CloudCost::prefill_instance_decode_s`](super::CloudCost::prefill_instance_decode_s)). While a prefill
 //!   instance holds decoding sequences it caps its iteration's token budget so that one iteration fits in
-//!   the largest display gap ([`CloudCost::prefill_decode_budget`]), Sarathi-Serve's rule of choosing the
+//!   the largest display gap ([`CloudCost::prefill_decode_budget`](super::CloudCost::prefill_decode_budget)), Sarathi-Serve's rule of choosing the
 //!   chunk size from the time-between-tokens objective; without the cap one iteration of the shipped
 //!   A100 profile's 2048-token budget takes ~140 ms, and every `k` token would miss a 50 ms gap.
 //!
@@ -44,7 +44,6 @@
 //!
 //! The site actually used is each request's `k_site` result.
 
-use super::cloud::CloudCost;
 use super::gap::within_objective;
 use crate::error::{CoreError, Result};
 
@@ -225,127 +224,6 @@ pub struct SiteEstimate {
     pub hold_s: f64,
 }
 
-/// The context the budget rule prices its decode step at: a long prompt's (the decode terms are
-/// small next to the prefill chunk's; a longer context adds `decode_context_s` per token).
-pub const BUDGET_RULE_CONTEXT: u32 = 4096;
-
-impl CloudCost {
-    /// The token budget of a prefill instance's iteration while it decodes (module doc): the largest
-    /// `b <= max_tokens_per_iteration` such that one decode step at [`BUDGET_RULE_CONTEXT`] plus a
-    /// `b − 1`-token first chunk takes at most `max_tpot_s`; at least 2 (one decode, one prefill token).
-    #[must_use]
-    pub fn prefill_decode_budget(&self, max_tpot_s: f64) -> u32 {
-        let fits = |b: u32| {
-            let chunk = f64::from(b - 1);
-            self.iteration(chunk, chunk * chunk, 1.0, f64::from(BUDGET_RULE_CONTEXT)).total_s <= max_tpot_s
-        };
-        let (mut lo, mut hi) = (2_u32, self.max_tokens_per_iteration.max(2));
-        if fits(hi) {
-            return hi;
-        }
-        // the iteration time rises with b: bisect for the largest b that fits
-        while lo + 1 < hi {
-            let mid = lo + (hi - lo) / 2;
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-
-    /// The largest prefill chunk of at most `max_chunk` tokens after `offset` cached ones that an
-    /// iteration already holding `prefill_tokens` prefill tokens of `attention` units and `batch` decoding
-    /// sequences of `context` tokens can take and still last at most `gap_s` (0 when none fits): how a
-    /// prefill instance that decodes keeps every iteration, so every one of its decode tokens, within the
-    /// largest gap (Sarathi-Serve's rule, applied per iteration).
-    #[must_use]
-    #[allow(clippy::too_many_arguments)]
-    pub fn chunk_within(
-        &self,
-        gap_s: f64,
-        prefill_tokens: f64,
-        attention: f64,
-        offset: u32,
-        max_chunk: u32,
-        batch: f64,
-        context: f64,
-    ) -> u32 {
-        let fits = |c: u32| {
-            let it = self.iteration(
-                prefill_tokens + f64::from(c),
-                attention + Self::chunk_attention(offset, c),
-                batch,
-                context,
-            );
-            it.total_s <= gap_s
-        };
-        if fits(max_chunk) {
-            return max_chunk;
-        }
-        if !fits(0) {
-            return 0;
-        }
-        let (mut lo, mut hi) = (0_u32, max_chunk);
-        while lo + 1 < hi {
-            let mid = lo + (hi - lo) / 2;
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
-    }
-
-    /// One decode step of a sequence kept on a prefill instance whose iterations hold at most `budget`
-    /// tokens: the iteration that carries it also carries prefill chunks of the prompts queued there, up
-    /// to the rest of the budget. `queued_prefill_tokens` is the queue of one prefill replica; its chunk is
-    /// priced as a prompt's first (no cached tokens before it), an estimate since the offset is unknown at
-    /// planning time.
-    #[must_use]
-    pub fn prefill_instance_decode_s(&self, context: u32, queued_prefill_tokens: f64, budget: u32) -> f64 {
-        let chunk = self.prefill_instance_chunk(queued_prefill_tokens, budget);
-        self.iteration(chunk, chunk * chunk, 1.0, f64::from(context)).total_s
-    }
-
-    /// The prefill tokens that share an iteration with one decode step on a prefill instance.
-    fn prefill_instance_chunk(&self, queued_prefill_tokens: f64, budget: u32) -> f64 {
-        let room = f64::from(self.max_tokens_per_iteration.min(budget).saturating_sub(1));
-        if queued_prefill_tokens.is_finite() {
-            queued_prefill_tokens.clamp(0.0, room).floor()
-        } else {
-            room
-        }
-    }
-
-    /// What placing `k` decode tokens of a `prompt`-token request at `site` costs (module doc); `budget`
-    /// is the prefill instance's token budget while it decodes.
-    #[must_use]
-    pub fn site_estimate(
-        &self,
-        site: KSite,
-        prompt: u32,
-        k: u32,
-        queued_prefill_tokens: f64,
-        link: &KvLink,
-        budget: u32,
-    ) -> SiteEstimate {
-        let lone = self.lone_decode_s(prompt);
-        let (first_gap_s, step_s) = match site {
-            // a decode slot opens within one step of the cache landing
-            KSite::Pool => (pool_first_gap_s(link, prompt, 0.0, lone, lone), lone),
-            KSite::Prefill => {
-                let step = self.prefill_instance_decode_s(prompt, queued_prefill_tokens, budget);
-                (step, step)
-            }
-        };
-        let hold_s = if k == 0 { 0.0 } else { first_gap_s + f64::from(k - 1) * step_s };
-        SiteEstimate { site, first_gap_s, step_s, hold_s }
-    }
-}
-
 /// The site for `k` tokens between two estimates, and why (module doc, rules 2 and 3; rule 1 is the
 /// caller's, which knows `k`).
 #[must_use]
@@ -359,128 +237,15 @@ pub fn choose_site(pool: &SiteEstimate, prefill: &SiteEstimate, max_tpot_s: f64)
 }
 
 #[cfg(test)]
-#[allow(clippy::float_cmp)] // the prices compared are exact by construction
 mod tests {
     use super::*;
-
-    fn a100() -> CloudCost {
-        CloudCost {
-            base_s: 0.005,
-            prefill_token_s: 5e-5,
-            prefill_attn_s: 1e-9,
-            decode_seq_s: 1e-4,
-            decode_context_s: 2e-8,
-            max_tokens_per_iteration: 512,
-        }
-    }
-
-    const ALL: u32 = u32::MAX;
-    const LINK: KvLink = KvLink { bytes_per_token: 131_072.0, bytes_per_s: 25e9, write_token_s: 1.29e-7 };
-
-    #[test]
-    fn a_prefill_instance_step_is_a_lone_step_on_an_idle_instance() {
-        let c = a100();
-        assert_eq!(c.prefill_instance_decode_s(1000, 0.0, ALL), c.lone_decode_s(1000));
-    }
-
-    #[test]
-    fn a_prefill_instance_step_carries_the_rest_of_the_budget() {
-        let c = a100();
-        let full = c.prefill_instance_decode_s(1000, 1e9, ALL);
-        let want =
-            c.base_s + 511.0 * c.prefill_token_s + 511.0 * 511.0 * c.prefill_attn_s + c.lone_decode_s(1000)
-                - c.base_s;
-        assert!((full - want).abs() < 1e-15, "{full} {want}");
-        let part = c.prefill_instance_decode_s(1000, 100.4, ALL);
-        assert!((part - (c.lone_decode_s(1000) + 100.0 * 5e-5 + 1e4 * 1e-9)).abs() < 1e-15);
-        assert_eq!(c.prefill_instance_decode_s(1000, f64::INFINITY, ALL), full);
-    }
-
-    #[test]
-    fn the_budget_rule_keeps_an_iteration_within_the_gap() {
-        // the shipped A100 profile's coefficients: a full 2048-token iteration takes ~140 ms
-        let c = CloudCost {
-            base_s: 0.01644,
-            prefill_token_s: 5.139e-5,
-            prefill_attn_s: 4.144e-9,
-            decode_seq_s: 2.136e-5,
-            decode_context_s: 1.003e-7,
-            max_tokens_per_iteration: 2048,
-        };
-        let b = c.prefill_decode_budget(0.05);
-        let at = |b: u32| c.prefill_instance_decode_s(BUDGET_RULE_CONTEXT, 1e9, b);
-        assert!(at(b) <= 0.05 && at(b + 1) > 0.05, "{b}: {} {}", at(b), at(b + 1));
-        assert!((500..700).contains(&b), "{b}");
-        assert_eq!(c.prefill_decode_budget(1.0), 2048, "a loose gap keeps the whole budget");
-        assert_eq!(c.prefill_decode_budget(0.001), 2, "an impossible gap still decodes");
-    }
-
-    #[test]
-    fn the_chunk_rule_fills_an_iteration_up_to_the_gap() {
-        let c = a100();
-        let total = |chunk: u32| {
-            c.iteration(f64::from(chunk), CloudCost::chunk_attention(3000, chunk), 2.0, 4000.0).total_s
-        };
-        let chunk = c.chunk_within(0.02, 0.0, 0.0, 3000, 512, 2.0, 4000.0);
-        assert!(total(chunk) <= 0.02 && total(chunk + 1) > 0.02, "{chunk}");
-        assert_eq!(c.chunk_within(1.0, 0.0, 0.0, 3000, 512, 2.0, 4000.0), 512);
-        assert_eq!(c.chunk_within(0.001, 0.0, 0.0, 3000, 512, 2.0, 4000.0), 0, "the decodes alone miss it");
-    }
+    use crate::testing::KV_LINK as LINK;
 
     #[test]
     fn the_transfer_is_the_cache_over_the_link() {
         assert!((LINK.transfer_s(1000) - 1000.0 * 131_072.0 / 25e9).abs() < 1e-18);
         assert!(KvLink { bytes_per_s: 0.0, ..LINK }.validate().is_err());
         assert!(LINK.validate().is_ok());
-    }
-
-    #[test]
-    fn the_pool_gap_holds_the_transfer() {
-        let c = a100();
-        let e = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
-        let step = c.lone_decode_s(999);
-        assert_eq!(e.first_gap_s, pool_first_gap_s(&LINK, 999, 0.0, step, step));
-        assert!((LINK.write_s(1000) - 1.29e-4).abs() < 1e-15);
-        assert!(KvLink { write_token_s: -1.0, ..LINK }.validate().is_err());
-        assert_eq!(e.hold_s, e.first_gap_s + 9.0 * c.lone_decode_s(999));
-    }
-
-    #[test]
-    fn few_tokens_stay_on_the_prefill_instance_when_the_pool_is_slower_to_start() {
-        let c = a100();
-        let slow = KvLink { bytes_per_s: 1e9, ..LINK }; // 131 ms for 1000 tokens
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &slow, ALL);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &slow, ALL);
-        assert!(prefill.hold_s <= pool.first_gap_s);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Prefill, SiteReason::Few));
-        // a hundred tokens outlast the transfer: the pool
-        let pool = c.site_estimate(KSite::Pool, 999, 100, 0.0, &slow, ALL);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 100, 0.0, &slow, ALL);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
-    }
-
-    #[test]
-    fn a_slow_prefill_iteration_keeps_the_tokens_in_the_pool() {
-        // a budget of 2048 tokens makes a loaded prefill iteration ~110 ms, above the gap
-        let c = CloudCost { max_tokens_per_iteration: 2048, ..a100() };
-        let slow = KvLink { bytes_per_s: 1e8, ..LINK };
-        let pool = c.site_estimate(KSite::Pool, 999, 1, 1e6, &slow, ALL);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 1, 1e6, &slow, ALL);
-        // (the simulator caps the budget by the gap; an uncapped instance is what this rule guards)
-        assert!(prefill.first_gap_s > 0.05 && prefill.hold_s < pool.first_gap_s);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
-    }
-
-    #[test]
-    fn with_both_or_neither_within_the_gap_the_pool_wins() {
-        let c = a100();
-        // idle, the prefill instance would be done sooner, but its steps would cap others' chunks
-        let pool = c.site_estimate(KSite::Pool, 999, 10, 0.0, &LINK, ALL);
-        let prefill = c.site_estimate(KSite::Prefill, 999, 10, 0.0, &LINK, ALL);
-        assert!(prefill.hold_s < pool.hold_s && pool.first_gap_s < 0.05 && prefill.first_gap_s < 0.05);
-        assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
-        // neither within 10 ms
-        assert_eq!(choose_site(&pool, &prefill, 0.01), (KSite::Pool, SiteReason::PoolFirst));
     }
 
     #[test]

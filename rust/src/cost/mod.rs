@@ -8,6 +8,7 @@
 //! - [`device`]: the device's prefill, append and decode prices.
 //! - [`cloud`]: the cloud's iteration model and the prices of a lone request.
 //! - [`catchup`]: the catch-up fixed point that gives P/D-Device's `k`.
+//! - [`choice`]: the optimizer's choice for one request and the cached prompt tokens it plans with.
 //! - [`optimizer`]: the per-request choice of `k`, refinement and the device-alone fallback.
 //! - [`ksite`]: where P/D-Device's `k` decode tokens are decoded (decode pool or prefill instance).
 //! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
@@ -20,6 +21,7 @@
 //! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
 
 pub mod catchup;
+pub mod choice;
 pub mod cloud;
 pub mod curve;
 pub mod device;
@@ -33,6 +35,7 @@ pub mod spec;
 pub mod tradeoff;
 
 pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
+pub use choice::{Cached, Choice};
 pub use cloud::CloudCost;
 pub use curve::Curve;
 pub use device::DeviceCost;
@@ -40,7 +43,7 @@ pub use gap::{within_objective, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 pub use money::{Bill, Prices, Usage};
-pub use optimizer::{Cached, Choice, PlanOptimizer};
+pub use optimizer::PlanOptimizer;
 pub use router::{RouterRule, ROUTER_BUCKETS};
 pub use spec::{SpecDecode, MAX_DRAFT_TOKENS};
 pub use tradeoff::{Estimate, Weights};

@@ -20,49 +20,12 @@
 //! constraints, the weights trade the expected TTFT against the cloud's dollars and the device's joules.
 
 use super::catchup::{solve_catchup, CatchUpInput};
+use super::choice::{Cached, Choice};
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
 use super::ksite::{choose_site, pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 use super::tradeoff::{Estimate, Weights};
 use crate::error::{CoreError, Result};
-
-/// Leading prompt tokens a request finds already cached (follow-up turns): in the device's session cache
-/// and in the cloud's prefix cache.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cached {
-    /// Tokens the device holds; its prefill covers the rest (with the full prompt only).
-    pub device: u32,
-    /// Tokens the cloud's prefix cache holds; its prefill covers the rest.
-    pub cloud: u32,
-}
-
-impl Cached {
-    /// Nothing cached: a first turn.
-    pub const NONE: Self = Self { device: 0, cloud: 0 };
-}
-
-/// What the optimizer chose for one request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Choice {
-    /// The device alone answers (no cloud tokens).
-    pub device_alone: bool,
-    /// The cloud alone answers (only with weights on cost and energy, [`super::tradeoff`]).
-    pub cloud_alone: bool,
-    /// Cloud decode tokens after the first (0 when `device_alone`).
-    pub k: u32,
-    /// The refinement ratio (1 when `device_alone`).
-    pub refine_ratio: f64,
-    /// Expected arrival of the cloud's first token, seconds from arrival.
-    pub first_token_s: f64,
-    /// Expected time of the device's own first token, seconds from arrival.
-    pub device_ready_s: f64,
-    /// False when the catch-up has no fixed point up to `max_k`.
-    pub converged: bool,
-    /// Where the `k` tokens are decoded.
-    pub k_site: KSite,
-    /// Why there.
-    pub k_site_reason: SiteReason,
-}
 
 /// The optimizer's settings (module doc).
 #[derive(Debug, Clone)]
@@ -423,18 +386,10 @@ impl PlanOptimizer {
 mod tests {
     use super::*;
     use crate::cost::Weights;
+    use crate::testing::{a100, toy_device};
 
     fn opt(ratios: &[f64]) -> PlanOptimizer {
-        let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
-        let cloud = CloudCost {
-            base_s: 0.005,
-            prefill_token_s: 5e-5,
-            prefill_attn_s: 1e-9,
-            decode_seq_s: 1e-4,
-            decode_context_s: 2e-8,
-            max_tokens_per_iteration: 512,
-        };
-        PlanOptimizer::new(device, cloud, 0.05, ratios, true, 1, 4096).unwrap()
+        PlanOptimizer::new(toy_device(), a100(), 0.05, ratios, true, 1, 4096).unwrap()
     }
 
     #[test]
@@ -546,8 +501,6 @@ mod tests {
     fn rejects_bad_requests() {
         assert!(opt(&[]).choose(0, 0.02, None).is_err());
         assert!(opt(&[]).choose(10, -1.0, None).is_err());
-        let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
-        let cloud = opt(&[]).cloud;
-        assert!(PlanOptimizer::new(device, cloud, 0.05, &[1.5], true, 1, 10).is_err());
+        assert!(PlanOptimizer::new(toy_device(), a100(), 0.05, &[1.5], true, 1, 10).is_err());
     }
 }

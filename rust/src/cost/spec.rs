@@ -101,6 +101,7 @@ impl SpecDecode {
 #[allow(clippy::float_cmp)] // the values compared are exact by construction
 mod tests {
     use super::*;
+    use crate::testing::a100;
 
     #[test]
     fn the_expected_tokens_follow_leviathan() {
@@ -129,14 +130,7 @@ mod tests {
 
     #[test]
     fn a_round_is_priced_by_the_iteration_model() {
-        let cost = CloudCost {
-            base_s: 0.005,
-            prefill_token_s: 5e-5,
-            prefill_attn_s: 1e-9,
-            decode_seq_s: 1e-4,
-            decode_context_s: 2e-8,
-            max_tokens_per_iteration: 512,
-        };
+        let cost = a100();
         let s = SpecDecode::new(4, 0.7).unwrap();
         let want = 0.005 + 5e-5 * 4.0 + 1e-9 * 4.0 * 2004.0 + 1e-4 + 2e-8 * 1000.0;
         assert!((s.lone_verify_s(&cost, 1000) - want).abs() < 1e-15);

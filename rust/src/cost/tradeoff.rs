@@ -29,11 +29,11 @@
 //! device's prefilled and decoded tokens; the wire's bytes; the radio open from the send to the last
 //! cloud token's arrival. The estimates only rank plans; the run's bill is the simulator's.
 
+use super::choice::{Cached, Choice};
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
 use super::gap::within_objective;
 use super::money::Prices;
-use super::optimizer::{Cached, Choice};
 use crate::error::{CoreError, Result};
 
 /// The weights of the objective and what the estimates need beyond the optimizer's models.
@@ -208,6 +208,7 @@ impl Weights {
 mod tests {
     use super::*;
     use crate::cost::{KSite, SiteReason};
+    use crate::testing::toy_device;
 
     fn weights(cost: f64, energy: f64) -> Weights {
         Weights {
@@ -272,7 +273,7 @@ mod tests {
     #[test]
     fn a_follow_up_pays_for_what_its_caches_lack() {
         let w = weights(1.0, 1.0);
-        let device = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![0.02], 1.0).unwrap();
+        let device = toy_device();
         let cold = w.device_alone(&device, 1000, Cached::NONE, 0.05);
         let warm = w.device_alone(&device, 1000, Cached { device: 900, cloud: 0 }, 0.05);
         assert!((cold.ttft_s - 1.0).abs() < 1e-12 && (warm.ttft_s - 0.1).abs() < 1e-12, "{warm:?}");

@@ -1,7 +1,7 @@
 //! Simulator tests across modes and deployments.
 use super::*;
-use crate::cost::CloudCost;
 use crate::pacing::PaceConfig;
+use crate::testing::a100;
 use cloud::Deployment;
 use proptest::prelude::*;
 
@@ -11,14 +11,7 @@ fn cloud(deployment: Deployment) -> CloudConfig {
         replicas: 1,
         prefill_replicas: 1,
         decode_replicas: 1,
-        cost: CloudCost {
-            base_s: 0.005,
-            prefill_token_s: 5e-5,
-            prefill_attn_s: 1e-9,
-            decode_seq_s: 1e-4,
-            decode_context_s: 2e-8,
-            max_tokens_per_iteration: 512,
-        },
+        cost: a100(),
         max_batch_size: 16,
         kv_cache_tokens: 20_000,
         gpus_per_replica: 1,
