@@ -3,6 +3,7 @@ use super::*;
 use crate::pacing::PaceConfig;
 use crate::testing::a100;
 use cloud::Deployment;
+use metrics::QoeParams;
 use proptest::prelude::*;
 
 fn cloud(deployment: Deployment) -> CloudConfig {

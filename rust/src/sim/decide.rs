@@ -1,0 +1,130 @@
+//! A policy's plan applied to its request: the plan checked, the caches looked up and the first events
+//! of its mode scheduled (the per-mode rules are the [`super`] module doc's).
+
+use super::{spec, Ev, Mode, Pd, Plan, Simulator, PRIO_CLOUD, PRIO_DEVICE};
+use crate::buffer::TokenBuffer;
+use crate::error::{CoreError, Result};
+use crate::pacing::SpeedController;
+use crate::time::Nanos;
+
+impl Simulator {
+    /// The tokens request `i`'s plan asks of the cloud.
+    pub(super) fn cloud_quota(&self, i: u32) -> u32 {
+        let out = self.inp.output[i as usize];
+        match self.reqs[i as usize].plan.map(|p| (p.mode, p.k)) {
+            Some((Mode::Pd | Mode::Naive, k)) => k.saturating_add(1).min(out),
+            Some((Mode::KvTransfer, _)) => 1,
+            _ => out,
+        }
+    }
+
+    /// Applies `plan` to the request returned by [`next_decision`](Self::next_decision).
+    pub fn decide(&mut self, i: u32, plan: Plan) -> Result<()> {
+        self.check_plan(i, plan)?;
+        self.pending_decision = None;
+        let iu = i as usize;
+        let t0 = self.inp.arrival[iu];
+        let d = self.one_way[iu];
+        self.reqs[iu].plan = Some(plan);
+        // a refined prompt is not a prefix of the full one: it reuses nothing; the cloud alone uses no device
+        let uses_device_cache = match plan.mode {
+            Mode::Cloud => false,
+            Mode::Pd | Mode::Naive | Mode::Disco => plan.refine_ratio >= 1.0,
+            Mode::Device | Mode::Race | Mode::KvTransfer | Mode::Spec => true,
+        };
+        let cached = if uses_device_cache { self.device_cache.lookup(&self.inp.conv.turns, i) } else { 0 };
+        self.reqs[iu].device_cached = cached;
+        if plan.mode != Mode::Device {
+            self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
+            self.reqs[iu].bytes_up = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
+        }
+        match plan.mode {
+            Mode::Cloud | Mode::KvTransfer => {}
+            Mode::Device => {
+                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
+                self.finish_on_device(i, t0 + p, 0, plan.pace.min_tpot());
+            }
+            Mode::Race => {
+                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+            }
+            Mode::Spec => {
+                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
+                self.reqs[iu].spec = Some(spec::SpecState::default());
+                self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+            }
+            Mode::Pd | Mode::Naive | Mode::Disco => self.start_split(i, plan, cached)?,
+        }
+        Ok(())
+    }
+
+    /// Refuses a plan for a request that is not waiting for one, draft settings off a `"spec"` plan, and a
+    /// site the cloud does not offer.
+    fn check_plan(&self, i: u32, plan: Plan) -> Result<()> {
+        if self.pending_decision != Some(i) {
+            return Err(CoreError::state(
+                format!(
+                    "decide: request {i} is not waiting for a plan (waiting: {:?})",
+                    self.pending_decision
+                ),
+                "plan the request that next_decision() returned",
+            ));
+        }
+        if (plan.mode == Mode::Spec) != plan.spec.is_some() {
+            return Err(CoreError::invalid(
+                "plan",
+                format!(
+                    "of request {i} has mode {:?} and draft settings {:?}",
+                    Mode::NAMES[plan.mode as usize],
+                    plan.spec
+                ),
+                "give gamma and alpha with mode \"spec\", and only with it",
+            ));
+        }
+        if matches!(plan.mode, Mode::Pd | Mode::Naive | Mode::Disco) && !self.cloud.offers(plan.k_site) {
+            return Err(CoreError::invalid(
+                "k_site",
+                format!(
+                    "of request {i}'s plan is {:?} but the cloud's k_sites is {:?}",
+                    plan.k_site.name(),
+                    self.cloud.k_sites().name()
+                ),
+                "plan a site the cloud offers, or offer it (k_sites = \"both\")",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts a split (P/D-Device, the naive split, DiSCo): the token buffer, the speed controller (not in
+    /// the naive split) and the device's prefill of the full prompt; a refined one starts when it arrives.
+    fn start_split(&mut self, i: u32, plan: Plan, cached: u32) -> Result<()> {
+        let iu = i as usize;
+        let t0 = self.inp.arrival[iu];
+        let quota = self.cloud_quota(i);
+        let prompt_len = ((f64::from(self.inp.prompt[iu]) * plan.refine_ratio).ceil() as u32).max(1);
+        let ctrl =
+            (plan.mode != Mode::Naive).then(|| SpeedController::new(plan.pace, Some(u64::from(quota)), None));
+        let mut pd = Box::new(Pd {
+            buf: TokenBuffer::new(Some(quota)),
+            ctrl,
+            prompt_len,
+            display_gen: 0,
+            display_at: None,
+            device_stopped: false,
+            device_free_at: None,
+            in_flight: 0,
+            first_arrival: None,
+            last_arrival: Nanos::ZERO,
+        });
+        if plan.refine_ratio >= 1.0 {
+            let p = self.device.prompt(prompt_len, cached);
+            pd.device_free_at = Some(t0 + p);
+            self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+        }
+        self.reqs[iu].pd = Some(pd);
+        self.revise_handoff(i);
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! What reaches the screen: the cloud's tokens as each mode treats them on arrival, the device's own
+//! tokens from its hand-off position, and the request's end.
+
+use super::{Ev, Mode, RaceState, Simulator, PRIO_TOKEN};
+use crate::cost::device::to_nanos;
+use crate::error::Result;
+use crate::time::Nanos;
+
+impl Simulator {
+    /// Cloud tokens emitted at `now` head for request `i`'s device: each goes down the wire, and its mode
+    /// decides what the device does with it.
+    pub(super) fn on_emission(&mut self, i: u32, first: bool, tokens: u32, now: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let arrive = now + self.one_way[iu];
+        if let Some(tl) = self.timeline_of(i) {
+            tl.cloud_arrivals.extend(std::iter::repeat_n(arrive, tokens as usize));
+        }
+        let wire = self.inp.wire;
+        if first {
+            // the prompt is prefilled: its blocks join the cloud's prefix cache
+            let c = &self.inp.conv;
+            let ids = &c.block_ids[c.block_offsets[iu]..c.block_offsets[iu + 1]];
+            self.prefix_cache.insert(ids);
+        }
+        let req = &mut self.reqs[iu];
+        let plan = req.plan.expect("planned");
+        // every emitted token goes down the wire, displayed or not (a verification round's at once)
+        req.bytes_down += f64::from(tokens) * wire.stream_bytes_per_token;
+        req.last_down = Some(req.last_down.map_or(arrive, |t| t.max(arrive)));
+        if first {
+            req.cloud_first_arrival = Some(arrive);
+            if let Some(pd) = req.pd.as_ref().filter(|_| plan.refine_ratio < 1.0) {
+                req.bytes_down += f64::from(pd.prompt_len) * wire.prompt_bytes_per_token;
+            }
+        }
+        if req.done {
+            return Ok(());
+        }
+        match plan.mode {
+            Mode::Cloud => self.display_cloud_inline(i, arrive),
+            Mode::Race => {
+                if req.race == RaceState::Open {
+                    let device_ready =
+                        self.inp.arrival[iu] + self.device.prompt(self.inp.prompt[iu], req.device_cached);
+                    if arrive <= device_ready {
+                        req.race = RaceState::Cloud;
+                    }
+                }
+                if req.race == RaceState::Cloud {
+                    self.display_cloud_inline(i, arrive);
+                }
+            }
+            Mode::KvTransfer => {
+                self.display_cloud_inline(i, arrive);
+                if self.reqs[iu].done {
+                    return Ok(()); // a one-token answer
+                }
+                let prompt = self.inp.prompt[iu];
+                // the device already holds its cached prefix: only the rest is sent
+                let bytes =
+                    f64::from(prompt - self.reqs[iu].device_cached) * self.device.kv_bytes_per_token();
+                let kv_at = arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s);
+                let req = &mut self.reqs[iu];
+                req.bytes_down += bytes;
+                req.last_down = Some(req.last_down.map_or(kv_at, |t| t.max(kv_at)));
+                // token 0 came from the cloud; the device runs it through to produce token 1
+                let ready = kv_at + self.device.tpot(u64::from(prompt));
+                self.finish_on_device(i, ready, 1, plan.pace.min_tpot());
+            }
+            Mode::Pd | Mode::Naive | Mode::Disco => {
+                self.lp.schedule(arrive, PRIO_TOKEN, Ev::TokenArrive(i))?;
+            }
+            Mode::Spec => {
+                self.lp.schedule(arrive, PRIO_TOKEN, Ev::SpecResult(i, tokens))?;
+            }
+            Mode::Device => unreachable!("device-only requests never reach the cloud"),
+        }
+        Ok(())
+    }
+
+    /// Records the display of one of request `i`'s tokens at `t`.
+    pub(super) fn record(&mut self, i: u32, t: Nanos, from_cloud: bool) {
+        let arrival = self.inp.arrival[i as usize];
+        self.reqs[i as usize].metrics.record(arrival, t, self.inp.qoe, &mut self.hist);
+        if let Some(tl) = self.timeline_of(i) {
+            tl.displays.push(t);
+            tl.from_cloud.push(from_cloud);
+        }
+    }
+
+    /// Displays a cloud token at its arrival `at`, finishing the request with its last token.
+    fn display_cloud_inline(&mut self, i: u32, at: Nanos) {
+        self.record(i, at, true);
+        let iu = i as usize;
+        let req = &mut self.reqs[iu];
+        req.cloud_kept += 1;
+        req.last_cloud_display = Some(at);
+        if req.metrics.count() == self.inp.output[iu] {
+            self.finish(i);
+        }
+    }
+
+    /// Displays device tokens from position `from` onward: the first ready at `first_ready`, the rest
+    /// one TPOT apart, none sooner than `min_tpot` after the previous display.
+    pub(super) fn finish_on_device(&mut self, i: u32, first_ready: Nanos, from: u32, min_tpot: Nanos) {
+        let iu = i as usize;
+        let out = self.inp.output[iu];
+        let (arrival, qoe) = (self.inp.arrival[iu], self.inp.qoe);
+        let ctx0 = u64::from(self.reqs[iu].pd.as_ref().map_or(self.inp.prompt[iu], |p| p.prompt_len));
+        // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
+        let mut steps = self.device.tpot_steps(ctx0 + u64::from(from) + 1);
+        let hist = &mut self.hist;
+        let mut timeline = if self.timelines.is_empty() { None } else { self.timelines.get_mut(&i) };
+        let req = &mut self.reqs[iu];
+        let mut ready = first_ready;
+        let mut prev = req.metrics.first().map(|_| req.metrics.last());
+        for pos in from..out {
+            let t = prev.map_or(ready, |p| ready.max(p + min_tpot));
+            if pos == from {
+                req.first_device_display = Some(t);
+            }
+            req.metrics.record(arrival, t, qoe, hist);
+            if let Some(tl) = timeline.as_mut() {
+                tl.displays.push(t);
+                tl.from_cloud.push(false);
+            }
+            prev = Some(t);
+            ready += steps.next().expect("an endless sequence of steps");
+        }
+        req.device_decode_tokens += out - from;
+        if req.handoff_pos < 0 {
+            req.handoff_pos = i64::from(from);
+        }
+        let refined = req.plan.is_some_and(|p| p.refine_ratio < 1.0);
+        drop(steps);
+        // the device holds its prompt and the answer (the last token is never run through the model); a
+        // refined prompt's cache is no prefix of the conversation
+        let held = if refined { 0 } else { u64::from(self.inp.prompt[iu]) + u64::from(out) - 1 };
+        self.record_device_cache(i, held);
+        self.finish(i);
+    }
+
+    /// Marks request `i` done and drops its split state.
+    pub(super) fn finish(&mut self, i: u32) {
+        let req = &mut self.reqs[i as usize];
+        debug_assert!(!req.done);
+        req.done = true;
+        req.pd = None;
+        self.finished += 1;
+    }
+}
