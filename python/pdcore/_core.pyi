@@ -15,11 +15,17 @@ import numpy.typing as npt
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "DECODED_AT",
     "DEFAULT_MAX_K",
+    "DEFAULT_MAX_TPOT_S",
+    "DEPLOYMENTS",
     "GAP_SLACK_S",
+    "K_SITES",
     "LIVE_GUARD_STEPS",
+    "MODES",
     "PRIOR_WEIGHT_TOKENS",
     "ROUTER_BUCKETS",
+    "SERVED_BY",
     "CatchUp",
     "Choice",
     "CloudConfig",
@@ -470,6 +476,31 @@ GAP_SLACK_S: float
 ROUTER_BUCKETS: int
 """Entries of a full :class:`RouterRule` table: one per power of two of a prompt length (32)."""
 
+DEFAULT_MAX_TPOT_S: float
+"""The largest display gap when none is given, seconds (0.05: the paper's "tens of milliseconds" maximum
+TPOT, 20 tokens/s); the default ``max_tpot`` of :class:`Plan`."""
+
+MODES: tuple[str, ...]
+"""Plan modes, indexed by the simulator's ``mode`` result: ``"cloud"``, ``"device"``, ``"pd"``, ``"naive"``,
+``"kv-transfer"``, ``"race"``, ``"disco"``, ``"spec"``."""
+
+SERVED_BY: tuple[str, ...]
+"""Who displayed a request's tokens, indexed by the simulator's ``served_by`` result: ``"cloud"``,
+``"device"``, ``"both"``."""
+
+DECODED_AT: tuple[str, ...]
+"""Where a disaggregated cloud decoded a request's tokens after the first, indexed by the simulator's
+``k_site`` result: ``"pool"``, ``"prefill"``, ``"none"`` (no cloud decode token, or a colocated cloud),
+``"bridge"`` (on its prefill instance while its KV cache crossed to the decode pool, then there)."""
+
+K_SITES: tuple[str, ...]
+"""Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (:class:`CloudConfig` and
+:class:`PlanOptimizer` ``k_sites``): ``"pool"``, ``"prefill"``, ``"both"``."""
+
+DEPLOYMENTS: tuple[str, ...]
+"""The cloud deployments the simulator models (:class:`CloudConfig` ``deployment``): ``"colocated"``,
+``"disaggregated"``."""
+
 @final
 class DeviceCost:
     """One device's prices, the one device model of pdcore (Rust ``cost::device``).
@@ -869,7 +900,7 @@ class Plan:
         k: int = 0,
         refine_ratio: float = 1.0,
         min_tpot: float = 0.0,
-        max_tpot: float = 0.05,
+        max_tpot: float = DEFAULT_MAX_TPOT_S,
         k_site: str = "pool",
         gamma: int | None = None,
         alpha: float | None = None,

@@ -1,4 +1,4 @@
-//! Whether a display gap is within the objective.
+//! Whether a display gap is within the objective, and the objective's default.
 //!
 //! A gap meets a largest-gap objective `max_tpot` when `gap <= max_tpot + GAP_SLACK_S`. The slack of
 //! one nanosecond is the resolution of the simulator's clock: a gap the speed controller paced at
@@ -9,6 +9,10 @@
 
 /// The slack of the rule, seconds (one nanosecond, the simulator's clock resolution).
 pub const GAP_SLACK_S: f64 = 1e-9;
+
+/// The largest display gap when none is given, seconds: 50 ms, the paper's "tens of milliseconds"
+/// maximum TPOT (20 tokens/s). A plan's default pace and the default objective of a run.
+pub const DEFAULT_MAX_TPOT_S: f64 = 0.05;
 
 /// Whether `gap_s` is within `max_tpot_s` (module doc).
 #[must_use]

@@ -12,7 +12,7 @@
 //! - [`optimizer`]: the per-request choice of `k`, refinement and the device-alone fallback.
 //! - [`ksite`]: where P/D-Device's `k` decode tokens are decoded (decode pool or prefill instance).
 //! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
-//! - [`gap`]: whether a display gap is within the objective.
+//! - [`gap`]: whether a display gap is within the objective, and the objective's default.
 //! - [`router`]: the whole-request router's rule (device or cloud by the predicted answer).
 //! - [`money`]: what an answer costs in cloud dollars and device energy.
 //! - [`spec`]: speculative edge-cloud decoding (rounds, their yield and the verification's price).
@@ -39,7 +39,7 @@ pub use choice::{Cached, Choice};
 pub use cloud::CloudCost;
 pub use curve::Curve;
 pub use device::DeviceCost;
-pub use gap::{within_objective, GAP_SLACK_S};
+pub use gap::{within_objective, DEFAULT_MAX_TPOT_S, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 pub use money::{Bill, Prices, Usage};

@@ -66,7 +66,7 @@ use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};
 use metrics::{DisplayMetrics, GapHistogram};
 pub use plan::{Mode, Plan};
-pub use results::{Results, Summary, Timeline};
+pub use results::{DecodedAt, Results, ServedBy, Summary, Timeline};
 
 pub(crate) const PRIO_CLOUD: i32 = 0;
 const PRIO_TOKEN: i32 = 1;

@@ -36,7 +36,7 @@ pub struct Results {
     pub device_decode_tokens: Vec<f64>,
     /// First device position (-1 without a hand-off).
     pub handoff_pos: Vec<f64>,
-    /// 0 cloud, 1 device, 2 both.
+    /// Who displayed the tokens, a [`ServedBy`] code.
     pub served_by: Vec<u8>,
     /// Arrival of the cloud's first token at the device, from request arrival (NaN if none).
     pub cloud_ttft_s: Vec<f64>,
@@ -57,14 +57,49 @@ pub struct Results {
     /// Seconds the device's connection was open: from the request's arrival (its send) to the last
     /// byte it received; 0 when it never used the network.
     pub radio_s: Vec<f64>,
-    /// Where a disaggregated cloud decoded the request's tokens after the first: 0 the decode pool, 1 its
-    /// prefill instance, 2 nowhere (no cloud decode token, or a colocated cloud), 3 its prefill instance
-    /// while its cache crossed, then the pool (the bridge at the first token).
+    /// Where a disaggregated cloud decoded the request's tokens after the first, a [`DecodedAt`] code.
     pub k_site: Vec<u8>,
     /// Prompt tokens the device found in its session cache (its prefill skipped them).
     pub device_cached_tokens: Vec<f64>,
     /// Prompt tokens the cloud found in its prefix cache (its prefill skipped them).
     pub cloud_cached_tokens: Vec<f64>,
+}
+
+/// Who displayed a request's tokens (the `served_by` result's codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ServedBy {
+    /// The cloud alone.
+    Cloud = 0,
+    /// The device alone.
+    Device = 1,
+    /// Both (the cloud's tokens, then the device's).
+    Both = 2,
+}
+
+impl ServedBy {
+    /// The names used at the Python boundary, indexed by code.
+    pub const NAMES: [&'static str; 3] = ["cloud", "device", "both"];
+}
+
+/// Where a disaggregated cloud decoded a request's tokens after the first (the `k_site` result's codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DecodedAt {
+    /// The decode pool.
+    Pool = 0,
+    /// Its prefill instance.
+    Prefill = 1,
+    /// Nowhere: no cloud decode token, or a colocated cloud.
+    Nowhere = 2,
+    /// Its prefill instance while its cache crossed, then the pool (the bridge at the first token,
+    /// [`crate::cost::ksite`]).
+    Bridge = 3,
+}
+
+impl DecodedAt {
+    /// The names used at the Python boundary, indexed by code.
+    pub const NAMES: [&'static str; 4] = ["pool", "prefill", "none", "bridge"];
 }
 
 /// Aggregate counters of a run.
@@ -140,11 +175,12 @@ impl Simulator {
             r.device_prefill_tokens.push(f64::from(req.device_prefill_tokens));
             r.device_decode_tokens.push(f64::from(req.device_decode_tokens));
             r.handoff_pos.push(req.handoff_pos as f64);
-            r.served_by.push(match (req.cloud_kept > 0, req.device_decode_tokens > 0) {
-                (true, false) => 0,
-                (false, true) => 1,
-                _ => 2,
-            });
+            let served_by = match (req.cloud_kept > 0, req.device_decode_tokens > 0) {
+                (true, false) => ServedBy::Cloud,
+                (false, true) => ServedBy::Device,
+                _ => ServedBy::Both,
+            };
+            r.served_by.push(served_by as u8);
             r.cloud_ttft_s.push(req.cloud_first_arrival.map_or(nan, |t| (t - arrival).as_secs()));
             r.cloud_tpot_s.push(if c.gap_count > 0 {
                 c.gap_sum.as_secs() / f64::from(c.gap_count)
@@ -158,13 +194,14 @@ impl Simulator {
             r.bytes_up.push(req.bytes_up);
             r.bytes_down.push(req.bytes_down);
             r.radio_s.push(req.last_down.map_or(0.0, |t| (t - arrival).as_secs()));
-            r.k_site.push(
+            let decoded_at =
                 match (self.cloud.is_disaggregated() && c.generated > 1, c.bridged, c.decode_on_prefill) {
-                    (false, _, _) => 2,
-                    (true, true, _) => 3,
-                    (true, false, on_prefill) => u8::from(on_prefill),
-                },
-            );
+                    (false, _, _) => DecodedAt::Nowhere,
+                    (true, true, _) => DecodedAt::Bridge,
+                    (true, false, true) => DecodedAt::Prefill,
+                    (true, false, false) => DecodedAt::Pool,
+                };
+            r.k_site.push(decoded_at as u8);
             r.device_cached_tokens.push(f64::from(req.device_cached));
             r.cloud_cached_tokens.push(f64::from(req.cloud_cached));
         }
