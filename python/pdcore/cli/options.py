@@ -37,6 +37,9 @@ from pdcore.limits import (
 )
 from pdcore.outputs import check_outputs as _check_outputs
 from pdcore.profiles import (
+    DEFAULT_CLOUD,
+    DEFAULT_DEVICE,
+    DEFAULT_NETWORK,
     CloudProfile,
     DeviceProfile,
     NetworkProfile,
@@ -44,7 +47,6 @@ from pdcore.profiles import (
     load_device_profile,
     network_preset,
 )
-from pdcore.report import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 from pdcore.traces import Workload, load_trace, synthetic_default, synthetic_multi_turn
 

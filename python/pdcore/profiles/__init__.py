@@ -6,6 +6,9 @@ from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NETWORK_PRESETS, NetworkProfile
 from pdcore.profiles.registry import (
+    DEFAULT_CLOUD,
+    DEFAULT_DEVICE,
+    DEFAULT_NETWORK,
     list_cloud_profiles,
     list_device_profiles,
     list_network_presets,
@@ -16,6 +19,9 @@ from pdcore.profiles.registry import (
 )
 
 __all__ = [
+    "DEFAULT_CLOUD",
+    "DEFAULT_DEVICE",
+    "DEFAULT_NETWORK",
     "NETWORK_PRESETS",
     "CloudProfile",
     "DeviceProfile",

@@ -4,6 +4,9 @@ Shipped device and cloud profiles are the TOML files under ``pdcore/profiles/dat
 ``pdcore/profiles/data/cloud``, read with `importlib.resources` so they work from a wheel as well as a
 source tree. A profile's registry name is its file stem. Anything that looks like a path (a
 `os.PathLike`, or a string ending in ``.toml`` or containing a path separator) is read as a file instead.
+
+The default profiles (`DEFAULT_DEVICE`, `DEFAULT_CLOUD`, `DEFAULT_NETWORK`) are the setting of the headline
+results, and what every command runs with when no profile is named.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     from importlib.abc import Traversable
 
 __all__ = [
+    "DEFAULT_CLOUD",
+    "DEFAULT_DEVICE",
+    "DEFAULT_NETWORK",
     "SHIPPED_PREFIX",
     "list_cloud_profiles",
     "list_device_profiles",
@@ -39,6 +45,15 @@ __all__ = [
 
 SHIPPED_PREFIX = "pdcore/profiles/data/"
 """How a shipped profile's ``source`` starts (a user file's ``source`` is its path)."""
+
+DEFAULT_DEVICE = "llama32-3b-w4a16-8elite-genie"
+"""The phone-class device of the headline results: Llama-3.2-3B on a Snapdragon 8 Elite NPU."""
+
+DEFAULT_CLOUD = "llama3-8b-a100"
+"""The cloud replica of the headline results: Llama-3-8B on one A100."""
+
+DEFAULT_NETWORK = "wifi"
+"""The network preset of the headline results."""
 
 
 def _data_dir(kind: str) -> Traversable:

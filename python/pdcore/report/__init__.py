@@ -22,6 +22,9 @@ from pdcore import __version__
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import atomic_directory, check_output_dir, write_text
 from pdcore.profiles import (
+    DEFAULT_CLOUD,
+    DEFAULT_DEVICE,
+    DEFAULT_NETWORK,
     NETWORK_PRESETS,
     load_cloud_profile,
     load_device_profile,
@@ -59,11 +62,6 @@ __all__ = [
     "reproduce",
 ]
 
-DEFAULT_DEVICE = "llama32-3b-w4a16-8elite-genie"
-"""The phone-class device of the headline results: Llama-3.2-3B on a Snapdragon 8 Elite NPU."""
-
-DEFAULT_CLOUD = "llama3-8b-a100"
-DEFAULT_NETWORK = "wifi"
 DEFAULT_QUALITY = refinement.DEFAULT_QUALITY
 SCHEMA_VERSION = 1
 
