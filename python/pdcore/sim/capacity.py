@@ -32,7 +32,8 @@ import numpy as np
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
 from pdcore.sim.metrics import cloud_tpot_attainment
-from pdcore.sim.runner import Scenario, SimResult
+from pdcore.sim.result import SimResult
+from pdcore.sim.scenario import Scenario
 from pdcore.traces.workload import Workload
 
 __all__ = ["DEFAULT_TARGET", "DEFAULT_WINDOW", "Capacity", "capacity_rps", "decode_capacity_rps"]

@@ -20,7 +20,7 @@ from pdcore.policies.replay import Replay
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
-from pdcore.sim.runner import Scenario
+from pdcore.sim.scenario import Scenario
 from pdcore.slo import SLO, meets
 from pdcore.traces.workload import Workload
 

@@ -41,7 +41,8 @@ import numpy as np
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
-from pdcore.sim.runner import Scenario, SimResult
+from pdcore.sim.result import SimResult
+from pdcore.sim.scenario import Scenario
 from pdcore.slo import within
 from pdcore.traces.workload import Workload
 
