@@ -1,11 +1,11 @@
 """Many independent simulations at once: in turn, on a process pool, or on a Ray cluster.
 
-A `SweepTask` names its inputs rather than carrying them: the workload as a trace path or a synthetic
-seed (`WorkloadSpec`), the policy as a `make_policy` spec, the profiles by name. A task pickles to a few
-hundred bytes, and each worker process reads a trace once (`run_task` caches workloads and profiles per
-process). Every executor runs the same function, `run_task`, on the same tasks, and a task fixes every
-seed, so the results do not depend on the executor or on the order tasks finish; `run_sweep` returns
-them in the order of the tasks.
+A `SweepTask` carries the run specification (`pdcore.sim.spec`) rather than what it names: the workload
+as a `WorkloadSpec`, the environment as a `ScenarioSpec`, the policy as a `make_policy` spec. A task
+pickles to a few hundred bytes, and each worker process reads a trace and builds a scenario once
+(`run_task` caches workloads and built scenarios per process). Every executor runs the same function,
+`run_task`, on the same tasks, and a task fixes every seed, so the results do not depend on the executor
+or on the order tasks finish; `run_sweep` returns them in the order of the tasks.
 
 Executors:
 
@@ -26,7 +26,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -34,22 +34,18 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.policies.builtin import make_policy
-from pdcore.profiles.cloud import CloudProfile
-from pdcore.profiles.device import DeviceProfile
-from pdcore.profiles.network import NetworkProfile
-from pdcore.profiles.registry import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
-from pdcore.sim.runner import SERVED_BY, Scenario, SimResult
-from pdcore.slo import DEFAULT_MAX_TPOT_S, DEFAULT_TTFT_SLO_S, SLO
-from pdcore.traces.loaders import load_trace
-from pdcore.traces.synthetic import synthetic_default
+from pdcore.sim.result import SERVED_BY, SimResult
+from pdcore.sim.scenario import Scenario
+from pdcore.sim.spec import ScenarioSpec, WorkloadSpec
+from pdcore.slo import SLO
 from pdcore.traces.workload import Workload
 
 __all__ = [
     "COMPUTE",
     "EXECUTORS",
+    "ScenarioSpec",
     "SweepProgress",
     "SweepResult",
     "SweepTask",
@@ -71,79 +67,23 @@ SweepProgress = Callable[[int, int, "SweepTask"], None]
 _RAY_FIX = "fix: `pip install 'pdcore[ray]'`, or use --executor process"
 
 
-@dataclass(frozen=True)
-class WorkloadSpec:
-    """A workload by reference: a trace file, or the seeded synthetic default.
-
-    Attributes:
-        trace: Path of an Azure CSV or Mooncake JSONL trace; None for `synthetic_default`.
-        seed: Seed of the synthetic workload (ignored for a trace).
-        requests: Requests of the synthetic workload.
-        rate_rps: Arrival rate of the synthetic workload, requests per second.
-        limit: Keep only the first ``limit`` requests.
-        output_scale: Multiply every output length by this (rounded, at least 1): the same arrivals and
-            prompts with longer or shorter answers.
-    """
-
-    trace: str | None = None
-    seed: int = 0
-    requests: int = 2000
-    rate_rps: float = 5.5
-    limit: int | None = None
-    output_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        """Checks the output scale.
-
-        Raises:
-            InvalidInputError: ``output_scale`` is not a finite number above 0.
-        """
-        if not (math.isfinite(self.output_scale) and self.output_scale > 0.0):
-            raise InvalidInputError(
-                f"output_scale = {self.output_scale!r}; fix: pass a finite number above 0, e.g. 2.0"
-            )
-
-    def load(self) -> Workload:
-        """Reads or draws the workload (uncached; `run_task` caches per process)."""
-        if self.trace is None:
-            workload = synthetic_default(seed=self.seed, n_requests=self.requests, rate_rps=self.rate_rps)
-        else:
-            workload = load_trace(self.trace)
-        workload = workload.limit(self.limit)
-        if self.output_scale == 1.0:
-            return workload
-        outputs = np.maximum(np.rint(workload.output_tokens * self.output_scale), 1.0).astype(np.int64)
-        return Workload(
-            name=workload.name,
-            arrival_s=workload.arrival_s,
-            prompt_tokens=workload.prompt_tokens,
-            output_tokens=outputs,
-            source=workload.source,
-            notes=(*workload.notes, f"output tokens multiplied by {self.output_scale:g}"),
-            **workload.conversation_columns(),
-        )
+_SCENARIO_FIELDS = frozenset(field.name for field in fields(ScenarioSpec))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SweepTask:
     """One simulation setting and what to compute for it.
 
+    The environment's settings may also be given one by one, by their `ScenarioSpec` names, as before
+    the specification existed (``SweepTask(workload=..., policy=..., device=..., max_tpot_s=...)``, and
+    likewise `dataclasses.replace`): each replaces that field of ``environment``; ``rate_scale`` replaces
+    the workload's. Read back, ``task.device`` is ``task.environment.device``.
+
     Attributes:
-        workload: The workload.
+        workload: The workload (its ``rate_scale`` replays it faster; capacity searches scale it further).
         policy: A `make_policy` spec, e.g. ``"pd-device"`` or ``"pd-device:refine_ratio=0.5"``.
-        device: Device profile name or .toml path.
-        cloud: Cloud profile name or .toml path.
-        network: Network preset name.
-        rtt_s: Replaces the preset's round-trip time (its bandwidth and jitter are kept); None keeps it.
-        deployment: ``"colocated"`` or ``"disaggregated"``.
-        replicas: Replicas of a colocated cloud.
-        prefill_replicas: Prefill replicas of a disaggregated cloud.
-        decode_replicas: Decode replicas of a disaggregated cloud.
-        rate_scale: Replay the workload this many times faster (capacity searches scale it further).
+        environment: Profiles, network, cloud shape and objectives (the default `ScenarioSpec` if None).
         seed: Seed of the per-request network delays.
-        ttft_slo_s: TTFT objective, seconds.
-        max_tpot_s: TPOT objective (and the policies' largest display gap), seconds.
-        k_sites: Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded (`Scenario.k_sites`).
         compute: A non-empty subset of `COMPUTE`.
         columns: Per-request columns of `SimResult.columns` to return with ``"aggregate"``.
         capacity_window: Requests replayed per capacity probe.
@@ -157,37 +97,62 @@ class SweepTask:
 
     workload: WorkloadSpec
     policy: str
-    device: str
-    cloud: str
-    network: str = "wifi"
-    rtt_s: float | None = None
-    deployment: str = "disaggregated"
-    replicas: int = 1
-    prefill_replicas: int = 1
-    decode_replicas: int = 1
-    rate_scale: float = 1.0
-    seed: int = 0
-    ttft_slo_s: float = DEFAULT_TTFT_SLO_S
-    max_tpot_s: float = DEFAULT_MAX_TPOT_S
-    k_sites: str = DEFAULT_K_SITES
-    compute: tuple[str, ...] = ("aggregate",)
-    columns: tuple[str, ...] = ()
-    capacity_window: int = DEFAULT_WINDOW
-    capacity_target: float = DEFAULT_TARGET
-    timeline_request: int | None = None
-    timeline_requests: tuple[int, ...] = ()
-    tag: str = ""
+    environment: ScenarioSpec
+    seed: int
+    compute: tuple[str, ...]
+    columns: tuple[str, ...]
+    capacity_window: int
+    capacity_target: float
+    timeline_request: int | None
+    timeline_requests: tuple[int, ...]
+    tag: str
 
-    def __post_init__(self) -> None:
-        """Checks what to compute and the numeric settings.
+    def __init__(
+        self,
+        workload: WorkloadSpec,
+        policy: str,
+        *,
+        environment: ScenarioSpec | None = None,
+        seed: int = 0,
+        compute: Sequence[str] = ("aggregate",),
+        columns: Sequence[str] = (),
+        capacity_window: int = DEFAULT_WINDOW,
+        capacity_target: float = DEFAULT_TARGET,
+        timeline_request: int | None = None,
+        timeline_requests: Sequence[int] = (),
+        tag: str = "",
+        rate_scale: float | None = None,
+        **settings: Any,
+    ) -> None:
+        """Checks what to compute and merges settings given one by one (class docstring).
 
         Raises:
-            InvalidInputError: An empty or unknown ``compute``, columns without ``"aggregate"``, or a
-                rate scale or RTT out of range.
+            InvalidInputError: An empty or unknown ``compute``, or columns without ``"aggregate"``.
+            TypeError: A keyword that is neither a field nor a `ScenarioSpec` setting.
         """
-        object.__setattr__(self, "compute", tuple(self.compute))
-        object.__setattr__(self, "columns", tuple(self.columns))
-        object.__setattr__(self, "timeline_requests", tuple(self.timeline_requests))
+        unknown_settings = sorted(set(settings) - _SCENARIO_FIELDS)
+        if unknown_settings:
+            raise TypeError(f"SweepTask got unexpected keyword arguments {unknown_settings}")
+        environment = ScenarioSpec() if environment is None else environment
+        if settings:
+            environment = environment.replace(**settings)
+        if rate_scale is not None:
+            workload = workload.replace(rate_scale=rate_scale)
+        values = {
+            "workload": workload,
+            "policy": policy,
+            "environment": environment,
+            "seed": seed,
+            "compute": tuple(compute),
+            "columns": tuple(columns),
+            "capacity_window": capacity_window,
+            "capacity_target": capacity_target,
+            "timeline_request": timeline_request,
+            "timeline_requests": tuple(timeline_requests),
+            "tag": tag,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
         unknown = [item for item in self.compute if item not in COMPUTE]
         if not self.compute or unknown:
             raise InvalidInputError(
@@ -197,28 +162,22 @@ class SweepTask:
             raise InvalidInputError(
                 f"columns = {self.columns!r} come with the run's report; fix: add 'aggregate' to compute"
             )
-        if not (math.isfinite(self.rate_scale) and self.rate_scale > 0.0):
-            raise InvalidInputError(f"rate_scale = {self.rate_scale!r}; fix: pass a finite number above 0")
-        if self.rtt_s is not None and not (math.isfinite(self.rtt_s) and self.rtt_s >= 0.0):
-            raise InvalidInputError(f"rtt_s = {self.rtt_s!r}; fix: pass finite seconds >= 0, or None")
+
+    def __getattr__(self, name: str) -> Any:
+        """The environment's settings by their old flat names (``task.device``), and ``rate_scale``."""
+        if name in _SCENARIO_FIELDS:
+            return getattr(self.environment, name)
+        if name == "rate_scale":
+            return self.workload.rate_scale
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def slo(self) -> SLO:
         """The objectives of the task."""
-        return SLO(ttft_s=self.ttft_slo_s, max_tpot_s=self.max_tpot_s)
+        return self.environment.slo()
 
     def scenario(self) -> Scenario:
-        """The environment of the task (profiles cached per process)."""
-        return Scenario(
-            cloud=_cloud(self.cloud),
-            device=_device(self.device),
-            network=_network(self.network, self.rtt_s),
-            deployment=self.deployment,
-            replicas=self.replicas,
-            prefill_replicas=self.prefill_replicas,
-            decode_replicas=self.decode_replicas,
-            slo=self.slo(),
-            k_sites=self.k_sites,
-        )
+        """The environment of the task, built (cached per process)."""
+        return _scenario(self.environment)
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,29 +236,9 @@ def _same(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-@lru_cache(maxsize=16)
-def _device(name: str) -> DeviceProfile:
-    return load_device_profile(name)
-
-
-@lru_cache(maxsize=16)
-def _cloud(name: str) -> CloudProfile:
-    return load_cloud_profile(name)
-
-
 @lru_cache(maxsize=64)
-def _network(name: str, rtt_s: float | None) -> NetworkProfile:
-    preset = network_preset(name)
-    if rtt_s is None:
-        return preset
-    return NetworkProfile(
-        name=f"{preset.name}@{rtt_s * 1e3:g}ms",
-        rtt_s=rtt_s,
-        bandwidth_bps=preset.bandwidth_bps,
-        jitter_s=preset.jitter_s,
-        description=f"{preset.name} with its round-trip time set to {rtt_s * 1e3:g} ms",
-        radio=preset.radio,
-    )
+def _scenario(spec: ScenarioSpec) -> Scenario:
+    return spec.build()
 
 
 @lru_cache(maxsize=8)
@@ -327,8 +266,8 @@ def run_task(task: SweepTask) -> SweepResult:
         InvalidInputError: A profile, trace, policy or setting is invalid, or a column is unknown.
     """
     scenario = task.scenario()
-    base = _workload(task.workload)
-    workload = base.scaled(task.rate_scale)
+    # cached before its replay speed: tasks that differ only in rate_scale read the workload once
+    workload = _workload(task.workload.replace(rate_scale=1.0)).scaled(task.workload.rate_scale)
     aggregate: dict[str, Any] | None = None
     columns: dict[str, npt.NDArray[Any]] = {}
     timeline: dict[str, Any] | None = None
