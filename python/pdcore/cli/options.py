@@ -43,12 +43,10 @@ from pdcore.profiles import (
     CloudProfile,
     DeviceProfile,
     NetworkProfile,
-    load_cloud_profile,
-    load_device_profile,
-    network_preset,
 )
+from pdcore.sim.spec import SYNTHETIC_RATE_RPS, SYNTHETIC_REQUESTS, ScenarioSpec, WorkloadSpec
 from pdcore.slo import DEFAULT_MAX_TPOT_S
-from pdcore.traces import Workload, load_trace, synthetic_default, synthetic_multi_turn
+from pdcore.traces import Workload
 
 __all__ = [
     "DEFAULT_CLOUD",
@@ -91,10 +89,8 @@ __all__ = [
     "reported",
     "stderr",
     "stdout",
+    "workload_spec",
 ]
-
-SYNTHETIC_REQUESTS = 2000
-SYNTHETIC_RATE_RPS = 5.5
 
 TraceOption = Annotated[
     Path | None,
@@ -324,8 +320,39 @@ def check_slo_flags(ttft_slo: float, max_tpot: float) -> None:
 def load_profiles(
     device: str, cloud: str, network: str
 ) -> tuple[DeviceProfile, CloudProfile, NetworkProfile]:
-    """The device profile, cloud profile and network preset named by the flags."""
-    return load_device_profile(device), load_cloud_profile(cloud), network_preset(network)
+    """The device profile, cloud profile and network preset named by the flags (`ScenarioSpec.profiles`)."""
+    return ScenarioSpec(device=device, cloud=cloud, network=network).profiles()
+
+
+def workload_spec(
+    trace: Path | None,
+    *,
+    seed: int,
+    requests: int | None,
+    rate: float | None,
+    limit: int | None,
+    rate_scale: float,
+    synthetic: str = "default",
+) -> WorkloadSpec:
+    """The workload the flags name: ``--trace``, or the seeded ``synthetic`` workload (`WorkloadSpec`).
+
+    Raises:
+        InvalidInputError: ``--requests`` or ``--rate`` beside ``--trace``, which they do not shape.
+    """
+    if trace is not None and (requests is not None or rate is not None):
+        raise InvalidInputError(
+            "--requests and --rate shape the synthetic workload and do not apply to --trace; "
+            "fix: drop them, or use --limit and --rate-scale on the trace"
+        )
+    return WorkloadSpec(
+        trace=None if trace is None else str(trace),
+        seed=seed,
+        requests=SYNTHETIC_REQUESTS if requests is None else requests,
+        rate_rps=rate,
+        limit=limit,
+        synthetic=synthetic,
+        rate_scale=rate_scale,
+    )
 
 
 def load_workload(
@@ -345,27 +372,15 @@ def load_workload(
             "--multi-turn picks the synthetic multi-turn workload and does not apply to --trace; fix: drop "
             "one of them (a trace's own conversations are read from it)"
         )
-    if multi_turn:
-        workload = synthetic_multi_turn(
-            seed=seed,
-            n_requests=SYNTHETIC_REQUESTS if requests is None else requests,
-            rate_rps=SYNTHETIC_RATE_RPS if rate is None else rate,
-        )
-        return workload.limit(limit).scaled(rate_scale)
-    if trace is not None:
-        if requests is not None or rate is not None:
-            raise InvalidInputError(
-                "--requests and --rate shape the synthetic workload and do not apply to --trace; "
-                "fix: drop them, or use --limit and --rate-scale on the trace"
-            )
-        workload = load_trace(trace)
-    else:
-        workload = synthetic_default(
-            seed=seed,
-            n_requests=SYNTHETIC_REQUESTS if requests is None else requests,
-            rate_rps=SYNTHETIC_RATE_RPS if rate is None else rate,
-        )
-    return workload.limit(limit).scaled(rate_scale)
+    return workload_spec(
+        trace,
+        seed=seed,
+        requests=requests,
+        rate=rate,
+        limit=limit,
+        rate_scale=rate_scale,
+        synthetic="multi-turn" if multi_turn else "default",
+    ).load()
 
 
 def default_model(model: Path | None, *, alternatives: str = "") -> Path:
