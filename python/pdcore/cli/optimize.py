@@ -25,7 +25,6 @@ from pdcore.cli.options import (
     TtftOption,
     check_outputs,
     check_slo_flags,
-    load_profiles,
     max_tpot_flag,
     profile_path,
     reported,
@@ -46,8 +45,9 @@ from pdcore.outputs import write_text
 from pdcore.profiles import DeviceProfile
 from pdcore.sim.grid import GridPoint, grid_check
 from pdcore.sim.metrics import round_floats
-from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
-from pdcore.traces import load_trace
+from pdcore.sim.scenario import Scenario
+from pdcore.sim.spec import ScenarioSpec, WorkloadSpec
+from pdcore.slo import DEFAULT_TTFT_SLO_S
 
 __all__ = ["optimize", "register"]
 
@@ -66,7 +66,7 @@ def _lengths(trace: Path | None, lengths: str | None) -> list[int]:
             )
         return values
     if trace is not None:
-        prompts = load_trace(trace).prompt_tokens
+        prompts = WorkloadSpec(trace=str(trace)).load().prompt_tokens
         quantiles = np.percentile(prompts, [10, 25, 50, 75, 90, 99])
         return sorted({max(1, round(float(q))) for q in quantiles})
     return list(DEFAULT_LENGTHS)
@@ -250,6 +250,44 @@ QualityBoundOption = Annotated[
 ]
 
 
+def _table(
+    scenario: Scenario,
+    prompts: list[int],
+    choices: list[Choice],
+    grid: list[GridPoint] | None,
+    *,
+    refining: bool,
+) -> tuple[Table, list[dict[str, Any]]]:
+    """The table of the optimizer's choices, and their JSON rows."""
+    table = Table(
+        title=f"optimizer: device {scenario.device.name} | cloud {scenario.cloud.name} | network "
+        f"{scenario.network.name} | max gap {scenario.slo.max_tpot_s * 1e3:g} ms",
+        title_justify="left",
+        header_style="bold",
+    )
+    for column in _columns(refining=refining, checked=grid is not None):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    rows: list[dict[str, Any]] = []
+    for i, (length, choice) in enumerate(zip(prompts, choices, strict=True)):
+        row, cells = _row(
+            length, choice, None if grid is None else grid[i], scenario.device, refining=refining
+        )
+        rows.append(row)
+        table.add_row(*cells)
+    return table, rows
+
+
+def _payload(scenario: Scenario, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON document of ``--json``, before any refinement section."""
+    return {
+        "device": scenario.device.name,
+        "cloud": scenario.cloud.name,
+        "network": scenario.network.name,
+        "slo": {"ttft_s": scenario.slo.ttft_s, "max_tpot_s": scenario.slo.max_tpot_s},
+        "rows": rows,
+    }
+
+
 def optimize(
     trace: TraceOption = None,
     device_profile: DeviceOption = DEFAULT_DEVICE,
@@ -284,12 +322,17 @@ def optimize(
         )
         objective = max_tpot_flag(max_tpot, tpot_slo)
         check_slo_flags(ttft_slo, objective)
-        device, cloud, net = load_profiles(device_profile, cloud_profile, network)
-        slo = SLO(ttft_s=ttft_slo, max_tpot_s=objective)
+        scenario = ScenarioSpec(
+            device=device_profile,
+            cloud=cloud_profile,
+            network=network,
+            ttft_slo_s=ttft_slo,
+            max_tpot_s=objective,
+        ).build()
+        device, cloud, net, slo = scenario.device, scenario.cloud, scenario.network, scenario.slo
         prompts = _lengths(trace, lengths)
         ratios, measured, bound = _refinement(refine, quality, quality_budget, quality_bound)
         drops = measured.checked(bound) if measured is not None else None
-        refining = measured is not None
         opt = Optimizer(
             device=device,
             cloud=cloud,
@@ -311,29 +354,11 @@ def optimize(
                 quality=drops,
                 quality_budget=quality_budget,
             )
-        table = Table(
-            title=f"optimizer: device {device.name} | cloud {cloud.name} | network {net.name} | "
-            f"max gap {slo.max_tpot_s * 1e3:g} ms",
-            title_justify="left",
-            header_style="bold",
-        )
-        for column in _columns(refining=refining, checked=grid is not None):
-            table.add_column(column, justify="left" if column == "mode" else "right")
-        rows: list[dict[str, Any]] = []
-        for i, (length, choice) in enumerate(zip(prompts, choices, strict=True)):
-            row, cells = _row(length, choice, None if grid is None else grid[i], device, refining=refining)
-            rows.append(row)
-            table.add_row(*cells)
+        table, rows = _table(scenario, prompts, choices, grid, refining=measured is not None)
         console = stdout()
         console.print(table)
-        console.print(_legend(refining=refining, checked=grid is not None))
-        payload: dict[str, Any] = {
-            "device": device.name,
-            "cloud": cloud.name,
-            "network": net.name,
-            "slo": {"ttft_s": slo.ttft_s, "max_tpot_s": slo.max_tpot_s},
-            "rows": rows,
-        }
+        console.print(_legend(refining=measured is not None, checked=grid is not None))
+        payload = _payload(scenario, rows)
         if measured is not None:
             console.print(measured.describe(quality_budget, bound, ratios), soft_wrap=True)
             payload["refinement"] = _refinement_json(

@@ -34,19 +34,19 @@ from pdcore.cli.options import (
     TraceOption,
     TtftOption,
     check_output,
-    load_profiles,
-    load_workload,
+    check_workload_flags,
     max_tpot_flag,
     progress_bars,
     reported,
     stderr,
     stdout,
+    workload_spec,
 )
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
-from pdcore.policies import make_policy, split_policy_specs
+from pdcore.policies import Policy, make_policy, split_policy_specs
 from pdcore.policies.base import DEFAULT_K_SITES
-from pdcore.sim import SLO, Scenario
+from pdcore.sim import Scenario
 from pdcore.sim.metrics import dumps
 from pdcore.sim.sizing import (
     DEFAULT_MAX_REPLICAS,
@@ -55,13 +55,15 @@ from pdcore.sim.sizing import (
     size_cloud,
     whole_cloud_gain,
 )
+from pdcore.sim.spec import ScenarioSpec
 from pdcore.slo import DEFAULT_TTFT_SLO_S
-from pdcore.traces import synthetic_long_answer
+from pdcore.traces import Workload
 
 __all__ = ["DEFAULT_SIZE_POLICIES", "register", "size"]
 
 DEFAULT_SIZE_POLICIES = "cloud-only,pd-device"
-WORKLOADS = ("conversation", "long-answer")
+WORKLOADS = {"conversation": "default", "long-answer": "long-answer"}
+"""The ``--workload`` choices without ``--trace``, by the synthetic workload each draws (`WorkloadSpec`)."""
 
 
 def _gain_text(gain: float | None) -> str:
@@ -70,20 +72,86 @@ def _gain_text(gain: float | None) -> str:
     return "no cloud" if math.isinf(gain) else f"{gain:.2f}x"
 
 
+WorkloadKindOption = Annotated[
+    str,
+    typer.Option(
+        "--workload",
+        help="Without --trace: conversation (the seeded Azure-conversation fit) or long-answer "
+        "(its prompts with 1-4k-token answers).",
+    ),
+]
+SizePoliciesOption = Annotated[
+    str, typer.Option("--policies", help="Comma-separated policies, each NAME or NAME:key=value:...")
+]
+TargetOption = Annotated[
+    float, typer.Option("--target", help="Share of requests that must meet TTFT and the largest gap.")
+]
+MaxReplicasOption = Annotated[int, typer.Option("--max-replicas", help="Most replicas of one pool tried.")]
+SizeJsonOption = Annotated[Path | None, typer.Option("--json", help="Write the sizing report as JSON.")]
+
+
+def _policies(trace: Path | None, workload_kind: str, policies: str) -> list[Policy]:
+    """The policies to size, after the workload flags are checked against each other."""
+    if workload_kind not in WORKLOADS:
+        raise InvalidInputError(
+            f"--workload {workload_kind!r} is unknown; fix: use one of {', '.join(WORKLOADS)}"
+        )
+    if trace is not None and workload_kind != "conversation":
+        raise InvalidInputError("--workload picks a synthetic workload; fix: drop it with --trace")
+    names = split_policy_specs(policies)
+    if not names:
+        raise InvalidInputError(
+            f"--policies {policies!r} names no policy; fix: pass e.g. {DEFAULT_SIZE_POLICIES}"
+        )
+    return [make_policy(name) for name in names]
+
+
+def _size_each(
+    workload: Workload,
+    chosen: list[Policy],
+    scenario: Scenario,
+    *,
+    seed: int,
+    target: float,
+    max_replicas: int,
+) -> dict[str, Sizing]:
+    """Each policy's smallest cloud, with a progress bar."""
+    found: dict[str, Sizing] = {}
+    with progress_bars(stderr()) as progress:
+        task = progress.add_task("sizing", total=len(chosen))
+        for policy in chosen:
+            progress.update(task, description=f"sizing {policy.name}")
+            found[policy.name] = size_cloud(
+                workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas
+            )
+            progress.advance(task)
+    return found
+
+
+def _table(workload: Workload, found: dict[str, Sizing], gains: dict[str, float | None]) -> Table:
+    rate_rps = next(iter(found.values())).rate_rps
+    table = Table(title=f"{escape(workload.name)}: {len(workload)} requests, {rate_rps:.2f} req/s")
+    for column in ("policy", "cloud", "GPUs", "attainment", "one fewer", "goodput/GPU", "gain"):
+        table.add_column(column)
+    for name, s in found.items():
+        fewer = ", ".join(f"{c} {a:.1%}" for c, a in s.fewer.items()) or "-"
+        table.add_row(
+            escape(name),
+            s.cloud if s.bound == "found" else s.bound,
+            "-" if s.gpus is None else str(s.gpus),
+            f"{s.attainment:.1%}",
+            fewer,
+            "-" if s.goodput_per_gpu_rps is None else f"{s.goodput_per_gpu_rps:.2f}",
+            _gain_text(gains[name]),
+        )
+    return table
+
+
 def size(
     *,
     trace: TraceOption = None,
-    workload_kind: Annotated[
-        str,
-        typer.Option(
-            "--workload",
-            help="Without --trace: conversation (the seeded Azure-conversation fit) or long-answer "
-            "(its prompts with 1-4k-token answers).",
-        ),
-    ] = "conversation",
-    policies: Annotated[
-        str, typer.Option("--policies", help="Comma-separated policies, each NAME or NAME:key=value:...")
-    ] = DEFAULT_SIZE_POLICIES,
+    workload_kind: WorkloadKindOption = "conversation",
+    policies: SizePoliciesOption = DEFAULT_SIZE_POLICIES,
     device: DeviceOption = DEFAULT_DEVICE,
     cloud: CloudOption = DEFAULT_CLOUD,
     deployment: DeploymentOption = "disaggregated",
@@ -96,79 +164,39 @@ def size(
     rate: RateOption = None,
     ttft_slo: TtftOption = DEFAULT_TTFT_SLO_S,
     max_tpot: MaxTpotOption = None,
-    target: Annotated[
-        float, typer.Option("--target", help="Share of requests that must meet TTFT and the largest gap.")
-    ] = DEFAULT_SIZING_TARGET,
-    max_replicas: Annotated[
-        int, typer.Option("--max-replicas", help="Most replicas of one pool tried.")
-    ] = DEFAULT_MAX_REPLICAS,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the sizing report as JSON.")] = None,
+    target: TargetOption = DEFAULT_SIZING_TARGET,
+    max_replicas: MaxReplicasOption = DEFAULT_MAX_REPLICAS,
+    json_out: SizeJsonOption = None,
 ) -> None:
     """Find the smallest cloud (GPUs) that meets the SLO for each policy, and the whole-cloud gain."""
     with reported():
         check_output(json_out, "--json")
-        if workload_kind not in WORKLOADS:
-            raise InvalidInputError(
-                f"--workload {workload_kind!r} is unknown; fix: use one of {', '.join(WORKLOADS)}"
-            )
-        if trace is not None and workload_kind != "conversation":
-            raise InvalidInputError("--workload picks a synthetic workload; fix: drop it with --trace")
-        names = split_policy_specs(policies)
-        if not names:
-            raise InvalidInputError(
-                f"--policies {policies!r} names no policy; fix: pass e.g. {DEFAULT_SIZE_POLICIES}"
-            )
-        chosen = [make_policy(name) for name in names]
-        device_profile, cloud_profile, network_profile = load_profiles(device, cloud, network)
-        scenario = Scenario(
-            cloud=cloud_profile,
-            device=device_profile,
-            network=network_profile,
+        chosen = _policies(trace, workload_kind, policies)
+        check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
+        scenario = ScenarioSpec(
+            device=device,
+            cloud=cloud,
+            network=network,
             deployment=deployment,
-            slo=SLO(ttft_s=ttft_slo, max_tpot_s=max_tpot_flag(max_tpot, None)),
+            ttft_slo_s=ttft_slo,
+            max_tpot_s=max_tpot_flag(max_tpot, None),
             k_sites=k_sites,
-        )
-        if workload_kind == "long-answer":
-            workload = (
-                synthetic_long_answer(
-                    seed=seed, n_requests=requests or 2000, rate_rps=1.0 if rate is None else rate
-                )
-                .limit(limit)
-                .scaled(rate_scale)
-            )
-        else:
-            workload = load_workload(
-                trace, seed=seed, requests=requests, rate=rate, limit=limit, rate_scale=rate_scale
-            )
+        ).build()
+        workload = workload_spec(
+            trace,
+            seed=seed,
+            requests=requests,
+            rate=rate,
+            limit=limit,
+            rate_scale=rate_scale,
+            synthetic=WORKLOADS[workload_kind],
+        ).load()
         started = time.perf_counter()
-        found: dict[str, Sizing] = {}
-        with progress_bars(stderr()) as progress:
-            task = progress.add_task("sizing", total=len(chosen))
-            for policy in chosen:
-                progress.update(task, description=f"sizing {policy.name}")
-                found[policy.name] = size_cloud(
-                    workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas
-                )
-                progress.advance(task)
+        found = _size_each(workload, chosen, scenario, seed=seed, target=target, max_replicas=max_replicas)
         baseline = found.get("cloud-only")
         gains = {name: whole_cloud_gain(baseline, s) if baseline else None for name, s in found.items()}
-        rate_rps = next(iter(found.values())).rate_rps
-        table = Table(title=f"{escape(workload.name)}: {len(workload)} requests, {rate_rps:.2f} req/s")
-        for column in ("policy", "cloud", "GPUs", "attainment", "one fewer", "goodput/GPU", "gain"):
-            table.add_column(column)
-        for name, s in found.items():
-            fewer = ", ".join(f"{c} {a:.1%}" for c, a in s.fewer.items()) or "-"
-            table.add_row(
-                escape(name),
-                s.cloud if s.bound == "found" else s.bound,
-                "-" if s.gpus is None else str(s.gpus),
-                f"{s.attainment:.1%}",
-                fewer,
-                "-" if s.goodput_per_gpu_rps is None else f"{s.goodput_per_gpu_rps:.2f}",
-                _gain_text(gains[name]),
-            )
         console = stdout()
-        console.print(table)
+        console.print(_table(workload, found, gains))
         document: dict[str, Any] = {
             "pdcore_version": __version__,
             "workload": workload.describe(),
