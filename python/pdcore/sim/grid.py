@@ -7,14 +7,15 @@ the simulator, above the optimizer whose choices it checks.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError
-from pdcore.optimize.optimizer import Optimizer
+from pdcore.optimize.optimizer import Choice, Optimizer
 from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET
 from pdcore.policies.replay import Replay
 from pdcore.profiles.cloud import CloudProfile
@@ -25,6 +26,8 @@ from pdcore.slo import SLO, meets
 from pdcore.traces.workload import Workload
 
 __all__ = ["GridPoint", "grid_check"]
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,18 @@ class GridPoint:
     analytic_max_gap_s: float
     refine_analytic: float = 1.0
     refine_grid: float = 1.0
+
+
+def _probes(lengths: Sequence[int], output_tokens: int) -> Workload:
+    """One request per prompt length on an idle cloud: 1000 s apart, each answering ``output_tokens``."""
+    n = len(lengths)
+    return Workload(
+        name="grid-check",
+        arrival_s=np.arange(n, dtype=np.float64) * 1000.0,
+        prompt_tokens=np.asarray(lengths, dtype=np.int64),
+        output_tokens=np.full(n, output_tokens, dtype=np.int64),
+        source="grid-check",
+    )
 
 
 def grid_check(
@@ -88,16 +103,9 @@ def grid_check(
     grid = sorted(set(k_grid)) if k_grid is not None else None
     if grid is not None and (not grid or grid[0] < 0):
         raise InvalidInputError("k_grid is empty or negative; pass k values >= 0")
-    n = len(lengths)
-    workload = Workload(
-        name="grid-check",
-        arrival_s=np.arange(n, dtype=np.float64) * 1000.0,
-        prompt_tokens=np.asarray(lengths, dtype=np.int64),
-        output_tokens=np.full(n, output_tokens, dtype=np.int64),
-        source="grid-check",
-    )
+    workload = _probes(lengths, output_tokens)
     one_way_s = network.rtt_s / 2.0
-    one_way = np.full(n, one_way_s)
+    one_way = np.full(len(lengths), one_way_s)
     optimizer = Optimizer(
         device=device,
         cloud=cloud,
@@ -110,12 +118,50 @@ def grid_check(
     choices = [optimizer.choose(length, one_way_s=one_way_s) for length in lengths]
     scenario = Scenario(cloud=cloud, device=device, network=network, deployment=deployment, slo=slo)
 
-    def run(plans: list[Plan]) -> tuple[np.ndarray, np.ndarray]:
+    def run(plans: list[Plan]) -> tuple[FloatArray, FloatArray]:
         res = scenario.run(workload, Replay(plans, name="grid"), one_way_s=one_way).results
         cost = np.asarray(res["cloud_prefill_gpu_s"]) + np.asarray(res["cloud_decode_gpu_s"])
-        return cost, np.asarray(res["max_gap_s"])
+        return cost, np.asarray(res["max_gap_s"], dtype=np.float64)
 
     analytic_cost, analytic_gap = run([c.plan() for c in choices])
+    best = _grid_optimum(run, optimizer, choices, lengths, grid, slo, one_way_s)
+    points = []
+    for i, length in enumerate(lengths):
+        found, k_grid, refine_grid, grid_cost = best[i]
+        if not found:
+            ratio = math.nan
+        elif grid_cost == 0.0:
+            ratio = 1.0 if analytic_cost[i] == 0.0 else math.inf
+        else:
+            ratio = float(analytic_cost[i]) / grid_cost
+        points.append(
+            GridPoint(
+                prompt_tokens=length,
+                k_analytic=-1 if choices[i].mode == "device" else choices[i].k,
+                k_grid=k_grid,
+                cost_analytic_gpu_s=float(analytic_cost[i]),
+                cost_grid_gpu_s=grid_cost,
+                cost_ratio=ratio,
+                analytic_max_gap_s=float(analytic_gap[i]),
+                refine_analytic=choices[i].refine_ratio,
+                refine_grid=refine_grid,
+            )
+        )
+    return points
+
+
+def _grid_optimum(
+    run: Callable[[list[Plan]], tuple[FloatArray, FloatArray]],
+    optimizer: Optimizer,
+    choices: Sequence[Choice],
+    lengths: Sequence[int],
+    grid: Sequence[int] | None,
+    slo: SLO,
+    one_way_s: float,
+) -> list[tuple[bool, int, float, float]]:
+    """Per prompt, the cheapest grid point whose largest display gap meets the SLO: whether one did, its
+    ``k`` (-1: the device alone, or none did), its refinement ratio and its cloud GPU-seconds."""
+    n = len(lengths)
     found = [False] * n
     best_k = [-1] * n
     best_r = [1.0] * n
@@ -128,7 +174,7 @@ def grid_check(
     for r in optimizer.allowed_ratios:  # descending: equal costs keep the larger ratio
         if grid is None:
             top = max(optimizer.choose_at(length, r, one_way_s=one_way_s).k for length in lengths)
-            ks = list(range(top * 2 + 32 + 1))
+            ks: Sequence[int] = list(range(top * 2 + 32 + 1))
         else:
             ks = grid
         for k in ks:
@@ -136,27 +182,4 @@ def grid_check(
             for i in range(n):
                 if meets(gap[i], slo.max_tpot_s) and cost[i] < best_cost[i]:
                     found[i], best_k[i], best_r[i], best_cost[i] = True, k, r, float(cost[i])
-    points = []
-    for i, length in enumerate(lengths):
-        k_analytic = -1 if choices[i].mode == "device" else choices[i].k
-        grid_cost = best_cost[i]
-        if not found[i]:
-            ratio = math.nan
-        elif grid_cost == 0.0:
-            ratio = 1.0 if analytic_cost[i] == 0.0 else math.inf
-        else:
-            ratio = float(analytic_cost[i]) / grid_cost
-        points.append(
-            GridPoint(
-                prompt_tokens=length,
-                k_analytic=k_analytic,
-                k_grid=best_k[i],
-                cost_analytic_gpu_s=float(analytic_cost[i]),
-                cost_grid_gpu_s=grid_cost,
-                cost_ratio=ratio,
-                analytic_max_gap_s=float(analytic_gap[i]),
-                refine_analytic=choices[i].refine_ratio,
-                refine_grid=best_r[i],
-            )
-        )
-    return points
+    return list(zip(found, best_k, best_r, best_cost, strict=True))

@@ -34,10 +34,11 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
@@ -163,6 +164,98 @@ def _each_pool(cloud: tuple[int, int], meets: Callable[[tuple[int, int]], bool])
         cloud = (prefill, decode)
 
 
+@dataclass
+class _Search:
+    """The probes of one sizing: every cloud tried is simulated once, with the same network delays."""
+
+    workload: Workload
+    policy: Policy
+    scenario: Scenario
+    seed: int
+    target: float
+    progress: Progress | None
+    seen: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
+    colocated: bool = field(init=False)
+    delays: npt.NDArray[np.float64] = field(init=False)
+    rate: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.colocated = self.scenario.deployment == "colocated"
+        self.delays = self.scenario.one_way_s(len(self.workload), self.seed)
+        self.rate = len(self.workload) / float(self.workload.arrival_s[-1])
+
+    def run(self, cloud: tuple[int, int]) -> tuple[float, bool]:
+        """Attainment of ``(R, 0)`` colocated or ``(P, D)``, and whether the cloud did any work."""
+        if cloud not in self.seen:
+            if self.colocated:
+                changes: dict[str, Any] = {"replicas": cloud[0]}
+            else:
+                changes = {"prefill_replicas": cloud[0], "decode_replicas": cloud[1]}
+            result = self.scenario.replace(**changes).run(
+                self.workload, self.policy, seed=self.seed, one_way_s=self.delays
+            )
+            used = float(np.sum(result.results["cloud_prefill_gpu_s"])) > 0.0
+            self.seen[cloud] = (sizing_attainment(result), used)
+            if self.progress is not None:
+                attainment = self.seen[cloud][0]
+                self.progress(_label(self.scenario.deployment, cloud), attainment, attainment >= self.target)
+        return self.seen[cloud]
+
+    def meets(self, cloud: tuple[int, int]) -> bool:
+        return self.run(cloud)[0] >= self.target
+
+    def sizing(self, cloud: tuple[int, int], bound: Bound, fewer: dict[str, float]) -> Sizing:
+        attainment = self.run(cloud)[0]
+        per_replica = self.scenario.cloud.gpus_per_replica
+        if bound == "no_cloud":
+            replicas, prefill, decode, gpus = 0, 0, 0, 0
+        elif self.colocated:
+            replicas, prefill, decode, gpus = cloud[0], 0, 0, cloud[0] * per_replica
+        else:
+            replicas, prefill, decode, gpus = 0, cloud[0], cloud[1], (cloud[0] + cloud[1]) * per_replica
+        return Sizing(
+            policy=self.policy.name,
+            deployment=self.scenario.deployment,
+            replicas=replicas,
+            prefill_replicas=prefill,
+            decode_replicas=decode,
+            gpus=None if bound == "unattainable" else gpus,
+            attainment=attainment,
+            fewer=fewer,
+            target=float(self.target),
+            rate_rps=self.rate,
+            goodput_per_gpu_rps=self.rate * attainment / gpus if gpus else None,
+            bound=bound,
+            probes=len(self.seen),
+        )
+
+    def smallest(self, max_replicas: int) -> Sizing:
+        """The search of the module docstring."""
+        colocated, meets = self.colocated, self.meets
+        first = (1, 0) if colocated else (1, 1)
+        attainment, used = self.run(first)
+        if not used:
+            return self.sizing(first, "no_cloud" if attainment >= self.target else "unattainable", {})
+        # grow until one meets
+        n = 1
+        while not meets((n, 0) if colocated else (n, n)):
+            if n >= max_replicas:
+                return self.sizing((n, 0) if colocated else (n, n), "unattainable", {})
+            n = min(2 * n, max_replicas)
+        cloud = (_smallest(1, n, lambda r: meets((r, 0))), 0) if colocated else (n, n)
+        while True:
+            if not colocated:
+                cloud = _each_pool(cloud, meets)
+            smaller = [(cloud[0] - 1, cloud[1])] if cloud[0] > 1 else []
+            if not colocated and cloud[1] > 1:
+                smaller.append((cloud[0], cloud[1] - 1))
+            passing = [c for c in smaller if meets(c)]
+            if not passing:
+                fewer = {_label(self.scenario.deployment, c): self.run(c)[0] for c in smaller}
+                return self.sizing(cloud, "found", fewer)
+            cloud = passing[0]  # attainment was not monotone here: search on from the smaller cloud
+
+
 def size_cloud(
     workload: Workload,
     policy: Policy,
@@ -199,76 +292,8 @@ def size_cloud(
             f"workload {workload.name!r} has no time span, so it has no rate to size for; fix: pass at "
             "least two requests spread in time"
         )
-    colocated = scenario.deployment == "colocated"
-    delays = scenario.one_way_s(len(workload), seed)
-    rate = len(workload) / float(workload.arrival_s[-1])
-    seen: dict[tuple[int, int], tuple[float, bool]] = {}
-
-    def run(cloud: tuple[int, int]) -> tuple[float, bool]:
-        """Attainment of ``(R, 0)`` colocated or ``(P, D)``, and whether the cloud did any work."""
-        if cloud not in seen:
-            if colocated:
-                changes: dict[str, Any] = {"replicas": cloud[0]}
-            else:
-                changes = {"prefill_replicas": cloud[0], "decode_replicas": cloud[1]}
-            result = scenario.replace(**changes).run(workload, policy, seed=seed, one_way_s=delays)
-            used = float(np.sum(result.results["cloud_prefill_gpu_s"])) > 0.0
-            seen[cloud] = (sizing_attainment(result), used)
-            if progress is not None:
-                progress(_label(scenario.deployment, cloud), seen[cloud][0], seen[cloud][0] >= target)
-        return seen[cloud]
-
-    def meets(cloud: tuple[int, int]) -> bool:
-        return run(cloud)[0] >= target
-
-    def sizing(cloud: tuple[int, int], bound: Bound, fewer: dict[str, float]) -> Sizing:
-        attainment = run(cloud)[0]
-        per_replica = scenario.cloud.gpus_per_replica
-        if bound == "no_cloud":
-            replicas, prefill, decode, gpus = 0, 0, 0, 0
-        elif colocated:
-            replicas, prefill, decode, gpus = cloud[0], 0, 0, cloud[0] * per_replica
-        else:
-            replicas, prefill, decode, gpus = 0, cloud[0], cloud[1], (cloud[0] + cloud[1]) * per_replica
-        goodput = rate * attainment / gpus if gpus else None
-        return Sizing(
-            policy=policy.name,
-            deployment=scenario.deployment,
-            replicas=replicas,
-            prefill_replicas=prefill,
-            decode_replicas=decode,
-            gpus=None if bound == "unattainable" else gpus,
-            attainment=attainment,
-            fewer=fewer,
-            target=float(target),
-            rate_rps=rate,
-            goodput_per_gpu_rps=goodput,
-            bound=bound,
-            probes=len(seen),
-        )
-
-    smallest = (1, 0) if colocated else (1, 1)
-    attainment, used = run(smallest)
-    if not used:
-        return sizing(smallest, "no_cloud" if attainment >= target else "unattainable", {})
-    # grow until one meets
-    n = 1
-    while not meets((n, 0) if colocated else (n, n)):
-        if n >= max_replicas:
-            return sizing((n, 0) if colocated else (n, n), "unattainable", {})
-        n = min(2 * n, max_replicas)
-    cloud = (_smallest(1, n, lambda r: meets((r, 0))), 0) if colocated else (n, n)
-    while True:
-        if not colocated:
-            cloud = _each_pool(cloud, meets)
-        smaller = [(cloud[0] - 1, cloud[1])] if cloud[0] > 1 else []
-        if not colocated and cloud[1] > 1:
-            smaller.append((cloud[0], cloud[1] - 1))
-        passing = [c for c in smaller if meets(c)]
-        if not passing:
-            fewer = {_label(scenario.deployment, c): run(c)[0] for c in smaller}
-            return sizing(cloud, "found", fewer)
-        cloud = passing[0]  # attainment was not monotone here: search on from the smaller cloud
+    search = _Search(workload, policy, scenario, seed=seed, target=target, progress=progress)
+    return search.smallest(max_replicas)
 
 
 def whole_cloud_gain(baseline: Sizing, candidate: Sizing) -> float | None:
