@@ -7,25 +7,14 @@ pickles to a few hundred bytes, and each worker process reads a trace and builds
 `run_task`, on the same tasks, and a task fixes every seed, so the results do not depend on the executor
 or on the order tasks finish; `run_sweep` returns them in the order of the tasks.
 
-Executors:
-
-- ``"serial"``: in this process, one after another.
-- ``"process"``: a `concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method (workers
-  import pdcore afresh, so nothing depends on state forked from the caller).
-- ``"ray"``: `run_task` as Ray remote tasks (one CPU each), on the cluster at ``ray_address`` or on a
-  local instance started for the sweep; a session already open (``ray.init`` called before) is used as
-  is. Needs the optional extra ``pdcore[ray]``; every node needs pdcore installed and the trace files
-  at the same paths.
+The executors (``"serial"``, ``"process"``, ``"ray"``) are those of `pdcore.sim.executors`; with Ray,
+every node needs pdcore installed and the trace files at the same paths.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import multiprocessing
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
@@ -36,6 +25,7 @@ import numpy.typing as npt
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.builtin import make_policy
 from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
+from pdcore.sim.executors import EXECUTORS, check_executor, run_all
 from pdcore.sim.result import SERVED_BY, SimResult
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.spec import ScenarioSpec, WorkloadSpec
@@ -55,16 +45,11 @@ __all__ = [
     "run_task",
 ]
 
-EXECUTORS = ("serial", "process", "ray")
-"""The executors `run_sweep` knows."""
-
 COMPUTE = ("aggregate", "capacity", "decode_capacity", "timeline")
 """What a task can compute: the run's report, the two capacity searches, a one-request timeline."""
 
 SweepProgress = Callable[[int, int, "SweepTask"], None]
 """Called after each finished task with (tasks done, tasks in all, the task just finished)."""
-
-_RAY_FIX = "fix: `pip install 'pdcore[ray]'`, or use --executor process"
 
 
 _SCENARIO_FIELDS = frozenset(field.name for field in fields(ScenarioSpec))
@@ -320,93 +305,6 @@ def run_task(task: SweepTask) -> SweepResult:
     )
 
 
-def _worker_count(workers: int | None, tasks: int) -> int:
-    if workers is None:
-        return max(1, min(os.cpu_count() or 1, tasks))
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidInputError(
-            f"--workers = {workers!r}; fix: pass a whole number of at least 1, or omit it"
-        )
-    return min(workers, max(tasks, 1))
-
-
-def _run_serial(tasks: Sequence[SweepTask], progress: SweepProgress | None) -> list[SweepResult]:
-    results: list[SweepResult] = []
-    for task in tasks:
-        results.append(run_task(task))
-        if progress is not None:
-            progress(len(results), len(tasks), task)
-    return results
-
-
-def _run_process(
-    tasks: Sequence[SweepTask], workers: int, progress: SweepProgress | None
-) -> list[SweepResult]:
-    results: list[SweepResult | None] = [None] * len(tasks)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: dict[Future[SweepResult], int] = {
-            pool.submit(run_task, task): index for index, task in enumerate(tasks)
-        }
-        done = 0
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    index = pending.pop(future)
-                    results[index] = future.result()
-                    done += 1
-                    if progress is not None:
-                        progress(done, len(tasks), tasks[index])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    return [result for result in results if result is not None]
-
-
-def _import_ray() -> Any:
-    try:
-        return importlib.import_module("ray")
-    except ImportError:
-        raise InvalidInputError(f"--executor ray needs Ray, which is not installed; {_RAY_FIX}") from None
-
-
-def _run_ray(
-    tasks: Sequence[SweepTask], workers: int | None, progress: SweepProgress | None, address: str | None
-) -> list[SweepResult]:
-    ray = _import_ray()
-    started = not ray.is_initialized()
-    if started:
-        options: dict[str, Any] = {"address": address, "log_to_driver": False}
-        if address is None:
-            options["include_dashboard"] = False
-        ray.init(**options)
-    try:
-        remote = ray.remote(num_cpus=1)(run_task)
-        in_flight = len(tasks) if workers is None else _worker_count(workers, len(tasks))
-        results: list[SweepResult | None] = [None] * len(tasks)
-        pending: dict[Any, int] = {}
-        queued = iter(enumerate(tasks))
-        done = 0
-        while done < len(tasks):
-            while len(pending) < in_flight:
-                item = next(queued, None)
-                if item is None:
-                    break
-                pending[remote.remote(item[1])] = item[0]
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                index = pending.pop(ref)
-                results[index] = ray.get(ref)
-                done += 1
-                if progress is not None:
-                    progress(done, len(tasks), tasks[index])
-    finally:
-        if started:
-            ray.shutdown()
-    return [result for result in results if result is not None]
-
-
 def run_sweep(
     tasks: Sequence[SweepTask],
     *,
@@ -433,20 +331,11 @@ def run_sweep(
         InvalidInputError: An unknown executor, a bad worker count, Ray not installed, or a task's
             input is invalid (raised from the worker).
     """
-    if executor not in EXECUTORS:
-        raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
+    check_executor(executor)
     tasks = list(tasks)
     for index, task in enumerate(tasks):
         if not isinstance(task, SweepTask):
             raise InvalidInputError(f"tasks[{index}] is a {type(task).__name__}; fix: pass SweepTask objects")
-    if executor == "ray":
-        _import_ray()
-        if workers is not None:
-            _worker_count(workers, len(tasks))
-        return _run_ray(tasks, workers, progress, ray_address) if tasks else []
-    count = _worker_count(workers, len(tasks))
-    if not tasks:
-        return []
-    if executor == "serial":
-        return _run_serial(tasks, progress)
-    return _run_process(tasks, count, progress)
+    return run_all(
+        run_task, tasks, executor=executor, workers=workers, progress=progress, ray_address=ray_address
+    )
