@@ -1,19 +1,21 @@
 """``pdcore reproduce``: the headline experiments, written as ``report.md``, ``report.html``, ``results.json``
 and PNG plots.
 
-`reproduce` runs the experiments of `pdcore.report.experiments` on the embedded default workload and on
-every trace given, through `pdcore.sim.sweep.run_sweep`, then writes the report, with prompt refinement's
-measured quality and prefill-time curves read from a data file (`pdcore.report.refinement`).
-``results.json`` is deterministic for the same arguments (sorted keys, rounded floats, no wall-clock
-times); the plots need the ``plot`` extra (matplotlib, and plotly for the interactive ``report.html``,
-`pdcore.report.html`).
+`reproduce` builds the study once (`pdcore.report.study.Study`: the settings, the scenario built from them,
+the device profiles and the workloads loaded once), runs the experiments of `pdcore.report.experiments` on
+the embedded default workload and on every trace given, through `pdcore.sim.sweep.run_sweep`, then the
+report's other sections (`SECTIONS`, each a small function of the built study), and writes the report, with
+prompt refinement's measured quality and prefill-time curves read from a data file
+(`pdcore.report.refinement`). ``results.json`` is deterministic for the same arguments (sorted keys,
+rounded floats, no wall-clock times); the plots need the ``plot`` extra (matplotlib, and plotly for the
+interactive ``report.html``, `pdcore.report.html`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +28,6 @@ from pdcore.profiles import (
     DEFAULT_DEVICE,
     DEFAULT_NETWORK,
     NETWORK_PRESETS,
-    load_cloud_profile,
-    load_device_profile,
-    network_preset,
     profile_provenance,
 )
 from pdcore.report import refinement
@@ -45,10 +44,10 @@ from pdcore.report.experiments import (
 )
 from pdcore.report.explorer import explorer_data
 from pdcore.report.sizing import sizing_section
+from pdcore.report.study import Study
 from pdcore.report.tradeoff import tradeoff_section
+from pdcore.sim.executors import check_executor
 from pdcore.sim.metrics import dumps
-from pdcore.sim.sweep import EXECUTORS, WorkloadSpec
-from pdcore.traces import load_trace
 
 __all__ = [
     "DEFAULT_CLOUD",
@@ -56,6 +55,7 @@ __all__ = [
     "DEFAULT_NETWORK",
     "DEFAULT_QUALITY",
     "POLICIES",
+    "SECTIONS",
     "Reproduction",
     "Settings",
     "StageProgress",
@@ -87,21 +87,96 @@ class Reproduction:
     quality: Path | None = None
 
 
-def _primary(runs: Sequence[WorkloadRun]) -> tuple[WorkloadRun, bool]:
-    """The workload the targets are checked on: the Azure conversation trace if given, else the default."""
-    for run in runs[1:]:
+def _optimizer(study: Study) -> dict[str, Any]:
+    study.stage("optimizer", 0, 1)
+    found = optimizer_section(study.settings, study.scenario, study.devices)
+    study.stage("optimizer", 1, 1)
+    return found
+
+
+def _sizing(study: Study) -> dict[str, Any]:
+    settings = study.settings
+    devices = {settings.device: study.scenario.device, FASTER_DEVICE: study.devices[FASTER_DEVICE]}
+    return sizing_section(
+        study.workloads(),
+        study.scenario,
+        devices=devices,
+        seed=settings.seed,
+        window=settings.window,
+        target=settings.target,
+        quick=settings.quick,
+        refine_ratio=settings.refine_ratio,
+        progress=study.progress,
+    )
+
+
+def _tradeoff(study: Study) -> dict[str, Any]:
+    settings = study.settings
+    return tradeoff_section(
+        study.workloads(), study.scenario, seed=settings.seed, quick=settings.quick, progress=study.progress
+    )
+
+
+def _conversations(study: Study) -> dict[str, Any]:
+    settings = study.settings
+    return conversations_section(
+        study.workloads(), study.scenario, seed=settings.seed, quick=settings.quick, progress=study.progress
+    )
+
+
+def _targets(study: Study) -> dict[str, Any]:
+    """The targets, on the Azure conversation trace if given, else on its stand-in, the default."""
+    primary, stand_in = study.runs[0], True
+    for run in study.runs[1:]:
         name = run.workload.name.lower()
         if "azure" in name and "conv" in name:
-            return run, False
-    return runs[0], True
+            primary, stand_in = run, False
+            break
+    return targets_section(primary, study.settings, stand_in=stand_in)
 
 
-def _unique_key(name: str, taken: set[str]) -> str:
-    key, suffix = name, 2
-    while key in taken:
-        key, suffix = f"{name}-{suffix}", suffix + 1
-    taken.add(key)
-    return key
+def _refinement(study: Study) -> dict[str, Any] | None:
+    if study.curve is None:
+        return None
+    return refinement.section(study.curve, ratio=study.settings.refine_ratio)
+
+
+SECTIONS: tuple[tuple[str, Callable[[Study], dict[str, Any] | None]], ...] = (
+    ("optimizer", _optimizer),
+    ("sizing", _sizing),
+    ("tradeoff", _tradeoff),
+    ("conversations", _conversations),
+    ("targets", _targets),
+    ("refinement", _refinement),
+)
+"""The report's sections after the experiments of each workload, in the order they run: the key of each in
+``results.json`` and the function that computes it from the built study (None leaves it out)."""
+
+
+def _check_tools(executor: str) -> None:
+    """Refuses an unknown executor, and a missing plotting library or Ray, before any work."""
+    check_executor(executor)
+    for module, use in (("matplotlib", "draws its plots with"), ("plotly", "embeds in report.html")):
+        if importlib.util.find_spec(module) is None:
+            raise InvalidInputError(
+                f"pdcore reproduce {use} {module}, which is not installed; fix: `pip install 'pdcore[plot]'`"
+            )
+    if executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise InvalidInputError(
+            "--executor ray needs Ray, which is not installed; fix: `pip install 'pdcore[ray]'`, "
+            "or use --executor process"
+        )
+
+
+def _inputs(
+    traces: Sequence[str | os.PathLike[str]], device: str, cloud: str, quality: str | os.PathLike[str] | None
+) -> dict[str, str | os.PathLike[str] | None]:
+    """The files the report reads, which no output may replace."""
+    inputs: dict[str, str | os.PathLike[str] | None] = {f"--trace {trace}": trace for trace in traces}
+    for name, given in (("--device", device), ("--cloud", cloud), ("--quality", quality)):
+        if given is not None and str(given).endswith(".toml"):
+            inputs[name] = given
+    return inputs
 
 
 def _check_explore(explore: Sequence[int], runs: Sequence[WorkloadRun]) -> None:
@@ -112,6 +187,82 @@ def _check_explore(explore: Sequence[int], runs: Sequence[WorkloadRun]) -> None:
                 f"--explore {request!r}: no workload has that request; fix: pass an index from 0 to "
                 f"{largest - 1}"
             )
+
+
+def _document(study: Study, traces: Sequence[str]) -> dict[str, Any]:
+    """``results.json``: the settings, each workload's sections, then every section of `SECTIONS`."""
+    profiles = {
+        "device": profile_provenance(study.scenario.device),
+        "cloud": profile_provenance(study.scenario.cloud),
+    }
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "pdcore_version": __version__,
+        "config": study.settings.describe() | {"traces": list(traces), "profiles": profiles},
+        "workloads": {run.key: run.sections for run in study.runs},
+    }
+    for key, section in SECTIONS:
+        found = section(study)
+        if found is not None:
+            document[key] = found
+    return document
+
+
+def _write(out: Path, study: Study, document: dict[str, Any], *, force: bool) -> Reproduction:
+    """Writes the report into a sibling directory and swaps it in whole."""
+    from pdcore.report.html import render_html  # noqa: PLC0415  # the plots need matplotlib, checked first
+    from pdcore.report.markdown import render  # noqa: PLC0415
+    from pdcore.report.plots import write_plots  # noqa: PLC0415
+
+    max_tpot_s = study.settings.slo.max_tpot_s
+    presets = {name: profile.rtt_s for name, profile in NETWORK_PRESETS.items()}
+    with atomic_directory(out, force=force) as building:
+        write_text(building / "results.json", dumps(document))
+        copied = None
+        if study.curve is not None:
+            copied = out / study.curve.file_name
+            write_text(building / study.curve.file_name, study.curve.text)
+        study.stage("plots", 0, 1)
+        plots = write_plots(
+            study.runs,
+            document["optimizer"],
+            building,
+            max_tpot_s=max_tpot_s,
+            presets=presets,
+            refined=document.get("refinement"),
+            sizing=document["sizing"],
+            tradeoff=document["tradeoff"],
+            conversations=document["conversations"],
+        )
+        study.stage("plots", 1, 1)
+        markdown = render(document, plots)
+        write_text(building / "report.md", markdown)
+        study.stage("report.html", 0, 1)
+        explorers = {
+            run.key: found for run in study.runs if (found := explorer_data(run, max_tpot_s)) is not None
+        }
+        page = render_html(
+            markdown,
+            study.runs,
+            document["optimizer"],
+            plots,
+            building,
+            presets=presets,
+            explorers=explorers,
+            sizing=document["sizing"],
+            tradeoff=document["tradeoff"],
+        )
+        write_text(building / "report.html", page)
+        study.stage("report.html", 1, 1)
+    files = tuple(out / name for figures in plots.values() for name in figures.values())
+    return Reproduction(
+        report=out / "report.md",
+        html=out / "report.html",
+        results=out / "results.json",
+        plots=files,
+        document=document,
+        quality=copied,
+    )
 
 
 def reproduce(
@@ -162,157 +313,17 @@ def reproduce(
             plotly or Ray missing, an output directory that is a file, holds a trace, or is not empty without
             ``force``.
     """
-    if executor not in EXECUTORS:
-        raise InvalidInputError(f"--executor {executor!r} is unknown; fix: use one of {', '.join(EXECUTORS)}")
-    for module, use in (("matplotlib", "draws its plots with"), ("plotly", "embeds in report.html")):
-        if importlib.util.find_spec(module) is None:
-            raise InvalidInputError(
-                f"pdcore reproduce {use} {module}, which is not installed; fix: `pip install 'pdcore[plot]'`"
-            )
-    if executor == "ray" and importlib.util.find_spec("ray") is None:
-        raise InvalidInputError(
-            "--executor ray needs Ray, which is not installed; fix: `pip install 'pdcore[ray]'`, "
-            "or use --executor process"
-        )
-    profiles = {
-        "device": profile_provenance(load_device_profile(device)),
-        "cloud": profile_provenance(load_cloud_profile(cloud)),
-    }
-    network_preset(network)
+    _check_tools(executor)
+    settings = (Settings.quick_preset if quick else Settings.full)(
+        device=device, cloud=cloud, network=network, seed=seed
+    )
+    scenario = settings.scenario_spec().build()
     curve = refinement.load(quality)
+    settings = replace(settings, quality=None if curve is None else str(quality), explore=tuple(explore))
     out = Path(out_dir)
-    inputs: dict[str, str | os.PathLike[str] | None] = {f"--trace {trace}": trace for trace in traces}
-    for name, given in (("--device", device), ("--cloud", cloud), ("--quality", quality)):
-        if given is not None and str(given).endswith(".toml"):
-            inputs[name] = given
-    check_output_dir(out, force=force, inputs=inputs)
-    preset = Settings.quick_preset if quick else Settings.full
-    settings = preset(
-        device=device,
-        cloud=cloud,
-        network=network,
-        seed=seed,
-        quality=None if curve is None else str(quality),
-    )
-    settings = replace(settings, explore=tuple(explore))
-
-    taken: set[str] = set()
-    default = WorkloadSpec(seed=seed, requests=settings.synthetic_requests)
-    loaded = default.load()
-    runs = [WorkloadRun(key=_unique_key(loaded.name, taken), spec=default, workload=loaded)]
-    for trace in traces:
-        spec = WorkloadSpec(trace=str(trace), limit=settings.trace_limit)
-        loaded = load_trace(trace).limit(settings.trace_limit)
-        runs.append(WorkloadRun(key=_unique_key(loaded.name, taken), spec=spec, workload=loaded))
-
-    _check_explore(explore, runs)
-    collect(runs, settings, executor=executor, workers=workers, ray_address=ray_address, progress=progress)
-    if progress is not None:
-        progress("optimizer", 0, 1)
-    optimizer = optimizer_section(settings)
-    if progress is not None:
-        progress("optimizer", 1, 1)
-    sizing = sizing_section(
-        {run.key: run.workload for run in runs},
-        device=settings.device,
-        faster_device=FASTER_DEVICE,
-        cloud=settings.cloud,
-        network=settings.network,
-        seed=seed,
-        window=settings.window,
-        target=settings.target,
-        quick=quick,
-        refine_ratio=settings.refine_ratio,
-        progress=progress,
-    )
-    tradeoff = tradeoff_section(
-        {run.key: run.workload for run in runs},
-        device=settings.device,
-        cloud=settings.cloud,
-        network=settings.network,
-        seed=seed,
-        quick=quick,
-        progress=progress,
-    )
-    conversations = conversations_section(
-        {run.key: run.workload for run in runs},
-        device=settings.device,
-        cloud=settings.cloud,
-        network=settings.network,
-        seed=seed,
-        quick=quick,
-        progress=progress,
-    )
-    primary, stand_in = _primary(runs)
-    document: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "pdcore_version": __version__,
-        "config": settings.describe() | {"traces": [str(trace) for trace in traces], "profiles": profiles},
-        "workloads": {run.key: run.sections for run in runs},
-        "optimizer": optimizer,
-        "targets": targets_section(primary, settings, stand_in=stand_in),
-        "sizing": sizing,
-        "tradeoff": tradeoff,
-        "conversations": conversations,
-    }
-    if curve is not None:
-        document["refinement"] = refinement.section(curve, ratio=settings.refine_ratio)
-
-    from pdcore.report.html import render_html  # noqa: PLC0415  # the plots need matplotlib, checked above
-    from pdcore.report.markdown import render  # noqa: PLC0415
-    from pdcore.report.plots import write_plots  # noqa: PLC0415
-
-    with atomic_directory(out, force=force) as building:
-        write_text(building / "results.json", dumps(document))
-        copied = None
-        if curve is not None:
-            copied = out / curve.file_name
-            write_text(building / curve.file_name, curve.text)
-        if progress is not None:
-            progress("plots", 0, 1)
-        presets = {name: profile.rtt_s for name, profile in NETWORK_PRESETS.items()}
-        plots = write_plots(
-            runs,
-            optimizer,
-            building,
-            max_tpot_s=settings.slo.max_tpot_s,
-            presets=presets,
-            refined=document.get("refinement"),
-            sizing=sizing,
-            tradeoff=tradeoff,
-            conversations=conversations,
-        )
-        if progress is not None:
-            progress("plots", 1, 1)
-        markdown = render(document, plots)
-        write_text(building / "report.md", markdown)
-        if progress is not None:
-            progress("report.html", 0, 1)
-        explorers = {
-            run.key: found
-            for run in runs
-            if (found := explorer_data(run, settings.slo.max_tpot_s)) is not None
-        }
-        page = render_html(
-            markdown,
-            runs,
-            optimizer,
-            plots,
-            building,
-            presets=presets,
-            explorers=explorers,
-            sizing=sizing,
-            tradeoff=tradeoff,
-        )
-        write_text(building / "report.html", page)
-        if progress is not None:
-            progress("report.html", 1, 1)
-    files = tuple(out / name for figures in plots.values() for name in figures.values())
-    return Reproduction(
-        report=out / "report.md",
-        html=out / "report.html",
-        results=out / "results.json",
-        plots=files,
-        document=document,
-        quality=copied,
-    )
+    check_output_dir(out, force=force, inputs=_inputs(traces, device, cloud, quality))
+    paths = [os.fspath(trace) for trace in traces]
+    study = Study.build(settings, scenario, paths, curve=curve, progress=progress)
+    _check_explore(explore, study.runs)
+    collect(study, executor=executor, workers=workers, ray_address=ray_address)
+    return _write(out, study, _document(study, paths), force=force)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
-from pdcore.sim.runner import Scenario
-from pdcore.traces import TURN_BUCKETS, Workload, synthetic_multi_turn
+from pdcore.sim.scenario import Scenario
+from pdcore.sim.spec import WorkloadSpec
+from pdcore.traces import TURN_BUCKETS, Workload
 
 __all__ = ["COMPARED", "conversations_section"]
 
@@ -38,21 +38,17 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
 
 def conversations_section(
     workloads: Mapping[str, Workload],
+    scenario: Scenario,
     *,
-    device: str,
-    cloud: str,
-    network: str,
     seed: int,
     quick: bool,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The section (module docstring): the multi-turn synthetic default, then each multi-turn workload of
-    ``workloads``; requests beyond one cloud replica's KV cache are skipped (and counted)."""
-    scenario = Scenario(
-        cloud=load_cloud_profile(cloud), device=load_device_profile(device), network=network_preset(network)
-    )
+    """The section (module docstring) in ``scenario``: the multi-turn synthetic default, then each
+    multi-turn workload of ``workloads``; requests beyond one cloud replica's KV cache are skipped (and
+    counted)."""
     window = QUICK_WINDOW if quick else FULL_WINDOW
-    chosen = {"synthetic-multi-turn": synthetic_multi_turn(seed=seed, n_requests=window)}
+    chosen = {"synthetic-multi-turn": WorkloadSpec(synthetic="multi-turn", seed=seed, requests=window).load()}
     chosen |= {key: workload for key, workload in workloads.items() if workload.multi_turn}
     total = len(chosen) * len(COMPARED)
     done = 0

@@ -1,7 +1,7 @@
 """The timeline explorer's data for ``report.html``: which requests it embeds, and their timelines.
 
 A page cannot carry the token timeline of every request of a 19k-request trace under every policy, so the
-explorer embeds a chosen few per workload (`pdcore.report.experiments` records them): the
+explorer embeds a chosen few per workload (`pdcore.report.experiments` picks and records them): the
 representative request of the static figure and, when recorded, the slowest first tokens, the largest
 display gaps and the largest hand-off stalls under P/D-Device. Each embedded request shows its timeline
 under every recorded policy side by side.
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from pdcore.report.experiments import WorkloadRun
 from pdcore.report.page import compact_timeline
+from pdcore.report.study import WorkloadRun
 
 __all__ = ["explorer_data", "request_title"]
 

@@ -24,10 +24,11 @@ import numpy as np
 
 from pdcore.policies import make_policy
 from pdcore.policies.base import DEFAULT_K_SITES
-from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
-from pdcore.sim.runner import Scenario
+from pdcore.profiles import DeviceProfile
+from pdcore.sim.scenario import Scenario
 from pdcore.sim.sizing import Sizing, size_cloud, whole_cloud_gain
-from pdcore.traces import Workload, synthetic_long_answer
+from pdcore.sim.spec import WorkloadSpec
+from pdcore.traces import Workload
 
 __all__ = ["VARIANTS", "Variant", "conditions_rows", "sizing_curves", "sizing_section"]
 
@@ -59,15 +60,6 @@ LONG_ANSWER_RATE_RPS = 1.0
 Progress = Callable[[str, int, int], None]
 
 
-def _scenario(device: str, cloud: str, network: str, k_sites: str = DEFAULT_K_SITES) -> Scenario:
-    return Scenario(
-        cloud=load_cloud_profile(cloud),
-        device=load_device_profile(device),
-        network=network_preset(network),
-        k_sites=k_sites,
-    )
-
-
 def _point(s: Sizing) -> dict[str, Any]:
     return {
         "rate_rps": s.rate_rps,
@@ -81,23 +73,22 @@ def _point(s: Sizing) -> dict[str, Any]:
 
 def sizing_curves(
     workload: Workload,
+    scenario: Scenario,
     *,
-    device: str,
-    cloud: str,
-    network: str,
     scales: Sequence[float],
     seed: int,
     target: float,
     tick: Callable[[], None] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """GPUs needed per variant at each rate multiple of ``workload``."""
+    """GPUs needed per variant at each rate multiple of ``workload``, in ``scenario`` with the variant's
+    ``k`` sites."""
     out: dict[str, list[dict[str, Any]]] = {}
     for variant in VARIANTS:
-        scenario = _scenario(device, cloud, network, variant.k_sites)
+        sized = scenario.replace(k_sites=variant.k_sites)
         points = []
         for scale in scales:
             found = size_cloud(
-                workload.scaled(scale), make_policy(variant.policy), scenario, seed=seed, target=target
+                workload.scaled(scale), make_policy(variant.policy), sized, seed=seed, target=target
             )
             points.append(_point(found))
             if tick is not None:
@@ -116,27 +107,27 @@ def _prefill_share(workload: Workload, scenario: Scenario, seed: int) -> float:
 
 def conditions_rows(
     workloads: Mapping[str, Workload],
+    scenario: Scenario,
     *,
-    devices: Sequence[str],
+    devices: Mapping[str, DeviceProfile],
     ratios: Sequence[float | str],
-    cloud: str,
-    network: str,
     seed: int,
     target: float,
     tick: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Cloud-only's and P/D-Device's GPUs at `CONDITION_SCALE` times each workload's rate, per device
-    and refinement ratio, with the gain and its bound (module docstring)."""
+    """Cloud-only's and P/D-Device's GPUs at `CONDITION_SCALE` times each workload's rate, in ``scenario``
+    with each of ``devices`` (by the label of its rows) and each refinement ratio, with the gain and its
+    bound (module docstring)."""
     rows: list[dict[str, Any]] = []
     for key, workload in workloads.items():
         loaded = workload.scaled(CONDITION_SCALE)
-        for device in devices:
-            scenario = _scenario(device, cloud, network)
-            base = size_cloud(loaded, make_policy("cloud-only"), scenario, seed=seed, target=target)
-            share = _prefill_share(loaded, scenario, seed)
+        for device, profile in devices.items():
+            on_device = scenario.replace(device=profile)
+            base = size_cloud(loaded, make_policy("cloud-only"), on_device, seed=seed, target=target)
+            share = _prefill_share(loaded, on_device, seed)
             for ratio in ratios:
                 spec = "pd-device" if ratio == 1.0 else f"pd-device:refine_ratio={ratio}"
-                pd = size_cloud(loaded, make_policy(spec), scenario, seed=seed, target=target)
+                pd = size_cloud(loaded, make_policy(spec), on_device, seed=seed, target=target)
                 gain = whole_cloud_gain(base, pd)
                 rows.append(
                     {
@@ -159,11 +150,9 @@ def conditions_rows(
 
 def sizing_section(
     workloads: Mapping[str, Workload],
+    scenario: Scenario,
     *,
-    device: str,
-    faster_device: str,
-    cloud: str,
-    network: str,
+    devices: Mapping[str, DeviceProfile],
     seed: int,
     window: int,
     target: float,
@@ -171,14 +160,19 @@ def sizing_section(
     refine_ratio: float,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The report's ``sizing`` object: curves on every workload (and the long-answer one) and the
-    conditions table (module docstring)."""
+    """The report's ``sizing`` object: curves on every workload (and the long-answer one) in ``scenario``,
+    and the conditions table over ``devices`` (by label: the scenario's own first, the quick preset keeps
+    only that one) (module docstring)."""
     cut = {key: w.limit(window) for key, w in workloads.items()}
-    cut["synthetic-long-answer"] = synthetic_long_answer(
-        seed=seed, n_requests=min(window, 300 if quick else 1000), rate_rps=LONG_ANSWER_RATE_RPS
-    )
+    cut["synthetic-long-answer"] = WorkloadSpec(
+        synthetic="long-answer",
+        seed=seed,
+        requests=min(window, 300 if quick else 1000),
+        rate_rps=LONG_ANSWER_RATE_RPS,
+    ).load()
     scales = QUICK_SCALES if quick else FULL_SCALES
-    devices = (device,) if quick else tuple(dict.fromkeys((device, faster_device)))
+    if quick:
+        devices = dict(list(devices.items())[:1])
     ratios: tuple[float | str, ...] = (1.0,) if quick else (1.0, refine_ratio)
     total = len(cut) * len(VARIANTS) * len(scales) + len(cut) * len(devices) * len(ratios)
     done = 0
@@ -190,21 +184,10 @@ def sizing_section(
             progress("sizing", done, total)
 
     curves = {
-        key: sizing_curves(
-            w, device=device, cloud=cloud, network=network, scales=scales, seed=seed, target=target, tick=tick
-        )
+        key: sizing_curves(w, scenario, scales=scales, seed=seed, target=target, tick=tick)
         for key, w in cut.items()
     }
-    rows = conditions_rows(
-        cut,
-        devices=devices,
-        ratios=ratios,
-        cloud=cloud,
-        network=network,
-        seed=seed,
-        target=target,
-        tick=tick,
-    )
+    rows = conditions_rows(cut, scenario, devices=devices, ratios=ratios, seed=seed, target=target, tick=tick)
     return {
         "target": target,
         "window": window,

@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pdcore.policies import make_policy
-from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
-from pdcore.report.experiments import POLICIES
-from pdcore.sim.runner import Scenario
+from pdcore.report.study import POLICIES
+from pdcore.sim.scenario import Scenario
 from pdcore.traces import Workload
 
 __all__ = ["COST_WEIGHTS", "ENERGY_WEIGHTS", "tradeoff_section"]
@@ -54,18 +53,14 @@ def _point(label: str, policy: str, scenario: Scenario, workload: Workload, seed
 
 def tradeoff_section(
     workloads: Mapping[str, Workload],
+    scenario: Scenario,
     *,
-    device: str,
-    cloud: str,
-    network: str,
     seed: int,
     quick: bool,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The section: one point per policy and per weight setting, per workload (module docstring)."""
-    scenario = Scenario(
-        cloud=load_cloud_profile(cloud), device=load_device_profile(device), network=network_preset(network)
-    )
+    """The section: one point per policy and per weight setting, per workload, in ``scenario`` (module
+    docstring)."""
     window = QUICK_WINDOW if quick else FULL_WINDOW
     variants = [(name, name) for name in POLICIES]
     variants += [(f"pd-device, cost weight {w:g}", f"pd-device:cost_weight={w:g}") for w in COST_WEIGHTS]
