@@ -127,7 +127,7 @@ def grid_check(
     best = _grid_optimum(run, optimizer, choices, lengths, grid, slo, one_way_s)
     points = []
     for i, length in enumerate(lengths):
-        found, k_grid, refine_grid, grid_cost = best[i]
+        found, best_k, refine_grid, grid_cost = best[i]
         if not found:
             ratio = math.nan
         elif grid_cost == 0.0:
@@ -138,7 +138,7 @@ def grid_check(
             GridPoint(
                 prompt_tokens=length,
                 k_analytic=-1 if choices[i].mode == "device" else choices[i].k,
-                k_grid=k_grid,
+                k_grid=best_k,
                 cost_analytic_gpu_s=float(analytic_cost[i]),
                 cost_grid_gpu_s=grid_cost,
                 cost_ratio=ratio,
