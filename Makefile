@@ -26,10 +26,15 @@ lint: dev ## rustfmt, clippy (pedantic, -D warnings), ruff, mypy --strict, stubt
 	$(PYTHON) -m mypy --strict python/pdcore
 	$(PYTHON) -m mypy.stubtest pdcore._core --allowlist .mypy-stubtest-allowlist
 
+# llama.cpp built for any x86-64 host: a native build (-DGGML_NATIVE=ON, llama.cpp's default) uses every
+# instruction of the build machine, and crashes where a VM does not grant one (AMX on some Xeon hosts).
+# Opt into native with `make live LLAMA_CMAKE_ARGS=-DGGML_NATIVE=ON` (README, "Live runtime").
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
 .PHONY: live
-live: ## the live runtime for real: build the device extra (llama.cpp), start a llama.cpp server as the cloud, run the realtime tests
+live: ## the live runtime for real: build the device extra (llama.cpp, portable), start a llama.cpp server as the cloud, run the realtime tests
 	CMAKE_BUILD_PARALLEL_LEVEL="$${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-		CMAKE_ARGS="$${CMAKE_ARGS:--DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}" \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
 		$(PIP) install -q -e ".[device,test]"
 	PYTHON=$(PYTHON) scripts/ci_live.sh
 
