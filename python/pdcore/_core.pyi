@@ -45,10 +45,12 @@ __all__ = [
     "Simulator",
     "SpeedController",
     "TokenBuffer",
+    "TurnPlan",
     "Weights",
     "__version__",
     "gap_within",
     "pace",
+    "plan_turn",
     "refined_prompt_tokens",
     "solve_catchup",
 ]
@@ -779,6 +781,71 @@ class PlanOptimizer:
         Raises:
             InvalidInputError: A bad prompt length, ratio or delay.
         """
+
+@final
+class TurnPlan:
+    """The plan of one turn (Rust ``cost::planner``): who serves it and how."""
+
+    @property
+    def serve(self) -> str:
+        """``"device"`` (the device alone), ``"cloud"`` (the cloud alone) or ``"split"`` (the cloud's first
+        ``k + 1`` tokens, then the device)."""
+    @property
+    def k(self) -> int:
+        """Cloud tokens after the first: the split's, the cloud's whole answer, or 0 for the device."""
+    @property
+    def refine_ratio(self) -> float:
+        """The kept fraction of the prompt the device prefills."""
+    @property
+    def k_site(self) -> str:
+        """Where the split's ``k`` tokens are decoded: ``"pool"`` or ``"prefill"``."""
+    @property
+    def k_site_reason(self) -> str:
+        """Why there (`Choice.k_site_reason`)."""
+    @property
+    def reason(self) -> str:
+        """Why this side: ``"catch-up"`` (the split with the catch-up's ``k``), ``"device-first"`` (the
+        device's own first token comes first), ``"no-fixed-point"`` (the device never catches up),
+        ``"answer-cap"`` (``k + 1`` reaches ``max_tokens``) or ``"weighed"`` (the optimizer's weights)."""
+    @property
+    def wanted_k(self) -> int:
+        """The split's ``k`` as the catch-up asked for it (padded, before any reduction or context cut)."""
+    @property
+    def device_ready_s(self) -> float:
+        """Expected time of the device's own first token, seconds from the turn's start."""
+    @property
+    def first_token_s(self) -> float:
+        """Expected arrival of the cloud's first token, seconds from the turn's start."""
+    @property
+    def converged(self) -> bool:
+        """False when the catch-up has no fixed point up to ``max_k``."""
+
+def plan_turn(
+    prompt_tokens: int,
+    *,
+    device: DeviceCost,
+    max_tpot: float,
+    first_token_s: float,
+    cloud_tpot_s: float = 0.0,
+    device_cached_tokens: int = 0,
+    cloud_cached_tokens: int = 0,
+    max_tokens: int | None = None,
+    context_room: int | None = None,
+    k_margin: float = 0.0,
+    reduce: bool = True,
+    max_k: int = 4096,
+) -> TurnPlan:
+    """Plans a live turn with the planner the simulator's built-in policies use (Rust ``cost::planner``).
+
+    The turn is told the cloud's first token (``first_token_s``, seconds from its start) and its pace
+    (``cloud_tpot_s``); the device is priced by ``device``. The device alone when its own first token comes
+    first; the cloud alone when it cannot catch up within ``max_tokens`` (no fixed point, or ``k + 1``
+    reaching it); otherwise the split with the catch-up's ``k`` padded to ``ceil(k * (1 + k_margin))``
+    and cut to the cloud's ``context_room``. ``reduce=False`` always splits.
+
+    Raises:
+        InvalidInputError: An argument out of range.
+    """
 
 @final
 class RouterRule:

@@ -10,6 +10,7 @@
 //! - [`catchup`]: the catch-up fixed point that gives P/D-Device's `k`.
 //! - [`choice`]: the optimizer's choice for one request and the cached prompt tokens it plans with.
 //! - [`optimizer`]: the per-request choice of `k`, refinement and the device-alone fallback.
+//! - [`planner`]: that choice reduced to who serves a turn, for the simulator and the live runtime.
 //! - [`ksite`]: where P/D-Device's `k` decode tokens are decoded (decode pool or prefill instance).
 //! - [`handoff`]: the hand-off estimate (simulated and live) and its guard.
 //! - [`gap`]: whether a display gap is within the objective, and the objective's default.
@@ -30,6 +31,7 @@ pub mod handoff;
 pub mod ksite;
 pub mod money;
 pub mod optimizer;
+pub mod planner;
 pub mod router;
 pub mod spec;
 pub mod tradeoff;

@@ -300,6 +300,26 @@ impl PlanOptimizer {
         best.map_or(own, |(_, c)| c)
     }
 
+    /// The optimizer's own choice, before [`weigh`](Self::weigh), for a request whose cloud's first token
+    /// is expected at `first` (from [`first_token_cached_s`](Self::first_token_cached_s), or told, as the
+    /// live runtime learns it): at the pace `cloud_tpot_s` when told (at the one site offered, the pool
+    /// when both are), else at the cost model's pace of each offered site ([`super::planner`]).
+    pub fn own_choice(
+        &self,
+        prompt: u32,
+        device_cached: u32,
+        first: f64,
+        cloud_tpot_s: Option<f64>,
+        waiting_prefill_tokens: Option<f64>,
+    ) -> Result<Choice> {
+        let best = |site, tpot| self.best_over_ratios(prompt, device_cached, first, site, tpot);
+        match cloud_tpot_s {
+            Some(c) if self.k_sites == KSites::Prefill => best(KSite::Prefill, (None, c)),
+            Some(c) => best(KSite::Pool, (None, c)),
+            None => self.place(prompt, waiting_prefill_tokens, best),
+        }
+    }
+
     /// The smallest `k` over the ratios with the cloud's decode pace `tpot` at `site`.
     fn best_over_ratios(
         &self,

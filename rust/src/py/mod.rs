@@ -7,6 +7,7 @@ mod errors;
 mod event_loop;
 mod money;
 mod pacing;
+mod planner;
 mod sim;
 
 use crate::error::CoreError;
@@ -63,5 +64,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     cost::register(m)?;
     money::register(m)?;
     sim::register(m)?;
+    planner::register(m)?;
     Ok(())
 }

@@ -4,11 +4,13 @@
 //! request. It gives exactly the plans the Python policies of the same settings give (both ask the one
 //! optimizer, [`crate::cost::optimizer`], with the same inputs: the request's prompt, the tokens it finds
 //! cached on the device and in the cloud, its one-way delay and the cloud's queued prefill tokens at the
-//! arrival); custom Python policies still plan through the
+//! arrival). [`NativePolicy::Auto`] reduces the optimizer's choice with the planner the live runtime's
+//! session uses ([`crate::cost::planner`]), with no answer cap; custom Python policies still plan through the
 //! decision loop ([`Simulator::next_decision`] and [`Simulator::decide`]).
 
 use super::plan::{Mode, Plan};
 use super::Simulator;
+use crate::cost::planner::{plan_turn, Serve, Turn};
 use crate::cost::{PlanOptimizer, RouterRule};
 use crate::error::{CoreError, Result};
 use crate::pacing::PaceConfig;
@@ -67,20 +69,15 @@ impl NativePolicy {
             Self::Fixed(plan) => Ok(*plan),
             Self::Auto { mode, pace, optimizer } => {
                 let iu = i as usize;
-                let waiting = sim.cloud_load().waiting_prefill_tokens;
+                let (prompt, one_way_s) = (sim.inp.prompt[iu], sim.inp.one_way_s[iu]);
+                let waiting = Some(sim.cloud_load().waiting_prefill_tokens);
                 let cached = sim.cached(i);
-                let c = optimizer.choose_cached(
-                    sim.inp.prompt[iu],
-                    cached,
-                    sim.inp.one_way_s[iu],
-                    Some(waiting),
-                )?;
-                if c.device_alone {
-                    Plan::new(Mode::Device, 0, 1.0, *pace)
-                } else if c.cloud_alone {
-                    Plan::new(Mode::Cloud, 0, 1.0, *pace)
-                } else {
-                    Ok(Plan::new(*mode, c.k, c.refine_ratio, *pace)?.at_site(c.k_site))
+                let first = optimizer.first_token_cached_s(prompt, cached.cloud, one_way_s, waiting);
+                let p = plan_turn(optimizer, &Turn::simulated(prompt, cached, first, waiting))?;
+                match p.serve {
+                    Serve::Device => Plan::new(Mode::Device, 0, 1.0, *pace),
+                    Serve::Cloud => Plan::new(Mode::Cloud, 0, 1.0, *pace),
+                    Serve::Split => Ok(Plan::new(*mode, p.k, p.refine_ratio, *pace)?.at_site(p.k_site)),
                 }
             }
             Self::ByPrompt { threshold, short, long } => {
