@@ -10,6 +10,9 @@ types; the Python-only subclasses below add the input they name.
   token that has not arrived, generating before the hand-off).
 - ``DeadlineMissedError(PdcoreError, RuntimeError)``: the live runtime in strict mode fell behind the
   wall clock by more than its tolerance.
+- ``CloudError(PdcoreError)``: the live runtime's cloud stream failed; ``CloudUnavailableError`` (nothing
+  arrived; ``CloudContextError``, the request exceeds the server's context window) or
+  ``CloudStreamCutError`` (the stream broke off after some text). ``pdcore.runtime`` re-exports them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from __future__ import annotations
 from pdcore._core import DeadlineMissedError, InvalidInputError, InvalidStateError, PdcoreError
 
 __all__ = [
+    "CloudContextError",
+    "CloudError",
+    "CloudStreamCutError",
+    "CloudUnavailableError",
     "DeadlineMissedError",
     "InvalidInputError",
     "InvalidStateError",
@@ -32,3 +39,27 @@ class TraceFormatError(InvalidInputError):
 
 class ProfileError(InvalidInputError):
     """A device, cloud or network profile is invalid: the message names the file, key and fix."""
+
+
+class CloudError(PdcoreError):
+    """The cloud stream failed; the subclass says whether anything arrived first."""
+
+
+class CloudUnavailableError(CloudError):
+    """The cloud could not be reached or refused the request; nothing was received."""
+
+
+class CloudStreamCutError(CloudError):
+    """The cloud stream broke off after some text arrived; that text is kept."""
+
+
+class CloudContextError(CloudUnavailableError):
+    """The server refused the request because it exceeds its context window.
+
+    Attributes:
+        context_tokens: The window the server named, or None when it did not.
+    """
+
+    def __init__(self, message: str, context_tokens: int | None) -> None:
+        super().__init__(message)
+        self.context_tokens = context_tokens

@@ -20,7 +20,8 @@ The URL comes from the argument or ``PDCORE_CLOUD_URL``; the API key (optional) 
 the argument or ``PDCORE_CLOUD_API_KEY`` and is sent as a bearer token, never logged and never shown in a
 ``repr`` or an error message.
 
-Every failure maps onto one of two exceptions, which define the runtime's fallback:
+Every failure maps onto one of two exceptions (`pdcore.exceptions`, re-exported here), which define the
+runtime's fallback:
 
 - `CloudUnavailableError` before the first event (cannot connect, connection refused, an HTTP error
   status, no first event within the read timeout, an error object instead of a completion): the session
@@ -48,7 +49,13 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from pdcore.exceptions import InvalidInputError, PdcoreError
+from pdcore.exceptions import (
+    CloudContextError,
+    CloudError,
+    CloudStreamCutError,
+    CloudUnavailableError,
+    InvalidInputError,
+)
 
 __all__ = [
     "API_KEY_ENV",
@@ -93,30 +100,6 @@ API_KEY_ENV = "PDCORE_CLOUD_API_KEY"
 
 MODEL_ENV = "PDCORE_CLOUD_MODEL"
 """The environment variable naming the model to ask for (optional; sent as ``model``)."""
-
-
-class CloudError(PdcoreError):
-    """The cloud stream failed; the subclass says whether anything arrived first."""
-
-
-class CloudUnavailableError(CloudError):
-    """The cloud could not be reached or refused the request; nothing was received."""
-
-
-class CloudStreamCutError(CloudError):
-    """The cloud stream broke off after some text arrived; that text is kept."""
-
-
-class CloudContextError(CloudUnavailableError):
-    """The server refused the request because it exceeds its context window.
-
-    Attributes:
-        context_tokens: The window the server named, or None when it did not.
-    """
-
-    def __init__(self, message: str, context_tokens: int | None) -> None:
-        super().__init__(message)
-        self.context_tokens = context_tokens
 
 
 @dataclass(frozen=True, slots=True)
