@@ -1,0 +1,363 @@
+"""The cloud's part of a streamed request: its stream, its end or failure, resumes and continuation requests.
+
+Each streamed event's text is one output position, recorded in the shared `TokenBuffer` and pushed into the
+`SpeedController` with its arrival time.
+
+Continuations (`CloudStream.maybe_extend`). If the device still falls behind what the buffer can cover,
+the stream sends a continuation request (prompt plus the text received) for more tokens, at most
+``max_extensions`` times: a pause in the display is worse than a few extra cloud tokens.
+
+The cloud's limits are learned (`CloudClient`): its context window caps every request (prompt plus quota),
+an answer the server ends at its context (finish reason ``"length"`` short of the quota) is told apart from
+the quota being spent, and no continuation is asked for past the window.
+
+Stalls (ours). Each stream has a deadline (`CloudStream.stall_deadline`): before its first event,
+`STALL_FIRST_FACTOR` times the first-token delay expected (learned; the client's read timeout before
+anything was learned); after it, `STALL_GAP_FACTOR` times the stream's median gap, at least `STALL_MIN_S`.
+No event within it is a stall: a ``cloud-silent`` notice, recorded in the timeline (``cloud_stalls``). A
+silent or cut stream is resumed while the device is still behind: a new request with the prompt and the
+text so far, for the rest of the quota, at most `MAX_RESUMES` times per answer with a backoff of
+`RESUME_BACKOFF_S` doubling each time; each resume is recorded (``cloud_resumes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import math
+from collections.abc import Callable
+
+from pdcore.exceptions import CloudContextError, CloudError, CloudStreamCutError, CloudUnavailableError
+from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.request_state import RequestState
+from pdcore.runtime.timeline import CloudRecord
+
+__all__ = [
+    "EXTENSION_LEAD_S",
+    "MAX_RESUMES",
+    "RESUME_BACKOFF_S",
+    "STALL_FIRST_FACTOR",
+    "STALL_GAP_FACTOR",
+    "STALL_MIN_S",
+    "CloudStream",
+]
+
+EXTENSION_LEAD_S = 0.3
+"""How long before the buffer could run dry a continuation request is considered (plus twice the cloud's
+first-token delay)."""
+
+STALL_MIN_S = 0.25
+"""The shortest silence of a started stream counted as a stall: several display gaps at the 50 ms default
+objective, well above the 10-30 ms between a healthy stream's events."""
+
+STALL_GAP_FACTOR = 4.0
+"""A started stream stalls when silent for this many of its median gaps (at least `STALL_MIN_S`)."""
+
+STALL_FIRST_FACTOR = 4.0
+"""A stream stalls before its first event after this many first-token delays (as learned)."""
+
+MAX_RESUMES = 2
+"""Requests that resume a silent or cut stream, per answer."""
+
+RESUME_BACKOFF_S = 0.05
+"""The wait before the first resume; it doubles for the next."""
+
+UNKNOWN_ROOM = 1 << 30
+"""The context room of a cloud whose window is unknown: no limit."""
+
+
+class CloudStream:
+    """The cloud's part of one request (module docstring).
+
+    Args:
+        state: The request's shared record.
+        client: The endpoint (``None`` in device-only mode: the stream never starts).
+        expected_first_s: The first-token delay expected (given or learned), for the stall deadline.
+        revise_handoff: Revises the hand-off estimate after the cloud's progress.
+        part_ended: Called when the cloud sends nothing more for a split answer: the device continues.
+        answer_completed: Called when the cloud has sent the whole answer: the device is not needed.
+    """
+
+    def __init__(
+        self,
+        state: RequestState,
+        client: CloudClient | None,
+        *,
+        expected_first_s: float | None,
+        revise_handoff: Callable[[], None],
+        part_ended: Callable[[], None],
+        answer_completed: Callable[[], None],
+    ) -> None:
+        self.state = state
+        self.client = client
+        self.expected_first_s = expected_first_s
+        self._revise_handoff = revise_handoff
+        self._part_ended = part_ended
+        self._answer_completed = answer_completed
+        self.quota = 0
+        """Output positions asked of the cloud so far (after an end: the positions it sent)."""
+        self.prompt_tokens = 1
+        """The prompt's length in device tokens: estimated when the stream starts, counted once the device
+        has tokenized it (`context_room`)."""
+        self.pieces: list[str] = []
+        """The text of each kept event, by output position."""
+        self.chars = 0
+        """Characters of ``pieces`` (the hand-off estimate's characters per piece, without a re-count)."""
+        self.arrivals: list[float] = []
+        self.open = False
+        self.idle = False
+        """The quota is used up and the buffer stays open for a continuation."""
+        self.task: asyncio.Task[None] | None = None
+        self.resumes = 0
+        self.context_full = False
+        """The cloud's context window has no room for more of this answer."""
+
+    def start(self, prompt: str, max_tokens: int, *, delay: float = 0.0) -> None:
+        """Sends a request for ``max_tokens`` positions after ``prompt`` (after ``delay`` seconds)."""
+        self.open = True
+        self.idle = False
+        self.task = asyncio.create_task(self._run(prompt, max_tokens, delay))
+        self.task.add_done_callback(lambda _: self.state.notify())
+
+    def cancel(self, now: float) -> None:
+        """Stops an open stream at the hand-off: the device has taken over."""
+        if self.task is not None and self.open:
+            self.task.cancel()
+            self.state.timeline.cloud_end = "cancelled"
+            self.state.timeline.cloud_end_s = self.state.rel(now)
+
+    def maybe_extend(self, now: float, last_shown: float | None) -> None:
+        """Asks the cloud for more tokens when the device will be later than the buffer can cover.
+
+        Once the cloud has sent its quota, the undisplayed tokens last at most until ``now`` (or the last
+        display, ``last_shown``) plus one paced gap each. When that is less than the lead time away
+        (`EXTENSION_LEAD_S` plus twice the cloud's first-token delay: decide late, with the best estimate,
+        but early enough for new tokens to arrive) and the hand-off estimate lies more than one gap beyond
+        it, the stream sends the prompt and the text received so far as a continuation request for enough
+        tokens to cover the difference (padded by ``k_margin``).
+        """
+        state, terms, buffer = self.state, self.state.terms, self.state.buffer
+        received = buffer.received
+        estimate = state.controller.handoff_at if state.controller is not None else None
+        if not (
+            estimate is not None
+            and self.idle
+            and state.mode == "pd-device"
+            and not state.answer_complete
+            and buffer.handoff is None
+            and len(state.timeline.cloud_extensions) < terms.max_extensions
+            and received < terms.max_tokens
+            and not self.context_full
+        ):
+            return
+        pace = terms.pace_s
+        start = max(now, last_shown if last_shown is not None else now)
+        covered = start + (received - buffer.displayed) * pace
+        first_token = (state.timeline.cloud_first_s or 0.0) - (state.timeline.cloud_sent_s or 0.0)
+        if covered - now > EXTENSION_LEAD_S + 2.0 * first_token or estimate <= covered + pace:
+            return
+        extra = math.ceil((estimate - covered) / pace * (1.0 + terms.k_margin)) + 1
+        extra = min(extra, terms.max_tokens - received, self.context_room())
+        if extra < 1:
+            self.context_is_full()
+            return
+        self.quota = received + extra
+        state.timeline.cloud_quota = self.quota
+        state.timeline.cloud_extensions.append((state.rel(now), extra))
+        if state.controller is not None:
+            state.controller.set_expected(self.quota)
+        self.start(state.prompt + "".join(self.pieces), extra)
+
+    def context_room(self) -> int:
+        """Tokens the cloud's context window leaves for more of this answer (large when unknown)."""
+        window = self.client.context_tokens if self.client is not None else None
+        if window is None:
+            return UNKNOWN_ROOM
+        return window - self.prompt_tokens - self.state.buffer.received
+
+    def context_is_full(self) -> None:
+        """Notes, once, that the cloud's context window has no room for more of this answer."""
+        if not self.context_full:
+            self.context_full = True
+            window = self.client.context_tokens if self.client is not None else None
+            self.state.notice(
+                "cloud-context",
+                f"the cloud's context window ({window} tokens) has no room for more of this answer after "
+                f"{self.state.buffer.received} tokens; the device continues from there",
+            )
+
+    def stall_deadline(self, first: bool) -> float:
+        """Seconds of silence after which the stream counts as stalled (module docstring)."""
+        if first:
+            expected = self.expected_first_s
+            fallback = self.client.read_timeout if self.client is not None else 30.0
+            return max(STALL_FIRST_FACTOR * expected, 1.0) if expected else fallback
+        arrivals = self.arrivals[-17:]
+        gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+        median = gaps[len(gaps) // 2] if gaps else self.state.terms.pace_s
+        return max(STALL_GAP_FACTOR * median, STALL_MIN_S)
+
+    async def _run(self, prompt: str, max_tokens: int, delay: float = 0.0) -> None:
+        client = self.client
+        assert client is not None
+        state = self.state
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent = state.clock.now()
+        if state.timeline.cloud_sent_s is None:
+            state.timeline.cloud_sent_s = state.rel(sent)
+        received = 0
+        last = sent
+        failure: tuple[str, CloudError] | None = None
+        stream = client.stream(prompt, max_tokens=max_tokens, now=state.clock.now)
+        try:
+            while True:
+                deadline = self.stall_deadline(first=received == 0)
+                try:
+                    event = await asyncio.wait_for(anext(stream), timeout=deadline)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    failure = ("silent", self._silent(last, deadline, received))
+                    break
+                last = event.at
+                if event.text:
+                    received += 1
+                    self._on_text(event.text, event.at)
+                if event.finish_reason is not None:
+                    self._on_end(event.finish_reason, event.at, short=received < max_tokens)
+        except CloudContextError as exc:
+            failure = ("context", exc)
+        except CloudUnavailableError as exc:
+            failure = ("unavailable", exc)
+        except CloudStreamCutError as exc:
+            state.timeline.cloud_stalls.append((state.rel(last), state.clock.now() - last, "cut"))
+            failure = ("cut", exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+            self.open = False
+            state.notify()
+        if failure is not None:
+            self._on_failure(*failure)
+
+    def _silent(self, last: float, deadline: float, received: int) -> CloudStreamCutError:
+        """Records a stall and names it."""
+        assert self.client is not None
+        silent = self.state.clock.now() - last
+        self.state.timeline.cloud_stalls.append((self.state.rel(last), silent, "silent"))
+        return CloudStreamCutError(
+            f"cloud stream from {self.client.endpoint} silent for {silent * 1e3:.0f} ms "
+            f"(deadline {deadline * 1e3:.0f} ms) after {received} events"
+        )
+
+    def _can_resume(self) -> bool:
+        """Whether a silent or cut stream is asked again (module docstring)."""
+        buffer = self.state.buffer
+        return (
+            self.state.mode in ("pd-device", "cloud-only")
+            and buffer.handoff is None
+            and not self.state.answer_complete
+            and buffer.stream == "open"
+            and buffer.received < self.quota
+            and self.resumes < MAX_RESUMES
+            and not self.context_full
+        )
+
+    def _resume(self, kind: str) -> None:
+        """Asks the cloud again for the rest of the quota, carrying the text so far."""
+        delay = RESUME_BACKOFF_S * 2**self.resumes
+        self.resumes += 1
+        rest = min(self.quota - self.state.buffer.received, max(1, self.context_room()))
+        self.state.timeline.cloud_resumes.append((self.state.rel(self.state.clock.now()), kind, rest))
+        self.start(self.state.prompt + "".join(self.pieces), rest, delay=delay)
+
+    def _on_text(self, text: str, at: float) -> None:
+        state = self.state
+        index = len(state.timeline.cloud_events)
+        position = None
+        if state.buffer.stream == "open" and state.buffer.handoff is None:
+            position = state.buffer.receive_cloud()
+        kept = position is not None
+        state.timeline.cloud_events.append(CloudRecord(index=index, text=text, at_s=state.rel(at), kept=kept))
+        if not kept:
+            return
+        if state.timeline.cloud_first_s is None:
+            state.timeline.cloud_first_s = state.rel(at)
+        self.pieces.append(text)
+        self.chars += len(text)
+        self.arrivals.append(at)
+        if state.controller is not None:
+            state.controller.push(at)
+        state.notify()
+
+    def _on_end(self, reason: str, at: float, *, short: bool = False) -> None:
+        """The stream ended with a finish reason; ``short``: fewer tokens than asked for."""
+        state, buffer = self.state, self.state.buffer
+        state.timeline.cloud_end = reason
+        state.timeline.cloud_end_s = state.rel(at)
+        if buffer.handoff is not None:
+            return
+        if reason == "length" and short and buffer.received < state.terms.max_tokens:
+            # the server's context window ended the answer, not our quota
+            state.timeline.cloud_end = "context"
+            self.context_is_full()
+        self.quota = buffer.received
+        if state.controller is not None:
+            state.controller.set_expected(buffer.received)
+        complete = reason == "stop" or buffer.received >= state.terms.max_tokens
+        if complete or (state.mode == "cloud-only" and not self.context_full):
+            if buffer.stream == "open":
+                buffer.cut_cloud()
+            state.answer_complete = True
+            if state.controller is not None:
+                state.controller.set_handoff(at)
+            self._answer_completed()
+        elif self.context_full:
+            self._end_part()
+        else:
+            # the quota is used up: the buffer stays open for an extension (see `maybe_extend`)
+            self.idle = True
+            self._revise_handoff()
+        state.notify()
+
+    def _end_part(self) -> None:
+        """The cloud sends nothing more for this answer: the device continues after what arrived (or, in
+        cloud-only mode, the answer ends)."""
+        buffer = self.state.buffer
+        received = buffer.received
+        if buffer.stream == "open":
+            buffer.cut_cloud()
+        self.quota = received
+        if self.state.controller is not None:
+            self.state.controller.set_expected(received)
+        if self.state.mode == "cloud-only":
+            self.state.answer_complete = True
+        else:
+            self._part_ended()
+
+    def _on_failure(self, kind: str, exc: CloudError) -> None:
+        state = self.state
+        state.timeline.cloud_end = kind
+        state.timeline.cloud_end_s = state.rel(state.clock.now())
+        received = state.buffer.received
+        if kind in ("cut", "silent") and self._can_resume():
+            state.notice(
+                f"cloud-{kind}",
+                f"{exc}; resuming with the {received} tokens received (attempt {self.resumes + 1} of "
+                f"{MAX_RESUMES})",
+            )
+            self._resume(kind)
+            state.notify()
+            return
+        if state.mode == "cloud-only":
+            what = "the answer ends here (cloud-only mode has no device to fall back on)"
+        elif received == 0:
+            what = "answering on the device alone"
+        else:
+            what = f"the device continues after the {received} tokens received"
+        state.notice(f"cloud-{kind}", f"{exc}; {what}")
+        if state.buffer.handoff is None:
+            self._end_part()
+        state.notify()

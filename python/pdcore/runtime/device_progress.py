@@ -1,0 +1,194 @@
+"""The device's part of a streamed request: the prompt's prefill, appending the cloud's text as it arrives,
+then the take-over and the device's own decode.
+
+The device prefills the prompt (`Device.prefill_prompt`), then the received text (`Device.append_text`),
+and takes over as soon as it has prefilled everything received: the cloud stream is closed and the device
+decodes from the end of the received text (`Device.generate`). Each prompt chunk and appended chunk is
+measured against the profile (`HandoffEstimator`) and the hand-off estimate revised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.device import Device
+from pdcore.runtime.handoff import HandoffEstimator
+from pdcore.runtime.request_state import RequestState
+
+__all__ = ["DeviceProgress"]
+
+
+class DeviceProgress:
+    """The device's part of one request (module docstring).
+
+    Args:
+        state: The request's shared record.
+        device: The local model (``None`` in cloud-only mode: the part never starts).
+        profile: The device's speed profile (the hand-off estimate's prices), if any.
+        prior_ratio: The device's speed relative to its profile, learned from earlier requests.
+        cloud_pieces: The cloud's text by output position (the cloud stream's, read as it grows).
+        revise_handoff: Revises the hand-off estimate after the device's progress.
+        prompt_counted: Called with the prompt's length in device tokens once the device has counted it.
+        stop_cloud: Called with the clock time of the take-over: the cloud stream is no longer needed.
+    """
+
+    def __init__(
+        self,
+        state: RequestState,
+        device: Device | None,
+        *,
+        profile: DeviceProfile | None,
+        prior_ratio: float,
+        cloud_pieces: Sequence[str],
+        revise_handoff: Callable[[], None],
+        prompt_counted: Callable[[int], None],
+        stop_cloud: Callable[[float], None],
+    ) -> None:
+        self.state = state
+        self.device = device
+        self.profile = profile
+        self.prior_ratio = prior_ratio
+        self._cloud_pieces = cloud_pieces
+        self._revise_handoff = revise_handoff
+        self._prompt_counted = prompt_counted
+        self._stop_cloud = stop_cloud
+        self.text: dict[int, str] = {}
+        """Decoded tokens not shown yet, by output position."""
+        self.ready: dict[int, float] = {}
+        """When each of them was decoded (clock seconds)."""
+        self.done = False
+        self.prompt_done = 0
+        """Prompt tokens prefilled so far."""
+        self.inflight_pieces = 0
+        """Cloud pieces in the append under way."""
+        self.inflight_tokens_left: int | None = None
+        """Device tokens of that append not prefilled yet, once its first chunk is reported."""
+        self.task: asyncio.Task[None] | None = None
+        self.estimator: HandoffEstimator | None = None
+        self.prompt_tokens: int | None = None
+        """The prompt's length in device tokens, once the device has tokenized it."""
+        self.deferred = False
+        """The cloud serves the whole answer; the device starts only if the cloud fails."""
+
+    def start(self) -> None:
+        """Starts the device's task."""
+        self.task = asyncio.create_task(self._run())
+        self.task.add_done_callback(lambda _: self.state.notify())
+
+    def start_deferred(self) -> None:
+        """Starts the device late: the cloud that was to serve the whole answer did not."""
+        if self.deferred and self.task is None and self.device is not None:
+            self.deferred = False
+            self.start()
+
+    def stop(self) -> None:
+        """The cloud has sent the whole answer: the device's work is not needed."""
+        if self.task is not None:
+            self.task.cancel()
+        if self.device is not None:
+            self.device.interrupt()
+
+    def token(self, position: int) -> tuple[str, float]:
+        """The decoded token at ``position`` and when it was ready, handed to the display once."""
+        return self.text.pop(position), self.ready.pop(position)
+
+    async def _run(self) -> None:
+        device = self.device
+        assert device is not None
+        state = self.state
+        prompt_tokens = await device.start(state.prompt)
+        self.prompt_tokens = prompt_tokens
+        state.timeline.prompt_tokens = prompt_tokens
+        self._prompt_counted(prompt_tokens)
+        if state.mode == "pd-device":
+            self.estimator = HandoffEstimator(
+                self.profile,
+                prompt_tokens,
+                len(state.prompt),
+                prior_ratio=self.prior_ratio,
+                started_at=state.clock.now(),
+                prompt_chunk_tokens=device.chunk_tokens,
+                append_chunk_tokens=device.append_chunk_tokens,
+            )
+            state.timeline.prior_speed_ratio = self.prior_ratio
+            self._revise_handoff()
+        await device.prefill_prompt(self._prompt_observer)
+        state.buffer.prefill_prompt()
+        state.timeline.prompt_prefilled_s = state.rel(state.clock.now())
+        await self._append_received(device)
+        if not state.answer_complete:
+            await self._take_over(device)
+
+    def _prompt_observer(self, done: int, took: float) -> None:
+        """Feeds each prompt chunk into the estimator and revises the hand-off."""
+        if self.state.buffer.prompt_prefilled or self.state.answer_complete:
+            return
+        if self.estimator is not None:
+            self.estimator.observe_prompt(done, done - self.prompt_done, took, at=self.state.clock.now())
+        self.prompt_done = done
+        self._revise_handoff()
+
+    async def _append_received(self, device: Device) -> None:
+        """Prefills the cloud's text as it arrives, until everything received is prefilled."""
+        buffer = self.state.buffer
+        while not self.state.answer_complete:
+            todo = buffer.received - buffer.prefilled
+            if todo == 0:
+                break
+            start = buffer.prefilled
+            self.inflight_pieces = todo
+            self.inflight_tokens_left = None
+            appended, _ = await device.append_text(
+                list(self._cloud_pieces[start : start + todo]), self._chunk_observer(device.context_tokens)
+            )
+            if self.estimator is not None:
+                self.estimator.count_pieces(todo, appended)
+            self.inflight_pieces = 0
+            self.inflight_tokens_left = None
+            buffer.prefill_received(todo)
+            self._revise_handoff()
+
+    def _chunk_observer(self, context: int) -> Callable[[int, int, float], None]:
+        """Feeds each appended chunk (starting at ``context``) into the estimator and revises the hand-off."""
+        done_before = 0
+
+        def observe(done: int, total: int, took: float) -> None:
+            nonlocal done_before
+            if self.state.answer_complete or self.state.buffer.handoff is not None:
+                return
+            if self.estimator is not None:
+                self.estimator.observe_append(
+                    context + done_before, done - done_before, took, at=self.state.clock.now()
+                )
+            done_before = done
+            self.inflight_tokens_left = total - done
+            self._revise_handoff()
+
+        return observe
+
+    async def _take_over(self, device: Device) -> None:
+        state = self.state
+        now = state.clock.now()
+        position = state.buffer.take_over()
+        state.timeline.handoff_s = state.rel(now)
+        state.timeline.handoff_position = position
+        self._stop_cloud(now)
+        if state.controller is not None:
+            state.controller.set_handoff(now)
+            state.controller.set_expected(state.controller.received)
+            state.timeline.handoff_estimates.append((state.rel(now), state.rel(now)))
+        state.notify()
+        left = state.terms.max_tokens - position
+        if left > 0:
+            async for token in device.generate(left, now=state.clock.now):
+                slot = state.buffer.generate()
+                self.text[slot] = token.text
+                self.ready[slot] = token.ready
+                state.notify()
+        if device.context_tokens >= device.engine.n_ctx:
+            n_ctx = device.engine.n_ctx
+            state.notice("context-full", f"the device's context window ({n_ctx} tokens) is full")
+        self.done = True
+        state.notify()

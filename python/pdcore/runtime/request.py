@@ -1,0 +1,154 @@
+"""One streamed request: its cloud stream, the device's progress and the display, side by side.
+
+Each part owns its fields (`pdcore.runtime.cloud_stream.CloudStream`,
+`pdcore.runtime.device_progress.DeviceProgress`, `pdcore.runtime.display.Display`) and shares only the
+request's record (`pdcore.runtime.request_state.RequestState`: the timeline, the token buffer and the speed
+controller). `Request` joins them: it tells each part what the others did, and revises the hand-off
+estimate, which reads both the cloud's and the device's progress.
+
+Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from the device profile (prompt
+prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
+appended chunk with the device's measured speed relative to its profile, applied to the work left. The
+controller paces to the estimate plus a guard of two device decode steps (`HandoffEstimator.guard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pdcore._core import SpeedController
+from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.cloud_stream import CloudStream
+from pdcore.runtime.device import Device
+from pdcore.runtime.device_progress import DeviceProgress
+from pdcore.runtime.display import Display
+from pdcore.runtime.request_state import RequestState
+
+__all__ = ["Request"]
+
+
+class Request:
+    """One streamed request (module docstring).
+
+    Args:
+        state: The request's shared record.
+        cloud: The endpoint, if the session has one.
+        device: The local model, if the session has one.
+        profile: The device's speed profile, if any.
+        prior_ratio: The device's speed relative to its profile, learned from earlier requests.
+        expected_first_s: The cloud's first-token delay expected (given or learned), if known.
+    """
+
+    def __init__(
+        self,
+        state: RequestState,
+        *,
+        cloud: CloudClient | None,
+        device: Device | None,
+        profile: DeviceProfile | None,
+        prior_ratio: float,
+        expected_first_s: float | None,
+    ) -> None:
+        self.state = state
+        self.cloud = CloudStream(
+            state,
+            cloud,
+            expected_first_s=expected_first_s,
+            revise_handoff=self.revise_handoff,
+            part_ended=self._cloud_part_ended,
+            answer_completed=self._answer_completed,
+        )
+        self.device = DeviceProgress(
+            state,
+            device,
+            profile=profile,
+            prior_ratio=prior_ratio,
+            cloud_pieces=self.cloud.pieces,
+            revise_handoff=self.revise_handoff,
+            prompt_counted=self._prompt_counted,
+            stop_cloud=self.cloud.cancel,
+        )
+        self.display = Display(state, self.cloud, self.device)
+
+    def ask_cloud(self, quota: int, prompt_tokens: int, *, paced: bool) -> None:
+        """Sends the cloud request for ``quota`` output positions of a prompt of about ``prompt_tokens``
+        device tokens; ``paced``: its tokens are shown through the speed controller."""
+        state, terms = self.state, self.state.terms
+        self.cloud.quota = quota
+        self.cloud.prompt_tokens = prompt_tokens
+        state.timeline.cloud_quota = quota
+        if paced:
+            state.controller = SpeedController(
+                min_tpot=terms.min_tpot, max_tpot=terms.pace_s, expected_tokens=quota
+            )
+        self.cloud.start(state.prompt, quota)
+
+    def revise_handoff(self) -> None:
+        """Revises the hand-off estimate from both sides' progress and paces the controller to it."""
+        state, cloud, progress = self.state, self.cloud, self.device
+        estimator = progress.estimator
+        if state.controller is None or estimator is None or state.buffer.handoff is not None:
+            return
+        device = progress.device
+        assert device is not None
+        outside = max(cloud.quota, state.buffer.received) - state.buffer.prefilled - progress.inflight_pieces
+        chars = cloud.chars / len(cloud.pieces) if cloud.pieces else None
+        if progress.inflight_tokens_left is not None:
+            tokens_left = progress.inflight_tokens_left
+        else:
+            tokens_left = estimator.tokens_for(progress.inflight_pieces, chars)
+        tokens_left += estimator.tokens_for(outside, chars)
+        context = max(device.context_tokens, device.prompt_tokens)
+        now = state.clock.now()
+        estimate = estimator.estimate(now, progress.prompt_done, context, tokens_left)
+        if estimate is None:
+            return
+        state.controller.set_handoff(estimate + estimator.guard(context, tokens_left))
+        state.timeline.handoff_estimates.append((state.rel(now), state.rel(estimate)))
+        cloud.maybe_extend(now, self.display.last_shown)
+        state.notify()
+
+    def finished(self) -> bool:
+        """Whether every position of the answer has been shown."""
+        buffer = self.state.buffer
+        if buffer.displayed < buffer.available:
+            return False
+        if self.state.answer_complete:
+            return True
+        if buffer.handoff is not None:
+            return self.device.done
+        return self.state.mode == "cloud-only" and not self.cloud.open and self.cloud.task is not None
+
+    def raise_failures(self) -> None:
+        """Raises what a part's task failed with."""
+        for task in (self.cloud.task, self.device.task):
+            if task is not None and task.done() and not task.cancelled():
+                error = task.exception()
+                if error is not None:
+                    raise error
+
+    async def cancel_tasks(self) -> None:
+        """Stops both parts' tasks (the request ended or was abandoned)."""
+        device, task = self.device.device, self.device.task
+        if device is not None and task is not None and not task.done():
+            device.interrupt()
+        tasks = [task for task in (self.cloud.task, self.device.task) if task is not None and not task.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _prompt_counted(self, tokens: int) -> None:
+        self.cloud.prompt_tokens = tokens
+
+    def _cloud_part_ended(self) -> None:
+        if self.device.deferred:
+            self.device.start_deferred()
+        else:
+            self.revise_handoff()
+
+    def _answer_completed(self) -> None:
+        self.device.stop()
