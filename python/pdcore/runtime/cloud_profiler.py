@@ -14,9 +14,9 @@ What is measured, against the endpoint as a client sees it (`CloudClient`):
   number of streams decoding at that moment and their contexts. A server that decodes one request at a time
   (llama.cpp's Python server) shows no overlap, and the profile says so (``max_batch_size = 1``).
 
-The fit (ours, the method the shipped profiles were fitted with, `pdcore.runtime.profiler.fit_relative`):
-non-negative least squares on relative error of the cloud's iteration model (`pdcore._core.CloudCost`)
-over both kinds of rows at once,
+The fit (ours, the method the shipped profiles were fitted with, `pdcore.runtime.fit.fit_iteration`, the
+one cloud fit, also ``pdcore validate``'s): non-negative least squares on relative error of the cloud's
+iteration model (`pdcore._core.CloudCost`) over both kinds of rows at once,
 
 - prefill rows: ``TTFT - RTT = base * chunks + prefill_token * L + prefill_attn * L**2``, with
   ``chunks = ceil(L / max_tokens_per_iteration)`` (the first token comes after the last chunk; the
@@ -37,14 +37,13 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.runtime.cloud import CloudClient
-from pdcore.runtime.profiler import filler_text, fit_relative
+from pdcore.runtime.fit import CloudFit, fit_iteration
+from pdcore.runtime.profiler import filler_text
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -68,14 +67,6 @@ that prompt's context, which separates the decode cost per context token from th
 
 CHARS_PER_TOKEN = 4.0
 """Characters per token of English text with a BPE vocabulary, when the server does not count them."""
-
-_SUBSETS = tuple(
-    terms
-    for size in range(5, 0, -1)
-    for terms in itertools.combinations(range(5), size)
-    if 0 in terms  # an iteration always costs something: base_s > 0
-)
-"""The subsets of ``(base, prefill_token, prefill_attn, decode_seq, decode_context)`` tried, fullest first."""
 
 
 @dataclass(frozen=True)
@@ -109,29 +100,6 @@ class CloudMeasurement:
     max_overlap: int
     context_tokens: int | None
     seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class CloudFit:
-    """The fitted iteration model and how well it fits.
-
-    Attributes:
-        base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s: The coefficients.
-        max_tokens_per_iteration: The chunk size the prefill rows were fitted with.
-        prefill_error: Largest relative error on the prefill rows.
-        decode_error: Largest relative error on the decode rows (medians per batch and context).
-        decode_rows: The decode rows: (streams decoding, sum of contexts, median gap).
-    """
-
-    base_s: float
-    prefill_token_s: float
-    prefill_attn_s: float
-    decode_seq_s: float
-    decode_context_s: float
-    max_tokens_per_iteration: int
-    prefill_error: float
-    decode_error: float
-    decode_rows: tuple[tuple[int, float, float], ...] = field(default=())
 
 
 def _prompt(tokens: int, seed: int) -> str:
@@ -259,58 +227,18 @@ async def measure_cloud(
 
 
 def fit_cloud_profile(measurement: CloudMeasurement, *, max_tokens_per_iteration: int = 512) -> CloudFit:
-    """Fits the iteration model to a measurement (module docstring).
+    """Fits the iteration model to a measurement (module docstring; `pdcore.runtime.fit.fit_iteration`).
 
     Raises:
         InvalidInputError: Too few rows, or no first-token time above the round trip.
     """
-    if isinstance(max_tokens_per_iteration, bool) or max_tokens_per_iteration < 1:
-        raise InvalidInputError(
-            f"max_tokens_per_iteration = {max_tokens_per_iteration!r}; pass the server's prompt batch, >= 1"
-        )
     m = measurement
-    prefill_rows: list[list[float]] = []
-    prefill_t: list[float] = []
-    for tokens, first in zip(m.prompt_tokens, m.first_token_s, strict=True):
-        handled = first - m.rtt_s
-        if handled <= 0:
-            continue
-        chunks = math.ceil(tokens / max_tokens_per_iteration)
-        prefill_rows.append([float(chunks), float(tokens), float(tokens) ** 2, 0.0, 0.0])
-        prefill_t.append(handled)
-    if not prefill_rows:
-        raise InvalidInputError(
-            f"every first-token time of {m.endpoint} is within the round trip ({m.rtt_s * 1e3:.1f} ms); fix: "
-            "measure longer prompts"
-        )
-    groups: dict[tuple[int, int], list[float]] = {}
-    contexts: dict[tuple[int, int], list[float]] = {}
-    for batch, ctx, gap in zip(m.gap_batch, m.gap_context, m.gap_s, strict=True):
-        if gap <= 0:
-            continue
-        key = (batch, int(ctx // (64 * batch)))  # contexts in bins of 64 tokens a stream
-        groups.setdefault(key, []).append(gap)
-        contexts.setdefault(key, []).append(ctx)
-    decode_rows = tuple(
-        (key[0], statistics.median(contexts[key]), statistics.median(gaps))
-        for key, gaps in sorted(groups.items())
-    )
-    rows = prefill_rows + [[1.0, 0.0, 0.0, float(b), c] for b, c, _ in decode_rows]
-    times = prefill_t + [g for _, _, g in decode_rows]
-    coef = fit_relative("profile-cloud", rows, times, _SUBSETS)
-    predicted = np.asarray(rows) @ np.asarray(coef)
-    relative = np.abs(predicted - np.asarray(times)) / np.asarray(times)
-    n = len(prefill_rows)
-    return CloudFit(
-        base_s=coef[0],
-        prefill_token_s=coef[1],
-        prefill_attn_s=coef[2],
-        decode_seq_s=coef[3],
-        decode_context_s=coef[4],
+    return fit_iteration(
+        list(zip(m.prompt_tokens, m.first_token_s, strict=True)),
+        list(zip(m.gap_batch, m.gap_context, m.gap_s, strict=True)),
+        rtt_s=m.rtt_s,
         max_tokens_per_iteration=max_tokens_per_iteration,
-        prefill_error=float(relative[:n].max()),
-        decode_error=float(relative[n:].max()) if len(relative) > n else math.nan,
-        decode_rows=decode_rows,
+        source=m.endpoint,
     )
 
 

@@ -13,10 +13,11 @@ The profile stores smooth curves, not the raw medians (rules of ours): prefill t
 ``c0 + c1 * n + c2 * n**2`` (`fit_prefill`: a fixed cost, the weights' cost per token, and attention over
 the context) and decode TPOT ``d0 + d1 * n`` (`fit_decode`: the weights read per token, and the KV cache
 read per context token), each with non-negative coefficients, fitted to the medians by least squares on
-relative error. Raw medians on a busy machine are bumpy (measured on a shared 2-core host: 13.5 ms per
-prompt token at 64 tokens, 7.3 at 256, 10.9 at 2048), and a raw decode tail that happens to fall would
-make a longer context look cheaper; the runtime's hand-off estimate prices each chunk with the profile's
-slope, so a bump in the curve becomes a swing in the estimate and in the display pace. Both fits are
+relative error (`pdcore.runtime.fit`). Raw medians on a busy machine are bumpy (measured on a shared
+2-core host: 13.5 ms per prompt token at 64 tokens, 7.3 at 256, 10.9 at 2048), and a raw decode tail that
+happens to fall would make a longer context look cheaper; the runtime's hand-off estimate prices each chunk
+with the profile's slope, so a bump in the curve becomes a swing in the estimate and in the display pace.
+Both fits are
 non-decreasing and positive (the invariants `DeviceProfile` checks), and the TOML keeps the medians and
 each fit's largest deviation from them in its notes.
 
@@ -27,7 +28,6 @@ GGUF metadata by the caller (`LlamaEngine.kv_bytes_per_token`).
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import platform
 import random
@@ -37,12 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.device import DEFAULT_CHUNK_TOKENS, DeviceEngine
+from pdcore.runtime.fit import fit_decode, fit_prefill, fit_relative
 
 __all__ = [
     "DEFAULT_LENGTHS",
@@ -243,100 +241,9 @@ def measure(
     return measurement
 
 
-_TERMS = ((0, 1, 2), (1, 2), (0, 1), (0, 2), (1,), (2,), (0,))
-"""The subsets of ``(1, n, n**2)`` `fit_prefill` tries, the fullest first."""
-
-_DECODE_TERMS = ((0, 1), (0,), (1,))
-"""The subsets of ``(1, n)`` `fit_decode` tries, the fullest first."""
-
-
 def _curve(coefficients: Sequence[float], tokens: float) -> float:
     c0, c1, c2 = coefficients
     return c0 + c1 * tokens + c2 * tokens * tokens
-
-
-def fit_relative(
-    what: str, design: npt.ArrayLike, seconds: Sequence[float], subsets: Sequence[tuple[int, ...]]
-) -> list[float]:
-    """Least squares on relative error of ``design @ c`` against ``seconds`` with every ``c[i] >= 0``: the
-    unconstrained optimum of each subset of the columns, the best whose coefficients are all ``>= 0`` (the
-    constrained optimum lies on a face where the negative ones are zero). The rule is ours; the shipped
-    cloud profiles were fitted the same way.
-
-    Raises:
-        InvalidInputError: No rows, rows and times of different sizes, or a time that is not a positive
-            number.
-    """
-    matrix = np.asarray(design, dtype=np.float64)
-    if matrix.ndim != 2 or not len(matrix) or len(matrix) != len(seconds):
-        raise InvalidInputError(f"{what}: {len(matrix)} rows and {len(seconds)} times; pass one time per row")
-    if any(not (math.isfinite(t) and t > 0) for t in seconds):
-        raise InvalidInputError(f"{what}: times {list(seconds)!r}; each must be a positive number")
-    t = np.asarray(seconds, dtype=np.float64)
-    columns = matrix / t[:, None]
-    best: tuple[float, list[float]] | None = None
-    for terms in subsets:
-        if len(terms) > len(t):
-            continue
-        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
-        if np.any(solution < 0.0) or not np.all(np.isfinite(solution)):
-            continue
-        full = [0.0] * matrix.shape[1]
-        for term, value in zip(terms, solution, strict=True):
-            full[term] = float(value)
-        error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
-        if best is None or error < best[0] - 1e-12:
-            best = (error, full)
-    if best is None:
-        raise InvalidInputError(f"{what}: no non-negative fit of the measurements; fix: measure more points")
-    return best[1]
-
-
-def _fit_non_negative(
-    what: str,
-    lengths: Sequence[int],
-    seconds: Sequence[float],
-    degree: int,
-    subsets: Sequence[tuple[int, ...]],
-) -> list[float]:
-    """`fit_relative` on the powers ``n**0 .. n**degree`` of the lengths."""
-    if not lengths or len(lengths) != len(seconds):
-        raise InvalidInputError(
-            f"{what}: {len(lengths)} lengths and {len(seconds)} times; pass one time per length"
-        )
-    n = np.asarray(lengths, dtype=np.float64)
-    return fit_relative(what, np.stack([n**power for power in range(degree + 1)], axis=1), seconds, subsets)
-
-
-def fit_prefill(lengths: Sequence[int], seconds: Sequence[float]) -> tuple[float, float, float]:
-    """The prefill curve ``c0 + c1 * n + c2 * n**2`` closest to the measured ``seconds`` in relative error,
-    with every coefficient ``>= 0`` (module docstring; the rule is ours).
-
-    Returns:
-        ``(c0, c1, c2)``.
-
-    Raises:
-        InvalidInputError: No lengths, lengths and times of different sizes, or a time that is not a
-            positive number.
-    """
-    c0, c1, c2 = _fit_non_negative("fit_prefill", lengths, seconds, 2, _TERMS)
-    return c0, c1, c2
-
-
-def fit_decode(contexts: Sequence[int], tpot_s: Sequence[float]) -> tuple[float, float]:
-    """The decode curve ``d0 + d1 * n`` closest to the measured TPOT in relative error, with ``d0, d1 >= 0``
-    (module docstring; the rule is ours): never falling with the context, positive wherever a point was
-    measured.
-
-    Returns:
-        ``(d0, d1)``.
-
-    Raises:
-        InvalidInputError: No contexts, contexts and times of different sizes, or a time that is not a
-            positive number.
-    """
-    d0, d1 = _fit_non_negative("fit_decode", contexts, tpot_s, 1, _DECODE_TERMS)
-    return d0, d1
 
 
 def _string(value: str) -> str:

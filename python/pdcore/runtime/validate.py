@@ -27,14 +27,15 @@ The simulator (`pdcore.sim.Scenario`) then replays the same requests, one at a t
 - the **cloud profile measured from the endpoint** (``cloud_profile``, from ``pdcore profile-cloud``) when
   one is given: every cloud price from it, except that a warm prompt's first token (a cached prefix, which
   the profile's lone prefill does not describe) keeps the calibration's first-token delay (`cloud_model`);
-- otherwise a **cloud profile fitted to the calibration requests** (`fit_cloud`), never to the live runs: a
-  decode step ``s0 + decode_context_s * context`` by least squares on the inter-event gaps against their
-  context, and the first token ``f0 + prefill_token_s * prompt`` on the first-event times minus the round trip
-  (when warm, ``prefill_token_s`` is zero, since a cached prefix makes the first token independent of the
-  prompt length, and ``f0`` is the median: one calibration request that stalled, 68 ms against 7-16 ms
-  for the others in one measured run, must not set every request's prediction). ``base_s`` is the
-  smaller intercept, the decode step keeps ``s0 - base_s`` as ``decode_seq_s``, and ``f0 - base_s``
-  (request handling before the first step) is added to the one-way delay;
+- otherwise a **cloud profile fitted to the calibration requests** (`fit_cloud`, the one cloud fit of
+  `pdcore.runtime.fit`, as ``pdcore profile-cloud`` fits), never to the live runs: a decode step
+  ``base_s + decode_seq_s + decode_context_s * context`` on the inter-event gaps against their context,
+  and the first token ``base_s + handling + prefill`` on the first-event times minus the round trip (when
+  warm the prompt is cached: no prefill, since a cached prefix makes the first token independent of the
+  prompt length, and every first token counts at the median: one calibration request that stalled, 68 ms
+  against 7-16 ms for the others in one measured run, must not set every request's prediction).
+  ``base_s`` is the smaller of the two intercepts, the decode step keeps the rest as ``decode_seq_s``, and
+  the handling (request handling before the first step) is added to the one-way delay;
 - the live run's own ``k``, output length and pacing settings (``max_tpot - pacing_margin_s``).
 
 No input of the prediction is read off the live runs. Compared per request and on average: the TTFT,
@@ -78,6 +79,7 @@ from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.device import Device, chatml
+from pdcore.runtime.fit import fit_iteration
 from pdcore.runtime.profiler import filler_text
 from pdcore.runtime.session import DEFAULT_K_MARGIN, DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_TPOT_S, Session
 from pdcore.runtime.timeline import Timeline
@@ -108,6 +110,9 @@ DEFAULT_TOLERANCE = 0.15
 
 METRICS = ("ttft_s", "max_gap_s", "mean_gap_s")
 """What is compared (``max_gap_s`` without the stalls of either side's own stream, module docstring)."""
+
+CALIBRATION_CHUNK_TOKENS = 1 << 20
+"""The prompt batch of the fitted cloud: every calibration prompt is prefilled in one chunk."""
 
 INSTRUCTION = "Read the text below, then write a long story inspired by it.\n\n"
 
@@ -394,72 +399,61 @@ class ValidationReport:
         }
 
 
-def _least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
-    """Intercept and slope, both kept non-negative (a negative slope is refitted as a constant)."""
-    x = np.asarray(xs, dtype=np.float64)
-    y = np.asarray(ys, dtype=np.float64)
-    if len(x) >= 2 and float(np.ptp(x)) > 0.0:
-        slope, intercept = np.polyfit(x, y, 1)
-        if slope >= 0.0 and intercept >= 0.0:
-            return float(intercept), float(slope)
-        if slope >= 0.0:
-            through_origin = float(np.dot(x, y) / np.dot(x, x))
-            return 0.0, max(through_origin, 0.0)
-    return max(float(np.mean(y)), 0.0), 0.0
-
-
 def fit_cloud(
     samples: Sequence[CalibrationSample], *, rtt_s: float, warm: bool, name: str = "fitted-cloud"
 ) -> tuple[CloudProfile, float]:
     """A cloud profile fitted to cloud-only requests, and the one-way delay to use with it.
 
-    See the module docstring for the model. Returns ``(profile, one_way_s)``.
+    The one cloud fit (`pdcore.runtime.fit.fit_iteration`, module docstring) on the calibration: one
+    stream at a time, each prompt in one chunk, cached when ``warm`` (then every first token counts at
+    their median), the request's handling before its first step fitted apart and added to the one-way
+    delay. Returns ``(profile, one_way_s)``.
 
     Raises:
         InvalidInputError: No sample has at least one inter-event gap.
     """
-    contexts: list[float] = []
-    steps: list[float] = []
-    for sample in samples:
-        for index, gap in enumerate(sample.gaps_s, start=1):
-            contexts.append(sample.prompt_tokens + index)
-            steps.append(gap)
-    if not steps:
+    gaps = [
+        (1, float(sample.prompt_tokens + index), gap)
+        for sample in samples
+        for index, gap in enumerate(sample.gaps_s, start=1)
+    ]
+    if not gaps:
         raise InvalidInputError(
             "the calibration requests streamed fewer than two events each; fix: raise calibration_tokens"
         )
-    step, per_context = _least_squares(contexts, steps)
-    first = [max(sample.ttft_s - rtt_s, 0.0) for sample in samples]
-    lengths = [float(sample.prompt_tokens) for sample in samples]
+    firsts = [sample.ttft_s for sample in samples]
     if warm:
-        intercept, per_token = float(np.median(first)), 0.0
-    else:
-        intercept, per_token = _least_squares(lengths, first)
-    # The first token's iteration (base_s + prefill) and a decode step (base_s + decode_seq_s + ...)
-    # share base_s: it is the smaller of the two intercepts, and each side keeps its own remainder.
-    base = max(min(step, intercept), 1e-6)
-    decode_seq = max(step - base, 0.0)
-    overhead = max(intercept - base, 0.0)
+        firsts = [float(np.median(firsts))] * len(samples)
+    fit = fit_iteration(
+        [(sample.prompt_tokens, first) for sample, first in zip(samples, firsts, strict=True)],
+        gaps,
+        rtt_s=rtt_s,
+        max_tokens_per_iteration=CALIBRATION_CHUNK_TOKENS,
+        cached=warm,
+        handling=True,
+        what="validate",
+        source="the calibration requests",
+    )
     profile = CloudProfile(
         name=name,
         description="fitted to cloud-only requests against the live endpoint",
         model="the endpoint's model",
         gpu="unknown",
         tensor_parallel=1,
-        base_s=base,
-        prefill_token_s=per_token,
-        prefill_attn_s=0.0,
-        decode_seq_s=decode_seq,
-        decode_context_s=per_context,
+        base_s=max(fit.base_s, 1e-6),
+        prefill_token_s=fit.prefill_token_s,
+        prefill_attn_s=fit.prefill_attn_s,
+        decode_seq_s=fit.decode_seq_s,
+        decode_context_s=fit.decode_context_s,
         max_batch_size=1,
-        max_tokens_per_iteration=1 << 20,
+        max_tokens_per_iteration=CALIBRATION_CHUNK_TOKENS,
         kv_cache_tokens=1 << 24,
         gpus_per_replica=1,
         kv_bytes_per_token=1,
         citation="pdcore validate calibration",
-        notes=f"{len(samples)} calibration requests, {len(steps)} inter-event gaps, warm={warm}",
+        notes=f"{len(samples)} calibration requests, {len(gaps)} inter-event gaps, warm={warm}",
     )
-    return profile, rtt_s / 2.0 + overhead / 2.0
+    return profile, rtt_s / 2.0 + fit.handling_s / 2.0
 
 
 def cloud_model(
