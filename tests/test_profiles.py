@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -392,6 +393,39 @@ def test_cloud_profile_from_text() -> None:
     profile = CloudProfile.from_toml_text(CLOUD_TOML, source="inline")
     assert profile.source == "inline"
     assert profile.coefficients()["prefill_attn_s"] == 1e-8
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list_device_profiles())
+def test_every_device_profile_reads_back_equal_from_its_toml(name: str) -> None:
+    profile = load_device_profile(name)
+    back = DeviceProfile.from_toml_text(profile.to_toml(), source=profile.source)
+    assert back == profile
+    assert back.to_toml() == profile.to_toml()
+
+
+@pytest.mark.parametrize("name", list_cloud_profiles())
+def test_every_cloud_profile_reads_back_equal_from_its_toml(name: str) -> None:
+    profile = load_cloud_profile(name)
+    back = CloudProfile.from_toml_text(profile.to_toml(), source=profile.source)
+    assert back == profile
+    assert back.to_toml() == profile.to_toml()
+
+
+def test_written_profiles_keep_odd_text_and_optional_keys() -> None:
+    odd = 'quotes " and \\ backslashes, a tab\t, a newline\n, \x7f, \x01 and \u00e9t\u00e9 \U0001f5fc'
+    device = DeviceProfile.from_toml_text(DEVICE_TOML)
+    device = dataclasses.replace(device, notes=odd, session_cache_bytes=0, prefill_seconds=(1 / 3, 3e-300 + 3))
+    assert DeviceProfile.from_toml_text(device.to_toml(), source=device.source) == device
+    cloud = CloudProfile.from_toml_text(CLOUD_TOML)
+    assert "prefix_cache_tokens" not in cloud.to_toml() and "[price]" not in cloud.to_toml()
+    cloud = dataclasses.replace(
+        cloud, citation=odd, prefix_cache_tokens=0, usd_per_gpu_hour=1.99, kv_write_token_s=1.29e-7,
+        prompt_bytes_per_token=4.0, stream_bytes_per_token=329.0,
+    )  # fmt: skip
+    assert CloudProfile.from_toml_text(cloud.to_toml(), source=cloud.source) == cloud
 
 
 # --- registry -------------------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""TOML reading and typed key access for profile files; every failure is a `ProfileError` naming the key."""
+"""TOML for profile files: reading with typed key access (every failure is a `ProfileError` naming the key),
+and writing (`toml_document`), which the profiles' ``to_toml`` use so that their loaders read back the same
+values."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ __all__ = [
     "get_table",
     "parse_toml",
     "read_toml",
+    "toml_document",
+    "toml_value",
 ]
 
 Table = Mapping[str, Any]
@@ -187,3 +191,54 @@ def get_number_list(
             )
         numbers.append(number)
     return tuple(numbers)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+"""The short escapes of a TOML basic string."""
+
+_EXACT_INTEGER = 2.0**53
+"""Below this a whole float is written as an integer (it reads back as the same float)."""
+
+
+def _basic_string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04X}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def toml_value(value: object) -> str:
+    """A string, whole number, finite number or array of them as TOML; a float reads back exactly (its
+    shortest repr, or a whole number when it is one)."""
+    if isinstance(value, str):
+        return _basic_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ProfileError(f"{value!r} cannot be written to a profile; fix: give a finite number")
+        return str(int(value)) if value.is_integer() and abs(value) < _EXACT_INTEGER else repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise ProfileError(f"{value!r} cannot be written to a profile; fix: give a string or numbers")
+
+
+def toml_document(top: Mapping[str, object], tables: Mapping[str, Mapping[str, object] | None]) -> str:
+    """A TOML document: the ``top`` keys, then each table that is not None, in order; a None value is left
+    out (an optional key)."""
+
+    def keys(items: Mapping[str, object]) -> list[str]:
+        return [f"{key} = {toml_value(value)}" for key, value in items.items() if value is not None]
+
+    lines = keys(top)
+    for name, items in tables.items():
+        if items is not None:
+            lines += ["", f"[{name}]", *keys(items)]
+    return "\n".join(lines) + "\n"

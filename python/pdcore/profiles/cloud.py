@@ -53,6 +53,7 @@ from pdcore.profiles._toml import (
     get_table,
     parse_toml,
     read_toml,
+    toml_document,
 )
 
 __all__ = ["CloudProfile"]
@@ -283,6 +284,41 @@ class CloudProfile:
         """
         file = Path(path)
         return cls.from_mapping(read_toml(file), source=str(file))
+
+    def to_toml(self) -> str:
+        """The profile as TOML (the layout in the module docstring), which `from_toml_text` reads back as an
+        equal profile (its ``source`` aside); comments of the file it was read from are not kept."""
+        prompt, stream = self.prompt_bytes_per_token, self.stream_bytes_per_token
+        price = None if self.usd_per_gpu_hour is None else {"usd_per_gpu_hour": self.usd_per_gpu_hour}
+        wire = None
+        if prompt is not None and stream is not None:
+            wire = {"prompt_bytes_per_token": prompt, "stream_bytes_per_token": stream}
+        return toml_document(
+            {
+                "name": self.name,
+                "description": self.description,
+                "model": self.model,
+                "gpu": self.gpu,
+                "tensor_parallel": self.tensor_parallel,
+            },
+            {
+                "iteration": self.coefficients(),
+                "limits": {
+                    "max_batch_size": self.max_batch_size,
+                    "max_tokens_per_iteration": self.max_tokens_per_iteration,
+                    "kv_cache_tokens": self.kv_cache_tokens,
+                    "gpus_per_replica": self.gpus_per_replica,
+                    "prefix_cache_tokens": self.prefix_cache_tokens,
+                },
+                "kv_transfer": {
+                    "bytes_per_token": self.kv_bytes_per_token,
+                    "write_token_s": self.kv_write_token_s or None,
+                },
+                "price": price,
+                "wire": wire,
+                "source": {"citation": self.citation, "notes": self.notes},
+            },
+        )
 
     def coefficients(self) -> dict[str, float]:
         """Returns the five iteration-model coefficients, in seconds, keyed as in the TOML file."""

@@ -58,6 +58,7 @@ from pdcore.profiles._toml import (
     get_table,
     parse_toml,
     read_toml,
+    toml_document,
 )
 
 __all__ = ["DEFAULT_SESSION_CACHE_TOKENS", "DeviceEnergy", "DeviceProfile"]
@@ -295,6 +296,29 @@ class DeviceProfile:
         """
         file = Path(path)
         return cls.from_mapping(read_toml(file), source=str(file))
+
+    def to_toml(self) -> str:
+        """The profile as TOML (the layout in the module docstring), which `from_toml_text` reads back as an
+        equal profile (its ``source`` aside); comments of the file it was read from are not kept."""
+        energy = self.energy
+        session = self.session_cache_bytes
+        return toml_document(
+            {
+                "name": self.name,
+                "description": self.description,
+                "hardware": self.hardware,
+                "model": self.model,
+                "engine": self.engine,
+                "kv_bytes_per_token": self.kv_bytes_per_token,
+                "session_cache_bytes": None if session is None else int(session),
+            },
+            {
+                "prefill": {"prompt_tokens": self.prefill_tokens, "seconds": self.prefill_seconds},
+                "decode": {"context_tokens": self.decode_context_tokens, "tpot_s": self.decode_tpot},
+                "energy": None if energy is None else {key: getattr(energy, key) for key in _ENERGY_KEYS},
+                "source": {"citation": self.citation, "notes": self.notes},
+            },
+        )
 
     def prefill_points(self) -> tuple[FloatArray, FloatArray]:
         """Returns the prefill points ``(prompt_tokens, seconds)`` as float64 arrays.

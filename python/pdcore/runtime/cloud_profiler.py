@@ -242,11 +242,6 @@ def fit_cloud_profile(measurement: CloudMeasurement, *, max_tokens_per_iteration
     )
 
 
-def _string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
 def cloud_profile_toml(
     measurement: CloudMeasurement,
     fit: CloudFit,
@@ -295,34 +290,31 @@ def cloud_profile_toml(
         f"tokens, {fit.decode_error * 100:.1f}% on the gaps. The request handling before the first step is "
         "folded into base_s."
     )
-    lines = [
-        f"name = {_string(name)}",
-        f"description = {_string(f'{model} behind {m.endpoint}, measured by pdcore profile-cloud')}",
-        f"model = {_string(model)}",
-        f"gpu = {_string(gpu)}",
-        f"tensor_parallel = {tensor_parallel}",
-        "",
-        "[iteration]",
-        f"base_s = {fit.base_s:.6g}",
-        f"prefill_token_s = {fit.prefill_token_s:.6g}",
-        f"prefill_attn_s = {fit.prefill_attn_s:.6g}",
-        f"decode_seq_s = {fit.decode_seq_s:.6g}",
-        f"decode_context_s = {fit.decode_context_s:.6g}",
-        "",
-        "[limits]",
-        f"max_batch_size = {m.max_overlap}",
-        f"max_tokens_per_iteration = {fit.max_tokens_per_iteration}",
-        f"kv_cache_tokens = {capacity}",
-        f"gpus_per_replica = {gpus_per_replica}",
-        "",
-        "[kv_transfer]",
-        f"bytes_per_token = {kv_bytes_per_token}",
-        "",
-        "[source]",
-        f"citation = {_string(f'Measured with pdcore profile-cloud against {m.endpoint} on {stamp}.')}",
-        f"notes = {_string(notes)}",
-        "",
-    ]
-    text = "\n".join(lines)
-    CloudProfile.from_toml_text(text, source=f"<profile {name}>")
+    profile = CloudProfile(
+        name=name,
+        description=f"{model} behind {m.endpoint}, measured by pdcore profile-cloud",
+        model=model,
+        gpu=gpu,
+        tensor_parallel=tensor_parallel,
+        base_s=_rounded(fit.base_s),
+        prefill_token_s=_rounded(fit.prefill_token_s),
+        prefill_attn_s=_rounded(fit.prefill_attn_s),
+        decode_seq_s=_rounded(fit.decode_seq_s),
+        decode_context_s=_rounded(fit.decode_context_s),
+        max_batch_size=m.max_overlap,
+        max_tokens_per_iteration=fit.max_tokens_per_iteration,
+        kv_cache_tokens=capacity,
+        gpus_per_replica=gpus_per_replica,
+        kv_bytes_per_token=kv_bytes_per_token,
+        citation=f"Measured with pdcore profile-cloud against {m.endpoint} on {stamp}.",
+        notes=notes,
+        source=f"<profile {name}>",
+    )
+    text = profile.to_toml()
+    CloudProfile.from_toml_text(text, source=profile.source)  # as `pdcore.profiles` will read it
     return text
+
+
+def _rounded(value: float) -> float:
+    """A coefficient to six significant digits, as the profile stores it."""
+    return float(f"{value:.6g}")

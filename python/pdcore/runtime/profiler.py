@@ -246,13 +246,14 @@ def _curve(coefficients: Sequence[float], tokens: float) -> float:
     return c0 + c1 * tokens + c2 * tokens * tokens
 
 
-def _string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def _numbers(values: Sequence[float], digits: int) -> str:
+def _listed(values: Sequence[float], digits: int) -> str:
+    """Numbers as the notes show them: ``[a, b, c]`` to ``digits`` significant digits."""
     return "[" + ", ".join(f"{value:.{digits}g}" for value in values) + "]"
+
+
+def _rounded(values: Sequence[float], digits: int) -> tuple[float, ...]:
+    """The values to ``digits`` significant digits, as the profile stores them."""
+    return tuple(float(f"{value:.{digits}g}") for value in values)
 
 
 def profile_toml(
@@ -290,34 +291,28 @@ def profile_toml(
         f"{measurement.chunk_tokens} tokens as the live runtime does; the seconds are the fitted curve "
         f"{c0:.4g} + {c1:.4g} * n + {c2:.4g} * n^2 (pdcore.runtime.profiler.fit_prefill), which is within "
         f"{deviation * 100:.1f}% of the measured medians "
-        + _numbers(measurement.measured_s, 5)
+        + _listed(measurement.measured_s, 5)
         + f". Decode: the median time per token of {measurement.decode_tokens} greedy tokens decoded right "
         f"after each prefill; the tpot_s are the fitted line {d0:.4g} + {d1:.4g} * n "
         f"(pdcore.runtime.profiler.fit_decode), within {decode_deviation * 100:.1f}% of the measured medians "
-        + _numbers(measurement.decode_tpot_s, 4)
+        + _listed(measurement.decode_tpot_s, 4)
         + "."
     )
-    lines = [
-        f"name = {_string(name)}",
-        f"description = {_string(description)}",
-        f"hardware = {_string(hardware)}",
-        f"model = {_string(model)}",
-        f"engine = {_string(engine)}",
-        f"kv_bytes_per_token = {int(kv_bytes_per_token)}",
-        "",
-        "[prefill]",
-        f"prompt_tokens = {_numbers(measurement.prompt_tokens, 10)}",
-        f"seconds = {_numbers(measurement.prefill_s, 5)}",
-        "",
-        "[decode]",
-        f"context_tokens = {_numbers(measurement.decode_context, 10)}",
-        f"tpot_s = {_numbers(measurement.fitted_tpot_s, 4)}",
-        "",
-        "[source]",
-        f"citation = {_string('Measured with pdcore profile-device on this machine (' + hardware + ').')}",
-        f"notes = {_string(notes)}",
-        "",
-    ]
-    text = "\n".join(lines)
-    DeviceProfile.from_toml_text(text, source=f"<profile {name}>")
+    profile = DeviceProfile(
+        name=name,
+        description=description,
+        hardware=hardware,
+        model=model,
+        engine=engine,
+        kv_bytes_per_token=int(kv_bytes_per_token),
+        prefill_tokens=_rounded(measurement.prompt_tokens, 10),
+        prefill_seconds=_rounded(measurement.prefill_s, 5),
+        decode_context_tokens=_rounded(measurement.decode_context, 10),
+        decode_tpot=_rounded(measurement.fitted_tpot_s, 4),
+        citation=f"Measured with pdcore profile-device on this machine ({hardware}).",
+        notes=notes,
+        source=f"<profile {name}>",
+    )
+    text = profile.to_toml()
+    DeviceProfile.from_toml_text(text, source=profile.source)  # as `pdcore.profiles` will read it
     return text
