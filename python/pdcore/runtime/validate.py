@@ -61,42 +61,51 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
-from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError
-from pdcore.policies import Replay
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
-from pdcore.profiles.network import NetworkProfile
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.device import Device, chatml
-from pdcore.runtime.fit import fit_iteration
+from pdcore.runtime.prediction import (
+    Replayed,
+    cloud_model,
+    fit_cloud,
+    predict,
+    predict_timelines,
+    scaled_profile,
+)
 from pdcore.runtime.profiler import filler_text
 from pdcore.runtime.session import DEFAULT_K_MARGIN, DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_TPOT_S, Session
-from pdcore.runtime.timeline import Timeline
-from pdcore.sim.runner import Scenario
-from pdcore.slo import SLO
-from pdcore.traces.workload import Workload
+from pdcore.runtime.validation_report import (
+    DEFAULT_TOLERANCE,
+    METRICS,
+    Baseline,
+    CalibrationSample,
+    Comparison,
+    LiveRun,
+    ValidationReport,
+)
 
 __all__ = [
     "DEFAULT_PROMPT_TOKENS",
     "DEFAULT_TOLERANCE",
+    "METRICS",
     "Baseline",
     "CalibrationSample",
     "Comparison",
     "LiveRun",
     "ValidationReport",
+    "cloud_model",
     "fit_cloud",
     "make_prompt",
+    "predict",
     "predict_timelines",
     "scaled_profile",
     "validate",
@@ -105,462 +114,7 @@ __all__ = [
 DEFAULT_PROMPT_TOKENS = (256, 512, 1024)
 """Prompt lengths the requests cycle through by default."""
 
-DEFAULT_TOLERANCE = 0.15
-"""The agreement goal: 15% relative error on the averages."""
-
-METRICS = ("ttft_s", "max_gap_s", "mean_gap_s")
-"""What is compared (``max_gap_s`` without the stalls of either side's own stream, module docstring)."""
-
-CALIBRATION_CHUNK_TOKENS = 1 << 20
-"""The prompt batch of the fitted cloud: every calibration prompt is prefilled in one chunk."""
-
 INSTRUCTION = "Read the text below, then write a long story inspired by it.\n\n"
-
-
-@dataclass(frozen=True)
-class CalibrationSample:
-    """One calibration: a cloud-only request (its first-token time and inter-event gaps, seconds from
-    sending it) and the device's prefill of the same prompt, run at the same time.
-
-    Attributes:
-        prompt_tokens: The prompt's length in tokens.
-        ttft_s: Arrival of the first event.
-        gaps_s: Time between consecutive events.
-        device_prefill_s: The device's measured prefill time of the prompt (``None``: not measured).
-        device_profile_s: The profile's prefill time for the same length.
-    """
-
-    prompt_tokens: int
-    ttft_s: float
-    gaps_s: tuple[float, ...]
-    device_prefill_s: float | None = None
-    device_profile_s: float | None = None
-
-    @property
-    def device_speed_ratio(self) -> float:
-        """The device's prefill time over its profile's (1.0 when not measured or not positive)."""
-        if not (self.device_prefill_s and self.device_profile_s) or self.device_prefill_s <= 0:
-            return 1.0
-        return self.device_prefill_s / self.device_profile_s
-
-
-@dataclass(frozen=True)
-class LiveRun:
-    """One live P/D-Device request.
-
-    Attributes:
-        prompt_tokens: The prompt's length in device tokens.
-        output_tokens: Output positions displayed.
-        k: Cloud decode tokens asked for after the first, continuation requests included (the
-            simulator is given this ``k``: it has no continuations).
-        extensions: Continuation requests the session sent.
-        ttft_s: Time to the first displayed token.
-        cloud_ttft_s: Arrival of the cloud's first token (``None`` if none arrived).
-        max_gap_s: The largest display gap, leaving out the stalls of the cloud's stream and of the
-            device's own decode after the hand-off (module docstring).
-        max_gap_all_s: The largest display gap, stalls included.
-        mean_gap_s: The mean display gap after the first token.
-        handoff_position: Where the device took over (``None`` if it did not).
-        timeline: The full record.
-    """
-
-    prompt_tokens: int
-    output_tokens: int
-    k: int
-    extensions: int
-    ttft_s: float
-    cloud_ttft_s: float | None
-    max_gap_s: float
-    max_gap_all_s: float
-    mean_gap_s: float
-    handoff_position: int | None
-    timeline: Timeline = field(repr=False)
-
-    @classmethod
-    def from_timeline(cls, timeline: Timeline) -> LiveRun:
-        """Reduces a timeline (raises `InvalidInputError` if it shows fewer than two tokens)."""
-        if timeline.prompt_tokens is None:
-            raise InvalidInputError(
-                f"the live request ran no device (plan {timeline.plan!r}: {timeline.plan_reason}); fix: "
-                "run it as P/D-Device (Session(reduce_plans=False))"
-            )
-        if len(timeline.tokens) < 2:
-            raise InvalidInputError(
-                f"the live request displayed {len(timeline.tokens)} tokens; fix: ask for longer answers "
-                "(--max-tokens) so that gaps can be measured"
-            )
-        shown = [record.shown_s for record in timeline.tokens]
-        gaps = np.diff(shown)
-        paced = [gap.gap_s for gap in timeline.gaps() if not gap.stall]
-        return cls(
-            prompt_tokens=timeline.prompt_tokens,
-            output_tokens=len(shown),
-            k=timeline.cloud_quota - 1 if timeline.cloud_quota is not None else 0,
-            extensions=len(timeline.cloud_extensions),
-            ttft_s=shown[0],
-            cloud_ttft_s=timeline.cloud_first_s,
-            max_gap_s=max(paced) if paced else 0.0,
-            max_gap_all_s=float(gaps.max()),
-            mean_gap_s=float(gaps.mean()),
-            handoff_position=timeline.handoff_position,
-            timeline=timeline,
-        )
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The same prompt served by one side alone, right after the live run (``baselines=True``).
-
-    Attributes:
-        prompt_tokens: The prompt's length in device tokens.
-        pd_ttft_s: The live P/D-Device TTFT.
-        pd_cloud_ttft_s: Arrival of the cloud's first token in the live run.
-        cloud_ttft_s: The TTFT of a cloud-only request (same cache state as the live run).
-        device_ttft_s: The TTFT of a device-only request.
-    """
-
-    prompt_tokens: int
-    pd_ttft_s: float
-    pd_cloud_ttft_s: float | None
-    cloud_ttft_s: float | None
-    device_ttft_s: float | None
-
-    @property
-    def reduction_vs_device(self) -> float | None:
-        """``1 - pd_ttft / device_ttft``: how much sooner P/D-Device shows the first token."""
-        if self.device_ttft_s is None or self.device_ttft_s <= 0:
-            return None
-        return 1.0 - self.pd_ttft_s / self.device_ttft_s
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Live against predicted for one metric.
-
-    Attributes:
-        metric: ``"ttft_s"``, ``"max_gap_s"`` or ``"mean_gap_s"``.
-        live: Per-request live values.
-        predicted: Per-request simulator values.
-    """
-
-    metric: str
-    live: tuple[float, ...]
-    predicted: tuple[float, ...]
-    floor_s: float = 0.0
-    """The absolute floor of the relative error (module docstring)."""
-
-    @property
-    def live_mean(self) -> float:
-        """The live average."""
-        return float(np.mean(self.live))
-
-    @property
-    def predicted_mean(self) -> float:
-        """The predicted average."""
-        return float(np.mean(self.predicted))
-
-    @property
-    def error(self) -> float:
-        """Relative error of the averages against the floor, ``|predicted - live| / max(live, floor_s)``."""
-        return _relative(self.predicted_mean, self.live_mean, self.floor_s)
-
-    @property
-    def request_errors(self) -> tuple[float, ...]:
-        """Per-request relative errors against the floor."""
-        return tuple(_relative(p, v, self.floor_s) for v, p in zip(self.live, self.predicted, strict=True))
-
-
-def _relative(predicted: float, live: float, floor: float) -> float:
-    scale = max(live, floor)
-    return abs(predicted - live) / scale if scale > 0 else (0.0 if predicted == live else math.inf)
-
-
-def _comparisons(comparisons: Sequence[Comparison]) -> dict[str, Any]:
-    return {
-        comparison.metric: {
-            "live_mean": comparison.live_mean,
-            "predicted_mean": comparison.predicted_mean,
-            "error": comparison.error,
-            "error_floor_s": comparison.floor_s,
-            "live": list(comparison.live),
-            "predicted": list(comparison.predicted),
-            "request_errors": list(comparison.request_errors),
-        }
-        for comparison in comparisons
-    }
-
-
-def scaled_profile(profile: DeviceProfile, ratio: float) -> DeviceProfile:
-    """``profile`` with every prefill and decode time multiplied by ``ratio``."""
-    return dataclasses.replace(
-        profile,
-        name=f"{profile.name} x{ratio:.3f}",
-        prefill_seconds=tuple(value * ratio for value in profile.prefill_seconds),
-        decode_tpot=tuple(value * ratio for value in profile.decode_tpot),
-    )
-
-
-@dataclass(frozen=True)
-class ValidationReport:
-    """The outcome of `validate`.
-
-    Attributes:
-        runs: The live requests.
-        calibration: The cloud-only calibration requests.
-        rtt_s: The measured round trip.
-        cloud: The fitted cloud profile.
-        one_way_s: The one-way delay given to the simulator (half the round trip plus request handling).
-        comparisons: One per metric.
-        tolerance: The agreement goal.
-        warm: Whether each prompt was cached on the cloud first.
-        max_tpot_s: The display-gap objective.
-        pace_s: The gap the controller paced at (the objective less the session's pacing margin).
-        baselines: Cloud-only and device-only TTFTs of the same prompts (empty unless asked for).
-        device_speed_ratio: The device's time for its work over its profile's prediction in the live
-            runs, median over them (above 1 when the co-located cloud or other load slowed it down). The
-            prediction itself uses each calibration's ratio (`CalibrationSample.device_speed_ratio`).
-        in_situ: The same comparisons with the profile scaled by each live run's own ratio: what is left
-            of the disagreement once the device's live speed is known (diagnostic; `passed` does not
-            use it).
-        predicted_timelines: The simulator's timeline of each live request, as the comparisons predict
-            it (`predict_timelines`; ``pdcore view`` draws it beside the live one).
-    """
-
-    runs: tuple[LiveRun, ...]
-    calibration: tuple[CalibrationSample, ...]
-    rtt_s: float
-    cloud: CloudProfile
-    one_way_s: float
-    comparisons: tuple[Comparison, ...]
-    tolerance: float
-    warm: bool
-    max_tpot_s: float
-    pace_s: float
-    baselines: tuple[Baseline, ...] = ()
-    device_speed_ratio: float = 1.0
-    in_situ: tuple[Comparison, ...] = ()
-    predicted_timelines: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        """Whether every metric's averages agree within the tolerance."""
-        return all(comparison.error <= self.tolerance for comparison in self.comparisons)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready summary, with each live request's timeline summary and full timeline (every
-        token's times, the hand-off estimates as they were revised, the cloud's events)."""
-        return {
-            "passed": self.passed,
-            "tolerance": self.tolerance,
-            "warm": self.warm,
-            "rtt_s": self.rtt_s,
-            "one_way_s": self.one_way_s,
-            "max_tpot_s": self.max_tpot_s,
-            "pace_s": self.pace_s,
-            "cloud_profile": {
-                key: getattr(self.cloud, key)
-                for key in (
-                    "name",
-                    "base_s",
-                    "prefill_token_s",
-                    "prefill_attn_s",
-                    "decode_seq_s",
-                    "decode_context_s",
-                )
-            },
-            "comparisons": _comparisons(self.comparisons),
-            "device_speed_ratio": self.device_speed_ratio,
-            "in_situ": _comparisons(self.in_situ),
-            "calibration": [
-                asdict(sample) | {"device_speed_ratio": sample.device_speed_ratio}
-                for sample in self.calibration
-            ],
-            "baselines": [
-                asdict(baseline) | {"reduction_vs_device": baseline.reduction_vs_device}
-                for baseline in self.baselines
-            ],
-            "runs": [
-                {
-                    "prompt_tokens": run.prompt_tokens,
-                    "output_tokens": run.output_tokens,
-                    "k": run.k,
-                    "extensions": run.extensions,
-                    "handoff_position": run.handoff_position,
-                    "max_gap_s": run.max_gap_s,
-                    "max_gap_all_s": run.max_gap_all_s,
-                    "summary": run.timeline.summary(),
-                    "timeline": run.timeline.to_dict(),
-                    "predicted_timeline": self.predicted_timelines[index]
-                    if index < len(self.predicted_timelines)
-                    else None,
-                }
-                for index, run in enumerate(self.runs)
-            ],
-        }
-
-
-def fit_cloud(
-    samples: Sequence[CalibrationSample], *, rtt_s: float, warm: bool, name: str = "fitted-cloud"
-) -> tuple[CloudProfile, float]:
-    """A cloud profile fitted to cloud-only requests, and the one-way delay to use with it.
-
-    The one cloud fit (`pdcore.runtime.fit.fit_iteration`, module docstring) on the calibration: one
-    stream at a time, each prompt in one chunk, cached when ``warm`` (then every first token counts at
-    their median), the request's handling before its first step fitted apart and added to the one-way
-    delay. Returns ``(profile, one_way_s)``.
-
-    Raises:
-        InvalidInputError: No sample has at least one inter-event gap.
-    """
-    gaps = [
-        (1, float(sample.prompt_tokens + index), gap)
-        for sample in samples
-        for index, gap in enumerate(sample.gaps_s, start=1)
-    ]
-    if not gaps:
-        raise InvalidInputError(
-            "the calibration requests streamed fewer than two events each; fix: raise calibration_tokens"
-        )
-    firsts = [sample.ttft_s for sample in samples]
-    if warm:
-        firsts = [float(np.median(firsts))] * len(samples)
-    fit = fit_iteration(
-        [(sample.prompt_tokens, first) for sample, first in zip(samples, firsts, strict=True)],
-        gaps,
-        rtt_s=rtt_s,
-        max_tokens_per_iteration=CALIBRATION_CHUNK_TOKENS,
-        cached=warm,
-        handling=True,
-        what="validate",
-        source="the calibration requests",
-    )
-    profile = CloudProfile(
-        name=name,
-        description="fitted to cloud-only requests against the live endpoint",
-        model="the endpoint's model",
-        gpu="unknown",
-        tensor_parallel=1,
-        base_s=max(fit.base_s, 1e-6),
-        prefill_token_s=fit.prefill_token_s,
-        prefill_attn_s=fit.prefill_attn_s,
-        decode_seq_s=fit.decode_seq_s,
-        decode_context_s=fit.decode_context_s,
-        max_batch_size=1,
-        max_tokens_per_iteration=CALIBRATION_CHUNK_TOKENS,
-        kv_cache_tokens=1 << 24,
-        gpus_per_replica=1,
-        kv_bytes_per_token=1,
-        citation="pdcore validate calibration",
-        notes=f"{len(samples)} calibration requests, {len(gaps)} inter-event gaps, warm={warm}",
-    )
-    return profile, rtt_s / 2.0 + fit.handling_s / 2.0
-
-
-def cloud_model(
-    measured: CloudProfile | None, fitted: CloudProfile, fitted_one_way_s: float, *, rtt_s: float, warm: bool
-) -> tuple[CloudProfile, float]:
-    """The cloud the prediction uses, and its one-way delay (module docstring).
-
-    Without a measured profile: the calibration's fit. With one, cold: the measured profile and half the
-    round trip. With one, warm: the measured profile's decode prices, with the calibration's first-token
-    delay for the cached prompt (no prefill cost, the delay above ``base_s`` added to the one-way delay).
-    """
-    if measured is None:
-        return fitted, fitted_one_way_s
-    if not warm:
-        return measured, rtt_s / 2.0
-    # The cached prompt's first token takes the calibration's delay, which can be shorter than the measured
-    # iteration's fixed cost (that cost came from uncached prompts): the shared fixed cost is the smaller
-    # of the two, the decode step keeps the measured total, and the first token's rest is network-side.
-    first = fitted.base_s + 2.0 * (fitted_one_way_s - rtt_s / 2.0)  # the calibration's first-token delay
-    base = max(min(measured.base_s, first) if first > 0 else measured.base_s, 1e-6)
-    cached = dataclasses.replace(
-        measured,
-        base_s=base,
-        decode_seq_s=measured.decode_seq_s + measured.base_s - base,
-        prefill_token_s=0.0,
-        prefill_attn_s=0.0,
-    )
-    return cached, rtt_s / 2.0 + max(first - cached.base_s, 0.0) / 2.0
-
-
-def _replay_setup(
-    runs: Sequence[LiveRun],
-    *,
-    device: DeviceProfile,
-    cloud: CloudProfile,
-    one_way_s: float,
-    min_tpot: float,
-    pace_s: float,
-    max_tpot_s: float,
-) -> tuple[Scenario, Workload, Replay, np.ndarray[Any, np.dtype[np.float64]]]:
-    """The simulator's setup of the live requests: one at a time, an idle cloud each, their own k."""
-    count = len(runs)
-    workload = Workload(
-        name="validate",
-        arrival_s=np.arange(count, dtype=np.float64) * 10_000.0,
-        prompt_tokens=np.array([run.prompt_tokens for run in runs], dtype=np.int64),
-        output_tokens=np.array([run.output_tokens for run in runs], dtype=np.int64),
-        source="pdcore validate: the live requests",
-    )
-    network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
-    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(max_tpot_s=max_tpot_s))
-    plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pace_s) for run in runs]
-    return scenario, workload, Replay(plans, name="pd-device-replay"), np.full(count, one_way_s)
-
-
-def predict(
-    runs: Sequence[LiveRun],
-    *,
-    device: DeviceProfile,
-    cloud: CloudProfile,
-    one_way_s: float,
-    min_tpot: float,
-    pace_s: float,
-    max_tpot_s: float,
-) -> dict[str, list[float]]:
-    """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
-    scenario, workload, replay, delays = _replay_setup(
-        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
-        max_tpot_s=max_tpot_s,
-    )  # fmt: skip
-    result = scenario.run(workload, replay, one_way_s=delays)
-    return {
-        "ttft_s": [float(v) for v in result.results["ttft_s"]],
-        "max_gap_s": [float(v) for v in result.results["max_gap_s"]],
-        "mean_gap_s": [float(v) for v in result.results["tpot_s"]],
-    }
-
-
-def predict_timelines(
-    runs: Sequence[LiveRun],
-    *,
-    device: DeviceProfile,
-    cloud: CloudProfile,
-    one_way_s: float,
-    min_tpot: float,
-    pace_s: float,
-    max_tpot_s: float,
-) -> list[dict[str, Any]]:
-    """The simulator's token timeline of each live request, as `predict` sees it (JSON-ready, seconds
-    from the request's start): ``k``, ``displays_s``, ``from_cloud``, ``cloud_arrivals_s``, ``handoff_s``
-    and ``handoff_estimates`` (``[at_s, estimate_s]`` each time the estimate was set or changed)."""
-    scenario, workload, replay, delays = _replay_setup(
-        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
-        max_tpot_s=max_tpot_s,
-    )  # fmt: skip
-    recorded = scenario.record_timelines(workload, replay, range(len(runs)), one_way_s=delays)
-    return [
-        {
-            "k": recorded[index]["k"],
-            "displays_s": recorded[index]["displays_s"].tolist(),
-            "from_cloud": recorded[index]["from_cloud"].tolist(),
-            "cloud_arrivals_s": recorded[index]["cloud_arrivals_s"].tolist(),
-            "handoff_s": recorded[index]["handoff_s"],
-            "handoff_estimates": recorded[index]["handoff_estimates"].tolist(),
-        }
-        for index in range(len(runs))
-    ]
 
 
 async def make_prompt(device: Device, tokens: int, *, seed: int) -> str:
@@ -709,55 +263,48 @@ async def validate(
     rtt = statistics.median(rtts)
     say(f"network: round trip {rtt * 1e3:.2f} ms (median of {len(rtts)})")
     session = Session(
-        cloud=cloud,
-        device=device,
-        profile=profile,
-        k=k,
-        max_tpot=max_tpot,
-        min_tpot=min_tpot,
-        max_tokens=max_tokens,
-        k_margin=k_margin,
-        max_extensions=max_extensions,
-        first_token_s=None,
+        cloud=cloud, device=device, profile=profile, k=k, max_tpot=max_tpot, min_tpot=min_tpot,
+        max_tokens=max_tokens, k_margin=k_margin, max_extensions=max_extensions, first_token_s=None,
         reduce_plans=False,  # the split itself is what is compared
-    )
+    )  # fmt: skip
     samples: list[CalibrationSample] = []
     runs: list[LiveRun] = []
     baseline_runs: list[Baseline] = []
     for index in range(requests):
-        length = prompt_tokens[index % len(prompt_tokens)]
-        prompt = await make_prompt(device, length, seed=index)
-        tokens = await device.count_tokens(prompt)
-        if warm:
-            await _warm(cloud, prompt)
-        calibration_prompt = prompt if warm else await make_prompt(device, length, seed=10_000 + index)
-        sample = await _calibrate(
-            cloud,
-            device,
-            profile,
-            calibration_prompt,
-            tokens,
-            min_events=calibration_tokens,
-            max_events=max(max_tokens, calibration_tokens),
-        )
+        prompt, sample, run = await _one_request(
+            cloud, device, session, length=prompt_tokens[index % len(prompt_tokens)], seed=index, warm=warm,
+            min_events=calibration_tokens, max_events=max(max_tokens, calibration_tokens),
+        )  # fmt: skip
         samples.append(sample)
-        if warm:
-            await _warm(cloud, prompt)
-        session.speed_ratio = sample.device_speed_ratio
-        run = LiveRun.from_timeline(await session.complete(prompt))
         runs.append(run)
         say(_request_line(index, requests, run, sample))
         if baselines:
-            found = await _baseline(cloud, device, prompt, run, warm=warm)
-            baseline_runs.append(found)
-            say(
-                f"  baselines: cloud-only TTFT {_ms(found.cloud_ttft_s)}, device-only TTFT "
-                f"{_ms(found.device_ttft_s)}, P/D-Device TTFT {_ms(found.pd_ttft_s)}"
-            )
+            baseline_runs.append(await _baseline(cloud, device, prompt, run, warm=warm))
+            say(_baseline_line(baseline_runs[-1]))
+    return _report(
+        samples, runs, baseline_runs, rtt_s=rtt, warm=warm, cloud_profile=cloud_profile, session=session,
+        tolerance=tolerance,
+    )  # fmt: skip
+
+
+def _report(
+    samples: Sequence[CalibrationSample],
+    runs: Sequence[LiveRun],
+    baseline_runs: Sequence[Baseline],
+    *,
+    rtt_s: float,
+    warm: bool,
+    cloud_profile: CloudProfile | None,
+    session: Session,
+    tolerance: float,
+) -> ValidationReport:
+    """The simulator's prediction of the live runs, compared with them (module docstring)."""
+    rtt, profile, max_tpot = rtt_s, session.profile, session.max_tpot
+    assert profile is not None
     fitted, fitted_one_way = fit_cloud(samples, rtt_s=rtt, warm=warm)
     fitted, one_way = cloud_model(cloud_profile, fitted, fitted_one_way, rtt_s=rtt, warm=warm)
-    replay = _Replayed(
-        runs=runs, profile=profile, cloud=fitted, one_way_s=one_way, min_tpot=min_tpot,
+    replay = Replayed(
+        runs=runs, profile=profile, cloud=fitted, one_way_s=one_way, min_tpot=session.min_tpot,
         pace_s=session.pace_s, max_tpot_s=max_tpot,
     )  # fmt: skip
     calibrated = [sample.device_speed_ratio for sample in samples]
@@ -780,6 +327,46 @@ async def validate(
         device_speed_ratio=statistics.median(measured),
         in_situ=replay.compare(measured),
         predicted_timelines=replay.timelines(calibrated),
+    )
+
+
+async def _one_request(
+    cloud: CloudClient,
+    device: Device,
+    session: Session,
+    *,
+    length: int,
+    seed: int,
+    warm: bool,
+    min_events: int,
+    max_events: int,
+) -> tuple[str, CalibrationSample, LiveRun]:
+    """One prompt of about ``length`` tokens: warmed up, calibrated, then run live (module docstring)."""
+    prompt = await make_prompt(device, length, seed=seed)
+    tokens = await device.count_tokens(prompt)
+    if warm:
+        await _warm(cloud, prompt)
+    calibration_prompt = prompt if warm else await make_prompt(device, length, seed=10_000 + seed)
+    assert session.profile is not None
+    sample = await _calibrate(
+        cloud,
+        device,
+        session.profile,
+        calibration_prompt,
+        tokens,
+        min_events=min_events,
+        max_events=max_events,
+    )
+    if warm:
+        await _warm(cloud, prompt)
+    session.speed_ratio = sample.device_speed_ratio
+    return prompt, sample, LiveRun.from_timeline(await session.complete(prompt))
+
+
+def _baseline_line(found: Baseline) -> str:
+    return (
+        f"  baselines: cloud-only TTFT {_ms(found.cloud_ttft_s)}, device-only TTFT "
+        f"{_ms(found.device_ttft_s)}, P/D-Device TTFT {_ms(found.pd_ttft_s)}"
     )
 
 
@@ -809,61 +396,3 @@ def _request_line(index: int, requests: int, run: LiveRun, sample: CalibrationSa
         f"{sample.device_speed_ratio:.2f}x its profile in calibration, "
         f"{_ratio(run.timeline.device_speed_ratio)} live"
     )
-
-
-@dataclass(frozen=True)
-class _Replayed:
-    """The live runs and what the simulator needs to replay them (`predict`)."""
-
-    runs: Sequence[LiveRun]
-    profile: DeviceProfile
-    cloud: CloudProfile
-    one_way_s: float
-    min_tpot: float
-    pace_s: float
-    max_tpot_s: float
-
-    def timelines(self, speed_ratios: Sequence[float]) -> tuple[dict[str, Any], ...]:
-        """The simulator's timeline of each run (`predict_timelines`), its profile scaled by its ratio."""
-        return tuple(
-            predict_timelines(
-                [run],
-                device=scaled_profile(self.profile, ratio),
-                cloud=self.cloud,
-                one_way_s=self.one_way_s,
-                min_tpot=self.min_tpot,
-                pace_s=self.pace_s,
-                max_tpot_s=self.max_tpot_s,
-            )[0]
-            for run, ratio in zip(self.runs, speed_ratios, strict=True)
-        )
-
-    def compare(self, speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
-        """Live against predicted per metric, each run's device profile scaled by its speed ratio."""
-        predicted: dict[str, list[float]] = {metric: [] for metric in METRICS}
-        for run, ratio in zip(self.runs, speed_ratios, strict=True):
-            one = predict(
-                [run],
-                device=scaled_profile(self.profile, ratio),
-                cloud=self.cloud,
-                one_way_s=self.one_way_s,
-                min_tpot=self.min_tpot,
-                pace_s=self.pace_s,
-                max_tpot_s=self.max_tpot_s,
-            )
-            for metric in METRICS:
-                predicted[metric].extend(one[metric])
-        live: dict[str, list[float]] = {
-            "ttft_s": [run.ttft_s for run in self.runs],
-            "max_gap_s": [run.max_gap_s for run in self.runs],
-            "mean_gap_s": [run.mean_gap_s for run in self.runs],
-        }
-        return tuple(
-            Comparison(
-                metric=metric,
-                live=tuple(live[metric]),
-                predicted=tuple(predicted[metric]),
-                floor_s=self.max_tpot_s,
-            )
-            for metric in METRICS
-        )

@@ -1,0 +1,270 @@
+"""The simulator's prediction of ``pdcore validate``'s live runs (`pdcore.runtime.validate`): the cloud it
+uses (fitted to the calibration, `fit_cloud`, or measured, `cloud_model`), the device profile scaled by a
+speed ratio, and the replay of each live request, one at a time on an idle cloud, with its own ``k``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pdcore._core import Plan
+from pdcore.exceptions import InvalidInputError
+from pdcore.policies import Replay
+from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.device import DeviceProfile
+from pdcore.profiles.network import NetworkProfile
+from pdcore.runtime.fit import fit_iteration
+from pdcore.runtime.validation_report import METRICS, CalibrationSample, Comparison, LiveRun
+from pdcore.sim.runner import Scenario
+from pdcore.slo import SLO
+from pdcore.traces.workload import Workload
+
+__all__ = [
+    "CALIBRATION_CHUNK_TOKENS",
+    "Replayed",
+    "cloud_model",
+    "fit_cloud",
+    "predict",
+    "predict_timelines",
+    "scaled_profile",
+]
+
+CALIBRATION_CHUNK_TOKENS = 1 << 20
+"""The prompt batch of the fitted cloud: every calibration prompt is prefilled in one chunk."""
+
+
+def scaled_profile(profile: DeviceProfile, ratio: float) -> DeviceProfile:
+    """``profile`` with every prefill and decode time multiplied by ``ratio``."""
+    return dataclasses.replace(
+        profile,
+        name=f"{profile.name} x{ratio:.3f}",
+        prefill_seconds=tuple(value * ratio for value in profile.prefill_seconds),
+        decode_tpot=tuple(value * ratio for value in profile.decode_tpot),
+    )
+
+
+def fit_cloud(
+    samples: Sequence[CalibrationSample], *, rtt_s: float, warm: bool, name: str = "fitted-cloud"
+) -> tuple[CloudProfile, float]:
+    """A cloud profile fitted to cloud-only requests, and the one-way delay to use with it.
+
+    The one cloud fit (`pdcore.runtime.fit.fit_iteration`, module docstring) on the calibration: one
+    stream at a time, each prompt in one chunk, cached when ``warm`` (then every first token counts at
+    their median), the request's handling before its first step fitted apart and added to the one-way
+    delay. Returns ``(profile, one_way_s)``.
+
+    Raises:
+        InvalidInputError: No sample has at least one inter-event gap.
+    """
+    gaps = [
+        (1, float(sample.prompt_tokens + index), gap)
+        for sample in samples
+        for index, gap in enumerate(sample.gaps_s, start=1)
+    ]
+    if not gaps:
+        raise InvalidInputError(
+            "the calibration requests streamed fewer than two events each; fix: raise calibration_tokens"
+        )
+    firsts = [sample.ttft_s for sample in samples]
+    if warm:
+        firsts = [float(np.median(firsts))] * len(samples)
+    fit = fit_iteration(
+        [(sample.prompt_tokens, first) for sample, first in zip(samples, firsts, strict=True)],
+        gaps,
+        rtt_s=rtt_s,
+        max_tokens_per_iteration=CALIBRATION_CHUNK_TOKENS,
+        cached=warm,
+        handling=True,
+        what="validate",
+        source="the calibration requests",
+    )
+    profile = CloudProfile(
+        name=name,
+        description="fitted to cloud-only requests against the live endpoint",
+        model="the endpoint's model",
+        gpu="unknown",
+        tensor_parallel=1,
+        base_s=max(fit.base_s, 1e-6),
+        prefill_token_s=fit.prefill_token_s,
+        prefill_attn_s=fit.prefill_attn_s,
+        decode_seq_s=fit.decode_seq_s,
+        decode_context_s=fit.decode_context_s,
+        max_batch_size=1,
+        max_tokens_per_iteration=CALIBRATION_CHUNK_TOKENS,
+        kv_cache_tokens=1 << 24,
+        gpus_per_replica=1,
+        kv_bytes_per_token=1,
+        citation="pdcore validate calibration",
+        notes=f"{len(samples)} calibration requests, {len(gaps)} inter-event gaps, warm={warm}",
+    )
+    return profile, rtt_s / 2.0 + fit.handling_s / 2.0
+
+
+def cloud_model(
+    measured: CloudProfile | None, fitted: CloudProfile, fitted_one_way_s: float, *, rtt_s: float, warm: bool
+) -> tuple[CloudProfile, float]:
+    """The cloud the prediction uses, and its one-way delay (module docstring).
+
+    Without a measured profile: the calibration's fit. With one, cold: the measured profile and half the
+    round trip. With one, warm: the measured profile's decode prices, with the calibration's first-token
+    delay for the cached prompt (no prefill cost, the delay above ``base_s`` added to the one-way delay).
+    """
+    if measured is None:
+        return fitted, fitted_one_way_s
+    if not warm:
+        return measured, rtt_s / 2.0
+    # The cached prompt's first token takes the calibration's delay, which can be shorter than the measured
+    # iteration's fixed cost (that cost came from uncached prompts): the shared fixed cost is the smaller
+    # of the two, the decode step keeps the measured total, and the first token's rest is network-side.
+    first = fitted.base_s + 2.0 * (fitted_one_way_s - rtt_s / 2.0)  # the calibration's first-token delay
+    base = max(min(measured.base_s, first) if first > 0 else measured.base_s, 1e-6)
+    cached = dataclasses.replace(
+        measured,
+        base_s=base,
+        decode_seq_s=measured.decode_seq_s + measured.base_s - base,
+        prefill_token_s=0.0,
+        prefill_attn_s=0.0,
+    )
+    return cached, rtt_s / 2.0 + max(first - cached.base_s, 0.0) / 2.0
+
+
+def _replay_setup(
+    runs: Sequence[LiveRun],
+    *,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    one_way_s: float,
+    min_tpot: float,
+    pace_s: float,
+    max_tpot_s: float,
+) -> tuple[Scenario, Workload, Replay, np.ndarray[Any, np.dtype[np.float64]]]:
+    """The simulator's setup of the live requests: one at a time, an idle cloud each, their own k."""
+    count = len(runs)
+    workload = Workload(
+        name="validate",
+        arrival_s=np.arange(count, dtype=np.float64) * 10_000.0,
+        prompt_tokens=np.array([run.prompt_tokens for run in runs], dtype=np.int64),
+        output_tokens=np.array([run.output_tokens for run in runs], dtype=np.int64),
+        source="pdcore validate: the live requests",
+    )
+    network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
+    scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(max_tpot_s=max_tpot_s))
+    plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pace_s) for run in runs]
+    return scenario, workload, Replay(plans, name="pd-device-replay"), np.full(count, one_way_s)
+
+
+def predict(
+    runs: Sequence[LiveRun],
+    *,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    one_way_s: float,
+    min_tpot: float,
+    pace_s: float,
+    max_tpot_s: float,
+) -> dict[str, list[float]]:
+    """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
+    scenario, workload, replay, delays = _replay_setup(
+        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
+        max_tpot_s=max_tpot_s,
+    )  # fmt: skip
+    result = scenario.run(workload, replay, one_way_s=delays)
+    return {
+        "ttft_s": [float(v) for v in result.results["ttft_s"]],
+        "max_gap_s": [float(v) for v in result.results["max_gap_s"]],
+        "mean_gap_s": [float(v) for v in result.results["tpot_s"]],
+    }
+
+
+def predict_timelines(
+    runs: Sequence[LiveRun],
+    *,
+    device: DeviceProfile,
+    cloud: CloudProfile,
+    one_way_s: float,
+    min_tpot: float,
+    pace_s: float,
+    max_tpot_s: float,
+) -> list[dict[str, Any]]:
+    """The simulator's token timeline of each live request, as `predict` sees it (JSON-ready, seconds
+    from the request's start): ``k``, ``displays_s``, ``from_cloud``, ``cloud_arrivals_s``, ``handoff_s``
+    and ``handoff_estimates`` (``[at_s, estimate_s]`` each time the estimate was set or changed)."""
+    scenario, workload, replay, delays = _replay_setup(
+        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
+        max_tpot_s=max_tpot_s,
+    )  # fmt: skip
+    recorded = scenario.record_timelines(workload, replay, range(len(runs)), one_way_s=delays)
+    return [
+        {
+            "k": recorded[index]["k"],
+            "displays_s": recorded[index]["displays_s"].tolist(),
+            "from_cloud": recorded[index]["from_cloud"].tolist(),
+            "cloud_arrivals_s": recorded[index]["cloud_arrivals_s"].tolist(),
+            "handoff_s": recorded[index]["handoff_s"],
+            "handoff_estimates": recorded[index]["handoff_estimates"].tolist(),
+        }
+        for index in range(len(runs))
+    ]
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The live runs and what the simulator needs to replay them (`predict`)."""
+
+    runs: Sequence[LiveRun]
+    profile: DeviceProfile
+    cloud: CloudProfile
+    one_way_s: float
+    min_tpot: float
+    pace_s: float
+    max_tpot_s: float
+
+    def timelines(self, speed_ratios: Sequence[float]) -> tuple[dict[str, Any], ...]:
+        """The simulator's timeline of each run (`predict_timelines`), its profile scaled by its ratio."""
+        return tuple(
+            predict_timelines(
+                [run],
+                device=scaled_profile(self.profile, ratio),
+                cloud=self.cloud,
+                one_way_s=self.one_way_s,
+                min_tpot=self.min_tpot,
+                pace_s=self.pace_s,
+                max_tpot_s=self.max_tpot_s,
+            )[0]
+            for run, ratio in zip(self.runs, speed_ratios, strict=True)
+        )
+
+    def compare(self, speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
+        """Live against predicted per metric, each run's device profile scaled by its speed ratio."""
+        predicted: dict[str, list[float]] = {metric: [] for metric in METRICS}
+        for run, ratio in zip(self.runs, speed_ratios, strict=True):
+            one = predict(
+                [run],
+                device=scaled_profile(self.profile, ratio),
+                cloud=self.cloud,
+                one_way_s=self.one_way_s,
+                min_tpot=self.min_tpot,
+                pace_s=self.pace_s,
+                max_tpot_s=self.max_tpot_s,
+            )
+            for metric in METRICS:
+                predicted[metric].extend(one[metric])
+        live: dict[str, list[float]] = {
+            "ttft_s": [run.ttft_s for run in self.runs],
+            "max_gap_s": [run.max_gap_s for run in self.runs],
+            "mean_gap_s": [run.mean_gap_s for run in self.runs],
+        }
+        return tuple(
+            Comparison(
+                metric=metric,
+                live=tuple(live[metric]),
+                predicted=tuple(predicted[metric]),
+                floor_s=self.max_tpot_s,
+            )
+            for metric in METRICS
+        )
