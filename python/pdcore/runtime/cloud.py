@@ -37,12 +37,9 @@ complete) or ``"length"`` (the ``max_tokens`` quota was used up).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -55,6 +52,16 @@ from pdcore.exceptions import (
     CloudStreamCutError,
     CloudUnavailableError,
     InvalidInputError,
+)
+from pdcore.runtime.openai_api import (
+    CONTEXT_WORDS,
+    GREEDY_SAMPLING,
+    MODEL_CONTEXT_KEYS,
+    CloudEvent,
+    chat_messages,
+    completions_url,
+    context_in_error,
+    parse_event,
 )
 
 __all__ = [
@@ -71,27 +78,6 @@ __all__ = [
     "completions_url",
 ]
 
-GREEDY_SAMPLING: dict[str, Any] = {
-    "temperature": 0.0,
-    "top_p": 1.0,
-    "frequency_penalty": 0.0,
-    "presence_penalty": 0.0,
-    "repeat_penalty": 1.0,
-}
-"""The sampling fields every request carries unless the user sets them: the device's greedy decoding."""
-
-_CONTEXT_PATTERNS = (
-    re.compile(r"context window of (\d+)", re.IGNORECASE),  # llama-cpp-python's server
-    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),  # OpenAI, vLLM
-    re.compile(r"context (?:size|length|window)[^0-9]{0,20}(\d+)", re.IGNORECASE),
-)
-"""How servers name their context window in the error for a request that exceeds it."""
-
-_CONTEXT_WORDS = ("context window", "context length", "context size", "exceed")
-
-_MODEL_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx")
-"""Fields of a ``GET /v1/models`` entry that give the served context window (vLLM: ``max_model_len``)."""
-
 URL_ENV = "PDCORE_CLOUD_URL"
 """The environment variable holding the cloud's base URL (e.g. ``http://127.0.0.1:8000``)."""
 
@@ -100,73 +86,6 @@ API_KEY_ENV = "PDCORE_CLOUD_API_KEY"
 
 MODEL_ENV = "PDCORE_CLOUD_MODEL"
 """The environment variable naming the model to ask for (optional; sent as ``model``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CloudEvent:
-    """One server-sent event of a completion stream.
-
-    Attributes:
-        text: The text it carries (may be empty, e.g. on the final event).
-        at: Clock time at which it was parsed, seconds.
-        finish_reason: ``"stop"`` or ``"length"`` on the last event, else ``None``.
-    """
-
-    text: str
-    at: float
-    finish_reason: str | None = None
-
-
-def completions_url(url: str) -> str:
-    """The completions endpoint for a base URL, a ``.../v1`` URL or the endpoint itself.
-
-    Raises:
-        InvalidInputError: ``url`` is not an ``http://`` or ``https://`` URL.
-
-    Example:
-        >>> completions_url("http://127.0.0.1:8000")
-        'http://127.0.0.1:8000/v1/completions'
-        >>> completions_url("https://api.example.com/v1/")
-        'https://api.example.com/v1/completions'
-    """
-    stripped = url.strip().rstrip("/")
-    if not stripped.startswith(("http://", "https://")):
-        raise InvalidInputError(
-            f"cloud URL {url!r} is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8000 with --cloud-url "
-            f"or set {URL_ENV}"
-        )
-    if stripped.endswith("/completions"):
-        return stripped
-    if stripped.endswith("/v1"):
-        return f"{stripped}/completions"
-    return f"{stripped}/v1/completions"
-
-
-_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.DOTALL)
-
-
-def chat_messages(prompt: str) -> list[dict[str, str]]:
-    """The turns of a ChatML prompt as chat ``messages`` (a plain prompt is one user turn); the open
-    assistant turn at the end, if it holds text, is the last message.
-
-    Example:
-        >>> chat_messages("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
-        [{'role': 'user', 'content': 'Hi'}]
-    """
-    if "<|im_start|>" not in prompt:
-        return [{"role": "user", "content": prompt}]
-    messages = [{"role": role, "content": content} for role, content in _TURN.findall(prompt)]
-    if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
-        messages.pop()
-    return messages
-
-
-def _context_of(text: str) -> int | None:
-    for pattern in _CONTEXT_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            return int(match.group(1))
-    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -314,7 +233,7 @@ class CloudClient:
         entries = models.get("data") if isinstance(models, dict) else None
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict):
-                for key in _MODEL_CONTEXT_KEYS:
+                for key in MODEL_CONTEXT_KEYS:
                     value = entry.get(key)
                     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                         self.context_tokens = value
@@ -422,7 +341,7 @@ class CloudClient:
                             break
                         if not sse.data.strip():
                             continue
-                        event = self._parse(sse.data, at)
+                        event = parse_event(sse.data, at)
                         if event is None:
                             raise failure(f"unexpected event {sse.data[:200]!r}")
                         received += 1
@@ -468,8 +387,8 @@ class CloudClient:
     def _refusal(self, status: int, detail: str, failure: Callable[[str], CloudError]) -> CloudError:
         """The error for an HTTP refusal: `CloudContextError` when it is about the context window."""
         lowered = detail.lower()
-        if "token" in lowered and any(word in lowered for word in _CONTEXT_WORDS):
-            window = _context_of(detail)
+        if "token" in lowered and any(word in lowered for word in CONTEXT_WORDS):
+            window = context_in_error(detail)
             if window is not None:
                 self.context_tokens = window
             return CloudContextError(
@@ -479,25 +398,3 @@ class CloudClient:
                 window,
             )
         return failure(f"HTTP {status} {detail[:200]!r}")
-
-    @staticmethod
-    def _parse(data: str, at: float) -> CloudEvent | None:
-        try:
-            payload = json.loads(data)
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(payload, dict) or "error" in payload:
-            return None
-        choices = payload.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return None
-        choice = choices[0]
-        text = choice.get("text")
-        if text is None and isinstance(choice.get("delta"), dict):
-            text = choice["delta"].get("content")
-        reason = choice.get("finish_reason")
-        return CloudEvent(
-            text=text if isinstance(text, str) else "",
-            at=at,
-            finish_reason=reason if isinstance(reason, str) else None,
-        )

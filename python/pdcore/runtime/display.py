@@ -1,18 +1,20 @@
 """The display's part of a streamed request: which output position is shown next, when, and from where.
 
 Cloud tokens are shown at the speed controller's due times (on arrival when nothing paces them), device
-tokens as they are decoded but never closer than ``min_tpot``; each position once and in order. The session's
-display loop (`pdcore.runtime.session.Session.stream`) sleeps until the next due time and asks `Display.show`.
+tokens as they are decoded but never closer than ``min_tpot``; each position once and in order. The request's
+display loop (`pdcore.runtime.request.Request.pieces`) sleeps until the next due time and asks `Display.show`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pdcore.runtime.cloud_stream import CloudStream
 from pdcore.runtime.device_progress import DeviceProgress
 from pdcore.runtime.request_state import RequestState
 from pdcore.runtime.timeline import TokenRecord
 
-__all__ = ["PRECISE_WAKE_S", "Display"]
+__all__ = ["PRECISE_WAKE_S", "Display", "Piece"]
 
 PRECISE_WAKE_S = 0.002
 """The display loop sleeps on the event loop until this long before a token is due, then the rest with a
@@ -22,6 +24,23 @@ and up to 4.3 ms late while the device prefilled on the same core; with the last
 0.08 ms at the median and 2.0 ms at most (an 807-token prefill, then 150 decoded tokens, on a 2-core x86
 machine, the model and the loop on one core). The price: the loop's other work (reading the cloud's
 events) waits up to 2 ms once per displayed token, far below a display gap."""
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A piece of displayed text.
+
+    Attributes:
+        text: The text.
+        source: ``"cloud"`` or ``"device"``.
+        position: Its output position, from 0.
+        at: When it was shown, seconds from the request's start.
+    """
+
+    text: str
+    source: str
+    position: int
+    at: float
 
 
 class Display:

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import AsyncIterator
 
 from pdcore._core import SpeedController
+from pdcore.exceptions import CloudUnavailableError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.cloud_stream import CloudStream
 from pdcore.runtime.device import Device
 from pdcore.runtime.device_progress import DeviceProgress
-from pdcore.runtime.display import Display
+from pdcore.runtime.display import PRECISE_WAKE_S, Display, Piece
 from pdcore.runtime.request_state import RequestState
 
 __all__ = ["Request"]
@@ -109,6 +112,39 @@ class Request:
         state.timeline.handoff_estimates.append((state.rel(now), state.rel(estimate)))
         cloud.maybe_extend(now, self.display.last_shown)
         state.notify()
+
+    async def pieces(self) -> AsyncIterator[Piece]:
+        """The display loop: sleeps until the next position is due and shows it (`Display`).
+
+        Raises:
+            DeadlineMissedError: The clock is strict and the runtime fell behind.
+            CloudUnavailableError: Cloud-only mode and the cloud could not be reached.
+        """
+        state, display = self.state, self.display
+        clock = state.clock
+        while True:
+            state.changed.clear()
+            self.raise_failures()
+            upcoming = display.next_due()
+            if upcoming is None:
+                if self.finished():
+                    break
+                await state.changed.wait()
+                continue
+            source, due = upcoming
+            delay = clock.wall_delay(due)
+            if delay > PRECISE_WAKE_S:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(state.changed.wait(), timeout=delay - PRECISE_WAKE_S)
+                continue
+            if delay > 0.0:
+                time.sleep(delay)  # the last stretch on the OS timer (`PRECISE_WAKE_S`)
+            clock.check(due)
+            record = display.show(source, due)
+            if record.text:
+                yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
+        if state.mode == "cloud-only" and state.timeline.cloud_end == "unavailable":
+            raise CloudUnavailableError(state.timeline.notices[-1].message)
 
     def finished(self) -> bool:
         """Whether every position of the answer has been shown."""

@@ -7,8 +7,9 @@ as `Piece` objects:
   (`CloudClient`), resumes a silent or cut stream and asks for more when the device falls behind;
 - the **device's progress** (`pdcore.runtime.device_progress`) prefills the prompt, then the received text,
   and takes over as soon as it has prefilled everything received;
-- the **display** (`pdcore.runtime.display`, driven by the generator itself) shows cloud tokens at the
-  speed controller's due times and device tokens as they are decoded, each position once and in order.
+- the **display** (`pdcore.runtime.display`, driven by the request's display loop, `Request.pieces`)
+  shows cloud tokens at the speed controller's due times and device tokens as they are decoded, each
+  position once and in order.
 
 The prior speed ratio of the hand-off estimate is learned across requests (`Session.speed_ratio`).
 
@@ -40,15 +41,11 @@ Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"devic
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Literal
 
 from pdcore._core import TurnPlan, plan_turn
-from pdcore.exceptions import CloudUnavailableError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.clock import RealtimeClock
 from pdcore.runtime.cloud import CloudClient
@@ -60,7 +57,7 @@ from pdcore.runtime.cloud_stream import (
     STALL_MIN_S,
 )
 from pdcore.runtime.device import Device
-from pdcore.runtime.display import PRECISE_WAKE_S
+from pdcore.runtime.display import PRECISE_WAKE_S, Piece
 from pdcore.runtime.request import Request
 from pdcore.runtime.request_state import MODES, Mode, RequestState, RequestTerms
 from pdcore.runtime.settings import (
@@ -97,23 +94,6 @@ __all__ = [
     "Session",
     "session_mode",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A piece of displayed text.
-
-    Attributes:
-        text: The text.
-        source: ``"cloud"`` or ``"device"``.
-        position: Its output position, from 0.
-        at: When it was shown, seconds from the request's start.
-    """
-
-    text: str
-    source: str
-    position: int
-    at: float
 
 
 class Session:
@@ -271,7 +251,7 @@ class Session:
             self.timeline = request.state.timeline
             try:
                 self._start(request)
-                async for piece in self._display(request):
+                async for piece in request.pieces():
                     yield piece
             finally:
                 await request.cancel_tasks()
@@ -416,30 +396,3 @@ class Session:
             reduce=reduce,
             max_k=self.max_tokens,
         )
-
-    async def _display(self, request: Request) -> AsyncIterator[Piece]:
-        """The display loop: sleeps until the next position is due and shows it (`Display`)."""
-        clock, state, display = self.clock, request.state, request.display
-        while True:
-            state.changed.clear()
-            request.raise_failures()
-            upcoming = display.next_due()
-            if upcoming is None:
-                if request.finished():
-                    break
-                await state.changed.wait()
-                continue
-            source, due = upcoming
-            delay = clock.wall_delay(due)
-            if delay > PRECISE_WAKE_S:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(state.changed.wait(), timeout=delay - PRECISE_WAKE_S)
-                continue
-            if delay > 0.0:
-                time.sleep(delay)  # the last stretch on the OS timer (`PRECISE_WAKE_S`)
-            clock.check(due)
-            record = display.show(source, due)
-            if record.text:
-                yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
-        if self.mode == "cloud-only" and state.timeline.cloud_end == "unavailable":
-            raise CloudUnavailableError(state.timeline.notices[-1].message)

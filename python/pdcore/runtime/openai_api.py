@@ -1,0 +1,138 @@
+"""The OpenAI-compatible completions API as the live runtime's cloud client speaks it
+(`pdcore.runtime.cloud`): the endpoint of a URL, the greedy sampling every request carries, a ChatML prompt
+as chat ``messages``, one server-sent event's text and finish reason, and how servers name their context
+window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pdcore.exceptions import InvalidInputError
+
+__all__ = [
+    "CONTEXT_WORDS",
+    "GREEDY_SAMPLING",
+    "MODEL_CONTEXT_KEYS",
+    "CloudEvent",
+    "chat_messages",
+    "completions_url",
+    "context_in_error",
+    "parse_event",
+]
+
+GREEDY_SAMPLING: dict[str, Any] = {
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    "repeat_penalty": 1.0,
+}
+"""The sampling fields every request carries unless the user sets them: the device's greedy decoding."""
+
+_CONTEXT_PATTERNS = (
+    re.compile(r"context window of (\d+)", re.IGNORECASE),  # llama-cpp-python's server
+    re.compile(r"maximum context length is (\d+)", re.IGNORECASE),  # OpenAI, vLLM
+    re.compile(r"context (?:size|length|window)[^0-9]{0,20}(\d+)", re.IGNORECASE),
+)
+"""How servers name their context window in the error for a request that exceeds it."""
+
+CONTEXT_WORDS = ("context window", "context length", "context size", "exceed")
+
+MODEL_CONTEXT_KEYS = ("max_model_len", "context_length", "context_window", "max_context_length", "n_ctx")
+"""Fields of a ``GET /v1/models`` entry that give the served context window (vLLM: ``max_model_len``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloudEvent:
+    """One server-sent event of a completion stream.
+
+    Attributes:
+        text: The text it carries (may be empty, e.g. on the final event).
+        at: Clock time at which it was parsed, seconds.
+        finish_reason: ``"stop"`` or ``"length"`` on the last event, else ``None``.
+    """
+
+    text: str
+    at: float
+    finish_reason: str | None = None
+
+
+def completions_url(url: str) -> str:
+    """The completions endpoint for a base URL, a ``.../v1`` URL or the endpoint itself.
+
+    Raises:
+        InvalidInputError: ``url`` is not an ``http://`` or ``https://`` URL.
+
+    Example:
+        >>> completions_url("http://127.0.0.1:8000")
+        'http://127.0.0.1:8000/v1/completions'
+        >>> completions_url("https://api.example.com/v1/")
+        'https://api.example.com/v1/completions'
+    """
+    stripped = url.strip().rstrip("/")
+    if not stripped.startswith(("http://", "https://")):
+        raise InvalidInputError(
+            f"cloud URL {url!r} is not an http(s) URL; fix: pass e.g. http://127.0.0.1:8000 with --cloud-url "
+            "or set PDCORE_CLOUD_URL"
+        )
+    if stripped.endswith("/completions"):
+        return stripped
+    if stripped.endswith("/v1"):
+        return f"{stripped}/completions"
+    return f"{stripped}/v1/completions"
+
+
+_TURN = re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.DOTALL)
+
+
+def chat_messages(prompt: str) -> list[dict[str, str]]:
+    """The turns of a ChatML prompt as chat ``messages`` (a plain prompt is one user turn); the open
+    assistant turn at the end, if it holds text, is the last message.
+
+    Example:
+        >>> chat_messages("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
+        [{'role': 'user', 'content': 'Hi'}]
+    """
+    if "<|im_start|>" not in prompt:
+        return [{"role": "user", "content": prompt}]
+    messages = [{"role": role, "content": content} for role, content in _TURN.findall(prompt)]
+    if messages and messages[-1]["role"] == "assistant" and not messages[-1]["content"]:
+        messages.pop()
+    return messages
+
+
+def context_in_error(text: str) -> int | None:
+    """The context window a server names in its error text, if it does."""
+    for pattern in _CONTEXT_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def parse_event(data: str, at: float) -> CloudEvent | None:
+    """The event a server-sent ``data`` line carries, parsed at clock time ``at``; ``None`` for one that
+    is not a completion chunk (an error object, malformed JSON, no choices)."""
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(payload, dict) or "error" in payload:
+        return None
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    choice = choices[0]
+    text = choice.get("text")
+    if text is None and isinstance(choice.get("delta"), dict):
+        text = choice["delta"].get("content")
+    reason = choice.get("finish_reason")
+    return CloudEvent(
+        text=text if isinstance(text, str) else "",
+        at=at,
+        finish_reason=reason if isinstance(reason, str) else None,
+    )
