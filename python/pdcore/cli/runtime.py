@@ -27,10 +27,11 @@ from pdcore.outputs import write_text
 from pdcore.profiles import DeviceProfile, list_device_profiles, load_cloud_profile, load_device_profile
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
+    from pdcore.runtime import CloudClient, Device, Session
     from pdcore.runtime.timeline import Notice, Timeline
-    from pdcore.runtime.validate import Baseline
+    from pdcore.runtime.validate import Baseline, ValidationReport
 
 __all__ = ["register"]
 
@@ -166,8 +167,6 @@ def chat(
     with reported(live=True):
         check_outputs({"--json": json_out}, {"--model": model})
         from pdcore.runtime import (  # noqa: PLC0415  # reason: the optional runtime
-            MODES,
-            OLD_MODES,
             CloudClient,
             Device,
             RealtimeClock,
@@ -175,63 +174,81 @@ def chat(
             chatml,
         )
 
-        if mode in OLD_MODES:
-            stderr().print(
-                f"[yellow]note:[/yellow] --mode {mode} is now called --mode {OLD_MODES[mode]}; the old name "
-                "will be removed in the next release",
-                soft_wrap=True,
-            )
-            mode = OLD_MODES[mode]
-        if mode not in MODES:
-            raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(MODES)}")
-        chosen_profile = _profile(profile, threads, model)
+        mode = _chat_mode(mode)
         console = stderr()
 
         def notice(event: Notice) -> None:
             console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
 
-        async def run() -> Timeline:
-            cloud = (
-                CloudClient(cloud_url, extra_body=_params(cloud_param), api=api)
-                if mode != "device-only"
-                else None
-            )
-            device = (
-                Device.llama(default_model(model), n_threads=_threads(threads))
-                if mode != "cloud-only"
-                else None
-            )
-            session = Session(
-                cloud=cloud,
-                device=device,
-                profile=chosen_profile,
-                k=_k(k),
+        chosen_profile = _profile(profile, threads, model)
+        timeline = asyncio.run(
+            _stream_answer(
+                prompt if raw else chatml(prompt),
                 mode=mode,
-                max_tokens=max_tokens,
-                max_tpot=max_tpot,
-                min_tpot=min_tpot,
-                clock=RealtimeClock(strict=strict),
-                on_notice=notice,
+                cloud=lambda: CloudClient(cloud_url, extra_body=_params(cloud_param), api=api),
+                device=lambda: Device.llama(default_model(model), n_threads=_threads(threads)),
+                session=lambda cloud, device: Session(
+                    cloud=cloud,
+                    device=device,
+                    profile=chosen_profile,
+                    k=_k(k),
+                    mode=mode,
+                    max_tokens=max_tokens,
+                    max_tpot=max_tpot,
+                    min_tpot=min_tpot,
+                    clock=RealtimeClock(strict=strict),
+                    on_notice=notice,
+                ),
             )
-            try:
-                async for piece in session.stream(prompt if raw else chatml(prompt)):
-                    sys.stdout.write(piece.text)
-                    sys.stdout.flush()
-            finally:
-                if cloud is not None:
-                    await cloud.aclose()
-                if device is not None:
-                    device.close()
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            assert session.timeline is not None
-            return session.timeline
-
-        timeline = asyncio.run(run())
+        )
         console.print(_summary_table(timeline))
         if json_out is not None:
             timeline.write_json(json_out)
             console.print(f"wrote {escape(str(json_out))}")
+
+
+def _chat_mode(mode: str) -> str:
+    """The mode ``--mode`` names; an old name gives its new one, with a note."""
+    from pdcore.runtime import MODES, OLD_MODES  # noqa: PLC0415  # reason: the optional runtime
+
+    if mode in OLD_MODES:
+        stderr().print(
+            f"[yellow]note:[/yellow] --mode {mode} is now called --mode {OLD_MODES[mode]}; the old name "
+            "will be removed in the next release",
+            soft_wrap=True,
+        )
+        mode = OLD_MODES[mode]
+    if mode not in MODES:
+        raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(MODES)}")
+    return mode
+
+
+async def _stream_answer(
+    prompt: str,
+    *,
+    mode: str,
+    cloud: Callable[[], CloudClient],
+    device: Callable[[], Device],
+    session: Callable[[CloudClient | None, Device | None], Session],
+) -> Timeline:
+    """Streams the answer to standard output with the session ``session`` builds over the cloud and the
+    device ``mode`` needs; returns its timeline."""
+    client = cloud() if mode != "device-only" else None
+    local = device() if mode != "cloud-only" else None
+    answering = session(client, local)
+    try:
+        async for piece in answering.stream(prompt):
+            sys.stdout.write(piece.text)
+            sys.stdout.flush()
+    finally:
+        if client is not None:
+            await client.aclose()
+        if local is not None:
+            local.close()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    assert answering.timeline is not None
+    return answering.timeline
 
 
 def profile_device(
@@ -419,58 +436,56 @@ def validate(
             device = Device.llama(default_model(model), n_threads=_threads(threads))
             try:
                 return await live.validate(
-                    cloud=cloud,
-                    device=device,
-                    profile=device_profile,
-                    requests=requests,
-                    prompt_tokens=_lengths(prompt_tokens, "--prompt-tokens"),
-                    k=_k(k),
-                    k_margin=k_margin,
-                    max_extensions=max_extensions,
-                    max_tpot=max_tpot,
-                    max_tokens=max_tokens,
-                    warm=warm,
-                    tolerance=tolerance,
-                    baselines=baselines,
-                    cloud_profile=measured_cloud,
+                    cloud=cloud, device=device, profile=device_profile, requests=requests,
+                    prompt_tokens=_lengths(prompt_tokens, "--prompt-tokens"), k=_k(k), k_margin=k_margin,
+                    max_extensions=max_extensions, max_tpot=max_tpot, max_tokens=max_tokens, warm=warm,
+                    tolerance=tolerance, baselines=baselines, cloud_profile=measured_cloud,
                     progress=lambda line: console.print(escape(line)),
-                )
+                )  # fmt: skip
             finally:
                 await cloud.aclose()
                 device.close()
 
         report = asyncio.run(run())
-        table = Table(
-            title="live vs simulator (means over requests)", title_justify="left", header_style="bold"
-        )
-        for column in ("metric", "live", "predicted", "error", "per-request errors", "in situ", "error "):
-            table.add_column(column, justify="left" if column == "metric" else "right")
-        for comparison, in_situ in zip(report.comparisons, report.in_situ, strict=True):
-            table.add_row(
-                comparison.metric,
-                f"{comparison.live_mean * 1e3:.1f} ms",
-                f"{comparison.predicted_mean * 1e3:.1f} ms",
-                f"{comparison.error * 100:.1f}%",
-                ", ".join(f"{error * 100:.0f}%" for error in comparison.request_errors),
-                f"{in_situ.predicted_mean * 1e3:.1f} ms",
-                f"{in_situ.error * 100:.1f}%",
-            )
-        console.print(table)
-        stalls = max(run.max_gap_all_s for run in report.runs)
-        console.print(
-            "max_gap_s leaves out the stalls of the cloud's stream and of the device's own decode after the "
-            f"hand-off (a token over max_tpot late); with them the largest gap was {stalls * 1e3:.0f} ms.\n"
-            "predicted: the profile scaled by the device's speed in each request's calibration; in situ: by "
-            f"its speed in the live run (median {report.device_speed_ratio:.2f}x its profile's times)"
-        )
-        if report.baselines:
-            console.print(_baseline_table(report.baselines))
-        verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-        console.print(f"agreement within {tolerance * 100:g}%: {verdict}")
+        _print_validation(report, tolerance)
         if json_out is not None:
             write_text(json_out, json.dumps(report.to_dict(), indent=2) + "\n")
         if not report.passed:
             raise typer.Exit(code=1)
+
+
+def _print_validation(report: ValidationReport, tolerance: float) -> None:
+    """The comparison, the stalls left out of it, the baselines and the verdict, on standard error."""
+    console = stderr()
+    console.print(_comparison_table(report))
+    stalls = max(run.max_gap_all_s for run in report.runs)
+    console.print(
+        "max_gap_s leaves out the stalls of the cloud's stream and of the device's own decode after the "
+        f"hand-off (a token over max_tpot late); with them the largest gap was {stalls * 1e3:.0f} ms.\n"
+        "predicted: the profile scaled by the device's speed in each request's calibration; in situ: by "
+        f"its speed in the live run (median {report.device_speed_ratio:.2f}x its profile's times)"
+    )
+    if report.baselines:
+        console.print(_baseline_table(report.baselines))
+    verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+    console.print(f"agreement within {tolerance * 100:g}%: {verdict}")
+
+
+def _comparison_table(report: ValidationReport) -> Table:
+    table = Table(title="live vs simulator (means over requests)", title_justify="left", header_style="bold")
+    for column in ("metric", "live", "predicted", "error", "per-request errors", "in situ", "error "):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for comparison, in_situ in zip(report.comparisons, report.in_situ, strict=True):
+        table.add_row(
+            comparison.metric,
+            f"{comparison.live_mean * 1e3:.1f} ms",
+            f"{comparison.predicted_mean * 1e3:.1f} ms",
+            f"{comparison.error * 100:.1f}%",
+            ", ".join(f"{error * 100:.0f}%" for error in comparison.request_errors),
+            f"{in_situ.predicted_mean * 1e3:.1f} ms",
+            f"{in_situ.error * 100:.1f}%",
+        )
+    return table
 
 
 def _baseline_table(baselines: Sequence[Baseline]) -> Table:
