@@ -300,22 +300,16 @@ class DeviceProfile:
     def to_toml(self) -> str:
         """The profile as TOML (the layout in the module docstring), which `from_toml_text` reads back as an
         equal profile (its ``source`` aside); comments of the file it was read from are not kept."""
-        energy = self.energy
-        session = self.session_cache_bytes
+        named = ("name", "description", "hardware", "model", "engine", "kv_bytes_per_token")
+        top = {key: getattr(self, key) for key in named}
+        budget = None if self.session_cache_bytes is None else int(self.session_cache_bytes)
+        energy = None if self.energy is None else {key: getattr(self.energy, key) for key in _ENERGY_KEYS}
         return toml_document(
-            {
-                "name": self.name,
-                "description": self.description,
-                "hardware": self.hardware,
-                "model": self.model,
-                "engine": self.engine,
-                "kv_bytes_per_token": self.kv_bytes_per_token,
-                "session_cache_bytes": None if session is None else int(session),
-            },
+            top | {"session_cache_bytes": budget},
             {
                 "prefill": {"prompt_tokens": self.prefill_tokens, "seconds": self.prefill_seconds},
                 "decode": {"context_tokens": self.decode_context_tokens, "tpot_s": self.decode_tpot},
-                "energy": None if energy is None else {key: getattr(energy, key) for key in _ENERGY_KEYS},
+                "energy": energy,
                 "source": {"citation": self.citation, "notes": self.notes},
             },
         )

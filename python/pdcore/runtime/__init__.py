@@ -10,9 +10,12 @@ Needs the ``device`` extra (``pip install 'pdcore[device]'``: httpx, httpx-sse, 
 - `HandoffEstimator` predicts when the device will be ready to take over.
 - `Timeline` is the per-token record of a request, with its summary and JSON form.
 
-``pdcore.runtime.profiler`` measures a device profile, ``pdcore.runtime.validate`` compares live runs with
-the simulator and ``pdcore.runtime.testing`` has stand-ins (a scripted SSE cloud, a scripted device, a
-llama.cpp server launcher) for tests.
+A session's request is its parts side by side (``pdcore.runtime.request``): the cloud stream, the device's
+progress and the display; it plans with the simulator's planner (``pdcore._core.plan_turn``).
+``pdcore.runtime.profiler`` and ``pdcore.runtime.cloud_profiler`` measure a device and a cloud profile (both
+fitted by ``pdcore.runtime.fit``), ``pdcore.runtime.validate`` compares live runs with the simulator and
+``pdcore.runtime.testing`` has stand-ins (a scripted SSE cloud, a scripted device, a llama.cpp server
+launcher) for tests. The cloud errors live in ``pdcore.exceptions`` and are re-exported here.
 """
 
 from __future__ import annotations
