@@ -17,10 +17,11 @@
 //! cloud's decode pace when it is measured (else the cost model's at each offered site). The simulator
 //! gives no cap ([`Turn::simulated`]), so its plans are the optimizer's choices exactly.
 
+use super::choice::Cached;
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
 use super::ksite::{KSite, SiteReason};
-use super::optimizer::{Cached, PlanOptimizer};
+use super::optimizer::PlanOptimizer;
 use crate::error::{CoreError, Result};
 
 /// Who serves a planned turn.
