@@ -24,6 +24,7 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
+from pdcore.escaping import html_text
 from pdcore.report.experiments import POLICIES, WorkloadRun
 from pdcore.report.figures import (
     CDF_POINTS,
@@ -35,7 +36,7 @@ from pdcore.report.figures import (
     tradeoff_figure,
     ttft_figure,
 )
-from pdcore.report.page import escape, explorer_html, page
+from pdcore.report.page import explorer_html, page
 from pdcore.report.style import COLOURS, file_stem
 
 __all__ = [
@@ -92,16 +93,16 @@ def markdown_to_html(text: str, images: Mapping[str, str]) -> str:
 
 def _toggles(key: str) -> str:
     boxes = "".join(
-        f'<label><input type="checkbox" value="{policy}" checked> '
-        f'<span style="color:{COLOURS[policy]}">{policy}</span></label>'
+        f'<label><input type="checkbox" value="{html_text(policy)}" checked> '
+        f'<span style="color:{html_text(COLOURS[policy])}">{html_text(policy)}</span></label>'
         for policy in POLICIES
     )
-    return f'<div class="policy-toggles" data-workload="{escape(key)}">policies shown: {boxes}</div>'
+    return f'<div class="policy-toggles" data-workload="{html_text(key)}">policies shown: {boxes}</div>'
 
 
 def _figure(element: str, note: str = "") -> str:
-    extra = f'<p class="note">{escape(note)}</p>' if note else ""
-    return f'<div class="figure" id="{escape(element)}"></div>{extra}'
+    extra = f'<p class="note">{html_text(note)}</p>' if note else ""
+    return f'<div class="figure" id="{html_text(element)}"></div>{extra}'
 
 
 def _workload_figures(
@@ -132,7 +133,7 @@ def _workload_figures(
         element = f"explorer-{stem}"
         explorers[element] = explorer
         images[files["timeline"]] = explorer_html(element, f"Timeline explorer: {run.key}") + (
-            f'<p class="note">{escape(explorer["how"])}</p>'
+            f'<p class="note">{html_text(explorer["how"])}</p>'
         )
     return figures, images, explorers
 
@@ -188,6 +189,6 @@ def render_html(
     for name in (name for figures_of in plots.values() for name in figures_of.values()):
         if name not in images:
             encoded = base64.b64encode((out_dir / name).read_bytes()).decode("ascii")
-            images[name] = f'<img alt="{escape(name)}" src="data:image/png;base64,{encoded}">'
+            images[name] = f'<img alt="{html_text(name)}" src="data:image/png;base64,{encoded}">'
     body = markdown_to_html(markdown, images)
     return page("pdcore reproduce", body, figures=figures, explorers=page_explorers)

@@ -23,9 +23,7 @@ output order), ``from_cloud`` (0/1 per displayed token), ``cloud_arrivals_s``, `
 
 from __future__ import annotations
 
-import html
 import importlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,6 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore.escaping import html_text, script_json
 from pdcore.exceptions import InvalidInputError
 
 __all__ = ["compact_timeline", "escape", "explorer_html", "page", "plotly_script", "rounded"]
@@ -59,9 +58,8 @@ def plotly_script() -> str:
     return script
 
 
-def escape(text: str) -> str:
-    """Text made safe for HTML."""
-    return html.escape(text, quote=True)
+escape = html_text
+"""Text made safe for HTML (`pdcore.escaping.html_text`, kept under its old name)."""
 
 
 def rounded(value: Any, digits: int = 6) -> Any:
@@ -153,6 +151,12 @@ _SCRIPT = r"""
     box.addEventListener("change", function () { togglePolicy(box.value, box.checked); });
   });
 
+  // plotly reads its labels as HTML-like markup: user text is escaped as pdcore.escaping.html_text does
+  var PLAIN = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "%": "&#37;"};
+  function plain(text) {
+    return String(text).replace(/[&<>"'%]/g, function (c) { return PLAIN[c]; });
+  }
+
   function diffs(values) {
     var out = [];
     for (var i = 1; i < values.length; i++) { out.push((values[i] - values[i - 1]) * 1000); }
@@ -177,7 +181,8 @@ _SCRIPT = r"""
     var end = 0.01;
     names.forEach(function (name) { end = Math.max(end, zoomEnd(columns[name])); });
     names.forEach(function (name, c) {
-      var tl = columns[name], pad = 0.03, x0 = c / n + (c ? pad : 0), x1 = (c + 1) / n - pad;
+      var tl = columns[name], label = plain(name);
+      var pad = 0.03, x0 = c / n + (c ? pad : 0), x1 = (c + 1) / n - pad;
       var first = c * 3 + 1;
       var fromCloud = tl.from_cloud, disp = tl.displays_s;
       var cloudX = [], cloudY = [], devX = [], devY = [];
@@ -201,27 +206,27 @@ _SCRIPT = r"""
                  y: tl.cloud_arrivals_s.map(function (_, i) { return i; }),
                  marker: {symbol: "circle-open", size: 7, color: BLUE},
                  xaxis: "x" + ax(0), yaxis: "y" + ax(0),
-                 hovertemplate: "cloud token %{y} arrives at %{x:.4f} s<extra>" + name + "</extra>"});
+                 hovertemplate: "cloud token %{y} arrives at %{x:.4f} s<extra>" + label + "</extra>"});
       data.push({type: "scatter", mode: "markers", name: "displayed, from the cloud", legendgroup: "cloud",
                  showlegend: show, x: cloudX, y: cloudY, marker: {size: 5, color: BLUE},
                  xaxis: "x" + ax(0), yaxis: "y" + ax(0),
-                 hovertemplate: "token %{y} shown at %{x:.4f} s (cloud)<extra>" + name + "</extra>"});
+                 hovertemplate: "token %{y} shown at %{x:.4f} s (cloud)<extra>" + label + "</extra>"});
       data.push({type: "scatter", mode: "markers", name: "displayed, from the device", legendgroup: "device",
                  showlegend: show, x: devX, y: devY, marker: {size: 5, color: RED},
                  xaxis: "x" + ax(0), yaxis: "y" + ax(0),
-                 hovertemplate: "token %{y} shown at %{x:.4f} s (device)<extra>" + name + "</extra>"});
+                 hovertemplate: "token %{y} shown at %{x:.4f} s (device)<extra>" + label + "</extra>"});
       var gaps = diffs(disp);
       data.push({type: "scatter", mode: "lines+markers", name: "display gap", legendgroup: "gap",
                  showlegend: show, x: disp.slice(1), y: gaps, line: {color: GREY, width: 1},
                  marker: {size: 4, color: fromCloud.slice(1).map(function (f) { return f ? BLUE : RED; })},
                  xaxis: "x" + ax(1), yaxis: "y" + ax(1),
-                 hovertemplate: "gap %{y:.1f} ms before the token shown at %{x:.4f} s<extra>" + name +
+                 hovertemplate: "gap %{y:.1f} ms before the token shown at %{x:.4f} s<extra>" + label +
                                 "</extra>"});
       var last = disp.length ? disp[disp.length - 1] : 1;
       data.push({type: "scatter", mode: "lines", name: "gap objective (max TPOT)", legendgroup: "objective",
                  showlegend: show, x: [0, last], y: [tl.max_tpot_s * 1000, tl.max_tpot_s * 1000],
                  line: {color: "black", dash: "dash", width: 1}, xaxis: "x" + ax(1), yaxis: "y" + ax(1),
-                 hovertemplate: "objective %{y:.0f} ms<extra>" + name + "</extra>"});
+                 hovertemplate: "objective %{y:.0f} ms<extra>" + label + "</extra>"});
       if (tl.estimates.length) {
         var estX = tl.estimates.map(function (e) { return e[0]; });
         var estY = tl.estimates.map(function (e) { return e[1]; });
@@ -231,7 +236,7 @@ _SCRIPT = r"""
         data.push({type: "scatter", mode: "lines+markers", line: {shape: "hv", color: "#9467bd"},
                    name: "hand-off estimate, as revised", legendgroup: "estimate", showlegend: show,
                    x: estX, y: estY, xaxis: "x" + ax(2), yaxis: "y" + ax(2),
-                   hovertemplate: "at %{x:.4f} s: hand-off expected at %{y:.4f} s<extra>" + name +
+                   hovertemplate: "at %{x:.4f} s: hand-off expected at %{y:.4f} s<extra>" + label +
                                   "</extra>"});
       } else {
         // an empty trace keeps the row's axes drawn
@@ -250,8 +255,8 @@ _SCRIPT = r"""
                                  xref: "x" + ax(0), yref: "y" + ax(0) + " domain", x: tl.handoff_s, y: 1,
                                  xanchor: "left", yanchor: "top", font: {size: 10}});
       }
-      layout.annotations.push({text: "<b>" + name + "</b>: " + tl.title, showarrow: false, xref: "paper",
-                               yref: "paper", x: (x0 + x1) / 2, y: 1.06, xanchor: "center",
+      layout.annotations.push({text: "<b>" + label + "</b>: " + plain(tl.title), showarrow: false,
+                               xref: "paper", yref: "paper", x: (x0 + x1) / 2, y: 1.06, xanchor: "center",
                                font: {size: 12}});
     });
     return {data: data, layout: layout};
@@ -307,8 +312,8 @@ _SCRIPT = r"""
 def explorer_html(key: str, heading: str) -> str:
     """The controls and plot element of the explorer ``key`` (its data goes in `page`'s explorers)."""
     return (
-        f'<section class="explorer" id="{escape(key)}">'
-        f"<h3>{escape(heading)}</h3>"
+        f'<section class="explorer" id="{html_text(key)}">'
+        f"<h3>{html_text(heading)}</h3>"
         '<div class="controls">'
         '<label>filter <select class="ex-filter"></select></label>'
         '<label>request <select class="ex-request"></select></label>'
@@ -331,18 +336,12 @@ def page(
     Raises:
         InvalidInputError: plotly is not installed.
     """
-    payload = json.dumps(
-        {"figures": rounded(figures or {}), "explorers": rounded(explorers or {})},
-        separators=(",", ":"),
-        allow_nan=False,
-    )
-    # inside a script element only "</" can end it early
-    payload = payload.replace("</", "<\\/")
+    payload = script_json({"figures": rounded(figures or {}), "explorers": rounded(explorers or {})})
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style>"
+        f"<title>{html_text(title)}</title><style>{_STYLE}</style>"
         f"<script>{plotly_script()}</script></head>\n<body>\n{body}\n"
         f'<script type="application/json" id="pdcore-data">{payload}</script>\n'
         f"<script>{_SCRIPT}</script>\n</body></html>\n"

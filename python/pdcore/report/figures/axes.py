@@ -12,17 +12,27 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pdcore.escaping import html_text
+
 __all__ = ["axis", "count_axis", "one_two_five", "panel_title", "power_of_two_ticks"]
 
 
 def axis(title: str, **extra: Any) -> dict[str, Any]:
-    """A plotly axis with ``title`` and the page's grid."""
-    return {"title": {"text": title}, "gridcolor": "#e5e5e5", "zeroline": False} | extra
+    """A plotly axis with ``title`` (plain text, escaped here) and the page's grid."""
+    return {"title": {"text": html_text(title)}, "gridcolor": "#e5e5e5", "zeroline": False} | extra
 
 
 def panel_title(text: str, domain: Sequence[float], y: float = 1.1) -> dict[str, Any]:
-    """A panel's title above the middle of its x-axis ``domain`` (paper coordinates)."""
-    return {"text": text, "xref": "paper", "yref": "paper", "x": sum(domain) / 2, "y": y, "showarrow": False}
+    """A panel's title (plain text, escaped here) above the middle of its x-axis ``domain`` (paper
+    coordinates)."""
+    return {
+        "text": html_text(text),
+        "xref": "paper",
+        "yref": "paper",
+        "x": sum(domain) / 2,
+        "y": y,
+        "showarrow": False,
+    }
 
 
 def power_of_two_ticks(values: Iterable[float]) -> dict[str, Any]:

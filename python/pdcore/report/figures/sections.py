@@ -9,8 +9,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from pdcore.escaping import html_text
 from pdcore.report.figures.axes import axis, count_axis, one_two_five, panel_title, power_of_two_ticks
-from pdcore.report.page import escape
 from pdcore.report.style import CYCLE, energy_range
 
 __all__ = ["k_star_figure", "sizing_figure", "tradeoff_figure"]
@@ -44,7 +44,7 @@ def k_star_figure(section: Mapping[str, Any]) -> dict[str, Any]:
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": name,
+                "name": html_text(name),
                 "x": [row["prompt_tokens"] for row in rows],
                 "y": [row["k"] + 1 if row["k"] >= 0 else None for row in rows],
                 "customdata": [row["k"] for row in rows],
@@ -55,9 +55,8 @@ def k_star_figure(section: Mapping[str, Any]) -> dict[str, Any]:
                     "symbol": [symbol for symbol, _, _ in markers],
                     "size": [size for _, size, _ in markers],
                 },
-                "hovertemplate": (
-                    f"{name}<br>%{{x}} prompt tokens: k* = %{{customdata}} %{{text}}<extra></extra>"
-                ),
+                "hovertemplate": f"{html_text(name)}<br>%{{x}} prompt tokens: k* = %{{customdata}} "
+                "%{text}<extra></extra>",
             }
         )
     layout = {
@@ -88,7 +87,7 @@ def sizing_figure(section: Mapping[str, Any]) -> dict[str, Any]:
                 {
                     "type": "scatter",
                     "mode": "lines+markers",
-                    "name": label,
+                    "name": html_text(label),
                     "legendgroup": label,
                     "showlegend": column == 1,
                     "x": [p["rate_rps"] for p in points],
@@ -96,7 +95,9 @@ def sizing_figure(section: Mapping[str, Any]) -> dict[str, Any]:
                     "xaxis": f"x{suffix}",
                     "yaxis": f"y{suffix}",
                     "line": {"color": CYCLE[index % len(CYCLE)]},
-                    "hovertemplate": f"{label}: %{{y}} GPUs at %{{x:.3g}} req/s<extra>{escape(key)}</extra>",
+                    "hovertemplate": (
+                        f"{html_text(label)}: %{{y}} GPUs at %{{x:.3g}} req/s<extra>{html_text(key)}</extra>"
+                    ),
                 }
             )
         layout[f"xaxis{suffix}"] = axis(
@@ -156,11 +157,11 @@ def tradeoff_figure(section: Mapping[str, Any]) -> dict[str, Any]:
             {
                 "type": "scatter",
                 "mode": "markers+text",
-                "name": key,
+                "name": html_text(key),
                 "showlegend": False,
                 "x": [p["usd_per_1k_requests"] for p in known],
                 "y": [p["ttft_p50_s"] for p in known],
-                "text": [p["label"] for p in known],
+                "text": [html_text(p["label"]) for p in known],
                 "textposition": "top center",
                 "textfont": {"size": 9},
                 "customdata": [
@@ -182,7 +183,7 @@ def tradeoff_figure(section: Mapping[str, Any]) -> dict[str, Any]:
                 "yaxis": f"y{suffix}",
                 "hovertemplate": "%{text}<br>$%{x:.4f} per 1k requests, TTFT p50 %{y:.3f} s<br>"
                 "%{customdata[0]:.0f} mJ, %{customdata[1]:.4f}% of the battery per request<br>"
-                f"SLO met %{{customdata[2]:.1%}}<extra>{escape(key)}</extra>",
+                f"SLO met %{{customdata[2]:.1%}}<extra>{html_text(key)}</extra>",
             }
         )
         layout[f"xaxis{suffix}"] = axis("cloud $ per 1,000 requests", domain=domain, anchor=f"y{suffix}")

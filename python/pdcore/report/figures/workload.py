@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore.escaping import html_text
 from pdcore.report.experiments import POLICIES, WorkloadRun
 from pdcore.report.figures.axes import axis, panel_title
 from pdcore.report.style import COLOURS, CYCLE
@@ -180,7 +181,7 @@ def _cut_traces(rtt_rows: Sequence[Mapping[str, Any]], device_rows: Sequence[Map
                 "name": f"TTFT reduction {label}, over devices",
                 "x": speed,
                 "y": [_percent(row[key]["p50"]) for row in device_rows],
-                "text": [row["device"] for row in device_rows],
+                "text": [html_text(row["device"]) for row in device_rows],
                 "xaxis": "x3",
                 "yaxis": "y3",
                 "marker": {"size": 9, "symbol": "circle" if index == 0 else "square", "color": colour},
@@ -214,7 +215,7 @@ def _token_traces(
             "name": "cloud decode tokens per request, over devices",
             "x": [row["prefill_1k_s"] for row in device_rows],
             "y": [row["cloud_decode_tokens_per_request"] for row in device_rows],
-            "text": [row["device"] for row in device_rows],
+            "text": [html_text(row["device"]) for row in device_rows],
             "xaxis": "x4",
             "yaxis": "y4",
             "marker": {"size": 9, "color": COLOURS["pd-device"]},
@@ -243,7 +244,7 @@ def _preset_marks(presets: Mapping[str, float]) -> tuple[list[Any], list[Any]]:
     ]
     annotations = [
         {
-            "text": f"{name}",
+            "text": html_text(name),
             "x": value * 1e3,
             "xref": "x",
             "yref": "y domain",
