@@ -7,13 +7,13 @@ each request's token positions (cloud arrivals, displayed tokens by source, the 
 gaps against the gap objective and the hand-off estimate as it was revised; for ``validate``, the live
 run and the prediction side by side on one time axis.
 
-Every field is read strictly: a missing or mistyped one is reported with its file and key.
+Every field is read strictly (`pdcore.report.timeline_file`): a missing or mistyped field, or a time that is
+not finite, is negative, is beyond a day or runs backwards, is reported with its file, key and index and
+the fix, so the page never draws a timeline it cannot draw truthfully.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,53 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from pdcore.exceptions import InvalidInputError
+from pdcore.escaping import html_text
+from pdcore.limits import MAX_K, MAX_TOKENS
 from pdcore.outputs import check_outputs, write_text
-from pdcore.report.page import compact_timeline, escape, explorer_html, page
+from pdcore.report.page import compact_timeline, explorer_html, page
+from pdcore.report.timeline_file import FieldReader, read_timeline_json
 
 __all__ = ["read_view", "render_view", "write_view"]
 
 _EXPLORER = "explorer-view"
-
-
-class _Reader:
-    """Reads fields of one JSON document, naming the file and key of anything wrong."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, what: str) -> InvalidInputError:
-        return InvalidInputError(
-            f"{self.source}: {where} {what}; fix: pass the JSON that `pdcore chat --json` or "
-            "`pdcore validate --json` wrote"
-        )
-
-    def mapping(self, value: Any, where: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, f"is {type(value).__name__}, not an object")
-        return value
-
-    def items(self, parent: Mapping[str, Any], key: str, where: str) -> Sequence[Any]:
-        value = parent.get(key)
-        if not isinstance(value, list):
-            raise self.fail(f"{where}.{key}", "is missing or not a list")
-        return value
-
-    def number(
-        self, parent: Mapping[str, Any], key: str, where: str, *, optional: bool = False
-    ) -> float | None:
-        value = parent.get(key)
-        if value is None and optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise self.fail(f"{where}.{key}", f"= {value!r} is not a finite number")
-        return float(value)
-
-    def seconds(self, parent: Mapping[str, Any], key: str, where: str) -> float:
-        value = self.number(parent, key, where)
-        if value is None:  # pragma: no cover - number() refuses None unless optional
-            raise self.fail(f"{where}.{key}", "is missing")
-        return value
 
 
 def _title(plan: str, displays: Sequence[float]) -> str:
@@ -76,35 +38,43 @@ def _title(plan: str, displays: Sequence[float]) -> str:
     return text + (f", largest gap {gaps.max() * 1e3:.0f} ms" if gaps.size else "")
 
 
-def _live(reader: _Reader, timeline: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _entries(
+    reader: FieldReader, parent: Mapping[str, Any], key: str, where: str
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each object of the list ``parent[key]`` with its name (``where.key[index]``)."""
+    named = []
+    for index, entry in enumerate(reader.items(parent, key, where)):
+        at = f"{where}.{key}[{index}]"
+        named.append((at, reader.mapping(entry, at)))
+    return named
+
+
+def _live(reader: FieldReader, timeline: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A ``Timeline.to_dict`` record as the explorer reads it."""
-    tokens = reader.items(timeline, "tokens", where)
     shown: list[float] = []
     from_cloud: list[bool] = []
-    for index, token in enumerate(tokens):
-        record = reader.mapping(token, f"{where}.tokens[{index}]")
-        shown.append(reader.seconds(record, "shown_s", f"{where}.tokens[{index}]"))
+    for at, record in _entries(reader, timeline, "tokens", where):
+        shown.append(reader.time(record, "shown_s", at))
         source = record.get("source")
-        if source not in {"cloud", "device"}:
-            raise reader.fail(f"{where}.tokens[{index}].source", f"= {source!r} is not 'cloud' or 'device'")
+        if source not in ("cloud", "device"):  # a tuple: an unhashable value is refused, not a TypeError
+            raise reader.fail(f"{at}.source", f"= {source!r:.60} is not 'cloud' or 'device'")
         from_cloud.append(source == "cloud")
+    reader.in_order(shown, f"{where}.tokens", ".shown_s")
     arrivals = [
-        reader.seconds(
-            reader.mapping(event, f"{where}.cloud_events[{index}]"), "at_s", f"{where}.cloud_events[{index}]"
-        )
-        for index, event in enumerate(reader.items(timeline, "cloud_events", where))
+        reader.time(record, "at_s", at) for at, record in _entries(reader, timeline, "cloud_events", where)
     ]
-    estimates = []
-    for index, entry in enumerate(reader.items(timeline, "handoff_estimates", where)):
-        record = reader.mapping(entry, f"{where}.handoff_estimates[{index}]")
-        at = reader.seconds(record, "at_s", f"{where}.handoff_estimates[{index}]")
-        estimates.append((at, reader.seconds(record, "estimate_s", f"{where}.handoff_estimates[{index}]")))
+    reader.in_order(arrivals, f"{where}.cloud_events", ".at_s")
+    estimates = [
+        (reader.time(record, "at_s", at), reader.time(record, "estimate_s", at))
+        for at, record in _entries(reader, timeline, "handoff_estimates", where)
+    ]
+    reader.in_order([at for at, _ in estimates], f"{where}.handoff_estimates", ".at_s")
     summary = reader.mapping(timeline.get("summary"), f"{where}.summary")
-    handoff = reader.number(summary, "handoff_s", f"{where}.summary", optional=True)
-    max_tpot = reader.seconds(timeline, "max_tpot", where)
-    quota = timeline.get("cloud_quota")
-    asked = f"cloud quota {quota}" if isinstance(quota, int) else "no cloud request"
-    title = _title(f"mode {timeline.get('mode', '?')}, {asked}", shown)
+    handoff = reader.optional_time(summary, "handoff_s", f"{where}.summary")
+    max_tpot = reader.objective(timeline, "max_tpot", where)
+    quota = reader.whole(timeline, "cloud_quota", where, minimum=0, maximum=MAX_TOKENS)
+    asked = f"cloud quota {quota}" if quota is not None else "no cloud request"
+    title = _title(f"mode {reader.text(timeline, 'mode', where)}, {asked}", shown)
     return compact_timeline(
         displays_s=shown,
         from_cloud=from_cloud,
@@ -116,98 +86,116 @@ def _live(reader: _Reader, timeline: Mapping[str, Any], where: str) -> dict[str,
     )
 
 
-def _predicted(reader: _Reader, recorded: Mapping[str, Any], where: str, max_tpot_s: float) -> dict[str, Any]:
+def _times(reader: FieldReader, parent: Mapping[str, Any], key: str, where: str) -> list[float]:
+    """The list of times ``parent[key]``, in time order."""
+    values = reader.items(parent, key, where)
+    times = [reader.time_of(value, f"{where}.{key}[{index}]") for index, value in enumerate(values)]
+    return reader.in_order(times, f"{where}.{key}")
+
+
+def _predicted(
+    reader: FieldReader, recorded: Mapping[str, Any], where: str, max_tpot_s: float
+) -> dict[str, Any]:
     """A ``predicted_timeline`` (the simulator's record of the same request) as the explorer reads it."""
-    displays = [float(value) for value in reader.items(recorded, "displays_s", where)]
-    from_cloud = [bool(value) for value in reader.items(recorded, "from_cloud", where)]
+    displays = _times(reader, recorded, "displays_s", where)
+    from_cloud = [
+        reader.flag(value, f"{where}.from_cloud[{index}]")
+        for index, value in enumerate(reader.items(recorded, "from_cloud", where))
+    ]
     if len(from_cloud) != len(displays):
         raise reader.fail(
             f"{where}.from_cloud", f"has {len(from_cloud)} entries for {len(displays)} displays"
         )
-    estimates = [
-        (float(pair[0]), float(pair[1]))
-        for pair in reader.items(recorded, "handoff_estimates", where)
-        if isinstance(pair, list) and len(pair) == 2
-    ]
-    title = _title(f"simulated, k = {recorded.get('k')}", displays)  # k: cloud tokens after the first
+    estimates = []
+    for index, pair in enumerate(reader.items(recorded, "handoff_estimates", where)):
+        at = f"{where}.handoff_estimates[{index}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise reader.fail(at, f"= {pair!r:.60} is not a pair [at_s, estimate_s]")
+        estimates.append((reader.time_of(pair[0], f"{at}[0]"), reader.time_of(pair[1], f"{at}[1]")))
+    reader.in_order([at for at, _ in estimates], f"{where}.handoff_estimates", "[0]")
+    k = reader.whole(recorded, "k", where, minimum=-1, maximum=MAX_K)  # cloud tokens after the first
     return compact_timeline(
         displays_s=displays,
         from_cloud=from_cloud,
-        cloud_arrivals_s=[float(value) for value in reader.items(recorded, "cloud_arrivals_s", where)],
-        handoff_s=reader.number(recorded, "handoff_s", where, optional=True),
+        cloud_arrivals_s=_times(reader, recorded, "cloud_arrivals_s", where),
+        handoff_s=reader.optional_time(recorded, "handoff_s", where),
         estimates=estimates,
         max_tpot_s=max_tpot_s,
-        title=title,
+        title=_title(f"simulated, k = {k}", displays),
     )
 
 
-def _describe(timeline: Mapping[str, Any]) -> str:
-    summary = timeline.get("summary") or {}
+def _describe(reader: FieldReader, timeline: Mapping[str, Any], where: str) -> str:
+    summary = reader.mapping(timeline.get("summary"), f"{where}.summary")
+    tokens = reader.whole(summary, "tokens", f"{where}.summary", minimum=0, maximum=MAX_TOKENS)
     parts = [
-        f"{timeline.get('prompt_tokens')} prompt tokens",
-        f"{summary.get('tokens')} tokens shown",
-        f"mode {timeline.get('mode')}",
+        f"{reader.whole(timeline, 'prompt_tokens', where, minimum=0, maximum=MAX_TOKENS)} prompt tokens",
+        f"{tokens} tokens shown",
+        f"mode {reader.text(timeline, 'mode', where)}",
     ]
-    ttft = summary.get("ttft_s")
-    if isinstance(ttft, (int, float)):
+    ttft = reader.optional_time(summary, "ttft_s", f"{where}.summary")
+    if ttft is not None:
         parts.append(f"TTFT {ttft * 1e3:.0f} ms")
-    if summary.get("handoff_position") is not None:
-        parts.append(f"hand-off at token {summary['handoff_position']}")
+    position = reader.whole(summary, "handoff_position", f"{where}.summary", minimum=0, maximum=MAX_TOKENS)
+    if position is not None:
+        parts.append(f"hand-off at token {position}")
     return ", ".join(parts)
+
+
+def _validate_requests(reader: FieldReader, root: Mapping[str, Any]) -> dict[str, Any]:
+    """The explorer's requests of a ``validate --json`` document: each live run beside its prediction."""
+    max_tpot = reader.objective(root, "max_tpot_s", "the document")
+    requests: dict[str, Any] = {}
+    for index, entry in enumerate(reader.items(root, "runs", "the document")):
+        run = reader.mapping(entry, f"runs[{index}]")
+        where = f"runs[{index}].timeline"
+        timeline = reader.mapping(run.get("timeline"), where)
+        columns = {"live": _live(reader, timeline, where)}
+        predicted = run.get("predicted_timeline")
+        if predicted is not None:
+            at = f"runs[{index}].predicted_timeline"
+            columns["predicted"] = _predicted(reader, reader.mapping(predicted, at), at, max_tpot)
+        requests[str(index)] = {
+            "label": f"live request {index + 1}",
+            "description": f"live request {index + 1}: {_describe(reader, timeline, where)}"
+            + ("" if predicted is not None else " (this report carries no prediction to compare)"),
+            "columns": columns,
+        }
+    if not requests:
+        raise reader.fail("runs", "is empty")
+    return requests
 
 
 def read_view(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
     """Reads a ``chat --json`` or ``validate --json`` file: its kind (``"chat"`` or ``"validate"``) and
-    the explorer's data (`pdcore.report.page`).
+    the explorer's data (`pdcore.report.page`). The file is read strictly
+    (`pdcore.report.timeline_file`) and recorded as an input, so no output replaces it.
 
     Raises:
-        InvalidInputError: The file cannot be read, is not JSON, or is neither kind of file.
+        InvalidInputError: The file cannot be read, is not JSON, is neither kind of file, or has a field
+            missing, of the wrong type, or a time that is not finite, is negative, is beyond a day or
+            runs backwards.
     """
     source = Path(path)
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInputError(
-            f"FILE {str(source)!r} cannot be read ({exc.strerror}); fix: pass a JSON file"
-        ) from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(
-            f"FILE {str(source)!r} is not JSON ({exc}); fix: pass the JSON that `pdcore chat --json` or "
-            "`pdcore validate --json` wrote"
-        ) from exc
-    reader = _Reader(str(source))
-    root = reader.mapping(document, "the document")
-    requests: dict[str, Any] = {}
+    reader = FieldReader(str(source))
+    root = reader.mapping(read_timeline_json(source), "the document")
     if "runs" in root:
         kind = "validate"
-        max_tpot = reader.seconds(root, "max_tpot_s", "the document")
-        for index, entry in enumerate(reader.items(root, "runs", "the document")):
-            run = reader.mapping(entry, f"runs[{index}]")
-            timeline = reader.mapping(run.get("timeline"), f"runs[{index}].timeline")
-            columns = {"live": _live(reader, timeline, f"runs[{index}].timeline")}
-            predicted = run.get("predicted_timeline")
-            if predicted is not None:
-                where = f"runs[{index}].predicted_timeline"
-                columns["predicted"] = _predicted(reader, reader.mapping(predicted, where), where, max_tpot)
-            requests[str(index)] = {
-                "label": f"live request {index + 1}",
-                "description": f"live request {index + 1}: {_describe(timeline)}"
-                + ("" if predicted is not None else " (this report carries no prediction to compare)"),
-                "columns": columns,
-            }
+        requests = _validate_requests(reader, root)
         how = f"{len(requests)} live requests of the validate run, each beside the simulator's prediction"
     elif "tokens" in root:
         kind = "chat"
-        requests["0"] = {
-            "label": "the request",
-            "description": _describe(root),
-            "columns": {f"live ({root.get('mode')})": _live(reader, root, "the document")},
+        mode = reader.text(root, "mode", "the document")
+        requests = {
+            "0": {
+                "label": "the request",
+                "description": _describe(reader, root, "the document"),
+                "columns": {f"live ({mode})": _live(reader, root, "the document")},
+            }
         }
         how = "one live request (pdcore chat)"
     else:
         raise reader.fail("the document", "has neither 'tokens' (chat) nor 'runs' (validate)")
-    if not requests:
-        raise reader.fail("runs", "is empty")
     ids = [int(key) for key in requests]
     explorer = {"how": how, "filters": {"every request": ids}, "requests": requests}
     return kind, explorer
@@ -223,9 +211,9 @@ def render_view(path: str | os.PathLike[str]) -> str:
     name = Path(path).name
     heading = f"pdcore {kind}: {name}"
     body = (
-        f"<h1>{escape(heading)}</h1>"
-        f'<p class="note">{escape(explorer["how"])}. Drag to zoom, double-click to zoom out; hover a point '
-        "for its time.</p>" + explorer_html(_EXPLORER, "timeline")
+        f"<h1>{html_text(heading)}</h1>"
+        f'<p class="note">{html_text(explorer["how"])}. Drag to zoom, double-click to zoom out; hover a '
+        "point for its time.</p>" + explorer_html(_EXPLORER, "timeline")
     )
     return page(heading, body, explorers={_EXPLORER: explorer})
 
