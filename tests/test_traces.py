@@ -124,7 +124,7 @@ def test_limit_keeps_prefix() -> None:
     np.testing.assert_array_equal(head.prompt_tokens, [1, 2])
     assert work.limit(None) is work
     assert work.limit(10) is work
-    with pytest.raises(InvalidInputError, match="--limit must be at least 1"):
+    with pytest.raises(InvalidInputError, match="--limit = 0 is out of range; fix"):
         work.limit(0)
     with pytest.raises(InvalidInputError, match="whole number"):
         work.limit(1.5)  # type: ignore[arg-type]
@@ -481,10 +481,10 @@ def test_synthetic_invariants(seed: int, n: int, rate: float) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"seed": -1}, "--seed"),
-        ({"n_requests": 0}, "--requests"),
-        ({"rate_rps": 0.0}, "--rate"),
-        ({"rate_rps": float("nan")}, "--rate"),
+        ({"seed": -1}, "seed = -1"),
+        ({"n_requests": 0}, "n_requests = 0"),
+        ({"rate_rps": 0.0}, "rate_rps = 0.0"),
+        ({"rate_rps": float("nan")}, "rate_rps = nan"),
     ],
 )
 def test_synthetic_rejects_bad_arguments(kwargs: dict[str, float], match: str) -> None:

@@ -8,6 +8,10 @@ a policy setting, a profile path without a ``.toml`` suffix) whatever the comman
 
 Files are identified by device and inode, so a symlink, a relative path or a hard link to an input is
 the same input.
+
+`input_file` is the edge every reader of a user's file passes first: it refuses a path that is not a
+path, names what the path is when it is not a regular file (missing, a directory, a FIFO, a device, a
+socket: a FIFO would block the read, a device stream forever) and notes the file as an input.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["forget_inputs", "input_at", "inputs_under", "note_input"]
+from pdcore.exceptions import InvalidInputError
+
+__all__ = ["forget_inputs", "input_at", "input_file", "inputs_under", "note_input"]
 
 _NOTED: dict[tuple[int, int], str] = {}
 
@@ -29,6 +35,48 @@ def note_input(path: str | os.PathLike[str]) -> None:
         return
     if stat.S_ISREG(found.st_mode):
         _NOTED[(found.st_dev, found.st_ino)] = str(path)
+
+
+_KINDS = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+    (stat.S_ISCHR, "is a character device, not a regular file"),
+    (stat.S_ISBLK, "is a block device, not a regular file"),
+    (stat.S_ISSOCK, "is a socket, not a regular file"),
+)
+
+
+def input_file(
+    path: object, what: str, fix: str, *, error: type[InvalidInputError] = InvalidInputError
+) -> Path:
+    """The user's file at ``path``, checked to be a regular file and noted as an input (`note_input`).
+
+    Args:
+        path: The path as the user gave it (a str or an os.PathLike).
+        what: What the file is, for the message (``"trace file"``).
+        fix: What to pass instead (``"pass the path of a trace file"``).
+        error: The exception raised (`InvalidInputError` or a subclass).
+
+    Raises:
+        InvalidInputError: As ``error``: ``path`` is not a str or os.PathLike, or it names nothing, a
+            directory, a FIFO, a device or a socket; the message says which, and the fix.
+    """
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise error(f"{what} path = {path!r} is not a file path; fix: pass the path as a str or pathlib.Path")
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        problem = "does not exist"
+    except (OSError, ValueError) as exc:
+        problem = f"cannot be examined ({getattr(exc, 'strerror', None) or exc})"
+    else:
+        if stat.S_ISREG(mode):
+            note_input(path)
+            return Path(path)
+        problem = next((kind for test, kind in _KINDS if test(mode)), "is not a regular file")
+        if not stat.S_ISDIR(mode):
+            fix = f"{fix} (a regular file: save the stream to a file first)"
+    raise error(f"{what} {os.fspath(path)!r} {problem}; fix: {fix}")
 
 
 def input_at(path: str | os.PathLike[str]) -> str | None:

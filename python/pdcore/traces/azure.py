@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from pdcore.exceptions import TraceFormatError
 from pdcore.limits import LIMITS_DOC, MAX_TOKENS, MAX_TRACE_SPAN_S
-from pdcore.traces.checks import ZeroClamps, check_count, check_exists, row_error
+from pdcore.traces.checks import ZeroClamps, check_count, row_error, trace_file
 from pdcore.traces.workload import Workload
 
 __all__ = ["AZURE_COLUMNS", "load_azure"]
@@ -305,9 +305,8 @@ def load_azure(path: str | os.PathLike[str]) -> Workload:
             a column, or a row is short or long, non-numeric, negative or beyond the limits
             (`pdcore.limits`), or earlier than the row before it.
     """
-    file = Path(path)
+    file = trace_file(path)
     name = str(path)
-    check_exists(file)
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

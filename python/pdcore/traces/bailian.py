@@ -8,16 +8,14 @@ arrival order (equal timestamps are allowed) and blank lines are skipped.
 
 from __future__ import annotations
 
-import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pdcore.exceptions import TraceFormatError
-from pdcore.limits import LIMITS_DOC, MAX_TOKENS, MAX_TRACE_SPAN_S
-from pdcore.traces.checks import ZeroClamps, check_exists, row_error
+from pdcore.limits import MAX_TOKENS, MAX_TRACE_SPAN_S
+from pdcore.traces.checks import ZeroClamps, row_error, trace_file
 from pdcore.traces.conversations import (
     conversation_from_parents,
     derive_blocks,
@@ -31,6 +29,7 @@ from pdcore.traces.jsonl import (
     json_in_order,
     json_keys,
     json_lines,
+    json_time,
     no_requests,
 )
 from pdcore.traces.workload import Workload
@@ -65,9 +64,8 @@ def load_bailian(path: str | os.PathLike[str], *, block_tokens: int = BAILIAN_BL
         TraceFormatError: The file is missing or malformed; the message names the line, the key and the fix
             (an unknown or later parent, a turn that does not follow its parent's, a repeated ``chat_id``).
     """
-    file = Path(path)
+    file = trace_file(path)
     name = str(path)
-    check_exists(file)
     if (
         isinstance(block_tokens, bool)
         or not isinstance(block_tokens, int)
@@ -104,7 +102,8 @@ class _BailianRows:
         keeps it."""
         name = self.name
         json_keys(record, BAILIAN_KEYS, name, line)
-        stamp = self._timestamp(record["timestamp"], line)
+        stamp = json_time(record, "timestamp", name, line, MAX_TRACE_SPAN_S, "seconds from the trace start")
+        json_in_order(stamp, self.stamps, record["timestamp"], name, line, self.previous_line)
         chat = json_id(record, "chat_id", name, line, 0)
         if chat in self.index_of:
             raise row_error(
@@ -126,33 +125,6 @@ class _BailianRows:
         self.parents.append(parent)
         self.turns.append(turn)
         self.previous_line = line
-
-    def _timestamp(self, stamp: Any, line: int) -> float:
-        """The line's ``timestamp``: finite seconds from 0 to the span limit, not before the last line's."""
-        name = self.name
-        if (
-            isinstance(stamp, bool)
-            or not isinstance(stamp, (int, float))
-            or not math.isfinite(stamp)
-            or stamp < 0
-        ):
-            raise row_error(
-                name,
-                line,
-                "timestamp",
-                f"{stamp!r} is not a time",
-                "write seconds from the trace start, >= 0",
-            )
-        if stamp > MAX_TRACE_SPAN_S:
-            raise row_error(
-                name,
-                line,
-                "timestamp",
-                f"{stamp} s is beyond the limit",
-                f"split the trace (limits: {LIMITS_DOC})",
-            )
-        json_in_order(stamp, self.stamps, stamp, name, line, self.previous_line)
-        return float(stamp)
 
     def _parent(self, parent_chat: int, turn: int, line: int) -> int:
         """The index of the line's parent (-1 for a first turn), which must be an earlier line whose turn

@@ -1,8 +1,9 @@
-"""What every trace reader checks of a row, whatever the format.
+"""What every trace reader checks, whatever the format: the file, and each row.
 
 A malformed row raises `TraceFormatError` naming the file, the 1-based line number, the column and the
 fix (`row_error`); a token count must be a whole number from 0 to `pdcore.limits.MAX_TOKENS`
-(`check_count`).
+(`check_count`). A trace's path must name a regular file, which becomes an input of the run that no
+output may replace (`trace_file`).
 
 Zero-token rows: a row whose prompt or output length is 0 is kept and the 0 is clamped to 1, so the
 arrival process is unchanged and every request still costs one token. Each clamp is counted, logged at
@@ -16,9 +17,10 @@ import logging
 from pathlib import Path
 
 from pdcore.exceptions import TraceFormatError
+from pdcore.inputs import input_file
 from pdcore.limits import LIMITS_DOC, MAX_TOKENS
 
-__all__ = ["ZeroClamps", "check_count", "check_exists", "row_error"]
+__all__ = ["ZeroClamps", "check_count", "row_error", "trace_file"]
 
 _LOG = logging.getLogger("pdcore.traces")
 
@@ -75,8 +77,7 @@ def check_count(value: int, path: str, line: int, column: str) -> int:
     return value
 
 
-def check_exists(path: Path) -> None:
-    """Refuses a path that is not a file (missing, or a directory), before any reader opens it."""
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise TraceFormatError(f"trace file {str(path)!r} {what}; fix: pass the path of a trace file")
+def trace_file(path: object) -> Path:
+    """The trace file at ``path``, once it is known to be a regular file, noted as an input of the run
+    (`pdcore.inputs.input_file`: a missing path, a directory, a FIFO or a device is refused, named)."""
+    return input_file(path, "trace file", "pass the path of a trace file", error=TraceFormatError)

@@ -1,9 +1,13 @@
 """The JSON Lines reader every JSON trace format shares: one request object a line, checked at the edge.
 
 `json_lines` yields the non-blank lines as objects with their 1-based line numbers; a file that is a JSON
-array, a line that is not valid JSON, not an object or names a key twice, and text that is not UTF-8 are
-refused with `TraceFormatError` naming the line and the fix. The field readers (`json_count`, `json_id`,
-`json_blocks`) name the line and the key of a bad value.
+array, a line that is not valid JSON, not an object, names a key twice, nests deeper than
+`pdcore.nesting.MAX_NESTING` levels or holds a number too long to read, and text that is not UTF-8 are
+refused with `TraceFormatError` naming the line and the fix. The field readers (`json_count`, `json_time`,
+`json_id`, `json_blocks`) name the line and the key of a bad value, and check every number for the range
+its column can hold before it reaches numpy or the core: token counts up to `pdcore.limits.MAX_TOKENS`,
+times up to the trace span limit, ids within a signed 64-bit integer and prefix-block ids within an
+unsigned one.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from pdcore.exceptions import TraceFormatError
+from pdcore.limits import LIMITS_DOC
+from pdcore.nesting import check_nesting
 from pdcore.traces.checks import check_count, row_error
 
 __all__ = [
+    "MAX_BLOCK_ID",
+    "MAX_ID",
     "first_record_keys",
     "json_blocks",
     "json_count",
@@ -25,8 +33,17 @@ __all__ = [
     "json_in_order",
     "json_keys",
     "json_lines",
+    "json_time",
     "no_requests",
 ]
+
+MAX_ID = 2**63 - 1
+"""The largest request id or turn a trace may give: a signed 64-bit integer, as the workload stores it."""
+
+MAX_BLOCK_ID = 2**64 - 1
+"""The largest prefix-block id (``hash_ids``): an unsigned 64-bit integer, as the core hashes it."""
+
+_FLAT = "write one request object per line, its values numbers or flat lists of numbers"
 
 
 def json_lines(file: Path, name: str, shape: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -55,6 +72,7 @@ def json_lines(file: Path, name: str, shape: str) -> Iterator[tuple[int, dict[st
 def _json_object(name: str, line: int, text: str, shape: str) -> dict[str, Any]:
     """One line of a JSON Lines trace as an object, or the error naming the line and the fix (``shape``:
     how to write a request)."""
+    check_nesting(text, f"{name}, line {line}", "json", fix=_FLAT, error=TraceFormatError)
     try:
         record = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKeyError as exc:
@@ -68,6 +86,10 @@ def _json_object(name: str, line: int, text: str, shape: str) -> dict[str, Any]:
             f"char {exc.colno}",
             f"invalid JSON ({exc.msg})",
             "each line must be one complete JSON object",
+        ) from None
+    except ValueError:  # an integer of more digits than int() reads (sys.get_int_max_str_digits)
+        raise row_error(
+            name, line, "-", "a number has too many digits to read", f"{_FLAT} of at most 20 digits"
         ) from None
     if not isinstance(record, dict):
         raise row_error(
@@ -125,36 +147,84 @@ def json_count(record: dict[str, Any], key: str, path: str, line: int) -> int:
 
 
 def json_id(record: dict[str, Any], key: str, path: str, line: int, minimum: int) -> int:
-    """``record[key]`` as an identifier: an integer (not a float, not a bool) of at least ``minimum``."""
+    """``record[key]`` as an identifier: an integer (not a float, not a bool) from ``minimum`` to `MAX_ID`."""
     value = record[key]
-    if type(value) is not int or value < minimum:
+    if type(value) is not int or not minimum <= value <= MAX_ID:
         raise row_error(
-            path, line, key, f"{value!r} is not a whole number >= {minimum}", f"write {key} as an integer"
+            path,
+            line,
+            key,
+            f"{_shown(value)} is not a whole number from {minimum} to {MAX_ID:,} (64 bits)",
+            f"write {key} as an integer in that range",
         )
     return int(value)
 
 
+def json_time(record: dict[str, Any], key: str, path: str, line: int, maximum: float, unit: str) -> float:
+    """``record[key]`` as a time: a finite number from 0 to ``maximum`` (``unit``: how the format writes
+    it, e.g. ``"milliseconds since the start of the trace"``)."""
+    value = record[key]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and math.isnan(value))
+    ):
+        raise row_error(path, line, key, f"{_shown(value)} is not a number", f"write {key} as {unit}")
+    if value < 0:
+        raise row_error(
+            path, line, key, f"{_shown(value)} is negative", f"write {key} as {unit}; it cannot be negative"
+        )
+    if value > maximum:  # an int of any size compares exactly; inf is caught here too
+        raise row_error(
+            path,
+            line,
+            key,
+            f"{_shown(value)} is beyond the limit of {maximum:,.0f}",
+            f"write {key} as {unit}, or split the trace (limits: {LIMITS_DOC})",
+        )
+    return float(value)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a message: its repr, shortened when it is long (a 5,000-digit number)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def first_record_keys(file: Path) -> set[str]:
-    """The keys of the first JSON object in a JSON Lines file (empty when it cannot be read as one)."""
+    """The keys of the first JSON object in a JSON Lines file (empty when it cannot be read as one; the
+    reader chosen then names the problem)."""
     try:
         with file.open(encoding="utf-8-sig") as handle:
             for raw in handle:
                 if raw.strip():
+                    check_nesting(raw, str(file), "json")
                     record = json.loads(raw)
                     return set(record) if isinstance(record, dict) else set()
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError):  # ValueError: invalid JSON, too deep or too many digits
         return set()
     return set()
 
 
 def json_blocks(record: dict[str, Any], path: str, line: int, fix: str) -> list[int] | None:
-    """``record["hash_ids"]`` (prefix-block ids): None when the key is absent, else a list of
-    non-negative integers, or the error naming the line (``fix``: how the format writes them)."""
+    """``record["hash_ids"]`` (prefix-block ids): None when the key is absent, else a list of integers
+    from 0 to `MAX_BLOCK_ID`, or the error naming the line (``fix``: how the format writes them)."""
     hash_ids: list[int] | None = record.get("hash_ids")
-    if hash_ids is not None and not (
-        isinstance(hash_ids, list) and all(type(block) is int and block >= 0 for block in hash_ids)
-    ):
+    if hash_ids is None:
+        return None
+    if not (isinstance(hash_ids, list) and all(type(block) is int and block >= 0 for block in hash_ids)):
         raise row_error(path, line, "hash_ids", "must be a list of non-negative integers", fix)
+    too_big = next((block for block in hash_ids if block > MAX_BLOCK_ID), None)
+    if too_big is not None:
+        raise row_error(
+            path,
+            line,
+            "hash_ids",
+            f"{_shown(too_big)} is beyond the largest block id, {MAX_BLOCK_ID:,} (64 bits)",
+            fix,
+        )
     return hash_ids
 
 

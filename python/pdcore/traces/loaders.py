@@ -16,12 +16,11 @@ clamped to 1 and recorded in `Workload.notes` (`pdcore.traces.checks`).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pdcore.exceptions import TraceFormatError
 from pdcore.traces.azure import AZURE_COLUMNS, load_azure
 from pdcore.traces.bailian import BAILIAN_BLOCK_TOKENS, BAILIAN_KEYS, load_bailian
-from pdcore.traces.checks import check_exists
+from pdcore.traces.checks import trace_file
 from pdcore.traces.jsonl import first_record_keys
 from pdcore.traces.mooncake import MOONCAKE_BLOCK_TOKENS, MOONCAKE_KEYS, load_mooncake
 from pdcore.traces.workload import Workload
@@ -55,8 +54,7 @@ def load_trace(path: str | os.PathLike[str]) -> Workload:
         TraceFormatError: The file is missing, its suffix is not one of the above, or its contents are
             malformed (see the readers).
     """
-    file = Path(path)
-    check_exists(file)
+    file = trace_file(path)
     suffix = file.suffix.lower()
     if suffix == ".csv":
         return load_azure(path)

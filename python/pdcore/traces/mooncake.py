@@ -8,18 +8,24 @@ arrival order (equal timestamps are allowed) and blank lines are skipped.
 
 from __future__ import annotations
 
-import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pdcore.limits import LIMITS_DOC, MAX_TRACE_SPAN_S
-from pdcore.traces.checks import ZeroClamps, check_exists, row_error
+from pdcore.limits import MAX_TRACE_SPAN_S
+from pdcore.traces.checks import ZeroClamps, trace_file
 from pdcore.traces.conversations import conversation_from_parents, flatten_blocks, follow_ups_from_blocks
-from pdcore.traces.jsonl import json_blocks, json_count, json_in_order, json_keys, json_lines, no_requests
+from pdcore.traces.jsonl import (
+    json_blocks,
+    json_count,
+    json_in_order,
+    json_keys,
+    json_lines,
+    json_time,
+    no_requests,
+)
 from pdcore.traces.workload import Workload
 
 __all__ = ["MOONCAKE_BLOCK_TOKENS", "MOONCAKE_KEYS", "load_mooncake"]
@@ -31,6 +37,7 @@ MOONCAKE_BLOCK_TOKENS = 512
 """Tokens per ``hash_ids`` block of the Mooncake trace."""
 
 _MAX_JSON_MS = MAX_TRACE_SPAN_S * 1000.0
+_MILLIS = "milliseconds since the start of the trace"
 _SHAPE = 'write each request as {"timestamp": ..., "input_length": ..., "output_length": ...}'
 
 
@@ -53,9 +60,8 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
             line is not a JSON object, lacks a key, holds a non-numeric or negative value, or has a
             timestamp earlier than the line before it.
     """
-    file = Path(path)
+    file = trace_file(path)
     name = str(path)
-    check_exists(file)
     rows = _MooncakeRows(name)
     for line, record in json_lines(file, name, _SHAPE):
         rows.add(line, record)
@@ -92,7 +98,7 @@ class _MooncakeRows:
         """Checks one line (keys, timestamp, order, token counts, blocks, in that order) and keeps it."""
         name = self.name
         json_keys(record, MOONCAKE_KEYS, name, line)
-        stamp = _json_timestamp(record, name, line)
+        stamp = json_time(record, "timestamp", name, line, _MAX_JSON_MS, _MILLIS)
         json_in_order(stamp, self.stamps, record["timestamp"], name, line, self.previous_line)
         prompt = json_count(record, "input_length", name, line)
         output = json_count(record, "output_length", name, line)
@@ -120,33 +126,3 @@ def _conversation_columns(
         "block_ids": ids,
         "block_tokens": MOONCAKE_BLOCK_TOKENS,
     }
-
-
-def _json_timestamp(record: dict[str, Any], path: str, line: int) -> float:
-    """The line's ``timestamp``: finite milliseconds from 0 up to the span limit."""
-    value = record["timestamp"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise row_error(
-            path,
-            line,
-            "timestamp",
-            f"{value!r} is not a number",
-            "write timestamp as milliseconds since the start of the trace",
-        )
-    if value < 0:
-        raise row_error(
-            path,
-            line,
-            "timestamp",
-            f"{value} is negative",
-            "timestamps are milliseconds since the start of the trace and cannot be negative",
-        )
-    if value > _MAX_JSON_MS:
-        raise row_error(
-            path,
-            line,
-            "timestamp",
-            f"{value} ms is beyond the limit of {MAX_TRACE_SPAN_S:,.0f} s",
-            f"write timestamp in milliseconds from the start of the trace (limits: {LIMITS_DOC})",
-        )
-    return float(value)

@@ -7,12 +7,10 @@ tokens; output p50/p90/p99 = 129/424/601 tokens, mean 211).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
-from pdcore.exceptions import InvalidInputError
+from pdcore.limits import MAX_RATE, MAX_REQUESTS, MAX_SEED, check_float, check_int
 from pdcore.traces.conversations import derive_blocks
 from pdcore.traces.workload import Workload
 
@@ -65,6 +63,23 @@ def _tokens(values: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     return np.maximum(np.rint(values), 1.0).astype(np.int64)
 
 
+def _checked(seed: object, n_requests: object, rate_rps: object) -> tuple[int, int, float]:
+    """A generator's arguments, checked where they enter: ``(n_requests, seed, rate_rps)``.
+
+    ``n_requests`` is at most `pdcore.limits.MAX_REQUESTS` (10,000,000): a generator holds a few 8-byte
+    columns per request (and the simulator more), so ten million requests already take about a gigabyte,
+    and a mistyped count (``10**12`` would ask numpy for terabytes) is refused rather than allocated.
+
+    Raises:
+        InvalidInputError: Naming the argument, its range and the fix.
+    """
+    numbers = [int(v) if isinstance(v, np.integer) else v for v in (n_requests, seed)]
+    count = check_int(numbers[0], "n_requests", minimum=1, maximum=MAX_REQUESTS, unit="requests")
+    seed_value = check_int(numbers[1], "seed", minimum=0, maximum=MAX_SEED)
+    rate = check_float(rate_rps, "rate_rps", minimum=0.0, maximum=MAX_RATE, above_minimum=True, unit="req/s")
+    return count, seed_value, rate
+
+
 def synthetic_default(*, seed: int = 0, n_requests: int = 2000, rate_rps: float = 5.5) -> Workload:
     """Draws a synthetic chat workload fitted to the Azure LLM inference trace 2023 (conversation).
 
@@ -90,34 +105,20 @@ def synthetic_default(*, seed: int = 0, n_requests: int = 2000, rate_rps: float 
     ``np.random.default_rng(seed)``.
 
     Args:
-        seed: Seed for ``np.random.default_rng``; a non-negative integer.
-        n_requests: Number of requests, at least 1.
-        rate_rps: Mean arrival rate in requests per second, finite and greater than 0.
+        seed: Seed for ``np.random.default_rng``; an integer from 0 to 2**64 - 1.
+        n_requests: Number of requests, 1 to 10,000,000 (`pdcore.limits.MAX_REQUESTS`: ten million
+            requests take about a gigabyte, so a larger count is refused rather than allocated).
+        rate_rps: Mean arrival rate in requests per second, finite, above 0 and at most 1,000,000.
 
     Returns:
         A workload named ``"synthetic-azure-conv"`` whose source records the seed, count and rate.
 
     Raises:
-        InvalidInputError: ``seed`` is negative or not an integer, ``n_requests`` is below 1, or
-            ``rate_rps`` is not a finite number greater than 0.
+        InvalidInputError: An argument of the wrong type (a bool, a str) or out of its range, named with
+            the fix.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidInputError(f"--seed must be a non-negative integer, got {seed!r}; pass e.g. 0")
-    if isinstance(n_requests, bool) or not isinstance(n_requests, (int, np.integer)) or n_requests < 1:
-        raise InvalidInputError(
-            f"--requests must be a whole number of at least 1, got {n_requests!r}; pass e.g. 2000"
-        )
-    try:
-        rate = float(rate_rps)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if not math.isfinite(rate) or rate <= 0.0:
-        raise InvalidInputError(
-            f"--rate must be a finite number of requests per second greater than 0, got {rate_rps!r}; "
-            "pass e.g. 5.5"
-        )
-    count = int(n_requests)
-    rng = np.random.default_rng(int(seed))
+    count, seed, rate = _checked(seed, n_requests, rate_rps)
+    rng = np.random.default_rng(seed)
     gaps = rng.exponential(1.0 / rate, size=count - 1)
     arrivals = np.concatenate(([0.0], np.cumsum(gaps)))
     prompts = _tokens(_truncated_lognormal(rng, count, *PROMPT_LOGNORMAL))
@@ -127,7 +128,7 @@ def synthetic_default(*, seed: int = 0, n_requests: int = 2000, rate_rps: float 
         arrival_s=arrivals,
         prompt_tokens=prompts,
         output_tokens=outputs,
-        source=f"synthetic:seed={int(seed)},n_requests={count},rate_rps={rate:g}",
+        source=f"synthetic:seed={seed},n_requests={count},rate_rps={rate:g}",
     )
 
 
@@ -145,9 +146,9 @@ def synthetic_long_answer(*, seed: int = 0, n_requests: int = 2000, rate_rps: fl
     request's GPU time, which is where P/D-Device's whole-cloud gain can grow.
 
     Args:
-        seed: Seed for ``np.random.default_rng``; a non-negative integer.
-        n_requests: Number of requests, at least 1.
-        rate_rps: Mean arrival rate in requests per second, finite and greater than 0.
+        seed: Seed for ``np.random.default_rng``; an integer from 0 to 2**64 - 1.
+        n_requests: Number of requests, 1 to 10,000,000 (as `synthetic_default`).
+        rate_rps: Mean arrival rate in requests per second, finite, above 0 and at most 1,000,000.
 
     Returns:
         A workload named ``"synthetic-long-answer"``.
@@ -155,8 +156,9 @@ def synthetic_long_answer(*, seed: int = 0, n_requests: int = 2000, rate_rps: fl
     Raises:
         InvalidInputError: As `synthetic_default`.
     """
-    base = synthetic_default(seed=seed, n_requests=n_requests, rate_rps=rate_rps)
-    rng = np.random.default_rng([int(seed), 1])
+    count, seed, rate = _checked(seed, n_requests, rate_rps)
+    base = synthetic_default(seed=seed, n_requests=count, rate_rps=rate)
+    rng = np.random.default_rng([seed, 1])
     low, high = LONG_ANSWER_TOKENS
     outputs = rng.integers(low, high, size=len(base), endpoint=True, dtype=np.int64)
     return Workload(
@@ -164,7 +166,7 @@ def synthetic_long_answer(*, seed: int = 0, n_requests: int = 2000, rate_rps: fl
         arrival_s=base.arrival_s,
         prompt_tokens=base.prompt_tokens,
         output_tokens=outputs,
-        source=f"synthetic-long-answer:seed={int(seed)},n_requests={len(base)},rate_rps={float(rate_rps):g}",
+        source=f"synthetic-long-answer:seed={seed},n_requests={count},rate_rps={rate:g}",
     )
 
 
@@ -207,9 +209,9 @@ def synthetic_multi_turn(*, seed: int = 0, n_requests: int = 2000, rate_rps: flo
     The draw is deterministic for a seed.
 
     Args:
-        seed: Seed for ``np.random.default_rng``; a non-negative integer.
-        n_requests: Number of requests, at least 1.
-        rate_rps: Mean request rate, finite and greater than 0.
+        seed: Seed for ``np.random.default_rng``; an integer from 0 to 2**64 - 1.
+        n_requests: Number of requests, 1 to 10,000,000 (as `synthetic_default`).
+        rate_rps: Mean request rate, finite, above 0 and at most 1,000,000.
 
     Returns:
         A workload named ``"synthetic-multi-turn"``.
@@ -217,10 +219,9 @@ def synthetic_multi_turn(*, seed: int = 0, n_requests: int = 2000, rate_rps: flo
     Raises:
         InvalidInputError: As `synthetic_default`.
     """
-    base = synthetic_default(seed=seed, n_requests=n_requests, rate_rps=rate_rps)  # checks the arguments
-    count = len(base)
-    rng = np.random.default_rng([int(seed), 2])
-    session, turn, arrival = _draw_sessions(rng, count, float(rate_rps))
+    count, seed, rate = _checked(seed, n_requests, rate_rps)
+    rng = np.random.default_rng([seed, 2])
+    session, turn, arrival = _draw_sessions(rng, count, rate)
     total = len(turn)
     first_prompt = _tokens(_truncated_lognormal(rng, total, *PROMPT_LOGNORMAL))
     answers = _tokens(_truncated_lognormal(rng, total, *OUTPUT_LOGNORMAL))
@@ -245,7 +246,7 @@ def synthetic_multi_turn(*, seed: int = 0, n_requests: int = 2000, rate_rps: flo
         arrival_s=arrivals - arrivals[0],
         prompt_tokens=prompts[order],
         output_tokens=answers[order],
-        source=f"synthetic-multi-turn:seed={int(seed)},n_requests={count},rate_rps={float(rate_rps):g}",
+        source=f"synthetic-multi-turn:seed={seed},n_requests={count},rate_rps={rate:g}",
         session=session_kept,
         turn=turn[order],
         parent=parent,

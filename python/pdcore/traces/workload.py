@@ -18,7 +18,6 @@ block_offsets[i + 1]]`` (how `pdcore.traces.conversations` derives them is docum
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +25,37 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.limits import LIMITS_DOC, MAX_RATE, MAX_REQUESTS, MAX_TOKENS, MAX_TRACE_SPAN_S, check_int
+from pdcore.limits import (
+    LIMITS_DOC,
+    MAX_RATE,
+    MAX_REQUESTS,
+    MAX_TOKENS,
+    MAX_TRACE_SPAN_S,
+    check_float,
+    check_int,
+)
+from pdcore.traces.columns import (
+    arrival_column,
+    check_arrivals,
+    conversation_columns,
+    notes_field,
+    readonly,
+    text_field,
+    token_column,
+)
 
 __all__ = ["OVERSIZE", "TURN_BUCKETS", "Workload", "turn_buckets"]
+
+_CONVERSATION = (
+    "session",
+    "turn",
+    "parent",
+    "shared_prefix_tokens",
+    "block_offsets",
+    "block_ids",
+    "block_tokens",
+)
+"""The conversation fields, in the order `Workload` declares them (``block_tokens`` last)."""
 
 OVERSIZE = ("fail", "skip", "clip")
 """What `Workload.fit` does with a request that does not fit: refuse, drop it, or shorten it."""
@@ -37,75 +64,6 @@ _PERCENTILES = (50, 90, 99)
 
 _UNSET: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 """An empty column: not given (every workload has at least one request)."""
-
-
-def _as_readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    out = np.array(array, copy=True)
-    out.flags.writeable = False
-    return out
-
-
-def _token_column(values: Any, column: str, workload: str) -> npt.NDArray[np.int64]:
-    """Coerces a token-count column to int64, rejecting fractional, non-finite and non-positive values."""
-    raw = np.asarray(values)
-    if raw.ndim != 1:
-        raise InvalidInputError(
-            f"workload {workload!r}: {column} must be a 1-D array, got shape {raw.shape}; "
-            "pass one value per request"
-        )
-    if raw.dtype == np.bool_ or not (
-        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
-    ):
-        raise InvalidInputError(
-            f"workload {workload!r}: {column} has dtype {raw.dtype}; pass integer token counts"
-        )
-    if np.issubdtype(raw.dtype, np.floating):
-        bad = ~np.isfinite(raw) | (raw != np.round(raw))
-        if bad.any():
-            index = int(np.flatnonzero(bad)[0])
-            raise InvalidInputError(
-                f"workload {workload!r}: {column}[{index}] = {raw[index].item()!r} is not a whole number; "
-                "token counts must be finite integers"
-            )
-    if np.issubdtype(raw.dtype, np.floating) or raw.dtype == np.uint64:
-        big = raw > MAX_TOKENS
-        if big.any():
-            index = int(np.flatnonzero(big)[0])
-            raise InvalidInputError(
-                f"workload {workload!r}: {column}[{index}] = {raw[index].item()!r} is above the limit of "
-                f"{MAX_TOKENS:,} tokens; fix: correct the count (limits: {LIMITS_DOC})"
-            )
-    tokens = raw.astype(np.int64)
-    big = tokens > MAX_TOKENS
-    if big.any():
-        index = int(np.flatnonzero(big)[0])
-        raise InvalidInputError(
-            f"workload {workload!r}: {column}[{index}] = {int(tokens[index])} is above the limit of "
-            f"{MAX_TOKENS:,} tokens; fix: correct the count (limits: {LIMITS_DOC})"
-        )
-    small = tokens < 1
-    if small.any():
-        index = int(np.flatnonzero(small)[0])
-        raise InvalidInputError(
-            f"workload {workload!r}: {column}[{index}] = {int(tokens[index])} is below 1; "
-            "every request needs at least one token (drop or clamp such rows before building a Workload)"
-        )
-    return tokens
-
-
-def _check_sessions(where: str, session: npt.NDArray[np.int64], parent: npt.NDArray[np.int64]) -> None:
-    """Refuses a follow-up whose parent is in another session."""
-    index = np.arange(len(session))
-    has_parent = parent >= 0
-    if has_parent.any():
-        same = session[parent[has_parent]] == session[has_parent]
-        if not same.all():
-            i = int(index[has_parent][~same][0])
-            raise InvalidInputError(
-                f"{where}: request {i}'s parent {int(parent[i])} is in session "
-                f"{int(session[parent[i]])}, not {int(session[i])}; "
-                "fix: a follow-up continues its own session"
-            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,161 +97,40 @@ class Workload:
     block_tokens: int = 512
 
     def __post_init__(self) -> None:
-        """Coerces the columns to their dtypes, makes them read-only and checks the invariants.
+        """Coerces the columns to their dtypes, makes them read-only and checks the invariants
+        (`pdcore.traces.columns`).
 
         Raises:
-            InvalidInputError: A column has the wrong shape or dtype, the lengths differ, the workload is
-                empty, an arrival is NaN or decreasing or the first is not 0, or a token count is below 1.
+            InvalidInputError: A field of the wrong type, a column of the wrong shape or dtype, lengths that
+                differ, no requests, an arrival that is not finite, decreasing or not starting at 0, a token
+                count out of range, or conversation columns that do not fit together.
         """
-        arrivals = np.asarray(self.arrival_s)
-        if arrivals.ndim != 1:
-            raise InvalidInputError(
-                f"workload {self.name!r}: arrival_s must be a 1-D array, got shape {arrivals.shape}; "
-                "pass one arrival time per request"
-            )
-        if arrivals.dtype == np.bool_ or not (
-            np.issubdtype(arrivals.dtype, np.integer) or np.issubdtype(arrivals.dtype, np.floating)
-        ):
-            raise InvalidInputError(
-                f"workload {self.name!r}: arrival_s has dtype {arrivals.dtype}; pass times in seconds"
-            )
-        arrivals = arrivals.astype(np.float64)
-        prompts = _token_column(self.prompt_tokens, "prompt_tokens", self.name)
-        outputs = _token_column(self.output_tokens, "output_tokens", self.name)
+        name = text_field(self.name, "name")
+        source = text_field(self.source, "source")
+        notes = notes_field(self.notes, name)
+        arrivals = arrival_column(self.arrival_s, name)
+        prompts = token_column(self.prompt_tokens, "prompt_tokens", name)
+        outputs = token_column(self.output_tokens, "output_tokens", name)
         lengths = {len(arrivals), len(prompts), len(outputs)}
         if len(lengths) != 1:
             raise InvalidInputError(
-                f"workload {self.name!r}: column lengths differ (arrival_s {len(arrivals)}, "
+                f"workload {name!r}: column lengths differ (arrival_s {len(arrivals)}, "
                 f"prompt_tokens {len(prompts)}, output_tokens {len(outputs)}); pass one row per request"
             )
         if len(arrivals) == 0:
-            raise InvalidInputError(f"workload {self.name!r} has no requests; pass at least one request")
-        finite = np.isfinite(arrivals)
-        if not finite.all():
-            index = int(np.flatnonzero(~finite)[0])
-            raise InvalidInputError(
-                f"workload {self.name!r}: arrival_s[{index}] = {float(arrivals[index])!r}; "
-                "arrival times must be finite seconds"
-            )
-        if arrivals[0] != 0.0:
-            raise InvalidInputError(
-                f"workload {self.name!r}: arrival_s[0] = {float(arrivals[0])!r}; arrival times are measured "
-                "from the first request, so subtract arrival_s[0] from every arrival"
-            )
-        steps = np.diff(arrivals)
-        if (steps < 0).any():
-            index = int(np.flatnonzero(steps < 0)[0]) + 1
-            raise InvalidInputError(
-                f"workload {self.name!r}: arrival_s[{index}] = {float(arrivals[index])!r} is earlier than "
-                f"arrival_s[{index - 1}] = {float(arrivals[index - 1])!r}; sort the requests by arrival time"
-            )
-        if arrivals[-1] > MAX_TRACE_SPAN_S:
-            raise InvalidInputError(
-                f"workload {self.name!r}: the last arrival, {float(arrivals[-1])!r} s, is beyond the limit "
-                f"of {MAX_TRACE_SPAN_S:,.0f} s; fix: split the workload (limits: {LIMITS_DOC})"
-            )
-        object.__setattr__(self, "arrival_s", _as_readonly(arrivals))
-        object.__setattr__(self, "prompt_tokens", _as_readonly(prompts))
-        object.__setattr__(self, "output_tokens", _as_readonly(outputs))
-        object.__setattr__(self, "notes", tuple(str(note) for note in self.notes))
-        self._check_conversations(prompts)
-
-    def _check_conversations(self, prompts: npt.NDArray[np.int64]) -> None:
-        """Fills the conversation columns of a single-turn workload and checks those given."""
-        n = len(prompts)
-        where = f"workload {self.name!r}"
-
-        def column(values: Any, name: str, default: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-            if values is None or len(values) == 0:
-                return default
-            raw = np.asarray(values)
-            if raw.shape != (n,) or not np.issubdtype(raw.dtype, np.integer):
-                raise InvalidInputError(
-                    f"{where}: {name} must be {n} integers, one per request, got shape {raw.shape} and dtype "
-                    f"{raw.dtype}; fix: pass one whole number per request"
-                )
-            return raw.astype(np.int64)
-
-        session = column(self.session, "session", np.arange(n, dtype=np.int64))
-        parent = column(self.parent, "parent", np.full(n, -1, dtype=np.int64))
-        turn = column(self.turn, "turn", np.ones(n, dtype=np.int64))
-        shared = column(self.shared_prefix_tokens, "shared_prefix_tokens", np.zeros(n, dtype=np.int64))
-        index = np.arange(n)
-        checks = (
-            (session < 0, "session", "is negative", "number sessions from 0"),
-            (turn < 1, "turn", "is below 1", "number turns from 1"),
-            (
-                (parent < -1) | (parent >= index),
-                "parent",
-                "is not an earlier request",
-                "give the index of an earlier request of the same session, or -1",
-            ),
-            (
-                (shared < 0) | (shared > prompts),
-                "shared_prefix_tokens",
-                "is not within the prompt",
-                "give 0 .. prompt_tokens",
-            ),
-            (
-                (parent < 0) & (shared > 0),
-                "shared_prefix_tokens",
-                "is above 0 without a parent",
-                "give 0 for a request without a parent",
-            ),
-        )
-        for bad, name, problem, fix in checks:
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                values = {"session": session, "turn": turn, "parent": parent, "shared_prefix_tokens": shared}
-                raise InvalidInputError(
-                    f"{where}: {name}[{i}] = {int(values[name][i])} {problem}; fix: {fix}"
-                )
-        _check_sessions(where, session, parent)
-        offsets, ids = self._checked_blocks(n, where)
-        tokens = self.block_tokens
-        if (
-            isinstance(tokens, bool)
-            or not isinstance(tokens, (int, np.integer))
-            or not 1 <= tokens <= MAX_TOKENS
-        ):
-            raise InvalidInputError(
-                f"{where}: block_tokens = {tokens!r}; fix: give the tokens of one block, >= 1"
-            )
-        for name, filled in (
-            ("session", session),
-            ("turn", turn),
-            ("parent", parent),
-            ("shared_prefix_tokens", shared),
-            ("block_offsets", offsets),
-            ("block_ids", ids),
-        ):
-            object.__setattr__(self, name, _as_readonly(filled))
-        object.__setattr__(self, "block_tokens", int(tokens))
-
-    def _checked_blocks(self, n: int, where: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
-        """The cloud prefix blocks as (offsets, ids), none for a workload without them, checked."""
-        if self.block_offsets is None or len(self.block_offsets) == 0:
-            offsets = np.zeros(n + 1, dtype=np.int64)
-            ids = np.zeros(0, dtype=np.uint64)
-        else:
-            offsets = np.asarray(self.block_offsets, dtype=np.int64)
-            ids = np.asarray(self.block_ids)
-            if ids.dtype.kind not in "ui" or ids.ndim != 1 or (ids.size and ids.min() < 0):
-                raise InvalidInputError(
-                    f"{where}: block_ids must be non-negative integers; fix: pass block ids"
-                )
-            ids = ids.astype(np.uint64)
-            if (
-                offsets.shape != (n + 1,)
-                or offsets[0] != 0
-                or offsets[-1] != len(ids)
-                or (np.diff(offsets) < 0).any()
-            ):
-                raise InvalidInputError(
-                    f"{where}: block_offsets must be {n + 1} non-decreasing offsets from 0 to {len(ids)}; "
-                    "fix: pass request i's blocks as block_ids[block_offsets[i]:block_offsets[i + 1]]"
-                )
-        return offsets, ids
+            raise InvalidInputError(f"workload {name!r} has no requests; pass at least one request")
+        check_arrivals(arrivals, name)
+        given = {column: getattr(self, column) for column in _CONVERSATION}
+        columns = conversation_columns(given, prompts, f"workload {name!r}")
+        required = {"arrival_s": arrivals, "prompt_tokens": prompts, "output_tokens": outputs}
+        for column, value in required.items():
+            object.__setattr__(self, column, readonly(value))
+        for column in _CONVERSATION[:-1]:
+            object.__setattr__(self, column, readonly(columns[column]))
+        object.__setattr__(self, "block_tokens", columns["block_tokens"])
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "notes", notes)
 
     @property
     def multi_turn(self) -> bool:
@@ -303,15 +140,7 @@ class Workload:
     def conversation_columns(self) -> dict[str, Any]:
         """The conversation columns, to carry them into a derived workload (`dataclasses.replace` keeps
         them too)."""
-        return {
-            "session": self.session,
-            "turn": self.turn,
-            "parent": self.parent,
-            "shared_prefix_tokens": self.shared_prefix_tokens,
-            "block_offsets": self.block_offsets,
-            "block_ids": self.block_ids,
-            "block_tokens": self.block_tokens,
-        }
+        return {name: getattr(self, name) for name in _CONVERSATION}
 
     def _select(self, keep: npt.NDArray[np.bool_]) -> dict[str, Any]:
         """The conversation columns of the requests ``keep`` selects; a dropped parent leaves its
@@ -381,23 +210,11 @@ class Workload:
         Raises:
             InvalidInputError: ``rate_scale`` is not a finite number greater than 0.
         """
-        try:
-            scale = float(rate_scale)
-        except (TypeError, ValueError):
+        scale = check_float(rate_scale, "--rate-scale", minimum=0.0, maximum=MAX_RATE, above_minimum=True)
+        if float(self.arrival_s[-1]) / scale > MAX_TRACE_SPAN_S:
             raise InvalidInputError(
-                f"--rate-scale must be a number greater than 0, got {rate_scale!r}; "
-                "use e.g. 2.0 to double the request rate"
-            ) from None
-        if not math.isfinite(scale) or scale <= 0.0:
-            raise InvalidInputError(
-                f"--rate-scale must be a finite number greater than 0, got {rate_scale!r}; "
-                "use e.g. 2.0 to double the request rate or 0.5 to halve it"
-            )
-        if scale > MAX_RATE or float(self.arrival_s[-1]) / scale > MAX_TRACE_SPAN_S:
-            raise InvalidInputError(
-                f"--rate-scale {rate_scale!r} is out of range for {self.name!r}: the scale must be at most "
-                f"{MAX_RATE:g} and the replayed span at most {MAX_TRACE_SPAN_S:g} s; fix: pass a scale "
-                f"closer to 1 (limits: {LIMITS_DOC})"
+                f"--rate-scale {rate_scale!r} is out of range for {self.name!r}: the replayed span must be "
+                f"at most {MAX_TRACE_SPAN_S:g} s; fix: pass a scale closer to 1 (limits: {LIMITS_DOC})"
             )
         if scale == 1.0:
             return self
@@ -429,7 +246,7 @@ class Workload:
             InvalidInputError: ``oversize`` is unknown, ``capacity_tokens`` below 2, ``"fail"`` with an
                 oversize request, or ``"skip"`` with nothing left.
         """
-        if oversize not in OVERSIZE:
+        if not isinstance(oversize, str) or oversize not in OVERSIZE:
             raise InvalidInputError(
                 f"--oversize {oversize!r} is unknown; fix: use one of {', '.join(OVERSIZE)}"
             )
@@ -491,13 +308,8 @@ class Workload:
         """
         if n is None:
             return self
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise InvalidInputError(
-                f"--limit must be a whole number of requests, got {n!r}; pass e.g. 1000, or omit it"
-            )
-        if n < 1:
-            raise InvalidInputError(f"--limit must be at least 1, got {n}; omit it to keep every request")
-        count = check_int(int(n), "--limit", minimum=1, maximum=MAX_REQUESTS)
+        wanted = int(n) if isinstance(n, np.integer) else n
+        count = check_int(wanted, "--limit", minimum=1, maximum=MAX_REQUESTS)
         if count >= len(self):
             return self
         return Workload(
@@ -574,5 +386,19 @@ TURN_BUCKETS: tuple[str, str, str, str] = ("1", "2", "3", "4+")
 
 
 def turn_buckets(turn: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The bucket index (into `TURN_BUCKETS`) of each turn number."""
-    return np.minimum(np.asarray(turn, dtype=np.int64), len(TURN_BUCKETS)) - 1
+    """The bucket index (into `TURN_BUCKETS`) of each turn number.
+
+    Raises:
+        InvalidInputError: ``turn`` is not a 1-D array of integers from 1.
+    """
+    turns = np.asarray(turn)
+    if (
+        turns.ndim != 1
+        or turns.dtype == np.bool_
+        or not np.issubdtype(turns.dtype, np.integer)
+        or (turns.size and turns.min() < 1)
+    ):
+        raise InvalidInputError(
+            f"turn = {turn!r} is not a list of turn numbers; fix: pass a 1-D array of integers from 1"
+        )
+    return np.minimum(turns.astype(np.int64), len(TURN_BUCKETS)) - 1
