@@ -3,8 +3,11 @@
 A quality curve (measured by ``pdcore refine-eval``, `pdcore.refine.evaluation`) gives, per refinement
 ratio ``r`` (the fraction of the prompt's tokens kept), the drop of answer quality against the unrefined
 prompt (absolute token F1, 0.02 = two points) with a paired bootstrap 95% interval, and the device's
-prefill time. `QualityCurve.to_toml` writes it as a data file, `QualityCurve.from_toml` reads it back, and
-`load_quality_curve` gives the optimizer's ``quality`` mapping ``{ratio: drop}``.
+prefill time: one `QualityPoint` per ratio (`pdcore.quality_points`, where a data file's point is read and
+range-checked). `QualityCurve.to_toml` writes it as a data file, `QualityCurve.from_toml` reads it back, and
+`load_quality_curve` gives the optimizer's ``quality`` mapping ``{ratio: drop}``. A curve file named by
+path must be a regular file; it is noted as an input of the run (`pdcore.inputs`), and its text is refused
+past `pdcore.nesting.MAX_NESTING` levels of nesting before it is parsed.
 
 The curves shipped with pdcore are files ``quality-<name>.toml`` in ``pdcore/refine/data/``, named by
 their path in the package; reading them imports nothing from `pdcore.refine`, so the optimizer
@@ -14,16 +17,18 @@ their path in the package; reading them imports nothing from `pdcore.refine`, so
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.limits import LIMITS_DOC, MAX_PROFILE_SECONDS
+from pdcore.inputs import input_file, note_input
+from pdcore.nesting import check_nesting
+from pdcore.quality_points import QualityPoint, read_point
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable
@@ -53,17 +58,13 @@ def check_ratio(ratio: float) -> float:
     """``ratio`` as a float in (0, 1].
 
     Raises:
-        InvalidInputError: It is outside (0, 1] or not a number.
+        InvalidInputError: It is outside (0, 1] or not a number (a bool or a str is not one).
     """
-    try:
-        value = float(ratio)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not 0.0 < ratio <= 1.0:
         raise InvalidInputError(
             f"ratio = {ratio!r}; fix: pass the fraction of the prompt's tokens to keep, in (0, 1], e.g. 0.5"
         )
-    return value
+    return float(ratio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,43 +98,6 @@ class ItemResult:
     prediction: str
     exact_match: float
     f1: float
-
-
-@dataclass(frozen=True, slots=True)
-class QualityPoint:
-    """Quality and device prefill time at one ratio.
-
-    Attributes:
-        ratio: The refinement ratio ``r``.
-        question_weight: The relevance weight.
-        exact_match: Mean exact match, 0..1.
-        f1: Mean token F1, 0..1.
-        drop: ``f1(r = 1) - f1(r)`` (0.02 = two points; negative: refinement helped).
-        drop_ci95: Paired bootstrap 95% interval of ``drop``.
-        fact_kept: Share of items whose key fact survived.
-        kept_ratio: Mean share of scored tokens kept.
-        device_token_ratio: Mean device prompt tokens over those at ``r = 1``.
-        prefill_s: Median prefill seconds of the timing prompt (the longest item), refined at ``r``.
-        prefill_tokens: Device tokens of that prompt.
-        prefill_speedup: ``prefill_s(r = 1) / prefill_s(r)``.
-        prefill_runs_s: Every timed run behind ``prefill_s``, in order.
-        f1_by_family: Mean F1 per family.
-    """
-
-    ratio: float
-    question_weight: float
-    exact_match: float
-    f1: float
-    drop: float
-    drop_ci95: tuple[float, float]
-    fact_kept: float
-    kept_ratio: float
-    device_token_ratio: float
-    prefill_s: float
-    prefill_tokens: int
-    prefill_speedup: float
-    prefill_runs_s: tuple[float, ...]
-    f1_by_family: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -202,29 +166,8 @@ class QualityCurve:
                 )
             out = []
             for index, entry in enumerate(raw):
-                try:
-                    values = {k: entry[k] for k in QualityPoint.__slots__}
-                    values["drop_ci95"] = (float(entry["drop_ci95"][0]), float(entry["drop_ci95"][1]))
-                    values["prefill_runs_s"] = tuple(float(v) for v in entry["prefill_runs_s"])
-                    values["f1_by_family"] = {str(k): float(v) for k, v in entry["f1_by_family"].items()}
-                    point = QualityPoint(**values)
-                    check_ratio(point.ratio)
-                    if not math.isfinite(float(point.drop)):
-                        raise ValueError
-                except (
-                    KeyError,
-                    TypeError,
-                    ValueError,
-                    IndexError,
-                    AttributeError,
-                ) as exc:
-                    missing = f"missing key {exc}" if isinstance(exc, KeyError) else "a bad value"
-                    raise InvalidInputError(
-                        f"{source}: [[{key}]] entry {index} has {missing}; fix: write every key of a "
-                        "QualityPoint with a ratio in (0, 1] and a finite drop"
-                    ) from None
-                _check_point(point, f"{source}: [[{key}]] entry {index}")
-                out.append(point)
+                where = f"{source}: [[{key}]] entry {index}"
+                out.append(read_point(entry, where))
             return tuple(out)
 
         main = points("point")
@@ -238,31 +181,6 @@ class QualityCurve:
             ablation=points("ablation"),
             evaluation=dict(evaluation) if isinstance(evaluation, Mapping) else {},
         )
-
-
-def _check_point(point: QualityPoint, where: str) -> None:
-    """Refuses what no measurement can give: a reversed interval, negative or absurd times, scores
-    outside [0, 1]."""
-    low, high = point.drop_ci95
-    no_interval = math.isnan(low) and math.isnan(high)  # the file has no interval: nan on both ends
-    if not no_interval and not (math.isfinite(low) and math.isfinite(high) and low <= high):
-        raise InvalidInputError(
-            f"{where}: drop_ci95 = [{low!r}, {high!r}] is not an interval (low above high, or not finite); "
-            "fix: write [low, high] with low <= high, or [nan, nan] for none"
-        )
-    times = {"prefill_s": float(point.prefill_s)} | {
-        f"prefill_runs_s[{i}]": float(v) for i, v in enumerate(point.prefill_runs_s)
-    }
-    for key, value in times.items():
-        if not (math.isnan(value) or 0.0 <= value <= MAX_PROFILE_SECONDS):
-            raise InvalidInputError(
-                f"{where}: {key} = {value!r}; fix: a time must be from 0 to {MAX_PROFILE_SECONDS:g} s "
-                f"(limits: {LIMITS_DOC})"
-            )
-    scores = {"f1": point.f1, "exact_match": point.exact_match, "fact_kept": point.fact_kept}
-    for key, value in scores.items():
-        if not 0.0 <= float(value) <= 1.0:
-            raise InvalidInputError(f"{where}: {key} = {value!r}; fix: a score must be in [0, 1]")
 
 
 def _toml_value(value: Any) -> str:
@@ -313,17 +231,23 @@ def read_quality_file(name_or_path: str | os.PathLike[str]) -> tuple[str, str]:
         curve) and its text.
 
     Raises:
-        InvalidInputError: An unknown name, or a missing or unreadable file.
+        InvalidInputError: Not a name or a path, an unknown name, or a path that is missing, not a regular
+            file, or unreadable. A file read is noted as an input of the run (`pdcore.inputs`).
     """
+    if isinstance(name_or_path, bytes) or not isinstance(name_or_path, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"quality curve = {name_or_path!r} is neither a shipped curve's name nor a file path; fix: pass "
+            "a name such as 'smollm2-135m' or the path of a .toml written by `pdcore refine-eval`, as a str "
+            "or pathlib.Path"
+        )
     is_path = not isinstance(name_or_path, str) or name_or_path.endswith(".toml") or "/" in name_or_path
     try:
         if is_path:
-            path = Path(name_or_path)
-            if not path.is_file():
-                raise InvalidInputError(
-                    f"quality curve file {str(path)!r} does not exist; fix: pass a .toml file written by "
-                    "`pdcore refine-eval` or a shipped name"
-                )
+            path = input_file(
+                name_or_path,
+                "quality curve file",
+                "pass a .toml file written by `pdcore refine-eval` or a shipped name",
+            )
             return str(path), path.read_text(encoding="utf-8")
         name = str(name_or_path).removeprefix("quality-")
         entry = _shipped().joinpath(f"quality-{name}.toml")
@@ -332,6 +256,8 @@ def read_quality_file(name_or_path: str | os.PathLike[str]) -> tuple[str, str]:
             raise InvalidInputError(
                 f"unknown quality curve {name_or_path!r}; fix: pass one of {known} or a .toml path"
             )
+        if isinstance(entry, os.PathLike):
+            note_input(entry)  # the package's own file: no output may replace it either
         return f"{SHIPPED}/quality-{name}.toml", entry.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(
@@ -344,12 +270,21 @@ def parse_quality_text(text: str, source: str) -> QualityCurve:
     """A quality curve from the text of its file; ``source`` names the file in errors.
 
     Raises:
-        InvalidInputError: Invalid TOML or a malformed curve.
+        InvalidInputError: Not text, invalid TOML, nested deeper than `pdcore.nesting.MAX_NESTING`, or a
+            malformed curve.
     """
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{source}: text = {text!r} is not text; fix: pass the file's text as a str")
+    check_nesting(text, source, "toml", fix="write the curve as `pdcore refine-eval --out` does")
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInputError(f"{source}: invalid TOML ({exc}); fix: correct the syntax") from None
+    except ValueError:  # an integer of more digits than int() reads
+        raise InvalidInputError(
+            f"{source}: a number has too many digits to read; fix: write each number as "
+            "`pdcore refine-eval --out` does"
+        ) from None
     return QualityCurve.from_toml(table, source)
 
 
