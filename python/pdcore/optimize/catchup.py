@@ -12,8 +12,11 @@ point up to ``max_k`` the result is ``max_k`` with ``converged`` false.
 
 from __future__ import annotations
 
-from pdcore._core import DEFAULT_MAX_K, CatchUp, refined_prompt_tokens
+from pdcore._core import DEFAULT_MAX_K, CatchUp
+from pdcore._core import refined_prompt_tokens as _refined_prompt_tokens
 from pdcore._core import solve_catchup as _solve_catchup
+from pdcore.exceptions import InvalidInputError
+from pdcore.optimize.arguments import check_gap, check_max_k, check_refine_ratio, check_seconds, check_tokens
 from pdcore.profiles.device import DeviceProfile
 
 __all__ = ["DEFAULT_MAX_K", "CatchUp", "catchup_k", "refined_prompt_tokens", "solve_catchup"]
@@ -43,16 +46,20 @@ def solve_catchup(
         max_k: The cap on ``k``.
 
     Raises:
-        InvalidInputError: An argument is out of range.
+        InvalidInputError: An argument of the wrong type or out of range (`pdcore.optimize.arguments`).
     """
+    if not isinstance(device, DeviceProfile):
+        raise InvalidInputError(
+            f"device = {device!r} is not a DeviceProfile; fix: pass one (pdcore.profiles.load_device_profile)"
+        )
     return _solve_catchup(
-        prompt_tokens,
+        check_tokens(prompt_tokens, "prompt_tokens", minimum=1),
         device=device.cost,
-        first_token_s=first_token_s,
-        max_tpot=max_tpot,
-        refine_ratio=refine_ratio,
-        cloud_tpot_s=cloud_tpot_s,
-        max_k=max_k,
+        first_token_s=check_seconds(first_token_s, "first_token_s"),
+        max_tpot=check_gap(max_tpot, "max_tpot"),
+        refine_ratio=check_refine_ratio(refine_ratio),
+        cloud_tpot_s=check_seconds(cloud_tpot_s, "cloud_tpot_s"),
+        max_k=check_max_k(max_k),
     )
 
 
@@ -91,4 +98,18 @@ def catchup_k(
             cloud_tpot_s=cloud_tpot_s,
             max_k=max_k,
         ).k
+    )
+
+
+def refined_prompt_tokens(prompt_tokens: int, refine_ratio: float) -> int:
+    """The prompt the device prefills at refinement ratio ``r``: ``max(1, ceil(r * L))``.
+
+    Raises:
+        InvalidInputError: A prompt that is not a whole number from 1 to `pdcore.limits.MAX_TOKENS`, or a
+            ratio outside (0, 1].
+    """
+    return int(
+        _refined_prompt_tokens(
+            check_tokens(prompt_tokens, "prompt_tokens", minimum=1), check_refine_ratio(refine_ratio)
+        )
     )

@@ -65,6 +65,14 @@ from collections.abc import Mapping, Sequence
 from pdcore._core import DEFAULT_MAX_K, PlanOptimizer, Weights
 from pdcore.cloud_load import CloudLoad
 from pdcore.exceptions import InvalidInputError
+from pdcore.limits import MAX_TOKENS, check_float, parse_bool
+from pdcore.optimize.arguments import (
+    check_max_k,
+    check_refine_ratio,
+    check_replicas,
+    check_seconds,
+    check_tokens,
+)
 from pdcore.optimize.choice import Choice
 from pdcore.optimize.quality import DEFAULT_QUALITY_BUDGET, check_quality_budget, check_quality_mapping
 from pdcore.profiles.cloud import CloudProfile
@@ -73,7 +81,10 @@ from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.prices import missing_prices, prices
 from pdcore.slo import SLO
 
-__all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Choice", "Optimizer"]
+__all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "K_SITES", "Choice", "Optimizer", "check_weight"]
+
+K_SITES = ("pool", "prefill", "both")
+"""Where the optimizer may place the ``k`` tokens (``k_sites``)."""
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS = 256.0
 """The answer length the weighted objective assumes when the run does not say (a run passes its
@@ -83,6 +94,21 @@ workload's mean output length)."""
 def _waiting(load: CloudLoad | None) -> float | None:
     """The cloud's queued prefill tokens, what the load-adaptive first-token estimate reads."""
     return None if load is None else float(load.waiting_prefill_tokens)
+
+
+def check_weight(value: object, name: str, *, unset: str = "") -> float:
+    """A weight of the objective (``cost_weight``, ``energy_weight``): a finite number, 0 or more.
+
+    Raises:
+        InvalidInputError: Anything else (a bool, a str, an integer beyond a float), naming ``name``.
+    """
+    try:
+        return check_float(value, name, minimum=0.0, maximum=math.inf)
+    except InvalidInputError:
+        raise InvalidInputError(
+            f"{name} = {value!r}; fix: pass a finite weight, 0 or more (seconds of TTFT per $ per 1k "
+            f"requests for the cost, per J for the energy){', ' + unset if unset else ''}"
+        ) from None
 
 
 def _weights(
@@ -95,12 +121,8 @@ def _weights(
     expected_output_tokens: float,
 ) -> Weights | None:
     """The cost model's weights, or None when both are 0 (module docstring)."""
-    for flag, value in (("--cost-weight", cost_weight), ("--energy-weight", energy_weight)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
-            raise InvalidInputError(
-                f"{flag} {value!r}; fix: pass a finite weight, 0 or more (seconds of TTFT per $ per 1k "
-                "requests for the cost, per J for the energy)"
-            )
+    cost_weight = check_weight(cost_weight, "cost_weight (--cost-weight)")
+    energy_weight = check_weight(energy_weight, "energy_weight (--energy-weight)")
     if cost_weight == 0.0 and energy_weight == 0.0:
         return None
     priced = None if network is None else prices(cloud, device, network)
@@ -111,8 +133,8 @@ def _weights(
             "the missing table to the profile, or drop the weights"
         )
     return Weights(
-        cost_weight=float(cost_weight),
-        energy_weight=float(energy_weight),
+        cost_weight=cost_weight,
+        energy_weight=energy_weight,
         prices=priced,
         gpus_per_replica=float(cloud.gpus_per_replica),
         expected_output_tokens=float(expected_output_tokens),
@@ -120,6 +142,21 @@ def _weights(
         prompt_bytes_per_token=float(cloud.prompt_bytes_per_token or 0.0),
         stream_bytes_per_token=float(cloud.stream_bytes_per_token or 0.0),
     )
+
+
+def _check_models(device: object, cloud: object, slo: object, network: object) -> None:
+    """Refuses a model of the wrong type, naming the argument."""
+    for name, value, kind, what in (
+        ("device", device, DeviceProfile, "a DeviceProfile"),
+        ("cloud", cloud, CloudProfile, "a CloudProfile"),
+        ("slo", slo, SLO, "an SLO"),
+        ("network", network, (NetworkProfile, type(None)), "a NetworkProfile or None"),
+    ):
+        if not isinstance(value, kind):
+            raise InvalidInputError(
+                f"{name} = {value!r} is not {what}; fix: pass one (pdcore.profiles loads profiles by name "
+                "or path; pdcore.slo.SLO holds the objectives)"
+            )
 
 
 class Optimizer:
@@ -170,14 +207,30 @@ class Optimizer:
         network: NetworkProfile | None = None,
         expected_output_tokens: float = DEFAULT_EXPECTED_OUTPUT_TOKENS,
     ) -> None:
-        if prefill_replicas < 1:
-            raise InvalidInputError(f"prefill_replicas = {prefill_replicas!r}; pass a count >= 1")
+        _check_models(device, cloud, slo, network)
+        prefill_replicas = check_replicas(prefill_replicas, "prefill_replicas")
+        max_k = check_max_k(max_k)
+        load_adaptive = parse_bool(load_adaptive, "load_adaptive")
+        if not isinstance(k_sites, str) or k_sites not in K_SITES:
+            raise InvalidInputError(f"k_sites = {k_sites!r}; fix: pass one of {', '.join(K_SITES)}")
+        if kv_link_bytes_per_s is not None:
+            kv_link_bytes_per_s = check_float(
+                kv_link_bytes_per_s, "kv_link_bytes_per_s", minimum=0.0, maximum=math.inf, above_minimum=True
+            )
+        expected_output_tokens = check_float(
+            expected_output_tokens, "expected_output_tokens", minimum=1.0, maximum=MAX_TOKENS, unit="tokens"
+        )
         self.prefill_replicas = prefill_replicas
         self.quality_budget = check_quality_budget(quality_budget)
-        ratios = sorted({float(r) for r in refine_ratios} | {1.0}, reverse=True)
-        for r in ratios:
-            if not (math.isfinite(r) and 0.0 < r <= 1.0):
-                raise InvalidInputError(f"refine ratio {r!r}; pass kept fractions of the prompt in (0, 1]")
+        if isinstance(refine_ratios, (str, bytes)) or not isinstance(refine_ratios, Sequence):
+            raise InvalidInputError(
+                f"refine_ratios = {refine_ratios!r}; fix: pass a list of kept fractions, e.g. [1.0, 0.5]"
+            )
+        given = [
+            check_float(r, "a refine ratio in refine_ratios", minimum=0.0, maximum=1.0, above_minimum=True)
+            for r in refine_ratios
+        ]
+        ratios = sorted(set(given) | {1.0}, reverse=True)
         self.quality: dict[float, float] = check_quality_mapping(quality or {})
         self.allowed_ratios: tuple[float, ...] = tuple(
             r for r in ratios if r == 1.0 or self.quality.get(r, math.inf) <= self.quality_budget
@@ -214,7 +267,9 @@ class Optimizer:
         queueing delay (module docstring)."""
         return float(
             self._native.first_token_s(
-                prompt_tokens, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
+                check_tokens(prompt_tokens, "prompt_tokens", minimum=1),
+                one_way_s=check_seconds(one_way_s, "one_way_s"),
+                waiting_prefill_tokens=_waiting(load),
             )
         )
 
@@ -234,11 +289,11 @@ class Optimizer:
             InvalidInputError: A bad prompt length or delay.
         """
         native = self._native.choose(
-            prompt_tokens,
-            one_way_s=one_way_s,
+            check_tokens(prompt_tokens, "prompt_tokens", minimum=1),
+            one_way_s=check_seconds(one_way_s, "one_way_s"),
             waiting_prefill_tokens=_waiting(load),
-            device_cached_tokens=device_cached_tokens,
-            cloud_cached_tokens=cloud_cached_tokens,
+            device_cached_tokens=check_tokens(device_cached_tokens, "device_cached_tokens"),
+            cloud_cached_tokens=check_tokens(cloud_cached_tokens, "cloud_cached_tokens"),
         )
         return Choice.from_native(native, self.slo.max_tpot_s)
 
@@ -251,10 +306,17 @@ class Optimizer:
             InvalidInputError: A bad prompt length, ratio or delay.
         """
         native = self._native.choose_at(
-            prompt_tokens, refine_ratio, one_way_s=one_way_s, waiting_prefill_tokens=_waiting(load)
+            check_tokens(prompt_tokens, "prompt_tokens", minimum=1),
+            check_refine_ratio(refine_ratio),
+            one_way_s=check_seconds(one_way_s, "one_way_s"),
+            waiting_prefill_tokens=_waiting(load),
         )
         return Choice.from_native(native, self.slo.max_tpot_s)
 
     def table(self, prompt_lengths: Sequence[int], *, one_way_s: float) -> list[Choice]:
         """Choices over prompt lengths on an idle cloud (the ``pdcore optimize`` table)."""
-        return [self.choose(int(n), one_way_s=one_way_s) for n in prompt_lengths]
+        if isinstance(prompt_lengths, (str, bytes)) or not isinstance(prompt_lengths, Sequence):
+            raise InvalidInputError(
+                f"prompt_lengths = {prompt_lengths!r}; fix: pass a list of prompt lengths in tokens"
+            )
+        return [self.choose(n, one_way_s=one_way_s) for n in prompt_lengths]

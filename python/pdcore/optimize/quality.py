@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.limits import check_float
 from pdcore.quality_curves import load_quality_report
 
 __all__ = [
@@ -65,13 +66,20 @@ def check_quality_budget(budget: object, name: str = "quality_budget") -> float:
     """The budget as a float.
 
     Raises:
-        InvalidInputError: Not a finite number >= 0.
+        InvalidInputError: Not a finite number >= 0 (a bool, a str or an integer beyond a float is not one).
     """
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0.0:
-        raise InvalidInputError(f"{name} = {budget!r}; pass a drop >= 0 (0.02 = 2 points)")
-    if not math.isfinite(budget):
+    if not _is_real(budget, minimum=0.0):
         raise InvalidInputError(f"{name} = {budget!r}; pass a finite drop >= 0 (0.02 = 2 points)")
-    return float(budget)
+    return float(budget)  # type: ignore[arg-type]  # a real number, checked
+
+
+def _is_real(value: object, *, minimum: float = -math.inf) -> bool:
+    """Whether ``value`` is a finite real number of at least ``minimum`` (`pdcore.limits.check_float`)."""
+    try:
+        check_float(value, "value", minimum=minimum, maximum=math.inf)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def check_quality_mapping(quality: Mapping[float, float], name: str = "quality") -> dict[float, float]:
@@ -87,12 +95,12 @@ def check_quality_mapping(quality: Mapping[float, float], name: str = "quality")
         )
     out: dict[float, float] = {}
     for ratio, drop in quality.items():
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
+        if not _is_real(ratio) or not 0.0 < ratio <= 1.0:  # type: ignore[operator]  # a real number
             raise InvalidInputError(
                 f"{name}: ratio {ratio!r} (drop {drop!r}) is not in (0, 1]; fix: key the drops by the kept "
                 "fraction of the prompt, e.g. {0.5: 0.01}"
             )
-        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not math.isfinite(drop):
+        if not _is_real(drop):
             raise InvalidInputError(
                 f"{name}: the drop at ratio {ratio!r} is {drop!r}; fix: pass a finite quality drop "
                 "(absolute F1, 0.02 = 2 points)"

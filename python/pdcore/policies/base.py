@@ -20,12 +20,11 @@ What a policy may look at is deliberately what a real dispatcher knows when a re
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pdcore.cloud_load import CloudLoad
-from pdcore.exceptions import InvalidInputError
+from pdcore.limits import MAX_SLO_S, check_float
 
 DEFAULT_K_SITES = "both"
 """Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded unless told otherwise: either site,
@@ -40,23 +39,29 @@ if TYPE_CHECKING:
     from pdcore.profiles.network import NetworkProfile
     from pdcore.traces.workload import Workload
 
-__all__ = ["CloudLoad", "Policy", "PolicyContext", "RequestInfo", "check_max_tpot"]
+__all__ = ["CloudLoad", "Policy", "PolicyContext", "RequestInfo", "check_max_tpot", "check_min_tpot"]
 
 
-def check_max_tpot(value: float | None, min_tpot: float = 0.0) -> float | None:
-    """A policy's ``max_tpot`` setting: None (the run's TPOT SLO) or seconds, finite and above ``min_tpot``.
+def check_min_tpot(value: object) -> float:
+    """A policy's ``min_tpot`` setting: the smallest display gap, seconds from 0 to `pdcore.limits.MAX_SLO_S`.
+
+    Raises:
+        InvalidInputError: Anything else (a bool, a str, NaN, an integer beyond a float), named with the fix.
+    """
+    return check_float(value, "min_tpot (the smallest display gap)", minimum=0.0, maximum=MAX_SLO_S, unit="s")
+
+
+def check_max_tpot(value: object, min_tpot: float = 0.0) -> float | None:
+    """A policy's ``max_tpot`` setting: None (the run's TPOT SLO) or seconds above ``min_tpot`` and at most
+    `pdcore.limits.MAX_SLO_S`.
 
     Raises:
         InvalidInputError: Any other value, named with the fix.
     """
     if value is None:
         return None
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > min_tpot):
-        raise InvalidInputError(
-            f"max_tpot = {value!r}; pass the largest display gap in seconds, finite and above "
-            f"min_tpot = {min_tpot!r} (e.g. 0.05), or leave it unset to use the TPOT SLO"
-        )
-    return float(value)
+    where = "max_tpot (the largest display gap; leave it unset for the TPOT SLO)"
+    return check_float(value, where, minimum=min_tpot, maximum=MAX_SLO_S, above_minimum=True, unit="s")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ POLICIES: dict[str, type[Policy]] = {
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_MAX_DIGITS = 400
+"""The longest integer a setting may spell (Python reads at most 4,300 digits; no setting needs 400)."""
 _REAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
@@ -34,6 +36,10 @@ def _parse_value(text: str, annotation: Any, where: str) -> Any:
     if hint == "bool":
         return parse_bool(text, where)
     if _INTEGER.fullmatch(text):
+        if len(text) > _MAX_DIGITS:
+            raise InvalidInputError(
+                f"{where} = {text[:20]}... has {len(text)} digits; fix: pass a number in range"
+            )
         return int(text)
     if _REAL.fullmatch(text):
         return float(text)
@@ -51,9 +57,14 @@ def make_policy(spec: str) -> Policy:
     tell variants apart.
 
     Raises:
-        InvalidInputError: The name is not in `POLICIES`, a setting is malformed or the class does not
-            take it, or the class rejects a value.
+        InvalidInputError: ``spec`` is not text, the name is not in `POLICIES`, a setting is malformed or
+            the class does not take it, or the class rejects a value.
     """
+    if not isinstance(spec, str):
+        raise InvalidInputError(
+            f"policy spec = {spec!r} is not text; fix: pass a policy name with optional settings, e.g. "
+            "'pd-device' or 'pd-device:k=8'"
+        )
     name, sep, rest = spec.strip().partition(":")
     settings = re.split(r"[:,]", rest) if sep else []
     cls = POLICIES.get(name)
@@ -97,6 +108,11 @@ def split_policy_specs(text: str) -> list[str]:
         >>> split_policy_specs("cloud-only,pd-device:refine_ratio=auto,quality_budget=0.01")
         ['cloud-only', 'pd-device:refine_ratio=auto,quality_budget=0.01']
     """
+    if not isinstance(text, str):
+        raise InvalidInputError(
+            f"policy specs = {text!r} is not text; fix: pass comma-separated policy specs, e.g. "
+            "'cloud-only,pd-device:k=8'"
+        )
     specs: list[str] = []
     for item in (part.strip() for part in text.split(",")):
         if not item:

@@ -7,13 +7,10 @@ point as a replay, and ``pdcore validate`` replays the plans of its live request
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from pdcore._core import Plan
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import CloudLoad, Policy, RequestInfo
-
-if TYPE_CHECKING:
-    from pdcore._core import Plan
 
 __all__ = ["Replay"]
 
@@ -33,6 +30,17 @@ class Replay(Policy):
     """
 
     def __init__(self, plans: Sequence[Plan], *, name: str = "replay") -> None:
+        if isinstance(plans, (str, bytes)) or not isinstance(plans, Sequence):
+            raise InvalidInputError(
+                f"plans = {plans!r} is not a list of plans; fix: pass one Plan per request"
+            )
+        wrong = next((i for i, plan in enumerate(plans) if not isinstance(plan, Plan)), None)
+        if wrong is not None:
+            raise InvalidInputError(
+                f"plans[{wrong}] = {plans[wrong]!r} is not a Plan; fix: pass one pdcore._core.Plan a request"
+            )
+        if not isinstance(name, str):
+            raise InvalidInputError(f"name = {name!r} is not text; fix: pass the label for reports as a str")
         self.plans = list(plans)
         self.name = name
 

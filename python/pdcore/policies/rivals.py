@@ -23,7 +23,15 @@ import numpy.typing as npt
 
 from pdcore._core import ROUTER_BUCKETS, DeviceCost, NativePolicy, Plan, RouterRule
 from pdcore.exceptions import InvalidInputError, InvalidStateError
-from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo, check_max_tpot
+from pdcore.limits import MAX_REQUESTS, check_float, check_int
+from pdcore.policies.base import (
+    CloudLoad,
+    Policy,
+    PolicyContext,
+    RequestInfo,
+    check_max_tpot,
+    check_min_tpot,
+)
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 __all__ = [
@@ -58,11 +66,8 @@ DEFAULT_ROUTER_MIN_BUCKET = 32
 
 
 def _fraction(value: object, name: str, *, low_open: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and (0.0 < float(value) <= 1.0 if low_open else 0.0 <= float(value) <= 1.0):  # type: ignore[arg-type]
-        return float(value)  # type: ignore[arg-type]
-    interval = "(0, 1]" if low_open else "[0, 1]"
-    raise InvalidInputError(f"{name} = {value!r}; pass a fraction in {interval}")
+    """A setting that is a fraction: in (0, 1] when ``low_open``, else [0, 1]."""
+    return check_float(value, name, minimum=0.0, maximum=1.0, above_minimum=low_open)
 
 
 def _workload_of(context: PolicyContext | None, who: str) -> tuple[npt.NDArray[np.int64], ...]:
@@ -203,12 +208,10 @@ class DiSCo(Policy):
                 f"length_threshold = {length_threshold!r}; pass the longest prompt (tokens, 0 or more) that "
                 "starts on the device alone, or 'auto'"
             )
-        if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0.0):
-            raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass the smallest display gap, seconds >= 0")
-        if k_site not in ("pool", "prefill", "auto"):
+        if not isinstance(k_site, str) or k_site not in ("pool", "prefill", "auto"):
             raise InvalidInputError(f"k_site = {k_site!r}; pass 'pool', 'prefill' or 'auto'")
         self.length_threshold: int | Literal["auto"] = length_threshold
-        self.min_tpot = float(min_tpot)
+        self.min_tpot = check_min_tpot(min_tpot)
         self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
         self.k_site = k_site
         self.threshold: int | None = None
@@ -284,11 +287,9 @@ class Router(Policy):
         max_tpot: float | None = None,
     ) -> None:
         self.quantile = _fraction(quantile, "quantile", low_open=True)
-        if isinstance(min_bucket, bool) or not isinstance(min_bucket, int) or min_bucket < 1:
-            raise InvalidInputError(
-                f"min_bucket = {min_bucket!r}; pass a whole number of requests, 1 or more"
-            )
-        self.min_bucket = min_bucket
+        self.min_bucket = check_int(
+            min_bucket, "min_bucket", minimum=1, maximum=MAX_REQUESTS, unit="requests"
+        )
         self.max_tpot = check_max_tpot(max_tpot)
         self.rule: RouterRule | None = None
         """The run's rule, with its fitted predictor (set by `prepare`)."""
@@ -369,9 +370,7 @@ class SpecDecoding(Policy):
             raise InvalidInputError(f"gamma = {gamma!r}; pass the draft tokens per round, 1 to 64")
         self.gamma = gamma
         self.alpha = _fraction(alpha, "alpha", low_open=False)
-        if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0.0):
-            raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass the smallest display gap, seconds >= 0")
-        self.min_tpot = float(min_tpot)
+        self.min_tpot = check_min_tpot(min_tpot)
         self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
         self._plan = self._make(self.max_tpot or DEFAULT_MAX_TPOT_S)
 

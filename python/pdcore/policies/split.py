@@ -10,8 +10,9 @@ from typing import ClassVar, Literal
 from pdcore._core import NativePolicy, Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
 from pdcore.limits import LIMITS_DOC, MAX_K, parse_bool
+from pdcore.optimize.arguments import check_max_k
 from pdcore.optimize.catchup import DEFAULT_MAX_K
-from pdcore.optimize.optimizer import DEFAULT_EXPECTED_OUTPUT_TOKENS, Optimizer
+from pdcore.optimize.optimizer import DEFAULT_EXPECTED_OUTPUT_TOKENS, Optimizer, check_weight
 from pdcore.optimize.quality import (
     DEFAULT_QUALITY_BOUND,
     DEFAULT_QUALITY_BUDGET,
@@ -22,7 +23,14 @@ from pdcore.optimize.quality import (
     QualitySource,
     check_quality_budget,
 )
-from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo, check_max_tpot
+from pdcore.policies.base import (
+    CloudLoad,
+    Policy,
+    PolicyContext,
+    RequestInfo,
+    check_max_tpot,
+    check_min_tpot,
+)
 from pdcore.slo import DEFAULT_MAX_TPOT_S, SLO
 
 __all__ = ["K_SITE_SETTINGS", "NaiveSplit", "PDDevice"]
@@ -52,13 +60,9 @@ def _check_settings(
 ) -> None:
     """Refuses a split policy's setting out of range, naming it and the fix."""
     for key, weight in (("cost_weight", cost_weight), ("energy_weight", energy_weight)):
-        if weight is not None and (
-            isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf
-        ):
-            raise InvalidInputError(
-                f"{key} = {weight!r}; pass a finite weight, 0 or more, or leave it unset for the run's"
-            )
-    if k_site not in K_SITE_SETTINGS:
+        if weight is not None:
+            check_weight(weight, key, unset="or leave it unset for the run's")
+    if not isinstance(k_site, str) or k_site not in K_SITE_SETTINGS:
         raise InvalidInputError(
             f"k_site = {k_site!r}; pass where the k tokens are decoded: 'pool' (the decode pool), "
             "'prefill' (the prefill instance) or 'auto' (the optimizer picks per request)"
@@ -81,13 +85,9 @@ def _check_settings(
             f"refine_ratio = 'auto' with k = {k!r}: the ratio is chosen together with k; fix: pass "
             "k='auto', or a fixed refine_ratio"
         )
-    if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0.0):
-        raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass the smallest display gap, seconds >= 0")
-    if isinstance(max_k, bool) or not isinstance(max_k, int) or not 0 <= max_k <= MAX_K:
-        raise InvalidInputError(
-            f"max_k = {max_k!r}; pass the cap on k, a whole number from 0 to {MAX_K:,} (limits: {LIMITS_DOC})"
-        )
-    if quality_bound not in QUALITY_BOUNDS:
+    check_min_tpot(min_tpot)
+    check_max_k(max_k)
+    if not isinstance(quality_bound, str) or quality_bound not in QUALITY_BOUNDS:
         raise InvalidInputError(
             f"quality_bound = {quality_bound!r}; pass 'ci95' (the upper end of the drop's 95% interval) "
             "or 'mean' (its estimate)"
@@ -119,7 +119,7 @@ class _Split(Policy):
         self.k: int | Literal["auto"] = k
         self.k_site = k_site
         self.refine_ratio: float | Literal["auto"] = "auto" if refine_ratio == "auto" else float(refine_ratio)
-        self.min_tpot = float(min_tpot)
+        self.min_tpot = check_min_tpot(min_tpot)
         self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
         self.max_k = max_k
         self.load_adaptive = parse_bool(load_adaptive, "load_adaptive")
