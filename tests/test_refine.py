@@ -547,3 +547,45 @@ def test_the_refine_eval_command_writes_a_curve_file(model: Path, tmp_path: Path
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == 2 * 3
     assert {row["ratio"] for row in rows} == {1.0, 0.5}
+
+
+# ------------------------------------------------------------------------------------------- determinism
+
+_RELEVANCE_SCRIPT = r"""
+import re
+import numpy as np
+from pdcore.refine import TokenSurprisal, select
+words = ["amber", "harbour", "lantern", "violet", "copper", "meadow", "signal", "ferry", "orchard", "glacier"]
+rng = np.random.default_rng(7)
+sentences = []
+for i in range(40):
+    picked = rng.choice(words, size=int(rng.integers(2, 7)), replace=False)
+    sentences.append("The " + " and ".join(picked) + f" stood near item {i}.")
+text = (
+    "Answer the question using the notes.\n\n" + " ".join(sentences) + "\n\nQuestion: which "
+    + " ".join(words) + " matter?"
+)
+pieces = re.findall(r"\s*\S+|\s+$", text)
+values = np.random.default_rng(0).uniform(0.0, 8.0, len(pieces)).tolist()
+result = select(TokenSurprisal.from_pieces(pieces, [None, *values[1:]], source="test"), 0.5)
+print([(u.relevance.hex(), u.score.hex(), u.kept) for u in result.units], result.kept_spans)
+"""
+
+
+def test_selection_is_the_same_whatever_the_hash_seed() -> None:
+    """The relevance sums run in a fixed order, so no process's string hashing changes a bit of them."""
+    import os
+    import subprocess
+    import sys
+
+    import pdcore
+
+    package = str(Path(pdcore.__file__).resolve().parents[1])
+    outputs = set()
+    for seed in ("0", "1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": package}
+        done = subprocess.run(
+            [sys.executable, "-c", _RELEVANCE_SCRIPT], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1

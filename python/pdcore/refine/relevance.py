@@ -104,15 +104,20 @@ def _words(text: str) -> list[str]:
 
 
 def relevance(unit_texts: Sequence[str], query: str) -> np.ndarray:
-    """IDF-weighted share of the query's content words found in each unit (0..1)."""
-    query_words = set(_words(query))
+    """IDF-weighted share of the query's content words found in each unit (0..1).
+
+    The weights are summed in the words' sorted order, not a set's: a set's order follows the process's
+    string hashing (``PYTHONHASHSEED``), and a float sum in another order can differ in its last bit.
+    """
+    wanted = set(_words(query))
+    query_words = sorted(wanted)
     unit_words = [set(_words(t)) for t in unit_texts]
     if not query_words or not unit_words:
         return np.zeros(len(unit_texts))
-    frequency = Counter(w for words in unit_words for w in words if w in query_words)
+    frequency = Counter(w for words in unit_words for w in words if w in wanted)
     n = len(unit_words)
     idf = {w: math.log((n + 1) / (frequency[w] + 0.5)) for w in query_words if frequency[w]}
-    total = sum(idf.values())
+    total = sum(idf.values())  # in sorted order: the dict keeps query_words' order
     if total <= 0.0:
         return np.zeros(len(unit_texts))
-    return np.array([sum(idf[w] for w in words if w in idf) / total for words in unit_words])
+    return np.array([sum(idf[w] for w in idf if w in words) / total for words in unit_words])
