@@ -6,10 +6,13 @@ input, no traceback, and no file that existed before the run is changed.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,20 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pdcore.cli import app
+from pdcore.exceptions import InvalidInputError
+from pdcore.optimize import Optimizer, catchup_k
+from pdcore.policies import DiSCo, PDDevice, Replay, Router, make_policy, split_policy_specs
+from pdcore.profiles import load_cloud_profile, load_device_profile
+from pdcore.quality_curves import check_ratio, load_quality_curve, parse_quality_text
+from pdcore.slo import SLO
+from pdcore.traces import (
+    Workload,
+    load_trace,
+    synthetic_default,
+    synthetic_long_answer,
+    synthetic_multi_turn,
+    turn_buckets,
+)
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +46,21 @@ GOOD_ROW = "2023-11-16 18:00:00.0000000,100,10\n"
 SENTINEL = '{"precious": true}\n'
 HYPOTHESIS_EXAMPLES = 60
 FAST = ["--requests", "20", "--policies", "cloud-only"]
+
+
+LONG = {
+    "<DEEP_JSON>": "[" * 100_000 + "]" * 100_000,
+    "<DEEP_TOML>": "[" * 100_000 + "]" * 100_000,
+    "<DIGITS400>": "9" * 400,
+    "<DIGITS5000>": "9" * 5000,
+}
+"""Long values, spelled short in the case lists (a case's text is its test id)."""
+
+
+def _long(text: str) -> str:
+    for marker, value in LONG.items():
+        text = text.replace(marker, value)
+    return text
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -177,14 +209,45 @@ MOONCAKE_LINES = [
     ('{"timestamp": 5, "input_length": 3, "output_length": true}', "output_length"),
     ('{"timestamp": NaN, "input_length": 3, "output_length": 2}', "timestamp"),
     ('{"timestamp": 5, "input_length": 3, "output_length": 2, "hash_ids": [-1]}', "hash_ids"),
+    (
+        '{"timestamp": 5, "input_length": 3, "output_length": 2, "hash_ids": [18446744073709551616]}',
+        "hash_ids",
+    ),
+    ('{"timestamp": 1<DIGITS400>, "input_length": 3, "output_length": 2}', "timestamp"),
+    ('{"timestamp": 5, "input_length": <DIGITS5000>, "output_length": 2}', "digits"),
+    ('{"a": <DEEP_JSON>, "timestamp": 5, "input_length": 3, "output_length": 2}', "levels deep"),
 ]
 
 
 @pytest.mark.parametrize(("text", "name"), MOONCAKE_LINES)
 def test_mutated_mooncake_lines_are_refused(folder: Path, text: str, name: str) -> None:
     trace = folder / "bad.jsonl"
-    trace.write_text('{"timestamp": 0, "input_length": 3, "output_length": 2}\n' + text + "\n", "utf-8")
+    trace.write_text(
+        '{"timestamp": 0, "input_length": 3, "output_length": 2}\n' + _long(text) + "\n", "utf-8"
+    )
     _refused(folder, ["compare", *FAST[2:], "--trace", str(trace), "--json", str(folder / "old.json")], name)
+
+
+TRACE_KINDS = [("fifo", "FIFO"), ("/dev/null", "character device"), ("folder", "is a directory")]
+
+
+@pytest.mark.parametrize(("kind", "name"), TRACE_KINDS)
+def test_a_trace_that_is_not_a_regular_file_is_named(folder: Path, kind: str, name: str) -> None:
+    """A FIFO would block the read and a device would stream forever: each is named, not "missing"."""
+    trace = folder / "trace.csv"
+    if kind == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("needs FIFOs")
+        os.mkfifo(trace)
+    elif kind == "folder":
+        trace.mkdir()
+    else:
+        trace = Path(kind)
+        if not trace.exists():
+            pytest.skip(f"needs {kind}")
+    line = _refused(folder, ["simulate", "--trace", str(trace), "--json", str(folder / "old.json")], name)
+    assert "regular file" in line or kind == "folder"
+    assert "does not exist" not in line
 
 
 @settings(
@@ -258,6 +321,11 @@ QUALITY_EDITS = [
     ("prefill_runs_s = [5.135,", "prefill_runs_s = [-5.135,", "prefill_runs_s"),
     ("f1 = 0.5031", "f1 = 1.5031", "f1"),
     ("ratio = 0.75", "ratio = 1.75", "point"),
+    ("name = ", "deep = <DEEP_TOML>\nname = ", "levels deep"),
+    ("prefill_s = 5.2428", "prefill_s = <DIGITS400>", "prefill_s"),
+    ("prefill_s = 5.2428", "prefill_s = <DIGITS5000>", "digits"),
+    ("f1 = 0.5031", 'f1 = "high"', "f1"),
+    ("prefill_tokens = 1114", "prefill_tokens = 18446744073709551616", "prefill_tokens"),
 ]
 
 
@@ -266,9 +334,33 @@ def test_mutated_quality_curves_are_refused(folder: Path, old: str, new: str, na
     text = QUALITY.read_text(encoding="utf-8")
     assert old in text, old
     curve = folder / "quality.toml"
-    curve.write_text(text.replace(old, new, 1), encoding="utf-8")
+    curve.write_text(text.replace(old, _long(new), 1), encoding="utf-8")
     args = ["optimize", "--refine", "auto", "--quality", str(curve), "--json", str(folder / "old.json")]
     _refused(folder, args, name)
+
+
+CURVE_OUTPUTS = [
+    ["compare", "--requests", "20", "--policies", "pd-device:refine_ratio=auto,quality={q}", "--json", "{q}"],
+    ["simulate", "--requests", "20", "--policy", "pd-device:refine_ratio=auto,quality={q}", "--json", "{q}"],
+    ["size", "--requests", "20", "--policies", "pd-device:refine_ratio=auto,quality={q}", "--json", "{q}"],
+]
+
+
+@pytest.mark.parametrize("args", CURVE_OUTPUTS, ids=lambda args: args[0])
+def test_an_output_never_replaces_a_curve_named_in_a_policy(folder: Path, args: list[str]) -> None:
+    """The curve is an input the command line does not know of; the writer still refuses it (the run's
+    tables may be printed first), with exit code 2 and the file unchanged."""
+    curve = folder / "q.toml"
+    shutil.copy(QUALITY, curve)
+    before = _snapshot(folder)
+    result = runner.invoke(app, [arg.format(q=curve) for arg in args])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error:"), last
+    assert "input" in last, last
+    assert "fix:" in last, last
+    assert _snapshot(folder) == before
 
 
 def test_a_cloud_step_that_would_saturate_the_clock_is_refused(folder: Path) -> None:
@@ -276,6 +368,82 @@ def test_a_cloud_step_that_would_saturate_the_clock_is_refused(folder: Path) -> 
     (folder / "slow.toml").write_text(text, encoding="utf-8")
     args = ["simulate", "--requests", "200", "--cloud", str(folder / "slow.toml")]
     _refused(folder, [*args, "--json", str(folder / "old.json")], "clock")
+
+
+# --- the Python API ----------------------------------------------------------------------------------------
+
+_PROFILES = {"device": DEVICE, "cloud": CLOUD}
+API_CASES: list[tuple[str, Callable[[], object], str]] = [
+    ("make_policy(None)", lambda: make_policy(None), "policy spec"),  # type: ignore[arg-type]
+    ("split_policy_specs(3)", lambda: split_policy_specs(3), "policy specs"),  # type: ignore[arg-type]
+    ("load_trace(123)", lambda: load_trace(123), "path"),  # type: ignore[arg-type]
+    ("synthetic_default(n_requests=10**12)", lambda: synthetic_default(n_requests=10**12), "n_requests"),
+    (
+        "synthetic_multi_turn(n_requests=10**12)",
+        lambda: synthetic_multi_turn(n_requests=10**12),
+        "n_requests",
+    ),
+    (
+        "synthetic_long_answer(n_requests=10**12)",
+        lambda: synthetic_long_answer(n_requests=10**12),
+        "n_requests",
+    ),
+    ("synthetic_default(rate_rps=True)", lambda: synthetic_default(rate_rps=True), "rate_rps"),
+    ("synthetic_default(seed='3')", lambda: synthetic_default(seed="3"), "seed"),  # type: ignore[arg-type]
+    (
+        "Workload(notes=3.5)",
+        lambda: Workload(
+            name="w", arrival_s=[0.0], prompt_tokens=[1], output_tokens=[1], source="s", notes=3.5
+        ),  # type: ignore[arg-type]
+        "notes",
+    ),
+    ("PDDevice(min_tpot=10**400)", lambda: PDDevice(min_tpot=10**400), "min_tpot"),
+    ("PDDevice(max_tpot=True)", lambda: PDDevice(max_tpot=True), "max_tpot"),
+    ("PDDevice(cost_weight=10**400)", lambda: PDDevice(cost_weight=10**400), "cost_weight"),
+    (
+        "PDDevice(quality={0.5: 10**400})",
+        lambda: PDDevice(k="auto", refine_ratio="auto", quality={0.5: 10**400}),
+        "quality",
+    ),
+    ("Router(min_bucket=10**30)", lambda: Router(min_bucket=10**30), "min_bucket"),
+    ("DiSCo(budget=nan)", lambda: DiSCo(budget=math.nan), "budget"),
+    ("Replay(None)", lambda: Replay(None), "plans"),  # type: ignore[arg-type]
+    ("load_quality_curve(None)", lambda: load_quality_curve(None), "quality curve"),  # type: ignore[arg-type]
+    ("parse_quality_text(b'x', 's')", lambda: parse_quality_text(b"x", "s"), "text"),  # type: ignore[arg-type]
+    ("check_ratio(True)", lambda: check_ratio(True), "ratio"),
+    ("turn_buckets(None)", lambda: turn_buckets(None), "turn"),  # type: ignore[arg-type]
+    (
+        "Optimizer(prefill_replicas='2')",
+        lambda: Optimizer(
+            device=load_device_profile(str(DEVICE)),
+            cloud=load_cloud_profile(str(CLOUD)),
+            slo=SLO(),
+            prefill_replicas="2",  # type: ignore[arg-type]
+        ),
+        "prefill_replicas",
+    ),
+    (
+        "catchup_k(2**64)",
+        lambda: catchup_k(2**64, device=load_device_profile(str(DEVICE)), first_token_s=0.2, max_tpot=0.05),
+        "prompt_tokens",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "name"), [case[1:] for case in API_CASES], ids=[case[0] for case in API_CASES]
+)
+def test_python_api_misuse_is_refused(call: Callable[[], object], name: str) -> None:
+    """Misuse of a public entry point is an InvalidInputError naming the argument and the fix: no other
+    exception, no hang, no huge allocation."""
+    start = time.perf_counter()
+    with pytest.raises(InvalidInputError) as info:
+        call()
+    assert type(info.value).__name__ in ("InvalidInputError", "TraceFormatError"), repr(info.value)
+    message = str(info.value)
+    assert name in message, message
+    assert "fix" in message or "pass" in message, message
+    assert time.perf_counter() - start < 5.0
 
 
 # --- a full disk ---------------------------------------------------------------------------------------
@@ -321,5 +489,8 @@ BAD_INPUTS = (
     + len(DEVICE_EDITS)
     + len(QUALITY_EDITS)
     + 2
+    + len(TRACE_KINDS)
+    + len(CURVE_OUTPUTS)
+    + len(API_CASES)
 )
 """The bad inputs this suite tries (simulate skips the 4 capacity-flag cases and the empty policy list)."""
