@@ -68,15 +68,16 @@ def check_quality_budget(budget: object, name: str = "quality_budget") -> float:
     Raises:
         InvalidInputError: Not a finite number >= 0 (a bool, a str or an integer beyond a float is not one).
     """
-    if not _is_real(budget, minimum=0.0):
-        raise InvalidInputError(f"{name} = {budget!r}; pass a finite drop >= 0 (0.02 = 2 points)")
-    return float(budget)  # type: ignore[arg-type]  # a real number, checked
-
-
-def _is_real(value: object, *, minimum: float = -math.inf) -> bool:
-    """Whether ``value`` is a finite real number of at least ``minimum`` (`pdcore.limits.check_float`)."""
     try:
-        check_float(value, "value", minimum=minimum, maximum=math.inf)
+        return check_float(budget, name, minimum=0.0, maximum=math.inf)
+    except InvalidInputError:
+        raise InvalidInputError(f"{name} = {budget!r}; pass a finite drop >= 0 (0.02 = 2 points)") from None
+
+
+def _is_real(value: object) -> bool:
+    """Whether ``value`` is a finite real number (`pdcore.limits.check_float`)."""
+    try:
+        check_float(value, "value", minimum=-math.inf, maximum=math.inf)
     except InvalidInputError:
         return False
     return True
@@ -95,7 +96,7 @@ def check_quality_mapping(quality: Mapping[float, float], name: str = "quality")
         )
     out: dict[float, float] = {}
     for ratio, drop in quality.items():
-        if not _is_real(ratio) or not 0.0 < ratio <= 1.0:  # type: ignore[operator]  # a real number
+        if not _is_real(ratio) or not 0.0 < ratio <= 1.0:
             raise InvalidInputError(
                 f"{name}: ratio {ratio!r} (drop {drop!r}) is not in (0, 1]; fix: key the drops by the kept "
                 "fraction of the prompt, e.g. {0.5: 0.01}"

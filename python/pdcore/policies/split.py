@@ -9,15 +9,13 @@ from typing import ClassVar, Literal
 
 from pdcore._core import NativePolicy, Plan
 from pdcore.exceptions import InvalidInputError, InvalidStateError
-from pdcore.limits import LIMITS_DOC, MAX_K, parse_bool
-from pdcore.optimize.arguments import check_max_k
+from pdcore.limits import parse_bool
 from pdcore.optimize.catchup import DEFAULT_MAX_K
-from pdcore.optimize.optimizer import DEFAULT_EXPECTED_OUTPUT_TOKENS, Optimizer, check_weight
+from pdcore.optimize.optimizer import DEFAULT_EXPECTED_OUTPUT_TOKENS, Optimizer
 from pdcore.optimize.quality import (
     DEFAULT_QUALITY_BOUND,
     DEFAULT_QUALITY_BUDGET,
     DEFAULT_QUALITY_CURVE,
-    QUALITY_BOUNDS,
     MeasuredQuality,
     QualityBound,
     QualitySource,
@@ -31,13 +29,10 @@ from pdcore.policies.base import (
     check_max_tpot,
     check_min_tpot,
 )
+from pdcore.policies.split_settings import K_SITE_SETTINGS, check_split_settings
 from pdcore.slo import DEFAULT_MAX_TPOT_S, SLO
 
 __all__ = ["K_SITE_SETTINGS", "NaiveSplit", "PDDevice"]
-
-K_SITE_SETTINGS = ("pool", "prefill", "auto")
-"""The values of the split policies' ``k_site`` setting."""
-
 
 def _expected_output(context: PolicyContext) -> float:
     """The answer length the weighted objective assumes: the run's mean (a length predictor's average
@@ -46,52 +41,6 @@ def _expected_output(context: PolicyContext) -> float:
     if workload is None or len(workload) == 0:
         return DEFAULT_EXPECTED_OUTPUT_TOKENS
     return max(float(workload.output_tokens.mean()), 1.0)
-
-
-def _check_settings(
-    k: int | Literal["auto"],
-    refine_ratio: float | Literal["auto"],
-    min_tpot: float,
-    max_k: int,
-    quality_bound: QualityBound,
-    k_site: str,
-    cost_weight: float | None,
-    energy_weight: float | None,
-) -> None:
-    """Refuses a split policy's setting out of range, naming it and the fix."""
-    for key, weight in (("cost_weight", cost_weight), ("energy_weight", energy_weight)):
-        if weight is not None:
-            check_weight(weight, key, unset="or leave it unset for the run's")
-    if not isinstance(k_site, str) or k_site not in K_SITE_SETTINGS:
-        raise InvalidInputError(
-            f"k_site = {k_site!r}; pass where the k tokens are decoded: 'pool' (the decode pool), "
-            "'prefill' (the prefill instance) or 'auto' (the optimizer picks per request)"
-        )
-    if k != "auto" and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_K):
-        raise InvalidInputError(
-            f"k = {k!r}; pass the number of cloud decode tokens after the first (0 to {MAX_K:,}) "
-            f"or 'auto' (limits: {LIMITS_DOC})"
-        )
-    if refine_ratio != "auto" and (
-        isinstance(refine_ratio, bool)
-        or not isinstance(refine_ratio, (int, float))
-        or not 0.0 < refine_ratio <= 1.0
-    ):
-        raise InvalidInputError(
-            f"refine_ratio = {refine_ratio!r}; pass the kept fraction of the prompt in (0, 1] or 'auto'"
-        )
-    if refine_ratio == "auto" and k != "auto":
-        raise InvalidInputError(
-            f"refine_ratio = 'auto' with k = {k!r}: the ratio is chosen together with k; fix: pass "
-            "k='auto', or a fixed refine_ratio"
-        )
-    check_min_tpot(min_tpot)
-    check_max_k(max_k)
-    if not isinstance(quality_bound, str) or quality_bound not in QUALITY_BOUNDS:
-        raise InvalidInputError(
-            f"quality_bound = {quality_bound!r}; pass 'ci95' (the upper end of the drop's 95% interval) "
-            "or 'mean' (its estimate)"
-        )
 
 
 class _Split(Policy):
@@ -114,7 +63,9 @@ class _Split(Policy):
         cost_weight: float | None = None,
         energy_weight: float | None = None,
     ) -> None:
-        _check_settings(k, refine_ratio, min_tpot, max_k, quality_bound, k_site, cost_weight, energy_weight)
+        check_split_settings(
+            k, refine_ratio, min_tpot, max_k, quality_bound, k_site, cost_weight, energy_weight
+        )
         self.cost_weight, self.energy_weight = cost_weight, energy_weight
         self.k: int | Literal["auto"] = k
         self.k_site = k_site

@@ -17,6 +17,7 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.limits import LIMITS_DOC, MAX_TOKENS, MAX_TRACE_SPAN_S
 
 __all__ = [
+    "CONVERSATION_FIELDS",
     "arrival_column",
     "check_arrivals",
     "conversation_columns",
@@ -27,6 +28,17 @@ __all__ = [
 ]
 
 IntArray = npt.NDArray[np.int64]
+
+CONVERSATION_FIELDS = (
+    "session",
+    "turn",
+    "parent",
+    "shared_prefix_tokens",
+    "block_offsets",
+    "block_ids",
+    "block_tokens",
+)
+"""A workload's conversation fields, in the order `Workload` declares them (`conversation_columns`)."""
 
 
 def readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -35,6 +35,7 @@ from pdcore.limits import (
     check_int,
 )
 from pdcore.traces.columns import (
+    CONVERSATION_FIELDS,
     arrival_column,
     check_arrivals,
     conversation_columns,
@@ -45,17 +46,6 @@ from pdcore.traces.columns import (
 )
 
 __all__ = ["OVERSIZE", "TURN_BUCKETS", "Workload", "turn_buckets"]
-
-_CONVERSATION = (
-    "session",
-    "turn",
-    "parent",
-    "shared_prefix_tokens",
-    "block_offsets",
-    "block_ids",
-    "block_tokens",
-)
-"""The conversation fields, in the order `Workload` declares them (``block_tokens`` last)."""
 
 OVERSIZE = ("fail", "skip", "clip")
 """What `Workload.fit` does with a request that does not fit: refuse, drop it, or shorten it."""
@@ -120,17 +110,14 @@ class Workload:
         if len(arrivals) == 0:
             raise InvalidInputError(f"workload {name!r} has no requests; pass at least one request")
         check_arrivals(arrivals, name)
-        given = {column: getattr(self, column) for column in _CONVERSATION}
+        given = {column: getattr(self, column) for column in CONVERSATION_FIELDS}
         columns = conversation_columns(given, prompts, f"workload {name!r}")
-        required = {"arrival_s": arrivals, "prompt_tokens": prompts, "output_tokens": outputs}
-        for column, value in required.items():
-            object.__setattr__(self, column, readonly(value))
-        for column in _CONVERSATION[:-1]:
-            object.__setattr__(self, column, readonly(columns[column]))
-        object.__setattr__(self, "block_tokens", columns["block_tokens"])
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "source", source)
-        object.__setattr__(self, "notes", notes)
+        arrays = {"arrival_s": arrivals, "prompt_tokens": prompts, "output_tokens": outputs} | columns
+        checked = {"name": name, "source": source, "notes": notes, "block_tokens": columns["block_tokens"]}
+        for column, value in (
+            {c: readonly(v) for c, v in arrays.items() if c not in checked} | checked
+        ).items():
+            object.__setattr__(self, column, value)
 
     @property
     def multi_turn(self) -> bool:
@@ -140,7 +127,7 @@ class Workload:
     def conversation_columns(self) -> dict[str, Any]:
         """The conversation columns, to carry them into a derived workload (`dataclasses.replace` keeps
         them too)."""
-        return {name: getattr(self, name) for name in _CONVERSATION}
+        return {name: getattr(self, name) for name in CONVERSATION_FIELDS}
 
     def _select(self, keep: npt.NDArray[np.bool_]) -> dict[str, Any]:
         """The conversation columns of the requests ``keep`` selects; a dropped parent leaves its
