@@ -34,6 +34,7 @@ from pdcore.slo import DEFAULT_MAX_TPOT_S, SLO
 
 __all__ = ["K_SITE_SETTINGS", "NaiveSplit", "PDDevice"]
 
+
 def _expected_output(context: PolicyContext) -> float:
     """The answer length the weighted objective assumes: the run's mean (a length predictor's average
     answer), else `DEFAULT_EXPECTED_OUTPUT_TOKENS`."""

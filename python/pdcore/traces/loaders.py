@@ -7,10 +7,12 @@ Three formats, one module each, the JSON ones over the shared JSON Lines reader 
 - ``.jsonl`` whose first record has ``chat_id``: Qwen-Bailian-style conversation records
   (`pdcore.traces.bailian`).
 
-Every malformed row (missing column, non-numeric or negative value, decreasing timestamp, bad JSON) raises
-`TraceFormatError` naming the file, the 1-based line number, the column and the fix. Blank lines are
-skipped. Requests must already be in arrival order; equal timestamps are allowed. Token counts of 0 are
-clamped to 1 and recorded in `Workload.notes` (`pdcore.traces.checks`).
+A trace's path must name a regular file (a FIFO, a device or a directory is refused, named as what it is),
+and the file becomes an input of the run that no output may replace (`pdcore.traces.checks.trace_file`).
+Every malformed row (missing column, non-numeric, negative or out-of-range value, decreasing timestamp, bad
+or too deeply nested JSON) raises `TraceFormatError` naming the file, the 1-based line number, the column
+and the fix. Blank lines are skipped. Requests must already be in arrival order; equal timestamps are
+allowed. Token counts of 0 are clamped to 1 and recorded in `Workload.notes` (`pdcore.traces.checks`).
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def load_trace(path: str | os.PathLike[str]) -> Workload:
         The workload.
 
     Raises:
-        TraceFormatError: The file is missing, its suffix is not one of the above, or its contents are
-            malformed (see the readers).
+        TraceFormatError: ``path`` is not a path, names no regular file, its suffix is not one of the
+            above, or its contents are malformed (see the readers).
     """
     file = trace_file(path)
     suffix = file.suffix.lower()

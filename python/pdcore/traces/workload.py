@@ -1,7 +1,9 @@
 """The request workload every simulator and optimizer run consumes.
 
 A `Workload` is three aligned columns, one row per request: the arrival time in seconds from the first
-request, the prompt length and the output length, both in tokens. Invariants, checked on construction:
+request, the prompt length and the output length, both in tokens. Invariants, checked on construction
+(`pdcore.traces.columns`, which also refuses a field of the wrong type: a name that is not text, a note
+that is not a list of texts):
 
 - the three arrays have the same non-zero length;
 - ``arrival_s`` is float64, finite, non-decreasing and starts at exactly 0;
