@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from pdcore.cli import app
 from pdcore.policies import make_policy
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import Scenario
-from pdcore.sim.sizing import size_cloud, sizing_attainment, whole_cloud_gain
+from pdcore.sim.sizing import DEFAULT_MAX_REPLICAS, size_cloud, sizing_attainment, whole_cloud_gain
+from pdcore.sim.unattainable import attainment_bound, meetable
+from pdcore.slo import SLO, within
 from pdcore.traces import LONG_ANSWER_TOKENS, synthetic_default, synthetic_long_answer
 
 runner = CliRunner()
@@ -131,3 +134,63 @@ def test_size_command_on_the_embedded_default(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["size", "--workload", "poems"])
     assert bad.exit_code == 2
     assert "--workload" in bad.output
+
+
+def test_an_impossible_gap_is_proved_unattainable_without_a_probe() -> None:
+    """``--max-tpot 1e-6``: no token follows another within a microsecond on any device or replica, so the
+    answer comes from the bound at once (the search once simulated every cloud up to 64P+64D)."""
+    sc = scenario(slo=SLO(ttft_s=1.0, max_tpot_s=1e-6))
+    start = time.perf_counter()
+    found = size_cloud(WORKLOAD, make_policy("pd-device"), sc, target=0.9)
+    assert time.perf_counter() - start < 5.0
+    assert (found.bound, found.gpus, found.probes, found.goodput_per_gpu_rps) == (
+        "unattainable",
+        None,
+        0,
+        None,
+    )
+    assert found.attainment == attainment_bound(WORKLOAD, sc).attainment < 0.9
+    assert "even alone on an idle cloud" in found.reason
+    assert found.describe()["cloud"] is None
+    assert "reason" not in found.describe()
+
+
+BOUND_CASES = [
+    (policy, ttft_s, max_tpot_s)
+    for ttft_s, max_tpot_s in ((0.5, 0.012), (0.2, 0.016), (0.02, 0.05))
+    for policy in ("cloud-only", "pd-device", "device-only", "spec-decode", "race", "kv-transfer")
+    if policy != "pd-device" or max_tpot_s == 0.012  # its planner is slow on tight gaps: one case
+]
+
+
+@pytest.mark.parametrize(("policy", "ttft_s", "max_tpot_s"), BOUND_CASES)
+def test_a_request_the_bound_rules_out_misses(policy: str, ttft_s: float, max_tpot_s: float) -> None:
+    """Checked against the simulator on a large idle cloud: every request the bound rules out misses."""
+    sc = scenario(slo=SLO(ttft_s=ttft_s, max_tpot_s=max_tpot_s), prefill_replicas=16, decode_replicas=16)
+    workload = WORKLOAD.limit(120)
+    result = sc.run(workload, make_policy(policy), seed=0)
+    met = within(result.results["ttft_s"], ttft_s) & within(result.results["max_gap_s"], max_tpot_s)
+    possible = meetable(workload, sc)
+    assert not np.any(met & ~possible)
+    assert sizing_attainment(result) <= attainment_bound(workload, sc).attainment
+
+
+def test_a_doubling_that_no_longer_helps_ends_the_search() -> None:
+    """A TTFT objective the network alone breaks (20 ms round trip): more replicas stop helping early."""
+    sc = scenario(slo=SLO(ttft_s=0.02, max_tpot_s=0.05))
+    found = size_cloud(WORKLOAD.limit(400), make_policy("pd-device"), sc, target=0.9)
+    assert found.bound == "unattainable"
+    assert found.probes < 7  # 1, 2, 4, ..., 64 replicas a pool
+    assert "more replicas cannot help" in found.reason
+    assert found.prefill_replicas < DEFAULT_MAX_REPLICAS
+
+
+def test_size_command_says_why_no_cloud_meets_an_impossible_slo() -> None:
+    start = time.perf_counter()
+    result = runner.invoke(app, ["size", "--max-tpot", "1e-6"])
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - start < 30.0
+    assert "unattainable" in result.output
+    for policy in ("cloud-only", "pd-device"):
+        assert f"note: {policy}: no cloud of up to 64 replicas per pool meets" in result.output
+    assert "fix: relax --max-tpot" in result.output

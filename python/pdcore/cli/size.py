@@ -56,7 +56,7 @@ from pdcore.sim.sizing import (
     whole_cloud_gain,
 )
 from pdcore.sim.spec import ScenarioSpec
-from pdcore.slo import DEFAULT_TTFT_SLO_S
+from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
 __all__ = ["DEFAULT_SIZE_POLICIES", "register", "size"]
@@ -147,6 +147,20 @@ def _table(workload: Workload, found: dict[str, Sizing], gains: dict[str, float 
     return table
 
 
+def _unattainable_note(s: Sizing, slo: SLO, max_replicas: int) -> str:
+    """The notice of a policy no cloud of up to ``max_replicas`` serves at the SLO: why, and the fix."""
+    each = "" if s.deployment == "colocated" else " per pool"
+    fix = "relax --max-tpot or --ttft-slo, or lower --target"
+    if s.reason.startswith("the largest tried"):
+        fix += ", or raise --max-replicas"
+    elif s.reason.startswith("the policy sends no work"):
+        fix += ", or size a policy that uses the cloud"
+    return (
+        f"{s.policy}: no cloud of up to {max_replicas} replicas{each} meets TTFT <= {slo.ttft_s:g} s and "
+        f"every gap <= {slo.max_tpot_s * 1e3:g} ms for {s.target:.0%} of the requests; {s.reason}; fix: {fix}"
+    )
+
+
 def size(
     *,
     trace: TraceOption = None,
@@ -197,6 +211,10 @@ def size(
         gains = {name: whole_cloud_gain(baseline, s) if baseline else None for name, s in found.items()}
         console = stdout()
         console.print(_table(workload, found, gains))
+        for sized in found.values():
+            if sized.bound == "unattainable":
+                note = _unattainable_note(sized, scenario.slo, max_replicas)
+                stderr().print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
         document: dict[str, Any] = {
             "pdcore_version": __version__,
             "workload": workload.describe(),

@@ -25,12 +25,22 @@ assumption failed), the search restarts from it, so the answer always meets and 
 smaller does not. A policy that sends no work to the cloud needs no GPU (``bound = "no_cloud"``; more
 cloud cannot change what it meets); a policy the largest cloud tried cannot serve is ``"unattainable"``.
 
+Infeasibility is proved fast, two ways (both ours, `pdcore.sim.unattainable`), each ending the search
+as ``"unattainable"`` with the reason in `Sizing.reason`:
+
+- before any probe: when the share of requests that could meet the SLO even alone on an idle cloud
+  (`attainment_bound`) is below ``target``, no cloud can reach it, and no probe is run;
+- while growing: when doubling the cloud (to less than the largest allowed) no longer helps
+  (`doubling_helps`: the attainment did not rise, and what the missing requests miss by fell by less than
+  `PLATEAU_GAIN`), the search stops at the best cloud found.
+
 GPUs are ``replicas * gpus_per_replica``; goodput per GPU is the rate of requests that meet the SLO
 divided by the GPUs (DistServe's per-GPU goodput).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -44,16 +54,24 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
 from pdcore.sim.result import SimResult
 from pdcore.sim.scenario import Scenario
+from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
 from pdcore.slo import within
 from pdcore.traces.workload import Workload
 
-__all__ = ["DEFAULT_MAX_REPLICAS", "DEFAULT_SIZING_TARGET", "Sizing", "size_cloud", "sizing_attainment"]
+__all__ = [
+    "DEFAULT_MAX_REPLICAS",
+    "DEFAULT_SIZING_TARGET",
+    "Sizing",
+    "size_cloud",
+    "sizing_attainment",
+]
 
 DEFAULT_SIZING_TARGET = 0.9
 """Default share of requests that must meet the SLO."""
 
 DEFAULT_MAX_REPLICAS = 64
 """Default cap on the replicas of one pool (or of a colocated cloud) in the search."""
+
 
 Bound = Literal["found", "no_cloud", "unattainable"]
 Progress = Callable[[str, float, bool], None]
@@ -80,13 +98,17 @@ class Sizing:
         prefill_replicas: Prefill replicas (disaggregated; 0 with ``"no_cloud"``).
         decode_replicas: Decode replicas (disaggregated; 0 with ``"no_cloud"``).
         gpus: GPUs of the cloud found (0 with ``"no_cloud"``; None when unattainable).
-        attainment: Its SLO attainment (with ``"unattainable"``, the largest cloud's).
+        attainment: Its SLO attainment (with ``"unattainable"``, the best cloud's that was tried, or, when
+            no cloud was tried, the most any cloud can attain, `pdcore.sim.attainment_bound`).
         fewer: ``{cloud: attainment}`` one replica fewer in each pool, each below ``target``.
         target: The attainment the cloud had to reach.
         rate_rps: The workload's request rate.
-        goodput_per_gpu_rps: Requests per second meeting the SLO, per GPU (None without GPUs).
+        goodput_per_gpu_rps: Requests per second meeting the SLO, per GPU (None without GPUs, or when the
+            bound settled it without a probe).
         bound: ``"found"``, ``"no_cloud"`` or ``"unattainable"``.
         probes: Simulations run.
+        reason: Why the SLO is unattainable, as a clause (``"the largest tried, 64P+64D, meets it for
+            80.0%"``); empty otherwise. Not part of `describe`.
     """
 
     policy: str
@@ -102,6 +124,7 @@ class Sizing:
     goodput_per_gpu_rps: float | None
     bound: Bound
     probes: int
+    reason: str = ""
 
     @property
     def cloud(self) -> str:
@@ -175,6 +198,9 @@ class _Search:
     target: float
     progress: Progress | None
     seen: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
+    times: dict[tuple[int, int], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = field(
+        default_factory=dict
+    )
     colocated: bool = field(init=False)
     delays: npt.NDArray[np.float64] = field(init=False)
     rate: float = field(init=False)
@@ -196,16 +222,32 @@ class _Search:
             )
             used = float(np.sum(result.results["cloud_prefill_gpu_s"])) > 0.0
             self.seen[cloud] = (sizing_attainment(result), used)
+            self.times[cloud] = (result.results["ttft_s"], result.results["max_gap_s"])
             if self.progress is not None:
                 attainment = self.seen[cloud][0]
-                self.progress(_label(self.scenario.deployment, cloud), attainment, attainment >= self.target)
+                self.progress(self.label(cloud), attainment, attainment >= self.target)
         return self.seen[cloud]
 
     def meets(self, cloud: tuple[int, int]) -> bool:
         return self.run(cloud)[0] >= self.target
 
-    def sizing(self, cloud: tuple[int, int], bound: Bound, fewer: dict[str, float]) -> Sizing:
-        attainment = self.run(cloud)[0]
+    def label(self, cloud: tuple[int, int]) -> str:
+        return _label(self.scenario.deployment, cloud)
+
+    def helps(self, smaller: tuple[int, int], larger: tuple[int, int]) -> bool:
+        """Whether ``larger`` (twice ``smaller``) still helped (`pdcore.sim.unattainable.doubling_helps`)."""
+        before, after = self.times[smaller], self.times[larger]
+        attainment = (self.run(smaller)[0], self.run(larger)[0])
+        return doubling_helps(self.scenario.slo, attainment, (before[0], after[0]), (before[1], after[1]))
+
+    def sizing(
+        self, cloud: tuple[int, int], bound: Bound, fewer: dict[str, float], *, reason: str = ""
+    ) -> Sizing:
+        return self.record(cloud, bound, fewer, self.run(cloud)[0], reason=reason)
+
+    def record(
+        self, cloud: tuple[int, int], bound: Bound, fewer: dict[str, float], attainment: float, *, reason: str
+    ) -> Sizing:
         per_replica = self.scenario.cloud.gpus_per_replica
         if bound == "no_cloud":
             replicas, prefill, decode, gpus = 0, 0, 0, 0
@@ -227,21 +269,58 @@ class _Search:
             goodput_per_gpu_rps=self.rate * attainment / gpus if gpus else None,
             bound=bound,
             probes=len(self.seen),
+            reason=reason,
         )
+
+    def proved_unattainable(self, max_replicas: int) -> Sizing | None:
+        """The sizing when `attainment_bound` shows no cloud can reach ``target``; None otherwise."""
+        found = attainment_bound(self.workload, self.scenario)
+        if found.attainment >= self.target:
+            return None
+        reason = found.reason()
+        largest = (max_replicas, 0) if self.colocated else (max_replicas, max_replicas)
+        # no cloud was run: the attainment is a bound, not a rate of requests served
+        sized = self.record(largest, "unattainable", {}, found.attainment, reason=reason)
+        return dataclasses.replace(sized, goodput_per_gpu_rps=None)
+
+    def grow(self, max_replicas: int) -> tuple[int, Sizing | None]:
+        """The smallest doubling ``n`` whose cloud meets; or the unattainable sizing (module docstring)."""
+        n = 1
+        cloud = (1, 0) if self.colocated else (1, 1)
+        while not self.meets(cloud):
+            if n >= max_replicas:
+                reason = f"the largest tried, {self.label(cloud)}, meets it for {self.run(cloud)[0]:.1%}"
+                return n, self.sizing(cloud, "unattainable", {}, reason=reason)
+            n = min(2 * n, max_replicas)
+            larger = (n, 0) if self.colocated else (n, n)
+            if n < max_replicas and not self.meets(larger) and not self.helps(cloud, larger):
+                best = max((cloud, larger), key=lambda c: self.run(c)[0])
+                reason = (
+                    f"the best found, {self.label(best)}, meets it for {self.run(best)[0]:.1%}, and doubling "
+                    f"{self.label(cloud)} to {self.label(larger)} neither raised that nor cut the TTFT or "
+                    f"largest gap the missing requests miss by {PLATEAU_GAIN:.0%}, so more replicas cannot "
+                    "help"
+                )
+                return n, self.sizing(best, "unattainable", {}, reason=reason)
+            cloud = larger
+        return n, None
 
     def smallest(self, max_replicas: int) -> Sizing:
         """The search of the module docstring."""
+        proved = self.proved_unattainable(max_replicas)
+        if proved is not None:
+            return proved
         colocated, meets = self.colocated, self.meets
         first = (1, 0) if colocated else (1, 1)
         attainment, used = self.run(first)
         if not used:
-            return self.sizing(first, "no_cloud" if attainment >= self.target else "unattainable", {})
-        # grow until one meets
-        n = 1
-        while not meets((n, 0) if colocated else (n, n)):
-            if n >= max_replicas:
-                return self.sizing((n, 0) if colocated else (n, n), "unattainable", {})
-            n = min(2 * n, max_replicas)
+            if attainment >= self.target:
+                return self.sizing(first, "no_cloud", {})
+            reason = f"the policy sends no work to the cloud and meets it for {attainment:.1%} without one"
+            return self.sizing(first, "unattainable", {}, reason=reason)
+        n, unattainable = self.grow(max_replicas)
+        if unattainable is not None:
+            return unattainable
         cloud = (_smallest(1, n, lambda r: meets((r, 0))), 0) if colocated else (n, n)
         while True:
             if not colocated:
@@ -251,7 +330,7 @@ class _Search:
                 smaller.append((cloud[0], cloud[1] - 1))
             passing = [c for c in smaller if meets(c)]
             if not passing:
-                fewer = {_label(self.scenario.deployment, c): self.run(c)[0] for c in smaller}
+                fewer = {self.label(c): self.run(c)[0] for c in smaller}
                 return self.sizing(cloud, "found", fewer)
             cloud = passing[0]  # attainment was not monotone here: search on from the smaller cloud
 
