@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pdcore.cli.options import profile_path
 from pdcore.exceptions import InvalidInputError, ProfileError
+from pdcore.inputs import input_at
 from pdcore.profiles import (
     NETWORK_PRESETS,
     CloudProfile,
@@ -24,6 +26,7 @@ from pdcore.profiles import (
     load_device_profile,
     network_preset,
 )
+from pdcore.profiles.registry import is_profile_path
 
 DATA = Path(__file__).resolve().parents[1] / "python" / "pdcore" / "profiles" / "data"
 
@@ -451,6 +454,50 @@ def test_profiles_load_from_a_path(tmp_path: Path) -> None:
     assert device.source.endswith("mine.toml")
     cloud = load_cloud_profile(_write(tmp_path, "cloud.toml", CLOUD_TOML))
     assert cloud.name == "test-cloud"
+
+
+@pytest.mark.parametrize(
+    ("value", "is_path"),
+    [
+        ("llama3-8b-a100", False),
+        ("phone.toml", True),
+        ("phone.TOML", True),
+        ("r/phone.profile", True),
+        ("./phone", True),
+        ("phone.profile", False),
+        (Path("phone"), True),
+    ],
+)
+def test_one_rule_tells_a_profile_path_from_a_name(value: str | Path, is_path: bool) -> None:
+    assert is_profile_path(value) is is_path
+    # the command line asks the same rule (a PathLike is a path; its text alone may not be)
+    assert (profile_path(str(value)) is not None) is is_profile_path(str(value))
+
+
+@pytest.mark.parametrize("name", ["phone.TOML", "r/phone.profile"])
+def test_a_profile_file_of_any_name_is_read_and_noted_as_an_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Read as a file whatever its suffix or case, and noted, so no output of the run can replace it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r").mkdir()
+    _write(tmp_path, name, DEVICE_TOML)
+    assert load_device_profile(name).name == "test-device"
+    assert input_at(tmp_path / name) == name
+    _write(tmp_path, "r/cloud.Toml", CLOUD_TOML)
+    assert load_cloud_profile("r/cloud.Toml").name == "test-cloud"
+    assert input_at(tmp_path / "r" / "cloud.Toml") == "r/cloud.Toml"
+
+
+def test_a_bare_file_name_is_not_taken_for_a_profile_but_the_fix_says_how(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "phone.profile", DEVICE_TOML)
+    with pytest.raises(
+        ProfileError, match=r"unknown device profile 'phone\.profile'.*pass \./phone\.profile"
+    ):
+        load_device_profile("phone.profile")
 
 
 # --- network --------------------------------------------------------------------------------------------

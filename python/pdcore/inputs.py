@@ -12,6 +12,9 @@ the same input.
 `input_file` is the edge every reader of a user's file passes first: it refuses a path that is not a
 path, names what the path is when it is not a regular file (missing, a directory, a FIFO, a device, a
 socket: a FIFO would block the read, a device stream forever) and notes the file as an input.
+
+`names_file` is the one rule that tells a file's path from a shipped name where a value may be either (a
+profile flag, a curve named in a policy setting): such a path is an input whatever its suffix or case.
 """
 
 from __future__ import annotations
@@ -22,9 +25,18 @@ from pathlib import Path
 
 from pdcore.exceptions import InvalidInputError
 
-__all__ = ["forget_inputs", "input_at", "input_file", "inputs_under", "note_input"]
+__all__ = ["forget_inputs", "input_at", "input_file", "inputs_under", "names_file", "note_input"]
 
 _NOTED: dict[tuple[int, int], str] = {}
+
+
+def names_file(name_or_path: str | os.PathLike[str], suffix: str = ".toml") -> bool:
+    """Whether a value that is a shipped name or a path is a path: an `os.PathLike`, or text that holds a
+    path separator or ends in ``suffix`` in any case (``r/phone.profile``, ``phone.TOML``)."""
+    if not isinstance(name_or_path, str):
+        return True
+    separators = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return any(sep in name_or_path for sep in separators) or name_or_path.lower().endswith(suffix.lower())
 
 
 def note_input(path: str | os.PathLike[str]) -> None:

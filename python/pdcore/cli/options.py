@@ -44,6 +44,7 @@ from pdcore.profiles import (
     DeviceProfile,
     NetworkProfile,
 )
+from pdcore.profiles.registry import is_profile_path
 from pdcore.sim.spec import SYNTHETIC_RATE_RPS, SYNTHETIC_REQUESTS, ScenarioSpec, WorkloadSpec
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 from pdcore.traces import Workload
@@ -282,8 +283,9 @@ def max_tpot_flag(max_tpot: float | None, old: float | None) -> float:
 
 
 def profile_path(name_or_path: str) -> str | None:
-    """A profile flag's value when it names a file (an input that no output may replace), else None."""
-    return name_or_path if name_or_path.endswith(".toml") or "/" in name_or_path else None
+    """A profile flag's value when it names a file (an input that no output may replace), else None
+    (`pdcore.profiles.registry.is_profile_path`, the one rule)."""
+    return name_or_path if is_profile_path(name_or_path) else None
 
 
 def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, str | Path | None]) -> None:

@@ -2,8 +2,11 @@
 
 Shipped device and cloud profiles are the TOML files under ``pdcore/profiles/data/device`` and
 ``pdcore/profiles/data/cloud``, read with `importlib.resources` so they work from a wheel as well as a
-source tree. A profile's registry name is its file stem. Anything that looks like a path (a
-`os.PathLike`, or a string ending in ``.toml`` or containing a path separator) is read as a file instead.
+source tree. A profile's registry name is its file stem. Anything that looks like a path (an
+`os.PathLike`, or a string that holds a path separator or ends in ``.toml`` in any case: `is_profile_path`,
+the one rule every command shares) is read as a file instead. Every profile file read, a user's or a
+shipped one, is noted as an input of the run (`pdcore.inputs.note_input`), so no output of the run can
+replace it and no report directory swapped in can delete it.
 
 The default profiles (`DEFAULT_DEVICE`, `DEFAULT_CLOUD`, `DEFAULT_NETWORK`) are the setting of the headline
 results, and what every command runs with when no profile is named.
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pdcore.exceptions import ProfileError
+from pdcore.inputs import names_file, note_input
 from pdcore.profiles._toml import parse_toml
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -34,6 +38,7 @@ __all__ = [
     "DEFAULT_DEVICE",
     "DEFAULT_NETWORK",
     "SHIPPED_PREFIX",
+    "is_profile_path",
     "list_cloud_profiles",
     "list_device_profiles",
     "list_network_presets",
@@ -71,10 +76,10 @@ def _shipped(kind: str) -> dict[str, Traversable]:
     }
 
 
-def _looks_like_path(name_or_path: str | os.PathLike[str]) -> bool:
-    if not isinstance(name_or_path, str):
-        return True
-    return name_or_path.endswith(".toml") or os.sep in name_or_path or "/" in name_or_path
+def is_profile_path(name_or_path: str | os.PathLike[str]) -> bool:
+    """Whether a profile flag's value names a file rather than a shipped profile (`pdcore.inputs.names_file`:
+    an `os.PathLike`, or text with a path separator or a ``.toml`` suffix in any case)."""
+    return names_file(name_or_path, ".toml")
 
 
 def _read_shipped(kind: str, name: str, flag: str) -> tuple[str, str]:
@@ -82,10 +87,13 @@ def _read_shipped(kind: str, name: str, flag: str) -> tuple[str, str]:
     entry = entries.get(name)
     if entry is None:
         known = ", ".join(sorted(entries)) or "(none)"
+        hint = f" (to read the file {name!r}, pass ./{name})" if Path(name).is_file() else ""
         raise ProfileError(
             f"unknown {kind} profile {name!r}; fix: pass one of {known} to {flag}, or the path of a .toml "
-            f"{kind} profile"
+            f"{kind} profile{hint}"
         )
+    if isinstance(entry, os.PathLike):
+        note_input(entry)  # the package's own file: no output may replace it either
     return entry.read_text(encoding="utf-8"), f"{SHIPPED_PREFIX}{kind}/{entry.name}"
 
 
@@ -108,7 +116,8 @@ def load_device_profile(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
     """Loads a device profile by shipped name or from a TOML file.
 
     Args:
-        name_or_path: A name from `list_device_profiles`, or a path to a profile file.
+        name_or_path: A name from `list_device_profiles`, or a path to a profile file (`is_profile_path`);
+            the file read is noted as an input of the run.
 
     Returns:
         The validated profile.
@@ -117,7 +126,8 @@ def load_device_profile(name_or_path: str | os.PathLike[str]) -> DeviceProfile:
         ProfileError: The name is unknown (the message lists the known ones), the file is missing, or the
             profile is invalid.
     """
-    if _looks_like_path(name_or_path):
+    if is_profile_path(name_or_path):
+        note_input(name_or_path)
         return DeviceProfile.from_toml_file(Path(name_or_path))
     text, source = _read_shipped("device", str(name_or_path), "--device")
     return DeviceProfile.from_mapping(parse_toml(text, source), source=source)
@@ -127,7 +137,8 @@ def load_cloud_profile(name_or_path: str | os.PathLike[str]) -> CloudProfile:
     """Loads a cloud profile by shipped name or from a TOML file.
 
     Args:
-        name_or_path: A name from `list_cloud_profiles`, or a path to a profile file.
+        name_or_path: A name from `list_cloud_profiles`, or a path to a profile file (`is_profile_path`);
+            the file read is noted as an input of the run.
 
     Returns:
         The validated profile.
@@ -136,7 +147,8 @@ def load_cloud_profile(name_or_path: str | os.PathLike[str]) -> CloudProfile:
         ProfileError: The name is unknown (the message lists the known ones), the file is missing, or the
             profile is invalid.
     """
-    if _looks_like_path(name_or_path):
+    if is_profile_path(name_or_path):
+        note_input(name_or_path)
         return CloudProfile.from_toml_file(Path(name_or_path))
     text, source = _read_shipped("cloud", str(name_or_path), "--cloud")
     return CloudProfile.from_mapping(parse_toml(text, source), source=source)
