@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -14,7 +16,14 @@ import pytest
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.inputs import note_input
-from pdcore.outputs import atomic_directory, atomic_path, check_outputs, open_text, write_text
+from pdcore.outputs import (
+    atomic_directory,
+    atomic_path,
+    check_output_dir,
+    check_outputs,
+    open_text,
+    write_text,
+)
 
 
 def _listing(folder: Path) -> list[str]:
@@ -251,3 +260,107 @@ def test_sigterm_removes_the_temporary(tmp_path: Path) -> None:
         assert child.wait(timeout=30) == 128 + signal.SIGTERM
     assert target.read_text(encoding="utf-8") == "old"
     assert _listing(tmp_path) == ["out.json"]
+
+
+@pytest.mark.parametrize(
+    ("out", "words"),
+    [
+        (".", "is the current directory"),
+        ("..", "is a directory that holds the current directory"),
+        ("{here}", "is the current directory"),
+        ("{home}", "is the home directory"),
+        ("/", "is the root directory"),
+    ],
+)
+def test_a_report_directory_is_never_where_the_run_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str, words: str
+) -> None:
+    """Replacing the current directory, one above it, the home directory or the root whole is refused
+    before any work, with or without force (``--out .`` once failed with a ValueError at the very end)."""
+    here, home = tmp_path / "here", tmp_path / "home"
+    here.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("HOME", str(home))
+    target = out.format(here=here, home=home)
+    for force in (False, True):
+        with pytest.raises(
+            InvalidInputError, match=rf"--out '{re.escape(target)}' {words}.*fix: .*--out report"
+        ):
+            check_output_dir(target, force=force)
+        with pytest.raises(InvalidInputError, match=words):
+            atomic_directory(target, force=force).__enter__()
+    assert _listing(tmp_path) == ["here", "home"]
+
+
+def test_a_report_directory_named_through_dot_dot_is_swapped_whole(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "old.md").write_text("old", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    with atomic_directory(tmp_path / "sub" / ".." / "report", force=True) as building:
+        (building / "report.md").write_text("new", encoding="utf-8")
+    assert _listing(out) == ["report.md"]
+    assert _listing(tmp_path) == ["report", "sub"]
+
+
+def _disk_full(*_: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_names_the_file_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed fsync or write names no file; the error names the output asked for, never a temporary."""
+    target = tmp_path / "a.json"
+    target.write_text("old", encoding="utf-8")
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(OSError, match="No space left") as caught:
+        write_text(target, "new")
+    assert (caught.value.errno, caught.value.filename) == (errno.ENOSPC, str(target))
+    assert target.read_text(encoding="utf-8") == "old"
+    monkeypatch.undo()
+
+    def write_fails() -> None:
+        with atomic_path(target):
+            _disk_full()
+
+    with pytest.raises(OSError, match="No space left") as caught:
+        write_fails()
+    assert caught.value.filename == str(target)
+    assert _listing(tmp_path) == ["a.json"]
+
+
+def test_a_full_disk_inside_a_report_names_its_place_in_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "r"
+
+    def report_on_a_full_disk() -> None:
+        with atomic_directory(out, force=False) as building:
+            monkeypatch.setattr(os, "fsync", _disk_full)
+            write_text(building / "results.json", "{}")
+
+    with pytest.raises(OSError, match="No space left") as caught:
+        report_on_a_full_disk()
+    assert caught.value.filename == str(out / "results.json")
+    monkeypatch.undo()
+
+    def directory_on_a_full_disk() -> None:
+        with atomic_directory(out, force=False):
+            _disk_full()
+
+    with pytest.raises(OSError, match="No space left") as caught:
+        directory_on_a_full_disk()
+    assert caught.value.filename == str(out)
+    assert _listing(tmp_path) == []
+
+
+def test_the_early_check_notes_every_input_it_is_given(tmp_path: Path) -> None:
+    """An input named only to the early check is still refused by the writers (whatever flag names it)."""
+    curve = tmp_path / "q.toml"
+    curve.write_text("curve", encoding="utf-8")
+    check_outputs(
+        {"--json": tmp_path / "out.json"}, {"quality in --policies pd-device:quality=q.toml": curve}
+    )
+    with pytest.raises(InvalidInputError, match="same file as the input"):
+        write_text(tmp_path / "q.toml", "overwritten")
+    assert curve.read_text(encoding="utf-8") == "curve"

@@ -6,16 +6,21 @@ Invariants:
   target (`atomic_path`, `write_text`, `open_text`). A failure part-way (a full disk, Ctrl-C, an exception
   from the caller) removes the temporary file and leaves any previous file at the target untouched.
 - An output never replaces an input, and two outputs never share a file: `check_outputs` compares resolved
-  paths, and hard links through `os.path.samefile` when both exist, before any work is done; the writers
-  themselves refuse any file this process read as an input (`pdcore.inputs`), whatever flag named it.
+  paths, and hard links through `os.path.samefile` when both exist, before any work is done, and notes
+  every input it is given (`pdcore.inputs.note_input`); the writers themselves refuse any file this
+  process read as an input (`pdcore.inputs`), whatever flag named it.
 - Only a regular file is replaced. A symlink to one is kept and the file it names is replaced. A
   character device or a FIFO (``/dev/null``, ``/dev/stdout``, a terminal, a named pipe) is written to as a
   stream, never replaced; a block device or a socket is refused with the fix.
 - A directory of outputs (``pdcore reproduce --out``) is built in a sibling temporary directory and swapped
   in whole (`atomic_directory`): a non-empty target is refused unless ``force`` is given, a target holding
-  an input of the run is refused, a symlinked target is kept and the directory it names is swapped, and an
-  interrupted build leaves the old directory as it was. The command line turns SIGTERM and SIGHUP into
-  the same clean exit as Ctrl-C, so no temporary is left behind by a signal either.
+  an input of the run is refused, and so are the current directory, a directory above it, the home
+  directory and the root (ours: replacing one of those whole is never what a report means), a symlinked
+  target is kept and the directory it names is swapped, and an interrupted build leaves the old directory
+  as it was. The command line turns SIGTERM and SIGHUP into the same clean exit as Ctrl-C, so no
+  temporary is left behind by a signal either.
+- An error while writing (a full disk, a failed fsync) names the file the caller asked for, never the
+  temporary: inside a report directory, the file's place in the directory given.
 
 The renamed file gets the permissions a plain ``open(path, "w")`` would give it (``0o666`` less the umask),
 or the previous file's permissions when it replaces one.
@@ -34,7 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.inputs import input_at, inputs_under
+from pdcore.inputs import input_at, inputs_under, note_input
 
 __all__ = [
     "atomic_directory",
@@ -63,8 +68,11 @@ def _fsync_directory(folder: Path) -> None:
             os.close(handle)
 
 
-def _named(exc: OSError, path: Path) -> OSError:
-    """The same error, naming the output the user asked for rather than the temporary file."""
+def _named(exc: OSError, path: Path, temporary: Path) -> OSError:
+    """The same error naming the output the user asked for, when it named the temporary file or nothing
+    (a write or fsync that fails for a full disk names no file); else ``exc`` itself."""
+    if isinstance(exc.filename, (str, os.PathLike)) and os.fspath(exc.filename) != str(temporary):
+        return exc
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
@@ -126,9 +134,10 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
             temporary.unlink(missing_ok=True)
             raise
     except OSError as exc:
-        if exc.filename in (str(temporary), temporary):
-            raise _named(exc, target) from exc
-        raise
+        named = _named(exc, target, temporary)
+        if named is exc:
+            raise
+        raise named from exc
 
 
 @contextlib.contextmanager
@@ -141,6 +150,11 @@ def _streamed(target: Path) -> Iterator[Path]:
         yield temporary
         with temporary.open("rb") as source, target.open("wb") as stream:
             shutil.copyfileobj(source, stream)
+    except OSError as exc:
+        named = _named(exc, target, temporary)
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -188,6 +202,8 @@ def check_outputs(
     Args:
         outputs: Flag (or argument name) to output file; None entries are skipped.
         inputs: Flag to input file; None entries, and names that are not paths, are skipped by the caller.
+            Each is noted as an input of the run (`pdcore.inputs.note_input`), so the writers refuse it
+            too, whichever flag later names it.
 
     Raises:
         InvalidInputError: An output's directory does not exist, the output is a directory, it is the same
@@ -195,6 +211,8 @@ def check_outputs(
     """
     given = {flag: Path(path) for flag, path in outputs.items() if path is not None}
     sources = {flag: Path(path) for flag, path in (inputs or {}).items() if path is not None}
+    for source in sources.values():
+        note_input(source)
     for flag, path in given.items():
         folder = path.parent if str(path.parent) else Path()
         if not folder.is_dir():
@@ -224,10 +242,38 @@ def check_outputs(
                 )
 
 
+def _home() -> Path | None:
+    try:
+        return Path.home().resolve()
+    except (RuntimeError, KeyError, OSError):  # no home directory known
+        return None
+
+
+def _refuse_surroundings(out: Path, resolved: Path, flag: str) -> None:
+    """Refuses the root, the home directory, and the current directory or one above it (module docstring)."""
+    here = Path.cwd().resolve()
+    if resolved == Path(resolved.anchor):
+        what = "the root directory"
+    elif resolved == _home():
+        what = "the home directory"
+    elif resolved == here:
+        what = "the current directory"
+    elif resolved in here.parents:
+        what = f"a directory that holds the current directory ({str(here)!r})"
+    else:
+        return
+    raise InvalidInputError(
+        f"{flag} {str(out)!r} is {what}, which the report would replace whole; fix: pass a directory of "
+        f"its own, e.g. {flag} report"
+    )
+
+
 def check_output_dir(
     path: PathLike, *, force: bool, flag: str = "--out", inputs: Mapping[str, PathLike | None] | None = None
 ) -> None:
-    """Refuses an output directory that is a file, holds an input, or is non-empty without ``force``.
+    """Refuses an output directory that is a file, holds an input, is the current directory, one above it,
+    the home directory or the root, or is non-empty without ``force``. Each input given is noted
+    (`pdcore.inputs.note_input`), and every input noted so far counts.
 
     Raises:
         InvalidInputError: Naming ``flag`` and the fix.
@@ -241,9 +287,11 @@ def check_output_dir(
             f"{flag} {str(out)!r}: directory {str(parent)!r} does not exist; fix: create it first"
         )
     resolved = out.resolve()
+    _refuse_surroundings(out, resolved, flag)
     for source_flag, source in (inputs or {}).items():
         if source is None:
             continue
+        note_input(source)
         source_path = Path(source).resolve()
         if source_path == resolved or resolved in source_path.parents:
             raise InvalidInputError(
@@ -277,12 +325,16 @@ def atomic_directory(path: PathLike, *, force: bool, flag: str = "--out") -> Ite
     """
     given = Path(path)
     check_output_dir(given, force=force, flag=flag)
-    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    # the directory itself, a symlink's target included: ``r/..`` or ``./r`` have no name of their own
+    target = Path(os.path.realpath(given))
     building = _temporary_name(target)
     building.mkdir(mode=0o777)
     try:
         yield building
         _fsync_directory(building)
+    except OSError as exc:
+        shutil.rmtree(building, ignore_errors=True)
+        raise _in_directory(exc, building, given) from exc
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -301,3 +353,14 @@ def atomic_directory(path: PathLike, *, force: bool, flag: str = "--out") -> Ite
     _fsync_directory(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _in_directory(exc: OSError, building: Path, given: Path) -> OSError:
+    """``exc`` naming the file's place in the directory the caller gave rather than in the temporary one
+    (the directory itself when the error names no file)."""
+    if not isinstance(exc.filename, (str, os.PathLike)):
+        return OSError(exc.errno, exc.strerror or str(exc), str(given))
+    name = Path(os.fspath(exc.filename))
+    if name != building and building not in name.parents:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(given / name.relative_to(building)))

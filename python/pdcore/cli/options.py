@@ -234,10 +234,9 @@ def reported(*, live: bool = False) -> Iterator[None]:
         if live:
             target = exc.filename if exc.filename is not None else "a file"
             _error(f"cannot use {str(target)!r}: {reason}")
-        target = exc.filename if exc.filename is not None else "output"
-        _error(
-            f"cannot write {str(target)!r}: {reason}; fix: check that the directory exists and is writable"
-        )
+        # the writers name the file given (`pdcore.outputs`); an error naming none says so plainly
+        target = "an output" if exc.filename is None else repr(str(exc.filename))
+        _error(f"cannot write {target}: {reason}; fix: check that the directory exists and is writable")
 
 
 EXTRAS: dict[str, tuple[str, str]] = {
