@@ -7,6 +7,8 @@ input, no traceback, and no file that existed before the run is changed.
 from __future__ import annotations
 
 import math
+import errno
+import io
 import os
 import shutil
 import subprocess
@@ -116,6 +118,63 @@ def test_a_hard_link_to_the_trace_is_the_trace(folder: Path) -> None:
     os.link(folder / "t.csv", folder / "link.csv")
     args = ["simulate", "--trace", str(folder / "t.csv"), "--out", str(folder / "link.csv")]
     _refused(folder, args, "same")
+
+
+# --- every file a command reads is an input, whatever its name --------------------------------------------
+
+CURVE = "pd-device:refine_ratio=auto,quality={d}/q.toml"
+INPUT_CASES = [
+    (["size", "--trace", "{d}/t.csv", "--json", "{d}/t.csv"], ["--json", "--trace"]),
+    (["size", "--requests", "20", "--device", "{d}/d.toml", "--json", "{d}/d.toml"], ["--json", "--device"]),
+    (["size", "--requests", "20", "--cloud", "{d}/c.toml", "--json", "{d}/c.toml"], ["--json", "--cloud"]),
+    (["size", "--requests", "20", "--policies", CURVE, "--json", "{d}/q.toml"], ["--json", "quality"]),
+    (["compare", *FAST[:2], "--policies", CURVE, "--json", "{d}/q.toml"], ["--json", "quality"]),
+    (["simulate", "--requests", "20", "--policy", CURVE, "--json", "{d}/q.toml"], ["--json", "quality"]),
+    (["compare", *FAST[:2], "--policies", CURVE, "--csv", "{d}/q.toml"], ["--csv", "quality"]),
+    (["compare", *FAST, "--device", "{d}/phone.profile", "--json", "{d}/phone.profile"], ["--device"]),
+    (
+        ["simulate", "--requests", "20", "--device", "{d}/phone.TOML", "--json", "{d}/phone.TOML"],
+        ["--device"],
+    ),
+    (["optimize", "--device", "{d}/phone.profile", "--json", "{d}/phone.profile"], ["--json", "--device"]),
+    (["optimize", "--cloud", "{d}/c.toml", "--json", "{d}/c.toml"], ["--json", "--cloud"]),
+    (["reproduce", "--quick", "--out", "{d}", "--force", "--device", "{d}/phone.profile"], ["phone.profile"]),
+    (["reproduce", "--quick", "--out", "{d}", "--force", "--device", "{d}/phone.TOML"], ["phone.TOML"]),
+    (["reproduce", "--quick", "--out", "{d}", "--force", "--cloud", "{d}/c.toml"], ["c.toml"]),
+    (["reproduce", "--quick", "--out", "{d}", "--force", "--quality", "{d}/q.toml"], ["q.toml"]),
+]
+
+
+@pytest.mark.parametrize(("args", "names"), INPUT_CASES)
+def test_every_input_is_compared_before_any_work(folder: Path, args: list[str], names: list[str]) -> None:
+    """Traces, profiles by any suffix or case, and curves named in a policy setting: each is refused as
+    an output before the run starts (one line, nothing printed first), and a report directory that holds
+    one is never replaced."""
+    for name, source in (("d.toml", DEVICE), ("phone.profile", DEVICE), ("phone.TOML", DEVICE)):
+        shutil.copy(source, folder / name)
+    shutil.copy(CLOUD, folder / "c.toml")
+    shutil.copy(QUALITY, folder / "q.toml")
+    start = time.perf_counter()
+    _refused(folder, [arg.format(d=folder) for arg in args], *names)
+    assert time.perf_counter() - start < 30.0
+
+
+@pytest.mark.parametrize(
+    ("out", "name"),
+    [(".", "current directory"), ("..", "holds the current directory"), ("{home}", "home directory")],
+)
+def test_a_report_never_replaces_the_directory_it_runs_in(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, out: str, name: str
+) -> None:
+    """``reproduce --out . --force`` is refused before any experiment runs (it used to fail after all)."""
+    inner, home = folder / "inner", folder / "home"
+    inner.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(inner)
+    monkeypatch.setenv("HOME", str(home))
+    start = time.perf_counter()
+    _refused(folder, ["reproduce", "--quick", "--force", "--out", out.format(home=home)], name)
+    assert time.perf_counter() - start < 30.0
 
 
 # --- flags -------------------------------------------------------------------------------------------------
@@ -449,6 +508,47 @@ def test_python_api_misuse_is_refused(call: Callable[[], object], name: str) -> 
 # --- a full disk ---------------------------------------------------------------------------------------
 
 
+def _disk_full(*_: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class _FullFile(io.StringIO):
+    """A text file on a full disk: every write fails."""
+
+    def write(self, text: str) -> int:
+        _disk_full(text)
+        return 0
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_a_full_disk_names_the_output_given(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """ENOSPC from a write (no file named in the error) or from fsync: the error names the file given
+    (it once said 'output'), the old file is intact and no temporary is left."""
+    out = folder / "old.json"
+    if where == "fsync":
+        monkeypatch.setattr(os, "fsync", _disk_full)
+    else:
+        real_open = io.open
+
+        def full_open(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+            if "w" in mode and Path(str(file)).name.startswith(".old.json."):
+                return _FullFile()
+            return real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+        monkeypatch.setattr(io, "open", full_open)
+    result = runner.invoke(app, ["compare", *FAST, "--json", str(out)])
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error:"), last
+    assert str(out) in last, last
+    assert "No space left" in last, last
+    assert "'output'" not in last
+    assert out.read_text(encoding="utf-8") == SENTINEL
+    assert not any(".tmp" in path.name for path in folder.iterdir())
+
+
 def test_a_full_disk_keeps_the_old_output(tmp_path: Path) -> None:
     """On a 64 KiB tmpfs filled up, --json fails with exit 2 and the old file is intact (no cut-off file)."""
     if sys.platform != "linux" or shutil.which("unshare") is None:
@@ -480,6 +580,8 @@ def test_a_full_disk_keeps_the_old_output(tmp_path: Path) -> None:
 BAD_INPUTS = (
     len(OUTPUT_CASES)
     + 1
+    + len(INPUT_CASES)
+    + 3
     + 2 * len(FLAG_CASES)
     - 5
     + len(TRACE_ROWS)

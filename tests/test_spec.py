@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pdcore.cli.options import load_profiles, load_workload, workload_spec
-from pdcore.cli.run import build_run
+from pdcore.cli.run import build_run, run_spec
 from pdcore.exceptions import InvalidInputError, ProfileError
 from pdcore.profiles import (
     DEFAULT_CLOUD,
@@ -23,7 +23,7 @@ from pdcore.profiles import (
     network_preset,
 )
 from pdcore.sim import SLO, Scenario
-from pdcore.sim.spec import SYNTHETIC, ScenarioSpec, WorkloadSpec
+from pdcore.sim.spec import SYNTHETIC, ScenarioSpec, WorkloadSpec, named_input, policy_inputs
 from pdcore.sim.sweep import SweepTask
 from pdcore.sim.sweep import WorkloadSpec as SweepWorkloadSpec
 from pdcore.traces import load_trace, synthetic_default, synthetic_long_answer, synthetic_multi_turn
@@ -214,3 +214,50 @@ def test_bad_specs_name_the_fix(trace: Path) -> None:
         ScenarioSpec(deployment="sideways").build()
     with pytest.raises(InvalidInputError, match="do not apply to --trace"):
         workload_spec(trace, seed=0, requests=10, rate=None, limit=None, rate_scale=1.0)
+
+
+def test_each_spec_lists_the_files_it_reads(tmp_path: Path) -> None:
+    """The one list a command compares its outputs with: the trace, profile files whatever their names,
+    and the files named in policy settings (never a shipped name)."""
+    assert WorkloadSpec().inputs() == {}
+    assert WorkloadSpec(trace=tmp_path / "t.csv").inputs() == {"--trace": str(tmp_path / "t.csv")}
+    assert ScenarioSpec().inputs() == {}
+    spec = ScenarioSpec(device="r/phone.profile", cloud="gpu.TOML")
+    assert spec.inputs() == {"--device": "r/phone.profile", "--cloud": "gpu.TOML"}
+    specs = "cloud-only,pd-device:refine_ratio=auto,quality=r/q.curve,pd-device:quality=smollm2-135m"
+    assert policy_inputs(specs) == {
+        "quality in --policies pd-device:refine_ratio=auto,quality=r/q.curve": "r/q.curve"
+    }
+    assert policy_inputs(["pd-device:k=8:quality=q.toml"], "--policy") == {
+        "quality in --policy pd-device:k=8:quality=q.toml": "q.toml"
+    }
+    assert named_input("--quality", "smollm2-135m") == {}
+    assert named_input("--quality", None) == {}
+    assert named_input("--quality", tmp_path / "q") == {"--quality": str(tmp_path / "q")}
+
+
+def test_the_command_line_run_spec_lists_its_inputs_before_reading_them(tmp_path: Path) -> None:
+    flags = {
+        "device": str(tmp_path / "missing.profile"),
+        "cloud": DEFAULT_CLOUD,
+        "deployment": "disaggregated",
+        "replicas": None,
+        "prefill_replicas": None,
+        "decode_replicas": None,
+        "network": "wifi",
+        "rate_scale": 1.0,
+        "limit": None,
+        "seed": 0,
+        "requests": None,
+        "rate": None,
+        "ttft_slo": 1.0,
+        "max_tpot": 0.05,
+        "oversize": "fail",
+    }
+    spec = run_spec(trace=tmp_path / "t.csv", **flags)
+    assert spec.inputs() == {
+        "--trace": str(tmp_path / "t.csv"),
+        "--device": str(tmp_path / "missing.profile"),
+    }
+    with pytest.raises(InvalidInputError, match="--multi-turn"):
+        run_spec(trace=tmp_path / "t.csv", multi_turn=True, **flags)

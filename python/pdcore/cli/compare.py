@@ -43,13 +43,12 @@ from pdcore.cli.options import (
     TtftOption,
     check_outputs,
     max_tpot_flag,
-    profile_path,
     progress_bars,
     reported,
     stderr,
     stdout,
 )
-from pdcore.cli.run import SCHEMA_VERSION, Run, build_run
+from pdcore.cli.run import SCHEMA_VERSION, Run, run_spec
 from pdcore.cli.tables import policy_table, turn_table, write_csv
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REQUESTS, check_int
@@ -63,6 +62,7 @@ from pdcore.sim import (
     decode_capacity_rps,
     dumps,
 )
+from pdcore.sim.spec import policy_inputs
 from pdcore.slo import DEFAULT_TTFT_SLO_S
 
 __all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]
@@ -102,10 +102,6 @@ RowsOption = Annotated[
 SimulateJsonOption = Annotated[
     Path | None, typer.Option("--json", help="Write the aggregate report as JSON.")
 ]
-
-
-def _inputs(trace: Path | None, device: str, cloud: str) -> dict[str, str | Path | None]:
-    return {"--trace": trace, "--device": profile_path(device), "--cloud": profile_path(cloud)}
 
 
 def _policies(spec: str) -> list[Policy]:
@@ -184,11 +180,9 @@ def compare(
 ) -> None:
     """Run several policies on the same workload and compare them in one table."""
     with reported():
-        check_outputs({"--json": json_out, "--csv": csv_out}, _inputs(trace, device, cloud))
         chosen = _policies(policies)
         search = _capacity_search(capacity, capacity_target, capacity_window)
-        started = time.perf_counter()
-        run = build_run(
+        spec = run_spec(
             trace=trace,
             device=device,
             cloud=cloud,
@@ -210,6 +204,9 @@ def compare(
             energy_weight=energy_weight,
             multi_turn=multi_turn,
         )
+        check_outputs({"--json": json_out, "--csv": csv_out}, spec.inputs() | policy_inputs(policies))
+        started = time.perf_counter()
+        run = spec.build()
         reports = _reports(run, chosen, search)
         document = run.document(reports)
         if search is not None:
@@ -295,10 +292,8 @@ def simulate(
     """Run one policy and write one row per request (CSV or Parquet)."""
     with reported():
         _check_rows_file(out)
-        check_outputs({"--out": out, "--json": json_out}, _inputs(trace, device, cloud))
         chosen = make_policy(policy)
-        started = time.perf_counter()
-        run = build_run(
+        spec = run_spec(
             trace=trace,
             device=device,
             cloud=cloud,
@@ -320,6 +315,9 @@ def simulate(
             energy_weight=energy_weight,
             multi_turn=multi_turn,
         )
+        check_outputs({"--out": out, "--json": json_out}, spec.inputs() | policy_inputs([policy], "--policy"))
+        started = time.perf_counter()
+        run = spec.build()
         result = run.scenario.run(run.workload, chosen, seed=seed)
         report = result.aggregate()
         if out is not None:

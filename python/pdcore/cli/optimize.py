@@ -26,7 +26,6 @@ from pdcore.cli.options import (
     check_outputs,
     check_slo_flags,
     max_tpot_flag,
-    profile_path,
     reported,
     stdout,
 )
@@ -46,7 +45,7 @@ from pdcore.profiles import DeviceProfile
 from pdcore.sim.grid import GridPoint, grid_check
 from pdcore.sim.metrics import round_floats
 from pdcore.sim.scenario import Scenario
-from pdcore.sim.spec import ScenarioSpec, WorkloadSpec
+from pdcore.sim.spec import ScenarioSpec, WorkloadSpec, named_input
 from pdcore.slo import DEFAULT_TTFT_SLO_S
 
 __all__ = ["optimize", "register"]
@@ -311,24 +310,18 @@ def optimize(
     is within --quality-budget.
     """
     with reported():
-        check_outputs(
-            {"--json": json_out},
-            {
-                "--trace": trace,
-                "--device": profile_path(device_profile),
-                "--cloud": profile_path(cloud_profile),
-                "--quality": quality,
-            },
-        )
         objective = max_tpot_flag(max_tpot, tpot_slo)
-        check_slo_flags(ttft_slo, objective)
-        scenario = ScenarioSpec(
+        spec = ScenarioSpec(
             device=device_profile,
             cloud=cloud_profile,
             network=network,
             ttft_slo_s=ttft_slo,
             max_tpot_s=objective,
-        ).build()
+        )
+        traced = {} if trace is None else WorkloadSpec(trace=str(trace)).inputs()
+        check_outputs({"--json": json_out}, traced | spec.inputs() | named_input("--quality", quality))
+        check_slo_flags(ttft_slo, objective)
+        scenario = spec.build()
         device, cloud, net, slo = scenario.device, scenario.cloud, scenario.network, scenario.slo
         prompts = _lengths(trace, lengths)
         ratios, measured, bound = _refinement(refine, quality, quality_budget, quality_bound)

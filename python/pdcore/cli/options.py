@@ -9,7 +9,7 @@ bars, notices and errors go to standard error.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -287,7 +287,7 @@ def profile_path(name_or_path: str) -> str | None:
     return name_or_path if is_profile_path(name_or_path) else None
 
 
-def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, str | Path | None]) -> None:
+def check_outputs(outputs: Mapping[str, Path | None], inputs: Mapping[str, str | Path | None]) -> None:
     """Fails before any work when an output cannot be created, would replace an input or another output
     (`pdcore.outputs.check_outputs`)."""
     _check_outputs(outputs, inputs)
@@ -334,16 +334,24 @@ def workload_spec(
     limit: int | None,
     rate_scale: float,
     synthetic: str = "default",
+    multi_turn: bool = False,
 ) -> WorkloadSpec:
-    """The workload the flags name: ``--trace``, or the seeded ``synthetic`` workload (`WorkloadSpec`).
+    """The workload the flags name: ``--trace``, or the seeded ``synthetic`` workload (`WorkloadSpec`;
+    ``--multi-turn`` picks the multi-turn one).
 
     Raises:
-        InvalidInputError: ``--requests`` or ``--rate`` beside ``--trace``, which they do not shape.
+        InvalidInputError: ``--requests``, ``--rate`` or ``--multi-turn`` beside ``--trace``, which they do
+            not shape.
     """
     if trace is not None and (requests is not None or rate is not None):
         raise InvalidInputError(
             "--requests and --rate shape the synthetic workload and do not apply to --trace; "
             "fix: drop them, or use --limit and --rate-scale on the trace"
+        )
+    if trace is not None and multi_turn:
+        raise InvalidInputError(
+            "--multi-turn picks the synthetic multi-turn workload and does not apply to --trace; fix: drop "
+            "one of them (a trace's own conversations are read from it)"
         )
     return WorkloadSpec(
         trace=None if trace is None else str(trace),
@@ -351,7 +359,7 @@ def workload_spec(
         requests=SYNTHETIC_REQUESTS if requests is None else requests,
         rate_rps=rate,
         limit=limit,
-        synthetic=synthetic,
+        synthetic="multi-turn" if multi_turn else synthetic,
         rate_scale=rate_scale,
     )
 
@@ -368,11 +376,6 @@ def load_workload(
 ) -> Workload:
     """The trace given, or the seeded synthetic workload (single- or multi-turn), cut to ``limit``, replayed
     ``rate_scale`` faster."""
-    if trace is not None and multi_turn:
-        raise InvalidInputError(
-            "--multi-turn picks the synthetic multi-turn workload and does not apply to --trace; fix: drop "
-            "one of them (a trace's own conversations are read from it)"
-        )
     return workload_spec(
         trace,
         seed=seed,
@@ -380,7 +383,7 @@ def load_workload(
         rate=rate,
         limit=limit,
         rate_scale=rate_scale,
-        synthetic="multi-turn" if multi_turn else "default",
+        multi_turn=multi_turn,
     ).load()
 
 

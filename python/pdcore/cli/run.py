@@ -1,5 +1,7 @@
 """The run ``pdcore compare`` and ``pdcore simulate`` share: their flags turned into one run specification
-(`pdcore.sim.spec`), checked at the edge, the scenario built once and the workload loaded once."""
+(`pdcore.sim.spec`), checked at the edge (`run_spec`, which also lists the files the run reads, so that
+outputs are compared with them before any work), then the scenario built once and the workload loaded
+once (`RunSpec.build`)."""
 
 from __future__ import annotations
 
@@ -8,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from pdcore import __version__
-from pdcore.cli.options import check_slo_flags, check_workload_flags, load_workload
+from pdcore.cli.options import check_slo_flags, check_workload_flags, workload_spec
 from pdcore.cli.tables import arrival_rate
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.sim import Scenario
 from pdcore.sim.horizon import check_horizon
-from pdcore.sim.spec import ScenarioSpec
+from pdcore.sim.spec import ScenarioSpec, WorkloadSpec
 from pdcore.traces import OVERSIZE, Workload
 
-__all__ = ["SCHEMA_VERSION", "Run", "build_run", "check_replica_flags"]
+__all__ = ["SCHEMA_VERSION", "Run", "RunSpec", "build_run", "check_replica_flags", "run_spec"]
 
 SCHEMA_VERSION = 1
 """The version of the JSON report's layout (``docs/schema.md``)."""
@@ -60,7 +62,31 @@ class Run:
         )
 
 
-def build_run(
+@dataclass(frozen=True)
+class RunSpec:
+    """The run the flags of `compare` and `simulate` name, by reference: checked, nothing read yet."""
+
+    workload: WorkloadSpec
+    scenario: ScenarioSpec
+    oversize: str
+
+    def inputs(self) -> dict[str, str]:
+        """Every file the run reads, by flag (`WorkloadSpec.inputs`, `ScenarioSpec.inputs`)."""
+        return self.workload.inputs() | self.scenario.inputs()
+
+    def build(self) -> Run:
+        """The scenario built once and the workload loaded once, fitted to one cloud replica's KV cache."""
+        scenario = self.scenario.build()
+        what = f"one {scenario.cloud.name} replica's KV cache"
+        workload = self.workload.load().fit(scenario.cloud.kv_cache_tokens, self.oversize, what=what)
+        check_horizon(workload, scenario.cloud, scenario.device)
+        spec = self.workload
+        return Run(
+            workload=workload, scenario=scenario, seed=spec.seed, rate_scale=spec.rate_scale, limit=spec.limit
+        )
+
+
+def run_spec(
     *,
     trace: Path | None,
     device: str,
@@ -82,9 +108,9 @@ def build_run(
     cost_weight: float = 0.0,
     energy_weight: float = 0.0,
     multi_turn: bool = False,
-) -> Run:
+) -> RunSpec:
     """The workload and the scenario the flags name (`pdcore.sim.spec`), each range-checked at the edge,
-    the scenario built once, the workload fitted to one cloud replica's KV cache."""
+    before any file is read."""
     # flags first, then profiles: a misspelt name should fail before a large trace is read
     check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
     check_slo_flags(ttft_slo, max_tpot)
@@ -104,8 +130,8 @@ def build_run(
         k_sites=k_sites,
         cost_weight=cost_weight,
         energy_weight=energy_weight,
-    ).build()
-    workload = load_workload(
+    )
+    workload = workload_spec(
         trace,
         seed=seed,
         requests=requests,
@@ -113,9 +139,13 @@ def build_run(
         limit=limit,
         rate_scale=rate_scale,
         multi_turn=multi_turn,
-    ).fit(scenario.cloud.kv_cache_tokens, oversize, what=f"one {scenario.cloud.name} replica's KV cache")
-    check_horizon(workload, scenario.cloud, scenario.device)
-    return Run(workload=workload, scenario=scenario, seed=seed, rate_scale=rate_scale, limit=limit)
+    )
+    return RunSpec(workload=workload, scenario=scenario, oversize=oversize)
+
+
+def build_run(**flags: Any) -> Run:
+    """The run the flags name (`run_spec`), built: the scenario once, the workload once."""
+    return run_spec(**flags).build()
 
 
 def check_replica_flags(

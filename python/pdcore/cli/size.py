@@ -33,7 +33,7 @@ from pdcore.cli.options import (
     SeedOption,
     TraceOption,
     TtftOption,
-    check_output,
+    check_outputs,
     check_workload_flags,
     max_tpot_flag,
     progress_bars,
@@ -55,7 +55,7 @@ from pdcore.sim.sizing import (
     size_cloud,
     whole_cloud_gain,
 )
-from pdcore.sim.spec import ScenarioSpec
+from pdcore.sim.spec import ScenarioSpec, policy_inputs
 from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
@@ -184,10 +184,9 @@ def size(
 ) -> None:
     """Find the smallest cloud (GPUs) that meets the SLO for each policy, and the whole-cloud gain."""
     with reported():
-        check_output(json_out, "--json")
         chosen = _policies(trace, workload_kind, policies)
         check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
-        scenario = ScenarioSpec(
+        scenario_spec = ScenarioSpec(
             device=device,
             cloud=cloud,
             network=network,
@@ -195,8 +194,8 @@ def size(
             ttft_slo_s=ttft_slo,
             max_tpot_s=max_tpot_flag(max_tpot, None),
             k_sites=k_sites,
-        ).build()
-        workload = workload_spec(
+        )
+        workload_named = workload_spec(
             trace,
             seed=seed,
             requests=requests,
@@ -204,7 +203,11 @@ def size(
             limit=limit,
             rate_scale=rate_scale,
             synthetic=WORKLOADS[workload_kind],
-        ).load()
+        )
+        inputs = workload_named.inputs() | scenario_spec.inputs() | policy_inputs(policies)
+        check_outputs({"--json": json_out}, inputs)
+        scenario = scenario_spec.build()
+        workload = workload_named.load()
         started = time.perf_counter()
         found = _size_each(workload, chosen, scenario, seed=seed, target=target, max_replicas=max_replicas)
         baseline = found.get("cloud-only")

@@ -48,6 +48,7 @@ from pdcore.report.study import Study
 from pdcore.report.tradeoff import tradeoff_section
 from pdcore.sim.executors import check_executor
 from pdcore.sim.metrics import dumps
+from pdcore.sim.spec import ScenarioSpec, named_input
 
 __all__ = [
     "DEFAULT_CLOUD",
@@ -169,14 +170,12 @@ def _check_tools(executor: str) -> None:
 
 
 def _inputs(
-    traces: Sequence[str | os.PathLike[str]], device: str, cloud: str, quality: str | os.PathLike[str] | None
-) -> dict[str, str | os.PathLike[str] | None]:
-    """The files the report reads, which no output may replace."""
-    inputs: dict[str, str | os.PathLike[str] | None] = {f"--trace {trace}": trace for trace in traces}
-    for name, given in (("--device", device), ("--cloud", cloud), ("--quality", quality)):
-        if given is not None and str(given).endswith(".toml"):
-            inputs[name] = given
-    return inputs
+    traces: Sequence[str | os.PathLike[str]], scenario: ScenarioSpec, quality: str | os.PathLike[str] | None
+) -> dict[str, str]:
+    """The files the report reads, which no output may replace and its directory may not hold: the traces,
+    the profile files (`ScenarioSpec.inputs`) and the quality curve's file (whatever their names)."""
+    inputs = {f"--trace {os.fspath(trace)}": os.fspath(trace) for trace in traces}
+    return inputs | scenario.inputs() | named_input("--quality", quality)
 
 
 def _check_explore(explore: Sequence[int], runs: Sequence[WorkloadRun]) -> None:
@@ -310,20 +309,26 @@ def reproduce(
 
     Raises:
         InvalidInputError: An unknown executor or profile, an unreadable trace or quality curve, matplotlib,
-            plotly or Ray missing, an output directory that is a file, holds a trace, or is not empty without
-            ``force``.
+            plotly or Ray missing, an output directory that is a file, holds an input of the run (a trace,
+            a profile or a curve file, whatever its name), is the current directory, one above it, the
+            home directory or the root, or is not empty without ``force``; each before any experiment
+            runs.
     """
     _check_tools(executor)
     settings = (Settings.quick_preset if quick else Settings.full)(
         device=device, cloud=cloud, network=network, seed=seed
     )
-    scenario = settings.scenario_spec().build()
+    spec = settings.scenario_spec()
+    scenario = spec.build()
     curve = refinement.load(quality)
     settings = replace(settings, quality=None if curve is None else str(quality), explore=tuple(explore))
     out = Path(out_dir)
-    check_output_dir(out, force=force, inputs=_inputs(traces, device, cloud, quality))
+    inputs = _inputs(traces, spec, quality)
+    check_output_dir(out, force=force, inputs=inputs)
     paths = [os.fspath(trace) for trace in traces]
     study = Study.build(settings, scenario, paths, curve=curve, progress=progress)
+    # every input is read (and noted) by now, in this process: checked again before any experiment runs
+    check_output_dir(out, force=force, inputs=inputs)
     _check_explore(explore, study.runs)
     collect(study, executor=executor, workers=workers, ray_address=ray_address)
     return _write(out, study, _document(study, paths), force=force)

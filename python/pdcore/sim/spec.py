@@ -11,6 +11,10 @@
 Both are frozen and pickle to a few hundred bytes. The command line turns its flags into them, the report
 builds them from its settings, and a sweep's task carries them to its worker (`pdcore.sim.sweep`): names
 travel only as far as these loaders; past them, built objects travel.
+
+Each also lists the files it reads (`WorkloadSpec.inputs`, `ScenarioSpec.inputs`; `policy_inputs` for the
+files named in policy settings, `named_input` for a flag that takes a name or a path), so that a command
+compares its outputs with every input before any work (`pdcore.outputs.check_outputs`).
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.inputs import names_file
+from pdcore.policies import split_policy_specs
 from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -47,6 +54,8 @@ __all__ = [
     "SYNTHETIC_REQUESTS",
     "ScenarioSpec",
     "WorkloadSpec",
+    "named_input",
+    "policy_inputs",
 ]
 
 SYNTHETIC_REQUESTS = 2000
@@ -126,6 +135,10 @@ class WorkloadSpec:
     def replace(self, **changes: Any) -> WorkloadSpec:
         """A copy with some fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
+
+    def inputs(self) -> dict[str, str]:
+        """The file the workload reads, by flag: ``{"--trace": path}``, or nothing for a synthetic one."""
+        return {} if self.trace is None else {"--trace": self.trace}
 
     def load(self) -> Workload:
         """Reads the trace or draws the synthetic workload, keeps the first ``limit`` requests, scales its
@@ -216,6 +229,10 @@ class ScenarioSpec:
         """A copy with some fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
+    def inputs(self) -> dict[str, str]:
+        """The profile files the scenario reads, by flag (a shipped profile's name reads none)."""
+        return named_input("--device", self.device) | named_input("--cloud", self.cloud)
+
     def slo(self) -> SLO:
         """The objectives."""
         return SLO(ttft_s=self.ttft_slo_s, max_tpot_s=self.max_tpot_s)
@@ -266,3 +283,29 @@ class ScenarioSpec:
             cost_weight=self.cost_weight,
             energy_weight=self.energy_weight,
         )
+
+
+def named_input(flag: str, name_or_path: str | os.PathLike[str] | None) -> dict[str, str]:
+    """``{flag: path}`` when a flag that takes a shipped name or a path names a file
+    (`pdcore.inputs.names_file`), else nothing."""
+    if name_or_path is None or not names_file(name_or_path):
+        return {}
+    return {flag: os.fspath(name_or_path)}
+
+
+def policy_inputs(policies: str | Iterable[str], flag: str = "--policies") -> dict[str, str]:
+    """The files named in policy settings (``pd-device:quality=q.toml``), by ``"{key} in {flag} {spec}"``.
+
+    ``policies`` is a comma-separated list (`pdcore.policies.split_policy_specs`) or the specs themselves;
+    a setting's value is a file when `pdcore.inputs.names_file` says so, as the settings that read a file
+    (a quality curve) tell a path from a shipped name.
+    """
+    specs = split_policy_specs(policies) if isinstance(policies, str) else list(policies)
+    found: dict[str, str] = {}
+    for spec in specs:
+        _, _, settings = spec.partition(":")
+        for setting in re.split(r"[:,]", settings) if settings else []:
+            key, sep, value = setting.partition("=")
+            if sep and value.strip():
+                found |= named_input(f"{key.strip()} in {flag} {spec}", value.strip())
+    return found
