@@ -234,7 +234,6 @@ def reported(*, live: bool = False) -> Iterator[None]:
         if live:
             target = exc.filename if exc.filename is not None else "a file"
             _error(f"cannot use {str(target)!r}: {reason}")
-        # the writers name the file given (`pdcore.outputs`); an error naming none says so plainly
         target = "an output" if exc.filename is None else repr(str(exc.filename))
         _error(f"cannot write {target}: {reason}; fix: check that the directory exists and is writable")
 
@@ -282,8 +281,7 @@ def max_tpot_flag(max_tpot: float | None, old: float | None) -> float:
 
 
 def profile_path(name_or_path: str) -> str | None:
-    """A profile flag's value when it names a file (an input that no output may replace), else None
-    (`pdcore.profiles.registry.is_profile_path`, the one rule)."""
+    """The profile flag's value if it names a file (`is_profile_path`), an input no output may replace."""
     return name_or_path if is_profile_path(name_or_path) else None
 
 
@@ -340,8 +338,7 @@ def workload_spec(
     ``--multi-turn`` picks the multi-turn one).
 
     Raises:
-        InvalidInputError: ``--requests``, ``--rate`` or ``--multi-turn`` beside ``--trace``, which they do
-            not shape.
+        InvalidInputError: ``--requests``, ``--rate`` or ``--multi-turn`` beside ``--trace``.
     """
     if trace is not None and (requests is not None or rate is not None):
         raise InvalidInputError(
