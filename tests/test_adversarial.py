@@ -6,10 +6,10 @@ input, no traceback, and no file that existed before the run is changed.
 
 from __future__ import annotations
 
-import math
 import errno
 import io
 import json
+import math
 import os
 import shutil
 import subprocess
