@@ -16,6 +16,11 @@ The cloud's limits are learned, not guessed (`CloudClient.context_window`): the 
 server says, else from its error when a request exceeds it (`CloudContextError`), and remembered. Prompt
 lengths in the server's tokens come from its tokenize route where it has one (`CloudClient.count_tokens`).
 
+Every network read has a deadline (ours): a stream a stall deadline only a token resets, a budget of the
+tokens asked for and a whole deadline (`pdcore.runtime.token_stream`); a JSON reply one deadline for headers
+and body, a size and a nesting limit (`pdcore.runtime.json_reply`); a tokenize route that hangs is dropped
+after its first timeout (`pdcore.runtime.cloud_tokenize`). Numbers a server sends are range-checked.
+
 The URL comes from the argument or ``PDCORE_CLOUD_URL``; the API key (optional) from
 the argument or ``PDCORE_CLOUD_API_KEY`` and is sent as a bearer token, never logged and never shown in a
 ``repr`` or an error message.
@@ -24,19 +29,20 @@ Every failure maps onto one of two exceptions (`pdcore.exceptions`, re-exported 
 runtime's fallback:
 
 - `CloudUnavailableError` before the first event (cannot connect, connection refused, an HTTP error
-  status, no first event within the read timeout, an error object instead of a completion): the session
+  status, no token within the read timeout, an error object instead of a completion): the session
   goes on with the device alone. `CloudContextError`, a subclass, when the server says the request
   exceeds its context window (with the window, when it names it).
-- `CloudStreamCutError` after at least one event (the connection drops, the server stops sending for
-  longer than the read timeout, malformed data, or the stream ends with neither a finish reason nor
-  ``[DONE]``): the session keeps what arrived and the device continues from there.
+- `CloudStreamCutError` after at least one event (the connection drops, no token for longer than the
+  read timeout, the whole-request deadline passes, malformed data, or the stream ends with neither a
+  finish reason nor ``[DONE]``): the session keeps what arrived and the device continues from there.
 
 A stream that ends normally carries the finish reason on its last event: ``"stop"`` (the answer is
-complete) or ``"length"`` (the ``max_tokens`` quota was used up).
+complete) or ``"length"`` (the ``max_tokens`` quota was used up, also when the server would have sent more).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -44,7 +50,6 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import SSEError, aconnect_sse
 
 from pdcore.exceptions import (
     CloudContextError,
@@ -53,16 +58,18 @@ from pdcore.exceptions import (
     CloudUnavailableError,
     InvalidInputError,
 )
+from pdcore.runtime.cloud_tokenize import TOKENIZE_DEADLINE_S, TokenizeRoutes
+from pdcore.runtime.json_reply import DETAIL_CHARS, ReplyError, describe, fetch_json, read_limited
 from pdcore.runtime.openai_api import (
-    CONTEXT_WORDS,
     GREEDY_SAMPLING,
     MODEL_CONTEXT_KEYS,
     CloudEvent,
     chat_messages,
     completions_url,
-    context_in_error,
-    parse_event,
+    context_refusal,
+    window_tokens,
 )
+from pdcore.runtime.token_stream import SLOWEST_TOKEN_S, TokenStream
 
 __all__ = [
     "API_KEY_ENV",
@@ -87,10 +94,9 @@ API_KEY_ENV = "PDCORE_CLOUD_API_KEY"
 MODEL_ENV = "PDCORE_CLOUD_MODEL"
 """The environment variable naming the model to ask for (optional; sent as ``model``)."""
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+INFO_DEADLINE_S = 5.0
+"""Seconds a model-information reply (``GET /v1/models``, ``GET /props``, the round trip) has for its
+headers and body (ours): a small JSON document the server has at hand, asked a few times a run."""
 
 
 class CloudClient:
@@ -101,13 +107,17 @@ class CloudClient:
         api_key: Bearer token; default ``$PDCORE_CLOUD_API_KEY`` (none when unset or empty).
         model: The ``model`` field of the request; default ``$PDCORE_CLOUD_MODEL`` (omitted when unset).
         connect_timeout: Seconds to establish the connection.
-        read_timeout: Seconds to wait for the first event and between events.
+        read_timeout: Seconds to wait for the first token and between tokens (only a token resets it).
         extra_body: More request fields; they override `GREEDY_SAMPLING`.
         api: ``"completions"`` (``/v1/completions``, the default) or ``"chat"`` (``/v1/chat/completions``,
             for endpoints that only offer chat; the prompt's ChatML turns become ``messages``, and an open
             assistant turn with text is sent as the final message for the server to continue, with vLLM's
             ``continue_final_message``).
         context_tokens: The server's context window when known; else learned (`context_window`).
+        slowest_token_s: The slowest plausible pace, seconds a token, for a stream's whole deadline
+            (`pdcore.runtime.token_stream`).
+        tokenize_timeout: Seconds a tokenize reply has, headers and body (`count_tokens`).
+        info_timeout: Seconds a model-information reply has, headers and body (`context_window`, `ping`).
 
     Raises:
         InvalidInputError: No URL is given or set, a timeout is not positive, or an unknown ``api``.
@@ -124,13 +134,24 @@ class CloudClient:
         extra_body: Mapping[str, Any] | None = None,
         api: str = "completions",
         context_tokens: int | None = None,
+        slowest_token_s: float = SLOWEST_TOKEN_S,
+        tokenize_timeout: float = TOKENIZE_DEADLINE_S,
+        info_timeout: float = INFO_DEADLINE_S,
     ) -> None:
         chosen = url if url is not None else os.environ.get(URL_ENV, "")
         if not chosen:
             raise InvalidInputError(f"no cloud URL; fix: pass --cloud-url URL or set {URL_ENV}")
-        for name, value in (("connect_timeout", connect_timeout), ("read_timeout", read_timeout)):
-            if not (isinstance(value, (int, float)) and value > 0):
-                raise InvalidInputError(f"{name} = {value!r}; pass a positive number of seconds")
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("read_timeout", read_timeout),
+            ("slowest_token_s", slowest_token_s),
+            ("tokenize_timeout", tokenize_timeout),
+            ("info_timeout", info_timeout),
+        ):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 < value <= 86_400):
+                raise InvalidInputError(
+                    f"{name} = {value!r}; pass a positive number of seconds, at most a day"
+                )
         if api not in ("completions", "chat"):
             raise InvalidInputError(f"api = {api!r}; fix: use 'completions' or 'chat'")
         self.api = api
@@ -141,7 +162,7 @@ class CloudClient:
         self.context_tokens = context_tokens
         """The server's context window in its tokens, once known (given, read or learned from an error)."""
         self._context_asked = context_tokens is not None
-        self._tokenize_route: str | None = None
+        self._tokenize = TokenizeRoutes(self.base_url, deadline_s=tokenize_timeout)
         self._drop_repeat_penalty = False
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         self._headers = {"Accept": "text/event-stream"}
@@ -150,6 +171,9 @@ class CloudClient:
         self.model = model if model is not None else (os.environ.get(MODEL_ENV) or None)
         self.extra_body = dict(extra_body or {})
         self.read_timeout = float(read_timeout)
+        self.slowest_token_s = float(slowest_token_s)
+        self.info_timeout = float(info_timeout)
+        # every read has a deadline of its own; httpx's read timeout, restarted by each byte, is a backstop
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._client = self._new_client()
 
@@ -208,23 +232,19 @@ class CloudClient:
         return body
 
     async def _get_json(self, url: str) -> Any:
+        """A model-information reply's JSON, or None (unreachable, late, refused or malformed)."""
         try:
-            response = await self._http().get(url)
-        except httpx.HTTPError:
-            return None
-        if response.status_code != 200:
-            return None
-        try:
-            return response.json()
-        except ValueError:
+            return (await fetch_json(self._http(), "GET", url, deadline_s=self.info_timeout)).value
+        except ReplyError:
             return None
 
     async def context_window(self) -> int | None:
         """The server's context window in tokens, where it says (module docstring); remembered.
 
         Read from ``GET /v1/models`` (vLLM's ``max_model_len`` and similar fields) or llama.cpp's
-        ``GET /props``; None when neither says (a request that exceeds the window then teaches it, through
-        `CloudContextError`).
+        ``GET /props``, each with `info_timeout` for its reply, and believed from 1 to
+        `pdcore.limits.MAX_TOKENS` tokens; None when neither says (a request that exceeds the window then
+        teaches it, through `CloudContextError`).
         """
         if self._context_asked:
             return self.context_tokens
@@ -234,68 +254,51 @@ class CloudClient:
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict):
                 for key in MODEL_CONTEXT_KEYS:
-                    value = entry.get(key)
-                    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    value = window_tokens(entry.get(key))
+                    if value is not None:
                         self.context_tokens = value
                         return value
         props = await self._get_json(self.base_url + "/props")
         if isinstance(props, dict):
             settings = props.get("default_generation_settings")
             for source in (settings if isinstance(settings, dict) else {}, props):
-                value = source.get("n_ctx")
-                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                value = window_tokens(source.get("n_ctx"))
+                if value is not None:
                     self.context_tokens = value
                     return value
         return self.context_tokens
 
-    async def count_tokens(self, text: str) -> int | None:
+    async def count_tokens(self, text: str, *, notice: Callable[[str], None] | None = None) -> int | None:
         """``text``'s length in the server's tokens, from its tokenize route (llama-cpp-python's
-        ``/extras/tokenize``, llama.cpp's and vLLM's ``/tokenize``); None when it has none."""
-        routes = (
-            ("/extras/tokenize", {"input": text}),
-            ("/tokenize", {"content": text, "prompt": text}),
-        )
-        for route, body in routes:
-            if self._tokenize_route not in (None, route):
-                continue
-            try:
-                response = await self._http().post(self.base_url + route, json=body)
-            except httpx.HTTPError:
-                continue
-            if response.status_code != 200:
-                continue
-            try:
-                payload = response.json()
-            except ValueError:
-                continue
-            tokens = payload.get("tokens") if isinstance(payload, dict) else None
-            count = payload.get("count") if isinstance(payload, dict) else None
-            if isinstance(count, int):
-                self._tokenize_route = route
-                return count
-            if isinstance(tokens, list):
-                self._tokenize_route = route
-                return len(tokens)
-        return None
-
-    async def ping(self) -> float:
-        """One round trip to ``GET /v1/models``, in wall seconds (any HTTP answer counts).
+        ``/extras/tokenize``, llama.cpp's and vLLM's ``/tokenize``); None when it has none, or when the
+        route has been dropped for not answering within ``tokenize_timeout`` (``notice`` is called once
+        when that happens; `pdcore.runtime.cloud_tokenize`).
 
         Raises:
-            CloudUnavailableError: The server cannot be reached.
+            InvalidInputError: The server's count is out of range for ``text``.
+        """
+        return await self._tokenize.count(self._http(), text, notice)
+
+    async def ping(self) -> float:
+        """One round trip to ``GET /v1/models``, in wall seconds (any HTTP answer counts; the reply has
+        ``info_timeout`` for its headers and body).
+
+        Raises:
+            CloudUnavailableError: The server cannot be reached, or does not answer in time.
         """
         models = self.endpoint.rsplit("/", 1)[0] + "/models"
         started = time.perf_counter()
         try:
-            await self._http().get(models)
-        except httpx.HTTPError as exc:
-            raise CloudUnavailableError(f"cannot reach {models}: {_describe(exc)}") from None
+            await fetch_json(self._http(), "GET", models, deadline_s=self.info_timeout)
+        except ReplyError as exc:
+            raise CloudUnavailableError(str(exc)) from None
         return time.perf_counter() - started
 
     async def stream(
         self, prompt: str, *, max_tokens: int, now: Callable[[], float] = time.perf_counter
     ) -> AsyncGenerator[CloudEvent, None]:
-        """Streams a completion of ``prompt``: one event per server-sent event, in order.
+        """Streams a completion of ``prompt``: one event per server-sent event with text or a finish
+        reason, in order, within the stream's deadlines and token budget (module docstring).
 
         Args:
             prompt: The full prompt text (already in the model's chat format).
@@ -312,51 +315,51 @@ class CloudClient:
         """
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise InvalidInputError(f"max_tokens = {max_tokens!r}; ask the cloud for at least 1 token")
-        received = 0
-        finished = False
-
-        def failure(reason: str) -> CloudError:
-            if received == 0:
-                return CloudUnavailableError(f"cloud {self.endpoint} unavailable: {reason}")
-            return CloudStreamCutError(
-                f"cloud stream from {self.endpoint} cut after {received} events: {reason}"
-            )
-
+        reader = TokenStream(
+            self.endpoint,
+            budget=max_tokens,
+            stall_s=self.read_timeout,
+            slowest_token_s=self.slowest_token_s,
+            now=now,
+        )
         for attempt in range(2):
             try:
-                async with aconnect_sse(
-                    self._http(), "POST", self.endpoint, json=self.body(prompt, max_tokens)
-                ) as source:
-                    response = source.response
-                    if response.status_code >= 400:
-                        detail = (await response.aread()).decode("utf-8", "replace")[:400]
-                        if attempt == 0 and self._refuses_repeat_penalty(response.status_code, detail):
-                            self._drop_repeat_penalty = True
-                            continue
-                        raise self._refusal(response.status_code, detail, failure)
-                    async for sse in source.aiter_sse():
-                        at = now()
-                        if sse.data.strip() == "[DONE]":
-                            finished = True
-                            break
-                        if not sse.data.strip():
-                            continue
-                        event = parse_event(sse.data, at)
-                        if event is None:
-                            raise failure(f"unexpected event {sse.data[:200]!r}")
-                        received += 1
+                request = self._http().build_request(
+                    "POST",
+                    self.endpoint,
+                    json=self.body(prompt, max_tokens),
+                    headers={"Cache-Control": "no-store"},
+                )
+                response = await reader.within(self._http().send(request, stream=True))
+            except (httpx.HTTPError, OSError) as exc:
+                raise reader.failure(describe(exc)) from None
+            try:
+                if response.status_code >= 400:
+                    detail, _ = await reader.within(read_limited(response.aiter_bytes(), DETAIL_CHARS))
+                    text = detail.decode("utf-8", "replace")
+                    if attempt == 0 and self._refuses_repeat_penalty(response.status_code, text):
+                        self._drop_repeat_penalty = True
+                        continue
+                    raise self._refusal(response.status_code, text, reader.failure)
+                kind = response.headers.get("content-type", "")
+                if "text/event-stream" not in kind:
+                    raise reader.failure(
+                        f"the server answered with Content-Type {kind!r}, not an event stream"
+                    )
+                async with contextlib.aclosing(reader.events(response.aiter_bytes())) as events:
+                    async for event in events:
                         yield event
-                        if event.finish_reason is not None:
-                            finished = True
             except CloudError:
                 raise
-            except (httpx.HTTPError, SSEError, OSError) as exc:
-                raise failure(_describe(exc)) from None
+            except (httpx.HTTPError, OSError) as exc:
+                raise reader.failure(describe(exc)) from None
+            finally:
+                await response.aclose()
             break
-        if not finished:
-            if received == 0:
+        if not reader.finished:
+            if reader.delivered == 0:
                 await self._diagnose_empty_stream(prompt)
-            raise failure("the stream ended without a finish reason or [DONE]")
+            raise reader.failure("the stream ended without a finish reason or [DONE]")
 
     async def _diagnose_empty_stream(self, prompt: str) -> None:
         """A stream that ended with nothing: llama-cpp-python's server does that when the prompt exceeds its
@@ -367,16 +370,17 @@ class CloudClient:
         body["stream"] = False
         for _ in range(2):  # the broken stream's pooled connection may be the first one tried
             try:
-                response = await self._http().post(self.endpoint, json=body)
+                reply = await fetch_json(
+                    self._http(), "POST", self.endpoint, deadline_s=self.read_timeout, body=body
+                )
                 break
-            except httpx.TransportError:
-                continue
-            except httpx.HTTPError:
-                return
+            except ReplyError as exc:
+                if exc.timed_out:
+                    return
         else:
             return
-        if response.status_code >= 400:
-            error = self._refusal(response.status_code, response.text[:400], CloudUnavailableError)
+        if reply.status >= 400:
+            error = self._refusal(reply.status, reply.detail, CloudUnavailableError)
             if isinstance(error, CloudContextError):
                 raise error
 
@@ -386,15 +390,9 @@ class CloudClient:
 
     def _refusal(self, status: int, detail: str, failure: Callable[[str], CloudError]) -> CloudError:
         """The error for an HTTP refusal: `CloudContextError` when it is about the context window."""
-        lowered = detail.lower()
-        if "token" in lowered and any(word in lowered for word in CONTEXT_WORDS):
-            window = context_in_error(detail)
-            if window is not None:
-                self.context_tokens = window
-            return CloudContextError(
-                f"cloud {self.endpoint} refused a request beyond its context window"
-                + (f" of {window} tokens" if window is not None else "")
-                + f": HTTP {status} {detail[:200]!r}",
-                window,
-            )
-        return failure(f"HTTP {status} {detail[:200]!r}")
+        error = context_refusal(self.endpoint, status, detail)
+        if error is None:
+            return failure(f"HTTP {status} {detail[:200]!r}")
+        if error.context_tokens is not None:
+            self.context_tokens = error.context_tokens
+        return error

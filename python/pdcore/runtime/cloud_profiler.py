@@ -7,8 +7,10 @@ What is measured, against the endpoint as a client sees it (`CloudClient`):
   streamed request of a few tokens (`PREFILL_RUN_TOKENS`; their gaps measure decode at that context) with a
   fresh prompt (real text, `pdcore.runtime.profiler.filler_text`, seeded
   per round and length so that no prompt shares a prefix with an earlier one and a prefix cache cannot
-  answer it); the prompt's length in the server's tokens is read from the server (its tokenize route or the
-  stream's usage) and estimated at four characters a token only when it says nothing;
+  answer it); the prompt's length in the server's tokens is read from the server (its tokenize route,
+  range-checked: a count no tokenizer could give is refused, never fitted) and estimated at four
+  characters a token only when it says nothing (or its tokenize route did not answer in time: it is then
+  not asked again, and a progress line says so);
 - **inter-token time over concurrency**: for each concurrency ``B`` (default 1, 2, 4), ``B`` streams of
   ``decode_tokens`` tokens started together; every gap between two events of a stream is kept with the
   number of streams decoding at that moment and their contexts. A server that decodes one request at a time
@@ -23,6 +25,9 @@ iteration model (`pdcore._core.CloudCost`) over both kinds of rows at once,
   server's request handling is folded into ``base``);
 - decode rows, the median gap per (concurrency seen, context): ``gap = base + decode_seq * B +
   decode_context * sum(context)``.
+
+Every request has a deadline (`CloudClient`): a stream is cut at the tokens asked for, at a stall with no
+token, or at its whole deadline, so a server that streams for ever cannot hold the measurement.
 
 The profile's limits: ``max_batch_size`` the most streams seen decoding at once, ``kv_cache_tokens`` the
 server's context window (learned from the server where it says, else ``--kv-cache-tokens``),
@@ -187,7 +192,7 @@ async def measure_cloud(
     for round_ in range(repeats):
         for length in lengths:
             text = _prompt(length, seed=round_ * 100_003 + length)
-            tokens = await client.count_tokens(text)
+            tokens = await client.count_tokens(text, notice=progress)
             if tokens is None:
                 counted = False
                 tokens = max(1, round(len(text) / CHARS_PER_TOKEN))
@@ -203,7 +208,7 @@ async def measure_cloud(
             )
     for count in concurrency:
         texts = [_prompt(decode_prompt_tokens, seed=7_000_000 + 1000 * count + i) for i in range(count)]
-        sizes = [await client.count_tokens(text) for text in texts]
+        sizes = [await client.count_tokens(text, notice=progress) for text in texts]
         runs = await asyncio.gather(*(_stream_times(client, text, decode_tokens) for text in texts))
         for text, size, times in zip(texts, sizes, runs, strict=True):
             streams.append((size if size is not None else round(len(text) / CHARS_PER_TOKEN), times))
