@@ -30,6 +30,12 @@
 //! the cloud is not needed (`device_alone`, `k = 0`). When appending costs the device at least `d` per
 //! token for every longer prefix, there is no fixed point: the iteration passes `max_k + 1` and the
 //! result is `k = max_k` with `converged` false (the cloud streams nearly the whole answer).
+//!
+//! Cost: every `T(n)` is read off one run of the device's steps against an endless stream
+//! ([`Trajectory`]), extended as the iterates grow, so a solve costs at most one device step per token up
+//! to `max_k + 1` and a binary search per iterate, however slowly the iterates climb (a tight `max_tpot`
+//! makes them climb one token at a time, up to `max_k`); running `T(n)` afresh per iterate cost a step per
+//! token per iterate.
 
 use super::device::DeviceCost;
 use crate::error::{CoreError, Result};
@@ -161,39 +167,14 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
         });
     }
     let pace = m.max(c);
-    let g = inp.first_gap_s.unwrap_or(c);
-    let uniform = g.to_bits() == c.to_bits();
-    let base = f64::from(refined);
-    // tokens arrived by `t` (the first at F, the second at F + g, then every c)
-    let arrived_by = |t: f64, n: u64| -> u64 {
-        if uniform {
-            return if c <= 0.0 { n } else { n.min(((t - f + EPS) / c).floor().max(0.0) as u64 + 1) };
-        }
-        if t - f + EPS < g {
-            return n.min(1);
-        }
-        let later = if c <= 0.0 { n } else { ((t - f - g + EPS) / c).floor().max(0.0) as u64 + 2 };
-        n.min(later)
-    };
-    // T(n): prefill what has arrived, step by step, until nothing new has
-    let ready = |n: u64| -> f64 {
-        let mut t = prompt_done;
-        let mut done = 0_u64;
-        loop {
-            let arrived = arrived_by(t, n);
-            if arrived <= done {
-                return t;
-            }
-            t += device.append_s(base + done as f64, (arrived - done) as f64);
-            done = arrived;
-        }
-    };
+    let stream = Stream { f, g: inp.first_gap_s.unwrap_or(c), c };
+    let mut device_at = Trajectory::new(device, f64::from(refined), prompt_done, stream);
     let cap = u64::from(inp.max_k) + 1;
     let mut n = 1_u64;
     let mut iterations = 0_u32;
     loop {
         iterations += 1;
-        let t = ready(n);
+        let t = device_at.ready(n);
         let needed = (((t - f - m) / pace - EPS).ceil() + 1.0).max(1.0);
         if needed <= n as f64 {
             return Ok(CatchUp {
@@ -209,7 +190,7 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
                 k: inp.max_k,
                 device_alone: false,
                 converged: false,
-                device_ready_s: ready(cap),
+                device_ready_s: device_at.ready(cap),
                 iterations,
             });
         }
@@ -217,132 +198,73 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::float_cmp)] // the prices compared are exact by construction
-mod tests {
-    use super::*;
-    use crate::testing::toy_device as toy;
-    use proptest::prelude::*;
+/// The cloud's stream as the device receives it: the first token at `F`, the second at `F + g`, then one
+/// every `c` (module doc).
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    f: f64,
+    g: f64,
+    c: f64,
+}
 
-    fn input(prompt: u32, f: f64, m: f64) -> CatchUpInput {
-        CatchUpInput {
-            prompt_tokens: prompt,
-            first_token_s: f,
-            max_tpot_s: m,
-            refine_ratio: 1.0,
-            cloud_tpot_s: 0.0,
-            first_gap_s: None,
-            max_k: DEFAULT_MAX_K,
-            device_cached_tokens: 0,
+impl Stream {
+    /// Tokens arrived by `t` of an endless stream (`u64::MAX`: all of them, when `c` is 0).
+    fn arrived_by(&self, t: f64) -> u64 {
+        let Self { f, g, c } = *self;
+        let per_token = |since: f64| ((since + EPS) / c).floor().max(0.0) as u64;
+        if g.to_bits() == c.to_bits() {
+            return if c <= 0.0 { u64::MAX } else { per_token(t - f).saturating_add(1) };
         }
-    }
-
-    #[test]
-    fn a_cached_prefix_leaves_the_rest_to_prefill() {
-        // 1000 tokens with 900 cached: the device's prompt is done after appending 100 (0.1 s), before
-        // the cloud's first token at 0.2 s, so it answers alone; without the cache it needs k tokens
-        let cold = solve_catchup(&toy(), &input(1000, 0.2, 0.05)).unwrap();
-        assert!(!cold.device_alone && cold.k > 0);
-        let warm =
-            solve_catchup(&toy(), &CatchUpInput { device_cached_tokens: 900, ..input(1000, 0.2, 0.05) })
-                .unwrap();
-        assert!(warm.device_alone);
-        assert!((warm.device_ready_s - toy().append_s(900.0, 100.0)).abs() < 1e-12);
-        // a refined prompt reuses nothing
-        let refined = CatchUpInput { refine_ratio: 0.5, ..input(1000, 0.2, 0.05) };
-        let with_cache = CatchUpInput { device_cached_tokens: 900, ..refined };
-        assert_eq!(solve_catchup(&toy(), &refined).unwrap(), solve_catchup(&toy(), &with_cache).unwrap());
-    }
-
-    #[test]
-    fn the_documented_example() {
-        // the smallest n with 1.0 + max(0.001 n, 0.02) <= 0.2 + 0.05 n is 17
-        let s = solve_catchup(&toy(), &input(1000, 0.2, 0.05)).unwrap();
-        assert_eq!(s.k, 16);
-        assert!(s.converged && !s.device_alone);
-    }
-
-    #[test]
-    fn device_alone_when_it_is_first() {
-        let s = solve_catchup(&toy(), &input(100, 0.2, 0.05)).unwrap();
-        assert!(s.device_alone);
-        assert_eq!(s.k, 0);
-        assert!((s.device_ready_s - 0.1).abs() < 1e-12);
-    }
-
-    #[test]
-    fn no_fixed_point_caps_k() {
-        // appending costs 60 ms a token at least, the pace is 50 ms: never catches up
-        let slow = DeviceCost::new(vec![1000.0], vec![60.0], vec![0.0], vec![0.06], 1.0).unwrap();
-        let s = solve_catchup(&slow, &CatchUpInput { max_k: 300, ..input(1000, 0.2, 0.05) }).unwrap();
-        assert!(!s.converged);
-        assert_eq!(s.k, 300);
-    }
-
-    #[test]
-    fn rejects_bad_inputs() {
-        for bad in [
-            CatchUpInput { prompt_tokens: 0, ..input(1, 0.2, 0.05) },
-            input(1, f64::NAN, 0.05),
-            input(1, 0.2, 0.0),
-            CatchUpInput { refine_ratio: 1.5, ..input(1, 0.2, 0.05) },
-            CatchUpInput { cloud_tpot_s: -1.0, ..input(1, 0.2, 0.05) },
-            CatchUpInput { first_gap_s: Some(f64::NAN), ..input(1, 0.2, 0.05) },
-            CatchUpInput { first_gap_s: Some(-0.01), ..input(1, 0.2, 0.05) },
-            CatchUpInput { first_gap_s: Some(f64::INFINITY), ..input(1, 0.2, 0.05) },
-        ] {
-            assert!(solve_catchup(&toy(), &bad).is_err(), "{bad:?}");
+        if t - f + EPS < g {
+            return 1;
         }
-    }
-
-    #[test]
-    fn a_late_first_decode_token_needs_more_tokens() {
-        // 20 ms appends; the cloud's tokens every 20 ms but its first decode token 120 ms after the first
-        let base = CatchUpInput { cloud_tpot_s: 0.02, ..input(1000, 0.2, 0.05) };
-        let late = CatchUpInput { first_gap_s: Some(0.12), ..base };
-        let (a, b) = (solve_catchup(&toy(), &base).unwrap(), solve_catchup(&toy(), &late).unwrap());
-        assert!(b.k >= a.k, "{a:?} {b:?}");
-        // at k the last token shows by F + k d and the device is ready within m of it
-        assert!(b.device_ready_s <= 0.2 + f64::from(b.k) * 0.05 + 0.05 + 1e-9);
-        // and one token fewer would not do
-        let fewer = CatchUpInput { max_k: b.k - 1, ..late };
-        assert!(!solve_catchup(&toy(), &fewer).unwrap().converged);
-    }
-
-    #[test]
-    fn a_first_gap_equal_to_the_pace_changes_nothing() {
-        let base = CatchUpInput { cloud_tpot_s: 0.03, ..input(2000, 0.3, 0.05) };
-        let same = CatchUpInput { first_gap_s: Some(0.03), ..base };
-        assert_eq!(solve_catchup(&toy(), &base).unwrap(), solve_catchup(&toy(), &same).unwrap());
-    }
-
-    proptest! {
-        #[test]
-        fn with_a_first_gap_the_hand_off_gap_condition_holds(
-            prompt in 1_u32..4000, f in 0.0_f64..2.0, m in 0.01_f64..0.2, c in 0.0_f64..0.05,
-            g in 0.0_f64..0.2, tpot in 0.005_f64..0.08,
-        ) {
-            let d = DeviceCost::new(vec![1000.0], vec![1.0], vec![0.0], vec![tpot], 1.0).unwrap();
-            let inp = CatchUpInput { cloud_tpot_s: c, first_gap_s: Some(g), max_k: 2000, ..input(prompt, f, m) };
-            let s = solve_catchup(&d, &inp).unwrap();
-            if s.converged && !s.device_alone {
-                prop_assert!(s.device_ready_s <= f + f64::from(s.k) * m.max(c) + m + 1e-6);
-            }
-        }
-
-        #[test]
-        fn k_is_the_smallest_that_catches_up(
-            prompt in 1_u32..6000, f in 0.0_f64..3.0, m in 0.01_f64..0.2, c in 0.0_f64..0.05,
-            per_tok in 1e-4_f64..5e-3, tpot in 0.005_f64..0.08,
-        ) {
-            let d = DeviceCost::new(vec![1000.0], vec![per_tok * 1000.0], vec![0.0], vec![tpot], 1.0).unwrap();
-            let inp = CatchUpInput { cloud_tpot_s: c, max_k: 2000, ..input(prompt, f, m) };
-            let s = solve_catchup(&d, &inp).unwrap();
-            if s.converged && !s.device_alone {
-                let pace = m.max(c);
-                // the hand-off gap condition holds at k ...
-                prop_assert!(s.device_ready_s <= f + f64::from(s.k) * pace + m + 1e-6);
-            }
+        if c <= 0.0 {
+            u64::MAX
+        } else {
+            per_token(t - f - g).saturating_add(2)
         }
     }
 }
+
+/// The device's catch-up with an endless stream, step by step from `P`: each step prefills every token
+/// that has arrived and it has not prefilled yet. `T(n)` of a stream of `n` tokens follows the same steps
+/// until the first one whose arrivals reach `n`, which prefills up to the `n`-th token and ends it (or
+/// until the device has caught up with an earlier token, where it ends as well), so every `T(n)` is read
+/// off one list of steps: the fixed point costs one step per token at most, not one per token per
+/// iterate (the same sums in the same order as running each `T(n)` on its own, so bit for bit equal).
+struct Trajectory<'a> {
+    device: &'a DeviceCost,
+    /// `L_r`, the tokens in the device's cache before the first received one.
+    base: f64,
+    stream: Stream,
+    /// Per step: its start, the tokens prefilled before it, and those arrived at its start.
+    steps: Vec<(f64, u64, u64)>,
+}
+
+impl<'a> Trajectory<'a> {
+    fn new(device: &'a DeviceCost, base: f64, prompt_done: f64, stream: Stream) -> Self {
+        let steps = vec![(prompt_done, 0, stream.arrived_by(prompt_done))];
+        Self { device, base, stream, steps }
+    }
+
+    /// `T(n)`, the time the device has prefilled the first `n` tokens or caught up before they came.
+    fn ready(&mut self, n: u64) -> f64 {
+        loop {
+            let (t, done, arrived) = *self.steps.last().expect("the first step");
+            if arrived >= n || arrived <= done {
+                break;
+            }
+            let next = t + self.device.append_s(self.base + done as f64, (arrived - done) as f64);
+            self.steps.push((next, arrived, self.stream.arrived_by(next)));
+        }
+        // arrivals never decrease along the steps: the first whose arrivals reach `n`
+        let s = self.steps.partition_point(|&(_, _, arrived)| arrived < n);
+        match self.steps.get(s) {
+            Some(&(t, done, _)) => t + self.device.append_s(self.base + done as f64, (n - done) as f64),
+            None => self.steps.last().expect("the first step").0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
