@@ -14,6 +14,7 @@
 //! prompts' chunks, and what each site would do with a request's `k` tokens
 //! ([`CloudCost::site_estimate`]).
 
+use super::bounds;
 use super::ksite::{pool_first_gap_s, KSite, KvLink, SiteEstimate};
 use crate::error::{CoreError, Result};
 
@@ -50,16 +51,17 @@ pub struct IterationTime {
 pub const BUDGET_RULE_CONTEXT: u32 = 4096;
 
 impl CloudCost {
-    /// Checks every coefficient: finite, non-negative, and some time per iteration of either kind.
+    /// Checks every coefficient: finite, non-negative, within what hardware can take ([`bounds`]), and
+    /// some time per iteration of either kind.
     pub fn validate(&self) -> Result<()> {
         let coef = [
-            ("base_s", self.base_s),
-            ("prefill_token_s", self.prefill_token_s),
-            ("prefill_attn_s", self.prefill_attn_s),
-            ("decode_seq_s", self.decode_seq_s),
-            ("decode_context_s", self.decode_context_s),
+            ("base_s", self.base_s, bounds::ITERATION_BASE),
+            ("prefill_token_s", self.prefill_token_s, bounds::PREFILL_TOKEN),
+            ("prefill_attn_s", self.prefill_attn_s, bounds::PREFILL_ATTENTION),
+            ("decode_seq_s", self.decode_seq_s, bounds::DECODE_SEQUENCE),
+            ("decode_context_s", self.decode_context_s, bounds::DECODE_CONTEXT),
         ];
-        for (name, v) in coef {
+        for (name, v, bound) in coef {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(CoreError::invalid(
                     name,
@@ -67,6 +69,7 @@ impl CloudCost {
                     "give a finite coefficient >= 0 seconds",
                 ));
             }
+            bound.check(name, None, v, "s")?;
         }
         if self.base_s + self.decode_seq_s <= 0.0 || self.prefill_token_s + self.base_s <= 0.0 {
             return Err(CoreError::invalid(

@@ -189,4 +189,28 @@ mod tests {
         let e = DeviceCost::new(vec![1.0], vec![1.0], vec![0.0], vec![0.02], 0.0).unwrap_err();
         assert!(e.to_string().starts_with("kv_bytes_per_token"), "{e}");
     }
+
+    #[test]
+    fn times_beyond_what_hardware_takes_are_refused() {
+        let device = |px: Vec<f64>, py: Vec<f64>, dx: Vec<f64>, dy: Vec<f64>| {
+            DeviceCost::new(px, py, dx, dy, 1.0).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let ok = || (vec![100.0, 1000.0], vec![1.0, 20.0], vec![0.0, 4096.0], vec![0.02, 0.03]);
+        let (px, py, dx, dy) = ok();
+        assert!(device(px, py, dx, dy).is_ok());
+        // 36 s a token, a point at 2 s a token, a slope of 1.05 s a token beyond the last point
+        for (py, at) in [
+            (vec![3600.0, 3600.0], "[prefill] seconds[0] = 36 s per prompt token"),
+            (vec![1.0, 2000.0], "[prefill] seconds[1] = 2 s per prompt token"),
+            (vec![1.0, 950.0], "[prefill] seconds[1] = 1.05"),
+        ] {
+            let e = device(ok().0, py, ok().2, ok().3).unwrap_err();
+            assert!(e.starts_with(at), "{e}");
+        }
+        // a minute per decode step; a step growing by 0.1 s a context token beyond the last point
+        let e = device(ok().0, ok().1, vec![0.0], vec![60.0]).unwrap_err();
+        assert!(e.starts_with("[decode] tpot_s[0] = 60 s is above 10 s"), "{e}");
+        let e = device(ok().0, ok().1, vec![0.0, 10.0], vec![0.02, 1.02]).unwrap_err();
+        assert!(e.starts_with("[decode] tpot_s[1] = 0.1 s per context token beyond the last point"), "{e}");
+    }
 }

@@ -77,7 +77,7 @@ pub fn simulated_handoff(device: &DeviceCost, p: &SimulatedProgress) -> Nanos {
             } else {
                 p.prior_pace
             };
-            let last = p.last_arrival + Nanos(pace.0 * i64::from(p.quota - p.received));
+            let last = p.last_arrival + Nanos(pace.0.saturating_mul(i64::from(p.quota - p.received)));
             h = h.max(last + device.append(prompt + u64::from(p.quota) - 1, 1));
         }
     }

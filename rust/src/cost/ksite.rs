@@ -162,7 +162,8 @@ pub struct KvLink {
 }
 
 impl KvLink {
-    /// Checks both fields (finite, > 0).
+    /// Checks every field: the sizes finite and > 0, the write finite, >= 0 and within what hardware can
+    /// take ([`super::bounds`]).
     pub fn validate(&self) -> Result<()> {
         for (name, v) in
             [("kv_bytes_per_token", self.bytes_per_token), ("kv_link_bytes_per_s", self.bytes_per_s)]
@@ -178,7 +179,7 @@ impl KvLink {
                 "give a finite time >= 0 seconds",
             ));
         }
-        Ok(())
+        super::bounds::KV_WRITE_TOKEN.check("kv_write_token_s", None, self.write_token_s, "s per token")
     }
 
     /// Seconds for a decode replica to write the received cache of `tokens` tokens.

@@ -4,6 +4,7 @@
 //! (through the PyO3 bindings on the Python side); a second implementation exists only as the deliberate
 //! pure-Python oracle of the simulator in `benches/`, checked bit for bit.
 //!
+//! - [`bounds`]: the largest value each time coefficient of a profile may have (what hardware can take).
 //! - [`curve`]: piecewise-linear curves over measured points, with one documented rule beyond them.
 //! - [`device`]: the device's prefill, append and decode prices.
 //! - [`cloud`]: the cloud's iteration model and the prices of a lone request.
@@ -21,6 +22,7 @@
 //!
 //! The paper (arXiv 2508.09035) publishes no formulas; every rule here is pdcore's own and says why.
 
+pub mod bounds;
 pub mod catchup;
 pub mod choice;
 pub mod cloud;
@@ -36,6 +38,7 @@ pub mod router;
 pub mod spec;
 pub mod tradeoff;
 
+pub use bounds::{TimeBound, TIME_BOUNDS};
 pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
 pub use choice::{Cached, Choice};
 pub use cloud::CloudCost;

@@ -48,6 +48,22 @@ fn validate_rejects_bad_coefficients() {
 }
 
 #[test]
+fn coefficients_beyond_what_hardware_takes_are_refused() {
+    for (bad, key) in [
+        (CloudCost { base_s: 11.0, ..a100() }, "base_s = 11 s is above 10 s"),
+        (CloudCost { prefill_token_s: 3600.0, ..a100() }, "prefill_token_s = 3600 s is above 1 s"),
+        (CloudCost { prefill_attn_s: 0.5, ..a100() }, "prefill_attn_s = 0.5 s"),
+        (CloudCost { decode_seq_s: 60.0, ..a100() }, "decode_seq_s = 60 s"),
+        (CloudCost { decode_context_s: 1.0, ..a100() }, "decode_context_s = 1 s"),
+    ] {
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.starts_with(key) && e.contains("more than any hardware takes ([iteration] "), "{e}");
+    }
+    let e = KvLink { write_token_s: 3600.0, ..LINK }.validate().unwrap_err().to_string();
+    assert!(e.contains("([kv_transfer] write_token_s:"), "{e}");
+}
+
+#[test]
 fn a_prefill_instance_step_is_a_lone_step_on_an_idle_instance() {
     let c = a100();
     assert_eq!(c.prefill_instance_decode_s(1000, 0.0, ALL), c.lone_decode_s(1000));
