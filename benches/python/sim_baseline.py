@@ -25,8 +25,10 @@ event order and the same arithmetic, so its results equal the native ones bit fo
 - display metrics (TTFT, largest gap, TPOT, QoE, the gap histogram) are accumulated token by token as
   the native ``DisplayMetrics`` and ``GapHistogram`` do;
 - conversations use the same caches (``sim::caches``): the device's per-session KV cache with its
-  least-recently-used eviction, and the cloud's shared prefix cache of blocks (least recent, deepest
-  first), looked up and filled at the same events.
+  least-recently-used eviction, each entry's tokens usable only once they exist (its request's cached
+  prefix from the start, its prompt once the device is ready, then one answer token per decode step),
+  and the cloud's shared prefix cache of blocks (least recent, deepest first), looked up and filled at
+  the same events.
 
 The code is plain, idiomatic Python: classes with ``__slots__``, hot attributes bound to locals in the
 per-token loops, no caching the native code does not do.
@@ -159,6 +161,19 @@ class Device:
         return self.append(cached, prompt - cached)
 
 
+Held = tuple[int, int, int, list[int]]
+"""What a request leaves in its device's cache (``sim::caches::Held``): the tokens it found cached, the
+tokens that exist from a time on, that time, and when each later token exists."""
+
+
+def existing_at(held: Held, t: int) -> int:
+    """The leading tokens of ``held`` that exist at ``t`` (``Held::existing_at``)."""
+    reused, ready, at, later = held
+    if t < at:
+        return min(reused, ready)
+    return ready + bisect_right(later, t)
+
+
 class DeviceCache:
     """The device's session KV caches (``sim::caches::DeviceCache``)."""
 
@@ -166,7 +181,7 @@ class DeviceCache:
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.devices: dict[int, list[list[int]]] = {}  # device -> [session, req, held, used]
+        self.devices: dict[int, list[list[Any]]] = {}  # device -> [session, req, held, used, growth]
         self.clock = 0
 
     @staticmethod
@@ -186,17 +201,18 @@ class DeviceCache:
                 b = t[2]
         return 2**64 - 1 if m is None else m
 
-    def peek(self, turns: list[tuple[int, int, int, int, int]], prompt: int, i: int) -> int:
+    def peek(self, turns: list[tuple[int, int, int, int, int]], prompt: int, i: int, now: int) -> int:
         device, session, parent, _, _ = turns[i]
         if self.budget == 0 or parent < 0:
             return 0
         for e in self.devices.get(device, []):
             if e[0] == session:
-                return min(e[2], self.common(turns, e[1], i), prompt - 1)
+                existing = min(e[2], existing_at(e[4], now))
+                return min(existing, self.common(turns, e[1], i), prompt - 1)
         return 0
 
-    def lookup(self, turns: list[tuple[int, int, int, int, int]], prompt: int, i: int) -> int:
-        got = self.peek(turns, prompt, i)
+    def lookup(self, turns: list[tuple[int, int, int, int, int]], prompt: int, i: int, now: int) -> int:
+        got = self.peek(turns, prompt, i, now)
         device, session = turns[i][0], turns[i][1]
         self.clock += 1
         for e in self.devices.get(device, []):
@@ -204,14 +220,15 @@ class DeviceCache:
                 e[3] = self.clock
         return got
 
-    def record(self, turns: list[tuple[int, int, int, int, int]], i: int, held: int) -> None:
+    def record(self, turns: list[tuple[int, int, int, int, int]], i: int, held: Held) -> None:
         if self.budget == 0:
             return
         device, session = turns[i][0], turns[i][1]
         self.clock += 1
         entries = [e for e in self.devices.get(device, []) if e[0] != session]
-        if held > 0:
-            entries.append([session, i, min(held, self.budget), self.clock])
+        tokens = held[1] + len(held[3])
+        if tokens > 0:
+            entries.append([session, i, min(tokens, self.budget), self.clock, held])
         total = sum(e[2] for e in entries)
         while total > self.budget:
             oldest = min(entries, key=lambda e: e[3])
@@ -1132,7 +1149,7 @@ class Simulator:
         return min(run * self.block_tokens, self.prompt[i] - 1)
 
     def cached(self, request: int) -> tuple[int, int]:
-        device = self.device_cache.peek(self.turns, self.prompt[request], request)
+        device = self.device_cache.peek(self.turns, self.prompt[request], request, self.arrival[request])
         return device, self.cloud_cache_hit(request, take=False)
 
     def cloud_lone_prefill_s(self, prompt_tokens: int) -> float:
@@ -1220,7 +1237,7 @@ class Simulator:
         req = self.reqs[i]
         req.plan = key
         uses_cache = mode != M_CLOUD and not (mode in STREAMED and refine < 1.0)
-        cached = self.device_cache.lookup(self.turns, self.prompt[i], i) if uses_cache else 0
+        cached = self.device_cache.lookup(self.turns, self.prompt[i], i, t0) if uses_cache else 0
         req.device_cached = cached
         if mode != M_DEVICE:
             self.schedule(t0 + self.one_way[i], PRIO_CLOUD, EV_SUBMIT, i, 0)
@@ -1325,6 +1342,9 @@ class Simulator:
         out = self.output[i]
         arrival = self.arrival[i]
         ctx0 = self.prompt[i] if req.pd is None else req.pd.prompt_len
+        refined = req.plan is not None and req.plan[2] < 1.0
+        keeps = not refined and self.device_cache.budget > 0
+        later: list[int] = []
         ready = first_ready
         prev = req.last if req.first is not None else None
         tpot = self.device.tpot
@@ -1341,11 +1361,13 @@ class Simulator:
             record(req, arrival, t)
             prev = t
             ready += tpot(ctx0 + pos + 1)
+            if keeps and pos + 1 < out:
+                later.append(ready)
         req.device_decode_tokens += out - start
         if req.handoff_pos < 0:
             req.handoff_pos = start
-        refined = req.plan is not None and req.plan[2] < 1.0
-        self.device_cache.record(self.turns, i, 0 if refined else self.prompt[i] + out - 1)
+        held = (0, 0, 0, []) if refined else (req.device_cached, ctx0 + start, first_ready, later)
+        self.device_cache.record(self.turns, i, held)
         self.finish(i)
 
     def finish(self, i: int) -> None:
@@ -1378,9 +1400,10 @@ class Simulator:
         if complete:
             pd.device_stopped = True
             if refined:
-                self.device_cache.record(self.turns, i, 0)
+                self.device_cache.record(self.turns, i, (0, 0, 0, []))
             elif req.device_prefill_tokens > 0:
-                self.device_cache.record(self.turns, i, pd.prompt_len + pd.prefilled)
+                held = (req.device_cached, pd.prompt_len + pd.prefilled, now, [])
+                self.device_cache.record(self.turns, i, held)
         ctrl = pd.ctrl
         if ctrl is not None:
             ctrl.push(now)

@@ -3,7 +3,8 @@
 //! Events are ordered by `(time, priority, seq)`: earlier time first, then lower priority value, then
 //! insertion order. `seq` is owned by the loop instance, so equal times and priorities pop in the order
 //! they were scheduled and two runs of the same program produce the same sequence (no global counters).
-//! Time never goes backwards: scheduling before `now` is an error.
+//! Time never goes backwards: scheduling before `now` is an error, and so is scheduling past the clock's
+//! limit ([`Nanos::LIMIT`]).
 //!
 //! The loop is generic over the event payload. The simulator keeps token-level events in Rust and hands
 //! control back to Python only at request-level decisions: it calls [`EventLoop::pop_until`] in a loop
@@ -12,7 +13,7 @@
 //! keeps the heap a plain binary heap.
 
 use crate::error::{CoreError, Result};
-use crate::time::Nanos;
+use crate::time::{check_clock, Nanos};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -99,7 +100,8 @@ impl<E> EventLoop<E> {
         self.heap.len()
     }
 
-    /// Schedules `event` at `at`; returns its sequence number.
+    /// Schedules `event` at `at`, from now to [`Nanos::LIMIT`] (the clock's range, [`crate::time`]);
+    /// returns its sequence number.
     pub fn schedule(&mut self, at: Nanos, priority: i32, event: E) -> Result<u64> {
         if at < self.now {
             return Err(CoreError::invalid(
@@ -108,6 +110,7 @@ impl<E> EventLoop<E> {
                 "schedule events at or after now()",
             ));
         }
+        check_clock(at, "at", None, || "an event".to_owned(), "schedule events within the clock's range")?;
         Ok(self.push(at, priority, event))
     }
 
@@ -180,6 +183,10 @@ mod tests {
         assert_eq!(order, vec!["a1", "a2", "b", "c"]);
         assert_eq!(lp.now(), Nanos(5));
         assert!(lp.schedule(Nanos(4), 0, "late").is_err());
+        assert!(lp.schedule(Nanos::LIMIT, 0, "last").is_ok());
+        let e = lp.schedule_in(Nanos::LIMIT, 0, "past").unwrap_err();
+        assert!(e.to_string().contains("beyond the simulated clock's limit"), "{e}");
+        assert_eq!(lp.pending(), 1);
     }
 
     #[test]

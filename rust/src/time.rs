@@ -4,6 +4,13 @@
 //! exact and runs are bit-for-bit reproducible. Float seconds exist only at the Python boundary, where
 //! [`Nanos::from_secs`] rounds to the nearest nanosecond after checking the value is finite, in range and
 //! (for times) not negative. Converting back with [`Nanos::as_secs`] is monotone, so orderings survive.
+//!
+//! The clock's range: a run never reaches past [`Nanos::LIMIT`] (10^9 s, about 32 years), far below
+//! `i64::MAX` (about 9.2·10^9 s). Prices are converted to nanoseconds once, and times add up saturating
+//! at `i64::MAX` rather than wrapping, so a price or a sum too large for the clock stays beyond the limit
+//! however it was reached; the simulator then refuses it where it was computed
+//! ([`check_clock`]), naming the request and what was priced, and the event loop refuses to schedule past
+//! the limit. A time is never clamped into range: a run either stays within the clock or fails.
 
 use crate::error::{CoreError, Result};
 use std::fmt;
@@ -28,6 +35,32 @@ pub(crate) fn round_non_negative(y: f64) -> i64 {
     }
 }
 
+/// The latest time a run may reach, in seconds (`pdcore.limits.MAX_SIM_TIME_S` on the Python side).
+pub const CLOCK_LIMIT_SECS: f64 = 1e9;
+
+/// `t`, the time `what` ends at, if the clock holds it ([`Nanos::LIMIT`]); else an error naming `arg`
+/// (and `index`) and what was priced, with `fix`.
+pub fn check_clock(
+    t: Nanos,
+    arg: &'static str,
+    index: Option<usize>,
+    what: impl FnOnce() -> String,
+    fix: &'static str,
+) -> Result<Nanos> {
+    if t <= Nanos::LIMIT {
+        return Ok(t);
+    }
+    let problem = format!(
+        "{} would end at {}, beyond the simulated clock's limit of {CLOCK_LIMIT_SECS:e} s",
+        what(),
+        if t.0 == i64::MAX { "more than 9.2e9 s".to_owned() } else { format!("{:e} s", t.as_secs()) },
+    );
+    Err(match index {
+        Some(i) => CoreError::invalid_at(arg, i, problem, fix),
+        None => CoreError::invalid(arg, problem, fix),
+    })
+}
+
 /// A time or duration in integer nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Nanos(pub i64);
@@ -37,6 +70,8 @@ impl Nanos {
     pub const ZERO: Self = Self(0);
     /// A time later than any real one; used as "never".
     pub const MAX: Self = Self(i64::MAX);
+    /// The latest time a run may reach ([`CLOCK_LIMIT_SECS`]; module doc).
+    pub const LIMIT: Self = Self(1_000_000_000 * NANOS_PER_SEC);
 
     /// Converts non-negative float seconds (NaN fails the range check), naming `arg` (and `index`) in the error.
     #[inline]
@@ -96,18 +131,19 @@ impl Nanos {
     }
 }
 
+/// Saturating: a sum too large for the clock stays beyond [`Nanos::LIMIT`] instead of wrapping (module doc).
 impl Add for Nanos {
     type Output = Self;
     #[inline]
     fn add(self, rhs: Self) -> Self {
-        Self(self.0 + rhs.0)
+        Self(self.0.saturating_add(rhs.0))
     }
 }
 
 impl AddAssign for Nanos {
     #[inline]
     fn add_assign(&mut self, rhs: Self) {
-        self.0 += rhs.0;
+        self.0 = self.0.saturating_add(rhs.0);
     }
 }
 
@@ -154,6 +190,21 @@ mod tests {
         for y in [0.0, 0.499_999_999_999_999_94, 0.5, 1.5, 2.5, 123_456.5, 4.5e15 + 0.5, 9.2e15] {
             assert_eq!(round_non_negative(y), y.round() as i64, "{y}");
         }
+    }
+
+    #[test]
+    fn sums_past_the_clock_saturate_and_are_refused() {
+        let huge = Nanos(i64::MAX - 5);
+        assert_eq!(huge + Nanos(10), Nanos::MAX);
+        let mut t = Nanos::LIMIT;
+        t += huge;
+        assert_eq!(t, Nanos::MAX);
+        let fix = "check the profile";
+        assert_eq!(check_clock(Nanos::LIMIT, "x", None, || "y".into(), fix), Ok(Nanos::LIMIT));
+        let e = check_clock(t, "request", Some(3), || "its decode".into(), fix).unwrap_err().to_string();
+        assert!(e.starts_with("request[3] its decode would end at more than 9.2e9 s, beyond"), "{e}");
+        let e = check_clock(Nanos::LIMIT + Nanos(1_000_000_000), "x", None, || "y".into(), fix).unwrap_err();
+        assert!(e.to_string().contains("would end at 1.000000001e9 s"), "{e}");
     }
 
     #[test]

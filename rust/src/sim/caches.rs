@@ -19,6 +19,17 @@
 //! - a speculative-decoding turn reuses the cache for its prompt but leaves the entry as it was (what
 //!   the drafter keeps of the verified answer is not modelled).
 //!
+//! Only tokens that exist can be reused (ours): an entry says when each of its tokens exists ([`Held`]):
+//! the prefix its request found cached from the start, its prompt (and the cloud tokens prefilled with
+//! it) once the device is ready with its first own token, then one answer token per decode step, when
+//! the step that runs it through the model ends. A follow-up finds what exists when its own prefill
+//! starts, at its arrival (every mode that reuses the cache starts the device's prefill at once; a
+//! kv-transfer's shipped cache is cut by the same amount), and prefills the rest itself: it does not wait
+//! for its parent to finish. That is what an engine with a shared prefix cache does (vLLM's automatic
+//! prefix caching matches a new request against the blocks computed so far, a running request's
+//! included, and computes the rest); a follow-up that arrives while its parent is still prefilling
+//! reuses nothing of it.
+//!
 //! Memory: each device has `budget_tokens` (the profile's byte budget over `kv_bytes_per_token`). An
 //! entry longer than the budget keeps its leading tokens (only a prefix can be reused); then sessions
 //! are evicted least recently used first (used = looked up by a request's plan or recorded) until the
@@ -31,10 +42,13 @@
 //! which would need cache-aware routing to hit; fetching a cached block from the pool is not priced.
 //! A request's hit is the leading run of its block ids found in the cache when it reaches the cloud,
 //! `min(run × block_tokens, prompt − 1)` tokens, and those blocks are held for it; its blocks are added
-//! when its prefill completes. Eviction is vLLM's: least recently used block first and, among blocks
+//! when its prefill completes (its first token is emitted), so a follow-up that reaches the cloud while
+//! its parent is still prefilling finds none of the parent's blocks. Eviction is vLLM's: least recently used block first and, among blocks
 //! last used together, the one deepest in its prefix first.
 
 use std::collections::{BTreeSet, HashMap};
+
+use crate::time::Nanos;
 
 /// The device's session KV caches (module doc).
 #[derive(Debug, Default)]
@@ -45,13 +59,59 @@ pub struct DeviceCache {
     clock: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     session: u32,
     /// The request whose context the entry holds.
     req: u32,
+    /// Its tokens, the budget's share (at most the budget).
     held: u64,
     used: u64,
+    /// When they exist.
+    growth: Held,
+}
+
+/// The leading tokens of a request's context its device holds, and when each exists (module doc).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Tokens that existed before the request started (what it found cached).
+    pub reused: u64,
+    /// Tokens that exist from `at` on: its prompt and the tokens prefilled with it.
+    pub ready: u64,
+    /// When `ready` tokens exist.
+    pub at: Nanos,
+    /// When each later token exists, one token each, in order (the device's decode steps).
+    pub later: Vec<Nanos>,
+}
+
+impl Held {
+    /// Nothing: a refined turn drops the session's entry.
+    #[must_use]
+    pub fn nothing() -> Self {
+        Self::default()
+    }
+
+    /// `tokens` that all exist from `at` on.
+    #[must_use]
+    pub fn from(tokens: u64, at: Nanos) -> Self {
+        Self { reused: 0, ready: tokens, at, later: Vec::new() }
+    }
+
+    /// Every token held, once all exist.
+    #[must_use]
+    pub fn tokens(&self) -> u64 {
+        self.ready + self.later.len() as u64
+    }
+
+    /// The leading tokens that exist at `t`.
+    #[must_use]
+    pub fn existing_at(&self, t: Nanos) -> u64 {
+        if t < self.at {
+            self.reused.min(self.ready)
+        } else {
+            self.ready + self.later.partition_point(|&x| x <= t) as u64
+        }
+    }
 }
 
 /// A request's place in its conversation, as the caches need it.
@@ -98,22 +158,30 @@ impl DeviceCache {
         m
     }
 
-    /// The tokens request `i` finds cached, without marking the session used.
+    /// Whether anything is ever kept (a budget above 0): when not, what a request holds need not be
+    /// gathered.
     #[must_use]
-    pub fn peek(&self, turns: &[Turn], i: u32) -> u32 {
+    pub fn keeps(&self) -> bool {
+        self.budget_tokens > 0
+    }
+
+    /// The tokens request `i` finds cached when it starts at `now`, without marking the session used.
+    #[must_use]
+    pub fn peek(&self, turns: &[Turn], i: u32, now: Nanos) -> u32 {
         let t = turns[i as usize];
         if self.budget_tokens == 0 || t.parent.is_none() {
             return 0;
         }
         let Some(entries) = self.devices.get(&t.device) else { return 0 };
         let Some(e) = entries.iter().find(|e| e.session == t.session) else { return 0 };
-        let reuse = e.held.min(Self::common(turns, e.req, i)).min(u64::from(t.prompt - 1));
+        let existing = e.held.min(e.growth.existing_at(now));
+        let reuse = existing.min(Self::common(turns, e.req, i)).min(u64::from(t.prompt - 1));
         reuse as u32
     }
 
     /// [`peek`](Self::peek), marking the session used.
-    pub fn lookup(&mut self, turns: &[Turn], i: u32) -> u32 {
-        let got = self.peek(turns, i);
+    pub fn lookup(&mut self, turns: &[Turn], i: u32, now: Nanos) -> u32 {
+        let got = self.peek(turns, i, now);
         let t = turns[i as usize];
         self.clock += 1;
         let clock = self.clock;
@@ -125,12 +193,13 @@ impl DeviceCache {
         got
     }
 
-    /// Records that the device holds `held` leading tokens of request `i`'s context (0 drops the
-    /// session's entry), then evicts least recently used sessions of that device to fit the budget.
+    /// Records that the device holds the leading tokens of request `i`'s context that `held` says, as
+    /// they come to exist (none drops the session's entry), then evicts least recently used sessions of
+    /// that device to fit the budget.
     ///
     /// # Panics
     /// Never: eviction runs only while the device's entries exceed the budget, so one is left to evict.
-    pub fn record(&mut self, turns: &[Turn], i: u32, held: u64) {
+    pub fn record(&mut self, turns: &[Turn], i: u32, held: Held) {
         if self.budget_tokens == 0 {
             return;
         }
@@ -138,9 +207,10 @@ impl DeviceCache {
         self.clock += 1;
         let entries = self.devices.entry(t.device).or_default();
         entries.retain(|e| e.session != t.session);
-        if held > 0 {
-            let held = held.min(self.budget_tokens);
-            entries.push(Entry { session: t.session, req: i, held, used: self.clock });
+        let tokens = held.tokens();
+        if tokens > 0 {
+            let share = tokens.min(self.budget_tokens);
+            entries.push(Entry { session: t.session, req: i, held: share, used: self.clock, growth: held });
         }
         let mut total: u64 = entries.iter().map(|e| e.held).sum();
         while total > self.budget_tokens {
@@ -241,94 +311,4 @@ impl PrefixCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn turn(device: u32, session: u32, parent: Option<u32>, shared: u32, turn: u32, prompt: u32) -> Turn {
-        Turn { device, session, parent, shared, turn, prompt }
-    }
-
-    #[test]
-    fn a_follow_up_reuses_the_common_prefix_of_what_the_device_holds() {
-        let turns =
-            [turn(0, 0, None, 0, 1, 100), turn(0, 0, Some(0), 150, 2, 170), turn(0, 0, Some(1), 200, 3, 230)];
-        let mut c = DeviceCache::new(10_000);
-        assert_eq!(c.lookup(&turns, 0), 0);
-        c.record(&turns, 0, 149); // prompt 100 + answer 50 − 1
-        assert_eq!(c.peek(&turns, 1), 149);
-        // turn 2 answered by the cloud: the entry of turn 1 stays, valid up to the shared 150
-        assert_eq!(c.peek(&turns, 2), 149);
-        c.record(&turns, 1, 199);
-        assert_eq!(c.peek(&turns, 2), 199);
-        // a refined turn drops the entry
-        c.record(&turns, 1, 0);
-        assert_eq!(c.peek(&turns, 2), 0);
-    }
-
-    #[test]
-    fn at_least_one_token_is_prefilled() {
-        let turns = [turn(0, 0, None, 0, 1, 100), turn(0, 0, Some(0), 100, 2, 100)];
-        let mut c = DeviceCache::new(10_000);
-        c.record(&turns, 0, 500);
-        assert_eq!(c.peek(&turns, 1), 99);
-    }
-
-    #[test]
-    fn sessions_are_evicted_least_recently_used_first() {
-        // two sessions on device 0, one on device 1; 300 tokens per device
-        let turns = [
-            turn(0, 0, None, 0, 1, 100),
-            turn(0, 1, None, 0, 1, 100),
-            turn(1, 2, None, 0, 1, 100),
-            turn(0, 0, Some(0), 150, 2, 160),
-            turn(0, 3, None, 0, 1, 100),
-            turn(0, 1, Some(1), 150, 2, 160),
-        ];
-        let mut c = DeviceCache::new(300);
-        c.record(&turns, 0, 150);
-        c.record(&turns, 1, 120);
-        c.record(&turns, 2, 290);
-        assert_eq!(c.sessions(0), vec![(0, 150), (1, 120)]);
-        assert_eq!(c.lookup(&turns, 3), 150); // session 0 is now the most recent
-        c.record(&turns, 4, 100); // 370 > 300: session 1, least recently used, goes
-        assert_eq!(c.sessions(0), vec![(0, 150), (3, 100)]);
-        assert_eq!(c.peek(&turns, 5), 0);
-        assert_eq!(c.sessions(1), vec![(2, 290)], "another device's budget is its own");
-        // an entry longer than the budget keeps its leading tokens
-        c.record(&turns, 3, 1000);
-        assert_eq!(c.sessions(0), vec![(0, 300)]);
-    }
-
-    #[test]
-    fn a_zero_budget_keeps_nothing() {
-        let turns = [turn(0, 0, None, 0, 1, 100), turn(0, 0, Some(0), 150, 2, 160)];
-        let mut c = DeviceCache::new(0);
-        c.record(&turns, 0, 150);
-        assert_eq!(c.lookup(&turns, 1), 0);
-    }
-
-    #[test]
-    fn siblings_share_their_parents_prefix() {
-        let turns =
-            [turn(0, 0, None, 0, 1, 100), turn(0, 0, Some(0), 120, 2, 130), turn(0, 0, Some(0), 110, 2, 140)];
-        let mut c = DeviceCache::new(1000);
-        c.record(&turns, 1, 150);
-        assert_eq!(c.peek(&turns, 2), 110);
-    }
-
-    #[test]
-    fn the_prefix_cache_evicts_the_least_recent_and_deepest_blocks_first() {
-        let mut c = PrefixCache::new(4);
-        c.insert(&[1, 2, 3]);
-        assert_eq!(c.peek(&[1, 2, 9]), 2);
-        c.insert(&[7, 8]); // 5 blocks: block 3, deepest of the older prefix, goes
-        assert_eq!(c.peek(&[1, 2, 3]), 2);
-        assert_eq!(c.lookup(&[1, 2]), 2); // 1 and 2 are now the most recent
-        c.insert(&[5]); // 8 goes (older than 1, 2, deeper than 7), then nothing else
-        assert_eq!(c.peek(&[7, 8]), 1);
-        assert_eq!(c.len(), 4);
-        let mut none = PrefixCache::new(0);
-        none.insert(&[1, 2]);
-        assert!(none.is_empty());
-    }
-}
+mod tests;

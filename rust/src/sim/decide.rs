@@ -7,6 +7,9 @@ use crate::error::{CoreError, Result};
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
 
+/// What a device prefill prices, for errors.
+pub(super) const PROMPT: &str = "the device's prefill of its prompt ([prefill] seconds)";
+
 impl Simulator {
     /// The tokens request `i`'s plan asks of the cloud.
     pub(super) fn cloud_quota(&self, i: u32) -> u32 {
@@ -32,7 +35,8 @@ impl Simulator {
             Mode::Pd | Mode::Naive | Mode::Disco => plan.refine_ratio >= 1.0,
             Mode::Device | Mode::Race | Mode::KvTransfer | Mode::Spec => true,
         };
-        let cached = if uses_device_cache { self.device_cache.lookup(&self.inp.conv.turns, i) } else { 0 };
+        let cached =
+            if uses_device_cache { self.device_cache.lookup(&self.inp.conv.turns, i, t0) } else { 0 };
         self.reqs[iu].device_cached = cached;
         if plan.mode != Mode::Device {
             self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
@@ -43,17 +47,20 @@ impl Simulator {
             Mode::Device => {
                 let p = self.device.prompt(self.inp.prompt[iu], cached);
                 self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
-                self.finish_on_device(i, t0 + p, 0, plan.pace.min_tpot());
+                let done = self.on_clock(i, t0 + p, PROMPT)?;
+                self.finish_on_device(i, done, 0, plan.pace.min_tpot())?;
             }
             Mode::Race => {
                 let p = self.device.prompt(self.inp.prompt[iu], cached);
-                self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+                let done = self.on_clock(i, t0 + p, PROMPT)?;
+                self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
             Mode::Spec => {
                 let p = self.device.prompt(self.inp.prompt[iu], cached);
                 self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
                 self.reqs[iu].spec = Some(spec::SpecState::default());
-                self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+                let done = self.on_clock(i, t0 + p, PROMPT)?;
+                self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
             Mode::Pd | Mode::Naive | Mode::Disco => self.start_split(i, plan, cached)?,
         }
@@ -119,9 +126,9 @@ impl Simulator {
             last_arrival: Nanos::ZERO,
         });
         if plan.refine_ratio >= 1.0 {
-            let p = self.device.prompt(prompt_len, cached);
-            pd.device_free_at = Some(t0 + p);
-            self.lp.schedule(t0 + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+            let done = self.on_clock(i, t0 + self.device.prompt(prompt_len, cached), PROMPT)?;
+            pd.device_free_at = Some(done);
+            self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
         }
         self.reqs[iu].pd = Some(pd);
         self.revise_handoff(i);

@@ -1,7 +1,7 @@
 //! What reaches the screen: the cloud's tokens as each mode treats them on arrival, the device's own
 //! tokens from its hand-off position, and the request's end.
 
-use super::{Ev, Mode, RaceState, Simulator, PRIO_TOKEN};
+use super::{Ev, Held, Mode, RaceState, Simulator, PRIO_TOKEN};
 use crate::cost::device::to_nanos;
 use crate::error::Result;
 use crate::time::Nanos;
@@ -59,13 +59,15 @@ impl Simulator {
                 // the device already holds its cached prefix: only the rest is sent
                 let bytes =
                     f64::from(prompt - self.reqs[iu].device_cached) * self.device.kv_bytes_per_token();
-                let kv_at = arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s);
+                let what = "the download of its KV cache (the device's bandwidth)";
+                let kv_at =
+                    self.on_clock(i, arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s), what)?;
                 let req = &mut self.reqs[iu];
                 req.bytes_down += bytes;
                 req.last_down = Some(req.last_down.map_or(kv_at, |t| t.max(kv_at)));
                 // token 0 came from the cloud; the device runs it through to produce token 1
                 let ready = kv_at + self.device.tpot(u64::from(prompt));
-                self.finish_on_device(i, ready, 1, plan.pace.min_tpot());
+                self.finish_on_device(i, ready, 1, plan.pace.min_tpot())?;
             }
             Mode::Pd | Mode::Naive | Mode::Disco => {
                 self.lp.schedule(arrive, PRIO_TOKEN, Ev::TokenArrive(i))?;
@@ -101,12 +103,23 @@ impl Simulator {
     }
 
     /// Displays device tokens from position `from` onward: the first ready at `first_ready`, the rest
-    /// one TPOT apart, none sooner than `min_tpot` after the previous display.
-    pub(super) fn finish_on_device(&mut self, i: u32, first_ready: Nanos, from: u32, min_tpot: Nanos) {
+    /// one TPOT apart, none sooner than `min_tpot` after the previous display; the device then holds the
+    /// context it computed, each token from the end of the step that ran it ([`super::caches`]).
+    pub(super) fn finish_on_device(
+        &mut self,
+        i: u32,
+        first_ready: Nanos,
+        from: u32,
+        min_tpot: Nanos,
+    ) -> Result<()> {
         let iu = i as usize;
         let out = self.inp.output[iu];
         let (arrival, qoe) = (self.inp.arrival[iu], self.inp.qoe);
         let ctx0 = u64::from(self.reqs[iu].pd.as_ref().map_or(self.inp.prompt[iu], |p| p.prompt_len));
+        let refined = self.reqs[iu].plan.is_some_and(|p| p.refine_ratio < 1.0);
+        // a refined prompt's cache is no prefix of the conversation
+        let keeps = !refined && self.device_cache.keeps();
+        let mut later = Vec::with_capacity(if keeps { (out - from - 1) as usize } else { 0 });
         // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
         let mut steps = self.device.tpot_steps(ctx0 + u64::from(from) + 1);
         let hist = &mut self.hist;
@@ -116,6 +129,11 @@ impl Simulator {
         let mut prev = req.metrics.first().map(|_| req.metrics.last());
         for pos in from..out {
             let t = prev.map_or(ready, |p| ready.max(p + min_tpot));
+            if t > Nanos::LIMIT {
+                // past the clock (saturated there, if it came to that): the rest would be too
+                prev = Some(t);
+                break;
+            }
             if pos == from {
                 req.first_device_display = Some(t);
             }
@@ -126,18 +144,30 @@ impl Simulator {
             }
             prev = Some(t);
             ready += steps.next().expect("an endless sequence of steps");
+            // the step that produced token `pos + 1` ran token `pos` through the model: its KV exists now
+            if keeps && pos + 1 < out {
+                later.push(ready);
+            }
         }
         req.device_decode_tokens += out - from;
         if req.handoff_pos < 0 {
             req.handoff_pos = i64::from(from);
         }
-        let refined = req.plan.is_some_and(|p| p.refine_ratio < 1.0);
         drop(steps);
-        // the device holds its prompt and the answer (the last token is never run through the model); a
-        // refined prompt's cache is no prefix of the conversation
-        let held = if refined { 0 } else { u64::from(self.inp.prompt[iu]) + u64::from(out) - 1 };
+        let reused = u64::from(req.device_cached);
+        // the last display comes after every step that ran a token, or is the first past the clock
+        let last = prev.expect("at least one token");
+        self.on_clock(i, last, "the device's decode of its answer ([prefill] seconds, [decode] tpot_s)")?;
+        // the device holds its prompt and the answer but its last token, which is never run through the
+        // model: the prompt and the tokens before `from` once the first is ready, then one per step
+        let held = if refined {
+            Held::nothing()
+        } else {
+            Held { reused, ready: ctx0 + u64::from(from), at: first_ready, later }
+        };
         self.record_device_cache(i, held);
         self.finish(i);
+        Ok(())
     }
 
     /// Marks request `i` done and drops its split state.

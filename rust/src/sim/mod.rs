@@ -60,8 +60,8 @@ use crate::cost::{Cached, DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
-use crate::time::Nanos;
-use caches::{DeviceCache, PrefixCache};
+use crate::time::{check_clock, Nanos};
+use caches::{DeviceCache, Held, PrefixCache};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};
 use metrics::{DisplayMetrics, GapHistogram};
@@ -336,24 +336,24 @@ impl Simulator {
                         sites,
                         spec,
                         &mut self.lp,
-                    );
+                    )?;
                 }
                 Ev::IterEnd(r) => {
                     let mut emitted = std::mem::take(&mut self.emitted);
                     emitted.clear();
-                    self.cloud.iteration_end(r, now, &mut self.lp, &mut emitted);
+                    self.cloud.iteration_end(r, now, &mut self.lp, &mut emitted)?;
                     for e in &emitted {
                         self.on_emission(e.req, e.first, e.tokens, now)?;
                     }
                     self.emitted = emitted;
                 }
-                Ev::KvArrive(i, r) => self.cloud.kv_arrived(i, r, &mut self.lp),
+                Ev::KvArrive(i, r) => self.cloud.kv_arrived(i, r, &mut self.lp)?,
                 Ev::CloudCancel(i) => self.cloud.cancel(i),
                 Ev::TokenArrive(i) => self.on_token_arrive(i, now)?,
                 Ev::PromptDone(i) => self.on_prompt_done(i, now)?,
                 Ev::ChunkDone(i, n) => self.on_chunk_done(i, n, now)?,
                 Ev::Display(i, gen) => self.on_display(i, gen, now)?,
-                Ev::SpecDrafts(i) => self.cloud.drafts_arrived(i, &mut self.lp),
+                Ev::SpecDrafts(i) => self.cloud.drafts_arrived(i, &mut self.lp)?,
                 Ev::SpecResult(i, n) => self.on_spec_result(i, n, now)?,
             }
         }
@@ -382,19 +382,34 @@ impl Simulator {
         tokens.min(u64::from(self.inp.prompt[i as usize] - 1)) as u32
     }
 
-    /// The prompt tokens request `i` (waiting for a plan) would find cached now: in its device's session
-    /// cache and in the cloud's prefix cache (what policies plan with; the cloud's hit is taken again when
-    /// the request reaches it, a one-way delay later).
+    /// The prompt tokens request `i` (waiting for a plan) would find cached at its arrival: in its
+    /// device's session cache and in the cloud's prefix cache (what policies plan with; the cloud's hit is
+    /// taken again when the request reaches it, a one-way delay later).
     #[must_use]
     pub fn cached(&mut self, i: u32) -> Cached {
         Cached {
-            device: self.device_cache.peek(&self.inp.conv.turns, i),
+            device: self.device_cache.peek(&self.inp.conv.turns, i, self.inp.arrival[i as usize]),
             cloud: self.cloud_cache_hit(i, false),
         }
     }
 
-    /// Records what the device holds of request `i`'s context when its part is settled ([`caches`]).
-    fn record_device_cache(&mut self, i: u32, held: u64) {
+    /// `t`, when request `i`'s `what` ends, if the clock holds it; else an error naming the request, its
+    /// lengths and what was priced ([`crate::time`]).
+    fn on_clock(&self, i: u32, t: Nanos, what: &'static str) -> Result<Nanos> {
+        let iu = i as usize;
+        let (prompt, output) = (self.inp.prompt[iu], self.inp.output[iu]);
+        check_clock(
+            t,
+            "request",
+            Some(iu),
+            || format!("(prompt {prompt} tokens, output {output}): {what}"),
+            "check the profiles' time values and the requests' lengths (limits: docs/limits.md)",
+        )
+    }
+
+    /// Records what the device holds of request `i`'s context when its part is settled, and when each
+    /// token of it exists ([`caches`]).
+    fn record_device_cache(&mut self, i: u32, held: Held) {
         self.device_cache.record(&self.inp.conv.turns, i, held);
     }
 }

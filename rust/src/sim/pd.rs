@@ -1,7 +1,8 @@
 //! P/D-Device and the naive split inside the simulator: cloud tokens arrive, the device prefills them in
 //! chunks, the speed controller paces the display to the hand-off estimate, and the device takes over.
 
-use super::{Ev, Mode, RaceState, Simulator, PRIO_CLOUD, PRIO_DEVICE, PRIO_DISPLAY};
+use super::decide::PROMPT;
+use super::{Ev, Held, Mode, RaceState, Simulator, PRIO_CLOUD, PRIO_DEVICE, PRIO_DISPLAY};
 use crate::buffer::Receipt;
 use crate::cost::device::to_nanos;
 use crate::cost::handoff::{simulated_handoff, SimulatedProgress};
@@ -15,6 +16,7 @@ impl Simulator {
         let out = self.inp.output[iu];
         let refined = self.reqs[iu].plan.is_some_and(|p| p.refine_ratio < 1.0);
         let prompt_done = self.reqs[iu].device_prefill_tokens > 0;
+        let reused = u64::from(self.reqs[iu].device_cached);
         let Some(pd) = self.reqs[iu].pd.as_mut() else {
             self.reqs[iu].cloud_discarded += 1; // the request already finished on the device
             return Ok(());
@@ -25,9 +27,12 @@ impl Simulator {
         };
         if pos == 0 && refined {
             // the refined prompt arrives with the first token: the device starts prefilling now
-            let p = self.device.prefill(u64::from(pd.prompt_len));
-            pd.device_free_at = Some(now + p);
-            self.lp.schedule(now + p, PRIO_DEVICE, Ev::PromptDone(i))?;
+            let done = now + self.device.prefill(u64::from(pd.prompt_len));
+            if done > Nanos::LIMIT {
+                return self.on_clock(i, done, PROMPT).map(|_| ());
+            }
+            pd.device_free_at = Some(done);
+            self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
         }
         pd.first_arrival.get_or_insert(now);
         pd.last_arrival = now;
@@ -37,9 +42,10 @@ impl Simulator {
             // the cloud delivered the whole answer: the device is not needed; it keeps what it prefilled
             pd.device_stopped = true;
             if refined {
-                keep = Some(0);
+                keep = Some(Held::nothing());
             } else if prompt_done {
-                keep = Some(u64::from(pd.prompt_len) + u64::from(pd.buf.prefilled()));
+                let tokens = u64::from(pd.prompt_len) + u64::from(pd.buf.prefilled());
+                keep = Some(Held { reused, ..Held::from(tokens, now) });
             }
         }
         if let Some(held) = keep {
@@ -148,7 +154,7 @@ impl Simulator {
                 req.race = RaceState::Device;
                 req.device_prefill_tokens = self.inp.prompt[iu] - req.device_cached;
                 self.lp.schedule(now + self.one_way[iu], PRIO_CLOUD, Ev::CloudCancel(i))?;
-                self.finish_on_device(i, now, 0, plan.pace.min_tpot());
+                self.finish_on_device(i, now, 0, plan.pace.min_tpot())?;
             }
             return Ok(());
         }
@@ -189,6 +195,10 @@ impl Simulator {
         if todo > 0 {
             let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());
             let done_at = now + self.device.append(ctx, u64::from(todo));
+            if done_at > Nanos::LIMIT {
+                let what = "the device's prefill of the cloud's tokens ([prefill] seconds)";
+                return self.on_clock(i, done_at, what).map(|_| ());
+            }
             pd.device_free_at = Some(done_at);
             pd.in_flight = todo;
             self.lp.schedule(done_at, PRIO_DEVICE, Ev::ChunkDone(i, todo))?;
@@ -222,8 +232,7 @@ impl Simulator {
             tl.handoff = Some(now);
         }
         self.reqs[iu].handoff_pos = i64::from(pos);
-        self.finish_on_device(i, now, pos, plan.pace.min_tpot());
-        Ok(())
+        self.finish_on_device(i, now, pos, plan.pace.min_tpot())
     }
 
     fn cloud_cancel_from_device(&mut self, i: u32, now: Nanos) -> Result<()> {

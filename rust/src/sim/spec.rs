@@ -72,7 +72,9 @@ impl Simulator {
         let req = &mut self.reqs[iu];
         req.device_decode_tokens += spec.gamma;
         req.bytes_up += f64::from(spec.gamma) * self.inp.wire.stream_bytes_per_token;
-        self.lp.schedule(now + drafted + self.one_way[iu], PRIO_CLOUD, Ev::SpecDrafts(i))?;
+        let what = "a round of drafts on the device ([decode] tpot_s)";
+        let at = self.on_clock(i, now + drafted + self.one_way[iu], what)?;
+        self.lp.schedule(at, PRIO_CLOUD, Ev::SpecDrafts(i))?;
         Ok(())
     }
 }

@@ -3,15 +3,17 @@
 
 use super::replica::{Replica, Role};
 use super::{Cloud, CloudReq, Emission};
+use crate::error::Result;
 use crate::event_loop::EventLoop;
 use crate::sim::{Ev, PRIO_CLOUD};
-use crate::time::Nanos;
+use crate::time::{check_clock, Nanos};
 
 impl Cloud {
-    /// Starts replica `ri`'s next iteration unless one is under way or it has nothing to run.
-    pub(super) fn try_start(&mut self, ri: usize, lp: &mut EventLoop<Ev>) {
+    /// Starts replica `ri`'s next iteration unless one is under way or it has nothing to run; an iteration
+    /// that would end past the clock's limit is an error naming its batch ([`crate::time`]).
+    pub(super) fn try_start(&mut self, ri: usize, lp: &mut EventLoop<Ev>) -> Result<()> {
         if self.replicas[ri].busy {
-            return;
+            return Ok(());
         }
         let handed = self.release(ri);
         let cfg = &self.cfg;
@@ -20,6 +22,14 @@ impl Cloud {
         if let Some(batch) = rep.batch(&self.reqs, cfg) {
             // the caches admitted since the last iteration are written in this one
             let (prefill_part, decode_part, t) = batch.time(cfg, rep.to_write);
+            let dur = Nanos(((t * 1e9).round() as i64).max(1));
+            check_clock(
+                lp.now() + dur,
+                "replica",
+                Some(ri),
+                || format!("an iteration of {}", batch.describe(rep.to_write)),
+                "check the cloud profile's [iteration] and [kv_transfer] times and the requests' lengths",
+            )?;
             rep.to_write = 0;
             // charge GPU-seconds now; the iteration is committed
             let (gpu_p, gpu_d) = batch.charge(rep, &mut self.reqs, cfg, (prefill_part, decode_part));
@@ -27,11 +37,10 @@ impl Cloud {
             self.gpu_decode_s += gpu_d;
             self.iterations += 1;
             rep.busy = true;
-            let dur = Nanos(((t * 1e9).round() as i64).max(1));
             rep.busy_until = lp.now() + dur;
-            lp.schedule_in(dur, PRIO_CLOUD, Ev::IterEnd(ri as u32)).expect("future time");
+            lp.schedule_in(dur, PRIO_CLOUD, Ev::IterEnd(ri as u32))?;
         }
-        self.hand_over(handed, lp);
+        self.hand_over(handed, lp)
     }
 
     /// Drops replica `ri`'s cancelled requests, freeing their cache, and lets go of the bridged ones whose
@@ -62,10 +71,13 @@ impl Cloud {
     }
 
     /// An iteration of replica `ri` ended at `now`: emits tokens into `out` and starts the next one.
-    ///
-    /// # Panics
-    /// Never in practice: follow-up events are scheduled in the future of `now`.
-    pub fn iteration_end(&mut self, ri: u32, now: Nanos, lp: &mut EventLoop<Ev>, out: &mut Vec<Emission>) {
+    pub fn iteration_end(
+        &mut self,
+        ri: u32,
+        now: Nanos,
+        lp: &mut EventLoop<Ev>,
+        out: &mut Vec<Emission>,
+    ) -> Result<()> {
         let ri = ri as usize;
         let rep = &mut self.replicas[ri];
         rep.busy = false;
@@ -73,8 +85,8 @@ impl Cloud {
         // caches leaving over the link, in the order of their first tokens; `true`: the instance may keep it
         let (first_freed, leaving) = rep.emit_first_tokens(ri, &mut self.reqs, now, out);
         rep.kv_used -= freed + first_freed;
-        self.send_caches(ri, leaving, now, lp);
-        self.try_start(ri, lp);
+        self.send_caches(ri, leaving, now, lp)?;
+        self.try_start(ri, lp)
     }
 }
 

@@ -182,8 +182,8 @@ impl Cloud {
         (decode_on_prefill, may_bridge): (bool, bool),
         spec: Option<SpecDecode>,
         lp: &mut EventLoop<Ev>,
-    ) {
-        self.submit_cached(req, prompt, 0, quota, (decode_on_prefill, may_bridge), spec, lp);
+    ) -> Result<()> {
+        self.submit_cached(req, prompt, 0, quota, (decode_on_prefill, may_bridge), spec, lp)
     }
 
     /// [`submit`](Self::submit) of a request whose first `cached` prompt tokens are in the prefix cache:
@@ -199,14 +199,14 @@ impl Cloud {
         (decode_on_prefill, may_bridge): (bool, bool),
         spec: Option<SpecDecode>,
         lp: &mut EventLoop<Ev>,
-    ) {
+    ) -> Result<()> {
         let prefilled = cached.min(prompt.saturating_sub(1));
         self.reqs[req as usize] =
             CloudReq { prompt, quota, prefilled, decode_on_prefill, spec, may_bridge, ..CloudReq::default() };
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);
-        self.try_start(r, lp);
+        self.try_start(r, lp)
     }
 
     /// The client cancels the rest of the stream; the request leaves at its replica's next iteration.
@@ -216,14 +216,15 @@ impl Cloud {
 
     /// A speculative request's drafts reached the cloud: they join the next iteration of its replica (or,
     /// before it has one, the first after its admission).
-    pub fn drafts_arrived(&mut self, req: u32, lp: &mut EventLoop<Ev>) {
+    pub fn drafts_arrived(&mut self, req: u32, lp: &mut EventLoop<Ev>) -> Result<()> {
         let c = &mut self.reqs[req as usize];
         if c.cancelled || c.generated >= c.quota {
-            return;
+            return Ok(());
         }
         c.drafts_ready = true;
-        if let Some(r) = c.replica {
-            self.try_start(r as usize, lp);
+        match c.replica {
+            Some(r) => self.try_start(r as usize, lp),
+            None => Ok(()),
         }
     }
 

@@ -198,6 +198,20 @@ impl Batch {
         (it.prefill_s, it.decode_s + write + verify, it.total_s + write + verify)
     }
 
+    /// The batch in words, for errors: its prefill tokens, decoding sequences and their context, drafts
+    /// verified and `to_write` cache tokens written.
+    pub(super) fn describe(&self, to_write: u64) -> String {
+        format!(
+            "{} prefill tokens, {} decoding sequences over {} context tokens, {} drafts to verify and {} \
+             received cache tokens to write",
+            self.prefill_tokens as u64,
+            self.decodes as u64,
+            self.context as u64,
+            self.verify_tokens as u64,
+            to_write
+        )
+    }
+
     /// Charges the iteration's GPU-seconds to the requests in `rep`'s batch (the prefill terms to the
     /// chunks by tokens, the decode terms to the decoding sequences by their tokens in it, `base` by token
     /// share); returns the prefill and the decode GPU-seconds.

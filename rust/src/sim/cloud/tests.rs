@@ -34,10 +34,10 @@ fn drain(cloud: &mut Cloud, lp: &mut EventLoop<Ev>) -> Vec<(Nanos, u32, bool)> {
         match ev.event {
             Ev::IterEnd(r) => {
                 emitted.clear();
-                cloud.iteration_end(r, ev.at, lp, &mut emitted);
+                cloud.iteration_end(r, ev.at, lp, &mut emitted).unwrap();
                 out.extend(emitted.iter().map(|e| (ev.at, e.req, e.first)));
             }
-            Ev::KvArrive(i, r) => cloud.kv_arrived(i, r, lp),
+            Ev::KvArrive(i, r) => cloud.kv_arrived(i, r, lp).unwrap(),
             other => panic!("unexpected event {other:?}"),
         }
     }
@@ -51,7 +51,7 @@ fn a_late_pool_request_is_bridged_until_its_cache_lands() {
     let (cost, link) = (cfg.cost, cfg.kv_link());
     let mut cloud = Cloud::new(cfg, 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 999, 200, (false, true), None, &mut lp);
+    cloud.submit(0, 999, 200, (false, true), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 200);
     let first = out[0].0;
@@ -73,7 +73,7 @@ fn a_late_pool_request_is_bridged_until_its_cache_lands() {
     let cfg = config(Deployment::Disaggregated, 100_000);
     let mut cloud = Cloud::new(cfg, 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 999, 200, (false, false), None, &mut lp);
+    cloud.submit(0, 999, 200, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert!((out[1].0 - out[0].0).as_secs() > 1.0);
     assert!(!cloud.reqs[0].bridged);
@@ -89,7 +89,7 @@ fn a_pool_request_within_the_gap_is_not_bridged() {
     };
     let mut cloud = Cloud::new(cfg, 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 999, 20, (false, true), None, &mut lp);
+    cloud.submit(0, 999, 20, (false, true), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 20);
     assert!(!cloud.reqs[0].bridged);
@@ -102,7 +102,7 @@ fn a_lone_request_costs_the_lone_prices() {
     let cost = cfg.cost;
     let mut cloud = Cloud::new(cfg, 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 1000, 3, (false, false), None, &mut lp);
+    cloud.submit(0, 1000, 3, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 3);
     assert!(out[0].2 && !out[1].2 && !out[2].2);
@@ -124,8 +124,8 @@ fn admission_waits_for_kv_cache_room() {
     // room for one request's prompt plus answer at a time
     let mut cloud = Cloud::new(config(Deployment::Colocated, 1200), 2).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 1000, 50, (false, false), None, &mut lp);
-    cloud.submit(1, 1000, 50, (false, false), None, &mut lp);
+    cloud.submit(0, 1000, 50, (false, false), None, &mut lp).unwrap();
+    cloud.submit(1, 1000, 50, (false, false), None, &mut lp).unwrap();
     let load = cloud.load();
     assert_eq!(load.waiting_requests, 1.0);
     assert_eq!(load.waiting_prefill_tokens, 2000.0);
@@ -140,7 +140,7 @@ fn disaggregated_decode_waits_for_the_kv_transfer() {
     let cfg = config(Deployment::Disaggregated, 100_000);
     let mut cloud = Cloud::new(cfg, 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 999, 2, (false, false), None, &mut lp);
+    cloud.submit(0, 999, 2, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 2);
     // 1000 tokens x 1000 bytes over 1 MB/s: one second on the link, then one decode step
@@ -154,7 +154,7 @@ fn decoding_on_the_prefill_instance_skips_the_transfer_and_the_pool() {
     let cfg = config(Deployment::Disaggregated, 100_000);
     let mut cloud = Cloud::new(cfg, 2).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 999, 4, (true, false), None, &mut lp);
+    cloud.submit(0, 999, 4, (true, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 4);
     // no second on the link: each decode step is a lone step on the prefill replica
@@ -170,8 +170,8 @@ fn a_decoding_prefill_instance_keeps_its_iterations_within_the_gap() {
     let cfg = CloudConfig { prefill_decode_gap_s: 0.012, ..config(Deployment::Disaggregated, 100_000) };
     let mut cloud = Cloud::new(cfg, 2).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 10, 6, (true, false), None, &mut lp);
-    cloud.submit(1, 3000, 1, (false, false), None, &mut lp);
+    cloud.submit(0, 10, 6, (true, false), None, &mut lp).unwrap();
+    cloud.submit(1, 3000, 1, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     let steps: Vec<Nanos> = out.iter().filter(|e| e.1 == 0).map(|e| e.0).collect();
     assert_eq!(steps.len(), 6);
@@ -188,8 +188,8 @@ fn a_decoding_prefill_instance_caps_its_chunks() {
     let cost = cfg.cost;
     let mut cloud = Cloud::new(cfg, 2).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 10, 3, (true, false), None, &mut lp);
-    cloud.submit(1, 2000, 1, (false, false), None, &mut lp);
+    cloud.submit(0, 10, 3, (true, false), None, &mut lp).unwrap();
+    cloud.submit(1, 2000, 1, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     // request 0 prefills alone (request 1 comes during that iteration); its decode steps then ride
     // with 99-token chunks of request 1's prompt
@@ -207,8 +207,8 @@ fn caches_share_the_link_and_are_written_on_arrival() {
     let mut cloud = Cloud::new(cfg, 2).unwrap();
     let mut lp = EventLoop::with_capacity(8);
     // request 1 joins request 0's second chunk: both are prefilled by the same iteration
-    cloud.submit(0, 999, 2, (false, false), None, &mut lp);
-    cloud.submit(1, 9, 2, (false, false), None, &mut lp);
+    cloud.submit(0, 999, 2, (false, false), None, &mut lp).unwrap();
+    cloud.submit(1, 9, 2, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     let at = |req: u32, first: bool| out.iter().find(|e| e.1 == req && e.2 == first).unwrap().0;
     let sent = at(0, true);
@@ -225,7 +225,7 @@ fn caches_share_the_link_and_are_written_on_arrival() {
 fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
     let mut cloud = Cloud::new(config(Deployment::Disaggregated, 100_000), 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 300, 1, (false, false), None, &mut lp);
+    cloud.submit(0, 300, 1, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 1);
     assert_eq!(cloud.gpu_decode_s, 0.0);
@@ -235,13 +235,13 @@ fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
 fn a_cancelled_stream_stops_and_frees_its_cache() {
     let mut cloud = Cloud::new(config(Deployment::Colocated, 100_000), 1).unwrap();
     let mut lp = EventLoop::with_capacity(8);
-    cloud.submit(0, 100, 1000, (false, false), None, &mut lp);
+    cloud.submit(0, 100, 1000, (false, false), None, &mut lp).unwrap();
     let mut emitted = Vec::new();
     let mut tokens = 0;
     while let Some(ev) = lp.pop() {
         if let Ev::IterEnd(r) = ev.event {
             emitted.clear();
-            cloud.iteration_end(r, ev.at, &mut lp, &mut emitted);
+            cloud.iteration_end(r, ev.at, &mut lp, &mut emitted).unwrap();
             tokens += emitted.len();
             if tokens == 5 {
                 cloud.cancel(0);

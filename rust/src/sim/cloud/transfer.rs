@@ -5,27 +5,28 @@
 use super::replica::Role;
 use super::Cloud;
 use crate::cost::{pool_first_gap_s, within_objective};
+use crate::error::Result;
 use crate::event_loop::EventLoop;
 use crate::sim::{Ev, PRIO_CLOUD};
-use crate::time::Nanos;
+use crate::time::{check_clock, Nanos};
 
 impl Cloud {
     /// A KV cache arrived at decode replica `replica`.
-    pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventLoop<Ev>) {
+    pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventLoop<Ev>) -> Result<()> {
         self.replicas[replica as usize].inbound -= 1;
         let c = &mut self.reqs[req as usize];
         if c.cancelled {
-            return;
+            return Ok(());
         }
         if c.bridged {
             // still decoding on its prefill instance: it moves at that replica's next iteration
             if c.decode_on_prefill && c.generated < c.quota {
                 c.handover = Some(replica);
             }
-            return;
+            return Ok(());
         }
         self.replicas[replica as usize].waiting.push_back(req);
-        self.try_start(replica as usize, lp);
+        self.try_start(replica as usize, lp)
     }
 
     /// Sends the caches `leaving` prefill replica `ri` at `now` to the least-loaded decode replicas, one at
@@ -37,7 +38,7 @@ impl Cloud {
         leaving: Vec<(u32, bool)>,
         now: Nanos,
         lp: &mut EventLoop<Ev>,
-    ) {
+    ) -> Result<()> {
         for (id, may_keep) in leaving {
             if may_keep {
                 let bridge = self.bridges_at_first_token(ri, id, now);
@@ -61,17 +62,31 @@ impl Cloud {
             // one cache at a time on the replica's link
             let rep = &mut self.replicas[ri];
             rep.link_free = rep.link_free.max(now) + dur;
-            let at = rep.link_free;
-            lp.schedule(at, PRIO_CLOUD, Ev::KvArrive(id, d as u32)).expect("future time");
+            let prompt = self.reqs[id as usize].prompt;
+            let at = check_clock(
+                rep.link_free,
+                "request",
+                Some(id as usize),
+                || {
+                    format!(
+                        "the transfer of its KV cache ({} tokens) between the pools",
+                        u64::from(prompt) + 1
+                    )
+                },
+                "check the cloud profile's [kv_transfer] bytes_per_token and the KV link's bandwidth",
+            )?;
+            lp.schedule(at, PRIO_CLOUD, Ev::KvArrive(id, d as u32))?;
         }
+        Ok(())
     }
 
     /// Bridged requests leave their prefill instance for the decode replicas their caches reached.
-    pub(super) fn hand_over(&mut self, handed: Vec<(u32, u32)>, lp: &mut EventLoop<Ev>) {
+    pub(super) fn hand_over(&mut self, handed: Vec<(u32, u32)>, lp: &mut EventLoop<Ev>) -> Result<()> {
         for (id, d) in handed {
             self.replicas[d as usize].waiting.push_back(id);
-            self.try_start(d as usize, lp);
+            self.try_start(d as usize, lp)?;
         }
+        Ok(())
     }
 
     /// How long request `id`'s KV cache (its prompt and first token) takes on a prefill replica's link.

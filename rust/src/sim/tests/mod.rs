@@ -1,10 +1,13 @@
-//! Simulator tests across modes and deployments.
+//! Simulator tests across modes and deployments; conversations' caches and the clock's range apart.
 use super::*;
 use crate::pacing::PaceConfig;
 use crate::testing::a100;
 use cloud::Deployment;
 use metrics::QoeParams;
 use proptest::prelude::*;
+
+mod clock;
+mod conversations;
 
 fn cloud(deployment: Deployment) -> CloudConfig {
     CloudConfig {
