@@ -35,7 +35,11 @@
 //! ([`Trajectory`]), extended as the iterates grow, so a solve costs at most one device step per token up
 //! to `max_k + 1` and a binary search per iterate, however slowly the iterates climb (a tight `max_tpot`
 //! makes them climb one token at a time, up to `max_k`); running `T(n)` afresh per iterate cost a step per
-//! token per iterate.
+//! token per iterate. And when the cloud's tokens come at least `m` apart while the device's fastest step
+//! is slower than `m` plus any shortfall of the first gap (and than the later gaps, so it never waits for
+//! a token), no `n` past the first few can satisfy the condition: the buffer runs out before every
+//! hand-off. The iterates stop there ([`no_fixed_point_beyond`] states the bound) with the same `k`,
+//! `converged` and `T(max_k + 1)` as iterating on would give.
 
 use super::device::DeviceCost;
 use crate::error::{CoreError, Result};
@@ -83,7 +87,8 @@ pub struct CatchUp {
     pub converged: bool,
     /// `T(k + 1)`, or `P` when `device_alone`, seconds from arrival.
     pub device_ready_s: f64,
-    /// Fixed-point iterations run.
+    /// Fixed-point iterations run (0 for the device alone; when no fixed point is proved early, those run
+    /// until then).
     pub iterations: u32,
 }
 
@@ -170,9 +175,19 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
     let stream = Stream { f, g: inp.first_gap_s.unwrap_or(c), c };
     let mut device_at = Trajectory::new(device, f64::from(refined), prompt_done, stream);
     let cap = u64::from(inp.max_k) + 1;
+    let hopeless = no_fixed_point_beyond(&mut device_at, m);
     let mut n = 1_u64;
     let mut iterations = 0_u32;
     loop {
+        if hopeless.is_some_and(|beyond| n > beyond) {
+            return Ok(CatchUp {
+                k: inp.max_k,
+                device_alone: false,
+                converged: false,
+                device_ready_s: device_at.ready(cap),
+                iterations,
+            });
+        }
         iterations += 1;
         let t = device_at.ready(n);
         let needed = (((t - f - m) / pace - EPS).ceil() + 1.0).max(1.0);
@@ -196,6 +211,34 @@ pub fn solve_catchup(device: &DeviceCost, inp: &CatchUpInput) -> Result<CatchUp>
         }
         n = needed as u64;
     }
+}
+
+/// Margin of [`no_fixed_point_beyond`], seconds: far above the rounding of the times and the slack `EPS`.
+const HOPELESS_MARGIN_S: f64 = 1e-6;
+
+/// A count of tokens beyond which no `n` satisfies the hand-off condition, when this bound proves it
+/// (module doc, cost): the cloud's tokens come at least `m` apart (`d = c`), every gap after the second
+/// token (`c`) is shorter than the device's fastest step `τ` (the smallest TPOT: every append costs at
+/// least the step at its context), and `τ > m + max(0, c − g)`. Once the second token has arrived at a
+/// step's start (`N₀` tokens there; at the start when the first gap `g` is shorter than `τ` too), every
+/// step sees a new token, so the device never catches up, and the `n`-th token for `n > N₀`, arriving at
+/// `F + g + (n − 2)·c`, still needs a step: `T(n) >= F + (n − 1)·c + (g − c) + τ`, past
+/// `F + (n − 1)·d + m`. `None` when the bound does not apply (the iterates then decide). The margin
+/// covers rounding.
+fn no_fixed_point_beyond(device_at: &mut Trajectory<'_>, m: f64) -> Option<u64> {
+    let Stream { g, c, .. } = device_at.stream;
+    let tau = device_at.device.tpot_curve().ys().iter().copied().fold(f64::INFINITY, f64::min);
+    let applies = c >= m && c <= tau - HOPELESS_MARGIN_S && tau > m + (c - g).max(0.0) + HOPELESS_MARGIN_S;
+    if !applies {
+        return None;
+    }
+    if g <= tau - HOPELESS_MARGIN_S {
+        return Some(0);
+    }
+    // a first gap longer than a step: the device may catch up with the first token, and then takes over
+    device_at.ready(2);
+    let &(_, _, arrived) = device_at.steps.iter().find(|&&(_, _, arrived)| arrived >= 2)?;
+    Some(arrived)
 }
 
 /// The cloud's stream as the device receives it: the first token at `F`, the second at `F + g`, then one
