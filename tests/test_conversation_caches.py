@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from pdcore.policies import make_policy
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import Scenario
-from pdcore.traces import Workload, synthetic_multi_turn
+from pdcore.traces import Workload, load_mooncake, synthetic_multi_turn
 from test_cost_model import runs_alike
 
 CLOUD = load_cloud_profile("llama3-8b-a100")
@@ -64,6 +66,36 @@ def test_the_cloud_prefill_covers_only_uncached_blocks() -> None:
     assert (run["cloud_cached_tokens"] < WORK.prompt_tokens).all()
     cold = scenario(cloud_tokens=0).run(WORK, "cloud-only", seed=1)
     assert run["cloud_prefill_gpu_s"].sum() < cold.results["cloud_prefill_gpu_s"].sum()
+
+
+def test_a_follow_up_uses_only_the_cache_that_exists_when_it_starts(tmp_path: Path) -> None:
+    """Follow-ups 0.1 s after their first turns, whose 2,000-token prompts take the device 1.5 s: the
+    parent's cache does not exist yet, so the follow-up prefills its whole prompt (it reused 2,049 tokens
+    and answered 43 ms after arriving before the rule); the same follow-up a minute later reuses it."""
+    rows = []
+    for session, gap_ms in enumerate((100, 60_000)):
+        ids = [10 * session + j for j in range(4)]
+        rows.append(
+            {"timestamp": 120_000 * session, "input_length": 2000, "output_length": 50, "hash_ids": ids}
+        )
+        follow = [*ids, 10 * session + 8, 10 * session + 9]
+        rows.append(
+            {
+                "timestamp": 120_000 * session + gap_ms,
+                "input_length": 2100,
+                "output_length": 50,
+                "hash_ids": follow,
+            }
+        )
+    path = tmp_path / "follow-ups.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    work = load_mooncake(path)
+    assert work.parent.tolist() == [-1, 0, -1, 2]
+    r = scenario().run(work, "device-only", seed=1).results
+    assert r["ttft_s"][0] > 1.0
+    assert r["device_cached_tokens"].tolist() == [0, 0, 0, 2049]
+    assert r["ttft_s"][1] > r["ttft_s"][0]
+    assert r["ttft_s"][3] < 0.1
 
 
 @pytest.mark.parametrize("policy", ["device-only", "cloud-only", "pd-device", "race", "kv-transfer"])
