@@ -96,3 +96,63 @@ def test_one_simulator_from_two_threads_is_a_clean_error() -> None:
     assert errors, "the second thread must be refused while the first one runs"
     assert "another thread" in str(errors[0])
     assert len(sim) == 20_000  # and the simulator is whole afterwards
+
+
+def test_a_time_past_the_clock_is_an_error_naming_the_request_not_a_saturated_figure() -> None:
+    """At the slowest prices a profile may give (a second a prompt token, ten seconds a decode step), a
+    prompt of 2e9 tokens would end past the clock's 1e9 s: refused, naming the request and what was priced."""
+    from pdcore._core import CLOCK_LIMIT_S
+
+    sim = Simulator(
+        arrival_s=np.zeros(1),
+        prompt_tokens=np.array([2_000_000_000], dtype=np.int64),
+        output_tokens=np.array([1], dtype=np.int64),
+        one_way_s=np.full(1, 0.01),
+        cloud=CloudConfig(**CLOUD),  # type: ignore[arg-type]
+        device=DeviceCost(
+            prefill_tokens=[1.0],
+            prefill_s=[1.0],
+            decode_context=[0.0],
+            decode_tpot_s=[10.0],
+            kv_bytes_per_token=1.0,
+        ),
+        bandwidth_bps=1e8,
+    )
+    assert CLOCK_LIMIT_S == 1e9
+    i = sim.next_decision()
+    with pytest.raises(
+        InvalidInputError, match=r"^request\[0\] \(prompt 2000000000 tokens, output 1\): the device's "
+    ):
+        sim.decide(i, Plan("device"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("kv_write_token_s", 3600.0, r"kv_write_token_s = 3600 s per token is above 1 s per token"),
+        ("base_s", 60.0, r"base_s = 60 s is above 10 s"),
+        ("decode_context_s", 0.5, r"decode_context_s = 0.5 s is above 0.01 s"),
+    ],
+)
+def test_cloud_times_beyond_what_hardware_takes_are_refused(key: str, value: float, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        CloudConfig(**{**CLOUD, key: value})  # type: ignore[arg-type]
+
+
+def test_device_times_beyond_what_hardware_takes_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match=r"\[decode\] tpot_s\[0\] = 60 s is above 10 s"):
+        DeviceCost(
+            prefill_tokens=[1.0],
+            prefill_s=[0.01],
+            decode_context=[0.0],
+            decode_tpot_s=[60.0],
+            kv_bytes_per_token=1.0,
+        )
+    with pytest.raises(InvalidInputError, match=r"\[prefill\] seconds\[0\] = 3600 s per prompt token"):
+        DeviceCost(
+            prefill_tokens=[1.0],
+            prefill_s=[3600.0],
+            decode_context=[0.0],
+            decode_tpot_s=[0.02],
+            kv_bytes_per_token=1.0,
+        )

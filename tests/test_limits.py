@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 import pdcore
 from pdcore import SpeedController
 from pdcore.exceptions import InvalidInputError, ProfileError, TraceFormatError
-from pdcore.limits import MAX_K, MAX_TOKENS, check_float, check_int, parse_bool
+from pdcore.limits import (
+    MAX_K,
+    MAX_SIM_TIME_S,
+    MAX_TOKENS,
+    PROFILE_TIME_BOUNDS,
+    check_float,
+    check_int,
+    parse_bool,
+    time_bound,
+)
 from pdcore.policies import Policy, make_policy
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset, profile_provenance
 from pdcore.profiles.registry import SHIPPED_PREFIX
@@ -248,6 +257,52 @@ def test_profile_values_beyond_the_limits_are_refused(tmp_path: Path, old: str, 
     with pytest.raises(ProfileError, match=match) as info:
         load_cloud_profile(path)
     assert "cloud.toml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("write_token_s = ", "write_token_s = 3600 #", "[kv_transfer] write_token_s"),
+        ("base_s = ", "base_s = 30 #", "[iteration] base_s"),
+        ("prefill_token_s = ", "prefill_token_s = 2 #", "[iteration] prefill_token_s"),
+        ("decode_context_s = ", "decode_context_s = 0.5 #", "[iteration] decode_context_s"),
+    ],
+)
+def test_profile_times_beyond_what_hardware_takes_are_refused(
+    tmp_path: Path, old: str, new: str, key: str
+) -> None:
+    """An hour to write one token of KV cache is within the hour-per-value limit but no hardware takes it: it
+    is refused with its key and bound, not priced (it saturated the simulator's clock before)."""
+    text = _cloud_text()
+    assert old in text
+    path = _write(tmp_path, "cloud.toml", text.replace(old, new, 1))
+    with pytest.raises(ProfileError, match="more than any hardware takes") as info:
+        load_cloud_profile(path)
+    assert f"'{key}'" in str(info.value)
+    assert f"above {time_bound(key):g} s" in str(info.value)
+
+
+def test_device_profile_times_beyond_what_hardware_takes_are_refused(tmp_path: Path) -> None:
+    text = (ROOT / "python/pdcore/profiles/data/device/llama32-3b-w4a16-8elite-genie.toml").read_text(
+        encoding="utf-8"
+    )
+    old = "tpot_s = [0.042604, 0.042604]"
+    assert old in text
+    path = _write(tmp_path, "device.toml", text.replace(old, "tpot_s = [0.042604, 60.0]", 1))
+    with pytest.raises(ProfileError, match=r"\[decode\] tpot_s\[1\] = 60 s is above 10 s") as info:
+        load_device_profile(path)
+    assert "device.toml" in str(info.value)
+
+
+def test_every_profile_time_has_a_documented_bound() -> None:
+    doc = pdcore.limits.__doc__ or ""
+    assert MAX_SIM_TIME_S == 1e9
+    for key, max_s, why in PROFILE_TIME_BOUNDS:
+        assert 0.0 < max_s <= 10.0
+        assert why
+        assert f"``{key}``" in doc
+    with pytest.raises(KeyError):
+        time_bound("[iteration] nonsense_s")
 
 
 def test_an_edited_profile_is_recorded_by_path_and_digest(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from typing_extensions import Self, disjoint_base
 
 __all__ = [
+    "CLOCK_LIMIT_S",
     "DECODED_AT",
     "DEFAULT_MAX_K",
     "DEFAULT_MAX_TPOT_S",
@@ -26,6 +27,7 @@ __all__ = [
     "PRIOR_WEIGHT_TOKENS",
     "ROUTER_BUCKETS",
     "SERVED_BY",
+    "TIME_BOUNDS",
     "CatchUp",
     "Choice",
     "CloudConfig",
@@ -477,6 +479,15 @@ GAP_SLACK_S: float
 
 ROUTER_BUCKETS: int
 """Entries of a full :class:`RouterRule` table: one per power of two of a prompt length (32)."""
+
+TIME_BOUNDS: tuple[tuple[str, float, str], ...]
+"""The largest value each time coefficient of a profile may have: ``(profile key, seconds, why)``, generous
+bounds of what hardware can take (``[iteration] base_s`` 10 s, ``[kv_transfer] write_token_s`` 1 s per
+token, ``[decode] tpot_s`` 10 s a step, ...); a value above its bound is refused, not priced."""
+
+CLOCK_LIMIT_S: float
+"""The latest time a simulated run may reach, seconds (1e9): a time priced beyond it is an error naming
+the request (or the cloud replica's batch) and what was priced, never a saturated result."""
 
 DEFAULT_MAX_TPOT_S: float
 """The largest display gap when none is given, seconds (0.05: the paper's "tens of milliseconds" maximum

@@ -15,12 +15,33 @@ requests                  1 .. 10,000,000             ``--requests``, ``--limit`
 replicas (each pool)      1 .. 4,096                  ``--replicas``, ``--prefill-replicas``, ...
 ``k`` (policy setting)    0 .. 100,000,000            at most the longest output
 profile seconds           0 .. 3,600 each value       an hour per measured point or coefficient
+profile time coefficients 0 .. its physical bound     `PROFILE_TIME_BOUNDS`: what hardware can take
 profile integers          1 .. 1,000,000,000          batch, tokens per iteration, KV tokens and bytes
 objectives (SLO) seconds  (0, 3,600]                  ``--ttft-slo``, ``--max-tpot``
 rates, rate scale         (0, 1,000,000]              req/s and replay speed-up
 seed                      0 .. 2**64 - 1              the generator's seed width
-simulated time            below 1,000,000,000 s       the clock is int64 ns and saturates at 2**63 ns
+simulated time            up to 1,000,000,000 s       the clock is int64 ns (2**63 ns is about 9.2e9 s)
 ========================  ==========================  ===================================================
+
+Profile time coefficients are bounded by what hardware can physically take (the native core's
+``TIME_BOUNDS``, generous by orders of magnitude but finite), so an absurd value (an hour to write one token
+of KV cache) is refused with its key instead of being priced:
+
+================================  ===================  ============================================
+key                               limit                why
+================================  ===================  ============================================
+``[iteration] base_s``            10 s                 one pass over the weights: about 1 s on a CPU
+``[iteration] prefill_token_s``   1 s                  a CPU prefills a 70B model at ~10 tokens/s
+``[iteration] prefill_attn_s``    0.01 s               a query-key pair: milliseconds on a CPU core
+``[iteration] decode_seq_s``      10 s                 a decode step: one pass over the weights
+``[iteration] decode_context_s``  0.01 s               reading one token's KV cache: ~1 ms on a CPU
+``[kv_transfer] write_token_s``   1 s per token        writing one token's KV: milliseconds on a disk
+``[prefill] seconds``             1 s per token        each point, and the slope beyond the last one
+``[decode] tpot_s``               10 s a step          and 0.01 s per context token beyond the last
+================================  ===================  ============================================
+
+A time the simulator computes beyond its clock (a valid but extreme combination of prices and lengths) is
+an error naming the request and what was priced, never a saturated figure.
 
 Booleans are ``true/false``, ``yes/no``, ``on/off`` or ``1/0`` (any case); anything else is an error.
 """
@@ -30,6 +51,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pdcore._core import CLOCK_LIMIT_S, TIME_BOUNDS
 from pdcore.exceptions import InvalidInputError
 
 __all__ = [
@@ -45,9 +67,11 @@ __all__ = [
     "MAX_SLO_S",
     "MAX_TOKENS",
     "MAX_TRACE_SPAN_S",
+    "PROFILE_TIME_BOUNDS",
     "check_float",
     "check_int",
     "parse_bool",
+    "time_bound",
 ]
 
 LIMITS_DOC = "docs/limits.md"
@@ -83,11 +107,28 @@ MAX_RATE = 1_000_000.0
 MAX_SEED = 2**64 - 1
 """Largest seed."""
 
-MAX_SIM_TIME_S = 1e9
-"""Largest simulated time a run may reach: the clock is int64 nanoseconds (2**63 ns is about 9.2e9 s)."""
+MAX_SIM_TIME_S: float = CLOCK_LIMIT_S
+"""Largest simulated time a run may reach (1e9 s): the clock is int64 nanoseconds (2**63 ns is about
+9.2e9 s); the simulator refuses a time beyond it where it is priced."""
+
+PROFILE_TIME_BOUNDS: tuple[tuple[str, float, str], ...] = TIME_BOUNDS
+"""The largest value of each profile time coefficient as ``(profile key, seconds, why)`` (the module
+docstring's second table); the native core checks them, `time_bound` reads one."""
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def time_bound(key: str) -> float:
+    """The largest value of the profile time coefficient ``key`` (e.g. ``"[iteration] base_s"``), seconds.
+
+    Raises:
+        KeyError: ``key`` has no bound.
+    """
+    for bound_key, max_s, _ in PROFILE_TIME_BOUNDS:
+        if bound_key == key:
+            return max_s
+    raise KeyError(key)
 
 
 def parse_bool(value: Any, where: str) -> bool:

@@ -44,6 +44,7 @@ from typing import Any
 
 from pdcore._core import CloudCost
 from pdcore.exceptions import InvalidInputError, ProfileError
+from pdcore.limits import LIMITS_DOC, time_bound
 from pdcore.profiles._toml import (
     Table,
     check_keys,
@@ -153,8 +154,9 @@ class CloudProfile:
         """Checks coefficient and limit ranges.
 
         Raises:
-            ProfileError: A coefficient is negative or not finite, ``base_s`` is not positive, a limit is
-                below 1, or ``gpus_per_replica`` is below ``tensor_parallel``.
+            ProfileError: A coefficient is negative or not finite, ``base_s`` is not positive, a time is
+                above what hardware can take (`pdcore.limits.PROFILE_TIME_BOUNDS`), a limit is below 1, or
+                ``gpus_per_replica`` is below ``tensor_parallel``.
         """
         for key, value in self.coefficients().items():
             if not (value >= 0.0 and value != float("inf")) or (key == "base_s" and value == 0.0):
@@ -162,6 +164,13 @@ class CloudProfile:
                 raise ProfileError(
                     f"{self.source}: key '[iteration] {key}' = {value!r}; fix: it must be a finite number "
                     f"of seconds, {bound}"
+                )
+        times = {f"[iteration] {key}": value for key, value in self.coefficients().items()}
+        for key, value in {**times, "[kv_transfer] write_token_s": self.kv_write_token_s}.items():
+            if value > time_bound(key):
+                raise ProfileError(
+                    f"{self.source}: key {key!r} = {value!r} is above {time_bound(key):g} s, more than any "
+                    f"hardware takes; fix: correct the value (times are in seconds; limits: {LIMITS_DOC})"
                 )
         limits = {
             "tensor_parallel": self.tensor_parallel,

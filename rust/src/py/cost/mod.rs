@@ -15,7 +15,7 @@ pub use device::PyDeviceCost;
 pub use optimizer::PyPlanOptimizer;
 pub use router::PyRouterRule;
 
-use crate::cost::ROUTER_BUCKETS;
+use crate::cost::{ROUTER_BUCKETS, TIME_BOUNDS};
 use crate::error::CoreError;
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -103,5 +103,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GAP_SLACK_S", crate::cost::GAP_SLACK_S)?;
     m.add("DEFAULT_MAX_TPOT_S", crate::cost::DEFAULT_MAX_TPOT_S)?;
     m.add("ROUTER_BUCKETS", ROUTER_BUCKETS)?;
+    let bounds: Vec<(&str, f64, &str)> = TIME_BOUNDS.iter().map(|b| (b.key, b.max_s, b.why)).collect();
+    m.add("TIME_BOUNDS", pyo3::types::PyTuple::new(m.py(), bounds)?)?;
+    m.add("CLOCK_LIMIT_S", crate::time::CLOCK_LIMIT_SECS)?;
     Ok(())
 }
