@@ -37,6 +37,18 @@ def test_optimize_rejects_bad_lengths() -> None:
     assert "--lengths" in result.output
 
 
+def test_a_prompt_neither_side_can_hold_is_refused_not_priced() -> None:
+    """10^8 tokens: beyond one A100 replica's KV cache (467,280 tokens) and 1 TiB of the phone's KV cache;
+    before, the table priced it (a cloud TTFT of 41,445,941,769 ms)."""
+    result = RUNNER.invoke(app, ["optimize", "--lengths", "100000000", "--no-check"])
+    assert result.exit_code == 2
+    assert "prompt_tokens = 100000000 fits neither the device" in result.output
+    assert "at most 467279 tokens" in result.output
+    assert "41445941769" not in result.output
+    fits_one = RUNNER.invoke(app, ["optimize", "--lengths", "467280", "--no-check"])
+    assert fits_one.exit_code == 0, fits_one.output
+
+
 def test_optimize_rejects_an_unknown_device() -> None:
     result = RUNNER.invoke(app, ["optimize", "--device-profile", "no-such-phone", "--no-check"])
     assert result.exit_code == 2

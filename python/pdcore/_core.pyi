@@ -720,11 +720,13 @@ class PlanOptimizer:
     With ``k_sites="both"`` it also picks where the ``k`` tokens are decoded (Rust ``cost::ksite``),
     pricing the decode pool's KV transfer with ``kv_bytes_per_token`` over ``kv_link_bytes_per_s``.
     With ``weights`` it weighs its plan, the device alone and the cloud alone by latency, cost and
-    energy (Rust ``cost::tradeoff``).
+    energy (Rust ``cost::tradeoff``). With ``cloud_kv_cache_tokens`` (one replica's KV cache) a prompt that
+    neither the cloud nor the device can hold (1 TiB of KV cache at the device model's bytes per token) is
+    refused by every choice (Rust ``cost::fit``).
 
     Raises:
-        InvalidInputError: A bad pace, ratio, replica count, cap or site, or ``k_sites="both"`` without
-            the KV link.
+        InvalidInputError: A bad pace, ratio, replica count, cap or site, ``k_sites="both"`` without
+            the KV link, or a cloud KV cache below 2 tokens.
     """
 
     def __new__(
@@ -742,6 +744,7 @@ class PlanOptimizer:
         kv_link_bytes_per_s: float | None = None,
         kv_write_token_s: float = 0.0,
         weights: Weights | None = None,
+        cloud_kv_cache_tokens: int | None = None,
     ) -> Self: ...
     @property
     def k_sites(self) -> str:
@@ -775,7 +778,7 @@ class PlanOptimizer:
         request finds cached on the device and in the cloud.
 
         Raises:
-            InvalidInputError: A bad prompt length or delay.
+            InvalidInputError: A bad prompt length or delay, or a prompt neither side can hold.
         """
     def choose_at(
         self,
@@ -790,7 +793,7 @@ class PlanOptimizer:
         """The catch-up ``k`` at a fixed ratio.
 
         Raises:
-            InvalidInputError: A bad prompt length, ratio or delay.
+            InvalidInputError: A bad prompt length, ratio or delay, or a prompt neither side can hold.
         """
 
 @final

@@ -254,6 +254,7 @@ class Optimizer:
             kv_link_bytes_per_s=kv_link_bytes_per_s,
             kv_write_token_s=float(cloud.kv_write_token_s),
             weights=_weights(cost_weight, energy_weight, device, cloud, network, slo, expected_output_tokens),
+            cloud_kv_cache_tokens=cloud.kv_cache_tokens,
         )
         self.k_sites = k_sites
 

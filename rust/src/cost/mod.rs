@@ -10,6 +10,7 @@
 //! - [`cloud`]: the cloud's iteration model and the prices of a lone request.
 //! - [`catchup`]: the catch-up fixed point that gives P/D-Device's `k`.
 //! - [`choice`]: the optimizer's choice for one request and the cached prompt tokens it plans with.
+//! - [`fit`]: where a prompt fits (the device's KV memory, one cloud replica's KV cache).
 //! - [`optimizer`]: the per-request choice of `k`, refinement and the device-alone fallback.
 //! - [`planner`]: that choice reduced to who serves a turn, for the simulator and the live runtime.
 //! - [`ksite`]: where P/D-Device's `k` decode tokens are decoded (decode pool or prefill instance).
@@ -28,6 +29,7 @@ pub mod choice;
 pub mod cloud;
 pub mod curve;
 pub mod device;
+pub mod fit;
 pub mod gap;
 pub mod handoff;
 pub mod ksite;
@@ -44,6 +46,7 @@ pub use choice::{Cached, Choice};
 pub use cloud::CloudCost;
 pub use curve::Curve;
 pub use device::DeviceCost;
+pub use fit::{PromptLimits, DEVICE_KV_BYTES};
 pub use gap::{within_objective, DEFAULT_MAX_TPOT_S, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
 pub use ksite::{pool_first_gap_s, KSite, KSites, KvLink, SiteReason};

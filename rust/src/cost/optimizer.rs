@@ -15,6 +15,10 @@
 //! catch-up is solved at each site's decode pace (the pool's lone step, or the prefill instance's
 //! iteration with the queue it holds) and [`super::ksite::choose_site`] picks one, with its reason.
 //!
+//! A prompt neither side can hold ([`super::fit`]: the device's KV memory, one cloud replica's KV cache
+//! when [`with_cloud_kv_cache_tokens`](PlanOptimizer::with_cloud_kv_cache_tokens) gives it) is refused,
+//! never priced.
+//!
 //! With weights on cost and energy ([`with_weights`](PlanOptimizer::with_weights)), that plan, the
 //! device alone and the cloud alone are weighed against each other by [`super::tradeoff`]: the SLOs stay
 //! constraints, the weights trade the expected TTFT against the cloud's dollars and the device's joules.
@@ -23,6 +27,7 @@ use super::catchup::{solve_catchup, CatchUpInput};
 use super::choice::{Cached, Choice};
 use super::cloud::CloudCost;
 use super::device::DeviceCost;
+use super::fit::PromptLimits;
 use super::ksite::{choose_site, pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 use super::tradeoff::{Estimate, Weights};
 use crate::error::{CoreError, Result};
@@ -51,6 +56,9 @@ pub struct PlanOptimizer {
     pub kv_link: Option<KvLink>,
     /// Weights on cost and energy ([`super::tradeoff`]); `None`: the smallest-`k` rule alone.
     pub weights: Option<Weights>,
+    /// The longest prompt each side can hold ([`super::fit`]); the cloud's unknown unless set with
+    /// [`with_cloud_kv_cache_tokens`](Self::with_cloud_kv_cache_tokens).
+    pub limits: PromptLimits,
 }
 
 impl PlanOptimizer {
@@ -93,6 +101,7 @@ impl PlanOptimizer {
         }
         all.sort_by(|a, b| b.total_cmp(a));
         Ok(Self {
+            limits: PromptLimits::of_device(&device),
             device,
             cloud,
             max_tpot_s,
@@ -110,6 +119,12 @@ impl PlanOptimizer {
     pub fn with_weights(mut self, weights: Weights) -> Result<Self> {
         weights.validate()?;
         self.weights = Some(weights);
+        Ok(self)
+    }
+
+    /// The cloud's prompt limit: one replica's KV cache of `kv_cache_tokens` ([`super::fit`]).
+    pub fn with_cloud_kv_cache_tokens(mut self, kv_cache_tokens: u64) -> Result<Self> {
+        self.limits = self.limits.with_cloud_kv_cache(kv_cache_tokens)?;
         Ok(self)
     }
 
@@ -182,7 +197,8 @@ impl PlanOptimizer {
         2.0 * one_way_s + self.cloud.lone_prefill_from_s(cloud_cached, prompt) + queued
     }
 
-    fn check(prompt: u32, one_way_s: f64) -> Result<()> {
+    /// Refuses an empty prompt, one neither side can hold, and a bad delay.
+    fn check(&self, prompt: u32, one_way_s: f64) -> Result<()> {
         if prompt == 0 {
             return Err(CoreError::invalid(
                 "prompt_tokens",
@@ -190,6 +206,7 @@ impl PlanOptimizer {
                 "pass a whole number of tokens, at least 1",
             ));
         }
+        self.limits.check(prompt)?;
         if !(one_way_s.is_finite() && one_way_s >= 0.0) {
             return Err(CoreError::invalid(
                 "one_way_s",
@@ -252,7 +269,7 @@ impl PlanOptimizer {
         one_way_s: f64,
         waiting_prefill_tokens: Option<f64>,
     ) -> Result<Choice> {
-        Self::check(prompt, one_way_s)?;
+        self.check(prompt, one_way_s)?;
         let first = self.first_token_cached_s(prompt, cached.cloud, one_way_s, waiting_prefill_tokens);
         let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
             self.best_over_ratios(prompt, cached.device, first, site, tpot)
@@ -392,7 +409,7 @@ impl PlanOptimizer {
         one_way_s: f64,
         waiting_prefill_tokens: Option<f64>,
     ) -> Result<Choice> {
-        Self::check(prompt, one_way_s)?;
+        self.check(prompt, one_way_s)?;
         let first = self.first_token_cached_s(prompt, cached.cloud, one_way_s, waiting_prefill_tokens);
         let own = self.place(prompt, waiting_prefill_tokens, |site, tpot| {
             self.solve(prompt, cached.device, first, ratio, site, tpot)

@@ -121,3 +121,21 @@ fn rejects_bad_requests() {
     assert!(opt(&[]).choose(10, -1.0, None).is_err());
     assert!(PlanOptimizer::new(toy_device(), a100(), 0.05, &[1.5], true, 1, 10).is_err());
 }
+
+#[test]
+fn a_prompt_neither_side_can_hold_is_refused_not_priced() {
+    // a 3B model's KV (114,688 bytes a token) and a replica holding 467,280 tokens
+    let device = DeviceCost::new(vec![1.0], vec![0.001], vec![0.0], vec![0.02], 114_688.0).unwrap();
+    let o = PlanOptimizer::new(device, a100(), 0.05, &[0.5], true, 1, 4096)
+        .unwrap()
+        .with_cloud_kv_cache_tokens(467_280)
+        .unwrap();
+    for refused in [o.choose(100_000_000, 0.02, None), o.choose_at(100_000_000, 0.5, 0.02, None)] {
+        let e = refused.unwrap_err().to_string();
+        assert!(e.starts_with("prompt_tokens = 100000000 fits neither the device"), "{e}");
+    }
+    assert!(o.choose(4000, 0.02, None).is_ok());
+    // what one side holds is still planned; without the cloud's limit, as before
+    assert!(o.choose(1_000_000, 0.02, None).is_ok());
+    assert!(opt(&[]).choose(100_000_000, 0.02, None).is_ok());
+}

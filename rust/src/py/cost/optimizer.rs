@@ -52,7 +52,7 @@ impl PyPlanOptimizer {
     #[new]
     #[pyo3(signature = (*, device, cloud, max_tpot, refine_ratios = vec![1.0], load_adaptive = true,
         prefill_replicas = 1, max_k = 4096, k_sites = "pool", kv_bytes_per_token = None,
-        kv_link_bytes_per_s = None, kv_write_token_s = 0.0, weights = None))]
+        kv_link_bytes_per_s = None, kv_write_token_s = 0.0, weights = None, cloud_kv_cache_tokens = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         device: &PyDeviceCost,
@@ -67,6 +67,7 @@ impl PyPlanOptimizer {
         kv_link_bytes_per_s: Option<f64>,
         kv_write_token_s: f64,
         weights: Option<&PyWeights>,
+        cloud_kv_cache_tokens: Option<i64>,
     ) -> PyResult<Self> {
         let link = match (kv_bytes_per_token, kv_link_bytes_per_s) {
             (Some(bytes_per_token), Some(bytes_per_s)) => {
@@ -94,6 +95,9 @@ impl PyPlanOptimizer {
         .with_k_sites(KSites::parse(k_sites, "k_sites")?, link)?;
         if let Some(w) = weights {
             inner = inner.with_weights(w.inner)?;
+        }
+        if let Some(tokens) = cloud_kv_cache_tokens {
+            inner = inner.with_cloud_kv_cache_tokens(count(tokens, "cloud_kv_cache_tokens")?)?;
         }
         Ok(Self { inner })
     }
