@@ -15,9 +15,7 @@
 //! catch-up is solved at each site's decode pace (the pool's lone step, or the prefill instance's
 //! iteration with the queue it holds) and [`super::ksite::choose_site`] picks one, with its reason.
 //!
-//! A prompt neither side can hold ([`super::fit`]: the device's KV memory, one cloud replica's KV cache
-//! when [`with_cloud_kv_cache_tokens`](PlanOptimizer::with_cloud_kv_cache_tokens) gives it) is refused,
-//! never priced.
+//! A prompt neither side can hold ([`super::fit`]) is refused, never priced.
 //!
 //! With weights on cost and energy ([`with_weights`](PlanOptimizer::with_weights)), that plan, the
 //! device alone and the cloud alone are weighed against each other by [`super::tradeoff`]: the SLOs stay

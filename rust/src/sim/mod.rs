@@ -36,10 +36,11 @@
 //! network delays with an explicit seed).
 //!
 //! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `display` (what reaches the
-//! screen), `pd` and `spec` (the split and speculative modes' events), [`cloud`], [`caches`],
-//! [`metrics`], [`results`], [`plan`] and [`policy`].
+//! screen), `pd` and `spec` (the split and speculative modes' events), `clock` (the clock's range),
+//! [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
 
 pub mod caches;
+mod clock;
 pub mod cloud;
 mod decide;
 mod display;
@@ -60,7 +61,7 @@ use crate::cost::{Cached, DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
-use crate::time::{check_clock, Nanos};
+use crate::time::Nanos;
 use caches::{DeviceCache, Held, PrefixCache};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};
@@ -382,9 +383,8 @@ impl Simulator {
         tokens.min(u64::from(self.inp.prompt[i as usize] - 1)) as u32
     }
 
-    /// The prompt tokens request `i` (waiting for a plan) would find cached at its arrival: in its
-    /// device's session cache and in the cloud's prefix cache (what policies plan with; the cloud's hit is
-    /// taken again when the request reaches it, a one-way delay later).
+    /// The prompt tokens request `i` (waiting for a plan) finds cached at its arrival on its device and in
+    /// the cloud (what policies plan with; the cloud's hit is taken again when the request reaches it).
     #[must_use]
     pub fn cached(&mut self, i: u32) -> Cached {
         Cached {
@@ -393,22 +393,7 @@ impl Simulator {
         }
     }
 
-    /// `t`, when request `i`'s `what` ends, if the clock holds it; else an error naming the request, its
-    /// lengths and what was priced ([`crate::time`]).
-    fn on_clock(&self, i: u32, t: Nanos, what: &'static str) -> Result<Nanos> {
-        let iu = i as usize;
-        let (prompt, output) = (self.inp.prompt[iu], self.inp.output[iu]);
-        check_clock(
-            t,
-            "request",
-            Some(iu),
-            || format!("(prompt {prompt} tokens, output {output}): {what}"),
-            "check the profiles' time values and the requests' lengths (limits: docs/limits.md)",
-        )
-    }
-
-    /// Records what the device holds of request `i`'s context when its part is settled, and when each
-    /// token of it exists ([`caches`]).
+    /// Records what the device holds of request `i`'s context, and when each token exists ([`caches`]).
     fn record_device_cache(&mut self, i: u32, held: Held) {
         self.device_cache.record(&self.inp.conv.turns, i, held);
     }
