@@ -454,7 +454,12 @@ def test_a_cloud_step_that_would_saturate_the_clock_is_refused(folder: Path) -> 
     text = CLOUD.read_text(encoding="utf-8").replace("decode_context_s = ", "decode_context_s = 3600 #", 1)
     (folder / "slow.toml").write_text(text, encoding="utf-8")
     args = ["simulate", "--requests", "200", "--cloud", str(folder / "slow.toml")]
-    _refused(folder, [*args, "--json", str(folder / "old.json")], "clock")
+    _refused(
+        folder,
+        [*args, "--json", str(folder / "old.json")],
+        "decode_context_s",
+        "more than any hardware takes",
+    )
 
 
 # --- the Python API ----------------------------------------------------------------------------------------
