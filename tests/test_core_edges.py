@@ -99,8 +99,8 @@ def test_one_simulator_from_two_threads_is_a_clean_error() -> None:
 
 
 def test_a_time_past_the_clock_is_an_error_naming_the_request_not_a_saturated_figure() -> None:
-    """At the slowest prices a profile may give (a second a prompt token, ten seconds a decode step), a
-    prompt of 2e9 tokens would end past the clock's 1e9 s: refused, naming the request and what was priced."""
+    """On a slow device (a second a prompt token, ten seconds a decode step), a prompt of 2e9 tokens would
+    end past the clock's 1e9 s: refused, naming the request and what was priced."""
     from pdcore._core import CLOCK_LIMIT_S
 
     sim = Simulator(

@@ -264,7 +264,7 @@ def test_profile_values_beyond_the_limits_are_refused(tmp_path: Path, old: str, 
     [
         ("write_token_s = ", "write_token_s = 3600 #", "[kv_transfer] write_token_s"),
         ("base_s = ", "base_s = 30 #", "[iteration] base_s"),
-        ("prefill_token_s = ", "prefill_token_s = 2 #", "[iteration] prefill_token_s"),
+        ("prefill_token_s = ", "prefill_token_s = 20 #", "[iteration] prefill_token_s"),
         ("decode_context_s = ", "decode_context_s = 0.5 #", "[iteration] decode_context_s"),
     ],
 )

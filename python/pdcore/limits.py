@@ -31,12 +31,12 @@ of KV cache) is refused with its key instead of being priced:
 key                               limit                why
 ================================  ===================  ============================================
 ``[iteration] base_s``            10 s                 one pass over the weights: about 1 s on a CPU
-``[iteration] prefill_token_s``   1 s                  a CPU prefills a 70B model at ~10 tokens/s
+``[iteration] prefill_token_s``   10 s                 a CPU prefills a 70B model at ~10 tokens/s
 ``[iteration] prefill_attn_s``    0.01 s               a query-key pair: milliseconds on a CPU core
 ``[iteration] decode_seq_s``      10 s                 a decode step: one pass over the weights
 ``[iteration] decode_context_s``  0.01 s               reading one token's KV cache: ~1 ms on a CPU
 ``[kv_transfer] write_token_s``   1 s per token        writing one token's KV: milliseconds on a disk
-``[prefill] seconds``             1 s per token        each point, and the slope beyond the last one
+``[prefill] seconds``             10 s per token       each point, and the slope beyond the last one
 ``[decode] tpot_s``               10 s a step          and 0.01 s per context token beyond the last
 ================================  ===================  ============================================
 

@@ -29,25 +29,25 @@ fn one(
     Ok(sim.results())
 }
 
-/// A device at the slowest a profile may be: a second a prompt token, ten seconds a decode step.
-fn slowest_device() -> DeviceCost {
+/// A slow device: a second a prompt token, ten seconds a decode step (the slowest a profile may give).
+fn slow_device() -> DeviceCost {
     DeviceCost::new(vec![1.0], vec![1.0], vec![0.0], vec![10.0], 1.0).unwrap()
 }
 
 #[test]
 fn a_device_time_past_the_clock_is_refused_naming_the_request() {
     // a prompt of 1.5e9 tokens at a second a token: 1.5e9 s of prefill
-    let e = one(1_500_000_000, 1, Mode::Device, slowest_device(), a100()).unwrap_err().to_string();
+    let e = one(1_500_000_000, 1, Mode::Device, slow_device(), a100()).unwrap_err().to_string();
     assert!(e.starts_with("request[0] (prompt 1500000000 tokens, output 1): the device's prefill"), "{e}");
     assert!(e.contains("would end at 1.5e9 s, beyond the simulated clock's limit of 1e9 s"), "{e}");
     // a prefill of 999,999,000 s, then decode steps of 10 s each: the 101st passes the clock
-    let e = one(999_999_000, 200, Mode::Device, slowest_device(), a100()).unwrap_err().to_string();
+    let e = one(999_999_000, 200, Mode::Device, slow_device(), a100()).unwrap_err().to_string();
     assert!(
         e.contains("the device's decode of its answer") && e.contains("would end at 1.00000001e9 s"),
         "{e}"
     );
     // within the clock, the same device serves
-    let r = one(10, 100, Mode::Device, slowest_device(), a100()).unwrap();
+    let r = one(10, 100, Mode::Device, slow_device(), a100()).unwrap();
     assert!((r.ttft_s[0] - 10.0).abs() < 1e-9);
 }
 
