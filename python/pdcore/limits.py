@@ -36,8 +36,8 @@ key                               limit                why
 ``[iteration] decode_seq_s``      10 s                 a decode step: one pass over the weights
 ``[iteration] decode_context_s``  0.01 s               reading one token's KV cache: ~1 ms on a CPU
 ``[kv_transfer] write_token_s``   1 s per token        writing one token's KV: milliseconds on a disk
-``[prefill] seconds``             10 s per token       each point, and the slope beyond the last one
-``[decode] tpot_s``               10 s a step          and 0.01 s per context token beyond the last
+``[prefill] seconds``             10 s per token       each point's time over its prompt tokens
+``[decode] tpot_s``               10 s a step          each point: one pass over the weights
 ================================  ===================  ============================================
 
 A time the simulator computes beyond its clock (a valid but extreme combination of prices and lengths) is

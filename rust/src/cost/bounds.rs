@@ -57,8 +57,7 @@ pub const KV_WRITE_TOKEN: TimeBound = TimeBound {
     max_s: 1.0,
     why: "writing one token's KV cache (at most a few MB) takes even a disk milliseconds",
 };
-/// `[prefill] seconds` over `[prefill] prompt_tokens`: each point's time per token and the slope the
-/// curve continues with beyond the last point.
+/// `[prefill] seconds` over `[prefill] prompt_tokens`: each point's time per token.
 pub const DEVICE_PREFILL_TOKEN: TimeBound = TimeBound {
     key: "[prefill] seconds",
     max_s: 10.0,
@@ -70,16 +69,8 @@ pub const DEVICE_DECODE_STEP: TimeBound = TimeBound {
     max_s: 10.0,
     why: "a decode step is one pass over the weights: about a second on a CPU",
 };
-/// `[decode] tpot_s` over `[decode] context_tokens`: the growth of a decode step per context token the
-/// curve continues with beyond the last point.
-pub const DEVICE_DECODE_CONTEXT: TimeBound = TimeBound {
-    key: "[decode] tpot_s",
-    max_s: 0.01,
-    why: "reading one token's KV cache (at most a few MB) takes a CPU about a millisecond",
-};
-
 /// Every bound, as `pdcore.limits` lists them.
-pub const TIME_BOUNDS: [TimeBound; 9] = [
+pub const TIME_BOUNDS: [TimeBound; 8] = [
     ITERATION_BASE,
     PREFILL_TOKEN,
     PREFILL_ATTENTION,
@@ -88,7 +79,6 @@ pub const TIME_BOUNDS: [TimeBound; 9] = [
     KV_WRITE_TOKEN,
     DEVICE_PREFILL_TOKEN,
     DEVICE_DECODE_STEP,
-    DEVICE_DECODE_CONTEXT,
 ];
 
 impl TimeBound {

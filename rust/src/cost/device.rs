@@ -198,19 +198,16 @@ mod tests {
         let ok = || (vec![100.0, 1000.0], vec![1.0, 20.0], vec![0.0, 4096.0], vec![0.02, 0.03]);
         let (px, py, dx, dy) = ok();
         assert!(device(px, py, dx, dy).is_ok());
-        // 36 s a token, a point at 20 s a token, a slope of 10.5 s a token beyond the last point
+        // 36 s a token, a point at 20 s a token
         for (py, at) in [
             (vec![3600.0, 3600.0], "[prefill] seconds[0] = 36 s per prompt token"),
             (vec![1.0, 20_000.0], "[prefill] seconds[1] = 20 s per prompt token"),
-            (vec![1.0, 9500.0], "[prefill] seconds[1] = 10.55"),
         ] {
             let e = device(ok().0, py, ok().2, ok().3).unwrap_err();
             assert!(e.starts_with(at), "{e}");
         }
-        // a minute per decode step; a step growing by 0.1 s a context token beyond the last point
+        // a minute per decode step
         let e = device(ok().0, ok().1, vec![0.0], vec![60.0]).unwrap_err();
         assert!(e.starts_with("[decode] tpot_s[0] = 60 s is above 10 s"), "{e}");
-        let e = device(ok().0, ok().1, vec![0.0, 10.0], vec![0.02, 1.02]).unwrap_err();
-        assert!(e.starts_with("[decode] tpot_s[1] = 0.1 s per context token beyond the last point"), "{e}");
     }
 }
