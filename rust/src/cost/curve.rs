@@ -108,10 +108,10 @@ impl Curve {
         for i in 0..x.len() {
             match kind {
                 Kind::Prefill => {
-                    DEVICE_PREFILL_TOKEN.check(y_arg, Some(i), y[i] / x[i], "s per prompt token")?
+                    DEVICE_PREFILL_TOKEN.check(y_arg, Some(i), y[i] / x[i], "s per prompt token")
                 }
-                Kind::Tpot => DEVICE_DECODE_STEP.check(y_arg, Some(i), y[i], "s")?,
-            }
+                Kind::Tpot => DEVICE_DECODE_STEP.check(y_arg, Some(i), y[i], "s"),
+            }?;
         }
         Ok(())
     }
