@@ -13,6 +13,8 @@ types; the Python-only subclasses below add the input they name.
 - ``CloudError(PdcoreError)``: the live runtime's cloud stream failed; ``CloudUnavailableError`` (nothing
   arrived; ``CloudContextError``, the request exceeds the server's context window) or
   ``CloudStreamCutError`` (the stream broke off after some text). ``pdcore.runtime`` re-exports them.
+- ``DeviceFailedError(PdcoreError)``: the live runtime's device engine crashed, was killed, hung past its
+  deadline or could not start; ``cause`` says which in a few words, the message names the fix.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "CloudStreamCutError",
     "CloudUnavailableError",
     "DeadlineMissedError",
+    "DeviceFailedError",
     "InvalidInputError",
     "InvalidStateError",
     "PdcoreError",
@@ -63,3 +66,15 @@ class CloudContextError(CloudUnavailableError):
     def __init__(self, message: str, context_tokens: int | None) -> None:
         super().__init__(message)
         self.context_tokens = context_tokens
+
+
+class DeviceFailedError(PdcoreError):
+    """The device engine failed (crashed, was killed, hung or could not start); its worker is gone.
+
+    Attributes:
+        cause: What happened, in a few words (``"killed by signal 9 (SIGKILL)"``, ``"silent for 61 s"``).
+    """
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause

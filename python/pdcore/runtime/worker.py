@@ -22,6 +22,9 @@ A failure is final for the worker and always a `DeviceFailedError` naming the ca
   is killed, and the error says how long it was silent;
 - the engine cannot be built or fails its probe: the engine's own message.
 
+A child that dies between calls (killed while the device is idle) is found without a call by `check`.
+`DeviceFailedError` lives in `pdcore.exceptions` and is re-exported here.
+
 Nothing leaks: `close` asks the child to exit and kills it if it does not within a grace period, a
 finalizer does the same if the worker is dropped, and the child exits by itself when the parent's end of
 the pipe closes (the parent died).
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from pdcore.exceptions import InvalidInputError, InvalidStateError, PdcoreError
+from pdcore.exceptions import DeviceFailedError, InvalidInputError, InvalidStateError
 
 __all__ = [
     "DEFAULT_CALL_DEADLINE_S",
@@ -82,24 +85,12 @@ REBUILD_PORTABLE = (
 _CRASHES = {signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE}
 
 
-class DeviceFailedError(PdcoreError):
-    """The device engine failed (crashed, was killed, hung or could not start); the worker is gone.
-
-    Attributes:
-        cause: What happened, in a few words (``"killed by signal 9 (SIGKILL)"``, ``"silent for 61 s"``).
-    """
-
-    def __init__(self, message: str, *, cause: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
 @dataclass(frozen=True)
 class EngineSpec:
     """How to build an engine in the worker: ``factory`` (``"module:name"``) called with ``kwargs``.
 
     Attributes:
-        factory: A callable's import path, e.g. ``"pdcore.runtime.device:LlamaEngine"``.
+        factory: A callable's import path, e.g. ``"pdcore.runtime.engine:LlamaEngine"``.
         kwargs: Its keyword arguments (picklable).
         label: A name for messages (the model file's name).
     """
@@ -125,9 +116,9 @@ class EngineSpec:
 
     @classmethod
     def llama(cls, model_path: str | os.PathLike[str], **kwargs: Any) -> EngineSpec:
-        """A GGUF model run by `pdcore.runtime.device.LlamaEngine`."""
+        """A GGUF model run by `pdcore.runtime.engine.LlamaEngine`."""
         return cls(
-            "pdcore.runtime.device:LlamaEngine",
+            "pdcore.runtime.engine:LlamaEngine",
             {"model_path": os.fspath(model_path), **kwargs},
             label=os.path.basename(os.fspath(model_path)),
         )
@@ -236,7 +227,9 @@ class EngineWorker:
             self._fail(
                 f"{spec.label} could not start: {reply[1]}: {reply[2]}",
                 cause=f"{reply[1]} at start",
-                fix="check the model file and the device extra (pip install 'pdcore[device]')",
+                fix=None
+                if "fix:" in reply[2]
+                else "check the model file and the device extra (pip install 'pdcore[device]')",
             )
         _, self._n_ctx, self.facts = reply
 
@@ -280,14 +273,29 @@ class EngineWorker:
             raise InvalidStateError(message)
         raise DeviceFailedError(f"{self.spec.label}: {kind}: {message}", cause=kind)
 
+    def check(self) -> DeviceFailedError | None:
+        """The worker's failure, if it has failed: a child found dead since its last call (killed while
+        idle) is reaped and named here, without a call. A worker busy with a call is not checked (the call
+        finds out)."""
+        if self._failure is None and self._lock.acquire(blocking=False):
+            try:
+                if not self._process.is_alive():
+                    with contextlib.suppress(DeviceFailedError):
+                        self._died("idle")
+            finally:
+                self._lock.release()
+        return self._failure
+
     def tokenize(self, text: str, *, prompt: bool) -> list[int]:
         return list(self.call("tokenize", text, prompt=prompt))
 
     def reset(self) -> None:
         self.call("reset")
 
-    def eval(self, tokens: Sequence[int]) -> None:
-        self.call("eval", list(tokens))
+    def eval(self, tokens: Sequence[int], *, deadline_s: float | None = None) -> None:
+        """Evaluates ``tokens`` in the child, killed if it takes longer than ``deadline_s`` (default: the
+        worker's ``call_deadline_s``)."""
+        self.call("eval", list(tokens), deadline_s=deadline_s)
 
     def greedy(self) -> int:
         return int(self.call("greedy"))
@@ -349,7 +357,8 @@ class EngineWorker:
         )
         self._fail(f"{self.spec.label} {cause} while {doing}", cause=cause, fix=fix)
 
-    def _fail(self, message: str, *, cause: str, fix: str) -> None:
-        self._failure = DeviceFailedError(f"{message}; fix: {fix}", cause=cause)
+    def _fail(self, message: str, *, cause: str, fix: str | None) -> None:
+        """Fails the worker for good (its child reaped) and raises; ``fix``: unless the message has one."""
+        self._failure = DeviceFailedError(message if fix is None else f"{message}; fix: {fix}", cause=cause)
         self._finalizer()
         raise self._failure
