@@ -5,7 +5,9 @@ Needs the ``device`` extra (``pip install 'pdcore[device]'``: httpx, httpx-sse, 
 - `Session` streams one answer from the cloud and the device at once and hands over without a visible
   stall; ``async for piece in session.stream(prompt): ...``.
 - `CloudClient` streams completions from an OpenAI-compatible endpoint.
-- `Device` runs a local model (`LlamaEngine`: a GGUF file through llama-cpp-python) on its own thread.
+- `Device` runs a local model (`LlamaEngine`: a GGUF file through llama-cpp-python) in a worker process
+  (``pdcore.runtime.worker``), so that a crash, a kill or a hang of the model costs no answer: the cloud
+  continues it from the text so far (``pdcore.runtime.failover``), and the next request gets a fresh worker.
 - `RealtimeClock` is the wall-clock time base (SimPy's ``RealtimeEnvironment`` semantics).
 - `HandoffEstimator` predicts when the device will be ready to take over.
 - `Timeline` is the per-token record of a request, with its summary and JSON form.
@@ -15,7 +17,8 @@ progress and the display; it plans with the simulator's planner (``pdcore._core.
 ``pdcore.runtime.profiler`` and ``pdcore.runtime.cloud_profiler`` measure a device and a cloud profile (both
 fitted by ``pdcore.runtime.fit``), ``pdcore.runtime.validate`` compares live runs with the simulator and
 ``pdcore.runtime.testing`` has stand-ins (a scripted SSE cloud, a scripted device, a llama.cpp server
-launcher) for tests. The cloud errors live in ``pdcore.exceptions`` and are re-exported here.
+launcher) for tests. The cloud errors and `DeviceFailedError` live in ``pdcore.exceptions`` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pdcore.runtime.session import (
     Session,
 )
 from pdcore.runtime.timeline import CloudRecord, GapRecord, Notice, Timeline, TokenRecord
+from pdcore.runtime.worker import DeviceFailedError
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -55,6 +59,7 @@ __all__ = [
     "CloudUnavailableError",
     "Device",
     "DeviceEngine",
+    "DeviceFailedError",
     "DeviceToken",
     "GapRecord",
     "HandoffEstimator",

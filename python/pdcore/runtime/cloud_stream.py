@@ -18,6 +18,10 @@ No event within it is a stall: a ``cloud-silent`` notice, recorded in the timeli
 silent or cut stream is resumed while the device is still behind: a new request with the prompt and the
 text so far, for the rest of the quota, at most `MAX_RESUMES` times per answer with a backoff of
 `RESUME_BACKOFF_S` doubling each time; each resume is recorded (``cloud_resumes``).
+
+A stream's events go to a `StreamSink`: the cloud stream itself for the cloud's part of the answer, or the
+continuation after a device failure (`pdcore.runtime.failover.Failover`), which streams through
+`CloudStream.stream_for` with the same stall deadlines and records.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 from pdcore.exceptions import CloudContextError, CloudError, CloudStreamCutError, CloudUnavailableError
 from pdcore.runtime.cloud import CloudClient
@@ -41,6 +46,7 @@ __all__ = [
     "STALL_GAP_FACTOR",
     "STALL_MIN_S",
     "CloudStream",
+    "StreamSink",
 ]
 
 EXTENSION_LEAD_S = 0.3
@@ -67,8 +73,21 @@ UNKNOWN_ROOM = 1 << 30
 """The context room of a cloud whose window is unknown: no limit."""
 
 
+class StreamSink(Protocol):
+    """Where the events of one streamed cloud request go (module docstring)."""
+
+    def on_text(self, text: str, at: float) -> None:
+        """An event with ``text`` arrived at ``at`` (clock seconds)."""
+
+    def on_end(self, reason: str, at: float, *, short: bool) -> None:
+        """The stream ended with finish reason ``reason``; ``short``: fewer events than asked for."""
+
+    def on_failure(self, kind: str, error: CloudError) -> None:
+        """The stream failed: ``kind`` is ``"cut"``, ``"silent"``, ``"unavailable"`` or ``"context"``."""
+
+
 class CloudStream:
-    """The cloud's part of one request (module docstring).
+    """The cloud's part of one request (module docstring); the `StreamSink` of its own streams.
 
     Args:
         state: The request's shared record.
@@ -117,8 +136,16 @@ class CloudStream:
         """Sends a request for ``max_tokens`` positions after ``prompt`` (after ``delay`` seconds)."""
         self.open = True
         self.idle = False
-        self.task = asyncio.create_task(self._run(prompt, max_tokens, delay))
-        self.task.add_done_callback(lambda _: self.state.notify())
+        self.task = self.stream_for(self, prompt, max_tokens, delay=delay)
+
+    def stream_for(
+        self, sink: StreamSink, prompt: str, max_tokens: int, *, delay: float = 0.0
+    ) -> asyncio.Task[None]:
+        """Sends a request for ``max_tokens`` positions after ``prompt`` (after ``delay`` seconds) whose
+        events go to ``sink``, with this stream's stall deadlines and records."""
+        task = asyncio.create_task(self._run(sink, prompt, max_tokens, delay))
+        task.add_done_callback(lambda _: self.state.notify())
+        return task
 
     def cancel(self, now: float) -> None:
         """Stops an open stream at the hand-off: the device has taken over."""
@@ -198,7 +225,7 @@ class CloudStream:
         median = gaps[len(gaps) // 2] if gaps else self.state.terms.pace_s
         return max(STALL_GAP_FACTOR * median, STALL_MIN_S)
 
-    async def _run(self, prompt: str, max_tokens: int, delay: float = 0.0) -> None:
+    async def _run(self, sink: StreamSink, prompt: str, max_tokens: int, delay: float) -> None:
         client = self.client
         assert client is not None
         state = self.state
@@ -224,9 +251,9 @@ class CloudStream:
                 last = event.at
                 if event.text:
                     received += 1
-                    self._on_text(event.text, event.at)
+                    sink.on_text(event.text, event.at)
                 if event.finish_reason is not None:
-                    self._on_end(event.finish_reason, event.at, short=received < max_tokens)
+                    sink.on_end(event.finish_reason, event.at, short=received < max_tokens)
         except CloudContextError as exc:
             failure = ("context", exc)
         except CloudUnavailableError as exc:
@@ -237,10 +264,11 @@ class CloudStream:
         finally:
             with contextlib.suppress(Exception):
                 await stream.aclose()
-            self.open = False
+            if sink is self:
+                self.open = False
             state.notify()
         if failure is not None:
-            self._on_failure(*failure)
+            sink.on_failure(*failure)
 
     def _silent(self, last: float, deadline: float, received: int) -> CloudStreamCutError:
         """Records a stall and names it."""
@@ -273,7 +301,7 @@ class CloudStream:
         self.state.timeline.cloud_resumes.append((self.state.rel(self.state.clock.now()), kind, rest))
         self.start(self.state.prompt + "".join(self.pieces), rest, delay=delay)
 
-    def _on_text(self, text: str, at: float) -> None:
+    def on_text(self, text: str, at: float) -> None:
         state = self.state
         index = len(state.timeline.cloud_events)
         position = None
@@ -292,7 +320,7 @@ class CloudStream:
             state.controller.push(at)
         state.notify()
 
-    def _on_end(self, reason: str, at: float, *, short: bool = False) -> None:
+    def on_end(self, reason: str, at: float, *, short: bool = False) -> None:
         """The stream ended with a finish reason; ``short``: fewer tokens than asked for."""
         state, buffer = self.state, self.state.buffer
         state.timeline.cloud_end = reason
@@ -337,7 +365,7 @@ class CloudStream:
         else:
             self._part_ended()
 
-    def _on_failure(self, kind: str, exc: CloudError) -> None:
+    def on_failure(self, kind: str, error: CloudError) -> None:
         state = self.state
         state.timeline.cloud_end = kind
         state.timeline.cloud_end_s = state.rel(state.clock.now())
@@ -345,7 +373,7 @@ class CloudStream:
         if kind in ("cut", "silent") and self._can_resume():
             state.notice(
                 f"cloud-{kind}",
-                f"{exc}; resuming with the {received} tokens received (attempt {self.resumes + 1} of "
+                f"{error}; resuming with the {received} tokens received (attempt {self.resumes + 1} of "
                 f"{MAX_RESUMES})",
             )
             self._resume(kind)
@@ -357,7 +385,7 @@ class CloudStream:
             what = "answering on the device alone"
         else:
             what = f"the device continues after the {received} tokens received"
-        state.notice(f"cloud-{kind}", f"{exc}; {what}")
+        state.notice(f"cloud-{kind}", f"{error}; {what}")
         if state.buffer.handoff is None:
             self._end_part()
         state.notify()

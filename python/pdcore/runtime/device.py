@@ -1,7 +1,11 @@
-"""The device side of the live runtime: a local model on its own worker thread.
+"""The device side of the live runtime: a local model behind its own worker thread.
 
-`Device` owns one `DeviceEngine` and one worker thread; every call into the engine runs on that thread,
-so the asyncio event loop never blocks on the model (llama.cpp releases the GIL while it computes). A
+`Device` owns one `DeviceEngine` behind one worker thread (`pdcore.runtime.engine_thread.EngineThread`:
+every call into the engine runs there, so the asyncio event loop never blocks on the model). The live
+device (`Device.llama`, `Device.in_worker`) runs its engine in a child process
+(`pdcore.runtime.worker.EngineWorker`): a crash, a kill or a hang of the model is a `DeviceFailedError`
+of one call, not the end of the answer (`pdcore.runtime.failover`); a failed engine is replaced by
+`Device.restart`. An engine in this process (``Device(lambda: engine)``) serves tests with fakes. A
 request goes through three phases, driven by the session:
 
 1. `Device.start` resets the context and tokenizes the prompt; `Device.prefill_prompt` evaluates it in
@@ -15,6 +19,13 @@ request goes through three phases, driven by the session:
 3. `Device.generate` decodes greedily from the end of that text (the text-exact hand-off point): each
    token comes from the logits of the last evaluation, and is then evaluated to produce the next.
 
+Call deadlines (ours). A model call in a worker process that takes longer than its deadline is a hang:
+the worker is killed. Evaluating ``n`` tokens after ``c`` has the deadline `CALL_DEADLINE_FACTOR` times
+the profile's time for it (``profile.append_s(c, n)``, a prefill chunk or a decode step) plus
+`CALL_DEADLINE_FLOOR_S`: a device ten times slower than its profile on a loaded machine is slow, not hung.
+Without a profile, `pdcore.runtime.worker.DEFAULT_CALL_DEADLINE_S`; other calls (tokenize, reset, the
+greedy pick) get the floor.
+
 The engines (`DeviceEngine`, `LlamaEngine`) live in `pdcore.runtime.engine`, re-exported here.
 """
 
@@ -22,19 +33,17 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import os
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from pdcore.exceptions import InvalidInputError, InvalidStateError
+from pdcore.exceptions import DeviceFailedError, InvalidInputError, InvalidStateError
+from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.engine import (
     DEFAULT_N_CTX,
     DeviceEngine,
@@ -43,8 +52,12 @@ from pdcore.runtime.engine import (
     load_llama,
     smollm2_path,
 )
+from pdcore.runtime.engine_thread import DEFAULT_WORKER_NICE, EngineThread
+from pdcore.runtime.worker import DEFAULT_CALL_DEADLINE_S, DEFAULT_START_DEADLINE_S, EngineSpec, EngineWorker
 
 __all__ = [
+    "CALL_DEADLINE_FACTOR",
+    "CALL_DEADLINE_FLOOR_S",
     "DEFAULT_APPEND_CHUNK_TOKENS",
     "DEFAULT_CHUNK_TOKENS",
     "DEFAULT_N_CTX",
@@ -68,11 +81,13 @@ DEFAULT_APPEND_CHUNK_TOKENS = 32
 """Received tokens per model call while catching up: as fast per token as one large call with llama.cpp on
 a CPU (measured: 96 appended tokens at a 840-token context cost the same in chunks of 32 as at once)."""
 
-DEFAULT_WORKER_NICE = 5
-"""The worker thread runs this much nicer than the event loop (Linux only: there ``nice`` is per thread, and
-llama.cpp's compute threads inherit it). On a busy machine the display loop then gets the CPU when a token
-is due instead of waiting behind the model; the model loses little, since the loop is idle most of the
-time."""
+CALL_DEADLINE_FACTOR = 10.0
+"""A model call's deadline is this many times the profile's time for it, plus `CALL_DEADLINE_FLOOR_S`
+(module docstring)."""
+
+CALL_DEADLINE_FLOOR_S = 5.0
+"""Seconds every model call in a worker process may take on top of its priced time: a loaded machine or a
+slow page-in is not a hang."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +106,21 @@ class DeviceToken:
 
 
 class Device:
-    """A device model on its own worker thread, with the operations of one P/D-Device request.
+    """A device model behind its own worker thread, with the operations of one P/D-Device request.
 
     Args:
-        engine_factory: Builds the engine; called once, on the worker thread (a model's state then lives
-            on the thread that uses it).
+        engine_factory: Builds the engine; called on the worker thread (a model's state then lives on the
+            thread that uses it), once, and again by `restart`.
         chunk_tokens: Prompt tokens per model call during `prefill_prompt`.
         append_chunk_tokens: Received tokens per model call during `append_text` (smaller: each chunk
             revises the hand-off estimate while the device catches up).
         worker_nice: On Linux, how much lower the worker thread's scheduling priority is than the event
-            loop's (`DEFAULT_WORKER_NICE`); 0 leaves it equal.
+            loop's (`DEFAULT_WORKER_NICE`); 0 leaves it equal. A worker process inherits it.
         name: A label for notices and timelines.
+        profile: The device's speed profile: it prices the call deadlines of an engine in a worker process
+            (module docstring); a `Session` hands its own to a device that has none.
+        deadline_factor: See `CALL_DEADLINE_FACTOR`.
+        deadline_floor_s: See `CALL_DEADLINE_FLOOR_S`.
 
     Raises:
         InvalidInputError: A chunk size is below 1.
@@ -115,6 +134,9 @@ class Device:
         append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
         worker_nice: int = DEFAULT_WORKER_NICE,
         name: str = "device",
+        profile: DeviceProfile | None = None,
+        deadline_factor: float = CALL_DEADLINE_FACTOR,
+        deadline_floor_s: float = CALL_DEADLINE_FLOOR_S,
     ) -> None:
         for label, value in (("chunk_tokens", chunk_tokens), ("append_chunk_tokens", append_chunk_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -122,13 +144,11 @@ class Device:
         self.append_chunk_tokens = append_chunk_tokens
         self.name = name
         self.chunk_tokens = chunk_tokens
-        self._executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix=f"pdcore-{name}",
-            initializer=_lower_priority,
-            initargs=(worker_nice,),
-        )
-        self.engine: DeviceEngine = self._executor.submit(engine_factory).result()
+        self.profile = profile
+        self.deadline_factor = deadline_factor
+        self.deadline_floor_s = deadline_floor_s
+        self.host = EngineThread(engine_factory, nice=worker_nice, name=name)
+        """The engine and the worker thread its calls run on."""
         self._prompt: list[int] = []
         self._context = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -144,25 +164,107 @@ class Device:
         chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
         verbose: bool = False,
+        profile: DeviceProfile | None = None,
+        isolated: bool = True,
     ) -> Device:
-        """A device running a GGUF model with llama-cpp-python, loaded on the worker thread."""
+        """A device running a GGUF model with llama-cpp-python: in a worker process (`in_worker`), or with
+        ``isolated=False`` in this process on the worker thread (a crash of the engine then ends it).
+
+        A model that cannot load in the worker is not raised here: it is the device's `failure`, reported
+        by the first request (which the cloud then serves)."""
+        if isolated:
+            spec = EngineSpec.llama(model_path, n_threads=n_threads, n_ctx=n_ctx, verbose=verbose)
+            return cls.in_worker(
+                spec,
+                chunk_tokens=chunk_tokens,
+                append_chunk_tokens=append_chunk_tokens,
+                profile=profile,
+                name=Path(model_path).stem,
+            )
         return cls(
             lambda: LlamaEngine(model_path, n_threads=n_threads, n_ctx=n_ctx, verbose=verbose),
             chunk_tokens=chunk_tokens,
             append_chunk_tokens=append_chunk_tokens,
             name=Path(model_path).stem,
+            profile=profile,
         )
 
+    @classmethod
+    def in_worker(
+        cls,
+        spec: EngineSpec,
+        *,
+        start_deadline_s: float = DEFAULT_START_DEADLINE_S,
+        name: str | None = None,
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+        append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
+        profile: DeviceProfile | None = None,
+        deadline_factor: float = CALL_DEADLINE_FACTOR,
+        deadline_floor_s: float = CALL_DEADLINE_FLOOR_S,
+    ) -> Device:
+        """A device whose engine runs in a child process built from ``spec`` (`EngineWorker`), started
+        and probed within ``start_deadline_s``; the other arguments as for `Device`."""
+        return cls(
+            lambda: EngineWorker(spec, start_deadline_s=start_deadline_s, call_deadline_s=deadline_floor_s),
+            chunk_tokens=chunk_tokens,
+            append_chunk_tokens=append_chunk_tokens,
+            name=name or spec.label,
+            profile=profile,
+            deadline_factor=deadline_factor,
+            deadline_floor_s=deadline_floor_s,
+        )
+
+    @property
+    def engine(self) -> DeviceEngine:
+        """The engine in use (`EngineThread.engine`)."""
+        return self.host.engine
+
+    @property
+    def failure(self) -> DeviceFailedError | None:
+        """The engine's failure, until `restart` replaces it."""
+        return self.host.failure
+
+    @property
+    def ready(self) -> bool:
+        """Whether the engine runs and the worker thread is idle (`tokenize_idle` may be used)."""
+        return self.host.ready
+
+    def health(self) -> tuple[str, DeviceFailedError] | None:
+        """Between requests: the engine's failure and its phase, or ``None`` (`EngineThread.health`)."""
+        return self.host.health()
+
+    def restart(self) -> None:
+        """Replaces the engine with a fresh one, built in the background (`EngineThread.restart`)."""
+        self.host.restart()
+
     async def run(self, job: Callable[[], T]) -> T:
-        """Runs ``job`` on the worker thread and awaits its result."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        """Runs ``job`` on the worker thread and awaits its result.
+
+        Raises:
+            DeviceFailedError: The engine failed (it stays failed until `restart`).
+        """
+        return await self.host.run(job)
 
     def close(self) -> None:
-        """Closes the engine (if it has a ``close``) and stops the worker thread, after its current job."""
-        closer = getattr(self.engine, "close", None)
-        if callable(closer):
-            self._executor.submit(closer).result()
-        self._executor.shutdown(wait=True)
+        """Closes the engine and stops the worker thread (`EngineThread.close`)."""
+        self.host.close()
+
+    def call_deadline_s(self, tokens: int, context: int) -> float:
+        """The deadline of a model call evaluating ``tokens`` after ``context`` in a worker process: the
+        profile's time times ``deadline_factor`` plus ``deadline_floor_s`` (module docstring)."""
+        if self.profile is None:
+            return DEFAULT_CALL_DEADLINE_S
+        return self.deadline_factor * float(self.profile.append_s(context, tokens)) + self.deadline_floor_s
+
+    def _eval(self, tokens: Sequence[int]) -> float:
+        """Evaluates ``tokens`` (on the worker thread) within their deadline; returns the wall seconds."""
+        engine = self.engine
+        started = time.perf_counter()
+        if isinstance(engine, EngineWorker):
+            engine.eval(tokens, deadline_s=self.call_deadline_s(len(tokens), self._context))
+        else:
+            engine.eval(tokens)
+        return time.perf_counter() - started
 
     @property
     def context_tokens(self) -> int:
@@ -176,12 +278,13 @@ class Device:
 
     async def count_tokens(self, prompt: str) -> int:
         """The length of ``prompt`` in device tokens (the context is left as it is)."""
-        return len(await self.run(partial(self.engine.tokenize, prompt, prompt=True)))
+        return len(await self.run(lambda: self.engine.tokenize(prompt, prompt=True)))
 
     def tokenize_idle(self, prompt: str) -> list[int]:
-        """``prompt``'s device tokens, tokenized on the caller's thread. Only for a device between requests
-        (its worker idle, as at the start of a session's request): tokenizing reads the vocabulary only, and
-        a hop to the worker thread would cost the cloud's request that much more delay."""
+        """``prompt``'s device tokens, asked from the caller's thread. Only for a `ready` device (its worker
+        thread idle, as at the start of a session's request): tokenizing reads the vocabulary only (an
+        engine in a worker process answers over its pipe), and a hop to the worker thread would cost the
+        cloud's request that much more delay."""
         return self.engine.tokenize(prompt, prompt=True)
 
     async def start(self, prompt: str, tokens: Sequence[int] | None = None) -> int:
@@ -232,7 +335,7 @@ class Device:
                 if self._interrupted.is_set():
                     return False
                 chunk = prompt[done : done + self.chunk_tokens]
-                took = _timed(self.engine.eval, chunk)
+                took = self._eval(chunk)
                 done += len(chunk)
                 self._context = done
                 if on_progress is not None:
@@ -267,7 +370,7 @@ class Device:
             total = 0.0
             for start in range(0, len(tokens), self.append_chunk_tokens):
                 chunk = tokens[start : start + self.append_chunk_tokens]
-                took = _timed(self.engine.eval, chunk)
+                took = self._eval(chunk)
                 total += took
                 self._context += len(chunk)
                 if on_progress is not None:
@@ -307,17 +410,5 @@ class Device:
             produced += 1
             yield DeviceToken(token=token, text=self._decoder.decode(raw), ready=now())
             if produced < max_tokens:
-                await self.run(partial(self.engine.eval, [token]))
+                await self.run(partial(self._eval, [token]))
                 self._context += 1
-
-
-def _lower_priority(nice: int) -> None:
-    if nice > 0 and sys.platform == "linux":
-        with contextlib.suppress(OSError):
-            os.nice(nice)
-
-
-def _timed(job: Callable[[Sequence[int]], None], tokens: Sequence[int]) -> float:
-    started = time.perf_counter()
-    job(tokens)
-    return time.perf_counter() - started

@@ -5,6 +5,10 @@ The device prefills the prompt (`Device.prefill_prompt`), then the received text
 and takes over as soon as it has prefilled everything received: the cloud stream is closed and the device
 decodes from the end of the received text (`Device.generate`). Each prompt chunk and appended chunk is
 measured against the profile (`HandoffEstimator`) and the hand-off estimate revised.
+
+A `DeviceFailedError` in any phase (``"starting"``, ``"prefilling"``, ``"appending"``, ``"decoding"``)
+ends the device's part: it is handed, with the phase, to the request, whose failover continues the answer
+from the cloud (`pdcore.runtime.failover`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
+from pdcore.exceptions import DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.device import Device
 from pdcore.runtime.handoff import HandoffEstimator
@@ -32,6 +37,8 @@ class DeviceProgress:
         revise_handoff: Revises the hand-off estimate after the device's progress.
         prompt_counted: Called with the prompt's length in device tokens once the device has counted it.
         stop_cloud: Called with the clock time of the take-over: the cloud stream is no longer needed.
+        failed: Called with the device's failure and the phase it came in (module docstring); it may raise
+            (no side can continue the answer), which ends the part with that error.
     """
 
     def __init__(
@@ -45,6 +52,7 @@ class DeviceProgress:
         revise_handoff: Callable[[], None],
         prompt_counted: Callable[[int], None],
         stop_cloud: Callable[[float], None],
+        failed: Callable[[DeviceFailedError, str], None],
     ) -> None:
         self.state = state
         self.device = device
@@ -54,6 +62,11 @@ class DeviceProgress:
         self._revise_handoff = revise_handoff
         self._prompt_counted = prompt_counted
         self._stop_cloud = stop_cloud
+        self._failed = failed
+        self.phase = "starting"
+        """What the device is doing: ``"starting"``, ``"prefilling"``, ``"appending"`` or ``"decoding"``."""
+        self.decoded: list[str] = []
+        """The text of every token decoded, in order (shown or not)."""
         self.text: dict[int, str] = {}
         """Decoded tokens not shown yet, by output position."""
         self.ready: dict[int, float] = {}
@@ -95,6 +108,12 @@ class DeviceProgress:
         return self.text.pop(position), self.ready.pop(position)
 
     async def _run(self) -> None:
+        try:
+            await self._work()
+        except DeviceFailedError as error:
+            self._failed(error, self.phase)
+
+    async def _work(self) -> None:
         device = self.device
         assert device is not None
         state = self.state
@@ -114,6 +133,7 @@ class DeviceProgress:
             )
             state.timeline.prior_speed_ratio = self.prior_ratio
             self._revise_handoff()
+        self.phase = "prefilling"
         await device.prefill_prompt(self._prompt_observer)
         state.buffer.prefill_prompt()
         state.timeline.prompt_prefilled_s = state.rel(state.clock.now())
@@ -133,6 +153,7 @@ class DeviceProgress:
     async def _append_received(self, device: Device) -> None:
         """Prefills the cloud's text as it arrives, until everything received is prefilled."""
         buffer = self.state.buffer
+        self.phase = "appending"
         while not self.state.answer_complete:
             todo = buffer.received - buffer.prefilled
             if todo == 0:
@@ -170,6 +191,7 @@ class DeviceProgress:
 
     async def _take_over(self, device: Device) -> None:
         state = self.state
+        self.phase = "decoding"
         now = state.clock.now()
         position = state.buffer.take_over()
         state.timeline.handoff_s = state.rel(now)
@@ -184,6 +206,7 @@ class DeviceProgress:
         if left > 0:
             async for token in device.generate(left, now=state.clock.now):
                 slot = state.buffer.generate()
+                self.decoded.append(token.text)
                 self.text[slot] = token.text
                 self.ready[slot] = token.ready
                 state.notify()

@@ -1,8 +1,10 @@
 """The display's part of a streamed request: which output position is shown next, when, and from where.
 
 Cloud tokens are shown at the speed controller's due times (on arrival when nothing paces them), device
-tokens as they are decoded but never closer than ``min_tpot``; each position once and in order. The request's
-display loop (`pdcore.runtime.request.Request.pieces`) sleeps until the next due time and asks `Display.show`.
+tokens as they are decoded but never closer than ``min_tpot``; each position once and in order. After a
+device failure the cloud's continuation (`pdcore.runtime.failover`) fills the positions after the hand-off
+and is shown as it arrives, like device tokens. The request's display loop
+(`pdcore.runtime.request.Request.pieces`) sleeps until the next due time and asks `Display.show`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from pdcore.runtime.cloud_stream import CloudStream
 from pdcore.runtime.device_progress import DeviceProgress
+from pdcore.runtime.failover import Failover
 from pdcore.runtime.request_state import RequestState
 from pdcore.runtime.timeline import TokenRecord
 
@@ -50,17 +53,16 @@ class Display:
         state: The request's shared record.
         cloud: The cloud's part (its text and arrivals by position).
         device: The device's part (its decoded tokens by position).
+        failover: The cloud's continuation after a device failure (its tokens by position).
     """
 
     def __init__(
-        self,
-        state: RequestState,
-        cloud: CloudStream,
-        device: DeviceProgress,
+        self, state: RequestState, cloud: CloudStream, device: DeviceProgress, failover: Failover
     ) -> None:
         self.state = state
         self._cloud = cloud
         self._device = device
+        self._failover = failover
         self.last_shown: float | None = None
         """When the latest token was shown (clock seconds)."""
 
@@ -78,21 +80,30 @@ class Display:
             due = controller.next_due()
             assert due is not None
             return "cloud", due
-        ready = self._device.ready[position]
+        if self._failover.holds(position):
+            source, ready = "cloud", self._failover.arrival(position)
+        else:
+            source, ready = "device", self._device.ready[position]
         if self.last_shown is None:
-            return "device", ready
-        return "device", max(ready, self.last_shown + self.state.terms.min_tpot)
+            return source, ready
+        return source, max(ready, self.last_shown + self.state.terms.min_tpot)
 
     def show(self, source: str, due: float) -> TokenRecord:
         """Shows the next position, from ``source``, due at ``due`` (clock seconds), and records it."""
         state = self.state
         now = max(state.clock.now(), due)
-        if source == "cloud" and state.controller is not None:
+        handoff = state.buffer.handoff
+        paced = handoff is None or state.buffer.displayed < handoff
+        if source == "cloud" and paced and state.controller is not None:
             now = state.controller.mark_shown(now)
-        position, actual = state.buffer.display()
+        position, slot = state.buffer.display()
+        continued = self._failover.holds(position)
+        actual = "cloud" if continued else slot
         if actual != source:
             raise AssertionError(f"position {position}: expected a {source} token, the buffer has {actual}")
-        if source == "cloud":
+        if continued:
+            text, available = self._failover.token(position)
+        elif source == "cloud":
             text, available = self._cloud.pieces[position], self._cloud.arrivals[position]
         else:
             text, available = self._device.token(position)

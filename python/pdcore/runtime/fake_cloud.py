@@ -4,7 +4,8 @@
 It serves ``POST /v1/completions`` on 127.0.0.1 from a plain `http.server` thread and streams a scripted
 answer as server-sent events, one piece per event: with a first-token delay, per-event gaps (fixed or a
 jittery list), or failures (an HTTP error status, a cut after some events, a stall). A prompt that ends
-with the first pieces of the answer is a continuation: the answer resumes after them.
+with the beginning of the answer is a continuation: the answer resumes after it, from the middle of a piece
+when the beginning ends there (the rest of that piece is the first event).
 """
 
 from __future__ import annotations
@@ -225,12 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
         cut_after = script.cut_after if faulty else None
         stall_after = script.stall_after if faulty else None
         quota = int(served.body.get("max_tokens", len(script.pieces)))
-        start = _continued(str(served.body.get("prompt", "")), script.pieces)
+        rest = _rest(str(served.body.get("prompt", "")), script.pieces)
         if script.context_tokens is not None:
             room = script.context_tokens - len(str(served.body.get("prompt", "")).split())
             quota = max(0, min(quota, room))
-        pieces = list(script.pieces)[start : start + quota]
-        complete = start + quota >= len(script.pieces)
+        pieces = rest[:quota]
+        complete = quota >= len(rest)
         for index, piece in enumerate(pieces):
             time.sleep(script.first_delay_s if index == 0 else script.gap(index))
             if cut_after is not None and index >= cut_after:
@@ -249,9 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def _continued(prompt: str, pieces: Sequence[str]) -> int:
-    """How many pieces of the answer ``prompt`` already ends with (a continuation request)."""
-    for count in range(len(pieces), 0, -1):
-        if prompt.endswith("".join(pieces[:count])):
-            return count
-    return 0
+def _rest(prompt: str, pieces: Sequence[str]) -> list[str]:
+    """The pieces of the answer after the longest beginning of it that ``prompt`` ends with (all of them
+    for a new request); the first one cut where that beginning ends."""
+    answer = "".join(pieces)
+    done = next((size for size in range(len(answer), 0, -1) if prompt.endswith(answer[:size])), 0)
+    rest: list[str] = []
+    start = 0
+    for piece in pieces:
+        end = start + len(piece)
+        if end > done:
+            rest.append(piece[max(0, done - start) :])
+        start = end
+    return rest

@@ -10,6 +10,9 @@ Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from th
 prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
 appended chunk with the device's measured speed relative to its profile, applied to the work left. The
 controller paces to the estimate plus a guard of two device decode steps (`HandoffEstimator.guard`).
+
+A device failure in any phase hands the rest of the answer to the cloud (`pdcore.runtime.failover.Failover`,
+a fourth part beside the three).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import time
 from collections.abc import AsyncIterator
 
 from pdcore._core import SpeedController
-from pdcore.exceptions import CloudUnavailableError
+from pdcore.exceptions import CloudUnavailableError, DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.cloud_stream import CloudStream
 from pdcore.runtime.device import Device
 from pdcore.runtime.device_progress import DeviceProgress
 from pdcore.runtime.display import PRECISE_WAKE_S, Display, Piece
+from pdcore.runtime.failover import Failover
 from pdcore.runtime.request_state import RequestState
 
 __all__ = ["Request"]
@@ -72,8 +76,10 @@ class Request:
             revise_handoff=self.revise_handoff,
             prompt_counted=self._prompt_counted,
             stop_cloud=self.cloud.cancel,
+            failed=self._device_failed,
         )
-        self.display = Display(state, self.cloud, self.device)
+        self.failover = Failover(state, self.cloud, self.device)
+        self.display = Display(state, self.cloud, self.device, self.failover)
 
     def ask_cloud(self, quota: int, prompt_tokens: int, *, paced: bool) -> None:
         """Sends the cloud request for ``quota`` output positions of a prompt of about ``prompt_tokens``
@@ -119,6 +125,7 @@ class Request:
         Raises:
             DeadlineMissedError: The clock is strict and the runtime fell behind.
             CloudUnavailableError: Cloud-only mode and the cloud could not be reached.
+            DeviceFailedError: The device failed and no cloud could continue the answer.
         """
         state, display = self.state, self.display
         clock = state.clock
@@ -159,7 +166,7 @@ class Request:
 
     def raise_failures(self) -> None:
         """Raises what a part's task failed with."""
-        for task in (self.cloud.task, self.device.task):
+        for task in (self.cloud.task, self.device.task, self.failover.task):
             if task is not None and task.done() and not task.cancelled():
                 error = task.exception()
                 if error is not None:
@@ -170,12 +177,16 @@ class Request:
         device, task = self.device.device, self.device.task
         if device is not None and task is not None and not task.done():
             device.interrupt()
-        tasks = [task for task in (self.cloud.task, self.device.task) if task is not None and not task.done()]
+        parts = (self.cloud.task, self.device.task, self.failover.task)
+        tasks = [task for task in parts if task is not None and not task.done()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def _device_failed(self, error: DeviceFailedError, phase: str) -> None:
+        self.failover.device_failed(error, phase)
 
     def _prompt_counted(self, tokens: int) -> None:
         self.cloud.prompt_tokens = tokens

@@ -2,8 +2,9 @@
 buffer and the speed controller across the hand-off, whether the answer is complete, and how a change or a
 notice is told.
 
-The parts themselves (`pdcore.runtime.cloud_stream.CloudStream`, `pdcore.runtime.progress.DeviceProgress`
-and `pdcore.runtime.display.Display`) each own their own fields and get this record, not the session.
+The parts themselves (`pdcore.runtime.cloud_stream.CloudStream`,
+`pdcore.runtime.device_progress.DeviceProgress`, `pdcore.runtime.failover.Failover` and
+`pdcore.runtime.display.Display`) each own their own fields and get this record, not the session.
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ callback does, so it is printed once):
 - cloud stream cut or silent: resumed (`pdcore.runtime.cloud_stream`); when it cannot be, the tokens
   received stay and the device continues after them;
 - the cloud's context window ends its answer: the device continues after what arrived;
-- cloud answer complete (finish reason ``"stop"`` within its quota): the device is not needed.
+- cloud answer complete (finish reason ``"stop"`` within its quota): the device is not needed;
+- device failed (its worker process crashed, was killed or hung): the cloud continues the answer from the
+  text so far (`pdcore.runtime.failover`); a device found failed at the start leaves that answer to the
+  cloud (plan ``"cloud-only"``).
 
 Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"device-only"`` and
 ``"cloud-only"`` (every token shown on arrival), for comparisons on the same machine. The old names
@@ -102,7 +105,8 @@ class Session:
     Args:
         cloud: The cloud endpoint (modes ``"pd-device"`` and ``"cloud-only"``).
         device: The local model (modes ``"pd-device"`` and ``"device-only"``).
-        profile: The device's speed profile: the first hand-off estimate and ``k="auto"``.
+        profile: The device's speed profile: the first hand-off estimate and ``k="auto"``; a device without
+            a profile of its own takes it for its call deadlines (`Device`).
         k: Cloud decode tokens after the first, or ``"auto"`` for the planner's (module docstring).
         max_tpot: The largest display gap aimed for (the TPOT SLO), seconds.
         min_tpot: The smallest display gap, seconds.
@@ -170,6 +174,8 @@ class Session:
         self.cloud = cloud
         self.device = device
         self.profile = profile
+        if device is not None and device.profile is None:
+            device.profile = profile
         self.k = k
         self.max_tpot = float(max_tpot)
         self.min_tpot = float(min_tpot)
@@ -228,6 +234,7 @@ class Session:
         Raises:
             DeadlineMissedError: The clock is strict and the runtime fell behind.
             CloudError: Cloud-only mode and the cloud failed.
+            DeviceFailedError: The device failed and no cloud could continue the answer.
             InvalidInputError: The prompt does not fit the device's context window.
         """
         async with self._lock:
@@ -283,6 +290,7 @@ class Session:
         if self.mode == "pd-device":
             self._start_pd(request)
         else:
+            request.failover.device_failed_before()
             state.buffer.cut_cloud()
         if not request.device.deferred:
             request.device.start()
@@ -293,15 +301,21 @@ class Session:
         device = self.device
         assert device is not None
         state = request.state
+        failed = request.failover.device_failed_before()
         # The cloud request leaves before the prompt is tokenized whole (1,840 tokens took 4-8 ms on the
         # 2-core development machine, all of it added to the first token): the plan counts the prompt
         # at the tokens per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the
-        # device on this thread while its worker is idle (about half a millisecond); the device tokenizes
-        # it whole right after.
-        sample = state.prompt[:TOKENIZE_SAMPLE_CHARS]
-        self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
+        # device while its worker is idle (about half a millisecond); the device tokenizes it whole right
+        # after. A device still busy (a fresh worker starting) is not waited for: the learned rate serves.
+        if not failed and device.ready:
+            sample = state.prompt[:TOKENIZE_SAMPLE_CHARS]
+            self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
         estimated = self._estimated_tokens(state.prompt)
-        plan, reason, k = self.plan_request(estimated)
+        plan, reason, k = (
+            ("cloud-only", "the device failed: the cloud serves the whole answer", self.max_tokens)
+            if failed
+            else self.plan_request(estimated)
+        )
         state.timeline.plan = plan
         state.timeline.plan_reason = reason
         if plan == "device-only":
@@ -310,7 +324,8 @@ class Session:
             return
         if plan == "cloud-only":
             request.device.deferred = True
-            state.notice("plan-cloud", reason)
+            if not failed:
+                state.notice("plan-cloud", reason)
         quota = min(k + 1, self.max_tokens)
         state.timeline.k = quota - 1
         request.ask_cloud(quota, estimated, paced=plan == "pd-device")

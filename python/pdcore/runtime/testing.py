@@ -5,7 +5,8 @@
 - `FakeEngine` is a `DeviceEngine` that "knows" the answer: its tokens are UTF-8 bytes (so it never
   tokenizes like the cloud's word pieces), it continues the answer from wherever the context's answer
   text ends, and it sleeps for the time its cost model gives (optionally ``slowdown`` times slower than
-  the profile it reports, `FakeEngine.profile`).
+  the profile it reports, `FakeEngine.profile`); `FaultyEngine` crashes (a real SIGSEGV) or hangs on a
+  chosen evaluation, for the failover tests (run it in a worker process: ``EngineSpec(FAULTY, {...})``).
 - `LlamaServer` starts ``python -m llama_cpp.server`` on a free loopback port and stops it again.
 """
 
@@ -28,9 +29,12 @@ from pdcore.runtime.fake_cloud import CloudScript, FakeCloud, free_port, unused_
 __all__ = [
     "BOS",
     "EOG",
+    "FAKE",
+    "FAULTY",
     "CloudScript",
     "FakeCloud",
     "FakeEngine",
+    "FaultyEngine",
     "LlamaServer",
     "free_port",
     "unused_url",
@@ -45,6 +49,12 @@ EOG = 2
 
 _BYTE0 = 16
 """`FakeEngine` token id of byte 0; byte ``b`` is token ``_BYTE0 + b``."""
+
+FAKE = "pdcore.runtime.testing:FakeEngine"
+"""`FakeEngine`'s factory for an `pdcore.runtime.worker.EngineSpec`."""
+
+FAULTY = "pdcore.runtime.testing:FaultyEngine"
+"""`FaultyEngine`'s factory for an `pdcore.runtime.worker.EngineSpec`."""
 
 
 class FakeEngine:
@@ -137,6 +147,24 @@ class FakeEngine:
             citation="-",
             notes="-",
         )
+
+
+class FaultyEngine(FakeEngine):
+    """A `FakeEngine` that crashes (``fault="crash"``: a real SIGSEGV, as a native engine built for the
+    wrong CPU does) or hangs (``fault="hang"``) on its ``fault_at``-th evaluation, counting the worker's
+    start probe (`pdcore.runtime.worker.PROBE_TOKENS` + 1 evaluations when the answer is that long)."""
+
+    def __init__(self, answer: str, *, fault: str, fault_at: int, **costs: float) -> None:
+        super().__init__(answer, **costs)
+        self.fault = fault
+        self.fault_at = fault_at
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        if len(self.calls) + 1 >= self.fault_at:
+            if self.fault == "crash":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            time.sleep(3600)
+        super().eval(tokens)
 
 
 class LlamaServer:

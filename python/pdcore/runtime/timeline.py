@@ -32,9 +32,9 @@ from pdcore.slo import meets
 
 __all__ = ["CloudRecord", "GapRecord", "Notice", "Timeline", "TokenRecord"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the JSON form (``docs/timeline.md``); 2 added ``plan``, ``cloud_stalls`` and
-``cloud_resumes``."""
+``cloud_resumes``, 3 added ``device_failures``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,8 @@ class Notice:
     Attributes:
         at_s: When it happened.
         kind: ``"cloud-unavailable"``, ``"cloud-cut"``, ``"cloud-silent"``, ``"cloud-context"``,
-            ``"plan-device"``, ``"plan-cloud"``, ``"device-error"``, ``"tokenization"`` or ``"context-full"``
-            (``docs/timeline.md``).
+            ``"plan-device"``, ``"plan-cloud"``, ``"device-failed"``, ``"device-error"``, ``"tokenization"``
+            or ``"context-full"`` (``docs/timeline.md``).
         message: What happened and what the runtime did about it.
     """
 
@@ -160,6 +160,10 @@ class Timeline:
             time, how long it was silent, and ``"silent"`` (past the stall deadline) or ``"cut"`` (the
             connection broke).
         cloud_resumes: ``(at_s, kind, tokens)`` for each request that resumed a silent or cut stream.
+        device_failures: ``(at_s, phase, cause, position)`` for each failure of the device's engine: when
+            it was found, what the device was doing (``"starting"``, ``"idle"``, ``"prefilling"``,
+            ``"appending"``, ``"decoding"``), what happened, and the output position the cloud continued
+            the answer from (`pdcore.runtime.failover`).
     """
 
     mode: str
@@ -189,6 +193,7 @@ class Timeline:
     plan_reason: str | None = None
     cloud_stalls: list[tuple[float, float, str]] = field(default_factory=list)
     cloud_resumes: list[tuple[float, str, int]] = field(default_factory=list)
+    device_failures: list[tuple[float, str, str, int]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -265,6 +270,7 @@ class Timeline:
             "cloud_extension_tokens": sum(tokens for _, tokens in self.cloud_extensions),
             "cloud_stalls": len(self.cloud_stalls),
             "cloud_resumes": len(self.cloud_resumes),
+            "device_failures": len(self.device_failures),
             "prior_speed_ratio": self.prior_speed_ratio,
             "device_speed_ratio": self.device_speed_ratio,
             "max_gap_s": max(values) if values else None,
@@ -305,6 +311,10 @@ class Timeline:
             ],
             "cloud_resumes": [
                 {"at_s": at, "kind": kind, "tokens": tokens} for at, kind, tokens in self.cloud_resumes
+            ],
+            "device_failures": [
+                {"at_s": at, "phase": phase, "cause": cause, "position": position}
+                for at, phase, cause, position in self.device_failures
             ],
             "notices": [asdict(notice) for notice in self.notices],
         }
