@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.fake_cloud import CloudScript, FakeCloud, free_port, unused_url, word_pieces
@@ -154,8 +155,8 @@ class FaultyEngine(FakeEngine):
     wrong CPU does) or hangs (``fault="hang"``) on its ``fault_at``-th evaluation, counting the worker's
     start probe (`pdcore.runtime.worker.PROBE_TOKENS` + 1 evaluations when the answer is that long)."""
 
-    def __init__(self, answer: str, *, fault: str, fault_at: int, **costs: float) -> None:
-        super().__init__(answer, **costs)
+    def __init__(self, answer: str, *, fault: str, fault_at: int, **options: Any) -> None:
+        super().__init__(answer, **options)
         self.fault = fault
         self.fault_at = fault_at
 
