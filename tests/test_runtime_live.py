@@ -12,7 +12,8 @@ import asyncio
 import importlib.util
 import json
 import os
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ from typer.testing import CliRunner
 
 from pdcore.cli.runtime import register
 from pdcore.profiles import DeviceProfile
-from pdcore.runtime import CloudClient, Device, Session, Timeline, chatml, smollm2_path
+from pdcore.runtime import CloudClient, Device, Notice, Piece, Session, Timeline, chatml, smollm2_path
 from pdcore.runtime.cloud import CloudContextError
 from pdcore.runtime.testing import LlamaServer, unused_url
 from pdcore.runtime.validate import make_prompt
+from pdcore.runtime.worker import EngineWorker
 
 pytestmark = pytest.mark.realtime
 
@@ -323,3 +325,94 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
     # measured: 0 of 23 over in one run, 1 of 24 (81 ms, a 503-token prompt) in another
     assert len(over) <= len(handoffs) // 20, over
     assert all(gap_ms <= 2e3 * MAX_TPOT for _, gap_ms, _ in over), over
+
+
+def killed_mid_answer(
+    url: str, model: Path, tokens: int, kill_when: Callable[[Timeline, Piece], bool], **options: Any
+) -> tuple[Timeline, str, list[Notice], str]:
+    """One answer whose device worker is killed (SIGKILL) when ``kill_when`` says so, after a piece is
+    shown; returns its timeline, text and notices, and the cloud's own continuation of the text before the
+    seam (the same request again, for the seam rule)."""
+
+    async def go() -> tuple[Timeline, str, list[Notice], str]:
+        cloud = CloudClient(url, extra_body=SAMPLING)
+        device = Device.llama(model, n_threads=1)
+        notices: list[Notice] = []
+        try:
+            engine = device.engine
+            assert isinstance(engine, EngineWorker), "the live device runs in a worker process"
+            assert engine.pid is not None
+            prompt = await make_prompt(device, tokens, seed=11)
+            async for _ in cloud.stream(prompt, max_tokens=1):
+                pass
+            session = Session(cloud=cloud, device=device, on_notice=notices.append, **options)
+            pieces, killed = [], False
+            async for piece in session.stream(prompt):
+                pieces.append(piece.text)
+                assert session.timeline is not None
+                if not killed and kill_when(session.timeline, piece):
+                    os.kill(engine.pid, signal.SIGKILL)
+                    killed = True
+            assert killed, "the worker was never killed"
+            timeline = session.timeline
+            assert timeline is not None
+            assert timeline.device_failures, timeline.summary()
+            position = timeline.device_failures[0][3]
+            seam = "".join(record.text for record in timeline.tokens[:position])
+            rest = options["max_tokens"] - position
+            own = "".join([event.text async for event in cloud.stream(prompt + seam, max_tokens=rest)])
+            return timeline, "".join(pieces), notices, own
+        finally:
+            await cloud.aclose()
+            device.close()
+
+    return asyncio.run(go())
+
+
+def assert_seam_rule(timeline: Timeline, text: str, own: str, max_tokens: int) -> None:
+    """The answer is complete, and is the text before the seam followed by the cloud's continuation of it:
+    nothing repeated or dropped."""
+    assert text == timeline.text
+    assert len(timeline.tokens) == max_tokens or timeline.cloud_end == "stop", timeline.summary()
+    position = timeline.device_failures[0][3]
+    seam = "".join(record.text for record in timeline.tokens[:position])
+    assert {record.source for record in timeline.tokens[position:]} == {"cloud"}
+    continued = text[len(seam) :]
+    assert continued, "the cloud continued the answer"
+    # the cloud's own greedy continuation of the same text; as with the device's hand-off, the server
+    # computes it again through another batch shape (its prompt cache), so a near-tie in the logits may
+    # later pick another token: compared over the first characters
+    assert continued[:HANDOFF_AGREEMENT_CHARS] == own[:HANDOFF_AGREEMENT_CHARS], (continued, own)
+
+
+def test_the_worker_killed_mid_prefill_the_cloud_finishes_the_answer(cloud_url: str, model: Path) -> None:
+    def prefilling(timeline: Timeline, _: Piece) -> bool:
+        return timeline.prompt_tokens is not None and timeline.prompt_prefilled_s is None
+
+    timeline, text, notices, own = killed_mid_answer(
+        cloud_url, model, 600, prefilling, k=6, max_tokens=48, max_extensions=0
+    )
+    assert [notice.kind for notice in notices] == ["device-failed"]
+    assert "killed by signal 9 (SIGKILL)" in notices[0].message
+    assert timeline.device_failures[0][1] == "prefilling"
+    assert timeline.handoff_position is None
+    assert_seam_rule(timeline, text, own, 48)
+
+
+def test_the_worker_killed_mid_decode_the_cloud_continues_after_the_devices_text(
+    cloud_url: str, model: Path
+) -> None:
+    def decoding(_: Timeline, piece: Piece) -> bool:
+        return piece.source == "device"
+
+    timeline, text, notices, own = killed_mid_answer(
+        cloud_url, model, 300, decoding, k=6, max_tokens=48, max_extensions=0
+    )
+    assert [notice.kind for notice in notices] == ["device-failed"]
+    assert timeline.device_failures[0][1] == "decoding"
+    handoff = timeline.handoff_position
+    assert handoff is not None
+    position = timeline.device_failures[0][3]
+    assert position > handoff
+    assert {record.source for record in timeline.tokens[handoff:position]} == {"device"}
+    assert_seam_rule(timeline, text, own, 48)
