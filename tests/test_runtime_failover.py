@@ -10,7 +10,6 @@ process may outlive the device.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import signal
 import time
@@ -28,6 +27,8 @@ from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime import CloudClient, Device, Notice, Piece, Session, Timeline
 from pdcore.runtime.testing import FAKE, FAULTY, CloudScript, FakeCloud, FakeEngine, unused_url, word_pieces
 from pdcore.runtime.worker import REBUILD_PORTABLE, EngineSpec, EngineWorker
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts children in /proc")
 
 T = TypeVar("T")
 
@@ -63,14 +64,32 @@ def worker_pid(device: Device) -> int:
     return engine.pid
 
 
+def worker_children() -> list[int]:
+    """This process's children that run a device worker or are left unreaped (zombies), from ``/proc``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == os.getpid() and (state == "Z" or b"pdcore.runtime.worker" in cmdline):
+            found.append(int(entry.name))
+    return found
+
+
 def reaped(pids: list[int]) -> bool:
+    """Whether every worker seen is gone (reaped, not a zombie) and no other worker child is left."""
     for pid in pids:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             continue
         return False
-    return not multiprocessing.active_children()
+    return not worker_children()
 
 
 Trigger = Callable[[Timeline, Piece], bool]

@@ -6,6 +6,10 @@ phone's OS killing the app's model. In the runtime's process that would end the 
 cloud could finish it. So `EngineWorker` runs the engine in a child process and is itself a `DeviceEngine`
 (`pdcore.runtime.device`): every call crosses a pipe as one message and its answer comes back.
 
+The child is a fresh interpreter (``python -c``) that imports the same pdcore and gets the parent's
+``sys.path`` and the `EngineSpec` over an inherited socket; unlike multiprocessing's ``spawn`` it never runs
+the parent's main script again, so a script without a ``__main__`` guard can use a device.
+
 The protocol (ours): the parent sends ``(method, args, kwargs)`` for one of `METHODS`; the child answers
 ``("ok", value)`` or ``("error", kind, message)`` for an exception the engine raised (re-raised in the
 parent as `pdcore.exceptions.InvalidInputError` / `InvalidStateError` when it is one, else as
@@ -26,17 +30,19 @@ A child that dies between calls (killed while the device is idle) is found witho
 `DeviceFailedError` lives in `pdcore.exceptions` and is re-exported here.
 
 Nothing leaks: `close` asks the child to exit and kills it if it does not within a grace period, a
-finalizer does the same if the worker is dropped, and the child exits by itself when the parent's end of
-the pipe closes (the parent died).
+finalizer does the same if the worker is dropped or the interpreter exits, and the child exits by itself
+when the parent's end of the pipe closes (the parent died).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -44,6 +50,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from pdcore.exceptions import DeviceFailedError, InvalidInputError, InvalidStateError
@@ -178,14 +185,52 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
             conn.send(("error", type(exc).__name__, str(exc)))
 
 
-def _stop(process: Any, conn: Connection) -> None:
+_CHILD = "from pdcore.runtime.worker import _child; _child()"
+
+
+def _child() -> None:
+    """The child's entry (``python -c _CHILD FD``): the parent's ``sys.path``, then the spec, then serve."""
+    conn = Connection(int(sys.argv[1]))
+    sys.path[:] = conn.recv()
+    _serve(conn, conn.recv())
+
+
+def _launch(spec: EngineSpec) -> tuple[subprocess.Popen[bytes], Connection]:
+    """Starts the child with one end of a socket pair and sends it what it needs (`_child`)."""
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ)
+    # the child imports the pdcore this process runs, wherever that is
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
+    try:
+        fd = theirs.fileno()
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(fd)], pass_fds=(fd,), env=env, stdin=subprocess.DEVNULL
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    conn = Connection(ours.detach())
+    conn.send(list(sys.path))
+    conn.send(spec)
+    return process, conn
+
+
+def _wait(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(_CLOSE_GRACE_S)
+
+
+def _stop(process: subprocess.Popen[bytes], conn: Connection) -> None:
     # finalizer and close: ask, then insist; never leave a child behind
     with contextlib.suppress(OSError, ValueError):
         conn.send(None)
-    process.join(_CLOSE_GRACE_S)
-    if process.is_alive():
+    _wait(process)
+    if process.poll() is None:
         process.kill()
-        process.join(_CLOSE_GRACE_S)
+        _wait(process)
     with contextlib.suppress(OSError):
         conn.close()
 
@@ -214,13 +259,7 @@ class EngineWorker:
         self.call_deadline_s = call_deadline_s
         self._lock = threading.Lock()
         self._failure: DeviceFailedError | None = None
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe(duplex=True)
-        self._process = context.Process(
-            target=_serve, args=(child, spec), name=f"pdcore-{spec.label}", daemon=True
-        )
-        self._process.start()
-        child.close()
+        self._process, self._conn = _launch(spec)
         self._finalizer = weakref.finalize(self, _stop, self._process, self._conn)
         reply = self._receive(start_deadline_s, "starting")
         if reply[0] == "failed":
@@ -241,7 +280,7 @@ class EngineWorker:
     @property
     def alive(self) -> bool:
         """Whether the child runs and has not failed."""
-        return self._failure is None and self._process.is_alive()
+        return self._failure is None and self._process.poll() is None
 
     @property
     def n_ctx(self) -> int:
@@ -279,7 +318,7 @@ class EngineWorker:
         finds out)."""
         if self._failure is None and self._lock.acquire(blocking=False):
             try:
-                if not self._process.is_alive():
+                if self._process.poll() is not None:
                     with contextlib.suppress(DeviceFailedError):
                         self._died("idle")
             finally:
@@ -308,9 +347,9 @@ class EngineWorker:
 
     def kill(self) -> None:
         """Kills the child at once (SIGKILL); the worker is failed from then on."""
-        if self._process.is_alive():
+        if self._process.poll() is None:
             self._process.kill()
-        self._process.join(_CLOSE_GRACE_S)
+        _wait(self._process)
 
     def close(self) -> None:
         """Stops the child (asks, then kills after a grace period) and frees the pipe."""
@@ -324,7 +363,7 @@ class EngineWorker:
                     return self._conn.recv()
             except (EOFError, OSError):
                 self._died(doing)
-            if not self._process.is_alive() and not self._conn.poll(0):
+            if self._process.poll() is not None and not self._conn.poll(0):
                 self._died(doing)
             silent = time.monotonic() - started
             if silent >= deadline_s:
@@ -337,8 +376,8 @@ class EngineWorker:
                 )
 
     def _died(self, doing: str) -> None:
-        self._process.join(_CLOSE_GRACE_S)
-        code = self._process.exitcode
+        _wait(self._process)
+        code = self._process.returncode
         if code is not None and code < 0:
             number = -code
             try:
