@@ -1,4 +1,5 @@
-"""``pdcore chat`` against a scripted cloud: the session's mode names and their old aliases."""
+"""``pdcore chat`` against a scripted cloud: the session's mode names and their old aliases, and a device
+model that cannot load."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def test_chat_names_the_modes_on_a_bad_one(tmp_path: Path) -> None:
     code, output = _chat("http://127.0.0.1:9", "both", tmp_path / "t.json")
     assert code == 2
     assert "use one of pd-device, device-only, cloud-only" in output
+
+
+def test_chat_with_a_model_that_cannot_load_is_answered_by_the_cloud_with_a_notice(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.gguf"
+    with FakeCloud(CloudScript(word_pieces(ANSWER), first_delay_s=0.01, gap_s=0.002)) as cloud:
+        result = CliRunner().invoke(
+            app, ["chat", "hi", "--cloud-url", cloud.url, "--model", str(missing), "--k", "0"]
+        )
+    assert result.exit_code == 0, result.output
+    assert ANSWER in result.output
+    assert "notice:" in result.output
+    assert "missing.gguf could not start" in result.output
+    result = CliRunner().invoke(app, ["chat", "hi", "--model", str(missing), "--mode", "device-only"])
+    assert result.exit_code == 2, result.output
+    assert "the device failed (" in result.output
+    assert "the cloud cannot continue the answer (device-only mode has no cloud" in result.output

@@ -4,8 +4,10 @@
 `register` adds them to the ``pdcore`` Typer app. They need the ``device`` extra (httpx, httpx-sse,
 llama-cpp-python), imported only when a command runs, so the simulator's commands work without it. The
 cloud URL comes from ``--cloud-url`` or ``PDCORE_CLOUD_URL`` and the API key from
-``PDCORE_CLOUD_API_KEY`` (never printed). Errors pdcore raises on purpose print one red line with exit
-code 2; ``validate`` exits with 1 when the simulator misses the agreement goal.
+``PDCORE_CLOUD_API_KEY`` (never printed). The device's model runs in a worker process
+(`pdcore.runtime.Device.llama`): a failure of it is a notice, and the cloud finishes the answer. Errors
+pdcore raises on purpose print one red line with exit code 2; ``validate`` exits with 1 when the simulator
+misses the agreement goal.
 """
 
 from __future__ import annotations
@@ -186,7 +188,9 @@ def chat(
                 prompt if raw else chatml(prompt),
                 mode=mode,
                 cloud=lambda: CloudClient(cloud_url, extra_body=_params(cloud_param), api=api),
-                device=lambda: Device.llama(default_model(model), n_threads=_threads(threads)),
+                device=lambda: Device.llama(
+                    default_model(model), n_threads=_threads(threads), profile=chosen_profile
+                ),
                 session=lambda cloud, device: Session(
                     cloud=cloud,
                     device=device,
@@ -433,7 +437,7 @@ def validate(
 
         async def run() -> live.ValidationReport:
             cloud = CloudClient(cloud_url, extra_body=_params(cloud_param), api=api)
-            device = Device.llama(default_model(model), n_threads=_threads(threads))
+            device = Device.llama(default_model(model), n_threads=_threads(threads), profile=device_profile)
             try:
                 return await live.validate(
                     cloud=cloud, device=device, profile=device_profile, requests=requests,
