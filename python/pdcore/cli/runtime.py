@@ -188,9 +188,7 @@ def chat(
                 prompt if raw else chatml(prompt),
                 mode=mode,
                 cloud=lambda: CloudClient(cloud_url, extra_body=_params(cloud_param), api=api),
-                device=lambda: Device.llama(
-                    default_model(model), n_threads=_threads(threads), profile=chosen_profile
-                ),
+                device=lambda: Device.llama(default_model(model), n_threads=_threads(threads)),
                 session=lambda cloud, device: Session(
                     cloud=cloud,
                     device=device,

@@ -1,12 +1,11 @@
 """The device side of the live runtime: a local model behind its own worker thread.
 
 `Device` owns one `DeviceEngine` behind one worker thread (`pdcore.runtime.engine_thread.EngineThread`:
-every call into the engine runs there, so the asyncio event loop never blocks on the model). The live
-device (`Device.llama`, `Device.in_worker`) runs its engine in a child process
-(`pdcore.runtime.worker.EngineWorker`): a crash, a kill or a hang of the model is a `DeviceFailedError`
-of one call, not the end of the answer (`pdcore.runtime.failover`); a failed engine is replaced by
-`Device.restart`. An engine in this process (``Device(lambda: engine)``) serves tests with fakes. A
-request goes through three phases, driven by the session:
+every call into the engine runs there, so the asyncio event loop never blocks on the model, and a failed
+engine is replaced there). The live device (`Device.llama`, `Device.in_worker`) runs its engine in a child
+process (`pdcore.runtime.worker.EngineWorker`): a crash, a kill or a hang of the model is a
+`DeviceFailedError` of one call, not the end of the answer (`pdcore.runtime.failover`). An engine in this
+process (``Device(lambda: engine)``) serves tests with fakes. A request goes through three phases:
 
 1. `Device.start` resets the context and tokenizes the prompt; `Device.prefill_prompt` evaluates it in
    chunks of ``chunk_tokens`` in one worker job, so the event loop's own latency never delays the model,
@@ -18,13 +17,6 @@ request goes through three phases, driven by the session:
    text.
 3. `Device.generate` decodes greedily from the end of that text (the text-exact hand-off point): each
    token comes from the logits of the last evaluation, and is then evaluated to produce the next.
-
-Call deadlines (ours). A model call in a worker process that takes longer than its deadline is a hang:
-the worker is killed. Evaluating ``n`` tokens after ``c`` has the deadline `CALL_DEADLINE_FACTOR` times
-the profile's time for it (``profile.append_s(c, n)``, a prefill chunk or a decode step) plus
-`CALL_DEADLINE_FLOOR_S`: a device ten times slower than its profile on a loaded machine is slow, not hung.
-Without a profile, `pdcore.runtime.worker.DEFAULT_CALL_DEADLINE_S`; other calls (tokenize, reset, the
-greedy pick) get the floor.
 
 The engines (`DeviceEngine`, `LlamaEngine`) live in `pdcore.runtime.engine`, re-exported here.
 """
@@ -83,11 +75,10 @@ a CPU (measured: 96 appended tokens at a 840-token context cost the same in chun
 
 CALL_DEADLINE_FACTOR = 10.0
 """A model call's deadline is this many times the profile's time for it, plus `CALL_DEADLINE_FLOOR_S`
-(module docstring)."""
+(`Device.call_deadline_s`)."""
 
 CALL_DEADLINE_FLOOR_S = 5.0
-"""Seconds every model call in a worker process may take on top of its priced time: a loaded machine or a
-slow page-in is not a hang."""
+"""Seconds every model call in a worker process may take on top of its priced time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +101,7 @@ class Device:
 
     Args:
         engine_factory: Builds the engine; called on the worker thread (a model's state then lives on the
-            thread that uses it), once, and again by `restart`.
+            thread that uses it), once, and again after a failure (`EngineThread.restart`).
         chunk_tokens: Prompt tokens per model call during `prefill_prompt`.
         append_chunk_tokens: Received tokens per model call during `append_text` (smaller: each chunk
             revises the hand-off estimate while the device catches up).
@@ -165,28 +156,18 @@ class Device:
         append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
         verbose: bool = False,
         profile: DeviceProfile | None = None,
-        isolated: bool = True,
     ) -> Device:
-        """A device running a GGUF model with llama-cpp-python: in a worker process (`in_worker`), or with
-        ``isolated=False`` in this process on the worker thread (a crash of the engine then ends it).
-
-        A model that cannot load in the worker is not raised here: it is the device's `failure`, reported
-        by the first request (which the cloud then serves)."""
-        if isolated:
-            spec = EngineSpec.llama(model_path, n_threads=n_threads, n_ctx=n_ctx, verbose=verbose)
-            return cls.in_worker(
-                spec,
-                chunk_tokens=chunk_tokens,
-                append_chunk_tokens=append_chunk_tokens,
-                profile=profile,
-                name=Path(model_path).stem,
-            )
-        return cls(
-            lambda: LlamaEngine(model_path, n_threads=n_threads, n_ctx=n_ctx, verbose=verbose),
+        """A device running a GGUF model with llama-cpp-python in a worker process (`in_worker`). A model
+        that cannot load there is not raised here: it is the device's `failure`, reported by the first
+        request (which the cloud then serves). ``Device(lambda: LlamaEngine(...))`` runs it in this process.
+        """
+        spec = EngineSpec.llama(model_path, n_threads=n_threads, n_ctx=n_ctx, verbose=verbose)
+        return cls.in_worker(
+            spec,
             chunk_tokens=chunk_tokens,
             append_chunk_tokens=append_chunk_tokens,
-            name=Path(model_path).stem,
             profile=profile,
+            name=Path(model_path).stem,
         )
 
     @classmethod
@@ -221,7 +202,7 @@ class Device:
 
     @property
     def failure(self) -> DeviceFailedError | None:
-        """The engine's failure, until `restart` replaces it."""
+        """The engine's failure, until `EngineThread.restart` replaces it."""
         return self.host.failure
 
     @property
@@ -229,19 +210,11 @@ class Device:
         """Whether the engine runs and the worker thread is idle (`tokenize_idle` may be used)."""
         return self.host.ready
 
-    def health(self) -> tuple[str, DeviceFailedError] | None:
-        """Between requests: the engine's failure and its phase, or ``None`` (`EngineThread.health`)."""
-        return self.host.health()
-
-    def restart(self) -> None:
-        """Replaces the engine with a fresh one, built in the background (`EngineThread.restart`)."""
-        self.host.restart()
-
     async def run(self, job: Callable[[], T]) -> T:
         """Runs ``job`` on the worker thread and awaits its result.
 
         Raises:
-            DeviceFailedError: The engine failed (it stays failed until `restart`).
+            DeviceFailedError: The engine failed (it stays failed until `EngineThread.restart`).
         """
         return await self.host.run(job)
 
@@ -250,8 +223,15 @@ class Device:
         self.host.close()
 
     def call_deadline_s(self, tokens: int, context: int) -> float:
-        """The deadline of a model call evaluating ``tokens`` after ``context`` in a worker process: the
-        profile's time times ``deadline_factor`` plus ``deadline_floor_s`` (module docstring)."""
+        """The deadline of a model call evaluating ``tokens`` after ``context`` in a worker process; past
+        it the call is a hang and the worker is killed.
+
+        The rule (ours): ``deadline_factor`` times the profile's time for the call (``append_s(context,
+        tokens)``: a prefill chunk or a decode step) plus ``deadline_floor_s``, so that a device ten times
+        slower than its profile on a loaded machine is slow, not hung. Without a profile,
+        `pdcore.runtime.worker.DEFAULT_CALL_DEADLINE_S`. Other calls (tokenize, reset, the greedy pick)
+        get the floor.
+        """
         if self.profile is None:
             return DEFAULT_CALL_DEADLINE_S
         return self.deadline_factor * float(self.profile.append_s(context, tokens)) + self.deadline_floor_s

@@ -117,6 +117,8 @@ class DeviceProgress:
         device = self.device
         assert device is not None
         state = self.state
+        if device.profile is None:
+            device.profile = self.profile  # it prices the device's call deadlines
         prompt_tokens = await device.start(state.prompt)
         self.prompt_tokens = prompt_tokens
         state.timeline.prompt_tokens = prompt_tokens

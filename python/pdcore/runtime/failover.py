@@ -18,7 +18,7 @@ cloud:
   displayed answer is the text so far, then the cloud's continuation of it: nothing repeated or dropped.
 - **The record.** One ``device-failed`` notice, and ``(at_s, phase, cause, position)`` in the timeline's
   ``device_failures`` (``position``: where the continuation starts). The device starts a fresh worker in
-  the background at once (`Device.restart`), so the next request has one.
+  the background at once (`EngineThread.restart`), so the next request has one.
 
 When no cloud can continue (device-only mode, a session without a cloud, the cloud's context window full,
 or the continuation unavailable or failing past its resumes) the request ends with a `DeviceFailedError`
@@ -84,19 +84,22 @@ class Failover:
 
     def device_failed_before(self) -> bool:
         """At the request's start: reports a device that failed since its last answer (could not start, or
-        its worker died while idle) and restarts it. Returns whether it had failed."""
-        device = self.progress.device
-        found = device.health() if device is not None else None
+        its worker died while idle) and restarts it; a P/D-Device request is planned ``"cloud-only"`` (the
+        device starts only if the cloud fails). Returns whether it had failed."""
+        state, device = self.state, self.progress.device
+        found = device.host.health() if device is not None else None
         if device is None or found is None:
             return False
         phase, error = found
         self._record(error, phase, 0)
-        device.restart()
-        if self.state.mode == "device-only":
+        device.host.restart()
+        if state.mode == "device-only":
             what = "a fresh worker is starting for this answer"
         else:
             what = "the cloud serves this answer; a fresh worker is starting for the next"
-        self.state.notice("device-failed", f"{error}; {what}")
+            state.timeline.plan, state.timeline.plan_reason = "cloud-only", "the device failed"
+            self.progress.deferred = True
+        state.notice("device-failed", f"{error}; {what}")
         return True
 
     def device_failed(self, error: DeviceFailedError, phase: str) -> None:
@@ -110,7 +113,7 @@ class Failover:
         position = buffer.received if buffer.handoff is None else buffer.handoff + buffer.generated
         self._record(error, phase, position)
         if self.progress.device is not None:
-            self.progress.device.restart()
+            self.progress.device.host.restart()
         if state.answer_complete:
             state.notice("device-failed", f"{error}; the answer was already complete")
             return

@@ -32,9 +32,8 @@ callback does, so it is printed once):
   received stay and the device continues after them;
 - the cloud's context window ends its answer: the device continues after what arrived;
 - cloud answer complete (finish reason ``"stop"`` within its quota): the device is not needed;
-- device failed (its worker process crashed, was killed or hung): the cloud continues the answer from the
-  text so far (`pdcore.runtime.failover`); a device found failed at the start leaves that answer to the
-  cloud (plan ``"cloud-only"``).
+- device failed (crashed, killed, hung): the cloud continues the answer from the text so far
+  (`pdcore.runtime.failover`); a device found failed at the start leaves the answer to the cloud.
 
 Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"device-only"`` and
 ``"cloud-only"`` (every token shown on arrival), for comparisons on the same machine. The old names
@@ -105,8 +104,8 @@ class Session:
     Args:
         cloud: The cloud endpoint (modes ``"pd-device"`` and ``"cloud-only"``).
         device: The local model (modes ``"pd-device"`` and ``"device-only"``).
-        profile: The device's speed profile: the first hand-off estimate and ``k="auto"``; a device without
-            a profile of its own takes it for its call deadlines (`Device`).
+        profile: The device's speed profile: the first hand-off estimate, ``k="auto"``, and the call
+            deadlines of a device without a profile of its own.
         k: Cloud decode tokens after the first, or ``"auto"`` for the planner's (module docstring).
         max_tpot: The largest display gap aimed for (the TPOT SLO), seconds.
         min_tpot: The smallest display gap, seconds.
@@ -174,8 +173,6 @@ class Session:
         self.cloud = cloud
         self.device = device
         self.profile = profile
-        if device is not None and device.profile is None:
-            device.profile = profile
         self.k = k
         self.max_tpot = float(max_tpot)
         self.min_tpot = float(min_tpot)
@@ -284,13 +281,13 @@ class Session:
 
     def _start(self, request: Request) -> None:
         state = request.state
-        if self.mode == "cloud-only":
+        failed = self.mode != "cloud-only" and request.failover.device_failed_before()
+        if self.mode == "cloud-only" or (failed and self.mode == "pd-device"):
             request.ask_cloud(self.max_tokens, self._estimated_tokens(state.prompt), paced=False)
             return
         if self.mode == "pd-device":
             self._start_pd(request)
         else:
-            request.failover.device_failed_before()
             state.buffer.cut_cloud()
         if not request.device.deferred:
             request.device.start()
@@ -301,21 +298,16 @@ class Session:
         device = self.device
         assert device is not None
         state = request.state
-        failed = request.failover.device_failed_before()
         # The cloud request leaves before the prompt is tokenized whole (1,840 tokens took 4-8 ms on the
-        # 2-core development machine, all of it added to the first token): the plan counts the prompt
-        # at the tokens per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the
-        # device while its worker is idle (about half a millisecond); the device tokenizes it whole right
-        # after. A device still busy (a fresh worker starting) is not waited for: the learned rate serves.
-        if not failed and device.ready:
+        # 2-core development machine, all of it added to the first token): the plan counts the prompt at the
+        # tokens per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the device while
+        # its worker is idle (about half a millisecond; a busy one, such as a fresh worker starting, is not
+        # waited for); the device tokenizes it whole right after.
+        if device.ready:
             sample = state.prompt[:TOKENIZE_SAMPLE_CHARS]
             self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
         estimated = self._estimated_tokens(state.prompt)
-        plan, reason, k = (
-            ("cloud-only", "the device failed: the cloud serves the whole answer", self.max_tokens)
-            if failed
-            else self.plan_request(estimated)
-        )
+        plan, reason, k = self.plan_request(estimated)
         state.timeline.plan = plan
         state.timeline.plan_reason = reason
         if plan == "device-only":
@@ -324,8 +316,7 @@ class Session:
             return
         if plan == "cloud-only":
             request.device.deferred = True
-            if not failed:
-                state.notice("plan-cloud", reason)
+            state.notice("plan-cloud", reason)
         quota = min(k + 1, self.max_tokens)
         state.timeline.k = quota - 1
         request.ask_cloud(quota, estimated, paced=plan == "pd-device")

@@ -154,7 +154,7 @@ class Timeline:
         device_speed_ratio: The same ratio measured in this request.
         plan: What the request ran: the mode, or, for a P/D-Device request with ``k="auto"``, the side
             it was reduced to (``"device-only"``: the device answers first; ``"cloud-only"``: the device
-            cannot catch up within the answer).
+            cannot catch up within the answer, or had failed).
         plan_reason: Why, in words.
         cloud_stalls: ``(at_s, silent_s, kind)`` for each stall of the cloud's stream: the last event's
             time, how long it was silent, and ``"silent"`` (past the stall deadline) or ``"cut"`` (the

@@ -4,11 +4,9 @@ A native engine (llama.cpp) can die in ways Python cannot catch: a segmentation 
 host does not grant, such as AMX under some VMs), the OS's out-of-memory killer, a corrupt model file, a
 phone's OS killing the app's model. In the runtime's process that would end the answer, although the
 cloud could finish it. So `EngineWorker` runs the engine in a child process and is itself a `DeviceEngine`
-(`pdcore.runtime.device`): every call crosses a pipe as one message and its answer comes back.
-
-The child is a fresh interpreter (``python -c``) that imports the same pdcore and gets the parent's
-``sys.path`` and the `EngineSpec` over an inherited socket; unlike multiprocessing's ``spawn`` it never runs
-the parent's main script again, so a script without a ``__main__`` guard can use a device.
+(`pdcore.runtime.device`): every call crosses a pipe as one message and its answer comes back. The child
+is a fresh interpreter that gets the parent's ``sys.path`` and the `EngineSpec` over an inherited socket
+(unlike multiprocessing's ``spawn``, it never runs the parent's main script again).
 
 The protocol (ours): the parent sends ``(method, args, kwargs)`` for one of `METHODS`; the child answers
 ``("ok", value)`` or ``("error", kind, message)`` for an exception the engine raised (re-raised in the
@@ -26,12 +24,10 @@ A failure is final for the worker and always a `DeviceFailedError` naming the ca
   is killed, and the error says how long it was silent;
 - the engine cannot be built or fails its probe: the engine's own message.
 
-A child that dies between calls (killed while the device is idle) is found without a call by `check`.
-`DeviceFailedError` lives in `pdcore.exceptions` and is re-exported here.
-
-Nothing leaks: `close` asks the child to exit and kills it if it does not within a grace period, a
-finalizer does the same if the worker is dropped or the interpreter exits, and the child exits by itself
-when the parent's end of the pipe closes (the parent died).
+A child that dies between calls (killed while idle) is found without a call by `check`. `DeviceFailedError`
+lives in `pdcore.exceptions` and is re-exported here. Nothing leaks: `close` asks the child to exit and kills
+it if it does not within a grace period, a finalizer does the same if the worker is dropped or the interpreter
+exits, and the child exits by itself when the parent's end of the pipe closes (the parent died).
 """
 
 from __future__ import annotations
