@@ -25,8 +25,9 @@ pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` ext
 from pdcore.exceptions import DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime import CloudClient, Device, Notice, Piece, Session, Timeline
+from pdcore.runtime.device import CALL_DEADLINE_FACTOR, CALL_DEADLINE_FLOOR_S
 from pdcore.runtime.testing import FAKE, FAULTY, CloudScript, FakeCloud, FakeEngine, unused_url, word_pieces
-from pdcore.runtime.worker import REBUILD_PORTABLE, EngineSpec, EngineWorker
+from pdcore.runtime.worker import DEFAULT_CALL_DEADLINE_S, REBUILD_PORTABLE, EngineSpec, EngineWorker
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="counts children in /proc")
 
@@ -330,3 +331,16 @@ def test_a_kill_with_the_cloud_unreachable_is_a_clear_error_and_leaves_no_proces
     assert "killed by signal 9 (SIGKILL)" in message
     assert "the cloud cannot continue the answer (" in message
     assert reaped([pid])
+
+
+def test_call_deadlines_are_priced_by_the_profile() -> None:
+    device = Device(lambda: FakeEngine(ANSWER))
+    try:
+        assert device.call_deadline_s(128, 0) == DEFAULT_CALL_DEADLINE_S, "no profile: the worker's default"
+        device.profile = profile()
+        for tokens, context in ((128, 0), (32, 400), (1, 600)):
+            priced = CALL_DEADLINE_FACTOR * device.profile.append_s(context, tokens) + CALL_DEADLINE_FLOOR_S
+            assert device.call_deadline_s(tokens, context) == pytest.approx(priced)
+        assert device.call_deadline_s(128, 0) > device.call_deadline_s(1, 0) > CALL_DEADLINE_FLOOR_S
+    finally:
+        device.close()

@@ -43,11 +43,13 @@ Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"devic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 from pdcore._core import TurnPlan, plan_turn
+from pdcore.exceptions import DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.clock import RealtimeClock
 from pdcore.runtime.cloud import CloudClient
@@ -303,9 +305,10 @@ class Session:
         # tokens per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the device while
         # its worker is idle (about half a millisecond; a busy one, such as a fresh worker starting, is not
         # waited for); the device tokenizes it whole right after.
-        if device.ready:
-            sample = state.prompt[:TOKENIZE_SAMPLE_CHARS]
-            self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
+        sample = state.prompt[:TOKENIZE_SAMPLE_CHARS]
+        with contextlib.suppress(DeviceFailedError):  # a worker dead since: its next call reports it
+            if device.ready:
+                self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
         estimated = self._estimated_tokens(state.prompt)
         plan, reason, k = self.plan_request(estimated)
         state.timeline.plan = plan
