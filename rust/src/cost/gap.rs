@@ -1,11 +1,12 @@
-//! Whether a display gap is within the objective, and the objective's default.
+//! Whether a time is within its objective (the gap rule), and the largest gap's default objective.
 //!
-//! A gap meets a largest-gap objective `max_tpot` when `gap <= max_tpot + GAP_SLACK_S`. The slack of
+//! A gap meets a largest-gap objective `max_tpot_s` when `gap <= max_tpot_s + GAP_SLACK_S`. The slack of
 //! one nanosecond is the resolution of the simulator's clock: a gap the speed controller paced at
-//! exactly `max_tpot` in integer nanoseconds reads back as `max_tpot` plus float rounding in seconds, and
-//! must count as met. An undefined gap (NaN: a request with fewer than two displayed tokens) has nothing
-//! to miss and counts as met. The simulator, the report's attainment figures, the grid check and the live
-//! timeline all use this rule.
+//! exactly `max_tpot_s` in integer nanoseconds reads back as `max_tpot_s` plus float rounding in seconds,
+//! and must count as met. An undefined gap (NaN: a request with fewer than two displayed tokens) has
+//! nothing to miss and counts as met. The same rule holds a TTFT to its objective. It is written once,
+//! here: the simulator, the optimizer, the router, the report's attainment figures, the grid check and
+//! the live timeline all call [`within_objective`] (Python through `pdcore._core.within_objective`).
 
 /// The slack of the rule, seconds (one nanosecond, the simulator's clock resolution).
 pub const GAP_SLACK_S: f64 = 1e-9;

@@ -12,11 +12,11 @@
 //! - The rule: the device takes the request when, alone, it meets both objectives for the predicted
 //!   answer of `o` tokens: its prefill of the prompt within the TTFT objective (of what its session
 //!   cache does not hold, [`DeviceCost::prompt_s`]), and each of its decode steps up to the predicted last
-//!   token (contexts `p + 1` to `p + o - 1`) within the largest-gap objective ([`within_objective`], one
-//!   nanosecond of slack). Otherwise the cloud takes it.
+//!   token (contexts `p + 1` to `p + o - 1`) within the largest-gap objective, both by the one gap rule
+//!   ([`within_objective`], one nanosecond of slack). Otherwise the cloud takes it.
 
 use super::device::DeviceCost;
-use super::gap::{within_objective, GAP_SLACK_S};
+use super::gap::within_objective;
 use crate::error::{CoreError, Result};
 
 /// Buckets of the predictor's table: one per power of two of a `u32` prompt.
@@ -68,7 +68,7 @@ impl RouterRule {
     /// cache holds (module doc).
     #[must_use]
     pub fn on_device(&self, device: &DeviceCost, prompt: u32, cached: u32) -> bool {
-        if device.prompt_s(prompt, cached.min(prompt)) > self.ttft_slo_s + GAP_SLACK_S {
+        if !within_objective(device.prompt_s(prompt, cached.min(prompt)), self.ttft_slo_s) {
             return false;
         }
         let steps = self.predicted_output(prompt) - 1;

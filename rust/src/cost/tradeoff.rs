@@ -123,7 +123,7 @@ impl Weights {
     /// Whether an estimate meets the SLOs.
     #[must_use]
     pub fn feasible(&self, e: &Estimate) -> bool {
-        e.gaps_kept && (e.ttft_s <= self.ttft_slo_s || within_objective(e.ttft_s, self.ttft_slo_s))
+        e.gaps_kept && within_objective(e.ttft_s, self.ttft_slo_s)
     }
 
     /// The cloud's dollars: its prefill of what its prefix cache lacks, and `decode_tokens` lone steps.
