@@ -41,8 +41,8 @@ class Fixed(Policy):
 
     def plan(self, request: RequestInfo, load: CloudLoad) -> Plan:
         if self.mode == "spec":
-            return Plan("spec", max_tpot=0.05, gamma=4, alpha=0.7)
-        return Plan(self.mode, k=self.k, max_tpot=0.05)
+            return Plan("spec", max_tpot_s=0.05, gamma=4, alpha=0.7)
+        return Plan(self.mode, k=self.k, max_tpot_s=0.05)
 
 
 def one(prompt: int, output: int) -> Workload:

@@ -212,7 +212,7 @@ FLAG_CASES = [
     (["--policies", "pd-device:k=99999999999999999999"], "k = 99999999999999999999"),
     (["--policies", "pd-device:load_adaptive=maybe"], "not a boolean"),
     (["--policies", "pd-device:k=-1"], "k = -1"),
-    (["--policies", "pd-device:min_tpot=nan"], "not finite"),
+    (["--policies", "pd-device:min_tpot_s=nan"], "not finite"),
     (["--policies", "nosuch"], "unknown policy"),
     (["--policies", ","], "names no policy"),
     (["--requests", "99999999999999999999"], "--requests"),

@@ -41,8 +41,8 @@ def test_plans_take_numpy_integers() -> None:
 @pytest.mark.parametrize("count", [-1, 2**70])
 def test_counts_beyond_their_range_are_named(count: int) -> None:
     with pytest.raises(InvalidInputError, match="expected_tokens"):
-        SpeedController(min_tpot=0.0, max_tpot=0.05, expected_tokens=count)
-    controller = SpeedController(min_tpot=0.0, max_tpot=0.05)
+        SpeedController(min_tpot_s=0.0, max_tpot_s=0.05, expected_tokens=count)
+    controller = SpeedController(min_tpot_s=0.0, max_tpot_s=0.05)
     with pytest.raises(InvalidInputError, match=r"^n "):
         controller.set_expected(count)
     with pytest.raises(InvalidInputError, match="cloud_expected"):

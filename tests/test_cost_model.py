@@ -1,8 +1,8 @@
 """One cost model: the simulator, the optimizer and the live runtime price the same work identically.
 
 Every consumer asks the Rust cost model (`pdcore._core.DeviceCost`, `CloudCost`, `solve_catchup`,
-`PlanOptimizer`, `HandoffEstimator`, `gap_within`); these properties check, for random valid profiles, that
-what each consumer reports is exactly that model's price, and that a built-in policy planned inside the
+`PlanOptimizer`, `HandoffEstimator`, `within_objective`); these properties check, for random valid profiles,
+that what each consumer reports is exactly that model's price, and that a built-in policy planned inside the
 simulator gives the same run as the same policy asked per request from Python.
 """
 
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdcore import InvalidInputError, ProfileError
-from pdcore._core import DEFAULT_MAX_K, GAP_SLACK_S, LIVE_GUARD_STEPS, Plan, gap_within
+from pdcore._core import DEFAULT_MAX_K, GAP_SLACK_S, LIVE_GUARD_STEPS, Plan, within_objective
 from pdcore._core import solve_catchup as native_solve_catchup
 from pdcore.optimize import Optimizer, catchup_k, solve_catchup
 from pdcore.policies import (
@@ -116,7 +116,7 @@ def test_the_falling_tail_is_priced_alike_everywhere() -> None:
         3000,
         device=device.cost,
         first_token_s=first,
-        max_tpot=SLO().max_tpot_s,
+        max_tpot_s=SLO().max_tpot_s,
         cloud_tpot_s=CLOUD.cost.lone_decode_s(3000),
     )
     assert (choice.k, choice.device_ready_s) == (direct.k, direct.device_ready_s)
@@ -143,7 +143,7 @@ def test_simulated_device_steps_are_the_models_prices(
     device: DeviceProfile, prompt: int, output: int
 ) -> None:
     result = Scenario(cloud=CLOUD, device=device, network=WIFI).run(
-        one_request(prompt, output), Policy_fixed("device", max_tpot=10.0), one_way_s=[0.01]
+        one_request(prompt, output), Policy_fixed("device", max_tpot_s=10.0), one_way_s=[0.01]
     )
     ttft_ns = round(result.results["ttft_s"][0] * 1e9)
     assert ttft_ns == ns(device.prefill_s(prompt))
@@ -156,16 +156,16 @@ def test_simulated_device_steps_are_the_models_prices(
     device=profiles(),
     prompt=st.integers(1, 12_000),
     one_way=st.floats(0.0, 0.2),
-    max_tpot=st.floats(0.01, 0.2),
+    max_tpot_s=st.floats(0.01, 0.2),
     ratio=st.sampled_from([1.0, 0.75, 0.5, 0.35]),
 )
 def test_the_optimizers_k_is_the_models_catchup(
-    device: DeviceProfile, prompt: int, one_way: float, max_tpot: float, ratio: float
+    device: DeviceProfile, prompt: int, one_way: float, max_tpot_s: float, ratio: float
 ) -> None:
     optimizer = Optimizer(
         device=device,
         cloud=CLOUD,
-        slo=SLO(max_tpot_s=max_tpot),
+        slo=SLO(max_tpot_s=max_tpot_s),
         refine_ratios=(ratio,),
         quality={ratio: 0.0},
         load_adaptive=False,
@@ -176,7 +176,7 @@ def test_the_optimizers_k_is_the_models_catchup(
         prompt,
         device=device,
         first_token_s=first,
-        max_tpot=max_tpot,
+        max_tpot_s=max_tpot_s,
         refine_ratio=ratio,
         cloud_tpot_s=CLOUD.cost.lone_decode_s(prompt),
     )
@@ -235,9 +235,9 @@ def test_native_planning_equals_python_planning(name: str, deployment: str) -> N
         PDDevice(k=7, refine_ratio=0.5),
         PDDevice(load_adaptive=False, max_k=40),
         NaiveSplit(k=3),
-        DiSCo(budget=0.8, min_tpot=0.01),
+        DiSCo(budget=0.8, min_tpot_s=0.01),
         Router(quantile=0.9, min_bucket=8),
-        SpecDecoding(gamma=6, alpha=0.9, min_tpot=0.005),
+        SpecDecoding(gamma=6, alpha=0.9, min_tpot_s=0.005),
         PDDevice(cost_weight=5.0),
         PDDevice(energy_weight=0.01),
         PDDevice(refine_ratio="auto", quality_bound="mean", cost_weight=0.5, energy_weight=0.005),
@@ -330,12 +330,12 @@ def test_a_profile_that_prices_a_step_at_zero_is_refused(field: str, value: obje
 
 def test_the_gap_rule_has_one_nanosecond_of_slack() -> None:
     assert GAP_SLACK_S == 1e-9
-    assert gap_within(0.05, 0.05)
-    assert gap_within(0.05 + 0.5e-9, 0.05)
-    assert not gap_within(0.05 + 2e-9, 0.05)
-    assert gap_within(math.nan, 0.05)
+    assert within_objective(0.05, 0.05)
+    assert within_objective(0.05 + 0.5e-9, 0.05)
+    assert not within_objective(0.05 + 2e-9, 0.05)
+    assert within_objective(math.nan, 0.05)
     np.testing.assert_array_equal(
-        gap_within(np.array([0.01, 0.06, math.nan]), 0.05), np.array([True, False, True])
+        within_objective(np.array([0.01, 0.06, math.nan]), 0.05), np.array([True, False, True])
     )
 
 

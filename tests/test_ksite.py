@@ -13,7 +13,7 @@ from pdcore.optimize import Optimizer
 from pdcore.policies import CloudLoad, PDDevice
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import SLO, Scenario
-from pdcore.slo import within
+from pdcore.slo import within_objective
 from pdcore.traces import Workload, synthetic_default
 
 CLOUD = load_cloud_profile("llama3-8b-a100")
@@ -155,9 +155,9 @@ def test_the_bridge_keeps_the_largest_gap_within_the_objective_by_design() -> No
     pool_only = scenario(k_sites="pool").run(workload, "pd-device", seed=0)
     both = scenario(k_sites="both").run(workload, "pd-device", seed=0)
     slo = SLO(max_tpot_s=0.05)
-    late = ~within(np.asarray(pool_only.results["max_gap_s"]), slo.max_tpot_s)
+    late = ~within_objective(np.asarray(pool_only.results["max_gap_s"]), slo.max_tpot_s)
     assert late.mean() > 0.01
-    assert within(np.asarray(both.results["max_gap_s"]), slo.max_tpot_s).all()
+    assert within_objective(np.asarray(both.results["max_gap_s"]), slo.max_tpot_s).all()
     sites = both.columns()["k_site"]
     assert {"pool", "prefill", "bridge", "none"} == set(sites.tolist())
     assert set(pool_only.columns()["k_site"].tolist()) <= {"pool", "none"}

@@ -89,8 +89,8 @@ def test_policy_booleans_mean_what_they_say() -> None:
         ("pd-device:k=-1", "0 to"),
         ("pd-device:k=3x", "k = '3x'"),
         ("pd-device:max_k=1e30", "max_k"),
-        ("pd-device:min_tpot=nan", "not finite"),
-        ("pd-device:min_tpot=inf", "not finite"),
+        ("pd-device:min_tpot_s=nan", "not finite"),
+        ("pd-device:min_tpot_s=inf", "not finite"),
     ],
 )
 def test_policy_settings_are_checked(spec: str, match: str) -> None:
@@ -331,7 +331,7 @@ def test_an_edited_profile_is_recorded_by_path_and_digest(tmp_path: Path) -> Non
 
 def test_api_misuse_is_an_invalid_input_naming_the_argument() -> None:
     with pytest.raises(InvalidInputError, match="expected_tokens = -1"):
-        SpeedController(min_tpot=0.0, max_tpot=0.1, expected_tokens=-1)
+        SpeedController(min_tpot_s=0.0, max_tpot_s=0.1, expected_tokens=-1)
     for bad, match in (
         (np.array([1 + 1j]), "dtype complex"),
         (np.ma.array([1.0], mask=[True]), "masked array"),
@@ -339,7 +339,7 @@ def test_api_misuse_is_an_invalid_input_naming_the_argument() -> None:
         ([True, False], "dtype bool"),
     ):
         with pytest.raises(InvalidInputError, match=match):
-            pdcore.pace(bad, handoff_at=0.0, min_tpot=0.0, max_tpot=0.1)
+            pdcore.pace(bad, handoff_at=0.0, min_tpot_s=0.0, max_tpot_s=0.1)
 
     class Forgetful(Policy):
         name = "forgetful"

@@ -50,8 +50,8 @@ class Stream:
     def kwargs(self) -> dict[str, float]:
         return {
             "handoff_at": secs(self.handoff),
-            "min_tpot": secs(self.min_tpot),
-            "max_tpot": secs(self.max_tpot),
+            "min_tpot_s": secs(self.min_tpot),
+            "max_tpot_s": secs(self.max_tpot),
         }
 
     def pace(self, arrivals: tuple[int, ...] | None = None) -> list[int]:
@@ -200,8 +200,8 @@ def test_schedule_is_the_documented_rule(s: Stream) -> None:
 def controller(s: Stream, *, expected: bool = True, handoff: bool = True) -> pdcore.SpeedController:
     """A controller for `s`, told its length and hand-off unless asked not to."""
     return pdcore.SpeedController(
-        min_tpot=secs(s.min_tpot),
-        max_tpot=secs(s.max_tpot),
+        min_tpot_s=secs(s.min_tpot),
+        max_tpot_s=secs(s.max_tpot),
         expected_tokens=s.n if expected else None,
         handoff_at=secs(s.handoff) if handoff else None,
     )
@@ -304,7 +304,7 @@ def test_without_handoff_the_controller_paces_at_max_tpot(s: Stream) -> None:
 
 
 def test_clearing_the_handoff_returns_to_max_tpot_pace() -> None:
-    sc = pdcore.SpeedController(min_tpot=0.0, max_tpot=0.1, expected_tokens=4, handoff_at=0.4)
+    sc = pdcore.SpeedController(min_tpot_s=0.0, max_tpot_s=0.1, expected_tokens=4, handoff_at=0.4)
     for _ in range(4):
         sc.push(0.0)
     assert sc.mark_shown() == 0.0
@@ -331,7 +331,7 @@ def test_next_due_is_none_exactly_when_the_buffer_is_empty(s: Stream) -> None:
 
 
 def test_mark_shown_on_an_empty_buffer_is_a_state_error() -> None:
-    sc = pdcore.SpeedController(min_tpot=0.0, max_tpot=0.1)
+    sc = pdcore.SpeedController(min_tpot_s=0.0, max_tpot_s=0.1)
     with pytest.raises(pdcore.InvalidStateError, match="no token is buffered") as info:
         sc.mark_shown()
     assert isinstance(info.value, RuntimeError)
@@ -378,15 +378,15 @@ def test_a_late_display_is_accepted_and_later_gaps_count_from_it(s: Stream, data
 
 
 def test_controller_reports_its_configuration() -> None:
-    sc = pdcore.SpeedController(min_tpot=0.01, max_tpot=0.05, expected_tokens=3, handoff_at=1.5)
-    assert (sc.min_tpot, sc.max_tpot, sc.expected_tokens, sc.handoff_at) == (0.01, 0.05, 3, 1.5)
+    sc = pdcore.SpeedController(min_tpot_s=0.01, max_tpot_s=0.05, expected_tokens=3, handoff_at=1.5)
+    assert (sc.min_tpot_s, sc.max_tpot_s, sc.expected_tokens, sc.handoff_at) == (0.01, 0.05, 3, 1.5)
     assert (sc.received, sc.shown, sc.buffered, sc.last_shown) == (0, 0, 0, None)
     assert "SpeedController(" in repr(sc)
 
 
 # --- bad input ------------------------------------------------------------------------------------
 
-OK = {"handoff_at": 1.0, "min_tpot": 0.0, "max_tpot": 0.1}
+OK = {"handoff_at": 1.0, "min_tpot_s": 0.0, "max_tpot_s": 0.1}
 
 
 def assert_invalid_input(info: pytest.ExceptionInfo[BaseException]) -> None:
@@ -422,11 +422,11 @@ def test_decreasing_arrival_is_named_with_its_index(s: Stream, data: st.DataObje
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"min_tpot": 0.1, "max_tpot": 0.1}, r"^max_tpot must be greater than min_tpot"),
-        ({"min_tpot": 0.2, "max_tpot": 0.1}, r"^max_tpot must be greater than min_tpot"),
-        ({"min_tpot": -0.1, "max_tpot": 0.1}, r"^min_tpot is negative"),
-        ({"min_tpot": math.nan}, r"^min_tpot is NaN"),
-        ({"max_tpot": math.inf}, r"^max_tpot is inf"),
+        ({"min_tpot_s": 0.1, "max_tpot_s": 0.1}, r"^max_tpot_s must be greater than min_tpot_s"),
+        ({"min_tpot_s": 0.2, "max_tpot_s": 0.1}, r"^max_tpot_s must be greater than min_tpot_s"),
+        ({"min_tpot_s": -0.1, "max_tpot_s": 0.1}, r"^min_tpot_s is negative"),
+        ({"min_tpot_s": math.nan}, r"^min_tpot_s is NaN"),
+        ({"max_tpot_s": math.inf}, r"^max_tpot_s is inf"),
         ({"handoff_at": math.nan}, r"^handoff_at is NaN"),
         ({"handoff_at": -1.0}, r"^handoff_at is negative"),
     ],
@@ -447,7 +447,7 @@ def test_two_dimensional_input_is_refused_naming_the_argument() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0])
 def test_controller_refuses_bad_times(bad: float) -> None:
-    sc = pdcore.SpeedController(min_tpot=0.0, max_tpot=0.1)
+    sc = pdcore.SpeedController(min_tpot_s=0.0, max_tpot_s=0.1)
     with pytest.raises(pdcore.InvalidInputError, match=r"^at is "):
         sc.push(bad)
     with pytest.raises(pdcore.InvalidInputError, match=r"^at is "):
@@ -459,7 +459,7 @@ def test_controller_refuses_bad_times(bad: float) -> None:
 
 
 def test_controller_refuses_a_decreasing_arrival_naming_its_index() -> None:
-    sc = pdcore.SpeedController(min_tpot=0.0, max_tpot=0.1)
+    sc = pdcore.SpeedController(min_tpot_s=0.0, max_tpot_s=0.1)
     sc.push(1.0)
     sc.push(2.0)
     with pytest.raises(pdcore.InvalidInputError, match=r"\[2\] = 1\.000000000 s is earlier than"):
@@ -498,13 +498,13 @@ def test_non_contiguous_input_gives_the_same_schedule(s: Stream, step: int) -> N
 
 def test_array_likes_are_converted_and_the_input_is_not_modified() -> None:
     a = np.array([0.0, 0.0, 0.0])
-    out = pdcore.pace(a, handoff_at=0.3, min_tpot=0.0, max_tpot=0.2)
+    out = pdcore.pace(a, handoff_at=0.3, min_tpot_s=0.0, max_tpot_s=0.2)
     assert out.tolist() == [0.0, 0.1, 0.2]
     assert a.tolist() == [0.0, 0.0, 0.0]
     assert not np.shares_memory(out, a)
-    assert pdcore.pace([0, 0, 0], handoff_at=0.3, min_tpot=0.0, max_tpot=0.2).tolist() == out.tolist()
+    assert pdcore.pace([0, 0, 0], handoff_at=0.3, min_tpot_s=0.0, max_tpot_s=0.2).tolist() == out.tolist()
     f32 = np.zeros(3, dtype=np.float32)
-    assert pdcore.pace(f32, handoff_at=0.3, min_tpot=0.0, max_tpot=0.2).tolist() == out.tolist()
+    assert pdcore.pace(f32, handoff_at=0.3, min_tpot_s=0.0, max_tpot_s=0.2).tolist() == out.tolist()
 
 
 def test_native_pace_wants_a_float64_vector() -> None:

@@ -101,19 +101,19 @@ def test_fixed_policies_plan_their_mode_with_the_slo_as_max_tpot(policy: Policy,
     policy.prepare(context(max_tpot_s=0.04))
     plan = policy.plan(REQUEST, CloudLoad())
     assert plan.mode == mode
-    assert plan.max_tpot == pytest.approx(0.04)
+    assert plan.max_tpot_s == pytest.approx(0.04)
 
 
 def test_explicit_max_tpot_wins_over_the_slo() -> None:
-    policy = CloudOnly(max_tpot=0.03)
+    policy = CloudOnly(max_tpot_s=0.03)
     policy.prepare(context(max_tpot_s=0.05))
-    assert policy.plan(REQUEST, CloudLoad()).max_tpot == pytest.approx(0.03)
+    assert policy.plan(REQUEST, CloudLoad()).max_tpot_s == pytest.approx(0.03)
 
 
 def test_fixed_k_is_passed_through() -> None:
-    policy = PDDevice(k=7, refine_ratio=0.5, min_tpot=0.01, max_tpot=0.06)
+    policy = PDDevice(k=7, refine_ratio=0.5, min_tpot_s=0.01, max_tpot_s=0.06)
     assert policy.plan(REQUEST, CloudLoad()) == Plan(
-        "pd", k=7, refine_ratio=0.5, min_tpot=0.01, max_tpot=0.06
+        "pd", k=7, refine_ratio=0.5, min_tpot_s=0.01, max_tpot_s=0.06
     )
     assert NaiveSplit(k=3).plan(REQUEST, CloudLoad()).mode == "naive"
 
@@ -131,14 +131,14 @@ def test_auto_k_matches_the_catchup_rule() -> None:
         1000,
         device=PHONE,
         first_token_s=2 * 0.01 + CLOUD.cost.lone_prefill_s(1000),
-        max_tpot=0.05,
+        max_tpot_s=0.05,
         cloud_tpot_s=CLOUD.cost.lone_decode_s(1000),
     )
     assert plan.mode == "pd"
     assert plan.k == expected > 0
     naive = NaiveSplit()
     naive.prepare(context())
-    assert naive.plan(REQUEST, CloudLoad()) == Plan("naive", k=expected, max_tpot=0.05)
+    assert naive.plan(REQUEST, CloudLoad()) == Plan("naive", k=expected, max_tpot_s=0.05)
 
 
 def test_auto_k_sends_requests_the_device_answers_first_to_the_device() -> None:
@@ -155,9 +155,9 @@ def test_auto_k_sends_requests_the_device_answers_first_to_the_device() -> None:
         ({"k": "many"}, "'many'"),
         ({"refine_ratio": 0.0}, "refine_ratio"),
         ({"refine_ratio": 1.5}, "refine_ratio"),
-        ({"min_tpot": -0.1}, "min_tpot"),
-        ({"max_tpot": 0.0}, "max_tpot"),
-        ({"min_tpot": 0.05, "max_tpot": 0.04}, "max_tpot"),
+        ({"min_tpot_s": -0.1}, "min_tpot_s"),
+        ({"max_tpot_s": 0.0}, "max_tpot_s"),
+        ({"min_tpot_s": 0.05, "max_tpot_s": 0.04}, "max_tpot_s"),
     ],
 )
 def test_bad_settings_name_the_setting(kwargs: dict[str, object], match: str) -> None:
@@ -206,7 +206,7 @@ def brute_force_k(
     prompt: int,
     device: DeviceProfile,
     first: float,
-    max_tpot: float,
+    max_tpot_s: float,
     refine: float,
     cloud_tpot: float,
     cap: int,
@@ -220,7 +220,7 @@ def brute_force_k(
     def append(context: int, new: int) -> float:
         return float(device.append_s(context, new))
 
-    pace = max(max_tpot, cloud_tpot)
+    pace = max(max_tpot_s, cloud_tpot)
     for n in range(1, cap + 2):
         arrivals = first + cloud_tpot * np.arange(n)
         t, done = prompt_done, 0
@@ -230,7 +230,7 @@ def brute_force_k(
                 break
             t += append(refined + done, arrived - done)
             done = arrived
-        if t <= first + (n - 1) * pace + max_tpot + 1e-9:
+        if t <= first + (n - 1) * pace + max_tpot_s + 1e-9:
             return n - 1
     return cap
 
@@ -251,7 +251,7 @@ def test_catchup_finds_the_smallest_k(
         prompt,
         device=device,
         first_token_s=first,
-        max_tpot=0.05,
+        max_tpot_s=0.05,
         refine_ratio=refine,
         cloud_tpot_s=cloud_tpot,
         max_k=300,
@@ -260,7 +260,7 @@ def test_catchup_finds_the_smallest_k(
         prompt=prompt,
         device=device,
         first=first,
-        max_tpot=0.05,
+        max_tpot_s=0.05,
         refine=refine,
         cloud_tpot=cloud_tpot,
         cap=300,
@@ -271,27 +271,29 @@ def test_catchup_finds_the_smallest_k(
 
 
 def test_catchup_without_refinement_goes_device_alone_when_the_device_is_first() -> None:
-    solution = solve_catchup(100, device=toy_device(0.001), first_token_s=0.2, max_tpot=0.05)
+    solution = solve_catchup(100, device=toy_device(0.001), first_token_s=0.2, max_tpot_s=0.05)
     assert solution.device_alone
     assert solution.k == 0
-    refined = solve_catchup(100, device=toy_device(0.001), first_token_s=0.2, max_tpot=0.05, refine_ratio=0.5)
+    refined = solve_catchup(
+        100, device=toy_device(0.001), first_token_s=0.2, max_tpot_s=0.05, refine_ratio=0.5
+    )
     assert not refined.device_alone
 
 
 def test_catchup_without_a_fixed_point_caps_k() -> None:
     slow = toy_device(per_token_s=0.08)  # appending costs more per token than the display pace
-    solution = solve_catchup(500, device=slow, first_token_s=0.1, max_tpot=0.05, max_k=64)
+    solution = solve_catchup(500, device=slow, first_token_s=0.1, max_tpot_s=0.05, max_k=64)
     assert not solution.converged
     assert solution.k == 64
 
 
 def test_catchup_rejects_bad_arguments() -> None:
     with pytest.raises(InvalidInputError, match="max_tpot"):
-        catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot=0.0)
+        catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot_s=0.0)
     with pytest.raises(InvalidInputError, match="prompt_tokens"):
-        catchup_k(0, device=PHONE, first_token_s=0.1, max_tpot=0.05)
+        catchup_k(0, device=PHONE, first_token_s=0.1, max_tpot_s=0.05)
     with pytest.raises(InvalidInputError, match="refine_ratio"):
-        catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot=0.05, refine_ratio=0.0)
+        catchup_k(10, device=PHONE, first_token_s=0.1, max_tpot_s=0.05, refine_ratio=0.0)
 
 
 def test_refined_prompt_and_cloud_estimates() -> None:

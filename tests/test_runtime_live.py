@@ -158,7 +158,7 @@ def test_ttft_follows_the_cloud_and_gaps_stay_paced(
     cloud_url: str, model: Path, profile: DeviceProfile
 ) -> None:
     prompt = story_prompt(model, 500)
-    timeline, _ = run(cloud_url, model, prompt, warm=True, profile=profile, k="auto", max_tokens=160)
+    timeline, _ = run(cloud_url, model, prompt, warm=True, device_profile=profile, k="auto", max_tokens=160)
     summary = timeline.summary()
     assert timeline.tokens[0].source == "cloud"
     assert summary["ttft_over_cloud_s"] < 0.02, summary
@@ -298,7 +298,7 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
         device = Device.llama(model, n_threads=1)
         timelines = []
         try:
-            session = Session(cloud=cloud, device=device, profile=profile, k="auto", max_tokens=250)
+            session = Session(cloud=cloud, device=device, device_profile=profile, k="auto", max_tokens=250)
             for index, tokens in enumerate(lengths):
                 prompt = await make_prompt(device, tokens, seed=100 + index)
                 async for _ in cloud.stream(prompt, max_tokens=1):

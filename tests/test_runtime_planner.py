@@ -45,7 +45,7 @@ def test_the_simulator_and_the_session_plan_a_request_alike(sides: tuple[CloudCl
     work = dataclasses.replace(work, arrival_s=np.arange(len(work), dtype=np.float64) * 600.0)
     scenario = Scenario(cloud=CLOUD, device=DEVICE, network=network_preset("wifi"), deployment="colocated")
     table = scenario.run(work, "pd-device", seed=1).columns()
-    optimizer = PlanOptimizer(device=DEVICE.cost, cloud=CLOUD.cost, max_tpot=MAX_TPOT)
+    optimizer = PlanOptimizer(device=DEVICE.cost, cloud=CLOUD.cost, max_tpot_s=MAX_TPOT)
     seen: set[tuple[str, bool]] = set()
     for i in range(len(work)):
         prompt = int(table["prompt_tokens"][i])
@@ -58,8 +58,8 @@ def test_the_simulator_and_the_session_plan_a_request_alike(sides: tuple[CloudCl
         session = Session(
             cloud=cloud,
             device=device,
-            profile=DEVICE,
-            max_tpot=MAX_TPOT,
+            device_profile=DEVICE,
+            max_tpot_s=MAX_TPOT,
             pacing_margin_s=0.0,
             k_margin=0.0,
             max_tokens=4096,
@@ -83,7 +83,7 @@ def test_the_simulator_and_the_session_plan_a_request_alike(sides: tuple[CloudCl
 
 def test_plan_request_keeps_its_reasons(sides: tuple[CloudClient, Device]) -> None:
     cloud, device = sides
-    session = Session(cloud=cloud, device=device, profile=DEVICE, first_token_s=0.3, max_tokens=64)
+    session = Session(cloud=cloud, device=device, device_profile=DEVICE, first_token_s=0.3, max_tokens=64)
     plan, reason, k = session.plan_request(100)
     assert plan == "device-only"
     assert k == 0
@@ -104,9 +104,9 @@ def test_plan_request_keeps_its_reasons(sides: tuple[CloudClient, Device]) -> No
 
 def test_the_session_pads_k_and_scales_the_profile_by_its_speed(sides: tuple[CloudClient, Device]) -> None:
     cloud, device = sides
-    session = Session(cloud=cloud, device=device, profile=DEVICE, first_token_s=0.3, max_tokens=256)
+    session = Session(cloud=cloud, device=device, device_profile=DEVICE, first_token_s=0.3, max_tokens=256)
     _, _, k = session.plan_request(1000)
-    direct = plan_turn(1000, device=DEVICE.cost, max_tpot=session.pace_s, first_token_s=0.3, max_k=256)
+    direct = plan_turn(1000, device=DEVICE.cost, max_tpot_s=session.pace_s, first_token_s=0.3, max_k=256)
     assert k == math.ceil(direct.k * (1 + 0.2)) == session.resolve_k(1000)
     session.speed_ratio = 1.5  # learned: the device takes 1.5 times its profile's prefill
     slower = session.plan_request(1000)[2]

@@ -69,10 +69,10 @@ async def answer(
     session = Session(
         cloud=cloud,
         device=device,
-        profile=(profile_of or fake).profile(),
+        device_profile=(profile_of or fake).profile(),
         k=k,  # type: ignore[arg-type]
         mode=mode,  # type: ignore[arg-type]
-        max_tpot=MAX_TPOT,
+        max_tpot_s=MAX_TPOT,
         max_tokens=400,
         on_notice=notices.append if notices is not None else None,
         **options,
@@ -335,7 +335,7 @@ def test_old_mode_names_still_work_for_one_release(old: str, new: str) -> None:
     try:
         with pytest.warns(DeprecationWarning, match=f"mode {old!r} is now called {new!r}"):
             session = Session(
-                cloud=CloudClient(unused_url()), device=device, profile=fake.profile(), mode=old
+                cloud=CloudClient(unused_url()), device=device, device_profile=fake.profile(), mode=old
             )
         assert session.mode == new
     finally:
@@ -348,9 +348,9 @@ def test_old_mode_names_still_work_for_one_release(old: str, new: str) -> None:
         ({"mode": "pd-device", "device": None}, "needs a device"),
         ({"mode": "cloud-only", "cloud": None}, "needs a cloud"),
         ({"mode": "both"}, "mode"),
-        ({"max_tpot": 0.0}, "max_tpot"),
+        ({"max_tpot_s": 0.0}, "max_tpot_s"),
         ({"k": -1}, "k = -1"),
-        ({"k": "auto", "profile": None}, "needs the device profile"),
+        ({"k": "auto", "device_profile": None}, "needs the device profile"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"pacing_margin_s": 0.06}, "pacing_margin_s"),
         ({"k_margin": -0.1}, "k_margin"),
@@ -363,7 +363,7 @@ def test_session_rejects_bad_settings(options: dict[str, Any], message: str) -> 
     settings: dict[str, Any] = {
         "cloud": CloudClient(unused_url()),
         "device": device,
-        "profile": fake.profile(),
+        "device_profile": fake.profile(),
         "k": 3,
     } | options
     try:

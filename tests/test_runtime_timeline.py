@@ -9,7 +9,7 @@ from pdcore.runtime.timeline import CloudRecord, Notice, Timeline, TokenRecord
 
 
 def timeline() -> Timeline:
-    record = Timeline(mode="pd-device", prompt="p", started_at=10.0, max_tpot=0.05, min_tpot=0.0, k=3)
+    record = Timeline(mode="pd-device", prompt="p", started_at=10.0, max_tpot_s=0.05, min_tpot_s=0.0, k=3)
     record.cloud_first_s = 0.100
     record.handoff_s = 0.45
     record.handoff_position = 3
@@ -72,7 +72,9 @@ def test_text_and_json(tmp_path: Path) -> None:
 
 
 def test_empty_timeline_summary() -> None:
-    summary = Timeline(mode="device-only", prompt="p", started_at=0.0, max_tpot=0.05, min_tpot=0.0).summary()
+    summary = Timeline(
+        mode="device-only", prompt="p", started_at=0.0, max_tpot_s=0.05, min_tpot_s=0.0
+    ).summary()
     assert summary["ttft_s"] is None
     assert summary["max_gap_s"] is None
     assert summary["tokens"] == 0

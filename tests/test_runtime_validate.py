@@ -67,7 +67,7 @@ def run_validate(fake: FakeEngine, script: CloudScript, **options: Any) -> Valid
         cloud = CloudClient(url)
         device = Device(lambda: fake)
         try:
-            return await validate(cloud=cloud, device=device, profile=fake.profile(), **options)
+            return await validate(cloud=cloud, device=device, device_profile=fake.profile(), **options)
         finally:
             await cloud.aclose()
             device.close()
@@ -121,7 +121,7 @@ def test_validate_end_to_end_with_fakes() -> None:
 
 
 def test_live_run_max_gap_leaves_out_the_stalls_of_each_sides_own_stream() -> None:
-    timeline = Timeline(mode="pd-device", prompt="p", started_at=0.0, max_tpot=0.05, min_tpot=0.0)
+    timeline = Timeline(mode="pd-device", prompt="p", started_at=0.0, max_tpot_s=0.05, min_tpot_s=0.0)
     timeline.prompt_tokens = 10
     timeline.handoff_position = 4
     # (source, available, shown)

@@ -133,7 +133,9 @@ def test_pd_device_short_prompt_with_tokens_arriving_after_the_prompt() -> None:
     assert (
         PHONE.prefill_s(92) < first + 0.0165 < PHONE.prefill_s(92) + 0.05
     )  # token 1 arrives after the prompt
-    assert solve_catchup(92, device=PHONE, first_token_s=first, max_tpot=MAX_TPOT, cloud_tpot_s=0.0165).k == 1
+    assert (
+        solve_catchup(92, device=PHONE, first_token_s=first, max_tpot_s=MAX_TPOT, cloud_tpot_s=0.0165).k == 1
+    )
     result = scenario().run(workload, PDDevice(), one_way_s=[one_way])
     assert result.results["max_gap_s"][0] <= MAX_TPOT + NS
 

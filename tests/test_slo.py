@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.slo import DEFAULT_MAX_TPOT_S, SLACK_S, SLO, meets, slo_met, within
+from pdcore.slo import DEFAULT_MAX_TPOT_S, GAP_SLACK_S, SLO, meets, slo_met, within_objective
 
 
 def test_the_default_objective_is_the_default_largest_gap() -> None:
@@ -20,13 +20,13 @@ def test_the_default_objective_is_the_default_largest_gap() -> None:
 
 
 def test_a_gap_one_grain_over_the_objective_still_meets_it() -> None:
-    assert meets(0.05 + SLACK_S, 0.05)
-    assert not meets(0.05 + 2 * SLACK_S, 0.05)
+    assert meets(0.05 + GAP_SLACK_S, 0.05)
+    assert not meets(0.05 + 2 * GAP_SLACK_S, 0.05)
     assert not meets(math.nan, 0.05)
 
 
 def test_within_counts_an_undefined_time_as_met() -> None:
-    met = within([0.04, 0.05 + SLACK_S, 0.06, math.nan], 0.05)
+    met = within_objective([0.04, 0.05 + GAP_SLACK_S, 0.06, math.nan], 0.05)
     assert met.tolist() == [True, True, False, True]
 
 

@@ -35,7 +35,7 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             return await validate(
                 cloud=cloud,
                 device=device,
-                profile=fake.profile(),
+                device_profile=fake.profile(),
                 requests=2,
                 prompt_tokens=(200, 400),
                 max_tokens=60,

@@ -48,11 +48,11 @@ def secs_to_ns(secs: float, arg: str, index: int | None = None) -> int:
     raise ValueError(f"{at} {problem}; pass finite, non-negative times and durations in seconds")
 
 
-def _check_bounds(min_tpot: float, max_tpot: float) -> tuple[int, int]:
-    lo = secs_to_ns(min_tpot, "min_tpot")
-    hi = secs_to_ns(max_tpot, "max_tpot")
+def _check_bounds(min_tpot_s: float, max_tpot_s: float) -> tuple[int, int]:
+    lo = secs_to_ns(min_tpot_s, "min_tpot_s")
+    hi = secs_to_ns(max_tpot_s, "max_tpot_s")
     if hi <= lo:
-        raise ValueError("max_tpot must be greater than min_tpot")
+        raise ValueError("max_tpot_s must be greater than min_tpot_s")
     return lo, hi
 
 
@@ -82,12 +82,14 @@ def pace_ns(arrivals: Sequence[int], handoff: int, lo: int, hi: int) -> list[int
     return out
 
 
-def pace(arrivals: Sequence[float], *, handoff_at: float, min_tpot: float, max_tpot: float) -> list[float]:
+def pace(
+    arrivals: Sequence[float], *, handoff_at: float, min_tpot_s: float, max_tpot_s: float
+) -> list[float]:
     """``pdcore.pace`` in pure Python: float seconds in and out, the same checks and the same result.
 
     One fused pass, as the native ``pace_secs_into``: check and convert, apply the rule, convert back.
     """
-    lo, hi = _check_bounds(min_tpot, max_tpot)
+    lo, hi = _check_bounds(min_tpot_s, max_tpot_s)
     h = secs_to_ns(handoff_at, "handoff_at")
     n = len(arrivals)
     out: list[float] = []
@@ -124,12 +126,12 @@ class SpeedController:
     def __init__(
         self,
         *,
-        min_tpot: float,
-        max_tpot: float,
+        min_tpot_s: float,
+        max_tpot_s: float,
         expected_tokens: int | None = None,
         handoff_at: float | None = None,
     ) -> None:
-        self._lo, self._hi = _check_bounds(min_tpot, max_tpot)
+        self._lo, self._hi = _check_bounds(min_tpot_s, max_tpot_s)
         self._expected = expected_tokens
         self._handoff = None if handoff_at is None else secs_to_ns(handoff_at, "handoff_at")
         self._pending: deque[int] = deque()

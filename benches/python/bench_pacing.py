@@ -41,14 +41,14 @@ def sample_streams() -> list[tuple[npt.NDArray[np.float64], float]]:
 
 def assert_same_schedules() -> None:
     for arrivals, handoff in sample_streams():
-        kw: dict[str, Any] = {"handoff_at": handoff, "min_tpot": MIN_TPOT, "max_tpot": MAX_TPOT}
+        kw: dict[str, Any] = {"handoff_at": handoff, "min_tpot_s": MIN_TPOT, "max_tpot_s": MAX_TPOT}
         native = pdcore.pace(arrivals, **kw).tolist()
         assert native == baseline.pace(arrivals.tolist(), **kw)
         sc = pdcore.SpeedController(
-            min_tpot=MIN_TPOT, max_tpot=MAX_TPOT, expected_tokens=len(arrivals), handoff_at=handoff
+            min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT, expected_tokens=len(arrivals), handoff_at=handoff
         )
         py = baseline.SpeedController(
-            min_tpot=MIN_TPOT, max_tpot=MAX_TPOT, expected_tokens=len(arrivals), handoff_at=handoff
+            min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT, expected_tokens=len(arrivals), handoff_at=handoff
         )
         streamed_native = stream_through(sc, arrivals.tolist())
         assert streamed_native == stream_through(py, arrivals.tolist())
@@ -69,11 +69,13 @@ def stream_through(sc: Any, arrivals: list[float]) -> list[float]:
 @pytest.mark.benchmark(group="pace")
 def test_pace_native_1m(benchmark: Any) -> None:
     arrivals, handoff = make_stream(1_000_000, 1)
-    out = benchmark(pdcore.pace, arrivals, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT)
+    out = benchmark(pdcore.pace, arrivals, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT)
     assert out.shape == arrivals.shape
     head = arrivals[:2000]
-    native = pdcore.pace(head, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT).tolist()
-    assert native == baseline.pace(head.tolist(), handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT)
+    native = pdcore.pace(head, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT).tolist()
+    assert native == baseline.pace(
+        head.tolist(), handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT
+    )
     assert_same_schedules()
 
 
@@ -81,8 +83,8 @@ def test_pace_native_1m(benchmark: Any) -> None:
 def test_pace_python_20k(benchmark: Any) -> None:
     arrivals, handoff = make_stream(20_000, 1)
     values = arrivals.tolist()
-    out = benchmark(baseline.pace, values, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT)
-    assert out == pdcore.pace(arrivals, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT).tolist()
+    out = benchmark(baseline.pace, values, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT)
+    assert out == pdcore.pace(arrivals, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT).tolist()
 
 
 @pytest.mark.benchmark(group="pace")
@@ -92,12 +94,12 @@ def test_pace_python_ns_rule_20k(benchmark: Any) -> None:
     h = round(handoff * 1e9)
     lo, hi = round(MIN_TPOT * 1e9), round(MAX_TPOT * 1e9)
     out = benchmark(baseline.pace_ns, ns, h, lo, hi)
-    native = pdcore.pace(arrivals, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT)
+    native = pdcore.pace(arrivals, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT)
     assert out == np.rint(native * 1e9).astype(np.int64).tolist()
 
 
 def controller_run(cls: Any, arrivals: list[float], handoff: float) -> list[float]:
-    sc = cls(min_tpot=MIN_TPOT, max_tpot=MAX_TPOT, expected_tokens=len(arrivals), handoff_at=handoff)
+    sc = cls(min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT, expected_tokens=len(arrivals), handoff_at=handoff)
     return stream_through(sc, arrivals)
 
 
@@ -108,5 +110,7 @@ def test_controller_push_next_due_mark_shown_1k(benchmark: Any, impl: str) -> No
     values = arrivals.tolist()
     cls = pdcore.SpeedController if impl == "native" else baseline.SpeedController
     shown = benchmark(controller_run, cls, values, handoff)
-    assert shown == pdcore.pace(arrivals, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT).tolist()
+    assert (
+        shown == pdcore.pace(arrivals, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT).tolist()
+    )
     assert_same_schedules()

@@ -82,8 +82,8 @@ def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
                 mode,
                 k=SPLIT_KS[i % len(SPLIT_KS)],
                 refine_ratio=1.0 if i % 3 else 0.6,
-                min_tpot=0.0 if i % 2 else 0.005,
-                max_tpot=0.05,
+                min_tpot_s=0.0 if i % 2 else 0.005,
+                max_tpot_s=0.05,
                 k_site="prefill" if i % 5 in (1, 2) else "pool",
             )
             for i in range(n)
@@ -94,8 +94,8 @@ def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
                 "spec",
                 gamma=1 + i % 6,
                 alpha=(0.0, 0.5, 0.7, 0.9, 1.0)[i % 5],
-                min_tpot=0.0 if i % 2 else 0.005,
-                max_tpot=0.05,
+                min_tpot_s=0.0 if i % 2 else 0.005,
+                max_tpot_s=0.05,
             )
             for i in range(n)
         ]
@@ -107,7 +107,7 @@ def plans(mode: str, n: int = N_REQUESTS) -> list[Plan]:
             else Plan(modes[(i * 7) % len(modes)], k=SPLIT_KS[i % len(SPLIT_KS)])
             for i in range(n)
         ]
-    return [Plan(mode, max_tpot=0.05) for _ in range(n)]
+    return [Plan(mode, max_tpot_s=0.05) for _ in range(n)]
 
 
 Outcome = tuple[dict[str, Any], dict[str, float]]

@@ -52,7 +52,7 @@ async def run(url: str, requests: int, threads: int, seed: int) -> list[Timeline
     device = Device.llama(smollm2_path(), n_threads=threads)
     timelines: list[Timeline] = []
     try:
-        session = Session(cloud=cloud, device=device, profile=profile, k="auto", max_tokens=250)
+        session = Session(cloud=cloud, device=device, device_profile=profile, k="auto", max_tokens=250)
         for index in range(requests):
             prompt = await make_prompt(device, LENGTHS[index % len(LENGTHS)], seed=seed + index)
             async for _ in cloud.stream(prompt, max_tokens=1):

@@ -89,7 +89,7 @@ async def measure(url: str, rounds: int, threads: int | None, seed: int) -> dict
     cloud = CloudClient(url)
     device = Device.llama(smollm2_path(), n_threads=threads)
     profile = load_device_profile(f"smollm2-135m-q4-cpu{threads or 2}")
-    pd = Session(cloud=cloud, device=device, profile=profile, k=8, max_tokens=12, max_extensions=0)
+    pd = Session(cloud=cloud, device=device, device_profile=profile, k=8, max_tokens=12, max_extensions=0)
     only = Session(cloud=cloud, device=None, mode="cloud-only", max_tokens=4)
     rng = random.Random(seed)
     found: dict[str, list[float]] = {"raw": [], "pd": [], "cloud": [], "pd_over": [], "cloud_over": []}

@@ -79,8 +79,8 @@ def measure_pace(repeats: int) -> list[Row]:
     big, h_big = make_stream(1_000_000, 1)
     small, h_small = make_stream(100_000, 1)
     small_list = small.tolist()
-    kw_big = {"handoff_at": h_big, "min_tpot": MIN_TPOT, "max_tpot": MAX_TPOT}
-    kw_small = {"handoff_at": h_small, "min_tpot": MIN_TPOT, "max_tpot": MAX_TPOT}
+    kw_big = {"handoff_at": h_big, "min_tpot_s": MIN_TPOT, "max_tpot_s": MAX_TPOT}
+    kw_small = {"handoff_at": h_small, "min_tpot_s": MIN_TPOT, "max_tpot_s": MAX_TPOT}
 
     native = pdcore.pace(small, **kw_small)
     if native.tolist() != baseline.pace(small_list, **kw_small):
@@ -104,7 +104,7 @@ def measure_pace(repeats: int) -> list[Row]:
 def controller_calls(cls: Any, arrivals: list[float], handoff: float, repeats: int) -> dict[str, float]:
     """ns per call of push, next_due and mark_shown, and of the three in a row per token."""
     n = len(arrivals)
-    kw = {"min_tpot": MIN_TPOT, "max_tpot": MAX_TPOT, "expected_tokens": n, "handoff_at": handoff}
+    kw = {"min_tpot_s": MIN_TPOT, "max_tpot_s": MAX_TPOT, "expected_tokens": n, "handoff_at": handoff}
     best = {"push": float("inf"), "next_due": float("inf"), "mark_shown": float("inf"), "token": float("inf")}
     for _ in range(repeats):
         sc = cls(**kw)
@@ -141,12 +141,15 @@ def measure_controller(repeats: int) -> list[Row]:
     arrivals, handoff = make_stream(200_000, 2)
     values = arrivals.tolist()
     for cls in (pdcore.SpeedController, baseline.SpeedController):
-        sc = cls(min_tpot=MIN_TPOT, max_tpot=MAX_TPOT, expected_tokens=len(values), handoff_at=handoff)
+        sc = cls(min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT, expected_tokens=len(values), handoff_at=handoff)
         shown = []
         for a in values:
             sc.push(a)
             shown.append(sc.mark_shown())
-        if shown != pdcore.pace(arrivals, handoff_at=handoff, min_tpot=MIN_TPOT, max_tpot=MAX_TPOT).tolist():
+        if (
+            shown
+            != pdcore.pace(arrivals, handoff_at=handoff, min_tpot_s=MIN_TPOT, max_tpot_s=MAX_TPOT).tolist()
+        ):
             raise AssertionError(f"{cls.__module__}.SpeedController disagrees with pace")
     native = controller_calls(pdcore.SpeedController, values, handoff, repeats)
     python = controller_calls(baseline.SpeedController, values, handoff, max(3, repeats // 2))

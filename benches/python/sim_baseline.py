@@ -1039,10 +1039,10 @@ def plan_key(plan: Any) -> PlanKey:
     refine = float(plan.refine_ratio)
     if not (math.isfinite(refine) and 0.0 < refine <= 1.0):
         raise ValueError(f"refine_ratio = {refine!r} is not in (0, 1]")
-    lo = secs_to_ns(plan.min_tpot, "min_tpot")
-    hi = secs_to_ns(plan.max_tpot, "max_tpot")
+    lo = secs_to_ns(plan.min_tpot_s, "min_tpot_s")
+    hi = secs_to_ns(plan.max_tpot_s, "max_tpot_s")
     if hi <= lo:
-        raise ValueError("max_tpot must be greater than min_tpot")
+        raise ValueError("max_tpot_s must be greater than min_tpot_s")
     spec = None if plan.gamma is None else Spec(int(plan.gamma), float(plan.alpha))
     return MODES.index(plan.mode), int(plan.k), refine, lo, hi, K_SITE_NAMES.index(plan.k_site), spec
 

@@ -12,11 +12,12 @@ from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import Self, disjoint_base
+from typing_extensions import Self, deprecated, disjoint_base
 
 __all__ = [
     "CLOCK_LIMIT_S",
     "DECODED_AT",
+    "DEFAULT_K_SITES",
     "DEFAULT_MAX_K",
     "DEFAULT_MAX_TPOT_S",
     "DEPLOYMENTS",
@@ -55,6 +56,7 @@ __all__ = [
     "plan_turn",
     "refined_prompt_tokens",
     "solve_catchup",
+    "within_objective",
 ]
 
 __version__: str
@@ -76,34 +78,35 @@ def pace(
     arrivals: npt.NDArray[np.float64],
     *,
     handoff_at: float,
-    min_tpot: float,
-    max_tpot: float,
+    min_tpot_s: float,
+    max_tpot_s: float,
+    **old: float,
 ) -> npt.NDArray[np.float64]:
     """Display times for a stream of cloud tokens: the speed controller in batch form.
 
     The pacing rule is ours: the paper (arXiv 2508.09035) describes a speed controller but publishes no
     formula. Let ``a[0..n)`` be the arrival times of the cloud's tokens at the device, ``h`` the hand-off
-    time (the earliest time the device's own first token can be displayed) and ``[min_tpot, max_tpot]``
+    time (the earliest time the device's own first token can be displayed) and ``[min_tpot_s, max_tpot_s]``
     the allowed display gap. Then::
 
         s[0] = a[0]
         s[i] = max(a[i], s[i-1] + g[i])                               for i >= 1
-        g[i] = clamp(floor((h - s[i-1]) / (n - i + 1)), min_tpot, max_tpot)
+        g[i] = clamp(floor((h - s[i-1]) / (n - i + 1)), min_tpot_s, max_tpot_s)
 
     ``n - i + 1`` counts the gaps still to fill from ``s[i-1]`` to the hand-off: the ``n - i`` tokens
     left plus the hand-off gap ``h - s[n-1]``. So each token is shown at the even share of the time left
-    until the device takes over, never faster than ``min_tpot`` and never slower than ``max_tpot``. All
+    until the device takes over, never faster than ``min_tpot_s`` and never slower than ``max_tpot_s``. All
     times are integer nanoseconds inside (the division truncates; a negative share is clamped up to
-    ``min_tpot >= 0`` either way), so these invariants hold exactly:
+    ``min_tpot_s >= 0`` either way), so these invariants hold exactly:
 
     - I1 ``s[0] == a[0]``.
-    - I2 ``s[i] >= a[i]`` and ``s[i] - s[i-1] >= min_tpot``.
-    - I3 if ``a[i] <= s[i-1] + max_tpot`` then ``s[i] - s[i-1] <= max_tpot``, else ``s[i] == a[i]``.
+    - I2 ``s[i] >= a[i]`` and ``s[i] - s[i-1] >= min_tpot_s``.
+    - I3 if ``a[i] <= s[i-1] + max_tpot_s`` then ``s[i] - s[i-1] <= max_tpot_s``, else ``s[i] == a[i]``.
     - I4 causal: ``s[i]`` uses only ``s[i-1]``, ``h``, ``n`` and ``a[i]``, and ``a[i]`` only when
       ``a[i] >= s[i]``, so the same rule runs live (:class:`SpeedController`) and in batch.
-    - I5 if ``n * max_tpot >= h - a[0]`` and every ``a[i] <= a[0] + i * p`` with
-      ``p = clamp(floor((h - a[0]) / n), min_tpot, max_tpot)``, every gap including ``h - s[n-1]`` is
-      ``<= max_tpot``.
+    - I5 if ``n * max_tpot_s >= h - a[0]`` and every ``a[i] <= a[0] + i * p`` with
+      ``p = clamp(floor((h - a[0]) / n), min_tpot_s, max_tpot_s)``, every gap including ``h - s[n-1]`` is
+      ``<= max_tpot_s``.
     - I6 one display time per token, in order.
 
     The work runs in one O(n) pass with the GIL released. ``pdcore.pace`` wraps this function for any
@@ -113,16 +116,17 @@ def pace(
         arrivals: Arrival times in seconds, one-dimensional float64, non-decreasing. Non-contiguous
             arrays are copied first.
         handoff_at: The hand-off time ``h`` in seconds.
-        min_tpot: The smallest display gap in seconds, ``>= 0``.
-        max_tpot: The largest display gap in seconds (the TPOT SLO), ``> min_tpot``.
+        min_tpot_s: The smallest display gap in seconds, ``>= 0`` (required).
+        max_tpot_s: The largest display gap in seconds (the TPOT SLO), ``> min_tpot_s`` (required).
+        **old: ``min_tpot`` and ``max_tpot``, the deprecated names of the two (a ``DeprecationWarning``).
 
     Returns:
         The display times in seconds, a new float64 array of the same length (empty for empty input).
 
     Raises:
         InvalidInputError: An arrival is NaN, infinite, negative, too large or earlier than the one
-            before it (the message names ``arrivals[i]``); ``handoff_at``, ``min_tpot`` or ``max_tpot``
-            is not a valid time; or ``max_tpot <= min_tpot``.
+            before it (the message names ``arrivals[i]``); ``handoff_at``, ``min_tpot_s`` or ``max_tpot_s``
+            is not a valid time; or ``max_tpot_s <= min_tpot_s``.
         TypeError: ``arrivals`` is not a one-dimensional float64 array.
     """
 
@@ -133,28 +137,30 @@ class SpeedController:
     Feed arrivals with :meth:`push`, revise the hand-off estimate with :meth:`set_handoff`, ask
     :meth:`next_due` when the next buffered token may be shown and confirm with :meth:`mark_shown`. With a
     fixed hand-off and ``expected_tokens`` equal to the stream length it produces exactly the schedule of
-    :func:`pace`. Without a hand-off estimate it paces at ``max_tpot``, which makes the buffer last
+    :func:`pace`. Without a hand-off estimate it paces at ``max_tpot_s``, which makes the buffer last
     longest; without an expected stream length it spreads the tokens received so far until the hand-off
     (``n - i + 1`` becomes ``buffered + 1``). A stream longer than ``expected_tokens`` falls back to one
     gap left, i.e. the pace to ``h``.
 
     Args:
-        min_tpot: The smallest display gap in seconds, ``>= 0``.
-        max_tpot: The largest display gap in seconds (the TPOT SLO), ``> min_tpot``.
+        min_tpot_s: The smallest display gap in seconds, ``>= 0`` (required).
+        max_tpot_s: The largest display gap in seconds (the TPOT SLO), ``> min_tpot_s`` (required).
         expected_tokens: How many tokens the cloud will stream (``n``), if known.
         handoff_at: The hand-off estimate ``h`` in seconds, if known.
+        **old: ``min_tpot`` and ``max_tpot``, the deprecated names of the bounds (a ``DeprecationWarning``).
 
     Raises:
-        InvalidInputError: A time is not finite and non-negative, or ``max_tpot <= min_tpot``.
+        InvalidInputError: A time is not finite and non-negative, or ``max_tpot_s <= min_tpot_s``.
     """
 
     def __new__(
         cls,
         *,
-        min_tpot: float,
-        max_tpot: float,
+        min_tpot_s: float,
+        max_tpot_s: float,
         expected_tokens: int | None = None,
         handoff_at: float | None = None,
+        **old: float,
     ) -> Self: ...
     def push(self, at: float) -> None:
         """Records a token that arrived at ``at`` seconds.
@@ -215,12 +221,22 @@ class SpeedController:
         """The expected stream length in force."""
 
     @property
-    def min_tpot(self) -> float:
+    def min_tpot_s(self) -> float:
         """The smallest display gap, in seconds."""
 
     @property
-    def max_tpot(self) -> float:
+    def max_tpot_s(self) -> float:
         """The largest display gap (the TPOT SLO), in seconds."""
+
+    @property
+    @deprecated("min_tpot is min_tpot_s")
+    def min_tpot(self) -> float:
+        """Deprecated: `min_tpot_s`."""
+
+    @property
+    @deprecated("max_tpot is max_tpot_s")
+    def max_tpot(self) -> float:
+        """Deprecated: `max_tpot_s`."""
 
 @final
 class TokenBuffer:
@@ -491,7 +507,7 @@ the request (or the cloud replica's batch) and what was priced, never a saturate
 
 DEFAULT_MAX_TPOT_S: float
 """The largest display gap when none is given, seconds (0.05: the paper's "tens of milliseconds" maximum
-TPOT, 20 tokens/s); the default ``max_tpot`` of :class:`Plan`."""
+TPOT, 20 tokens/s); the default ``max_tpot_s`` of :class:`Plan` and of a run's objectives."""
 
 MODES: tuple[str, ...]
 """Plan modes, indexed by the simulator's ``mode`` result: ``"cloud"``, ``"device"``, ``"pd"``, ``"naive"``,
@@ -509,6 +525,10 @@ DECODED_AT: tuple[str, ...]
 K_SITES: tuple[str, ...]
 """Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (:class:`CloudConfig` and
 :class:`PlanOptimizer` ``k_sites``): ``"pool"``, ``"prefill"``, ``"both"``."""
+
+DEFAULT_K_SITES: str
+"""What a cloud offers P/D-Device's ``k`` tokens when nothing is said: ``"both"`` (each plan says which);
+the default of a run and, where a KV link prices the pool's transfer, of :class:`PlanOptimizer`."""
 
 DEPLOYMENTS: tuple[str, ...]
 """The cloud deployments the simulator models (:class:`CloudConfig` ``deployment``): ``"colocated"``,
@@ -621,12 +641,13 @@ class CloudCost:
         step and up to the rest of a ``budget_tokens`` budget of the ``queued_prefill_tokens`` queued
         there."""
 
-    def prefill_decode_budget(self, max_tpot: float) -> int:
+    def prefill_decode_budget(self, max_tpot_s: float, **old: float) -> int:
         """The token budget of a prefill instance's iteration while it decodes: the largest whose
-        iteration (one decode step and a first chunk) fits in ``max_tpot`` (Sarathi-Serve's rule).
+        iteration (one decode step and a first chunk) fits in ``max_tpot_s`` (required; Sarathi-Serve's
+        rule). ``max_tpot=`` is its deprecated name (a ``DeprecationWarning``).
 
         Raises:
-            InvalidInputError: ``max_tpot`` is not finite and > 0.
+            InvalidInputError: ``max_tpot_s`` is not finite and > 0.
         """
 
     def queue_wait_lower_bound_s(self, waiting_prefill_tokens: float, prefill_replicas: int) -> float:
@@ -662,15 +683,18 @@ def solve_catchup(
     *,
     device: DeviceCost,
     first_token_s: float,
-    max_tpot: float,
+    max_tpot_s: float,
     refine_ratio: float = 1.0,
     cloud_tpot_s: float = 0.0,
     max_k: int = 4096,
     first_gap_s: float | None = None,
     device_cached_tokens: int = 0,
+    **old: float,
 ) -> CatchUp:
-    """The smallest ``k`` with which the device catches up within the display pace (Rust ``cost::catchup``);
-    ``first_gap_s`` is the cloud's first decode gap when it differs from ``cloud_tpot_s``.
+    """The smallest ``k`` with which the device catches up within the display pace ``max_tpot_s``
+    (required; Rust ``cost::catchup``); ``first_gap_s`` is the cloud's first decode gap when it differs
+    from ``cloud_tpot_s``. ``max_tpot=`` is the deprecated name of ``max_tpot_s`` (a
+    ``DeprecationWarning``).
 
     Raises:
         InvalidInputError: An argument out of range.
@@ -717,10 +741,13 @@ class Choice:
 class PlanOptimizer:
     """The per-request choice of ``k``, refinement and the device-alone fallback (Rust ``cost::optimizer``).
 
-    With ``k_sites="both"`` it also picks where the ``k`` tokens are decoded (Rust ``cost::ksite``),
-    pricing the decode pool's KV transfer with ``kv_bytes_per_token`` over ``kv_link_bytes_per_s``.
-    With ``weights`` it weighs its plan, the device alone and the cloud alone by latency, cost and
-    energy (Rust ``cost::tradeoff``). With ``cloud_kv_cache_tokens`` (one replica's KV cache) a prompt that
+    ``max_tpot_s`` (required) is the display pace it plans for; ``max_tpot=`` is its deprecated name (a
+    ``DeprecationWarning``). With ``k_sites="both"`` it also picks where the ``k`` tokens are decoded
+    (Rust ``cost::ksite``), pricing the decode pool's KV transfer with ``kv_bytes_per_token`` over
+    ``kv_link_bytes_per_s``. Without ``k_sites`` it offers `DEFAULT_K_SITES` (both) when the KV link is
+    given and the pool alone when it is not (nothing prices the pool's transfer). With ``weights`` it
+    weighs its plan, the device alone and the cloud alone by latency, cost and energy (Rust
+    ``cost::tradeoff``). With ``cloud_kv_cache_tokens`` (one replica's KV cache) a prompt that
     neither the cloud nor the device can hold (1 TiB of KV cache at the device model's bytes per token) is
     refused by every choice (Rust ``cost::fit``).
 
@@ -734,17 +761,18 @@ class PlanOptimizer:
         *,
         device: DeviceCost,
         cloud: CloudCost,
-        max_tpot: float,
+        max_tpot_s: float,
         refine_ratios: list[float] = ...,
         load_adaptive: bool = True,
         prefill_replicas: int = 1,
         max_k: int = 4096,
-        k_sites: str = "pool",
+        k_sites: str | None = None,
         kv_bytes_per_token: float | None = None,
         kv_link_bytes_per_s: float | None = None,
         kv_write_token_s: float = 0.0,
         weights: Weights | None = None,
         cloud_kv_cache_tokens: int | None = None,
+        **old: float,
     ) -> Self: ...
     @property
     def k_sites(self) -> str:
@@ -838,7 +866,7 @@ def plan_turn(
     prompt_tokens: int,
     *,
     device: DeviceCost,
-    max_tpot: float,
+    max_tpot_s: float,
     first_token_s: float,
     cloud_tpot_s: float = 0.0,
     device_cached_tokens: int = 0,
@@ -848,6 +876,7 @@ def plan_turn(
     k_margin: float = 0.0,
     reduce: bool = True,
     max_k: int = 4096,
+    **old: float,
 ) -> TurnPlan:
     """Plans a live turn with the planner the simulator's built-in policies use (Rust ``cost::planner``).
 
@@ -855,7 +884,8 @@ def plan_turn(
     (``cloud_tpot_s``); the device is priced by ``device``. The device alone when its own first token comes
     first; the cloud alone when it cannot catch up within ``max_tokens`` (no fixed point, or ``k + 1``
     reaching it); otherwise the split with the catch-up's ``k`` padded to ``ceil(k * (1 + k_margin))``
-    and cut to the cloud's ``context_room``. ``reduce=False`` always splits.
+    and cut to the cloud's ``context_room``. ``reduce=False`` always splits. ``max_tpot_s`` (required) is
+    the display pace; ``max_tpot=`` is its deprecated name (a ``DeprecationWarning``).
 
     Raises:
         InvalidInputError: An argument out of range.
@@ -944,9 +974,14 @@ class HandoffEstimator:
     def estimate(self, now: float, prompt_done: int, context: int, tokens_left: int) -> float | None:
         """When the device will have caught up, clock seconds, never before ``now``."""
 
+def within_objective(seconds: Any, objective_s: float) -> Any:
+    """The gap rule (Rust ``cost::gap``): whether a time (a display gap, a TTFT) is within its objective,
+    ``seconds <= objective_s + GAP_SLACK_S``; an undefined time (NaN) counts as met. A bool for a number,
+    a bool array of the same shape for anything else numpy reads as float64."""
+
+@deprecated("gap_within is within_objective")
 def gap_within(gap_s: Any, max_tpot: float) -> Any:
-    """Whether a display gap meets the largest-gap objective: ``gap <= max_tpot + GAP_SLACK_S``; an
-    undefined gap (NaN) counts as met. A bool for a float, a bool array for a float64 array."""
+    """Deprecated: `within_objective`."""
 
 @final
 class Plan:
@@ -959,8 +994,8 @@ class Plan:
         k: Cloud decode tokens after the first (``pd`` and ``naive``): the cloud is asked for
             ``min(k + 1, output)`` tokens.
         refine_ratio: Fraction of the prompt the device prefills, in ``(0, 1]``.
-        min_tpot: The smallest display gap of the speed controller, seconds.
-        max_tpot: The largest display gap (the TPOT SLO), seconds.
+        min_tpot_s: The smallest display gap of the speed controller, seconds.
+        max_tpot_s: The largest display gap (the TPOT SLO), seconds.
         k_site: Where a disaggregated cloud decodes the ``k`` tokens: ``"pool"`` (the decode pool) or
             ``"prefill"`` (the prefill instance that prefilled the prompt); the cloud must offer it
             (`CloudConfig` ``k_sites``).
@@ -968,6 +1003,8 @@ class Plan:
         alpha: The acceptance rate of a draft token, in ``[0, 1]`` (mode ``"spec"`` only, and needed
             there); a round yields the Leviathan et al. expected count, deterministically (Rust
             ``cost::spec``).
+        **old: ``min_tpot`` and ``max_tpot``, the deprecated names of the pacing bounds (a
+            ``DeprecationWarning``).
 
     Raises:
         InvalidInputError: An unknown mode or site, ``refine_ratio`` outside ``(0, 1]``, bad pacing
@@ -980,11 +1017,12 @@ class Plan:
         *,
         k: int = 0,
         refine_ratio: float = 1.0,
-        min_tpot: float = 0.0,
-        max_tpot: float = DEFAULT_MAX_TPOT_S,
+        min_tpot_s: float = 0.0,
+        max_tpot_s: float = DEFAULT_MAX_TPOT_S,
         k_site: str = "pool",
         gamma: int | None = None,
         alpha: float | None = None,
+        **old: float,
     ) -> Self: ...
     @property
     def mode(self) -> str:
@@ -1008,12 +1046,22 @@ class Plan:
         """Fraction of the prompt the device prefills."""
 
     @property
-    def min_tpot(self) -> float:
+    def min_tpot_s(self) -> float:
         """The smallest display gap, seconds."""
 
     @property
-    def max_tpot(self) -> float:
+    def max_tpot_s(self) -> float:
         """The largest display gap, seconds."""
+
+    @property
+    @deprecated("min_tpot is min_tpot_s")
+    def min_tpot(self) -> float:
+        """Deprecated: `min_tpot_s`."""
+
+    @property
+    @deprecated("max_tpot is max_tpot_s")
+    def max_tpot(self) -> float:
+        """Deprecated: `max_tpot_s`."""
 
     def __eq__(self, value: object, /) -> bool: ...
 
@@ -1025,8 +1073,17 @@ class NativePolicy:
     def fixed(plan: Plan) -> NativePolicy:
         """Every request gets ``plan``."""
     @staticmethod
-    def auto(mode: str, *, optimizer: PlanOptimizer, min_tpot: float, max_tpot: float) -> NativePolicy:
-        """The optimizer's plan per request, in ``mode`` (``"pd"`` or ``"naive"``) or on the device alone.
+    def auto(
+        mode: str,
+        *,
+        optimizer: PlanOptimizer,
+        min_tpot_s: float,
+        max_tpot_s: float,
+        **old: float,
+    ) -> NativePolicy:
+        """The optimizer's plan per request, in ``mode`` (``"pd"`` or ``"naive"``) or on the device alone,
+        each plan with these pacing bounds (both required; ``min_tpot=`` and ``max_tpot=`` are their
+        deprecated names).
 
         Raises:
             InvalidInputError: Another mode, or bad pacing bounds.
@@ -1040,8 +1097,9 @@ class NativePolicy:
             InvalidInputError: A threshold that is not a whole number in ``0..2**32``.
         """
     @staticmethod
-    def router(rule: RouterRule, *, min_tpot: float, max_tpot: float) -> NativePolicy:
-        """The device alone where ``rule`` says so, else the cloud, each plan with these pacing bounds.
+    def router(rule: RouterRule, *, min_tpot_s: float, max_tpot_s: float, **old: float) -> NativePolicy:
+        """The device alone where ``rule`` says so, else the cloud, each plan with these pacing bounds
+        (both required; ``min_tpot=`` and ``max_tpot=`` are their deprecated names).
 
         Raises:
             InvalidInputError: Bad pacing bounds.

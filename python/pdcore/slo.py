@@ -3,9 +3,11 @@
 This is a ground-floor module: the simulator's metrics, the policies, the optimizer and the live runtime
 all take their defaults and the within-objective test from here, and it imports nothing of theirs.
 
-A time is within an objective when it exceeds it by at most `SLACK_S`, 1 ns: the simulator's time grain,
-so a gap the simulator rounds onto the objective still meets it. The rule itself is the cost model's
-(`pdcore._core.gap_within`, the Rust crate's ``cost::gap``), which the simulator applies too.
+A time is within an objective when it exceeds it by at most `GAP_SLACK_S`, 1 ns: the simulator's time grain,
+so a gap the simulator rounds onto the objective still meets it. The rule itself is the cost model's,
+`within_objective` (`pdcore._core.within_objective`, the Rust crate's ``cost::gap``), which the simulator
+applies too; `meets` reads one measured figure by it, where a missing figure (NaN) does not meet its
+objective. ``within`` and ``SLACK_S`` are the deprecated names of `within_objective` and `GAP_SLACK_S`.
 """
 
 from __future__ import annotations
@@ -17,21 +19,23 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pdcore._core import GAP_SLACK_S, gap_within
+from pdcore import _core
+from pdcore._core import GAP_SLACK_S, within_objective
+from pdcore.deprecation import deprecated_attributes
 from pdcore.exceptions import InvalidInputError
 
 __all__ = [
     "DEFAULT_MAX_TPOT_S",
     "DEFAULT_QOE_TOKENS_PER_S",
     "DEFAULT_TTFT_SLO_S",
-    "SLACK_S",
+    "GAP_SLACK_S",
     "SLO",
     "meets",
     "slo_met",
-    "within",
+    "within_objective",
 ]
 
-DEFAULT_MAX_TPOT_S = 0.05
+DEFAULT_MAX_TPOT_S: float = _core.DEFAULT_MAX_TPOT_S
 """Default largest display gap: 50 ms, the paper's "tens of milliseconds" maximum TPOT (20 tokens/s).
 
 The display gap policies and the live session aim for, and the default objective of a run
@@ -50,8 +54,6 @@ the classic limit for a user's flow of thought to stay uninterrupted (Nielsen, U
 DEFAULT_QOE_TOKENS_PER_S = 10.0
 """Default expected token delivery speed of the QoE metric, a reading-speed scale (Andes)."""
 
-SLACK_S: float = GAP_SLACK_S
-"""How far a time may exceed its objective and still meet it: the simulator's grain, 1 ns."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -88,18 +90,23 @@ class SLO:
 
 
 def meets(seconds: float, objective_s: float) -> bool:
-    """Whether one time (a display gap, a TTFT) is within its objective, `SLACK_S` allowed (NaN is not)."""
-    return not math.isnan(seconds) and bool(gap_within(float(seconds), objective_s))
+    """Whether one measured time (a display gap, a TTFT, a percentile of them) is within its objective by
+    `within_objective`; a missing one (NaN) does not meet it."""
+    return not math.isnan(seconds) and bool(within_objective(float(seconds), objective_s))
 
 
-def within(seconds: npt.ArrayLike, objective_s: float) -> npt.NDArray[np.bool_]:
-    """Per entry: the time meets its objective (within `SLACK_S`); NaN (no such time) counts as met."""
-    values = np.ascontiguousarray(seconds, dtype=np.float64)
-    return np.asarray(gap_within(values, objective_s), dtype=np.bool_)
+def _within(seconds: npt.ArrayLike, objective_s: float) -> npt.NDArray[np.bool_]:
+    """`within_objective` as an array for any input: the deprecated ``within``."""
+    return np.asarray(within_objective(np.asarray(seconds, dtype=np.float64), objective_s), dtype=np.bool_)
+
+
+__getattr__ = deprecated_attributes(
+    "pdcore.slo", {"within": ("within_objective", _within), "SLACK_S": ("GAP_SLACK_S", GAP_SLACK_S)}
+)
 
 
 def slo_met(results: Mapping[str, FloatArray], slo: SLO) -> npt.NDArray[np.bool_]:
     """Per request: TTFT within the TTFT SLO and mean TPOT within the TPOT SLO (no TPOT counts as met)."""
     ttft = np.asarray(results["ttft_s"], dtype=np.float64)
-    ttft_ok = ~np.isnan(ttft) & within(ttft, slo.ttft_s)
-    return np.asarray(ttft_ok & within(results["tpot_s"], slo.max_tpot_s), dtype=np.bool_)
+    ttft_ok = ~np.isnan(ttft) & within_objective(ttft, slo.ttft_s)
+    return np.asarray(ttft_ok & within_objective(results["tpot_s"], slo.max_tpot_s), dtype=np.bool_)

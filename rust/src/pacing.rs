@@ -55,26 +55,26 @@ impl PaceConfig {
     pub fn new(min_tpot: Nanos, max_tpot: Nanos) -> Result<Self> {
         if min_tpot < Nanos::ZERO {
             return Err(CoreError::invalid(
-                "min_tpot",
+                "min_tpot_s",
                 format!("is negative ({min_tpot})"),
-                "pass min_tpot >= 0 seconds",
+                "pass min_tpot_s >= 0 seconds",
             ));
         }
         if max_tpot <= min_tpot {
             return Err(CoreError::invalid(
-                "max_tpot",
-                format!("must be greater than min_tpot ({max_tpot} <= {min_tpot})"),
-                "pass max_tpot (the TPOT SLO) strictly above min_tpot",
+                "max_tpot_s",
+                format!("must be greater than min_tpot_s ({max_tpot} <= {min_tpot})"),
+                "pass max_tpot_s (the TPOT SLO) strictly above min_tpot_s",
             ));
         }
         Ok(Self { min_tpot, max_tpot })
     }
 
     /// Validates bounds given in float seconds.
-    pub fn from_secs(min_tpot: f64, max_tpot: f64) -> Result<Self> {
+    pub fn from_secs(min_tpot_s: f64, max_tpot_s: f64) -> Result<Self> {
         Self::new(
-            Nanos::from_secs(min_tpot, "min_tpot", None)?,
-            Nanos::from_secs(max_tpot, "max_tpot", None)?,
+            Nanos::from_secs(min_tpot_s, "min_tpot_s", None)?,
+            Nanos::from_secs(max_tpot_s, "max_tpot_s", None)?,
         )
     }
 

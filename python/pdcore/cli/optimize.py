@@ -147,7 +147,7 @@ def _row(
         "mode": choice.mode,
         "k": choice.k,
         "refine_ratio": choice.refine_ratio,
-        "pace_s": choice.max_tpot,
+        "pace_s": choice.max_tpot_s,
         "cloud_first_token_s": choice.first_token_s,
         "device_ready_s": choice.device_ready_s,
         "device_only_ttft_s": device_only,
@@ -157,7 +157,7 @@ def _row(
     if refining:
         cells.append(f"{choice.refine_ratio:g}")
     cells += [
-        f"{choice.max_tpot * 1e3:g}",
+        f"{choice.max_tpot_s * 1e3:g}",
         f"{choice.first_token_s * 1e3:.0f}",
         f"{choice.device_ready_s * 1e3:.0f}",
         f"{device_only * 1e3:.0f}",

@@ -22,7 +22,7 @@ def _summary(cls: type) -> str:
 
 def _default(name: str, value: object) -> str:
     if value is None:
-        return "the TPOT SLO" if name == "max_tpot" else "none"
+        return "the TPOT SLO" if name == "max_tpot_s" else "none"
     return str(value)
 
 

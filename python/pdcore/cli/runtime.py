@@ -27,6 +27,7 @@ from pdcore.cli.options import check_outputs, default_model, profile_path, repor
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.profiles import DeviceProfile, list_device_profiles, load_cloud_profile, load_device_profile
+from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -39,6 +40,8 @@ __all__ = ["register"]
 
 SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 """The shipped profile used for the default model when ``--profile`` is not given."""
+
+MaxTpotOption = Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")]
 
 
 def _threads(threads: int | None) -> int:
@@ -113,7 +116,7 @@ def _summary_table(timeline: Timeline) -> Table:
         ("hand-off", "-" if summary["handoff_s"] is None else
             f"at {_ms(summary['handoff_s'])}, position {summary['handoff_position']}"),
         ("prompt prefilled on device", _ms(summary["prompt_prefilled_s"])),
-        ("largest gap", _ms(summary["max_gap_s"]) + f" (max_tpot {timeline.max_tpot * 1e3:g} ms)"),
+        ("largest gap", _ms(summary["max_gap_s"]) + f" (max_tpot {timeline.max_tpot_s * 1e3:g} ms)"),
         ("largest gaps", ", ".join(
             f"{gap['gap_s'] * 1e3:.0f} ms @{gap['position']} ({gap['cause']})"
             for gap in summary["largest_gaps"][:3]
@@ -147,7 +150,7 @@ def chat(
         str, typer.Option("--mode", help="pd-device, device-only or cloud-only (as the policies).")
     ] = "pd-device",
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Longest answer, in tokens.")] = 256,
-    max_tpot: Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")] = 0.05,
+    max_tpot: MaxTpotOption = DEFAULT_MAX_TPOT_S,
     min_tpot: Annotated[float, typer.Option("--min-tpot", help="Smallest display gap, seconds.")] = 0.0,
     raw: Annotated[
         bool, typer.Option("--raw", help="Send PROMPT as is, without the ChatML wrapper.")
@@ -192,12 +195,12 @@ def chat(
                 session=lambda cloud, device: Session(
                     cloud=cloud,
                     device=device,
-                    profile=chosen_profile,
+                    device_profile=chosen_profile,
                     k=_k(k),
                     mode=mode,
                     max_tokens=max_tokens,
-                    max_tpot=max_tpot,
-                    min_tpot=min_tpot,
+                    max_tpot_s=max_tpot,
+                    min_tpot_s=min_tpot,
                     clock=RealtimeClock(strict=strict),
                     on_notice=notice,
                 ),
@@ -402,7 +405,7 @@ def validate(
         int, typer.Option("--max-extensions", help="Continuation requests per answer (0: a fixed k).")
     ] = 4,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Answer length per request.")] = 200,
-    max_tpot: Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")] = 0.05,
+    max_tpot: MaxTpotOption = DEFAULT_MAX_TPOT_S,
     warm: Annotated[
         bool, typer.Option("--warm/--no-warm", help="Cache each prompt on the cloud first (a chat turn).")
     ] = True,
@@ -438,9 +441,9 @@ def validate(
             device = Device.llama(default_model(model), n_threads=_threads(threads), profile=device_profile)
             try:
                 return await live.validate(
-                    cloud=cloud, device=device, profile=device_profile, requests=requests,
+                    cloud=cloud, device=device, device_profile=device_profile, requests=requests,
                     prompt_tokens=_lengths(prompt_tokens, "--prompt-tokens"), k=_k(k), k_margin=k_margin,
-                    max_extensions=max_extensions, max_tpot=max_tpot, max_tokens=max_tokens, warm=warm,
+                    max_extensions=max_extensions, max_tpot_s=max_tpot, max_tokens=max_tokens, warm=warm,
                     tolerance=tolerance, baselines=baselines, cloud_profile=measured_cloud,
                     progress=lambda line: console.print(escape(line)),
                 )  # fmt: skip

@@ -17,17 +17,19 @@ from pdcore._core import refined_prompt_tokens as _refined_prompt_tokens
 from pdcore._core import solve_catchup as _solve_catchup
 from pdcore.exceptions import InvalidInputError
 from pdcore.optimize.arguments import check_gap, check_max_k, check_refine_ratio, check_seconds, check_tokens
+from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.profiles.device import DeviceProfile
 
 __all__ = ["DEFAULT_MAX_K", "CatchUp", "catchup_k", "refined_prompt_tokens", "solve_catchup"]
 
 
+@accepts_renamed_keywords
 def solve_catchup(
     prompt_tokens: int,
     *,
     device: DeviceProfile,
     first_token_s: float,
-    max_tpot: float,
+    max_tpot_s: float,
     refine_ratio: float = 1.0,
     cloud_tpot_s: float = 0.0,
     max_k: int = DEFAULT_MAX_K,
@@ -39,7 +41,7 @@ def solve_catchup(
         device: The device's speed profile.
         first_token_s: ``F``, the expected arrival of the cloud's first token at the device, seconds from
             the request's arrival.
-        max_tpot: ``m``, the largest display gap, seconds.
+        max_tpot_s: ``m``, the largest display gap, seconds (``max_tpot=``: its deprecated name).
         refine_ratio: ``r`` in (0, 1]; below 1 the device starts prefilling at ``F``.
         cloud_tpot_s: ``c``, the cloud's time between streamed tokens; 0 treats the stream as arriving at
             once.
@@ -56,19 +58,20 @@ def solve_catchup(
         check_tokens(prompt_tokens, "prompt_tokens", minimum=1),
         device=device.cost,
         first_token_s=check_seconds(first_token_s, "first_token_s"),
-        max_tpot=check_gap(max_tpot, "max_tpot"),
+        max_tpot_s=check_gap(max_tpot_s, "max_tpot_s"),
         refine_ratio=check_refine_ratio(refine_ratio),
         cloud_tpot_s=check_seconds(cloud_tpot_s, "cloud_tpot_s"),
         max_k=check_max_k(max_k),
     )
 
 
+@accepts_renamed_keywords
 def catchup_k(
     prompt_tokens: int,
     *,
     device: DeviceProfile,
     first_token_s: float,
-    max_tpot: float,
+    max_tpot_s: float,
     refine_ratio: float = 1.0,
     cloud_tpot_s: float = 0.0,
     max_k: int = DEFAULT_MAX_K,
@@ -85,7 +88,7 @@ def catchup_k(
         ...     prefill_tokens=(1000.0,), prefill_seconds=(1.0,), decode_context_tokens=(0.0,),
         ...     decode_tpot=(0.02,), kv_bytes_per_token=1024, citation="-", notes="-")
         >>> # the smallest n with 1.0 + max(0.001 n, 0.02) <= 0.2 + 0.05 n is 17
-        >>> catchup_k(1000, device=phone, first_token_s=0.2, max_tpot=0.05)
+        >>> catchup_k(1000, device=phone, first_token_s=0.2, max_tpot_s=0.05)
         16
     """
     return int(
@@ -93,7 +96,7 @@ def catchup_k(
             prompt_tokens,
             device=device,
             first_token_s=first_token_s,
-            max_tpot=max_tpot,
+            max_tpot_s=max_tpot_s,
             refine_ratio=refine_ratio,
             cloud_tpot_s=cloud_tpot_s,
             max_k=max_k,

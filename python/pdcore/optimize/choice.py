@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pdcore._core import Choice as _NativeChoice
 from pdcore._core import Plan
+from pdcore.deprecation import RenamedAttribute, accepts_renamed_keywords
 
 __all__ = ["Choice"]
 
@@ -20,7 +21,7 @@ class Choice:
             the weights prefer it) or ``"cloud"`` (the cloud alone: the weights prefer it).
         k: Cloud decode tokens after the first (0 with ``"device"``).
         refine_ratio: Fraction of the prompt the device prefills.
-        max_tpot: The display pace the buffer is planned at, seconds.
+        max_tpot_s: The display pace the buffer is planned at, seconds (``max_tpot``: its deprecated name).
         first_token_s: Expected arrival of the cloud's first token, seconds from the request's arrival.
         device_ready_s: Expected time of the device's own first token, seconds from arrival.
         converged: False when the catch-up has no fixed point up to ``max_k`` (``k`` is then the cap).
@@ -31,12 +32,13 @@ class Choice:
     mode: str
     k: int
     refine_ratio: float
-    max_tpot: float
+    max_tpot_s: float
     first_token_s: float
     device_ready_s: float
     converged: bool
     k_site: str = "pool"
     k_site_reason: str = "only-site"
+    max_tpot = RenamedAttribute("max_tpot_s")
 
     @classmethod
     def from_native(cls, c: _NativeChoice, pace: float) -> Choice:
@@ -57,15 +59,16 @@ class Choice:
             c.k_site_reason,
         )
 
-    def plan(self, min_tpot: float = 0.0) -> Plan:
-        """The simulator's plan for this choice."""
+    @accepts_renamed_keywords
+    def plan(self, min_tpot_s: float = 0.0) -> Plan:
+        """The simulator's plan for this choice, with the speed controller's smallest gap ``min_tpot_s``."""
         if self.mode in ("device", "cloud"):
-            return Plan(self.mode, min_tpot=min_tpot, max_tpot=self.max_tpot)
+            return Plan(self.mode, min_tpot_s=min_tpot_s, max_tpot_s=self.max_tpot_s)
         return Plan(
             "pd",
             k=self.k,
             refine_ratio=self.refine_ratio,
-            min_tpot=min_tpot,
-            max_tpot=self.max_tpot,
+            min_tpot_s=min_tpot_s,
+            max_tpot_s=self.max_tpot_s,
             k_site=self.k_site,
         )

@@ -7,15 +7,15 @@ Problem, per request (prompt length ``L``, one-way network delay ``d``, the clou
 
     minimise   cloud cost = prefill(L) + k * (cost of one cloud decode token)
     subject to TTFT = the cloud's TTFT (the first displayed token is the cloud's),
-               every display gap, the hand-off gap included, <= max_tpot (the TPOT SLO),
+               every display gap, the hand-off gap included, <= max_tpot_s (the TPOT SLO),
                quality drop of the refinement ratio r <= the quality budget.
 
 The cloud prefills the whole prompt whatever ``k`` and ``r`` are, so the cost is minimised by the
 smallest feasible ``k``. For a fixed ``r`` that is the catch-up fixed point
 (`pdcore.optimize.catchup.solve_catchup`): the smallest ``n = k + 1`` such that the device has prefilled
-the (refined) prompt plus the ``n`` received tokens by the time ``n`` tokens shown at ``max_tpot`` apart
-run out, ``T(n) <= F + n * max_tpot``. The optimizer solves it for every allowed ``r`` and keeps the
-smallest ``k`` (ties go to the larger ``r``, the better answer). The pace is ``max_tpot`` itself: it
+the (refined) prompt plus the ``n`` received tokens by the time ``n`` tokens shown at ``max_tpot_s`` apart
+run out, ``T(n) <= F + n * max_tpot_s``. The optimizer solves it for every allowed ``r`` and keeps the
+smallest ``k`` (ties go to the larger ``r``, the better answer). The pace is ``max_tpot_s`` itself: it
 stretches the buffer furthest, which is what makes ``k`` smallest; the speed controller then shows tokens
 no slower than that. When the device's own first token comes no later than the cloud's (``P <= F``), the
 request goes to the device alone (no cloud cost, TTFT no worse).
@@ -39,7 +39,7 @@ transfer, or on the prefill instance that prefilled the prompt, beside its prefi
 (`Choice.k_site_reason`): the prefill instance when it is done with the ``k`` tokens before the pool's
 first would arrive, else the pool (the prefill instance's decode steps would cap everyone's prefill
 chunks). The cloud may still bridge a pool request at its first token: its prefill instance decodes it
-while its KV cache crosses, when the pool would deliver the first decode token later than ``max_tpot``
+while its KV cache crosses, when the pool would deliver the first decode token later than ``max_tpot_s``
 (the bridge at the first token); each request's ``k_site`` result says where its tokens were decoded.
 The rule and its prices live in the cost model (Rust ``cost::ksite``).
 
@@ -176,7 +176,9 @@ class Optimizer:
         prefill_replicas: Replicas that prefill, over which the queued prompt tokens are shared.
         max_k: The cap on ``k``.
         k_sites: Where the ``k`` tokens may be decoded: ``"pool"``, ``"prefill"`` or ``"both"`` (the
-            optimizer picks per request).
+            optimizer picks per request). Unset: `pdcore._core.DEFAULT_K_SITES` (both) with
+            ``kv_link_bytes_per_s``, the pool alone without it (nothing prices the pool's transfer);
+            `k_sites` reads the sites in force.
         kv_link_bytes_per_s: The prefill-to-decode KV link, bytes per second (prices the pool's transfer
             with the cloud profile's ``kv_bytes_per_token``); needed with ``k_sites="both"``.
         cost_weight: Seconds of TTFT one dollar per 1,000 requests is worth (module docstring), >= 0.
@@ -200,7 +202,7 @@ class Optimizer:
         load_adaptive: bool = True,
         prefill_replicas: int = 1,
         max_k: int = DEFAULT_MAX_K,
-        k_sites: str = "pool",
+        k_sites: str | None = None,
         kv_link_bytes_per_s: float | None = None,
         cost_weight: float = 0.0,
         energy_weight: float = 0.0,
@@ -244,7 +246,7 @@ class Optimizer:
         self._native = PlanOptimizer(
             device=device.cost,
             cloud=cloud.cost,
-            max_tpot=slo.max_tpot_s,
+            max_tpot_s=slo.max_tpot_s,
             refine_ratios=list(self.allowed_ratios),
             load_adaptive=load_adaptive,
             prefill_replicas=prefill_replicas,
@@ -256,7 +258,7 @@ class Optimizer:
             weights=_weights(cost_weight, energy_weight, device, cloud, network, slo, expected_output_tokens),
             cloud_kv_cache_tokens=cloud.kv_cache_tokens,
         )
-        self.k_sites = k_sites
+        self.k_sites: str = self._native.k_sites
 
     @property
     def native(self) -> PlanOptimizer:

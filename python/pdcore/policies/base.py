@@ -23,14 +23,16 @@ import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pdcore import _core
 from pdcore.cloud_load import CloudLoad
 from pdcore.limits import MAX_SLO_S, check_float
+from pdcore.deprecation import RenamedAttribute, accepts_renamed_keywords
 
-DEFAULT_K_SITES = "both"
-"""Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded unless told otherwise: either site,
-so the prefill instance can keep a request whose first decode token the pool would deliver late (the cost
-model's bridge at the first token, Rust ``cost::ksite``) and the largest display gap stays within
-``max_tpot`` by design."""
+DEFAULT_K_SITES: str = _core.DEFAULT_K_SITES
+"""Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded unless told otherwise: either site
+(``"both"``, `pdcore._core.DEFAULT_K_SITES`), so the prefill instance can keep a request whose first decode
+token the pool would deliver late (the cost model's bridge at the first token, Rust ``cost::ksite``) and the
+largest display gap stays within ``max_tpot_s`` by design."""
 
 if TYPE_CHECKING:
     from pdcore._core import NativePolicy, Plan
@@ -39,29 +41,39 @@ if TYPE_CHECKING:
     from pdcore.profiles.network import NetworkProfile
     from pdcore.traces.workload import Workload
 
-__all__ = ["CloudLoad", "Policy", "PolicyContext", "RequestInfo", "check_max_tpot", "check_min_tpot"]
+__all__ = [
+    "CloudLoad",
+    "PacedPolicy",
+    "Policy",
+    "PolicyContext",
+    "RequestInfo",
+    "check_max_tpot",
+    "check_min_tpot",
+]
 
 
 def check_min_tpot(value: object) -> float:
-    """A policy's ``min_tpot`` setting: the smallest display gap, seconds from 0 to `pdcore.limits.MAX_SLO_S`.
+    """A policy's ``min_tpot_s`` setting: the smallest display gap, seconds from 0 to
+    `pdcore.limits.MAX_SLO_S`.
 
     Raises:
         InvalidInputError: Anything else (a bool, a str, NaN, an integer beyond a float), named with the fix.
     """
-    return check_float(value, "min_tpot (the smallest display gap)", minimum=0.0, maximum=MAX_SLO_S, unit="s")
+    return check_float(value, "min_tpot_s (the smallest display gap)", minimum=0.0, maximum=MAX_SLO_S, unit="s")
 
 
-def check_max_tpot(value: object, min_tpot: float = 0.0) -> float | None:
-    """A policy's ``max_tpot`` setting: None (the run's TPOT SLO) or seconds above ``min_tpot`` and at most
-    `pdcore.limits.MAX_SLO_S`.
+@accepts_renamed_keywords
+def check_max_tpot(value: object, min_tpot_s: float = 0.0) -> float | None:
+    """A policy's ``max_tpot_s`` setting: None (the run's TPOT SLO) or seconds above ``min_tpot_s``
+    (``min_tpot=``: its deprecated name) and at most `pdcore.limits.MAX_SLO_S`.
 
     Raises:
         InvalidInputError: Any other value, named with the fix.
     """
     if value is None:
         return None
-    where = "max_tpot (the largest display gap; leave it unset for the TPOT SLO)"
-    return check_float(value, where, minimum=min_tpot, maximum=MAX_SLO_S, above_minimum=True, unit="s")
+    where = "max_tpot_s (the largest display gap; leave it unset for the TPOT SLO)"
+    return check_float(value, where, minimum=min_tpot_s, maximum=MAX_SLO_S, above_minimum=True, unit="s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +179,20 @@ class Policy(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class PacedPolicy(Policy):
+    """A built-in policy with display-gap settings (``max_tpot_s``, and ``min_tpot_s`` where it has one).
+
+    It keeps their old names for one release: each subclass's ``__init__`` takes ``max_tpot=`` and
+    ``min_tpot=``, and ``policy.max_tpot`` and ``policy.min_tpot`` read the new attributes, each with a
+    `DeprecationWarning` (`pdcore.deprecation`).
+    """
+
+    max_tpot = RenamedAttribute("max_tpot_s")
+    min_tpot = RenamedAttribute("min_tpot_s")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = accepts_renamed_keywords(cls.__dict__["__init__"])  # type: ignore[method-assign]

@@ -23,7 +23,7 @@ in `pdcore.policies.split`, the registry and `make_policy` in `pdcore.policies.r
 strategies (``disco``, ``router``, ``spec-decode``) in `pdcore.policies.rivals`, each citing its paper.
 This module names them all.
 
-Every policy carries ``max_tpot``, the display gap it aims for; hand-off stalls are measured above it.
+Every policy carries ``max_tpot_s``, the display gap it aims for; hand-off stalls are measured above it.
 Left unset, it is the run's TPOT SLO (`PolicyContext.max_tpot_s`), or `DEFAULT_MAX_TPOT_S` outside a run.
 
 `make_policy` builds a policy from a registry name with optional settings, such as

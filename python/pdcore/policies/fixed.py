@@ -6,23 +6,23 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pdcore._core import NativePolicy, Plan
-from pdcore.policies.base import CloudLoad, Policy, PolicyContext, RequestInfo, check_max_tpot
+from pdcore.policies.base import CloudLoad, PacedPolicy, PolicyContext, RequestInfo, check_max_tpot
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 __all__ = ["CloudOnly", "DeviceOnly", "KVTransfer", "Race"]
 
 
-class _FixedMode(Policy):
+class _FixedMode(PacedPolicy):
     """A policy that gives every request the same plan."""
 
     mode: ClassVar[str]
 
-    def __init__(self, max_tpot: float | None = None) -> None:
-        self.max_tpot = check_max_tpot(max_tpot)
-        self._plan = Plan(self.mode, max_tpot=self.max_tpot or DEFAULT_MAX_TPOT_S)
+    def __init__(self, max_tpot_s: float | None = None) -> None:
+        self.max_tpot_s = check_max_tpot(max_tpot_s)
+        self._plan = Plan(self.mode, max_tpot_s=self.max_tpot_s or DEFAULT_MAX_TPOT_S)
 
     def prepare(self, context: PolicyContext) -> None:
-        self._plan = Plan(self.mode, max_tpot=self.max_tpot or context.max_tpot_s)
+        self._plan = Plan(self.mode, max_tpot_s=self.max_tpot_s or context.max_tpot_s)
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         return self._plan

@@ -7,6 +7,7 @@ import inspect
 import re
 from typing import Any
 
+from pdcore.deprecation import RENAMED_KEYWORDS
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import parse_bool
 from pdcore.policies.base import Policy
@@ -75,18 +76,22 @@ def make_policy(spec: str) -> Policy:
         )
     parameters = inspect.signature(cls).parameters
     kwargs: dict[str, Any] = {}
+    named: set[str] = set()
     for setting in settings:
         key, sep, value = setting.partition("=")
         key = key.strip()
-        if not sep or not key or key not in parameters:
+        # an old setting name goes to the class as given, which warns and renames it
+        new = key if key in parameters else RENAMED_KEYWORDS.get(key, key)
+        if not sep or not key or new not in parameters:
             known = ", ".join(parameters) or "none"
             raise InvalidInputError(
                 f"policy {spec!r}: bad setting {setting!r}; fix: write key=value with a key of {name} "
                 f"({known})"
             )
-        if key in kwargs:
-            raise InvalidInputError(f"policy {spec!r} sets {key} twice; fix: give each setting once")
-        kwargs[key] = _parse_value(value.strip(), parameters[key].annotation, f"policy {spec!r}: {key}")
+        if new in named:
+            raise InvalidInputError(f"policy {spec!r} sets {new} twice; fix: give each setting once")
+        named.add(new)
+        kwargs[key] = _parse_value(value.strip(), parameters[new].annotation, f"policy {spec!r}: {key}")
     try:
         policy = cls(**kwargs)
     except InvalidInputError as exc:

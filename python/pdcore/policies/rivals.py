@@ -26,7 +26,7 @@ from pdcore.exceptions import InvalidInputError, InvalidStateError
 from pdcore.limits import MAX_REQUESTS, check_float, check_int
 from pdcore.policies.base import (
     CloudLoad,
-    Policy,
+    PacedPolicy,
     PolicyContext,
     RequestInfo,
     check_max_tpot,
@@ -143,7 +143,7 @@ def disco_threshold(prompt_tokens: npt.ArrayLike, budget: float) -> int:
     return int(ordered[n - allowed - 1])
 
 
-class DiSCo(Policy):
+class DiSCo(PacedPolicy):
     """DiSCo (Sun et al., arXiv 2502.11417): a length-threshold dispatch under a cloud budget, racing both
     sides for the first token, and migration of the stream from the cloud to the device.
 
@@ -161,8 +161,8 @@ class DiSCo(Policy):
       prompt. The migration starts when the device has the prompt: it tells the cloud to stop (the cloud
       hears of it one network delay later), prefills the tokens generated so far, in chunks, as they
       arrive, and continues decoding from the first position it was not sent. The token buffer holds the
-      cloud's tokens and shows them at a paced rate (pdcore's speed controller, between ``min_tpot`` and
-      ``max_tpot``, aimed at the device's hand-off) so the stream stays smooth across the migration. When
+      cloud's tokens and shows them at a paced rate (pdcore's speed controller, between ``min_tpot_s`` and
+      ``max_tpot_s``, aimed at the device's hand-off) so the stream stays smooth across the migration. When
       the device wins the race, it serves alone and the cloud is cancelled; when the cloud finishes the
       answer before the device has the prompt, the cloud serves it all. In the simulator this is the
       ``disco`` mode (`pdcore.sim`): no token is lost or shown twice.
@@ -179,8 +179,8 @@ class DiSCo(Policy):
         budget: The share of requests that may start on the cloud, in [0, 1].
         length_threshold: The longest prompt that starts on the device alone, or ``"auto"`` (from
             ``budget`` and the run's prompts).
-        min_tpot: The smallest display gap of the buffer, seconds.
-        max_tpot: The largest display gap the buffer aims for, seconds; unset, the TPOT SLO.
+        min_tpot_s: The smallest display gap of the buffer, seconds.
+        max_tpot_s: The largest display gap the buffer aims for, seconds; unset, the TPOT SLO.
         k_site: Where a disaggregated cloud decodes: ``"pool"``, ``"prefill"`` or ``"auto"`` (the decode
             pool, unless the cloud offers only the prefill instance).
 
@@ -194,8 +194,8 @@ class DiSCo(Policy):
         self,
         budget: float = DEFAULT_DISCO_BUDGET,
         length_threshold: int | Literal["auto"] = "auto",
-        min_tpot: float = 0.0,
-        max_tpot: float | None = None,
+        min_tpot_s: float = 0.0,
+        max_tpot_s: float | None = None,
         k_site: str = "auto",
     ) -> None:
         self.budget = _fraction(budget, "budget", low_open=False)
@@ -211,20 +211,22 @@ class DiSCo(Policy):
         if not isinstance(k_site, str) or k_site not in ("pool", "prefill", "auto"):
             raise InvalidInputError(f"k_site = {k_site!r}; pass 'pool', 'prefill' or 'auto'")
         self.length_threshold: int | Literal["auto"] = length_threshold
-        self.min_tpot = check_min_tpot(min_tpot)
-        self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
+        self.min_tpot_s = check_min_tpot(min_tpot_s)
+        self.max_tpot_s = check_max_tpot(max_tpot_s, self.min_tpot_s)
         self.k_site = k_site
         self.threshold: int | None = None
         """The threshold of the run (set by `prepare`)."""
-        self._short = Plan("device", min_tpot=self.min_tpot, max_tpot=self.max_tpot or DEFAULT_MAX_TPOT_S)
+        self._short = Plan(
+            "device", min_tpot_s=self.min_tpot_s, max_tpot_s=self.max_tpot_s or DEFAULT_MAX_TPOT_S
+        )
         self._long = self._short
 
     def prepare(self, context: PolicyContext) -> None:
-        pace = self.max_tpot or context.max_tpot_s
-        if pace <= self.min_tpot:
+        pace = self.max_tpot_s or context.max_tpot_s
+        if pace <= self.min_tpot_s:
             raise InvalidInputError(
-                f"{self.name}: min_tpot = {self.min_tpot!r} is not below the TPOT SLO {pace!r}; lower "
-                "min_tpot or pass max_tpot explicitly"
+                f"{self.name}: min_tpot_s = {self.min_tpot_s!r} is not below the TPOT SLO {pace!r}; lower "
+                "min_tpot_s or pass max_tpot_s explicitly"
             )
         if self.length_threshold == "auto":
             prompts, _ = _workload_of(context, f"{self.name} (length_threshold='auto')")
@@ -235,8 +237,8 @@ class DiSCo(Policy):
         if site == "auto":
             only_prefill = context.deployment == "disaggregated" and context.k_sites == "prefill"
             site = "prefill" if only_prefill else "pool"
-        self._short = Plan("device", min_tpot=self.min_tpot, max_tpot=pace)
-        self._long = Plan("disco", min_tpot=self.min_tpot, max_tpot=pace, k_site=site)
+        self._short = Plan("device", min_tpot_s=self.min_tpot_s, max_tpot_s=pace)
+        self._long = Plan("disco", min_tpot_s=self.min_tpot_s, max_tpot_s=pace, k_site=site)
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.threshold is None:
@@ -250,7 +252,7 @@ class DiSCo(Policy):
         return NativePolicy.by_prompt(threshold=self.threshold, short=self._short, long=self._long)
 
 
-class Router(Policy):
+class Router(PacedPolicy):
     """A whole-request router after RouteLLM (Ong et al., arXiv 2406.18665): each request entirely on the
     device or entirely on the cloud, chosen before it starts by a predictor.
 
@@ -272,7 +274,7 @@ class Router(Policy):
         quantile: The quantile of a bucket's answer lengths that predicts an answer, in (0, 1]; higher
             sends more requests to the cloud.
         min_bucket: The fewest requests a bucket needs for its own quantile.
-        max_tpot: The largest-gap objective and the plans' pacing bound, seconds; unset, the TPOT SLO.
+        max_tpot_s: The largest-gap objective and the plans' pacing bound, seconds; unset, the TPOT SLO.
 
     Raises:
         InvalidInputError: A setting out of range.
@@ -284,32 +286,32 @@ class Router(Policy):
         self,
         quantile: float = DEFAULT_ROUTER_QUANTILE,
         min_bucket: int = DEFAULT_ROUTER_MIN_BUCKET,
-        max_tpot: float | None = None,
+        max_tpot_s: float | None = None,
     ) -> None:
         self.quantile = _fraction(quantile, "quantile", low_open=True)
         self.min_bucket = check_int(
             min_bucket, "min_bucket", minimum=1, maximum=MAX_REQUESTS, unit="requests"
         )
-        self.max_tpot = check_max_tpot(max_tpot)
+        self.max_tpot_s = check_max_tpot(max_tpot_s)
         self.rule: RouterRule | None = None
         """The run's rule, with its fitted predictor (set by `prepare`)."""
         self._device: DeviceCost | None = None
-        self._pace = self.max_tpot or DEFAULT_MAX_TPOT_S
+        self._pace = self.max_tpot_s or DEFAULT_MAX_TPOT_S
         self._plans = {
-            "device": Plan("device", max_tpot=self._pace),
-            "cloud": Plan("cloud", max_tpot=self._pace),
+            "device": Plan("device", max_tpot_s=self._pace),
+            "cloud": Plan("cloud", max_tpot_s=self._pace),
         }
 
     def prepare(self, context: PolicyContext) -> None:
         prompts, outputs = _workload_of(context, self.name)
-        self._pace = self.max_tpot or context.max_tpot_s
+        self._pace = self.max_tpot_s or context.max_tpot_s
         self.rule = RouterRule(
             predicted_output=length_table(prompts, outputs, self.quantile, self.min_bucket),
             ttft_slo_s=context.ttft_slo_s,
             max_tpot_s=self._pace,
         )
         self._device = context.device.cost
-        self._plans = {mode: Plan(mode, max_tpot=self._pace) for mode in ("device", "cloud")}
+        self._plans = {mode: Plan(mode, max_tpot_s=self._pace) for mode in ("device", "cloud")}
 
     def plan(self, req: RequestInfo, load: CloudLoad) -> Plan:
         if self.rule is None or self._device is None:
@@ -320,10 +322,10 @@ class Router(Policy):
     def native(self) -> NativePolicy | None:
         if self.rule is None:
             return None  # plan() explains that prepare() comes first
-        return NativePolicy.router(self.rule, min_tpot=0.0, max_tpot=self._pace)
+        return NativePolicy.router(self.rule, min_tpot_s=0.0, max_tpot_s=self._pace)
 
 
-class SpecDecoding(Policy):
+class SpecDecoding(PacedPolicy):
     """Speculative edge-cloud decoding: the device drafts, the cloud verifies, round after round.
 
     Speculative decoding (Leviathan, Kalman and Matias, ICML 2023, arXiv 2211.17192) lets a small draft
@@ -350,8 +352,8 @@ class SpecDecoding(Policy):
     Args:
         gamma: Draft tokens per round, 1 to 64.
         alpha: The acceptance rate of a draft token, in [0, 1].
-        min_tpot: The smallest display gap between the tokens of a round, seconds.
-        max_tpot: The largest-gap objective the plan carries, seconds; unset, the TPOT SLO.
+        min_tpot_s: The smallest display gap between the tokens of a round, seconds.
+        max_tpot_s: The largest-gap objective the plan carries, seconds; unset, the TPOT SLO.
 
     Raises:
         InvalidInputError: A setting out of range.
@@ -363,26 +365,26 @@ class SpecDecoding(Policy):
         self,
         gamma: int = DEFAULT_GAMMA,
         alpha: float = DEFAULT_ALPHA,
-        min_tpot: float = 0.0,
-        max_tpot: float | None = None,
+        min_tpot_s: float = 0.0,
+        max_tpot_s: float | None = None,
     ) -> None:
         if isinstance(gamma, bool) or not isinstance(gamma, int) or not 1 <= gamma <= 64:
             raise InvalidInputError(f"gamma = {gamma!r}; pass the draft tokens per round, 1 to 64")
         self.gamma = gamma
         self.alpha = _fraction(alpha, "alpha", low_open=False)
-        self.min_tpot = check_min_tpot(min_tpot)
-        self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
-        self._plan = self._make(self.max_tpot or DEFAULT_MAX_TPOT_S)
+        self.min_tpot_s = check_min_tpot(min_tpot_s)
+        self.max_tpot_s = check_max_tpot(max_tpot_s, self.min_tpot_s)
+        self._plan = self._make(self.max_tpot_s or DEFAULT_MAX_TPOT_S)
 
     def _make(self, pace: float) -> Plan:
-        return Plan("spec", gamma=self.gamma, alpha=self.alpha, min_tpot=self.min_tpot, max_tpot=pace)
+        return Plan("spec", gamma=self.gamma, alpha=self.alpha, min_tpot_s=self.min_tpot_s, max_tpot_s=pace)
 
     def prepare(self, context: PolicyContext) -> None:
-        pace = self.max_tpot or context.max_tpot_s
-        if pace <= self.min_tpot:
+        pace = self.max_tpot_s or context.max_tpot_s
+        if pace <= self.min_tpot_s:
             raise InvalidInputError(
-                f"{self.name}: min_tpot = {self.min_tpot!r} is not below the TPOT SLO {pace!r}; lower "
-                "min_tpot or pass max_tpot explicitly"
+                f"{self.name}: min_tpot_s = {self.min_tpot_s!r} is not below the TPOT SLO {pace!r}; lower "
+                "min_tpot_s or pass max_tpot_s explicitly"
             )
         self._plan = self._make(pace)
 

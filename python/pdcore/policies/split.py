@@ -23,7 +23,7 @@ from pdcore.optimize.quality import (
 )
 from pdcore.policies.base import (
     CloudLoad,
-    Policy,
+    PacedPolicy,
     PolicyContext,
     RequestInfo,
     check_max_tpot,
@@ -44,7 +44,7 @@ def _expected_output(context: PolicyContext) -> float:
     return max(float(workload.output_tokens.mean()), 1.0)
 
 
-class _Split(Policy):
+class _Split(PacedPolicy):
     """Cloud first, device after: P/D-Device and the naive split share the choice of ``k``."""
 
     mode: ClassVar[str]
@@ -53,8 +53,8 @@ class _Split(Policy):
         self,
         k: int | Literal["auto"],
         refine_ratio: float | Literal["auto"],
-        min_tpot: float,
-        max_tpot: float | None,
+        min_tpot_s: float,
+        max_tpot_s: float | None,
         max_k: int,
         load_adaptive: bool = True,
         quality: QualitySource | None = None,
@@ -65,14 +65,14 @@ class _Split(Policy):
         energy_weight: float | None = None,
     ) -> None:
         check_split_settings(
-            k, refine_ratio, min_tpot, max_k, quality_bound, k_site, cost_weight, energy_weight
+            k, refine_ratio, min_tpot_s, max_k, quality_bound, k_site, cost_weight, energy_weight
         )
         self.cost_weight, self.energy_weight = cost_weight, energy_weight
         self.k: int | Literal["auto"] = k
         self.k_site = k_site
         self.refine_ratio: float | Literal["auto"] = "auto" if refine_ratio == "auto" else float(refine_ratio)
-        self.min_tpot = check_min_tpot(min_tpot)
-        self.max_tpot = check_max_tpot(max_tpot, self.min_tpot)
+        self.min_tpot_s = check_min_tpot(min_tpot_s)
+        self.max_tpot_s = check_max_tpot(max_tpot_s, self.min_tpot_s)
         self.max_k = max_k
         self.load_adaptive = parse_bool(load_adaptive, "load_adaptive")
         self.quality_budget = check_quality_budget(quality_budget)
@@ -90,7 +90,7 @@ class _Split(Policy):
         """The ratios the quality budget allows (1.0 always); ``auto`` picks among them per request."""
         self._optimizer: Optimizer | None = None
         self._context: PolicyContext | None = None
-        self._pace = self.max_tpot or DEFAULT_MAX_TPOT_S
+        self._pace = self.max_tpot_s or DEFAULT_MAX_TPOT_S
         self._plans: dict[tuple[int, float, str], Plan] = {}
 
     def _refine_choices(
@@ -137,11 +137,11 @@ class _Split(Policy):
 
     def prepare(self, context: PolicyContext) -> None:
         self._context = context
-        self._pace = self.max_tpot or context.max_tpot_s
-        if self._pace <= self.min_tpot:
+        self._pace = self.max_tpot_s or context.max_tpot_s
+        if self._pace <= self.min_tpot_s:
             raise InvalidInputError(
-                f"{self.name}: min_tpot = {self.min_tpot!r} is not below the TPOT SLO {self._pace!r}; "
-                "lower min_tpot or pass max_tpot explicitly"
+                f"{self.name}: min_tpot_s = {self.min_tpot_s!r} is not below the TPOT SLO {self._pace!r}; "
+                "lower min_tpot_s or pass max_tpot_s explicitly"
             )
         offered = context.k_sites
         fixed = self.k_site != "auto"
@@ -169,8 +169,8 @@ class _Split(Policy):
                 self.mode,
                 k=k,
                 refine_ratio=refine_ratio,
-                min_tpot=self.min_tpot,
-                max_tpot=self._pace,
+                min_tpot_s=self.min_tpot_s,
+                max_tpot_s=self._pace,
                 k_site=k_site,
             )
             self._plans[(k, refine_ratio, k_site)] = plan
@@ -205,7 +205,9 @@ class _Split(Policy):
         """The cloud alone, as the native policy plans it (the weights preferred it)."""
         plan = self._plans.get((-2, 1.0, "pool"))
         if plan is None:
-            plan = self._plans[(-2, 1.0, "pool")] = Plan("cloud", min_tpot=self.min_tpot, max_tpot=self._pace)
+            plan = self._plans[(-2, 1.0, "pool")] = Plan(
+                "cloud", min_tpot_s=self.min_tpot_s, max_tpot_s=self._pace
+            )
         return plan
 
     def _fixed_site(self) -> str:
@@ -253,8 +255,8 @@ class _Split(Policy):
         return NativePolicy.auto(
             self.mode,
             optimizer=self._auto_optimizer(self._context).native,
-            min_tpot=self.min_tpot,
-            max_tpot=self._pace,
+            min_tpot_s=self.min_tpot_s,
+            max_tpot_s=self._pace,
         )
 
 
@@ -286,8 +288,8 @@ class PDDevice(_Split):
         refine_ratio: Fraction of the prompt the device prefills, in (0, 1], or ``"auto"`` (needs
             ``k="auto"``); below 1 the cloud sends the refined prompt with the first token and the
             device starts prefilling then.
-        min_tpot: The smallest display gap, seconds.
-        max_tpot: The largest display gap the controller aims for, seconds; unset, the TPOT SLO.
+        min_tpot_s: The smallest display gap, seconds.
+        max_tpot_s: The largest display gap the controller aims for, seconds; unset, the TPOT SLO.
         max_k: The cap on an automatic ``k``.
         load_adaptive: Let ``k`` (and the device-alone choice) respond to the cloud's queue.
         quality: The measured quality curve: a shipped curve's name (`pdcore.refine.list_quality_curves`),
@@ -320,8 +322,8 @@ class PDDevice(_Split):
         self,
         k: int | Literal["auto"] = "auto",
         refine_ratio: float | Literal["auto"] = 1.0,
-        min_tpot: float = 0.0,
-        max_tpot: float | None = None,
+        min_tpot_s: float = 0.0,
+        max_tpot_s: float | None = None,
         max_k: int = DEFAULT_MAX_K,
         load_adaptive: bool = True,
         quality: QualitySource | None = None,
@@ -334,8 +336,8 @@ class PDDevice(_Split):
         super().__init__(
             k,
             refine_ratio,
-            min_tpot,
-            max_tpot,
+            min_tpot_s,
+            max_tpot_s,
             max_k,
             load_adaptive,
             quality=quality,
@@ -350,7 +352,7 @@ class PDDevice(_Split):
         if k < 0:
             plan = self._plans.get((k, 1.0, "pool"))
             if plan is None:
-                plan = Plan("device", min_tpot=self.min_tpot, max_tpot=self._pace)
+                plan = Plan("device", min_tpot_s=self.min_tpot_s, max_tpot_s=self._pace)
                 self._plans[(k, 1.0, "pool")] = plan
             return plan
         return super()._split_plan(k, refine_ratio, k_site)
@@ -364,7 +366,7 @@ class NaiveSplit(PDDevice):
 
     Args:
         k: Cloud decode tokens after the first, or ``"auto"`` (P/D-Device's rule).
-        max_tpot: The gap above which a hand-off counts as a stall; unset, the TPOT SLO.
+        max_tpot_s: The gap above which a hand-off counts as a stall; unset, the TPOT SLO.
         max_k: The cap on an automatic ``k``.
         k_site: Where the ``k`` tokens are decoded (P/D-Device's setting).
     """
@@ -375,8 +377,8 @@ class NaiveSplit(PDDevice):
     def __init__(
         self,
         k: int | Literal["auto"] = "auto",
-        max_tpot: float | None = None,
+        max_tpot_s: float | None = None,
         max_k: int = DEFAULT_MAX_K,
         k_site: str = "auto",
     ) -> None:
-        super().__init__(k, 1.0, 0.0, max_tpot, max_k, k_site=k_site)
+        super().__init__(k, 1.0, 0.0, max_tpot_s, max_k, k_site=k_site)

@@ -21,7 +21,7 @@ K_SITE_SETTINGS = ("pool", "prefill", "auto")
 def check_split_settings(
     k: int | Literal["auto"],
     refine_ratio: float | Literal["auto"],
-    min_tpot: float,
+    min_tpot_s: float,
     max_k: int,
     quality_bound: QualityBound,
     k_site: str,
@@ -55,7 +55,7 @@ def check_split_settings(
             f"refine_ratio = 'auto' with k = {k!r}: the ratio is chosen together with k; fix: pass "
             "k='auto', or a fixed refine_ratio"
         )
-    check_min_tpot(min_tpot)
+    check_min_tpot(min_tpot_s)
     check_max_k(max_k)
     if not isinstance(quality_bound, str) or quality_bound not in QUALITY_BOUNDS:
         raise InvalidInputError(

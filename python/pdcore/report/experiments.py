@@ -54,7 +54,7 @@ from pdcore.report.study import (
 from pdcore.report.targets import DECODE_CAPACITY_TARGET, TTFT_CUT_TARGET, targets_section
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.sweep import SweepResult, SweepTask, WorkloadSpec, run_sweep
-from pdcore.slo import within
+from pdcore.slo import within_objective
 from pdcore.traces import Workload
 
 __all__ = [
@@ -212,7 +212,9 @@ def explored_requests(
     ttft = np.asarray(columns["ttft_s"], dtype=np.float64)
     gap = np.asarray(columns["max_gap_s"], dtype=np.float64)
     handoff = np.asarray(columns["handoff_gap_s"], dtype=np.float64)
-    stall = np.where(np.isfinite(handoff) & ~within(handoff, max_tpot_s), handoff - max_tpot_s, np.nan)
+    stall = np.where(
+        np.isfinite(handoff) & ~within_objective(handoff, max_tpot_s), handoff - max_tpot_s, np.nan
+    )
     size = ttft.size
     filters = {"given by id (--explore)": [int(i) for i in dict.fromkeys(given) if 0 <= i < size]}
     if representative is not None:

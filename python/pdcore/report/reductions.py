@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore._core import DECODED_AT
 from pdcore.report.study import (
     EXPLORED_POLICIES,
     FASTER_DEVICE,
@@ -26,7 +27,7 @@ from pdcore.report.study import (
     WorkloadRun,
 )
 from pdcore.sim.sweep import SweepResult
-from pdcore.slo import SLACK_S, within
+from pdcore.slo import GAP_SLACK_S, within_objective
 
 __all__ = ["fill_sections", "multiple"]
 
@@ -104,7 +105,7 @@ def _gap_by_design(bridged: SweepResult, pool_only: SweepResult, study: Study) -
     """P/D-Device with both sites offered (the bridge at the first token) against the decode pool only."""
     sites = np.asarray(bridged.columns["k_site"])
     decoded = max(int((sites != "none").sum()), 1)
-    shares = {site: float((sites == site).sum() / decoded) for site in ("pool", "prefill", "bridge")}
+    shares = {site: float((sites == site).sum() / decoded) for site in DECODED_AT if site != "none"}
     alone = _aggregate(pool_only)
     return {
         "k_sites": study.settings.k_sites,
@@ -124,8 +125,8 @@ def _gap_causes(result: SweepResult, study: Study) -> dict[str, Any]:
     gap = columns["max_gap_s"]
     handoff = columns["handoff_gap_s"]
     served = columns["served_by"]
-    over = ~within(gap, max_tpot_s)
-    at_handoff = over & np.isfinite(handoff) & (handoff >= gap - SLACK_S)
+    over = ~within_objective(gap, max_tpot_s)
+    at_handoff = over & np.isfinite(handoff) & (handoff >= gap - GAP_SLACK_S)
     device = study.devices[result.task.environment.device]
     device_slow = max(device.decode_tpot) > max_tpot_s
     on_device = over & ~at_handoff & (served == "device")

@@ -139,7 +139,7 @@ def _replay_setup(
     device: DeviceProfile,
     cloud: CloudProfile,
     one_way_s: float,
-    min_tpot: float,
+    min_tpot_s: float,
     pace_s: float,
     max_tpot_s: float,
 ) -> tuple[Scenario, Workload, Replay, np.ndarray[Any, np.dtype[np.float64]]]:
@@ -154,7 +154,7 @@ def _replay_setup(
     )
     network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
     scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(max_tpot_s=max_tpot_s))
-    plans = [Plan("pd", k=run.k, min_tpot=min_tpot, max_tpot=pace_s) for run in runs]
+    plans = [Plan("pd", k=run.k, min_tpot_s=min_tpot_s, max_tpot_s=pace_s) for run in runs]
     return scenario, workload, Replay(plans, name="pd-device-replay"), np.full(count, one_way_s)
 
 
@@ -164,13 +164,13 @@ def predict(
     device: DeviceProfile,
     cloud: CloudProfile,
     one_way_s: float,
-    min_tpot: float,
+    min_tpot_s: float,
     pace_s: float,
     max_tpot_s: float,
 ) -> dict[str, list[float]]:
     """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
     scenario, workload, replay, delays = _replay_setup(
-        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
+        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot_s=min_tpot_s, pace_s=pace_s,
         max_tpot_s=max_tpot_s,
     )  # fmt: skip
     result = scenario.run(workload, replay, one_way_s=delays)
@@ -187,7 +187,7 @@ def predict_timelines(
     device: DeviceProfile,
     cloud: CloudProfile,
     one_way_s: float,
-    min_tpot: float,
+    min_tpot_s: float,
     pace_s: float,
     max_tpot_s: float,
 ) -> list[dict[str, Any]]:
@@ -195,7 +195,7 @@ def predict_timelines(
     from the request's start): ``k``, ``displays_s``, ``from_cloud``, ``cloud_arrivals_s``, ``handoff_s``
     and ``handoff_estimates`` (``[at_s, estimate_s]`` each time the estimate was set or changed)."""
     scenario, workload, replay, delays = _replay_setup(
-        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot=min_tpot, pace_s=pace_s,
+        runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot_s=min_tpot_s, pace_s=pace_s,
         max_tpot_s=max_tpot_s,
     )  # fmt: skip
     recorded = scenario.record_timelines(workload, replay, range(len(runs)), one_way_s=delays)
@@ -217,10 +217,10 @@ class Replayed:
     """The live runs and what the simulator needs to replay them (`predict`)."""
 
     runs: Sequence[LiveRun]
-    profile: DeviceProfile
+    device: DeviceProfile
     cloud: CloudProfile
     one_way_s: float
-    min_tpot: float
+    min_tpot_s: float
     pace_s: float
     max_tpot_s: float
 
@@ -229,10 +229,10 @@ class Replayed:
         return tuple(
             predict_timelines(
                 [run],
-                device=scaled_profile(self.profile, ratio),
+                device=scaled_profile(self.device, ratio),
                 cloud=self.cloud,
                 one_way_s=self.one_way_s,
-                min_tpot=self.min_tpot,
+                min_tpot_s=self.min_tpot_s,
                 pace_s=self.pace_s,
                 max_tpot_s=self.max_tpot_s,
             )[0]
@@ -245,10 +245,10 @@ class Replayed:
         for run, ratio in zip(self.runs, speed_ratios, strict=True):
             one = predict(
                 [run],
-                device=scaled_profile(self.profile, ratio),
+                device=scaled_profile(self.device, ratio),
                 cloud=self.cloud,
                 one_way_s=self.one_way_s,
-                min_tpot=self.min_tpot,
+                min_tpot_s=self.min_tpot_s,
                 pace_s=self.pace_s,
                 max_tpot_s=self.max_tpot_s,
             )

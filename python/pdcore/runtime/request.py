@@ -90,7 +90,7 @@ class Request:
         state.timeline.cloud_quota = quota
         if paced:
             state.controller = SpeedController(
-                min_tpot=terms.min_tpot, max_tpot=terms.pace_s, expected_tokens=quota
+                min_tpot_s=terms.min_tpot, max_tpot_s=terms.pace_s, expected_tokens=quota
             )
         self.cloud.start(state.prompt, quota)
 

@@ -76,8 +76,8 @@ class RequestState:
             mode=terms.mode,
             prompt=prompt,
             started_at=self.t0,
-            max_tpot=terms.max_tpot,
-            min_tpot=terms.min_tpot,
+            max_tpot_s=terms.max_tpot,
+            min_tpot_s=terms.min_tpot,
         )
         self.changed = asyncio.Event()
         self.buffer = TokenBuffer()

@@ -50,6 +50,7 @@ from typing import Literal
 
 from pdcore._core import TurnPlan, plan_turn
 from pdcore.exceptions import DeviceFailedError
+from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.clock import RealtimeClock
 from pdcore.runtime.cloud import CloudClient
@@ -106,18 +107,18 @@ class Session:
     Args:
         cloud: The cloud endpoint (modes ``"pd-device"`` and ``"cloud-only"``).
         device: The local model (modes ``"pd-device"`` and ``"device-only"``).
-        profile: The device's speed profile: the first hand-off estimate, ``k="auto"``, and the call
-            deadlines of a device without a profile of its own.
+        device_profile: The device's speed profile: the first hand-off estimate, ``k="auto"``, and the
+            call deadlines of a device without a profile of its own.
         k: Cloud decode tokens after the first, or ``"auto"`` for the planner's (module docstring).
-        max_tpot: The largest display gap aimed for (the TPOT SLO), seconds.
-        min_tpot: The smallest display gap, seconds.
+        max_tpot_s: The largest display gap aimed for (the TPOT SLO), seconds.
+        min_tpot_s: The smallest display gap, seconds.
         max_tokens: The longest answer in output positions.
         k_margin: ``k="auto"`` asks for ``ceil(catchup_k * (1 + k_margin))`` tokens (see
             `DEFAULT_K_MARGIN`); extensions are padded by the same fraction.
         max_extensions: Continuation requests allowed per answer when the device falls behind the
             buffer (0 disables them).
-        pacing_margin_s: The controller paces at ``max_tpot - pacing_margin_s`` (see
-            `DEFAULT_PACING_MARGIN_S`); 0 paces at ``max_tpot`` exactly.
+        pacing_margin_s: The controller paces at ``max_tpot_s - pacing_margin_s`` (see
+            `DEFAULT_PACING_MARGIN_S`); 0 paces at ``max_tpot_s`` exactly.
         mode: ``"pd-device"``, ``"device-only"`` or ``"cloud-only"`` (or an old name of `OLD_MODES`).
         clock: The real-time clock (a fresh non-strict one by default).
         first_token_s: The expected arrival of the cloud's first token, for ``k="auto"``; 0 (the safe
@@ -137,15 +138,16 @@ class Session:
         ...     return "".join([piece.text async for piece in session.stream(chatml("Hi"))])
     """
 
+    @accepts_renamed_keywords
     def __init__(
         self,
         *,
         cloud: CloudClient | None = None,
         device: Device | None = None,
-        profile: DeviceProfile | None = None,
+        device_profile: DeviceProfile | None = None,
         k: int | Literal["auto"] = "auto",
-        max_tpot: float = DEFAULT_MAX_TPOT_S,
-        min_tpot: float = 0.0,
+        max_tpot_s: float = DEFAULT_MAX_TPOT_S,
+        min_tpot_s: float = 0.0,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         pacing_margin_s: float = DEFAULT_PACING_MARGIN_S,
         k_margin: float = DEFAULT_K_MARGIN,
@@ -163,10 +165,10 @@ class Session:
             mode,
             cloud,
             device,
-            profile,
+            device_profile,
             k,
-            max_tpot=max_tpot,
-            min_tpot=min_tpot,
+            max_tpot_s=max_tpot_s,
+            min_tpot_s=min_tpot_s,
             max_tokens=max_tokens,
             pacing_margin_s=pacing_margin_s,
             k_margin=k_margin,
@@ -174,10 +176,10 @@ class Session:
         )
         self.cloud = cloud
         self.device = device
-        self.profile = profile
+        self.profile = device_profile
         self.k = k
-        self.max_tpot = float(max_tpot)
-        self.min_tpot = float(min_tpot)
+        self.max_tpot = float(max_tpot_s)
+        self.min_tpot = float(min_tpot_s)
         self.max_tokens = max_tokens
         self.pacing_margin_s = float(pacing_margin_s)
         self.k_margin = float(k_margin)
@@ -394,7 +396,7 @@ class Session:
         return plan_turn(
             prompt_tokens,
             device=profile.cost,
-            max_tpot=self.pace_s,
+            max_tpot_s=self.pace_s,
             first_token_s=self.expected_first_token_s(),
             cloud_tpot_s=self.cloud_tpot_s,
             device_cached_tokens=device_cached_tokens,

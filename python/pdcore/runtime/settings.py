@@ -57,8 +57,8 @@ TOKENIZE_SAMPLE_CHARS = 1024
 (`pdcore.runtime.session`)."""
 
 DEFAULT_PACING_MARGIN_S = 0.005
-"""How much below ``max_tpot`` the controller paces, so that the operating system's timer latency (about a
-millisecond, more on a loaded machine) does not push a displayed gap above ``max_tpot``."""
+"""How much below ``max_tpot_s`` the controller paces, so that the operating system's timer latency (about a
+millisecond, more on a loaded machine) does not push a displayed gap above ``max_tpot_s``."""
 
 
 def session_mode(mode: str) -> Mode:
@@ -89,11 +89,11 @@ def check_settings(
     mode: Mode,
     cloud: CloudClient | None,
     device: Device | None,
-    profile: DeviceProfile | None,
+    device_profile: DeviceProfile | None,
     k: int | Literal["auto"],
     *,
-    max_tpot: float,
-    min_tpot: float,
+    max_tpot_s: float,
+    min_tpot_s: float,
     max_tokens: int,
     pacing_margin_s: float,
     k_margin: float,
@@ -104,17 +104,19 @@ def check_settings(
         raise InvalidInputError(f"mode {mode!r} needs a cloud; fix: pass cloud=CloudClient(url)")
     if mode in ("pd-device", "device-only") and device is None:
         raise InvalidInputError(f"mode {mode!r} needs a device; fix: pass device=Device.llama(path)")
-    if not (isinstance(min_tpot, (int, float)) and math.isfinite(min_tpot) and min_tpot >= 0):
-        raise InvalidInputError(f"min_tpot = {min_tpot!r}; pass seconds >= 0")
-    if not (isinstance(max_tpot, (int, float)) and math.isfinite(max_tpot) and max_tpot > min_tpot):
-        raise InvalidInputError(f"max_tpot = {max_tpot!r}; pass seconds above min_tpot = {min_tpot!r}")
+    if not (isinstance(min_tpot_s, (int, float)) and math.isfinite(min_tpot_s) and min_tpot_s >= 0):
+        raise InvalidInputError(f"min_tpot_s = {min_tpot_s!r}; pass seconds >= 0")
+    if not (isinstance(max_tpot_s, (int, float)) and math.isfinite(max_tpot_s) and max_tpot_s > min_tpot_s):
+        raise InvalidInputError(
+            f"max_tpot_s = {max_tpot_s!r}; pass seconds above min_tpot_s = {min_tpot_s!r}"
+        )
     if not (
         isinstance(pacing_margin_s, (int, float))
         and math.isfinite(pacing_margin_s)
-        and 0 <= pacing_margin_s < max_tpot - min_tpot
+        and 0 <= pacing_margin_s < max_tpot_s - min_tpot_s
     ):
         raise InvalidInputError(
-            f"pacing_margin_s = {pacing_margin_s!r}; pass seconds >= 0 and below max_tpot - min_tpot"
+            f"pacing_margin_s = {pacing_margin_s!r}; pass seconds >= 0 and below max_tpot_s - min_tpot_s"
         )
     if not (isinstance(k_margin, (int, float)) and math.isfinite(k_margin) and k_margin >= 0):
         raise InvalidInputError(f"k_margin = {k_margin!r}; pass a fraction >= 0, e.g. 0.2")
@@ -123,9 +125,9 @@ def check_settings(
     if not _whole(max_tokens, 1):
         raise InvalidInputError(f"max_tokens = {max_tokens!r}; pass a whole number, at least 1")
     if k == "auto":
-        if mode == "pd-device" and profile is None:
+        if mode == "pd-device" and device_profile is None:
             raise InvalidInputError(
-                "k='auto' needs the device profile; fix: pass profile=... (e.g. from "
+                "k='auto' needs the device profile; fix: pass device_profile=... (e.g. from "
                 "`pdcore profile-device`) or a fixed k"
             )
     elif not _whole(k, 0):

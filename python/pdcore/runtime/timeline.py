@@ -5,11 +5,11 @@ Each displayed token has one `TokenRecord`: when it became available (a cloud to
 device, a device token's decode), when the runtime meant to show it and when it did. Every cloud event
 that carried text has a `CloudRecord`, kept or not (tokens arriving after the hand-off are discarded).
 
-A display gap larger than ``max_tpot`` is attributed (`GapRecord.cause`) to whoever made it:
+A display gap larger than ``max_tpot_s`` is attributed (`GapRecord.cause`) to whoever made it:
 
-- ``"cloud-late"``: the cloud token arrived more than ``max_tpot`` after the previous display (the network
+- ``"cloud-late"``: the cloud token arrived more than ``max_tpot_s`` after the previous display (the network
   or the cloud stalled; the runtime showed it on arrival);
-- ``"device-late"``: the device token was decoded more than ``max_tpot`` after the previous display (a
+- ``"device-late"``: the device token was decoded more than ``max_tpot_s`` after the previous display (a
   hand-off the device was not ready for, or a slow decode step);
 - ``"runtime"``: the token was there in time and the runtime showed it late.
 
@@ -27,6 +27,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pdcore.deprecation import RenamedAttribute, accepts_renamed_keywords
 from pdcore.outputs import write_text
 from pdcore.slo import meets
 
@@ -100,7 +101,7 @@ class GapRecord:
         position: The position of the later token.
         gap_s: The gap.
         source: The later token's source.
-        cause: ``"ok"`` (within ``max_tpot``), ``"cloud-late"``, ``"device-late"`` or ``"runtime"``.
+        cause: ``"ok"`` (within ``max_tpot_s``), ``"cloud-late"``, ``"device-late"`` or ``"runtime"``.
         stall: Whether one side's own stream stalled (module docstring).
     """
 
@@ -121,6 +122,7 @@ def _rounded(value: Any) -> Any:
     return value
 
 
+@accepts_renamed_keywords
 @dataclass
 class Timeline:
     """The record of one request (see the module docstring).
@@ -129,8 +131,9 @@ class Timeline:
         mode: The session's mode: ``"pd-device"``, ``"device-only"`` or ``"cloud-only"``.
         prompt: The prompt text.
         started_at: The request's start on the session clock, seconds (the origin of every ``_s`` time).
-        max_tpot: The largest display gap aimed for.
-        min_tpot: The smallest display gap.
+        max_tpot_s: The largest display gap aimed for (``max_tpot``: its deprecated name, and its key in
+            the JSON form).
+        min_tpot_s: The smallest display gap (``min_tpot``: likewise).
         k: Cloud decode tokens asked for after the first (P/D-Device), else ``None``.
         cloud_quota: ``max_tokens`` sent to the cloud, or ``None`` when the cloud was not asked.
         prompt_tokens: The prompt's length in device tokens, when a device ran.
@@ -169,8 +172,8 @@ class Timeline:
     mode: str
     prompt: str
     started_at: float
-    max_tpot: float
-    min_tpot: float
+    max_tpot_s: float
+    min_tpot_s: float
     k: int | None = None
     cloud_quota: int | None = None
     prompt_tokens: int | None = None
@@ -194,6 +197,8 @@ class Timeline:
     cloud_stalls: list[tuple[float, float, str]] = field(default_factory=list)
     cloud_resumes: list[tuple[float, str, int]] = field(default_factory=list)
     device_failures: list[tuple[float, str, str, int]] = field(default_factory=list)
+    max_tpot = RenamedAttribute("max_tpot_s")
+    min_tpot = RenamedAttribute("min_tpot_s")
 
     @property
     def text(self) -> str:
@@ -216,8 +221,8 @@ class Timeline:
         for before, after in zip(self.tokens, self.tokens[1:], strict=False):
             gap = after.shown_s - before.shown_s
             cause = "ok"
-            if not meets(gap, self.max_tpot):
-                if after.available_s > before.shown_s + self.max_tpot:
+            if not meets(gap, self.max_tpot_s):
+                if after.available_s > before.shown_s + self.max_tpot_s:
                     cause = "cloud-late" if after.source == "cloud" else "device-late"
                 else:
                     cause = "runtime"
@@ -294,8 +299,8 @@ class Timeline:
             "mode": self.mode,
             "prompt": self.prompt,
             "text": self.text,
-            "max_tpot": self.max_tpot,
-            "min_tpot": self.min_tpot,
+            "max_tpot": self.max_tpot_s,
+            "min_tpot": self.min_tpot_s,
             "k": self.k,
             "cloud_quota": self.cloud_quota,
             "prompt_tokens": self.prompt_tokens,

@@ -36,20 +36,20 @@ The simulator (`pdcore.sim.Scenario`) then replays the same requests, one at a t
   against 7-16 ms for the others in one measured run, must not set every request's prediction).
   ``base_s`` is the smaller of the two intercepts, the decode step keeps the rest as ``decode_seq_s``, and
   the handling (request handling before the first step) is added to the one-way delay;
-- the live run's own ``k``, output length and pacing settings (``max_tpot - pacing_margin_s``).
+- the live run's own ``k``, output length and pacing settings (``max_tpot_s - pacing_margin_s``).
 
 No input of the prediction is read off the live runs. Compared per request and on average: the TTFT,
 the largest display gap and the mean display gap. The largest gap leaves out the stalls of either
-side's own stream (`GapRecord.stall`): a cloud token that arrived more than ``max_tpot`` after the
+side's own stream (`GapRecord.stall`): a cloud token that arrived more than ``max_tpot_s`` after the
 previous display (``"cloud-late"``: the network or the cloud stalled), and a device token decoded more
-than ``max_tpot`` after the previous one once the device has taken over (``"device-late"`` after the
+than ``max_tpot_s`` after the previous one once the device has taken over (``"device-late"`` after the
 hand-off position: the device's own decode stalled). The simulator's cloud and device step at their
 fitted mean speeds and never stall, so it cannot predict those, and no pacing can hide them; what it
 predicts, and what is compared, is everything the runtime decides: the paced gaps and the hand-off gap
 (a device that is not ready when the buffer runs out). The stalls are reported beside the comparison
 (``max_gap_all_s``, the largest gap with them, which `passed` does not use). The goal is agreement
 within ``tolerance`` (15%) on the averages, each error taken against an absolute floor (`Comparison.error`):
-``|predicted - live| / max(live, floor)`` with the floor at the gap objective ``max_tpot``. A TTFT of 10 ms
+``|predicted - live| / max(live, floor)`` with the floor at the gap objective ``max_tpot_s``. A TTFT of 10 ms
 predicted at 13 ms is 30% off by ratio but one twentieth of a display gap in time, which no user can tell
 apart; against the floor it counts 6%. Values above the floor are judged by plain relative error. (The
 rule is ours.) As a diagnostic, the comparison is repeated with the profile
@@ -68,6 +68,7 @@ from typing import Literal
 
 import numpy as np
 
+from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
@@ -139,7 +140,7 @@ async def _warm(cloud: CloudClient, prompt: str) -> None:
 async def _calibrate(
     cloud: CloudClient,
     device: Device,
-    profile: DeviceProfile,
+    device_profile: DeviceProfile,
     prompt: str,
     prompt_tokens: int,
     *,
@@ -181,7 +182,7 @@ async def _calibrate(
         ttft_s=stamps[0],
         gaps_s=tuple(float(g) for g in np.diff(stamps)),
         device_prefill_s=sum(took),
-        device_profile_s=float(profile.prefill_s(prompt_tokens)),
+        device_profile_s=float(device_profile.prefill_s(prompt_tokens)),
     )
 
 
@@ -207,18 +208,19 @@ async def _baseline(cloud: CloudClient, device: Device, prompt: str, run: LiveRu
     )
 
 
+@accepts_renamed_keywords
 async def validate(
     *,
     cloud: CloudClient,
     device: Device,
-    profile: DeviceProfile,
+    device_profile: DeviceProfile,
     requests: int = 3,
     prompt_tokens: Sequence[int] = DEFAULT_PROMPT_TOKENS,
     k: int | Literal["auto"] = "auto",
     k_margin: float = DEFAULT_K_MARGIN,
     max_extensions: int = DEFAULT_MAX_EXTENSIONS,
-    max_tpot: float = DEFAULT_MAX_TPOT_S,
-    min_tpot: float = 0.0,
+    max_tpot_s: float = DEFAULT_MAX_TPOT_S,
+    min_tpot_s: float = 0.0,
     max_tokens: int = 200,
     warm: bool = True,
     calibration_tokens: int = 16,
@@ -232,15 +234,15 @@ async def validate(
 
     Args:
         cloud: The live endpoint.
-        device: The local model, with the thread count ``profile`` was measured with.
-        profile: The device's measured profile.
+        device: The local model, with the thread count ``device_profile`` was measured with.
+        device_profile: The device's measured profile (``profile=``: its deprecated name).
         requests: How many live requests.
         prompt_tokens: Prompt lengths the requests cycle through.
         k: Cloud decode tokens after the first, or ``"auto"``.
         k_margin: The session's padding of ``k="auto"`` (0 runs the bare catch-up rule).
         max_extensions: The session's continuation requests per answer (0: a fixed ``k``, as simulated).
-        max_tpot: The display-gap objective.
-        min_tpot: The smallest display gap.
+        max_tpot_s: The display-gap objective (``max_tpot=``: its deprecated name).
+        min_tpot_s: The smallest display gap (``min_tpot=``: its deprecated name).
         max_tokens: The answer length of each live request.
         warm: Cache each prompt on the cloud first (see the module docstring).
         calibration_tokens: The fewest events of a calibration's cloud request (it streams until the
@@ -263,9 +265,9 @@ async def validate(
     rtt = statistics.median(rtts)
     say(f"network: round trip {rtt * 1e3:.2f} ms (median of {len(rtts)})")
     session = Session(
-        cloud=cloud, device=device, profile=profile, k=k, max_tpot=max_tpot, min_tpot=min_tpot,
-        max_tokens=max_tokens, k_margin=k_margin, max_extensions=max_extensions, first_token_s=None,
-        reduce_plans=False,  # the split itself is what is compared
+        cloud=cloud, device=device, device_profile=device_profile, k=k, max_tpot_s=max_tpot_s,
+        min_tpot_s=min_tpot_s, max_tokens=max_tokens, k_margin=k_margin, max_extensions=max_extensions,
+        first_token_s=None, reduce_plans=False,  # the split itself is what is compared
     )  # fmt: skip
     samples: list[CalibrationSample] = []
     runs: list[LiveRun] = []
@@ -299,13 +301,13 @@ def _report(
     tolerance: float,
 ) -> ValidationReport:
     """The simulator's prediction of the live runs, compared with them (module docstring)."""
-    rtt, profile, max_tpot = rtt_s, session.profile, session.max_tpot
-    assert profile is not None
+    rtt, device, max_tpot_s = rtt_s, session.profile, session.max_tpot
+    assert device is not None
     fitted, fitted_one_way = fit_cloud(samples, rtt_s=rtt, warm=warm)
-    fitted, one_way = cloud_model(cloud_profile, fitted, fitted_one_way, rtt_s=rtt, warm=warm)
+    fitted, one_way_s = cloud_model(cloud_profile, fitted, fitted_one_way, rtt_s=rtt, warm=warm)
     replay = Replayed(
-        runs=runs, profile=profile, cloud=fitted, one_way_s=one_way, min_tpot=session.min_tpot,
-        pace_s=session.pace_s, max_tpot_s=max_tpot,
+        runs=runs, device=device, cloud=fitted, one_way_s=one_way_s, min_tpot_s=session.min_tpot,
+        pace_s=session.pace_s, max_tpot_s=max_tpot_s,
     )  # fmt: skip
     calibrated = [sample.device_speed_ratio for sample in samples]
     measured = [
@@ -317,11 +319,11 @@ def _report(
         calibration=tuple(samples),
         rtt_s=rtt,
         cloud=fitted,
-        one_way_s=one_way,
+        one_way_s=one_way_s,
         comparisons=replay.compare(calibrated),
         tolerance=tolerance,
         warm=warm,
-        max_tpot_s=max_tpot,
+        max_tpot_s=max_tpot_s,
         pace_s=session.pace_s,
         baselines=tuple(baseline_runs),
         device_speed_ratio=statistics.median(measured),

@@ -3,7 +3,7 @@ requests, the live runs, the one-sided baselines, live against predicted per met
 JSON form.
 
 Each error is taken against an absolute floor (`Comparison.error`): ``|predicted - live| / max(live, floor)``
-with the floor at the gap objective ``max_tpot`` (the rule is ours; `pdcore.runtime.validate`).
+with the floor at the gap objective ``max_tpot_s`` (the rule is ours; `pdcore.runtime.validate`).
 """
 
 from __future__ import annotations

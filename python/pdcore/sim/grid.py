@@ -105,7 +105,7 @@ def grid_check(
         raise InvalidInputError("k_grid is empty or negative; pass k values >= 0")
     workload = _probes(lengths, output_tokens)
     one_way_s = network.rtt_s / 2.0
-    one_way = np.full(len(lengths), one_way_s)
+    delays = np.full(len(lengths), one_way_s)
     optimizer = Optimizer(
         device=device,
         cloud=cloud,
@@ -119,7 +119,7 @@ def grid_check(
     scenario = Scenario(cloud=cloud, device=device, network=network, deployment=deployment, slo=slo)
 
     def run(plans: list[Plan]) -> tuple[FloatArray, FloatArray]:
-        res = scenario.run(workload, Replay(plans, name="grid"), one_way_s=one_way).results
+        res = scenario.run(workload, Replay(plans, name="grid"), one_way_s=delays).results
         cost = np.asarray(res["cloud_prefill_gpu_s"]) + np.asarray(res["cloud_decode_gpu_s"])
         return cost, np.asarray(res["max_gap_s"], dtype=np.float64)
 
@@ -167,7 +167,7 @@ def _grid_optimum(
     best_r = [1.0] * n
     best_cost = [math.inf] * n
     # where the device alone answers no later than the cloud, that is a grid point too (k = -1)
-    dev_cost, dev_gap = run([Plan("device", max_tpot=slo.max_tpot_s)] * n)
+    dev_cost, dev_gap = run([Plan("device", max_tpot_s=slo.max_tpot_s)] * n)
     for i in range(n):
         if choices[i].mode == "device" and meets(dev_gap[i], slo.max_tpot_s):
             found[i], best_cost[i] = True, float(dev_cost[i])
@@ -178,7 +178,7 @@ def _grid_optimum(
         else:
             ks = grid
         for k in ks:
-            cost, gap = run([Plan("pd", k=k, refine_ratio=r, max_tpot=slo.max_tpot_s)] * n)
+            cost, gap = run([Plan("pd", k=k, refine_ratio=r, max_tpot_s=slo.max_tpot_s)] * n)
             for i in range(n):
                 if meets(gap[i], slo.max_tpot_s) and cost[i] < best_cost[i]:
                     found[i], best_k[i], best_r[i], best_cost[i] = True, k, r, float(cost[i])

@@ -10,7 +10,7 @@ figures of a report, with vLLM bench's names where they exist:
   streamed histogram; no per-token data is kept).
 - ``max_gap_s``: per request, the largest display gap (the paper's "max TPOT"); 0 for one token.
 - ``handoff_gap_s`` / ``handoff_stall_s``: the display gap at the cloud-to-device hand-off, and its part
-  above the plan's ``max_tpot`` (0 when smooth or without a hand-off).
+  above the plan's ``max_tpot_s`` (0 when smooth or without a hand-off).
 - ``qoe``: Andes-style quality of experience, ``1 - delay area / expected area`` against an expected
   TTFT and reading speed.
 
@@ -29,16 +29,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore import _core
 from pdcore.sim.accounting import BILL_COLUMNS
 from pdcore.sim.accounting import summary as cost_summary
 from pdcore.slo import (
     DEFAULT_MAX_TPOT_S,
     DEFAULT_QOE_TOKENS_PER_S,
     DEFAULT_TTFT_SLO_S,
-    SLACK_S,
+    GAP_SLACK_S,
     SLO,
     slo_met,
-    within,
+    within_objective,
 )
 
 __all__ = [
@@ -64,7 +65,7 @@ _QUANTILES = {"p10": 10.0, "p50": 50.0, "p90": 90.0, "p99": 99.0}
 FloatArray = npt.NDArray[np.float64]
 
 
-DECODED_AT = ("pool", "prefill", "none", "bridge")
+DECODED_AT: tuple[str, ...] = _core.DECODED_AT
 """Where a disaggregated cloud decoded a request's tokens after the first, indexed by the simulator's
 ``k_site`` result (``none``: no cloud decode token, or a colocated cloud; ``bridge``: on its prefill instance
 while its KV cache crossed to the decode pool, then there)."""
@@ -95,7 +96,7 @@ def summarize(
 
 def gap_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
     """Fraction of requests whose largest display gap is within the TPOT SLO."""
-    return float(np.mean(within(results["max_gap_s"], slo.max_tpot_s)))
+    return float(np.mean(within_objective(results["max_gap_s"], slo.max_tpot_s)))
 
 
 def cloud_tpot_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
@@ -104,7 +105,7 @@ def cloud_tpot_attainment(results: Mapping[str, FloatArray], slo: SLO) -> float:
     Requests the cloud decoded fewer than two tokens for (``cloud_tpot_s`` NaN) put no decode load on the
     cloud and count as met.
     """
-    return float(np.mean(within(results["cloud_tpot_s"], slo.max_tpot_s)))
+    return float(np.mean(within_objective(results["cloud_tpot_s"], slo.max_tpot_s)))
 
 
 def aggregate(
@@ -149,7 +150,7 @@ def aggregate(
         "handoff_gap_s": summarize(handoff_gap, quantiles=("p50", "p99")),
         "handoff_stall_s": summarize(np.nan_to_num(stall), quantiles=("p50", "p99"), maximum=True),
         "handoff_share": float(np.mean(np.isfinite(handoff_gap))),
-        "stall_share": float(np.mean(stall > SLACK_S)),
+        "stall_share": float(np.mean(stall > GAP_SLACK_S)),
         "qoe": summarize(results["qoe"], quantiles=("p10", "p50")),
         "e2e_s": summarize(results["e2e_s"]),
         "cloud_ttft_s": summarize(results["cloud_ttft_s"], quantiles=("p50", "p99")),
@@ -168,11 +169,7 @@ def aggregate(
         "cloud_tpot_slo_attainment": cloud_tpot_attainment(results, slo),
         "goodput_rps": float(met.sum()) * rate,
         "throughput_rps": count * rate,
-        "served_by": {
-            "cloud": float(np.mean(served == 0)),
-            "device": float(np.mean(served == 1)),
-            "both": float(np.mean(served == 2)),
-        },
+        "served_by": {name: float(np.mean(served == code)) for code, name in enumerate(_core.SERVED_BY)},
         **({"k_site": _decoded_at(results["k_site"])} if "k_site" in results else {}),
         **({"cost": cost_summary(results)} if "usd" in results else {}),
     }

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore import _core
 from pdcore._core import Simulator
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import atomic_path, open_text
@@ -26,11 +27,12 @@ from pdcore.traces.workload import Workload
 
 __all__ = ["CSV_CHUNK_ROWS", "MODES", "SERVED_BY", "SimResult", "timeline_records"]
 
-MODES = ("cloud", "device", "pd", "naive", "kv-transfer", "race", "disco", "spec")
-"""Plan modes, indexed by the simulator's ``mode`` result."""
+MODES: tuple[str, ...] = _core.MODES
+"""Plan modes, indexed by the simulator's ``mode`` result (`pdcore._core.MODES`)."""
 
-SERVED_BY = ("cloud", "device", "both")
-"""Who displayed a request's tokens, indexed by the simulator's ``served_by`` result."""
+SERVED_BY: tuple[str, ...] = _core.SERVED_BY
+"""Who displayed a request's tokens, indexed by the simulator's ``served_by`` result
+(`pdcore._core.SERVED_BY`)."""
 
 _RESULT_COLUMNS = (
     "ttft_s",

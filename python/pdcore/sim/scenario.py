@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore import _core
 from pdcore._core import CloudConfig, DeviceCost, Prices, Simulator
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REPLICAS, check_int
@@ -51,11 +52,11 @@ __all__ = [
 DEFAULT_KV_LINK_BYTES_PER_S = 25e9
 """Prefill-to-decode KV link of a disaggregated cloud: 200 Gbit/s, in bytes per second."""
 
-DEPLOYMENTS = ("colocated", "disaggregated")
-"""The cloud deployments the simulator models."""
+DEPLOYMENTS: tuple[str, ...] = _core.DEPLOYMENTS
+"""The cloud deployments the simulator models (`pdcore._core.DEPLOYMENTS`)."""
 
-K_SITES = ("pool", "prefill", "both")
-"""Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (`Scenario.k_sites`)."""
+K_SITES: tuple[str, ...] = _core.K_SITES
+"""Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (`Scenario.k_sites`, `pdcore._core`)."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -78,7 +79,7 @@ class Scenario:
         replicas: Colocated replicas.
         prefill_replicas: Prefill replicas of a disaggregated cloud.
         decode_replicas: Decode replicas of a disaggregated cloud.
-        slo: The objectives (also the default ``max_tpot`` of the policies).
+        slo: The objectives (also the default ``max_tpot_s`` of the policies).
         qoe_tokens_per_s: The QoE metric's expected token delivery speed; its expected TTFT is the TTFT SLO.
         kv_link_bytes_per_s: Prefill-to-decode KV link of a disaggregated cloud, bytes per second.
         device_kv_bytes_per_token: Override of the device profile's ``kv_bytes_per_token``.

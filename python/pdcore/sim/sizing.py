@@ -9,8 +9,8 @@ simulator, replaying the whole workload at every probe so that the two pools, th
 P/D-Device's ``k`` tokens interact as they do in a run.
 
 Attainment: the share of requests whose TTFT is within the TTFT objective and whose largest display gap
-is within ``max_tpot`` (the cost model's gap rule, `pdcore.slo.within`). A cloud *meets* the SLO when
-the attainment is at least ``target``.
+is within ``max_tpot_s`` (the cost model's gap rule, `pdcore.slo.within_objective`). A cloud *meets* the
+SLO when the attainment is at least ``target``.
 
 Search (attainment is assumed to rise with replicas near the answer, and the answer is checked):
 
@@ -55,7 +55,7 @@ from pdcore.policies.base import Policy
 from pdcore.sim.result import SimResult
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
-from pdcore.slo import within
+from pdcore.slo import within_objective
 from pdcore.traces.workload import Workload
 
 __all__ = [
@@ -80,10 +80,10 @@ met the target."""
 
 
 def sizing_attainment(result: SimResult) -> float:
-    """The share of requests within the TTFT objective and with every display gap within ``max_tpot``."""
+    """The share of requests within the TTFT objective and with every display gap within ``max_tpot_s``."""
     slo = result.slo
-    ttft_ok = within(result.results["ttft_s"], slo.ttft_s)
-    gap_ok = within(result.results["max_gap_s"], slo.max_tpot_s)
+    ttft_ok = within_objective(result.results["ttft_s"], slo.ttft_s)
+    gap_ok = within_objective(result.results["max_gap_s"], slo.max_tpot_s)
     return float(np.mean(ttft_ok & gap_ok)) if len(ttft_ok) else 1.0
 
 

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore._core import SERVED_BY
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.builtin import make_policy
 from pdcore.sim.capacity import DEFAULT_TARGET, DEFAULT_WINDOW, Capacity, capacity_rps, decode_capacity_rps
 from pdcore.sim.executors import EXECUTORS, check_executor, run_all
-from pdcore.sim.result import SERVED_BY, SimResult
+from pdcore.sim.result import SimResult
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.spec import ScenarioSpec, WorkloadSpec
 from pdcore.slo import SLO

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.sim.scenario import Scenario
-from pdcore.slo import SLACK_S, SLO, within
+from pdcore.slo import SLACK_S, SLO, within_objective
 from pdcore.traces.workload import Workload
 
 __all__ = ["PLATEAU_GAIN", "AttainmentBound", "attainment_bound", "doubling_helps", "meetable"]
@@ -124,8 +124,8 @@ def doubling_helps(
     """Whether a cloud twice as large helped (module docstring); each pair is (before, after)."""
     if attainment[1] > attainment[0]:
         return True
-    ttft_ok = within(ttft_s[0], slo.ttft_s)
-    missed = (~ttft_ok, ttft_ok & ~within(max_gap_s[0], slo.max_tpot_s))
+    ttft_ok = within_objective(ttft_s[0], slo.ttft_s)
+    missed = (~ttft_ok, ttft_ok & ~within_objective(max_gap_s[0], slo.max_tpot_s))
     for which, (before, after) in zip(missed, (ttft_s, max_gap_s), strict=True):
         if np.any(which) and np.nanmean(after[which]) < np.nanmean(before[which]) * (1.0 - PLATEAU_GAIN):
             return True

@@ -117,7 +117,7 @@ impl CatchUpInput {
         }
         if !(self.max_tpot_s.is_finite() && self.max_tpot_s > 0.0) {
             return Err(CoreError::invalid(
-                "max_tpot",
+                "max_tpot_s",
                 format!("is {}", self.max_tpot_s),
                 "pass the largest display gap, finite seconds > 0",
             ));

@@ -93,6 +93,18 @@ impl KSites {
     /// The names used at the Python boundary, indexed by discriminant.
     pub const NAMES: [&'static str; 3] = ["pool", "prefill", "both"];
 
+    /// What a cloud offers when nothing is said: both sites, each plan says which (the simulator's,
+    /// the command line's and the optimizer's default; see [`Self::or_default`]).
+    pub const DEFAULT: Self = Self::Both;
+
+    /// The sites `given`, or else the default: [`Self::DEFAULT`] where a KV link prices the pool's
+    /// transfer (`priced`), the pool alone where nothing does (a choice between the sites needs that
+    /// price; the rule is ours).
+    #[must_use]
+    pub fn or_default(given: Option<Self>, priced: bool) -> Self {
+        given.unwrap_or(if priced { Self::DEFAULT } else { Self::Pool })
+    }
+
     /// Parses a name; `arg` names the argument in the error.
     pub fn parse(name: &str, arg: &'static str) -> Result<Self> {
         match name {
@@ -267,5 +279,8 @@ mod tests {
         }
         assert!(KSite::parse("decode", "k_site").unwrap_err().to_string().starts_with("k_site"));
         assert!(KSites::Both.allows(KSite::Prefill) && !KSites::Pool.allows(KSite::Prefill));
+        assert_eq!(KSites::or_default(None, true), KSites::Both);
+        assert_eq!(KSites::or_default(None, false), KSites::Pool);
+        assert_eq!(KSites::or_default(Some(KSites::Prefill), true), KSites::Prefill);
     }
 }

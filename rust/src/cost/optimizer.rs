@@ -75,7 +75,7 @@ impl PlanOptimizer {
         cloud.validate()?;
         if !(max_tpot_s.is_finite() && max_tpot_s > 0.0) {
             return Err(CoreError::invalid(
-                "max_tpot",
+                "max_tpot_s",
                 format!("is {max_tpot_s}"),
                 "pass the largest display gap, finite seconds > 0",
             ));

@@ -8,6 +8,7 @@ mod event_loop;
 mod money;
 mod pacing;
 mod planner;
+mod renamed;
 mod sim;
 
 use crate::error::CoreError;

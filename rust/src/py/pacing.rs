@@ -1,10 +1,12 @@
 //! Bindings of the speed controller: `pace` (batch, numpy in and out) and `SpeedController` (streaming).
 
 use super::errors::detached;
-use crate::pacing::{pace_secs_into, PaceConfig, SpeedController};
+use super::renamed::{pace_bounds, warn_attribute};
+use crate::pacing::{pace_secs_into, SpeedController};
 use crate::time::Nanos;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 fn opt_secs(v: Option<f64>, arg: &'static str) -> PyResult<Option<Nanos>> {
     Ok(v.map(|s| Nanos::from_secs(s, arg, None)).transpose()?)
@@ -12,15 +14,17 @@ fn opt_secs(v: Option<f64>, arg: &'static str) -> PyResult<Option<Nanos>> {
 
 /// Display times for a stream of cloud tokens; see `_core.pyi` for the rule.
 #[pyfunction]
-#[pyo3(signature = (arrivals, *, handoff_at, min_tpot, max_tpot))]
+#[pyo3(signature = (arrivals, *, handoff_at, min_tpot_s = None, max_tpot_s = None, **old),
+    text_signature = "(arrivals, *, handoff_at, min_tpot_s, max_tpot_s, **old)")]
 pub fn pace<'py>(
     py: Python<'py>,
     arrivals: PyReadonlyArray1<'py, f64>,
     handoff_at: f64,
-    min_tpot: f64,
-    max_tpot: f64,
+    min_tpot_s: Option<f64>,
+    max_tpot_s: Option<f64>,
+    old: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
+    let cfg = pace_bounds(py, "pace", min_tpot_s, max_tpot_s, old)?;
     let handoff = Nanos::from_secs(handoff_at, "handoff_at", None)?;
     let view = arrivals.as_array();
     let contiguous;
@@ -44,14 +48,17 @@ pub struct PySpeedController {
 #[pymethods]
 impl PySpeedController {
     #[new]
-    #[pyo3(signature = (*, min_tpot, max_tpot, expected_tokens = None, handoff_at = None))]
+    #[pyo3(signature = (*, min_tpot_s = None, max_tpot_s = None, expected_tokens = None, handoff_at = None,
+        **old), text_signature = "(*, min_tpot_s, max_tpot_s, expected_tokens=None, handoff_at=None, **old)")]
     fn new(
-        min_tpot: f64,
-        max_tpot: f64,
+        py: Python<'_>,
+        min_tpot_s: Option<f64>,
+        max_tpot_s: Option<f64>,
         expected_tokens: Option<Bound<'_, PyAny>>,
         handoff_at: Option<f64>,
+        old: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let cfg = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        let cfg = pace_bounds(py, "SpeedController", min_tpot_s, max_tpot_s, old)?;
         let handoff = opt_secs(handoff_at, "handoff_at")?;
         // a negative or huge count is the caller's mistake, named as such rather than an OverflowError
         let expected = expected_tokens.map(|n| super::count_of(&n, "expected_tokens")).transpose()?;
@@ -108,19 +115,31 @@ impl PySpeedController {
         self.inner.expected()
     }
     #[getter]
-    fn min_tpot(&self) -> f64 {
+    fn min_tpot_s(&self) -> f64 {
         self.inner.config().min_tpot().as_secs()
     }
     #[getter]
-    fn max_tpot(&self) -> f64 {
+    fn max_tpot_s(&self) -> f64 {
         self.inner.config().max_tpot().as_secs()
+    }
+    /// Deprecated: `min_tpot_s`.
+    #[getter]
+    fn min_tpot(&self, py: Python<'_>) -> PyResult<f64> {
+        warn_attribute(py, "SpeedController", "min_tpot", "min_tpot_s")?;
+        Ok(self.min_tpot_s())
+    }
+    /// Deprecated: `max_tpot_s`.
+    #[getter]
+    fn max_tpot(&self, py: Python<'_>) -> PyResult<f64> {
+        warn_attribute(py, "SpeedController", "max_tpot", "max_tpot_s")?;
+        Ok(self.max_tpot_s())
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "SpeedController(min_tpot={}, max_tpot={}, expected_tokens={:?}, handoff_at={:?}, received={}, shown={})",
-            self.min_tpot(),
-            self.max_tpot(),
+            "SpeedController(min_tpot_s={}, max_tpot_s={}, expected_tokens={:?}, handoff_at={:?}, received={}, shown={})",
+            self.min_tpot_s(),
+            self.max_tpot_s(),
             self.inner.expected(),
             self.handoff_at(),
             self.inner.received(),

@@ -2,9 +2,11 @@
 //! token and pace, planned with the device's prices. Thin: the rule lives in the core.
 
 use super::cost::PyDeviceCost;
+use super::renamed::{renamed, required};
 use crate::cost::planner::{live_optimizer, plan_turn, Turn, TurnPlan};
 use crate::cost::Cached;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// The plan of one turn.
 #[pyclass(name = "TurnPlan", module = "pdcore._core", frozen, get_all)]
@@ -59,14 +61,18 @@ impl PyTurnPlan {
 
 /// Plans one live turn (`crate::cost::planner::plan_turn` with `live_optimizer`).
 #[pyfunction(name = "plan_turn")]
-#[pyo3(signature = (prompt_tokens, *, device, max_tpot, first_token_s, cloud_tpot_s = 0.0,
+#[pyo3(signature = (prompt_tokens, *, device, max_tpot_s = None, first_token_s, cloud_tpot_s = 0.0,
     device_cached_tokens = 0, cloud_cached_tokens = 0, max_tokens = None, context_room = None,
-    k_margin = 0.0, reduce = true, max_k = 4096))]
+    k_margin = 0.0, reduce = true, max_k = 4096, **old),
+    text_signature = "(prompt_tokens, *, device, max_tpot_s, first_token_s, cloud_tpot_s=0.0, \
+        device_cached_tokens=0, cloud_cached_tokens=0, max_tokens=None, context_room=None, k_margin=0.0, \
+        reduce=True, max_k=4096, **old)")]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python function
 pub fn py_plan_turn(
+    py: Python<'_>,
     prompt_tokens: i64,
     device: &PyDeviceCost,
-    max_tpot: f64,
+    max_tpot_s: Option<f64>,
     first_token_s: f64,
     cloud_tpot_s: f64,
     device_cached_tokens: i64,
@@ -76,8 +82,11 @@ pub fn py_plan_turn(
     k_margin: f64,
     reduce: bool,
     max_k: i64,
+    old: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyTurnPlan> {
-    let optimizer = live_optimizer(device.inner.clone(), max_tpot, super::count(max_k, "max_k")?)?;
+    let [max_tpot_s] = renamed(py, "plan_turn", old, [("max_tpot_s", max_tpot_s)])?;
+    let max_tpot_s = required("plan_turn", "max_tpot_s", max_tpot_s)?;
+    let optimizer = live_optimizer(device.inner.clone(), max_tpot_s, super::count(max_k, "max_k")?)?;
     let turn = Turn {
         prompt: super::count(prompt_tokens, "prompt_tokens")?,
         cached: Cached {

@@ -5,7 +5,9 @@ use crate::cost::catchup::refined_prompt_tokens;
 use crate::cost::{solve_catchup, CatchUp, CatchUpInput};
 use crate::error::CoreError;
 use crate::py::count;
+use crate::py::renamed::{renamed, required};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// The solution of the catch-up fixed point.
 #[pyclass(name = "CatchUp", module = "pdcore._core", frozen, get_all)]
@@ -45,24 +47,29 @@ impl PyCatchUp {
 
 /// The catch-up fixed point (`crate::cost::catchup`).
 #[pyfunction(name = "solve_catchup")]
-#[pyo3(signature = (prompt_tokens, *, device, first_token_s, max_tpot, refine_ratio = 1.0, cloud_tpot_s = 0.0,
-    max_k = 4096, first_gap_s = None, device_cached_tokens = 0))]
+#[pyo3(signature = (prompt_tokens, *, device, first_token_s, max_tpot_s = None, refine_ratio = 1.0,
+    cloud_tpot_s = 0.0, max_k = 4096, first_gap_s = None, device_cached_tokens = 0, **old),
+    text_signature = "(prompt_tokens, *, device, first_token_s, max_tpot_s, refine_ratio=1.0, cloud_tpot_s=0.0, \
+        max_k=4096, first_gap_s=None, device_cached_tokens=0, **old)")]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of one Python function
 pub fn py_solve_catchup(
+    py: Python<'_>,
     prompt_tokens: i64,
     device: &PyDeviceCost,
     first_token_s: f64,
-    max_tpot: f64,
+    max_tpot_s: Option<f64>,
     refine_ratio: f64,
     cloud_tpot_s: f64,
     max_k: i64,
     first_gap_s: Option<f64>,
     device_cached_tokens: i64,
+    old: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyCatchUp> {
+    let [max_tpot_s] = renamed(py, "solve_catchup", old, [("max_tpot_s", max_tpot_s)])?;
     let inp = CatchUpInput {
         prompt_tokens: count(prompt_tokens, "prompt_tokens")?,
         first_token_s,
-        max_tpot_s: max_tpot,
+        max_tpot_s: required("solve_catchup", "max_tpot_s", max_tpot_s)?,
         refine_ratio,
         cloud_tpot_s,
         first_gap_s,

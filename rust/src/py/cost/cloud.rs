@@ -4,7 +4,9 @@ use super::tokens;
 use crate::cost::CloudCost;
 use crate::error::CoreError;
 use crate::py::count;
+use crate::py::renamed::{renamed, required};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// One cloud replica's prices (`crate::cost::cloud`).
 #[pyclass(name = "CloudCost", module = "pdcore._core", frozen)]
@@ -118,16 +120,25 @@ impl PyCloudCost {
         Ok(self.inner.prefill_instance_decode_s(ctx, q, b))
     }
 
-    fn prefill_decode_budget(&self, max_tpot: f64) -> PyResult<u32> {
-        if !(max_tpot.is_finite() && max_tpot > 0.0) {
+    #[pyo3(signature = (max_tpot_s = None, **old), text_signature = "($self, max_tpot_s, **old)")]
+    fn prefill_decode_budget(
+        &self,
+        py: Python<'_>,
+        max_tpot_s: Option<f64>,
+        old: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<u32> {
+        let owner = "CloudCost.prefill_decode_budget";
+        let [max_tpot_s] = renamed(py, owner, old, [("max_tpot_s", max_tpot_s)])?;
+        let max_tpot_s = required(owner, "max_tpot_s", max_tpot_s)?;
+        if !(max_tpot_s.is_finite() && max_tpot_s > 0.0) {
             return Err(CoreError::invalid(
-                "max_tpot",
-                format!("is {max_tpot}"),
+                "max_tpot_s",
+                format!("is {max_tpot_s}"),
                 "pass the largest display gap, finite seconds > 0",
             )
             .into());
         }
-        Ok(self.inner.prefill_decode_budget(max_tpot))
+        Ok(self.inner.prefill_decode_budget(max_tpot_s))
     }
 
     fn queue_wait_lower_bound_s(&self, waiting_prefill_tokens: f64, prefill_replicas: i64) -> PyResult<f64> {

@@ -96,6 +96,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<router::PyRouterRule>()?;
     m.add_function(wrap_pyfunction!(catchup::py_solve_catchup, m)?)?;
     m.add_function(wrap_pyfunction!(catchup::py_refined_prompt_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(gap::py_within_objective, m)?)?;
     m.add_function(wrap_pyfunction!(gap::gap_within, m)?)?;
     m.add("DEFAULT_MAX_K", crate::cost::DEFAULT_MAX_K)?;
     m.add("PRIOR_WEIGHT_TOKENS", crate::cost::PRIOR_WEIGHT_TOKENS)?;

@@ -5,7 +5,9 @@ use crate::cost::{Cached, Choice, KSites, KvLink, PlanOptimizer};
 use crate::error::CoreError;
 use crate::py::count;
 use crate::py::money::PyWeights;
+use crate::py::renamed::{renamed, required};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 /// The optimizer's choice for one request.
 #[pyclass(name = "Choice", module = "pdcore._core", frozen, get_all)]
@@ -50,25 +52,32 @@ fn waiting(v: Option<f64>) -> PyResult<Option<f64>> {
 #[pymethods]
 impl PyPlanOptimizer {
     #[new]
-    #[pyo3(signature = (*, device, cloud, max_tpot, refine_ratios = vec![1.0], load_adaptive = true,
-        prefill_replicas = 1, max_k = 4096, k_sites = "pool", kv_bytes_per_token = None,
-        kv_link_bytes_per_s = None, kv_write_token_s = 0.0, weights = None, cloud_kv_cache_tokens = None))]
+    #[pyo3(signature = (*, device, cloud, max_tpot_s = None, refine_ratios = vec![1.0], load_adaptive = true,
+        prefill_replicas = 1, max_k = 4096, k_sites = None, kv_bytes_per_token = None,
+        kv_link_bytes_per_s = None, kv_write_token_s = 0.0, weights = None, cloud_kv_cache_tokens = None, **old),
+        text_signature = "(*, device, cloud, max_tpot_s, refine_ratios=..., load_adaptive=True, prefill_replicas=1, \
+            max_k=4096, k_sites=None, kv_bytes_per_token=None, kv_link_bytes_per_s=None, kv_write_token_s=0.0, \
+            weights=None, cloud_kv_cache_tokens=None, **old)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         device: &PyDeviceCost,
         cloud: &PyCloudCost,
-        max_tpot: f64,
+        max_tpot_s: Option<f64>,
         refine_ratios: Vec<f64>,
         load_adaptive: bool,
         prefill_replicas: i64,
         max_k: i64,
-        k_sites: &str,
+        k_sites: Option<&str>,
         kv_bytes_per_token: Option<f64>,
         kv_link_bytes_per_s: Option<f64>,
         kv_write_token_s: f64,
         weights: Option<&PyWeights>,
         cloud_kv_cache_tokens: Option<i64>,
+        old: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        let [max_tpot_s] = renamed(py, "PlanOptimizer", old, [("max_tpot_s", max_tpot_s)])?;
+        let max_tpot_s = required("PlanOptimizer", "max_tpot_s", max_tpot_s)?;
         let link = match (kv_bytes_per_token, kv_link_bytes_per_s) {
             (Some(bytes_per_token), Some(bytes_per_s)) => {
                 Some(KvLink { bytes_per_token, bytes_per_s, write_token_s: kv_write_token_s })
@@ -86,13 +95,16 @@ impl PyPlanOptimizer {
         let mut inner = PlanOptimizer::new(
             device.inner.clone(),
             cloud.inner,
-            max_tpot,
+            max_tpot_s,
             &refine_ratios,
             load_adaptive,
             count(prefill_replicas, "prefill_replicas")?,
             count(max_k, "max_k")?,
         )?
-        .with_k_sites(KSites::parse(k_sites, "k_sites")?, link)?;
+        .with_k_sites(
+            KSites::or_default(k_sites.map(|s| KSites::parse(s, "k_sites")).transpose()?, link.is_some()),
+            link,
+        )?;
         if let Some(w) = weights {
             inner = inner.with_weights(w.inner)?;
         }

@@ -23,6 +23,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SERVED_BY", PyTuple::new(py, ServedBy::NAMES)?)?;
     m.add("DECODED_AT", PyTuple::new(py, DecodedAt::NAMES)?)?;
     m.add("K_SITES", PyTuple::new(py, KSites::NAMES)?)?;
+    m.add("DEFAULT_K_SITES", KSites::DEFAULT.name())?;
     m.add("DEPLOYMENTS", PyTuple::new(py, Deployment::NAMES)?)?;
     Ok(())
 }

@@ -5,10 +5,12 @@ use crate::cost::{KSite, SpecDecode, DEFAULT_MAX_TPOT_S};
 use crate::error::CoreError;
 use crate::pacing::PaceConfig;
 use crate::py::cost::{PyPlanOptimizer, PyRouterRule};
+use crate::py::renamed::{pace_bounds, renamed, warn_attribute};
 use crate::py::{count_of, whole};
 use crate::sim::policy::NativePolicy;
 use crate::sim::{Mode, Plan};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 // The text signature of `Plan` shows the default largest gap as a literal (pyo3 takes a string there):
 // it must read as the constant the default is.
@@ -25,21 +27,24 @@ pub struct PyPlan {
 #[pymethods]
 impl PyPlan {
     #[new]
-    #[pyo3(signature = (mode, *, k = None, refine_ratio = 1.0, min_tpot = 0.0, max_tpot = DEFAULT_MAX_TPOT_S,
-        k_site = "pool", gamma = None, alpha = None),
-        text_signature = "(mode, *, k=0, refine_ratio=1.0, min_tpot=0.0, max_tpot=0.05, k_site='pool', gamma=None, alpha=None)")]
+    #[pyo3(signature = (mode, *, k = None, refine_ratio = 1.0, min_tpot_s = None, max_tpot_s = None,
+        k_site = "pool", gamma = None, alpha = None, **old),
+        text_signature = "(mode, *, k=0, refine_ratio=1.0, min_tpot_s=0.0, max_tpot_s=0.05, k_site='pool', gamma=None, alpha=None, **old)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         mode: &str,
         k: Option<Bound<'_, PyAny>>,
         refine_ratio: f64,
-        min_tpot: f64,
-        max_tpot: f64,
+        min_tpot_s: Option<f64>,
+        max_tpot_s: Option<f64>,
         k_site: &str,
         gamma: Option<Bound<'_, PyAny>>,
         alpha: Option<f64>,
+        old: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+        let [min, max] = renamed(py, "Plan", old, [("min_tpot_s", min_tpot_s), ("max_tpot_s", max_tpot_s)])?;
+        let pace = PaceConfig::from_secs(min.unwrap_or(0.0), max.unwrap_or(DEFAULT_MAX_TPOT_S))?;
         let k = k.map_or(Ok(0), |k| whole(&k, "k"))?;
         let k = u32::try_from(k).map_err(|_| {
             CoreError::invalid(
@@ -100,12 +105,24 @@ impl PyPlan {
         self.inner.spec.map(|s| s.alpha)
     }
     #[getter]
-    fn min_tpot(&self) -> f64 {
+    fn min_tpot_s(&self) -> f64 {
         self.inner.pace.min_tpot().as_secs()
     }
     #[getter]
-    fn max_tpot(&self) -> f64 {
+    fn max_tpot_s(&self) -> f64 {
         self.inner.pace.max_tpot().as_secs()
+    }
+    /// Deprecated: `min_tpot_s`.
+    #[getter]
+    fn min_tpot(&self, py: Python<'_>) -> PyResult<f64> {
+        warn_attribute(py, "Plan", "min_tpot", "min_tpot_s")?;
+        Ok(self.min_tpot_s())
+    }
+    /// Deprecated: `max_tpot_s`.
+    #[getter]
+    fn max_tpot(&self, py: Python<'_>) -> PyResult<f64> {
+        warn_attribute(py, "Plan", "max_tpot", "max_tpot_s")?;
+        Ok(self.max_tpot_s())
     }
 
     fn __repr__(&self) -> String {
@@ -118,12 +135,12 @@ impl PyPlan {
             None => site,
         };
         format!(
-            "Plan({:?}, k={}, refine_ratio={}, min_tpot={}, max_tpot={}{site})",
+            "Plan({:?}, k={}, refine_ratio={}, min_tpot_s={}, max_tpot_s={}{site})",
             self.mode(),
             self.k(),
             self.refine_ratio(),
-            self.min_tpot(),
-            self.max_tpot()
+            self.min_tpot_s(),
+            self.max_tpot_s()
         )
     }
 
@@ -154,9 +171,17 @@ impl PyNativePolicy {
 
     /// The optimizer's plan per request, in `mode` ("pd" or "naive") or on the device alone.
     #[staticmethod]
-    #[pyo3(signature = (mode, *, optimizer, min_tpot, max_tpot))]
-    fn auto(mode: &str, optimizer: &PyPlanOptimizer, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
-        let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+    #[pyo3(signature = (mode, *, optimizer, min_tpot_s = None, max_tpot_s = None, **old),
+        text_signature = "(mode, *, optimizer, min_tpot_s, max_tpot_s, **old)")]
+    fn auto(
+        py: Python<'_>,
+        mode: &str,
+        optimizer: &PyPlanOptimizer,
+        min_tpot_s: Option<f64>,
+        max_tpot_s: Option<f64>,
+        old: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let pace = pace_bounds(py, "NativePolicy.auto", min_tpot_s, max_tpot_s, old)?;
         Ok(Self { inner: NativePolicy::auto(Mode::parse(mode)?, pace, optimizer.inner.clone())? })
     }
 
@@ -170,9 +195,16 @@ impl PyNativePolicy {
 
     /// The whole-request router: device or cloud per request by `rule`.
     #[staticmethod]
-    #[pyo3(signature = (rule, *, min_tpot, max_tpot))]
-    fn router(rule: &PyRouterRule, min_tpot: f64, max_tpot: f64) -> PyResult<Self> {
-        let pace = PaceConfig::from_secs(min_tpot, max_tpot)?;
+    #[pyo3(signature = (rule, *, min_tpot_s = None, max_tpot_s = None, **old),
+        text_signature = "(rule, *, min_tpot_s, max_tpot_s, **old)")]
+    fn router(
+        py: Python<'_>,
+        rule: &PyRouterRule,
+        min_tpot_s: Option<f64>,
+        max_tpot_s: Option<f64>,
+        old: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let pace = pace_bounds(py, "NativePolicy.router", min_tpot_s, max_tpot_s, old)?;
         Ok(Self { inner: NativePolicy::Router { rule: rule.inner.clone(), pace } })
     }
 
