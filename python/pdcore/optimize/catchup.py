@@ -15,9 +15,9 @@ from __future__ import annotations
 from pdcore._core import DEFAULT_MAX_K, CatchUp
 from pdcore._core import refined_prompt_tokens as _refined_prompt_tokens
 from pdcore._core import solve_catchup as _solve_catchup
+from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.exceptions import InvalidInputError
 from pdcore.optimize.arguments import check_gap, check_max_k, check_refine_ratio, check_seconds, check_tokens
-from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.profiles.device import DeviceProfile
 
 __all__ = ["DEFAULT_MAX_K", "CatchUp", "catchup_k", "refined_prompt_tokens", "solve_catchup"]

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 from pdcore import _core
 from pdcore.cloud_load import CloudLoad
-from pdcore.limits import MAX_SLO_S, check_float
 from pdcore.deprecation import RenamedAttribute, accepts_renamed_keywords
+from pdcore.limits import MAX_SLO_S, check_float
 
 DEFAULT_K_SITES: str = _core.DEFAULT_K_SITES
 """Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded unless told otherwise: either site
@@ -59,7 +59,9 @@ def check_min_tpot(value: object) -> float:
     Raises:
         InvalidInputError: Anything else (a bool, a str, NaN, an integer beyond a float), named with the fix.
     """
-    return check_float(value, "min_tpot_s (the smallest display gap)", minimum=0.0, maximum=MAX_SLO_S, unit="s")
+    return check_float(
+        value, "min_tpot_s (the smallest display gap)", minimum=0.0, maximum=MAX_SLO_S, unit="s"
+    )
 
 
 @accepts_renamed_keywords

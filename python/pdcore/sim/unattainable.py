@@ -13,7 +13,7 @@ The bound (`attainment_bound`), from the cost model's floors; it holds for every
   call that can make a first token (a one-token prefill or a decode step on the device, one iteration
   in the cloud). Network delays, queues and pacing only add to this.
 - a request meets the SLO only when its first token is shown within the TTFT objective and each of its
-  ``n - 1`` gaps within ``max_tpot`` (each with the grain `pdcore.slo.SLACK_S`), so its last token is
+  ``n - 1`` gaps within ``max_tpot`` (each with the grain `pdcore.slo.GAP_SLACK_S`), so its last token is
   shown at most ``ttft + (n - 1) * max_tpot`` after it arrives.
 
 A request with ``first + (n - 1) * step > ttft + (n - 1) * max_tpot`` therefore misses the SLO on any
@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore.sim.scenario import Scenario
-from pdcore.slo import SLACK_S, SLO, within_objective
+from pdcore.slo import GAP_SLACK_S, SLO, within_objective
 from pdcore.traces.workload import Workload
 
 __all__ = ["PLATEAU_GAIN", "AttainmentBound", "attainment_bound", "doubling_helps", "meetable"]
@@ -92,8 +92,8 @@ def meetable(workload: Workload, scenario: Scenario) -> npt.NDArray[np.bool_]:
     step, first = _floors(scenario)
     slo = scenario.slo
     # one clock grain off every step, and the grain of the objectives on every gap
-    per_token = (step - SLACK_S) - (slo.max_tpot_s + SLACK_S)
-    room = slo.ttft_s + SLACK_S - first
+    per_token = (step - GAP_SLACK_S) - (slo.max_tpot_s + GAP_SLACK_S)
+    room = slo.ttft_s + GAP_SLACK_S - first
     gaps = np.maximum(workload.output_tokens.astype(np.float64) - 1.0, 0.0)
     return np.asarray((room >= 0.0) & (gaps * per_token <= room), dtype=np.bool_)
 
@@ -102,8 +102,8 @@ def attainment_bound(workload: Workload, scenario: Scenario) -> AttainmentBound:
     """The bound of the module docstring for ``workload`` in ``scenario`` (any replica counts)."""
     step, first = _floors(scenario)
     slo = scenario.slo
-    per_token = (step - SLACK_S) - (slo.max_tpot_s + SLACK_S)
-    room = slo.ttft_s + SLACK_S - first
+    per_token = (step - GAP_SLACK_S) - (slo.max_tpot_s + GAP_SLACK_S)
+    room = slo.ttft_s + GAP_SLACK_S - first
     if room < 0.0:
         longest: int | None = 0
     elif per_token <= 0.0:
