@@ -17,7 +17,7 @@ from pdcore.profiles import load_cloud_profile, load_device_profile, network_pre
 from pdcore.sim import Scenario
 from pdcore.sim.sizing import DEFAULT_MAX_REPLICAS, size_cloud, sizing_attainment, whole_cloud_gain
 from pdcore.sim.unattainable import attainment_bound, meetable
-from pdcore.slo import SLO, within
+from pdcore.slo import SLO, within_objective
 from pdcore.traces import LONG_ANSWER_TOKENS, synthetic_default, synthetic_long_answer
 
 runner = CliRunner()
@@ -169,7 +169,7 @@ def test_a_request_the_bound_rules_out_misses(policy: str, ttft_s: float, max_tp
     sc = scenario(slo=SLO(ttft_s=ttft_s, max_tpot_s=max_tpot_s), prefill_replicas=16, decode_replicas=16)
     workload = WORKLOAD.limit(120)
     result = sc.run(workload, make_policy(policy), seed=0)
-    met = within(result.results["ttft_s"], ttft_s) & within(result.results["max_gap_s"], max_tpot_s)
+    met = within_objective(result.results["ttft_s"], ttft_s) & within_objective(result.results["max_gap_s"], max_tpot_s)
     possible = meetable(workload, sc)
     assert not np.any(met & ~possible)
     assert sizing_attainment(result) <= attainment_bound(workload, sc).attainment
