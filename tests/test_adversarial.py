@@ -489,8 +489,8 @@ API_CASES: list[tuple[str, Callable[[], object], str]] = [
         ),  # type: ignore[arg-type]
         "notes",
     ),
-    ("PDDevice(min_tpot=10**400)", lambda: PDDevice(min_tpot=10**400), "min_tpot"),
-    ("PDDevice(max_tpot=True)", lambda: PDDevice(max_tpot=True), "max_tpot"),
+    ("PDDevice(min_tpot_s=10**400)", lambda: PDDevice(min_tpot_s=10**400), "min_tpot_s"),
+    ("PDDevice(max_tpot_s=True)", lambda: PDDevice(max_tpot_s=True), "max_tpot_s"),
     ("PDDevice(cost_weight=10**400)", lambda: PDDevice(cost_weight=10**400), "cost_weight"),
     (
         "PDDevice(quality={0.5: 10**400})",
@@ -516,7 +516,7 @@ API_CASES: list[tuple[str, Callable[[], object], str]] = [
     ),
     (
         "catchup_k(2**64)",
-        lambda: catchup_k(2**64, device=load_device_profile(str(DEVICE)), first_token_s=0.2, max_tpot=0.05),
+        lambda: catchup_k(2**64, device=load_device_profile(str(DEVICE)), first_token_s=0.2, max_tpot_s=0.05),
         "prompt_tokens",
     ),
 ]

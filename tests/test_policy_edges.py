@@ -32,7 +32,7 @@ WRONG = [True, "1", None, math.nan, math.inf, -math.inf, -1, HUGE, -HUGE, [1], b
 
 # (setting, values that are right for it); anything in WRONG not listed here must be refused
 ACCEPTED: dict[str, tuple[Any, ...]] = {
-    "max_tpot": (None,),
+    "max_tpot_s": (None,),
     "cost_weight": (None,),
     "energy_weight": (None,),
     "load_adaptive": (True, "1"),  # booleans are read strictly: "1" is true
@@ -102,13 +102,13 @@ def test_make_policy_refuses_a_spec_that_is_not_text(spec: object) -> None:
 @pytest.mark.parametrize(
     "spec",
     [
-        "pd-device:min_tpot=" + "9" * 400,
-        "pd-device:max_tpot=" + "9" * 400,
+        "pd-device:min_tpot_s=" + "9" * 400,
+        "pd-device:max_tpot_s=" + "9" * 400,
         "pd-device:cost_weight=" + "9" * 400,
         "pd-device:quality_budget=" + "9" * 400,
         "disco:budget=" + "9" * 400,
         "router:min_bucket=" + "9" * 400,
-        "pd-device:min_tpot=" + "9" * 5000,
+        "pd-device:min_tpot_s=" + "9" * 5000,
         "pd-device:k=1e400",
         "spec-decode:alpha=1e400",
     ],
@@ -212,14 +212,14 @@ def test_the_optimizer_reads_numpy_numbers() -> None:
 @pytest.mark.parametrize("value", REQUEST_WRONG)
 @pytest.mark.parametrize(
     "argument",
-    ["prompt_tokens", "first_token_s", "max_tpot", "refine_ratio", "cloud_tpot_s", "max_k", "device"],
+    ["prompt_tokens", "first_token_s", "max_tpot_s", "refine_ratio", "cloud_tpot_s", "max_k", "device"],
 )
 def test_the_catch_up_refuses_wrong_arguments(argument: str, value: object) -> None:
     kwargs: dict[str, Any] = {
         "prompt_tokens": 1000,
         "device": load_device_profile("llama32-3b-w4a16-8elite-genie"),
         "first_token_s": 0.2,
-        "max_tpot": 0.05,
+        "max_tpot_s": 0.05,
         argument: value,
     }
     with pytest.raises(InvalidInputError, match=argument):

@@ -249,7 +249,7 @@ def test_a_cloud_only_session_against_an_endless_stream_ends() -> None:
         async def run() -> str:
             cloud = CloudClient(server.url, read_timeout=1.0)
             try:
-                session = Session(cloud=cloud, mode="cloud-only", k=0, max_tokens=6, max_tpot=0.02)
+                session = Session(cloud=cloud, mode="cloud-only", k=0, max_tokens=6, max_tpot_s=0.02)
                 return (await session.complete("prompt")).text
             finally:
                 await cloud.aclose()

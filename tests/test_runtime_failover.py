@@ -110,8 +110,8 @@ async def answer(
     session = Session(
         cloud=cloud,
         device=device,
-        profile=profile(),
-        max_tpot=0.05,
+        device_profile=profile(),
+        max_tpot_s=0.05,
         max_tokens=400,
         on_notice=notices.append if notices is not None else None,
         **{"k": 10} | options,

@@ -169,7 +169,9 @@ def test_a_request_the_bound_rules_out_misses(policy: str, ttft_s: float, max_tp
     sc = scenario(slo=SLO(ttft_s=ttft_s, max_tpot_s=max_tpot_s), prefill_replicas=16, decode_replicas=16)
     workload = WORKLOAD.limit(120)
     result = sc.run(workload, make_policy(policy), seed=0)
-    met = within_objective(result.results["ttft_s"], ttft_s) & within_objective(result.results["max_gap_s"], max_tpot_s)
+    met = within_objective(result.results["ttft_s"], ttft_s) & within_objective(
+        result.results["max_gap_s"], max_tpot_s
+    )
     possible = meetable(workload, sc)
     assert not np.any(met & ~possible)
     assert sizing_attainment(result) <= attainment_bound(workload, sc).attainment

@@ -213,7 +213,7 @@ class Optimizer:
         prefill_replicas = check_replicas(prefill_replicas, "prefill_replicas")
         max_k = check_max_k(max_k)
         load_adaptive = parse_bool(load_adaptive, "load_adaptive")
-        if not isinstance(k_sites, str) or k_sites not in K_SITES:
+        if k_sites is not None and (not isinstance(k_sites, str) or k_sites not in K_SITES):
             raise InvalidInputError(f"k_sites = {k_sites!r}; fix: pass one of {', '.join(K_SITES)}")
         if kv_link_bytes_per_s is not None:
             kv_link_bytes_per_s = check_float(

@@ -49,8 +49,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 from pdcore._core import TurnPlan, plan_turn
-from pdcore.exceptions import DeviceFailedError
 from pdcore.deprecation import accepts_renamed_keywords
+from pdcore.exceptions import DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.clock import RealtimeClock
 from pdcore.runtime.cloud import CloudClient
