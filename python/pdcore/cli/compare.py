@@ -42,13 +42,12 @@ from pdcore.cli.options import (
     TraceOption,
     TtftOption,
     check_outputs,
-    max_tpot_flag,
     progress_bars,
     reported,
     stderr,
     stdout,
 )
-from pdcore.cli.run import SCHEMA_VERSION, Run, run_spec
+from pdcore.cli.run import SCHEMA_VERSION, Run, flags_run_spec
 from pdcore.cli.tables import policy_table, turn_table, write_csv
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REQUESTS, check_int
@@ -179,31 +178,11 @@ def compare(
     csv_out: CsvOption = None,
 ) -> None:
     """Run several policies on the same workload and compare them in one table."""
+    flags = dict(locals())
     with reported():
         chosen = _policies(policies)
         search = _capacity_search(capacity, capacity_target, capacity_window)
-        spec = run_spec(
-            trace=trace,
-            device=device,
-            cloud=cloud,
-            deployment=deployment,
-            replicas=replicas,
-            prefill_replicas=prefill_replicas,
-            decode_replicas=decode_replicas,
-            k_sites=k_sites,
-            network=network,
-            rate_scale=rate_scale,
-            limit=limit,
-            seed=seed,
-            requests=requests,
-            rate=rate,
-            ttft_slo=ttft_slo,
-            max_tpot=max_tpot_flag(max_tpot, tpot_slo),
-            oversize=oversize,
-            cost_weight=cost_weight,
-            energy_weight=energy_weight,
-            multi_turn=multi_turn,
-        )
+        spec = flags_run_spec(flags)
         check_outputs({"--json": json_out, "--csv": csv_out}, spec.inputs() | policy_inputs(policies))
         started = time.perf_counter()
         run = spec.build()
@@ -290,31 +269,11 @@ def simulate(
     oversize: OversizeOption = "fail",
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
+    flags = dict(locals())
     with reported():
         _check_rows_file(out)
         chosen = make_policy(policy)
-        spec = run_spec(
-            trace=trace,
-            device=device,
-            cloud=cloud,
-            deployment=deployment,
-            replicas=replicas,
-            prefill_replicas=prefill_replicas,
-            decode_replicas=decode_replicas,
-            k_sites=k_sites,
-            network=network,
-            rate_scale=rate_scale,
-            limit=limit,
-            seed=seed,
-            requests=requests,
-            rate=rate,
-            ttft_slo=ttft_slo,
-            max_tpot=max_tpot_flag(max_tpot, tpot_slo),
-            oversize=oversize,
-            cost_weight=cost_weight,
-            energy_weight=energy_weight,
-            multi_turn=multi_turn,
-        )
+        spec = flags_run_spec(flags)
         check_outputs({"--out": out, "--json": json_out}, spec.inputs() | policy_inputs([policy], "--policy"))
         started = time.perf_counter()
         run = spec.build()

@@ -5,12 +5,14 @@ once (`RunSpec.build`)."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pdcore import __version__
-from pdcore.cli.options import check_slo_flags, check_workload_flags, workload_spec
+from pdcore.cli.options import check_slo_flags, check_workload_flags, max_tpot_flag, workload_spec
 from pdcore.cli.tables import arrival_rate
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import DEFAULT_K_SITES
@@ -141,6 +143,15 @@ def run_spec(
         multi_turn=multi_turn,
     )
     return RunSpec(workload=workload, scenario=scenario, oversize=oversize)
+
+
+def flags_run_spec(flags: Mapping[str, Any]) -> RunSpec:
+    """The run specification of a command's flags (its ``locals()``): the run flags `run_spec` takes,
+    picked by name, so the commands that declare them (compare, simulate) assemble their run in one
+    place; ``--max-tpot`` is read with its old spelling ``--tpot-slo`` (`max_tpot_flag`)."""
+    taken = inspect.signature(run_spec).parameters
+    picked = {name: flags[name] for name in taken if name in flags and name != "max_tpot"}
+    return run_spec(max_tpot=max_tpot_flag(flags["max_tpot"], flags.get("tpot_slo")), **picked)
 
 
 def build_run(**flags: Any) -> Run:
