@@ -58,3 +58,13 @@ def test_chat_with_a_model_that_cannot_load_is_answered_by_the_cloud_with_a_noti
     assert result.exit_code == 2, result.output
     assert "the device failed (" in result.output
     assert "the cloud cannot continue the answer (device-only mode has no cloud" in result.output
+
+
+def test_chat_with_k_auto_and_a_model_without_a_profile_names_the_flags_to_pass(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["chat", "hi", "--cloud-url", "http://127.0.0.1:9", "--model", str(tmp_path / "m.gguf")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--k auto plans from the device's speed" in result.output
+    assert "fix: pass --profile FILE" in result.output
+    assert "device_profile=" not in result.output

@@ -54,12 +54,19 @@ def _threads(threads: int | None) -> int:
     return max((os.cpu_count() or 2) // 2, 1)
 
 
-def _profile(profile: str | None, threads: int | None, model: Path | None) -> DeviceProfile | None:
+def _profile(
+    profile: str | None, threads: int | None, model: Path | None, *, needed: bool = False
+) -> DeviceProfile | None:
     if profile is not None:
         return load_device_profile(profile)
     shipped = SHIPPED_PROFILE.format(threads=_threads(threads))
     if model is None and shipped in list_device_profiles():
         return load_device_profile(shipped)
+    if needed:
+        raise InvalidInputError(
+            f"--k auto plans from the device's speed, and --model {str(model)!r} has no profile; fix: "
+            "pass --profile FILE (measure one with `pdcore profile-device --model ...`) or a fixed --k N"
+        )
     return None
 
 
@@ -185,7 +192,7 @@ def chat(
         def notice(event: Notice) -> None:
             console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
 
-        chosen_profile = _profile(profile, threads, model)
+        chosen_profile = _profile(profile, threads, model, needed=mode == "pd-device" and _k(k) == "auto")
         timeline = asyncio.run(
             _stream_answer(
                 prompt if raw else chatml(prompt),
