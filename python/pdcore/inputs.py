@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pdcore.exceptions import InvalidInputError
 
-__all__ = ["forget_inputs", "input_at", "input_file", "inputs_under", "names_file", "note_input"]
+__all__ = ["file_kind", "forget_inputs", "input_at", "input_file", "inputs_under", "names_file", "note_input"]
 
 _NOTED: dict[tuple[int, int], str] = {}
 
@@ -50,12 +50,18 @@ def note_input(path: str | os.PathLike[str]) -> None:
 
 
 _KINDS = (
-    (stat.S_ISDIR, "is a directory"),
-    (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
-    (stat.S_ISCHR, "is a character device, not a regular file"),
-    (stat.S_ISBLK, "is a block device, not a regular file"),
-    (stat.S_ISSOCK, "is a socket, not a regular file"),
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
 )
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is (``os.stat(...).st_mode``), for a message: the readers
+    here and the writers of `pdcore.outputs` name it alike."""
+    return next((kind for test, kind in _KINDS if test(mode)), "special file")
 
 
 def input_file(
@@ -85,8 +91,10 @@ def input_file(
         if stat.S_ISREG(mode):
             note_input(path)
             return Path(path)
-        problem = next((kind for test, kind in _KINDS if test(mode)), "is not a regular file")
-        if not stat.S_ISDIR(mode):
+        if stat.S_ISDIR(mode):
+            problem = "is a directory"
+        else:
+            problem = f"is a {file_kind(mode)}, not a regular file"
             fix = f"{fix} (a regular file: save the stream to a file first)"
     raise error(f"{what} {os.fspath(path)!r} {problem}; fix: {fix}")
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from pdcore.exceptions import InvalidInputError
-from pdcore.inputs import input_at, inputs_under, note_input
+from pdcore.inputs import file_kind, input_at, inputs_under, note_input
 
 __all__ = [
     "atomic_directory",
@@ -88,10 +88,9 @@ def _is_stream(path: Path) -> bool:
         return False
     if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
         return True
-    what = "directory" if stat.S_ISDIR(mode) else "block device" if stat.S_ISBLK(mode) else "socket"
     raise InvalidInputError(
-        f"output {str(path)!r} is a {what}; pdcore writes regular files and streams (a terminal, a pipe, "
-        "/dev/null) only; fix: pass a file path"
+        f"output {str(path)!r} is a {file_kind(mode)}; pdcore writes regular files and streams (a "
+        "terminal, a pipe, /dev/null) only; fix: pass a file path"
     )
 
 
