@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 
 from pdcore.nesting import check_nesting
+from pdcore.runtime.deadline import within_s
 
 __all__ = [
     "DETAIL_CHARS",
@@ -81,7 +82,7 @@ async def _within(awaitable: Awaitable[T], until: float, deadline_s: float, what
         ReplyError: The time passed (``timed_out``) or the transport failed.
     """
     try:
-        return await asyncio.wait_for(awaitable, max(until - asyncio.get_running_loop().time(), 0.0))
+        return await within_s(awaitable, until - asyncio.get_running_loop().time())
     except asyncio.TimeoutError:
         raise ReplyError(f"{what} did not answer within {deadline_s:g} s", timed_out=True) from None
     except httpx.HTTPError as exc:

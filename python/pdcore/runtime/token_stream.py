@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from pdcore.exceptions import CloudError, CloudStreamCutError, CloudUnavailableError
+from pdcore.runtime.deadline import within_s
 from pdcore.runtime.openai_api import CloudEvent, parse_event
 
 __all__ = ["FINISH_GRACE_S", "MAX_EVENT_CHARS", "SLOWEST_TOKEN_S", "TokenStream"]
@@ -155,7 +156,7 @@ class TokenStream:
         if self._grace_until is not None:
             until = min(until, self._grace_until)
         try:
-            return await asyncio.wait_for(awaitable, max(until - self._loop.time(), 0.0))
+            return await within_s(awaitable, until - self._loop.time())
         except asyncio.TimeoutError:
             if self._grace_until is not None:  # the tokens asked for have arrived
                 raise _GraceOverError from None
