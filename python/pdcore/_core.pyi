@@ -25,9 +25,11 @@ __all__ = [
     "K_SITES",
     "LIVE_GUARD_STEPS",
     "MODES",
+    "PRIOR_SPREAD_CALLS",
     "PRIOR_WEIGHT_TOKENS",
     "ROUTER_BUCKETS",
     "SERVED_BY",
+    "SPREAD_Z",
     "TIME_BOUNDS",
     "CatchUp",
     "Choice",
@@ -490,6 +492,12 @@ LIVE_GUARD_STEPS: float
 PRIOR_WEIGHT_TOKENS: int
 """The weight of the live hand-off estimator's prior speed ratio, in tokens of prompt prefill (512)."""
 
+PRIOR_SPREAD_CALLS: float
+"""The weight of the live hand-off estimator's prior spread, in model calls (8)."""
+
+SPREAD_Z: float
+"""Spreads of the exposed calls the live hand-off guard adds (2.33, a one-sided 99% normal quantile)."""
+
 GAP_SLACK_S: float
 """The slack of the gap rule, seconds: one nanosecond, the simulator's clock resolution."""
 
@@ -936,10 +944,20 @@ class HandoffEstimator:
         started_at: float = 0.0,
         prompt_chunk_tokens: int,
         append_chunk_tokens: int,
+        prior_spread: float = 0.0,
     ) -> Self: ...
     @property
     def ratio(self) -> float | None:
         """Measured over predicted time, blended with the prior; None without a model before a measurement."""
+    @property
+    def prior_spread(self) -> float:
+        """The relative spread of a call's time assumed before anything is measured."""
+    @property
+    def spread(self) -> float:
+        """The calls' relative spread: the RMS of their relative errors, blended with the prior."""
+    @property
+    def measured_spread(self) -> tuple[float, int] | None:
+        """The measured spread alone and the calls it covers; None before a call was measured."""
     @property
     def prior_ratio(self) -> float:
         """The ratio assumed before anything is measured."""
@@ -970,7 +988,12 @@ class HandoffEstimator:
     def tokens_for(self, pieces: int, chars_per_piece: float | None) -> int:
         """Device tokens for ``pieces`` cloud pieces."""
     def guard(self, context: int, tokens_left: int) -> float:
-        """`LIVE_GUARD_STEPS` device decode steps at the hand-off's context at the measured speed, seconds."""
+        """`LIVE_GUARD_STEPS` device decode steps at the hand-off's context plus `SPREAD_Z` spreads of the
+        last append and the first step, at the measured speed, seconds."""
+    def append_step(self, context: int) -> float | None:
+        """One model call appending a single token at ``context`` at the measured speed, seconds."""
+    def append_per_token(self, context: int) -> float | None:
+        """The marginal time of one more token appended at ``context`` in full chunks, seconds."""
     def estimate(self, now: float, prompt_done: int, context: int, tokens_left: int) -> float | None:
         """When the device will have caught up, clock seconds, never before ``now``."""
 

@@ -5,7 +5,13 @@ Each streamed event's text is one output position, recorded in the shared `Token
 
 Continuations (`CloudStream.maybe_extend`). If the device still falls behind what the buffer can cover,
 the stream sends a continuation request (prompt plus the text received) for more tokens, at most
-``max_extensions`` times: a pause in the display is worse than a few extra cloud tokens.
+``max_extensions`` times: a pause in the display is worse than a few extra cloud tokens. Sizing (ours):
+each token asked for adds one paced gap to the buffer but also its own append to the device's work, and
+arrives only after the continuation's first-token delay at the stream's pace, so the continuation asks
+for enough tokens that both the device and the last arrival (plus its own append call) are within what
+the buffer covers, padded by ``k_margin``. Before this rule continuations asked for the gap over the pace
+alone: over 100 seeded live requests, every hand-off gap above 50 ms (up to 177 ms) came after two to
+four continuations of 3 to 7 tokens each, the device always a few tokens short.
 
 The cloud's limits are learned (`CloudClient`): its context window caps every request (prompt plus quota),
 an answer the server ends at its context (finish reason ``"length"`` short of the quota) is told apart from
@@ -35,6 +41,7 @@ from typing import Protocol
 
 from pdcore.exceptions import CloudContextError, CloudError, CloudStreamCutError, CloudUnavailableError
 from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.deadline import within_s
 from pdcore.runtime.request_state import RequestState
 from pdcore.runtime.timeline import CloudRecord
 
@@ -131,6 +138,10 @@ class CloudStream:
         self.resumes = 0
         self.context_full = False
         """The cloud's context window has no room for more of this answer."""
+        self.sent_at: float | None = None
+        """When the latest request of this stream was sent (clock seconds)."""
+        self.stream_arrivals = 0
+        """Kept events of the latest request so far."""
 
     def start(self, prompt: str, max_tokens: int, *, delay: float = 0.0) -> None:
         """Sends a request for ``max_tokens`` positions after ``prompt`` (after ``delay`` seconds)."""
@@ -154,7 +165,32 @@ class CloudStream:
             self.state.timeline.cloud_end = "cancelled"
             self.state.timeline.cloud_end_s = self.state.rel(now)
 
-    def maybe_extend(self, now: float, last_shown: float | None) -> None:
+    def median_gap(self) -> float:
+        """The median gap between the latest arrivals (the pace the controller aims for before two)."""
+        arrivals = self.arrivals[-17:]
+        gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+        return gaps[len(gaps) // 2] if gaps else self.state.terms.pace_s
+
+    def first_token_s(self) -> float:
+        """The first-token delay of this answer's first request, else the expected one, else 0."""
+        timeline = self.state.timeline
+        if timeline.cloud_first_s is not None and timeline.cloud_sent_s is not None:
+            return timeline.cloud_first_s - timeline.cloud_sent_s
+        return self.expected_first_s or 0.0
+
+    def last_arrival_due(self, now: float) -> float | None:
+        """When the last token asked for should arrive (clock seconds, never before ``now``): at the stream's
+        median gap after its latest arrival, or after the first-token delay of a request not answered yet;
+        ``None`` when everything asked for has arrived or no stream is open."""
+        left = self.quota - self.state.buffer.received
+        if left <= 0 or not self.open or self.sent_at is None:
+            return None
+        gap = self.median_gap()
+        if self.stream_arrivals == 0:
+            return max(now, self.sent_at + self.first_token_s()) + (left - 1) * gap
+        return max(now, self.arrivals[-1]) + left * gap
+
+    def maybe_extend(self, now: float, last_shown: float | None, per_token_s: float = 0.0) -> None:
         """Asks the cloud for more tokens when the device will be later than the buffer can cover.
 
         Once the cloud has sent its quota, the undisplayed tokens last at most until ``now`` (or the last
@@ -162,7 +198,8 @@ class CloudStream:
         (`EXTENSION_LEAD_S` plus twice the cloud's first-token delay: decide late, with the best estimate,
         but early enough for new tokens to arrive) and the hand-off estimate lies more than one gap beyond
         it, the stream sends the prompt and the text received so far as a continuation request for enough
-        tokens to cover the difference (padded by ``k_margin``).
+        tokens to cover the difference (module docstring; ``per_token_s``: the device's time to append one
+        more received token), padded by ``k_margin``.
         """
         state, terms, buffer = self.state, self.state.terms, self.state.buffer
         received = buffer.received
@@ -184,8 +221,8 @@ class CloudStream:
         first_token = (state.timeline.cloud_first_s or 0.0) - (state.timeline.cloud_sent_s or 0.0)
         if covered - now > EXTENSION_LEAD_S + 2.0 * first_token or estimate <= covered + pace:
             return
-        extra = math.ceil((estimate - covered) / pace * (1.0 + terms.k_margin)) + 1
-        extra = min(extra, terms.max_tokens - received, self.context_room())
+        extra = min(self.extension_tokens(now, covered, estimate, per_token_s), terms.max_tokens - received)
+        extra = min(extra, self.context_room())
         if extra < 1:
             self.context_is_full()
             return
@@ -195,6 +232,20 @@ class CloudStream:
         if state.controller is not None:
             state.controller.set_expected(self.quota)
         self.start(state.prompt + "".join(self.pieces), extra)
+
+    def extension_tokens(self, now: float, covered: float, estimate: float, per_token_s: float) -> int:
+        """Tokens a continuation asks for (module docstring): the buffer covers ``covered`` and the device
+        is due at ``estimate`` (with the guard); every token asked for adds a paced gap to the first and
+        ``per_token_s`` to the second, and the last one arrives a first-token delay and the stream's gaps
+        from ``now``. When the device appends no faster than the display shows (or the cloud streams no
+        faster), no number of tokens closes the gap: the rest of the answer is asked for."""
+        terms = self.state.terms
+        pace, gap = terms.pace_s, self.median_gap()
+        if per_token_s >= pace or gap >= pace:
+            return terms.max_tokens
+        device = (estimate - covered) / (pace - per_token_s)
+        arrival = (now + self.first_token_s() + per_token_s - covered) / (pace - gap)
+        return math.ceil(max(device, arrival, 0.0) * (1.0 + terms.k_margin)) + 1
 
     def context_room(self) -> int:
         """Tokens the cloud's context window leaves for more of this answer (large when unknown)."""
@@ -220,10 +271,7 @@ class CloudStream:
             expected = self.expected_first_s
             fallback = self.client.read_timeout if self.client is not None else 30.0
             return max(STALL_FIRST_FACTOR * expected, 1.0) if expected else fallback
-        arrivals = self.arrivals[-17:]
-        gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
-        median = gaps[len(gaps) // 2] if gaps else self.state.terms.pace_s
-        return max(STALL_GAP_FACTOR * median, STALL_MIN_S)
+        return max(STALL_GAP_FACTOR * self.median_gap(), STALL_MIN_S)
 
     async def _run(self, sink: StreamSink, prompt: str, max_tokens: int, delay: float) -> None:
         client = self.client
@@ -232,6 +280,9 @@ class CloudStream:
         if delay > 0:
             await asyncio.sleep(delay)
         sent = state.clock.now()
+        if sink is self:
+            self.sent_at = sent
+            self.stream_arrivals = 0
         if state.timeline.cloud_sent_s is None:
             state.timeline.cloud_sent_s = state.rel(sent)
         received = 0
@@ -242,7 +293,7 @@ class CloudStream:
             while True:
                 deadline = self.stall_deadline(first=received == 0)
                 try:
-                    event = await asyncio.wait_for(anext(stream), timeout=deadline)
+                    event = await within_s(anext(stream), deadline)
                 except StopAsyncIteration:
                     break
                 except asyncio.TimeoutError:
@@ -316,6 +367,7 @@ class CloudStream:
         self.pieces.append(text)
         self.chars += len(text)
         self.arrivals.append(at)
+        self.stream_arrivals += 1
         if state.controller is not None:
             state.controller.push(at)
         state.notify()

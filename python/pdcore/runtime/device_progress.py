@@ -33,6 +33,7 @@ class DeviceProgress:
         device: The local model (``None`` in cloud-only mode: the part never starts).
         profile: The device's speed profile (the hand-off estimate's prices), if any.
         prior_ratio: The device's speed relative to its profile, learned from earlier requests.
+        prior_spread: The relative spread of the device's calls, learned from earlier requests.
         cloud_pieces: The cloud's text by output position (the cloud stream's, read as it grows).
         revise_handoff: Revises the hand-off estimate after the device's progress.
         prompt_counted: Called with the prompt's length in device tokens once the device has counted it.
@@ -48,6 +49,7 @@ class DeviceProgress:
         *,
         profile: DeviceProfile | None,
         prior_ratio: float,
+        prior_spread: float = 0.0,
         cloud_pieces: Sequence[str],
         revise_handoff: Callable[[], None],
         prompt_counted: Callable[[int], None],
@@ -58,6 +60,7 @@ class DeviceProgress:
         self.device = device
         self.profile = profile
         self.prior_ratio = prior_ratio
+        self.prior_spread = prior_spread
         self._cloud_pieces = cloud_pieces
         self._revise_handoff = revise_handoff
         self._prompt_counted = prompt_counted
@@ -129,6 +132,7 @@ class DeviceProgress:
                 prompt_tokens,
                 len(state.prompt),
                 prior_ratio=self.prior_ratio,
+                prior_spread=self.prior_spread,
                 started_at=state.clock.now(),
                 prompt_chunk_tokens=device.chunk_tokens,
                 append_chunk_tokens=device.append_chunk_tokens,

@@ -5,7 +5,8 @@ which also holds the simulator's estimate and the guard both use): the device's 
 its profile (`DeviceProfile.cost`), scaled by the measured speed ratio blended with a prior at the weight
 of `PRIOR_WEIGHT_TOKENS` tokens of prefill; the chunk under way credited with the time already spent on
 it, up to its price; and a guard of `LIVE_GUARD_STEPS` (two) device decode steps at the hand-off's
-context added to what the speed controller is given. Without a profile, work is counted in tokens and
+context plus `SPREAD_Z` of the device's learned spreads of its exposed calls added to what the speed
+controller is given. Without a profile, work is counted in tokens and
 the ratio becomes the measured seconds per token. The reasons and the measurements behind each rule are
 in that module's documentation.
 
@@ -34,6 +35,7 @@ class HandoffEstimator(_HandoffEstimator):
         started_at: When the device starts working on the prompt (clock seconds; the first anchor).
         prompt_chunk_tokens: Prompt tokens per model call (`Device.chunk_tokens`).
         append_chunk_tokens: Received tokens per model call (`Device.append_chunk_tokens`).
+        prior_spread: The relative spread of a call's time assumed before anything is measured.
     """
 
     profile: DeviceProfile | None
@@ -48,6 +50,7 @@ class HandoffEstimator(_HandoffEstimator):
         started_at: float = 0.0,
         prompt_chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
         append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
+        prior_spread: float = 0.0,
     ) -> HandoffEstimator:
         self = super().__new__(
             cls,
@@ -58,6 +61,7 @@ class HandoffEstimator(_HandoffEstimator):
             started_at=started_at,
             prompt_chunk_tokens=prompt_chunk_tokens,
             append_chunk_tokens=append_chunk_tokens,
+            prior_spread=prior_spread,
         )
         self.profile = profile
         return self

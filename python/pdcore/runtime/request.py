@@ -9,7 +9,9 @@ estimate, which reads both the cloud's and the device's progress.
 Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from the device profile (prompt
 prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
 appended chunk with the device's measured speed relative to its profile, applied to the work left. The
-controller paces to the estimate plus a guard of two device decode steps (`HandoffEstimator.guard`).
+estimate is never before the last token asked of the cloud can arrive (at the stream's pace, after a
+continuation's first-token delay) and be appended in a call of its own. The controller paces to the
+estimate plus the guard: two device decode steps and the device's learned spread (`HandoffEstimator.guard`).
 
 A device failure in any phase hands the rest of the answer to the cloud (`pdcore.runtime.failover.Failover`,
 a fourth part beside the three).
@@ -45,6 +47,7 @@ class Request:
         device: The local model, if the session has one.
         profile: The device's speed profile, if any.
         prior_ratio: The device's speed relative to its profile, learned from earlier requests.
+        prior_spread: The relative spread of the device's calls, learned from earlier requests.
         expected_first_s: The cloud's first-token delay expected (given or learned), if known.
     """
 
@@ -57,6 +60,7 @@ class Request:
         profile: DeviceProfile | None,
         prior_ratio: float,
         expected_first_s: float | None,
+        prior_spread: float = 0.0,
     ) -> None:
         self.state = state
         self.cloud = CloudStream(
@@ -72,6 +76,7 @@ class Request:
             device,
             profile=profile,
             prior_ratio=prior_ratio,
+            prior_spread=prior_spread,
             cloud_pieces=self.cloud.pieces,
             revise_handoff=self.revise_handoff,
             prompt_counted=self._prompt_counted,
@@ -114,9 +119,14 @@ class Request:
         estimate = estimator.estimate(now, progress.prompt_done, context, tokens_left)
         if estimate is None:
             return
+        end = context + tokens_left
+        arrival = cloud.last_arrival_due(now)
+        step = estimator.append_step(end)
+        if arrival is not None and step is not None:
+            estimate = max(estimate, arrival + step)  # the trickle (`HandoffEstimator.append_step`)
         state.controller.set_handoff(estimate + estimator.guard(context, tokens_left))
         state.timeline.handoff_estimates.append((state.rel(now), state.rel(estimate)))
-        cloud.maybe_extend(now, self.display.last_shown)
+        cloud.maybe_extend(now, self.display.last_shown, estimator.append_per_token(end) or 0.0)
         state.notify()
 
     async def pieces(self) -> AsyncIterator[Piece]:

@@ -198,6 +198,9 @@ class Session:
         """The device's time for its work over the profile's prediction, learned from past requests
         (an average of the latest two); it scales the profile for ``k="auto"`` and seeds the hand-off
         estimate."""
+        self.step_spread = 0.0
+        """The relative spread of the device's model calls around their prediction, learned from past
+        requests (an average of the latest two): the hand-off guard's prior spread (`HandoffEstimator`)."""
         self.timeline: Timeline | None = None
         """The record of the latest request (filled in while it streams)."""
         self.cloud_ttft_s: float | None = None
@@ -254,6 +257,7 @@ class Session:
                 device=self.device,
                 profile=self.profile,
                 prior_ratio=self.speed_ratio,
+                prior_spread=self.step_spread,
                 expected_first_s=self.first_token_s or self.cloud_ttft_s,
             )
             self.timeline = request.state.timeline
@@ -279,6 +283,9 @@ class Session:
         timeline.device_speed_ratio = measured
         if self.learn_speed and self.profile is not None and estimator.predicted >= estimator.prior_weight:
             self.speed_ratio = 0.5 * (self.speed_ratio + measured)
+        spread = estimator.measured_spread
+        if self.learn_speed and spread is not None:
+            self.step_spread = 0.5 * (self.step_spread + spread[0]) if self.step_spread else spread[0]
 
     def _estimated_tokens(self, prompt: str) -> int:
         return max(1, round(len(prompt) * self.tokens_per_char))

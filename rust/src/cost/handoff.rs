@@ -24,6 +24,20 @@
 //! 75 ms gaps, the device's last append and first decode step slower than measured so far), which the
 //! second step covers. A buffer that lasts longer only makes the device's first token wait; the cloud
 //! tokens still buffered are shown meanwhile.
+//!
+//! The spread (ours). The steps cover the median call; a call slower than its median is covered by the
+//! device's measured spread: every progress report compares the call's time with the model's price at the
+//! ratio measured before it, and the root mean square of those relative errors (blended with a prior
+//! spread, learned by the session from earlier answers, at the weight of [`PRIOR_SPREAD_CALLS`] calls) is
+//! the spread. The guard adds [`SPREAD_Z`] spreads of the calls still exposed when the estimate was last
+//! revised: the last append and the first decode step. On a shared 2-core host whose other core ran the
+//! cloud, single calls ran up to 3× their median, which no fixed number of steps covers without paying
+//! it on every hand-off.
+//!
+//! The trickle (ours). Once the device has caught up with what arrived, each token the cloud still sends
+//! costs one model call of its own, so the hand-off comes no earlier than the last token's arrival plus
+//! that call ([`HandoffEstimator::append_step`]); a continuation's tokens each add their marginal append
+//! ([`HandoffEstimator::append_per_token`]) to the device's work.
 
 use super::device::DeviceCost;
 use crate::time::Nanos;
@@ -33,6 +47,12 @@ pub const PRIOR_WEIGHT_TOKENS: u32 = 512;
 
 /// Decode steps the live runtime's guard holds (module doc).
 pub const LIVE_GUARD_STEPS: f64 = 2.0;
+
+/// The weight of the prior spread, in model calls (module doc).
+pub const PRIOR_SPREAD_CALLS: f64 = 8.0;
+
+/// Spreads of the exposed calls the live guard adds (module doc): a one-sided 99% normal quantile.
+pub const SPREAD_Z: f64 = 2.33;
 
 /// The guard: one device decode step at the hand-off's context, seconds.
 #[must_use]
@@ -105,6 +125,10 @@ pub struct HandoffEstimator {
     pub anchor_s: f64,
     prompt_chunk_tokens: u64,
     append_chunk_tokens: u64,
+    /// The spread assumed before anything is measured (module doc), relative.
+    pub prior_spread: f64,
+    errors_sq: f64,
+    calls: u64,
 }
 
 impl HandoffEstimator {
@@ -135,7 +159,17 @@ impl HandoffEstimator {
             anchor_s: started_at,
             prompt_chunk_tokens: prompt_chunk_tokens.max(1),
             append_chunk_tokens: append_chunk_tokens.max(1),
+            prior_spread: 0.0,
+            errors_sq: 0.0,
+            calls: 0,
         }
+    }
+
+    /// The same estimator assuming `spread` (relative, finite and >= 0) before anything is measured.
+    #[must_use]
+    pub fn with_prior_spread(mut self, spread: f64) -> Self {
+        self.prior_spread = spread;
+        self
     }
 
     /// The device model, if any.
@@ -168,16 +202,42 @@ impl HandoffEstimator {
 
     /// A prompt chunk of `chunk` tokens, ending at `done`, took `took` seconds (reported at `at`).
     pub fn observe_prompt(&mut self, done: u64, chunk: u64, took: f64, at: f64) {
+        let price = self.prefill(done) - self.prefill(done.saturating_sub(chunk));
+        self.observe(price, took, at);
+    }
+
+    fn observe(&mut self, price: f64, took: f64, at: f64) {
+        if let Some(ratio) = self.ratio() {
+            let expected = ratio * price;
+            if expected > 0.0 {
+                let error = took / expected - 1.0;
+                self.errors_sq += error * error;
+                self.calls += 1;
+            }
+        }
         self.actual_s += took;
-        self.predicted += self.prefill(done) - self.prefill(done.saturating_sub(chunk));
+        self.predicted += price;
         self.anchor_s = at;
+    }
+
+    /// The device's spread (module doc): the root mean square of the calls' relative errors, blended with
+    /// the prior spread.
+    #[must_use]
+    pub fn spread(&self) -> f64 {
+        let w = PRIOR_SPREAD_CALLS;
+        ((self.prior_spread * self.prior_spread * w + self.errors_sq) / (w + self.calls as f64)).sqrt()
+    }
+
+    /// The measured spread alone (no prior), and the calls it covers: what a session learns from.
+    #[must_use]
+    pub fn measured_spread(&self) -> Option<(f64, u64)> {
+        (self.calls > 0).then(|| ((self.errors_sq / self.calls as f64).sqrt(), self.calls))
     }
 
     /// `tokens` received tokens appended at `context` took `took` seconds (reported at `at`).
     pub fn observe_append(&mut self, context: u64, tokens: u64, took: f64, at: f64) {
-        self.actual_s += took;
-        self.predicted += self.append(context, tokens);
-        self.anchor_s = at;
+        let price = self.append(context, tokens);
+        self.observe(price, took, at);
     }
 
     /// `pieces` cloud pieces came to `tokens` device tokens.
@@ -202,16 +262,37 @@ impl HandoffEstimator {
         (pieces as f64 * per_piece).ceil() as u64
     }
 
-    /// The guard at the measured speed: [`LIVE_GUARD_STEPS`] device decode steps at
-    /// `context + tokens_left`; 0 before anything is measured without a device model (then that many
-    /// tokens' measured time).
+    /// The guard at the measured speed (module doc): [`LIVE_GUARD_STEPS`] device decode steps at
+    /// `context + tokens_left`, plus [`SPREAD_Z`] spreads of the last append call and the first decode
+    /// step; 0 before anything is measured without a device model (then tokens' measured time).
     #[must_use]
     pub fn guard(&self, context: u64, tokens_left: u64) -> f64 {
         let Some(ratio) = self.ratio() else { return 0.0 };
-        match &self.device {
-            None => LIVE_GUARD_STEPS * ratio,
-            Some(d) => LIVE_GUARD_STEPS * ratio * guard_s(d, (context + tokens_left) as f64),
-        }
+        let end = context + tokens_left;
+        let last = self.append_chunk_tokens.min(tokens_left.max(1));
+        let (step, exposed) = match &self.device {
+            None => (1.0, last as f64 + 1.0),
+            Some(d) => {
+                let step = guard_s(d, end as f64);
+                (step, d.append_s(end.saturating_sub(last) as f64, last as f64) + step)
+            }
+        };
+        ratio * (LIVE_GUARD_STEPS * step + SPREAD_Z * self.spread() * exposed)
+    }
+
+    /// One model call appending a single token at `context`, at the measured speed: what each token the
+    /// cloud still sends costs once the device has caught up (module doc); `None` as for [`Self::ratio`].
+    #[must_use]
+    pub fn append_step(&self, context: u64) -> Option<f64> {
+        Some(self.ratio()? * self.append(context, 1))
+    }
+
+    /// The marginal time of one more received token appended at `context` in full chunks, at the measured
+    /// speed (module doc); `None` as for [`Self::ratio`].
+    #[must_use]
+    pub fn append_per_token(&self, context: u64) -> Option<f64> {
+        let chunk = self.append_chunk_tokens;
+        Some(self.ratio()? * self.append(context, chunk) / chunk as f64)
     }
 
     /// When the device will have prefilled the prompt and `tokens_left` more received tokens, seconds
@@ -253,7 +334,44 @@ mod tests {
         e.observe_prompt(256, 256, 0.512, 0.512);
         let r = e.ratio().unwrap();
         assert!(r > 1.0 && r < 2.0, "{r}");
-        assert!((e.guard(1000, 10) - LIVE_GUARD_STEPS * r * 0.02).abs() < 1e-15);
+        // one call at twice its price: a relative error of 1, blended with a zero prior over 8 calls
+        let spread = (1.0f64 / 9.0).sqrt();
+        assert!((e.spread() - spread).abs() < 1e-12);
+        let exposed = device().append_s(1000.0, 10.0) + 0.02;
+        let want = r * (LIVE_GUARD_STEPS * 0.02 + SPREAD_Z * spread * exposed);
+        assert!((e.guard(1000, 10) - want).abs() < 1e-12, "{} {want}", e.guard(1000, 10));
+    }
+
+    #[test]
+    fn the_spread_is_learned_from_calls_and_blended_with_the_prior() {
+        let d = device();
+        let mut e =
+            HandoffEstimator::new(Some(d.clone()), 1000, 4000, 1.0, 0.0, 256, 16).with_prior_spread(0.3);
+        assert!((e.spread() - 0.3).abs() < 1e-12);
+        assert_eq!(e.measured_spread(), None);
+        // calls exactly at their price leave the measured spread at 0 and pull the blend down
+        for i in 1..=8u64 {
+            let price = d.append_s((1000 + 16 * (i - 1)) as f64, 16.0);
+            e.observe_append(1000 + 16 * (i - 1), 16, price * e.ratio().unwrap(), i as f64);
+        }
+        let (measured, calls) = e.measured_spread().unwrap();
+        assert!(measured < 1e-9 && calls == 8, "{measured} {calls}");
+        assert!((e.spread() - (0.09f64 * 8.0 / 16.0).sqrt()).abs() < 1e-9, "{}", e.spread());
+        // a wider spread widens the guard
+        let calm = e.guard(1200, 16);
+        e.observe_append(1128, 16, 3.0 * d.append_s(1128.0, 16.0), 9.0);
+        assert!(e.guard(1200, 16) > calm);
+    }
+
+    #[test]
+    fn a_trickled_token_costs_a_whole_call_and_a_chunked_one_its_share() {
+        let d = device();
+        let e = HandoffEstimator::new(Some(d.clone()), 1000, 4000, 1.0, 0.0, 256, 16);
+        assert!((e.append_step(1200).unwrap() - d.append_s(1200.0, 1.0)).abs() < 1e-15);
+        assert!((e.append_per_token(1200).unwrap() - d.append_s(1200.0, 16.0) / 16.0).abs() < 1e-15);
+        assert!(e.append_per_token(1200).unwrap() <= e.append_step(1200).unwrap());
+        let blind = HandoffEstimator::new(None, 100, 400, 1.0, 0.0, 50, 8);
+        assert_eq!(blind.append_step(100), None);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub use curve::Curve;
 pub use device::DeviceCost;
 pub use fit::{PromptLimits, DEVICE_KV_BYTES};
 pub use gap::{within_objective, DEFAULT_MAX_TPOT_S, GAP_SLACK_S};
-pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_WEIGHT_TOKENS};
+pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_SPREAD_CALLS, PRIOR_WEIGHT_TOKENS, SPREAD_Z};
 pub use ksite::{pool_first_gap_s, KSite, KSites, KvLink, SiteReason};
 pub use money::{Bill, Prices, Usage};
 pub use optimizer::PlanOptimizer;

@@ -24,7 +24,8 @@ fn non_negative(v: f64, arg: &'static str) -> PyResult<f64> {
 impl PyHandoffEstimator {
     #[new]
     #[pyo3(signature = (device, prompt_tokens, prompt_chars, prior_ratio = 1.0, *, started_at = 0.0,
-        prompt_chunk_tokens, append_chunk_tokens))]
+        prompt_chunk_tokens, append_chunk_tokens, prior_spread = 0.0))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's arguments, one each
     fn new(
         device: Option<&PyDeviceCost>,
         prompt_tokens: i64,
@@ -33,6 +34,7 @@ impl PyHandoffEstimator {
         started_at: f64,
         prompt_chunk_tokens: i64,
         append_chunk_tokens: i64,
+        prior_spread: f64,
     ) -> PyResult<Self> {
         if !(prior_ratio.is_finite() && prior_ratio > 0.0) {
             return Err(CoreError::invalid(
@@ -51,7 +53,8 @@ impl PyHandoffEstimator {
                 non_negative(started_at, "started_at")?,
                 count(prompt_chunk_tokens, "prompt_chunk_tokens")?,
                 count(append_chunk_tokens, "append_chunk_tokens")?,
-            ),
+            )
+            .with_prior_spread(non_negative(prior_spread, "prior_spread")?),
         })
     }
 
@@ -62,6 +65,18 @@ impl PyHandoffEstimator {
     #[getter]
     fn prior_ratio(&self) -> f64 {
         self.inner.prior_ratio
+    }
+    #[getter]
+    fn prior_spread(&self) -> f64 {
+        self.inner.prior_spread
+    }
+    #[getter]
+    fn spread(&self) -> f64 {
+        self.inner.spread()
+    }
+    #[getter]
+    fn measured_spread(&self) -> Option<(f64, u64)> {
+        self.inner.measured_spread()
     }
     #[getter]
     fn prior_weight(&self) -> f64 {
@@ -125,6 +140,14 @@ impl PyHandoffEstimator {
 
     fn guard(&self, context: i64, tokens_left: i64) -> PyResult<f64> {
         Ok(self.inner.guard(count(context, "context")?, count(tokens_left, "tokens_left")?))
+    }
+
+    fn append_step(&self, context: i64) -> PyResult<Option<f64>> {
+        Ok(self.inner.append_step(count(context, "context")?))
+    }
+
+    fn append_per_token(&self, context: i64) -> PyResult<Option<f64>> {
+        Ok(self.inner.append_per_token(count(context, "context")?))
     }
 
     fn estimate(&self, now: f64, prompt_done: i64, context: i64, tokens_left: i64) -> PyResult<Option<f64>> {
