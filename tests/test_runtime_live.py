@@ -32,6 +32,7 @@ from pdcore.runtime.cloud import CloudContextError
 from pdcore.runtime.testing import LlamaServer, unused_url
 from pdcore.runtime.validate import make_prompt
 from pdcore.runtime.worker import EngineWorker
+from pdcore.slo import within_objective
 
 pytestmark = pytest.mark.realtime
 
@@ -289,9 +290,22 @@ def test_the_servers_context_window_is_learned_not_guessed(cloud_url: str, model
 def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
     cloud_url: str, model: Path, profile: DeviceProfile
 ) -> None:
-    """Seeded prompts of 200 to 500 tokens, each a chat turn the cloud has cached, 250-token answers: the
-    requests hand off, and the hand-off gap stays within max_tpot in at least 95% of them."""
-    lengths = [200, 260, 320, 380, 440, 500] * 4
+    """Seeded prompts of 200 to 500 tokens, each a chat turn the cloud has cached, each answer closed a few
+    device tokens past its hand-off (the hand-off is what is tested): at least 99% of the hand-offs land
+    within max_tpot and none over twice it. The measurement over 120 requests is
+    benches/python/live_handoffs.py (README, "Live runtime")."""
+    lengths = [200, 260, 320, 380, 440, 500] * 8
+
+    async def answer(session: Session, prompt: str) -> Timeline:
+        stream = session.stream(prompt)
+        async for piece in stream:
+            timeline = session.timeline
+            assert timeline is not None
+            if timeline.handoff_position is not None and piece.position >= timeline.handoff_position + 4:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]  # reason: an async generator
+        assert session.timeline is not None
+        return session.timeline
 
     async def go() -> list[Timeline]:
         cloud = CloudClient(cloud_url)
@@ -303,9 +317,7 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
                 prompt = await make_prompt(device, tokens, seed=100 + index)
                 async for _ in cloud.stream(prompt, max_tokens=1):
                     pass
-                await session.complete(prompt)
-                assert session.timeline is not None
-                timelines.append(session.timeline)
+                timelines.append(await answer(session, prompt))
         finally:
             await cloud.aclose()
             device.close()
@@ -313,18 +325,14 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
 
     timelines = asyncio.run(go())
     handoffs = [timeline for timeline in timelines if timeline.handoff_position is not None]
-    assert len(handoffs) >= 20, [timeline.summary()["plan"] for timeline in timelines]
+    assert len(handoffs) >= 40, [timeline.summary()["plan"] for timeline in timelines]
     over = []
     for timeline in handoffs:
-        position = timeline.handoff_position
-        assert position is not None
-        gap = next(gap for gap in timeline.gaps() if gap.position == position)
-        if gap.gap_s > MAX_TPOT + SLACK:
+        gap = next(gap for gap in timeline.gaps() if gap.position == timeline.handoff_position)
+        if not within_objective(gap.gap_s, MAX_TPOT):
             over.append((timeline.prompt_tokens, round(gap.gap_s * 1e3, 1), gap.cause))
-    # ordinary runs: at least 95% of hand-offs within the objective, and none a second pause (twice it);
-    # measured: 0 of 23 over in one run, 1 of 24 (81 ms, a 503-token prompt) in another
-    assert len(over) <= len(handoffs) // 20, over
-    assert all(gap_ms <= 2e3 * MAX_TPOT for _, gap_ms, _ in over), over
+    assert len(over) <= len(handoffs) // 100, over
+    assert all(within_objective(gap_ms / 1e3, 2 * MAX_TPOT) for _, gap_ms, _ in over), over
 
 
 def killed_mid_answer(
