@@ -3,15 +3,8 @@
 Each streamed event's text is one output position, recorded in the shared `TokenBuffer` and pushed into the
 `SpeedController` with its arrival time.
 
-Continuations (`CloudStream.maybe_extend`). If the device still falls behind what the buffer can cover,
-the stream sends a continuation request (prompt plus the text received) for more tokens, at most
-``max_extensions`` times: a pause in the display is worse than a few extra cloud tokens. Sizing (ours):
-each token asked for adds one paced gap to the buffer but also its own append to the device's work, and
-arrives only after the continuation's first-token delay at the stream's pace, so the continuation asks
-for enough tokens that both the device and the last arrival (plus its own append call) are within what
-the buffer covers, padded by ``k_margin``. Before this rule continuations asked for the gap over the pace
-alone: over 100 seeded live requests, every hand-off gap above 50 ms (up to 177 ms) came after two to
-four continuations of 3 to 7 tokens each, the device always a few tokens short.
+Continuations (`CloudStream.maybe_extend`): if the device still falls behind what the buffer can cover,
+the stream asks the cloud for more tokens; when and how many is `pdcore.runtime.continuation`'s rule.
 
 The cloud's limits are learned (`CloudClient`): its context window caps every request (prompt plus quota),
 an answer the server ends at its context (finish reason ``"length"`` short of the quota) is told apart from
@@ -35,12 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 from collections.abc import Callable
 from typing import Protocol
 
 from pdcore.exceptions import CloudContextError, CloudError, CloudStreamCutError, CloudUnavailableError
 from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.continuation import EXTENSION_LEAD_S, extension_due, extension_tokens, last_arrival_due
 from pdcore.runtime.deadline import within_s
 from pdcore.runtime.request_state import RequestState
 from pdcore.runtime.timeline import CloudRecord
@@ -55,10 +48,6 @@ __all__ = [
     "CloudStream",
     "StreamSink",
 ]
-
-EXTENSION_LEAD_S = 0.3
-"""How long before the buffer could run dry a continuation request is considered (plus twice the cloud's
-first-token delay)."""
 
 STALL_MIN_S = 0.25
 """The shortest silence of a started stream counted as a stall: several display gaps at the 50 ms default
@@ -179,28 +168,24 @@ class CloudStream:
         return self.expected_first_s or 0.0
 
     def last_arrival_due(self, now: float) -> float | None:
-        """When the last token asked for should arrive (clock seconds, never before ``now``): at the stream's
-        median gap after its latest arrival, or after the first-token delay of a request not answered yet;
+        """When the last token asked for should arrive (`pdcore.runtime.continuation.last_arrival_due`);
         ``None`` when everything asked for has arrived or no stream is open."""
-        left = self.quota - self.state.buffer.received
-        if left <= 0 or not self.open or self.sent_at is None:
+        if not self.open or self.sent_at is None:
             return None
-        gap = self.median_gap()
-        if self.stream_arrivals == 0:
-            return max(now, self.sent_at + self.first_token_s()) + (left - 1) * gap
-        return max(now, self.arrivals[-1]) + left * gap
+        return last_arrival_due(
+            now,
+            left=self.quota - self.state.buffer.received,
+            gap_s=self.median_gap(),
+            sent_at=self.sent_at,
+            first_token_s=self.first_token_s(),
+            last_arrival=self.arrivals[-1] if self.stream_arrivals else None,
+        )
 
     def maybe_extend(self, now: float, last_shown: float | None, per_token_s: float = 0.0) -> None:
-        """Asks the cloud for more tokens when the device will be later than the buffer can cover.
-
-        Once the cloud has sent its quota, the undisplayed tokens last at most until ``now`` (or the last
-        display, ``last_shown``) plus one paced gap each. When that is less than the lead time away
-        (`EXTENSION_LEAD_S` plus twice the cloud's first-token delay: decide late, with the best estimate,
-        but early enough for new tokens to arrive) and the hand-off estimate lies more than one gap beyond
-        it, the stream sends the prompt and the text received so far as a continuation request for enough
-        tokens to cover the difference (module docstring; ``per_token_s``: the device's time to append one
-        more received token), padded by ``k_margin``.
-        """
+        """Asks the cloud for more tokens when the device will be later than the buffer can cover (the rule
+        is `pdcore.runtime.continuation`'s; ``per_token_s``: the device's time to append one more received
+        token). The undisplayed tokens last until ``now`` (or the last display, ``last_shown``) plus one
+        paced gap each; the continuation carries the prompt and the text received so far."""
         state, terms, buffer = self.state, self.state.terms, self.state.buffer
         received = buffer.received
         estimate = state.controller.handoff_at if state.controller is not None else None
@@ -219,10 +204,20 @@ class CloudStream:
         start = max(now, last_shown if last_shown is not None else now)
         covered = start + (received - buffer.displayed) * pace
         first_token = (state.timeline.cloud_first_s or 0.0) - (state.timeline.cloud_sent_s or 0.0)
-        if covered - now > EXTENSION_LEAD_S + 2.0 * first_token or estimate <= covered + pace:
+        if not extension_due(now, covered, estimate, pace_s=pace, first_token_s=first_token):
             return
-        extra = min(self.extension_tokens(now, covered, estimate, per_token_s), terms.max_tokens - received)
-        extra = min(extra, self.context_room())
+        extra = extension_tokens(
+            now,
+            covered,
+            estimate,
+            per_token_s=per_token_s,
+            pace_s=pace,
+            gap_s=self.median_gap(),
+            first_token_s=self.first_token_s(),
+            k_margin=terms.k_margin,
+            max_tokens=terms.max_tokens,
+        )
+        extra = min(extra, terms.max_tokens - received, self.context_room())
         if extra < 1:
             self.context_is_full()
             return
@@ -232,20 +227,6 @@ class CloudStream:
         if state.controller is not None:
             state.controller.set_expected(self.quota)
         self.start(state.prompt + "".join(self.pieces), extra)
-
-    def extension_tokens(self, now: float, covered: float, estimate: float, per_token_s: float) -> int:
-        """Tokens a continuation asks for (module docstring): the buffer covers ``covered`` and the device
-        is due at ``estimate`` (with the guard); every token asked for adds a paced gap to the first and
-        ``per_token_s`` to the second, and the last one arrives a first-token delay and the stream's gaps
-        from ``now``. When the device appends no faster than the display shows (or the cloud streams no
-        faster), no number of tokens closes the gap: the rest of the answer is asked for."""
-        terms = self.state.terms
-        pace, gap = terms.pace_s, self.median_gap()
-        if per_token_s >= pace or gap >= pace:
-            return terms.max_tokens
-        device = (estimate - covered) / (pace - per_token_s)
-        arrival = (now + self.first_token_s() + per_token_s - covered) / (pace - gap)
-        return math.ceil(max(device, arrival, 0.0) * (1.0 + terms.k_margin)) + 1
 
     def context_room(self) -> int:
         """Tokens the cloud's context window leaves for more of this answer (large when unknown)."""
