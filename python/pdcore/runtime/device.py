@@ -36,6 +36,7 @@ from typing import TypeVar
 
 from pdcore.exceptions import DeviceFailedError, InvalidInputError, InvalidStateError
 from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.device_gate import DeviceGate
 from pdcore.runtime.engine import (
     DEFAULT_N_CTX,
     DeviceEngine,
@@ -140,6 +141,8 @@ class Device:
         self.deadline_floor_s = deadline_floor_s
         self.host = EngineThread(engine_factory, nice=worker_nice, name=name)
         """The engine and the worker thread its calls run on."""
+        self.gate = DeviceGate()
+        """Which answer the device serves (one at a time, `pdcore.runtime.device_gate`)."""
         self._prompt: list[int] = []
         self._context = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

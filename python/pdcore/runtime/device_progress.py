@@ -6,6 +6,10 @@ and takes over as soon as it has prefilled everything received: the cloud stream
 decodes from the end of the received text (`Device.generate`). Each prompt chunk and appended chunk is
 measured against the profile (`HandoffEstimator`) and the hand-off estimate revised.
 
+The device serves one answer at a time: the part holds the device's gate (`pdcore.runtime.device_gate`)
+from its claim (at the plan, or waited for when the part starts) until its work ends, and interrupts the
+device only while it holds it (another answer's prefill is not its to stop).
+
 A `DeviceFailedError` in any phase (``"starting"``, ``"prefilling"``, ``"appending"``, ``"decoding"``)
 ends the device's part: it is handed, with the phase, to the request, whose failover continues the answer
 from the cloud (`pdcore.runtime.failover`).
@@ -20,6 +24,7 @@ from pdcore.exceptions import DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.device import Device
 from pdcore.runtime.handoff import HandoffEstimator
+from pdcore.runtime.planning import BUSY_WAIT
 from pdcore.runtime.request_state import RequestState
 
 __all__ = ["DeviceProgress"]
@@ -88,6 +93,27 @@ class DeviceProgress:
         self.deferred = False
         """The cloud serves the whole answer; the device starts only if the cloud fails."""
 
+    @property
+    def holding(self) -> bool:
+        """Whether this part holds the device."""
+        return self.device is not None and self.device.gate.holds(self)
+
+    def claim_now(self) -> bool:
+        """Takes the device for this answer if it is free; returns whether the answer holds it."""
+        return self.device is not None and self.device.gate.try_claim(self)
+
+    def release(self) -> None:
+        """Lets the device go to the next answer (nothing if this part does not hold it)."""
+        if self.device is not None:
+            self.device.gate.release(self)
+
+    def interrupt(self) -> None:
+        """Stops the device's work for this answer: a prefill under way after its chunk (only while this
+        part holds the device)."""
+        if self.holding and self.task is not None and not self.task.done():
+            assert self.device is not None
+            self.device.interrupt()
+
     def start(self) -> None:
         """Starts the device's task."""
         self.task = asyncio.create_task(self._run())
@@ -101,10 +127,9 @@ class DeviceProgress:
 
     def stop(self) -> None:
         """The cloud has sent the whole answer: the device's work is not needed."""
+        self.interrupt()
         if self.task is not None:
             self.task.cancel()
-        if self.device is not None:
-            self.device.interrupt()
 
     def token(self, position: int) -> tuple[str, float]:
         """The decoded token at ``position`` and when it was ready, handed to the display once."""
@@ -112,9 +137,25 @@ class DeviceProgress:
 
     async def _run(self) -> None:
         try:
+            await self._claim()
             await self._work()
         except DeviceFailedError as error:
             self._failed(error, self.phase)
+        finally:
+            self.release()
+
+    async def _claim(self) -> None:
+        """Waits for the device unless this part holds it; the wait goes into the timeline."""
+        device, state = self.device, self.state
+        assert device is not None
+        if self.holding:
+            return
+        started = state.clock.now()
+        await device.gate.claim(self)
+        waited = state.clock.now() - started
+        state.timeline.device_wait_s = waited
+        if state.timeline.plan_reason == BUSY_WAIT:
+            state.timeline.plan_reason = f"{BUSY_WAIT} (waited {waited:.3f} s)"
 
     async def _work(self) -> None:
         device = self.device

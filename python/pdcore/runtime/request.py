@@ -139,7 +139,7 @@ class Request:
         """
         state, display = self.state, self.display
         clock = state.clock
-        while True:
+        while not state.closed:
             state.changed.clear()
             self.raise_failures()
             upcoming = display.next_due()
@@ -160,7 +160,7 @@ class Request:
             record = display.show(source, due)
             if record.text:
                 yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
-        if state.mode == "cloud-only" and state.timeline.cloud_end == "unavailable":
+        if not state.closed and state.mode == "cloud-only" and state.timeline.cloud_end == "unavailable":
             raise CloudUnavailableError(state.timeline.notices[-1].message)
 
     def finished(self) -> bool:
@@ -183,10 +183,8 @@ class Request:
                     raise error
 
     async def cancel_tasks(self) -> None:
-        """Stops both parts' tasks (the request ended or was abandoned)."""
-        device, task = self.device.device, self.device.task
-        if device is not None and task is not None and not task.done():
-            device.interrupt()
+        """Stops both parts' tasks (the request ended or was abandoned) and waits until none runs."""
+        self.device.interrupt()
         parts = (self.cloud.task, self.device.task, self.failover.task)
         tasks = [task for task in parts if task is not None and not task.done()]
         for task in tasks:

@@ -85,11 +85,19 @@ class RequestState:
         """Paces the cloud's tokens (P/D-Device plans that split)."""
         self.answer_complete = False
         """The cloud finished the whole answer: nothing more is shown after what it sent."""
+        self.closed = False
+        """The answer was closed before its end (`pdcore.runtime.answer.Answer.aclose`): nothing more is
+        shown."""
         self._on_notice = on_notice
 
     def rel(self, at: float) -> float:
         """Clock seconds ``at`` as seconds from the request's start."""
         return at - self.t0
+
+    def close(self) -> None:
+        """Ends the display: the answer was closed."""
+        self.closed = True
+        self.notify()
 
     def notify(self) -> None:
         """Wakes the display loop: something it waits for may have changed."""

@@ -13,16 +13,14 @@ as `Piece` objects:
 
 The prior speed ratio of the hand-off estimate is learned across requests (`Session.speed_ratio`).
 
-Plan (``k="auto"``). Before anything is sent the prompt is counted with the device's tokenizer (on a
-sample of it, `TOKENIZE_SAMPLE_CHARS`: the cloud request leaves before the prompt is tokenized whole;
-`Session.tokens_per_char` is learned from each prompt) and planned by the planner the simulator's built-in
-policies use (`pdcore._core.plan_turn`, the Rust crate's ``cost::planner``): the catch-up on the profile
-scaled by the learned speed ratio, with the cloud's first-token delay given or learned from earlier
-answers and its pace, ``k`` padded by ``k_margin``. When the device's own first token would come first,
-the device answers alone and the cloud is not asked (plan ``"device-only"``); when the device cannot catch
-up within the answer (no fixed point, or ``k`` reaching ``max_tokens``; the rule is ours), the cloud serves
-the whole answer and the device does not prefill at all unless the cloud fails (plan ``"cloud-only"``);
-``k`` is cut to the cloud's context room. The plan and its reason are in the timeline and the summary.
+Plan: `pdcore.runtime.planning` (the simulator's planner, ``k="auto"``).
+
+Several answers (`Session.open`, each an `pdcore.runtime.answer.Answer` with its own timeline) may stream
+at once; the device serves one at a time. The rule (ours, `pdcore.runtime.planning`): an answer that
+arrives while the device is busy with another is served by the cloud for the whole answer (plan
+``"cloud-only"``, the reason naming the busy device) in a P/D-Device session; a device-only session (a
+session without a cloud is one) queues it for the device (the reason says it waited; the timeline's
+``device_wait_s`` says how long). A cloud-only answer never waits behind a device answer.
 
 Fallbacks (each leaves one `Notice` in the timeline and calls ``on_notice``; the log gets it only when no
 callback does, so it is printed once):
@@ -42,16 +40,13 @@ Modes, named as the simulator's policies: ``"pd-device"`` (P/D-Device), ``"devic
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 from pdcore._core import TurnPlan, plan_turn
 from pdcore.deprecation import accepts_renamed_keywords
-from pdcore.exceptions import DeviceFailedError
 from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.answer import Answer
 from pdcore.runtime.clock import RealtimeClock
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.cloud_stream import (
@@ -63,6 +58,7 @@ from pdcore.runtime.cloud_stream import (
 )
 from pdcore.runtime.device import Device
 from pdcore.runtime.display import PRECISE_WAKE_S, Piece
+from pdcore.runtime.planning import BUSY_CLOUD, BUSY_WAIT, ScaledProfile, count_prompt, plan_words
 from pdcore.runtime.request import Request
 from pdcore.runtime.request_state import MODES, Mode, RequestState, RequestTerms
 from pdcore.runtime.settings import (
@@ -94,6 +90,7 @@ __all__ = [
     "STALL_GAP_FACTOR",
     "STALL_MIN_S",
     "TOKENIZE_SAMPLE_CHARS",
+    "Answer",
     "Mode",
     "Piece",
     "Session",
@@ -202,13 +199,13 @@ class Session:
         """The relative spread of the device's model calls around their prediction, learned from past
         requests (an average of the latest two): the hand-off guard's prior spread (`HandoffEstimator`)."""
         self.timeline: Timeline | None = None
-        """The record of the latest request (filled in while it streams)."""
+        """The record of the latest request started (filled in while it streams); each answer has its own
+        (`Answer.timeline`)."""
         self.cloud_ttft_s: float | None = None
         """The cloud's first-token delay learned from earlier answers (an average of the latest two):
         the plan's first-token estimate when ``first_token_s`` is not given, and the stall deadline of a
         stream's first event."""
-        self._lock = asyncio.Lock()
-        self._scaled: tuple[float, DeviceProfile] | None = None
+        self._scaled = ScaledProfile()
 
     @property
     def pace_s(self) -> float:
@@ -224,50 +221,53 @@ class Session:
 
     async def complete(self, prompt: str) -> Timeline:
         """Streams ``prompt`` to the end and returns its timeline."""
-        async for _ in self.stream(prompt):
+        answer = await self.open(prompt)
+        async for _ in answer:
             pass
-        assert self.timeline is not None
-        return self.timeline
+        return answer.timeline
 
     async def stream(self, prompt: str) -> AsyncIterator[Piece]:
-        """Streams the answer to ``prompt`` (the full prompt text, e.g. `chatml` of a user turn).
+        """Streams the answer to ``prompt`` (`open`, iterated to the end; closed when abandoned): the
+        displayed pieces in order; `timeline` holds the full record. Raises as iterating an `Answer`."""
+        answer = await self.open(prompt)
+        try:
+            async for piece in answer:
+                yield piece
+        finally:
+            await answer.aclose()
 
-        Yields:
-            The displayed pieces in order; `timeline` holds the full record.
-
-        Raises:
-            DeadlineMissedError: The clock is strict and the runtime fell behind.
-            CloudError: Cloud-only mode and the cloud failed.
-            DeviceFailedError: The device failed and no cloud could continue the answer.
-            InvalidInputError: The prompt does not fit the device's context window.
-        """
-        async with self._lock:
-            terms = RequestTerms(
-                mode=self.mode,
-                max_tokens=self.max_tokens,
-                max_tpot=self.max_tpot,
-                min_tpot=self.min_tpot,
-                pace_s=self.pace_s,
-                k_margin=self.k_margin,
-                max_extensions=self.max_extensions,
-            )
-            request = Request(
-                RequestState(self.clock, prompt, terms, self.on_notice),
-                cloud=self.cloud,
-                device=self.device,
-                profile=self.profile,
-                prior_ratio=self.speed_ratio,
-                prior_spread=self.step_spread,
-                expected_first_s=self.first_token_s or self.cloud_ttft_s,
-            )
-            self.timeline = request.state.timeline
-            try:
-                self._start(request)
-                async for piece in request.pieces():
-                    yield piece
-            finally:
-                await request.cancel_tasks()
-                self._learn(request)
+    async def open(self, prompt: str) -> Answer:
+        """Starts the answer to ``prompt`` (the full prompt text, e.g. `chatml` of a user turn) and returns
+        its handle: its `Answer.timeline` is there at once (and becomes `timeline`), the cloud request, if
+        the plan has one, has left; iterate it to the end or close it. Several answers may be open at once;
+        one that finds the device busy with another is the cloud's, or waits for the device without a
+        cloud (a rule of ours: module docstring)."""
+        terms = RequestTerms(
+            mode=self.mode,
+            max_tokens=self.max_tokens,
+            max_tpot=self.max_tpot,
+            min_tpot=self.min_tpot,
+            pace_s=self.pace_s,
+            k_margin=self.k_margin,
+            max_extensions=self.max_extensions,
+        )
+        request = Request(
+            RequestState(self.clock, prompt, terms, self.on_notice),
+            cloud=self.cloud,
+            device=self.device,
+            profile=self.profile,
+            prior_ratio=self.speed_ratio,
+            prior_spread=self.step_spread,
+            expected_first_s=self.first_token_s or self.cloud_ttft_s,
+        )
+        self.timeline = request.state.timeline
+        answer = Answer(request, self._learn)
+        try:
+            self._start(request)
+        except BaseException:
+            await answer.aclose()
+            raise
+        return answer
 
     def _learn(self, request: Request) -> None:
         timeline = request.state.timeline
@@ -287,38 +287,51 @@ class Session:
         if self.learn_speed and spread is not None:
             self.step_spread = 0.5 * (self.step_spread + spread[0]) if self.step_spread else spread[0]
 
-    def _estimated_tokens(self, prompt: str) -> int:
-        return max(1, round(len(prompt) * self.tokens_per_char))
+    def _ask_whole(self, request: Request) -> None:
+        """Asks the cloud for the whole answer, shown on arrival."""
+        tokens = max(1, round(len(request.state.prompt) * self.tokens_per_char))
+        request.ask_cloud(self.max_tokens, tokens, paced=False)
 
     def _start(self, request: Request) -> None:
-        state = request.state
-        failed = self.mode != "cloud-only" and request.failover.device_failed_before()
-        if self.mode == "cloud-only" or (failed and self.mode == "pd-device"):
-            request.ask_cloud(self.max_tokens, self._estimated_tokens(state.prompt), paced=False)
-            return
-        if self.mode == "pd-device":
-            self._start_pd(request)
+        state, progress, mode = request.state, request.device, self.mode
+        if mode != "cloud-only" and not progress.claim_now():
+            self._start_busy(request)
+        elif mode == "cloud-only" or (request.failover.device_failed_before() and mode == "pd-device"):
+            progress.release()
+            self._ask_whole(request)
         else:
+            if mode == "pd-device":
+                self._start_pd(request)
+            else:
+                state.buffer.cut_cloud()
+            if progress.deferred:
+                progress.release()
+            else:
+                progress.start()
+
+    def _start_busy(self, request: Request) -> None:
+        """The device serves another answer: the cloud serves this one, or it waits (module docstring)."""
+        state, progress = request.state, request.device
+        if self.mode == "pd-device":
+            state.timeline.plan, state.timeline.plan_reason = "cloud-only", BUSY_CLOUD
+            progress.deferred = True
+            state.notice("plan-cloud", BUSY_CLOUD)
+            self._ask_whole(request)
+        else:
+            state.timeline.plan, state.timeline.plan_reason = "device-only", BUSY_WAIT
             state.buffer.cut_cloud()
-        if not request.device.deferred:
-            request.device.start()
+            progress.start()
 
     def _start_pd(self, request: Request) -> None:
-        """Plans the request (module docstring) and sends the cloud request, unless the device alone is
-        faster."""
+        """Plans the request (`pdcore.runtime.planning`) and sends the cloud request, unless the device
+        alone is faster."""
         device = self.device
         assert device is not None
         state = request.state
-        # The cloud request leaves before the prompt is tokenized whole (1,840 tokens took 4-8 ms on the
-        # 2-core development machine, all of it added to the first token): the plan counts the prompt at the
-        # tokens per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the device while
-        # its worker is idle (about half a millisecond; a busy one, such as a fresh worker starting, is not
-        # waited for); the device tokenizes it whole right after.
-        sample = state.prompt[:TOKENIZE_SAMPLE_CHARS]
-        with contextlib.suppress(DeviceFailedError):  # a worker dead since: its next call reports it
-            if device.ready:
-                self.tokens_per_char = len(device.tokenize_idle(sample)) / max(len(sample), 1)
-        estimated = self._estimated_tokens(state.prompt)
+        count = count_prompt(device, state.prompt, self.tokens_per_char)
+        if count.tokens_per_char is not None:
+            self.tokens_per_char = count.tokens_per_char
+        estimated = count.tokens
         plan, reason, k = self.plan_request(estimated)
         state.timeline.plan = plan
         state.timeline.plan_reason = reason
@@ -338,7 +351,7 @@ class Session:
     ) -> tuple[Mode, str, int]:
         """The plan for a prompt of ``prompt_tokens`` device tokens, of which a follow-up turn finds
         ``device_cached_tokens`` in the device's cache and ``cloud_cached_tokens`` in the cloud's:
-        ``(plan, reason, k)`` (module docstring)."""
+        ``(plan, reason, k)`` (`pdcore.runtime.planning`)."""
         context = self.cloud.context_tokens if self.cloud is not None else None
         room = None if context is None else context - prompt_tokens
         if self.k != "auto":
@@ -351,25 +364,7 @@ class Session:
             cloud_cached_tokens=cloud_cached_tokens,
             reduce=self.reduce_plans,
         )
-        if turn.serve == "device":
-            return (
-                "device-only",
-                f"the device's own first token ({turn.device_ready_s * 1e3:.0f} ms) comes before the "
-                f"cloud's ({turn.first_token_s * 1e3:.0f} ms): the device answers alone and the cloud is not "
-                "asked",
-                turn.k,
-            )
-        if turn.serve == "cloud":
-            needs = f"needs k = {turn.wanted_k} of {self.max_tokens}"
-            why = "never catches up" if not turn.converged else needs
-            return (
-                "cloud-only",
-                f"the device {why} on a {prompt_tokens}-token prompt: the cloud serves the whole answer and "
-                "the device does not prefill unless the cloud fails",
-                turn.k,
-            )
-        k = turn.wanted_k if not self.reduce_plans else turn.k
-        return "pd-device", f"k = {k} from the catch-up rule", turn.k
+        return plan_words(turn, prompt_tokens, max_tokens=self.max_tokens, reduce=self.reduce_plans)
 
     def expected_first_token_s(self) -> float:
         """The cloud's first-token delay the plan assumes: given, else learned, else 0 (the safe side)."""
@@ -388,21 +383,9 @@ class Session:
     ) -> TurnPlan:
         """The planner's plan (`pdcore._core.plan_turn`) on the profile scaled by the learned speed ratio."""
         assert self.profile is not None
-        profile = self.profile
-        if self.speed_ratio != 1.0:
-            # the scaled profile (and its cost model) is built once per learned ratio, not per request
-            scaled = self._scaled
-            if scaled is None or scaled[0] != self.speed_ratio:
-                scaled = self._scaled = (
-                    self.speed_ratio,
-                    dataclasses.replace(
-                        profile, prefill_seconds=tuple(v * self.speed_ratio for v in profile.prefill_seconds)
-                    ),
-                )
-            profile = scaled[1]
         return plan_turn(
             prompt_tokens,
-            device=profile.cost,
+            device=self._scaled(self.profile, self.speed_ratio).cost,
             max_tpot_s=self.pace_s,
             first_token_s=self.expected_first_token_s(),
             cloud_tpot_s=self.cloud_tpot_s,

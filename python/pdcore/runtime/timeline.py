@@ -33,9 +33,9 @@ from pdcore.slo import meets
 
 __all__ = ["CloudRecord", "GapRecord", "Notice", "Timeline", "TokenRecord"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version of the JSON form (``docs/timeline.md``); 2 added ``plan``, ``cloud_stalls`` and
-``cloud_resumes``, 3 added ``device_failures``."""
+``cloud_resumes``, 3 added ``device_failures``, 4 added ``device_cached_tokens`` and ``device_wait_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,10 @@ class Timeline:
             it was found, what the device was doing (``"starting"``, ``"idle"``, ``"prefilling"``,
             ``"appending"``, ``"decoding"``), what happened, and the output position the cloud continued
             the answer from (`pdcore.runtime.failover`).
+        device_cached_tokens: Prompt tokens the device reused from its conversation cache instead of
+            prefilling them (`pdcore.runtime.conversation_cache`); 0 when none (or no device ran).
+        device_wait_s: How long the answer waited for the device while it served another answer
+            (`pdcore.runtime.device_gate`), or ``None`` when it did not wait.
     """
 
     mode: str
@@ -197,6 +201,8 @@ class Timeline:
     cloud_stalls: list[tuple[float, float, str]] = field(default_factory=list)
     cloud_resumes: list[tuple[float, str, int]] = field(default_factory=list)
     device_failures: list[tuple[float, str, str, int]] = field(default_factory=list)
+    device_cached_tokens: int = 0
+    device_wait_s: float | None = None
     max_tpot = RenamedAttribute("max_tpot_s")
     min_tpot = RenamedAttribute("min_tpot_s")
 
@@ -255,6 +261,8 @@ class Timeline:
             "plan_reason": self.plan_reason,
             "k": self.k,
             "prompt_tokens": self.prompt_tokens,
+            "device_cached_tokens": self.device_cached_tokens,
+            "device_wait_s": self.device_wait_s,
             "ttft_s": ttft,
             "cloud_sent_s": self.cloud_sent_s,
             "cloud_ttft_s": self.cloud_first_s,
@@ -304,6 +312,8 @@ class Timeline:
             "k": self.k,
             "cloud_quota": self.cloud_quota,
             "prompt_tokens": self.prompt_tokens,
+            "device_cached_tokens": self.device_cached_tokens,
+            "device_wait_s": self.device_wait_s,
             "summary": self.summary(),
             "tokens": [asdict(record) for record in self.tokens],
             "cloud_events": [asdict(record) for record in self.cloud_events],
