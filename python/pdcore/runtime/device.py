@@ -7,9 +7,11 @@ process (`pdcore.runtime.worker.EngineWorker`): a crash, a kill or a hang of the
 `DeviceFailedError` of one call, not the end of the answer (`pdcore.runtime.failover`). An engine in this
 process (``Device(lambda: engine)``) serves tests with fakes. A request goes through three phases:
 
-1. `Device.start` resets the context and tokenizes the prompt; `Device.prefill_prompt` evaluates it in
-   chunks of ``chunk_tokens`` in one worker job, so the event loop's own latency never delays the model,
-   and reports progress after each chunk (the hand-off estimate is revised from it).
+1. `Device.start` tokenizes the prompt and resets the context, or, on a device that keeps conversations,
+   restores the longest cached prefix of it (`pdcore.runtime.conversation_cache`; `Device.cached_tokens`);
+   `Device.prefill_prompt` evaluates the rest in chunks of ``chunk_tokens`` in one worker job, so the
+   event loop's own latency never delays the model, and reports progress after each chunk (the hand-off
+   estimate is revised from it). `Device.keep` records the context when the answer's device work ends.
 2. `Device.append_text` evaluates the cloud's text as it arrives, tokenized with the device's own
    tokenizer (the amortized prefill), in chunks of ``append_chunk_tokens`` with progress reports. Each
    piece is tokenized on its own and appended, so with the same model as the cloud the device's context
@@ -32,21 +34,25 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pdcore.exceptions import DeviceFailedError, InvalidInputError, InvalidStateError
 from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.call_deadline import CALL_DEADLINE_FACTOR, CALL_DEADLINE_FLOOR_S, call_deadline_s
+from pdcore.runtime.chat_template import engine_chat_template
+from pdcore.runtime.conversation_cache import ConversationCache
 from pdcore.runtime.device_gate import DeviceGate
 from pdcore.runtime.engine import (
     DEFAULT_N_CTX,
     DeviceEngine,
     LlamaEngine,
     chatml,
+    check_prompt,
     load_llama,
     smollm2_path,
 )
 from pdcore.runtime.engine_thread import DEFAULT_WORKER_NICE, EngineThread
-from pdcore.runtime.worker import DEFAULT_CALL_DEADLINE_S, DEFAULT_START_DEADLINE_S, EngineSpec, EngineWorker
+from pdcore.runtime.worker import DEFAULT_START_DEADLINE_S, EngineSpec, EngineWorker
 
 __all__ = [
     "CALL_DEADLINE_FACTOR",
@@ -73,13 +79,6 @@ llama.cpp's batched prefill efficient."""
 DEFAULT_APPEND_CHUNK_TOKENS = 32
 """Received tokens per model call while catching up: as fast per token as one large call with llama.cpp on
 a CPU (measured: 96 appended tokens at a 840-token context cost the same in chunks of 32 as at once)."""
-
-CALL_DEADLINE_FACTOR = 10.0
-"""A model call's deadline is this many times the profile's time for it, plus `CALL_DEADLINE_FLOOR_S`
-(`Device.call_deadline_s`)."""
-
-CALL_DEADLINE_FLOOR_S = 5.0
-"""Seconds every model call in a worker process may take on top of its priced time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +112,9 @@ class Device:
             (module docstring); a `Session` hands its own to a device that has none.
         deadline_factor: See `CALL_DEADLINE_FACTOR`.
         deadline_floor_s: See `CALL_DEADLINE_FLOOR_S`.
+        conversation_cache: Keep the KV state of finished answers and reuse it for prompts that begin
+            with their tokens (`pdcore.runtime.conversation_cache`), within the profile's
+            ``session_cache_bytes``; off, every request starts from an empty context.
 
     Raises:
         InvalidInputError: A chunk size is below 1.
@@ -129,6 +131,7 @@ class Device:
         profile: DeviceProfile | None = None,
         deadline_factor: float = CALL_DEADLINE_FACTOR,
         deadline_floor_s: float = CALL_DEADLINE_FLOOR_S,
+        conversation_cache: bool = False,
     ) -> None:
         for label, value in (("chunk_tokens", chunk_tokens), ("append_chunk_tokens", append_chunk_tokens)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -143,8 +146,11 @@ class Device:
         """The engine and the worker thread its calls run on."""
         self.gate = DeviceGate()
         """Which answer the device serves (one at a time, `pdcore.runtime.device_gate`)."""
+        self.conversations = ConversationCache() if conversation_cache else None
+        """The conversation cache's index, or ``None`` when the device keeps no conversations."""
         self._prompt: list[int] = []
-        self._context = 0
+        self._held: list[int] = []
+        self._cached = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._interrupted = threading.Event()
 
@@ -155,23 +161,15 @@ class Device:
         *,
         n_threads: int | None = None,
         n_ctx: int = DEFAULT_N_CTX,
-        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-        append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
         verbose: bool = False,
-        profile: DeviceProfile | None = None,
+        **options: Any,
     ) -> Device:
-        """A device running a GGUF model with llama-cpp-python in a worker process (`in_worker`). A model
-        that cannot load there is not raised here: it is the device's `failure`, reported by the first
-        request (which the cloud then serves). ``Device(lambda: LlamaEngine(...))`` runs it in this process.
-        """
+        """A device running a GGUF model with llama-cpp-python in a worker process (`in_worker`, which
+        takes the other keyword arguments). A model that cannot load there is not raised here: it is the
+        device's `failure`, reported by the first request (which the cloud then serves).
+        ``Device(lambda: LlamaEngine(...))`` runs it in this process."""
         spec = EngineSpec.llama(model_path, n_threads=n_threads, n_ctx=n_ctx, verbose=verbose)
-        return cls.in_worker(
-            spec,
-            chunk_tokens=chunk_tokens,
-            append_chunk_tokens=append_chunk_tokens,
-            profile=profile,
-            name=Path(model_path).stem,
-        )
+        return cls.in_worker(spec, **{"name": Path(model_path).stem} | options)
 
     @classmethod
     def in_worker(
@@ -180,22 +178,17 @@ class Device:
         *,
         start_deadline_s: float = DEFAULT_START_DEADLINE_S,
         name: str | None = None,
-        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-        append_chunk_tokens: int = DEFAULT_APPEND_CHUNK_TOKENS,
-        profile: DeviceProfile | None = None,
-        deadline_factor: float = CALL_DEADLINE_FACTOR,
         deadline_floor_s: float = CALL_DEADLINE_FLOOR_S,
+        **options: Any,
     ) -> Device:
         """A device whose engine runs in a child process built from ``spec`` (`EngineWorker`), started
-        and probed within ``start_deadline_s``; the other arguments as for `Device`."""
+        and probed within ``start_deadline_s``; the other keyword arguments as for `Device` (``chunk_tokens``,
+        ``append_chunk_tokens``, ``profile``, ``deadline_factor``, ``conversation_cache``)."""
         return cls(
             lambda: EngineWorker(spec, start_deadline_s=start_deadline_s, call_deadline_s=deadline_floor_s),
-            chunk_tokens=chunk_tokens,
-            append_chunk_tokens=append_chunk_tokens,
             name=name or spec.label,
-            profile=profile,
-            deadline_factor=deadline_factor,
             deadline_floor_s=deadline_floor_s,
+            **options,
         )
 
     @property
@@ -227,32 +220,26 @@ class Device:
 
     def call_deadline_s(self, tokens: int, context: int) -> float:
         """The deadline of a model call evaluating ``tokens`` after ``context`` in a worker process; past
-        it the call is a hang and the worker is killed.
-
-        The rule (ours): ``deadline_factor`` times the profile's time for the call (``append_s(context,
-        tokens)``: a prefill chunk or a decode step) plus ``deadline_floor_s``, so that a device ten times
-        slower than its profile on a loaded machine is slow, not hung. Without a profile,
-        `pdcore.runtime.worker.DEFAULT_CALL_DEADLINE_S`. Other calls (tokenize, reset, the greedy pick)
-        get the floor.
-        """
-        if self.profile is None:
-            return DEFAULT_CALL_DEADLINE_S
-        return self.deadline_factor * float(self.profile.append_s(context, tokens)) + self.deadline_floor_s
+        it the call is a hang and the worker is killed (`pdcore.runtime.call_deadline`)."""
+        return call_deadline_s(
+            self.profile, tokens, context, factor=self.deadline_factor, floor_s=self.deadline_floor_s
+        )
 
     def _eval(self, tokens: Sequence[int]) -> float:
         """Evaluates ``tokens`` (on the worker thread) within their deadline; returns the wall seconds."""
         engine = self.engine
         started = time.perf_counter()
         if isinstance(engine, EngineWorker):
-            engine.eval(tokens, deadline_s=self.call_deadline_s(len(tokens), self._context))
+            engine.eval(tokens, deadline_s=self.call_deadline_s(len(tokens), len(self._held)))
         else:
             engine.eval(tokens)
+        self._held.extend(tokens)
         return time.perf_counter() - started
 
     @property
     def context_tokens(self) -> int:
-        """Tokens evaluated into the context of the current request."""
-        return self._context
+        """Tokens in the context of the current request (restored from the cache or evaluated)."""
+        return len(self._held)
 
     @property
     def prompt_tokens(self) -> int:
@@ -264,14 +251,14 @@ class Device:
         return len(await self.run(lambda: self.engine.tokenize(prompt, prompt=True)))
 
     def tokenize_idle(self, prompt: str) -> list[int]:
-        """``prompt``'s device tokens, asked from the caller's thread. Only for a `ready` device (its worker
-        thread idle, as at the start of a session's request): tokenizing reads the vocabulary only (an
-        engine in a worker process answers over its pipe), and a hop to the worker thread would cost the
-        cloud's request that much more delay."""
+        """``prompt``'s device tokens, asked from the caller's thread, only for a `ready` device (its worker
+        thread idle): tokenizing reads the vocabulary only (a worker process answers over its pipe), and a
+        hop to the worker thread would delay the cloud's request that much more."""
         return self.engine.tokenize(prompt, prompt=True)
 
     async def start(self, prompt: str, tokens: Sequence[int] | None = None) -> int:
-        """Resets the context and tokenizes ``prompt`` for a new request (``tokens``: already tokenized).
+        """Tokenizes ``prompt`` for a new request (``tokens``: already tokenized) and resets the context,
+        or restores the longest cached prefix of it (`cached_tokens`, module docstring).
 
         Returns:
             The prompt's length in device tokens.
@@ -279,25 +266,42 @@ class Device:
         Raises:
             InvalidInputError: The prompt is empty or does not fit the context window.
         """
-        given = list(tokens) if tokens is not None else None
+        self._prompt, self._held, self._cached = [], [], 0  # a prompt refused leaves nothing to keep
 
-        def job() -> list[int]:
-            self.engine.reset()
-            return given if given is not None else self.engine.tokenize(prompt, prompt=True)
+        def job() -> tuple[list[int], int]:
+            engine = self.engine
+            ids = check_prompt(list(tokens) if tokens else engine.tokenize(prompt, prompt=True), engine.n_ctx)
+            if self.conversations is None:
+                engine.reset()
+                return ids, 0
+            return ids, self.conversations.restore(engine, ids)
 
-        tokens = await self.run(job)
-        if not tokens:
-            raise InvalidInputError("the prompt is empty; fix: pass some text")
-        if len(tokens) >= self.engine.n_ctx:
-            raise InvalidInputError(
-                f"the prompt has {len(tokens)} device tokens but the context window is {self.engine.n_ctx}; "
-                "fix: raise n_ctx or shorten the prompt"
-            )
-        self._prompt = tokens
-        self._context = 0
+        ids, cached = await self.run(job)
+        self._prompt, self._held, self._cached = ids, ids[:cached], cached
         self._interrupted.clear()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        return len(tokens)
+        return len(ids)
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens of the current request restored from the conversation cache (0: none)."""
+        return self._cached
+
+    async def keep(self) -> None:
+        """Records the context in the conversation cache once the prompt was prefilled whole."""
+        cache, profile = self.conversations, self.profile
+
+        def job() -> None:  # on the worker thread, after the request's last job: the context is final
+            if cache is not None and self._prompt and len(self._held) >= len(self._prompt) > self._cached:
+                cache.keep(self.engine, list(self._held), profile)
+
+        # queued at once and never withdrawn: a caller cancelled meanwhile still leaves the record in order
+        await asyncio.shield(asyncio.wrap_future(self.host.submit(job)))
+
+    @property
+    def chat_template(self) -> str | None:
+        """The model's chat template (GGUF ``tokenizer.chat_template``), if its engine gives one."""
+        return engine_chat_template(self.engine)
 
     async def prefill_prompt(self, on_progress: Callable[[int, float], None] | None = None) -> None:
         """Evaluates the prompt in chunks of ``chunk_tokens``, back to back in one worker job.
@@ -313,14 +317,13 @@ class Device:
         prompt = self._prompt
 
         def job() -> bool:
-            done = 0
+            done = len(self._held)  # the tokens restored from the conversation cache are not prefilled
             while done < len(prompt):
                 if self._interrupted.is_set():
                     return False
                 chunk = prompt[done : done + self.chunk_tokens]
                 took = self._eval(chunk)
                 done += len(chunk)
-                self._context = done
                 if on_progress is not None:
                     loop.call_soon_threadsafe(on_progress, done, took)
             return True
@@ -355,7 +358,6 @@ class Device:
                 chunk = tokens[start : start + self.append_chunk_tokens]
                 took = self._eval(chunk)
                 total += took
-                self._context += len(chunk)
                 if on_progress is not None:
                     loop.call_soon_threadsafe(on_progress, start + len(chunk), len(tokens), took)
             return len(tokens), total
@@ -377,10 +379,10 @@ class Device:
         Yields:
             The tokens, without the end-of-generation token.
         """
-        if self._context == 0:
+        if not self._held:
             raise InvalidStateError("generate: nothing is evaluated yet; fix: prefill the prompt first")
         produced = 0
-        while produced < max_tokens and self._context < self.engine.n_ctx:
+        while produced < max_tokens and len(self._held) < self.engine.n_ctx:
 
             def step() -> tuple[int, bool, bytes]:
                 token = self.engine.greedy()
@@ -394,4 +396,3 @@ class Device:
             yield DeviceToken(token=token, text=self._decoder.decode(raw), ready=now())
             if produced < max_tokens:
                 await self.run(partial(self._eval, [token]))
-                self._context += 1

@@ -18,6 +18,7 @@ from the cloud (`pdcore.runtime.failover`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 
 from pdcore.exceptions import DeviceFailedError
@@ -92,6 +93,9 @@ class DeviceProgress:
         """The prompt's length in device tokens, once the device has tokenized it."""
         self.deferred = False
         """The cloud serves the whole answer; the device starts only if the cloud fails."""
+        self.prompt_ids: list[int] | None = None
+        """The prompt's device tokens, when the plan tokenized it whole (`pdcore.runtime.planning`)."""
+        self._failed_once = False
 
     @property
     def holding(self) -> bool:
@@ -140,9 +144,22 @@ class DeviceProgress:
             await self._claim()
             await self._work()
         except DeviceFailedError as error:
+            self._failed_once = True
             self._failed(error, self.phase)
         finally:
-            self.release()
+            try:
+                if self.holding and not self._failed_once:
+                    await self._keep()
+            finally:
+                self.release()
+
+    async def _keep(self) -> None:
+        """Records what the device holds in its conversation cache (`Device.keep`) before it lets the
+        device go; a device that fails meanwhile keeps nothing (its cache is gone)."""
+        assert self.device is not None
+        if self.device.conversations is not None:
+            with contextlib.suppress(DeviceFailedError):
+                await self.device.keep()
 
     async def _claim(self) -> None:
         """Waits for the device unless this part holds it; the wait goes into the timeline."""
@@ -163,9 +180,11 @@ class DeviceProgress:
         state = self.state
         if device.profile is None:
             device.profile = self.profile  # it prices the device's call deadlines
-        prompt_tokens = await device.start(state.prompt)
+        prompt_tokens = await device.start(state.prompt, self.prompt_ids)
         self.prompt_tokens = prompt_tokens
+        self.prompt_done = device.cached_tokens  # the estimate prices only the prompt's uncached rest
         state.timeline.prompt_tokens = prompt_tokens
+        state.timeline.device_cached_tokens = device.cached_tokens
         self._prompt_counted(prompt_tokens)
         if state.mode == "pd-device":
             self.estimator = HandoffEstimator(

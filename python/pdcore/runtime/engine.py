@@ -6,6 +6,7 @@ file is (`smollm2_path`).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,15 @@ import numpy as np
 
 from pdcore.exceptions import InvalidInputError, InvalidStateError
 
-__all__ = ["DEFAULT_N_CTX", "DeviceEngine", "LlamaEngine", "chatml", "load_llama", "smollm2_path"]
+__all__ = [
+    "DEFAULT_N_CTX",
+    "DeviceEngine",
+    "LlamaEngine",
+    "chatml",
+    "check_prompt",
+    "load_llama",
+    "smollm2_path",
+]
 
 DEFAULT_N_CTX = 4096
 """The device's context window: a 2k-token prompt plus a long answer."""
@@ -29,6 +38,22 @@ def chatml(user: str) -> str:
         '<|im_start|>user\\nHi<|im_end|>\\n<|im_start|>assistant\\n'
     """
     return f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def check_prompt(tokens: list[int], n_ctx: int) -> list[int]:
+    """``tokens``, a prompt's, if it has some and fits a context window of ``n_ctx`` with room to answer.
+
+    Raises:
+        InvalidInputError: The prompt is empty or does not fit.
+    """
+    if not tokens:
+        raise InvalidInputError("the prompt is empty; fix: pass some text")
+    if len(tokens) >= n_ctx:
+        raise InvalidInputError(
+            f"the prompt has {len(tokens)} device tokens but the context window is {n_ctx}; "
+            "fix: raise n_ctx or shorten the prompt"
+        )
+    return tokens
 
 
 def smollm2_path() -> Path | None:
@@ -73,6 +98,17 @@ class DeviceEngine(Protocol):
 
     def token_bytes(self, token: int) -> bytes:
         """The bytes of ``token``'s text (may be part of a multi-byte character)."""
+
+    def save_state(self, key: int) -> None:
+        """Keeps the context's KV state (its tokens and their cache) under ``key``, in the engine, for
+        `load_state` (the conversation cache, `pdcore.runtime.conversation_cache`)."""
+
+    def load_state(self, key: int, keep_tokens: int) -> None:
+        """Makes the context the state saved under ``key``, cut to its first ``keep_tokens`` tokens (at
+        least 1); the next `eval` appends after them. The saved state stays for later loads."""
+
+    def drop_state(self, key: int) -> None:
+        """Frees the state saved under ``key`` (nothing if there is none)."""
 
 
 def load_llama(
@@ -122,6 +158,12 @@ def load_llama(
 class LlamaEngine:
     """A GGUF model run by llama-cpp-python, greedy decoding, on the CPU.
 
+    Saved states (`save_state`) hold the KV cache of the context's one sequence only
+    (``llama_state_seq_get_data``, llama.cpp's per-sequence state: about ``kv_bytes_per_token`` per token,
+    no logits); `load_state` restores it into the cleared cache and sets the context's length to the tokens
+    kept, and llama-cpp-python's next ``eval`` removes the cells past that length
+    (``kv_cache_seq_rm(-1, n_tokens, -1)``) before appending.
+
     Args:
         model_path: The ``.gguf`` file.
         n_threads: Threads for decoding and prefill (default: llama.cpp's choice).
@@ -155,6 +197,7 @@ class LlamaEngine:
         self._vocab = self._lib.llama_model_get_vocab(self._llama.model)
         self._n_vocab = int(self._llama.n_vocab())
         self.metadata: dict[str, str] = dict(self._llama.metadata)
+        self._states: dict[int, tuple[Any, int, Any]] = {}
 
     @property
     def n_ctx(self) -> int:
@@ -191,8 +234,39 @@ class LlamaEngine:
     def token_bytes(self, token: int) -> bytes:
         return bytes(self._llama.detokenize([token]))
 
+    def save_state(self, key: int) -> None:
+        ctx, lib = self._llama.ctx, self._lib
+        size = int(lib.llama_state_seq_get_size(ctx, 0))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(lib.llama_state_seq_get_data(ctx, buffer, size, 0))
+        if written == 0 and self._llama.n_tokens > 0:
+            raise InvalidStateError(
+                "llama.cpp could not copy the context's state; fix: none needed, the cache skips it"
+            )
+        n_tokens = int(self._llama.n_tokens)
+        self._states[key] = (buffer, n_tokens, self._llama.input_ids[:n_tokens].copy())
+
+    def load_state(self, key: int, keep_tokens: int) -> None:
+        buffer, n_tokens, input_ids = self._states[key]
+        if not 0 < keep_tokens <= n_tokens:
+            raise InvalidStateError(f"keep_tokens = {keep_tokens} of a saved state of {n_tokens} tokens")
+        llama, lib = self._llama, self._lib
+        llama.reset()
+        memory = lib.llama_get_memory(llama.ctx)
+        lib.llama_memory_clear(memory, True)
+        if int(lib.llama_state_seq_set_data(llama.ctx, buffer, len(buffer), 0)) == 0:
+            raise InvalidStateError(
+                "llama.cpp could not restore a saved state; fix: none needed, it starts cold"
+            )
+        llama.input_ids[:n_tokens] = input_ids
+        llama.n_tokens = keep_tokens
+
+    def drop_state(self, key: int) -> None:
+        self._states.pop(key, None)
+
     def close(self) -> None:
         """Frees the model and its context."""
+        self._states.clear()
         self._llama.close()
 
     def kv_bytes_per_token(self) -> int:

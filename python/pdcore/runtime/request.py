@@ -188,7 +188,8 @@ class Request:
         parts = (self.cloud.task, self.device.task, self.failover.task)
         tasks = [task for task in parts if task is not None and not task.done()]
         for task in tasks:
-            task.cancel()
+            if task is not self.device.task or not self.device.done:  # a finished device only records
+                task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -332,7 +332,8 @@ class Session:
         if count.tokens_per_char is not None:
             self.tokens_per_char = count.tokens_per_char
         estimated = count.tokens
-        plan, reason, k = self.plan_request(estimated)
+        request.device.prompt_ids = count.exact
+        plan, reason, k = self.plan_request(estimated, device_cached_tokens=count.cached)
         state.timeline.plan = plan
         state.timeline.plan_reason = reason
         if plan == "device-only":

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pdcore.exceptions import InvalidStateError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.fake_cloud import CloudScript, FakeCloud, free_port, unused_url, word_pieces
 
@@ -92,6 +93,10 @@ class FakeEngine:
         self.context: list[int] = []
         self.prompt_length = 0
         self.calls: list[int] = []
+        self.states: dict[int, list[int]] = {}
+        """Saved contexts by key (`save_state`)."""
+        self.loads: list[tuple[int, int]] = []
+        """``(key, keep_tokens)`` of each `load_state`."""
 
     @property
     def n_ctx(self) -> int:
@@ -112,6 +117,19 @@ class FakeEngine:
         time.sleep(cost * self.slowdown)
         self.context.extend(tokens)
         self.calls.append(len(tokens))
+
+    def save_state(self, key: int) -> None:
+        self.states[key] = list(self.context)
+
+    def load_state(self, key: int, keep_tokens: int) -> None:
+        saved = self.states[key]
+        if not 0 < keep_tokens <= len(saved):
+            raise InvalidStateError(f"keep_tokens = {keep_tokens} of a saved state of {len(saved)} tokens")
+        self.context = saved[:keep_tokens]
+        self.loads.append((key, keep_tokens))
+
+    def drop_state(self, key: int) -> None:
+        self.states.pop(key, None)
 
     def written(self) -> bytes:
         """The answer bytes in the context (everything after the prompt)."""

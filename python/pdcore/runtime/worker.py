@@ -33,7 +33,6 @@ exits, and the child exits by itself when the parent's end of the pipe closes (t
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import socket
@@ -43,13 +42,13 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from pdcore.exceptions import DeviceFailedError, InvalidInputError, InvalidStateError
+from pdcore.runtime.engine_spec import EngineSpec
 
 __all__ = [
     "DEFAULT_CALL_DEADLINE_S",
@@ -62,9 +61,12 @@ __all__ = [
     "EngineWorker",
 ]
 
-METHODS = frozenset({"tokenize", "reset", "eval", "greedy", "is_eog", "token_bytes"})
+METHODS = frozenset(
+    {"tokenize", "reset", "eval", "greedy", "is_eog", "token_bytes", "save_state", "load_state", "drop_state"}
+)
 """The engine methods a parent may call (the `DeviceEngine` protocol, less the ``n_ctx`` property, which
-the ready message carries)."""
+the ready message carries). The saved states of the conversation cache stay in the child (only their keys
+cross the pipe) and die with it."""
 
 PROBE_TOKENS = 3
 """Tokens the probe decodes at start: enough to run the model's decode path, which is where a native build
@@ -88,45 +90,6 @@ REBUILD_PORTABLE = (
 _CRASHES = {signal.SIGSEGV, signal.SIGILL, signal.SIGBUS, signal.SIGABRT, signal.SIGFPE}
 
 
-@dataclass(frozen=True)
-class EngineSpec:
-    """How to build an engine in the worker: ``factory`` (``"module:name"``) called with ``kwargs``.
-
-    Attributes:
-        factory: A callable's import path, e.g. ``"pdcore.runtime.engine:LlamaEngine"``.
-        kwargs: Its keyword arguments (picklable).
-        label: A name for messages (the model file's name).
-    """
-
-    factory: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    label: str = "device engine"
-
-    def build(self) -> Any:
-        """Imports the factory and calls it (in the worker).
-
-        Raises:
-            InvalidInputError: ``factory`` is not ``"module:name"`` of an importable callable.
-        """
-        module_name, _, name = self.factory.partition(":")
-        try:
-            built = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError, ValueError):
-            raise InvalidInputError(
-                f"engine factory {self.factory!r} cannot be imported; fix: pass 'module:callable'"
-            ) from None
-        return built(**dict(self.kwargs))
-
-    @classmethod
-    def llama(cls, model_path: str | os.PathLike[str], **kwargs: Any) -> EngineSpec:
-        """A GGUF model run by `pdcore.runtime.engine.LlamaEngine`."""
-        return cls(
-            "pdcore.runtime.engine:LlamaEngine",
-            {"model_path": os.fspath(model_path), **kwargs},
-            label=os.path.basename(os.fspath(model_path)),
-        )
-
-
 def _probe(engine: Any) -> None:
     engine.reset()
     engine.eval(engine.tokenize("Hello", prompt=True))
@@ -140,7 +103,7 @@ def _probe(engine: Any) -> None:
 
 def _facts(engine: Any) -> dict[str, Any]:
     facts: dict[str, Any] = {}
-    for name in ("n_threads", "metadata"):
+    for name in ("n_threads", "metadata"):  # the metadata carries the chat template
         value = getattr(engine, name, None)
         if value is not None:
             facts[name] = value
@@ -340,6 +303,15 @@ class EngineWorker:
 
     def token_bytes(self, token: int) -> bytes:
         return bytes(self.call("token_bytes", token))
+
+    def save_state(self, key: int) -> None:
+        self.call("save_state", key)
+
+    def load_state(self, key: int, keep_tokens: int) -> None:
+        self.call("load_state", key, keep_tokens)
+
+    def drop_state(self, key: int) -> None:
+        self.call("drop_state", key)
 
     def kill(self) -> None:
         """Kills the child at once (SIGKILL); the worker is failed from then on."""
