@@ -22,6 +22,11 @@ arrives while the device is busy with another is served by the cloud for the who
 session without a cloud is one) queues it for the device (the reason says it waited; the timeline's
 ``device_wait_s`` says how long). A cloud-only answer never waits behind a device answer.
 
+Conversations: a device built with ``conversation_cache=True`` keeps the KV of finished answers, and a
+follow-up whose prompt begins with an earlier answer's tokens is planned and prefilled with them cached
+(`pdcore.runtime.conversation_cache`; chat messages become such prompts through
+`pdcore.runtime.chat_template.render_chat`).
+
 Fallbacks (each leaves one `Notice` in the timeline and calls ``on_notice``; the log gets it only when no
 callback does, so it is printed once):
 
