@@ -1,7 +1,7 @@
-"""The cloud client's network edge against misbehaving servers scripted here: a stream that never ends is
-cut at the tokens asked for, keep-alive comments and empty events do not hold a stream open, a request has a
-whole deadline, a tokenize route that hangs is dropped after one deadline, and the server's numbers are
-range-checked before anything is fitted to them.
+"""The cloud client's network edge against misbehaving servers (scripted in `servers`): a stream that never
+ends is cut at the tokens asked for, keep-alive comments and empty events do not hold a stream open, a
+request has a whole deadline, a tokenize route that hangs is dropped after one deadline, and the server's
+numbers are range-checked before anything is fitted to them.
 
 Every test bounds itself with `within` (an `asyncio.wait_for` of a few seconds), so a regression fails
 instead of hanging the suite.
@@ -9,14 +9,11 @@ instead of hanging the suite.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -29,174 +26,24 @@ from pdcore.runtime import CloudClient, CloudEvent, CloudStreamCutError, CloudUn
 from pdcore.runtime.cloud_profiler import measure_cloud
 from pdcore.runtime.openai_api import context_in_error
 from pdcore.runtime.token_stream import TokenStream
-
-T = TypeVar("T")
-
-LIMIT_S = 8.0
-"""The longest any test here may take; a client that hangs fails at this point."""
-
-
-def within(coroutine: Coroutine[Any, Any, T], limit_s: float = LIMIT_S) -> T:
-    """Runs ``coroutine``, failing the test if it takes longer than ``limit_s``."""
-
-    async def bounded() -> T:
-        return await asyncio.wait_for(coroutine, limit_s)
-
-    return asyncio.run(bounded())
-
-
-Route = Callable[["_Handler", dict[str, Any]], None]
-
-
-class Misbehaving:
-    """A local HTTP server whose routes are functions of the handler and the request's JSON body."""
-
-    def __init__(self, routes: dict[str, Route]) -> None:
-        self.routes = routes
-        self.hits: dict[str, int] = {}
-        self.stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {"server_": self}))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Misbehaving:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-    server_: ClassVar[Misbehaving]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _route(self, body: dict[str, Any]) -> None:
-        path = self.path.split("?", 1)[0]
-        self.server_.hits[path] = self.server_.hits.get(path, 0) + 1
-        route = self.server_.routes.get(path)
-        try:
-            if route is None:
-                reply(self, 404, {"detail": "Not Found"})
-            else:
-                route(self, body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def do_GET(self) -> None:
-        self._route({})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        self._route(json.loads(self.rfile.read(length) or b"{}"))
-
-    def hang(self) -> None:
-        """Keeps the connection open, sending nothing, until the server stops."""
-        self.server_.stop.wait()
-
-    def stop_after(self, seconds: float) -> bool:
-        """Waits ``seconds``; whether the server is stopping."""
-        return self.server_.stop.wait(seconds)
-
-    def sse(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-
-    def send(self, raw: str) -> None:
-        self.wfile.write(raw.encode())
-        self.wfile.flush()
-
-
-def reply(handler: _Handler, status: int, body: Any) -> None:
-    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(payload)))
-    handler.end_headers()
-    handler.wfile.write(payload)
-
-
-def chunk(text: str, reason: str | None = None) -> str:
-    return "data: " + json.dumps({"choices": [{"text": text, "index": 0, "finish_reason": reason}]}) + "\n\n"
-
-
-def endless(handler: _Handler, body: dict[str, Any]) -> None:
-    """Streams a token every 2 ms for ever: ``max_tokens`` is ignored."""
-    handler.sse()
-    while not handler.server_.stop.is_set():
-        handler.send(chunk(" word"))
-        time.sleep(0.002)
-
-
-def keep_alive(tokens: int, filler: str) -> Route:
-    """Streams ``tokens`` tokens, then ``filler`` every 20 ms for ever (no token, no end)."""
-
-    def route(handler: _Handler, body: dict[str, Any]) -> None:
-        handler.sse()
-        for _ in range(tokens):
-            handler.send(chunk(" word"))
-        while not handler.server_.stop.is_set():
-            handler.send(filler)
-            time.sleep(0.02)
-
-    return route
-
-
-def trickle(gap_s: float) -> Route:
-    """A token every ``gap_s`` seconds, never finishing."""
-
-    def route(handler: _Handler, body: dict[str, Any]) -> None:
-        handler.sse()
-        while not handler.stop_after(gap_s):
-            handler.send(chunk(" word"))
-
-    return route
-
-
-def models(handler: _Handler, body: dict[str, Any]) -> None:
-    reply(handler, 200, {"object": "list", "data": [{"id": "m", "max_model_len": 4096}]})
-
-
-def finite(handler: _Handler, body: dict[str, Any]) -> None:
-    """A well-behaved stream of ``max_tokens`` tokens."""
-    handler.sse()
-    count = int(body.get("max_tokens", 16))
-    for index in range(count):
-        handler.send(chunk(" word", "length" if index == count - 1 else None))
-    handler.send("data: [DONE]\n\n")
-
-
-def words(handler: _Handler, body: dict[str, Any]) -> None:
-    reply(handler, 200, {"tokens": list(range(len(str(body.get("content", "")).split())))})
-
-
-def hang_after_headers(handler: _Handler, body: dict[str, Any]) -> None:
-    handler.send_response(200)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", "100")
-    handler.end_headers()
-    handler.wfile.write(b'{"tokens": [')
-    handler.wfile.flush()
-    handler.hang()
-
-
-def counted(value: object) -> Route:
-    def route(handler: _Handler, body: dict[str, Any]) -> None:
-        reply(handler, 200, f'{{"count": {value}}}'.encode() if isinstance(value, str) else {"count": value})
-
-    return route
+from servers import (
+    DEEP,
+    Handler,
+    Misbehaving,
+    Route,
+    chunk,
+    counted,
+    endless,
+    finite,
+    hang_after_headers,
+    keep_alive,
+    models,
+    reply,
+    trickle,
+    trickling_headers,
+    within,
+    words,
+)
 
 
 async def collect(client: CloudClient, max_tokens: int, prompt: str = "prompt") -> list[CloudEvent]:
@@ -217,7 +64,7 @@ def test_a_stream_that_never_ends_is_cut_at_the_tokens_asked_for() -> None:
 
 
 def test_the_servers_token_count_counts_where_it_reports_one() -> None:
-    def batched(handler: _Handler, body: dict[str, Any]) -> None:
+    def batched(handler: Handler, body: dict[str, Any]) -> None:
         handler.sse()
         sent = 0
         while not handler.server_.stop.is_set():
@@ -304,13 +151,8 @@ def test_keep_alive_before_the_first_token_is_unavailable() -> None:
 
 
 def test_headers_that_trickle_are_bounded_too() -> None:
-    def slow_headers(handler: _Handler, body: dict[str, Any]) -> None:
-        handler.wfile.write(b"HTTP/1.0 200 OK\r\n")
-        while not handler.stop_after(0.02):
-            handler.send("X-Wait: 1\r\n")
-
     with (
-        Misbehaving({"/v1/completions": slow_headers}) as server,
+        Misbehaving({"/v1/completions": trickling_headers}) as server,
         pytest.raises(CloudUnavailableError, match=r"no token for 0\.3 s"),
     ):
         within(collect(CloudClient(server.url, read_timeout=0.3), max_tokens=10))
@@ -335,15 +177,15 @@ def test_a_well_behaved_stream_is_unchanged() -> None:
 
 
 def test_an_event_too_large_or_too_deep_is_refused() -> None:
-    def huge(handler: _Handler, body: dict[str, Any]) -> None:
+    def huge(handler: Handler, body: dict[str, Any]) -> None:
         handler.sse()
         handler.send(chunk(" word"))
         handler.send("data: " + "x" * (2 << 20))
         handler.hang()
 
-    def deep(handler: _Handler, body: dict[str, Any]) -> None:
+    def deep(handler: Handler, body: dict[str, Any]) -> None:
         handler.sse()
-        handler.send("data: " + "[" * 100_000 + "]" * 100_000 + "\n\n")
+        handler.send("data: " + DEEP + "\n\n")
 
     with (
         Misbehaving({"/v1/completions": huge}) as server,
@@ -448,13 +290,13 @@ def test_the_profile_cloud_command_refuses_a_bad_count_and_writes_nothing(tmp_pa
 
 
 def test_model_information_out_of_range_or_malformed_is_not_believed() -> None:
-    def deep(handler: _Handler, body: dict[str, Any]) -> None:
-        reply(handler, 200, ("[" * 100_000 + "]" * 100_000).encode())
+    def deep(handler: Handler, body: dict[str, Any]) -> None:
+        reply(handler, 200, (DEEP).encode())
 
-    def huge_window(handler: _Handler, body: dict[str, Any]) -> None:
+    def huge_window(handler: Handler, body: dict[str, Any]) -> None:
         reply(handler, 200, {"data": [{"id": "m", "max_model_len": 2**63}]})
 
-    def large(handler: _Handler, body: dict[str, Any]) -> None:
+    def large(handler: Handler, body: dict[str, Any]) -> None:
         reply(handler, 200, b'{"data": [{"max_model_len": 4096, "pad": "' + b"x" * (20 << 20) + b'"}]}')
 
     for route in (deep, huge_window, large, hang_after_headers):
