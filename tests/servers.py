@@ -48,13 +48,16 @@ class Misbehaving:
     Args:
         routes: Path (without the query) -> route; any other path is a 404.
         answer: The text the streaming routes say (module docstring); empty: ``" word"`` for ever.
+        prefill_char_s: Seconds a request with a ``prompt`` waits per character of it before its route
+            runs, as a server prefills: first-token times then grow with the prompt, as a fit expects.
     """
 
-    def __init__(self, routes: dict[str, Route], *, answer: str = "") -> None:
+    def __init__(self, routes: dict[str, Route], *, answer: str = "", prefill_char_s: float = 0.0) -> None:
         from pdcore.runtime.testing import word_pieces  # needs the `device` extra (httpx)
 
         self.routes = routes
         self.pieces = word_pieces(answer)
+        self.prefill_char_s = prefill_char_s
         self.hits: dict[str, int] = {}
         self.stop = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (Handler,), {"server_": self}))
@@ -90,6 +93,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         self.server_.hits[path] = self.server_.hits.get(path, 0) + 1
         route = self.server_.routes.get(path)
+        if self.server_.prefill_char_s and "prompt" in body:
+            self.stop_after(self.server_.prefill_char_s * len(str(body["prompt"])))
         try:
             if route is None:
                 reply(self, 404, {"detail": "Not Found"})
@@ -218,6 +223,10 @@ def no_done(handler: Handler, body: dict[str, Any]) -> None:
     for index, piece in enumerate(itertools.islice(handler.pieces(body), count)):
         handler.send(chunk(piece, "length" if index == count - 1 else None))
     handler.hang()
+
+
+def closes(handler: Handler, body: dict[str, Any]) -> None:
+    """Closes the connection without sending a byte."""
 
 
 def html(handler: Handler, body: dict[str, Any]) -> None:
