@@ -750,21 +750,7 @@ BEHAVIOURS: list[tuple[str, dict[str, servers.Route], str | None, bool]] = [
 ]
 """Servers that misbehave, one way each."""
 
-_SPURIOUS_STALL = pytest.mark.xfail(
-    strict=True,
-    reason="after a finish reason the client waits a grace (up to 1 s) for [DONE] while the session's stall "
-    "deadline (from 0.25 s) runs on: a cloud-silent notice for a stream that ended, cloud_end 'silent'",
-)
-_EMPTY_ANSWER = pytest.mark.xfail(
-    strict=True,
-    reason="a cloud-only answer whose server is silent before any token returns an empty answer, not "
-    "CloudUnavailableError as an unreachable server does",
-)
-KNOWN_BUGS = {
-    ("pd-device", "a finish reason but never [DONE]"): _SPURIOUS_STALL,
-    ("cloud-only", "empty events from the start"): _EMPTY_ANSWER,
-    ("cloud-only", "headers that trickle"): _EMPTY_ANSWER,
-}
+KNOWN_BUGS: dict[tuple[str, str], pytest.MarkDecorator] = {}
 """Cases that show a bug in pdcore, kept failing until it is fixed."""
 
 SERVER_CASES = [

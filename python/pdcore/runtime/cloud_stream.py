@@ -285,7 +285,10 @@ class CloudStream:
                     received += 1
                     sink.on_text(event.text, event.at)
                 if event.finish_reason is not None:
+                    # the stream has ended: whatever the server sends or holds after it (``[DONE]``, or
+                    # nothing while the connection stays open) is not waited for under the stall deadline
                     sink.on_end(event.finish_reason, event.at, short=received < max_tokens)
+                    break
         except CloudContextError as exc:
             failure = ("context", exc)
         except CloudUnavailableError as exc:

@@ -160,8 +160,16 @@ class Request:
             record = display.show(source, due)
             if record.text:
                 yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
-        if not state.closed and state.mode == "cloud-only" and state.timeline.cloud_end == "unavailable":
+        if not state.closed and state.mode == "cloud-only" and self._cloud_gave_nothing():
             raise CloudUnavailableError(state.timeline.notices[-1].message)
+
+    def _cloud_gave_nothing(self) -> bool:
+        """A cloud-only answer's cloud failed before its first token (unreachable, refusing, or silent or
+        cut before anything arrived and not resumed): there is no answer, which is an error, not an empty
+        one."""
+        timeline = self.state.timeline
+        failed = timeline.cloud_end in ("unavailable", "silent", "cut")
+        return failed and self.state.buffer.received == 0 and bool(timeline.notices)
 
     def finished(self) -> bool:
         """Whether every position of the answer has been shown."""
