@@ -5,6 +5,13 @@
 //! part of one long prompt, but never less than one forward pass, which a decode step measures. Every
 //! price is positive for `n >= 1`, because TPOT is positive everywhere (`Curve`'s rule).
 //!
+//! The step spread (ours): a device's model calls do not all take their price; `step_spread` is the
+//! relative root-mean-square deviation of a call's time around its price (`[decode] step_spread` of a
+//! profile, measured by `pdcore profile-device`; 0 by default). It prices nothing: the simulator draws a
+//! per-call factor with that spread (`crate::sim::jitter`) and its hand-off guard covers it
+//! ([`super::handoff::simulated_handoff`]). It is at most [`MAX_STEP_SPREAD`]: a device whose calls
+//! stray further from their price than twice that price is not described by its curves.
+//!
 //! Seconds are the model's unit; the simulator converts each price to integer nanoseconds once, with
 //! [`to_nanos`], so the simulated and the priced times of the same work agree to the nanosecond.
 
@@ -26,12 +33,17 @@ pub fn to_nanos(secs: f64) -> Nanos {
     }
 }
 
-/// One device's speed: prefill over prompt length, TPOT over context, and its model's KV-cache size.
+/// The largest step spread a device may have (module doc).
+pub const MAX_STEP_SPREAD: f64 = 2.0;
+
+/// One device's speed: prefill over prompt length, TPOT over context, its model's KV-cache size and the
+/// spread of its calls' times around their prices (module doc).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceCost {
     prefill: Curve,
     tpot: Curve,
     kv_bytes_per_token: f64,
+    step_spread: f64,
 }
 
 impl DeviceCost {
@@ -66,7 +78,27 @@ impl DeviceCost {
                 "give the device model's KV-cache bytes per token (> 0)",
             ));
         }
-        Ok(Self { prefill, tpot, kv_bytes_per_token })
+        Ok(Self { prefill, tpot, kv_bytes_per_token, step_spread: 0.0 })
+    }
+
+    /// The same device with its calls' relative spread set to `spread` (module doc), named in errors by
+    /// the profile key `[decode] step_spread`: finite, from 0 to [`MAX_STEP_SPREAD`].
+    pub fn with_step_spread(mut self, spread: f64) -> Result<Self> {
+        if !(spread.is_finite() && (0.0..=MAX_STEP_SPREAD).contains(&spread)) {
+            return Err(CoreError::invalid(
+                "[decode] step_spread",
+                format!("= {spread}"),
+                "give the relative RMS spread of a model call's time around its price, from 0 to 2",
+            ));
+        }
+        self.step_spread = spread;
+        Ok(self)
+    }
+
+    /// The relative RMS spread of a model call's time around its price (module doc); 0 unless set.
+    #[must_use]
+    pub fn step_spread(&self) -> f64 {
+        self.step_spread
     }
 
     /// The prefill curve.
@@ -188,6 +220,22 @@ mod tests {
         assert!(e.to_string().starts_with("[decode] tpot_s[1]"), "{e}");
         let e = DeviceCost::new(vec![1.0], vec![1.0], vec![0.0], vec![0.02], 0.0).unwrap_err();
         assert!(e.to_string().starts_with("kv_bytes_per_token"), "{e}");
+        for bad in [-0.1, 2.5, f64::NAN, f64::INFINITY] {
+            let e = toy_device().with_step_spread(bad).unwrap_err();
+            assert!(e.to_string().starts_with("[decode] step_spread"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_step_spread_defaults_to_zero_and_prices_nothing() {
+        let d = toy_device();
+        assert_eq!(d.step_spread(), 0.0);
+        let spread = d.clone().with_step_spread(0.3).unwrap();
+        assert_eq!(spread.step_spread(), 0.3);
+        assert_eq!(spread.append(500, 100), d.append(500, 100));
+        assert_eq!(spread.tpot(500), d.tpot(500));
+        assert_ne!(spread, d);
+        assert_eq!(d.clone().with_step_spread(MAX_STEP_SPREAD).unwrap().step_spread(), 2.0);
     }
 
     #[test]

@@ -32,14 +32,17 @@
 //! the spread. The guard adds [`SPREAD_Z`] spreads of the calls still exposed when the estimate was last
 //! revised: the last append and the first decode step. On a shared 2-core host whose other core ran the
 //! cloud, single calls ran up to 3× their median, which no fixed number of steps covers without paying
-//! it on every hand-off.
+//! it on every hand-off. The simulator's device has the profile's step spread
+//! ([`DeviceCost::step_spread`], each call's time drawn around its price by `crate::sim::jitter`), which
+//! its guard covers with the same term: [`SPREAD_Z`] spreads of the last append the estimate counts and
+//! of its decode step (nothing is added at a spread of 0, so such a device hands off as before).
 //!
 //! The trickle (ours). Once the device has caught up with what arrived, each token the cloud still sends
 //! costs one model call of its own, so the hand-off comes no earlier than the last token's arrival plus
 //! that call ([`HandoffEstimator::append_step`]); a continuation's tokens each add their marginal append
 //! ([`HandoffEstimator::append_per_token`]) to the device's work.
 
-use super::device::DeviceCost;
+use super::device::{to_nanos, DeviceCost};
 use crate::time::Nanos;
 
 /// The weight of the live estimator's prior speed ratio, in tokens of prompt prefill.
@@ -81,14 +84,18 @@ pub struct SimulatedProgress {
     pub prior_pace: Nanos,
 }
 
-/// The simulator's hand-off estimate plus the guard (module doc), in simulated time.
+/// The simulator's hand-off estimate plus the guard (module doc), in simulated time: one decode step,
+/// and for a device with a step spread `s` ([`DeviceCost::step_spread`]) also [`SPREAD_Z`]` * s` times the
+/// exposed calls, the last append the estimate counts and that decode step, as the live guard adds.
 #[must_use]
 pub fn simulated_handoff(device: &DeviceCost, p: &SimulatedProgress) -> Nanos {
     let left = p.quota.saturating_sub(p.started);
     let prompt = u64::from(p.prompt);
     let mut h = p.free_at;
+    let mut last_call = Nanos::ZERO;
     if left > 0 {
-        h += device.append(prompt + u64::from(p.started), u64::from(left));
+        last_call = device.append(prompt + u64::from(p.started), u64::from(left));
+        h += last_call;
     }
     if let Some(first) = p.first_arrival {
         if p.received < p.quota {
@@ -98,10 +105,19 @@ pub fn simulated_handoff(device: &DeviceCost, p: &SimulatedProgress) -> Nanos {
                 p.prior_pace
             };
             let last = p.last_arrival + Nanos(pace.0.saturating_mul(i64::from(p.quota - p.received)));
-            h = h.max(last + device.append(prompt + u64::from(p.quota) - 1, 1));
+            let trickle = device.append(prompt + u64::from(p.quota) - 1, 1);
+            if last + trickle > h {
+                h = last + trickle;
+                last_call = trickle;
+            }
         }
     }
-    h + device.tpot(prompt + u64::from(p.quota))
+    let step = device.tpot(prompt + u64::from(p.quota));
+    let spread = device.step_spread();
+    if spread > 0.0 {
+        h += to_nanos(SPREAD_Z * spread * (last_call + step).as_secs());
+    }
+    h + step
 }
 
 /// The live runtime's hand-off estimate (module doc). Times are seconds on the runtime's clock.
@@ -404,5 +420,10 @@ mod tests {
         };
         // the last token arrives at 200 + 10 * 30 = 500 ms, is prefilled in one 20 ms pass, plus the guard
         assert_eq!(simulated_handoff(&d, &p), Nanos::ms(540));
+        // a spread adds SPREAD_Z spreads of the last append (20 ms) and the decode step (20 ms)
+        let spread = d.with_step_spread(0.3).unwrap();
+        let want = Nanos::ms(540) + to_nanos(SPREAD_Z * 0.3 * 0.040);
+        assert_eq!(simulated_handoff(&spread, &p), want);
+        assert!(want > Nanos::ms(567) && want < Nanos::ms(569), "{want:?}");
     }
 }

@@ -45,7 +45,7 @@ pub use catchup::{solve_catchup, CatchUp, CatchUpInput, DEFAULT_MAX_K};
 pub use choice::{Cached, Choice};
 pub use cloud::CloudCost;
 pub use curve::Curve;
-pub use device::DeviceCost;
+pub use device::{DeviceCost, MAX_STEP_SPREAD};
 pub use fit::{PromptLimits, DEVICE_KV_BYTES};
 pub use gap::{within_objective, DEFAULT_MAX_TPOT_S, GAP_SLACK_S};
 pub use handoff::{HandoffEstimator, LIVE_GUARD_STEPS, PRIOR_SPREAD_CALLS, PRIOR_WEIGHT_TOKENS, SPREAD_Z};

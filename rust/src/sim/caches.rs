@@ -48,6 +48,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::cost::Cached;
 use crate::time::Nanos;
 
 /// The device's session KV caches (module doc).
@@ -307,6 +308,35 @@ impl PrefixCache {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
+    }
+}
+
+impl super::Simulator {
+    /// Prompt tokens request `i` finds in the cloud's prefix cache (module doc); `take` marks them used.
+    pub(super) fn cloud_cache_hit(&mut self, i: u32, take: bool) -> u32 {
+        let ids = &self.inp.conv.block_ids
+            [self.inp.conv.block_offsets[i as usize]..self.inp.conv.block_offsets[i as usize + 1]];
+        if ids.is_empty() {
+            return 0;
+        }
+        let run = if take { self.prefix_cache.lookup(ids) } else { self.prefix_cache.peek(ids) };
+        let tokens = u64::from(run) * u64::from(self.inp.conv.block_tokens);
+        tokens.min(u64::from(self.inp.prompt[i as usize] - 1)) as u32
+    }
+
+    /// The prompt tokens request `i` (waiting for a plan) finds cached at its arrival on its device and in
+    /// the cloud (what policies plan with; the cloud's hit is taken again when the request reaches it).
+    #[must_use]
+    pub fn cached(&mut self, i: u32) -> Cached {
+        Cached {
+            device: self.device_cache.peek(&self.inp.conv.turns, i, self.inp.arrival[i as usize]),
+            cloud: self.cloud_cache_hit(i, false),
+        }
+    }
+
+    /// Records what the device holds of request `i`'s context, and when each token exists (module doc).
+    pub(super) fn record_device_cache(&mut self, i: u32, held: Held) {
+        self.device_cache.record(&self.inp.conv.turns, i, held);
     }
 }
 

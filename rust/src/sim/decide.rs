@@ -1,6 +1,7 @@
 //! A policy's plan applied to its request: the plan checked, the caches looked up and the first events
 //! of its mode scheduled (the per-mode rules are the [`super`] module doc's).
 
+use super::jitter::prompt_time;
 use super::{spec, Ev, Mode, Pd, Plan, Simulator, PRIO_CLOUD, PRIO_DEVICE};
 use crate::buffer::TokenBuffer;
 use crate::error::{CoreError, Result};
@@ -45,18 +46,18 @@ impl Simulator {
         match plan.mode {
             Mode::Cloud | Mode::KvTransfer => {}
             Mode::Device => {
-                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
                 self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
                 let done = self.on_clock(i, t0 + p, PROMPT)?;
                 self.finish_on_device(i, done, 0, plan.pace.min_tpot())?;
             }
             Mode::Race => {
-                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
                 let done = self.on_clock(i, t0 + p, PROMPT)?;
                 self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
             Mode::Spec => {
-                let p = self.device.prompt(self.inp.prompt[iu], cached);
+                let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
                 self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
                 self.reqs[iu].spec = Some(spec::SpecState::default());
                 let done = self.on_clock(i, t0 + p, PROMPT)?;
@@ -126,7 +127,7 @@ impl Simulator {
             last_arrival: Nanos::ZERO,
         });
         if plan.refine_ratio >= 1.0 {
-            let done = self.on_clock(i, t0 + self.device.prompt(prompt_len, cached), PROMPT)?;
+            let done = self.on_clock(i, t0 + prompt_time(&self.device, i, prompt_len, cached), PROMPT)?;
             pd.device_free_at = Some(done);
             self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
         }

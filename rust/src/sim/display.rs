@@ -1,6 +1,7 @@
 //! What reaches the screen: the cloud's tokens as each mode treats them on arrival, the device's own
 //! tokens from its hand-off position, and the request's end.
 
+use super::jitter::{jittered, prompt_time, Call};
 use super::{Ev, Held, Mode, RaceState, Simulator, PRIO_TOKEN};
 use crate::cost::device::to_nanos;
 use crate::error::Result;
@@ -40,8 +41,8 @@ impl Simulator {
             Mode::Cloud => self.display_cloud_inline(i, arrive),
             Mode::Race => {
                 if req.race == RaceState::Open {
-                    let device_ready =
-                        self.inp.arrival[iu] + self.device.prompt(self.inp.prompt[iu], req.device_cached);
+                    let device_ready = self.inp.arrival[iu]
+                        + prompt_time(&self.device, i, self.inp.prompt[iu], req.device_cached);
                     if arrive <= device_ready {
                         req.race = RaceState::Cloud;
                     }
@@ -66,7 +67,8 @@ impl Simulator {
                 req.bytes_down += bytes;
                 req.last_down = Some(req.last_down.map_or(kv_at, |t| t.max(kv_at)));
                 // token 0 came from the cloud; the device runs it through to produce token 1
-                let ready = kv_at + self.device.tpot(u64::from(prompt));
+                let step = self.device.tpot(u64::from(prompt));
+                let ready = kv_at + jittered(step, self.device.step_spread(), i, Call::Decode, 1, 1);
                 self.finish_on_device(i, ready, 1, plan.pace.min_tpot())?;
             }
             Mode::Pd | Mode::Naive | Mode::Disco => {
@@ -103,7 +105,7 @@ impl Simulator {
     }
 
     /// Displays device tokens from position `from` onward: the first ready at `first_ready`, the rest
-    /// one TPOT apart, none sooner than `min_tpot` after the previous display; the device then holds the
+    /// one decode step apart (each its TPOT times its factor, [`super::jitter`]), none sooner than `min_tpot` after the previous display; the device then holds the
     /// context it computed, each token from the end of the step that ran it ([`super::caches`]).
     pub(super) fn finish_on_device(
         &mut self,
@@ -122,6 +124,7 @@ impl Simulator {
         let mut later = Vec::with_capacity(if keeps { (out - from - 1) as usize } else { 0 });
         // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
         let mut steps = self.device.tpot_steps(ctx0 + u64::from(from) + 1);
+        let spread = self.device.step_spread();
         let hist = &mut self.hist;
         let mut timeline = if self.timelines.is_empty() { None } else { self.timelines.get_mut(&i) };
         let req = &mut self.reqs[iu];
@@ -143,7 +146,8 @@ impl Simulator {
                 tl.from_cloud.push(false);
             }
             prev = Some(t);
-            ready += steps.next().expect("an endless sequence of steps");
+            let step = steps.next().expect("an endless sequence of steps");
+            ready += jittered(step, spread, i, Call::Decode, u64::from(pos) + 1, 1);
             // the step that produced token `pos + 1` ran token `pos` through the model: its KV exists now
             if keeps && pos + 1 < out {
                 later.push(ready);

@@ -32,12 +32,14 @@
 //!   (`d`), the cloud verifies them in its next iteration and sends back the round's tokens (`d`), which
 //!   are shown at once on arrival (no sooner than `min_tpot` apart); the next round starts then.
 //!
-//! Determinism: events tie-break by (time, priority, seq); no randomness inside (the caller samples
-//! network delays with an explicit seed).
+//! Determinism: events tie-break by (time, priority, seq); the caller samples network delays with an
+//! explicit seed; the device's step spread draws each call's factor from a hash of the call ([`jitter`]),
+//! never from a generator's state, so no draw depends on the order events run in.
 //!
 //! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `display` (what reaches the
 //! screen), `pd` and `spec` (the split and speculative modes' events), `clock` (the clock's range),
-//! [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
+//! [`jitter`] (the device's step spread), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and
+//! [`policy`].
 
 pub mod caches;
 mod clock;
@@ -45,6 +47,7 @@ pub mod cloud;
 mod decide;
 mod display;
 mod inputs;
+pub mod jitter;
 pub mod metrics;
 mod pd;
 pub mod plan;
@@ -57,7 +60,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use crate::buffer::TokenBuffer;
-use crate::cost::{Cached, DeviceCost, KSite, KSites};
+use crate::cost::{DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
@@ -369,32 +372,5 @@ impl Simulator {
             ));
         }
         Ok(None)
-    }
-
-    /// Prompt tokens request `i` finds in the cloud's prefix cache ([`caches`]); `take` marks them used.
-    fn cloud_cache_hit(&mut self, i: u32, take: bool) -> u32 {
-        let ids = &self.inp.conv.block_ids
-            [self.inp.conv.block_offsets[i as usize]..self.inp.conv.block_offsets[i as usize + 1]];
-        if ids.is_empty() {
-            return 0;
-        }
-        let run = if take { self.prefix_cache.lookup(ids) } else { self.prefix_cache.peek(ids) };
-        let tokens = u64::from(run) * u64::from(self.inp.conv.block_tokens);
-        tokens.min(u64::from(self.inp.prompt[i as usize] - 1)) as u32
-    }
-
-    /// The prompt tokens request `i` (waiting for a plan) finds cached at its arrival on its device and in
-    /// the cloud (what policies plan with; the cloud's hit is taken again when the request reaches it).
-    #[must_use]
-    pub fn cached(&mut self, i: u32) -> Cached {
-        Cached {
-            device: self.device_cache.peek(&self.inp.conv.turns, i, self.inp.arrival[i as usize]),
-            cloud: self.cloud_cache_hit(i, false),
-        }
-    }
-
-    /// Records what the device holds of request `i`'s context, and when each token exists ([`caches`]).
-    fn record_device_cache(&mut self, i: u32, held: Held) {
-        self.device_cache.record(&self.inp.conv.turns, i, held);
     }
 }

@@ -2,6 +2,7 @@
 //! chunks, the speed controller paces the display to the hand-off estimate, and the device takes over.
 
 use super::decide::PROMPT;
+use super::jitter::{jittered, Call};
 use super::{Ev, Held, Mode, RaceState, Simulator, PRIO_CLOUD, PRIO_DEVICE, PRIO_DISPLAY};
 use crate::buffer::Receipt;
 use crate::cost::device::to_nanos;
@@ -27,7 +28,9 @@ impl Simulator {
         };
         if pos == 0 && refined {
             // the refined prompt arrives with the first token: the device starts prefilling now
-            let done = now + self.device.prefill(u64::from(pd.prompt_len));
+            let price = self.device.prefill(u64::from(pd.prompt_len));
+            let tokens = u64::from(pd.prompt_len);
+            let done = now + jittered(price, self.device.step_spread(), i, Call::Prompt, 0, tokens);
             if done > Nanos::LIMIT {
                 return self.on_clock(i, done, PROMPT).map(|_| ());
             }
@@ -194,7 +197,10 @@ impl Simulator {
         let todo = pd.buf.received() - pd.buf.prefilled();
         if todo > 0 {
             let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());
-            let done_at = now + self.device.append(ctx, u64::from(todo));
+            let price = self.device.append(ctx, u64::from(todo));
+            let index = u64::from(pd.buf.prefilled());
+            let spread = self.device.step_spread();
+            let done_at = now + jittered(price, spread, i, Call::Append, index, u64::from(todo));
             if done_at > Nanos::LIMIT {
                 let what = "the device's prefill of the cloud's tokens ([prefill] seconds)";
                 return self.on_clock(i, done_at, what).map(|_| ());

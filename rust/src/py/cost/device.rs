@@ -16,23 +16,20 @@ pub struct PyDeviceCost {
 #[pymethods]
 impl PyDeviceCost {
     #[new]
-    #[pyo3(signature = (*, prefill_tokens, prefill_s, decode_context, decode_tpot_s, kv_bytes_per_token))]
+    #[pyo3(signature = (*, prefill_tokens, prefill_s, decode_context, decode_tpot_s, kv_bytes_per_token,
+        step_spread = 0.0))]
     fn new(
         prefill_tokens: Vec<f64>,
         prefill_s: Vec<f64>,
         decode_context: Vec<f64>,
         decode_tpot_s: Vec<f64>,
         kv_bytes_per_token: f64,
+        step_spread: f64,
     ) -> PyResult<Self> {
-        Ok(Self {
-            inner: DeviceCost::new(
-                prefill_tokens,
-                prefill_s,
-                decode_context,
-                decode_tpot_s,
-                kv_bytes_per_token,
-            )?,
-        })
+        let inner =
+            DeviceCost::new(prefill_tokens, prefill_s, decode_context, decode_tpot_s, kv_bytes_per_token)?
+                .with_step_spread(step_spread)?;
+        Ok(Self { inner })
     }
 
     fn prefill_s<'py>(&self, py: Python<'py>, tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -77,15 +74,21 @@ impl PyDeviceCost {
         self.inner.kv_bytes_per_token()
     }
 
+    #[getter]
+    fn step_spread(&self) -> f64 {
+        self.inner.step_spread()
+    }
+
     fn __repr__(&self) -> String {
         let (p, t) = (self.inner.prefill_curve(), self.inner.tpot_curve());
         format!(
-            "DeviceCost(prefill_tokens={:?}, prefill_s={:?}, decode_context={:?}, decode_tpot_s={:?}, kv_bytes_per_token={})",
+            "DeviceCost(prefill_tokens={:?}, prefill_s={:?}, decode_context={:?}, decode_tpot_s={:?}, kv_bytes_per_token={}, step_spread={})",
             p.xs(),
             p.ys(),
             t.xs(),
             t.ys(),
-            self.inner.kv_bytes_per_token()
+            self.inner.kv_bytes_per_token(),
+            self.inner.step_spread()
         )
     }
 

@@ -103,6 +103,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LIVE_GUARD_STEPS", crate::cost::LIVE_GUARD_STEPS)?;
     m.add("PRIOR_SPREAD_CALLS", crate::cost::PRIOR_SPREAD_CALLS)?;
     m.add("SPREAD_Z", crate::cost::SPREAD_Z)?;
+    m.add("MAX_STEP_SPREAD", crate::cost::MAX_STEP_SPREAD)?;
     m.add("GAP_SLACK_S", crate::cost::GAP_SLACK_S)?;
     m.add("DEFAULT_MAX_TPOT_S", crate::cost::DEFAULT_MAX_TPOT_S)?;
     m.add("ROUTER_BUCKETS", ROUTER_BUCKETS)?;

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 
 mod clock;
 mod conversations;
+mod jitter;
 
 fn cloud(deployment: Deployment) -> CloudConfig {
     CloudConfig {
