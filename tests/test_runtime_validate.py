@@ -171,6 +171,13 @@ def test_validate_calibrates_the_device_speed_and_tells_the_session() -> None:
         report.calibration[0].device_speed_ratio
     )
     assert document["runs"][0]["max_gap_all_s"] >= document["runs"][0]["max_gap_s"]
+    # the prediction's device strays from its prices by the spread measured over the calibration's calls
+    assert all(len(sample.device_calls) >= 2 for sample in report.calibration)
+    assert report.step_spread_calls == sum(len(sample.device_calls) for sample in report.calibration)
+    assert 0.0 <= report.step_spread <= 2.0
+    assert document["step_spread"] == report.step_spread
+    assert document["live_step_spread"] == report.live_step_spread
+    assert f"{report.step_spread:.3f}" in report.spread_note
 
 
 def test_cli_defaults_are_the_librarys() -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "GAP_SLACK_S",
     "K_SITES",
     "LIVE_GUARD_STEPS",
+    "MAX_STEP_SPREAD",
     "MODES",
     "PRIOR_SPREAD_CALLS",
     "PRIOR_WEIGHT_TOKENS",
@@ -496,7 +497,12 @@ PRIOR_SPREAD_CALLS: float
 """The weight of the live hand-off estimator's prior spread, in model calls (8)."""
 
 SPREAD_Z: float
-"""Spreads of the exposed calls the live hand-off guard adds (2.33, a one-sided 99% normal quantile)."""
+"""Spreads of the exposed calls the live hand-off guard adds (2.33, a one-sided 99% normal quantile); the
+simulator's guard adds as many of its device's step spread."""
+
+MAX_STEP_SPREAD: float
+"""The largest step spread a device may have (2: a call's RMS deviation twice its price), ``[decode]
+step_spread``'s bound."""
 
 GAP_SLACK_S: float
 """The slack of the gap rule, seconds: one nanosecond, the simulator's clock resolution."""
@@ -552,12 +558,17 @@ class DeviceCost:
     if it rises, else stays at the last measured value. Appending ``n`` tokens to a cache of ``c`` costs
     ``max(prefill(c + n) - prefill(c), tpot(c))``. The rules are pdcore's own.
 
+    The step spread prices nothing: the simulator draws each device call's time around its price with it
+    (Rust ``sim::jitter``) and its hand-off guard covers it.
+
     Args:
         prefill_tokens: Prompt lengths measured, strictly increasing, each >= 1.
         prefill_s: Prefill time at each length, seconds, > 0 and non-decreasing.
         decode_context: Context lengths measured, strictly increasing, each >= 0.
         decode_tpot_s: Time per output token at each context, seconds, > 0.
         kv_bytes_per_token: The device model's KV-cache size of one token, bytes (> 0).
+        step_spread: The relative RMS spread of a model call's time around its price (``[decode]
+            step_spread``), finite, from 0 to 2.
 
     Raises:
         InvalidInputError: Mismatched lengths, no points, or a value out of range or order; the message
@@ -572,6 +583,7 @@ class DeviceCost:
         decode_context: list[float],
         decode_tpot_s: list[float],
         kv_bytes_per_token: float,
+        step_spread: float = 0.0,
     ) -> Self: ...
     def prefill_s(self, tokens: npt.ArrayLike) -> Any:
         """Seconds to prefill a prompt of ``tokens`` (a float, or an array of the input's shape).
@@ -597,6 +609,10 @@ class DeviceCost:
     @property
     def kv_bytes_per_token(self) -> float:
         """The device model's KV-cache bytes per token."""
+
+    @property
+    def step_spread(self) -> float:
+        """The relative RMS spread of a model call's time around its price (0 unless given)."""
 
     def __eq__(self, value: object, /) -> bool: ...
 

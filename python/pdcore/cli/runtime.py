@@ -477,6 +477,7 @@ def _print_validation(report: ValidationReport, tolerance: float) -> None:
         "predicted: the profile scaled by the device's speed in each request's calibration; in situ: by "
         f"its speed in the live run (median {report.device_speed_ratio:.2f}x its profile's times)"
     )
+    console.print(escape(report.spread_note))
     if report.baselines:
         console.print(_baseline_table(report.baselines))
     verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"

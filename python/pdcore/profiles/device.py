@@ -12,6 +12,11 @@ live runtime all share:
   last segment only if that segment rises, else it stays at the last measured value (a decode step never
   gets cheaper because the context grew).
 - appending ``n`` received tokens to a cache of ``c``: ``max(prefill(c + n) - prefill(c), tpot(c))``.
+- ``[decode] step_spread`` (optional, default 0): the relative root-mean-square spread of one model call's
+  time around its price (a prefill chunk, an append, a decode step), finite, from 0 to 2, measured by
+  ``pdcore profile-device``. It prices nothing: the simulator draws each device call's time around its
+  price with it and its hand-off guard covers it (Rust ``sim::jitter``, ``cost::handoff``); 0 simulates a
+  device whose every call takes its price, as before the key existed.
 
 Invariants, checked on load (a profile that breaks one is refused, naming the key and the fix): x strictly
 increasing, prefill x >= 1 and decode x >= 0; times finite and above 0 (every step takes time); prefill
@@ -23,14 +28,11 @@ TOML layout::
     kv_bytes_per_token = 32768    # the device model's KV cache per token (kv-transfer ships it)
     session_cache_bytes = 134217728   # optional: memory for conversations' KV caches (default below)
     [prefill]  prompt_tokens = [...]   seconds = [...]
-    [decode]   context_tokens = [...]  tpot_s = [...]
+    [decode]   context_tokens = [...]  tpot_s = [...]   step_spread = 0.1   (optional)
     [energy]   prefill_j_per_token, decode_j_per_token, wait_w, battery_wh   (optional table; all four
-               keys when present; without it the run's device energy is unknown)
+               keys when present; without it the run's device energy is unknown;
+               `pdcore.profiles.device_energy`)
     [source]   citation = "..."        notes = "..."
-
-``[energy]``: joules per prefilled and per decoded token, the SoC's power while a request waits on the
-network (W, radio excluded: the network profile prices the radio) and the stated battery (Wh, > 0), each
-finite and >= 0 (`pdcore._core.Prices`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from pdcore.profiles._toml import (
     read_toml,
     toml_document,
 )
+from pdcore.profiles.device_energy import DeviceEnergy, read_energy
 
 __all__ = ["DEFAULT_SESSION_CACHE_TOKENS", "DeviceEnergy", "DeviceProfile"]
 
@@ -86,28 +89,8 @@ _TOP_KEYS = (
     "source",
 )
 _PREFILL_KEYS = ("prompt_tokens", "seconds")
-_DECODE_KEYS = ("context_tokens", "tpot_s")
+_DECODE_KEYS = ("context_tokens", "tpot_s", "step_spread")
 _SOURCE_KEYS = ("citation", "notes")
-_ENERGY_KEYS = ("prefill_j_per_token", "decode_j_per_token", "wait_w", "battery_wh")
-_MAX_ENERGY = 1e6
-"""The largest joule, watt or watt-hour figure a profile may give."""
-
-
-@dataclass(frozen=True)
-class DeviceEnergy:
-    """What the device's work costs in energy (a device profile's ``[energy]`` table).
-
-    Attributes:
-        prefill_j_per_token: Joules per prefilled token.
-        decode_j_per_token: Joules per decoded token.
-        wait_w: SoC power while a request waits on the network, radio excluded, W.
-        battery_wh: The stated battery, Wh (> 0).
-    """
-
-    prefill_j_per_token: float
-    decode_j_per_token: float
-    wait_w: float
-    battery_wh: float
 
 
 @dataclass(frozen=True)
@@ -133,6 +116,8 @@ class DeviceProfile:
         notes: How the points were measured or derived.
         source: The file the profile was read from (used in error messages).
         energy: Energy per token, waiting power and battery (``[energy]``), or None when not given.
+        step_spread: The relative RMS spread of a model call's time around its price (``[decode]
+            step_spread``, module docstring), 0 when not given.
     """
 
     name: str
@@ -150,6 +135,7 @@ class DeviceProfile:
     source: str = "<memory>"
     energy: DeviceEnergy | None = None
     session_cache_bytes: int | None = None
+    step_spread: float = 0.0
 
     @property
     def session_cache_tokens(self) -> int:
@@ -183,16 +169,14 @@ class DeviceProfile:
             )
         object.__setattr__(self, "kv_bytes_per_token", int(kv))
         if self.energy is not None:
-            for key in _ENERGY_KEYS:
-                value = getattr(self.energy, key)
-                bad = isinstance(value, bool) or not isinstance(value, (int, float))
-                bad = bad or not 0.0 <= float(value) <= _MAX_ENERGY
-                if bad or (key == "battery_wh" and value == 0):
-                    bound = "greater than 0" if key == "battery_wh" else "0 or more"
-                    raise ProfileError(
-                        f"{self.source}: key '[energy] {key}' = {value!r}; fix: it must be a finite number "
-                        f"{bound}, at most {_MAX_ENERGY:g}"
-                    )
+            self.energy.check(self.source)
+        spread = self.step_spread
+        if isinstance(spread, bool) or not isinstance(spread, (int, float, np.integer, np.floating)):
+            raise ProfileError(
+                f"{self.source}: key '[decode] step_spread' = {spread!r}; fix: give the relative spread of a "
+                "model call's time around its price, a number from 0 to 2"
+            )
+        object.__setattr__(self, "step_spread", float(spread))
         budget = self.session_cache_bytes
         if budget is not None and (
             isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or not 0 <= budget <= 2**50
@@ -209,13 +193,15 @@ class DeviceProfile:
 
     @cached_property
     def cost(self) -> DeviceCost:
-        """The cost model of this device (`pdcore._core.DeviceCost`): every price of its work."""
+        """The cost model of this device (`pdcore._core.DeviceCost`): every price of its work, and the
+        spread of its calls' times around them."""
         return DeviceCost(
             prefill_tokens=list(self.prefill_tokens),
             prefill_s=list(self.prefill_seconds),
             decode_context=list(self.decode_context_tokens),
             decode_tpot_s=list(self.decode_tpot),
             kv_bytes_per_token=float(self.kv_bytes_per_token),
+            step_spread=self.step_spread,
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -245,17 +231,6 @@ class DeviceProfile:
         check_keys(prefill, "prefill", _PREFILL_KEYS, source)
         check_keys(decode, "decode", _DECODE_KEYS, source)
         check_keys(cited, "source", _SOURCE_KEYS, source)
-        energy = None
-        if "energy" in table:
-            spent = get_table(table, "energy", source)
-            check_keys(spent, "energy", _ENERGY_KEYS, source)
-            values = {
-                key: get_float(
-                    spent, "energy", key, source, positive=key == "battery_wh", maximum=_MAX_ENERGY
-                )
-                for key in _ENERGY_KEYS
-            }
-            energy = DeviceEnergy(**values)
         return cls(
             name=get_str(table, "", "name", source),
             description=get_str(table, "", "description", source),
@@ -274,7 +249,8 @@ class DeviceProfile:
             citation=get_str(cited, "source", "citation", source),
             notes=get_str(cited, "source", "notes", source),
             source=source,
-            energy=energy,
+            energy=read_energy(table, source),
+            step_spread=get_float(decode, "decode", "step_spread", source) if "step_spread" in decode else 0,
             session_cache_bytes=(
                 get_int(table, "", "session_cache_bytes", source, minimum=0, maximum=2**50)
                 if "session_cache_bytes" in table
@@ -303,12 +279,13 @@ class DeviceProfile:
         named = ("name", "description", "hardware", "model", "engine", "kv_bytes_per_token")
         top = {key: getattr(self, key) for key in named}
         budget = None if self.session_cache_bytes is None else int(self.session_cache_bytes)
-        energy = None if self.energy is None else {key: getattr(self.energy, key) for key in _ENERGY_KEYS}
+        energy = None if self.energy is None else self.energy.as_table()
+        decode = {"context_tokens": self.decode_context_tokens, "tpot_s": self.decode_tpot}
         return toml_document(
             top | {"session_cache_bytes": budget},
             {
                 "prefill": {"prompt_tokens": self.prefill_tokens, "seconds": self.prefill_seconds},
-                "decode": {"context_tokens": self.decode_context_tokens, "tpot_s": self.decode_tpot},
+                "decode": decode | {"step_spread": self.step_spread or None},  # 0: left out, as before
                 "energy": energy,
                 "source": {"citation": self.citation, "notes": self.notes},
             },

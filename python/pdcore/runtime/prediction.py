@@ -1,25 +1,38 @@
 """The simulator's prediction of ``pdcore validate``'s live runs (`pdcore.runtime.validate`): the cloud it
 uses (fitted to the calibration, `fit_cloud`, or measured, `cloud_model`), the device profile scaled by a
-speed ratio, and the replay of each live request, one at a time on an idle cloud, with its own ``k``.
+speed ratio and given the step spread measured in the calibration (`calibration_spread`), the replay of
+each live request, one at a time on an idle cloud, with its own ``k``, and its comparison with the live
+runs (`compare_live`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pdcore._core import Plan
+from pdcore._core import MAX_STEP_SPREAD, HandoffEstimator, Plan
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies import Replay
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
+from pdcore.runtime.device import DEFAULT_APPEND_CHUNK_TOKENS, DEFAULT_CHUNK_TOKENS
 from pdcore.runtime.fit import fit_iteration
-from pdcore.runtime.validation_report import METRICS, CalibrationSample, Comparison, LiveRun
+from pdcore.runtime.session import Session
+from pdcore.runtime.validation_report import (
+    METRICS,
+    Baseline,
+    CalibrationSample,
+    Comparison,
+    LiveRun,
+    ValidationReport,
+)
 from pdcore.sim.runner import Scenario
 from pdcore.slo import SLO
 from pdcore.traces.workload import Workload
@@ -27,7 +40,9 @@ from pdcore.traces.workload import Workload
 __all__ = [
     "CALIBRATION_CHUNK_TOKENS",
     "Replayed",
+    "calibration_spread",
     "cloud_model",
+    "compare_live",
     "fit_cloud",
     "predict",
     "predict_timelines",
@@ -36,6 +51,33 @@ __all__ = [
 
 CALIBRATION_CHUNK_TOKENS = 1 << 20
 """The prompt batch of the fitted cloud: every calibration prompt is prefilled in one chunk."""
+
+
+def calibration_spread(samples: Sequence[CalibrationSample], device: DeviceProfile) -> tuple[float, int]:
+    """The device's step spread measured in the calibration, and the model calls it covers.
+
+    Each calibration's prefill calls go through the live hand-off estimator (`HandoffEstimator`, the one
+    rule of the spread: each call's time against the profile's price at the speed ratio measured before
+    it), seeded with that calibration's own speed ratio so the device's drift between requests is not
+    counted as spread; the samples' squared errors are pooled (root mean square over every call), at most
+    `pdcore._core.MAX_STEP_SPREAD` (a wider one is simulated at it). ``(0.0, 0)`` when no call was measured.
+    """
+    squares, calls = 0.0, 0
+    for sample in samples:
+        estimator = HandoffEstimator(
+            device.cost, sample.prompt_tokens, sample.prompt_tokens, sample.device_speed_ratio,
+            prompt_chunk_tokens=DEFAULT_CHUNK_TOKENS, append_chunk_tokens=DEFAULT_APPEND_CHUNK_TOKENS,
+        )  # fmt: skip
+        done_before, at = 0, 0.0
+        for done, took in sample.device_calls:
+            at += took
+            estimator.observe_prompt(done, max(done - done_before, 0), took, at=at)
+            done_before = done
+        measured = estimator.measured_spread
+        if measured is not None:
+            squares += measured[0] ** 2 * measured[1]
+            calls += measured[1]
+    return (min(math.sqrt(squares / calls), MAX_STEP_SPREAD), calls) if calls else (0.0, 0)
 
 
 def scaled_profile(profile: DeviceProfile, ratio: float) -> DeviceProfile:
@@ -224,12 +266,20 @@ class Replayed:
     pace_s: float
     max_tpot_s: float
 
-    def timelines(self, speed_ratios: Sequence[float]) -> tuple[dict[str, Any], ...]:
-        """The simulator's timeline of each run (`predict_timelines`), its profile scaled by its ratio."""
+    def _device(self, ratio: float, step_spread: float | None) -> DeviceProfile:
+        """The profile scaled by ``ratio``, with ``step_spread`` (None: the profile's own)."""
+        scaled = scaled_profile(self.device, ratio)
+        return scaled if step_spread is None else dataclasses.replace(scaled, step_spread=step_spread)
+
+    def timelines(
+        self, speed_ratios: Sequence[float], *, step_spread: float | None = None
+    ) -> tuple[dict[str, Any], ...]:
+        """The simulator's timeline of each run (`predict_timelines`), its profile scaled by its ratio,
+        the device's calls spread by ``step_spread`` (None: the profile's own)."""
         return tuple(
             predict_timelines(
                 [run],
-                device=scaled_profile(self.device, ratio),
+                device=self._device(ratio, step_spread),
                 cloud=self.cloud,
                 one_way_s=self.one_way_s,
                 min_tpot_s=self.min_tpot_s,
@@ -239,13 +289,16 @@ class Replayed:
             for run, ratio in zip(self.runs, speed_ratios, strict=True)
         )
 
-    def compare(self, speed_ratios: Sequence[float]) -> tuple[Comparison, ...]:
-        """Live against predicted per metric, each run's device profile scaled by its speed ratio."""
+    def compare(
+        self, speed_ratios: Sequence[float], *, step_spread: float | None = None
+    ) -> tuple[Comparison, ...]:
+        """Live against predicted per metric, each run's device profile scaled by its speed ratio, the
+        device's calls spread by ``step_spread`` (None: the profile's own)."""
         predicted: dict[str, list[float]] = {metric: [] for metric in METRICS}
         for run, ratio in zip(self.runs, speed_ratios, strict=True):
             one = predict(
                 [run],
-                device=scaled_profile(self.device, ratio),
+                device=self._device(ratio, step_spread),
                 cloud=self.cloud,
                 one_way_s=self.one_way_s,
                 min_tpot_s=self.min_tpot_s,
@@ -268,3 +321,53 @@ class Replayed:
             )
             for metric in METRICS
         )
+
+
+def compare_live(
+    samples: Sequence[CalibrationSample],
+    runs: Sequence[LiveRun],
+    baseline_runs: Sequence[Baseline],
+    *,
+    rtt_s: float,
+    warm: bool,
+    cloud_profile: CloudProfile | None,
+    session: Session,
+    tolerance: float,
+) -> ValidationReport:
+    """The simulator's prediction of the live runs, compared with them (`pdcore.runtime.validate`): each
+    run's device profile scaled by its calibration's speed ratio and spread by the calibration's step
+    spread; in situ, by the live run's speed ratio and the spread the live session learned."""
+    device, max_tpot_s = session.profile, session.max_tpot
+    assert device is not None
+    fitted, fitted_one_way = fit_cloud(samples, rtt_s=rtt_s, warm=warm)
+    fitted, one_way_s = cloud_model(cloud_profile, fitted, fitted_one_way, rtt_s=rtt_s, warm=warm)
+    replay = Replayed(
+        runs=runs, device=device, cloud=fitted, one_way_s=one_way_s, min_tpot_s=session.min_tpot,
+        pace_s=session.pace_s, max_tpot_s=max_tpot_s,
+    )  # fmt: skip
+    calibrated = [sample.device_speed_ratio for sample in samples]
+    measured = [
+        run.timeline.device_speed_ratio if run.timeline.device_speed_ratio is not None else ratio
+        for run, ratio in zip(runs, calibrated, strict=True)
+    ]
+    spread, calls = calibration_spread(samples, device)
+    live_spread = min(session.step_spread, MAX_STEP_SPREAD)
+    return ValidationReport(
+        runs=tuple(runs),
+        calibration=tuple(samples),
+        rtt_s=rtt_s,
+        cloud=fitted,
+        one_way_s=one_way_s,
+        comparisons=replay.compare(calibrated, step_spread=spread),
+        tolerance=tolerance,
+        warm=warm,
+        max_tpot_s=max_tpot_s,
+        pace_s=session.pace_s,
+        baselines=tuple(baseline_runs),
+        device_speed_ratio=statistics.median(measured),
+        in_situ=replay.compare(measured, step_spread=live_spread),
+        predicted_timelines=replay.timelines(calibrated, step_spread=spread),
+        step_spread=spread,
+        step_spread_calls=calls,
+        live_step_spread=live_spread,
+    )

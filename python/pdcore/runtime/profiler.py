@@ -21,13 +21,23 @@ Both fits are
 non-decreasing and positive (the invariants `DeviceProfile` checks), and the TOML keeps the medians and
 each fit's largest deviation from them in its notes.
 
+The step spread (``[decode] step_spread``, `measured_spread`; rule of ours): the root mean square of the
+relative deviations of the measured times from the profile's own prices (the stored curves, what the
+simulator draws each call's time around), over every decode step timed (each against the TPOT at its
+prompt's length) and every prefill run (each against the prefill price of its length). A prefill run is
+``c = ceil(n / chunk_tokens)`` model calls; if each call strays by ``s`` on its own, the run strays by
+``s / sqrt(c)``, so a run's squared deviation counts ``c`` times: every sample then estimates one call's
+``s**2``. A measured spread above ``pdcore._core.MAX_STEP_SPREAD`` is written at that bound.
+
 The KV-cache size per token (``kv_bytes_per_token``, what a kv-transfer ships) is read from the model's
 GGUF metadata by the caller (`LlamaEngine.kv_bytes_per_token`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import os
 import platform
 import random
@@ -37,6 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdcore._core import MAX_STEP_SPREAD
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.device import DEFAULT_CHUNK_TOKENS, DeviceEngine
@@ -51,6 +62,7 @@ __all__ = [
     "fit_prefill",
     "fit_relative",
     "measure",
+    "measured_spread",
     "profile_toml",
     "prompt_tokens_of",
 ]
@@ -121,6 +133,8 @@ class Measurement:
         decode_tokens: Tokens decoded per context.
         chunk_tokens: Prompt tokens per evaluation call.
         seconds: Wall time the measurement took.
+        prefill_runs_s: Every prefill run's time, per length (the medians' samples).
+        decode_steps_s: Every decode step's time, per context.
     """
 
     prompt_tokens: tuple[int, ...]
@@ -133,6 +147,8 @@ class Measurement:
     decode_tokens: int
     chunk_tokens: int
     seconds: float
+    prefill_runs_s: tuple[tuple[float, ...], ...] = ()
+    decode_steps_s: tuple[tuple[float, ...], ...] = ()
 
     @property
     def prefill_s(self) -> tuple[float, ...]:
@@ -230,6 +246,8 @@ def measure(
         decode_tokens=decode_tokens,
         chunk_tokens=chunk_tokens,
         seconds=time.perf_counter() - started,
+        prefill_runs_s=tuple(tuple(runs[length]) for length in lengths),
+        decode_steps_s=tuple(tuple(steps[length]) for length in lengths),
     )
     if progress is not None:
         rows = zip(lengths, medians, measurement.prefill_s, tpots, measurement.fitted_tpot_s, strict=True)
@@ -239,6 +257,25 @@ def measure(
                 f"decode {tpot * 1e3:.1f} ms/token, fitted {tpot_fit * 1e3:.1f}"
             )
     return measurement
+
+
+def measured_spread(measurement: Measurement, profile: DeviceProfile) -> tuple[float, int]:
+    """The step spread of a measurement against ``profile``'s prices (module docstring), at most
+    ``MAX_STEP_SPREAD``, and the samples it covers; ``(0.0, 0)`` with none."""
+    squares, samples = 0.0, 0
+    for index, length in enumerate(measurement.prompt_tokens):
+        price = float(profile.prefill_s(length))
+        calls = math.ceil(length / measurement.chunk_tokens)
+        runs = measurement.prefill_runs_s[index] if index < len(measurement.prefill_runs_s) else ()
+        for took in runs:
+            squares += calls * (took / price - 1.0) ** 2
+            samples += 1
+        tpot = float(profile.decode_tpot_s(measurement.decode_context[index]))
+        steps = measurement.decode_steps_s[index] if index < len(measurement.decode_steps_s) else ()
+        for took in steps:
+            squares += (took / tpot - 1.0) ** 2
+            samples += 1
+    return (min(math.sqrt(squares / samples), MAX_STEP_SPREAD), samples) if samples else (0.0, 0)
 
 
 def _curve(coefficients: Sequence[float], tokens: float) -> float:
@@ -312,6 +349,16 @@ def profile_toml(
         citation=f"Measured with pdcore profile-device on this machine ({hardware}).",
         notes=notes,
         source=f"<profile {name}>",
+    )
+    spread, samples = measured_spread(measurement, profile)
+    spread = float(f"{spread:.3g}")
+    profile = dataclasses.replace(
+        profile,
+        step_spread=spread,
+        notes=notes
+        + f" Step spread: {spread:.3g}, the RMS relative deviation of {samples} timed calls (decode steps, "
+        "and prefill runs counted per model call) from this profile's prices "
+        "(pdcore.runtime.profiler.measured_spread).",
     )
     text = profile.to_toml()
     DeviceProfile.from_toml_text(text, source=profile.source)  # as `pdcore.profiles` will read it

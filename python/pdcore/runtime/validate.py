@@ -36,7 +36,12 @@ The simulator (`pdcore.sim.Scenario`) then replays the same requests, one at a t
   against 7-16 ms for the others in one measured run, must not set every request's prediction).
   ``base_s`` is the smaller of the two intercepts, the decode step keeps the rest as ``decode_seq_s``, and
   the handling (request handling before the first step) is added to the one-way delay;
-- the live run's own ``k``, output length and pacing settings (``max_tpot_s - pacing_margin_s``).
+- the live run's own ``k``, output length and pacing settings (``max_tpot_s - pacing_margin_s``);
+- the **device's step spread measured in the calibration** (`calibration_spread`): each calibration's
+  prefill calls against the profile's prices at that calibration's speed ratio, as the live hand-off
+  estimator measures its spread, so the simulated device strays from its prices as the live one does and
+  the simulated hand-off guard covers the same spread as the live one (the in-situ diagnostic uses the
+  spread the live session learned instead; the report names both).
 
 No input of the prediction is read off the live runs. Compared per request and on average: the TTFT,
 the largest display gap and the mean display gap. The largest gap leaves out the stalls of either
@@ -75,8 +80,9 @@ from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.device import Device, chatml
 from pdcore.runtime.prediction import (
-    Replayed,
+    calibration_spread,
     cloud_model,
+    compare_live,
     fit_cloud,
     predict,
     predict_timelines,
@@ -103,6 +109,7 @@ __all__ = [
     "Comparison",
     "LiveRun",
     "ValidationReport",
+    "calibration_spread",
     "cloud_model",
     "fit_cloud",
     "make_prompt",
@@ -163,11 +170,11 @@ async def _calibrate(
                 if device_done.is_set() and len(stamps) >= min_events:
                     break
 
-    took: list[float] = []
+    calls: list[tuple[int, float]] = []
     streaming = asyncio.create_task(stream_cloud())
     try:
         await device.start(prompt)
-        await device.prefill_prompt(on_progress=lambda _done, chunk: took.append(chunk))
+        await device.prefill_prompt(on_progress=lambda done, took: calls.append((done, took)))
         device_done.set()
         await streaming
     finally:
@@ -181,8 +188,9 @@ async def _calibrate(
         prompt_tokens=prompt_tokens,
         ttft_s=stamps[0],
         gaps_s=tuple(float(g) for g in np.diff(stamps)),
-        device_prefill_s=sum(took),
+        device_prefill_s=sum(took for _, took in calls),
         device_profile_s=float(device_profile.prefill_s(prompt_tokens)),
+        device_calls=tuple(calls),
     )
 
 
@@ -283,53 +291,10 @@ async def validate(
         if baselines:
             baseline_runs.append(await _baseline(cloud, device, prompt, run, warm=warm))
             say(_baseline_line(baseline_runs[-1]))
-    return _report(
+    return compare_live(
         samples, runs, baseline_runs, rtt_s=rtt, warm=warm, cloud_profile=cloud_profile, session=session,
         tolerance=tolerance,
     )  # fmt: skip
-
-
-def _report(
-    samples: Sequence[CalibrationSample],
-    runs: Sequence[LiveRun],
-    baseline_runs: Sequence[Baseline],
-    *,
-    rtt_s: float,
-    warm: bool,
-    cloud_profile: CloudProfile | None,
-    session: Session,
-    tolerance: float,
-) -> ValidationReport:
-    """The simulator's prediction of the live runs, compared with them (module docstring)."""
-    rtt, device, max_tpot_s = rtt_s, session.profile, session.max_tpot
-    assert device is not None
-    fitted, fitted_one_way = fit_cloud(samples, rtt_s=rtt, warm=warm)
-    fitted, one_way_s = cloud_model(cloud_profile, fitted, fitted_one_way, rtt_s=rtt, warm=warm)
-    replay = Replayed(
-        runs=runs, device=device, cloud=fitted, one_way_s=one_way_s, min_tpot_s=session.min_tpot,
-        pace_s=session.pace_s, max_tpot_s=max_tpot_s,
-    )  # fmt: skip
-    calibrated = [sample.device_speed_ratio for sample in samples]
-    measured = [
-        run.timeline.device_speed_ratio if run.timeline.device_speed_ratio is not None else ratio
-        for run, ratio in zip(runs, calibrated, strict=True)
-    ]
-    return ValidationReport(
-        runs=tuple(runs),
-        calibration=tuple(samples),
-        rtt_s=rtt,
-        cloud=fitted,
-        one_way_s=one_way_s,
-        comparisons=replay.compare(calibrated),
-        tolerance=tolerance,
-        warm=warm,
-        max_tpot_s=max_tpot_s,
-        pace_s=session.pace_s,
-        baselines=tuple(baseline_runs),
-        device_speed_ratio=statistics.median(measured),
-        in_situ=replay.compare(measured),
-        predicted_timelines=replay.timelines(calibrated),
-    )
 
 
 async def _one_request(

@@ -47,6 +47,8 @@ class CalibrationSample:
         gaps_s: Time between consecutive events.
         device_prefill_s: The device's measured prefill time of the prompt (``None``: not measured).
         device_profile_s: The profile's prefill time for the same length.
+        device_calls: The device's prefill as its model calls: ``(prompt tokens done, seconds)`` each, in
+            order (what `pdcore.runtime.prediction.calibration_spread` measures the spread from).
     """
 
     prompt_tokens: int
@@ -54,6 +56,7 @@ class CalibrationSample:
     gaps_s: tuple[float, ...]
     device_prefill_s: float | None = None
     device_profile_s: float | None = None
+    device_calls: tuple[tuple[int, float], ...] = ()
 
     @property
     def device_speed_ratio(self) -> float:
@@ -233,6 +236,11 @@ class ValidationReport:
             use it).
         predicted_timelines: The simulator's timeline of each live request, as the comparisons predict
             it (`predict_timelines`; ``pdcore view`` draws it beside the live one).
+        step_spread: The device's step spread the prediction simulated: measured over the calibration's
+            model calls (`pdcore.runtime.prediction.calibration_spread`).
+        step_spread_calls: The model calls it was measured over (0: none, the spread is 0).
+        live_step_spread: The spread the live session learned from the live runs (`Session.step_spread`),
+            which the in-situ comparison simulates.
     """
 
     runs: tuple[LiveRun, ...]
@@ -249,6 +257,18 @@ class ValidationReport:
     device_speed_ratio: float = 1.0
     in_situ: tuple[Comparison, ...] = ()
     predicted_timelines: tuple[dict[str, Any], ...] = ()
+    step_spread: float = 0.0
+    step_spread_calls: int = 0
+    live_step_spread: float = 0.0
+
+    @property
+    def spread_note(self) -> str:
+        """Which step spread the simulated device had, in a sentence."""
+        return (
+            f"simulated device step spread: {self.step_spread:.3f} (RMS relative error of "
+            f"{self.step_spread_calls} calibration prefill calls against the profile at their speed ratio); "
+            f"in situ: {self.live_step_spread:.3f}, learned by the live session"
+        )
 
     @property
     def passed(self) -> bool:
@@ -279,6 +299,9 @@ class ValidationReport:
             },
             "comparisons": _comparisons(self.comparisons),
             "device_speed_ratio": self.device_speed_ratio,
+            "step_spread": self.step_spread,
+            "step_spread_calls": self.step_spread_calls,
+            "live_step_spread": self.live_step_spread,
             "in_situ": _comparisons(self.in_situ),
             "calibration": [
                 asdict(sample) | {"device_speed_ratio": sample.device_speed_ratio}

@@ -208,6 +208,7 @@ class Scenario:
             decode_context=list(self.device.decode_context_tokens),
             decode_tpot_s=list(self.device.decode_tpot),
             kv_bytes_per_token=float(kv),
+            step_spread=self.device.step_spread,
         )
 
     def context(self, workload: Workload | None = None) -> PolicyContext:
