@@ -16,8 +16,8 @@
 //!   seconds per token.
 //!
 //! The guard (ours): the speed controller is given the estimate plus device decode steps at the hand-off's
-//! context: one in the simulator, whose device keeps its profile's speed (the step is the device's own
-//! first token), and [`LIVE_GUARD_STEPS`] in the live runtime. The live estimate is unbiased, so without
+//! context: one in the simulator, whose device keeps its profile's speed on average (the step is the
+//! device's own first token; its spread is covered apart, below), and [`LIVE_GUARD_STEPS`] in the live runtime. The live estimate is unbiased, so without
 //! a guard the device is late for half the hand-offs (measured over 9 live requests: hand-off gaps of 59
 //! and 67 ms against a 45 ms pace, the device ready 14–22 ms after the buffer ran out, about one model
 //! call); with one step it was still late by 21–30 ms in about one hand-off in 25 (a clean CI run: 71 and
