@@ -200,7 +200,7 @@ class Session:
         """The device's time for its work over the profile's prediction, learned from past requests
         (an average of the latest two); it scales the profile for ``k="auto"`` and seeds the hand-off
         estimate."""
-        self.step_spread = 0.0
+        self.step_spread = self.profile.step_spread if self.profile is not None else 0.0
         """The relative spread of the device's model calls around their prediction, learned from past
         requests (an average of the latest two): the hand-off guard's prior spread (`HandoffEstimator`)."""
         self.timeline: Timeline | None = None
