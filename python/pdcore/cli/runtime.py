@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pdcore.cli.live_options import cloud_params as _params
+from pdcore.cli.live_options import device_profile as _profile
+from pdcore.cli.live_options import device_threads as _threads
+from pdcore.cli.live_options import k_flag as _k
 from pdcore.cli.options import check_outputs, default_model, profile_path, reported, stderr
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
-from pdcore.profiles import DeviceProfile, list_device_profiles, load_cloud_profile, load_device_profile
+from pdcore.profiles import load_cloud_profile
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 if TYPE_CHECKING:
@@ -38,58 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
-"""The shipped profile used for the default model when ``--profile`` is not given."""
-
 MaxTpotOption = Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")]
-
-
-def _threads(threads: int | None) -> int:
-    """The device's threads: as given, else llama-cpp-python's own default (half the CPUs, at least one),
-    made explicit so that the device runs and the shipped profile is chosen with the same count."""
-    if threads is not None:
-        if isinstance(threads, bool) or threads < 1 or threads > 1024:
-            raise InvalidInputError(f"--threads {threads!r}; fix: pass a thread count from 1 to 1024")
-        return threads
-    return max((os.cpu_count() or 2) // 2, 1)
-
-
-def _profile(
-    profile: str | None, threads: int | None, model: Path | None, *, needed: bool = False
-) -> DeviceProfile | None:
-    if profile is not None:
-        return load_device_profile(profile)
-    shipped = SHIPPED_PROFILE.format(threads=_threads(threads))
-    if model is None and shipped in list_device_profiles():
-        return load_device_profile(shipped)
-    if needed:
-        raise InvalidInputError(
-            f"--k auto plans from the device's speed, and --model {str(model)!r} has no profile; fix: "
-            "pass --profile FILE (measure one with `pdcore profile-device --model ...`) or a fixed --k N"
-        )
-    return None
-
-
-def _k(value: str) -> int | Literal["auto"]:
-    if value == "auto":
-        return "auto"
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInputError(f"--k {value!r}; fix: pass a whole number of tokens or 'auto'") from None
-
-
-def _params(values: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for item in values or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"--cloud-param {item!r}; fix: pass KEY=VALUE, e.g. repeat_penalty=1.0")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
 
 
 def _lengths(spec: str, flag: str) -> list[int]:

@@ -1,0 +1,73 @@
+"""What the live commands share (``pdcore chat``, ``validate``, ``serve``): the device's threads, its
+profile, ``--k`` and ``--cloud-param``.
+
+Ground floor beside `pdcore.cli.options`: the live command modules import it and none imports another.
+Each value is checked where it enters, naming the flag and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pdcore.exceptions import InvalidInputError
+from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_profile
+
+__all__ = ["SHIPPED_PROFILE", "cloud_params", "device_profile", "device_threads", "k_flag"]
+
+SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
+"""The shipped profile used for the default model when ``--profile`` is not given."""
+
+
+def device_threads(threads: int | None) -> int:
+    """The device's threads: as given, else llama-cpp-python's own default (half the CPUs, at least one),
+    made explicit so that the device runs and the shipped profile is chosen with the same count."""
+    if threads is not None:
+        if isinstance(threads, bool) or threads < 1 or threads > 1024:
+            raise InvalidInputError(f"--threads {threads!r}; fix: pass a thread count from 1 to 1024")
+        return threads
+    return max((os.cpu_count() or 2) // 2, 1)
+
+
+def device_profile(
+    profile: str | None, threads: int | None, model: Path | None, *, needed: bool = False
+) -> DeviceProfile | None:
+    """The device profile ``--profile`` names, else the shipped one of the default model at ``threads``,
+    else None; ``needed``: ``--k auto`` plans from it, so none is an error naming the flags to pass."""
+    if profile is not None:
+        return load_device_profile(profile)
+    shipped = SHIPPED_PROFILE.format(threads=device_threads(threads))
+    if model is None and shipped in list_device_profiles():
+        return load_device_profile(shipped)
+    if needed:
+        raise InvalidInputError(
+            f"--k auto plans from the device's speed, and --model {str(model)!r} has no profile; fix: "
+            "pass --profile FILE (measure one with `pdcore profile-device --model ...`) or a fixed --k N"
+        )
+    return None
+
+
+def k_flag(value: str) -> int | Literal["auto"]:
+    """``--k``: ``auto`` or a whole number of tokens."""
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidInputError(f"--k {value!r}; fix: pass a whole number of tokens or 'auto'") from None
+
+
+def cloud_params(values: list[str] | None) -> dict[str, Any]:
+    """``--cloud-param KEY=VALUE`` (repeatable) as request fields; a VALUE that is JSON is parsed."""
+    params: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"--cloud-param {item!r}; fix: pass KEY=VALUE, e.g. repeat_penalty=1.0")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
