@@ -10,7 +10,7 @@ help: ## list the targets
 
 .PHONY: dev
 dev: ## install pdcore in editable mode with test and lint tools (rebuilds the Rust extension)
-	$(PIP) install -q -e ".[test,lint,plot,ray]"
+	$(PIP) install -q -e ".[test,lint,plot,ray,serve]"
 
 .PHONY: test
 test: dev ## run the Rust and Python test suites (benchmarks run once each as smoke tests)
