@@ -2,8 +2,9 @@
 
 Each command group lives in its own module and adds itself with ``register(app)``: `compare` (compare,
 simulate), `policies`, `profiles`, `optimize`, `report` (reproduce), `refine` (refine, refine-eval), `runtime`
-(chat, profile-device, validate), `size` and `view`. They share their option types, loading helpers and
-error printing through `pdcore.cli.options`, and none imports another.
+(chat, profile-device, validate), `serve`, `size` and `view`. They share their option types, loading helpers
+and error printing through `pdcore.cli.options` (the live commands also `pdcore.cli.live_options`), and none
+imports another.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from types import FrameType
 
 import typer
 
-from pdcore.cli import compare, optimize, policies, profiles, refine, report, runtime, size, view
+from pdcore.cli import compare, optimize, policies, profiles, refine, report, runtime, serve, size, view
 from pdcore.cli.compare import DEFAULT_POLICIES
 from pdcore.cli.options import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
 
@@ -26,7 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for _group in (compare, policies, profiles, optimize, report, refine, runtime, size, view):
+for _group in (compare, policies, profiles, optimize, report, refine, runtime, serve, size, view):
     _group.register(app)
 
 

@@ -1,0 +1,81 @@
+"""A request's prompt: a chat request's messages through the model's chat template, a completion's prompt as
+it is, and the check that it fits the device's context window.
+
+The chat template is the device model's own (`pdcore.runtime.device.Device.chat_template`, read from the
+GGUF file), rendered by `pdcore.runtime.chat_template.render_chat` with the generation prompt open, so that
+the device and the cloud continue the same text. ``developer`` messages render as ``system`` (OpenAI's
+newer name for the same role).
+
+Context window (the rule is ours): a prompt whose UTF-8 length plus one (the beginning-of-sequence token)
+is below the device's context window fits whatever the tokenizer (a token holds at least one byte), and is
+not tokenized here, so the common case costs the first token nothing; a longer one is tokenized by the
+device and refused with ``context_length_exceeded`` when its tokens fill the window (the device needs room
+for at least one answer token, as `pdcore.runtime.device.Device.start` requires).
+"""
+
+from __future__ import annotations
+
+from pdcore.exceptions import DeviceFailedError, PdcoreError
+from pdcore.runtime.chat_template import render_chat
+from pdcore.runtime.device import Device
+from pdcore.serve.errors import APIError
+from pdcore.serve.schemas import ChatCompletionRequest
+
+__all__ = ["chat_prompt", "check_context", "device_context", "fits_unread"]
+
+
+def chat_prompt(body: ChatCompletionRequest, template: str | None) -> str:
+    """The prompt text of a chat request: its messages through ``template`` (None: ChatML).
+
+    Raises:
+        APIError: A message without text, or with a part that is not text.
+    """
+    messages = [
+        {"role": "system" if message.role == "developer" else message.role, "content": message.text(index)}
+        for index, message in enumerate(body.messages)
+    ]
+    return render_chat(messages, template)
+
+
+def device_context(device: Device | None) -> int | None:
+    """The device's context window in tokens, or None (no device, or one that failed to start: the cloud
+    answers, and its own window decides)."""
+    if device is None:
+        return None
+    try:
+        return device.engine.n_ctx
+    except PdcoreError:
+        return None
+
+
+def fits_unread(prompt: str, context_tokens: int) -> bool:
+    """Whether ``prompt`` fits ``context_tokens`` without being tokenized (module docstring)."""
+    return len(prompt.encode("utf-8")) + 1 < context_tokens
+
+
+async def check_context(prompt: str, device: Device | None, context_tokens: int | None, param: str) -> None:
+    """Refuses a prompt that does not fit the device's context window (module docstring).
+
+    Args:
+        prompt: The prompt text.
+        device: The device (None: no device, nothing to check).
+        context_tokens: Its context window in tokens (None: unknown, nothing to check).
+        param: The request field the prompt came from (``messages`` or ``prompt``).
+
+    Raises:
+        APIError: 400 ``context_length_exceeded``.
+    """
+    if device is None or context_tokens is None or fits_unread(prompt, context_tokens):
+        return
+    try:
+        tokens = await device.count_tokens(prompt)
+    except DeviceFailedError:  # the device cannot answer: the cloud will, and its own window decides
+        return
+    if tokens >= context_tokens:
+        raise APIError(
+            400,
+            f"{param}: the prompt has {tokens} tokens and the device's context window is {context_tokens} "
+            "(at least one more is needed for the answer); fix: shorten the conversation or the prompt",
+            code="context_length_exceeded",
+            param=param,
+        )
