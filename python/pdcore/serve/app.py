@@ -31,6 +31,7 @@ from pdcore.runtime.session import Session
 from pdcore.serve.answers import AnswerRun, open_answer
 from pdcore.serve.conversation import chat_prompt, check_context
 from pdcore.serve.errors import APIError, install_error_handlers, runtime_error
+from pdcore.serve.figures import AnswerFigures
 from pdcore.serve.metrics import CONTENT_TYPE, ServeMetrics
 from pdcore.serve.schemas import ChatCompletionRequest, CompletionRequest, unsupported_options
 from pdcore.serve.streaming import Shape, usage
@@ -97,7 +98,7 @@ class Served:
             self._events(run, prompt, shape, first), media_type="text/event-stream", headers=SSE_HEADERS
         )
 
-    def _observe(self, figures: Any) -> None:
+    def _observe(self, figures: AnswerFigures) -> None:
         self.metrics.in_progress.dec()
         self.metrics.observe(figures)
 
