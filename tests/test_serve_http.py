@@ -48,6 +48,9 @@ def served(check: Check, *, api_key: str | None = None, n_ctx: int = 1 << 20, **
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
                 await check(http, cloud_server)
+            await asyncio.sleep(0)
+            leftover = asyncio.all_tasks() - {asyncio.current_task()}
+            assert not leftover, leftover  # no answer's task outlives its request
         finally:
             await client.aclose()
             device.close()

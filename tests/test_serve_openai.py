@@ -182,3 +182,18 @@ def test_a_client_that_goes_away_mid_stream_cancels_its_answer(monkeypatch: pyte
             reply = again.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)
         assert reply.model_extra is not None
         assert reply.model_extra["pdcore"]["plan"] == "pd-device"  # the device was freed
+
+
+def test_a_client_that_gives_up_on_a_whole_answer_cancels_it() -> None:
+    slow = script(first_delay_s=0.01, gap_s=0.05)
+    with serving(slow, prefill_token_s=0.02, decode_s=0.05) as (url, _):
+        body = {"model": MODEL, "messages": MESSAGES}
+        headers = {"Authorization": f"Bearer {KEY}"}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/chat/completions", json=body, headers=headers, timeout=0.5)
+        deadline = time.monotonic() + 20
+        while metric(url, "pdcore_answers_in_progress") != 0:
+            assert time.monotonic() < deadline, "the abandoned answer was not closed"
+            time.sleep(0.05)
+        assert metric(url, "pdcore_answers_total") == 1
+        assert metric(url, "pdcore_device_tokens_sum") < len(ANSWER) // 2

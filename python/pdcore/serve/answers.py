@@ -110,6 +110,11 @@ class AnswerRun:
         """Closes the answer and records its figures (once; later calls return them)."""
         if self.figures is None:
             try:
+                # the pieces' generator first (left suspended, the event loop would finalize it in a task of
+                # its own), then the answer
+                closer = getattr(self._pieces, "aclose", None)
+                if closer is not None:
+                    await closer()
                 await self.answer.aclose()
             finally:
                 self.figures = AnswerFigures.of(
