@@ -144,7 +144,10 @@ def _app(
     """The app over a session built from the flags (as ``pdcore chat`` builds its own)."""
     from pdcore.runtime import CloudClient, Device, Session  # noqa: PLC0415  # reason: the optional runtime
     from pdcore.serve import create_app  # noqa: PLC0415  # reason: needs the serve extra
-    from pdcore.serve.conversation import device_context  # noqa: PLC0415  # reason: as above
+    from pdcore.serve.conversation import (  # noqa: PLC0415  # reason: as above
+        device_chat_template,
+        device_context,
+    )
 
     console = stderr()
 
@@ -173,7 +176,7 @@ def _app(
         session,
         model_id=path.stem,
         api_key=api_key,
-        chat_template=device.chat_template,
+        chat_template=device_chat_template(device),
         context_tokens=device_context(device),
         on_shutdown=close,
     )

@@ -15,26 +15,43 @@ for at least one answer token, as `pdcore.runtime.device.Device.start` requires)
 
 from __future__ import annotations
 
-from pdcore.exceptions import DeviceFailedError, PdcoreError
+from pdcore.exceptions import DeviceFailedError, InvalidInputError, PdcoreError
 from pdcore.runtime.chat_template import render_chat
 from pdcore.runtime.device import Device
 from pdcore.serve.errors import APIError
 from pdcore.serve.schemas import ChatCompletionRequest
 
-__all__ = ["chat_prompt", "check_context", "device_context", "fits_unread"]
+__all__ = ["chat_prompt", "check_context", "device_chat_template", "device_context", "fits_unread"]
 
 
 def chat_prompt(body: ChatCompletionRequest, template: str | None) -> str:
     """The prompt text of a chat request: its messages through ``template`` (None: ChatML).
 
     Raises:
-        APIError: A message without text, or with a part that is not text.
+        APIError: A message without text, or with a part that is not text, or messages the template
+            refuses.
     """
     messages = [
         {"role": "system" if message.role == "developer" else message.role, "content": message.text(index)}
         for index, message in enumerate(body.messages)
     ]
-    return render_chat(messages, template)
+    try:
+        return render_chat(messages, template)
+    except (
+        InvalidInputError
+    ) as error:  # the template refuses these messages (e.g. turns that do not alternate)
+        raise APIError(400, f"messages: {error}", code="invalid_messages", param="messages") from None
+
+
+def device_chat_template(device: Device | None) -> str | None:
+    """The device model's chat template, or None (no device, no template in the model, or a device that
+    failed to start: ChatML then)."""
+    if device is None:
+        return None
+    try:
+        return device.chat_template
+    except PdcoreError:
+        return None
 
 
 def device_context(device: Device | None) -> int | None:
