@@ -16,7 +16,6 @@ the cancellation that a disconnect brings, so no cloud stream or device work out
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -141,21 +140,21 @@ class Served:
 
         reading = asyncio.ensure_future(read())
         watching = asyncio.ensure_future(_disconnected(request))
+        text: str | None = None
         try:
             await asyncio.wait({reading, watching}, return_when=asyncio.FIRST_COMPLETED)
-            if not reading.done():  # the client went away: stop the answer
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading
-                return Response(status_code=499)
-            text = reading.result()
+            if reading.done():
+                text = reading.result()
         except Exception as error:
             raise runtime_error(error) from error
-        finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
-            await self._close(run)
+        finally:  # whatever ends the request (its end, an error, a cancellation), nothing outlives it
+            with anyio.CancelScope(shield=True):
+                for task in (reading, watching):
+                    task.cancel()
+                await asyncio.gather(reading, watching, return_exceptions=True)
+                await run.close()
+        if text is None:  # the client went away: its answer was stopped, and nobody reads a reply
+            return Response(status_code=499)
         counted, extension = self._ending(run, prompt)
         return JSONResponse(shape.response(text, run.finish_reason, counted, extension))
 
