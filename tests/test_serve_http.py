@@ -34,7 +34,14 @@ def script(**options: Any) -> CloudScript:
     return CloudScript(word_pieces(ANSWER), **({"first_delay_s": 0.005, "gap_s": 0.002} | options))
 
 
-def served(check: Check, *, api_key: str | None = None, n_ctx: int = 1 << 20, **cloud: Any) -> None:
+def served(
+    check: Check,
+    *,
+    api_key: str | None = None,
+    n_ctx: int = 1 << 20,
+    chat_template: str | None = None,
+    **cloud: Any,
+) -> None:
     """Runs ``check`` against an app over a fresh session, cloud and device, in one event loop."""
 
     async def run(url: str) -> None:
@@ -43,7 +50,9 @@ def served(check: Check, *, api_key: str | None = None, n_ctx: int = 1 << 20, **
         session = Session(
             cloud=client, device=device, device_profile=fake.profile(), k=3, max_tpot_s=0.05, max_tokens=400
         )
-        app = create_app(session, model_id=MODEL, api_key=api_key, context_tokens=n_ctx)
+        app = create_app(
+            session, model_id=MODEL, api_key=api_key, context_tokens=n_ctx, chat_template=chat_template
+        )
         transport = httpx.ASGITransport(app=app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url="http://serve") as http:
@@ -328,3 +337,30 @@ def test_metrics_count_answers_hand_offs_and_errors() -> None:
         assert values[("pdcore_answers_in_progress", ())] == 0
 
     served(check)
+
+
+def test_a_chat_prompt_goes_through_the_models_template_and_a_refusal_is_a_400() -> None:
+    template = (
+        "{% for m in messages %}{% if loop.index0 % 2 == 1 and m.role != 'assistant' %}"
+        "{{ raise_exception('user and assistant turns must alternate') }}{% endif %}"
+        "[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant] "
+    )
+
+    async def check(http: httpx.AsyncClient, cloud: FakeCloud) -> None:
+        messages = [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": [{"type": "text", "text": "Paris?"}]},
+        ]
+        response = await http.post("/v1/chat/completions", json={"messages": messages})
+        assert response.status_code == 200, response.text
+        assert (
+            cloud.requests[0].body["prompt"]
+            == "[system] Be brief.\n[assistant] Hello.\n[user] Paris?\n[assistant] "
+        )
+        twice = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+        error = error_of(await http.post("/v1/chat/completions", json={"messages": twice}), 400)
+        assert (error["code"], error["param"]) == ("invalid_messages", "messages")
+        assert "must alternate" in error["message"]
+
+    served(check, chat_template=template)
