@@ -40,13 +40,15 @@ def served(
     api_key: str | None = None,
     n_ctx: int = 1 << 20,
     chat_template: str | None = None,
+    conversation_cache: bool = False,
     **cloud: Any,
 ) -> None:
     """Runs ``check`` against an app over a fresh session, cloud and device, in one event loop."""
 
     async def run(url: str) -> None:
         fake = FakeEngine(ANSWER, prefill_token_s=0.001, call_s=0.001, decode_s=0.001, n_ctx=n_ctx)
-        client, device = CloudClient(url), Device(lambda: fake)
+        client = CloudClient(url)
+        device = Device(lambda: fake, conversation_cache=conversation_cache)
         session = Session(
             cloud=client, device=device, device_profile=fake.profile(), k=3, max_tpot_s=0.05, max_tokens=400
         )
@@ -364,3 +366,27 @@ def test_a_chat_prompt_goes_through_the_models_template_and_a_refusal_is_a_400()
         assert "must alternate" in error["message"]
 
     served(check, chat_template=template)
+
+
+def test_a_follow_up_turn_reuses_the_devices_cache_and_says_so() -> None:
+    async def check(http: httpx.AsyncClient, cloud: FakeCloud) -> None:
+        messages: list[dict[str, str]] = [{"role": "user", "content": "Tell me about Paris."}]
+        cached: list[int] = []
+        for question in ("And its river?", "And its tower?"):
+            body = (
+                await http.post("/v1/chat/completions", json={"model": MODEL, "messages": messages})
+            ).json()
+            assert body["usage"]["prompt_tokens_details"]["cached_tokens"] == body["pdcore"]["cached_tokens"]
+            cached.append(body["pdcore"]["cached_tokens"])
+            messages += [
+                {"role": "assistant", "content": body["choices"][0]["message"]["content"]},
+                {"role": "user", "content": question},
+            ]
+        body = (await http.post("/v1/chat/completions", json={"model": MODEL, "messages": messages})).json()
+        cached.append(body["pdcore"]["cached_tokens"])
+        assert cached[0] == 0
+        assert 0 < cached[1] < cached[2] < body["usage"]["prompt_tokens"]
+        values = metric_values((await http.get("/metrics")).text)
+        assert values[("pdcore_device_cached_tokens_total", ())] == sum(cached)
+
+    served(check, conversation_cache=True)

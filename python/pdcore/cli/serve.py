@@ -3,8 +3,10 @@
 `register` adds the command to the ``pdcore`` Typer app. It builds the live session as ``pdcore chat``
 does (the shared flags of `pdcore.cli.live_options`: the device's threads and profile, ``--k``), then runs
 the app with uvicorn until Ctrl-C or SIGTERM, and closes the cloud's connections and the device's worker
-on the way out. It needs the ``serve`` extra (FastAPI, uvicorn, prometheus-client) and the ``device``
-extra, imported only when the command runs.
+on the way out. The device keeps conversations (`pdcore.runtime.conversation_cache`) unless
+``--no-conversation-cache``: a client that resends a conversation's history gets its follow-up prefilled
+from the tokens the device already holds. It needs the ``serve`` extra (FastAPI, uvicorn,
+prometheus-client) and the ``device`` extra, imported only when the command runs.
 
 Exposure (the rule is ours): the server listens on loopback unless ``--host`` says otherwise, and an
 address other than loopback without an API key gets a warning, since anyone who reaches it spends the
@@ -100,6 +102,13 @@ def serve(
     cloud_param: Annotated[
         list[str] | None, typer.Option("--cloud-param", help="Extra request field KEY=VALUE (repeatable).")
     ] = None,
+    conversation_cache: Annotated[
+        bool,
+        typer.Option(
+            "--conversation-cache/--no-conversation-cache",
+            help="Keep each conversation's KV on the device, so a follow-up prefills only its new tokens.",
+        ),
+    ] = True,
 ) -> None:
     """Serve P/D-Device behind an OpenAI-compatible API (chat, completions, models, health, metrics)."""
     with reported(live=True):
@@ -115,7 +124,7 @@ def serve(
         app = _app(
             cloud_url=cloud_url, cloud_api=cloud_api, model=model, profile=profile,
             threads=threads, api_key=api_key or None, k=k, max_tpot=max_tpot, max_tokens=max_tokens,
-            cloud_param=cloud_param,
+            cloud_param=cloud_param, conversation_cache=conversation_cache,
         )  # fmt: skip
         console = stderr()
         if not _loopback(host) and not api_key:
@@ -140,6 +149,7 @@ def _app(
     max_tpot: float,
     max_tokens: int,
     cloud_param: list[str] | None,
+    conversation_cache: bool,
 ) -> FastAPI:
     """The app over a session built from the flags (as ``pdcore chat`` builds its own)."""
     from pdcore.runtime import CloudClient, Device, Session  # noqa: PLC0415  # reason: the optional runtime
@@ -158,7 +168,9 @@ def _app(
     chosen = device_profile(profile, threads, model, needed=planned_k == "auto")
     path = default_model(model)
     cloud = CloudClient(cloud_url, extra_body=cloud_params(cloud_param), api=cloud_api)
-    device = Device.llama(path, n_threads=device_threads(threads), profile=chosen)
+    device = Device.llama(
+        path, n_threads=device_threads(threads), profile=chosen, conversation_cache=conversation_cache
+    )
     try:
         session = Session(
             cloud=cloud, device=device, device_profile=chosen, k=planned_k, max_tokens=max_tokens,
