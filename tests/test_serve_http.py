@@ -390,3 +390,17 @@ def test_a_follow_up_turn_reuses_the_devices_cache_and_says_so() -> None:
         assert values[("pdcore_device_cached_tokens_total", ())] == sum(cached)
 
     served(check, conversation_cache=True)
+
+
+def test_a_cloud_that_refuses_leaves_the_answer_to_the_device_with_a_notice_and_a_fallback_counted() -> None:
+    async def check(http: httpx.AsyncClient, cloud: FakeCloud) -> None:
+        body = (await http.post("/v1/chat/completions", json=CHAT)).json()
+        assert body["choices"][0]["message"]["content"] == ANSWER
+        figures = body["pdcore"]
+        assert figures["tokens_by_source"] == {"cloud": 0, "device": len(ANSWER)}
+        assert [notice["kind"] for notice in figures["notices"]] == ["cloud-unavailable"]
+        values = metric_values((await http.get("/metrics")).text)
+        assert values[("pdcore_cloud_fallbacks_total", ())] == 1
+        assert values[("pdcore_device_tokens_sum", ())] == len(ANSWER)
+
+    served(check, status=503)
