@@ -27,6 +27,7 @@ from pdcore.cli.live_options import device_profile as _profile
 from pdcore.cli.live_options import device_threads as _threads
 from pdcore.cli.live_options import k_flag as _k
 from pdcore.cli.options import check_outputs, default_model, profile_path, reported, stderr
+from pdcore.cli.turn_table import turn_table
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.profiles import load_cloud_profile
@@ -383,12 +384,16 @@ def validate(
     api: Annotated[
         str, typer.Option("--api", help="The endpoint's API: completions, or chat for chat-only endpoints.")
     ] = "completions",
+    turns: Annotated[int, typer.Option("--turns", help="Turns per conversation; 1: single requests.")] = 1,
 ) -> None:
     """Run live P/D-Device requests and compare TTFT and gaps with the simulator's prediction."""
     with reported(live=True):
         check_outputs({"--json": json_out}, {"--model": model, "--profile": profile_path(profile)})
         from pdcore.runtime import CloudClient, Device  # noqa: PLC0415  # reason: the optional runtime
         from pdcore.runtime import validate as live  # noqa: PLC0415  # reason: the optional runtime
+        from pdcore.runtime.validate_turns import check_turns  # noqa: PLC0415  # reason: as above
+
+        check_turns(turns, name="--turns")
 
         device_profile = _profile(profile, threads, model)
         assert device_profile is not None
@@ -397,14 +402,17 @@ def validate(
 
         async def run() -> live.ValidationReport:
             cloud = CloudClient(cloud_url, extra_body=_params(cloud_param), api=api)
-            device = Device.llama(default_model(model), n_threads=_threads(threads), profile=device_profile)
+            device = Device.llama(
+                default_model(model), n_threads=_threads(threads), profile=device_profile,
+                conversation_cache=turns > 1,
+            )  # fmt: skip
             try:
                 return await live.validate(
                     cloud=cloud, device=device, device_profile=device_profile, requests=requests,
                     prompt_tokens=_lengths(prompt_tokens, "--prompt-tokens"), k=_k(k), k_margin=k_margin,
                     max_extensions=max_extensions, max_tpot_s=max_tpot, max_tokens=max_tokens, warm=warm,
                     tolerance=tolerance, baselines=baselines, cloud_profile=measured_cloud,
-                    progress=lambda line: console.print(escape(line)),
+                    progress=lambda line: console.print(escape(line)), turns=turns,
                 )  # fmt: skip
             finally:
                 await cloud.aclose()
@@ -430,6 +438,8 @@ def _print_validation(report: ValidationReport, tolerance: float) -> None:
         f"its speed in the live run (median {report.device_speed_ratio:.2f}x its profile's times)"
     )
     console.print(escape(report.spread_note))
+    if report.per_turn:
+        console.print(turn_table(report))
     if report.baselines:
         console.print(_baseline_table(report.baselines))
     verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"

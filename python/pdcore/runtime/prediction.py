@@ -2,7 +2,9 @@
 uses (fitted to the calibration, `fit_cloud`, or measured, `cloud_model`), the device profile scaled by a
 speed ratio and given the step spread measured in the calibration (`calibration_spread`), the replay of
 each live request, one at a time on an idle cloud, with its own ``k``, and its comparison with the live
-runs (`compare_live`).
+runs (`compare_live`). A conversation's turns are replayed with their conversation columns (`predict`'s
+``conversation``), so the simulated device keeps its session cache between them
+(`pdcore.runtime.turn_prediction`).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from pdcore._core import MAX_STEP_SPREAD, HandoffEstimator, Plan
 from pdcore.exceptions import InvalidInputError
@@ -184,15 +187,19 @@ def _replay_setup(
     min_tpot_s: float,
     pace_s: float,
     max_tpot_s: float,
+    conversation: Mapping[str, npt.NDArray[np.int64]] | None = None,
 ) -> tuple[Scenario, Workload, Replay, np.ndarray[Any, np.dtype[np.float64]]]:
-    """The simulator's setup of the live requests: one at a time, an idle cloud each, their own k."""
+    """The simulator's setup of the live requests: one at a time, an idle cloud each, their own k; with
+    ``conversation`` (the workload's conversation columns), the turns of one conversation."""
     count = len(runs)
+    columns: dict[str, Any] = dict(conversation or {})
     workload = Workload(
         name="validate",
         arrival_s=np.arange(count, dtype=np.float64) * 10_000.0,
         prompt_tokens=np.array([run.prompt_tokens for run in runs], dtype=np.int64),
         output_tokens=np.array([run.output_tokens for run in runs], dtype=np.int64),
         source="pdcore validate: the live requests",
+        **columns,
     )
     network = NetworkProfile(name="measured", rtt_s=2.0 * one_way_s, bandwidth_bps=1e9, jitter_s=0.0)
     scenario = Scenario(cloud=cloud, device=device, network=network, slo=SLO(max_tpot_s=max_tpot_s))
@@ -209,17 +216,20 @@ def predict(
     min_tpot_s: float,
     pace_s: float,
     max_tpot_s: float,
+    conversation: Mapping[str, npt.NDArray[np.int64]] | None = None,
 ) -> dict[str, list[float]]:
-    """The simulator's TTFT and gaps for the live requests (one at a time, an idle cloud each)."""
+    """The simulator's TTFT, gaps and device cached tokens for the live requests (one at a time, an idle
+    cloud each; ``conversation``: the workload's conversation columns, when they are turns of one)."""
     scenario, workload, replay, delays = _replay_setup(
         runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot_s=min_tpot_s, pace_s=pace_s,
-        max_tpot_s=max_tpot_s,
+        max_tpot_s=max_tpot_s, conversation=conversation,
     )  # fmt: skip
     result = scenario.run(workload, replay, one_way_s=delays)
     return {
         "ttft_s": [float(v) for v in result.results["ttft_s"]],
         "max_gap_s": [float(v) for v in result.results["max_gap_s"]],
         "mean_gap_s": [float(v) for v in result.results["tpot_s"]],
+        "device_cached_tokens": [float(v) for v in result.results["device_cached_tokens"]],
     }
 
 
@@ -232,13 +242,14 @@ def predict_timelines(
     min_tpot_s: float,
     pace_s: float,
     max_tpot_s: float,
+    conversation: Mapping[str, npt.NDArray[np.int64]] | None = None,
 ) -> list[dict[str, Any]]:
     """The simulator's token timeline of each live request, as `predict` sees it (JSON-ready, seconds
     from the request's start): ``k``, ``displays_s``, ``from_cloud``, ``cloud_arrivals_s``, ``handoff_s``
     and ``handoff_estimates`` (``[at_s, estimate_s]`` each time the estimate was set or changed)."""
     scenario, workload, replay, delays = _replay_setup(
         runs, device=device, cloud=cloud, one_way_s=one_way_s, min_tpot_s=min_tpot_s, pace_s=pace_s,
-        max_tpot_s=max_tpot_s,
+        max_tpot_s=max_tpot_s, conversation=conversation,
     )  # fmt: skip
     recorded = scenario.record_timelines(workload, replay, range(len(runs)), one_way_s=delays)
     return [
@@ -266,7 +277,7 @@ class Replayed:
     pace_s: float
     max_tpot_s: float
 
-    def _device(self, ratio: float, step_spread: float | None) -> DeviceProfile:
+    def profile_at(self, ratio: float, step_spread: float | None) -> DeviceProfile:
         """The profile scaled by ``ratio``, with ``step_spread`` (None: the profile's own)."""
         scaled = scaled_profile(self.device, ratio)
         return scaled if step_spread is None else dataclasses.replace(scaled, step_spread=step_spread)
@@ -279,7 +290,7 @@ class Replayed:
         return tuple(
             predict_timelines(
                 [run],
-                device=self._device(ratio, step_spread),
+                device=self.profile_at(ratio, step_spread),
                 cloud=self.cloud,
                 one_way_s=self.one_way_s,
                 min_tpot_s=self.min_tpot_s,
@@ -298,7 +309,7 @@ class Replayed:
         for run, ratio in zip(self.runs, speed_ratios, strict=True):
             one = predict(
                 [run],
-                device=self._device(ratio, step_spread),
+                device=self.profile_at(ratio, step_spread),
                 cloud=self.cloud,
                 one_way_s=self.one_way_s,
                 min_tpot_s=self.min_tpot_s,

@@ -64,21 +64,17 @@ separates the device's speed from errors of the simulator's logic.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Literal
-
-import numpy as np
 
 from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
+from pdcore.runtime.calibration import calibrate, make_prompt, warm_up
 from pdcore.runtime.cloud import CloudClient
-from pdcore.runtime.device import Device, chatml
+from pdcore.runtime.device import Device
 from pdcore.runtime.prediction import (
     calibration_spread,
     cloud_model,
@@ -88,8 +84,8 @@ from pdcore.runtime.prediction import (
     predict_timelines,
     scaled_profile,
 )
-from pdcore.runtime.profiler import filler_text
 from pdcore.runtime.session import DEFAULT_K_MARGIN, DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_TPOT_S, Session
+from pdcore.runtime.validate_turns import check_conversation_settings, validate_conversations
 from pdcore.runtime.validation_report import (
     DEFAULT_TOLERANCE,
     METRICS,
@@ -122,77 +118,6 @@ __all__ = [
 DEFAULT_PROMPT_TOKENS = (256, 512, 1024)
 """Prompt lengths the requests cycle through by default."""
 
-INSTRUCTION = "Read the text below, then write a long story inspired by it.\n\n"
-
-
-async def make_prompt(device: Device, tokens: int, *, seed: int) -> str:
-    """A ChatML prompt of about ``tokens`` device tokens: an instruction and `filler_text`."""
-    words = max(8, tokens * 3 // 4)
-    prompt = chatml(INSTRUCTION + filler_text(words, seed=seed))
-    for _ in range(3):
-        count = await device.count_tokens(prompt)
-        if abs(count - tokens) <= max(4, tokens // 50):
-            break
-        words = max(8, round(words * tokens / count))
-        prompt = chatml(INSTRUCTION + filler_text(words, seed=seed))
-    return prompt
-
-
-async def _warm(cloud: CloudClient, prompt: str) -> None:
-    """A one-token request: caches ``prompt`` on the endpoint and leaves nothing after it in its cache."""
-    async for _ in cloud.stream(prompt, max_tokens=1):
-        pass
-
-
-async def _calibrate(
-    cloud: CloudClient,
-    device: Device,
-    device_profile: DeviceProfile,
-    prompt: str,
-    prompt_tokens: int,
-    *,
-    min_events: int,
-    max_events: int,
-) -> CalibrationSample:
-    """A cloud-only request, timed per event, while the device prefills the same prompt, timed; in the
-    live session's order (the cloud request leaves first, then the device tokenizes and prefills). The
-    cloud streams until the device is done (at least ``min_events`` events, at most ``max_events``): on a
-    machine that hosts both, each side is timed under the load it meets in the live run."""
-    stamps: list[float] = []
-    device_done = asyncio.Event()
-
-    async def stream_cloud() -> None:
-        started = time.perf_counter()
-        async with contextlib.aclosing(cloud.stream(prompt, max_tokens=max_events)) as events:
-            async for event in events:
-                if event.text:
-                    stamps.append(event.at - started)
-                if device_done.is_set() and len(stamps) >= min_events:
-                    break
-
-    calls: list[tuple[int, float]] = []
-    streaming = asyncio.create_task(stream_cloud())
-    try:
-        await device.start(prompt)
-        await device.prefill_prompt(on_progress=lambda done, took: calls.append((done, took)))
-        device_done.set()
-        await streaming
-    finally:
-        if not streaming.done():
-            streaming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await streaming
-    if not stamps:
-        raise InvalidInputError("the cloud streamed no text during calibration; fix: check the endpoint")
-    return CalibrationSample(
-        prompt_tokens=prompt_tokens,
-        ttft_s=stamps[0],
-        gaps_s=tuple(float(g) for g in np.diff(stamps)),
-        device_prefill_s=sum(took for _, took in calls),
-        device_profile_s=float(device_profile.prefill_s(prompt_tokens)),
-        device_calls=tuple(calls),
-    )
-
 
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
@@ -204,7 +129,7 @@ def _ms(value: float | None) -> str:
 
 async def _baseline(cloud: CloudClient, device: Device, prompt: str, run: LiveRun, *, warm: bool) -> Baseline:
     if warm:
-        await _warm(cloud, prompt)
+        await warm_up(cloud, prompt)
     cloud_only = await Session(cloud=cloud, mode="cloud-only", k=0, max_tokens=16).complete(prompt)
     device_only = await Session(device=device, mode="device-only", k=0, max_tokens=4).complete(prompt)
     return Baseline(
@@ -237,6 +162,7 @@ async def validate(
     baselines: bool = False,
     cloud_profile: CloudProfile | None = None,
     progress: Callable[[str], None] | None = None,
+    turns: int = 1,
 ) -> ValidationReport:
     """Runs the live requests and the simulator and compares them (module docstring).
 
@@ -262,12 +188,16 @@ async def validate(
         cloud_profile: The endpoint's profile measured by ``pdcore profile-cloud`` (`cloud_model`); None
             fits one to the calibration requests.
         progress: Called with a line of text after each step.
+        turns: Turns per request: 1 runs single requests; more makes each request a conversation of
+            ``turns`` turns, compared per turn (`pdcore.runtime.validate_turns`: the device must keep
+            conversations, ``warm`` be on and ``baselines`` off; the report's ``per_turn``).
 
     Raises:
         InvalidInputError: An argument is out of range or a live request displayed too little.
         CloudError: The cloud failed during warm-up or calibration.
     """
     _check_requests(requests, prompt_tokens)
+    check_conversation_settings(turns, device, warm=warm, baselines=baselines)
     say = progress or (lambda _: None)
     rtts = [await cloud.ping() for _ in range(max(1, pings))]
     rtt = statistics.median(rtts)
@@ -277,6 +207,12 @@ async def validate(
         min_tpot_s=min_tpot_s, max_tokens=max_tokens, k_margin=k_margin, max_extensions=max_extensions,
         first_token_s=None, reduce_plans=False,  # the split itself is what is compared
     )  # fmt: skip
+    if turns > 1:
+        return await validate_conversations(
+            cloud=cloud, device=device, session=session, conversations=requests, prompt_tokens=prompt_tokens,
+            turns=turns, min_events=calibration_tokens, max_events=max(max_tokens, calibration_tokens),
+            rtt_s=rtt, cloud_profile=cloud_profile, tolerance=tolerance, say=say,
+        )  # fmt: skip
     samples: list[CalibrationSample] = []
     runs: list[LiveRun] = []
     baseline_runs: list[Baseline] = []
@@ -312,10 +248,10 @@ async def _one_request(
     prompt = await make_prompt(device, length, seed=seed)
     tokens = await device.count_tokens(prompt)
     if warm:
-        await _warm(cloud, prompt)
+        await warm_up(cloud, prompt)
     calibration_prompt = prompt if warm else await make_prompt(device, length, seed=10_000 + seed)
     assert session.profile is not None
-    sample = await _calibrate(
+    sample = await calibrate(
         cloud,
         device,
         session.profile,
@@ -325,7 +261,7 @@ async def _one_request(
         max_events=max_events,
     )
     if warm:
-        await _warm(cloud, prompt)
+        await warm_up(cloud, prompt)
     session.speed_ratio = sample.device_speed_ratio
     return prompt, sample, LiveRun.from_timeline(await session.complete(prompt))
 

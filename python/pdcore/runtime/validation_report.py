@@ -1,6 +1,6 @@
 """What ``pdcore validate`` measured and how it compares (`pdcore.runtime.validate`): the calibration
-requests, the live runs, the one-sided baselines, live against predicted per metric, and the report with its
-JSON form.
+requests, the live runs, the one-sided baselines, live against predicted per metric and, for
+conversations, per turn (`TurnComparison`), and the report with its JSON form.
 
 Each error is taken against an absolute floor (`Comparison.error`): ``|predicted - live| / max(live, floor)``
 with the floor at the gap objective ``max_tpot_s`` (the rule is ours; `pdcore.runtime.validate`).
@@ -20,12 +20,14 @@ from pdcore.profiles.cloud import CloudProfile
 from pdcore.runtime.timeline import Timeline
 
 __all__ = [
+    "CACHED_TOKENS_TOLERANCE",
     "DEFAULT_TOLERANCE",
     "METRICS",
     "Baseline",
     "CalibrationSample",
     "Comparison",
     "LiveRun",
+    "TurnComparison",
     "ValidationReport",
 ]
 
@@ -34,6 +36,11 @@ DEFAULT_TOLERANCE = 0.15
 
 METRICS = ("ttft_s", "max_gap_s", "mean_gap_s")
 """What is compared (``max_gap_s`` without the stalls of either side's own stream, module docstring)."""
+
+CACHED_TOKENS_TOLERANCE = 4
+"""How far a turn's predicted device cached tokens may be from the live count, in tokens (ours; the
+reasons are `pdcore.runtime.validate_turns`'s: the end of an answer and the device's tokenization of the
+cloud's pieces shift the count by a token or two, any other difference is a failure)."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,54 @@ class Comparison:
         return tuple(_relative(p, v, self.floor_s) for v, p in zip(self.live, self.predicted, strict=True))
 
 
+@dataclass(frozen=True)
+class TurnComparison:
+    """Live against predicted for one turn of the conversations (``validate(turns=N)``), conversations in
+    order.
+
+    Attributes:
+        turn: The turn, from 1.
+        ttft: Each conversation's TTFT at this turn, judged as every `Comparison` (against the floor).
+        live_cached: Each conversation's device cached tokens at this turn, live.
+        predicted_cached: The same, predicted by the simulator's session cache.
+        cached_tolerance: The largest difference allowed per conversation, tokens.
+    """
+
+    turn: int
+    ttft: Comparison
+    live_cached: tuple[int, ...]
+    predicted_cached: tuple[int, ...]
+    cached_tolerance: int = CACHED_TOKENS_TOLERANCE
+
+    @property
+    def cached_errors(self) -> tuple[int, ...]:
+        """Predicted less live cached tokens, per conversation."""
+        return tuple(p - v for v, p in zip(self.live_cached, self.predicted_cached, strict=True))
+
+    @property
+    def cached_agree(self) -> bool:
+        """Whether every conversation's cached tokens are within `cached_tolerance` of the prediction."""
+        return all(abs(error) <= self.cached_tolerance for error in self.cached_errors)
+
+    def passed(self, tolerance: float) -> bool:
+        """Whether the mean TTFT is within ``tolerance`` (`Comparison.error`) and the cached tokens agree."""
+        return self.ttft.error <= tolerance and self.cached_agree
+
+    def to_dict(self, tolerance: float) -> dict[str, Any]:
+        """A JSON-ready summary: ``passed``, ``ttft_s`` (as ``comparisons``) and ``device_cached_tokens``."""
+        return {
+            "passed": self.passed(tolerance),
+            "ttft_s": _comparisons([self.ttft])[self.ttft.metric],
+            "device_cached_tokens": {
+                "live": list(self.live_cached),
+                "predicted": list(self.predicted_cached),
+                "errors": list(self.cached_errors),
+                "tolerance_tokens": self.cached_tolerance,
+                "agree": self.cached_agree,
+            },
+        }
+
+
 def _relative(predicted: float, live: float, floor: float) -> float:
     scale = max(live, floor)
     return abs(predicted - live) / scale if scale > 0 else (0.0 if predicted == live else math.inf)
@@ -241,6 +296,9 @@ class ValidationReport:
         step_spread_calls: The model calls it was measured over (0: none, the spread is 0).
         live_step_spread: The spread the live session learned from the live runs (`Session.step_spread`),
             which the in-situ comparison simulates.
+        turns: Turns per conversation (1: single requests); with more, `runs` holds each conversation's
+            turns in order, conversation after conversation, and `calibration` one sample per conversation.
+        per_turn: Live against predicted per turn (empty for single requests).
     """
 
     runs: tuple[LiveRun, ...]
@@ -260,6 +318,8 @@ class ValidationReport:
     step_spread: float = 0.0
     step_spread_calls: int = 0
     live_step_spread: float = 0.0
+    turns: int = 1
+    per_turn: tuple[TurnComparison, ...] = ()
 
     @property
     def spread_note(self) -> str:
@@ -272,12 +332,16 @@ class ValidationReport:
 
     @property
     def passed(self) -> bool:
-        """Whether every metric's averages agree within the tolerance."""
-        return all(comparison.error <= self.tolerance for comparison in self.comparisons)
+        """Whether every metric's averages agree within the tolerance, and every turn passes."""
+        return all(comparison.error <= self.tolerance for comparison in self.comparisons) and all(
+            turn.passed(self.tolerance) for turn in self.per_turn
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary, with each live request's timeline summary and full timeline (every
-        token's times, the hand-off estimates as they were revised, the cloud's events)."""
+        token's times, the hand-off estimates as they were revised, the cloud's events); for
+        conversations, also ``turns`` and ``per_turn`` (`TurnComparison.to_dict` by turn)."""
+        per_turn = {str(turn.turn): turn.to_dict(self.tolerance) for turn in self.per_turn}
         return {
             "passed": self.passed,
             "tolerance": self.tolerance,
@@ -328,4 +392,4 @@ class ValidationReport:
                 }
                 for index, run in enumerate(self.runs)
             ],
-        }
+        } | ({"turns": self.turns, "per_turn": per_turn} if per_turn else {})
