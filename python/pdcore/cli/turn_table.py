@@ -17,7 +17,7 @@ __all__ = ["turn_table"]
 def turn_table(report: ValidationReport) -> Table:
     """One row per turn (module docstring)."""
     table = Table(
-        title="per turn (means over conversations; cached tokens per conversation, live/predicted)",
+        title="per turn (TTFT: means over conversations; cached tokens: live/predicted each)",
         title_justify="left",
         header_style="bold",
     )

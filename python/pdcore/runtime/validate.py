@@ -60,6 +60,11 @@ apart; against the floor it counts 6%. Values above the floor are judged by plai
 rule is ours.) As a diagnostic, the comparison is repeated with the profile
 scaled by the device's speed measured in each live run instead (`ValidationReport.in_situ`), which
 separates the device's speed from errors of the simulator's logic.
+
+Conversations (``turns`` above 1, ``pdcore validate --turns N``): each request becomes a conversation of
+``turns`` turns on a device that keeps conversations, calibrated once on its first turn, and the simulator
+replays each conversation with its session cache; compared per turn are the TTFT (the same rule and floor)
+and the device's cached tokens (`pdcore.runtime.validate_turns`, `pdcore.runtime.turn_prediction`).
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ from pdcore.runtime.validation_report import (
     CalibrationSample,
     Comparison,
     LiveRun,
+    TurnComparison,
     ValidationReport,
 )
 
@@ -104,6 +110,7 @@ __all__ = [
     "CalibrationSample",
     "Comparison",
     "LiveRun",
+    "TurnComparison",
     "ValidationReport",
     "calibration_spread",
     "cloud_model",

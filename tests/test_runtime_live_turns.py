@@ -1,0 +1,49 @@
+"""``validate(turns=3)`` with the real model: SmolLM2-135M through llama.cpp on the device, keeping
+conversations, and a real ``python -m llama_cpp.server`` as the cloud (the fixtures of
+``test_runtime_live``: ``$PDCORE_CLOUD_URL`` when set, else a server started on a free port)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("httpx", reason="LIVE RUNTIME TESTS SKIPPED: pip install 'pdcore[device]'")
+pytest.importorskip("httpx_sse", reason="LIVE RUNTIME TESTS SKIPPED: pip install 'pdcore[device]'")
+
+import test_runtime_live as live
+from pdcore.profiles import DeviceProfile
+from pdcore.runtime import CloudClient, Device
+from pdcore.runtime.validate import ValidationReport, validate
+
+pytestmark = pytest.mark.realtime
+
+# test_runtime_live's module-scoped fixtures, which pytest finds here by name
+cloud_url, model, profile = live.cloud_url, live.model, live.profile
+
+
+def test_follow_ups_reuse_the_device_cache_as_the_simulator_predicts(
+    cloud_url: str, model: Path, profile: DeviceProfile
+) -> None:
+    async def go() -> ValidationReport:
+        cloud = CloudClient(cloud_url, extra_body=live.SAMPLING)
+        device = Device.llama(model, n_threads=1, profile=profile, conversation_cache=True)
+        try:
+            return await validate(
+                cloud=cloud, device=device, device_profile=profile, requests=2, prompt_tokens=(160,),
+                max_tokens=40, calibration_tokens=8, pings=3, turns=3,
+            )  # fmt: skip
+        finally:
+            await cloud.aclose()
+            device.close()
+
+    report = asyncio.run(go())
+    assert [turn.turn for turn in report.per_turn] == [1, 2, 3]
+    assert report.per_turn[0].live_cached == (0, 0), "each conversation starts on an empty cache"
+    for turn in report.per_turn[1:]:
+        assert all(cached > 0 for cached in turn.live_cached), turn
+        assert turn.cached_agree, turn
+    # a follow-up reuses at least the previous turn's prompt
+    for first, second in (report.runs[0:2], report.runs[3:5]):
+        assert second.timeline.device_cached_tokens >= first.prompt_tokens
