@@ -391,10 +391,8 @@ def validate(
         check_outputs({"--json": json_out}, {"--model": model, "--profile": profile_path(profile)})
         from pdcore.runtime import CloudClient, Device  # noqa: PLC0415  # reason: the optional runtime
         from pdcore.runtime import validate as live  # noqa: PLC0415  # reason: the optional runtime
-        from pdcore.runtime.validate_turns import check_turns  # noqa: PLC0415  # reason: as above
 
-        check_turns(turns, name="--turns")
-
+        live.check_turns(turns, name="--turns")
         device_profile = _profile(profile, threads, model)
         assert device_profile is not None
         measured_cloud = load_cloud_profile(cloud_profile) if cloud_profile is not None else None

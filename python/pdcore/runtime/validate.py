@@ -90,7 +90,7 @@ from pdcore.runtime.prediction import (
     scaled_profile,
 )
 from pdcore.runtime.session import DEFAULT_K_MARGIN, DEFAULT_MAX_EXTENSIONS, DEFAULT_MAX_TPOT_S, Session
-from pdcore.runtime.validate_turns import check_conversation_settings, validate_conversations
+from pdcore.runtime.validate_turns import check_conversation_settings, check_turns, validate_conversations
 from pdcore.runtime.validation_report import (
     DEFAULT_TOLERANCE,
     METRICS,
@@ -113,6 +113,7 @@ __all__ = [
     "TurnComparison",
     "ValidationReport",
     "calibration_spread",
+    "check_turns",
     "cloud_model",
     "fit_cloud",
     "make_prompt",
@@ -214,19 +215,45 @@ async def validate(
         min_tpot_s=min_tpot_s, max_tokens=max_tokens, k_margin=k_margin, max_extensions=max_extensions,
         first_token_s=None, reduce_plans=False,  # the split itself is what is compared
     )  # fmt: skip
+    max_events = max(max_tokens, calibration_tokens)
     if turns > 1:
         return await validate_conversations(
             cloud=cloud, device=device, session=session, conversations=requests, prompt_tokens=prompt_tokens,
-            turns=turns, min_events=calibration_tokens, max_events=max(max_tokens, calibration_tokens),
-            rtt_s=rtt, cloud_profile=cloud_profile, tolerance=tolerance, say=say,
+            turns=turns, min_events=calibration_tokens, max_events=max_events, rtt_s=rtt,
+            cloud_profile=cloud_profile, tolerance=tolerance, say=say,
         )  # fmt: skip
+    samples, runs, baseline_runs = await _requests(
+        cloud, device, session, requests=requests, prompt_tokens=prompt_tokens, warm=warm,
+        baselines=baselines, min_events=calibration_tokens, max_events=max_events, say=say,
+    )  # fmt: skip
+    return compare_live(
+        samples, runs, baseline_runs, rtt_s=rtt, warm=warm, cloud_profile=cloud_profile, session=session,
+        tolerance=tolerance,
+    )  # fmt: skip
+
+
+async def _requests(
+    cloud: CloudClient,
+    device: Device,
+    session: Session,
+    *,
+    requests: int,
+    prompt_tokens: Sequence[int],
+    warm: bool,
+    baselines: bool,
+    min_events: int,
+    max_events: int,
+    say: Callable[[str], None],
+) -> tuple[list[CalibrationSample], list[LiveRun], list[Baseline]]:
+    """The single live requests, each warmed up, calibrated and run (`_one_request`), with its baselines
+    when asked for."""
     samples: list[CalibrationSample] = []
     runs: list[LiveRun] = []
     baseline_runs: list[Baseline] = []
     for index in range(requests):
         prompt, sample, run = await _one_request(
             cloud, device, session, length=prompt_tokens[index % len(prompt_tokens)], seed=index, warm=warm,
-            min_events=calibration_tokens, max_events=max(max_tokens, calibration_tokens),
+            min_events=min_events, max_events=max_events,
         )  # fmt: skip
         samples.append(sample)
         runs.append(run)
@@ -234,10 +261,7 @@ async def validate(
         if baselines:
             baseline_runs.append(await _baseline(cloud, device, prompt, run, warm=warm))
             say(_baseline_line(baseline_runs[-1]))
-    return compare_live(
-        samples, runs, baseline_runs, rtt_s=rtt, warm=warm, cloud_profile=cloud_profile, session=session,
-        tolerance=tolerance,
-    )  # fmt: skip
+    return samples, runs, baseline_runs
 
 
 async def _one_request(
