@@ -184,10 +184,11 @@ def test_cli_defaults_are_the_librarys() -> None:
     import inspect
 
     from pdcore.cli import runtime as cli_runtime
+    from pdcore.cli import validate as cli_validate
     from pdcore.runtime import session
 
     chat = inspect.signature(cli_runtime.chat).parameters
-    check = inspect.signature(cli_runtime.validate).parameters
+    check = inspect.signature(cli_validate.validate).parameters
     assert check["max_extensions"].default == session.DEFAULT_MAX_EXTENSIONS
     assert check["k_margin"].default == session.DEFAULT_K_MARGIN
     for parameters in (chat, check):

@@ -10,12 +10,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+import typer
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_profile
 
-__all__ = ["SHIPPED_PROFILE", "cloud_params", "device_profile", "device_threads", "k_flag"]
+__all__ = [
+    "SHIPPED_PROFILE",
+    "MaxTpotOption",
+    "cloud_params",
+    "device_profile",
+    "device_threads",
+    "k_flag",
+    "lengths_flag",
+    "ms",
+]
+
+MaxTpotOption = Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")]
 
 SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 """The shipped profile used for the default model when ``--profile`` is not given."""
@@ -71,3 +84,21 @@ def cloud_params(values: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = raw
     return params
+
+
+def lengths_flag(spec: str, flag: str) -> list[int]:
+    """The comma-separated token counts of ``flag``, refused naming it when malformed or empty."""
+    try:
+        values = [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidInputError(
+            f"{flag} {spec!r}; fix: pass comma-separated token counts, e.g. 256,512"
+        ) from None
+    if not values:
+        raise InvalidInputError(f"{flag} {spec!r} is empty; fix: pass comma-separated token counts")
+    return values
+
+
+def ms(value: float | None) -> str:
+    """Seconds as milliseconds for a table, ``-`` when unknown."""
+    return "-" if value is None else f"{value * 1e3:.1f} ms"
