@@ -294,7 +294,7 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
     device tokens past its hand-off (the hand-off is what is tested): at least 99% of the hand-offs land
     within max_tpot and none over twice it. The measurement over 120 requests is
     benches/python/live_handoffs.py (README, "Live runtime")."""
-    lengths = [200, 260, 320, 380, 440, 500] * 8
+    lengths = [200, 260, 320, 380, 440, 500] * 6
 
     async def answer(session: Session, prompt: str) -> Timeline:
         stream = session.stream(prompt)
@@ -325,7 +325,7 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
 
     timelines = asyncio.run(go())
     handoffs = [timeline for timeline in timelines if timeline.handoff_position is not None]
-    assert len(handoffs) >= 40, [timeline.summary()["plan"] for timeline in timelines]
+    assert len(handoffs) >= 30, [timeline.summary()["plan"] for timeline in timelines]
     over = []
     for timeline in handoffs:
         gap = next(gap for gap in timeline.gaps() if gap.position == timeline.handoff_position)
