@@ -325,7 +325,7 @@ def test_hand_offs_stay_within_the_gap_objective_over_many_requests(
 
     timelines = asyncio.run(go())
     handoffs = [timeline for timeline in timelines if timeline.handoff_position is not None]
-    assert len(handoffs) >= 30, [timeline.summary()["plan"] for timeline in timelines]
+    assert len(handoffs) >= 24, [timeline.summary()["plan"] for timeline in timelines]
     over = []
     for timeline in handoffs:
         gap = next(gap for gap in timeline.gaps() if gap.position == timeline.handoff_position)
