@@ -1,7 +1,9 @@
-//! A policy's plan applied to its request: the plan checked, the caches looked up and the first events
-//! of its mode scheduled (the per-mode rules are the [`super`] module doc's).
+//! A policy's plan applied to its request: the plan checked, the one-answer-per-device rule applied when
+//! it is on ([`super::busy`]), the caches looked up and the first events of its mode scheduled (the
+//! per-mode rules are the [`super`] module doc's).
 
 use super::jitter::prompt_time;
+use super::busy::Gate;
 use super::{spec, Ev, Mode, Pd, Plan, Simulator, PRIO_CLOUD, PRIO_DEVICE};
 use crate::buffer::TokenBuffer;
 use crate::error::{CoreError, Result};
@@ -29,28 +31,30 @@ impl Simulator {
         let iu = i as usize;
         let t0 = self.inp.arrival[iu];
         let d = self.one_way[iu];
+        // the one-answer rule may serve it from the cloud, or start its device-only plan later
+        let gate = self.gate(i, plan)?;
+        let plan = if let Gate::Now(p) = gate { p } else { plan };
         self.reqs[iu].plan = Some(plan);
+        match gate {
+            Gate::Now(_) if plan.mode == Mode::Device => return self.start_device(i, t0),
+            Gate::Now(_) => {}
+            Gate::At(start) => return self.start_device(i, start),
+            Gate::Queued => return Ok(()),
+        }
         // a refined prompt is not a prefix of the full one: it reuses nothing; the cloud alone uses no device
         let uses_device_cache = match plan.mode {
-            Mode::Cloud => false,
+            Mode::Cloud | Mode::Device => false,
             Mode::Pd | Mode::Naive | Mode::Disco => plan.refine_ratio >= 1.0,
-            Mode::Device | Mode::Race | Mode::KvTransfer | Mode::Spec => true,
+            Mode::Race | Mode::KvTransfer | Mode::Spec => true,
         };
         let cached =
             if uses_device_cache { self.device_cache.lookup(&self.inp.conv.turns, i, t0) } else { 0 };
         self.reqs[iu].device_cached = cached;
-        if plan.mode != Mode::Device {
-            self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
-            self.reqs[iu].bytes_up = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
-        }
+        self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
+        self.reqs[iu].bytes_up = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
         match plan.mode {
             Mode::Cloud | Mode::KvTransfer => {}
-            Mode::Device => {
-                let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
-                self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
-                let done = self.on_clock(i, t0 + p, PROMPT)?;
-                self.finish_on_device(i, done, 0, plan.pace.min_tpot())?;
-            }
+            Mode::Device => unreachable!("started above"),
             Mode::Race => {
                 let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
                 let done = self.on_clock(i, t0 + p, PROMPT)?;
@@ -66,6 +70,21 @@ impl Simulator {
             Mode::Pd | Mode::Naive | Mode::Disco => self.start_split(i, plan, cached)?,
         }
         Ok(())
+    }
+
+    /// Starts request `i`'s device-only plan at `start` (its arrival, or when its busy device is free):
+    /// the device prefills what its session cache lacks then, and decodes the answer.
+    pub(super) fn start_device(&mut self, i: u32, start: Nanos) -> Result<()> {
+        let iu = i as usize;
+        let min_tpot = self.reqs[iu].plan.expect("planned").pace.min_tpot();
+        let cached = self.device_cache.lookup(&self.inp.conv.turns, i, start);
+        let req = &mut self.reqs[iu];
+        req.device_cached = cached;
+        req.device_wait = start - self.inp.arrival[iu];
+        req.device_prefill_tokens = self.inp.prompt[iu] - cached;
+        let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
+        let done = self.on_clock(i, start + p, PROMPT)?;
+        self.finish_on_device(i, done, 0, min_tpot)
     }
 
     /// Refuses a plan for a request that is not waiting for one, draft settings off a `"spec"` plan, and a

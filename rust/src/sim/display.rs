@@ -54,7 +54,7 @@ impl Simulator {
             Mode::KvTransfer => {
                 self.display_cloud_inline(i, arrive);
                 if self.reqs[iu].done {
-                    return Ok(()); // a one-token answer
+                    return self.device_done(i, arrive); // a one-token answer
                 }
                 let prompt = self.inp.prompt[iu];
                 // the device already holds its cached prefix: only the rest is sent
@@ -129,8 +129,10 @@ impl Simulator {
         let mut timeline = if self.timelines.is_empty() { None } else { self.timelines.get_mut(&i) };
         let req = &mut self.reqs[iu];
         let mut ready = first_ready;
+        let mut last_ready = first_ready;
         let mut prev = req.metrics.first().map(|_| req.metrics.last());
         for pos in from..out {
+            last_ready = ready;
             let t = prev.map_or(ready, |p| ready.max(p + min_tpot));
             if t > Nanos::LIMIT {
                 // past the clock (saturated there, if it came to that): the rest would be too
@@ -171,7 +173,8 @@ impl Simulator {
         };
         self.record_device_cache(i, held);
         self.finish(i);
-        Ok(())
+        // its device work ends with the step that produced its last token
+        self.device_done(i, last_ready)
     }
 
     /// Marks request `i` done and drops its split state.

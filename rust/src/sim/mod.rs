@@ -36,11 +36,12 @@
 //! explicit seed; the device's step spread draws each call's factor from a hash of the call ([`jitter`]),
 //! never from a generator's state, so no draw depends on the order events run in.
 //!
-//! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `display` (what reaches the
-//! screen), `pd` and `spec` (the split and speculative modes' events), `clock` (the clock's range),
+//! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `busy` (one answer at a
+//! time per device, an option), `display` (what reaches the screen), `pd` and `spec` (the split and speculative modes' events), `clock` (the clock's range),
 //! [`jitter`] (the device's step spread), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and
 //! [`policy`].
 
+mod busy;
 pub mod caches;
 mod clock;
 pub mod cloud;
@@ -65,6 +66,8 @@ use crate::error::{CoreError, Result};
 use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
+use busy::DeviceHolds;
+pub use busy::DeviceBusy;
 use caches::{DeviceCache, Held, PrefixCache};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};
@@ -152,6 +155,10 @@ struct Req {
     device_cached: u32,
     /// Prompt tokens the cloud found in its prefix cache.
     cloud_cached: u32,
+    /// What the one-answer-per-device rule did to it ([`busy`]).
+    busy: DeviceBusy,
+    /// How long it waited for its device ([`busy`]).
+    device_wait: Nanos,
 }
 
 impl Default for Req {
@@ -176,6 +183,8 @@ impl Default for Req {
             last_down: None,
             device_cached: 0,
             cloud_cached: 0,
+            busy: DeviceBusy::Free,
+            device_wait: Nanos::ZERO,
         }
     }
 }
@@ -198,6 +207,7 @@ pub struct Simulator {
     timelines: BTreeMap<u32, Timeline>,
     device_cache: DeviceCache,
     prefix_cache: PrefixCache,
+    holds: DeviceHolds,
 }
 
 impl Simulator {
@@ -235,6 +245,7 @@ impl Simulator {
             timelines: BTreeMap::new(),
             device_cache,
             prefix_cache,
+            holds: DeviceHolds::default(),
         })
     }
 

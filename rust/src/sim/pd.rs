@@ -54,6 +54,9 @@ impl Simulator {
         if let Some(held) = keep {
             self.record_device_cache(i, held);
         }
+        if complete {
+            self.device_done(i, now)?;
+        }
         let Some(pd) = self.reqs[iu].pd.as_mut() else { unreachable!("checked above") };
         if let Some(c) = pd.ctrl.as_mut() {
             c.push(now)?;
@@ -158,6 +161,9 @@ impl Simulator {
                 req.device_prefill_tokens = self.inp.prompt[iu] - req.device_cached;
                 self.lp.schedule(now + self.one_way[iu], PRIO_CLOUD, Ev::CloudCancel(i))?;
                 self.finish_on_device(i, now, 0, plan.pace.min_tpot())?;
+            } else {
+                // the cloud won: the device's prefill was for nothing, and it is free now
+                self.device_done(i, now)?;
             }
             return Ok(());
         }

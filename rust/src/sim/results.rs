@@ -63,6 +63,10 @@ pub struct Results {
     pub device_cached_tokens: Vec<f64>,
     /// Prompt tokens the cloud found in its prefix cache (its prefill skipped them).
     pub cloud_cached_tokens: Vec<f64>,
+    /// What the one-answer-per-device rule did to the request, a [`DeviceBusy`](super::DeviceBusy) code.
+    pub device_busy: Vec<u8>,
+    /// How long the request waited for its busy device, s (0 unless its device-only plan waited).
+    pub device_wait_s: Vec<f64>,
 }
 
 /// Who displayed a request's tokens (the `served_by` result's codes).
@@ -204,6 +208,8 @@ impl Simulator {
             r.k_site.push(decoded_at as u8);
             r.device_cached_tokens.push(f64::from(req.device_cached));
             r.cloud_cached_tokens.push(f64::from(req.cloud_cached));
+            r.device_busy.push(req.busy as u8);
+            r.device_wait_s.push(req.device_wait.as_secs());
         }
         debug_assert_eq!(r.ttft_s.len(), n);
         r

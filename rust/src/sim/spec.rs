@@ -41,7 +41,7 @@ impl Simulator {
         st.received += n;
         if req.metrics.count() >= self.inp.output[iu] {
             self.finish(i);
-            return Ok(());
+            return self.device_done(i, now);
         }
         if st.prompt_ready {
             self.start_round(i, now)?;

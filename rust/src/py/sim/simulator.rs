@@ -47,7 +47,7 @@ impl PySimulator {
         qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0, prompt_bytes_per_token = 0.0, stream_bytes_per_token = 0.0,
         session = None, turn = None, parent = None,
         shared_prefix_tokens = None, block_offsets = None, block_ids = None, block_tokens = 512,
-        device_cache_tokens = 0, cloud_cache_tokens = 0))]
+        device_cache_tokens = 0, cloud_cache_tokens = 0, one_answer_per_device = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         arrival_s: PyReadonlyArray1<'_, f64>,
@@ -70,6 +70,7 @@ impl PySimulator {
         block_tokens: u32,
         device_cache_tokens: u64,
         cloud_cache_tokens: u64,
+        one_answer_per_device: bool,
     ) -> PyResult<Self> {
         let conv = conversations(
             prompt_tokens.len()?,
@@ -88,7 +89,9 @@ impl PySimulator {
             wire: Wire { prompt_bytes_per_token, stream_bytes_per_token },
             conv,
         };
-        Ok(Self { inner: Mutex::new(Simulator::new(inp, cloud.inner.clone(), device.inner.clone())?) })
+        let mut sim = Simulator::new(inp, cloud.inner.clone(), device.inner.clone())?;
+        sim.set_one_answer_per_device(one_answer_per_device)?;
+        Ok(Self { inner: Mutex::new(sim) })
     }
 
     fn next_decision(&self, py: Python<'_>) -> PyResult<Option<u32>> {
@@ -173,7 +176,8 @@ impl PySimulator {
     }
 
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let r = self.sim()?.results();
+        let sim = self.sim()?;
+        let r = sim.results();
         let d = PyDict::new(py);
         let float_cols = [
             ("ttft_s", r.ttft_s),
@@ -204,6 +208,10 @@ impl PySimulator {
         ];
         for (name, col) in float_cols {
             d.set_item(name, col.into_pyarray(py))?;
+        }
+        if sim.one_answer_per_device() {
+            d.set_item("device_busy", r.device_busy.into_pyarray(py))?;
+            d.set_item("device_wait_s", r.device_wait_s.into_pyarray(py))?;
         }
         d.set_item("served_by", r.served_by.into_pyarray(py))?;
         d.set_item("mode", r.mode.into_pyarray(py))?;

@@ -6,6 +6,7 @@ use cloud::Deployment;
 use metrics::QoeParams;
 use proptest::prelude::*;
 
+mod busy;
 mod clock;
 mod conversations;
 mod jitter;
