@@ -110,6 +110,7 @@ def run_spec(
     cost_weight: float = 0.0,
     energy_weight: float = 0.0,
     multi_turn: bool = False,
+    one_answer_per_device: bool = False,
 ) -> RunSpec:
     """The workload and the scenario the flags name (`pdcore.sim.spec`), each range-checked at the edge,
     before any file is read."""
@@ -132,6 +133,7 @@ def run_spec(
         k_sites=k_sites,
         cost_weight=cost_weight,
         energy_weight=energy_weight,
+        one_answer_per_device=one_answer_per_device,
     )
     workload = workload_spec(
         trace,

@@ -49,6 +49,7 @@ __all__ = [
     "SLO",
     "aggregate",
     "cloud_tpot_attainment",
+    "device_busy",
     "dumps",
     "gap_attainment",
     "per_turn",
@@ -172,6 +173,22 @@ def aggregate(
         "served_by": {name: float(np.mean(served == code)) for code, name in enumerate(_core.SERVED_BY)},
         **({"k_site": _decoded_at(results["k_site"])} if "k_site" in results else {}),
         **({"cost": cost_summary(results)} if "usd" in results else {}),
+        **({"device_busy": device_busy(results)} if "device_busy" in results else {}),
+    }
+
+
+def device_busy(results: Mapping[str, npt.NDArray[Any]]) -> dict[str, Any]:
+    """What the one-answer-per-device rule did (`pdcore.sim.conversations`): the requests that found their
+    device busy, served by the cloud (``cloud``) or waiting for it (``waited``), their share of the run, and
+    the waits of those that waited (mean, p50, p90, max; ``null`` without any)."""
+    codes = np.asarray(results["device_busy"], dtype=np.int64)
+    waits = np.asarray(results["device_wait_s"], dtype=np.float64)
+    waited = codes == _core.DEVICE_BUSY.index("waited")
+    return {
+        "cloud": int(np.sum(codes == _core.DEVICE_BUSY.index("cloud"))),
+        "waited": int(waited.sum()),
+        "share": float(np.mean(codes != 0)) if codes.size else 0.0,
+        "wait_s": summarize(waits[waited], quantiles=("p50", "p90"), maximum=True),
     }
 
 
@@ -187,7 +204,8 @@ def _decoded_at(codes: npt.ArrayLike) -> dict[str, float]:
 def per_turn(results: Mapping[str, FloatArray], turn: npt.ArrayLike) -> dict[str, dict[str, Any]]:
     """The run's figures by turn bucket (``1``, ``2``, ``3``, ``4+``; buckets without requests left out):
     requests, TTFT p50/p90, the largest display gap (p99 and max), cloud GPU-seconds per request, the
-    prompt tokens found cached on the device and in the cloud per request, and the bucket's ``cost``
+    prompt tokens found cached on the device and in the cloud per request, the requests that found their
+    device busy when the run serves one answer per device, and the bucket's ``cost``
     (`pdcore.sim.accounting.summary`) when the results carry their bill."""
     from pdcore.traces.workload import TURN_BUCKETS, turn_buckets  # noqa: PLC0415  # reason: keeps metrics import-light
 
@@ -213,6 +231,8 @@ def per_turn(results: Mapping[str, FloatArray], turn: npt.ArrayLike) -> dict[str
             ),
             "cloud_cached_tokens_per_request": float(np.asarray(results["cloud_cached_tokens"])[mask].mean()),
         }
+        if "device_busy" in results:
+            out[name]["device_busy_requests"] = int(np.sum(np.asarray(results["device_busy"])[mask] != 0))
         if "usd" in results:
             out[name]["cost"] = cost_summary({key: np.asarray(results[key])[mask] for key in BILLED})
     return out

@@ -21,6 +21,7 @@ from pdcore._core import Simulator
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import atomic_path, open_text
 from pdcore.sim.accounting import BILL_COLUMNS
+from pdcore.sim.conversations import DEVICE_BUSY
 from pdcore.sim.metrics import DECODED_AT, aggregate, per_turn
 from pdcore.slo import SLO, slo_met
 from pdcore.traces.workload import Workload
@@ -124,7 +125,8 @@ class SimResult:
 
     def columns(self) -> dict[str, npt.NDArray[Any]]:
         """Per-request table: the inputs, then every result; ``mode``, ``served_by`` and ``k_site`` as
-        names."""
+        names; a run that serves one answer per device adds ``device_busy`` (as a name,
+        `pdcore.sim.conversations.DEVICE_BUSY`) and ``device_wait_s``."""
         modes = np.asarray((*MODES, "none"), dtype=object)
         mode_index = np.minimum(np.asarray(self.results["mode"], dtype=np.int64), len(MODES))
         served = np.asarray(SERVED_BY, dtype=object)
@@ -146,6 +148,10 @@ class SimResult:
         table["turn"] = self.workload.turn
         for name in ("device_cached_tokens", "cloud_cached_tokens"):
             table[name] = np.asarray(self.results[name])
+        if "device_busy" in self.results:
+            busy = np.asarray(DEVICE_BUSY, dtype=object)
+            table["device_busy"] = busy[np.asarray(self.results["device_busy"], dtype=np.int64)]
+            table["device_wait_s"] = np.asarray(self.results["device_wait_s"])
         return table
 
     def to_csv(self, path: str | Path) -> None:

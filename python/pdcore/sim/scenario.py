@@ -35,6 +35,7 @@ from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
 from pdcore.profiles.registry import profile_provenance
 from pdcore.sim.accounting import bill, prices
+from pdcore.sim.conversations import conversation_inputs, when_device_busy
 from pdcore.sim.decisions import plan_each_request
 from pdcore.sim.horizon import check_horizon
 from pdcore.sim.result import SimResult, timeline_records
@@ -89,6 +90,8 @@ class Scenario:
         k_sites: Where a disaggregated cloud lets P/D-Device's ``k`` tokens be decoded: ``"pool"`` (the
             decode pool after a KV transfer, as any request), ``"prefill"`` (the prefill instance that
             prefilled the prompt) or ``"both"`` (each plan says; ``pd-device:k_site=auto`` picks).
+        one_answer_per_device: A device serves one answer at a time: a request that finds it busy is
+            served by the cloud, or waits for it under the device-only policy (`pdcore.sim.conversations`).
     """
 
     cloud: CloudProfile
@@ -105,13 +108,14 @@ class Scenario:
     k_sites: str = DEFAULT_K_SITES
     cost_weight: float = 0.0
     energy_weight: float = 0.0
+    one_answer_per_device: bool = False
 
     def __post_init__(self) -> None:
         """Checks the deployment, replica counts and rates.
 
         Raises:
-            InvalidInputError: An unknown deployment, a replica count below 1, or a rate that is not a
-                finite number above 0.
+            InvalidInputError: An unknown deployment, a replica count below 1, a rate that is not a
+                finite number above 0, or a ``one_answer_per_device`` that is not a bool.
         """
         profiles: tuple[tuple[str, object, type, str], ...] = (
             ("cloud", self.cloud, CloudProfile, "load_cloud_profile"),
@@ -131,6 +135,10 @@ class Scenario:
         if self.k_sites not in K_SITES:
             raise InvalidInputError(
                 f"--k-sites {self.k_sites!r} is unknown; fix: use one of {', '.join(K_SITES)}"
+            )
+        if not isinstance(self.one_answer_per_device, bool):
+            raise InvalidInputError(
+                f"one_answer_per_device = {self.one_answer_per_device!r}; fix: pass True or False"
             )
         _positive_int(self.replicas, "--replicas")
         _positive_int(self.prefill_replicas, "--prefill-replicas")
@@ -255,6 +263,8 @@ class Scenario:
             out["k_sites"] = self.k_sites
         if self.cost_weight or self.energy_weight:
             out["weights"] = {"cost": self.cost_weight, "energy": self.energy_weight}
+        if self.one_answer_per_device:
+            out["one_answer_per_device"] = True
         return out
 
     def one_way_s(self, count: int, seed: int) -> FloatArray:
@@ -292,7 +302,7 @@ class Scenario:
                 "name such as 'pd-device'"
             )
         delays = self._delays(workload, seed, one_way_s)
-        simulator = self._simulator(workload, delays)
+        simulator = self._simulator(workload, delays, chosen)
         chosen.prepare(self.context(workload))
         native = chosen.native()
         if native is not None:
@@ -331,7 +341,7 @@ class Scenario:
             )
         return delays
 
-    def _simulator(self, workload: Workload, delays: FloatArray) -> Simulator:
+    def _simulator(self, workload: Workload, delays: FloatArray, policy: Policy) -> Simulator:
         check_horizon(workload, self.cloud, self.device)
         return Simulator(
             arrival_s=workload.arrival_s,
@@ -345,6 +355,7 @@ class Scenario:
             qoe_tokens_per_s=self.qoe_tokens_per_s,
             prompt_bytes_per_token=self.cloud.prompt_bytes_per_token or 0.0,
             stream_bytes_per_token=self.cloud.stream_bytes_per_token or 0.0,
+            when_device_busy=when_device_busy(self, policy),
             **conversation_inputs(workload, self),
         )
 
@@ -375,27 +386,10 @@ class Scenario:
             raise InvalidInputError(f"timeline requests {outside}; fix: pass indices below {len(workload)}")
         chosen = make_policy(policy) if isinstance(policy, str) else policy
         delays = self._delays(workload, seed, one_way_s)
-        simulator = self._simulator(workload, delays)
+        simulator = self._simulator(workload, delays, chosen)
         for request in requests:
             simulator.record_timeline(request)
         chosen.prepare(self.context(workload))
         plans = plan_each_request(simulator, chosen, workload, delays, record=requests)
         return timeline_records(simulator, workload, delays, requests, plans)
 
-
-def conversation_inputs(workload: Workload, scenario: Scenario) -> dict[str, Any]:
-    """The simulator's conversation arguments: none for a single-turn workload (every request a first turn,
-    no cache can hit), else the workload's columns and the two caches' budgets from the profiles."""
-    if not workload.multi_turn:
-        return {}
-    return {
-        "session": workload.session,
-        "turn": workload.turn,
-        "parent": workload.parent,
-        "shared_prefix_tokens": workload.shared_prefix_tokens,
-        "block_offsets": workload.block_offsets,
-        "block_ids": workload.block_ids,
-        "block_tokens": workload.block_tokens,
-        "device_cache_tokens": scenario.device.session_cache_tokens,
-        "cloud_cache_tokens": scenario.cloud.prefix_cache_capacity,
-    }

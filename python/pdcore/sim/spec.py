@@ -5,7 +5,8 @@
   one place that chooses between a trace and a synthetic workload.
 - `ScenarioSpec` names the environment: the device and cloud profiles by name or path, the network preset
   and an optional round-trip time, the cloud's deployment and replica counts, where ``k`` tokens may be
-  decoded, the objectives, the QoE speed, the KV links and the optimizer's weights. `ScenarioSpec.build`
+  decoded, the objectives, the QoE speed, the KV links, the optimizer's weights and whether a device serves
+  one answer at a time. `ScenarioSpec.build`
   loads each profile once and returns the `Scenario` every run receives.
 
 Both are frozen and pickle to a few hundred bytes. The command line turns its flags into them, the report
@@ -195,6 +196,7 @@ class ScenarioSpec:
         device_kv_bytes_per_token: Override of the device profile's ``kv_bytes_per_token``.
         cost_weight: The optimizer's weight on cloud dollars (`Scenario.cost_weight`).
         energy_weight: The optimizer's weight on device energy (`Scenario.energy_weight`).
+        one_answer_per_device: A device serves one answer at a time (`Scenario.one_answer_per_device`).
     """
 
     device: str = DEFAULT_DEVICE
@@ -213,6 +215,7 @@ class ScenarioSpec:
     device_kv_bytes_per_token: float | None = None
     cost_weight: float = 0.0
     energy_weight: float = 0.0
+    one_answer_per_device: bool = False
 
     def __post_init__(self) -> None:
         """Checks the round-trip time (the rest is checked by `build`, after the profiles are found).
@@ -282,6 +285,7 @@ class ScenarioSpec:
             k_sites=self.k_sites,
             cost_weight=self.cost_weight,
             energy_weight=self.energy_weight,
+            one_answer_per_device=self.one_answer_per_device,
         )
 
 

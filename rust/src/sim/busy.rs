@@ -1,9 +1,10 @@
 //! One answer at a time per device: the live runtime's rule for a device that is busy, in the simulator.
 //!
 //! Off by default (every device then serves its requests side by side, as the simulator always has: one
-//! request is one user); [`Simulator::set_one_answer_per_device`] turns it on. Under it a device serves one
-//! answer at a time, as the live runtime's device does (`pdcore.runtime.device_gate`, whose reasons are
-//! `pdcore.runtime.planning`'s `BUSY_CLOUD` and `BUSY_WAIT`). Requests share a device when their
+//! request is one user); [`Simulator::set_one_answer_per_device`] turns it on with its [`WhenBusy`]. Under
+//! it a device serves one answer at a time, as the live runtime's device does
+//! (`pdcore.runtime.device_gate`, whose reasons are `pdcore.runtime.planning`'s `BUSY_CLOUD` and
+//! `BUSY_WAIT`). Requests share a device when their
 //! conversation columns give them one (a session's turns; single-turn requests each have their own).
 //!
 //! - A request *holds* its device from its arrival, when its plan puts work on the device, until that work
@@ -13,17 +14,17 @@
 //!   round of a speculative answer. Not until its last token is shown: the next answer gets the device as
 //!   soon as it is free. A cloud-only plan never holds it.
 //! - A request whose device is held by an earlier request (or promised to one that waits) when it arrives
-//!   finds it *busy*. If its plan asks anything of the cloud (P/D-Device, the naive split, DiSCo, a race, a
-//!   kv-transfer, speculative decoding), the cloud serves the whole answer and the device does nothing for
-//!   it ([`DeviceBusy::Cloud`]): waiting would add the other answer's remaining time to its first token,
-//!   which the cloud's own first token beats (the live rule's reason). A device-only plan asks nothing of
-//!   the cloud, so it waits for the device, first come first served, and its device work starts when the
-//!   device is free ([`DeviceBusy::Waited`]; its TTFT counts the wait, and its session cache is looked up
-//!   then, so it reuses what the answer before it left).
+//!   finds it *busy*. Its plan is then served by the cloud for the whole answer and the device does
+//!   nothing for it ([`DeviceBusy::Cloud`]): waiting would add the other answer's remaining time to its
+//!   first token, which the cloud's own first token beats (the live P/D-Device session's rule and reason).
+//!   Under [`WhenBusy::Wait`], the rule of a run without a cloud (the device-only policy, as the live
+//!   device-only session), a device-only plan instead waits for the device, first come first served: its
+//!   device work starts when the device is free ([`DeviceBusy::Waited`]; its TTFT counts the wait, and its
+//!   session cache is looked up then, so it reuses what the answer before it left); a plan that asks the
+//!   cloud is still served by the cloud.
 //!
-//! Ours: the live session decides by its mode (a P/D-Device session sends every busy answer to the
-//! cloud, before planning it); the simulator decides by the plan, which a policy makes per request, so a
-//! device-alone plan of a policy that could have asked the cloud waits here.
+//! Which of the two applies is the run's (the live session decides by its mode, before planning): a policy
+//! that can ask the cloud gets [`WhenBusy::Cloud`] for all its plans, device-alone ones included.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -38,7 +39,8 @@ pub enum DeviceBusy {
     /// Its device was free, its plan left the device alone, or the rule is off.
     #[default]
     Free = 0,
-    /// Its device was busy: the cloud served the whole answer instead of its plan.
+    /// Its device was busy: the cloud served the whole answer instead of its plan (its `mode` result is
+    /// the cloud's).
     Cloud = 1,
     /// Its device was busy: its device-only plan waited for it.
     Waited = 2,
@@ -47,6 +49,36 @@ pub enum DeviceBusy {
 impl DeviceBusy {
     /// The names used at the Python boundary, indexed by code.
     pub const NAMES: [&'static str; 3] = ["free", "cloud", "waited"];
+}
+
+/// What a request that finds its device busy gets (module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenBusy {
+    /// The cloud serves the whole answer.
+    Cloud,
+    /// A device-only plan waits for the device; any other plan is served by the cloud.
+    Wait,
+}
+
+impl WhenBusy {
+    /// The names used at the Python boundary.
+    pub const NAMES: [&'static str; 2] = ["cloud", "wait"];
+
+    /// The rule named `name` ([`NAMES`](Self::NAMES)).
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "cloud" => Ok(Self::Cloud),
+            "wait" => Ok(Self::Wait),
+            _ => Err(CoreError::invalid(
+                "when_device_busy",
+                format!("is {name:?}"),
+                "use \"cloud\" (a run with a cloud) or \"wait\" (a device-only run), or None for no rule",
+            )),
+        }
+    }
 }
 
 /// One device under the rule.
@@ -63,7 +95,7 @@ struct Hold {
 /// Every device's holder and waiters (module doc); empty and unused while the rule is off.
 #[derive(Debug, Default)]
 pub(super) struct DeviceHolds {
-    on: bool,
+    rule: Option<WhenBusy>,
     devices: HashMap<u32, Hold>,
 }
 
@@ -78,32 +110,33 @@ pub(super) enum Gate {
 }
 
 impl Simulator {
-    /// Turns the one-answer-per-device rule on or off (module doc); call before the first decision.
+    /// Sets the one-answer-per-device rule (module doc; `None`, the default: devices serve their requests
+    /// side by side); call before the first decision.
     ///
     /// # Errors
     /// A request has been planned already.
-    pub fn set_one_answer_per_device(&mut self, on: bool) -> Result<()> {
+    pub fn set_one_answer_per_device(&mut self, rule: Option<WhenBusy>) -> Result<()> {
         if self.reqs.iter().any(|r| r.plan.is_some()) || self.pending_decision.is_some() {
             return Err(CoreError::state(
                 "one_answer_per_device: the run has started",
                 "set it on a new Simulator, before its first decision",
             ));
         }
-        self.holds.on = on;
+        self.holds.rule = rule;
         Ok(())
     }
 
-    /// Whether a device serves one answer at a time (module doc).
+    /// The one-answer-per-device rule, if any (module doc).
     #[must_use]
-    pub fn one_answer_per_device(&self) -> bool {
-        self.holds.on
+    pub fn one_answer_per_device(&self) -> Option<WhenBusy> {
+        self.holds.rule
     }
 
     /// Applies the rule to request `i`'s `plan` at its arrival (module doc).
     pub(super) fn gate(&mut self, i: u32, plan: Plan) -> Result<Gate> {
-        if !self.holds.on || plan.mode == Mode::Cloud {
+        let Some(rule) = self.holds.rule.filter(|_| plan.mode != Mode::Cloud) else {
             return Ok(Gate::Now(plan));
-        }
+        };
         let iu = i as usize;
         let t0 = self.inp.arrival[iu];
         let hold = self.holds.devices.entry(self.inp.conv.turns[iu].device).or_default();
@@ -114,7 +147,7 @@ impl Simulator {
             }
             return Ok(Gate::Now(plan));
         }
-        if plan.mode != Mode::Device {
+        if plan.mode != Mode::Device || rule == WhenBusy::Cloud {
             self.reqs[iu].busy = DeviceBusy::Cloud;
             return Ok(Gate::Now(Plan::new(Mode::Cloud, 0, 1.0, plan.pace)?));
         }
@@ -129,7 +162,7 @@ impl Simulator {
     /// Request `i`'s device work ends at `at`: the device is free from then on (if `i` held it, the
     /// requests waiting for it start, in order).
     pub(super) fn device_done(&mut self, i: u32, at: Nanos) -> Result<()> {
-        if !self.holds.on {
+        if self.holds.rule.is_none() {
             return Ok(());
         }
         let device = self.inp.conv.turns[i as usize].device;

@@ -67,7 +67,7 @@ use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
 use busy::DeviceHolds;
-pub use busy::DeviceBusy;
+pub use busy::{DeviceBusy, WhenBusy};
 use caches::{DeviceCache, Held, PrefixCache};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};

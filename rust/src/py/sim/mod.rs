@@ -8,7 +8,7 @@ mod simulator;
 
 use crate::cost::KSites;
 use crate::sim::cloud::Deployment;
-use crate::sim::{DecodedAt, DeviceBusy, Mode, ServedBy};
+use crate::sim::{DecodedAt, DeviceBusy, Mode, ServedBy, WhenBusy};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -23,6 +23,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SERVED_BY", PyTuple::new(py, ServedBy::NAMES)?)?;
     m.add("DECODED_AT", PyTuple::new(py, DecodedAt::NAMES)?)?;
     m.add("DEVICE_BUSY", PyTuple::new(py, DeviceBusy::NAMES)?)?;
+    m.add("WHEN_DEVICE_BUSY", PyTuple::new(py, WhenBusy::NAMES)?)?;
     m.add("K_SITES", PyTuple::new(py, KSites::NAMES)?)?;
     m.add("DEFAULT_K_SITES", KSites::DEFAULT.name())?;
     m.add("DEPLOYMENTS", PyTuple::new(py, Deployment::NAMES)?)?;

@@ -8,7 +8,7 @@ use crate::error::CoreError;
 use crate::py::cost::PyDeviceCost;
 use crate::py::errors::detached;
 use crate::sim::metrics::QoeParams;
-use crate::sim::{Inputs, Simulator, Wire};
+use crate::sim::{Inputs, Simulator, WhenBusy, Wire};
 use crate::time::Nanos;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -47,7 +47,7 @@ impl PySimulator {
         qoe_ttft_s = 1.0, qoe_tokens_per_s = 10.0, prompt_bytes_per_token = 0.0, stream_bytes_per_token = 0.0,
         session = None, turn = None, parent = None,
         shared_prefix_tokens = None, block_offsets = None, block_ids = None, block_tokens = 512,
-        device_cache_tokens = 0, cloud_cache_tokens = 0, one_answer_per_device = false))]
+        device_cache_tokens = 0, cloud_cache_tokens = 0, when_device_busy = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         arrival_s: PyReadonlyArray1<'_, f64>,
@@ -70,7 +70,7 @@ impl PySimulator {
         block_tokens: u32,
         device_cache_tokens: u64,
         cloud_cache_tokens: u64,
-        one_answer_per_device: bool,
+        when_device_busy: Option<&str>,
     ) -> PyResult<Self> {
         let conv = conversations(
             prompt_tokens.len()?,
@@ -89,8 +89,9 @@ impl PySimulator {
             wire: Wire { prompt_bytes_per_token, stream_bytes_per_token },
             conv,
         };
+        let rule = when_device_busy.map(WhenBusy::parse).transpose()?;
         let mut sim = Simulator::new(inp, cloud.inner.clone(), device.inner.clone())?;
-        sim.set_one_answer_per_device(one_answer_per_device)?;
+        sim.set_one_answer_per_device(rule)?;
         Ok(Self { inner: Mutex::new(sim) })
     }
 
@@ -209,7 +210,7 @@ impl PySimulator {
         for (name, col) in float_cols {
             d.set_item(name, col.into_pyarray(py))?;
         }
-        if sim.one_answer_per_device() {
+        if sim.one_answer_per_device().is_some() {
             d.set_item("device_busy", r.device_busy.into_pyarray(py))?;
             d.set_item("device_wait_s", r.device_wait_s.into_pyarray(py))?;
         }
