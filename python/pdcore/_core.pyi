@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MAX_K",
     "DEFAULT_MAX_TPOT_S",
     "DEPLOYMENTS",
+    "DEVICE_BUSY",
     "GAP_SLACK_S",
     "K_SITES",
     "LIVE_GUARD_STEPS",
@@ -32,6 +33,7 @@ __all__ = [
     "SERVED_BY",
     "SPREAD_Z",
     "TIME_BOUNDS",
+    "WHEN_DEVICE_BUSY",
     "CatchUp",
     "Choice",
     "CloudConfig",
@@ -535,6 +537,15 @@ DECODED_AT: tuple[str, ...]
 """Where a disaggregated cloud decoded a request's tokens after the first, indexed by the simulator's
 ``k_site`` result: ``"pool"``, ``"prefill"``, ``"none"`` (no cloud decode token, or a colocated cloud),
 ``"bridge"`` (on its prefill instance while its KV cache crossed to the decode pool, then there)."""
+
+DEVICE_BUSY: tuple[str, ...]
+"""What the one-answer-per-device rule did to a request, indexed by the simulator's ``device_busy`` result:
+``"free"`` (its device was free, its plan left the device alone), ``"cloud"`` (its device was busy with
+an earlier answer: the cloud served the whole answer), ``"waited"`` (its device-only plan waited for the
+device)."""
+
+WHEN_DEVICE_BUSY: tuple[str, ...]
+"""The rules of :class:`Simulator`'s ``when_device_busy``: ``"cloud"``, ``"wait"``."""
 
 K_SITES: tuple[str, ...]
 """Where a disaggregated cloud may decode P/D-Device's ``k`` tokens (:class:`CloudConfig` and
@@ -1277,10 +1288,17 @@ class Simulator:
         block_tokens: Tokens per prefix block.
         device_cache_tokens: The device's session-cache budget, tokens (0: no cache).
         cloud_cache_tokens: The cloud's prefix-cache capacity, tokens (0: no cache).
+        when_device_busy: None (the default): each device serves its requests side by side. Else a device
+            serves one answer at a time (a request holds its device from its arrival until its device
+            work ends), and a request that finds its device busy is served by the cloud for the whole
+            answer (``"cloud"``: a run with a cloud), or, with a device-only plan, waits for the device,
+            first come first served (``"wait"``: a run without one); :meth:`results` then adds
+            ``device_busy`` (uint8, :data:`DEVICE_BUSY`) and ``device_wait_s``.
 
     Raises:
         InvalidInputError: A bad time or token count (the message names the array and index), arrays of
-            different lengths, or a byte size that is negative or not finite.
+            different lengths, a byte size that is negative or not finite, or an unknown
+            ``when_device_busy``.
     """
 
     def __new__(
@@ -1306,6 +1324,7 @@ class Simulator:
         block_tokens: int = 512,
         device_cache_tokens: int = 0,
         cloud_cache_tokens: int = 0,
+        when_device_busy: str | None = None,
     ) -> Self: ...
     def cached(self, request: int) -> tuple[int, int]:
         """The prompt tokens ``request`` (waiting for a plan) finds cached now: ``(device, cloud)``.
@@ -1364,7 +1383,8 @@ class Simulator:
     def results(self) -> dict[str, npt.NDArray[Any]]:
         """Per-request results, one array entry per request (float64; ``served_by`` and ``mode`` uint8),
         among them ``bytes_up``, ``bytes_down`` and ``radio_s`` (seconds from the request's send to the
-        last byte it received; 0 without network use)."""
+        last byte it received; 0 without network use), and with ``when_device_busy`` ``device_busy``
+        (uint8, :data:`DEVICE_BUSY`) and ``device_wait_s`` (seconds its device-only plan waited)."""
 
     def summary(self) -> dict[str, float]:
         """Run counters and the inter-token latency distribution."""

@@ -64,7 +64,7 @@ from pdcore.sim import (
 from pdcore.sim.spec import policy_inputs
 from pdcore.slo import DEFAULT_TTFT_SLO_S
 
-__all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "compare", "register", "simulate"]
+__all__ = ["DEFAULT_POLICIES", "SCHEMA_VERSION", "busy_line", "compare", "register", "simulate"]
 
 DEFAULT_POLICIES = tuple(POLICIES)
 """Every registered policy, pdcore's own and the rival strategies."""
@@ -101,6 +101,29 @@ RowsOption = Annotated[
 SimulateJsonOption = Annotated[
     Path | None, typer.Option("--json", help="Write the aggregate report as JSON.")
 ]
+OneAnswerPerDeviceOption = Annotated[
+    bool,
+    typer.Option(
+        "--one-answer-per-device",
+        help="A device serves one answer at a time: a request that arrives while its device (its session's) "
+        "still prefills, catches up or decodes an earlier answer is served by the cloud for the whole answer; "
+        "under device-only it waits for the device, its TTFT counting the wait. Reported as device_busy "
+        "(docs/schema.md).",
+    ),
+]
+
+
+def busy_line(reports: dict[str, dict[str, Any]]) -> str:
+    """What one answer per device did, per policy: requests served by the cloud because their device was
+    busy, and those that waited for it, with their median wait."""
+    parts = []
+    for name, report in reports.items():
+        busy = report["device_busy"]
+        part = f"{escape(name)} {busy['cloud']} to the cloud"
+        if busy["waited"]:
+            part += f", {busy['waited']} waited (p50 {busy['wait_s']['p50']:.2f} s)"
+        parts.append(part)
+    return "one answer per device, requests that found their device busy: " + "; ".join(parts)
 
 
 def _policies(spec: str) -> list[Policy]:
@@ -170,6 +193,7 @@ def compare(
     tpot_slo: OldMaxTpotOption = None,
     cost_weight: CostWeightOption = 0.0,
     energy_weight: EnergyWeightOption = 0.0,
+    one_answer_per_device: OneAnswerPerDeviceOption = False,
     capacity: CapacityOption = False,
     capacity_target: CapacityTargetOption = None,
     capacity_window: CapacityWindowOption = None,
@@ -195,6 +219,8 @@ def compare(
         out.print(policy_table(reports, capacity=search is not None, title=escape(run.headline())))
         if any("per_turn" in report for report in reports.values()):
             out.print(turn_table(reports))
+        if one_answer_per_device:
+            out.print(busy_line(reports))
         if json_out is not None:
             write_text(json_out, dumps(document))
         if csv_out is not None:
@@ -266,6 +292,7 @@ def simulate(
     tpot_slo: OldMaxTpotOption = None,
     cost_weight: CostWeightOption = 0.0,
     energy_weight: EnergyWeightOption = 0.0,
+    one_answer_per_device: OneAnswerPerDeviceOption = False,
     oversize: OversizeOption = "fail",
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
@@ -289,6 +316,8 @@ def simulate(
         elapsed = time.perf_counter() - started
         console = stdout()
         console.print(policy_table({chosen.name: report}, capacity=False, title=escape(run.headline())))
+        if one_answer_per_device:
+            console.print(busy_line({chosen.name: report}))
         written = [str(path) for path in (out, json_out) if path is not None]
         console.print(
             f"{len(run.workload)} requests in {elapsed:.2f} s wall"
