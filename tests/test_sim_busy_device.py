@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from typer.testing import CliRunner
 
@@ -28,9 +31,8 @@ DEVICE = load_device_profile("llama32-3b-w4a16-8elite-genie")
 
 
 def scenario(*, one_answer_per_device: bool) -> Scenario:
-    return Scenario(
-        cloud=CLOUD, device=DEVICE, network=network_preset("wifi"), one_answer_per_device=one_answer_per_device
-    )
+    wifi = network_preset("wifi")
+    return Scenario(cloud=CLOUD, device=DEVICE, network=wifi, one_answer_per_device=one_answer_per_device)
 
 
 def overlapping_session() -> Workload:
@@ -64,7 +66,7 @@ def overlapping_session() -> Workload:
 WORK = overlapping_session()
 
 
-def busy(result: dict[str, np.ndarray]) -> list[str]:
+def busy(result: Mapping[str, npt.NDArray[Any]]) -> list[str]:
     return [DEVICE_BUSY[code] for code in result["device_busy"].tolist()]
 
 
@@ -77,7 +79,8 @@ def test_a_turn_that_finds_its_device_busy_is_the_clouds_under_pd_device() -> No
     assert on["cloud_tokens_kept"][1] == 200
     assert on["device_wait_s"].tolist() == [0.0] * 4
     off = scenario(one_answer_per_device=False).run(WORK, "pd-device").results
-    assert "device_busy" not in off and "device_wait_s" not in off
+    assert "device_busy" not in off
+    assert "device_wait_s" not in off
     assert off["device_decode_tokens"][1] > 0, "off: the device answers it beside the first turn"
     assert on["cloud_prefill_gpu_s"][1] + on["cloud_decode_gpu_s"][1] > (
         off["cloud_prefill_gpu_s"][1] + off["cloud_decode_gpu_s"][1]
@@ -163,14 +166,12 @@ def test_bad_settings_are_refused() -> None:
 runner = CliRunner()
 
 
-def compare_report(tmp_path: Path, *flags: str) -> dict[str, dict[str, object]]:
+def compare_report(tmp_path: Path, *flags: str) -> dict[str, Any]:
     out = tmp_path / f"report{len(flags)}.json"
-    result = runner.invoke(
-        app,
-        ["compare", "--multi-turn", "--policies", "device-only,cloud-only,pd-device", "--json", str(out), *flags],
-    )
+    args = ["compare", "--multi-turn", "--policies", "device-only,cloud-only,pd-device"]
+    result = runner.invoke(app, [*args, "--json", str(out), *flags])
     assert result.exit_code == 0, result.output
-    report: dict[str, dict[str, object]] = json.loads(out.read_text())
+    report: dict[str, Any] = json.loads(out.read_text())
     return report
 
 
@@ -180,10 +181,10 @@ def test_compare_multi_turn_counts_the_busy_devices(tmp_path: Path) -> None:
     assert on["config"]["one_answer_per_device"] is True
     assert "one_answer_per_device" not in off["config"]
     policies_on, policies_off = on["policies"], off["policies"]
-    assert isinstance(policies_on, dict) and isinstance(policies_off, dict)
     for name in ("device-only", "cloud-only", "pd-device"):
         assert "device_busy" not in policies_off[name]
-        assert policies_on[name]["per_turn"]["1"]["device_busy_requests"] == 0, "a first turn's device is free"
+        first_turns = policies_on[name]["per_turn"]["1"]
+        assert first_turns["device_busy_requests"] == 0, "a first turn finds its device free"
     # the multi-turn default's think times are long, but a few follow-ups arrive while the device answers
     assert policies_on["pd-device"]["device_busy"]["cloud"] > 0
     assert policies_on["pd-device"]["device_busy"]["waited"] == 0
@@ -215,4 +216,5 @@ def test_simulate_writes_each_requests_busy_device(tmp_path: Path) -> None:
     assert all(float(row["device_wait_s"]) == 0 for row in rows if row["device_busy"] != "waited")
     assert runner.invoke(app, [*args, "--out", str(plain)]).exit_code == 0
     header = plain.read_text().splitlines()[0].split(",")
-    assert "device_busy" not in header and "device_wait_s" not in header
+    assert "device_busy" not in header
+    assert "device_wait_s" not in header

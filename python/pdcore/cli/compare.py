@@ -105,10 +105,10 @@ OneAnswerPerDeviceOption = Annotated[
     bool,
     typer.Option(
         "--one-answer-per-device",
-        help="A device serves one answer at a time: a request that arrives while its device (its session's) "
-        "still prefills, catches up or decodes an earlier answer is served by the cloud for the whole answer; "
-        "under device-only it waits for the device, its TTFT counting the wait. Reported as device_busy "
-        "(docs/schema.md).",
+        help="A device serves one answer at a time: a request that arrives while its device (its "
+        "session's) still prefills, catches up or decodes an earlier answer is served by the cloud for the "
+        "whole answer; under device-only it waits for the device, its TTFT counting the wait. Reported as "
+        "device_busy (docs/schema.md).",
     ),
 ]
 

@@ -392,4 +392,3 @@ class Scenario:
         chosen.prepare(self.context(workload))
         plans = plan_each_request(simulator, chosen, workload, delays, record=requests)
         return timeline_records(simulator, workload, delays, requests, plans)
-

@@ -2,8 +2,8 @@
 //! it is on ([`super::busy`]), the caches looked up and the first events of its mode scheduled (the
 //! per-mode rules are the [`super`] module doc's).
 
-use super::jitter::prompt_time;
 use super::busy::Gate;
+use super::jitter::prompt_time;
 use super::{spec, Ev, Mode, Pd, Plan, Simulator, PRIO_CLOUD, PRIO_DEVICE};
 use crate::buffer::TokenBuffer;
 use crate::error::{CoreError, Result};

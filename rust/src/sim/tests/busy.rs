@@ -166,7 +166,8 @@ fn off_changes_nothing_for_any_mode() {
 
 #[test]
 fn the_rule_is_set_before_the_run() {
-    let mut sim = Simulator::new(session_inputs(&[0, 100]), cloud(Deployment::Disaggregated), device()).unwrap();
+    let mut sim =
+        Simulator::new(session_inputs(&[0, 100]), cloud(Deployment::Disaggregated), device()).unwrap();
     assert_eq!(sim.one_answer_per_device(), None);
     sim.set_one_answer_per_device(Some(WhenBusy::Wait)).unwrap();
     assert_eq!(sim.one_answer_per_device(), Some(WhenBusy::Wait));
