@@ -29,10 +29,19 @@ fn session_inputs(arrivals_ms: &[i64]) -> Inputs {
     }
 }
 
-/// Runs `inp` with request `i` planned `plans[i]` under `rule` (`Some(None)`: set off; `None`: never set).
-fn run_plans(inp: Inputs, plans: &[Plan], rule: Option<Option<WhenBusy>>) -> Results {
+/// How a test run sets the rule.
+#[derive(Clone, Copy)]
+enum Set {
+    /// Never set.
+    Unset,
+    /// Set to this.
+    To(Option<WhenBusy>),
+}
+
+/// Runs `inp` with request `i` planned `plans[i]`, the rule set as `rule` says.
+fn run_plans(inp: Inputs, plans: &[Plan], rule: Set) -> Results {
     let mut sim = Simulator::new(inp, cloud(Deployment::Disaggregated), device()).unwrap();
-    if let Some(rule) = rule {
+    if let Set::To(rule) = rule {
         sim.set_one_answer_per_device(rule).unwrap();
     }
     while let Some(i) = sim.next_decision().unwrap() {
@@ -41,9 +50,9 @@ fn run_plans(inp: Inputs, plans: &[Plan], rule: Option<Option<WhenBusy>>) -> Res
     sim.results()
 }
 
-const ON: Option<Option<WhenBusy>> = Some(Some(WhenBusy::Cloud));
-const WAIT: Option<Option<WhenBusy>> = Some(Some(WhenBusy::Wait));
-const OFF: Option<Option<WhenBusy>> = Some(None);
+const ON: Set = Set::To(Some(WhenBusy::Cloud));
+const WAIT: Set = Set::To(Some(WhenBusy::Wait));
+const OFF: Set = Set::To(None);
 const CLOUD: u8 = DeviceBusy::Cloud as u8;
 const WAITED: u8 = DeviceBusy::Waited as u8;
 const FREE: u8 = DeviceBusy::Free as u8;
@@ -122,7 +131,7 @@ fn a_request_after_the_device_is_free_and_other_devices_are_untouched() {
         };
         run_plans(inp, &[pd; 6], rule)
     };
-    let (on, unset) = (single(ON), single(None));
+    let (on, unset) = (single(ON), single(Set::Unset));
     assert_eq!(on.device_busy, vec![FREE; 6]);
     assert_eq!(format!("{:?}", on.ttft_s), format!("{:?}", unset.ttft_s));
     // a turn that arrives after its device is free splits as planned
@@ -142,7 +151,7 @@ fn off_changes_nothing_for_any_mode() {
         .chain([spec]);
     for p in plans {
         let mode = p.mode;
-        let unset = run_plans(session_inputs(&arrivals), &[p; 4], None);
+        let unset = run_plans(session_inputs(&arrivals), &[p; 4], Set::Unset);
         let off = run_plans(session_inputs(&arrivals), &[p; 4], OFF);
         assert_eq!(format!("{unset:?}"), format!("{off:?}"), "{mode:?}");
         // on: every request finishes, each either free, served by the cloud, or waited
@@ -153,10 +162,9 @@ fn off_changes_nothing_for_any_mode() {
                 (Mode::Cloud, _) => vec![FREE; 4],
                 // the third arrives while the first still prefills; the fourth after the queue has drained
                 (Mode::Device, "wait") => vec![FREE, WAITED, WAITED, FREE],
-                // the device decodes from the shipped cache: free again after about 2.4 s
-                (Mode::KvTransfer, _) => vec![FREE, CLOUD, FREE, FREE],
-                // the cloud streams the whole 20-token answer long before the prompt is done: the device stops
-                (Mode::Disco, _) => vec![FREE, CLOUD, FREE, FREE],
+                // a kv-transfer's device decodes from the shipped cache, free again after about 2.4 s; DiSCo's
+                // cloud streams the whole 20-token answer long before the prompt is done and the device stops
+                (Mode::KvTransfer | Mode::Disco, _) => vec![FREE, CLOUD, FREE, FREE],
                 _ => vec![FREE, CLOUD, CLOUD, FREE],
             };
             assert_eq!(on.device_busy, want, "{mode:?} {name}");
