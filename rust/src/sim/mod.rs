@@ -2,7 +2,7 @@
 //!
 //! One request is one user with one device and one network path; the cloud is shared. The turns of a
 //! conversation share their device: its session cache ([`caches`]) and, under the one-answer rule, an
-//! option, its time ([`busy`]: a request that finds it busy goes to the cloud, or waits). The simulator
+//! option, its time (`busy`: a request that finds it busy goes to the cloud, or waits). The simulator
 //! runs on [`EventLoop`] and returns to the caller at each request arrival, where a policy (in Python)
 //! picks a [`Plan`]; every token-level event stays here.
 //!
