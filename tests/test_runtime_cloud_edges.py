@@ -22,15 +22,24 @@ pytest.importorskip("httpx", reason="the live runtime needs the `device` extra (
 
 from pdcore import InvalidInputError
 from pdcore.cli import app
-from pdcore.runtime import CloudClient, CloudEvent, CloudStreamCutError, CloudUnavailableError, Session
+from pdcore.runtime import (
+    CloudClient,
+    CloudEvent,
+    CloudStreamCutError,
+    CloudUnavailableError,
+    Device,
+    Session,
+)
 from pdcore.runtime.cloud_profiler import measure_cloud
 from pdcore.runtime.openai_api import context_in_error
+from pdcore.runtime.testing import FakeEngine
 from pdcore.runtime.token_stream import TokenStream
 from servers import (
     DEEP,
     Handler,
     Misbehaving,
     Route,
+    after_tokens,
     chunk,
     counted,
     endless,
@@ -324,3 +333,37 @@ def test_the_context_window_in_an_error_is_range_checked() -> None:
     assert context_in_error("maximum context length is 4096 tokens") == 4096
     assert context_in_error("maximum context length is 99999999999999999999999 tokens") is None
     assert context_in_error("maximum context length is 0 tokens") is None
+
+
+def _interrupted_once(handler: Handler, body: dict[str, Any]) -> None:
+    """The first request gets one token and ``[DONE]`` with no finish reason (llama.cpp's server does so
+    when another request waits, ``interrupt_requests``); later ones a well-behaved stream."""
+    if handler.server_.hits["/v1/completions"] == 1:
+        after_tokens(1, "data: [DONE]\n\n")(handler, body)
+    else:
+        finite(handler, body)
+
+
+@pytest.mark.parametrize("mode", ["cloud-only", "pd-device"])
+def test_a_stream_that_ends_short_without_a_finish_reason_is_a_cut_and_resumed(mode: str) -> None:
+    answer = " one two three four five six seven eight"
+    with Misbehaving({"/v1/completions": _interrupted_once}, answer=answer) as server:
+
+        async def run() -> tuple[str, list[str]]:
+            cloud = CloudClient(server.url, read_timeout=1.0)
+            device = None
+            if mode == "pd-device":
+                device = Device(lambda: FakeEngine(answer, prefill_token_s=0.01))
+            try:
+                session = Session(cloud=cloud, device=device, mode=mode, k=5, max_tokens=6, max_tpot_s=0.02)
+                timeline = await session.complete("prompt")
+                return timeline.text, [notice.kind for notice in timeline.notices]
+            finally:
+                await cloud.aclose()
+                if device is not None:
+                    device.close()
+
+        text, kinds = within(run())
+    assert text == " one two three four five six", "the answer continues after the interrupted token"
+    assert kinds == ["cloud-cut"], kinds
+    assert server.hits["/v1/completions"] == 2, "resumed once"

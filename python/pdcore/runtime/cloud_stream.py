@@ -276,6 +276,7 @@ class CloudStream:
                 try:
                     event = await within_s(anext(stream), deadline)
                 except StopAsyncIteration:
+                    failure = self._ended_without_reason(sink, last, received, max_tokens)
                     break
                 except asyncio.TimeoutError:
                     failure = ("silent", self._silent(last, deadline, received))
@@ -304,6 +305,23 @@ class CloudStream:
             state.notify()
         if failure is not None:
             sink.on_failure(*failure)
+
+    def _ended_without_reason(
+        self, sink: StreamSink, last: float, received: int, max_tokens: int
+    ) -> tuple[str, CloudError] | None:
+        """A stream that ended (``[DONE]`` or the body's end) with no finish reason: with every token asked
+        for, a ``"length"`` end; short of them, a cut (llama.cpp's server ends a stream so when another
+        request waits, ``interrupt_requests``), resumed or left to the device like any cut."""
+        if received >= max_tokens:
+            sink.on_end("length", last, short=False)
+            return None
+        assert self.client is not None
+        state = self.state
+        state.timeline.cloud_stalls.append((state.rel(last), state.clock.now() - last, "cut"))
+        return "cut", CloudStreamCutError(
+            f"cloud stream from {self.client.endpoint} ended after {received} of {max_tokens} events "
+            "without a finish reason"
+        )
 
     def _silent(self, last: float, deadline: float, received: int) -> CloudStreamCutError:
         """Records a stall and names it."""
