@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from pdcore.runtime.clock import RealtimeClock
 from pdcore.runtime.cloud_stream import CloudStream
-from pdcore.runtime.continuation import EXTENSION_LEAD_S, extension_due, extension_tokens, last_arrival_due
+from pdcore.runtime.continuation import (
+    EXTENSION_LEAD_S,
+    extension_due,
+    extension_tokens,
+    last_arrival_due,
+    next_arrival_due,
+)
 from pdcore.runtime.request_state import RequestState, RequestTerms
 
 PACE = 0.045
@@ -124,3 +130,13 @@ def test_the_stream_reads_its_own_arrivals() -> None:
     cloud.open = False
     cloud.quota = 9
     assert cloud.last_arrival_due(0.21) is None, "no stream open"
+
+
+def test_the_next_arrival_is_one_gap_after_the_latest_or_the_first_token_delay() -> None:
+    assert next_arrival_due(0.0, left=6, gap_s=PACE, sent_at=0.0, first_token_s=0.1, last_arrival=None) == (
+        pytest.approx(0.1)
+    ), "a continuation not answered yet: its first-token delay"
+    assert next_arrival_due(0.15, left=3, gap_s=0.02, sent_at=0.0, first_token_s=0.1, last_arrival=0.14) == (
+        pytest.approx(0.16)
+    )
+    assert next_arrival_due(0.2, left=0, gap_s=0.02, sent_at=0.0, first_token_s=0.1, last_arrival=0.2) is None

@@ -33,7 +33,13 @@ from typing import Protocol
 
 from pdcore.exceptions import CloudContextError, CloudError, CloudStreamCutError, CloudUnavailableError
 from pdcore.runtime.cloud import CloudClient
-from pdcore.runtime.continuation import EXTENSION_LEAD_S, extension_due, extension_tokens, last_arrival_due
+from pdcore.runtime.continuation import (
+    EXTENSION_LEAD_S,
+    extension_due,
+    extension_tokens,
+    last_arrival_due,
+    next_arrival_due,
+)
 from pdcore.runtime.deadline import within_s
 from pdcore.runtime.request_state import RequestState
 from pdcore.runtime.timeline import CloudRecord
@@ -166,6 +172,23 @@ class CloudStream:
         if timeline.cloud_first_s is not None and timeline.cloud_sent_s is not None:
             return timeline.cloud_first_s - timeline.cloud_sent_s
         return self.expected_first_s or 0.0
+
+    def arrivals_due(self, now: float) -> tuple[float, float] | None:
+        """When the next and the last token asked for should arrive (`pdcore.runtime.continuation`);
+        ``None`` when everything asked for has arrived or no stream is open."""
+        last = self.last_arrival_due(now)
+        if last is None or self.sent_at is None:
+            return None
+        following = next_arrival_due(
+            now,
+            left=self.quota - self.state.buffer.received,
+            gap_s=self.median_gap(),
+            sent_at=self.sent_at,
+            first_token_s=self.first_token_s(),
+            last_arrival=self.arrivals[-1] if self.stream_arrivals else None,
+        )
+        assert following is not None
+        return following, last
 
     def last_arrival_due(self, now: float) -> float | None:
         """When the last token asked for should arrive (`pdcore.runtime.continuation.last_arrival_due`);

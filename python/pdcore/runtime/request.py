@@ -8,10 +8,12 @@ estimate, which reads both the cloud's and the device's progress.
 
 Hand-off estimate (`pdcore.runtime.handoff.HandoffEstimator`). It starts from the device profile (prompt
 prefill plus the prefill of the ``k + 1`` cloud tokens) and is revised after every prompt chunk and every
-appended chunk with the device's measured speed relative to its profile, applied to the work left. The
-estimate is never before the last token asked of the cloud can arrive (at the stream's pace, after a
-continuation's first-token delay) and be appended in a call of its own. The controller paces to the
-estimate plus the guard: two device decode steps and the device's learned spread (`HandoffEstimator.guard`).
+appended chunk with the device's measured speed relative to its profile, applied to the work left. When
+tokens asked of the cloud are still to come, the device either catches up with what arrived before the
+next one is due (then it takes over) or works through the stream, and the estimate is then never before
+the last one arrives and is appended in a call of its own (`pdcore.runtime.continuation`). The controller
+paces to the estimate plus the guard: two device decode steps and the device's learned spread
+(`HandoffEstimator.guard`).
 
 A device failure in any phase hands the rest of the answer to the cloud (`pdcore.runtime.failover.Failover`,
 a fourth part beside the three).
@@ -107,23 +109,30 @@ class Request:
             return
         device = progress.device
         assert device is not None
-        outside = max(cloud.quota, state.buffer.received) - state.buffer.prefilled - progress.inflight_pieces
+        buffer = state.buffer
         chars = cloud.chars / len(cloud.pieces) if cloud.pieces else None
         if progress.inflight_tokens_left is not None:
-            tokens_left = progress.inflight_tokens_left
+            arrived_left = progress.inflight_tokens_left
         else:
-            tokens_left = estimator.tokens_for(progress.inflight_pieces, chars)
-        tokens_left += estimator.tokens_for(outside, chars)
+            arrived_left = estimator.tokens_for(progress.inflight_pieces, chars)
+        arrived_left += estimator.tokens_for(
+            buffer.received - buffer.prefilled - progress.inflight_pieces, chars
+        )
+        tokens_left = arrived_left + estimator.tokens_for(max(cloud.quota - buffer.received, 0), chars)
         context = max(device.context_tokens, device.prompt_tokens)
         now = state.clock.now()
         estimate = estimator.estimate(now, progress.prompt_done, context, tokens_left)
         if estimate is None:
             return
         end = context + tokens_left
-        arrival = cloud.last_arrival_due(now)
+        due = cloud.arrivals_due(now)
         step = estimator.append_step(end)
-        if arrival is not None and step is not None:
-            estimate = max(estimate, arrival + step)  # the trickle (`HandoffEstimator.append_step`)
+        if due is not None and step is not None:  # `pdcore.runtime.continuation`: next and last arrivals
+            caught_up = estimator.estimate(now, progress.prompt_done, context, arrived_left)
+            if caught_up is not None and caught_up <= due[0]:
+                estimate = caught_up  # the device catches up before more arrives, and takes over
+            else:
+                estimate = max(estimate, due[1] + step)  # the trickle (`HandoffEstimator.append_step`)
         state.controller.set_handoff(estimate + estimator.guard(context, tokens_left))
         state.timeline.handoff_estimates.append((state.rel(now), state.rel(estimate)))
         cloud.maybe_extend(now, self.display.last_shown, estimator.append_per_token(end) or 0.0)
