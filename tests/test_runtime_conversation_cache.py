@@ -16,6 +16,7 @@ pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` ext
 from pdcore.runtime import CloudClient, Device, Session
 from pdcore.runtime.answer import Answer
 from pdcore.runtime.conversation_cache import ConversationCache
+from pdcore.runtime.planning import count_prompt
 from pdcore.runtime.testing import FAKE, CloudScript, FakeCloud, FakeEngine, word_pieces
 from pdcore.runtime.worker import EngineSpec
 
@@ -250,3 +251,23 @@ def test_llama_saved_states_answer_as_a_cold_prefill() -> None:
         engine.drop_state(0)
     finally:
         engine.close()
+
+
+def test_a_fixed_k_does_not_tokenize_the_whole_prompt_before_the_cloud_request() -> None:
+    """The plan reads the cache only with ``k="auto"``; with a fixed ``k`` the device finds its cached
+    prefix itself once the cloud request has left."""
+    fake = FakeEngine(ANSWER, **COSTS)
+    device = Device(lambda: fake, conversation_cache=True)
+    second = follow_up(FIRST, ANSWER)
+    try:
+        asyncio.run(turns(session_of(device), [FIRST]))
+        assert device.conversations is not None
+        assert len(device.conversations) == 1
+        fixed = count_prompt(device, second, 0.25, whole=False)
+        assert fixed.exact is None
+        assert fixed.cached == 0, "not looked up"
+        auto = count_prompt(device, second, 0.25)
+        assert auto.exact is not None
+        assert auto.cached > 0, "looked up"
+    finally:
+        device.close()

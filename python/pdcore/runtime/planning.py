@@ -108,10 +108,12 @@ class PromptCount:
     cached: int = 0
 
 
-def count_prompt(device: Device, prompt: str, tokens_per_char: float) -> PromptCount:
+def count_prompt(device: Device, prompt: str, tokens_per_char: float, *, whole: bool = True) -> PromptCount:
     """Counts ``prompt`` for the plan, fast (``tokens_per_char``: the session's learned figure, used when
-    the device cannot be asked). A device that holds cached conversations tokenizes it whole: the tokens
-    it reuses are the longest common prefix with a cached entry, which a sample cannot tell."""
+    the device cannot be asked). A device that holds cached conversations tokenizes it whole when the plan
+    reads the cache (``whole``: ``k="auto"``): the tokens it reuses are the longest common prefix with a
+    cached entry, which a sample cannot tell. A plan with a fixed ``k`` does not read them: the device
+    finds its cached prefix itself when it starts, after the cloud request has left."""
     # The cloud request leaves before the prompt is tokenized whole (1,840 tokens took 4-8 ms on the 2-core
     # development machine, all of it added to the first token): the plan counts the prompt at the tokens
     # per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the device while its worker
@@ -124,7 +126,7 @@ def count_prompt(device: Device, prompt: str, tokens_per_char: float) -> PromptC
     sample = prompt[:TOKENIZE_SAMPLE_CHARS]
     measured = None
     with contextlib.suppress(DeviceFailedError):  # a worker dead since: its next call reports it
-        if device.ready and device.conversations:
+        if whole and device.ready and device.conversations:
             exact = device.tokenize_idle(prompt)
             cached = device.conversations.reusable(device.engine, exact)
             return PromptCount(len(exact), len(exact) / max(len(prompt), 1), exact, cached)

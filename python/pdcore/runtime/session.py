@@ -333,7 +333,7 @@ class Session:
         device = self.device
         assert device is not None
         state = request.state
-        count = count_prompt(device, state.prompt, self.tokens_per_char)
+        count = count_prompt(device, state.prompt, self.tokens_per_char, whole=self.k == "auto")
         if count.tokens_per_char is not None:
             self.tokens_per_char = count.tokens_per_char
         estimated = count.tokens
