@@ -77,7 +77,7 @@ from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
-from pdcore.runtime.calibration import calibrate, make_prompt, warm_up
+from pdcore.runtime.calibration import INSTRUCTION, calibrate, make_prompt, warm_up
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.device import Device
 from pdcore.runtime.prediction import (
@@ -105,6 +105,7 @@ from pdcore.runtime.validation_report import (
 __all__ = [
     "DEFAULT_PROMPT_TOKENS",
     "DEFAULT_TOLERANCE",
+    "INSTRUCTION",
     "METRICS",
     "Baseline",
     "CalibrationSample",
