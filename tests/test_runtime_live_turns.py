@@ -1,6 +1,7 @@
 """``validate(turns=3)`` with the real model: SmolLM2-135M through llama.cpp on the device, keeping
-conversations, and a real ``python -m llama_cpp.server`` as the cloud (the fixtures of
-``test_runtime_live``: ``$PDCORE_CLOUD_URL`` when set, else a server started on a free port)."""
+conversations, and a real ``python -m llama_cpp.server`` as the cloud (the live fixtures of conftest:
+``$PDCORE_CLOUD_URL`` when set, else a server started on a free port; the device profile of
+``test_runtime_live``)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from pdcore.runtime.validate import ValidationReport, validate
 
 pytestmark = pytest.mark.realtime
 
-# test_runtime_live's module-scoped fixtures, which pytest finds here by name
-cloud_url, model, profile = live.cloud_url, live.model, live.profile
+# test_runtime_live's module-scoped profile fixture, which pytest finds here by name
+profile = live.profile
 
 
 def test_follow_ups_reuse_the_device_cache_as_the_simulator_predicts(
