@@ -78,7 +78,7 @@ def render_chat(messages: Sequence[Mapping[str, str]], template: str | None, *, 
         from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415  # reason: as above
     except ImportError:
         raise InvalidInputError(
-            "a model's chat template needs jinja2; fix: pip install 'pdcore[device]'"
+            "a model's chat template needs jinja2; fix: pip install 'pdcore[serve]' (or 'pdcore[device]')"
         ) from None
 
     def raise_exception(message: str) -> Any:
