@@ -33,7 +33,7 @@ def test_follow_ups_reuse_the_device_cache_as_the_simulator_predicts(
         try:
             return await validate(
                 cloud=cloud, device=device, device_profile=profile, requests=2, prompt_tokens=(160,),
-                max_tokens=40, calibration_tokens=8, pings=3, turns=3,
+                max_tokens=120, calibration_tokens=8, pings=3, turns=3,
             )  # fmt: skip
         finally:
             await cloud.aclose()
@@ -42,9 +42,14 @@ def test_follow_ups_reuse_the_device_cache_as_the_simulator_predicts(
     report = asyncio.run(go())
     assert [turn.turn for turn in report.per_turn] == [1, 2, 3]
     assert report.per_turn[0].live_cached == (0, 0), "each conversation starts on an empty cache"
-    for turn in report.per_turn[1:]:
-        assert all(cached > 0 for cached in turn.live_cached), turn
-        assert turn.cached_agree, turn
-    # a follow-up reuses at least the previous turn's prompt
-    for first, second in (report.runs[0:2], report.runs[3:5]):
-        assert second.timeline.device_cached_tokens >= first.prompt_tokens
+    conversations = (report.runs[0:3], report.runs[3:6])
+    for index, turn in enumerate(report.per_turn[1:], start=1):
+        for number, runs in enumerate(conversations):
+            previous = runs[index - 1]
+            held, predicted = turn.live_cached[number], turn.predicted_cached[number]
+            # both sides reuse at least the previous turn's whole prompt; how much of its answer the device
+            # had prefilled or decoded depends on when the cloud ended its part, a race the simulator times
+            # from the calibration (exact when the device took over, as on the fakes)
+            assert held >= previous.prompt_tokens, (turn, previous.prompt_tokens)
+            assert predicted >= previous.prompt_tokens, (turn, previous.prompt_tokens)
+            assert abs(held - predicted) <= previous.output_tokens + turn.cached_tolerance, turn
