@@ -231,13 +231,3 @@ def test_metrics_parse_as_prometheus_text() -> None:
     assert values[("pdcore_cloud_resumes_total", ())] == 2
     assert values[("pdcore_request_errors_total", (("code", "model_not_found"),))] == 1
     assert ServeMetrics().text() != metrics.text()  # a registry per app
-
-
-def test_a_prompt_is_left_uncounted_only_when_it_surely_or_very_likely_fits() -> None:
-    from pdcore.serve.conversation import CONTEXT_MARGIN, fits_unread
-
-    assert fits_unread("a" * 99, 101), "bytes + 1 under the window: fits whatever the tokenizer"
-    assert not fits_unread("a" * 400, 200), "no estimate: counted"
-    assert fits_unread("a" * 400, 200, 0.25), "100 estimated tokens, 125 with the margin"
-    assert not fits_unread("a" * 400, int(100 * CONTEXT_MARGIN), 0.25), "within the margin: counted"
-    assert not fits_unread("a" * 400, 200, float("nan")), "no usable estimate: counted"

@@ -194,9 +194,7 @@ def _routes(served: Served) -> APIRouter:
         if refusal is not None:
             raise refusal
         prompt = chat_prompt(body, served.chat_template)
-        await check_context(
-            prompt, served.session.device, served.context_tokens, "messages", served.session.tokens_per_char
-        )
+        await check_context(prompt, served.session.device, served.context_tokens, "messages")
         include = body.stream_options is not None and body.stream_options.include_usage
         shape = Shape("chat", served.model_id, streaming=body.stream, include_usage=include)
         return await served.answer(request, prompt, shape, body.answer_tokens)
@@ -207,9 +205,7 @@ def _routes(served: Served) -> APIRouter:
         refusal = unsupported_options(body)
         if refusal is not None:
             raise refusal
-        await check_context(
-            body.text, served.session.device, served.context_tokens, "prompt", served.session.tokens_per_char
-        )
+        await check_context(body.text, served.session.device, served.context_tokens, "prompt")
         include = body.stream_options is not None and body.stream_options.include_usage
         shape = Shape("completion", served.model_id, streaming=body.stream, include_usage=include)
         return await served.answer(request, body.text, shape, body.answer_tokens)
