@@ -425,8 +425,11 @@ def test_eight_concurrent_clients_each_get_their_own_answer(server: Server, clou
         assert len(ids) == 1
         assert sum(extension["tokens_by_source"].values()) == 8
         if extension["plan"] == "cloud-only":
-            assert extension["tokens_by_source"]["device"] == 0
             assert "busy" in extension["plan_reason"], extension
+            # the cloud's answer alone, unless llama.cpp's server cut its stream for a newer request and
+            # the device, free by then, continued it (the text is the same either way)
+            cut = any("cloud-cut" in str(notice) for notice in extension["notices"])
+            assert cut or extension["tokens_by_source"]["device"] == 0, extension
     assert len({next(iter(ids)) for _, ids, _, _ in results}) == 8
     assert any(extension["plan"] == "cloud-only" for _, _, extension, _ in results), (
         "one device answer at a time"
