@@ -19,7 +19,11 @@ from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_pro
 
 __all__ = [
     "SHIPPED_PROFILE",
+    "CloudUrlOption",
     "MaxTpotOption",
+    "ModelOption",
+    "ProfileOption",
+    "ThreadsOption",
     "cloud_params",
     "device_profile",
     "device_threads",
@@ -29,6 +33,14 @@ __all__ = [
 ]
 
 MaxTpotOption = Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")]
+CloudUrlOption = Annotated[
+    str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
+]
+ModelOption = Annotated[Path | None, typer.Option("--model", help="Device GGUF model; default SmolLM2-135M.")]
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", help="Device profile name or .toml (`pdcore profile-device`).")
+]
+ThreadsOption = Annotated[int | None, typer.Option("--threads", help="Device threads (llama.cpp).")]
 
 SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 """The shipped profile used for the default model when ``--profile`` is not given."""

@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pdcore.cli.live_options import MaxTpotOption
+from pdcore.cli.live_options import CloudUrlOption, MaxTpotOption, ModelOption, ProfileOption, ThreadsOption
 from pdcore.cli.live_options import cloud_params as _params
 from pdcore.cli.live_options import device_profile as _profile
 from pdcore.cli.live_options import device_threads as _threads
@@ -75,19 +75,13 @@ def _summary_table(timeline: Timeline) -> Table:
 def chat(
     prompt: Annotated[str, typer.Argument(help="The user's message (wrapped in ChatML unless --raw).")],
     *,
-    cloud_url: Annotated[
-        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
-    ] = None,
+    cloud_url: CloudUrlOption = None,
     k: Annotated[
         str, typer.Option("--k", help="Cloud tokens after the first, or 'auto' (needs a profile).")
     ] = "auto",
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Device GGUF model; default SmolLM2-135M.")
-    ] = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="Device profile name or .toml (`pdcore profile-device`).")
-    ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Device threads (llama.cpp).")] = None,
+    model: ModelOption = None,
+    profile: ProfileOption = None,
+    threads: ThreadsOption = None,
     mode: Annotated[
         str, typer.Option("--mode", help="pd-device, device-only or cloud-only (as the policies).")
     ] = "pd-device",
@@ -249,9 +243,7 @@ def profile_device(
 def profile_cloud(
     *,
     out: Annotated[Path, typer.Option("--out", help="Where to write the cloud profile TOML.")],
-    cloud_url: Annotated[
-        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
-    ] = None,
+    cloud_url: CloudUrlOption = None,
     lengths: Annotated[
         str, typer.Option("--lengths", help="Prompt lengths whose first token is timed, comma-separated.")
     ] = "128,256,512,1024,2048",

@@ -22,7 +22,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from pdcore.cli.live_options import cloud_params, device_profile, device_threads, k_flag
+from pdcore.cli.live_options import (
+    CloudUrlOption,
+    MaxTpotOption,
+    ModelOption,
+    ProfileOption,
+    ThreadsOption,
+    cloud_params,
+    device_profile,
+    device_threads,
+    k_flag,
+)
 from pdcore.cli.options import default_model, missing_extra, reported, stderr
 from pdcore.exceptions import InvalidInputError
 from pdcore.slo import DEFAULT_MAX_TPOT_S
@@ -64,19 +74,13 @@ def _loopback(host: str) -> bool:
 
 def serve(
     *,
-    cloud_url: Annotated[
-        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
-    ] = None,
+    cloud_url: CloudUrlOption = None,
     cloud_api: Annotated[
         str, typer.Option("--cloud-api", help="The endpoint's API: completions, or chat for chat-only ones.")
     ] = "completions",
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Device GGUF model; default SmolLM2-135M.")
-    ] = None,
-    profile: Annotated[
-        str | None, typer.Option("--profile", help="Device profile name or .toml (`pdcore profile-device`).")
-    ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Device threads (llama.cpp).")] = None,
+    model: ModelOption = None,
+    profile: ProfileOption = None,
+    threads: ThreadsOption = None,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; loopback unless you expose it.")
     ] = "127.0.0.1",
@@ -93,9 +97,7 @@ def serve(
     k: Annotated[
         str, typer.Option("--k", help="Cloud tokens after the first, or 'auto' (needs a profile).")
     ] = "auto",
-    max_tpot: Annotated[float, typer.Option("--max-tpot", help="Largest display gap, seconds.")] = (
-        DEFAULT_MAX_TPOT_S
-    ),
+    max_tpot: MaxTpotOption = DEFAULT_MAX_TPOT_S,
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", help="Longest answer, in tokens (a request may ask for fewer).")
     ] = DEFAULT_SERVE_MAX_TOKENS,

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pdcore.cli.live_options import MaxTpotOption
+from pdcore.cli.live_options import CloudUrlOption, MaxTpotOption, ModelOption
 from pdcore.cli.live_options import cloud_params as _params
 from pdcore.cli.live_options import device_profile as _profile
 from pdcore.cli.live_options import device_threads as _threads
@@ -38,12 +38,8 @@ __all__ = ["validate"]
 def validate(
     *,
     profile: Annotated[str, typer.Option("--profile", help="Measured device profile (.toml or name).")],
-    cloud_url: Annotated[
-        str | None, typer.Option("--cloud-url", help="OpenAI-compatible endpoint; default $PDCORE_CLOUD_URL.")
-    ] = None,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Device GGUF model; default SmolLM2-135M.")
-    ] = None,
+    cloud_url: CloudUrlOption = None,
+    model: ModelOption = None,
     threads: Annotated[int | None, typer.Option("--threads", help="Device threads, as profiled.")] = None,
     requests: Annotated[int, typer.Option("--requests", help="Live requests.")] = 3,
     prompt_tokens: Annotated[
