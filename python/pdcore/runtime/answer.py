@@ -51,6 +51,13 @@ class Answer:
         """Device tokens reused from the conversation cache for this answer (0 when none)."""
         return self.timeline.device_cached_tokens
 
+    async def prompt_tokens(self) -> int | None:
+        """The prompt's length in device tokens as the device counts it for this answer, as soon as it has
+        tokenized it (its prefill has not begun: a caller may still refuse the prompt and close the
+        answer); None when the device does not read the prompt for this answer (no device, or the cloud
+        serves the whole answer)."""
+        return await self._request.device.counted_prompt()
+
     @property
     def closed(self) -> bool:
         """Whether the answer has been closed (to the end, abandoned or by `aclose`)."""

@@ -256,9 +256,17 @@ class Device:
         hop to the worker thread would delay the cloud's request that much more."""
         return self.engine.tokenize(prompt, prompt=True)
 
-    async def start(self, prompt: str, tokens: Sequence[int] | None = None) -> int:
+    async def start(
+        self,
+        prompt: str,
+        tokens: Sequence[int] | None = None,
+        *,
+        counted: Callable[[int], None] | None = None,
+    ) -> int:
         """Tokenizes ``prompt`` for a new request (``tokens``: already tokenized) and resets the context,
-        or restores the longest cached prefix of it (`cached_tokens`, module docstring).
+        or restores the longest cached prefix of it (`cached_tokens`, module docstring). ``counted`` is
+        called with the prompt's length in tokens as soon as it is known (on the worker thread, before the
+        window is checked and the context reset or restored).
 
         Returns:
             The prompt's length in device tokens.
@@ -270,7 +278,10 @@ class Device:
 
         def job() -> tuple[list[int], int]:
             engine = self.engine
-            ids = check_prompt(list(tokens) if tokens else engine.tokenize(prompt, prompt=True), engine.n_ctx)
+            ids = list(tokens) if tokens else engine.tokenize(prompt, prompt=True)
+            if counted is not None:
+                counted(len(ids))
+            ids = check_prompt(ids, engine.n_ctx)
             if self.conversations is None:
                 engine.reset()
                 return ids, 0

@@ -96,6 +96,7 @@ class DeviceProgress:
         self.prompt_ids: list[int] | None = None
         """The prompt's device tokens, when the plan tokenized it whole (`pdcore.runtime.planning`)."""
         self._failed_once = False
+        self._count: asyncio.Future[int | None] | None = None
 
     @property
     def holding(self) -> bool:
@@ -120,6 +121,7 @@ class DeviceProgress:
 
     def start(self) -> None:
         """Starts the device's task."""
+        self._count = asyncio.get_running_loop().create_future()
         self.task = asyncio.create_task(self._run())
         self.task.add_done_callback(lambda _: self.state.notify())
 
@@ -135,6 +137,20 @@ class DeviceProgress:
         if self.task is not None:
             self.task.cancel()
 
+    async def counted_prompt(self) -> int | None:
+        """The prompt's length in device tokens as the device counts it for this answer, as soon as it has
+        tokenized it (before the window check and its prefill); None when the device does not read the
+        prompt for this answer (no device, the cloud serves it whole, or the part ended before counting)."""
+        if self.prompt_ids is not None:
+            return len(self.prompt_ids)
+        if self._count is None:
+            return None
+        return await asyncio.shield(self._count)
+
+    def _counted(self, tokens: int | None) -> None:
+        if self._count is not None and not self._count.done():
+            self._count.set_result(tokens)
+
     def token(self, position: int) -> tuple[str, float]:
         """The decoded token at ``position`` and when it was ready, handed to the display once."""
         return self.text.pop(position), self.ready.pop(position)
@@ -147,6 +163,7 @@ class DeviceProgress:
             self._failed_once = True
             self._failed(error, self.phase)
         finally:
+            self._counted(None)
             try:
                 if self.holding and not self._failed_once:
                     await self._keep()
@@ -180,7 +197,12 @@ class DeviceProgress:
         state = self.state
         if device.profile is None:
             device.profile = self.profile  # it prices the device's call deadlines
-        prompt_tokens = await device.start(state.prompt, self.prompt_ids)
+        loop = asyncio.get_running_loop()
+
+        def counted(tokens: int) -> None:  # on the worker thread
+            loop.call_soon_threadsafe(self._counted, tokens)
+
+        prompt_tokens = await device.start(state.prompt, self.prompt_ids, counted=counted)
         self.prompt_tokens = prompt_tokens
         self.prompt_done = device.cached_tokens  # the estimate prices only the prompt's uncached rest
         state.timeline.prompt_tokens = prompt_tokens

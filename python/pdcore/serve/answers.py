@@ -39,6 +39,9 @@ class Answer(Protocol):
     def cached_tokens(self) -> int:
         """Prompt tokens the device found in its cache."""
 
+    async def prompt_tokens(self) -> int | None:
+        """The device's count of the prompt for this answer (None: the device does not read it)."""
+
     def __aiter__(self) -> AsyncIterator[Piece]:
         """The shown pieces, in order."""
 

@@ -5,8 +5,9 @@ Routes (``docs/serve.md``): ``POST /v1/chat/completions``, ``POST /v1/completion
 requires ``Authorization: Bearer KEY`` (compared in constant time); without one, none does.
 
 Each request: its body is validated (`pdcore.serve.schemas`), its model checked, the options the server
-does not offer refused, its prompt built and checked against the device's context window
-(`pdcore.serve.conversation`), then its answer opened on the session (`pdcore.serve.answers`). A streamed
+does not offer refused, its prompt built, its answer opened on the session (`pdcore.serve.answers`), and
+its prompt checked against the device's context window while the answer starts
+(`pdcore.serve.conversation`). A streamed
 answer's first piece is awaited before the response starts, so an error up to then is an HTTP error with
 its status; one after is an error event and ``[DONE]`` (`pdcore.serve.streaming`). Whatever ends a
 request (the end, an error, the client going away), the answer is closed in a ``finally``, shielded from
@@ -71,12 +72,21 @@ class Served:
                 param="model",
             )
 
-    async def answer(self, request: Request, prompt: str, shape: Shape, body_tokens: int | None) -> Response:
-        """Opens the answer to ``prompt`` and sends it, streamed or whole (module docstring)."""
+    async def answer(
+        self, request: Request, prompt: str, shape: Shape, body_tokens: int | None, param: str
+    ) -> Response:
+        """Opens the answer to ``prompt`` (from the request field ``param``), checks that it fits the device's
+        context window while it starts, and sends it, streamed or whole (module docstring)."""
         try:
             answer = await open_answer(self.session, prompt)
         except Exception as error:
             raise runtime_error(error) from error
+        try:
+            await check_context(prompt, self.session.device, self.context_tokens, param, answer.prompt_tokens)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await answer.aclose()
+            raise
         self.metrics.in_progress.inc()
         run = AnswerRun(
             answer,
@@ -194,10 +204,9 @@ def _routes(served: Served) -> APIRouter:
         if refusal is not None:
             raise refusal
         prompt = chat_prompt(body, served.chat_template)
-        await check_context(prompt, served.session.device, served.context_tokens, "messages")
         include = body.stream_options is not None and body.stream_options.include_usage
         shape = Shape("chat", served.model_id, streaming=body.stream, include_usage=include)
-        return await served.answer(request, prompt, shape, body.answer_tokens)
+        return await served.answer(request, prompt, shape, body.answer_tokens, "messages")
 
     @router.post("/v1/completions", response_model=None)
     async def completions(body: CompletionRequest, request: Request) -> Response:
@@ -205,10 +214,9 @@ def _routes(served: Served) -> APIRouter:
         refusal = unsupported_options(body)
         if refusal is not None:
             raise refusal
-        await check_context(body.text, served.session.device, served.context_tokens, "prompt")
         include = body.stream_options is not None and body.stream_options.include_usage
         shape = Shape("completion", served.model_id, streaming=body.stream, include_usage=include)
-        return await served.answer(request, body.text, shape, body.answer_tokens)
+        return await served.answer(request, body.text, shape, body.answer_tokens, "prompt")
 
     @router.get("/v1/models")
     async def models() -> dict[str, Any]:
