@@ -221,7 +221,8 @@ def test_every_shipped_profile_is_priced() -> None:
 def test_compare_reports_cost_in_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     policies = "cloud-only,device-only,pd-device"
-    result = CliRunner().invoke(app, ["compare", "--limit", "60", "--policies", policies, "--json", str(out)])
+    args = ["compare", "--limit", "60", "--policies", policies, "--json", str(out), "--wide"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "$/1k req" in result.output
     report = json.loads(out.read_text())["policies"]
@@ -294,7 +295,7 @@ def test_compare_takes_the_weights(tmp_path: Path) -> None:
 def test_compare_prices_each_turn_of_a_multi_turn_workload(tmp_path: Path) -> None:
     out = tmp_path / "turns.json"
     args = ["compare", "--multi-turn", "--requests", "400", "--policies", "device-only,pd-device"]
-    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    result = CliRunner().invoke(app, [*args, "--json", str(out), "--wide"])
     assert result.exit_code == 0, result.output
     assert result.output.count("$/1k req") >= 2  # the main table and the table by turn
     report = json.loads(out.read_text())["policies"]

@@ -72,7 +72,7 @@ def test_compare_with_capacity(tmp_path: Path) -> None:
         str(out),
     )
     assert code == 0, output
-    assert "capacity rps" in output
+    assert "vs cloud-only" in output  # the capacity table, after the policies
     policies = json.loads(out.read_text())["policies"]
     for policy in policies.values():
         assert "capacity_rps" in policy

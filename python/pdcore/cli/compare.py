@@ -48,7 +48,7 @@ from pdcore.cli.options import (
     stdout,
 )
 from pdcore.cli.run import SCHEMA_VERSION, Run, flags_run_spec
-from pdcore.cli.tables import policy_table, turn_table, write_csv
+from pdcore.cli.tables import capacity_table, policy_table, turn_table, write_csv
 from pdcore.exceptions import InvalidInputError
 from pdcore.limits import MAX_REQUESTS, check_int
 from pdcore.outputs import write_text
@@ -91,6 +91,13 @@ CapacityWindowOption = Annotated[
 ]
 CompareJsonOption = Annotated[
     Path | None, typer.Option("--json", help="Write the report as JSON (docs/schema.md).")
+]
+WideOption = Annotated[
+    bool,
+    typer.Option(
+        "--wide",
+        help="Print every figure in one table (about 160 columns) instead of the first ones in 80 columns.",
+    ),
 ]
 CsvOption = Annotated[Path | None, typer.Option("--csv", help="Write one row per policy as CSV.")]
 PolicyOption = Annotated[str, typer.Option("--policy", help="Policy NAME or NAME:key=value:...")]
@@ -200,6 +207,7 @@ def compare(
     oversize: OversizeOption = "fail",
     json_out: CompareJsonOption = None,
     csv_out: CsvOption = None,
+    wide: WideOption = False,
 ) -> None:
     """Run several policies on the same workload and compare them in one table."""
     flags = dict(locals())
@@ -216,9 +224,12 @@ def compare(
             document["config"]["capacity"] = {"target": search[0], "window": search[1]}
         elapsed = time.perf_counter() - started
         out = stdout()
-        out.print(policy_table(reports, capacity=search is not None, title=escape(run.headline())))
+        searched = search is not None
+        out.print(policy_table(reports, capacity=searched, title=escape(run.headline()), wide=wide))
+        if searched and not wide:
+            out.print(capacity_table(reports))
         if any("per_turn" in report for report in reports.values()):
-            out.print(turn_table(reports))
+            out.print(turn_table(reports, wide=wide))
         if one_answer_per_device:
             out.print(busy_line(reports))
         if json_out is not None:
@@ -294,6 +305,7 @@ def simulate(
     energy_weight: EnergyWeightOption = 0.0,
     one_answer_per_device: OneAnswerPerDeviceOption = False,
     oversize: OversizeOption = "fail",
+    wide: WideOption = False,
 ) -> None:
     """Run one policy and write one row per request (CSV or Parquet)."""
     flags = dict(locals())
@@ -315,7 +327,7 @@ def simulate(
             write_text(json_out, dumps(run.document({chosen.name: report})))
         elapsed = time.perf_counter() - started
         console = stdout()
-        console.print(policy_table({chosen.name: report}, capacity=False, title=escape(run.headline())))
+        console.print(policy_table({chosen.name: report}, title=escape(run.headline()), wide=wide))
         if one_answer_per_device:
             console.print(busy_line({chosen.name: report}))
         written = [str(path) for path in (out, json_out) if path is not None]

@@ -127,13 +127,14 @@ def _grid_cell(k: int, cost: float) -> str:
 
 
 def _columns(*, refining: bool, checked: bool) -> list[str]:
-    columns = ["prompt", "mode", "k*"]
+    """The headers, in two lines each where one would not fit 80 columns (times in ms, the legend says)."""
+    columns = ["prompt\ntokens", "mode", "k*"]
     if refining:
         columns.append("refine r")
-    columns += ["pace (ms)", "cloud TTFT (ms)", "device ready (ms)", "device-only TTFT (ms)"]
+    columns += ["pace", "cloud\nTTFT", "device\nready", "device\nalone"]
     if checked:
-        columns += ["grid k", "grid r"] if refining else ["grid k"]
-        columns += ["cost vs grid", "sim max gap (ms)"]
+        columns += ["grid\nk", "grid\nr"] if refining else ["grid\nk"]
+        columns += ["cost\nratio", "sim\ngap"]
     return columns
 
 
@@ -178,13 +179,16 @@ def _row(
 
 def _legend(*, refining: bool, checked: bool) -> str:
     grid_note = (
-        "cost vs grid: simulated cloud GPU-s of the choice over the cheapest (k, r) on a simulator "
-        "grid of every k at every allowed r, meeting the same max gap"
+        "cost ratio: simulated cloud GPU-s of the choice over the cheapest (k, r) on a simulator "
+        "grid of every k at every allowed r, meeting the same max gap; sim gap: the choice's simulated "
+        "largest gap"
         if refining
-        else "cost vs grid: simulated cloud GPU-s of k* over the cheapest k on a simulator grid "
-        "meeting the same max gap"
+        else "cost ratio: simulated cloud GPU-s of k* over the cheapest k on a simulator grid "
+        "meeting the same max gap; sim gap: k*'s simulated largest gap"
     )
     return (
+        "times in ms; pace: the controller's ceiling between displayed tokens; cloud TTFT: the cloud's "
+        "first token; device ready: the device's catch-up done; device alone: its TTFT serving alone; "
         "k*: cloud decode tokens after the first (the catch-up fixed point)"
         + ("; refine r: the kept fraction of the prompt the device prefills" if refining else "")
         + (f"; {grid_note}" if checked else "")
