@@ -3,8 +3,8 @@
 Each command group lives in its own module and adds itself with ``register(app)``: `compare` (compare,
 simulate), `policies`, `profiles`, `optimize`, `report` (reproduce), `refine` (refine, refine-eval), `runtime`
 (chat, profile-device, validate), `serve`, `size` and `view`. They share their option types, loading helpers
-and error printing through `pdcore.cli.options` (the live commands also `pdcore.cli.live_options`), and none
-imports another.
+and error printing through `pdcore.cli.options` (the live commands also `pdcore.cli.live_options`, and the
+simulating commands the overload notice of `pdcore.cli.notices`), and none imports another.
 """
 
 from __future__ import annotations

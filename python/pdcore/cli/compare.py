@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress
 
+from pdcore.cli.notices import warn_overloaded
 from pdcore.cli.options import (
     DEFAULT_CLOUD,
     DEFAULT_DEVICE,
@@ -223,6 +224,7 @@ def compare(
         if search is not None:
             document["config"]["capacity"] = {"target": search[0], "window": search[1]}
         elapsed = time.perf_counter() - started
+        warn_overloaded(reports, run.cloud())
         out = stdout()
         searched = search is not None
         out.print(policy_table(reports, capacity=searched, title=escape(run.headline()), wide=wide))
@@ -326,6 +328,7 @@ def simulate(
         if json_out is not None:
             write_text(json_out, dumps(run.document({chosen.name: report})))
         elapsed = time.perf_counter() - started
+        warn_overloaded({chosen.name: report}, run.cloud())
         console = stdout()
         console.print(policy_table({chosen.name: report}, title=escape(run.headline()), wide=wide))
         if one_answer_per_device:

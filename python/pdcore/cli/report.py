@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress, TaskID
 
+from pdcore.cli.notices import warn_overloaded
 from pdcore.cli.options import (
     DEFAULT_CLOUD,
     DEFAULT_DEVICE,
@@ -130,6 +131,7 @@ def reproduce_command(
                 progress=_Bars(progress),
             )
         elapsed = time.perf_counter() - started
+        _warn_overloaded(written.document, cloud)
         console = stdout()
         targets = written.document["targets"]
         verdicts = {
@@ -147,6 +149,24 @@ def reproduce_command(
             f"{escape(str(written.results))} and {len(written.plots)} plots in {elapsed:.1f} s wall",
             soft_wrap=True,
         )
+
+
+REPORT_FIX = (
+    "`pdcore size --trace FILE` finds the replicas such a trace needs, and `pdcore compare --trace FILE "
+    "--prefill-replicas P --decode-replicas D` compares the policies on that cloud"
+)
+"""The fix for an overloaded workload of the report, which runs every workload on one cloud."""
+
+
+def _warn_overloaded(document: dict[str, Any], cloud: str) -> None:
+    """One notice for the policies overloaded at a workload's own rate (the report's deliberate overload,
+    ``under_load``, is not named)."""
+    reports = {
+        f"{key}: {name}": report
+        for key, sections in document["workloads"].items()
+        for name, report in sections.get("trace_rate", {}).get("policies", {}).items()
+    }
+    warn_overloaded(reports, cloud, cloud_fix=REPORT_FIX)
 
 
 def register(app: typer.Typer) -> None:

@@ -48,14 +48,18 @@ class Run:
             "policies": reports,
         }
 
+    def cloud(self) -> str:
+        """The cloud profile and its shape, ``llama3-8b-a100 1P+1D`` or ``llama3-8b-a100 x2``."""
+        if self.scenario.deployment == "colocated":
+            return f"{self.scenario.cloud.name} x{self.scenario.replicas}"
+        return (
+            f"{self.scenario.cloud.name} {self.scenario.prefill_replicas}P+{self.scenario.decode_replicas}D"
+        )
+
     def headline(self) -> str:
         """The title of the run's table: the workload, the profiles, the cloud's shape and the SLO."""
         stats = self.workload.summary()
-        cloud = self.scenario.cloud.name
-        if self.scenario.deployment == "colocated":
-            cloud += f" x{self.scenario.replicas}"
-        else:
-            cloud += f" {self.scenario.prefill_replicas}P+{self.scenario.decode_replicas}D"
+        cloud = self.cloud()
         return (
             f"{self.workload.name}: {len(self.workload)} requests over {stats['duration_s']:.0f} s "
             f"({arrival_rate(stats['rate_rps'])}) | device {self.scenario.device.name} | cloud {cloud} "

@@ -23,6 +23,7 @@ from pdcore.outputs import atomic_path, open_text
 from pdcore.sim.accounting import BILL_COLUMNS
 from pdcore.sim.conversations import DEVICE_BUSY
 from pdcore.sim.metrics import DECODED_AT, aggregate, per_turn
+from pdcore.sim.overload import Overload, overload
 from pdcore.slo import SLO, slo_met
 from pdcore.traces.workload import Workload
 
@@ -115,10 +116,19 @@ class SimResult:
         """Per request: whether both the TTFT and the TPOT objective were met."""
         return slo_met(self.results, self.slo)
 
+    def overload(self) -> Overload:
+        """Whether the run's delays grew without bound over its arrivals (`pdcore.sim.overload`)."""
+        return overload(self.workload.arrival_s, self.results, self.slo.ttft_s)
+
     def aggregate(self) -> dict[str, Any]:
-        """The report of this run (``docs/schema.md``, one entry of ``policies``); a multi-turn workload's
-        adds ``per_turn`` (`pdcore.sim.metrics.per_turn`)."""
+        """The report of this run (``docs/schema.md``, one entry of ``policies``), with ``overloaded``,
+        ``delay_growth`` and ``overload_site`` (`overload`); a multi-turn workload's adds ``per_turn``
+        (`pdcore.sim.metrics.per_turn`)."""
         report = aggregate(self.results, self.summary, slo=self.slo, duration_s=self.duration_s)
+        found = self.overload()
+        report["overloaded"] = found.overloaded
+        report["delay_growth"] = found.growth
+        report["overload_site"] = found.site
         if self.workload.multi_turn:
             report["per_turn"] = per_turn(self.results, self.workload.turn)
         return report
