@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
+from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
+from pdcore import __version__
 from pdcore.cli import compare, optimize, policies, profiles, refine, report, runtime, serve, size, view
 from pdcore.cli.compare import DEFAULT_POLICIES
+from pdcore.cli.help import FlagCommand, FlagGroup
 from pdcore.cli.options import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
 
 __all__ = ["DEFAULT_CLOUD", "DEFAULT_DEVICE", "DEFAULT_NETWORK", "DEFAULT_POLICIES", "app", "main"]
@@ -26,9 +30,39 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=FlagGroup,
 )
 for _group in (compare, policies, profiles, optimize, report, refine, runtime, serve, size, view):
     _group.register(app)
+for _command in [
+    *app.registered_commands,
+    *(
+        command
+        for group in app.registered_groups
+        if group.typer_instance is not None
+        for command in group.typer_instance.registered_commands
+    ),
+]:
+    if _command.cls is None or _command.cls is TyperCommand:
+        _command.cls = FlagCommand
+
+
+def _print_version(given: bool) -> None:
+    if given:
+        typer.echo(f"pdcore {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _pdcore(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print pdcore's version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Cloud-device disaggregated LLM inference (P/D-Device): simulate policies on request traces."""
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:

@@ -59,7 +59,7 @@ from pdcore.sim.spec import ScenarioSpec, policy_inputs
 from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
-__all__ = ["DEFAULT_SIZE_POLICIES", "register", "size"]
+__all__ = ["DEFAULT_SIZE_POLICIES", "register", "size", "window_label"]
 
 DEFAULT_SIZE_POLICIES = "cloud-only,pd-device"
 WORKLOADS = {"conversation": "default", "long-answer": "long-answer"}
@@ -128,9 +128,22 @@ def _size_each(
     return found
 
 
-def _table(workload: Workload, found: dict[str, Sizing], gains: dict[str, float | None]) -> Table:
+def window_label(workload: Workload, limit: int | None) -> str:
+    """Which requests were sized: a different window of the same workload can need a different cloud
+    (the report sizes the first requests of each workload, `pdcore.report.sizing`)."""
+    which = f"the first {len(workload)}" if limit is not None else f"all {len(workload)}"
+    span = workload.summary()["duration_s"]
+    return f"sized on {which} requests ({span:.0f} s of arrivals)"
+
+
+def _table(
+    workload: Workload, found: dict[str, Sizing], gains: dict[str, float | None], limit: int | None
+) -> Table:
     rate_rps = next(iter(found.values())).rate_rps
-    table = Table(title=f"{escape(workload.name)}: {len(workload)} requests, {rate_rps:.2f} req/s")
+    table = Table(
+        title=f"{escape(workload.name)}: {window_label(workload, limit)}, {rate_rps:.2f} req/s",
+        title_justify="left",
+    )
     for column in ("policy", "cloud", "GPUs", "attainment", "one fewer", "goodput/GPU", "gain"):
         table.add_column(column)
     for name, s in found.items():
@@ -213,7 +226,7 @@ def size(
         baseline = found.get("cloud-only")
         gains = {name: whole_cloud_gain(baseline, s) if baseline else None for name, s in found.items()}
         console = stdout()
-        console.print(_table(workload, found, gains))
+        console.print(_table(workload, found, gains, limit))
         for sized in found.values():
             if sized.bound == "unattainable":
                 note = _unattainable_note(sized, scenario.slo, max_replicas)

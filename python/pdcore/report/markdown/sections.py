@@ -44,7 +44,12 @@ def sizing_text(section: Mapping[str, Any], plot: str) -> list[str]:
         for label, points in variants.items():
             cells = [f"{_gpus(p['gpus'])} @ {p['rate_rps']:.1f}" for p in points]
             body.append([key, f"`{label}`", *cells])
-    lines += ["GPUs needed @ request rate (req/s):", ""]
+    lines += [
+        f"GPUs needed @ request rate (req/s), sized on the first {section['window']} requests of each "
+        "workload (`pdcore size` sizes all the requests it is given, or the first `--limit`: another window "
+        "of the same workload can need another cloud):",
+        "",
+    ]
     lines += table(header, body, "ll" + "r" * len(section["scales"]))
     header = [
         "workload",
