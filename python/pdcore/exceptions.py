@@ -15,6 +15,8 @@ types; the Python-only subclasses below add the input they name.
   ``CloudStreamCutError`` (the stream broke off after some text). ``pdcore.runtime`` re-exports them.
 - ``DeviceFailedError(PdcoreError)``: the live runtime's device engine crashed, was killed, hung past its
   deadline or could not start; ``cause`` says which in a few words, the message names the fix.
+- ``TraceFetchError(PdcoreError)``: a public trace could not be downloaded (no network, an HTTP error, a
+  server that went silent); the message names the URL and the fix.
 """
 
 from __future__ import annotations
@@ -32,12 +34,17 @@ __all__ = [
     "InvalidStateError",
     "PdcoreError",
     "ProfileError",
+    "TraceFetchError",
     "TraceFormatError",
 ]
 
 
 class TraceFormatError(InvalidInputError):
     """A request trace could not be read: the message names the file, line, column and fix."""
+
+
+class TraceFetchError(PdcoreError):
+    """A public trace could not be downloaded: the message names the URL, what happened and the fix."""
 
 
 class ProfileError(InvalidInputError):

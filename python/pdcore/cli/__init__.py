@@ -2,9 +2,10 @@
 
 Each command group lives in its own module and adds itself with ``register(app)``: `compare` (compare,
 simulate), `policies`, `profiles`, `optimize`, `report` (reproduce), `refine` (refine, refine-eval), `runtime`
-(chat, profile-device, validate), `serve`, `size` and `view`. They share their option types, loading helpers
-and error printing through `pdcore.cli.options` (the live commands also `pdcore.cli.live_options`, and the
-simulating commands the overload notice of `pdcore.cli.notices`), and none imports another.
+(chat, profile-device, validate), `serve`, `size`, `traces` (list, fetch, add) and `view`. They share their
+option types, loading helpers and error printing through `pdcore.cli.options` (the live commands also
+`pdcore.cli.live_options`, and the simulating commands the overload notice of `pdcore.cli.notices`), and none
+imports another.
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ import typer
 from typer.core import TyperCommand
 
 from pdcore import __version__
-from pdcore.cli import compare, optimize, policies, profiles, refine, report, runtime, serve, size, view
+from pdcore.cli import (
+    compare,
+    optimize,
+    policies,
+    profiles,
+    refine,
+    report,
+    runtime,
+    serve,
+    size,
+    traces,
+    view,
+)
 from pdcore.cli.compare import DEFAULT_POLICIES
 from pdcore.cli.help import FlagCommand, FlagGroup
 from pdcore.cli.options import DEFAULT_CLOUD, DEFAULT_DEVICE, DEFAULT_NETWORK
@@ -32,7 +45,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=FlagGroup,
 )
-for _group in (compare, policies, profiles, optimize, report, refine, runtime, serve, size, view):
+for _group in (compare, policies, profiles, optimize, report, refine, runtime, serve, size, traces, view):
     _group.register(app)
 for _command in [
     *app.registered_commands,

@@ -96,7 +96,9 @@ __all__ = [
 TraceOption = Annotated[
     Path | None,
     typer.Option(
-        "--trace", help="Azure 2023 CSV or Mooncake JSONL trace; without it, the seeded synthetic workload."
+        "--trace",
+        help="A trace file (Azure CSV, Mooncake or Qwen-Bailian JSONL) or a public trace's name "
+        "(`pdcore traces list`); without it, the seeded synthetic workload.",
     ),
 ]
 DeploymentOption = Annotated[str, typer.Option("--deployment", help="colocated or disaggregated.")]

@@ -40,7 +40,10 @@ OutOption = Annotated[
 ]
 TracesOption = Annotated[
     list[Path] | None,
-    typer.Option("--trace", help="Azure 2023 CSV or Mooncake JSONL trace; repeat for several."),
+    typer.Option(
+        "--trace",
+        help="A trace file or a public trace's name (`pdcore traces list`); repeat for several.",
+    ),
 ]
 ExecutorOption = Annotated[
     str, typer.Option("--executor", help=f"Where simulations run: {', '.join(EXECUTORS)}.")

@@ -49,6 +49,7 @@ from pdcore.report.tradeoff import tradeoff_section
 from pdcore.sim.executors import check_executor
 from pdcore.sim.metrics import dumps
 from pdcore.sim.spec import ScenarioSpec, named_input
+from pdcore.traces import trace_path
 
 __all__ = [
     "DEFAULT_CLOUD",
@@ -286,7 +287,8 @@ def reproduce(
 
     Args:
         out_dir: The directory to write into (created if missing).
-        traces: Azure CSV or Mooncake JSONL traces, each reported beside the embedded default.
+        traces: Azure CSV or Mooncake JSONL traces, or names of registered public traces in the cache
+            (`pdcore.traces.trace_path`), each reported beside the embedded default.
         device: Device profile of the headline experiments (name or .toml path).
         cloud: Cloud profile (name or .toml path).
         network: Network preset.
@@ -323,9 +325,9 @@ def reproduce(
     curve = refinement.load(quality)
     settings = replace(settings, quality=None if curve is None else str(quality), explore=tuple(explore))
     out = Path(out_dir)
-    inputs = _inputs(traces, spec, quality)
+    paths = [trace_path(trace) for trace in traces]  # a registered name is its cached file
+    inputs = _inputs(paths, spec, quality)
     check_output_dir(out, force=force, inputs=inputs)
-    paths = [os.fspath(trace) for trace in traces]
     study = Study.build(settings, scenario, paths, curve=curve, progress=progress)
     # every input is read (and noted) by now, in this process: checked again before any experiment runs
     check_output_dir(out, force=force, inputs=inputs)

@@ -47,7 +47,14 @@ from pdcore.profiles.registry import (
 )
 from pdcore.sim.scenario import DEFAULT_KV_LINK_BYTES_PER_S, Scenario
 from pdcore.slo import DEFAULT_MAX_TPOT_S, DEFAULT_QOE_TOKENS_PER_S, DEFAULT_TTFT_SLO_S, SLO
-from pdcore.traces import Workload, load_trace, synthetic_default, synthetic_long_answer, synthetic_multi_turn
+from pdcore.traces import (
+    Workload,
+    load_trace,
+    synthetic_default,
+    synthetic_long_answer,
+    synthetic_multi_turn,
+    trace_path,
+)
 
 __all__ = [
     "SYNTHETIC",
@@ -89,7 +96,9 @@ class WorkloadSpec:
     """A workload by reference: a trace file, or a seeded synthetic workload, and how to replay it.
 
     Attributes:
-        trace: Path of an Azure CSV or Mooncake JSONL trace; None for the synthetic workload.
+        trace: Path of an Azure CSV or Mooncake JSONL trace, or the name of a registered public trace
+            (`pdcore.traces.registry`), which becomes the path of its cached file (`trace_path`); None for
+            the synthetic workload.
         seed: Seed of the synthetic workload (ignored for a trace).
         requests: Requests of the synthetic workload.
         rate_rps: Arrival rate of the synthetic workload, requests per second; None (the default) takes
@@ -114,11 +123,11 @@ class WorkloadSpec:
         """Checks the synthetic kind and the scales, and fills in the synthetic workload's own rate.
 
         Raises:
-            InvalidInputError: An unknown synthetic workload, one named beside a trace, or a scale that
-                is not a finite number above 0.
+            InvalidInputError: An unknown synthetic workload, one named beside a trace, a scale that is
+                not a finite number above 0, or a trace name that is unknown or not in the cache.
         """
         if self.trace is not None:
-            object.__setattr__(self, "trace", os.fspath(self.trace))
+            object.__setattr__(self, "trace", trace_path(self.trace))
         if self.synthetic not in _DRAWN:
             raise InvalidInputError(
                 f"synthetic = {self.synthetic!r} is unknown; fix: use one of {', '.join(SYNTHETIC)}"

@@ -1,7 +1,10 @@
-"""Request workloads: the `Workload` record, trace loaders and the seeded synthetic default."""
+"""Request workloads: the `Workload` record, trace loaders, the seeded synthetic default, and the public
+traces by name (`pdcore.traces.registry`, cached by `pdcore.traces.cache`, downloaded by
+`pdcore.traces.fetch`)."""
 
 from __future__ import annotations
 
+from pdcore.traces.cache import add_trace, cache_dir, trace_path
 from pdcore.traces.loaders import (
     AZURE_COLUMNS,
     MOONCAKE_KEYS,
@@ -10,6 +13,7 @@ from pdcore.traces.loaders import (
     load_mooncake,
     load_trace,
 )
+from pdcore.traces.registry import TRACES, PublicTrace, public_trace
 from pdcore.traces.synthetic import (
     LONG_ANSWER_TOKENS,
     MULTI_TURN,
@@ -31,14 +35,20 @@ __all__ = [
     "OVERSIZE",
     "PROMPT_LOGNORMAL",
     "TARGET_STATS",
+    "TRACES",
     "TURN_BUCKETS",
+    "PublicTrace",
     "Workload",
+    "add_trace",
+    "cache_dir",
     "load_azure",
     "load_bailian",
     "load_mooncake",
     "load_trace",
+    "public_trace",
     "synthetic_default",
     "synthetic_long_answer",
     "synthetic_multi_turn",
+    "trace_path",
     "turn_buckets",
 ]
