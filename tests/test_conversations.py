@@ -21,9 +21,9 @@ from pdcore.traces import (
     turn_buckets,
 )
 from pdcore.traces.conversations import derive_blocks, follow_ups_from_blocks
+from traces_at_hand import needs_trace, real_trace
 
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
-MOONCAKE = TRACES / "mooncake_conversation.jsonl"
+MOONCAKE = real_trace("mooncake-conversation", "mooncake_conversation.jsonl")
 
 
 def _jsonl(tmp_path: Path, name: str, records: list[dict[str, Any]]) -> Path:
@@ -61,8 +61,9 @@ def test_follow_ups_tie_goes_to_the_latest() -> None:
     np.testing.assert_array_equal(shared, [0, 1536, 1541])
 
 
-@pytest.mark.skipif(not MOONCAKE.is_file(), reason=f"{MOONCAKE} not present (shared traces are optional)")
+@needs_trace("mooncake-conversation", "mooncake_conversation.jsonl")
 def test_real_mooncake_conversations() -> None:
+    assert MOONCAKE is not None
     work = load_trace(MOONCAKE)
     summary = work.conversation_summary()
     assert summary["sessions"] == 7373

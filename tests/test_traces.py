@@ -23,11 +23,11 @@ from pdcore.traces import (
     load_trace,
     synthetic_default,
 )
+from traces_at_hand import needs_trace, real_trace
 
-TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
-AZURE_CONV = TRACES / "azure_2023_conv.csv"
-AZURE_CODE = TRACES / "azure_2023_code.csv"
-MOONCAKE = TRACES / "mooncake_conversation.jsonl"
+AZURE_CONV = real_trace("azure-2023-conv", "azure_2023_conv.csv")
+AZURE_CODE = real_trace("azure-2023-code", "azure_2023_code.csv")
+MOONCAKE = real_trace("mooncake-conversation", "mooncake_conversation.jsonl")
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
 
@@ -388,11 +388,12 @@ def test_load_trace_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
         load_trace(tmp_path)
 
 
-# --- real traces (beside the checkout, not part of the repository) -----------------------------------------
+# --- real traces (beside the checkout or in the trace cache, never in the repository) ----------------------
 
 
-@pytest.mark.skipif(not AZURE_CONV.is_file(), reason=f"{AZURE_CONV} not present (shared traces are optional)")
+@needs_trace("azure-2023-conv", "azure_2023_conv.csv")
 def test_real_azure_conversation_trace() -> None:
+    assert AZURE_CONV is not None
     start = time.perf_counter()
     work = load_trace(AZURE_CONV)
     elapsed = time.perf_counter() - start
@@ -411,8 +412,9 @@ def test_real_azure_conversation_trace() -> None:
     assert stats["output_mean"] == pytest.approx(211, abs=0.5)
 
 
-@pytest.mark.skipif(not AZURE_CODE.is_file(), reason=f"{AZURE_CODE} not present (shared traces are optional)")
+@needs_trace("azure-2023-code", "azure_2023_code.csv")
 def test_real_azure_code_trace() -> None:
+    assert AZURE_CODE is not None
     stats = load_trace(AZURE_CODE).summary()
     assert stats["count"] == 8_819
     assert stats["duration_s"] == pytest.approx(3436, abs=1)
@@ -420,8 +422,9 @@ def test_real_azure_code_trace() -> None:
     assert stats["output_p50"] == pytest.approx(13, abs=1)
 
 
-@pytest.mark.skipif(not MOONCAKE.is_file(), reason=f"{MOONCAKE} not present (shared traces are optional)")
+@needs_trace("mooncake-conversation", "mooncake_conversation.jsonl")
 def test_real_mooncake_trace() -> None:
+    assert MOONCAKE is not None
     stats = load_trace(MOONCAKE).summary()
     assert stats["count"] == 12_031
     assert stats["duration_s"] == pytest.approx(3537, abs=1)

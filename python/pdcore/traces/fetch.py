@@ -111,12 +111,14 @@ def _stream(
 ) -> Digest:
     """Copies the body of ``response`` into ``into``, hashing it; refuses a body cut short or a pointer."""
     total = _announced(response)
+    # read1 returns what has arrived (up to a chunk), so a silence is measured from the last byte received
+    read = getattr(response, "read1", response.read)
     digest = hashlib.sha256()
     received = 0
     with into.open("wb") as handle:
         while True:
             try:
-                chunk = response.read(CHUNK_BYTES)
+                chunk = read(CHUNK_BYTES)
             except TimeoutError:
                 raise _silent(trace, url, timeout_s, received) from None
             except (http.client.HTTPException, ConnectionError) as exc:
