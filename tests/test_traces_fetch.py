@@ -210,7 +210,7 @@ def test_no_network_says_so_and_names_the_fixes(cache: Path, monkeypatch) -> Non
         fetch_trace(NAME, timeout_s=PATIENT_S)
     message = str(caught.value)
     assert f"{url} cannot be reached" in message
-    assert "offline" in message
+    assert "no network" in message
     assert "--url" in message
     assert f"pdcore traces add {NAME} PATH" in message
     assert _files(cache) == []

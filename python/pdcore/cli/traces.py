@@ -113,13 +113,15 @@ def traces_fetch(
             )
             return
         _terms(trace)
+        console = stderr()
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
-            console=stderr(),
+            console=console,
             transient=True,
+            disable=not console.is_terminal,  # a log file gets the outcome, not a bar's last frame
         )
         with progress:
             task = progress.add_task(f"fetching {escape(name)}", total=trace.size_bytes)

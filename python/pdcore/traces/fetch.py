@@ -81,8 +81,8 @@ def _open(trace: PublicTrace, url: str, timeout_s: float) -> IO[bytes]:
         if isinstance(exc.reason, TimeoutError):
             raise _silent(trace, url, timeout_s, 0) from None
         raise TraceFetchError(
-            f"cannot download {trace.name}: {url} cannot be reached ({exc.reason}); are you offline?"
-            + _fix(trace, "check the network connection")
+            f"cannot download {trace.name}: {url} cannot be reached ({exc.reason}): no network, or the "
+            "host is down" + _fix(trace, "check the network connection")
         ) from None
     except TimeoutError:
         raise _silent(trace, url, timeout_s, 0) from None
