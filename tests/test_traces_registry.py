@@ -109,6 +109,16 @@ def test_the_shared_copies_are_the_pinned_files(name: str, shared_name: str) -> 
     assert len(load_trace(path)) == trace.requests
 
 
+def test_docs_traces_lists_every_trace_with_its_url_and_check() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "traces.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for name, trace in TRACES.items():
+        assert f"`{name}`" in doc, name
+        assert f"`{name}`" in readme, name
+        assert trace.url in doc, name
+        assert (trace.sha256 or trace.git_blob or "first use") in doc, name
+
+
 def test_the_cache_directory_follows_pdcore_traces_then_xdg_then_home(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PDCORE_TRACES", str(tmp_path / "mine"))
     assert cache_dir() == tmp_path / "mine"
@@ -282,3 +292,12 @@ def test_traces_fetch_of_an_unknown_name(cache: Path) -> None:
     code, output = run("traces", "fetch", "nope")
     assert code == 2, output
     assert "no registered trace is called 'nope'" in " ".join(output.split())
+
+
+def test_reproduce_names_the_fetch_for_a_trace_not_in_the_cache(
+    cache: Path, registered: PublicTrace, tmp_path: Path
+) -> None:
+    code, output = run("reproduce", "--quick", "--out", str(tmp_path / "report"), "--trace", NAME)
+    assert code == 2, output
+    assert f"pdcore traces fetch {NAME}" in " ".join(output.split())
+    assert not (tmp_path / "report").exists()
