@@ -118,6 +118,7 @@ def published(monkeypatch: pytest.MonkeyPatch, url: str, **pins: Any) -> PublicT
     trace = PublicTrace(
         name=NAME,
         title="a generated Azure-format trace",
+        source="the tests",
         url=url,
         licence="CC-BY-4.0",
         licence_url="https://example.invalid/licence",

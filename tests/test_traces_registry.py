@@ -4,19 +4,22 @@ commands and the run specification, and ``pdcore traces list/fetch/add`` on the 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from pdcore.cli import app
+from pdcore.cli.traces import traces_table
 from pdcore.exceptions import InvalidInputError
 from pdcore.inputs import forget_inputs
 from pdcore.sim.spec import WorkloadSpec
 from pdcore.traces import TRACES, PublicTrace, add_trace, cache_dir, load_trace, trace_path
-from pdcore.traces.cache import git_blob_id
+from pdcore.traces.cache import format_size, git_blob_id
 from traces_at_hand import SHARED
 
 NAME = "test-azure"
@@ -50,6 +53,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> PublicTrace:
     trace = PublicTrace(
         name=NAME,
         title="a generated Azure-format trace",
+        source="the tests",
         url="https://example.invalid/trace.csv",
         licence="CC-BY-4.0",
         licence_url="https://example.invalid/licence",
@@ -107,6 +111,24 @@ def test_the_shared_copies_are_the_pinned_files(name: str, shared_name: str) -> 
     assert git_blob_id(path) == trace.git_blob
     assert path.stat().st_size == trace.size_bytes
     assert len(load_trace(path)) == trace.requests
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (None, "?"),
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1 KiB"),
+        (719_188, "702 KiB"),
+        (1_048_000, "1023 KiB"),
+        (3_029_533, "2.89 MiB"),
+        (132_054_902, "126 MiB"),
+        (5 * 1024**4, "5120 GiB"),
+    ],
+)
+def test_sizes_read_in_binary_units(size: int | None, shown: str) -> None:
+    assert format_size(size) == shown
 
 
 def test_docs_traces_lists_every_trace_with_its_url_and_check() -> None:
@@ -245,13 +267,13 @@ def test_traces_list_says_what_is_present(cache: Path, registered: PublicTrace, 
     code, output = run("traces", "list")
     assert code == 0, output
     row = next(line for line in output.splitlines() if NAME in line)
-    assert " no " in row
+    assert row.split()[1] == "no"
     assert "CC-BY-4.0" in row
     assert str(cache) in output
     assert run("traces", "add", NAME, str(_copy(tmp_path)))[0] == 0
     code, output = run("traces", "list")
     row = next(line for line in output.splitlines() if NAME in line)
-    assert " yes " in row
+    assert row.split()[1] == "yes"
     for name in TRACES:
         assert name in output
 
@@ -301,3 +323,15 @@ def test_reproduce_names_the_fetch_for_a_trace_not_in_the_cache(
     assert code == 2, output
     assert f"pdcore traces fetch {NAME}" in " ".join(output.split())
     assert not (tmp_path / "report").exists()
+
+
+def test_traces_list_fits_80_columns_with_no_cell_cut(cache: Path, registered: PublicTrace) -> None:
+    console = Console(width=80, file=io.StringIO(), color_system=None)
+    console.print(traces_table())
+    text = console.file.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for trace in TRACES.values():
+        row = next(line for line in text.splitlines() if line.startswith(trace.name + " "))
+        assert trace.licence in row
+        assert trace.pin in row
+    assert "…" not in text

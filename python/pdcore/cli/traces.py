@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
@@ -23,7 +24,7 @@ from pdcore.traces.cache import Stored, add_trace, cache_dir, cached_file, forma
 from pdcore.traces.fetch import DEFAULT_TIMEOUT_S, fetch_trace
 from pdcore.traces.registry import TRACES, PublicTrace, public_trace
 
-__all__ = ["register"]
+__all__ = ["register", "traces_table"]
 
 traces_app = typer.Typer(
     help="The public request traces by name: list them, fetch one from its publisher, or add a copy.",
@@ -40,41 +41,54 @@ def _check(trace: PublicTrace) -> str:
     return trace.pin
 
 
+def traces_table() -> Table:
+    """The registered traces, one row each: here (in the cache) or not, size, licence, check, source.
+
+    No vertical rules: the six columns fit 80 terminal columns, the source wrapping within its own.
+    """
+    table = Table(
+        header_style="bold", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True
+    )
+    for column in ("name", "here", "size", "licence", "check", "source"):
+        table.add_column(column, overflow="fold", no_wrap=column != "source")
+    for trace in TRACES.values():
+        cached = cached_file(trace)
+        size = trace.size_bytes if cached is None else cached.stat().st_size
+        table.add_row(
+            trace.name,
+            "no" if cached is None else "yes",
+            format_size(size),
+            trace.licence,
+            _check(trace),
+            escape(trace.source),
+        )
+    return table
+
+
 @traces_app.command("list")
 def traces_list() -> None:
-    """List the public traces: present in the cache or not, size, licence, how a copy is checked, source."""
+    """List the public traces: here (in the cache) or not, size, licence, how a copy is checked, source."""
     with reported():
         console = stdout()
-        folder = cache_dir()
-        console.print(f"trace cache: {escape(str(folder))} (set PDCORE_TRACES to move it)", soft_wrap=True)
-        table = Table(header_style="bold")
-        for column in ("name", "present", "size", "licence", "check", "source"):
-            table.add_column(column, overflow="fold", no_wrap=column in {"name", "present", "size"})
-        for trace in TRACES.values():
-            cached = cached_file(trace)
-            size = trace.size_bytes if cached is None else cached.stat().st_size
-            table.add_row(
-                trace.name,
-                "no" if cached is None else "yes",
-                format_size(size),
-                trace.licence,
-                _check(trace),
-                escape(trace.url),
-            )
-        console.print(table)
+        console.print(
+            f"trace cache: {escape(str(cache_dir()))} (set PDCORE_TRACES to move it)", soft_wrap=True
+        )
+        console.print(traces_table())
         console.print(
             "check: sha256 pinned; git blob: the publisher's git blob id; first use: the first copy's sha256 "
             "is recorded and later ones must match it (recorded: it has been). Fetch one with `pdcore traces "
-            "fetch NAME`, or add a copy you have with `pdcore traces add NAME PATH`; then pass --trace NAME.",
+            "fetch NAME`, or add a copy you have with `pdcore traces add NAME PATH`; then pass --trace NAME. "
+            "Each file's URL and digest: docs/traces.md.",
             soft_wrap=True,
         )
 
 
-def _terms(trace: PublicTrace) -> None:
-    """Shows, on standard error, what the trace is, its licence and the paper to cite."""
+def _terms(trace: PublicTrace, origin: str) -> None:
+    """Shows, on standard error, what the trace is, where it comes from, its licence and the paper to cite."""
     stderr().print(
-        f"{escape(trace.name)}: {escape(trace.title)}\n  licence {escape(trace.licence)} "
-        f"({escape(trace.licence_url)}): by using it you accept its terms\n  cite: {escape(trace.paper)}",
+        f"{escape(trace.name)}: {escape(trace.title)}, from {escape(origin)}\n"
+        f"  licence {escape(trace.licence)} ({escape(trace.licence_url)}): by using it you accept its terms\n"
+        f"  cite: {escape(trace.paper)}",
         soft_wrap=True,
     )
 
@@ -112,7 +126,7 @@ def traces_fetch(
                 soft_wrap=True,
             )
             return
-        _terms(trace)
+        _terms(trace, trace.url if url is None else url)
         console = stderr()
         progress = Progress(
             TextColumn("{task.description}"),
@@ -141,7 +155,7 @@ def traces_add(
     """Import a copy of a public trace you already have into the cache (no network), checking its digest."""
     with reported():
         trace = public_trace(name)
-        _terms(trace)
+        _terms(trace, str(path))
         _stored("added", add_trace(name, path))
 
 

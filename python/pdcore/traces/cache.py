@@ -85,15 +85,18 @@ def recorded_sha256(trace: PublicTrace) -> str | None:
 
 
 def format_size(size: int | None) -> str:
-    """``size`` bytes as KiB, MiB or GiB with three significant figures; ``"?"`` when unknown."""
+    """``size`` bytes in B, KiB, MiB or GiB with three significant figures (whole units from 100 up);
+    ``"?"`` when unknown."""
     if size is None:
         return "?"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
-        value /= 1024
-    return f"{size} B"  # pragma: no cover  # the loop always returns
+    if size < 1024:
+        return f"{size} B"
+    value, unit = size / 1024, "KiB"
+    for larger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{value:.3g} {unit}" if value < 100 else f"{value:.0f} {unit}"
 
 
 def git_blob_id(path: Path) -> str:

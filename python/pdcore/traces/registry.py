@@ -68,6 +68,7 @@ class PublicTrace:
         name: The name ``--trace`` and ``pdcore traces`` take, e.g. ``azure-2023-conv``.
         title: What the trace is, in a few words.
         url: The publisher's URL of the file.
+        source: The paper it accompanies, in a few words (``pdcore traces list``).
         licence: The licence's SPDX identifier.
         licence_url: Where the licence's text is.
         paper: The paper the publisher asks users to cite, and where that request is written.
@@ -82,6 +83,7 @@ class PublicTrace:
     name: str
     title: str
     url: str
+    source: str
     licence: str
     licence_url: str
     paper: str
@@ -113,6 +115,7 @@ class _Publisher:
     """What the traces of one release share."""
 
     base_url: str
+    source: str
     licence: str
     licence_url: str
     paper: str
@@ -120,10 +123,42 @@ class _Publisher:
     suffix: str
 
 
-_AZURE_2023 = _Publisher(_AZURE_2023_URL, "CC-BY-4.0", _CC_BY, _SPLITWISE, "azure", ".csv")
-_AZURE_2024 = _Publisher(_AZURE_2024_URL, "CC-BY-4.0", _CC_BY, _DYNAMOLLM, "azure", ".csv")
-_MOONCAKE = _Publisher(_MOONCAKE_URL, "Apache-2.0", _APACHE, _MOONCAKE_PAPER, "mooncake", ".jsonl")
-_BAILIAN = _Publisher(_BAILIAN_URL, "Apache-2.0", _APACHE, _BAILIAN_PAPER, "bailian", ".jsonl")
+_AZURE_2023 = _Publisher(
+    _AZURE_2023_URL,
+    "Splitwise, ISCA'24",
+    "CC-BY-4.0",
+    _CC_BY,
+    _SPLITWISE,
+    "azure",
+    ".csv",
+)
+_AZURE_2024 = _Publisher(
+    _AZURE_2024_URL,
+    "DynamoLLM, arXiv'24",
+    "CC-BY-4.0",
+    _CC_BY,
+    _DYNAMOLLM,
+    "azure",
+    ".csv",
+)
+_MOONCAKE = _Publisher(
+    _MOONCAKE_URL,
+    "Mooncake, FAST'25",
+    "Apache-2.0",
+    _APACHE,
+    _MOONCAKE_PAPER,
+    "mooncake",
+    ".jsonl",
+)
+_BAILIAN = _Publisher(
+    _BAILIAN_URL,
+    "KVCache in the Wild, ATC'25",
+    "Apache-2.0",
+    _APACHE,
+    _BAILIAN_PAPER,
+    "bailian",
+    ".jsonl",
+)
 
 
 def _trace(
@@ -141,6 +176,7 @@ def _trace(
         name=name,
         title=title,
         url=publisher.base_url + file,
+        source=publisher.source,
         licence=publisher.licence,
         licence_url=publisher.licence_url,
         paper=publisher.paper,
