@@ -10,13 +10,11 @@ The cloud's limits are learned (`CloudClient`): its context window caps every re
 an answer the server ends at its context (finish reason ``"length"`` short of the quota) is told apart from
 the quota being spent, and no continuation is asked for past the window.
 
-Stalls (ours). Each stream has a deadline (`CloudStream.stall_deadline`): before its first event,
-`STALL_FIRST_FACTOR` times the first-token delay expected (learned; the client's read timeout before
-anything was learned); after it, `STALL_GAP_FACTOR` times the stream's median gap, at least `STALL_MIN_S`.
-No event within it is a stall: a ``cloud-silent`` notice, recorded in the timeline (``cloud_stalls``). A
-silent or cut stream is resumed while the device is still behind: a new request with the prompt and the
-text so far, for the rest of the quota, at most `MAX_RESUMES` times per answer with a backoff of
-`RESUME_BACKOFF_S` doubling each time; each resume is recorded (``cloud_resumes``).
+Stalls and cuts (`pdcore.runtime.cloud_read`): a stream silent past its deadline, or ended short of its
+quota without a finish reason, fails as ``silent`` or ``cut``. Either is resumed while the device is still
+behind (ours): a new request with the prompt and the text so far, for the rest of the quota, at most
+`MAX_RESUMES` times per answer with a backoff of `RESUME_BACKOFF_S` doubling each time; each resume is
+recorded (``cloud_resumes``).
 
 A stream's events go to a `StreamSink`: the cloud stream itself for the cloud's part of the answer, or the
 continuation after a device failure (`pdcore.runtime.failover.Failover`), which streams through
@@ -26,13 +24,19 @@ continuation after a device failure (`pdcore.runtime.failover.Failover`), which 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import Callable
-from typing import Protocol
 
-from pdcore.exceptions import CloudContextError, CloudError, CloudStreamCutError, CloudUnavailableError
+from pdcore.exceptions import CloudError
 from pdcore.runtime.cloud import CloudClient
+from pdcore.runtime.cloud_read import (
+    STALL_FIRST_FACTOR,
+    STALL_GAP_FACTOR,
+    STALL_MIN_S,
+    StreamSink,
+    read_stream,
+    stall_deadline,
+)
 from pdcore.runtime.continuation import (
     EXTENSION_LEAD_S,
     extension_due,
@@ -40,7 +44,6 @@ from pdcore.runtime.continuation import (
     last_arrival_due,
     next_arrival_due,
 )
-from pdcore.runtime.deadline import within_s
 from pdcore.runtime.request_state import RequestState
 from pdcore.runtime.timeline import CloudRecord
 
@@ -55,16 +58,6 @@ __all__ = [
     "StreamSink",
 ]
 
-STALL_MIN_S = 0.25
-"""The shortest silence of a started stream counted as a stall: several display gaps at the 50 ms default
-objective, well above the 10-30 ms between a healthy stream's events."""
-
-STALL_GAP_FACTOR = 4.0
-"""A started stream stalls when silent for this many of its median gaps (at least `STALL_MIN_S`)."""
-
-STALL_FIRST_FACTOR = 4.0
-"""A stream stalls before its first event after this many first-token delays (as learned)."""
-
 MAX_RESUMES = 2
 """Requests that resume a silent or cut stream, per answer."""
 
@@ -73,19 +66,6 @@ RESUME_BACKOFF_S = 0.05
 
 UNKNOWN_ROOM = 1 << 30
 """The context room of a cloud whose window is unknown: no limit."""
-
-
-class StreamSink(Protocol):
-    """Where the events of one streamed cloud request go (module docstring)."""
-
-    def on_text(self, text: str, at: float) -> None:
-        """An event with ``text`` arrived at ``at`` (clock seconds)."""
-
-    def on_end(self, reason: str, at: float, *, short: bool) -> None:
-        """The stream ended with finish reason ``reason``; ``short``: fewer events than asked for."""
-
-    def on_failure(self, kind: str, error: CloudError) -> None:
-        """The stream failed: ``kind`` is ``"cut"``, ``"silent"``, ``"unavailable"`` or ``"context"``."""
 
 
 class CloudStream:
@@ -270,12 +250,9 @@ class CloudStream:
             )
 
     def stall_deadline(self, first: bool) -> float:
-        """Seconds of silence after which the stream counts as stalled (module docstring)."""
-        if first:
-            expected = self.expected_first_s
-            fallback = self.client.read_timeout if self.client is not None else 30.0
-            return max(STALL_FIRST_FACTOR * expected, 1.0) if expected else fallback
-        return max(STALL_GAP_FACTOR * self.median_gap(), STALL_MIN_S)
+        """Seconds of silence after which the stream counts as stalled (`pdcore.runtime.cloud_read`)."""
+        read_timeout = self.client.read_timeout if self.client is not None else None
+        return stall_deadline(first, self.expected_first_s, read_timeout, self.median_gap())
 
     async def _run(self, sink: StreamSink, prompt: str, max_tokens: int, delay: float) -> None:
         client = self.client
@@ -289,72 +266,14 @@ class CloudStream:
             self.stream_arrivals = 0
         if state.timeline.cloud_sent_s is None:
             state.timeline.cloud_sent_s = state.rel(sent)
-        received = 0
-        last = sent
-        failure: tuple[str, CloudError] | None = None
-        stream = client.stream(prompt, max_tokens=max_tokens, now=state.clock.now)
         try:
-            while True:
-                deadline = self.stall_deadline(first=received == 0)
-                try:
-                    event = await within_s(anext(stream), deadline)
-                except StopAsyncIteration:
-                    failure = self._ended_without_reason(sink, last, received, max_tokens)
-                    break
-                except asyncio.TimeoutError:
-                    failure = ("silent", self._silent(last, deadline, received))
-                    break
-                last = event.at
-                if event.text:
-                    received += 1
-                    sink.on_text(event.text, event.at)
-                if event.finish_reason is not None:
-                    # the stream has ended: whatever the server sends or holds after it (``[DONE]``, or
-                    # nothing while the connection stays open) is not waited for under the stall deadline
-                    sink.on_end(event.finish_reason, event.at, short=received < max_tokens)
-                    break
-        except CloudContextError as exc:
-            failure = ("context", exc)
-        except CloudUnavailableError as exc:
-            failure = ("unavailable", exc)
-        except CloudStreamCutError as exc:
-            state.timeline.cloud_stalls.append((state.rel(last), state.clock.now() - last, "cut"))
-            failure = ("cut", exc)
+            failure = await read_stream(client, state, sink, prompt, max_tokens, self.stall_deadline)
         finally:
-            with contextlib.suppress(Exception):
-                await stream.aclose()
             if sink is self:
                 self.open = False
             state.notify()
         if failure is not None:
             sink.on_failure(*failure)
-
-    def _ended_without_reason(
-        self, sink: StreamSink, last: float, received: int, max_tokens: int
-    ) -> tuple[str, CloudError] | None:
-        """A stream that ended (``[DONE]`` or the body's end) with no finish reason: with every token asked
-        for, a ``"length"`` end; short of them, a cut (llama.cpp's server ends a stream so when another
-        request waits, ``interrupt_requests``), resumed or left to the device like any cut."""
-        if received >= max_tokens:
-            sink.on_end("length", last, short=False)
-            return None
-        assert self.client is not None
-        state = self.state
-        state.timeline.cloud_stalls.append((state.rel(last), state.clock.now() - last, "cut"))
-        return "cut", CloudStreamCutError(
-            f"cloud stream from {self.client.endpoint} ended after {received} of {max_tokens} events "
-            "without a finish reason"
-        )
-
-    def _silent(self, last: float, deadline: float, received: int) -> CloudStreamCutError:
-        """Records a stall and names it."""
-        assert self.client is not None
-        silent = self.state.clock.now() - last
-        self.state.timeline.cloud_stalls.append((self.state.rel(last), silent, "silent"))
-        return CloudStreamCutError(
-            f"cloud stream from {self.client.endpoint} silent for {silent * 1e3:.0f} ms "
-            f"(deadline {deadline * 1e3:.0f} ms) after {received} events"
-        )
 
     def _can_resume(self) -> bool:
         """Whether a silent or cut stream is asked again (module docstring)."""

@@ -45,7 +45,7 @@ __all__ = ["Failover"]
 
 class Failover:
     """The continuation of one request from the cloud after a device failure (module docstring); the
-    `pdcore.runtime.cloud_stream.StreamSink` of its continuation requests.
+    `pdcore.runtime.cloud_read.StreamSink` of its continuation requests.
 
     Args:
         state: The request's shared record.
