@@ -4,7 +4,8 @@ and PNG plots.
 `reproduce` builds the study once (`pdcore.report.study.Study`: the settings, the scenario built from them,
 the device profiles and the workloads loaded once), runs the experiments of `pdcore.report.experiments` on
 the embedded default workload and on every trace given, through `pdcore.sim.sweep.run_sweep`, then the
-report's other sections (`SECTIONS`, each a small function of the built study), and writes the report, with
+report's other sections (`pdcore.report.sections.SECTIONS`, each a small function of the built study: those
+that need nothing the experiments measure run beside them, in one more process), and writes the report, with
 prompt refinement's measured quality and prefill-time curves read from a data file
 (`pdcore.report.refinement`). ``results.json`` is deterministic for the same arguments (sorted keys,
 rounded floats, no wall-clock times); the plots need the ``plot`` extra (matplotlib, and plotly for the
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,21 +32,10 @@ from pdcore.profiles import (
     profile_provenance,
 )
 from pdcore.report import refinement
-from pdcore.report.conversations import conversations_section
-from pdcore.report.experiments import (
-    FASTER_DEVICE,
-    POLICIES,
-    Settings,
-    StageProgress,
-    WorkloadRun,
-    collect,
-    optimizer_section,
-    targets_section,
-)
+from pdcore.report.experiments import POLICIES, Settings, StageProgress, WorkloadRun, collect
 from pdcore.report.explorer import explorer_data
-from pdcore.report.sizing import sizing_section
+from pdcore.report.sections import SECTIONS, Beside
 from pdcore.report.study import Study
-from pdcore.report.tradeoff import tradeoff_section
 from pdcore.sim.executors import check_executor
 from pdcore.sim.metrics import dumps
 from pdcore.sim.spec import ScenarioSpec, named_input
@@ -89,72 +79,6 @@ class Reproduction:
     quality: Path | None = None
 
 
-def _optimizer(study: Study) -> dict[str, Any]:
-    study.stage("optimizer", 0, 1)
-    found = optimizer_section(study.settings, study.scenario, study.devices)
-    study.stage("optimizer", 1, 1)
-    return found
-
-
-def _sizing(study: Study) -> dict[str, Any]:
-    settings = study.settings
-    devices = {settings.device: study.scenario.device, FASTER_DEVICE: study.devices[FASTER_DEVICE]}
-    return sizing_section(
-        study.workloads(),
-        study.scenario,
-        devices=devices,
-        seed=settings.seed,
-        window=settings.window,
-        target=settings.target,
-        quick=settings.quick,
-        refine_ratio=settings.refine_ratio,
-        progress=study.progress,
-    )
-
-
-def _tradeoff(study: Study) -> dict[str, Any]:
-    settings = study.settings
-    return tradeoff_section(
-        study.workloads(), study.scenario, seed=settings.seed, quick=settings.quick, progress=study.progress
-    )
-
-
-def _conversations(study: Study) -> dict[str, Any]:
-    settings = study.settings
-    return conversations_section(
-        study.workloads(), study.scenario, seed=settings.seed, quick=settings.quick, progress=study.progress
-    )
-
-
-def _targets(study: Study) -> dict[str, Any]:
-    """The targets, on the Azure conversation trace if given, else on its stand-in, the default."""
-    primary, stand_in = study.runs[0], True
-    for run in study.runs[1:]:
-        name = run.workload.name.lower()
-        if "azure" in name and "conv" in name:
-            primary, stand_in = run, False
-            break
-    return targets_section(primary, study.settings, stand_in=stand_in)
-
-
-def _refinement(study: Study) -> dict[str, Any] | None:
-    if study.curve is None:
-        return None
-    return refinement.section(study.curve, ratio=study.settings.refine_ratio)
-
-
-SECTIONS: tuple[tuple[str, Callable[[Study], dict[str, Any] | None]], ...] = (
-    ("optimizer", _optimizer),
-    ("sizing", _sizing),
-    ("tradeoff", _tradeoff),
-    ("conversations", _conversations),
-    ("targets", _targets),
-    ("refinement", _refinement),
-)
-"""The report's sections after the experiments of each workload, in the order they run: the key of each in
-``results.json`` and the function that computes it from the built study (None leaves it out)."""
-
-
 def _check_tools(executor: str) -> None:
     """Refuses an unknown executor, and a missing plotting library or Ray, before any work."""
     check_executor(executor)
@@ -189,7 +113,7 @@ def _check_explore(explore: Sequence[int], runs: Sequence[WorkloadRun]) -> None:
             )
 
 
-def _document(study: Study, traces: Sequence[str]) -> dict[str, Any]:
+def _document(study: Study, traces: Sequence[str], sections: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """``results.json``: the settings, each workload's sections, then every section of `SECTIONS`."""
     profiles = {
         "device": profile_provenance(study.scenario.device),
@@ -201,11 +125,7 @@ def _document(study: Study, traces: Sequence[str]) -> dict[str, Any]:
         "config": study.settings.describe() | {"traces": list(traces), "profiles": profiles},
         "workloads": {run.key: run.sections for run in study.runs},
     }
-    for key, section in SECTIONS:
-        found = section(study)
-        if found is not None:
-            document[key] = found
-    return document
+    return document | dict(sections)
 
 
 def _write(out: Path, study: Study, document: dict[str, Any], *, force: bool) -> Reproduction:
@@ -332,5 +252,11 @@ def reproduce(
     # every input is read (and noted) by now, in this process: checked again before any experiment runs
     check_output_dir(out, force=force, inputs=inputs)
     _check_explore(explore, study.runs)
-    collect(study, executor=executor, workers=workers, ray_address=ray_address)
-    return _write(out, study, _document(study, paths), force=force)
+    beside = Beside(study, concurrent=executor != "serial")
+    try:
+        beside.start()
+        collect(study, executor=executor, workers=workers, ray_address=ray_address)
+        document = _document(study, paths, beside.results())
+    finally:
+        beside.close()
+    return _write(out, study, document, force=force)

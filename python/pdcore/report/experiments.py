@@ -23,7 +23,8 @@ Independent of the workload: the optimizer's ``k*`` over prompt length for every
 (`Optimizer.table`) and its analytic-against-grid check (`grid_check`).
 
 Every simulation runs through `run_sweep`, in two waves (the second needs cloud-only's capacity); each task
-carries the headline environment (`Settings.scenario_spec`) with what its experiment changes. The settings
+carries the headline environment (`Settings.scenario_spec`) with what its experiment changes, and tasks of a
+wave that run the same setting run once (`pdcore.report.shared_runs`). The settings
 and records are in `pdcore.report.study`, the reduction of the results to the report's numbers in
 `pdcore.report.reductions`, the optimizer's section in `pdcore.report.optimizer` and the targets in
 `pdcore.report.targets`; this module re-exports their names where they were first published.
@@ -39,6 +40,7 @@ import numpy.typing as npt
 
 from pdcore.report.optimizer import GRID_DEVICES, GRID_PROMPTS, optimizer_section
 from pdcore.report.reductions import fill_sections, multiple
+from pdcore.report.shared_runs import merge, split
 from pdcore.report.study import (
     EXPLORED_PER_FILTER,
     EXPLORED_POLICIES,
@@ -284,9 +286,10 @@ def _sweep(
     def step(done: int, total: int, task: SweepTask) -> None:
         study.stage(stage, done, total)
 
-    study.stage(stage, 0, len(tasks))
-    results = run_sweep(tasks, executor=executor, workers=workers, progress=step, ray_address=ray_address)
-    return {result.task.tag: result for result in results}
+    distinct, of_tag = merge(tasks)
+    study.stage(stage, 0, len(distinct))
+    results = run_sweep(distinct, executor=executor, workers=workers, progress=step, ray_address=ray_address)
+    return split(tasks, results, of_tag)
 
 
 def collect(

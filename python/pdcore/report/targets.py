@@ -1,6 +1,13 @@
 """The issue's targets, checked on one workload of the report (the Azure conversation trace if given, else
 its stand-in, the embedded default): P/D-Device's TTFT cut against device-only, its largest display gap
-against ``max_tpot``, its decode-pool capacity multiple, and the whole cloud's."""
+against ``max_tpot``, its decode-pool capacity multiple, and the whole cloud's.
+
+The targets are the Azure conversation trace's. The embedded default draws its requests from that trace's
+length distributions and rate, not the trace's own requests, so its figures are its own (our rule: a
+target the stand-in misses is reported as missed on the stand-in, beside the trace's figure and the command
+that measures it, never as met; no workload is tuned to pass). `AZURE_CONV_FIGURES` holds the trace's
+figures at the default profiles, as the README quotes them (a test keeps the two equal).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,13 @@ from typing import Any
 from pdcore.report.study import Settings, WorkloadRun
 from pdcore.slo import meets
 
-__all__ = ["DECODE_CAPACITY_TARGET", "TTFT_CUT_TARGET", "targets_section"]
+__all__ = [
+    "AZURE_CONV_FIGURES",
+    "AZURE_CONV_REPRODUCE",
+    "DECODE_CAPACITY_TARGET",
+    "TTFT_CUT_TARGET",
+    "targets_section",
+]
 
 
 TTFT_CUT_TARGET = 0.6
@@ -18,6 +31,14 @@ TTFT_CUT_TARGET = 0.6
 
 DECODE_CAPACITY_TARGET = 10.0
 """Decode-pool capacity at least 10x cloud-only's."""
+
+
+AZURE_CONV_REPRODUCE = "pdcore reproduce --trace azure_2023_conv.csv"
+"""The command that checks the targets on the trace they belong to."""
+
+AZURE_CONV_FIGURES = {"decode_capacity_x": 16.9}
+"""The Azure conversation trace's figures at the default profiles (`AZURE_CONV_REPRODUCE`, and the
+README's table), by target, where the stand-in's differ enough to miss the target."""
 
 
 def _at_least(found: Mapping[str, Any], target: float) -> bool:
