@@ -21,6 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from pdcore.cli.chat_pieces import check_chat_pieces
 from pdcore.cli.live_options import CloudUrlOption, MaxTpotOption, ModelOption, ProfileOption, ThreadsOption
 from pdcore.cli.live_options import cloud_params as _params
 from pdcore.cli.live_options import device_profile as _profile
@@ -30,12 +31,14 @@ from pdcore.cli.live_options import lengths_flag as _lengths
 from pdcore.cli.live_options import ms as _ms
 from pdcore.cli.options import check_outputs, default_model, reported, stderr
 from pdcore.cli.validate import validate as validate_command
-from pdcore.exceptions import InvalidInputError
+from pdcore.exceptions import CloudUnavailableError, InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from rich.console import Console
 
     from pdcore.runtime import CloudClient, Device, Session
     from pdcore.runtime.timeline import Notice, Timeline
@@ -107,6 +110,7 @@ def chat(
     """Stream an answer with P/D-Device: the cloud's first tokens, then the local model's."""
     with reported(live=True):
         check_outputs({"--json": json_out}, {"--model": model})
+        check_chat_pieces(mode, model)
         from pdcore.runtime import (  # noqa: PLC0415  # reason: the optional runtime
             CloudClient,
             Device,
@@ -117,13 +121,10 @@ def chat(
 
         mode = _chat_mode(mode)
         console = stderr()
-
-        def notice(event: Notice) -> None:
-            console.print(f"[yellow]notice:[/yellow] {escape(event.message)}", soft_wrap=True)
-
+        notices = _Notices(console, hold=mode == "cloud-only")
         chosen_profile = _profile(profile, threads, model, needed=mode == "pd-device" and _k(k) == "auto")
-        timeline = asyncio.run(
-            _stream_answer(
+        try:
+            timeline = _answer(
                 prompt if raw else chatml(prompt),
                 mode=mode,
                 cloud=lambda: CloudClient(cloud_url, extra_body=_params(cloud_param), api=api),
@@ -138,14 +139,51 @@ def chat(
                     max_tpot_s=max_tpot,
                     min_tpot_s=min_tpot,
                     clock=RealtimeClock(strict=strict),
-                    on_notice=notice,
+                    on_notice=notices,
                 ),
+                before_piece=notices.flush,
             )
-        )
+        except CloudUnavailableError as exc:
+            notices.drop(str(exc))  # the error says it: once
+            raise
+        finally:
+            notices.flush()
         console.print(_summary_table(timeline))
         if json_out is not None:
             timeline.write_json(json_out)
             console.print(f"wrote {escape(str(json_out))}")
+
+
+class _Notices:
+    """The chat's notices, on standard error as they come; in cloud-only mode each is held until the
+    answer's next piece, the next notice or the end, because a cloud that fails before any token ends the
+    command with an error in the notice's own words, which is then said once (as the error)."""
+
+    def __init__(self, console: Console, *, hold: bool) -> None:
+        self.console = console
+        self.hold = hold
+        self.held: str | None = None
+
+    def __call__(self, event: Notice) -> None:
+        if not self.hold:
+            self._print(event.message)
+            return
+        self.flush()
+        self.held = event.message
+
+    def flush(self) -> None:
+        """Prints the held notice, if any."""
+        if self.held is not None:
+            self._print(self.held)
+            self.held = None
+
+    def drop(self, message: str) -> None:
+        """Forgets the held notice if the error about to be printed says the same."""
+        if self.held == message:
+            self.held = None
+
+    def _print(self, message: str) -> None:
+        self.console.print(f"[yellow]notice:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def _chat_mode(mode: str) -> str:
@@ -164,6 +202,23 @@ def _chat_mode(mode: str) -> str:
     return mode
 
 
+def _answer(
+    prompt: str,
+    *,
+    mode: str,
+    cloud: Callable[[], CloudClient],
+    device: Callable[[], Device],
+    session: Callable[[CloudClient | None, Device | None], Session],
+    before_piece: Callable[[], None],
+) -> Timeline:
+    """`_stream_answer`, run to its end."""
+    return asyncio.run(
+        _stream_answer(
+            prompt, mode=mode, cloud=cloud, device=device, session=session, before_piece=before_piece
+        )
+    )
+
+
 async def _stream_answer(
     prompt: str,
     *,
@@ -171,14 +226,16 @@ async def _stream_answer(
     cloud: Callable[[], CloudClient],
     device: Callable[[], Device],
     session: Callable[[CloudClient | None, Device | None], Session],
+    before_piece: Callable[[], None],
 ) -> Timeline:
     """Streams the answer to standard output with the session ``session`` builds over the cloud and the
-    device ``mode`` needs; returns its timeline."""
+    device ``mode`` needs (``before_piece`` called before each piece is written); returns its timeline."""
     client = cloud() if mode != "device-only" else None
     local = device() if mode != "cloud-only" else None
     answering = session(client, local)
     try:
         async for piece in answering.stream(prompt):
+            before_piece()
             sys.stdout.write(piece.text)
             sys.stdout.flush()
     finally:
