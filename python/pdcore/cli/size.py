@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pdcore import __version__
+from pdcore.cli.notices import warn_overloaded
 from pdcore.cli.options import (
     DEFAULT_CLOUD,
     DEFAULT_DEVICE,
@@ -42,6 +43,7 @@ from pdcore.cli.options import (
     stdout,
     workload_spec,
 )
+from pdcore.cli.size_check import CloudCheck, check_cloud
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.policies import Policy, make_policy, split_policy_specs
@@ -174,6 +176,39 @@ def _unattainable_note(s: Sizing, slo: SLO, max_replicas: int) -> str:
     )
 
 
+SIZE_FIX = (
+    "raise --max-replicas, lower --rate-scale, or relax --ttft-slo, --max-tpot or --target; the figures "
+    "above were measured on a queue that kept growing"
+)
+"""The fix for a workload that outruns even the cloud ``size`` ran it on."""
+
+
+def _check_each(
+    workload: Workload,
+    chosen: list[Policy],
+    found: dict[str, Sizing],
+    scenario: Scenario,
+    *,
+    seed: int,
+    max_replicas: int,
+) -> dict[str, CloudCheck]:
+    """Runs each policy once on the cloud it was given (`pdcore.cli.size_check`) and says how busy it was;
+    one overload notice for those whose delays grew without bound."""
+    checks: dict[str, CloudCheck] = {}
+    for policy in chosen:
+        check = check_cloud(
+            workload, policy, found[policy.name], scenario, seed=seed, max_replicas=max_replicas
+        )
+        if check is not None:
+            checks[policy.name] = check
+    console = stdout()
+    for check in checks.values():
+        console.print(escape(check.line()), soft_wrap=True)
+    reports = {f"{name} on {check.cloud}": check.report for name, check in checks.items()}
+    warn_overloaded(reports, scenario.cloud.name, cloud_fix=SIZE_FIX)
+    return checks
+
+
 def size(
     *,
     trace: TraceOption = None,
@@ -231,6 +266,7 @@ def size(
             if sized.bound == "unattainable":
                 note = _unattainable_note(sized, scenario.slo, max_replicas)
                 stderr().print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+        checks = _check_each(workload, chosen, found, scenario, seed=seed, max_replicas=max_replicas)
         document: dict[str, Any] = {
             "pdcore_version": __version__,
             "workload": workload.describe(),
@@ -239,6 +275,7 @@ def size(
             "whole_cloud_gain": {
                 name: None if g is None or math.isinf(g) else g for name, g in gains.items()
             },
+            "cloud_check": {name: check.describe() for name, check in checks.items()},
         }
         if json_out is not None:
             write_text(json_out, dumps(document))
