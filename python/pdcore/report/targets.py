@@ -33,7 +33,7 @@ DECODE_CAPACITY_TARGET = 10.0
 """Decode-pool capacity at least 10x cloud-only's."""
 
 
-AZURE_CONV_REPRODUCE = "pdcore reproduce --trace azure_2023_conv.csv"
+AZURE_CONV_REPRODUCE = "pdcore reproduce --trace azure-2023-conv"
 """The command that checks the targets on the trace they belong to."""
 
 AZURE_CONV_FIGURES = {"decode_capacity_x": 16.9}
