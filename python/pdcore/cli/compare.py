@@ -62,6 +62,7 @@ from pdcore.sim import (
     decode_capacity_rps,
     dumps,
 )
+from pdcore.sim.runner import policy_reports
 from pdcore.sim.spec import policy_inputs
 from pdcore.slo import DEFAULT_TTFT_SLO_S
 
@@ -168,10 +169,20 @@ def _reports(run: Run, chosen: list[Policy], search: tuple[float, int] | None) -
     reports: dict[str, dict[str, Any]] = {}
     with progress_bars(stderr()) as progress:
         task = progress.add_task("simulating", total=len(chosen))
-        for policy in chosen:
-            progress.update(task, description=f"simulating {policy.name}")
-            reports[policy.name] = run.scenario.run(run.workload, policy, seed=run.seed).aggregate()
-            progress.advance(task)
+        running: list[str] = []
+
+        def started(policy: Policy) -> None:
+            running.append(policy.name)
+            progress.update(task, description=f"simulating {', '.join(running)}")
+
+        def finished(policy: Policy) -> None:
+            running.remove(policy.name)
+            progress.update(task, advance=1, description=f"simulating {', '.join(running)}")
+
+        found = policy_reports(
+            run.scenario, run.workload, chosen, seed=run.seed, started=started, finished=finished
+        )
+        reports = {policy.name: report for policy, report in zip(chosen, found, strict=True)}
         if search is not None:
             for policy in chosen:
                 reports[policy.name] |= _capacities(run, policy, progress, *search)

@@ -58,6 +58,7 @@ from pdcore.sim.sizing import (
     whole_cloud_gain,
 )
 from pdcore.sim.spec import ScenarioSpec, policy_inputs
+from pdcore.sim.threads import on_threads
 from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
@@ -117,17 +118,24 @@ def _size_each(
     target: float,
     max_replicas: int,
 ) -> dict[str, Sizing]:
-    """Each policy's smallest cloud, with a progress bar."""
-    found: dict[str, Sizing] = {}
+    """Each policy's smallest cloud, the policies searched at once on threads, with a progress bar."""
     with progress_bars(stderr()) as progress:
         task = progress.add_task("sizing", total=len(chosen))
-        for policy in chosen:
-            progress.update(task, description=f"sizing {policy.name}")
-            found[policy.name] = size_cloud(
-                workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas
-            )
-            progress.advance(task)
-    return found
+        running: list[str] = []
+
+        def started(policy: Policy) -> None:
+            running.append(policy.name)
+            progress.update(task, description=f"sizing {', '.join(running)}")
+
+        def finished(policy: Policy) -> None:
+            running.remove(policy.name)
+            progress.update(task, advance=1, description=f"sizing {', '.join(running)}")
+
+        def search(policy: Policy) -> Sizing:
+            return size_cloud(workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas)
+
+        sized = on_threads(search, chosen, started=started, finished=finished)
+    return {policy.name: found for policy, found in zip(chosen, sized, strict=True)}
 
 
 def window_label(workload: Workload, limit: int | None) -> str:

@@ -1,12 +1,18 @@
 """Running a workload through the simulator under a policy: `simulate`, the one-call form of
-`Scenario.run`.
+`Scenario.run`, and `policy_reports`, several policies on one workload at once.
 
 The environment of a run is `pdcore.sim.scenario.Scenario`, what it yields `pdcore.sim.result.SimResult`,
 and the decision loop of a policy planned in Python `pdcore.sim.decisions`; this module re-exports them
 where they were first published.
+
+`policy_reports` runs the policies of one comparison at once on threads (`pdcore.sim.threads`): the
+same reports as one after another, bit for bit, each run reduced to its report as soon as it ends.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy.typing as npt
 
@@ -29,6 +35,7 @@ from pdcore.sim.scenario import (
     Scenario,
     conversation_inputs,
 )
+from pdcore.sim.threads import on_threads
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO
 from pdcore.traces.workload import Workload
 
@@ -42,6 +49,7 @@ __all__ = [
     "Scenario",
     "SimResult",
     "conversation_inputs",
+    "policy_reports",
     "request_info",
     "simulate",
 ]
@@ -94,3 +102,36 @@ def simulate(
         kv_link_bytes_per_s=kv_link_bytes_per_s,
     )
     return scenario.run(workload, policy, seed=seed, one_way_s=one_way_s)
+
+
+def policy_reports(
+    scenario: Scenario,
+    workload: Workload,
+    policies: Sequence[Policy],
+    *,
+    seed: int = 0,
+    workers: int | None = None,
+    started: Callable[[Policy], None] | None = None,
+    finished: Callable[[Policy], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Each policy's report (`SimResult.aggregate`) on ``workload``, in the order of ``policies``, the
+    runs on threads (`pdcore.sim.threads.on_threads`).
+
+    Args:
+        scenario: The environment every policy runs in.
+        workload: The requests.
+        policies: Distinct policy objects (each is prepared for its run).
+        seed: Seed of the network delays, the same for every policy.
+        workers: Runs at once; default one per CPU, at most one per policy (1: one after another).
+        started: Called with each policy as its run starts.
+        finished: Called with each policy as its run ends.
+
+    Returns:
+        The reports, identical to running the policies one after another.
+    """
+
+    def report(policy: Policy) -> dict[str, Any]:
+        # reduced to its report at once: the per-request results of at most `workers` runs are alive
+        return scenario.run(workload, policy, seed=seed).aggregate()
+
+    return on_threads(report, policies, workers=workers, started=started, finished=finished)

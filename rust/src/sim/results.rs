@@ -151,7 +151,38 @@ impl Simulator {
     #[must_use]
     pub fn results(&self) -> Results {
         let n = self.reqs.len();
-        let mut r = Results::default();
+        let mut r = Results {
+            ttft_s: Vec::with_capacity(n),
+            e2e_s: Vec::with_capacity(n),
+            tpot_s: Vec::with_capacity(n),
+            max_gap_s: Vec::with_capacity(n),
+            handoff_gap_s: Vec::with_capacity(n),
+            handoff_stall_s: Vec::with_capacity(n),
+            qoe: Vec::with_capacity(n),
+            cloud_prefill_gpu_s: Vec::with_capacity(n),
+            cloud_decode_gpu_s: Vec::with_capacity(n),
+            cloud_decode_tokens: Vec::with_capacity(n),
+            cloud_tokens_kept: Vec::with_capacity(n),
+            cloud_tokens_discarded: Vec::with_capacity(n),
+            device_prefill_tokens: Vec::with_capacity(n),
+            device_decode_tokens: Vec::with_capacity(n),
+            handoff_pos: Vec::with_capacity(n),
+            served_by: Vec::with_capacity(n),
+            cloud_ttft_s: Vec::with_capacity(n),
+            cloud_tpot_s: Vec::with_capacity(n),
+            displayed_tokens: Vec::with_capacity(n),
+            finish_s: Vec::with_capacity(n),
+            mode: Vec::with_capacity(n),
+            refine_ratio: Vec::with_capacity(n),
+            bytes_up: Vec::with_capacity(n),
+            bytes_down: Vec::with_capacity(n),
+            radio_s: Vec::with_capacity(n),
+            k_site: Vec::with_capacity(n),
+            device_cached_tokens: Vec::with_capacity(n),
+            cloud_cached_tokens: Vec::with_capacity(n),
+            device_busy: Vec::with_capacity(n),
+            device_wait_s: Vec::with_capacity(n),
+        };
         let nan = f64::NAN;
         for (iu, req) in self.reqs.iter().enumerate() {
             let arrival = self.inp.arrival[iu];

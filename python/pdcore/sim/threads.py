@@ -1,0 +1,77 @@
+"""Independent simulator runs on threads: `on_threads`.
+
+The native simulator releases the GIL for the whole event loop of a built-in policy
+(`pdcore._core.Simulator.run_policy`), so runs on threads proceed in parallel on as many cores as there
+are workers, in one process: the workload and the scenario are shared, not copied or pickled as a process
+pool would. Each item must be independent of the others (its own simulator and policy object; shared
+inputs only read). The results come back in the order of the items whatever finishes first, so the
+output is the same as one after another, bit for bit.
+
+Our rule, for memory: at most ``workers`` items run at once and an item is submitted only when a worker
+is free, so a caller that reduces each run to a small report inside ``function`` holds at most
+``workers`` runs' per-request results at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+from pdcore.exceptions import InvalidInputError
+
+__all__ = ["default_workers", "on_threads"]
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
+def default_workers(items: int) -> int:
+    """One worker per CPU, at most one per item, at least one."""
+    return max(1, min(os.cpu_count() or 1, items))
+
+
+def on_threads(
+    function: Callable[[_Item], _Result],
+    items: Sequence[_Item],
+    *,
+    workers: int | None = None,
+    started: Callable[[_Item], None] | None = None,
+    finished: Callable[[_Item], None] | None = None,
+) -> list[_Result]:
+    """``function`` of every item, at most ``workers`` at once, in the order of ``items``.
+
+    Args:
+        function: Called on a worker thread with one item.
+        items: Independent inputs.
+        workers: Items run at once; None: `default_workers` (1: one after another).
+        started: Called on the calling thread with each item as it is submitted.
+        finished: Called on the calling thread with each item as it ends.
+
+    Raises:
+        InvalidInputError: ``workers`` is not a whole number of at least 1; or what ``function`` raises
+            (the first error, after the items under way have ended).
+    """
+    if workers is None:
+        workers = default_workers(len(items))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidInputError(f"workers = {workers!r}; fix: pass a whole number of at least 1, or omit it")
+    results: list[_Result | None] = [None] * len(items)
+    queued = iter(range(len(items)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pdcore-run") as pool:
+        pending: dict[Future[_Result], int] = {}
+        while True:
+            while len(pending) < workers and (index := next(queued, None)) is not None:
+                if started is not None:
+                    started(items[index])
+                pending[pool.submit(function, items[index])] = index
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                index = pending.pop(future)
+                results[index] = future.result()
+                if finished is not None:
+                    finished(items[index])
+    return [result for result in results if result is not None]
