@@ -1,0 +1,124 @@
+"""First-contact speed: ``pdcore compare --requests 1000000`` (every built-in policy) and ``pdcore size`` on a
+1M-request trace, today's code against a baseline in the same run, with the ratios.
+
+Each command runs in a fresh child process, once with the baseline's ``python/`` tree (its sources and its
+compiled ``pdcore/_core.abi3.so``) first on ``PYTHONPATH`` and once with this checkout's, alternating
+baseline and current so that a change of load on a shared machine falls on both. Per run: the wall time,
+the CPU time (user + system, all threads) and the peak RSS (``ru_maxrss`` from ``os.wait4``). The JSON
+each run writes is compared byte for byte with the baseline's: a speed-up that changed a figure is
+reported as a failure (exit 1).
+
+The 1M-request trace is the Azure 2023 conversation trace (``--trace``) repeated end to end until it has
+``--rows`` requests, each copy shifted by the trace's span plus one second: the trace's own arrival rate
+and lengths, over about 52 hours. Written to a temporary directory, never kept.
+
+A baseline tree of an earlier commit, with its extension built as the release profile builds it::
+
+    git worktree add /tmp/pdcore-base REV && (cd /tmp/pdcore-base && \
+        CARGO_TARGET_DIR=/tmp/pdcore-base/target cargo build --release --features python --lib && \
+        cp target/release/lib_core.so python/pdcore/_core.abi3.so)
+    python benches/python/first_contact_speed.py --baseline /tmp/pdcore-base/python
+
+Our targets (issue "first contact"): compare on 1M requests under 30 s and 1 GiB on two cores, size on
+the 1M-request trace under 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import filecmp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[2] / "python"
+"""This checkout's package tree."""
+DEFAULT_TRACE = Path("/work/shared/traces/azure_2023_conv.csv")
+STAMP = "%Y-%m-%d %H:%M:%S.%f"
+MIB = 1 << 20
+CLI = "import sys; from pdcore.cli import main; sys.argv[0] = 'pdcore'; main()"
+
+
+def repeat_trace(source: Path, rows: int, out: Path) -> None:
+    """``source`` (an Azure 2023 CSV) repeated end to end to ``rows`` requests (module docstring)."""
+    with source.open(newline="") as f:
+        header, *body = list(csv.reader(f))
+    times = [dt.datetime.strptime(row[0][:26], STAMP) for row in body]
+    span = times[-1] - times[0] + dt.timedelta(seconds=1)
+    with out.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for k in range(rows):
+            copy, index = divmod(k, len(body))
+            row = body[index]
+            writer.writerow([(times[index] + copy * span).strftime(STAMP), row[1], row[2]])
+
+
+def run(tree: Path, args: list[str]) -> dict[str, float]:
+    """One pdcore command in a child process with ``tree`` first on the path: wall, CPU and peak RSS."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{tree}: pdcore {' '.join(args)} failed")
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu, "rss_mib": usage.ru_maxrss * 1024 / MIB}
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", type=Path, required=True, help="the baseline's python/ tree")
+    parser.add_argument("--requests", type=int, default=1_000_000, help="compare's synthetic requests")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="requests of the repeated trace")
+    parser.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="the Azure 2023 conversation CSV")
+    parser.add_argument("--skip-size", action="store_true", help="measure compare only")
+    options = parser.parse_args()
+    if not (options.baseline / "pdcore" / "_core.abi3.so").is_file():
+        raise SystemExit(f"--baseline {options.baseline}: no pdcore/_core.abi3.so; fix: build it (docstring)")
+    identical = True
+    with tempfile.TemporaryDirectory(prefix="pdcore-speed-") as tmp:
+        work = Path(tmp)
+        commands = {"compare": ["compare", "--requests", str(options.requests)]}
+        if not options.skip_size:
+            trace = work / "trace.csv"
+            repeat_trace(options.trace, options.rows, trace)
+            commands["size"] = ["size", "--trace", str(trace)]
+        print("| command | code | wall | CPU | peak RSS | load 1/5 min |")
+        print("|---|---|---:|---:|---:|---|")
+        for name, args in commands.items():
+            figures = {}
+            for label, tree in (("baseline", options.baseline), ("current", HERE)):
+                out = work / f"{name}-{label}.json"
+                figures[label] = run(tree, [*args, "--json", str(out)])
+                f = figures[label]
+                print(
+                    f"| {name} | {label} | {f['wall_s']:.1f} s | {f['cpu_s']:.1f} s | {f['rss_mib']:.0f} MiB "
+                    f"| {load_average()} |",
+                    flush=True,
+                )
+            same = filecmp.cmp(work / f"{name}-baseline.json", work / f"{name}-current.json", shallow=False)
+            identical &= same
+            base, now = figures["baseline"], figures["current"]
+            print(
+                f"| {name} | baseline/current | {base['wall_s'] / now['wall_s']:.2f}x | "
+                f"{base['cpu_s'] / now['cpu_s']:.2f}x | {base['rss_mib'] / now['rss_mib']:.2f}x | "
+                f"JSON {'identical' if same else 'DIFFERS'} |",
+                flush=True,
+            )
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
