@@ -16,7 +16,7 @@ A baseline tree of an earlier commit, with its extension built as the release pr
 
     git worktree add /tmp/pdcore-base REV && (cd /tmp/pdcore-base && \
         CARGO_TARGET_DIR=/tmp/pdcore-base/target cargo build --release --features python --lib && \
-        cp target/release/lib_core.so python/pdcore/_core.abi3.so)
+        cp target/release/libpdcore.so python/pdcore/_core.abi3.so)
     python benches/python/first_contact_speed.py --baseline /tmp/pdcore-base/python
 
 Our targets (issue "first contact"): compare on 1M requests under 30 s and 1 GiB on two cores, size on
