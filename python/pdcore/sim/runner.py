@@ -35,7 +35,7 @@ from pdcore.sim.scenario import (
     Scenario,
     conversation_inputs,
 )
-from pdcore.sim.threads import on_threads
+from pdcore.sim.threads import default_workers, on_threads
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO
 from pdcore.traces.workload import Workload
 
@@ -122,7 +122,8 @@ def policy_reports(
         workload: The requests.
         policies: Distinct policy objects (each is prepared for its run).
         seed: Seed of the network delays, the same for every policy.
-        workers: Runs at once; default one per CPU, at most one per policy (1: one after another).
+        workers: Runs at once; default one per CPU, at most one per policy and as many as the memory
+            budget holds (`pdcore.sim.threads.default_workers`; 1: one after another).
         started: Called with each policy as its run starts.
         finished: Called with each policy as its run ends.
 
@@ -134,4 +135,6 @@ def policy_reports(
         # reduced to its report at once: the per-request results of at most `workers` runs are alive
         return scenario.run(workload, policy, seed=seed).aggregate()
 
+    if workers is None:
+        workers = default_workers(len(policies), requests=len(workload))
     return on_threads(report, policies, workers=workers, started=started, finished=finished)

@@ -9,7 +9,10 @@ output is the same as one after another, bit for bit.
 
 Our rule, for memory: at most ``workers`` items run at once and an item is submitted only when a worker
 is free, so a caller that reduces each run to a small report inside ``function`` holds at most
-``workers`` runs' per-request results at a time.
+``workers`` runs' per-request results at a time. `default_workers` also keeps the runs in flight within
+`RUNS_MEMORY_BUDGET_BYTES` at `RUN_BYTES_PER_REQUEST` each: a run of 1,000,000 requests holds about
+650 MB while it runs, so two at once would take a comparison past 1 GB (measured: 1.45 GiB against
+810 MiB one after another); such runs go one after another.
 """
 
 from __future__ import annotations
@@ -21,15 +24,28 @@ from typing import TypeVar
 
 from pdcore.exceptions import InvalidInputError
 
-__all__ = ["default_workers", "on_threads"]
+__all__ = ["RUNS_MEMORY_BUDGET_BYTES", "RUN_BYTES_PER_REQUEST", "default_workers", "on_threads"]
+
+RUN_BYTES_PER_REQUEST = 650
+"""Memory a simulator run holds per request while it runs: its per-request state (about 350 B) and its
+results (about 220 B), and the allocator's pools of a thread of its own (measured on 1,000,000
+requests: two runs at once held 645 MB more than one)."""
+
+RUNS_MEMORY_BUDGET_BYTES = 768 * 1024**2
+"""Memory the runs in flight may hold together (ours): a comparison's 1 GB goal less the workload and
+the reports."""
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
 
 
-def default_workers(items: int) -> int:
-    """One worker per CPU, at most one per item, at least one."""
-    return max(1, min(os.cpu_count() or 1, items))
+def default_workers(items: int, requests: int | None = None) -> int:
+    """One worker per CPU, at most one per item, and, for runs of ``requests`` requests each, no more than
+    `RUNS_MEMORY_BUDGET_BYTES` holds (module docstring); at least one."""
+    workers = min(os.cpu_count() or 1, items)
+    if requests is not None and requests > 0:
+        workers = min(workers, RUNS_MEMORY_BUDGET_BYTES // (requests * RUN_BYTES_PER_REQUEST))
+    return max(1, workers)
 
 
 def on_threads(
