@@ -38,7 +38,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[2] / "python"
 """This checkout's package tree."""
-DEFAULT_TRACE = Path("/work/shared/traces/azure_2023_conv.csv")
+DEFAULT_TRACE = "azure-2023-conv"
+"""The public trace repeated (a name from the trace cache, or a path)."""
+
+
+def trace_file(value: str) -> Path:
+    """The file ``--trace`` names (`pdcore.traces.cache.trace_path`: a path, or a cached public trace)."""
+    from pdcore.traces.cache import trace_path  # noqa: PLC0415  # reason: the checkout's package, on demand
+
+    return Path(trace_path(value))
+
+
 STAMP = "%Y-%m-%d %H:%M:%S.%f"
 MIB = 1 << 20
 CLI = "import sys; from pdcore.cli import main; sys.argv[0] = 'pdcore'; main()"
@@ -82,7 +92,9 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, required=True, help="the baseline's python/ tree")
     parser.add_argument("--requests", type=int, default=1_000_000, help="compare's synthetic requests")
     parser.add_argument("--rows", type=int, default=1_000_000, help="requests of the repeated trace")
-    parser.add_argument("--trace", type=Path, default=DEFAULT_TRACE, help="the Azure 2023 conversation CSV")
+    parser.add_argument(
+        "--trace", default=DEFAULT_TRACE, help="the Azure 2023 conversation CSV: a trace name or a path"
+    )
     parser.add_argument("--skip-size", action="store_true", help="measure compare only")
     options = parser.parse_args()
     if not (options.baseline / "pdcore" / "_core.abi3.so").is_file():
@@ -93,7 +105,7 @@ def main() -> int:
         commands = {"compare": ["compare", "--requests", str(options.requests)]}
         if not options.skip_size:
             trace = work / "trace.csv"
-            repeat_trace(options.trace, options.rows, trace)
+            repeat_trace(trace_file(options.trace), options.rows, trace)
             commands["size"] = ["size", "--trace", str(trace)]
         print("| command | code | wall | CPU | peak RSS | load 1/5 min |")
         print("|---|---|---:|---:|---:|---|")

@@ -9,8 +9,8 @@ Usage::
 Three measurements, in the CLI's default scenario (phone ``llama32-3b-w4a16-8elite-genie``, cloud
 ``llama3-8b-a100`` disaggregated with one prefill and one decode replica, ``wifi``, seed 0):
 
-1. The Azure LLM inference trace 2023, conversation (``--trace``, default
-   ``/work/shared/traces/azure_2023_conv.csv``; skipped with a message if missing) through all six
+1. The Azure LLM inference trace 2023, conversation (``--trace``, default the public trace
+   ``azure-2023-conv`` from the trace cache; skipped with a message if missing) through all six
    policies. Per policy: the wall time of ``Scenario.run`` plus ``SimResult.aggregate`` (what
    ``pdcore compare`` does per policy; loading the trace is timed apart). The first pass counts, as a
    user's single ``pdcore compare`` would see it; the best of ``--repeats`` passes is shown beside it.

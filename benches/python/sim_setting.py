@@ -9,10 +9,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pdcore.exceptions import InvalidInputError
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import Scenario
+from pdcore.traces.cache import trace_path
 
-DEFAULT_TRACE = Path("/work/shared/traces/azure_2023_conv.csv")
+
+def public_trace(name: str) -> Path:
+    """The cached file of the public trace ``name`` (``pdcore traces fetch NAME`` or ``add``), or a path that
+    does not exist when it is not cached: the measurements on it are then skipped with a message."""
+    try:
+        return Path(trace_path(name))
+    except InvalidInputError:
+        return Path(f"{name} (not in the trace cache: pdcore traces add {name} PATH)")
+
+
+DEFAULT_TRACE = public_trace("azure-2023-conv")
 POLICIES = ("cloud-only", "device-only", "pd-device", "naive-split", "kv-transfer", "race")
 SCALING_POLICIES = ("cloud-only", "pd-device")
 SIZES = (10_000, 100_000, 1_000_000)
