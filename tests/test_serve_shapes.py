@@ -231,3 +231,55 @@ def test_metrics_parse_as_prometheus_text() -> None:
     assert values[("pdcore_cloud_resumes_total", ())] == 2
     assert values[("pdcore_request_errors_total", (("code", "model_not_found"),))] == 1
     assert ServeMetrics().text() != metrics.text()  # a registry per app
+
+
+class _CountingDevice:
+    """A device whose own count of a prompt is ``tokens`` (or a failure)."""
+
+    def __init__(self, tokens: int | None) -> None:
+        self.tokens = tokens
+        self.asked = 0
+
+    async def count_tokens(self, prompt: str) -> int:
+        from pdcore.exceptions import DeviceFailedError
+
+        self.asked += 1
+        if self.tokens is None:
+            raise DeviceFailedError("the worker died", cause="killed")
+        return self.tokens
+
+
+def test_the_context_check_uses_the_answers_count_else_counts_itself() -> None:
+    import asyncio
+
+    from pdcore.serve.conversation import check_context
+    from pdcore.serve.errors import APIError
+
+    long_prompt = "word " * 40  # 200 bytes: past a 64-token window unread
+
+    def counted(tokens: int | None) -> Any:
+        async def count() -> int | None:
+            return tokens
+
+        return count
+
+    async def check(device: _CountingDevice, answer_count: int | None) -> str | None:
+        try:
+            await check_context(long_prompt, device, 64, "prompt", counted(answer_count))  # type: ignore[arg-type]
+        except APIError as error:
+            return f"{error.status} {error.code} {error.param}"
+        return None
+
+    async def run() -> None:
+        device = _CountingDevice(tokens=200)
+        assert await check(device, 63) is None  # the answer's count fits: nothing counted again
+        assert await check(device, 64) == "400 context_length_exceeded prompt"  # no room for an answer
+        assert device.asked == 0
+        assert await check(device, None) == "400 context_length_exceeded prompt"  # the device counts it
+        assert device.asked == 1
+        assert await check(_CountingDevice(tokens=None), None) is None  # a failed device: the cloud decides
+        short = _CountingDevice(tokens=10_000)
+        await check_context("Paris?", short, 64, "prompt", counted(10_000))  # type: ignore[arg-type]
+        assert short.asked == 0  # a prompt shorter than the window in bytes is not counted
+
+    asyncio.run(run())
