@@ -81,3 +81,12 @@ def test_a_cloud_only_chat_still_notes_a_cut_stream_it_resumed() -> None:
     output = " ".join(result.output.split())
     assert output.count("notice:") == 1
     assert "resuming with the 2 tokens received" in output
+
+
+def test_the_modes_checked_before_the_runtime_loads_are_the_runtimes() -> None:
+    pytest.importorskip("httpx")
+    from pdcore.cli.chat_pieces import CHAT_MODES, OLD_MODE_NAMES
+    from pdcore.runtime import MODES, OLD_MODES
+
+    assert tuple(MODES) == CHAT_MODES
+    assert set(OLD_MODES) == set(OLD_MODE_NAMES)

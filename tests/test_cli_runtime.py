@@ -44,6 +44,14 @@ def test_chat_names_the_modes_on_a_bad_one(tmp_path: Path) -> None:
     assert "use one of pd-device, device-only, cloud-only" in output
 
 
+@pytest.fixture
+def device_extra_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device extra counts as installed, whether or not llama_cpp is: what follows is the device
+    failing to start its model, not a missing install (`pdcore.cli.chat_pieces`)."""
+    monkeypatch.setattr("pdcore.cli.chat_pieces._installed", lambda module: True)
+
+
+@pytest.mark.usefixtures("device_extra_installed")
 def test_chat_with_a_model_that_cannot_load_is_answered_by_the_cloud_with_a_notice(tmp_path: Path) -> None:
     missing = tmp_path / "missing.gguf"
     with FakeCloud(CloudScript(word_pieces(ANSWER), first_delay_s=0.01, gap_s=0.002)) as cloud:
@@ -60,6 +68,7 @@ def test_chat_with_a_model_that_cannot_load_is_answered_by_the_cloud_with_a_noti
     assert "the cloud cannot continue the answer (device-only mode has no cloud" in result.output
 
 
+@pytest.mark.usefixtures("device_extra_installed")
 def test_chat_with_k_auto_and_a_model_without_a_profile_names_the_flags_to_pass(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["chat", "hi", "--cloud-url", "http://127.0.0.1:9", "--model", str(tmp_path / "m.gguf")]

