@@ -19,19 +19,12 @@ from typing import Any
 
 import pytest
 
+from generated_trace import BODY, NAME, SHA256, register
 from pdcore.exceptions import InvalidInputError, TraceFetchError
 from pdcore.traces.cache import recorded_sha256
 from pdcore.traces.fetch import fetch_trace
 from pdcore.traces.registry import TRACES, PublicTrace
 
-NAME = "test-azure"
-BODY = (
-    "TIMESTAMP,ContextTokens,GeneratedTokens\n"
-    + "".join(
-        f"2023-11-16 18:{i // 60:02d}:{i % 60:02d}.0000000,{100 + 7 * i},{20 + i}\n" for i in range(120)
-    )
-).encode()
-SHA256 = hashlib.sha256(BODY).hexdigest()
 QUICK_S = 0.3
 """The fetch timeout of the tests of a silent server, seconds: it fails the fetch this soon."""
 PATIENT_S = 10.0
@@ -114,21 +107,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def published(monkeypatch: pytest.MonkeyPatch, url: str, **pins: Any) -> PublicTrace:
     """Registers the test trace, served at ``url``, pinned to the generated file unless told otherwise."""
-    fields: dict[str, Any] = {"sha256": SHA256, "size_bytes": len(BODY)} | pins
-    trace = PublicTrace(
-        name=NAME,
-        title="a generated Azure-format trace",
-        source="the tests",
-        url=url,
-        licence="CC-BY-4.0",
-        licence_url="https://example.invalid/licence",
-        paper="none",
-        reader="azure",
-        suffix=".csv",
-        **fields,
-    )
-    monkeypatch.setitem(TRACES, NAME, trace)
-    return trace
+    return register(monkeypatch, url, **pins)
 
 
 def _files(folder: Path) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from generated_trace import BODY, NAME, SHA256, register
 from pdcore.cli import app
 from pdcore.cli.traces import traces_table
 from pdcore.exceptions import InvalidInputError
@@ -21,15 +22,6 @@ from pdcore.sim.spec import WorkloadSpec
 from pdcore.traces import TRACES, PublicTrace, add_trace, cache_dir, load_trace, trace_path
 from pdcore.traces.cache import format_size, git_blob_id
 from traces_at_hand import SHARED
-
-NAME = "test-azure"
-BODY = (
-    "TIMESTAMP,ContextTokens,GeneratedTokens\n"
-    + "".join(
-        f"2023-11-16 18:{i // 60:02d}:{i % 60:02d}.0000000,{100 + 7 * i},{20 + i}\n" for i in range(120)
-    )
-).encode()
-SHA256 = hashlib.sha256(BODY).hexdigest()
 
 runner = CliRunner()
 
@@ -50,21 +42,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> PublicTrace:
-    trace = PublicTrace(
-        name=NAME,
-        title="a generated Azure-format trace",
-        source="the tests",
-        url="https://example.invalid/trace.csv",
-        licence="CC-BY-4.0",
-        licence_url="https://example.invalid/licence",
-        paper="none",
-        reader="azure",
-        suffix=".csv",
-        size_bytes=len(BODY),
-        sha256=SHA256,
-    )
-    monkeypatch.setitem(TRACES, NAME, trace)
-    return trace
+    return register(monkeypatch, "https://example.invalid/trace.csv")
 
 
 def _copy(tmp_path: Path, data: bytes = BODY, name: str = "copy.csv") -> Path:

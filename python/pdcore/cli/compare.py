@@ -48,6 +48,7 @@ from pdcore.cli.options import (
     stderr,
     stdout,
 )
+from pdcore.cli.policy_progress import PolicyProgress
 from pdcore.cli.run import SCHEMA_VERSION, Run, flags_run_spec
 from pdcore.cli.tables import capacity_table, policy_table, turn_table, write_csv
 from pdcore.exceptions import InvalidInputError
@@ -168,19 +169,9 @@ def _reports(run: Run, chosen: list[Policy], search: tuple[float, int] | None) -
     """Each policy's report on the run, with its capacities when ``search`` is set."""
     reports: dict[str, dict[str, Any]] = {}
     with progress_bars(stderr()) as progress:
-        task = progress.add_task("simulating", total=len(chosen))
-        running: list[str] = []
-
-        def started(policy: Policy) -> None:
-            running.append(policy.name)
-            progress.update(task, description=f"simulating {', '.join(running)}")
-
-        def finished(policy: Policy) -> None:
-            running.remove(policy.name)
-            progress.update(task, advance=1, description=f"simulating {', '.join(running)}")
-
+        runs = PolicyProgress(progress, "simulating", len(chosen))
         found = policy_reports(
-            run.scenario, run.workload, chosen, seed=run.seed, started=started, finished=finished
+            run.scenario, run.workload, chosen, seed=run.seed, started=runs.started, finished=runs.finished
         )
         reports = {policy.name: report for policy, report in zip(chosen, found, strict=True)}
         if search is not None:

@@ -31,7 +31,7 @@ from pdcore.cli.live_options import lengths_flag as _lengths
 from pdcore.cli.live_options import ms as _ms
 from pdcore.cli.options import check_outputs, default_model, reported, stderr
 from pdcore.cli.validate import validate as validate_command
-from pdcore.exceptions import CloudUnavailableError, InvalidInputError
+from pdcore.exceptions import CloudUnavailableError
 from pdcore.outputs import write_text
 from pdcore.slo import DEFAULT_MAX_TPOT_S
 
@@ -187,8 +187,9 @@ class _Notices:
 
 
 def _chat_mode(mode: str) -> str:
-    """The mode ``--mode`` names; an old name gives its new one, with a note."""
-    from pdcore.runtime import MODES, OLD_MODES  # noqa: PLC0415  # reason: the optional runtime
+    """The mode ``--mode`` names (a name `check_chat_pieces` has checked); an old name gives its new one,
+    with a note."""
+    from pdcore.runtime import OLD_MODES  # noqa: PLC0415  # reason: the optional runtime
 
     if mode in OLD_MODES:
         stderr().print(
@@ -197,8 +198,6 @@ def _chat_mode(mode: str) -> str:
             soft_wrap=True,
         )
         mode = OLD_MODES[mode]
-    if mode not in MODES:
-        raise InvalidInputError(f"--mode {mode!r}; fix: use one of {', '.join(MODES)}")
     return mode
 
 

@@ -43,6 +43,7 @@ from pdcore.cli.options import (
     stdout,
     workload_spec,
 )
+from pdcore.cli.policy_progress import PolicyProgress
 from pdcore.cli.size_check import CloudCheck, check_cloud
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
@@ -120,22 +121,13 @@ def _size_each(
 ) -> dict[str, Sizing]:
     """Each policy's smallest cloud, the policies searched at once on threads, with a progress bar."""
     with progress_bars(stderr()) as progress:
-        task = progress.add_task("sizing", total=len(chosen))
-        running: list[str] = []
-
-        def started(policy: Policy) -> None:
-            running.append(policy.name)
-            progress.update(task, description=f"sizing {', '.join(running)}")
-
-        def finished(policy: Policy) -> None:
-            running.remove(policy.name)
-            progress.update(task, advance=1, description=f"sizing {', '.join(running)}")
+        runs = PolicyProgress(progress, "sizing", len(chosen))
 
         def search(policy: Policy) -> Sizing:
             return size_cloud(workload, policy, scenario, seed=seed, target=target, max_replicas=max_replicas)
 
         workers = default_workers(len(chosen), requests=len(workload))
-        sized = on_threads(search, chosen, workers=workers, started=started, finished=finished)
+        sized = on_threads(search, chosen, workers=workers, started=runs.started, finished=runs.finished)
     return {policy.name: found for policy, found in zip(chosen, sized, strict=True)}
 
 
