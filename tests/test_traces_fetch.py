@@ -252,3 +252,19 @@ def test_bad_fetch_settings_are_refused_before_any_download(
     with pytest.raises(InvalidInputError, match=match):
         fetch_trace(NAME, **settings)
     assert _files(cache) == []
+
+
+def test_the_fetch_options_are_checked_even_when_the_trace_is_cached(
+    publisher: Publisher, cache: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from pdcore.cli import app
+
+    published(monkeypatch, publisher.url("/trace.csv"))
+    assert CliRunner().invoke(app, ["traces", "fetch", NAME, "--timeout", "5"]).exit_code == 0
+    for option, value in (("--timeout", "-1"), ("--timeout", "nan"), ("--url", "ftp://mirror/trace.csv")):
+        result = CliRunner().invoke(app, ["traces", "fetch", NAME, option, value])
+        assert result.exit_code == 2, result.output
+        assert option in result.output
+        assert "fix:" in result.output

@@ -313,3 +313,9 @@ def test_traces_list_fits_80_columns_with_no_cell_cut(cache: Path, registered: P
         assert trace.licence in row
         assert trace.pin in row
     assert "…" not in text
+
+
+def test_an_empty_trace_value_is_named(cache: Path) -> None:
+    for value in ("", "  "):
+        with pytest.raises(InvalidInputError, match="--trace is empty; fix:"):
+            trace_path(value)

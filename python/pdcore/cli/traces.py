@@ -21,7 +21,7 @@ from rich.table import Table
 
 from pdcore.cli.options import reported, stderr, stdout
 from pdcore.traces.cache import Stored, add_trace, cache_dir, cached_file, format_size, recorded_sha256
-from pdcore.traces.fetch import DEFAULT_TIMEOUT_S, fetch_trace
+from pdcore.traces.fetch import DEFAULT_TIMEOUT_S, fetch_source, fetch_trace
 from pdcore.traces.registry import TRACES, PublicTrace, public_trace
 
 __all__ = ["register", "traces_table"]
@@ -119,6 +119,7 @@ def traces_fetch(
     """Download a public trace from its publisher into the cache, checking its digest before keeping it."""
     with reported():
         trace = public_trace(name)
+        source = fetch_source(trace, url, timeout)  # the options are checked even when nothing is fetched
         cached = cached_file(trace)
         if cached is not None and not force:
             stdout().print(
@@ -126,7 +127,7 @@ def traces_fetch(
                 soft_wrap=True,
             )
             return
-        _terms(trace, trace.url if url is None else url)
+        _terms(trace, source)
         console = stderr()
         progress = Progress(
             TextColumn("{task.description}"),

@@ -218,10 +218,16 @@ def trace_path(value: str | os.PathLike[str]) -> str:
     docstring).
 
     Raises:
-        InvalidInputError: A registered trace that is not in the cache (the message says how to fetch or
-            add it), or a bare word that is neither a file nor a registered name (it lists the names).
+        InvalidInputError: An empty value, a registered trace that is not in the cache (the message says
+            how to fetch or add it), or a bare word that is neither a file nor a registered name (it lists
+            the names).
     """
     text = os.fspath(value)
+    if not text.strip():
+        raise InvalidInputError(
+            "--trace is empty; fix: pass the path of a trace file (.csv or .jsonl) or a trace's name "
+            "(`pdcore traces list`)"
+        )
     if os.path.lexists(text):
         return text
     trace = TRACES.get(text)

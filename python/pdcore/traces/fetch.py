@@ -40,7 +40,7 @@ from pdcore.traces.cache import (
 )
 from pdcore.traces.registry import PublicTrace, public_trace
 
-__all__ = ["DEFAULT_TIMEOUT_S", "MAX_TIMEOUT_S", "Progress", "fetch_trace"]
+__all__ = ["DEFAULT_TIMEOUT_S", "MAX_TIMEOUT_S", "Progress", "fetch_source", "fetch_trace"]
 
 DEFAULT_TIMEOUT_S = 30.0
 """Seconds a server may stay silent (before answering, or between two reads) before a fetch gives up."""
@@ -146,6 +146,22 @@ def _stream(
     return Digest(digest.hexdigest(), received)
 
 
+def fetch_source(trace: PublicTrace, url: str | None, timeout_s: float) -> str:
+    """The URL a fetch of ``trace`` reads (``url``, a mirror, or the publisher's), once ``url`` and
+    ``timeout_s`` are checked.
+
+    Raises:
+        InvalidInputError: A URL that is not http, https or file, or a timeout out of range.
+    """
+    check_float(timeout_s, "--timeout", minimum=0.0, maximum=MAX_TIMEOUT_S, above_minimum=True, unit="s")
+    source = trace.url if url is None else url
+    if urllib.parse.urlsplit(source).scheme.lower() not in _SCHEMES:
+        raise InvalidInputError(
+            f"--url {source!r} is not an http, https or file URL; fix: pass a URL such as {trace.url}"
+        )
+    return source
+
+
 def fetch_trace(
     name: str,
     *,
@@ -171,12 +187,7 @@ def fetch_trace(
         OSError: The cache directory cannot be created or written.
     """
     trace = public_trace(name)
-    check_float(timeout_s, "--timeout", minimum=0.0, maximum=MAX_TIMEOUT_S, above_minimum=True, unit="s")
-    source = trace.url if url is None else url
-    if urllib.parse.urlsplit(source).scheme.lower() not in _SCHEMES:
-        raise InvalidInputError(
-            f"--url {source!r} is not an http, https or file URL; fix: pass a URL such as {trace.url}"
-        )
+    source = fetch_source(trace, url, timeout_s)
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / trace.file_name
