@@ -15,8 +15,9 @@ pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` ext
 
 from pdcore.runtime import CloudClient, Device, Session
 from pdcore.runtime.answer import Answer
-from pdcore.runtime.conversation_cache import ConversationCache
+from pdcore.runtime.conversation_cache import ConversationCache, common_text_prefix
 from pdcore.runtime.planning import count_prompt
+from pdcore.runtime.settings import TOKENIZE_SAMPLE_CHARS
 from pdcore.runtime.testing import FAKE, CloudScript, FakeCloud, FakeEngine, word_pieces
 from pdcore.runtime.worker import EngineSpec
 
@@ -253,9 +254,10 @@ def test_llama_saved_states_answer_as_a_cold_prefill() -> None:
         engine.close()
 
 
-def test_a_fixed_k_does_not_tokenize_the_whole_prompt_before_the_cloud_request() -> None:
-    """The plan reads the cache only with ``k="auto"``; with a fixed ``k`` the device finds its cached
-    prefix itself once the cloud request has left."""
+def test_the_plan_estimates_the_cached_prefix_from_the_text_without_tokenizing_the_prompt() -> None:
+    """Nothing is tokenized before the cloud request once the session has learned its tokens per
+    character; the cached prefix is estimated from the entry's text, close to the device's exact count,
+    and only with ``k="auto"`` (``cached``)."""
     fake = FakeEngine(ANSWER, **COSTS)
     device = Device(lambda: fake, conversation_cache=True)
     second = follow_up(FIRST, ANSWER)
@@ -263,11 +265,58 @@ def test_a_fixed_k_does_not_tokenize_the_whole_prompt_before_the_cloud_request()
         asyncio.run(turns(session_of(device), [FIRST]))
         assert device.conversations is not None
         assert len(device.conversations) == 1
-        fixed = count_prompt(device, second, 0.25, whole=False)
-        assert fixed.exact is None
+        exact = len(fake.tokenize(second, prompt=True))
+        sampled_texts: list[str] = []
+        tokenize_idle = device.tokenize_idle
+
+        def counting(text: str) -> list[int]:
+            sampled_texts.append(text)
+            return tokenize_idle(text)
+
+        device.tokenize_idle = counting  # type: ignore[method-assign]
+        fixed = count_prompt(device, second, 0.25, learned=True, cached=False)
         assert fixed.cached == 0, "not looked up"
-        auto = count_prompt(device, second, 0.25)
-        assert auto.exact is not None
-        assert auto.cached > 0, "looked up"
+        assert fixed.tokens_per_char is None, "no sample tokenized"
+        auto = count_prompt(device, second, exact / len(second), learned=True)
+        assert auto.tokens_per_char is None
+        reused = device.conversations.reusable(device.engine, fake.tokenize(second, prompt=True))
+        assert 0 < auto.cached <= reused
+        assert auto.cached >= reused - 2, (auto.cached, reused)
+        assert sampled_texts == [], "nothing tokenized once the session learned its figure"
+        sampled = count_prompt(device, second, 0.25, learned=False)
+        assert sampled.tokens_per_char is not None, "before a count is learned, a sample is tokenized"
+        assert len(sampled_texts) == 1
+        assert sampled_texts[0] == second[:TOKENIZE_SAMPLE_CHARS]
     finally:
         device.close()
+
+
+def test_the_text_estimate_counts_the_shared_characters_at_the_entry_s_own_rate() -> None:
+    cache = ConversationCache(1000)
+    engine: Any = Engine()
+    cache.keep(engine, list(range(10)), None, "abcdefghij" * 2)  # 20 characters, 10 tokens
+    assert cache.estimate(engine, "abcdefghij" * 2 + "more") == 10, "the whole entry is shared"
+    assert cache.estimate(engine, "abcdefghij" + "X") == 4, "10 of 20 characters: 5 tokens, less the seam"
+    assert cache.estimate(engine, "Xbc") == 0
+    assert cache.estimate(Engine(), "abcdefghij" * 3) == 0, "another engine holds none of these states"
+    cache.keep(engine, [1, 2, 3], None)  # an entry without text is never estimated
+    assert cache.estimate(engine, "abcdefghij" * 2 + "more") == 10
+    over = ConversationCache(5)
+    over.keep(engine, list(range(10)), None, "abcdefghij" * 2)  # cut to 5 tokens: 10 characters kept
+    assert over.estimate(engine, "abcdefghij" * 2) == 5
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "shared"),
+    [
+        ("", "", 0),
+        ("abc", "", 0),
+        ("abc", "abd", 2),
+        ("abc", "abc", 3),
+        ("abc", "abcdef", 3),
+        ("é€x", "é€y", 2),
+    ],
+)
+def test_common_text_prefix(a: str, b: str, shared: int) -> None:
+    assert common_text_prefix(a, b) == shared
+    assert common_text_prefix(b, a) == shared

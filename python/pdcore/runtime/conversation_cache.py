@@ -23,6 +23,13 @@ Rules, the simulator's session cache (``rust/src/sim/caches.rs``) with one diffe
   leading tokens; then entries are evicted least recently used first (used: looked up by a request's plan
   or start, or recorded) until the entries fit. A budget of 0 keeps nothing.
 - **A failed engine** loses its cache: the entries are cleared when the device's engine is replaced.
+
+**The plan's estimate (ours).** A plan must not wait for the whole prompt's tokenization (2-8 ms for 1-2k
+tokens through SmolLM2's worker, all of it added to the first token, since the cloud request leaves after
+the plan): each entry also keeps its text, and `estimate` finds the longest common *character* prefix of the
+prompt with an entry's text and counts it at that entry's own tokens per character, one token short when
+the texts part inside the entry (the token at the seam may differ). The device's exact lookup by tokens runs
+when its answer starts, after the cloud request has left; the estimate only plans.
 """
 
 from __future__ import annotations
@@ -38,9 +45,22 @@ from pdcore.exceptions import InvalidStateError
 from pdcore.profiles.device import DEFAULT_SESSION_CACHE_TOKENS, DeviceProfile
 from pdcore.runtime.engine import DeviceEngine
 
-__all__ = ["CacheHit", "ConversationCache", "common_prefix"]
+__all__ = ["CacheHit", "ConversationCache", "common_prefix", "common_text_prefix"]
 
 TokenArray = npt.NDArray[np.int64]
+
+
+def common_text_prefix(a: str, b: str) -> int:
+    """The length in characters of the longest common prefix of two texts (a binary search over slice
+    comparisons: a few dozen C-speed comparisons for texts of thousands of characters)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def common_prefix(a: TokenArray, b: TokenArray) -> int:
@@ -71,6 +91,7 @@ class _Entry:
     key: int
     tokens: TokenArray
     used: int
+    text: str = ""
 
 
 class ConversationCache:
@@ -106,15 +127,17 @@ class ConversationCache:
         engine.reset()
         return 0
 
-    def keep(self, engine: DeviceEngine, tokens: Sequence[int], profile: DeviceProfile | None) -> None:
-        """On the device's worker thread: records ``engine``'s context, which holds ``tokens``, as an entry
-        (`record`, within the budget of ``profile``, read when the entry is made: its
-        `DeviceProfile.session_cache_tokens`, or `DEFAULT_SESSION_CACHE_TOKENS` without one), saves its
-        state and frees the states evicted."""
+    def keep(
+        self, engine: DeviceEngine, tokens: Sequence[int], profile: DeviceProfile | None, text: str = ""
+    ) -> None:
+        """On the device's worker thread: records ``engine``'s context, which holds ``tokens`` (``text``:
+        their text, for the plan's `estimate`), as an entry (`record`, within the budget of ``profile``,
+        read when the entry is made: its `DeviceProfile.session_cache_tokens`, or
+        `DEFAULT_SESSION_CACHE_TOKENS` without one), saves its state and frees the states evicted."""
         self._bind(engine)
         if profile is not None:
             self.budget_tokens = profile.session_cache_tokens
-        key, dropped = self.record(tokens)
+        key, dropped = self.record(tokens, text)
         if key is not None:
             try:
                 engine.save_state(key)
@@ -125,11 +148,28 @@ class ConversationCache:
 
     def reusable(self, engine: DeviceEngine, prompt: Sequence[int]) -> int:
         """The tokens ``prompt`` would reuse on ``engine`` now (0 when its states are gone), marking the
-        entry used (a request's plan looks it up)."""
+        entry used."""
         if engine is not self._engine:
             return 0
         hit = self.lookup(prompt)
         return 0 if hit is None else hit.tokens
+
+    def estimate(self, engine: DeviceEngine, prompt: str) -> int:
+        """The tokens the text ``prompt`` would reuse on ``engine``, estimated from the entries' texts
+        without tokenizing it (module docstring; 0 when ``engine``'s states are gone). Marks nothing used:
+        the device's exact lookup does when the answer starts."""
+        if engine is not self._engine:
+            return 0
+        with self._lock:
+            entries = [(entry.text, len(entry.tokens)) for entry in self._entries if entry.text]
+        best = 0
+        for text, tokens in entries:
+            shared = common_text_prefix(text, prompt)
+            if shared == len(text):
+                best = max(best, tokens)
+            elif shared:
+                best = max(best, shared * tokens // len(text) - 1)
+        return best
 
     def _bind(self, engine: DeviceEngine) -> None:
         """Forgets every entry when the engine that holds the states is not ``engine`` (it was replaced)."""
@@ -173,10 +213,13 @@ class ConversationCache:
                 best.used = self._clock
             return CacheHit(best.key, best_tokens)
 
-    def record(self, tokens: Sequence[int]) -> tuple[int | None, list[int]]:
-        """Adds an entry holding ``tokens`` (cut to the budget): ``(its key, or None when nothing is kept;
-        the keys of the entries dropped)``; the engine saves the first and frees the others."""
+    def record(self, tokens: Sequence[int], text: str = "") -> tuple[int | None, list[int]]:
+        """Adds an entry holding ``tokens`` (cut to the budget; ``text``: their text, cut in proportion):
+        ``(its key, or None when nothing is kept; the keys of the entries dropped)``; the engine saves the
+        first and frees the others."""
         held = np.asarray(tokens, dtype=np.int64)[: self.budget_tokens]
+        if len(held) < len(tokens):
+            text = text[: len(text) * len(held) // max(len(tokens), 1)]
         with self._lock:
             if len(held) == 0:
                 return None, []
@@ -185,7 +228,7 @@ class ConversationCache:
             self._clock += 1
             key = self._next_key
             self._next_key += 1
-            self._entries.append(_Entry(key, held, self._clock))
+            self._entries.append(_Entry(key, held, self._clock, text))
             total = sum(len(e.tokens) for e in self._entries)
             while total > self.budget_tokens:
                 oldest = min(self._entries, key=lambda e: e.used)

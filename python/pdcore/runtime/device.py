@@ -150,6 +150,7 @@ class Device:
         """The conversation cache's index, or ``None`` when the device keeps no conversations."""
         self._prompt: list[int] = []
         self._held: list[int] = []
+        self._held_text: list[str] = []  # the text of `_held` once the prompt is in it (the cache's estimate)
         self._cached = 0
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._interrupted = threading.Event()
@@ -275,6 +276,7 @@ class Device:
             InvalidInputError: The prompt is empty or does not fit the context window.
         """
         self._prompt, self._held, self._cached = [], [], 0  # a prompt refused leaves nothing to keep
+        self._held_text = []
 
         def job() -> tuple[list[int], int]:
             engine = self.engine
@@ -289,6 +291,7 @@ class Device:
 
         ids, cached = await self.run(job)
         self._prompt, self._held, self._cached = ids, ids[:cached], cached
+        self._held_text = [prompt]
         self._interrupted.clear()
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         return len(ids)
@@ -304,7 +307,7 @@ class Device:
 
         def job() -> None:  # on the worker thread, after the request's last job: the context is final
             if cache is not None and self._prompt and len(self._held) >= len(self._prompt) > self._cached:
-                cache.keep(self.engine, list(self._held), profile)
+                cache.keep(self.engine, list(self._held), profile, "".join(self._held_text))
 
         # queued at once and never withdrawn: a caller cancelled meanwhile still leaves the record in order
         await asyncio.shield(asyncio.wrap_future(self.host.submit(job)))
@@ -371,6 +374,7 @@ class Device:
                 total += took
                 if on_progress is not None:
                     loop.call_soon_threadsafe(on_progress, start + len(chunk), len(tokens), took)
+            self._held_text.extend(pieces)
             return len(tokens), total
 
         return await self.run(job)
@@ -404,6 +408,8 @@ class Device:
             if eog:
                 return
             produced += 1
-            yield DeviceToken(token=token, text=self._decoder.decode(raw), ready=now())
+            text = self._decoder.decode(raw)
+            yield DeviceToken(token=token, text=text, ready=now())
             if produced < max_tokens:
                 await self.run(partial(self._eval, [token]))
+                self._held_text.append(text)

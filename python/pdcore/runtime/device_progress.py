@@ -93,8 +93,6 @@ class DeviceProgress:
         """The prompt's length in device tokens, once the device has tokenized it."""
         self.deferred = False
         """The cloud serves the whole answer; the device starts only if the cloud fails."""
-        self.prompt_ids: list[int] | None = None
-        """The prompt's device tokens, when the plan tokenized it whole (`pdcore.runtime.planning`)."""
         self._failed_once = False
         self._count: asyncio.Future[int | None] | None = None
 
@@ -141,8 +139,6 @@ class DeviceProgress:
         """The prompt's length in device tokens as the device counts it for this answer, as soon as it has
         tokenized it (before the window check and its prefill); None when the device does not read the
         prompt for this answer (no device, the cloud serves it whole, or the part ended before counting)."""
-        if self.prompt_ids is not None:
-            return len(self.prompt_ids)
         if self._count is None:
             return None
         return await asyncio.shield(self._count)
@@ -202,7 +198,7 @@ class DeviceProgress:
         def counted(tokens: int) -> None:  # on the worker thread
             loop.call_soon_threadsafe(self._counted, tokens)
 
-        prompt_tokens = await device.start(state.prompt, self.prompt_ids, counted=counted)
+        prompt_tokens = await device.start(state.prompt, counted=counted)
         self.prompt_tokens = prompt_tokens
         self.prompt_done = device.cached_tokens  # the estimate prices only the prompt's uncached rest
         state.timeline.prompt_tokens = prompt_tokens

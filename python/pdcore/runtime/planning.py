@@ -1,10 +1,11 @@
 """How a live session plans an answer: the simulator's planner on the session's learned figures, and the
 words each plan is told in.
 
-Plan (``k="auto"``). Before anything is sent the prompt is counted with the device's tokenizer (on a sample
-of it, `pdcore.runtime.settings.TOKENIZE_SAMPLE_CHARS`: the cloud request leaves before the prompt is
-tokenized whole; the session learns tokens per character from each prompt) unless the device holds cached
-conversations, whose reuse needs the prompt's tokens (`pdcore.runtime.session`). It is planned by the
+Plan (``k="auto"``). Nothing is tokenized whole before the cloud request leaves (`count_prompt`): the
+prompt is counted at the tokens per character the session learned from the device's own count of earlier
+prompts (before the first count, from a sample the device tokenizes,
+`pdcore.runtime.settings.TOKENIZE_SAMPLE_CHARS`), and the tokens a follow-up finds in the device's
+conversation cache are estimated from the cached texts (`ConversationCache.estimate`). It is planned by the
 planner the simulator's built-in policies use (`pdcore._core.plan_turn`, the Rust crate's
 ``cost::planner``): the catch-up on the profile scaled by the learned speed ratio (`ScaledProfile`), with
 the cloud's first-token delay given or learned from earlier answers and its pace, ``k`` padded by
@@ -95,42 +96,43 @@ class PromptCount:
     """A prompt as the plan counts it, before the cloud request leaves.
 
     Attributes:
-        tokens: Its length in device tokens (estimated from a sample unless ``exact`` is given).
-        tokens_per_char: Device tokens per character measured now, or ``None`` (the device was busy).
-        exact: The whole prompt's device tokens, when it was tokenized whole (the device then does not
-            tokenize it again).
-        cached: The prompt tokens the device finds in its conversation cache.
+        tokens: Its length in device tokens, estimated (`count_prompt`).
+        tokens_per_char: Device tokens per character measured now on a sample, or ``None`` (not sampled).
+        cached: The prompt tokens the device is estimated to find in its conversation cache.
     """
 
     tokens: int
     tokens_per_char: float | None
-    exact: list[int] | None = None
     cached: int = 0
 
 
-def count_prompt(device: Device, prompt: str, tokens_per_char: float, *, whole: bool = True) -> PromptCount:
-    """Counts ``prompt`` for the plan, fast (``tokens_per_char``: the session's learned figure, used when
-    the device cannot be asked). A device that holds cached conversations tokenizes it whole when the plan
-    reads the cache (``whole``: ``k="auto"``): the tokens it reuses are the longest common prefix with a
-    cached entry, which a sample cannot tell. A plan with a fixed ``k`` does not read them: the device
-    finds its cached prefix itself when it starts, after the cloud request has left."""
-    # The cloud request leaves before the prompt is tokenized whole (1,840 tokens took 4-8 ms on the 2-core
-    # development machine, all of it added to the first token): the plan counts the prompt at the tokens
-    # per character of its first `TOKENIZE_SAMPLE_CHARS` characters, tokenized by the device while its worker
-    # is idle (about half a millisecond; a busy one, such as a fresh worker starting, is not waited for);
-    # the device tokenizes it whole right after.
-    # With cached conversations the prompt is tokenized whole and compared with each entry: a 13-turn chat
-    # of 4,291 characters (975 tokens) took a median 7 ms through SmolLM2's worker on the shared 2-core
-    # development machine, the lookup over 8 entries 0.1 ms. That delay buys a plan that knows the cache:
-    # a follow-up the device answers alone is not sent to the cloud at all.
-    sample = prompt[:TOKENIZE_SAMPLE_CHARS]
+def count_prompt(
+    device: Device, prompt: str, tokens_per_char: float, *, learned: bool, cached: bool = True
+) -> PromptCount:
+    """Counts ``prompt`` for the plan without delaying the cloud request (module docstring).
+
+    Args:
+        device: The device.
+        prompt: The prompt's text.
+        tokens_per_char: The session's figure: learned from the device's count of earlier prompts when
+            ``learned``, else a default.
+        learned: Whether ``tokens_per_char`` was learned; when not, a sample of the prompt is tokenized
+            by an idle device.
+        cached: Estimate the tokens found in the conversation cache (the plan reads them with
+            ``k="auto"``; with a fixed ``k`` the device finds its cached prefix itself when it starts).
+    """
+    # Ours, measured through SmolLM2's worker process on the shared 2-core development machine: a sample
+    # of 1,024 characters takes about 1.2 ms to tokenize and a whole 8,000-character prompt about 8 ms, all
+    # of it added to the first token when done before the cloud request leaves. The learned figure costs
+    # nothing; the device counts the prompt exactly right after and the answer corrects its estimate then.
     measured = None
+    found = 0
     with contextlib.suppress(DeviceFailedError):  # a worker dead since: its next call reports it
-        if whole and device.ready and device.conversations:
-            exact = device.tokenize_idle(prompt)
-            cached = device.conversations.reusable(device.engine, exact)
-            return PromptCount(len(exact), len(exact) / max(len(prompt), 1), exact, cached)
-        if device.ready:
+        if not learned and device.ready:
+            sample = prompt[:TOKENIZE_SAMPLE_CHARS]
             measured = len(device.tokenize_idle(sample)) / max(len(sample), 1)
+        if cached and device.conversations and device.ready:
+            found = device.conversations.estimate(device.engine, prompt)
     per_char = tokens_per_char if measured is None else measured
-    return PromptCount(max(1, round(len(prompt) * per_char)), measured)
+    tokens = max(1, round(len(prompt) * per_char))
+    return PromptCount(tokens, measured, max(0, min(found, tokens - 1)))

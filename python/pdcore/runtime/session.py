@@ -196,6 +196,7 @@ class Session:
         self.tokens_per_char = DEFAULT_TOKENS_PER_CHAR
         """Device tokens per prompt character, learned from the latest prompt (plans ``k`` before the
         prompt is tokenized)."""
+        self._counted = False  # whether tokens_per_char comes from the device's count of a whole prompt
         self.speed_ratio = 1.0
         """The device's time for its work over the profile's prediction, learned from past requests
         (an average of the latest two); it scales the profile for ``k="auto"`` and seeds the hand-off
@@ -278,6 +279,7 @@ class Session:
         timeline = request.state.timeline
         if timeline.prompt_tokens is not None:
             self.tokens_per_char = timeline.prompt_tokens / max(len(request.state.prompt), 1)
+            self._counted = True
         if timeline.cloud_first_s is not None and timeline.cloud_sent_s is not None:
             ttft = timeline.cloud_first_s - timeline.cloud_sent_s
             self.cloud_ttft_s = ttft if self.cloud_ttft_s is None else 0.5 * (self.cloud_ttft_s + ttft)
@@ -333,11 +335,12 @@ class Session:
         device = self.device
         assert device is not None
         state = request.state
-        count = count_prompt(device, state.prompt, self.tokens_per_char, whole=self.k == "auto")
+        count = count_prompt(
+            device, state.prompt, self.tokens_per_char, learned=self._counted, cached=self.k == "auto"
+        )
         if count.tokens_per_char is not None:
             self.tokens_per_char = count.tokens_per_char
         estimated = count.tokens
-        request.device.prompt_ids = count.exact
         plan, reason, k = self.plan_request(estimated, device_cached_tokens=count.cached)
         state.timeline.plan = plan
         state.timeline.plan_reason = reason
