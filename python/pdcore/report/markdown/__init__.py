@@ -5,7 +5,8 @@ two never disagree; verdicts are computed, not written by hand.
 
 `render` puts the sections in order; each section's text has its module: the number formats
 (`pdcore.report.markdown.formats`), the targets (`~.targets`), one workload (`~.workload`), the optimizer
-(`~.optimizer`), and sizing, trade-off, conversations, refinement and the definitions (`~.sections`).
+(`~.optimizer`), sizing, trade-off, conversations, refinement and the definitions (`~.sections`), and the
+cost band (`~.cost_band`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pdcore.report.markdown.cost_band import cost_band_text
 from pdcore.report.markdown.formats import arrival_rate, cut, gap_ms, seconds, times
 from pdcore.report.markdown.optimizer import optimizer_text
 from pdcore.report.markdown.sections import (
@@ -53,6 +55,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
         lines += tradeoff_text(document["tradeoff"], plots[""]["tradeoff"])
     if "conversations" in document:
         lines += conversations_text(document["conversations"], plots[""]["conversations"])
+    if "cost_band" in document:
+        lines += cost_band_text(document["cost_band"])
     if "refinement" in document:
         lines += refinement_text(document["refinement"], plots[""]["refinement"])
     lines += definitions_text()
