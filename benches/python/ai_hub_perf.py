@@ -41,7 +41,9 @@ def parse_perf_yaml(text: str, source: str) -> Any:
         if not content.strip():
             continue
         stripped = content.lstrip()
-        if stripped[0] in "{[&*|>!" or stripped.endswith(("|", ">")) or "\t" in content:
+        item = stripped.removeprefix("- ")
+        value = item.partition(": ")[2] if ": " in item else item
+        if value.lstrip()[:1] in set("{[&*|>!") or stripped.endswith(("|", ">")) or "\t" in content:
             raise ValueError(
                 f"{source}:{number}: {stripped!r} is YAML this reader does not take (flow, anchors, block "
                 "scalars or tabs); fix: pass an AI Hub perf.yaml as published"
