@@ -451,6 +451,8 @@ class CloudConfig:
             in the iteration that admits it. Each prefill replica sends one cache at a time over its link.
         prefill_decode_gap_s: The longest iteration of a prefill replica while it decodes ``k`` tokens:
             its prefill chunks are cut to fit (`CloudCost.chunk_within`); 0 leaves them uncut.
+        prefill_knee_token_s: Cost per prefill token below the knee, seconds (`CloudCost`).
+        prefill_knee_tokens: Tokens of an iteration below the knee; 0 (the default) turns it off.
 
     Raises:
         InvalidInputError: An unknown deployment or a value out of range; the message names it.
@@ -478,6 +480,8 @@ class CloudConfig:
         prefill_decode_budget: int = 0,
         kv_write_token_s: float = 0.0,
         prefill_decode_gap_s: float = 0.0,
+        prefill_knee_token_s: float = 0.0,
+        prefill_knee_tokens: int = 0,
     ) -> Self: ...
     @property
     def deployment(self) -> str:
@@ -633,7 +637,8 @@ class CloudCost:
 
     ``t = base + prefill_token * P + prefill_attn * sum(chunk * (2 * offset + chunk)) + decode_seq * B
     + decode_context * sum(ctx)``; the lone-request prices are the same iterations with nothing else in
-    the batch.
+    the batch. With a knee (``prefill_knee_tokens = K > 0``, ours) the first ``max(0, K - B)`` prefill
+    tokens cost ``prefill_knee_token_s`` instead of ``prefill_token_s``.
 
     Raises:
         InvalidInputError: A coefficient that is negative or not finite, iterations that take no time, or a
@@ -649,6 +654,8 @@ class CloudCost:
         decode_seq_s: float,
         decode_context_s: float,
         max_tokens_per_iteration: int,
+        prefill_knee_token_s: float = 0.0,
+        prefill_knee_tokens: int = 0,
     ) -> Self: ...
     def iteration_s(
         self, prefill_lens: list[int], decode_contexts: list[int], *, prefill_offsets: list[int] | None = None

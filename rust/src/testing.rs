@@ -12,6 +12,8 @@ pub(crate) fn a100() -> CloudCost {
         prefill_attn_s: 1e-9,
         decode_seq_s: 1e-4,
         decode_context_s: 2e-8,
+        prefill_knee_token_s: 0.0,
+        prefill_knee_tokens: 0,
         max_tokens_per_iteration: 512,
     }
 }

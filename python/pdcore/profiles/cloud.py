@@ -12,6 +12,14 @@ steps together. Its duration is modelled as::
 the fitted form of DistServe's profiler (prefill ms = a + b * sum(tokens) + c * sum(len^2); decode
 ms = a + b * sum(context) + c * batch) with one shared intercept, since a mixed batch reads the weights once.
 
+The prefill knee (ours, `pdcore._core.CloudCost`): with ``prefill_knee_tokens = K > 0`` the first
+``max(0, K - decode_batch)`` prefill tokens of an iteration cost ``prefill_knee_token_s`` each instead of
+``prefill_token_s`` (below the knee the GEMMs are bound by reading the weights). Measured operator tables need
+it (docs/cost.md); without it (both keys absent, the default) the form above is unchanged.
+
+An ``[engine]`` table adds its ``step_overhead_s`` to every iteration (the ``engine`` cloud model, the
+default); `CloudProfile.with_cloud_model` gives the ``kernel`` variant without it.
+
 Chunked prefill: ``prefill_attn_s * n^2`` is the attention cost of a whole prompt of ``n`` tokens, i.e.
 ``2 * prefill_attn_s`` per causal query-key pair (n^2 / 2 pairs). A chunk of ``c`` tokens after ``o``
 already-cached tokens covers ``c * o + c^2 / 2`` pairs, so it is charged
@@ -21,7 +29,8 @@ already-cached tokens covers ``c * o + c^2 / 2`` pairs, so it is charged
 TOML layout::
 
     name = "..."  description = "..."  model = "..."  gpu = "..."  tensor_parallel = 1
-    [iteration]   base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s  (seconds)
+    [iteration]   base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s  (seconds),
+                  prefill_knee_token_s, prefill_knee_tokens (optional, the knee; 0 when absent)
     [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica,
                   prefix_cache_tokens (optional: the prefix cache, default kv_cache_tokens)
     [kv_transfer] bytes_per_token, write_token_s (optional, seconds; 0 when absent)
@@ -29,6 +38,7 @@ TOML layout::
     [wire]        prompt_bytes_per_token, stream_bytes_per_token (optional table; without it the run's bytes
                   are unknown)
     [source]      citation = "..."  notes = "..."
+    [hardware], [model], [engine], [fit]  optional (`pdcore.profiles.cloud_tables`); built profiles carry all
 
 A table that is present must carry all its keys.
 """
@@ -37,14 +47,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from pdcore._core import CloudCost
 from pdcore.exceptions import InvalidInputError, ProfileError
-from pdcore.limits import LIMITS_DOC, time_bound
+from pdcore.profiles.cloud_checks import MAX_PRICE, check_cloud_profile
+from pdcore.profiles.cloud_tables import (
+    Engine,
+    FitErrors,
+    Hardware,
+    ModelSize,
+    cloud_profile_toml,
+    read_optional_tables,
+)
 from pdcore.profiles._toml import (
     Table,
     check_keys,
@@ -57,7 +75,7 @@ from pdcore.profiles._toml import (
     toml_document,
 )
 
-__all__ = ["CloudProfile"]
+__all__ = ["CLOUD_MODELS", "CloudProfile"]
 
 _TOP_KEYS = (
     "name",
@@ -71,8 +89,22 @@ _TOP_KEYS = (
     "price",
     "wire",
     "source",
+    "hardware",
+    "model_size",
+    "engine",
+    "fit",
 )
-_ITERATION_KEYS = ("base_s", "prefill_token_s", "prefill_attn_s", "decode_seq_s", "decode_context_s")
+_ITERATION_KEYS = (
+    "base_s",
+    "prefill_token_s",
+    "prefill_attn_s",
+    "decode_seq_s",
+    "decode_context_s",
+    "prefill_knee_token_s",
+    "prefill_knee_tokens",
+)
+CLOUD_MODELS = ("engine", "kernel")
+"""The cloud models of `CloudProfile.with_cloud_model`: with the ``[engine]`` overhead (default), without."""
 _LIMIT_KEYS = (
     "max_batch_size",
     "max_tokens_per_iteration",
@@ -84,8 +116,7 @@ _KV_KEYS = ("bytes_per_token", "write_token_s")
 _SOURCE_KEYS = ("citation", "notes")
 _PRICE_KEYS = ("usd_per_gpu_hour",)
 _WIRE_KEYS = ("prompt_bytes_per_token", "stream_bytes_per_token")
-_MAX_PRICE = 1e6
-"""The largest dollar or byte figure a profile may give (catches a value off by orders of magnitude)."""
+_MAX_PRICE = MAX_PRICE
 
 
 @dataclass(frozen=True)
@@ -117,6 +148,12 @@ class CloudProfile:
         usd_per_gpu_hour: Dollars per GPU-hour of ``gpu`` (``[price]``), or None when not given.
         prompt_bytes_per_token: Bytes per prompt token sent as text (``[wire]``), or None.
         stream_bytes_per_token: Bytes per streamed token with its framing (``[wire]``), or None.
+        prefill_knee_token_s: Cost per prefill token below the knee (0 without a knee).
+        prefill_knee_tokens: Tokens of an iteration below the knee (0: no knee).
+        hardware: The GPU's datasheet figures (``[hardware]``), or None.
+        model_size: The model's parameter count and bytes per parameter (``[model_size]``), or None.
+        engine: The engine's per-step overhead (``[engine]``), added to every iteration, or None.
+        fit: The fit's errors on its source rows (``[fit]``), or None.
     """
 
     name: str
@@ -142,6 +179,12 @@ class CloudProfile:
     prompt_bytes_per_token: float | None = None
     stream_bytes_per_token: float | None = None
     prefix_cache_tokens: int | None = None
+    prefill_knee_token_s: float = 0.0
+    prefill_knee_tokens: int = 0
+    hardware: Hardware | None = None
+    model_size: ModelSize | None = None
+    engine: Engine | None = None
+    fit: FitErrors | None = None
 
     @property
     def prefix_cache_capacity(self) -> int:
@@ -151,66 +194,12 @@ class CloudProfile:
         return self.kv_cache_tokens if self.prefix_cache_tokens is None else self.prefix_cache_tokens
 
     def __post_init__(self) -> None:
-        """Checks coefficient and limit ranges.
+        """Checks every value (`pdcore.profiles.cloud_checks.check_cloud_profile`).
 
         Raises:
-            ProfileError: A coefficient is negative or not finite, ``base_s`` is not positive, a time is
-                above what hardware can take (`pdcore.limits.PROFILE_TIME_BOUNDS`), a limit is below 1, or
-                ``gpus_per_replica`` is below ``tensor_parallel``.
+            ProfileError: A value is out of range, or a kernel price is faster than ``[hardware]`` allows.
         """
-        for key, value in self.coefficients().items():
-            if not (value >= 0.0 and value != float("inf")) or (key == "base_s" and value == 0.0):
-                bound = "greater than 0" if key == "base_s" else "0 or more"
-                raise ProfileError(
-                    f"{self.source}: key '[iteration] {key}' = {value!r}; fix: it must be a finite number "
-                    f"of seconds, {bound}"
-                )
-        times = {f"[iteration] {key}": value for key, value in self.coefficients().items()}
-        for key, value in {**times, "[kv_transfer] write_token_s": self.kv_write_token_s}.items():
-            if value > time_bound(key):
-                raise ProfileError(
-                    f"{self.source}: key {key!r} = {value!r} is above {time_bound(key):g} s, more than any "
-                    f"hardware takes; fix: correct the value (times are in seconds; limits: {LIMITS_DOC})"
-                )
-        limits = {
-            "tensor_parallel": self.tensor_parallel,
-            "[limits] max_batch_size": self.max_batch_size,
-            "[limits] max_tokens_per_iteration": self.max_tokens_per_iteration,
-            "[limits] kv_cache_tokens": self.kv_cache_tokens,
-            "[limits] gpus_per_replica": self.gpus_per_replica,
-            "[kv_transfer] bytes_per_token": self.kv_bytes_per_token,
-        }
-        for key, number in limits.items():
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise ProfileError(
-                    f"{self.source}: key {key!r} = {number!r}; fix: it must be an integer >= 1"
-                )
-        for key, given in (
-            ("[price] usd_per_gpu_hour", self.usd_per_gpu_hour),
-            ("[wire] prompt_bytes_per_token", self.prompt_bytes_per_token),
-            ("[wire] stream_bytes_per_token", self.stream_bytes_per_token),
-        ):
-            bad = given is not None and (
-                isinstance(given, bool)
-                or not isinstance(given, (int, float))
-                or not 0.0 <= float(given) <= _MAX_PRICE
-            )
-            if bad:
-                raise ProfileError(
-                    f"{self.source}: key {key!r} = {given!r}; fix: it must be a finite number from 0 to "
-                    f"{_MAX_PRICE:g}"
-                )
-        if (self.prompt_bytes_per_token is None) != (self.stream_bytes_per_token is None):
-            raise ProfileError(
-                f"{self.source}: [wire] gives one of prompt_bytes_per_token and stream_bytes_per_token; "
-                "fix: give both, or drop [wire]"
-            )
-        if self.gpus_per_replica < self.tensor_parallel:
-            raise ProfileError(
-                f"{self.source}: key '[limits] gpus_per_replica' = {self.gpus_per_replica} is below "
-                f"tensor_parallel = {self.tensor_parallel}; fix: a replica needs at least tensor_parallel "
-                "GPUs"
-            )
+        check_cloud_profile(self)
 
     @classmethod
     def from_mapping(cls, table: Table, *, source: str) -> CloudProfile:
@@ -241,6 +230,8 @@ class CloudProfile:
             check_keys(price, "price", _PRICE_KEYS, source)
         if wire is not None:
             check_keys(wire, "wire", _WIRE_KEYS, source)
+
+        hardware, model_size, engine, fit = read_optional_tables(table, source)
 
         def number(section: Table | None, name: str, key: str) -> float | None:
             if section is None:
@@ -277,6 +268,20 @@ class CloudProfile:
                 if "prefix_cache_tokens" in limits
                 else None
             ),
+            prefill_knee_token_s=(
+                get_float(iteration, "iteration", "prefill_knee_token_s", source)
+                if "prefill_knee_token_s" in iteration
+                else 0.0
+            ),
+            prefill_knee_tokens=(
+                get_int(iteration, "iteration", "prefill_knee_tokens", source, minimum=0)
+                if "prefill_knee_tokens" in iteration
+                else 0
+            ),
+            hardware=hardware,
+            model_size=model_size,
+            engine=engine,
+            fit=fit,
         )
 
     @classmethod
@@ -297,52 +302,52 @@ class CloudProfile:
     def to_toml(self) -> str:
         """The profile as TOML (the layout in the module docstring), which `from_toml_text` reads back as an
         equal profile (its ``source`` aside); comments of the file it was read from are not kept."""
-        prompt, stream = self.prompt_bytes_per_token, self.stream_bytes_per_token
-        price = None if self.usd_per_gpu_hour is None else {"usd_per_gpu_hour": self.usd_per_gpu_hour}
-        wire = None
-        if prompt is not None and stream is not None:
-            wire = {"prompt_bytes_per_token": prompt, "stream_bytes_per_token": stream}
-        return toml_document(
-            {
-                "name": self.name,
-                "description": self.description,
-                "model": self.model,
-                "gpu": self.gpu,
-                "tensor_parallel": self.tensor_parallel,
-            },
-            {
-                "iteration": self.coefficients(),
-                "limits": {
-                    "max_batch_size": self.max_batch_size,
-                    "max_tokens_per_iteration": self.max_tokens_per_iteration,
-                    "kv_cache_tokens": self.kv_cache_tokens,
-                    "gpus_per_replica": self.gpus_per_replica,
-                    "prefix_cache_tokens": self.prefix_cache_tokens,
-                },
-                "kv_transfer": {
-                    "bytes_per_token": self.kv_bytes_per_token,
-                    "write_token_s": self.kv_write_token_s or None,
-                },
-                "price": price,
-                "wire": wire,
-                "source": {"citation": self.citation, "notes": self.notes},
-            },
-        )
+        return cloud_profile_toml(self)
 
     def coefficients(self) -> dict[str, float]:
-        """Returns the five iteration-model coefficients, in seconds, keyed as in the TOML file."""
-        return {
+        """Returns the iteration-model coefficients, in seconds, keyed as in the TOML file: the five terms,
+        and the knee's price when the profile has a knee."""
+        terms = {
             "base_s": self.base_s,
             "prefill_token_s": self.prefill_token_s,
             "prefill_attn_s": self.prefill_attn_s,
             "decode_seq_s": self.decode_seq_s,
             "decode_context_s": self.decode_context_s,
         }
+        if self.prefill_knee_tokens:
+            terms["prefill_knee_token_s"] = self.prefill_knee_token_s
+        return terms
+
+    def iteration_terms(self) -> dict[str, Any]:
+        """The cost model's arguments (`pdcore._core.CloudCost`, `pdcore._core.CloudConfig`): the
+        coefficients with the ``[engine]`` overhead inside ``base_s``, and the knee."""
+        overhead = 0.0 if self.engine is None else self.engine.step_overhead_s
+        return {
+            **self.coefficients(),
+            "base_s": self.base_s + overhead,
+            "prefill_knee_token_s": self.prefill_knee_token_s,
+            "prefill_knee_tokens": self.prefill_knee_tokens,
+        }
+
+    def with_cloud_model(self, model: str) -> CloudProfile:
+        """The profile under a cloud model: ``"engine"`` (this profile, with its ``[engine]`` per-step
+        overhead) or ``"kernel"`` (the same profile without ``[engine]``: GPU kernels only).
+
+        Raises:
+            InvalidInputError: ``model`` is not one of `CLOUD_MODELS`.
+        """
+        if model not in CLOUD_MODELS:
+            raise InvalidInputError(
+                f"cloud model {model!r} is not known; fix: use one of {', '.join(CLOUD_MODELS)}"
+            )
+        if model == "engine" or self.engine is None:
+            return self
+        return replace(self, engine=None, description=f"{self.description} (kernel model: no engine overhead)")
 
     @cached_property
     def cost(self) -> CloudCost:
         """The cost model of one replica (`pdcore._core.CloudCost`): iteration time, lone-request prices."""
-        return CloudCost(**self.coefficients(), max_tokens_per_iteration=self.max_tokens_per_iteration)
+        return CloudCost(**self.iteration_terms(), max_tokens_per_iteration=self.max_tokens_per_iteration)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickles the fields only; the cost model is rebuilt on first use."""

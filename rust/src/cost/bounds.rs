@@ -33,6 +33,12 @@ pub const PREFILL_TOKEN: TimeBound = TimeBound {
     max_s: 10.0,
     why: "a CPU prefills even a 70B model at about ten tokens a second, a hundred times faster",
 };
+/// `[iteration] prefill_knee_token_s`, per prefill token below the knee.
+pub const PREFILL_KNEE_TOKEN: TimeBound = TimeBound {
+    key: "[iteration] prefill_knee_token_s",
+    max_s: 10.0,
+    why: "a CPU prefills even a 70B model at about ten tokens a second, a hundred times faster",
+};
 /// `[iteration] prefill_attn_s`, per unit of `chunk·(2·offset + chunk)` (half a query-key pair).
 pub const PREFILL_ATTENTION: TimeBound = TimeBound {
     key: "[iteration] prefill_attn_s",

@@ -3,7 +3,13 @@
 //! Iteration time (DistServe's fitted form, extended with chunk offsets):
 //! `t = base + prefill_token·ΣP + prefill_attn·Σ((offset + chunk)² − offset²) + decode_seq·B + decode_context·Σctx`,
 //! for prefill chunks of `chunk` tokens after `offset` cached ones, `B` decoding sequences and their
-//! contexts `ctx`. The attention term makes a prompt's total `prefill_attn·len²` however it is chunked,
+//! contexts `ctx`.
+//!
+//! The prefill knee (ours): below `prefill_knee_tokens` tokens an iteration's matrix multiplications are
+//! bound by reading the weights, not by FLOPs, so its first `max(0, knee − B)` prefill tokens cost
+//! `prefill_knee_token_s` each instead of `prefill_token_s`. Fits to Vidur's measured operator tables
+//! (docs/cloud-profiles.md) misprice short prefills by up to 27% without it. A knee of 0 (the default)
+//! leaves the form above unchanged, bit for bit. The attention term makes a prompt's total `prefill_attn·len²` however it is chunked,
 //! matching the unchunked fit. The simulator's replicas ([`crate::sim::cloud`]) run exactly these
 //! iterations; the lone-request prices below are the same iterations with nothing else in the batch, and
 //! are what the optimizer plans with.
@@ -31,6 +37,10 @@ pub struct CloudCost {
     pub decode_seq_s: f64,
     /// Per context token of decoding sequences.
     pub decode_context_s: f64,
+    /// Per prefill token below the knee (the weight-bound part of an iteration).
+    pub prefill_knee_token_s: f64,
+    /// Tokens of an iteration (prefill and decode) priced below the knee; 0 turns the knee off.
+    pub prefill_knee_tokens: u32,
     /// Token budget of one iteration (prefill chunks and decode tokens).
     pub max_tokens_per_iteration: u32,
 }
@@ -60,6 +70,7 @@ impl CloudCost {
             ("prefill_attn_s", self.prefill_attn_s, bounds::PREFILL_ATTENTION),
             ("decode_seq_s", self.decode_seq_s, bounds::DECODE_SEQUENCE),
             ("decode_context_s", self.decode_context_s, bounds::DECODE_CONTEXT),
+            ("prefill_knee_token_s", self.prefill_knee_token_s, bounds::PREFILL_KNEE_TOKEN),
         ];
         for (name, v, bound) in coef {
             if !(v.is_finite() && v >= 0.0) {
@@ -94,9 +105,22 @@ impl CloudCost {
     /// [`chunk_attention`](Self::chunk_attention)) and `batch` decoding sequences holding `context` tokens.
     #[must_use]
     pub fn iteration(&self, prefill_tokens: f64, attention: f64, batch: f64, context: f64) -> IterationTime {
-        let prefill_s = self.prefill_token_s * prefill_tokens + self.prefill_attn_s * attention;
+        let prefill_s =
+            self.prefill_token_s * prefill_tokens + self.prefill_attn_s * attention + self.knee_s(prefill_tokens, batch);
         let decode_s = self.decode_seq_s * batch + self.decode_context_s * context;
         IterationTime { prefill_s, decode_s, total_s: self.base_s + prefill_s + decode_s }
+    }
+
+    /// The knee's correction of an iteration's prefill price (see the module docs): the prefill tokens
+    /// below the knee that `batch` decoding sequences leave, at the knee price instead of the full one;
+    /// 0.0 without a knee.
+    #[must_use]
+    pub fn knee_s(&self, prefill_tokens: f64, batch: f64) -> f64 {
+        if self.prefill_knee_tokens == 0 {
+            return 0.0;
+        }
+        let below = (f64::from(self.prefill_knee_tokens) - batch).max(0.0).min(prefill_tokens);
+        (self.prefill_knee_token_s - self.prefill_token_s) * below
     }
 
     /// The prefill of `prompt` tokens alone on an idle replica, chunked by the iteration budget; the
@@ -116,7 +140,8 @@ impl CloudCost {
             let chunk = (prompt - done).min(self.max_tokens_per_iteration);
             t += self.base_s
                 + self.prefill_token_s * f64::from(chunk)
-                + self.prefill_attn_s * Self::chunk_attention(done, chunk);
+                + self.prefill_attn_s * Self::chunk_attention(done, chunk)
+                + self.knee_s(f64::from(chunk), 0.0);
             done += chunk;
         }
         t

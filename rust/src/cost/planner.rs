@@ -237,6 +237,8 @@ const TOLD_CLOUD: CloudCost = CloudCost {
     prefill_attn_s: 0.0,
     decode_seq_s: 0.0,
     decode_context_s: 0.0,
+    prefill_knee_token_s: 0.0,
+    prefill_knee_tokens: 0,
     max_tokens_per_iteration: 1,
 };
 

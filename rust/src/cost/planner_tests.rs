@@ -14,6 +14,8 @@ fn optimizer() -> PlanOptimizer {
         prefill_attn_s: 1e-9,
         decode_seq_s: 1e-4,
         decode_context_s: 2e-8,
+        prefill_knee_token_s: 0.0,
+        prefill_knee_tokens: 0,
         max_tokens_per_iteration: 512,
     };
     PlanOptimizer::new(device(0.001), cloud, 0.05, &[0.5], true, 1, 4096).unwrap()

@@ -91,6 +91,8 @@ fn the_budget_rule_keeps_an_iteration_within_the_gap() {
         prefill_attn_s: 4.144e-9,
         decode_seq_s: 2.136e-5,
         decode_context_s: 1.003e-7,
+        prefill_knee_token_s: 0.0,
+        prefill_knee_tokens: 0,
         max_tokens_per_iteration: 2048,
     };
     let b = c.prefill_decode_budget(0.05);
@@ -160,4 +162,20 @@ fn with_both_or_neither_within_the_gap_the_pool_wins() {
     assert_eq!(choose_site(&pool, &prefill, 0.05), (KSite::Pool, SiteReason::PoolFirst));
     // neither within 10 ms
     assert_eq!(choose_site(&pool, &prefill, 0.01), (KSite::Pool, SiteReason::PoolFirst));
+}
+
+#[test]
+fn the_knee_prices_the_weight_bound_tokens_at_its_own_rate() {
+    let c = a100();
+    let knee = CloudCost { prefill_knee_tokens: 200, prefill_knee_token_s: 1e-5, ..c };
+    // 150 prefill tokens with 10 decodes: all 150 are below the knee (200 - 10 = 190).
+    let got = knee.iteration(150.0, 0.0, 10.0, 0.0).total_s;
+    let want = c.base_s + 1e-5 * 150.0 + c.decode_seq_s * 10.0;
+    assert!((got - want).abs() < 1e-12, "{got} {want}");
+    // 300 prefill tokens alone: 200 at the knee rate, 100 at the full rate.
+    let got = knee.lone_prefill_s(300);
+    let want = c.base_s + 1e-5 * 200.0 + c.prefill_token_s * 100.0 + c.prefill_attn_s * 90_000.0;
+    assert!((got - want).abs() < 1e-12, "{got} {want}");
+    // No knee: the five-term form, bit for bit.
+    assert_eq!(c.iteration(150.0, 5.0, 10.0, 3.0), CloudCost { prefill_knee_token_s: 1e-5, ..c }.iteration(150.0, 5.0, 10.0, 3.0));
 }

@@ -19,7 +19,8 @@ pub struct PyCloudCost {
 impl PyCloudCost {
     #[new]
     #[pyo3(signature = (*, base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s,
-        max_tokens_per_iteration))]
+        max_tokens_per_iteration, prefill_knee_token_s = 0.0, prefill_knee_tokens = 0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         base_s: f64,
         prefill_token_s: f64,
@@ -27,6 +28,8 @@ impl PyCloudCost {
         decode_seq_s: f64,
         decode_context_s: f64,
         max_tokens_per_iteration: i64,
+        prefill_knee_token_s: f64,
+        prefill_knee_tokens: i64,
     ) -> PyResult<Self> {
         let inner = CloudCost {
             base_s,
@@ -34,6 +37,8 @@ impl PyCloudCost {
             prefill_attn_s,
             decode_seq_s,
             decode_context_s,
+            prefill_knee_token_s,
+            prefill_knee_tokens: count(prefill_knee_tokens, "prefill_knee_tokens")?,
             max_tokens_per_iteration: count(max_tokens_per_iteration, "max_tokens_per_iteration")?,
         };
         inner.validate()?;

@@ -17,7 +17,8 @@ impl PyCloudConfig {
     #[pyo3(signature = (*, deployment, replicas = 1, prefill_replicas = 1, decode_replicas = 1, base_s,
         prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s, max_batch_size,
         max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica, kv_bytes_per_token, kv_link_bytes_per_s,
-        k_sites = "pool", prefill_decode_budget = 0, kv_write_token_s = 0.0, prefill_decode_gap_s = 0.0))]
+        k_sites = "pool", prefill_decode_budget = 0, kv_write_token_s = 0.0, prefill_decode_gap_s = 0.0,
+        prefill_knee_token_s = 0.0, prefill_knee_tokens = 0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         deployment: &str,
@@ -39,6 +40,8 @@ impl PyCloudConfig {
         prefill_decode_budget: u32,
         kv_write_token_s: f64,
         prefill_decode_gap_s: f64,
+        prefill_knee_token_s: f64,
+        prefill_knee_tokens: u32,
     ) -> PyResult<Self> {
         let deployment = Deployment::parse(deployment)?;
         let inner = CloudConfig {
@@ -52,6 +55,8 @@ impl PyCloudConfig {
                 prefill_attn_s,
                 decode_seq_s,
                 decode_context_s,
+                prefill_knee_token_s,
+                prefill_knee_tokens,
                 max_tokens_per_iteration,
             },
             max_batch_size,
