@@ -23,6 +23,7 @@ from pdcore.cli import (
     optimize,
     policies,
     profiles,
+    profiles_build,
     refine,
     report,
     runtime,
@@ -45,7 +46,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=FlagGroup,
 )
-for _group in (compare, policies, profiles, optimize, report, refine, runtime, serve, size, traces, view):
+for _group in (compare, policies, profiles, profiles_build, optimize, report, refine, runtime, serve, size, traces, view):
     _group.register(app)
 for _command in [
     *app.registered_commands,
