@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_NETWORK",
     "SYNTHETIC_RATE_RPS",
     "SYNTHETIC_REQUESTS",
+    "CloudModelOption",
     "CloudOption",
     "CostWeightOption",
     "DecodeOption",
@@ -156,6 +157,13 @@ CloudOption = Annotated[
     str,
     typer.Option(
         "--cloud-profile", "--cloud", help="Cloud profile name (`pdcore profiles list`) or .toml path."
+    ),
+]
+CloudModelOption = Annotated[
+    str,
+    typer.Option(
+        "--cloud-model",
+        help="engine: the cloud profile with its engine's per-step overhead (default); kernel: GPU kernels only.",
     ),
 ]
 NetworkOption = Annotated[str, typer.Option("--network", help="Network preset: lan, wifi, 5g or lte.")]

@@ -115,6 +115,7 @@ def run_spec(
     energy_weight: float = 0.0,
     multi_turn: bool = False,
     one_answer_per_device: bool = False,
+    cloud_model: str = "engine",
 ) -> RunSpec:
     """The workload and the scenario the flags name (`pdcore.sim.spec`), each range-checked at the edge,
     before any file is read."""
@@ -138,6 +139,7 @@ def run_spec(
         cost_weight=cost_weight,
         energy_weight=energy_weight,
         one_answer_per_device=one_answer_per_device,
+        cloud_model=cloud_model,
     )
     workload = workload_spec(
         trace,

@@ -338,7 +338,7 @@ class CloudProfile:
         """
         if model not in CLOUD_MODELS:
             raise InvalidInputError(
-                f"cloud model {model!r} is not known; fix: use one of {', '.join(CLOUD_MODELS)}"
+                f"--cloud-model {model!r} is not known; fix: use one of {', '.join(CLOUD_MODELS)}"
             )
         if model == "engine" or self.engine is None:
             return self

@@ -206,6 +206,8 @@ class ScenarioSpec:
         cost_weight: The optimizer's weight on cloud dollars (`Scenario.cost_weight`).
         energy_weight: The optimizer's weight on device energy (`Scenario.energy_weight`).
         one_answer_per_device: A device serves one answer at a time (`Scenario.one_answer_per_device`).
+        cloud_model: ``"engine"`` (the cloud profile with its ``[engine]`` per-step overhead) or ``"kernel"``
+            (without it; `CloudProfile.with_cloud_model`).
     """
 
     device: str = DEFAULT_DEVICE
@@ -225,6 +227,7 @@ class ScenarioSpec:
     cost_weight: float = 0.0
     energy_weight: float = 0.0
     one_answer_per_device: bool = False
+    cloud_model: str = "engine"
 
     def __post_init__(self) -> None:
         """Checks the round-trip time (the rest is checked by `build`, after the profiles are found).
@@ -269,7 +272,8 @@ class ScenarioSpec:
         Raises:
             ProfileError: A name is unknown (the message lists the known ones) or a file is invalid.
         """
-        return load_device_profile(self.device), load_cloud_profile(self.cloud), self.network_profile()
+        cloud = load_cloud_profile(self.cloud).with_cloud_model(self.cloud_model)
+        return load_device_profile(self.device), cloud, self.network_profile()
 
     def build(self) -> Scenario:
         """The `Scenario`: each profile loaded once, then every setting checked.
