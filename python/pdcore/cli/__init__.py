@@ -46,7 +46,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=FlagGroup,
 )
-for _group in (compare, policies, profiles, profiles_build, optimize, report, refine, runtime, serve, size, traces, view):
+for _group in (
+    compare,
+    policies,
+    profiles,
+    profiles_build,
+    optimize,
+    report,
+    refine,
+    runtime,
+    serve,
+    size,
+    traces,
+    view,
+):
     _group.register(app)
 for _command in [
     *app.registered_commands,

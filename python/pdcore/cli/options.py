@@ -163,7 +163,8 @@ CloudModelOption = Annotated[
     str,
     typer.Option(
         "--cloud-model",
-        help="engine: the cloud profile with its engine's per-step overhead (default); kernel: GPU kernels only.",
+        help="engine: the cloud profile with its engine's per-step overhead (default); kernel: GPU "
+        "kernels only.",
     ),
 ]
 NetworkOption = Annotated[str, typer.Option("--network", help="Network preset: lan, wifi, 5g or lte.")]

@@ -1,7 +1,7 @@
 """``pdcore profiles build``: a cloud profile fitted to Vidur's measured operator tables.
 
-Reads ``mlp.csv`` (and ``all_reduce.csv`` at tensor parallelism > 1) of one GPU and model from a Vidur checkout
-(``--vidur DIR``) or its git directory at ``--vidur-commit``, fits the iteration model
+Reads ``mlp.csv`` (and ``all_reduce.csv`` at tensor parallelism > 1) of one GPU and model from a Vidur
+checkout (``--vidur DIR``) or its git directory at ``--vidur-commit``, fits the iteration model
 (`pdcore.profiles.build`) and writes the profile TOML whole (`pdcore.outputs.write_text`). The commit is
 recorded in ``[source]``: a checkout's own HEAD when ``--vidur-commit`` is not given.
 """
@@ -28,7 +28,11 @@ __all__ = ["profiles_build", "register"]
 def _head(root: Path) -> str:
     try:
         done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False, timeout=60
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
         )
     except (OSError, subprocess.TimeoutExpired):
         done = None
@@ -63,7 +67,9 @@ def profiles_build(
         write_text(out, text)
         fit = profile.fit
         errors = ", ".join(
-            f"{kind} {fit.mean[kind]:.1%} mean / {fit.max[kind]:.1%} max" for kind in FIT_KINDS if fit is not None
+            f"{kind} {fit.mean[kind]:.1%} mean / {fit.max[kind]:.1%} max"
+            for kind in FIT_KINDS
+            if fit is not None
         )
         stdout().print(f"wrote {out} ({profile.name}): knee {profile.prefill_knee_tokens} tokens; {errors}")
 

@@ -50,7 +50,7 @@ Row = tuple[str, tuple[tuple[int, int], ...], tuple[int, ...]]
 
 def profile_name(gpu: str, model: str, tensor_parallel: int) -> str:
     """The registry name of a built profile, e.g. ``llama3-70b-a100-tp4-vidur``."""
-    return f"{_SHORT.get(model, model.split('/')[-1].lower())}-{gpu}-tp{tensor_parallel}-vidur"
+    return f"{_SHORT.get(model, model.rsplit('/', maxsplit=1)[-1].lower())}-{gpu}-tp{tensor_parallel}-vidur"
 
 
 def grid(kv_cache_tokens: int, max_tokens: int) -> list[Row]:
@@ -144,15 +144,19 @@ def _kv_cache_tokens(step: StepModel) -> tuple[int, str]:
         )
     tokens = int(free // per_token) // 16 * 16
     arithmetic = (
-        f"kv_cache_tokens = (0.9 x {tp} x {gpu.memory_bytes / _GIB:.0f} GiB - {weights / 1e9:.2f} GB of weights "
+        f"kv_cache_tokens = (0.9 x {tp} x {gpu.memory_bytes / _GIB:.0f} GiB - {weights / 1e9:.2f} "
+        "GB of weights "
         f"({shape.parameters:,} parameters x 2 B) - {tp} x 2 GiB activation reserve) / {per_token:,} B per "
-        f"token = {free / per_token:,.0f}, rounded down to 16-token blocks: {tokens:,}. KV bytes per token: 2 x "
+        f"token = {free / per_token:,.0f}, rounded down to 16-token blocks: {tokens:,}. KV bytes "
+        "per token: 2 x "
         f"{shape.layers} layers x {shape.kv_heads} KV heads x {shape.head_dim} x 2 B = {per_token:,}"
     )
     return tokens, arithmetic
 
 
-def build_profile(source: VidurSource, gpu: str, model: str, tensor_parallel: int) -> tuple[CloudProfile, str]:
+def build_profile(
+    source: VidurSource, gpu: str, model: str, tensor_parallel: int
+) -> tuple[CloudProfile, str]:
     """The profile of ``model`` on ``gpu`` at ``tensor_parallel``, and its TOML text with comments.
 
     Raises:
@@ -169,8 +173,11 @@ def build_profile(source: VidurSource, gpu: str, model: str, tensor_parallel: in
     price = {"a100": 1.99, "h100": 3.24}.get(gpu)
     profile = CloudProfile(
         name=profile_name(gpu, model, tensor_parallel),
-        description=f"{model} in bf16 on {tensor_parallel} x {step.gpu.name}, fitted to Vidur's measured operators",
-        model=f"{model} (bf16; {step.shape.layers} layers, hidden {step.shape.hidden}, {step.shape.heads} heads, "
+        description=(
+            f"{model} in bf16 on {tensor_parallel} x {step.gpu.name}, fitted to Vidur's measured operators"
+        ),
+        model=f"{model} (bf16; {step.shape.layers} layers, hidden {step.shape.hidden}, "
+        f"{step.shape.heads} heads, "
         f"{step.shape.kv_heads} KV heads, FFN {step.shape.ffn})",
         gpu=step.gpu.name,
         tensor_parallel=tensor_parallel,

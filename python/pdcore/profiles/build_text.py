@@ -21,7 +21,8 @@ ENGINE = Engine(
     citation=(
         "Vidur's snapshot has no CPU-overhead rows (its cpu_overhead files are absent and "
         "skip_cpu_overhead_modeling defaults to true), so the engine's per-step work is derived: BLIS "
-        "(inference-sim/inference-sim coefficients.yaml, commit 01cddc32110a945977d48022fdbed998af9a7ddd) fits "
+        "(inference-sim/inference-sim coefficients.yaml, commit "
+        "01cddc32110a945977d48022fdbed998af9a7ddd) fits "
         "a 16.44 ms per-step intercept for Llama-3.1-8B on one A100-80GB under vllm/vllm-openai:v0.8.4; the "
         "kernel-level intercept fitted here to Vidur's rows for Llama-3-8B on one A100 is 9.725 ms; the "
         "difference, 6.715 ms, is the engine's CPU work a step. Applied to every GPU and model (ours: the "
@@ -33,22 +34,29 @@ ENGINE = Engine(
 
 _PRICES = {
     "a100": (
-        "# What the cloud costs: dollars per GPU-hour. An estimate, not a quote: the midpoint of the typical on-demand\n"
-        "# range for the A100 80GB SXM, $1.49-$2.49 per GPU-hour in early 2026 across Lambda, CoreWeave, Crusoe and\n"
+        "# What the cloud costs: dollars per GPU-hour. An estimate, not a quote: the midpoint of "
+        "the typical on-demand\n"
+        "# range for the A100 80GB SXM, $1.49-$2.49 per GPU-hour in early 2026 across Lambda, "
+        "CoreWeave, Crusoe and\n"
         '# RunPod (pricegpu.pages.dev, "H100 vs A100 Cloud Pricing", 2026).\n'
     ),
     "h100": (
-        "# What the cloud costs: dollars per GPU-hour. An estimate, not a quote: the midpoint of the typical on-demand\n"
-        "# range for the H100 SXM 80GB, $2.49-$3.99 per GPU-hour in early 2026 across Lambda, CoreWeave, Crusoe and\n"
+        "# What the cloud costs: dollars per GPU-hour. An estimate, not a quote: the midpoint of "
+        "the typical on-demand\n"
+        "# range for the H100 SXM 80GB, $2.49-$3.99 per GPU-hour in early 2026 across Lambda, "
+        "CoreWeave, Crusoe and\n"
         '# RunPod (pricegpu.pages.dev, "H100 vs A100 Cloud Pricing", 2026).\n'
     ),
 }
 _NO_PRICE = (
-    "# No [price]: no cited on-demand price of the A40 was at hand, so the run's dollars are unknown on this GPU.\n"
+    "# No [price]: no cited on-demand price of the A40 was at hand, so the run's dollars are unknown on\n"
+    "# this GPU.\n"
 )
 _WIRE = (
-    "# Bytes on the device's network per token, as in pdcore's llama3-8b-a100 profile: a prompt goes up as text at\n"
-    "# about 4 bytes per token (OpenAI's tokenizer guide); a streamed token is a 246-byte vLLM chat.completion.chunk\n"
+    "# Bytes on the device's network per token, as in pdcore's llama3-8b-a100 profile: a prompt "
+    "goes up as text at\n"
+    "# about 4 bytes per token (OpenAI's tokenizer guide); a streamed token is a 246-byte vLLM "
+    "chat.completion.chunk\n"
     "# plus TLS 1.3 (22), HTTP/2 (9) and TCP/IPv4 (52) framing: 329.\n"
 )
 
@@ -76,15 +84,20 @@ def profile_notes(
     return (
         f"Built by pdcore profiles build: {len(rows)} iterations composed from Vidur's measured operator "
         f"rows as Vidur composes a step (vidur/execution_time_predictor/base_execution_time_predictor.py, "
-        f"vidur/entities/execution_time.py: {shape.layers} layers x the linear operators' median times at the "
-        "token count rounded up to 8, plus two all-reduces a layer at tensor parallelism > 1), with attention "
-        f"from first principles (prefill at {gpu.attention_efficiency:.0%} of peak dense FLOPs, decode reading "
+        f"vidur/entities/execution_time.py: {shape.layers} layers x the linear operators' median "
+        "times at the "
+        "token count rounded up to 8, plus two all-reduces a layer at tensor parallelism > 1), "
+        "with attention "
+        f"from first principles (prefill at {gpu.attention_efficiency:.0%} of peak dense FLOPs, "
+        "decode reading "
         f"the KV cache at {DECODE_KV_EFFICIENCY:.0%} of HBM bandwidth; Vidur's attention.csv is not in the "
         "snapshot). Embedding and LM head left out, as Vidur's model_time does. Fitted by non-negative least "
         f"squares on relative error, with {knee_text}. Fit errors: {errors}. GPU: {gpu.citation} "
         f"Model: {shape.parameters:,} parameters from the shape (layers x (Q, K, V, O + "
-        f"{'3' if shape.gated else '2'} MLP matrices) + embedding + LM head, vocabulary {shape.vocab:,} as in "
-        f"Vidur's rows). {kv_note}. write_token_s: 2 x {shape.kv_bytes_per_token(tp):,} B a token a GPU (read "
+        f"{'3' if shape.gated else '2'} MLP matrices) + embedding + LM head, vocabulary "
+        f"{shape.vocab:,} as in "
+        f"Vidur's rows). {kv_note}. write_token_s: 2 x {shape.kv_bytes_per_token(tp):,} B a token "
+        "a GPU (read "
         f"and write) at {gpu.hbm_bytes_per_s / 1e12:.3g} TB/s = {write_s:.3g} s. max_batch_size 256 and "
         "max_tokens_per_iteration 2048 are vLLM's defaults (max_num_seqs, max_num_batched_tokens). "
         "The [engine] overhead is added to base_s under the engine cloud model (the default)."

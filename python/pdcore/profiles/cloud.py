@@ -53,16 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from pdcore._core import CloudCost
-from pdcore.exceptions import InvalidInputError, ProfileError
-from pdcore.profiles.cloud_checks import MAX_PRICE, check_cloud_profile
-from pdcore.profiles.cloud_tables import (
-    Engine,
-    FitErrors,
-    Hardware,
-    ModelSize,
-    cloud_profile_toml,
-    read_optional_tables,
-)
+from pdcore.exceptions import InvalidInputError
 from pdcore.profiles._toml import (
     Table,
     check_keys,
@@ -72,7 +63,15 @@ from pdcore.profiles._toml import (
     get_table,
     parse_toml,
     read_toml,
-    toml_document,
+)
+from pdcore.profiles.cloud_checks import MAX_PRICE, check_cloud_profile
+from pdcore.profiles.cloud_tables import (
+    Engine,
+    FitErrors,
+    Hardware,
+    ModelSize,
+    cloud_profile_toml,
+    read_optional_tables,
 )
 
 __all__ = ["CLOUD_MODELS", "CloudProfile"]
@@ -305,18 +304,15 @@ class CloudProfile:
         return cloud_profile_toml(self)
 
     def coefficients(self) -> dict[str, float]:
-        """Returns the iteration-model coefficients, in seconds, keyed as in the TOML file: the five terms,
-        and the knee's price when the profile has a knee."""
-        terms = {
+        """Returns the five terms of the iteration model, in seconds, keyed as in the TOML file (the knee's
+        are `prefill_knee_token_s` and `prefill_knee_tokens`)."""
+        return {
             "base_s": self.base_s,
             "prefill_token_s": self.prefill_token_s,
             "prefill_attn_s": self.prefill_attn_s,
             "decode_seq_s": self.decode_seq_s,
             "decode_context_s": self.decode_context_s,
         }
-        if self.prefill_knee_tokens:
-            terms["prefill_knee_token_s"] = self.prefill_knee_token_s
-        return terms
 
     def iteration_terms(self) -> dict[str, Any]:
         """The cost model's arguments (`pdcore._core.CloudCost`, `pdcore._core.CloudConfig`): the
@@ -342,7 +338,9 @@ class CloudProfile:
             )
         if model == "engine" or self.engine is None:
             return self
-        return replace(self, engine=None, description=f"{self.description} (kernel model: no engine overhead)")
+        return replace(
+            self, engine=None, description=f"{self.description} (kernel model: no engine overhead)"
+        )
 
     @cached_property
     def cost(self) -> CloudCost:

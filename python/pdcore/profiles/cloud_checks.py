@@ -23,7 +23,10 @@ MAX_PRICE = 1e6
 
 
 def _check_times(profile: CloudProfile) -> None:
-    for key, value in profile.coefficients().items():
+    for key, value in {
+        **profile.coefficients(),
+        "prefill_knee_token_s": profile.prefill_knee_token_s,
+    }.items():
         if not (value >= 0.0 and value != float("inf")) or (key == "base_s" and value == 0.0):
             bound = "greater than 0" if key == "base_s" else "0 or more"
             raise ProfileError(
@@ -32,6 +35,7 @@ def _check_times(profile: CloudProfile) -> None:
             )
     times = {f"[iteration] {key}": value for key, value in profile.coefficients().items()}
     times["[kv_transfer] write_token_s"] = profile.kv_write_token_s
+    times["[iteration] prefill_knee_token_s"] = profile.prefill_knee_token_s
     if profile.engine is not None:
         times["[engine] step_overhead_s"] = profile.engine.step_overhead_s
     for key, value in times.items():
@@ -120,6 +124,6 @@ def check_cloud_profile(profile: CloudProfile) -> None:
             profile.model_size,
             profile.tensor_parallel,
             profile.max_tokens_per_iteration,
-            lambda prefill, decode: kernel.iteration_s(prefill, decode),
+            kernel.iteration_s,
             profile.source,
         )

@@ -1,7 +1,7 @@
 """The optional tables of a cloud profile that say what it stands for, and the physics guard they enable.
 
-``[hardware]`` (the GPU's dense bf16/fp16 tensor FLOPs and HBM bandwidth, per GPU), ``[model_size]`` (parameter
-count and bytes per parameter; not ``[model]``, since the top-level ``model`` key names the model),
+``[hardware]`` (the GPU's dense bf16/fp16 tensor FLOPs and HBM bandwidth, per GPU), ``[model_size]``
+(parameter count and bytes per parameter; not ``[model]``, since the top-level ``model`` key names the model),
 ``[engine]`` (a serving engine's per-step overhead, named and cited) and
 ``[fit]`` (mean and max relative error of the iteration model on the rows it was fitted to, per kind of
 iteration). Hand-made profiles may leave them out; profiles built by ``pdcore profiles build`` carry all four.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from pdcore.exceptions import ProfileError
@@ -170,7 +169,9 @@ def check_physics(
     Raises:
         ProfileError: A prefill or decode step is priced below its bound; the message names the key.
     """
-    flops_per_token = 2.0 * model.parameters / (tensor_parallel * hardware.peak_dense_flops * PEAK_FLOPS_FRACTION)
+    flops_per_token = (
+        2.0 * model.parameters / (tensor_parallel * hardware.peak_dense_flops * PEAK_FLOPS_FRACTION)
+    )
     for n in _prefill_points(budget):
         priced, bound = iteration_s([n], []), flops_per_token * n
         if priced < bound:
@@ -185,8 +186,10 @@ def check_physics(
     priced = iteration_s([], [1])
     if priced < weights_s:
         raise ProfileError(
-            f"{source}: keys '[iteration] base_s' + decode_seq_s price a decode step at {priced:.6g} s, faster "
-            f"than the HBM reads the weights ({weights_s:.6g} s = [model_size] parameters x bytes_per_parameter / "
+            f"{source}: keys '[iteration] base_s' + decode_seq_s price a decode step at "
+            f"{priced:.6g} s, faster "
+            f"than the HBM reads the weights ({weights_s:.6g} s = [model_size] parameters x "
+            "bytes_per_parameter / "
             "(tensor_parallel x [hardware] hbm_bytes_per_s)); fix: raise base_s, or correct [hardware] and "
             "[model_size]"
         )
@@ -196,6 +199,7 @@ def cloud_profile_toml(profile: CloudProfile) -> str:
     """The profile as TOML (`pdcore.profiles.cloud.CloudProfile.to_toml`): the optional tables written only
     where present, the knee only when the profile has one."""
     hardware, size, engine, fit = profile.hardware, profile.model_size, profile.engine, profile.fit
+    knee = profile.prefill_knee_tokens
     optional: dict[str, dict[str, object] | None] = {
         "hardware": None if hardware is None else vars(hardware),
         "model_size": None if size is None else vars(size),
@@ -220,7 +224,8 @@ def cloud_profile_toml(profile: CloudProfile) -> str:
         {
             "iteration": {
                 **profile.coefficients(),
-                "prefill_knee_tokens": profile.prefill_knee_tokens or None,
+                "prefill_knee_token_s": profile.prefill_knee_token_s if knee else None,
+                "prefill_knee_tokens": knee or None,
             },
             "limits": {
                 "max_batch_size": profile.max_batch_size,

@@ -7,7 +7,8 @@ sizes in bytes = tokens x hidden x 2). A step is composed as Vidur composes it
 (``vidur/execution_time_predictor/base_execution_time_predictor.py`` ``get_execution_time`` and
 ``vidur/entities/execution_time.py`` ``model_time``): layers x (the linear operators at the step's token count
 rounded up to 8, ``vidur/entities/batch.py``; attention; KV-cache save; two all-reduces plus Vidur's 0.02 ms
-NCCL launch overhead each, ``vidur/config/config.py``). Like Vidur's ``model_time`` it leaves out the embedding
+NCCL launch overhead each, ``vidur/config/config.py``). Like Vidur's ``model_time`` it leaves out
+the embedding
 and the LM head. Between measured token counts the operator times are interpolated linearly (ours; Vidur fits
 a random forest or polynomial).
 
@@ -76,18 +77,33 @@ class Gpu:
 
 GPUS = {
     "a100": Gpu(
-        "NVIDIA A100-SXM4-80GB", 312e12, 2.039e12, 80 * 2**30, 0.5, "a100_dgx",
+        "NVIDIA A100-SXM4-80GB",
+        312e12,
+        2.039e12,
+        80 * 2**30,
+        0.5,
+        "a100_dgx",
         "NVIDIA A100 datasheet: 312 TFLOPS dense BF16 tensor, 2,039 GB/s HBM2e, 80 GB. Attention at 50% of "
         "peak: FlashAttention-2 (Dao, arXiv 2307.08691) reaches 50-73% of the A100's peak forward.",
     ),
     "h100": Gpu(
-        "NVIDIA H100-SXM5-80GB", 989e12, 3.35e12, 80 * 2**30, 0.35, "h100_dgx",
+        "NVIDIA H100-SXM5-80GB",
+        989e12,
+        3.35e12,
+        80 * 2**30,
+        0.35,
+        "h100_dgx",
         "NVIDIA H100 datasheet: 989 TFLOPS dense BF16 tensor (1,979 with sparsity), 3.35 TB/s HBM3, 80 GB. "
         "Attention at 35% of peak: FlashAttention-3 (Shah et al., arXiv 2407.08608) measures "
         "FlashAttention-2 at 35% of the H100's peak.",
     ),
     "a40": Gpu(
-        "NVIDIA A40", 149.7e12, 696e9, 48 * 2**30, 0.5, None,
+        "NVIDIA A40",
+        149.7e12,
+        696e9,
+        48 * 2**30,
+        0.5,
+        None,
         "NVIDIA A40 datasheet: 149.7 TFLOPS dense BF16 tensor (299.4 with sparsity), 696 GB/s GDDR6, 48 GB. "
         "Attention at 50% of peak, as on the A100 (the same Ampere generation; an assumption).",
     ),
@@ -157,7 +173,10 @@ class VidurSource:
         try:
             done = subprocess.run(
                 ["git", "-C", str(self.root), "show", f"{self.commit}:{path}"],
-                capture_output=True, text=True, check=False, timeout=120,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise InvalidInputError(f"--vidur {self.root}: cannot read {path} ({exc})") from None
@@ -196,22 +215,38 @@ class StepModel:
 
     def __init__(self, source: VidurSource, gpu: str, model: str, tensor_parallel: int) -> None:
         if gpu not in GPUS:
-            raise InvalidInputError(f"--gpu {gpu!r} is not profiled by Vidur; fix: use one of {', '.join(GPUS)}")
+            raise InvalidInputError(
+                f"--gpu {gpu!r} is not profiled by Vidur; fix: use one of {', '.join(GPUS)}"
+            )
         if model not in _LAYERS:
-            raise InvalidInputError(f"--model {model!r} is not profiled by Vidur; fix: use one of {', '.join(_LAYERS)}")
-        self.gpu, self.tp, self.files = GPUS[gpu], tensor_parallel, [f"data/profiling/compute/{gpu}/{model}/mlp.csv"]
+            raise InvalidInputError(
+                f"--model {model!r} is not profiled by Vidur; fix: use one of {', '.join(_LAYERS)}"
+            )
+        self.gpu, self.tp, self.files = (
+            GPUS[gpu],
+            tensor_parallel,
+            [f"data/profiling/compute/{gpu}/{model}/mlp.csv"],
+        )
         rows = [
-            row for row in csv.DictReader(io.StringIO(source.read(self.files[0])))
+            row
+            for row in csv.DictReader(io.StringIO(source.read(self.files[0])))
             if row.get("num_tensor_parallel_workers") == str(tensor_parallel)
         ]
         if not rows:
             raise InvalidInputError(
-                f"{self.files[0]} has no rows at --tp {tensor_parallel}; fix: use a degree Vidur profiled (1, 2, 4, 8)"
+                f"{self.files[0]} has no rows at --tp {tensor_parallel}; fix: use a degree Vidur "
+                "profiled (1, 2, 4, 8)"
             )
         first = rows[0]
         self.shape = ModelShape(
-            model, _LAYERS[model], int(first["n_head"]), int(first["n_kv_head"]), int(first["n_embd"]),
-            int(first["n_expanded_embd"]), int(first["vocab_size"]), first["use_gated_mlp"] == "True",
+            model,
+            _LAYERS[model],
+            int(first["n_head"]),
+            int(first["n_kv_head"]),
+            int(first["n_embd"]),
+            int(first["n_expanded_embd"]),
+            int(first["vocab_size"]),
+            first["use_gated_mlp"] == "True",
         )
         self.ops = {}
         for op in _OPS:
@@ -233,7 +268,11 @@ class StepModel:
         points: dict[int, list[float]] = {}
         tp = str(self.tp)
         for row in csv.DictReader(io.StringIO(source.read(path))):
-            if row["num_workers"] == tp and row["devices_per_node"] == tp and row["collective"] == "all_reduce":
+            if (
+                row["num_workers"] == tp
+                and row["devices_per_node"] == tp
+                and row["collective"] == "all_reduce"
+            ):
                 points.setdefault(int(row["size"]), []).append(float(row["time_stats.all_reduce.median"]))
         if not points:
             raise InvalidInputError(f"{path} has no all-reduce rows for {tp} GPUs; fix: use --tp 2, 4 or 8")
@@ -259,7 +298,9 @@ class StepModel:
             layer_ms += flops / (gpu.peak_dense_flops * gpu.attention_efficiency) * 1e3 * batching
         if contexts:
             batching = 1 + _BATCHING_OVERHEAD * (len(contexts) > 1)
-            layer_ms += sum(contexts) * kv_bytes / (gpu.hbm_bytes_per_s * DECODE_KV_EFFICIENCY) * 1e3 * batching
+            layer_ms += (
+                sum(contexts) * kv_bytes / (gpu.hbm_bytes_per_s * DECODE_KV_EFFICIENCY) * 1e3 * batching
+            )
         if self.all_reduce is not None:
             layer_ms += 2 * (_interp(self.all_reduce, rounded * shape.hidden * 2) + _NCCL_LAUNCH_MS)
         return layer_ms * shape.layers / 1e3
@@ -270,4 +311,3 @@ def checked_commit(commit: str) -> str:
     if len(commit) != 40 or not all(c in "0123456789abcdef" for c in commit.lower()):
         raise InvalidInputError(f"--vidur-commit {commit!r} is not a 40-hex commit id; fix: pass the full id")
     return commit
-
