@@ -18,7 +18,7 @@ _GPUS = {"A100": "a100", "H100": "h100", "A40": "a40"}
 
 
 def _where(citation: str) -> tuple[str, str]:
-    path = citation.split("files ")[1].split(",")[0]
+    path = citation.split("files ")[1].split(",", maxsplit=1)[0]
     parts = path.split("/")
     return parts[3], "/".join(parts[4:6])
 
