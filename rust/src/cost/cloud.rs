@@ -105,8 +105,9 @@ impl CloudCost {
     /// [`chunk_attention`](Self::chunk_attention)) and `batch` decoding sequences holding `context` tokens.
     #[must_use]
     pub fn iteration(&self, prefill_tokens: f64, attention: f64, batch: f64, context: f64) -> IterationTime {
-        let prefill_s =
-            self.prefill_token_s * prefill_tokens + self.prefill_attn_s * attention + self.knee_s(prefill_tokens, batch);
+        let prefill_s = self.prefill_token_s * prefill_tokens
+            + self.prefill_attn_s * attention
+            + self.knee_s(prefill_tokens, batch);
         let decode_s = self.decode_seq_s * batch + self.decode_context_s * context;
         IterationTime { prefill_s, decode_s, total_s: self.base_s + prefill_s + decode_s }
     }

@@ -177,5 +177,8 @@ fn the_knee_prices_the_weight_bound_tokens_at_its_own_rate() {
     let want = c.base_s + 1e-5 * 200.0 + c.prefill_token_s * 100.0 + c.prefill_attn_s * 90_000.0;
     assert!((got - want).abs() < 1e-12, "{got} {want}");
     // No knee: the five-term form, bit for bit.
-    assert_eq!(c.iteration(150.0, 5.0, 10.0, 3.0), CloudCost { prefill_knee_token_s: 1e-5, ..c }.iteration(150.0, 5.0, 10.0, 3.0));
+    assert_eq!(
+        c.iteration(150.0, 5.0, 10.0, 3.0),
+        CloudCost { prefill_knee_token_s: 1e-5, ..c }.iteration(150.0, 5.0, 10.0, 3.0)
+    );
 }
