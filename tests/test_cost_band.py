@@ -41,13 +41,22 @@ def device() -> DeviceProfile:
     return load_device_profile("llama32-3b-w4a16-8elite-genie")
 
 
-@pytest.mark.parametrize("term", CLOUD_TERMS)
-@pytest.mark.parametrize("factor", [0.8, 1.2])
+@pytest.mark.parametrize(
+    ("term", "factor"),
+    [(t, f) for t in CLOUD_TERMS for f in (0.8, 1.2) if (t, f) != ("prefill_token_s", 0.8)],
+)
 def test_a_scaled_cloud_profile_changes_that_term_only(cloud: CloudProfile, term: str, factor: float) -> None:
     moved = scaled(cloud, term, factor)
     assert isinstance(moved, CloudProfile)
     assert _differing(cloud, moved) == {term}
     assert getattr(moved, term) == pytest.approx(getattr(cloud, term) * factor, rel=1e-15)
+
+
+def test_a_prefill_faster_than_the_gpu_allows_is_refused(cloud: CloudProfile) -> None:
+    """The default profile's prefill slope is near the A100's peak: 20% cheaper prices a 2,048-token
+    prefill above 85% of its dense FLOPs, which the physics guard refuses, naming the key."""
+    with pytest.raises(ProfileError, match=r"\[iteration\] prefill_token_s.*fix:"):
+        scaled(cloud, "prefill_token_s", 0.8)
 
 
 @pytest.mark.parametrize("term", DEVICE_TERMS)
@@ -121,11 +130,16 @@ def test_the_section_has_a_row_per_term_and_factor(section: dict[str, Any]) -> N
     assert rows[0]["label"] == "baseline"
     expected = [("cloud", t, f) for t in CLOUD_TERMS for f in BAND_FACTORS]
     expected += [("device", t, f) for t in DEVICE_TERMS for f in BAND_FACTORS]
+    expected += [("cloud", "kernel model", None), ("cloud", "engine model", None)]
     assert [(r["side"], r["term"], r["factor"]) for r in rows[1:]] == expected
     assert section["requests"] == 80
     assert section["factors"] == list(BAND_FACTORS)
+    assert section["not_applicable"] == []
+    refused = [row["label"] for row in rows if row["refused"] is not None]
+    assert refused == ["cloud prefill_token_s x0.8"], "beyond the A100's FLOPs: the physics guard"
     for row in rows:
-        assert row["refused"] is None
+        if row["refused"] is not None:
+            continue
         assert set(row["holds"]) == set(HEADLINES)
         assert all(isinstance(value, bool) for value in row["holds"].values())
     assert set(section["summary"]) == set(HEADLINES)
@@ -164,8 +178,9 @@ def test_a_refused_variant_is_reported_with_its_reason(setting: tuple[Workload, 
     assert row["figures"] is None
     assert "faster than the GPU" in row["refused"]
     assert not any(row["holds"].values())
+    assert all(not verdict["changes_under"] for verdict in found["summary"].values()), "left out"
     text = "\n".join(cost_band_text(found))
-    assert "refused: cloud.toml" in text
+    assert "refused: key '[iteration] prefill_token_s' is faster than the GPU |" in text
 
 
 def test_the_section_renders_a_row_per_environment(section: dict[str, Any]) -> None:

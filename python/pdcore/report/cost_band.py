@@ -25,8 +25,8 @@ embedded default workload (the report's capacity window), not on the traces, and
 on threads (`pdcore.sim.threads.on_threads`); its baseline is therefore its own, on that window at the
 trace's rate, and can differ from the main table's figures on the whole workload. Each variant's figures are
 a deterministic function of its scenario and the seed, so a term scaled by 1 gives the baseline's figures
-exactly. A variant whose profile the loader would refuse (a physics bound, say) is reported as refused,
-with the reason, and counts as not holding.
+exactly. A variant whose profile the loader would refuse (a physics bound, say: no GPU runs it) is
+reported as refused, with the reason, and left out of the verdicts.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from typing import Any
 
 from pdcore.exceptions import ProfileError
 from pdcore.policies import make_policy
+from pdcore.profiles import CloudProfile, list_cloud_profiles, load_cloud_profile
 from pdcore.profiles.band import CLOUD_TERMS, DEVICE_TERMS, scaled
 from pdcore.report.reductions import multiple
 from pdcore.report.sizing import CONDITION_SCALE
@@ -56,6 +57,7 @@ __all__ = [
     "band_variants",
     "cost_band_section",
     "headline_figures",
+    "measured_counterpart",
     "verdicts",
 ]
 
@@ -78,6 +80,8 @@ class Variant:
         term: The cost term changed (a `CLOUD_TERMS` or `DEVICE_TERMS` name), or the variant's name.
         factor: The factor the term is scaled by; None for a named variant.
         change: Builds the variant's scenario from the baseline's (may raise `ProfileError`).
+        applies: Whether the variant exists for a baseline (None: always); one that does not is left out
+            of the table and named under ``not_applicable``.
     """
 
     label: str
@@ -85,6 +89,7 @@ class Variant:
     term: str
     factor: float | None
     change: Callable[[Scenario], Scenario]
+    applies: Callable[[Scenario], bool] | None = None
 
 
 def _cloud_term(term: str, factor: float) -> Variant:
@@ -101,9 +106,55 @@ def _device_term(term: str, factor: float) -> Variant:
     return Variant(f"device {term} x{factor:g}", "device", term, factor, change)
 
 
-NAMED_VARIANTS: tuple[Variant, ...] = ()
-"""Named variants of the cost model, run after the band: one `Variant` each, whose ``change`` swaps the
-model (e.g. a cloud profile's kernel-level or engine-level variant, once profiles carry them)."""
+def _model_key(model: str) -> str:
+    """A model's name without its organisation, details or punctuation: ``meta-llama/Meta-Llama-3-8B
+    (bf16; ...)`` and ``Meta-Llama-3-8B (fp16/bf16; ...)`` are both ``metallama38b``."""
+    name = model.split("(", 1)[0].rsplit("/", 1)[-1]
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def measured_counterpart(profile: CloudProfile) -> CloudProfile:
+    """``profile`` when it carries an ``[engine]`` overhead, else the shipped profile built from measured
+    operator tables for the same model, GPU and tensor parallelism (``pdcore profiles build``).
+
+    Raises:
+        ProfileError: No shipped profile of that model, GPU and tensor parallelism has an engine term.
+    """
+    if profile.engine is not None:
+        return profile
+    for name in list_cloud_profiles():
+        other = load_cloud_profile(name)
+        if (
+            other.engine is not None
+            and other.gpu == profile.gpu
+            and other.tensor_parallel == profile.tensor_parallel
+            and _model_key(other.model) == _model_key(profile.model)
+        ):
+            return other
+    raise ProfileError(
+        f"cloud profile {profile.name!r} has no [engine] term and no profile built from measured operator "
+        "tables matches its model, GPU and tensor parallelism; fix: build one with `pdcore profiles build`"
+    )
+
+
+def _cloud_model(model: str) -> Variant:
+    def change(scenario: Scenario) -> Scenario:
+        return scenario.replace(cloud=measured_counterpart(scenario.cloud).with_cloud_model(model))
+
+    def applies(scenario: Scenario) -> bool:
+        try:
+            measured_counterpart(scenario.cloud)
+        except ProfileError:
+            return False
+        return True
+
+    return Variant(f"cloud measured, {model} model", "cloud", f"{model} model", None, change, applies)
+
+
+NAMED_VARIANTS: tuple[Variant, ...] = (_cloud_model("kernel"), _cloud_model("engine"))
+"""Named variants of the cost model, run after the band: the cloud priced by the profile built from
+measured operator tables for the same model, GPU and tensor parallelism (`measured_counterpart`), with
+GPU kernels only (``kernel``) and with its engine's per-step overhead (``engine``)."""
 
 
 def band_variants(factors: Sequence[float] = BAND_FACTORS) -> list[Variant]:
@@ -194,11 +245,14 @@ def _row(
 
 
 def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per headline: whether it holds in the baseline, across every variant, and where it does not."""
+    """Per headline: whether it holds in the baseline, across every variant that can exist (refused ones
+    are left out), and where it does not."""
     baseline = rows[0]["holds"]
     out: dict[str, dict[str, Any]] = {}
     for key in HEADLINES:
-        fails = [row["label"] for row in rows[1:] if row["holds"][key] != baseline[key]]
+        fails = [
+            row["label"] for row in rows[1:] if row["refused"] is None and row["holds"][key] != baseline[key]
+        ]
         out[key] = {
             "baseline_holds": baseline[key],
             "holds_across": baseline[key] and not fails,
@@ -234,7 +288,8 @@ def cost_band_section(
         ``requests``, ``factors``, ``rows`` (the baseline first, then one per variant: label, side, term,
         factor, figures, holds, refused) and ``summary`` (per headline).
     """
-    chosen = list(band_variants() + list(NAMED_VARIANTS) if variants is None else variants)
+    listed = list(band_variants() + list(NAMED_VARIANTS) if variants is None else variants)
+    chosen = [v for v in listed if v.applies is None or v.applies(scenario)]
     window = workload.limit(requests)
     items: list[Variant | None] = [None, *chosen]
     done = 0
@@ -263,5 +318,6 @@ def cost_band_section(
             "decode_capacity_x": DECODE_CAPACITY_TARGET,
         },
         "rows": rows,
+        "not_applicable": [v.label for v in listed if v not in chosen],
         "summary": _summary(rows),
     }

@@ -31,11 +31,20 @@ def _gpus(found: Mapping[str, Any]) -> str:
     return f"{count(found['cloud_only'])} / {count(found['pd_device'])}"
 
 
+def _why(refusal: str) -> str:
+    """A refusal in a table cell: the loader's sentence without its file, arithmetic and fix (the JSON
+    keeps the whole message)."""
+    reason = refusal.split("; fix:", 1)[0]
+    if ": key " in reason:
+        reason = "key " + reason.split(": key ", 1)[1]
+    return reason.split(" (", 1)[0].replace("|", "/")
+
+
 def _cells(row: Mapping[str, Any]) -> list[str]:
     """The row's figures, each marked with whether it meets its target."""
     figures, holds = row["figures"], row["holds"]
     if figures is None:
-        return ["refused: " + row["refused"].replace("|", "/"), "", "", "", ""]
+        return ["refused: " + _why(row["refused"]), "", "", "", ""]
     device = figures["ttft_cut_vs_device_only"]
     return [
         _mark(holds["ttft_cut_vs_device_only"], f"{cut(device['mean'])} / {cut(device['p50'])}"),
@@ -71,9 +80,17 @@ def cost_band_text(section: Mapping[str, Any]) -> list[str]:
         f"{targets['max_gap_p99_s'] * 1e3:.0f} ms; decode capacity at least "
         f"{targets['decode_capacity_x']:.0f}x cloud-only's; and, ours, P/D-Device's TTFT p50 no later than "
         f"cloud-only's and fewer GPUs than cloud-only at {section['condition_scale']:g}x the rate "
-        "(cloud-only / P/D-Device, from the sizing search). ✓ meets, ✗ does not.",
+        "(cloud-only / P/D-Device, from the sizing search). ✓ meets, ✗ does not. The last rows price the "
+        "cloud by the profile built from measured operator tables for the same model, GPU and tensor "
+        "parallelism (`pdcore profiles build`; docs/cloud-profiles.md), with GPU kernels only (`kernel`) "
+        "and with its engine's per-step overhead (`engine`). A variant the profile loader refuses (priced "
+        "beyond its GPU's FLOPs or memory bandwidth) is shown as refused and left out of the verdicts.",
         "",
     ]
+    missing = section.get("not_applicable") or []
+    if missing:
+        names = ", ".join(f"`{label}`" for label in missing)
+        lines += [f"Not run ({names}): no profile built from measured data matches this cloud profile.", ""]
     header = ["environment", "TTFT cut vs device-only", "vs cloud-only p50", "gap p99", "decode", "GPUs"]
     body = [[f"`{row['label']}`", *_cells(row)] for row in section["rows"]]
     lines += table(header, body, "lrrrrr")
