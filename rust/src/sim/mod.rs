@@ -3,8 +3,9 @@
 //! One request is one user with one device and one network path; the cloud is shared. The turns of a
 //! conversation share their device: its session cache ([`caches`]) and, under the one-answer rule, an
 //! option, its time (`busy`: a request that finds it busy goes to the cloud, or waits). The simulator
-//! runs on [`EventLoop`] and returns to the caller at each request arrival, where a policy (in Python)
-//! picks a [`Plan`]; every token-level event stays here.
+//! runs on [`queue::EventQueue`] (the order of [`crate::event_loop::EventLoop`]) and returns to the
+//! caller at each request arrival, where a policy (in Python) picks a [`Plan`]; every token-level event
+//! stays here.
 //!
 //! Per mode (all times from the request's arrival `t0`; `d` is the per-request one-way network delay):
 //! - `Cloud`: the cloud generates every token; each is displayed when it arrives (`emit + d`).
@@ -39,9 +40,9 @@
 //! never from a generator's state, so no draw depends on the order events run in.
 //!
 //! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `busy` (one answer at a
-//! time per device, an option), `display` (what reaches the screen), `pd` and `spec` (the split and speculative modes' events), `clock` (the clock's range),
-//! [`jitter`] (the device's step spread), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and
-//! [`policy`].
+//! time per device, an option), `display` (what reaches the screen), `pd` and `spec` (the split and
+//! speculative modes' events), `clock` (the clock's range), [`jitter`] (the device's step spread),
+//! [`queue`] (the event queue), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
 
 mod busy;
 pub mod caches;
@@ -55,6 +56,7 @@ pub mod metrics;
 mod pd;
 pub mod plan;
 pub mod policy;
+pub mod queue;
 pub mod results;
 mod spec;
 #[cfg(test)]
@@ -65,7 +67,6 @@ use std::collections::BTreeMap;
 use crate::buffer::TokenBuffer;
 use crate::cost::{DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
-use crate::event_loop::EventLoop;
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
 use busy::DeviceHolds;
@@ -75,6 +76,7 @@ use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};
 use metrics::{DisplayMetrics, GapHistogram};
 pub use plan::{Mode, Plan};
+use queue::EventQueue;
 pub use results::{DecodedAt, Results, ServedBy, Summary, Timeline};
 
 pub(crate) const PRIO_CLOUD: i32 = 0;
@@ -199,7 +201,7 @@ pub struct Simulator {
     one_way: Vec<Nanos>,
     device: DeviceCost,
     cloud: Cloud,
-    lp: EventLoop<Ev>,
+    lp: EventQueue<Ev>,
     reqs: Vec<Req>,
     hist: GapHistogram,
     pending_decision: Option<u32>,
@@ -228,7 +230,7 @@ impl Simulator {
             .map(|(i, &s)| Nanos::from_secs(s, "one_way_s", Some(i)))
             .collect::<Result<Vec<_>>>()?;
         let cloud = Cloud::new(cloud, n)?;
-        let mut lp = EventLoop::with_capacity(1024);
+        let mut lp = EventQueue::with_capacity(1024);
         if n > 0 {
             lp.schedule(inp.arrival[0], PRIO_ARRIVE, Ev::Arrive(0))?;
         }

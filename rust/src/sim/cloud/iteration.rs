@@ -4,14 +4,14 @@
 use super::replica::{Replica, Role};
 use super::{Cloud, CloudReq, Emission};
 use crate::error::Result;
-use crate::event_loop::EventLoop;
+use crate::sim::queue::EventQueue;
 use crate::sim::{Ev, PRIO_CLOUD};
 use crate::time::{check_clock, Nanos};
 
 impl Cloud {
     /// Starts replica `ri`'s next iteration unless one is under way or it has nothing to run; an iteration
     /// that would end past the clock's limit is an error naming its batch ([`crate::time`]).
-    pub(super) fn try_start(&mut self, ri: usize, lp: &mut EventLoop<Ev>) -> Result<()> {
+    pub(super) fn try_start(&mut self, ri: usize, lp: &mut EventQueue<Ev>) -> Result<()> {
         if self.replicas[ri].busy {
             return Ok(());
         }
@@ -75,7 +75,7 @@ impl Cloud {
         &mut self,
         ri: u32,
         now: Nanos,
-        lp: &mut EventLoop<Ev>,
+        lp: &mut EventQueue<Ev>,
         out: &mut Vec<Emission>,
     ) -> Result<()> {
         let ri = ri as usize;

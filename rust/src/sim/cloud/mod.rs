@@ -46,7 +46,7 @@ pub use config::{CloudConfig, Deployment, MAX_REPLICAS};
 use super::Ev;
 use crate::cost::{CloudCost, KSite, KSites, SpecDecode};
 use crate::error::Result;
-use crate::event_loop::EventLoop;
+use crate::sim::queue::EventQueue;
 use crate::time::Nanos;
 use replica::{Replica, Role};
 
@@ -181,7 +181,7 @@ impl Cloud {
         quota: u32,
         (decode_on_prefill, may_bridge): (bool, bool),
         spec: Option<SpecDecode>,
-        lp: &mut EventLoop<Ev>,
+        lp: &mut EventQueue<Ev>,
     ) -> Result<()> {
         self.submit_cached(req, prompt, 0, quota, (decode_on_prefill, may_bridge), spec, lp)
     }
@@ -198,7 +198,7 @@ impl Cloud {
         quota: u32,
         (decode_on_prefill, may_bridge): (bool, bool),
         spec: Option<SpecDecode>,
-        lp: &mut EventLoop<Ev>,
+        lp: &mut EventQueue<Ev>,
     ) -> Result<()> {
         let prefilled = cached.min(prompt.saturating_sub(1));
         self.reqs[req as usize] =
@@ -216,7 +216,7 @@ impl Cloud {
 
     /// A speculative request's drafts reached the cloud: they join the next iteration of its replica (or,
     /// before it has one, the first after its admission).
-    pub fn drafts_arrived(&mut self, req: u32, lp: &mut EventLoop<Ev>) -> Result<()> {
+    pub fn drafts_arrived(&mut self, req: u32, lp: &mut EventQueue<Ev>) -> Result<()> {
         let c = &mut self.reqs[req as usize];
         if c.cancelled || c.generated >= c.quota {
             return Ok(());

@@ -27,7 +27,7 @@ fn config(deployment: Deployment, kv_cache_tokens: u64) -> CloudConfig {
 }
 
 /// Runs the cloud alone until nothing is left, returning each emission with its time.
-fn drain(cloud: &mut Cloud, lp: &mut EventLoop<Ev>) -> Vec<(Nanos, u32, bool)> {
+fn drain(cloud: &mut Cloud, lp: &mut EventQueue<Ev>) -> Vec<(Nanos, u32, bool)> {
     let mut out = Vec::new();
     let mut emitted = Vec::new();
     while let Some(ev) = lp.pop() {
@@ -50,7 +50,7 @@ fn a_late_pool_request_is_bridged_until_its_cache_lands() {
     let cfg = CloudConfig { prefill_decode_gap_s: 0.05, ..config(Deployment::Disaggregated, 100_000) };
     let (cost, link) = (cfg.cost, cfg.kv_link());
     let mut cloud = Cloud::new(cfg, 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 999, 200, (false, true), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 200);
@@ -72,7 +72,7 @@ fn a_late_pool_request_is_bridged_until_its_cache_lands() {
     // planned for the pool without the bridge: the first decode token waits for the whole transfer
     let cfg = config(Deployment::Disaggregated, 100_000);
     let mut cloud = Cloud::new(cfg, 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 999, 200, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert!((out[1].0 - out[0].0).as_secs() > 1.0);
@@ -88,7 +88,7 @@ fn a_pool_request_within_the_gap_is_not_bridged() {
         ..config(Deployment::Disaggregated, 100_000)
     };
     let mut cloud = Cloud::new(cfg, 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 999, 20, (false, true), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 20);
@@ -101,7 +101,7 @@ fn a_lone_request_costs_the_lone_prices() {
     let cfg = config(Deployment::Colocated, 100_000);
     let cost = cfg.cost;
     let mut cloud = Cloud::new(cfg, 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 1000, 3, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 3);
@@ -123,7 +123,7 @@ fn a_lone_request_costs_the_lone_prices() {
 fn admission_waits_for_kv_cache_room() {
     // room for one request's prompt plus answer at a time
     let mut cloud = Cloud::new(config(Deployment::Colocated, 1200), 2).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 1000, 50, (false, false), None, &mut lp).unwrap();
     cloud.submit(1, 1000, 50, (false, false), None, &mut lp).unwrap();
     let load = cloud.load();
@@ -139,7 +139,7 @@ fn admission_waits_for_kv_cache_room() {
 fn disaggregated_decode_waits_for_the_kv_transfer() {
     let cfg = config(Deployment::Disaggregated, 100_000);
     let mut cloud = Cloud::new(cfg, 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 999, 2, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 2);
@@ -153,7 +153,7 @@ fn disaggregated_decode_waits_for_the_kv_transfer() {
 fn decoding_on_the_prefill_instance_skips_the_transfer_and_the_pool() {
     let cfg = config(Deployment::Disaggregated, 100_000);
     let mut cloud = Cloud::new(cfg, 2).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 999, 4, (true, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 4);
@@ -169,7 +169,7 @@ fn decoding_on_the_prefill_instance_skips_the_transfer_and_the_pool() {
 fn a_decoding_prefill_instance_keeps_its_iterations_within_the_gap() {
     let cfg = CloudConfig { prefill_decode_gap_s: 0.012, ..config(Deployment::Disaggregated, 100_000) };
     let mut cloud = Cloud::new(cfg, 2).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 10, 6, (true, false), None, &mut lp).unwrap();
     cloud.submit(1, 3000, 1, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
@@ -187,7 +187,7 @@ fn a_decoding_prefill_instance_caps_its_chunks() {
     let cfg = CloudConfig { prefill_decode_budget: 100, ..config(Deployment::Disaggregated, 100_000) };
     let cost = cfg.cost;
     let mut cloud = Cloud::new(cfg, 2).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 10, 3, (true, false), None, &mut lp).unwrap();
     cloud.submit(1, 2000, 1, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
@@ -205,7 +205,7 @@ fn caches_share_the_link_and_are_written_on_arrival() {
     let cfg = CloudConfig { kv_write_token_s: 1e-4, ..config(Deployment::Disaggregated, 100_000) };
     let cost = cfg.cost;
     let mut cloud = Cloud::new(cfg, 2).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     // request 1 joins request 0's second chunk: both are prefilled by the same iteration
     cloud.submit(0, 999, 2, (false, false), None, &mut lp).unwrap();
     cloud.submit(1, 9, 2, (false, false), None, &mut lp).unwrap();
@@ -224,7 +224,7 @@ fn caches_share_the_link_and_are_written_on_arrival() {
 #[test]
 fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
     let mut cloud = Cloud::new(config(Deployment::Disaggregated, 100_000), 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 300, 1, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 1);
@@ -234,7 +234,7 @@ fn a_request_needing_no_decode_never_reaches_the_decode_pool() {
 #[test]
 fn a_cancelled_stream_stops_and_frees_its_cache() {
     let mut cloud = Cloud::new(config(Deployment::Colocated, 100_000), 1).unwrap();
-    let mut lp = EventLoop::with_capacity(8);
+    let mut lp = EventQueue::with_capacity(8);
     cloud.submit(0, 100, 1000, (false, false), None, &mut lp).unwrap();
     let mut emitted = Vec::new();
     let mut tokens = 0;

@@ -6,13 +6,13 @@ use super::replica::Role;
 use super::Cloud;
 use crate::cost::{pool_first_gap_s, within_objective};
 use crate::error::Result;
-use crate::event_loop::EventLoop;
+use crate::sim::queue::EventQueue;
 use crate::sim::{Ev, PRIO_CLOUD};
 use crate::time::{check_clock, Nanos};
 
 impl Cloud {
     /// A KV cache arrived at decode replica `replica`.
-    pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventLoop<Ev>) -> Result<()> {
+    pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventQueue<Ev>) -> Result<()> {
         self.replicas[replica as usize].inbound -= 1;
         let c = &mut self.reqs[req as usize];
         if c.cancelled {
@@ -37,7 +37,7 @@ impl Cloud {
         ri: usize,
         leaving: Vec<(u32, bool)>,
         now: Nanos,
-        lp: &mut EventLoop<Ev>,
+        lp: &mut EventQueue<Ev>,
     ) -> Result<()> {
         for (id, may_keep) in leaving {
             if may_keep {
@@ -81,7 +81,7 @@ impl Cloud {
     }
 
     /// Bridged requests leave their prefill instance for the decode replicas their caches reached.
-    pub(super) fn hand_over(&mut self, handed: Vec<(u32, u32)>, lp: &mut EventLoop<Ev>) -> Result<()> {
+    pub(super) fn hand_over(&mut self, handed: Vec<(u32, u32)>, lp: &mut EventQueue<Ev>) -> Result<()> {
         for (id, d) in handed {
             self.replicas[d as usize].waiting.push_back(id);
             self.try_start(d as usize, lp)?;
