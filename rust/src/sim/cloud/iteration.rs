@@ -44,10 +44,15 @@ impl Cloud {
     }
 
     /// Drops replica `ri`'s cancelled requests, freeing their cache, and lets go of the bridged ones whose
-    /// cache has landed; returns those with the decode replica that takes each.
+    /// cache has landed; returns those with the decode replica that takes each. Without a cancellation or
+    /// a hand-over since its last release there is nothing to drop, and its queues are not scanned.
     fn release(&mut self, ri: usize) -> Vec<(u32, u32)> {
         let reqs = &mut self.reqs;
         let rep = &mut self.replicas[ri];
+        if rep.released_at == self.changes {
+            return Vec::new();
+        }
+        rep.released_at = self.changes;
         let mut freed = 0;
         let mut handed: Vec<(u32, u32)> = Vec::new();
         let mut keep = |id: &u32| {

@@ -135,6 +135,9 @@ pub struct Cloud {
     pub gpu_prefill_s: f64,
     /// See `gpu_prefill_s`.
     pub gpu_decode_s: f64,
+    /// Cancellations and hand-overs so far: a replica whose lists were cleaned at this count has nothing
+    /// to release ([`Cloud::try_start`]).
+    changes: u64,
 }
 
 impl Cloud {
@@ -155,6 +158,7 @@ impl Cloud {
             iterations: 0,
             gpu_prefill_s: 0.0,
             gpu_decode_s: 0.0,
+            changes: 0,
         })
     }
 
@@ -212,6 +216,7 @@ impl Cloud {
     /// The client cancels the rest of the stream; the request leaves at its replica's next iteration.
     pub fn cancel(&mut self, req: u32) {
         self.reqs[req as usize].cancelled = true;
+        self.changes += 1;
     }
 
     /// A speculative request's drafts reached the cloud: they join the next iteration of its replica (or,

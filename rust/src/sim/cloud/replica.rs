@@ -33,6 +33,8 @@ pub(super) struct Replica {
     pub(super) busy_until: Nanos,
     /// KV caches on their way to this replica (decode replicas).
     pub(super) inbound: u32,
+    /// The cloud's count of cancellations and hand-overs when this replica last released its own.
+    pub(super) released_at: u64,
 }
 
 impl Replica {
@@ -50,6 +52,7 @@ impl Replica {
             link_free: Nanos::ZERO,
             busy_until: Nanos::ZERO,
             inbound: 0,
+            released_at: 0,
         }
     }
 

@@ -22,6 +22,7 @@ impl Cloud {
             // still decoding on its prefill instance: it moves at that replica's next iteration
             if c.decode_on_prefill && c.generated < c.quota {
                 c.handover = Some(replica);
+                self.changes += 1;
             }
             return Ok(());
         }
