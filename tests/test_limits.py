@@ -266,6 +266,11 @@ def test_profile_values_beyond_the_limits_are_refused(tmp_path: Path, old: str, 
         ("base_s = ", "base_s = 30 #", "[iteration] base_s"),
         ("prefill_token_s = ", "prefill_token_s = 20 #", "[iteration] prefill_token_s"),
         ("decode_context_s = ", "decode_context_s = 0.5 #", "[iteration] decode_context_s"),
+        (
+            "decode_context_s = ",
+            "prefill_knee_tokens = 256\nprefill_knee_token_s = 20\ndecode_context_s = ",
+            "[iteration] prefill_knee_token_s",
+        ),
     ],
 )
 def test_profile_times_beyond_what_hardware_takes_are_refused(
@@ -303,6 +308,15 @@ def test_every_profile_time_has_a_documented_bound() -> None:
         assert f"``{key}``" in doc
     with pytest.raises(KeyError):
         time_bound("[iteration] nonsense_s")
+
+
+def test_the_knee_has_its_own_bound() -> None:
+    """The knee's price is bounded under its own key and reason, not under prefill_token_s's."""
+    bounds = {key: (max_s, why) for key, max_s, why in PROFILE_TIME_BOUNDS}
+    knee = bounds["[iteration] prefill_knee_token_s"]
+    assert knee[0] == time_bound("[iteration] prefill_knee_token_s") == 10.0
+    assert knee[1] != bounds["[iteration] prefill_token_s"][1]
+    assert "knee" in knee[1]
 
 
 def test_an_edited_profile_is_recorded_by_path_and_digest(tmp_path: Path) -> None:

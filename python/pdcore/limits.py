@@ -27,18 +27,19 @@ Profile time coefficients are bounded by what hardware can physically take (the 
 ``TIME_BOUNDS``, generous by orders of magnitude but finite), so an absurd value (an hour to write one token
 of KV cache) is refused with its key instead of being priced:
 
-================================  ===================  ============================================
-key                               limit                why
-================================  ===================  ============================================
-``[iteration] base_s``            10 s                 one pass over the weights: about 1 s on a CPU
-``[iteration] prefill_token_s``   10 s                 a CPU prefills a 70B model at ~10 tokens/s
-``[iteration] prefill_attn_s``    0.01 s               a query-key pair: milliseconds on a CPU core
-``[iteration] decode_seq_s``      10 s                 a decode step: one pass over the weights
-``[iteration] decode_context_s``  0.01 s               reading one token's KV cache: ~1 ms on a CPU
-``[kv_transfer] write_token_s``   1 s per token        writing one token's KV: milliseconds on a disk
-``[prefill] seconds``             10 s per token       each point's time over its prompt tokens
-``[decode] tpot_s``               10 s a step          each point: one pass over the weights
-================================  ===================  ============================================
+========================================  ===================  ============================================
+key                                       limit                why
+========================================  ===================  ============================================
+``[iteration] base_s``                    10 s                 one pass over the weights: about 1 s on a CPU
+``[iteration] prefill_token_s``           10 s                 a CPU prefills a 70B model at ~10 tokens/s
+``[iteration] prefill_knee_token_s``      10 s                 below the knee a token shares one weight pass
+``[iteration] prefill_attn_s``            0.01 s               a query-key pair: milliseconds on a CPU core
+``[iteration] decode_seq_s``              10 s                 a decode step: one pass over the weights
+``[iteration] decode_context_s``          0.01 s               reading one token's KV cache: ~1 ms on a CPU
+``[kv_transfer] write_token_s``           1 s per token        writing one token's KV: milliseconds on a disk
+``[prefill] seconds``                     10 s per token       each point's time over its prompt tokens
+``[decode] tpot_s``                       10 s a step          each point: one pass over the weights
+========================================  ===================  ============================================
 
 A time the simulator computes beyond its clock (a valid but extreme combination of prices and lengths) is
 an error naming the request and what was priced, never a saturated figure.

@@ -37,7 +37,7 @@ pub const PREFILL_TOKEN: TimeBound = TimeBound {
 pub const PREFILL_KNEE_TOKEN: TimeBound = TimeBound {
     key: "[iteration] prefill_knee_token_s",
     max_s: 10.0,
-    why: "a CPU prefills even a 70B model at about ten tokens a second, a hundred times faster",
+    why: "below the knee a token shares one pass over the weights, which takes a CPU about a second",
 };
 /// `[iteration] prefill_attn_s`, per unit of `chunk·(2·offset + chunk)` (half a query-key pair).
 pub const PREFILL_ATTENTION: TimeBound = TimeBound {
@@ -76,9 +76,10 @@ pub const DEVICE_DECODE_STEP: TimeBound = TimeBound {
     why: "a decode step is one pass over the weights: about a second on a CPU",
 };
 /// Every bound, as `pdcore.limits` lists them.
-pub const TIME_BOUNDS: [TimeBound; 8] = [
+pub const TIME_BOUNDS: [TimeBound; 9] = [
     ITERATION_BASE,
     PREFILL_TOKEN,
+    PREFILL_KNEE_TOKEN,
     PREFILL_ATTENTION,
     DECODE_SEQUENCE,
     DECODE_CONTEXT,
