@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 from pdcore.cli import app
 from pdcore.exceptions import InvalidInputError, ProfileError
 from pdcore.profiles import list_cloud_profiles, load_cloud_profile
+from pdcore.profiles._toml import toml_value
 from pdcore.profiles.build import build_profile
 from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.kv_transfer import MORI_COMMIT
 from pdcore.profiles.vidur import VidurSource
 
 VIDUR = Path(__file__).parent / "data" / "vidur"
@@ -155,3 +157,29 @@ def test_a_negative_knee_is_refused() -> None:
     )
     with pytest.raises(ProfileError, match="prefill_knee_tokens"):
         CloudProfile.from_toml_text(text)
+
+
+def test_every_shipped_profile_cites_its_kv_write_and_transfer_timing() -> None:
+    for name in list_cloud_profiles():
+        profile = load_cloud_profile(name)
+        assert profile.kv_source is not None, name
+        assert MORI_COMMIT in profile.kv_source, name
+        assert "pull request 19103" in profile.kv_source, name
+        assert CloudProfile.from_toml_text(profile.to_toml()).kv_source == profile.kv_source, name
+
+
+def test_a_built_profile_carries_the_kv_source_and_its_descriptor_size() -> None:
+    profile, text = build_profile(VidurSource(VIDUR, COMMIT), "a100", MODEL, 1)
+    assert profile.kv_source is not None
+    # one layer's K or V of a 16-token block of Llama-3-8B: 16 x 8 KV heads x 128 x 2 B
+    assert "is 32,768 B" in profile.kv_source
+    assert "0.69% of a 1,000-token transfer" in profile.kv_source
+    assert f"source = {toml_value(profile.kv_source)}" in text
+
+
+def test_a_kv_source_that_is_not_text_is_refused() -> None:
+    text = load_cloud_profile("llama3-8b-a100").to_toml()
+    broken = text.replace("[kv_transfer]\n", "[kv_transfer]\nsource = 3\n", 1)
+    broken = "\n".join(line for line in broken.splitlines() if not line.startswith('source = "write_token_s'))
+    with pytest.raises(ProfileError, match=r"kv_transfer.*source"):
+        CloudProfile.from_toml_text(broken)

@@ -128,10 +128,11 @@ def test_every_shipped_cloud_profile_prices_and_cites_the_cache_write() -> None:
 
     for name in list_cloud_profiles():
         profile = load_cloud_profile(name)
-        assert 0.0 < profile.kv_write_token_s < 1e-6, name
-        assert "write_token_s (an estimate" in profile.notes, name
+        assert 0.0 < profile.kv_write_token_s < 1e-5, name  # the A40 (696 GB/s) writes 7B MHA at 1.5 us
+        assert profile.kv_source is not None, name
+        assert "write_token_s derived" in profile.kv_source, name
         # the write is a sliver of the fitted prefill slope it is part of
-        assert profile.kv_write_token_s < 0.01 * profile.prefill_token_s, name
+        assert profile.kv_write_token_s < 0.02 * profile.prefill_token_s, name
 
 
 def test_a_profile_without_the_write_prices_none() -> None:

@@ -24,6 +24,7 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.build_text import ENGINE, price_comments, profile_notes
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.cloud_tables import FIT_KINDS, FitErrors, Hardware, ModelSize
+from pdcore.profiles.kv_transfer import kv_transfer_source
 from pdcore.profiles.vidur import StepModel, VidurSource
 
 __all__ = ["KNEES", "Row", "build_profile", "fit_rows", "grid", "profile_name"]
@@ -194,6 +195,13 @@ def build_profile(
         gpus_per_replica=tensor_parallel,
         kv_bytes_per_token=per_gpu_kv * tensor_parallel,
         kv_write_token_s=write_s,
+        kv_source=kv_transfer_source(
+            kv_bytes_per_token=per_gpu_kv * tensor_parallel,
+            layers=step.shape.layers,
+            tensor_parallel=tensor_parallel,
+            hbm_bytes_per_s=step.gpu.hbm_bytes_per_s,
+            gpu=step.gpu.name,
+        ),
         citation=f"Vidur: microsoft/vidur commit {source.commit}, files {', '.join(step.files)}",
         notes=profile_notes(step, rows, knee, fit, kv_note, write_s),
         usd_per_gpu_hour=price,

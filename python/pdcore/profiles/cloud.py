@@ -33,7 +33,8 @@ TOML layout::
                   prefill_knee_token_s, prefill_knee_tokens (optional, the knee; 0 when absent)
     [limits]      max_batch_size, max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica,
                   prefix_cache_tokens (optional: the prefix cache, default kv_cache_tokens)
-    [kv_transfer] bytes_per_token, write_token_s (optional, seconds; 0 when absent)
+    [kv_transfer] bytes_per_token, write_token_s (optional, seconds; 0 when absent), source (optional: where
+                  the KV write and transfer timing come from, `pdcore.profiles.kv_transfer`)
     [price]       usd_per_gpu_hour (optional table; without it the run's dollars are unknown)
     [wire]        prompt_bytes_per_token, stream_bytes_per_token (optional table; without it the run's bytes
                   are unknown)
@@ -111,7 +112,7 @@ _LIMIT_KEYS = (
     "gpus_per_replica",
     "prefix_cache_tokens",
 )
-_KV_KEYS = ("bytes_per_token", "write_token_s")
+_KV_KEYS = ("bytes_per_token", "write_token_s", "source")
 _SOURCE_KEYS = ("citation", "notes")
 _PRICE_KEYS = ("usd_per_gpu_hour",)
 _WIRE_KEYS = ("prompt_bytes_per_token", "stream_bytes_per_token")
@@ -141,6 +142,7 @@ class CloudProfile:
         kv_bytes_per_token: Bytes of KV cache per token, used for KV transfer sizes.
         kv_write_token_s: Seconds per token for a decode replica to write a received KV cache (the
             prefill side's write is inside ``prefill_token_s``; `pdcore._core.KvLink` in the cost model).
+        kv_source: Where the KV write and transfer timing come from (``[kv_transfer] source``), or None.
         citation: Where the numbers come from.
         notes: How the coefficients were derived.
         source: The file the profile was read from (used in error messages).
@@ -184,6 +186,7 @@ class CloudProfile:
     model_size: ModelSize | None = None
     engine: Engine | None = None
     fit: FitErrors | None = None
+    kv_source: str | None = None
 
     @property
     def prefix_cache_capacity(self) -> int:
@@ -259,6 +262,7 @@ class CloudProfile:
             kv_write_token_s=(
                 get_float(kv, "kv_transfer", "write_token_s", source) if "write_token_s" in kv else 0.0
             ),
+            kv_source=get_str(kv, "kv_transfer", "source", source) if "source" in kv else None,
             usd_per_gpu_hour=number(price, "price", "usd_per_gpu_hour"),
             prompt_bytes_per_token=number(wire, "wire", "prompt_bytes_per_token"),
             stream_bytes_per_token=number(wire, "wire", "stream_bytes_per_token"),

@@ -237,6 +237,7 @@ def cloud_profile_toml(profile: CloudProfile) -> str:
             "kv_transfer": {
                 "bytes_per_token": profile.kv_bytes_per_token,
                 "write_token_s": profile.kv_write_token_s or None,
+                "source": profile.kv_source,
             },
             "price": price,
             "wire": wire,
