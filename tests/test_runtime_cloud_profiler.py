@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 pytest.importorskip("httpx", reason="the live runtime needs the `device` extra (httpx, httpx-sse)")
 pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` extra (httpx, httpx-sse)")
 
 from pdcore import InvalidInputError
 from pdcore._core import CloudCost
+from pdcore.cli import app
+from pdcore.exceptions import ProfileError
 from pdcore.profiles import CloudProfile
+from pdcore.profiles.cloud_tables import physics_floors
 from pdcore.runtime import CloudClient
 from pdcore.runtime.cloud_profiler import (
     CloudMeasurement,
     cloud_profile_toml,
     fit_cloud_profile,
     measure_cloud,
+    physics_inputs,
 )
 from pdcore.runtime.testing import CloudScript, FakeCloud, word_pieces
 
@@ -131,3 +138,86 @@ def test_bad_settings_are_refused() -> None:
             asyncio.run(run(**options))
     with pytest.raises(InvalidInputError, match="max_tokens_per_iteration"):
         fit_cloud_profile(synthetic(batching=False), max_tokens_per_iteration=0)
+
+
+SEVENTY_B = 70e9
+"""A model far too large for `TRUE`'s speed on one A100: 2 x 70e9 / (312e12 x 0.85) = 528 us a prefill token
+(`TRUE` says 200 us) and 140 GB / 2.039 TB/s = 68.7 ms to read the weights (`TRUE`'s base is 4 ms)."""
+
+
+def test_a_fit_faster_than_the_hardware_is_held_at_the_physics_floors() -> None:
+    m = synthetic(batching=True)
+    hardware, size = physics_inputs("a100", parameters=SEVENTY_B)
+    assert hardware is not None
+    assert size is not None
+    assert hardware.peak_dense_flops == 312e12
+    token_floor, weights_s = physics_floors(hardware, size, 1)
+    free = fit_cloud_profile(m, max_tokens_per_iteration=512)
+    assert free.prefill_token_s < token_floor
+    assert free.base_s < weights_s
+    held = fit_cloud_profile(m, max_tokens_per_iteration=512, hardware=hardware, model_size=size)
+    assert held.held == ("prefill_token_s", "base_s")
+    assert held.prefill_token_s >= token_floor
+    assert held.base_s >= weights_s
+    text = cloud_profile_toml(
+        m,
+        held,
+        name="guarded",
+        model="m",
+        gpu="a100",
+        kv_bytes_per_token=1,
+        hardware=hardware,
+        model_size=size,
+    )
+    profile = CloudProfile.from_toml_text(text)  # the loader's physics guard accepts it
+    assert profile.hardware == hardware
+    assert profile.model_size == size
+    assert "held at the floor the hardware allows: prefill_token_s, base_s" in profile.notes
+    # the same profile priced by the unguarded fit is refused by the loader, naming the key
+    with pytest.raises(ProfileError, match=r"\[iteration\] prefill_token_s.*fix: raise prefill_token_s"):
+        dataclasses.replace(
+            profile, base_s=free.base_s, prefill_token_s=free.prefill_token_s, source="<unguarded>"
+        )
+
+
+def test_a_fit_within_the_hardware_is_left_alone() -> None:
+    m = synthetic(batching=True)
+    hardware, size = physics_inputs("h100", parameters=1e8)
+    free = fit_cloud_profile(m)
+    guarded = fit_cloud_profile(m, hardware=hardware, model_size=size)
+    assert guarded.held == ()
+    assert guarded.prefill_token_s == pytest.approx(free.prefill_token_s)
+    assert guarded.base_s == pytest.approx(free.base_s)
+
+
+def test_the_physics_inputs_come_whole_or_not_at_all() -> None:
+    assert physics_inputs("unknown") == (None, None)
+    assert physics_inputs("a100") == (None, None)  # a GPU named for the record only
+    hardware, size = physics_inputs("my-gpu", peak_dense_flops=1e15, hbm_bytes_per_s=3e12, parameters=8e9)
+    assert hardware is not None
+    assert hardware.hbm_bytes_per_s == 3e12
+    assert size is not None
+    assert size.bytes_per_parameter == 2.0
+    with pytest.raises(InvalidInputError, match=r"--parameters is missing.*fix: pass --parameters"):
+        physics_inputs("my-gpu", peak_dense_flops=1e15, hbm_bytes_per_s=3e12)
+    with pytest.raises(InvalidInputError, match=r"--hbm-bandwidth is missing.*a100, a40, h100"):
+        physics_inputs("my-gpu", peak_dense_flops=1e15, parameters=8e9)
+    with pytest.raises(InvalidInputError, match=r"--parameters = -1\.0; fix: pass a positive number"):
+        physics_inputs("a100", parameters=-1.0)
+
+
+def test_the_command_refuses_half_a_physics_guard_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "cloud.toml"
+    args = [
+        "profile-cloud",
+        "--cloud-url",
+        "http://127.0.0.1:9",
+        "--out",
+        str(out),
+        "--gpu-peak-flops",
+        "1e15",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "--hbm-bandwidth is missing" in " ".join(result.output.split())
+    assert not out.exists()

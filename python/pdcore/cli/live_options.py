@@ -1,5 +1,6 @@
 """What the live commands share (``pdcore chat``, ``validate``, ``serve``): the device's threads, its
-profile, ``--k`` and ``--cloud-param``.
+profile, ``--k`` and ``--cloud-param``; ``pdcore profile-cloud``'s physics guard (``--gpu``, ``--parameters``,
+...).
 
 Ground floor beside `pdcore.cli.options`: the live command modules import it and none imports another.
 Each value is checked where it enters, naming the flag and the fix.
@@ -19,10 +20,16 @@ from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_pro
 
 __all__ = [
     "SHIPPED_PROFILE",
+    "BytesPerParameterOption",
     "CloudUrlOption",
+    "GpuOption",
+    "GpuPeakFlopsOption",
+    "HbmBandwidthOption",
     "MaxTpotOption",
     "ModelOption",
+    "ParametersOption",
     "ProfileOption",
+    "TensorParallelOption",
     "ThreadsOption",
     "cloud_params",
     "device_profile",
@@ -41,6 +48,28 @@ ProfileOption = Annotated[
     str | None, typer.Option("--profile", help="Device profile name or .toml (`pdcore profile-device`).")
 ]
 ThreadsOption = Annotated[int | None, typer.Option("--threads", help="Device threads (llama.cpp).")]
+GpuOption = Annotated[
+    str,
+    typer.Option(
+        "--gpu", help="The accelerator; a100, h100 or a40 also gives the physics guard its figures."
+    ),
+]
+GpuPeakFlopsOption = Annotated[
+    float | None, typer.Option("--gpu-peak-flops", help="Peak dense bf16/fp16 FLOPs a second of one GPU.")
+]
+HbmBandwidthOption = Annotated[
+    float | None, typer.Option("--hbm-bandwidth", help="HBM bytes a second of one GPU.")
+]
+ParametersOption = Annotated[
+    float | None,
+    typer.Option("--parameters", help="The model's parameter count: turns on the physics guard."),
+]
+BytesPerParameterOption = Annotated[
+    float, typer.Option("--bytes-per-parameter", help="Bytes a weight (2 for bf16/fp16).")
+]
+TensorParallelOption = Annotated[
+    int, typer.Option("--tensor-parallel", min=1, max=4096, help="GPUs the server splits the model over.")
+]
 
 SHIPPED_PROFILE = "smollm2-135m-q4-cpu{threads}"
 """The shipped profile used for the default model when ``--profile`` is not given."""

@@ -1,5 +1,5 @@
-"""The live runtime's commands: ``pdcore chat``, ``pdcore profile-device``, ``pdcore profile-cloud`` and
-``pdcore validate`` (its own module, `pdcore.cli.validate`).
+"""The live runtime's commands: ``pdcore chat``, ``pdcore profile-device``, ``pdcore profile-cloud`` (its own
+module, `pdcore.cli.cloud_profiling`) and ``pdcore validate`` (its own module, `pdcore.cli.validate`).
 
 `register` adds them to the ``pdcore`` Typer app. They need the ``device`` extra (httpx, httpx-sse,
 llama-cpp-python), imported only when a command runs, so the simulator's commands work without it. The
@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from pdcore.cli.chat_pieces import check_chat_pieces
+from pdcore.cli.cloud_profiling import profile_cloud
 from pdcore.cli.live_options import CloudUrlOption, MaxTpotOption, ModelOption, ProfileOption, ThreadsOption
 from pdcore.cli.live_options import cloud_params as _params
 from pdcore.cli.live_options import device_profile as _profile
@@ -294,83 +295,6 @@ def profile_device(
         )
         write_text(out, text)
         console.print(f"wrote {escape(str(out))} in {measured.seconds:.0f} s")
-
-
-def profile_cloud(
-    *,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the cloud profile TOML.")],
-    cloud_url: CloudUrlOption = None,
-    lengths: Annotated[
-        str, typer.Option("--lengths", help="Prompt lengths whose first token is timed, comma-separated.")
-    ] = "128,256,512,1024,2048",
-    concurrency: Annotated[
-        str, typer.Option("--concurrency", help="Concurrent streams whose gaps are timed, comma-separated.")
-    ] = "1,2,4",
-    decode_tokens: Annotated[int, typer.Option("--decode-tokens", help="Tokens per concurrent stream.")] = 32,
-    repeats: Annotated[int, typer.Option("--repeats", help="Rounds over the prompt lengths.")] = 3,
-    max_tokens_per_iteration: Annotated[
-        int, typer.Option("--max-tokens-per-iteration", help="The server's prompt batch (llama.cpp n_batch).")
-    ] = 512,
-    kv_cache_tokens: Annotated[
-        int | None,
-        typer.Option("--kv-cache-tokens", help="KV-cache capacity in tokens; default: the server's context."),
-    ] = None,
-    kv_bytes_per_token: Annotated[
-        int, typer.Option("--kv-bytes-per-token", help="The model's KV cache per token, bytes.")
-    ] = 23040,
-    name: Annotated[str, typer.Option("--name", help="Profile name.")] = "measured-cloud",
-    model_name: Annotated[
-        str, typer.Option("--model-name", help="The served model, for the record.")
-    ] = "unknown",
-    gpu: Annotated[str, typer.Option("--gpu", help="The accelerator, for the record.")] = "unknown",
-    api: Annotated[str, typer.Option("--api", help="completions or chat.")] = "completions",
-    cloud_param: Annotated[
-        list[str] | None, typer.Option("--cloud-param", help="Extra request field KEY=VALUE (repeatable).")
-    ] = None,
-) -> None:
-    """Measure an OpenAI-compatible endpoint and write a cloud profile the simulator loads."""
-    with reported(live=True):
-        check_outputs({"--out": out}, {})
-        from pdcore.runtime import CloudClient  # noqa: PLC0415  # reason: the optional runtime
-        from pdcore.runtime.cloud_profiler import (  # noqa: PLC0415  # reason: the optional runtime
-            cloud_profile_toml,
-            fit_cloud_profile,
-            measure_cloud,
-        )
-
-        console = stderr()
-        streams = _lengths(concurrency, "--concurrency")
-
-        async def run() -> Any:
-            async with CloudClient(cloud_url, extra_body=_params(cloud_param), api=api) as client:
-                return await measure_cloud(
-                    client,
-                    lengths=_lengths(lengths, "--lengths"),
-                    concurrency=streams,
-                    decode_tokens=decode_tokens,
-                    repeats=repeats,
-                    progress=lambda line: console.print(escape(line)),
-                )
-
-        measured = asyncio.run(run())
-        fit = fit_cloud_profile(measured, max_tokens_per_iteration=max_tokens_per_iteration)
-        text = cloud_profile_toml(
-            measured,
-            fit,
-            name=name,
-            model=model_name,
-            gpu=gpu,
-            kv_bytes_per_token=kv_bytes_per_token,
-            kv_cache_tokens=kv_cache_tokens,
-        )
-        write_text(out, text)
-        console.print(
-            f"wrote {escape(str(out))} in {measured.seconds:.0f} s: base {fit.base_s * 1e3:.2f} ms, "
-            f"{fit.prefill_token_s * 1e6:.1f} us per prompt token, decode step "
-            f"{(fit.base_s + fit.decode_seq_s) * 1e3:.2f} ms + {fit.decode_context_s * 1e9:.1f} ns per "
-            f"context token, at most {measured.max_overlap} stream(s) at once; largest fit error "
-            f"{fit.prefill_error * 100:.1f}% (first token), {fit.decode_error * 100:.1f}% (gaps)"
-        )
 
 
 def register(app: typer.Typer) -> None:

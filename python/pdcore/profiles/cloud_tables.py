@@ -35,6 +35,7 @@ __all__ = [
     "ModelSize",
     "check_physics",
     "cloud_profile_toml",
+    "physics_floors",
     "read_optional_tables",
 ]
 
@@ -147,6 +148,17 @@ def _prefill_points(budget: int) -> list[int]:
     return [*points, budget]
 
 
+def physics_floors(hardware: Hardware, model: ModelSize, tensor_parallel: int) -> tuple[float, float]:
+    """The two floors of the physics guard (module docstring): the fastest a prefill token may be priced
+    (``2 x parameters / (tensor_parallel x peak_dense_flops x 0.85)``) and the fastest decode step (reading
+    every weight once over the HBM), in seconds."""
+    flops_per_token = (
+        2.0 * model.parameters / (tensor_parallel * hardware.peak_dense_flops * PEAK_FLOPS_FRACTION)
+    )
+    weights_s = model.parameters * model.bytes_per_parameter / (tensor_parallel * hardware.hbm_bytes_per_s)
+    return flops_per_token, weights_s
+
+
 def check_physics(
     hardware: Hardware,
     model: ModelSize,
@@ -169,9 +181,7 @@ def check_physics(
     Raises:
         ProfileError: A prefill or decode step is priced below its bound; the message names the key.
     """
-    flops_per_token = (
-        2.0 * model.parameters / (tensor_parallel * hardware.peak_dense_flops * PEAK_FLOPS_FRACTION)
-    )
+    flops_per_token, weights_s = physics_floors(hardware, model, tensor_parallel)
     for n in _prefill_points(budget):
         priced, bound = iteration_s([n], []), flops_per_token * n
         if priced < bound:
@@ -182,7 +192,6 @@ def check_physics(
                 f"{PEAK_FLOPS_FRACTION})); fix: raise prefill_token_s (or the knee's prefill_knee_token_s), "
                 "or correct [hardware] and [model_size]"
             )
-    weights_s = model.parameters * model.bytes_per_parameter / (tensor_parallel * hardware.hbm_bytes_per_s)
     priced = iteration_s([], [1])
     if priced < weights_s:
         raise ProfileError(

@@ -32,6 +32,11 @@ token, or at its whole deadline, so a server that streams for ever cannot hold t
 The profile's limits: ``max_batch_size`` the most streams seen decoding at once, ``kv_cache_tokens`` the
 server's context window (learned from the server where it says, else ``--kv-cache-tokens``),
 ``max_tokens_per_iteration`` the server's prompt batch (llama.cpp's ``n_batch``, 512 by default; a flag).
+
+The physics guard (`pdcore.profiles.cloud_tables`): given the GPU (a name of `pdcore.profiles.vidur.GPUS`, or
+its peak dense FLOPs and HBM bandwidth) and the model's parameter count (`physics_inputs`), the fit holds
+``prefill_token_s`` and ``base_s`` at or above the floors those allow (`pdcore.runtime.fit.fit_iteration`),
+and the profile carries ``[hardware]`` and ``[model_size]`` so that loading it checks them again.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from dataclasses import dataclass
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.profiles.cloud import CloudProfile
+from pdcore.profiles.cloud_tables import Hardware, ModelSize, physics_floors
+from pdcore.profiles.vidur import GPUS
 from pdcore.runtime.cloud import CloudClient
 from pdcore.runtime.fit import CloudFit, fit_iteration
 from pdcore.runtime.profiler import filler_text
@@ -58,6 +65,7 @@ __all__ = [
     "cloud_profile_toml",
     "fit_cloud_profile",
     "measure_cloud",
+    "physics_inputs",
 ]
 
 DEFAULT_LENGTHS = (128, 256, 512, 1024, 2048)
@@ -231,8 +239,57 @@ async def measure_cloud(
     )
 
 
-def fit_cloud_profile(measurement: CloudMeasurement, *, max_tokens_per_iteration: int = 512) -> CloudFit:
-    """Fits the iteration model to a measurement (module docstring; `pdcore.runtime.fit.fit_iteration`).
+def physics_inputs(
+    gpu: str,
+    *,
+    peak_dense_flops: float | None = None,
+    hbm_bytes_per_s: float | None = None,
+    parameters: float | None = None,
+    bytes_per_parameter: float = 2.0,
+) -> tuple[Hardware | None, ModelSize | None]:
+    """The GPU's and model's figures the physics guard needs, from ``--gpu`` (a name in
+    `pdcore.profiles.vidur.GPUS` gives its datasheet figures) and the explicit flags (which win); (None, None)
+    when nothing is given.
+
+    Raises:
+        InvalidInputError: Some figures are given and others missing, or one is not a positive number.
+    """
+    known = GPUS.get(gpu.strip().lower())
+    if known is not None:
+        peak_dense_flops = peak_dense_flops or known.peak_dense_flops
+        hbm_bytes_per_s = hbm_bytes_per_s or known.hbm_bytes_per_s
+    given = {
+        "--gpu-peak-flops": peak_dense_flops,
+        "--hbm-bandwidth": hbm_bytes_per_s,
+        "--parameters": parameters,
+        "--bytes-per-parameter": bytes_per_parameter,
+    }
+    if parameters is None and (known is not None or (peak_dense_flops is None and hbm_bytes_per_s is None)):
+        return None, None
+    figures: list[float] = []
+    for flag, value in given.items():
+        if value is None:
+            raise InvalidInputError(
+                f"{flag} is missing, and the physics guard needs it with the others; fix: pass {flag} (or a "
+                f"--gpu of {', '.join(sorted(GPUS))} for the GPU's figures), or none of them"
+            )
+        if isinstance(value, bool) or not (math.isfinite(value) and 0 < value <= 1e18):
+            raise InvalidInputError(f"{flag} = {value!r}; fix: pass a positive number")
+        figures.append(float(value))
+    flops, hbm, count, width = figures
+    return Hardware(flops, hbm), ModelSize(count, width)
+
+
+def fit_cloud_profile(
+    measurement: CloudMeasurement,
+    *,
+    max_tokens_per_iteration: int = 512,
+    hardware: Hardware | None = None,
+    model_size: ModelSize | None = None,
+    tensor_parallel: int = 1,
+) -> CloudFit:
+    """Fits the iteration model to a measurement (module docstring; `pdcore.runtime.fit.fit_iteration`),
+    within the physics guard's floors when ``hardware`` and ``model_size`` are given.
 
     Raises:
         InvalidInputError: Too few rows, or no first-token time above the round trip.
@@ -244,6 +301,11 @@ def fit_cloud_profile(measurement: CloudMeasurement, *, max_tokens_per_iteration
         rtt_s=m.rtt_s,
         max_tokens_per_iteration=max_tokens_per_iteration,
         source=m.endpoint,
+        floors=(
+            None
+            if hardware is None or model_size is None
+            else physics_floors(hardware, model_size, tensor_parallel)
+        ),
     )
 
 
@@ -258,6 +320,8 @@ def cloud_profile_toml(
     kv_cache_tokens: int | None = None,
     gpus_per_replica: int = 1,
     tensor_parallel: int = 1,
+    hardware: Hardware | None = None,
+    model_size: ModelSize | None = None,
 ) -> str:
     """The cloud profile TOML (the format `CloudProfile` reads) for a measurement and its fit.
 
@@ -295,14 +359,21 @@ def cloud_profile_toml(
         f"tokens, {fit.decode_error * 100:.1f}% on the gaps. The request handling before the first step is "
         "folded into base_s."
     )
+    if hardware is not None and model_size is not None:
+        held = ", ".join(fit.held) if fit.held else "none"
+        notes += (
+            f" Physics guard: {model_size.parameters:,.0f} parameters on a GPU of "
+            f"{hardware.peak_dense_flops:.4g} FLOPs and {hardware.hbm_bytes_per_s:.4g} B/s at tensor "
+            f"parallelism {tensor_parallel}; coefficients held at the floor the hardware allows: {held}."
+        )
     profile = CloudProfile(
         name=name,
         description=f"{model} behind {m.endpoint}, measured by pdcore profile-cloud",
         model=model,
         gpu=gpu,
         tensor_parallel=tensor_parallel,
-        base_s=_rounded(fit.base_s),
-        prefill_token_s=_rounded(fit.prefill_token_s),
+        base_s=_rounded(fit.base_s, up="base_s" in fit.held),
+        prefill_token_s=_rounded(fit.prefill_token_s, up="prefill_token_s" in fit.held),
         prefill_attn_s=_rounded(fit.prefill_attn_s),
         decode_seq_s=_rounded(fit.decode_seq_s),
         decode_context_s=_rounded(fit.decode_context_s),
@@ -314,12 +385,16 @@ def cloud_profile_toml(
         citation=f"Measured with pdcore profile-cloud against {m.endpoint} on {stamp}.",
         notes=notes,
         source=f"<profile {name}>",
+        hardware=hardware if model_size is not None else None,
+        model_size=model_size if hardware is not None else None,
     )
     text = profile.to_toml()
     CloudProfile.from_toml_text(text, source=profile.source)  # as `pdcore.profiles` will read it
     return text
 
 
-def _rounded(value: float) -> float:
-    """A coefficient to six significant digits, as the profile stores it."""
-    return float(f"{value:.6g}")
+def _rounded(value: float, *, up: bool = False) -> float:
+    """A coefficient to six significant digits, as the profile stores it; ``up``: never below ``value`` (a
+    coefficient held at a physics floor stays at or above it)."""
+    rounded = float(f"{value:.6g}")
+    return float(f"{value * (1 + 1e-5):.6g}") if up and rounded < value else rounded

@@ -18,6 +18,11 @@ non-negative coefficients (`fit_relative`), the method the shipped profiles were
   one-way delay). Fitted apart, ``base`` is as large as both kinds of rows allow: ``decode_seq`` and
   ``handling_s`` are never both above zero (the shared fixed cost is the smaller of the two intercepts,
   each side keeps its own remainder).
+
+  With the physics guard's floors (``floors``: `pdcore.profiles.cloud_tables.physics_floors` of the GPU and
+  model measured), ``prefill_token_s`` is at least the FLOPs floor of a prefill token and ``base_s`` at least
+  the time to read the weights once, so no fitted step is priced faster than the hardware allows (a fit held
+  at a floor says so in `CloudFit.held`).
 """
 
 from __future__ import annotations
@@ -49,12 +54,18 @@ CONTEXT_BIN_TOKENS = 64
 
 
 def fit_relative(
-    what: str, design: npt.ArrayLike, seconds: Sequence[float], subsets: Sequence[tuple[int, ...]]
+    what: str,
+    design: npt.ArrayLike,
+    seconds: Sequence[float],
+    subsets: Sequence[tuple[int, ...]],
+    floors: Sequence[float] | None = None,
 ) -> list[float]:
     """Least squares on relative error of ``design @ c`` against ``seconds`` with every ``c[i] >= 0``: the
     unconstrained optimum of each subset of the columns, the best whose coefficients are all ``>= 0`` (the
     constrained optimum lies on a face where the negative ones are zero). The rule is ours; the shipped
-    cloud profiles were fitted the same way.
+    cloud profiles were fitted the same way. With ``floors`` (one per column) every ``c[i] >= floors[i]``
+    instead: the same search over ``c - floors``, a column outside the subset held at its floor (and every
+    column at its floor a candidate).
 
     Raises:
         InvalidInputError: No rows, rows and times of different sizes, or a time that is not a positive
@@ -67,16 +78,20 @@ def fit_relative(
         raise InvalidInputError(f"{what}: times {list(seconds)!r}; each must be a positive number")
     t = np.asarray(seconds, dtype=np.float64)
     columns = matrix / t[:, None]
+    floor = np.zeros(matrix.shape[1]) if floors is None else np.asarray(floors, dtype=np.float64)
+    target = 1.0 - columns @ floor
     best: tuple[float, list[float]] | None = None
+    if floors is not None:  # every coefficient at its floor is a candidate too
+        best = (float(np.sum((columns @ floor - 1.0) ** 2)), [float(f) for f in floor])
     for terms in subsets:
         if len(terms) > len(t):
             continue
-        solution, *_ = np.linalg.lstsq(columns[:, terms], np.ones_like(t), rcond=None)
+        solution, *_ = np.linalg.lstsq(columns[:, terms], target, rcond=None)
         if np.any(solution < 0.0) or not np.all(np.isfinite(solution)):
             continue
-        full = [0.0] * matrix.shape[1]
+        full = [float(f) for f in floor]
         for term, value in zip(terms, solution, strict=True):
-            full[term] = float(value)
+            full[term] += float(value)
         error = float(np.sum((columns @ np.asarray(full) - 1.0) ** 2))
         if best is None or error < best[0] - 1e-12:
             best = (error, full)
@@ -143,6 +158,8 @@ class CloudFit:
         decode_error: Largest relative error on the decode rows (medians per batch and context).
         decode_rows: The decode rows: (streams decoding, sum of contexts, median gap).
         handling_s: The request's handling before its first step, when fitted apart from ``base_s``.
+        held: The keys the physics guard's floors held up (the unconstrained fit priced them faster than
+            the hardware allows), e.g. ``("prefill_token_s",)``.
     """
 
     base_s: float
@@ -155,6 +172,7 @@ class CloudFit:
     decode_error: float
     decode_rows: tuple[tuple[int, float, float], ...] = field(default=())
     handling_s: float = 0.0
+    held: tuple[str, ...] = ()
 
 
 def _subsets(*, cached: bool, handling: bool) -> tuple[tuple[int, ...], ...]:
@@ -197,6 +215,7 @@ def fit_iteration(
     handling: bool = False,
     what: str = "profile-cloud",
     source: str = "the endpoint",
+    floors: tuple[float, float] | None = None,
 ) -> CloudFit:
     """Fits the cloud's iteration model (module docstring).
 
@@ -209,6 +228,7 @@ def fit_iteration(
         handling: Fit the request's handling before its first step apart from ``base_s``.
         what: The command named in errors.
         source: What was measured, named in errors.
+        floors: The least ``prefill_token_s`` and ``base_s`` (seconds) the hardware allows, or None.
 
     Raises:
         InvalidInputError: No first-token time above the round trip, or no non-negative fit.
@@ -235,7 +255,18 @@ def fit_iteration(
     extra = [0.0] if handling else []
     rows = prefill_rows + [[1.0, 0.0, 0.0, float(b), c, *extra] for b, c, _ in decode_rows]
     times = prefill_t + [g for _, _, g in decode_rows]
-    coef = fit_relative(what, rows, times, _subsets(cached=cached, handling=handling))
+    subsets = _subsets(cached=cached, handling=handling)
+    coef = fit_relative(what, rows, times, subsets)
+    held: tuple[str, ...] = ()
+    if floors is not None:
+        least = [0.0] * len(rows[0])
+        least[_PREFILL_TOKEN], least[_BASE] = (0.0 if cached else floors[0]), floors[1]
+        held = tuple(
+            key
+            for key, column in (("prefill_token_s", _PREFILL_TOKEN), ("base_s", _BASE))
+            if coef[column] < least[column]
+        )
+        coef = fit_relative(what, rows, times, subsets, least)
     predicted = np.asarray(rows) @ np.asarray(coef)
     relative = np.abs(predicted - np.asarray(times)) / np.asarray(times)
     n = len(prefill_rows)
@@ -250,4 +281,5 @@ def fit_iteration(
         decode_error=float(relative[n:].max()) if len(relative) > n else math.nan,
         decode_rows=decode_rows,
         handling_s=coef[_HANDLING] if handling else 0.0,
+        held=held,
     )

@@ -174,6 +174,9 @@ def cloud_model(
         decode_seq_s=measured.decode_seq_s + measured.base_s - base,
         prefill_token_s=0.0,
         prefill_attn_s=0.0,
+        # a cached prompt runs no forward pass: the physics guard's prefill floor is not its price
+        hardware=None,
+        model_size=None,
     )
     return cached, rtt_s / 2.0 + max(first - cached.base_s, 0.0) / 2.0
 
