@@ -45,6 +45,18 @@ from pdcore.cli.options import (
 )
 from pdcore.cli.policy_progress import PolicyProgress
 from pdcore.cli.size_check import CloudCheck, check_cloud
+from pdcore.cli.size_planner import (
+    DEFAULT_DEPLOYMENTS,
+    DEFAULT_EXECUTOR,
+    CloudsOption,
+    DeploymentsOption,
+    ModelFamilyOption,
+    PlannerFlags,
+    SizeExecutorOption,
+    clouds_inputs,
+    plan_sizes,
+    planner_clouds,
+)
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.policies import Policy, make_policy, split_policy_specs
@@ -230,8 +242,16 @@ def size(
     target: TargetOption = DEFAULT_SIZING_TARGET,
     max_replicas: MaxReplicasOption = DEFAULT_MAX_REPLICAS,
     json_out: SizeJsonOption = None,
+    model_family: ModelFamilyOption = None,
+    clouds: CloudsOption = None,
+    deployments: DeploymentsOption = DEFAULT_DEPLOYMENTS,
+    executor: SizeExecutorOption = DEFAULT_EXECUTOR,
 ) -> None:
-    """Find the smallest cloud (GPUs) that meets the SLO for each policy, and the whole-cloud gain."""
+    """Find the smallest cloud (GPUs) that meets the SLO for each policy, and the whole-cloud gain.
+
+    With --model-family or --clouds: size every cloud profile, deployment and policy, with GPUs, $ per
+    month, TTFT p90, per-user tokens/s and each policy's Pareto front.
+    """
     with reported():
         chosen = _policies(trace, workload_kind, policies)
         check_workload_flags(requests=requests, rate=rate, limit=limit, rate_scale=rate_scale, seed=seed)
@@ -253,38 +273,68 @@ def size(
             rate_scale=rate_scale,
             synthetic=WORKLOADS[workload_kind],
         )
-        inputs = workload_named.inputs() | scenario_spec.inputs() | policy_inputs(policies)
-        check_outputs({"--json": json_out}, inputs)
-        scenario = scenario_spec.build()
-        workload = workload_named.load()
-        started = time.perf_counter()
-        found = _size_each(workload, chosen, scenario, seed=seed, target=target, max_replicas=max_replicas)
-        baseline = found.get("cloud-only")
-        gains = {name: whole_cloud_gain(baseline, s) if baseline else None for name, s in found.items()}
-        console = stdout()
-        console.print(_table(workload, found, gains, limit))
-        for sized in found.values():
-            if sized.bound == "unattainable":
-                note = _unattainable_note(sized, scenario.slo, max_replicas)
-                stderr().print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
-        checks = _check_each(workload, chosen, found, scenario, seed=seed, max_replicas=max_replicas)
-        document: dict[str, Any] = {
-            "pdcore_version": __version__,
-            "workload": workload.describe(),
-            "config": scenario.describe() | {"seed": seed, "target": target, "max_replicas": max_replicas},
-            "sizing": {name: s.describe() for name, s in found.items()},
-            "whole_cloud_gain": {
-                name: None if g is None or math.isinf(g) else g for name, g in gains.items()
-            },
-            "cloud_check": {name: check.describe() for name, check in checks.items()},
-        }
-        if json_out is not None:
-            write_text(json_out, dumps(document))
-        console.print(
-            f"sized {len(found)} policies in {time.perf_counter() - started:.1f} s"
-            + (f"; wrote {escape(str(json_out))}" if json_out is not None else ""),
-            soft_wrap=True,
+        searched = planner_clouds(
+            PlannerFlags(model_family, clouds, deployments, executor), cloud=cloud, deployment=deployment
         )
+        inputs = workload_named.inputs() | scenario_spec.inputs() | policy_inputs(policies)
+        if searched is not None:
+            inputs |= clouds_inputs(searched[0])
+        check_outputs({"--json": json_out}, inputs)
+        scenario = scenario_spec.build() if searched is None else None
+        workload = workload_named.load()
+        settings = {"seed": seed, "target": target, "max_replicas": max_replicas}
+        if scenario is not None:
+            _size_one(workload, chosen, scenario, limit, settings, json_out)
+        elif searched is not None:
+            window = window_label(workload, limit)
+            plan_sizes(
+                workload,
+                scenario_spec,
+                searched,
+                policies,
+                executor=executor,
+                window=window,
+                settings=settings,
+                json_out=json_out,
+            )
+
+
+def _size_one(
+    workload: Workload,
+    chosen: list[Policy],
+    scenario: Scenario,
+    limit: int | None,
+    settings: dict[str, Any],
+    json_out: Path | None,
+) -> None:
+    """The sizing of one cloud profile and deployment: the table, the notices, the check and the JSON."""
+    seed, target, max_replicas = settings["seed"], settings["target"], settings["max_replicas"]
+    started = time.perf_counter()
+    found = _size_each(workload, chosen, scenario, seed=seed, target=target, max_replicas=max_replicas)
+    baseline = found.get("cloud-only")
+    gains = {name: whole_cloud_gain(baseline, s) if baseline else None for name, s in found.items()}
+    console = stdout()
+    console.print(_table(workload, found, gains, limit))
+    for sized in found.values():
+        if sized.bound == "unattainable":
+            note = _unattainable_note(sized, scenario.slo, max_replicas)
+            stderr().print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    checks = _check_each(workload, chosen, found, scenario, seed=seed, max_replicas=max_replicas)
+    document: dict[str, Any] = {
+        "pdcore_version": __version__,
+        "workload": workload.describe(),
+        "config": scenario.describe() | {"seed": seed, "target": target, "max_replicas": max_replicas},
+        "sizing": {name: s.describe() for name, s in found.items()},
+        "whole_cloud_gain": {name: None if g is None or math.isinf(g) else g for name, g in gains.items()},
+        "cloud_check": {name: check.describe() for name, check in checks.items()},
+    }
+    if json_out is not None:
+        write_text(json_out, dumps(document))
+    console.print(
+        f"sized {len(found)} policies in {time.perf_counter() - started:.1f} s"
+        + (f"; wrote {escape(str(json_out))}" if json_out is not None else ""),
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

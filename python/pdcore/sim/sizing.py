@@ -35,7 +35,8 @@ as ``"unattainable"`` with the reason in `Sizing.reason`:
   `PLATEAU_GAIN`), the search stops at the best cloud found.
 
 GPUs are ``replicas * gpus_per_replica``; goodput per GPU is the rate of requests that meet the SLO
-divided by the GPUs (DistServe's per-GPU goodput).
+divided by the GPUs (DistServe's per-GPU goodput). Probes may be kept in a
+`pdcore.sim.sizing_probes.ProbeCache` that many searches share (`pdcore.sim.planner_search`).
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
-from pdcore.sim.result import SimResult
 from pdcore.sim.scenario import Scenario
+from pdcore.sim.sizing_probes import Probe, ProbeCache, ProbeKey, sizing_attainment
 from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
-from pdcore.slo import within_objective
 from pdcore.traces.workload import Workload
 
 __all__ = [
@@ -77,14 +77,6 @@ Bound = Literal["found", "no_cloud", "unattainable"]
 Progress = Callable[[str, float, bool], None]
 """Called after each probe with the cloud tried (``"3P+2D"`` or ``"x4"``), its attainment and whether it
 met the target."""
-
-
-def sizing_attainment(result: SimResult) -> float:
-    """The share of requests within the TTFT objective and with every display gap within ``max_tpot_s``."""
-    slo = result.slo
-    ttft_ok = within_objective(result.results["ttft_s"], slo.ttft_s)
-    gap_ok = within_objective(result.results["max_gap_s"], slo.max_tpot_s)
-    return float(np.mean(ttft_ok & gap_ok)) if len(ttft_ok) else 1.0
 
 
 @dataclass(frozen=True)
@@ -197,6 +189,7 @@ class _Search:
     seed: int
     target: float
     progress: Progress | None
+    probes: ProbeCache | None = None
     seen: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
     times: dict[tuple[int, int], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = field(
         default_factory=dict
@@ -210,19 +203,28 @@ class _Search:
         self.delays = self.scenario.one_way_s(len(self.workload), self.seed)
         self.rate = len(self.workload) / float(self.workload.arrival_s[-1])
 
+    def key(self, cloud: tuple[int, int]) -> ProbeKey:
+        """The probe's key in a `ProbeCache`."""
+        return (self.scenario.cloud.name, self.scenario.deployment, cloud[0], cloud[1], self.policy.name)
+
+    def simulate(self, cloud: tuple[int, int]) -> Probe:
+        """One run of the whole workload on ``cloud``."""
+        if self.colocated:
+            changes: dict[str, Any] = {"replicas": cloud[0]}
+        else:
+            changes = {"prefill_replicas": cloud[0], "decode_replicas": cloud[1]}
+        scenario = self.scenario.replace(**changes)
+        return Probe.of(scenario.run(self.workload, self.policy, seed=self.seed, one_way_s=self.delays))
+
     def run(self, cloud: tuple[int, int]) -> tuple[float, bool]:
         """Attainment of ``(R, 0)`` colocated or ``(P, D)``, and whether the cloud did any work."""
         if cloud not in self.seen:
-            if self.colocated:
-                changes: dict[str, Any] = {"replicas": cloud[0]}
+            if self.probes is None:
+                probe = self.simulate(cloud)
             else:
-                changes = {"prefill_replicas": cloud[0], "decode_replicas": cloud[1]}
-            result = self.scenario.replace(**changes).run(
-                self.workload, self.policy, seed=self.seed, one_way_s=self.delays
-            )
-            used = float(np.sum(result.results["cloud_prefill_gpu_s"])) > 0.0
-            self.seen[cloud] = (sizing_attainment(result), used)
-            self.times[cloud] = (result.results["ttft_s"], result.results["max_gap_s"])
+                probe = self.probes.get_or_run(self.key(cloud), functools.partial(self.simulate, cloud))
+            self.seen[cloud] = (probe.attainment, probe.used)
+            self.times[cloud] = (probe.ttft_s, probe.max_gap_s)
             if self.progress is not None:
                 attainment = self.seen[cloud][0]
                 self.progress(self.label(cloud), attainment, attainment >= self.target)
@@ -344,6 +346,7 @@ def size_cloud(
     target: float = DEFAULT_SIZING_TARGET,
     max_replicas: int = DEFAULT_MAX_REPLICAS,
     progress: Progress | None = None,
+    probes: ProbeCache | None = None,
 ) -> Sizing:
     """The smallest cloud of the scenario's deployment that meets the SLO for ``target`` of the requests.
 
@@ -355,6 +358,8 @@ def size_cloud(
         target: The SLO attainment the cloud must reach, in (0, 1].
         max_replicas: The most replicas of one pool (or of a colocated cloud) tried.
         progress: Called after each probe.
+        probes: Where probes are kept and looked up (`pdcore.sim.sizing_probes.ProbeCache`); None keeps
+            them for this search only.
 
     Returns:
         The sizing (module docstring).
@@ -371,7 +376,7 @@ def size_cloud(
             f"workload {workload.name!r} has no time span, so it has no rate to size for; fix: pass at "
             "least two requests spread in time"
         )
-    search = _Search(workload, policy, scenario, seed=seed, target=target, progress=progress)
+    search = _Search(workload, policy, scenario, seed=seed, target=target, progress=progress, probes=probes)
     return search.smallest(max_replicas)
 
 
