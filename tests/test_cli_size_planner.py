@@ -48,8 +48,9 @@ def test_a_search_over_two_clouds_prints_the_candidates_and_the_fronts(tmp_path:
     for header in ("split", "GPUs", "goodput/GPU", "$/hour", "$/month", "TTFT p90", "tok/s/user", "front"):
         assert header in stdout
     assert "no price" in stdout
-    assert "front of cloud-only:" in stdout
-    assert "front of pd-device:" in stdout
+    assert "TTFT front of cloud-only:" in stdout
+    assert "speed front of cloud-only:" in stdout
+    assert "TTFT front of pd-device:" in stdout
     assert "searched 8 candidates" in stdout
     assert "on serial" in stdout
     document = json.loads(out.read_text(encoding="utf-8"))
@@ -61,9 +62,13 @@ def test_a_search_over_two_clouds_prints_the_candidates_and_the_fronts(tmp_path:
         if candidate["gpus"] and candidate["usd_per_gpu_hour"] is not None:
             expected = candidate["usd_per_gpu_hour"] * candidate["gpus"] * 730
             assert candidate["usd_per_month"] == pytest.approx(expected)
-    on_front = {(c["policy"], f"{c['cloud_profile']} {c['cloud']}") for c in candidates if c["on_front"]}
-    listed = {(policy, label) for policy, labels in document["fronts"].items() for label in labels}
-    assert on_front == listed
+    for kind in ("ttft", "speed"):
+        on_front = {
+            (c["policy"], f"{c['cloud_profile']} {c['cloud']}") for c in candidates if c[f"on_{kind}_front"]
+        }
+        listed = {(policy, label) for policy, fronts in document["fronts"].items() for label in fronts[kind]}
+        assert on_front == listed
+        assert on_front
     assert document["search"]["candidates"] == 8
     assert document["search"]["wall_s"] >= 0.0
     assert document["config"]["deployments"] == ["disaggregated", "colocated"]

@@ -76,8 +76,11 @@ def test_a_candidate_with_more_gpus_and_no_better_figure_is_not_on_the_front() -
     small = _planned("small", 8, 0.50, 0.8, 23.0)
     larger = _planned("larger", 16, 0.25, 0.9, 23.0)  # more GPUs, no better goodput, TTFT or speed
     faster = _planned("faster", 24, 0.20, 0.3, 23.0)  # more GPUs, but a better TTFT p90
-    marked = mark_fronts([small, larger, faster])
-    assert [c.on_front for c in marked] == [True, False, True]
+    speedier = _planned("speedier", 24, 0.20, 0.9, 40.0)  # more GPUs, but faster for each user
+    marked = mark_fronts([small, larger, faster, speedier])
+    assert [c.on_ttft_front for c in marked] == [True, False, True, False]
+    assert [c.on_speed_front for c in marked] == [True, False, False, True]
+    assert [c.on_front for c in marked] == [True, False, True, True]
 
 
 def test_each_policy_has_its_own_front_and_no_goodput_is_never_on_it() -> None:

@@ -4,8 +4,9 @@ policies (`pdcore.sim.planner_search`).
 Without ``--model-family`` or ``--clouds``, ``pdcore size`` sizes the one ``--cloud`` as before, and its
 output does not change; `planner_clouds` refuses this module's flags there, and ``--cloud`` and
 ``--deployment`` here (the search names its clouds and deployments itself). The table goes to standard
-output with each policy's Pareto front marked (``*``); the JSON (``--json``) holds every candidate with
-``on_front``, the fronts by policy and the search's wall time, written atomically (`pdcore.outputs`).
+output with each policy's two Pareto fronts marked (``T``: goodput per GPU against TTFT p90; ``S``:
+against per-user tokens/s); the JSON (``--json``) holds every candidate with ``on_ttft_front`` and
+``on_speed_front``, the fronts by policy and the search's wall time, written atomically (`pdcore.outputs`).
 """
 
 from __future__ import annotations
@@ -212,14 +213,14 @@ def _table(workload: Workload, found: PlannerSearch, window: str) -> Table:
             str(c.tensor_parallel),
             _split_text(c),
             "-" if sized.gpus is None else str(sized.gpus),
-            _figure(sized.goodput_per_gpu_rps, 3),
+            "-" if sized.gpus is None else _figure(sized.goodput_per_gpu_rps, 3),
             "-"
             if sized.gpus is None
             else (_money(c.usd_per_hour) if c.usd_per_hour is None else f"{c.usd_per_hour:,.2f}"),
             "-" if sized.gpus is None else _money(c.usd_per_month),
             _figure(c.ttft_p90_s, 2),
             _figure(c.user_tokens_per_s, 1),
-            "*" if c.on_front else "",
+            " ".join(mark for mark, on in (("T", c.on_ttft_front), ("S", c.on_speed_front)) if on),
         )
     return table
 
@@ -240,7 +241,10 @@ def _document(
         "workload": workload.describe(),
         "config": config | settings,
         "candidates": [candidate.describe() for candidate in found.candidates],
-        "fronts": {policy: [_label(c) for c in front] for policy, front in found.fronts().items()},
+        "fronts": {
+            policy: {kind: [_label(c) for c in front] for kind, front in fronts.items()}
+            for policy, fronts in found.fronts().items()
+        },
         "search": {
             "candidates": len(found.candidates),
             "probes": found.runs,
@@ -286,9 +290,14 @@ def plan_sizes(
         found = search_candidates(tasks, executor=executor, finished=bar.finished)
     console = stdout()
     console.print(_table(workload, found, window))
-    for policy, front in found.fronts().items():
-        text = ", ".join(_label(c) for c in front) or "none (no candidate meets the SLO with GPUs)"
-        console.print(f"front of {escape(policy)}: {escape(text)}", soft_wrap=True)
+    console.print(
+        "front: T = goodput/GPU against TTFT p90, S = goodput/GPU against tok/s/user (each policy's own)",
+        soft_wrap=True,
+    )
+    for policy, fronts in found.fronts().items():
+        for kind, what in (("ttft", "TTFT"), ("speed", "speed")):
+            text = ", ".join(_label(c) for c in fronts[kind]) or "none (no candidate meets the SLO with GPUs)"
+            console.print(f"{what} front of {escape(policy)}: {escape(text)}", soft_wrap=True)
     for c in found.candidates:
         if c.sizing.bound == "unattainable" and c.sizing.reason:
             note = f"{c.policy} on {c.cloud} {c.sizing.deployment}: {c.sizing.reason}"

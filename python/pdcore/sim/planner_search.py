@@ -14,9 +14,12 @@ reports (`PlannedCloud`):
   profile has no ``[price]``. Only the cloud's GPUs are priced; a device's energy and radio are not;
 - TTFT p90 and the per-user tokens/s (the median of 1 / TPOT) at the cloud found
   (`pdcore.sim.sizing_probes`);
-- whether it is on its policy's Pareto front of goodput per GPU against TTFT p90 and per-user tokens/s
-  (`pdcore.sim.front`). A candidate with no cloud found (unattainable) or needing no GPU (no goodput per
-  GPU) is not on a front.
+- whether it is on its policy's two Pareto fronts (`pdcore.sim.front`): goodput per GPU against TTFT p90
+  (the *TTFT front*), and goodput per GPU against per-user tokens/s (the *speed front*, the
+  throughput-per-GPU against tokens-per-user curve of the configuration tools). Two plane fronts rather
+  than one front of three objectives (ours): each is a curve a planner can plot and read, and the
+  three-way front keeps nearly every candidate whose per-user speed differs in the third digit. A
+  candidate with no cloud found (unattainable) or needing no GPU (no goodput per GPU) is on no front.
 
 The searches share one `pdcore.sim.sizing_probes.ProbeCache`, so the figures at the cloud found are read
 from the run the search made there, not simulated again. They run on an executor (`EXECUTORS`):
@@ -131,7 +134,8 @@ class PlannedCloud:
         usd_per_gpu_hour: The profile's price, or None.
         ttft_p90_s: TTFT p90 at the cloud found, seconds; None when unattainable.
         user_tokens_per_s: Median per-user tokens/s at the cloud found; None when unattainable.
-        on_front: On its policy's Pareto front (set by `search_candidates`).
+        on_ttft_front: On its policy's TTFT front (set by `search_candidates`).
+        on_speed_front: On its policy's speed front (set by `search_candidates`).
     """
 
     cloud: str
@@ -141,7 +145,8 @@ class PlannedCloud:
     usd_per_gpu_hour: float | None
     ttft_p90_s: float | None
     user_tokens_per_s: float | None
-    on_front: bool = False
+    on_ttft_front: bool = False
+    on_speed_front: bool = False
 
     @property
     def policy(self) -> str:
@@ -158,13 +163,25 @@ class PlannedCloud:
         """Dollars per month of the cloud found (`usd_per_month`)."""
         return usd_per_month(self.usd_per_gpu_hour, self.sizing.gpus)
 
-    def objectives(self) -> tuple[float, float, float] | None:
-        """(goodput per GPU, -TTFT p90, per-user tokens/s), larger better; None when it has no goodput
-        per GPU (unattainable, or no GPU needed)."""
+    @property
+    def on_front(self) -> bool:
+        """On either of its policy's fronts."""
+        return self.on_ttft_front or self.on_speed_front
+
+    def ttft_point(self) -> tuple[float, float] | None:
+        """(goodput per GPU, -TTFT p90), larger better; None without a goodput per GPU (unattainable, or
+        no GPU needed)."""
         goodput = self.sizing.goodput_per_gpu_rps
-        if goodput is None or self.ttft_p90_s is None or self.user_tokens_per_s is None:
+        if goodput is None or self.ttft_p90_s is None:
             return None
-        return (goodput, -self.ttft_p90_s, self.user_tokens_per_s)
+        return (goodput, -self.ttft_p90_s)
+
+    def speed_point(self) -> tuple[float, float] | None:
+        """(goodput per GPU, per-user tokens/s), larger better; None without a goodput per GPU."""
+        goodput = self.sizing.goodput_per_gpu_rps
+        if goodput is None or self.user_tokens_per_s is None:
+            return None
+        return (goodput, self.user_tokens_per_s)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready record: the sizing's, the profile's and the planner's figures."""
@@ -177,7 +194,8 @@ class PlannedCloud:
             "usd_per_month": self.usd_per_month,
             "ttft_p90_s": self.ttft_p90_s,
             "user_tokens_per_s": self.user_tokens_per_s,
-            "on_front": self.on_front,
+            "on_ttft_front": self.on_ttft_front,
+            "on_speed_front": self.on_speed_front,
         }
 
 
@@ -244,24 +262,27 @@ class PlannerSearch:
     wall_s: float
     executor: str
 
-    def fronts(self) -> dict[str, list[PlannedCloud]]:
-        """The candidates on each policy's front, by policy."""
-        found: dict[str, list[PlannedCloud]] = {}
+    def fronts(self) -> dict[str, dict[str, list[PlannedCloud]]]:
+        """The candidates on each policy's fronts: ``{policy: {"ttft": [...], "speed": [...]}}``."""
+        found: dict[str, dict[str, list[PlannedCloud]]] = {}
         for candidate in self.candidates:
-            found.setdefault(candidate.policy, [])
-            if candidate.on_front:
-                found[candidate.policy].append(candidate)
+            fronts = found.setdefault(candidate.policy, {"ttft": [], "speed": []})
+            if candidate.on_ttft_front:
+                fronts["ttft"].append(candidate)
+            if candidate.on_speed_front:
+                fronts["speed"].append(candidate)
         return found
 
 
 def mark_fronts(candidates: Sequence[PlannedCloud]) -> list[PlannedCloud]:
-    """The candidates with ``on_front`` set on each policy's Pareto front (`pdcore.sim.front`)."""
+    """The candidates with each policy's TTFT and speed fronts marked (`pdcore.sim.front`)."""
     marked = list(candidates)
     for policy in dict.fromkeys(candidate.policy for candidate in candidates):
         indices = [i for i, candidate in enumerate(candidates) if candidate.policy == policy]
-        on_front = pareto_front([candidates[i].objectives() for i in indices])
-        for index, on in zip(indices, on_front, strict=True):
-            marked[index] = dataclasses.replace(candidates[index], on_front=on)
+        on_ttft = pareto_front([candidates[i].ttft_point() for i in indices])
+        on_speed = pareto_front([candidates[i].speed_point() for i in indices])
+        for index, ttft, speed in zip(indices, on_ttft, on_speed, strict=True):
+            marked[index] = dataclasses.replace(candidates[index], on_ttft_front=ttft, on_speed_front=speed)
     return marked
 
 
