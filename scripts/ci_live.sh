@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 
-if ! "$PYTHON" -c "import llama_cpp, httpx, httpx_sse" 2>/dev/null; then
+if ! "$PYTHON" -c "import llama_cpp, httpx, httpx_sse, aiohttp" 2>/dev/null; then
     echo "::: ci_live: the device extra is missing; install it with: pip install -e '.[device]'" >&2
     exit 1
 fi

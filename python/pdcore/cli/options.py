@@ -252,6 +252,7 @@ def reported(*, live: bool = False) -> Iterator[None]:
 EXTRAS: dict[str, tuple[str, str]] = {
     "httpx": ("device", "this command"),
     "httpx_sse": ("device", "this command"),
+    "aiohttp": ("device", "this command"),
     "llama_cpp": ("device", "this command"),
     "matplotlib": ("plot", "drawing plots"),
     "pyarrow": ("parquet", "Parquet output"),

@@ -1,6 +1,6 @@
 """The live runtime: P/D-Device with a real OpenAI-compatible cloud stream and a real local model.
 
-Needs the ``device`` extra (``pip install 'pdcore[device]'``: httpx, httpx-sse, llama-cpp-python).
+Needs the ``device`` extra (``pip install 'pdcore[device]'``: httpx, httpx-sse, aiohttp, llama-cpp-python).
 
 - `Session` streams one answer from the cloud and the device at once and hands over without a visible
   stall; ``async for piece in session.stream(prompt): ...``.

@@ -16,7 +16,8 @@ The cloud's limits are learned, not guessed (`CloudClient.context_window`): the 
 server says, else from its error when a request exceeds it (`CloudContextError`), and remembered. Prompt
 lengths in the server's tokens come from its tokenize route where it has one (`CloudClient.count_tokens`).
 
-Every network read has a deadline (ours): a stream a stall deadline only a token resets, a budget of the
+The stream travels over aiohttp (`pdcore.runtime.cloud_http`), the JSON replies over httpx. Every network
+read has a deadline (ours): a stream a stall deadline only a token resets, a budget of the
 tokens asked for and a whole deadline (`pdcore.runtime.token_stream`); a JSON reply one deadline for headers
 and body, a size and a nesting limit (`pdcore.runtime.json_reply`); a tokenize route that hangs is dropped
 after its first timeout (`pdcore.runtime.cloud_tokenize`). Numbers a server sends are range-checked.
@@ -58,6 +59,7 @@ from pdcore.exceptions import (
     CloudUnavailableError,
     InvalidInputError,
 )
+from pdcore.runtime.cloud_http import TRANSPORT_ERRORS, StreamTransport
 from pdcore.runtime.cloud_tokenize import TOKENIZE_DEADLINE_S, TokenizeRoutes
 from pdcore.runtime.json_reply import DETAIL_CHARS, ReplyError, describe, fetch_json, read_limited
 from pdcore.runtime.openai_api import (
@@ -176,6 +178,9 @@ class CloudClient:
         # every read has a deadline of its own; httpx's read timeout, restarted by each byte, is a backstop
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._client = self._new_client()
+        self._stream = StreamTransport(
+            self.endpoint, connect_timeout=connect_timeout, read_timeout=read_timeout, headers=self._headers
+        )
 
     @property
     def has_api_key(self) -> bool:
@@ -197,8 +202,9 @@ class CloudClient:
         return self._client
 
     async def aclose(self) -> None:
-        """Closes the connection pool (a later request opens a new one)."""
+        """Closes the connection pools (a later request opens new ones)."""
         await self._client.aclose()
+        await self._stream.aclose()
 
     async def __aenter__(self) -> CloudClient:
         return self
@@ -324,37 +330,33 @@ class CloudClient:
         )
         for attempt in range(2):
             try:
-                request = self._http().build_request(
-                    "POST",
-                    self.endpoint,
-                    json=self.body(prompt, max_tokens),
-                    headers={"Cache-Control": "no-store"},
+                response = await reader.within(
+                    self._stream.post(self.endpoint, self.body(prompt, max_tokens))
                 )
-                response = await reader.within(self._http().send(request, stream=True))
-            except (httpx.HTTPError, OSError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 raise reader.failure(describe(exc)) from None
             try:
-                if response.status_code >= 400:
-                    detail, _ = await reader.within(read_limited(response.aiter_bytes(), DETAIL_CHARS))
+                if response.status >= 400:
+                    detail, _ = await reader.within(read_limited(response.chunks(), DETAIL_CHARS))
                     text = detail.decode("utf-8", "replace")
-                    if attempt == 0 and self._refuses_repeat_penalty(response.status_code, text):
+                    if attempt == 0 and self._refuses_repeat_penalty(response.status, text):
                         self._drop_repeat_penalty = True
                         continue
-                    raise self._refusal(response.status_code, text, reader.failure)
-                kind = response.headers.get("content-type", "")
+                    raise self._refusal(response.status, text, reader.failure)
+                kind = response.content_type
                 if "text/event-stream" not in kind:
                     raise reader.failure(
                         f"the server answered with Content-Type {kind!r}, not an event stream"
                     )
-                async with contextlib.aclosing(reader.events(response.aiter_bytes())) as events:
+                async with contextlib.aclosing(reader.events(response.chunks())) as events:
                     async for event in events:
                         yield event
             except CloudError:
                 raise
-            except (httpx.HTTPError, OSError) as exc:
+            except TRANSPORT_ERRORS as exc:
                 raise reader.failure(describe(exc)) from None
             finally:
-                await response.aclose()
+                response.close()
             break
         if not reader.finished:
             if reader.delivered == 0:
