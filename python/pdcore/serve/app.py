@@ -7,7 +7,8 @@ requires ``Authorization: Bearer KEY`` (compared in constant time); without one,
 Each request: its body is validated (`pdcore.serve.schemas`), its model checked, the options the server
 does not offer refused, its prompt built, its answer opened on the session (`pdcore.serve.answers`), and
 its prompt checked against the device's context window while the answer starts
-(`pdcore.serve.conversation`). A streamed
+(`pdcore.serve.conversation`; a streamed answer whose prompt is likely to fit starts before the count,
+`pdcore.serve.context_guard`). A streamed
 answer's first piece is awaited before the response starts, so an error up to then is an HTTP error with
 its status; one after is an error event and ``[DONE]`` (`pdcore.serve.streaming`). Whatever ends a
 request (the end, an error, the client going away), the answer is closed in a ``finally``, shielded from
@@ -29,6 +30,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pdcore.runtime.display import Piece
 from pdcore.runtime.session import Session
 from pdcore.serve.answers import AnswerRun, open_answer
+from pdcore.serve.context_guard import ContextGuard
 from pdcore.serve.conversation import chat_prompt, check_context
 from pdcore.serve.errors import APIError, install_error_handlers, runtime_error
 from pdcore.serve.figures import AnswerFigures
@@ -60,6 +62,8 @@ class Served:
         self.chat_template = chat_template
         self.context_tokens = context_tokens
         self.metrics = ServeMetrics()
+        self.guard = ContextGuard()
+        """Whether a streamed answer may start before its prompt is counted (`pdcore.serve.context_guard`)."""
 
     def check_model(self, model: str | None) -> None:
         """Refuses a model other than the one served."""
@@ -81,8 +85,19 @@ class Served:
             answer = await open_answer(self.session, prompt)
         except Exception as error:
             raise runtime_error(error) from error
+
+        async def counted() -> int | None:
+            tokens = await answer.prompt_tokens()
+            self.guard.learn(prompt, tokens)
+            return tokens
+
+        check = check_context(prompt, self.session.device, self.context_tokens, param, counted)
+        pending: asyncio.Future[None] | None = None
         try:
-            await check_context(prompt, self.session.device, self.context_tokens, param, answer.prompt_tokens)
+            if shape.streaming and self.guard.likely_fits(prompt, self.context_tokens):
+                pending = asyncio.ensure_future(check)  # counted alongside (pdcore.serve.context_guard)
+            else:
+                await check
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await answer.aclose()
@@ -98,13 +113,20 @@ class Served:
             return await self._whole(request, run, prompt, shape)
         try:
             first = await run.next_piece()
+            if pending is not None and pending.done():
+                pending.result()  # a prompt found too long by now is still refused before any byte
+                pending = None
         except BaseException as error:
+            refusal = _refusal(pending)
+            await _settle(pending)
             await self._close(run)
             if isinstance(error, Exception):
-                raise runtime_error(error) from error
+                raise (refusal or runtime_error(error)) from error
             raise
         return StreamingResponse(
-            self._events(run, prompt, shape, first), media_type="text/event-stream", headers=SSE_HEADERS
+            self._events(run, prompt, shape, first, pending),
+            media_type="text/event-stream",
+            headers=SSE_HEADERS,
         )
 
     def _observe(self, figures: AnswerFigures) -> None:
@@ -119,26 +141,38 @@ class Served:
         figures = run.figures
         assert figures is not None
         prompt_tokens = figures.prompt_tokens
+        self.guard.learn(prompt, prompt_tokens)
         if prompt_tokens is None:  # the device did not read the prompt: the session's estimate
             prompt_tokens = max(1, round(len(prompt) * self.session.tokens_per_char))
         return usage(prompt_tokens, run.positions, figures.cached_tokens), figures.extension()
 
     async def _events(
-        self, run: AnswerRun, prompt: str, shape: Shape, first: Piece | None
+        self,
+        run: AnswerRun,
+        prompt: str,
+        shape: Shape,
+        first: Piece | None,
+        pending: asyncio.Future[None] | None,
     ) -> AsyncIterator[bytes]:
         try:
             piece = first
             while piece is not None:
+                if pending is not None and pending.done():
+                    pending.result()  # the prompt's count came: an error when it does not fit
+                    pending = None
                 yield shape.piece(piece.text)
                 piece = await run.next_piece()
+            if pending is not None:
+                await pending
         except Exception as error:
-            failure = runtime_error(error)
+            failure = _refusal(pending) or runtime_error(error)
             self.metrics.error(failure.code)
             await self._close(run)
             for event in shape.error(failure.body()):
                 yield event
             return
         finally:
+            await _settle(pending)
             await self._close(run)
         counted, extension = self._ending(run, prompt)
         for event in shape.ending(run.finish_reason, counted, extension):
@@ -167,6 +201,24 @@ class Served:
             return Response(status_code=499)
         counted, extension = self._ending(run, prompt)
         return JSONResponse(shape.response(text, run.finish_reason, counted, extension))
+
+
+def _refusal(pending: asyncio.Future[None] | None) -> APIError | None:
+    """The context check's refusal, once it has one: it names the request field, which the device's own
+    refusal of the same prompt does not."""
+    if pending is None or not pending.done() or pending.cancelled():
+        return None
+    error = pending.exception()
+    return error if isinstance(error, APIError) else None
+
+
+async def _settle(pending: asyncio.Future[None] | None) -> None:
+    """Stops a context check still running and consumes its outcome, shielded from a cancellation."""
+    if pending is None:
+        return
+    with anyio.CancelScope(shield=True):
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
 
 
 async def _disconnected(request: Request) -> None:

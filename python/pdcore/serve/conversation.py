@@ -14,9 +14,10 @@ and the response waits for the device's own count of the prompt (the tokenizatio
 serves the whole answer), for a count of its own. A prompt whose tokens fill the window is refused with
 ``context_length_exceeded`` (the device needs room for at least one answer token, as
 `pdcore.runtime.device.Device.start` requires) and its answer closed, the cloud's stream with it, before a
-byte of the response is sent. Why: counting first put the tokenization (5-10 ms for 1,000-2,000 tokens on a
-2-core CPU) in front of every long prompt's first token; counting alongside costs a refused prompt a
-cloud request cancelled within that time.
+byte of the response is sent (a streamed answer likely to fit starts before the count and is ended by
+the refusal instead, `pdcore.serve.context_guard`). Why: counting first put the tokenization (5-10 ms
+for 1,000-2,000 tokens on a 2-core CPU) in front of every long prompt's first token; counting alongside
+costs a refused prompt a cloud request cancelled within that time.
 """
 
 from __future__ import annotations
