@@ -14,7 +14,7 @@ pytest.importorskip("aiohttp", reason="the live runtime needs the `device` extra
 
 from pdcore.runtime import CloudClient
 from pdcore.runtime.cloud_http import StreamTransport
-from pdcore.runtime.testing import CloudScript, FakeCloud
+from pdcore.runtime.testing import CloudScript, FakeCloud, unused_url
 
 PIECES = ["One", " two", " three."]
 
@@ -90,3 +90,25 @@ def test_an_https_endpoint_builds_its_tls_context_up_front() -> None:
 
 
 _TIMEOUTS = {"connect_timeout": 1.0, "read_timeout": 1.0, "headers": {}}
+
+
+def test_warm_opens_the_pool_and_a_cloud_that_is_down_is_left_to_the_first_request() -> None:
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.0, gap_s=0.0)) as cloud:
+
+        async def warmed() -> list[str]:
+            async with CloudClient(cloud.url) as client:
+                await client.warm()
+                pool = client._stream._session
+                assert pool is not None
+                assert not pool.closed
+                answer = await texts(client)
+                assert client._stream._session is pool
+                return answer
+
+        assert asyncio.run(warmed()) == PIECES
+
+    async def down() -> None:
+        async with CloudClient(unused_url(), info_timeout=0.5) as client:
+            await client.warm()  # refused at once: nothing raised, nothing left open
+
+    asyncio.run(down())

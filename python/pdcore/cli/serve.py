@@ -192,6 +192,7 @@ def _app(
         api_key=api_key,
         chat_template=device_chat_template(device),
         context_tokens=device_context(device),
+        on_startup=cloud.warm,
         on_shutdown=close,
     )
 

@@ -17,10 +17,10 @@ server says, else from its error when a request exceeds it (`CloudContextError`)
 lengths in the server's tokens come from its tokenize route where it has one (`CloudClient.count_tokens`).
 
 The stream travels over aiohttp (`pdcore.runtime.cloud_http`), the JSON replies over httpx. Every network
-read has a deadline (ours): a stream a stall deadline only a token resets, a budget of the
-tokens asked for and a whole deadline (`pdcore.runtime.token_stream`); a JSON reply one deadline for headers
-and body, a size and a nesting limit (`pdcore.runtime.json_reply`); a tokenize route that hangs is dropped
-after its first timeout (`pdcore.runtime.cloud_tokenize`). Numbers a server sends are range-checked.
+read has a deadline (ours): a stream a stall deadline only a token resets, a budget of the tokens asked for
+and a whole deadline (`pdcore.runtime.token_stream`); a JSON reply one deadline for headers and body, a size
+and a nesting limit (`pdcore.runtime.json_reply`); a tokenize route that hangs is dropped after its first
+timeout (`pdcore.runtime.cloud_tokenize`). Numbers a server sends are range-checked.
 
 The URL comes from the argument or ``PDCORE_CLOUD_URL``; the API key (optional) from
 the argument or ``PDCORE_CLOUD_API_KEY`` and is sent as a bearer token, never logged and never shown in a
@@ -206,14 +206,15 @@ class CloudClient:
         await self._client.aclose()
         await self._stream.aclose()
 
+    async def warm(self) -> None:
+        """Opens the stream's connection ahead of the first request (`StreamTransport.warm`)."""
+        await self._stream.warm(self.base_url + "/v1/models", self.info_timeout)
+
     async def __aenter__(self) -> CloudClient:
         return self
 
     async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
 
@@ -372,9 +373,8 @@ class CloudClient:
         body["stream"] = False
         for _ in range(2):  # the broken stream's pooled connection may be the first one tried
             try:
-                reply = await fetch_json(
-                    self._http(), "POST", self.endpoint, deadline_s=self.read_timeout, body=body
-                )
+                http, deadline = self._http(), self.read_timeout
+                reply = await fetch_json(http, "POST", self.endpoint, deadline_s=deadline, body=body)
                 break
             except ReplyError as exc:
                 if exc.timed_out:

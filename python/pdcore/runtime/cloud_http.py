@@ -29,6 +29,8 @@ from typing import Any
 
 import aiohttp
 
+from pdcore.runtime.deadline import within_s
+
 __all__ = ["STREAM_HEADERS", "TRANSPORT_ERRORS", "StreamResponse", "StreamTransport"]
 
 STREAM_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
@@ -118,6 +120,19 @@ class StreamTransport:
         session = await self._current()
         response = await session.post(url, data=body, headers=STREAM_HEADERS, allow_redirects=False)
         return StreamResponse(response.status, response.headers.get("Content-Type", ""), response)
+
+    async def warm(self, url: str, deadline_s: float) -> None:
+        """Opens this loop's pool and one kept-alive connection with a GET of ``url`` (a TLS cloud's
+        handshake is paid now, not by the first answer); a cloud that does not answer within ``deadline_s``
+        is left to the first request."""
+        session = await self._current()
+
+        async def fetch() -> None:
+            async with session.get(url, allow_redirects=False) as response:
+                await response.read()
+
+        with contextlib.suppress(*TRANSPORT_ERRORS, asyncio.TimeoutError):
+            await within_s(fetch(), deadline_s)
 
     async def aclose(self) -> None:
         """Closes this loop's pool (a later request opens a new one)."""

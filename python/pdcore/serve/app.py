@@ -291,6 +291,7 @@ def create_app(
     api_key: str | None = None,
     chat_template: str | None = None,
     context_tokens: int | None = None,
+    on_startup: Callable[[], Awaitable[None]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The server's ASGI app over ``session`` (module docstring).
@@ -301,6 +302,7 @@ def create_app(
         api_key: The key clients must send (None: no key needed).
         chat_template: The model's chat template for chat requests (None: ChatML).
         context_tokens: The device's context window, for the prompt check (None: not checked here).
+        on_startup: Awaited before the server takes requests (warms what the caller opened).
         on_shutdown: Awaited when the server stops (closes what the caller opened).
     """
     served = Served(session, model_id=model_id, chat_template=chat_template, context_tokens=context_tokens)
@@ -308,6 +310,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
+            if on_startup is not None:
+                await on_startup()
             yield
         finally:
             if on_shutdown is not None:
