@@ -116,7 +116,7 @@ impl Simulator {
     /// # Errors
     /// A request has been planned already.
     pub fn set_one_answer_per_device(&mut self, rule: Option<WhenBusy>) -> Result<()> {
-        if self.reqs.iter().any(|r| r.plan.is_some()) || self.pending_decision.is_some() {
+        if self.reqs.arrived() > 0 || self.pending_decision.is_some() {
             return Err(CoreError::state(
                 "one_answer_per_device: the run has started",
                 "set it on a new Simulator, before its first decision",

@@ -35,6 +35,7 @@ impl Simulator {
         let gate = self.gate(i, plan)?;
         let plan = if let Gate::Now(p) = gate { p } else { plan };
         self.reqs[iu].plan = Some(plan);
+        self.out.mode[iu] = plan.mode as u8;
         match gate {
             Gate::Now(_) if plan.mode == Mode::Device => return self.start_device(i, t0),
             Gate::Now(_) => {}
@@ -51,7 +52,8 @@ impl Simulator {
             if uses_device_cache { self.device_cache.lookup(&self.inp.conv.turns, i, t0) } else { 0 };
         self.reqs[iu].device_cached = cached;
         self.lp.schedule(t0 + d, PRIO_CLOUD, Ev::CloudSubmit(i))?;
-        self.reqs[iu].bytes_up = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
+        self.reqs[iu].awaits_submit = true;
+        self.out.bytes_up[iu] = f64::from(self.inp.prompt[iu]) * self.inp.wire.prompt_bytes_per_token;
         match plan.mode {
             Mode::Cloud | Mode::KvTransfer => {}
             Mode::Device => unreachable!("started above"),
@@ -137,6 +139,7 @@ impl Simulator {
             buf: TokenBuffer::new(Some(quota)),
             ctrl,
             prompt_len,
+            cloud_quota: 0,
             display_gen: 0,
             display_at: None,
             device_stopped: false,

@@ -23,17 +23,19 @@ impl Simulator {
             let ids = &c.block_ids[c.block_offsets[iu]..c.block_offsets[iu + 1]];
             self.prefix_cache.insert(ids);
         }
-        let req = &mut self.reqs[iu];
-        let plan = req.plan.expect("planned");
         // every emitted token goes down the wire, displayed or not (a verification round's at once)
-        req.bytes_down += f64::from(tokens) * wire.stream_bytes_per_token;
-        req.last_down = Some(req.last_down.map_or(arrive, |t| t.max(arrive)));
+        self.received(i, f64::from(tokens) * wire.stream_bytes_per_token, arrive);
         if first {
-            req.cloud_first_arrival = Some(arrive);
-            if let Some(pd) = req.pd.as_ref().filter(|_| plan.refine_ratio < 1.0) {
-                req.bytes_down += f64::from(pd.prompt_len) * wire.prompt_bytes_per_token;
-            }
+            self.out.cloud_ttft_s[iu] = (arrive - self.inp.arrival[iu]).as_secs();
         }
+        // a retired request has no split state (it is done): nothing more arrives with its tokens
+        let Some(req) = self.reqs.get(i) else { return Ok(()) };
+        let plan = req.plan.expect("planned");
+        if let Some(pd) = req.pd.as_ref().filter(|_| first && plan.refine_ratio < 1.0) {
+            let bytes = f64::from(pd.prompt_len) * wire.prompt_bytes_per_token;
+            self.received(i, bytes, arrive);
+        }
+        let req = &mut self.reqs[iu];
         if req.done {
             return Ok(());
         }
@@ -53,7 +55,7 @@ impl Simulator {
             }
             Mode::KvTransfer => {
                 self.display_cloud_inline(i, arrive);
-                if self.reqs[iu].done {
+                if self.reqs.get(i).is_none_or(|r| r.done) {
                     return self.device_done(i, arrive); // a one-token answer
                 }
                 let prompt = self.inp.prompt[iu];
@@ -63,9 +65,7 @@ impl Simulator {
                 let what = "the download of its KV cache (the device's bandwidth)";
                 let kv_at =
                     self.on_clock(i, arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s), what)?;
-                let req = &mut self.reqs[iu];
-                req.bytes_down += bytes;
-                req.last_down = Some(req.last_down.map_or(kv_at, |t| t.max(kv_at)));
+                self.received(i, bytes, kv_at);
                 // token 0 came from the cloud; the device runs it through to produce token 1
                 let step = self.device.tpot(u64::from(prompt));
                 let ready = kv_at + jittered(step, self.device.step_spread(), i, Call::Decode, 1, 1);
@@ -175,14 +175,5 @@ impl Simulator {
         self.finish(i);
         // its device work ends with the step that produced its last token
         self.device_done(i, last_ready)
-    }
-
-    /// Marks request `i` done and drops its split state.
-    pub(super) fn finish(&mut self, i: u32) {
-        let req = &mut self.reqs[i as usize];
-        debug_assert!(!req.done);
-        req.done = true;
-        req.pd = None;
-        self.finished += 1;
     }
 }

@@ -14,7 +14,7 @@
 //!   at once (or, with refinement `r < 1`, when the refined prompt arrives with the first cloud token),
 //!   then prefills the received cloud tokens in chunks; as soon as it has prefilled every received token
 //!   it takes over: the rest of the cloud stream is cancelled (the cloud hears of it `d` later) and the
-//!   device decodes from that position. Cloud tokens are displayed through the [`SpeedController`] with
+//!   device decodes from that position. Cloud tokens are displayed through the [`crate::pacing::SpeedController`] with
 //!   the device's hand-off estimate, revised after each prefill step and fixed at the take-over.
 //!   If the device finishes its prompt before any cloud token arrives, it answers alone.
 //! - `Naive`: as `Pd`, but cloud tokens are displayed on arrival (no controller).
@@ -42,7 +42,7 @@
 //! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `busy` (one answer at a
 //! time per device, an option), `display` (what reaches the screen), `pd` and `spec` (the split and
 //! speculative modes' events), `clock` (the clock's range), [`jitter`] (the device's step spread),
-//! [`queue`] (the event queue), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
+//! [`queue`] (the event queue), `live` (the requests in flight), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
 
 mod busy;
 pub mod caches;
@@ -52,6 +52,7 @@ mod decide;
 mod display;
 mod inputs;
 pub mod jitter;
+mod live;
 pub mod metrics;
 mod pd;
 pub mod plan;
@@ -64,17 +65,16 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use crate::buffer::TokenBuffer;
 use crate::cost::{DeviceCost, KSite, KSites};
 use crate::error::{CoreError, Result};
-use crate::pacing::SpeedController;
 use crate::time::Nanos;
 use busy::DeviceHolds;
 pub use busy::{DeviceBusy, WhenBusy};
 use caches::{DeviceCache, Held, PrefixCache};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
 pub use inputs::{Conversations, Inputs, Wire};
-use metrics::{DisplayMetrics, GapHistogram};
+use live::{Pd, RaceState, Reqs};
+use metrics::GapHistogram;
 pub use plan::{Mode, Plan};
 use queue::EventQueue;
 pub use results::{DecodedAt, Results, ServedBy, Summary, Timeline};
@@ -112,87 +112,6 @@ pub enum Ev {
     SpecResult(u32, u32),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RaceState {
-    Open,
-    Cloud,
-    Device,
-}
-
-#[derive(Debug)]
-struct Pd {
-    buf: TokenBuffer,
-    ctrl: Option<SpeedController>,
-    prompt_len: u32,
-    display_gen: u32,
-    display_at: Option<Nanos>,
-    device_stopped: bool,
-    /// When the device's current prefill step ends (prompt or chunk); `None` before the prompt starts.
-    device_free_at: Option<Nanos>,
-    /// Received tokens in the prefill step under way.
-    in_flight: u32,
-    first_arrival: Option<Nanos>,
-    last_arrival: Nanos,
-}
-
-#[derive(Debug)]
-struct Req {
-    plan: Option<Plan>,
-    metrics: DisplayMetrics,
-    done: bool,
-    race: RaceState,
-    pd: Option<Box<Pd>>,
-    spec: Option<spec::SpecState>,
-    cloud_first_arrival: Option<Nanos>,
-    last_cloud_display: Option<Nanos>,
-    first_device_display: Option<Nanos>,
-    handoff_pos: i64,
-    device_prefill_tokens: u32,
-    device_decode_tokens: u32,
-    cloud_kept: u32,
-    cloud_discarded: u32,
-    bytes_up: f64,
-    bytes_down: f64,
-    /// When the last byte for this request reached the device (`None`: the network was not used).
-    last_down: Option<Nanos>,
-    /// Prompt tokens the device found in its session cache (what its prefill skipped).
-    device_cached: u32,
-    /// Prompt tokens the cloud found in its prefix cache.
-    cloud_cached: u32,
-    /// What the one-answer-per-device rule did to it ([`busy`]).
-    busy: DeviceBusy,
-    /// How long it waited for its device ([`busy`]).
-    device_wait: Nanos,
-}
-
-impl Default for Req {
-    fn default() -> Self {
-        Self {
-            plan: None,
-            metrics: DisplayMetrics::default(),
-            done: false,
-            race: RaceState::Open,
-            pd: None,
-            spec: None,
-            cloud_first_arrival: None,
-            last_cloud_display: None,
-            first_device_display: None,
-            handoff_pos: -1,
-            device_prefill_tokens: 0,
-            device_decode_tokens: 0,
-            cloud_kept: 0,
-            cloud_discarded: 0,
-            bytes_up: 0.0,
-            bytes_down: 0.0,
-            last_down: None,
-            device_cached: 0,
-            cloud_cached: 0,
-            busy: DeviceBusy::Free,
-            device_wait: Nanos::ZERO,
-        }
-    }
-}
-
 /// The simulator.
 #[derive(Debug)]
 pub struct Simulator {
@@ -202,7 +121,10 @@ pub struct Simulator {
     device: DeviceCost,
     cloud: Cloud,
     lp: EventQueue<Ev>,
-    reqs: Vec<Req>,
+    /// The requests in flight ([`live`]).
+    reqs: Reqs,
+    /// The results, each request's written as it is retired and as its bytes and tokens arrive.
+    out: Results,
     hist: GapHistogram,
     pending_decision: Option<u32>,
     finished: usize,
@@ -234,14 +156,14 @@ impl Simulator {
         if n > 0 {
             lp.schedule(inp.arrival[0], PRIO_ARRIVE, Ev::Arrive(0))?;
         }
-        let reqs = (0..n).map(|_| Req::default()).collect();
         Ok(Self {
             inp,
             one_way,
             device,
             cloud,
             lp,
-            reqs,
+            reqs: Reqs::new(n),
+            out: Results::filled(n),
             hist: GapHistogram::default(),
             pending_decision: None,
             finished: 0,
@@ -295,7 +217,7 @@ impl Simulator {
     /// Whether the workload is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
+        self.reqs.len() == 0
     }
 
     /// The simulation clock.
@@ -332,6 +254,7 @@ impl Simulator {
                     if next < self.reqs.len() {
                         self.lp.schedule(self.inp.arrival[next], PRIO_ARRIVE, Ev::Arrive(next as u32))?;
                     }
+                    self.reqs.arrive(i);
                     self.pending_decision = Some(i);
                     return Ok(Some(i));
                 }
@@ -346,7 +269,7 @@ impl Simulator {
                     let spec = self.reqs[i as usize].plan.and_then(|p| p.spec);
                     let sites = (on_prefill, may_bridge);
                     let cached = self.cloud_cache_hit(i, true);
-                    self.reqs[i as usize].cloud_cached = cached;
+                    self.out.cloud_cached_tokens[i as usize] = f64::from(cached);
                     self.cloud.submit_cached(
                         i,
                         self.inp.prompt[i as usize],
@@ -356,6 +279,7 @@ impl Simulator {
                         spec,
                         &mut self.lp,
                     )?;
+                    self.submitted(i, quota);
                 }
                 Ev::IterEnd(r) => {
                     let mut emitted = std::mem::take(&mut self.emitted);

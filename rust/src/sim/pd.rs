@@ -15,17 +15,13 @@ impl Simulator {
     pub(super) fn on_token_arrive(&mut self, i: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
         let out = self.inp.output[iu];
-        let refined = self.reqs[iu].plan.is_some_and(|p| p.refine_ratio < 1.0);
-        let prompt_done = self.reqs[iu].device_prefill_tokens > 0;
-        let reused = u64::from(self.reqs[iu].device_cached);
-        let Some(pd) = self.reqs[iu].pd.as_mut() else {
-            self.reqs[iu].cloud_discarded += 1; // the request already finished on the device
-            return Ok(());
-        };
-        let Receipt::Kept(pos) = pd.buf.receive_cloud()? else {
-            self.reqs[iu].cloud_discarded += 1;
-            return Ok(());
-        };
+        // a token after the request finished on the device is discarded (the cloud's count less the kept)
+        let Some(req) = self.reqs.get(i) else { return Ok(()) };
+        let refined = req.plan.is_some_and(|p| p.refine_ratio < 1.0);
+        let prompt_done = req.device_prefill_tokens > 0;
+        let reused = u64::from(req.device_cached);
+        let Some(pd) = self.reqs.get_mut(i).and_then(|r| r.pd.as_mut()) else { return Ok(()) };
+        let Receipt::Kept(pos) = pd.buf.receive_cloud()? else { return Ok(()) };
         if pos == 0 && refined {
             // the refined prompt arrives with the first token: the device starts prefilling now
             let price = self.device.prefill(u64::from(pd.prompt_len));
@@ -84,10 +80,10 @@ impl Simulator {
     /// really needs.
     pub(super) fn revise_handoff(&mut self, i: u32) {
         let iu = i as usize;
-        let quota = self.cloud.reqs[iu].quota;
         let prior_pace = to_nanos(self.cloud.cost().lone_decode_s(self.inp.prompt[iu]));
         let device = &self.device;
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return };
+        let Some(pd) = self.reqs.get_mut(i).and_then(|r| r.pd.as_mut()) else { return };
+        let quota = pd.cloud_quota;
         let Some(free_at) = pd.device_free_at else { return };
         let h = simulated_handoff(
             device,
@@ -129,7 +125,8 @@ impl Simulator {
     pub(super) fn on_display(&mut self, i: u32, gen: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
         let out = self.inp.output[iu];
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
+        // done (retired or not): a stale display
+        let Some(pd) = self.reqs.get_mut(i).and_then(|r| r.pd.as_mut()) else { return Ok(()) };
         if gen != pd.display_gen {
             return Ok(());
         }
@@ -150,7 +147,14 @@ impl Simulator {
 
     pub(super) fn on_prompt_done(&mut self, i: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
-        let plan = self.reqs[iu].plan.expect("planned");
+        let Some(plan) = self.reqs.get(i).map(|r| r.plan.expect("planned")) else {
+            // retired: a race the cloud won leaves the device free now; a split or speculative request
+            // has nothing left on the device
+            if self.out.mode[iu] == Mode::Race as u8 {
+                self.device_done(i, now)?;
+            }
+            return Ok(());
+        };
         if plan.mode == Mode::Spec {
             return self.on_spec_prompt_done(i, now);
         }
@@ -185,7 +189,7 @@ impl Simulator {
 
     pub(super) fn on_chunk_done(&mut self, i: u32, n: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
-        let Some(pd) = self.reqs[iu].pd.as_mut() else { return Ok(()) };
+        let Some(pd) = self.reqs.get_mut(i).and_then(|r| r.pd.as_mut()) else { return Ok(()) };
         if pd.device_stopped {
             return Ok(());
         }
@@ -198,8 +202,8 @@ impl Simulator {
     /// After a prefill step: prefill what arrived meanwhile, or take over when caught up.
     fn device_step(&mut self, i: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
-        let quota = self.cloud.reqs[iu].quota;
         let pd = self.reqs[iu].pd.as_mut().expect("pd state");
+        let quota = pd.cloud_quota;
         let todo = pd.buf.received() - pd.buf.prefilled();
         if todo > 0 {
             let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());

@@ -146,89 +146,61 @@ pub struct Timeline {
     pub handoff_estimates: Vec<(Nanos, Nanos)>,
 }
 
+impl Results {
+    /// The results of `n` requests before any is written: nothing sent, received or cached, no cloud
+    /// token (NaN), no plan (`u8::MAX`); the rest is written when each request is retired.
+    pub(super) fn filled(n: usize) -> Self {
+        let nan = vec![f64::NAN; n];
+        let zero = vec![0.0; n];
+        Self {
+            ttft_s: nan.clone(),
+            e2e_s: nan.clone(),
+            tpot_s: nan.clone(),
+            max_gap_s: zero.clone(),
+            handoff_gap_s: nan.clone(),
+            handoff_stall_s: zero.clone(),
+            qoe: zero.clone(),
+            cloud_prefill_gpu_s: zero.clone(),
+            cloud_decode_gpu_s: zero.clone(),
+            cloud_decode_tokens: zero.clone(),
+            cloud_tokens_kept: zero.clone(),
+            cloud_tokens_discarded: zero.clone(),
+            device_prefill_tokens: zero.clone(),
+            device_decode_tokens: zero.clone(),
+            handoff_pos: vec![-1.0; n],
+            served_by: vec![ServedBy::Both as u8; n],
+            cloud_ttft_s: nan.clone(),
+            cloud_tpot_s: nan.clone(),
+            displayed_tokens: zero.clone(),
+            finish_s: nan,
+            mode: vec![u8::MAX; n],
+            refine_ratio: vec![1.0; n],
+            bytes_up: zero.clone(),
+            bytes_down: zero.clone(),
+            radio_s: zero.clone(),
+            k_site: vec![DecodedAt::Nowhere as u8; n],
+            device_cached_tokens: zero.clone(),
+            cloud_cached_tokens: zero.clone(),
+            device_busy: vec![0; n],
+            device_wait_s: zero,
+        }
+    }
+}
+
 impl Simulator {
     /// Per-request results (call after [`next_decision`](Self::next_decision) returned `None`).
     #[must_use]
     pub fn results(&self) -> Results {
-        let n = self.reqs.len();
-        let mut r = Results {
-            ttft_s: Vec::with_capacity(n),
-            e2e_s: Vec::with_capacity(n),
-            tpot_s: Vec::with_capacity(n),
-            max_gap_s: Vec::with_capacity(n),
-            handoff_gap_s: Vec::with_capacity(n),
-            handoff_stall_s: Vec::with_capacity(n),
-            qoe: Vec::with_capacity(n),
-            cloud_prefill_gpu_s: Vec::with_capacity(n),
-            cloud_decode_gpu_s: Vec::with_capacity(n),
-            cloud_decode_tokens: Vec::with_capacity(n),
-            cloud_tokens_kept: Vec::with_capacity(n),
-            cloud_tokens_discarded: Vec::with_capacity(n),
-            device_prefill_tokens: Vec::with_capacity(n),
-            device_decode_tokens: Vec::with_capacity(n),
-            handoff_pos: Vec::with_capacity(n),
-            served_by: Vec::with_capacity(n),
-            cloud_ttft_s: Vec::with_capacity(n),
-            cloud_tpot_s: Vec::with_capacity(n),
-            displayed_tokens: Vec::with_capacity(n),
-            finish_s: Vec::with_capacity(n),
-            mode: Vec::with_capacity(n),
-            refine_ratio: Vec::with_capacity(n),
-            bytes_up: Vec::with_capacity(n),
-            bytes_down: Vec::with_capacity(n),
-            radio_s: Vec::with_capacity(n),
-            k_site: Vec::with_capacity(n),
-            device_cached_tokens: Vec::with_capacity(n),
-            cloud_cached_tokens: Vec::with_capacity(n),
-            device_busy: Vec::with_capacity(n),
-            device_wait_s: Vec::with_capacity(n),
-        };
+        let mut r = self.out.clone();
         let nan = f64::NAN;
-        for (iu, req) in self.reqs.iter().enumerate() {
-            let arrival = self.inp.arrival[iu];
-            let m = &req.metrics;
-            let c = &self.cloud.reqs[iu];
-            let plan = req.plan;
-            let first = m.first();
-            r.ttft_s.push(first.map_or(nan, |f| (f - arrival).as_secs()));
-            r.e2e_s.push(if first.is_some() { (m.last() - arrival).as_secs() } else { nan });
-            r.tpot_s.push(m.tpot_s());
-            r.max_gap_s.push(m.max_gap().as_secs());
-            let gap = match (req.last_cloud_display, req.first_device_display) {
-                (Some(c), Some(d)) => (d - c).as_secs(),
-                _ => nan,
-            };
-            r.handoff_gap_s.push(gap);
-            let max_tpot = plan.map_or(0.0, |p| p.pace.max_tpot().as_secs());
-            r.handoff_stall_s.push(if gap.is_nan() { 0.0 } else { (gap - max_tpot).max(0.0) });
-            r.qoe.push(m.qoe(arrival, self.inp.qoe));
-            r.cloud_prefill_gpu_s.push(c.gpu_prefill_s);
-            r.cloud_decode_gpu_s.push(c.gpu_decode_s);
-            r.cloud_decode_tokens.push(f64::from(c.generated.saturating_sub(1)));
-            r.cloud_tokens_kept.push(f64::from(req.cloud_kept));
-            r.cloud_tokens_discarded.push(f64::from(c.generated.saturating_sub(req.cloud_kept)));
-            r.device_prefill_tokens.push(f64::from(req.device_prefill_tokens));
-            r.device_decode_tokens.push(f64::from(req.device_decode_tokens));
-            r.handoff_pos.push(req.handoff_pos as f64);
-            let served_by = match (req.cloud_kept > 0, req.device_decode_tokens > 0) {
-                (true, false) => ServedBy::Cloud,
-                (false, true) => ServedBy::Device,
-                _ => ServedBy::Both,
-            };
-            r.served_by.push(served_by as u8);
-            r.cloud_ttft_s.push(req.cloud_first_arrival.map_or(nan, |t| (t - arrival).as_secs()));
-            r.cloud_tpot_s.push(if c.gap_count > 0 {
-                c.gap_sum.as_secs() / f64::from(c.gap_count)
-            } else {
-                nan
-            });
-            r.displayed_tokens.push(f64::from(m.count()));
-            r.finish_s.push(if first.is_some() { m.last().as_secs() } else { nan });
-            r.mode.push(plan.map_or(u8::MAX, |p| p.mode as u8));
-            r.refine_ratio.push(plan.map_or(1.0, |p| p.refine_ratio));
-            r.bytes_up.push(req.bytes_up);
-            r.bytes_down.push(req.bytes_down);
-            r.radio_s.push(req.last_down.map_or(0.0, |t| (t - arrival).as_secs()));
+        for (iu, c) in self.cloud.reqs.iter().enumerate() {
+            r.cloud_prefill_gpu_s[iu] = c.gpu_prefill_s;
+            r.cloud_decode_gpu_s[iu] = c.gpu_decode_s;
+            r.cloud_decode_tokens[iu] = f64::from(c.generated.saturating_sub(1));
+            let kept = r.cloud_tokens_kept[iu] as u32; // a count, held exactly
+            r.cloud_tokens_discarded[iu] = f64::from(c.generated.saturating_sub(kept));
+            r.cloud_tpot_s[iu] =
+                if c.gap_count > 0 { c.gap_sum.as_secs() / f64::from(c.gap_count) } else { nan };
             let decoded_at =
                 match (self.cloud.is_disaggregated() && c.generated > 1, c.bridged, c.decode_on_prefill) {
                     (false, _, _) => DecodedAt::Nowhere,
@@ -236,14 +208,81 @@ impl Simulator {
                     (true, false, true) => DecodedAt::Prefill,
                     (true, false, false) => DecodedAt::Pool,
                 };
-            r.k_site.push(decoded_at as u8);
-            r.device_cached_tokens.push(f64::from(req.device_cached));
-            r.cloud_cached_tokens.push(f64::from(req.cloud_cached));
-            r.device_busy.push(req.busy as u8);
-            r.device_wait_s.push(req.device_wait.as_secs());
+            r.k_site[iu] = decoded_at as u8;
         }
-        debug_assert_eq!(r.ttft_s.len(), n);
         r
+    }
+
+    /// Request `i` reached the cloud, asked for `quota` tokens: its plan is read no more; retired if it
+    /// is done.
+    pub(super) fn submitted(&mut self, i: u32, quota: u32) {
+        let req = &mut self.reqs[i as usize];
+        req.awaits_submit = false;
+        if let Some(pd) = req.pd.as_mut() {
+            pd.cloud_quota = quota;
+        }
+        if req.done {
+            self.retire(i);
+        }
+    }
+
+    /// Marks request `i` done (every token displayed) and drops its split state; retires it unless its
+    /// `CloudSubmit` is still to run ([`super::live`]).
+    pub(super) fn finish(&mut self, i: u32) {
+        let req = &mut self.reqs[i as usize];
+        debug_assert!(!req.done);
+        req.done = true;
+        req.pd = None;
+        self.finished += 1;
+        if !req.awaits_submit {
+            self.retire(i);
+        }
+    }
+
+    /// Writes request `i`'s device-side results and drops its state.
+    fn retire(&mut self, i: u32) {
+        let req = self.reqs.retire(i);
+        let iu = i as usize;
+        let (arrival, nan) = (self.inp.arrival[iu], f64::NAN);
+        let (r, m, plan) = (&mut self.out, &req.metrics, req.plan);
+        let first = m.first();
+        r.ttft_s[iu] = first.map_or(nan, |f| (f - arrival).as_secs());
+        r.e2e_s[iu] = if first.is_some() { (m.last() - arrival).as_secs() } else { nan };
+        r.tpot_s[iu] = m.tpot_s();
+        r.max_gap_s[iu] = m.max_gap().as_secs();
+        let gap = match (req.last_cloud_display, req.first_device_display) {
+            (Some(c), Some(d)) => (d - c).as_secs(),
+            _ => nan,
+        };
+        r.handoff_gap_s[iu] = gap;
+        let max_tpot = plan.map_or(0.0, |p| p.pace.max_tpot().as_secs());
+        r.handoff_stall_s[iu] = if gap.is_nan() { 0.0 } else { (gap - max_tpot).max(0.0) };
+        r.qoe[iu] = m.qoe(arrival, self.inp.qoe);
+        r.cloud_tokens_kept[iu] = f64::from(req.cloud_kept);
+        r.device_prefill_tokens[iu] = f64::from(req.device_prefill_tokens);
+        r.device_decode_tokens[iu] = f64::from(req.device_decode_tokens);
+        r.handoff_pos[iu] = req.handoff_pos as f64;
+        let served_by = match (req.cloud_kept > 0, req.device_decode_tokens > 0) {
+            (true, false) => ServedBy::Cloud,
+            (false, true) => ServedBy::Device,
+            _ => ServedBy::Both,
+        };
+        r.served_by[iu] = served_by as u8;
+        r.displayed_tokens[iu] = f64::from(m.count());
+        r.finish_s[iu] = if first.is_some() { m.last().as_secs() } else { nan };
+        r.mode[iu] = plan.map_or(u8::MAX, |p| p.mode as u8);
+        r.refine_ratio[iu] = plan.map_or(1.0, |p| p.refine_ratio);
+        r.device_cached_tokens[iu] = f64::from(req.device_cached);
+        r.device_busy[iu] = req.busy as u8;
+        r.device_wait_s[iu] = req.device_wait.as_secs();
+    }
+
+    /// Bytes for request `i` reached its device at `at` (the `bytes_down` and `radio_s` results).
+    pub(super) fn received(&mut self, i: u32, bytes: f64, at: Nanos) {
+        let iu = i as usize;
+        self.out.bytes_down[iu] += bytes;
+        let radio = (at - self.inp.arrival[iu]).as_secs();
+        self.out.radio_s[iu] = self.out.radio_s[iu].max(radio);
     }
 
     /// Aggregate counters.

@@ -24,7 +24,7 @@ impl Simulator {
     /// `n` verified tokens reached the device: show them, then draft the next round if the device can.
     pub(super) fn on_spec_result(&mut self, i: u32, n: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
-        if self.reqs[iu].done {
+        if self.reqs.get(i).is_none_or(|r| r.done) {
             return Ok(());
         }
         let min_tpot = self.reqs[iu].plan.expect("planned").pace.min_tpot();
@@ -52,7 +52,7 @@ impl Simulator {
     /// The device prefilled the prompt: draft the first round if the first token is here.
     pub(super) fn on_spec_prompt_done(&mut self, i: u32, now: Nanos) -> Result<()> {
         let iu = i as usize;
-        if self.reqs[iu].done {
+        if self.reqs.get(i).is_none_or(|r| r.done) {
             return Ok(());
         }
         let st = self.reqs[iu].spec.as_mut().expect("spec state");
@@ -71,7 +71,7 @@ impl Simulator {
         let drafted = spec.draft(&self.device, context);
         let req = &mut self.reqs[iu];
         req.device_decode_tokens += spec.gamma;
-        req.bytes_up += f64::from(spec.gamma) * self.inp.wire.stream_bytes_per_token;
+        self.out.bytes_up[iu] += f64::from(spec.gamma) * self.inp.wire.stream_bytes_per_token;
         let what = "a round of drafts on the device ([decode] tpot_s)";
         let at = self.on_clock(i, now + drafted + self.one_way[iu], what)?;
         self.lp.schedule(at, PRIO_CLOUD, Ev::SpecDrafts(i))?;
