@@ -1391,7 +1391,8 @@ class Simulator:
         """Per-request results, one array entry per request (float64; ``served_by`` and ``mode`` uint8),
         among them ``bytes_up``, ``bytes_down`` and ``radio_s`` (seconds from the request's send to the
         last byte it received; 0 without network use), and with ``when_device_busy`` ``device_busy``
-        (uint8, :data:`DEVICE_BUSY`) and ``device_wait_s`` (seconds its device-only plan waited)."""
+        (uint8, :data:`DEVICE_BUSY`) and ``device_wait_s`` (seconds its device-only plan waited). Once the
+        run has ended they are moved out, not copied (a run's results are held once): a second call raises."""
 
     def summary(self) -> dict[str, float]:
         """Run counters and the inter-token latency distribution."""

@@ -125,6 +125,8 @@ pub struct Simulator {
     reqs: Reqs,
     /// The results, each request's written as it is retired and as its bytes and tokens arrive.
     out: Results,
+    /// The results were moved out ([`Simulator::take_results`]).
+    results_taken: bool,
     hist: GapHistogram,
     pending_decision: Option<u32>,
     finished: usize,
@@ -164,6 +166,7 @@ impl Simulator {
             lp,
             reqs: Reqs::new(n),
             out: Results::filled(n),
+            results_taken: false,
             hist: GapHistogram::default(),
             pending_decision: None,
             finished: 0,

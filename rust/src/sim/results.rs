@@ -1,6 +1,7 @@
 //! What a run reports: per-request results, aggregate counters and the token timelines of recorded requests.
 
 use super::Simulator;
+use crate::error::{CoreError, Result};
 use crate::time::Nanos;
 
 /// Per-request results, one entry per request.
@@ -192,6 +193,33 @@ impl Simulator {
     #[must_use]
     pub fn results(&self) -> Results {
         let mut r = self.out.clone();
+        self.cloud_columns(&mut r);
+        r
+    }
+
+    /// [`results`](Self::results), moved out instead of copied once the run has ended (a run's results
+    /// are held once, not twice, at its end); a second call after that is refused.
+    ///
+    /// # Errors
+    /// The results were taken already.
+    pub fn take_results(&mut self) -> Result<Results> {
+        if self.results_taken {
+            return Err(CoreError::state(
+                "results: this run's results were taken already",
+                "keep what the first call returned",
+            ));
+        }
+        if self.finished != self.reqs.len() || self.pending_decision.is_some() {
+            return Ok(self.results()); // mid-run: the run goes on writing them
+        }
+        self.results_taken = true;
+        let mut r = std::mem::take(&mut self.out);
+        self.cloud_columns(&mut r);
+        Ok(r)
+    }
+
+    /// Writes the cloud's columns of `r`.
+    fn cloud_columns(&self, r: &mut Results) {
         let nan = f64::NAN;
         for (iu, c) in self.cloud.reqs.iter().enumerate() {
             r.cloud_prefill_gpu_s[iu] = c.gpu_prefill_s;
@@ -210,7 +238,6 @@ impl Simulator {
                 };
             r.k_site[iu] = decoded_at as u8;
         }
-        r
     }
 
     /// Request `i` reached the cloud, asked for `quota` tokens: its plan is read no more; retired if it

@@ -177,8 +177,8 @@ impl PySimulator {
     }
 
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let sim = self.sim()?;
-        let r = sim.results();
+        let mut sim = self.sim()?;
+        let r = sim.take_results()?;
         let d = PyDict::new(py);
         let float_cols = [
             ("ttft_s", r.ttft_s),
