@@ -14,8 +14,9 @@
 //!   at once (or, with refinement `r < 1`, when the refined prompt arrives with the first cloud token),
 //!   then prefills the received cloud tokens in chunks; as soon as it has prefilled every received token
 //!   it takes over: the rest of the cloud stream is cancelled (the cloud hears of it `d` later) and the
-//!   device decodes from that position. Cloud tokens are displayed through the [`crate::pacing::SpeedController`] with
-//!   the device's hand-off estimate, revised after each prefill step and fixed at the take-over.
+//!   device decodes from that position. Cloud tokens are displayed through the
+//!   [`crate::pacing::SpeedController`] with the device's hand-off estimate, revised after each prefill
+//!   step and fixed at the take-over.
 //!   If the device finishes its prompt before any cloud token arrives, it answers alone.
 //! - `Naive`: as `Pd`, but cloud tokens are displayed on arrival (no controller).
 //! - `KvTransfer`: the cloud prefills, emits the first token and ships the prompt's KV cache (in the
@@ -42,7 +43,8 @@
 //! Files: `inputs` (what a run simulates, checked), `decide` (a plan applied), `busy` (one answer at a
 //! time per device, an option), `display` (what reaches the screen), `pd` and `spec` (the split and
 //! speculative modes' events), `clock` (the clock's range), [`jitter`] (the device's step spread),
-//! [`queue`] (the event queue), `live` (the requests in flight), [`cloud`], [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
+//! [`queue`] (the event queue), `live` (the requests in flight, each dropped when it ends), [`cloud`],
+//! [`caches`], [`metrics`], [`results`], [`plan`] and [`policy`].
 
 mod busy;
 pub mod caches;
