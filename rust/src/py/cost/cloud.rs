@@ -20,7 +20,7 @@ impl PyCloudCost {
     #[new]
     #[pyo3(signature = (*, base_s, prefill_token_s, prefill_attn_s, decode_seq_s, decode_context_s,
         max_tokens_per_iteration, prefill_knee_token_s = 0.0, prefill_knee_tokens = 0))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::similar_names)] // the names are the profile's keys
     fn new(
         base_s: f64,
         prefill_token_s: f64,

@@ -19,7 +19,7 @@ impl PyCloudConfig {
         max_tokens_per_iteration, kv_cache_tokens, gpus_per_replica, kv_bytes_per_token, kv_link_bytes_per_s,
         k_sites = "pool", prefill_decode_budget = 0, kv_write_token_s = 0.0, prefill_decode_gap_s = 0.0,
         prefill_knee_token_s = 0.0, prefill_knee_tokens = 0))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::similar_names)] // the names are the profile's keys
     fn new(
         deployment: &str,
         replicas: u32,
