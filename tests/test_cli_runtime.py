@@ -77,3 +77,13 @@ def test_chat_with_k_auto_and_a_model_without_a_profile_names_the_flags_to_pass(
     assert "--k auto plans from the device's speed" in result.output
     assert "fix: pass --profile FILE" in result.output
     assert "device_profile=" not in result.output
+
+
+@pytest.mark.parametrize("raw", ["temperature=NaN", "top_p=Infinity", "x=[1, -Infinity]"])
+def test_a_cloud_param_that_is_not_finite_is_refused_naming_it(raw: str) -> None:
+    from pdcore.cli.live_options import cloud_params
+    from pdcore.exceptions import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"--cloud-param .*not a finite number; fix:"):
+        cloud_params([raw])
+    assert cloud_params(["temperature=0.5", "stop=none"]) == {"temperature": 0.5, "stop": "none"}

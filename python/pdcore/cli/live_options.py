@@ -124,6 +124,12 @@ def cloud_params(values: list[str] | None) -> dict[str, Any]:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
             params[key] = raw
+        try:  # the request body is strict JSON: NaN and Infinity are not numbers a server reads
+            json.dumps(params[key], allow_nan=False)
+        except ValueError:
+            raise InvalidInputError(
+                f"--cloud-param {item!r} is not a finite number; fix: pass a finite value"
+            ) from None
     return params
 
 
