@@ -298,8 +298,8 @@ def test_an_error_after_the_stream_started_ends_it_with_an_error_event_and_done(
     opened: list[BrokenAnswer] = []
     real_open = serve_app.open_answer
 
-    async def broken(session: Session, prompt: str) -> Any:
-        opened.append(BrokenAnswer(await real_open(session, prompt)))
+    async def broken(session: Session, prompt: str, max_tokens: int | None = None) -> Any:
+        opened.append(BrokenAnswer(await real_open(session, prompt, max_tokens)))
         return opened[-1]
 
     monkeypatch.setattr(serve_app, "open_answer", broken)

@@ -156,8 +156,8 @@ def test_a_client_that_goes_away_mid_stream_cancels_its_answer(monkeypatch: pyte
     opened: list[Answer] = []
     real_open = serve_app.open_answer
 
-    async def spy(session: Session, prompt: str) -> Answer:
-        opened.append(await real_open(session, prompt))
+    async def spy(session: Session, prompt: str, max_tokens: int | None = None) -> Answer:
+        opened.append(await real_open(session, prompt, max_tokens))
         return opened[-1]
 
     monkeypatch.setattr(serve_app, "open_answer", spy)

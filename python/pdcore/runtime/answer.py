@@ -17,6 +17,7 @@ far. An answer opened and never iterated must be closed (``async with`` does it)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
@@ -82,8 +83,11 @@ class Answer:
         try:
             if self._closed:
                 return
-            async for piece in self._request.pieces():
-                yield piece
+            # closed explicitly: left suspended when this generator is closed, the display loop would be
+            # finalized later in a task of its own, after the answer has ended
+            async with contextlib.aclosing(self._request.pieces()) as pieces:
+                async for piece in pieces:
+                    yield piece
         finally:
             await self.aclose()
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pdcore._core import SpeedController
 from pdcore.exceptions import CloudUnavailableError, DeviceFailedError
@@ -72,6 +72,7 @@ class Request:
             revise_handoff=self.revise_handoff,
             part_ended=self._cloud_part_ended,
             answer_completed=self._answer_completed,
+            device_unpriced=device is not None and profile is None,
         )
         self.device = DeviceProgress(
             state,
@@ -138,7 +139,7 @@ class Request:
         cloud.maybe_extend(now, self.display.last_shown, estimator.append_per_token(end) or 0.0)
         state.notify()
 
-    async def pieces(self) -> AsyncIterator[Piece]:
+    async def pieces(self) -> AsyncGenerator[Piece, None]:
         """The display loop: sleeps until the next position is due and shows it (`Display`).
 
         Raises:

@@ -74,6 +74,7 @@ from pdcore.runtime.settings import (
     DEFAULT_TOKENS_PER_CHAR,
     OLD_MODES,
     TOKENIZE_SAMPLE_CHARS,
+    answer_limit,
     check_settings,
     session_mode,
 )
@@ -225,32 +226,37 @@ class Session:
             return self.k
         return self._plan(prompt_tokens, reduce=False).wanted_k
 
-    async def complete(self, prompt: str) -> Timeline:
-        """Streams ``prompt`` to the end and returns its timeline."""
-        answer = await self.open(prompt)
+    async def complete(self, prompt: str, *, max_tokens: int | None = None) -> Timeline:
+        """Streams ``prompt`` to the end and returns its timeline (``max_tokens`` as for `open`)."""
+        answer = await self.open(prompt, max_tokens=max_tokens)
         async for _ in answer:
             pass
         return answer.timeline
 
-    async def stream(self, prompt: str) -> AsyncIterator[Piece]:
+    async def stream(self, prompt: str, *, max_tokens: int | None = None) -> AsyncIterator[Piece]:
         """Streams the answer to ``prompt`` (`open`, iterated to the end; closed when abandoned): the
         displayed pieces in order; `timeline` holds the full record. Raises as iterating an `Answer`."""
-        answer = await self.open(prompt)
+        answer = await self.open(prompt, max_tokens=max_tokens)
         try:
             async for piece in answer:
                 yield piece
         finally:
             await answer.aclose()
 
-    async def open(self, prompt: str) -> Answer:
+    async def open(self, prompt: str, *, max_tokens: int | None = None) -> Answer:
         """Starts the answer to ``prompt`` (the full prompt text, e.g. `chatml` of a user turn) and returns
         its handle: its `Answer.timeline` is there at once (and becomes `timeline`), the cloud request, if
         the plan has one, has left; iterate it to the end or close it. Several answers may be open at once;
         one that finds the device busy with another is the cloud's, or waits for the device without a
-        cloud (a rule of ours: module docstring)."""
+        cloud (a rule of ours: module docstring). ``max_tokens`` caps this answer below the session's
+        `max_tokens` (the plan, the cloud's quota and its continuations never ask for more).
+
+        Raises:
+            InvalidInputError: ``max_tokens`` is not a whole number >= 1.
+        """
         terms = RequestTerms(
             mode=self.mode,
-            max_tokens=self.max_tokens,
+            max_tokens=answer_limit(max_tokens, self.max_tokens),
             max_tpot=self.max_tpot,
             min_tpot=self.min_tpot,
             pace_s=self.pace_s,
@@ -297,7 +303,7 @@ class Session:
     def _ask_whole(self, request: Request) -> None:
         """Asks the cloud for the whole answer, shown on arrival."""
         tokens = max(1, round(len(request.state.prompt) * self.tokens_per_char))
-        request.ask_cloud(self.max_tokens, tokens, paced=False)
+        request.ask_cloud(request.state.terms.max_tokens, tokens, paced=False)
 
     def _start(self, request: Request) -> None:
         state, progress, mode = request.state, request.device, self.mode
@@ -341,7 +347,8 @@ class Session:
         if count.tokens_per_char is not None:
             self.tokens_per_char = count.tokens_per_char
         estimated = count.tokens
-        plan, reason, k = self.plan_request(estimated, device_cached_tokens=count.cached)
+        limit = state.terms.max_tokens
+        plan, reason, k = self.plan_request(estimated, device_cached_tokens=count.cached, max_tokens=limit)
         state.timeline.plan = plan
         state.timeline.plan_reason = reason
         if plan == "device-only":
@@ -351,16 +358,23 @@ class Session:
         if plan == "cloud-only":
             request.device.deferred = True
             state.notice("plan-cloud", reason)
-        quota = min(k + 1, self.max_tokens)
+        quota = min(k + 1, limit)
         state.timeline.k = quota - 1
         request.ask_cloud(quota, estimated, paced=plan == "pd-device")
 
     def plan_request(
-        self, prompt_tokens: int, *, device_cached_tokens: int = 0, cloud_cached_tokens: int = 0
+        self,
+        prompt_tokens: int,
+        *,
+        device_cached_tokens: int = 0,
+        cloud_cached_tokens: int = 0,
+        max_tokens: int | None = None,
     ) -> tuple[Mode, str, int]:
         """The plan for a prompt of ``prompt_tokens`` device tokens, of which a follow-up turn finds
-        ``device_cached_tokens`` in the device's cache and ``cloud_cached_tokens`` in the cloud's:
-        ``(plan, reason, k)`` (`pdcore.runtime.planning`)."""
+        ``device_cached_tokens`` in the device's cache and ``cloud_cached_tokens`` in the cloud's, for an
+        answer of at most ``max_tokens`` (None: the session's): ``(plan, reason, k)``
+        (`pdcore.runtime.planning`)."""
+        limit = self.max_tokens if max_tokens is None else max_tokens
         context = self.cloud.context_tokens if self.cloud is not None else None
         room = None if context is None else context - prompt_tokens
         if self.k != "auto":
@@ -372,8 +386,9 @@ class Session:
             device_cached_tokens=device_cached_tokens,
             cloud_cached_tokens=cloud_cached_tokens,
             reduce=self.reduce_plans,
+            max_tokens=limit,
         )
-        return plan_words(turn, prompt_tokens, max_tokens=self.max_tokens, reduce=self.reduce_plans)
+        return plan_words(turn, prompt_tokens, max_tokens=limit, reduce=self.reduce_plans)
 
     def expected_first_token_s(self) -> float:
         """The cloud's first-token delay the plan assumes: given, else learned, else 0 (the safe side)."""
@@ -389,9 +404,12 @@ class Session:
         device_cached_tokens: int = 0,
         cloud_cached_tokens: int = 0,
         reduce: bool,
+        max_tokens: int | None = None,
     ) -> TurnPlan:
-        """The planner's plan (`pdcore._core.plan_turn`) on the profile scaled by the learned speed ratio."""
+        """The planner's plan (`pdcore._core.plan_turn`) on the profile scaled by the learned speed ratio,
+        for an answer of at most ``max_tokens`` (None: the session's)."""
         assert self.profile is not None
+        limit = self.max_tokens if max_tokens is None else max_tokens
         return plan_turn(
             prompt_tokens,
             device=self._scaled(self.profile, self.speed_ratio).cost,
@@ -400,9 +418,9 @@ class Session:
             cloud_tpot_s=self.cloud_tpot_s,
             device_cached_tokens=device_cached_tokens,
             cloud_cached_tokens=cloud_cached_tokens,
-            max_tokens=self.max_tokens,
+            max_tokens=limit,
             context_room=room,
             k_margin=self.k_margin,
             reduce=reduce,
-            max_k=self.max_tokens,
+            max_k=limit,
         )

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_TOKENS_PER_CHAR",
     "OLD_MODES",
     "TOKENIZE_SAMPLE_CHARS",
+    "answer_limit",
     "check_settings",
     "session_mode",
 ]
@@ -83,6 +84,21 @@ def session_mode(mode: str) -> Mode:
 
 def _whole(value: object, minimum: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+
+
+def answer_limit(max_tokens: object, ceiling: int) -> int:
+    """An answer's longest length: the ``max_tokens`` it asks for (None: ``ceiling``, the session's) within
+    ``ceiling``.
+
+    Raises:
+        InvalidInputError: ``max_tokens`` is not a whole number >= 1.
+    """
+    if max_tokens is None:
+        return ceiling
+    if not _whole(max_tokens, 1):
+        raise InvalidInputError(f"max_tokens = {max_tokens!r}; fix: pass a whole number of tokens >= 1")
+    assert isinstance(max_tokens, int)
+    return min(max_tokens, ceiling)
 
 
 def check_settings(

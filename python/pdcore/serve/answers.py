@@ -49,9 +49,10 @@ class Answer(Protocol):
         """Stops the answer: its cloud stream and its device work."""
 
 
-async def open_answer(session: Session, prompt: str) -> Answer:
-    """Opens the answer to ``prompt`` (the full prompt text) on ``session``."""
-    return await session.open(prompt)
+async def open_answer(session: Session, prompt: str, max_tokens: int | None = None) -> Answer:
+    """Opens the answer to ``prompt`` (the full prompt text) on ``session``, of at most ``max_tokens``
+    (None: the session's)."""
+    return await session.open(prompt, max_tokens=max_tokens)
 
 
 class AnswerRun:

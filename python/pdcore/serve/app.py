@@ -82,7 +82,7 @@ class Served:
         """Opens the answer to ``prompt`` (from the request field ``param``), checks that it fits the device's
         context window while it starts, and sends it, streamed or whole (module docstring)."""
         try:
-            answer = await open_answer(self.session, prompt)
+            answer = await open_answer(self.session, prompt, body_tokens)
         except Exception as error:
             raise runtime_error(error) from error
 
