@@ -88,12 +88,13 @@ def device_threads(threads: int | None) -> int:
 def device_profile(
     profile: str | None, threads: int | None, model: Path | None, *, needed: bool = False
 ) -> DeviceProfile | None:
-    """The device profile ``--profile`` names, else the shipped one of the default model at ``threads``,
-    else None; ``needed``: ``--k auto`` plans from it, so none is an error naming the flags to pass."""
+    """The device profile ``--profile`` names, else the shipped one of the default model at ``threads``
+    (``--model`` left out or naming the default model's own file), else None; ``needed``: ``--k auto``
+    plans from it, so none is an error naming the flags to pass."""
     if profile is not None:
         return load_device_profile(profile)
     shipped = SHIPPED_PROFILE.format(threads=device_threads(threads))
-    if model is None and shipped in list_device_profiles():
+    if is_default_model(model) and shipped in list_device_profiles():
         return load_device_profile(shipped)
     if needed:
         raise InvalidInputError(
@@ -101,6 +102,20 @@ def device_profile(
             "pass --profile FILE (measure one with `pdcore profile-device --model ...`) or a fixed --k N"
         )
     return None
+
+
+def is_default_model(model: Path | None) -> bool:
+    """Whether ``--model`` is left out or names the installed SmolLM2-135M's own file (so its shipped
+    profiles apply)."""
+    if model is None:
+        return True
+    from pdcore.runtime.device import smollm2_path  # noqa: PLC0415  # reason: the optional runtime
+
+    default = smollm2_path()
+    try:
+        return default is not None and model.resolve() == default.resolve()
+    except OSError:
+        return False
 
 
 def k_flag(value: str) -> int | Literal["auto"]:

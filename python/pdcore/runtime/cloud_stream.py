@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Callable
 
 from pdcore.exceptions import CloudError
@@ -78,6 +79,8 @@ class CloudStream:
         revise_handoff: Revises the hand-off estimate after the cloud's progress.
         part_ended: Called when the cloud sends nothing more for a split answer: the device continues.
         answer_completed: Called when the cloud has sent the whole answer: the device is not needed.
+        device_unpriced: The device has no speed profile: until its hand-off can be estimated from its
+            own calls, a continuation asks for the rest of the answer (`pdcore.runtime.continuation`).
     """
 
     def __init__(
@@ -89,8 +92,10 @@ class CloudStream:
         revise_handoff: Callable[[], None],
         part_ended: Callable[[], None],
         answer_completed: Callable[[], None],
+        device_unpriced: bool = False,
     ) -> None:
         self.state = state
+        self.device_unpriced = device_unpriced
         self.client = client
         self.expected_first_s = expected_first_s
         self._revise_handoff = revise_handoff
@@ -192,8 +197,11 @@ class CloudStream:
         state, terms, buffer = self.state, self.state.terms, self.state.buffer
         received = buffer.received
         estimate = state.controller.handoff_at if state.controller is not None else None
+        if estimate is None and self.device_unpriced and not state.timeline.device_failures:
+            estimate = math.inf  # the device's hand-off cannot be estimated yet (`continuation`'s rule)
         if not (
             estimate is not None
+            and not state.closed
             and self.idle
             and state.mode == "pd-device"
             and not state.answer_complete
