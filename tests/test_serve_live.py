@@ -10,7 +10,7 @@ bodies. The server runs with a fixed ``--k 3`` so that every answer the device i
 P/D-Device and the first cloud tokens are handed off to the device (``--k auto`` would give these short
 prompts to the device alone, and there would be no seam to check).
 
-Answers are short (8 to 24 tokens) and prompts small, so the module stays within a few minutes on two
+Answers are short (8 to 160 tokens) and prompts small, so the module stays within a few minutes on two
 cores; no assertion is on a time, only on what the answers and the figures say.
 """
 
@@ -351,7 +351,7 @@ def test_a_four_turn_conversation_prefills_only_its_new_tokens(
     the previous turn's markup, the new user message, the assistant's header), plus that one token.
     """
     rng = random.Random(22)
-    notes = filler_text(110, seed=22)
+    notes = filler_text(40, seed=22)
     messages = [
         {"role": "system", "content": f"You are a helpful assistant. Notes for this chat: {notes}"},
         {"role": "user", "content": "List the numbers from 1 to 30."},
@@ -363,7 +363,7 @@ def test_a_four_turn_conversation_prefills_only_its_new_tokens(
     turns: list[Turn] = []
     for index in range(4):
         prompt = render_chat(messages, template)
-        max_tokens = 48 if index == 0 else 24
+        max_tokens = 160 if index == 0 else 64
         turn = one_turn(server, messages, max_tokens)
         assert turn.extension["plan"] == "pd-device", turn.extension
         assert turn.cached_counted == turn.cached_tokens
@@ -372,9 +372,11 @@ def test_a_four_turn_conversation_prefills_only_its_new_tokens(
             assert_text_exact_seam(turn, cloud_url, prompt, max_tokens)
         if index == 0:  # only the opening of the system turn is shared with earlier answers
             assert turn.cached_tokens < turn.prompt_tokens // 4, turn
-            # the device prefills a cold prompt of ~170 tokens and the cloud's first tokens while the cloud,
-            # which has the prompt cached, streams them: the device catches up (it prefills far faster than
-            # the cloud decodes), a hand-off with a seam to check
+            # the device prefills a cold prompt of ~85 tokens, then the cloud's tokens as they come, while the
+            # cloud, which has the prompt cached, streams the answer (121 tokens to its end): the device,
+            # appending a token in less than half the time the cloud takes to decode one, catches up after
+            # some 40-50 tokens on two quiet cores (a 48-token cap left no margin: the cloud often finished
+            # first), a hand-off with a seam to check
             assert handoff, turn.extension
         else:
             previous = turns[-1]
@@ -429,7 +431,7 @@ def test_eight_concurrent_clients_each_get_their_own_answer(server: Server, clou
             # the cloud's answer alone, unless llama.cpp's server cut its stream for a newer request and
             # the device, free by then, continued it (the text is the same either way)
             cut = any("cloud-cut" in str(notice) for notice in extension["notices"])
-            assert cut or extension["tokens_by_source"]["device"] == 0, extension
+            assert cut or extension["tokens_by_source"]["device"] == 0, json.dumps(extension)
     assert len({next(iter(ids)) for _, ids, _, _ in results}) == 8
     assert any(extension["plan"] == "cloud-only" for _, _, extension, _ in results), (
         "one device answer at a time"
