@@ -1354,8 +1354,45 @@ class Simulator:
             InvalidStateError: A request is waiting for a plan from :meth:`decide`.
         """
 
+    def run_policies(self, policies: list[NativePolicy]) -> None:
+        """Runs every remaining request to the end, each planned by its device class's policy
+        (``policies[class]``, in the fleet's order; one policy plans every class). A request of a class
+        with no capable device is not planned: the cloud serves it.
+
+        Raises:
+            InvalidInputError: Neither one policy nor one per class, or a policy's optimizer rejects a
+                request.
+            InvalidStateError: A request is waiting for a plan from :meth:`decide`.
+        """
+
+    def set_fleet(
+        self,
+        *,
+        devices: list[DeviceCost | None],
+        bandwidth_bps: list[float],
+        device_class: npt.NDArray[np.int64],
+    ) -> None:
+        """Gives the run a fleet; call before the first decision. Each request then runs on its class's
+        device (``devices[device_class[i]]``) and downlink (``bandwidth_bps``, bits per second), and the
+        built-in policies plan it with that device. A class whose device is None has no capable device:
+        its requests are served by the cloud alone, whatever the policy plans (ours: such a client
+        cannot run the model). Without a fleet every request is class 0 of the constructor's device and
+        bandwidth.
+
+        Raises:
+            InvalidInputError: No class, more than 65,536, a bandwidth that is not finite and above 0,
+                lists of different lengths, a ``device_class`` that is not one index per request, or an
+                index out of range.
+            InvalidStateError: The run has started.
+        """
+
+    @property
+    def device_classes(self) -> int:
+        """The number of device classes (1 without a fleet)."""
+
     def decide(self, request: int, plan: Plan) -> None:
-        """Applies ``plan`` to the request :meth:`next_decision` returned.
+        """Applies ``plan`` to the request :meth:`next_decision` returned (a request with no capable
+        device gets a cloud-only plan instead, :meth:`set_fleet`).
 
         Raises:
             InvalidStateError: ``request`` is not the one waiting for a plan.

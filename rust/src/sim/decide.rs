@@ -28,6 +28,8 @@ impl Simulator {
     pub fn decide(&mut self, i: u32, plan: Plan) -> Result<()> {
         self.check_plan(i, plan)?;
         self.pending_decision = None;
+        // a request with no capable device is the cloud's alone, whatever was planned ([`super::fleet`])
+        let plan = if self.devices.capable(i) { plan } else { Plan::new(Mode::Cloud, 0, 1.0, plan.pace)? };
         let iu = i as usize;
         let t0 = self.inp.arrival[iu];
         let d = self.one_way[iu];
@@ -58,12 +60,12 @@ impl Simulator {
             Mode::Cloud | Mode::KvTransfer => {}
             Mode::Device => unreachable!("started above"),
             Mode::Race => {
-                let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
+                let p = prompt_time(self.devices.of(i), i, self.inp.prompt[iu], cached);
                 let done = self.on_clock(i, t0 + p, PROMPT)?;
                 self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
             }
             Mode::Spec => {
-                let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
+                let p = prompt_time(self.devices.of(i), i, self.inp.prompt[iu], cached);
                 self.reqs[iu].device_prefill_tokens = self.inp.prompt[iu] - cached;
                 self.reqs[iu].spec = Some(spec::SpecState::default());
                 let done = self.on_clock(i, t0 + p, PROMPT)?;
@@ -84,7 +86,7 @@ impl Simulator {
         req.device_cached = cached;
         req.device_wait = start - self.inp.arrival[iu];
         req.device_prefill_tokens = self.inp.prompt[iu] - cached;
-        let p = prompt_time(&self.device, i, self.inp.prompt[iu], cached);
+        let p = prompt_time(self.devices.of(i), i, self.inp.prompt[iu], cached);
         let done = self.on_clock(i, start + p, PROMPT)?;
         self.finish_on_device(i, done, 0, min_tpot)
     }
@@ -149,7 +151,8 @@ impl Simulator {
             last_arrival: Nanos::ZERO,
         });
         if plan.refine_ratio >= 1.0 {
-            let done = self.on_clock(i, t0 + prompt_time(&self.device, i, prompt_len, cached), PROMPT)?;
+            let done =
+                self.on_clock(i, t0 + prompt_time(self.devices.of(i), i, prompt_len, cached), PROMPT)?;
             pd.device_free_at = Some(done);
             self.lp.schedule(done, PRIO_DEVICE, Ev::PromptDone(i))?;
         }

@@ -44,7 +44,7 @@ impl Simulator {
             Mode::Race => {
                 if req.race == RaceState::Open {
                     let device_ready = self.inp.arrival[iu]
-                        + prompt_time(&self.device, i, self.inp.prompt[iu], req.device_cached);
+                        + prompt_time(self.devices.of(i), i, self.inp.prompt[iu], req.device_cached);
                     if arrive <= device_ready {
                         req.race = RaceState::Cloud;
                     }
@@ -61,14 +61,14 @@ impl Simulator {
                 let prompt = self.inp.prompt[iu];
                 // the device already holds its cached prefix: only the rest is sent
                 let bytes =
-                    f64::from(prompt - self.reqs[iu].device_cached) * self.device.kv_bytes_per_token();
+                    f64::from(prompt - self.reqs[iu].device_cached) * self.devices.of(i).kv_bytes_per_token();
                 let what = "the download of its KV cache (the device's bandwidth)";
                 let kv_at =
-                    self.on_clock(i, arrive + to_nanos(bytes / self.inp.bandwidth_bytes_per_s), what)?;
+                    self.on_clock(i, arrive + to_nanos(bytes / self.devices.bandwidth_of(i)), what)?;
                 self.received(i, bytes, kv_at);
                 // token 0 came from the cloud; the device runs it through to produce token 1
-                let step = self.device.tpot(u64::from(prompt));
-                let ready = kv_at + jittered(step, self.device.step_spread(), i, Call::Decode, 1, 1);
+                let step = self.devices.of(i).tpot(u64::from(prompt));
+                let ready = kv_at + jittered(step, self.devices.of(i).step_spread(), i, Call::Decode, 1, 1);
                 self.finish_on_device(i, ready, 1, plan.pace.min_tpot())?;
             }
             Mode::Pd | Mode::Naive | Mode::Disco => {
@@ -123,8 +123,8 @@ impl Simulator {
         let keeps = !refined && self.device_cache.keeps();
         let mut later = Vec::with_capacity(if keeps { (out - from - 1) as usize } else { 0 });
         // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
-        let mut steps = self.device.tpot_steps(ctx0 + u64::from(from) + 1);
-        let spread = self.device.step_spread();
+        let mut steps = self.devices.of(i).tpot_steps(ctx0 + u64::from(from) + 1);
+        let spread = self.devices.of(i).step_spread();
         let hist = &mut self.hist;
         let mut timeline = if self.timelines.is_empty() { None } else { self.timelines.get_mut(&i) };
         let req = &mut self.reqs[iu];

@@ -52,6 +52,7 @@ mod clock;
 pub mod cloud;
 mod decide;
 mod display;
+pub mod fleet;
 mod inputs;
 pub mod jitter;
 mod live;
@@ -74,6 +75,8 @@ use busy::DeviceHolds;
 pub use busy::{DeviceBusy, WhenBusy};
 use caches::{DeviceCache, Held, PrefixCache};
 use cloud::{Cloud, CloudConfig, CloudLoad, Emission};
+use fleet::Devices;
+pub use fleet::FleetClass;
 pub use inputs::{Conversations, Inputs, Wire};
 use live::{Pd, RaceState, Reqs};
 use metrics::GapHistogram;
@@ -120,7 +123,8 @@ pub struct Simulator {
     inp: Inputs,
     /// `inp.one_way_s` in the clock's nanoseconds.
     one_way: Vec<Nanos>,
-    device: DeviceCost,
+    /// Each request's device and downlink ([`fleet`]).
+    devices: Devices,
     cloud: Cloud,
     lp: EventQueue<Ev>,
     /// The requests in flight ([`live`]).
@@ -160,10 +164,11 @@ impl Simulator {
         if n > 0 {
             lp.schedule(inp.arrival[0], PRIO_ARRIVE, Ev::Arrive(0))?;
         }
+        let devices = Devices::single(device, inp.bandwidth_bytes_per_s);
         Ok(Self {
             inp,
             one_way,
-            device,
+            devices,
             cloud,
             lp,
             reqs: Reqs::new(n),

@@ -24,9 +24,9 @@ impl Simulator {
         let Receipt::Kept(pos) = pd.buf.receive_cloud()? else { return Ok(()) };
         if pos == 0 && refined {
             // the refined prompt arrives with the first token: the device starts prefilling now
-            let price = self.device.prefill(u64::from(pd.prompt_len));
+            let price = self.devices.of(i).prefill(u64::from(pd.prompt_len));
             let tokens = u64::from(pd.prompt_len);
-            let done = now + jittered(price, self.device.step_spread(), i, Call::Prompt, 0, tokens);
+            let done = now + jittered(price, self.devices.of(i).step_spread(), i, Call::Prompt, 0, tokens);
             if done > Nanos::LIMIT {
                 return self.on_clock(i, done, PROMPT).map(|_| ());
             }
@@ -81,7 +81,7 @@ impl Simulator {
     pub(super) fn revise_handoff(&mut self, i: u32) {
         let iu = i as usize;
         let prior_pace = to_nanos(self.cloud.cost().lone_decode_s(self.inp.prompt[iu]));
-        let device = &self.device;
+        let device = self.devices.of(i);
         let Some(pd) = self.reqs.get_mut(i).and_then(|r| r.pd.as_mut()) else { return };
         let quota = pd.cloud_quota;
         let Some(free_at) = pd.device_free_at else { return };
@@ -207,9 +207,9 @@ impl Simulator {
         let todo = pd.buf.received() - pd.buf.prefilled();
         if todo > 0 {
             let ctx = u64::from(pd.prompt_len + pd.buf.prefilled());
-            let price = self.device.append(ctx, u64::from(todo));
+            let price = self.devices.of(i).append(ctx, u64::from(todo));
             let index = u64::from(pd.buf.prefilled());
-            let spread = self.device.step_spread();
+            let spread = self.devices.of(i).step_spread();
             let done_at = now + jittered(price, spread, i, Call::Append, index, u64::from(todo));
             if done_at > Nanos::LIMIT {
                 let what = "the device's prefill of the cloud's tokens ([prefill] seconds)";

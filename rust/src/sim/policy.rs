@@ -63,6 +63,15 @@ impl NativePolicy {
         Ok(Self::Auto { mode, pace, optimizer: Box::new(optimizer) })
     }
 
+    /// The display pacing bounds of its plans (the short plan's, by prompt).
+    #[must_use]
+    pub fn pace(&self) -> PaceConfig {
+        match self {
+            Self::Fixed(plan) | Self::ByPrompt { short: plan, .. } => plan.pace,
+            Self::Auto { pace, .. } | Self::Router { pace, .. } => *pace,
+        }
+    }
+
     /// The plan of request `i`, which is waiting for one in `sim`.
     pub fn plan(&self, sim: &mut Simulator, i: u32) -> Result<Plan> {
         match self {
@@ -86,7 +95,7 @@ impl NativePolicy {
             }
             Self::Router { rule, pace } => {
                 let cached = sim.cached(i).device;
-                let mode = if rule.on_device(&sim.device, sim.inp.prompt[i as usize], cached) {
+                let mode = if rule.on_device(sim.devices.of(i), sim.inp.prompt[i as usize], cached) {
                     Mode::Device
                 } else {
                     Mode::Cloud
@@ -98,10 +107,35 @@ impl NativePolicy {
 }
 
 impl Simulator {
-    /// Runs every remaining request under `policy` to the end.
+    /// Runs every remaining request under `policy` to the end (with a fleet, the one policy plans every
+    /// class: see [`run_policies`](Self::run_policies)).
     pub fn run_policy(&mut self, policy: &NativePolicy) -> Result<()> {
+        self.run_policies(std::slice::from_ref(policy))
+    }
+
+    /// Runs every remaining request to the end, each planned by its device class's policy
+    /// (`policies[class]`, [`super::fleet`]; one policy plans every class). A request with no capable
+    /// device is not planned: the cloud serves it ([`Simulator::decide`]).
+    ///
+    /// # Errors
+    /// Neither one policy nor one per class, or what planning and the run raise.
+    pub fn run_policies(&mut self, policies: &[NativePolicy]) -> Result<()> {
+        let classes = self.devices.classes();
+        if policies.is_empty() || (policies.len() != 1 && policies.len() != classes) {
+            return Err(CoreError::invalid(
+                "policies",
+                format!("has {} policies for {classes} device classes", policies.len()),
+                "pass one policy, or one per device class in the fleet's order",
+            ));
+        }
         while let Some(i) = self.next_decision()? {
-            let plan = policy.plan(&mut *self, i)?;
+            let c = self.devices.class_of(i);
+            let policy = &policies[if policies.len() == 1 { 0 } else { c }];
+            let plan = if self.devices.class_capable(c) {
+                policy.plan(&mut *self, i)?
+            } else {
+                Plan::new(Mode::Cloud, 0, 1.0, policy.pace())?
+            };
             self.decide(i, plan)?;
         }
         Ok(())

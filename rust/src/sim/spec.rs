@@ -68,7 +68,7 @@ impl Simulator {
         let spec = self.reqs[iu].plan.and_then(|p| p.spec).expect("spec plan");
         let received = self.reqs[iu].spec.as_ref().map_or(0, |s| s.received);
         let context = u64::from(self.inp.prompt[iu]) + u64::from(received);
-        let drafted = spec.draft(&self.device, context);
+        let drafted = spec.draft(self.devices.of(i), context);
         let req = &mut self.reqs[iu];
         req.device_decode_tokens += spec.gamma;
         self.out.bytes_up[iu] += f64::from(spec.gamma) * self.inp.wire.stream_bytes_per_token;

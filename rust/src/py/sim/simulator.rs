@@ -8,7 +8,8 @@ use crate::error::CoreError;
 use crate::py::cost::PyDeviceCost;
 use crate::py::errors::detached;
 use crate::sim::metrics::QoeParams;
-use crate::sim::{Inputs, Simulator, WhenBusy, Wire};
+use crate::sim::policy::NativePolicy;
+use crate::sim::{FleetClass, Inputs, Simulator, WhenBusy, Wire};
 use crate::time::Nanos;
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -99,6 +100,47 @@ impl PySimulator {
         let mut guard = self.sim()?;
         let sim: &mut Simulator = &mut guard;
         detached(py, || sim.next_decision())
+    }
+
+    /// Gives the run a fleet (`crate::sim::fleet`): per class a device (None: no capable device, the
+    /// cloud alone) and a downlink; per request its class.
+    #[pyo3(signature = (*, devices, bandwidth_bps, device_class))]
+    fn set_fleet(
+        &self,
+        devices: Vec<Option<PyRef<'_, PyDeviceCost>>>,
+        bandwidth_bps: Vec<f64>,
+        device_class: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<()> {
+        if devices.len() != bandwidth_bps.len() {
+            return Err(CoreError::invalid(
+                "bandwidth_bps",
+                format!("has {} entries for {} device classes", bandwidth_bps.len(), devices.len()),
+                "pass one bandwidth per class",
+            )
+            .into());
+        }
+        let classes = devices
+            .iter()
+            .zip(&bandwidth_bps)
+            .map(|(d, &b)| FleetClass {
+                device: d.as_ref().map(|d| d.inner.clone()),
+                bandwidth_bytes_per_s: b / 8.0,
+            })
+            .collect();
+        let class_of = counts(&device_class, "device_class")?;
+        Ok(self.sim()?.set_fleet(classes, &class_of)?)
+    }
+
+    fn run_policies(&self, py: Python<'_>, policies: Vec<PyRef<'_, PyNativePolicy>>) -> PyResult<()> {
+        let rules: Vec<NativePolicy> = policies.iter().map(|p| p.inner.clone()).collect();
+        let mut guard = self.sim()?;
+        let sim: &mut Simulator = &mut guard;
+        detached(py, || sim.run_policies(&rules))
+    }
+
+    #[getter]
+    fn device_classes(&self) -> PyResult<usize> {
+        Ok(self.sim()?.device_classes())
     }
 
     fn decide(&self, request: u32, plan: &PyPlan) -> PyResult<()> {

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 mod busy;
 mod clock;
 mod conversations;
+mod fleet;
 mod jitter;
 
 fn cloud(deployment: Deployment) -> CloudConfig {
