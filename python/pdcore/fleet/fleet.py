@@ -131,6 +131,14 @@ class Fleet:
         """Share of the requests with a capable device."""
         return float(sum(c.share for c in self.classes if c.capable))
 
+    def devices(self) -> list[DeviceProfile]:
+        """The capable classes' devices, each once, in the file's order."""
+        out: list[DeviceProfile] = []
+        for c in self.classes:
+            if c.device is not None and c.device not in out:
+                out.append(c.device)
+        return out
+
     def draw(self, n: int, seed: int) -> npt.NDArray[np.int64]:
         """The class index of each of ``n`` requests (module docstring).
 

@@ -8,7 +8,7 @@ Both paths plan with the same cost model and give identical results.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -42,13 +42,15 @@ def request_info(
 
 def plan_each_request(
     simulator: Simulator,
-    policy: Policy,
+    policy: Policy | Sequence[Policy],
     workload: Workload,
     delays: npt.NDArray[np.float64],
     *,
     record: Collection[int] = (),
+    classes: npt.NDArray[np.int64] | None = None,
 ) -> dict[int, tuple[str, int]]:
-    """Runs the decision loop to the end, ``policy`` planning every request.
+    """Runs the decision loop to the end, ``policy`` planning every request; with a fleet, ``policy`` is
+    one policy per class (`pdcore.sim.fleet_runs.class_policies`) and ``classes`` each request's class.
 
     Returns:
         The ``(mode, k)`` of the plans of the ``record`` requests (``k`` -1 outside a split).
@@ -59,20 +61,22 @@ def plan_each_request(
     arrivals = workload.arrival_s.tolist()
     prompts = workload.prompt_tokens.tolist()
     delay_list = delays.tolist()
-    plan = policy.plan
+    policies = [policy] if isinstance(policy, Policy) else list(policy)
+    plan_of = [p.plan for p in policies]
+    class_of = [0] * len(arrivals) if classes is None or len(policies) == 1 else classes.tolist()
     load = simulator.cloud_load
     decide = simulator.decide
     next_decision = simulator.next_decision
     wanted = set(record)
     plans: dict[int, tuple[str, int]] = {}
     while (index := next_decision()) is not None:
-        decision = plan(
+        decision = plan_of[class_of[index]](
             request_info(simulator, workload, index, arrivals[index], prompts[index], delay_list[index]),
             CloudLoad.from_mapping(load()),
         )
         if not isinstance(decision, Plan):
             raise InvalidInputError(
-                f"{type(policy).__name__}.plan() returned {decision!r} for request {index}; fix: return a "
+                f"{type(policies[class_of[index]]).__name__}.plan() returned {decision!r} for request {index}; fix: return a "
                 "pdcore.Plan"
             )
         if index in wanted:

@@ -115,6 +115,7 @@ def aggregate(
     *,
     slo: SLO,
     duration_s: float,
+    met: npt.NDArray[np.bool_] | None = None,
 ) -> dict[str, Any]:
     """Reduces per-request results and run counters to a report (the ``policies.<name>`` JSON object).
 
@@ -123,12 +124,14 @@ def aggregate(
         summary: ``Simulator.summary()``.
         slo: The objectives for the attainment figures.
         duration_s: The run's length for rates: from the first arrival to the last displayed token.
+        met: Per request, whether its objectives were met (a fleet's classes may have their own); None:
+            ``slo``'s, for every request.
 
     Returns:
         A JSON-ready dict; ``docs/schema.md`` describes every key.
     """
     count = len(results["ttft_s"])
-    met = slo_met(results, slo)
+    met = slo_met(results, slo) if met is None else met
     served = np.asarray(results["served_by"])
     prefill = np.asarray(results["cloud_prefill_gpu_s"], dtype=np.float64)
     decode = np.asarray(results["cloud_decode_gpu_s"], dtype=np.float64)

@@ -19,9 +19,11 @@ import numpy.typing as npt
 from pdcore import _core
 from pdcore._core import Simulator
 from pdcore.exceptions import InvalidInputError
+from pdcore.fleet import Fleet
 from pdcore.outputs import atomic_path, open_text
 from pdcore.sim.accounting import BILL_COLUMNS
 from pdcore.sim.conversations import DEVICE_BUSY
+from pdcore.sim.fleet_runs import by_class, fleet_slo_met
 from pdcore.sim.metrics import DECODED_AT, aggregate, per_turn
 from pdcore.sim.overload import Overload, overload
 from pdcore.slo import SLO, slo_met
@@ -94,8 +96,11 @@ class SimResult:
             ``refine_ratio``, the kept fraction of the prompt each request's plan gave the device, and
             the bill (`pdcore.sim.accounting.BILL_COLUMNS`).
         summary: ``Simulator.summary()``: run counters and the inter-token latency distribution.
-        slo: The objectives the attainment figures use.
+        slo: The objectives the attainment figures use (with a fleet, each class's own where it gives
+            them: `pdcore.sim.fleet_runs.class_slo`).
         seed: The seed of the network delays.
+        device_class: Each request's class in ``fleet``; None without a fleet.
+        fleet: The fleet the requests came from, or None.
     """
 
     policy: str
@@ -105,6 +110,8 @@ class SimResult:
     summary: Mapping[str, float]
     slo: SLO
     seed: int
+    device_class: npt.NDArray[np.int64] | None = None
+    fleet: Fleet | None = None
 
     @property
     def duration_s(self) -> float:
@@ -113,7 +120,9 @@ class SimResult:
         return float(np.nanmax(finish)) if np.isfinite(finish).any() else 0.0
 
     def slo_met(self) -> npt.NDArray[np.bool_]:
-        """Per request: whether both the TTFT and the TPOT objective were met."""
+        """Per request: whether both the TTFT and the TPOT objective (its class's, with a fleet) were met."""
+        if self.fleet is not None and self.device_class is not None:
+            return fleet_slo_met(self.results, self.fleet, self.device_class, self.slo)
         return slo_met(self.results, self.slo)
 
     def overload(self) -> Overload:
@@ -123,8 +132,12 @@ class SimResult:
     def aggregate(self) -> dict[str, Any]:
         """The report of this run (``docs/schema.md``, one entry of ``policies``), with ``overloaded``,
         ``delay_growth`` and ``overload_site`` (`overload`); a multi-turn workload's adds ``per_turn``
-        (`pdcore.sim.metrics.per_turn`)."""
-        report = aggregate(self.results, self.summary, slo=self.slo, duration_s=self.duration_s)
+        (`pdcore.sim.metrics.per_turn`); a fleet's adds ``by_class`` (`pdcore.sim.fleet_runs.by_class`)."""
+        report = aggregate(
+            self.results, self.summary, slo=self.slo, duration_s=self.duration_s, met=self.slo_met()
+        )
+        if self.fleet is not None and self.device_class is not None:
+            report["by_class"] = by_class(self.results, self.fleet, self.device_class, self.slo)
         found = self.overload()
         report["overloaded"] = found.overloaded
         report["delay_growth"] = found.growth

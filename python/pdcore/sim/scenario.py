@@ -27,18 +27,20 @@ import numpy.typing as npt
 from pdcore import _core
 from pdcore._core import CloudConfig, DeviceCost, Prices, Simulator
 from pdcore.exceptions import InvalidInputError
+from pdcore.fleet import Fleet
 from pdcore.limits import MAX_REPLICAS, check_int
 from pdcore.policies.base import DEFAULT_K_SITES, Policy, PolicyContext
 from pdcore.policies.builtin import make_policy
 from pdcore.profiles.cloud import CloudProfile
 from pdcore.profiles.device import DeviceProfile
 from pdcore.profiles.network import NetworkProfile
-from pdcore.profiles.registry import profile_provenance
 from pdcore.sim.accounting import bill, prices
 from pdcore.sim.conversations import conversation_inputs, when_device_busy
 from pdcore.sim.decisions import plan_each_request
+from pdcore.sim.fleet_runs import class_bill, class_delays, class_policies, fleet_arguments
 from pdcore.sim.horizon import check_horizon
 from pdcore.sim.result import SimResult, timeline_records
+from pdcore.sim.scenario_record import scenario_record
 from pdcore.slo import DEFAULT_QOE_TOKENS_PER_S, SLO
 from pdcore.traces.workload import Workload
 
@@ -92,6 +94,8 @@ class Scenario:
             prefilled the prompt) or ``"both"`` (each plan says; ``pd-device:k_site=auto`` picks).
         one_answer_per_device: A device serves one answer at a time: a request that finds it busy is
             served by the cloud, or waits for it under the device-only policy (`pdcore.sim.conversations`).
+        fleet: The device classes the requests come from (`pdcore.sim.fleet_runs`: each request's device,
+            network, plan and bill are its class's); None: every request has ``device`` and ``network``.
     """
 
     cloud: CloudProfile
@@ -109,6 +113,7 @@ class Scenario:
     cost_weight: float = 0.0
     energy_weight: float = 0.0
     one_answer_per_device: bool = False
+    fleet: Fleet | None = None
 
     def __post_init__(self) -> None:
         """Checks the deployment, replica counts and rates.
@@ -233,35 +238,8 @@ class Scenario:
         )
 
     def describe(self) -> dict[str, Any]:
-        """The scenario as a JSON-ready dict (the ``config`` object of a report)."""
-        cloud, device = profile_provenance(self.cloud), profile_provenance(self.device)
-        out: dict[str, Any] = {
-            # a user's file is named by its path, never by the name it may share with a shipped profile
-            "cloud_profile": cloud["name"] if cloud["shipped"] else cloud["path"] or cloud["name"],
-            "device_profile": device["name"] if device["shipped"] else device["path"] or device["name"],
-            "profiles": {"cloud": cloud, "device": device},
-            "network": {
-                "name": self.network.name,
-                "rtt_s": self.network.rtt_s,
-                "bandwidth_bps": self.network.bandwidth_bps,
-                "jitter_s": self.network.jitter_s,
-            },
-            "deployment": self.deployment,
-            "slo": {"ttft_s": self.slo.ttft_s, "max_tpot_s": self.slo.max_tpot_s},
-            "qoe_tokens_per_s": self.qoe_tokens_per_s,
-        }
-        if self.deployment == "colocated":
-            out["replicas"] = self.replicas
-        else:
-            out["prefill_replicas"] = self.prefill_replicas
-            out["decode_replicas"] = self.decode_replicas
-            out["kv_link_bytes_per_s"] = self.kv_link()
-            out["k_sites"] = self.k_sites
-        if self.cost_weight or self.energy_weight:
-            out["weights"] = {"cost": self.cost_weight, "energy": self.energy_weight}
-        if self.one_answer_per_device:
-            out["one_answer_per_device"] = True
-        return out
+        """The scenario as a JSON-ready dict (the ``config`` object of a report, `scenario_record`)."""
+        return scenario_record(self)
 
     def one_way_s(self, count: int, seed: int) -> FloatArray:
         """Per-request one-way delays, drawn from ``np.random.default_rng(seed)``."""
@@ -297,15 +275,16 @@ class Scenario:
                 f"policy = {policy!r} is a {type(policy).__name__}; fix: pass a pdcore.Policy or a policy "
                 "name such as 'pd-device'"
             )
-        delays = self._delays(workload, seed, one_way_s)
-        simulator = self._simulator(workload, delays, chosen)
-        chosen.prepare(self.context(workload))
-        native = chosen.native()
-        if native is not None:
-            simulator.run_policy(native)
+        classes = None if self.fleet is None else self.fleet.draw(len(workload), seed)
+        delays = self._delays(workload, seed, one_way_s, classes)
+        simulator = self._simulator(workload, delays, chosen, classes)
+        policies = self._policies(chosen, workload)
+        natives = [policy.native() for policy in policies]
+        if all(native is not None for native in natives):
+            simulator.run_policies(natives)
         else:
-            plan_each_request(simulator, chosen, workload, delays)
-        results = self._priced(dict(simulator.results()))
+            plan_each_request(simulator, policies, workload, delays, classes=classes)
+        results = self._priced(dict(simulator.results()), classes)
         return SimResult(
             policy=chosen.name,
             workload=workload,
@@ -314,20 +293,42 @@ class Scenario:
             summary={key: float(value) for key, value in simulator.summary().items()},
             slo=self.slo,
             seed=int(seed),
+            device_class=classes,
+            fleet=self.fleet,
         )
+
+    def _policies(self, policy: Policy, workload: Workload) -> list[Policy]:
+        """``policy`` prepared for the run, or one per fleet class (`pdcore.sim.fleet_runs`)."""
+        if self.fleet is None:
+            policy.prepare(self.context(workload))
+            return [policy]
+        return class_policies(policy, self.context(workload), self.fleet)
 
     def prices(self) -> Prices | None:
         """The deployment's prices (`pdcore.sim.accounting.prices`), or None when a profile lacks them."""
         return prices(self.cloud, self.device, self.network)
 
-    def _priced(self, results: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
-        """The results with their bill (`pdcore.sim.accounting.bill`); bytes are NaN without ``[wire]``."""
+    def _priced(
+        self, results: dict[str, npt.NDArray[Any]], classes: npt.NDArray[np.int64] | None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The results with their bill (`pdcore.sim.accounting.bill`, by class with a fleet); bytes are NaN
+        without ``[wire]``."""
         if self.cloud.prompt_bytes_per_token is None:
             results["bytes_up"] = np.full(len(results["ttft_s"]), np.nan)
             results["bytes_down"] = np.full(len(results["ttft_s"]), np.nan)
+        if classes is not None:
+            return results | class_bill(results, self, classes)
         return results | bill(results, self.prices())
 
-    def _delays(self, workload: Workload, seed: int, one_way_s: npt.ArrayLike | None) -> FloatArray:
+    def _delays(
+        self,
+        workload: Workload,
+        seed: int,
+        one_way_s: npt.ArrayLike | None,
+        classes: npt.NDArray[np.int64] | None = None,
+    ) -> FloatArray:
+        if one_way_s is None and classes is not None and self.fleet is not None:
+            return class_delays(self.fleet, classes, seed)
         if one_way_s is None:
             return self.one_way_s(len(workload), seed)
         delays = np.ascontiguousarray(one_way_s, dtype=np.float64)
@@ -337,9 +338,12 @@ class Scenario:
             )
         return delays
 
-    def _simulator(self, workload: Workload, delays: FloatArray, policy: Policy) -> Simulator:
-        check_horizon(workload, self.cloud, self.device)
-        return Simulator(
+    def _simulator(
+        self, workload: Workload, delays: FloatArray, policy: Policy, classes: npt.NDArray[np.int64] | None
+    ) -> Simulator:
+        for device in [self.device] if self.fleet is None else self.fleet.devices():
+            check_horizon(workload, self.cloud, device)
+        simulator = Simulator(
             arrival_s=workload.arrival_s,
             prompt_tokens=workload.prompt_tokens,
             output_tokens=workload.output_tokens,
@@ -354,6 +358,9 @@ class Scenario:
             when_device_busy=when_device_busy(self, policy),
             **conversation_inputs(workload, self),
         )
+        if classes is not None:
+            simulator.set_fleet(**fleet_arguments(self, classes))
+        return simulator
 
     def record_timelines(
         self,
@@ -381,10 +388,11 @@ class Scenario:
         if outside:
             raise InvalidInputError(f"timeline requests {outside}; fix: pass indices below {len(workload)}")
         chosen = make_policy(policy) if isinstance(policy, str) else policy
-        delays = self._delays(workload, seed, one_way_s)
-        simulator = self._simulator(workload, delays, chosen)
+        classes = None if self.fleet is None else self.fleet.draw(len(workload), seed)
+        delays = self._delays(workload, seed, one_way_s, classes)
+        simulator = self._simulator(workload, delays, chosen, classes)
         for request in requests:
             simulator.record_timeline(request)
-        chosen.prepare(self.context(workload))
-        plans = plan_each_request(simulator, chosen, workload, delays, record=requests)
+        policies = self._policies(chosen, workload)
+        plans = plan_each_request(simulator, policies, workload, delays, record=requests, classes=classes)
         return timeline_records(simulator, workload, delays, requests, plans)
