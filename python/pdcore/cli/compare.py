@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress
 
+from pdcore.cli.fleet_table import class_table, has_classes
 from pdcore.cli.notices import warn_overloaded
 from pdcore.cli.options import (
     DEFAULT_CLOUD,
@@ -123,6 +124,16 @@ OneAnswerPerDeviceOption = Annotated[
     ),
 ]
 
+FleetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fleet",
+        help="A fleet of device classes (a shipped name, e.g. phones-2025, or a .toml file; docs/fleet.md): "
+        "each request draws its class with --seed and runs on its class's device and network, or on the "
+        "cloud alone for a class with no capable device. Adds results by class.",
+    ),
+]
+
 
 def busy_line(reports: dict[str, dict[str, Any]]) -> str:
     """What one answer per device did, per policy: requests served by the cloud because their device was
@@ -206,6 +217,7 @@ def compare(
     cost_weight: CostWeightOption = 0.0,
     energy_weight: EnergyWeightOption = 0.0,
     one_answer_per_device: OneAnswerPerDeviceOption = False,
+    fleet: FleetOption = None,
     capacity: CapacityOption = False,
     capacity_target: CapacityTargetOption = None,
     capacity_window: CapacityWindowOption = None,
@@ -236,6 +248,8 @@ def compare(
             out.print(capacity_table(reports))
         if any("per_turn" in report for report in reports.values()):
             out.print(turn_table(reports, wide=wide))
+        if has_classes(reports):
+            out.print(class_table(reports))
         if one_answer_per_device:
             out.print(busy_line(reports))
         if json_out is not None:
@@ -311,6 +325,7 @@ def simulate(
     cost_weight: CostWeightOption = 0.0,
     energy_weight: EnergyWeightOption = 0.0,
     one_answer_per_device: OneAnswerPerDeviceOption = False,
+    fleet: FleetOption = None,
     oversize: OversizeOption = "fail",
     wide: WideOption = False,
 ) -> None:
@@ -336,6 +351,8 @@ def simulate(
         warn_overloaded({chosen.name: report}, run.cloud())
         console = stdout()
         console.print(policy_table({chosen.name: report}, title=escape(run.headline()), wide=wide))
+        if has_classes({chosen.name: report}):
+            console.print(class_table({chosen.name: report}))
         if one_answer_per_device:
             console.print(busy_line({chosen.name: report}))
         written = [str(path) for path in (out, json_out) if path is not None]

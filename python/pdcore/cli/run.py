@@ -60,10 +60,17 @@ class Run:
         """The title of the run's table: the workload, the profiles, the cloud's shape and the SLO."""
         stats = self.workload.summary()
         cloud = self.cloud()
+        fleet = self.scenario.fleet
+        devices = (
+            f"device {self.scenario.device.name} | cloud {cloud} ({self.scenario.deployment}) | network "
+            f"{self.scenario.network.name}"
+            if fleet is None
+            else f"fleet {fleet.name} ({fleet.capable_share:.0%} capable) | cloud {cloud} "
+            f"({self.scenario.deployment})"
+        )
         return (
             f"{self.workload.name}: {len(self.workload)} requests over {stats['duration_s']:.0f} s "
-            f"({arrival_rate(stats['rate_rps'])}) | device {self.scenario.device.name} | cloud {cloud} "
-            f"({self.scenario.deployment}) | network {self.scenario.network.name} | SLO TTFT "
+            f"({arrival_rate(stats['rate_rps'])}) | {devices} | SLO TTFT "
             f"{self.scenario.slo.ttft_s:g} s, TPOT {self.scenario.slo.max_tpot_s * 1e3:g} ms"
         )
 
@@ -116,6 +123,7 @@ def run_spec(
     multi_turn: bool = False,
     one_answer_per_device: bool = False,
     cloud_model: str = "engine",
+    fleet: str | None = None,
 ) -> RunSpec:
     """The workload and the scenario the flags name (`pdcore.sim.spec`), each range-checked at the edge,
     before any file is read."""
@@ -140,6 +148,7 @@ def run_spec(
         energy_weight=energy_weight,
         one_answer_per_device=one_answer_per_device,
         cloud_model=cloud_model,
+        fleet=fleet,
     )
     workload = workload_spec(
         trace,

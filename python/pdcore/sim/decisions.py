@@ -76,8 +76,8 @@ def plan_each_request(
         )
         if not isinstance(decision, Plan):
             raise InvalidInputError(
-                f"{type(policies[class_of[index]]).__name__}.plan() returned {decision!r} for request {index}; fix: return a "
-                "pdcore.Plan"
+                f"{type(policies[class_of[index]]).__name__}.plan() returned {decision!r} for request "
+                f"{index}; fix: return a pdcore.Plan"
             )
         if index in wanted:
             plans[index] = (decision.mode, decision.k if decision.mode in {"pd", "naive"} else -1)

@@ -104,7 +104,8 @@ def class_policies(policy: Policy, context: PolicyContext, fleet: Fleet) -> list
         key = (devices.index(device_class.device), device_class.network)
         if key not in prepared:
             mine = copy.copy(policy)
-            mine.prepare(dataclasses.replace(context, device=device_class.device, network=device_class.network))
+            network = device_class.network
+            mine.prepare(dataclasses.replace(context, device=device_class.device, network=network))
             prepared[key] = mine
         out.append(prepared[key])
     return out
@@ -180,4 +181,3 @@ def by_class(
                 record["cost"] = cost_summary(sub)
         out.append(record)
     return out
-

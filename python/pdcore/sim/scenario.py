@@ -279,8 +279,8 @@ class Scenario:
         delays = self._delays(workload, seed, one_way_s, classes)
         simulator = self._simulator(workload, delays, chosen, classes)
         policies = self._policies(chosen, workload)
-        natives = [policy.native() for policy in policies]
-        if all(native is not None for native in natives):
+        natives = [native for policy in policies if (native := policy.native()) is not None]
+        if len(natives) == len(policies):
             simulator.run_policies(natives)
         else:
             plan_each_request(simulator, policies, workload, delays, classes=classes)

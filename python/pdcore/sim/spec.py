@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pdcore.exceptions import InvalidInputError
+from pdcore.fleet import load_fleet
 from pdcore.inputs import names_file
 from pdcore.policies import split_policy_specs
 from pdcore.policies.base import DEFAULT_K_SITES
@@ -208,6 +209,8 @@ class ScenarioSpec:
         one_answer_per_device: A device serves one answer at a time (`Scenario.one_answer_per_device`).
         cloud_model: ``"engine"`` (the cloud profile with its ``[engine]`` per-step overhead) or ``"kernel"``
             (without it; `CloudProfile.with_cloud_model`).
+        fleet: A shipped fleet's name or a fleet file's path (`pdcore.fleet.load_fleet`, `Scenario.fleet`);
+            None: every request has ``device`` and ``network``.
     """
 
     device: str = DEFAULT_DEVICE
@@ -228,6 +231,7 @@ class ScenarioSpec:
     energy_weight: float = 0.0
     one_answer_per_device: bool = False
     cloud_model: str = "engine"
+    fleet: str | None = None
 
     def __post_init__(self) -> None:
         """Checks the round-trip time (the rest is checked by `build`, after the profiles are found).
@@ -237,6 +241,8 @@ class ScenarioSpec:
         """
         object.__setattr__(self, "device", os.fspath(self.device))
         object.__setattr__(self, "cloud", os.fspath(self.cloud))
+        if self.fleet is not None:
+            object.__setattr__(self, "fleet", os.fspath(self.fleet))
         if self.rtt_s is not None and not (math.isfinite(self.rtt_s) and self.rtt_s >= 0.0):
             raise InvalidInputError(f"rtt_s = {self.rtt_s!r}; fix: pass finite seconds >= 0, or None")
 
@@ -245,8 +251,12 @@ class ScenarioSpec:
         return dataclasses.replace(self, **changes)
 
     def inputs(self) -> dict[str, str]:
-        """The profile files the scenario reads, by flag (a shipped profile's name reads none)."""
-        return named_input("--device", self.device) | named_input("--cloud", self.cloud)
+        """The profile and fleet files the scenario reads, by flag (a shipped name reads none)."""
+        return (
+            named_input("--device", self.device)
+            | named_input("--cloud", self.cloud)
+            | named_input("--fleet", self.fleet)
+        )
 
     def slo(self) -> SLO:
         """The objectives."""
@@ -299,6 +309,7 @@ class ScenarioSpec:
             cost_weight=self.cost_weight,
             energy_weight=self.energy_weight,
             one_answer_per_device=self.one_answer_per_device,
+            fleet=None if self.fleet is None else load_fleet(self.fleet),
         )
 
 
