@@ -156,3 +156,9 @@ def test_a_bad_fleet_is_one_clear_error(tmp_path: Path, given: str, message: str
         assert result.exit_code == 2, result.output
         assert message in result.output
         assert "Traceback" not in result.output
+
+
+def test_the_capacity_search_refuses_a_fleet_it_does_not_model() -> None:
+    result = _cli("compare", "--fleet", "phones-2025", "--capacity", "--requests", "20")
+    assert result.exit_code == 2, result.output
+    assert "--capacity does not search over a fleet" in result.output

@@ -231,6 +231,10 @@ def compare(
     with reported():
         chosen = _policies(policies)
         search = _capacity_search(capacity, capacity_target, capacity_window)
+        if search is not None and fleet is not None:
+            raise InvalidInputError(
+                "--capacity does not search over a fleet yet; fix: drop --capacity or --fleet"
+            )
         spec = flags_run_spec(flags)
         check_outputs({"--json": json_out, "--csv": csv_out}, spec.inputs() | policy_inputs(policies))
         started = time.perf_counter()
