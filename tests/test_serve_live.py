@@ -46,6 +46,7 @@ from pdcore.runtime.chat_template import engine_chat_template, render_chat
 from pdcore.runtime.openai_api import GREEDY_SAMPLING
 from pdcore.runtime.profiler import filler_text
 from pdcore.runtime.testing import free_port
+from pdcore.serve.figures import CLOUD_FALLBACKS
 
 pytestmark = pytest.mark.realtime
 
@@ -428,10 +429,11 @@ def test_eight_concurrent_clients_each_get_their_own_answer(server: Server, clou
         assert sum(extension["tokens_by_source"].values()) == 8
         if extension["plan"] == "cloud-only":
             assert "busy" in extension["plan_reason"], extension
-            # the cloud's answer alone, unless llama.cpp's server cut its stream for a newer request and
-            # the device, free by then, continued it (the text is the same either way)
-            cut = any("cloud-cut" in str(notice) for notice in extension["notices"])
-            assert cut or extension["tokens_by_source"]["device"] == 0, json.dumps(extension)
+            # the cloud's answer alone, unless the cloud failed it and the device, free by then, continued
+            # it (the text is the same either way): llama.cpp's server cuts a stream for a newer request,
+            # and eight at once on two cores can keep one waiting past its first-token deadline (silent)
+            failed = any(notice["kind"] in CLOUD_FALLBACKS for notice in extension["notices"])
+            assert failed or extension["tokens_by_source"]["device"] == 0, json.dumps(extension)
     assert len({next(iter(ids)) for _, ids, _, _ in results}) == 8
     assert any(extension["plan"] == "cloud-only" for _, _, extension, _ in results), (
         "one device answer at a time"
