@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pdcore import __version__
+from pdcore.cli.compare import FleetOption
 from pdcore.cli.notices import warn_overloaded
 from pdcore.cli.options import (
     DEFAULT_CLOUD,
@@ -45,6 +46,7 @@ from pdcore.cli.options import (
 )
 from pdcore.cli.policy_progress import PolicyProgress
 from pdcore.cli.size_check import CloudCheck, check_cloud
+from pdcore.cli.size_fleet import CapableSharesOption, check_fleet_flags, size_over_fleet
 from pdcore.cli.size_planner import (
     DEFAULT_DEPLOYMENTS,
     DEFAULT_EXECUTOR,
@@ -246,11 +248,14 @@ def size(
     clouds: CloudsOption = None,
     deployments: DeploymentsOption = DEFAULT_DEPLOYMENTS,
     executor: SizeExecutorOption = DEFAULT_EXECUTOR,
+    fleet: FleetOption = None,
+    capable_shares: CapableSharesOption = None,
 ) -> None:
     """Find the smallest cloud (GPUs) that meets the SLO for each policy, and the whole-cloud gain.
 
     With --model-family or --clouds: size every cloud profile, deployment and policy, with GPUs, $ per
-    month, TTFT p90, per-user tokens/s and each policy's Pareto front.
+    month, TTFT p90, per-user tokens/s and each policy's Pareto front. With --fleet: GPUs and $ per month
+    over the fleet, and the GPUs saved as the share of capable devices goes from 0 to 100%.
     """
     with reported():
         chosen = _policies(trace, workload_kind, policies)
@@ -263,7 +268,10 @@ def size(
             ttft_slo_s=ttft_slo,
             max_tpot_s=max_tpot_flag(max_tpot, None),
             k_sites=k_sites,
+            fleet=fleet,
         )
+        planner: dict[str, Any] = {"model_family": model_family, "clouds": clouds, "deployments": deployments}
+        shares = check_fleet_flags(fleet, capable_shares, executor=executor, **planner)
         workload_named = workload_spec(
             trace,
             seed=seed,
@@ -273,9 +281,8 @@ def size(
             rate_scale=rate_scale,
             synthetic=WORKLOADS[workload_kind],
         )
-        searched = planner_clouds(
-            PlannerFlags(model_family, clouds, deployments, executor), cloud=cloud, deployment=deployment
-        )
+        flags = PlannerFlags(model_family, clouds, deployments, DEFAULT_EXECUTOR if fleet else executor)
+        searched = planner_clouds(flags, cloud=cloud, deployment=deployment)
         inputs = workload_named.inputs() | scenario_spec.inputs() | policy_inputs(policies)
         if searched is not None:
             inputs |= clouds_inputs(searched[0])
@@ -283,20 +290,17 @@ def size(
         scenario = scenario_spec.build() if searched is None else None
         workload = workload_named.load()
         settings = {"seed": seed, "target": target, "max_replicas": max_replicas}
-        if scenario is not None:
+        run: dict[str, Any] = {
+            "executor": executor,
+            "window": window_label(workload, limit),
+            "settings": settings,
+        }
+        if scenario is not None and shares is not None:
+            size_over_fleet(workload, scenario, policies, shares, json_out=json_out, **run)
+        elif scenario is not None:
             _size_one(workload, chosen, scenario, limit, settings, json_out)
         elif searched is not None:
-            window = window_label(workload, limit)
-            plan_sizes(
-                workload,
-                scenario_spec,
-                searched,
-                policies,
-                executor=executor,
-                window=window,
-                settings=settings,
-                json_out=json_out,
-            )
+            plan_sizes(workload, scenario_spec, searched, policies, json_out=json_out, **run)
 
 
 def _size_one(

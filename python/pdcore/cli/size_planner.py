@@ -76,7 +76,7 @@ SizeExecutorOption = Annotated[
     str,
     typer.Option(
         "--executor",
-        help=f"With --model-family/--clouds: where the searches run: {', '.join(EXECUTORS)} "
+        help=f"With --model-family/--clouds or --fleet: where the searches run: {', '.join(EXECUTORS)} "
         "(ray needs pdcore[ray]).",
     ),
 ]

@@ -34,6 +34,12 @@ as ``"unattainable"`` with the reason in `Sizing.reason`:
   (`doubling_helps`: the attainment did not rise, and what the missing requests miss by fell by less than
   `PLATEAU_GAIN`), the search stops at the best cloud found.
 
+Over a fleet (`Scenario.fleet`), every probe replays the fleet's run: each request's class, device and
+network delay as `pdcore.sim.fleet_runs` draws them with the search's seed, and each request judged by its
+class's objectives (`pdcore.sim.sizing_probes.sizing_attainment`). The bound before any probe takes the
+fastest device of the fleet, and is not used when a class has objectives of its own (ours: it is written
+for one set of objectives).
+
 GPUs are ``replicas * gpus_per_replica``; goodput per GPU is the rate of requests that meet the SLO
 divided by the GPUs (DistServe's per-GPU goodput). Probes may be kept in a
 `pdcore.sim.sizing_probes.ProbeCache` that many searches share (`pdcore.sim.planner_search`).
@@ -53,6 +59,7 @@ import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
+from pdcore.sim.fleet_runs import class_delays
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.sizing_probes import Probe, ProbeCache, ProbeKey, sizing_attainment
 from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
@@ -200,7 +207,11 @@ class _Search:
 
     def __post_init__(self) -> None:
         self.colocated = self.scenario.deployment == "colocated"
-        self.delays = self.scenario.one_way_s(len(self.workload), self.seed)
+        fleet = self.scenario.fleet
+        if fleet is None:
+            self.delays = self.scenario.one_way_s(len(self.workload), self.seed)
+        else:  # each request's delay from its class's network, as a run over the fleet draws it
+            self.delays = class_delays(fleet, fleet.draw(len(self.workload), self.seed), self.seed)
         self.rate = len(self.workload) / float(self.workload.arrival_s[-1])
 
     def key(self, cloud: tuple[int, int]) -> ProbeKey:
@@ -276,6 +287,9 @@ class _Search:
 
     def proved_unattainable(self, max_replicas: int) -> Sizing | None:
         """The sizing when `attainment_bound` shows no cloud can reach ``target``; None otherwise."""
+        fleet = self.scenario.fleet
+        if fleet is not None and any(c.slo is not None for c in fleet.classes):
+            return None  # the bound is written for one set of objectives
         found = attainment_bound(self.workload, self.scenario)
         if found.attainment >= self.target:
             return None

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from pdcore.sim.fleet_runs import fleet_slo_met
 from pdcore.sim.result import SimResult
 from pdcore.slo import within_objective
 
@@ -41,8 +42,12 @@ ProbeKey = tuple[str, str, int, int, str]
 
 
 def sizing_attainment(result: SimResult) -> float:
-    """The share of requests within the TTFT objective and with every display gap within ``max_tpot_s``."""
+    """The share of requests within the TTFT objective and with every display gap within ``max_tpot_s``;
+    over a fleet, each request under its class's objectives (`pdcore.sim.fleet_runs.class_slo`)."""
     slo = result.slo
+    if result.fleet is not None and result.device_class is not None:
+        met = fleet_slo_met(result.results, result.fleet, result.device_class, slo)
+        return float(np.mean(met)) if len(met) else 1.0
     ttft_ok = within_objective(result.results["ttft_s"], slo.ttft_s)
     gap_ok = within_objective(result.results["max_gap_s"], slo.max_tpot_s)
     return float(np.mean(ttft_ok & gap_ok)) if len(ttft_ok) else 1.0

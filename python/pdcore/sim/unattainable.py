@@ -16,6 +16,8 @@ The bound (`attainment_bound`), from the cost model's floors; it holds for every
   ``n - 1`` gaps within ``max_tpot`` (each with the grain `pdcore.slo.GAP_SLACK_S`), so its last token is
   shown at most ``ttft + (n - 1) * max_tpot`` after it arrives.
 
+Over a fleet, the floors are the fastest of the run's device and every device of the fleet.
+
 A request with ``first + (n - 1) * step > ttft + (n - 1) * max_tpot`` therefore misses the SLO on any
 cloud, however idle (each step is taken one clock grain shorter, so the simulator's rounding cannot
 break the bound); the share of the other requests bounds the attainment of every cloud.
@@ -80,11 +82,12 @@ class AttainmentBound:
 
 def _floors(scenario: Scenario) -> tuple[float, float]:
     """The fastest step between two tokens and the fastest first token, seconds (module docstring)."""
-    device, cloud = scenario.device, scenario.cloud
-    device_step = float(np.min(device.decode_points()[1]))
+    cloud = scenario.cloud
+    devices = [scenario.device] + ([] if scenario.fleet is None else scenario.fleet.devices())
+    device_step = min(float(np.min(device.decode_points()[1])) for device in devices)
     cloud_step = min(cloud.iteration_s([], [0]), cloud.iteration_s([1], []))
     step = min(device_step, cloud_step)
-    return step, min(step, float(device.prefill_s(1)))
+    return step, min(step, *(float(device.prefill_s(1)) for device in devices))
 
 
 def meetable(workload: Workload, scenario: Scenario) -> npt.NDArray[np.bool_]:
