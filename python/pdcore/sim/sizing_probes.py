@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pdcore.sim.fleet_runs import fleet_slo_met
+from pdcore.sim.fleet_runs import class_slo
 from pdcore.sim.result import SimResult
-from pdcore.slo import within_objective
+from pdcore.slo import SLO, within_objective
 
 __all__ = ["Probe", "ProbeCache", "ProbeKey", "sizing_attainment", "ttft_p90_s", "user_tokens_per_s"]
 
@@ -44,13 +44,23 @@ ProbeKey = tuple[str, str, int, int, str]
 def sizing_attainment(result: SimResult) -> float:
     """The share of requests within the TTFT objective and with every display gap within ``max_tpot_s``;
     over a fleet, each request under its class's objectives (`pdcore.sim.fleet_runs.class_slo`)."""
-    slo = result.slo
-    if result.fleet is not None and result.device_class is not None:
-        met = fleet_slo_met(result.results, result.fleet, result.device_class, slo)
-        return float(np.mean(met)) if len(met) else 1.0
-    ttft_ok = within_objective(result.results["ttft_s"], slo.ttft_s)
-    gap_ok = within_objective(result.results["max_gap_s"], slo.max_tpot_s)
-    return float(np.mean(ttft_ok & gap_ok)) if len(ttft_ok) else 1.0
+    ttft_s, max_gap_s = result.results["ttft_s"], result.results["max_gap_s"]
+    if not len(ttft_s):
+        return 1.0
+    fleet, classes = result.fleet, result.device_class
+    if fleet is None or classes is None:
+        met = _within(ttft_s, max_gap_s, result.slo)
+    else:
+        met = np.zeros(len(ttft_s), dtype=np.bool_)
+        for index, device_class in enumerate(fleet.classes):
+            mine = classes == index
+            met[mine] = _within(ttft_s[mine], max_gap_s[mine], class_slo(device_class, result.slo))
+    return float(np.mean(met))
+
+
+def _within(ttft_s: FloatArray, max_gap_s: FloatArray, slo: SLO) -> npt.NDArray[np.bool_]:
+    met = within_objective(ttft_s, slo.ttft_s) & within_objective(max_gap_s, slo.max_tpot_s)
+    return np.asarray(met, dtype=np.bool_)
 
 
 def ttft_p90_s(ttft_s: FloatArray) -> float:
