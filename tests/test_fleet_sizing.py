@@ -188,3 +188,29 @@ def test_sizing_over_one_class_of_the_run_device_and_network_is_the_plain_sizing
         alone = size_cloud(WORKLOAD, make_policy(policy), plain)
         fleet = size_cloud(WORKLOAD, make_policy(policy), over_fleet)
         assert fleet.describe() == alone.describe()
+
+
+def test_fleet_report_writes_the_class_table_and_the_sweep_figure(tmp_path: Path) -> None:
+    compare_json, size_json = tmp_path / "compare.json", tmp_path / "size.json"
+    base = ["--fleet", "phones-2025", "--requests", "200", "--rate", "22"]
+    assert runner.invoke(app, ["compare", *base, "--json", str(compare_json)]).exit_code == 0
+    sized = runner.invoke(app, ["size", *base, "--capable-shares", "0,100", "--json", str(size_json)])
+    assert sized.exit_code == 0, sized.output
+    out = tmp_path / "report"
+    args = [
+        "--compare-json",
+        str(compare_json),
+        "--size-json",
+        str(size_json),
+        "--size-command",
+        "pdcore size X",
+    ]
+    result = runner.invoke(app, ["fleet-report", "--out", str(out), *args])
+    assert result.exit_code == 0, result.output
+    text = (out / "fleet.md").read_text()
+    assert "| pd-device | capable-wifi |" in text
+    assert "`pdcore size X`" in text
+    assert (out / "fleet_sweep.png").stat().st_size > 0
+    bad = runner.invoke(app, ["fleet-report", "--out", str(out), "--size-json", str(compare_json)])
+    assert bad.exit_code == 2
+    assert "has no 'fleet_sizing'" in bad.output

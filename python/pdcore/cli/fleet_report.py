@@ -1,0 +1,48 @@
+"""``pdcore fleet-report``: the fleet section of a report (`pdcore.report.fleet`) from the JSON that
+``pdcore compare --fleet --json`` and ``pdcore size --fleet --json`` write: ``fleet.md`` with the table by
+device class, and ``fleet_sweep.png``, GPUs needed against the capable share per policy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from pdcore.cli.options import missing_extra, reported, stdout
+from pdcore.exceptions import InvalidInputError
+
+__all__ = ["fleet_report"]
+
+
+def fleet_report(
+    out: Annotated[Path, typer.Option("--out", help="Directory for fleet.md and fleet_sweep.png.")],
+    compare_json: Annotated[
+        Path | None, typer.Option("--compare-json", help="The JSON of pdcore compare --fleet --json.")
+    ] = None,
+    size_json: Annotated[
+        Path | None, typer.Option("--size-json", help="The JSON of pdcore size --fleet --json.")
+    ] = None,
+    compare_command: Annotated[
+        str | None, typer.Option("--compare-command", help="The command that wrote --compare-json.")
+    ] = None,
+    size_command: Annotated[
+        str | None, typer.Option("--size-command", help="The command that wrote --size-json.")
+    ] = None,
+) -> None:
+    """Write the fleet section of a report: results by device class, and GPUs against the capable share."""
+    with reported():
+        if size_json is not None:
+            try:
+                import matplotlib  # noqa: F401, PLC0415 - the plot extra is optional
+            except ImportError:
+                raise InvalidInputError(missing_extra("plot", "matplotlib", "--size-json")) from None
+        from pdcore.report.fleet import fleet_section  # noqa: PLC0415 - after the check above
+
+        commands = {
+            name: text for name, text in (("compare", compare_command), ("size", size_command)) if text
+        }
+        path = fleet_section(out, compare_json=compare_json, size_json=size_json, commands=commands)
+        stdout().print(f"wrote {escape(str(path))}", soft_wrap=True)
