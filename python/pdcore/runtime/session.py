@@ -13,7 +13,8 @@ as `Piece` objects:
 
 The prior speed ratio of the hand-off estimate is learned across requests (`Session.speed_ratio`).
 
-Plan: `pdcore.runtime.planning` (the simulator's planner, ``k="auto"``).
+Plan: `pdcore.runtime.planning` (the simulator's planner, ``k="auto"``), applied per answer and learned from
+by `pdcore.runtime.session_planning.SessionPlanning`.
 
 Several answers (`Session.open`, each an `pdcore.runtime.answer.Answer` with its own timeline) may stream
 at once; the device serves one at a time. The rule (ours, `pdcore.runtime.planning`): an answer that
@@ -48,7 +49,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
-from pdcore._core import TurnPlan, plan_turn
 from pdcore.deprecation import accepts_renamed_keywords
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.answer import Answer
@@ -63,9 +63,10 @@ from pdcore.runtime.cloud_stream import (
 )
 from pdcore.runtime.device import Device
 from pdcore.runtime.display import PRECISE_WAKE_S, Piece
-from pdcore.runtime.planning import BUSY_CLOUD, BUSY_WAIT, ScaledProfile, count_prompt, plan_words
+from pdcore.runtime.planning import BUSY_CLOUD, BUSY_WAIT, ScaledProfile, count_prompt
 from pdcore.runtime.request import Request
 from pdcore.runtime.request_state import MODES, Mode, RequestState, RequestTerms
+from pdcore.runtime.session_planning import SessionPlanning
 from pdcore.runtime.settings import (
     DEFAULT_K_MARGIN,
     DEFAULT_MAX_EXTENSIONS,
@@ -104,7 +105,7 @@ __all__ = [
 ]
 
 
-class Session:
+class Session(SessionPlanning):
     """Streams answers with P/D-Device (or one side alone, for comparisons).
 
     Args:
@@ -214,18 +215,6 @@ class Session:
         stream's first event."""
         self._scaled = ScaledProfile()
 
-    @property
-    def pace_s(self) -> float:
-        """The largest gap the controller schedules: ``max_tpot - pacing_margin_s``."""
-        return self.max_tpot - self.pacing_margin_s
-
-    def resolve_k(self, prompt_tokens: int) -> int:
-        """The ``k`` used for a prompt of ``prompt_tokens`` device tokens: as given, or the catch-up
-        rule on the profile scaled by the learned speed ratio, padded by ``k_margin``."""
-        if self.k != "auto":
-            return self.k
-        return self._plan(prompt_tokens, reduce=False).wanted_k
-
     async def complete(self, prompt: str, *, max_tokens: int | None = None) -> Timeline:
         """Streams ``prompt`` to the end and returns its timeline (``max_tokens`` as for `open`)."""
         answer = await self.open(prompt, max_tokens=max_tokens)
@@ -280,25 +269,6 @@ class Session:
             await answer.aclose()
             raise
         return answer
-
-    def _learn(self, request: Request) -> None:
-        timeline = request.state.timeline
-        if timeline.prompt_tokens is not None:
-            self.tokens_per_char = timeline.prompt_tokens / max(len(request.state.prompt), 1)
-            self._counted = True
-        if timeline.cloud_first_s is not None and timeline.cloud_sent_s is not None:
-            ttft = timeline.cloud_first_s - timeline.cloud_sent_s
-            self.cloud_ttft_s = ttft if self.cloud_ttft_s is None else 0.5 * (self.cloud_ttft_s + ttft)
-        estimator = request.device.estimator
-        if estimator is None or estimator.predicted <= 0.0:
-            return
-        measured = estimator.actual_s / estimator.predicted
-        timeline.device_speed_ratio = measured
-        if self.learn_speed and self.profile is not None and estimator.predicted >= estimator.prior_weight:
-            self.speed_ratio = 0.5 * (self.speed_ratio + measured)
-        spread = estimator.measured_spread
-        if self.learn_speed and spread is not None:
-            self.step_spread = 0.5 * (self.step_spread + spread[0]) if self.step_spread else spread[0]
 
     def _ask_whole(self, request: Request) -> None:
         """Asks the cloud for the whole answer, shown on arrival."""
@@ -361,66 +331,3 @@ class Session:
         quota = min(k + 1, limit)
         state.timeline.k = quota - 1
         request.ask_cloud(quota, estimated, paced=plan == "pd-device")
-
-    def plan_request(
-        self,
-        prompt_tokens: int,
-        *,
-        device_cached_tokens: int = 0,
-        cloud_cached_tokens: int = 0,
-        max_tokens: int | None = None,
-    ) -> tuple[Mode, str, int]:
-        """The plan for a prompt of ``prompt_tokens`` device tokens, of which a follow-up turn finds
-        ``device_cached_tokens`` in the device's cache and ``cloud_cached_tokens`` in the cloud's, for an
-        answer of at most ``max_tokens`` (None: the session's): ``(plan, reason, k)``
-        (`pdcore.runtime.planning`)."""
-        limit = self.max_tokens if max_tokens is None else max_tokens
-        context = self.cloud.context_tokens if self.cloud is not None else None
-        room = None if context is None else context - prompt_tokens
-        if self.k != "auto":
-            k = self.k if room is None else max(0, min(self.k, room - 1))
-            return "pd-device", f"k = {self.k} as given", k
-        turn = self._plan(
-            prompt_tokens,
-            room=room,
-            device_cached_tokens=device_cached_tokens,
-            cloud_cached_tokens=cloud_cached_tokens,
-            reduce=self.reduce_plans,
-            max_tokens=limit,
-        )
-        return plan_words(turn, prompt_tokens, max_tokens=limit, reduce=self.reduce_plans)
-
-    def expected_first_token_s(self) -> float:
-        """The cloud's first-token delay the plan assumes: given, else learned, else 0 (the safe side)."""
-        if self.first_token_s is not None:
-            return self.first_token_s
-        return self.cloud_ttft_s or 0.0
-
-    def _plan(
-        self,
-        prompt_tokens: int,
-        *,
-        room: int | None = None,
-        device_cached_tokens: int = 0,
-        cloud_cached_tokens: int = 0,
-        reduce: bool,
-        max_tokens: int | None = None,
-    ) -> TurnPlan:
-        """The planner's plan (`pdcore._core.plan_turn`) on the profile scaled by the learned speed ratio,
-        for an answer of at most ``max_tokens`` (None: the session's)."""
-        assert self.profile is not None
-        limit = self.max_tokens if max_tokens is None else max_tokens
-        return plan_turn(
-            prompt_tokens,
-            device=self._scaled(self.profile, self.speed_ratio).cost,
-            max_tpot_s=self.pace_s,
-            first_token_s=self.expected_first_token_s(),
-            cloud_tpot_s=self.cloud_tpot_s,
-            device_cached_tokens=device_cached_tokens,
-            cloud_cached_tokens=cloud_cached_tokens,
-            max_tokens=limit,
-            context_room=room,
-            k_margin=self.k_margin,
-            reduce=reduce,
-            max_k=limit,
-        )
