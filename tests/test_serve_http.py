@@ -254,6 +254,9 @@ def test_max_tokens_cuts_the_answer_with_finish_reason_length() -> None:
         assert [chunk["object"] for chunk in chunks] == ["text_completion"] * 7
         assert chunks[-1]["choices"][0]["finish_reason"] == "length"
         assert chunks[-1]["pdcore"]["plan"] == "pd-device"
+        # the request's max_tokens is the cloud's ceiling too, continuations included
+        assert [request.body["max_tokens"] <= 6 for request in cloud.requests] == [True] * len(cloud.requests)
+        assert cloud.requests[0].body["max_tokens"] == 2
 
     served(check)
 
