@@ -41,6 +41,15 @@ from pdcore.sim.sweep import EXECUTORS
 
 __all__ = ["register"]
 
+ReportFleetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--fleet",
+        help="A fleet of device classes (a shipped name, e.g. phones-2025, or a .toml file): the report "
+        "gains a Fleet section, results by device class and GPUs against the capable share, on the first "
+        "window of the embedded default workload.",
+    ),
+]
 OutOption = Annotated[
     Path, typer.Option("--out", help="Directory for report.md, report.html, results.json and the plots.")
 ]
@@ -149,6 +158,7 @@ def reproduce_command(
     ray_address: RayOption = None,
     quality: QualityOption = DEFAULT_QUALITY,
     explore: ExploreOption = None,
+    fleet: ReportFleetOption = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -174,6 +184,7 @@ def reproduce_command(
                 ray_address=ray_address,
                 quality=quality,
                 explore=explore or (),
+                fleet=fleet,
                 force=force,
                 progress=progress,
             )

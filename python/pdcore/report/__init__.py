@@ -23,6 +23,7 @@ from typing import Any
 
 from pdcore import __version__
 from pdcore.exceptions import InvalidInputError
+from pdcore.fleet import load_fleet
 from pdcore.outputs import atomic_directory, check_output_dir, write_text
 from pdcore.profiles import (
     DEFAULT_CLOUD,
@@ -153,6 +154,7 @@ def _write(out: Path, study: Study, document: dict[str, Any], *, force: bool) ->
             sizing=document["sizing"],
             tradeoff=document["tradeoff"],
             conversations=document["conversations"],
+            fleet=document.get("fleet"),
         )
         study.stage("plots", 1, 1)
         markdown = render(document, plots)
@@ -171,6 +173,7 @@ def _write(out: Path, study: Study, document: dict[str, Any], *, force: bool) ->
             explorers=explorers,
             sizing=document["sizing"],
             tradeoff=document["tradeoff"],
+            fleet=document.get("fleet"),
         )
         write_text(building / "report.html", page)
         study.stage("report.html", 1, 1)
@@ -201,6 +204,7 @@ def reproduce(
     progress: StageProgress | None = None,
     force: bool = False,
     explore: Sequence[int] = (),
+    fleet: str | os.PathLike[str] | None = None,
 ) -> Reproduction:
     """Runs the headline experiments and writes ``report.md``, ``report.html``, ``results.json`` and the
     plots.
@@ -222,6 +226,8 @@ def reproduce(
         progress: Called with (stage, done, total) as the work advances.
         explore: Requests (by index) whose timelines ``report.html``'s explorer embeds besides those it
             picks, in every workload that has them.
+        fleet: A fleet (a shipped name or a .toml path, `pdcore.fleet.load_fleet`): the report gains a
+            fleet section (`pdcore.report.fleet_study`); None: none.
         force: Replace the contents of a non-empty ``out_dir``. The report is always built in a sibling
             temporary directory and swapped in whole (`pdcore.outputs.atomic_directory`), so an interrupted
             run leaves the previous report as it was.
@@ -230,11 +236,11 @@ def reproduce(
         The files written and the report document.
 
     Raises:
-        InvalidInputError: An unknown executor or profile, an unreadable trace or quality curve, matplotlib,
-            plotly or Ray missing, an output directory that is a file, holds an input of the run (a trace,
-            a profile or a curve file, whatever its name), is the current directory, one above it, the
-            home directory or the root, or is not empty without ``force``; each before any experiment
-            runs.
+        InvalidInputError: An unknown executor, profile or fleet, an unreadable trace, quality curve or
+            fleet, matplotlib, plotly or Ray missing, an output directory that is a file, holds an input of
+            the run (a trace, a profile, a curve or a fleet file, whatever its name), is the current
+            directory, one above it, the home directory or the root, or is not empty without ``force``;
+            each before any experiment runs.
     """
     _check_tools(executor)
     settings = (Settings.quick_preset if quick else Settings.full)(
@@ -243,12 +249,19 @@ def reproduce(
     spec = settings.scenario_spec()
     scenario = spec.build()
     curve = refinement.load(quality)
-    settings = replace(settings, quality=None if curve is None else str(quality), explore=tuple(explore))
+    fleet_name = None if fleet is None else os.fspath(fleet)
+    loaded = None if fleet_name is None else load_fleet(fleet_name)
+    settings = replace(
+        settings,
+        quality=None if curve is None else str(quality),
+        explore=tuple(explore),
+        fleet=fleet_name,
+    )
     out = Path(out_dir)
     paths = [trace_path(trace) for trace in traces]  # a registered name is its cached file
-    inputs = _inputs(paths, spec, quality)
+    inputs = _inputs(paths, spec, quality) | named_input("--fleet", fleet_name)
     check_output_dir(out, force=force, inputs=inputs)
-    study = Study.build(settings, scenario, paths, curve=curve, progress=progress)
+    study = Study.build(settings, scenario, paths, curve=curve, progress=progress, fleet=loaded)
     # every input is read (and noted) by now, in this process: checked again before any experiment runs
     check_output_dir(out, force=force, inputs=inputs)
     _check_explore(explore, study.runs)

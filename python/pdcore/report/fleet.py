@@ -18,8 +18,9 @@ from typing import Any
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
+from pdcore.report.style import COLOURS, CYCLE
 
-__all__ = ["class_table", "fleet_section", "sweep_figure", "sweep_points"]
+__all__ = ["class_table", "fleet_section", "policy_colour", "sweep_figure", "sweep_points"]
 
 
 def _read(path: Path, key: str, flag: str) -> dict[str, Any]:
@@ -71,6 +72,11 @@ def sweep_points(document: Mapping[str, Any]) -> dict[str, list[tuple[float, int
     return points
 
 
+def policy_colour(policy: str, index: int) -> str:
+    """A policy's colour in the report's figures (`pdcore.report.style`), else the cycle's ``index``-th."""
+    return COLOURS.get(policy, CYCLE[index % len(CYCLE)])
+
+
 def sweep_figure(document: Mapping[str, Any], path: Path) -> Path:
     """The PNG of GPUs needed against the capable share, one line per policy (module docstring)."""
     from matplotlib.figure import Figure  # noqa: PLC0415 - the plot extra is optional
@@ -79,10 +85,10 @@ def sweep_figure(document: Mapping[str, Any], path: Path) -> Path:
 
     figure = Figure(figsize=(6.0, 3.6))
     axes = figure.add_subplot()
-    for policy, points in sweep_points(document).items():
+    for index, (policy, points) in enumerate(sweep_points(document).items()):
         shares = [share for share, _ in points]
         gpus = [float("nan") if g is None else float(g) for _, g in points]
-        axes.plot(shares, gpus, marker="o", label=policy)
+        axes.plot(shares, gpus, marker="o", label=policy, color=policy_colour(policy, index))
     axes.set_xlabel("capable devices, % of requests")
     axes.set_ylabel("GPUs needed at the SLO")
     axes.set_ylim(bottom=0)

@@ -4,9 +4,9 @@ The page follows ``report.md`` section by section, its text converted by markdow
 tables; raw HTML in the text is escaped, not passed through), and puts an interactive plotly figure
 (`pdcore.report.figures`, on the PNGs' axes) where the markdown shows a PNG: TTFT CDFs per policy (hover,
 policy toggles), capacity over the TPOT objective, the sensitivity sweeps, the optimizer's ``k*``, the
-sizing curves and the latency, cost and energy points; the display-timeline PNG becomes the timeline
-explorer (`pdcore.report.page`). A PNG with no interactive counterpart is inlined as a data URI, so the
-file still needs nothing beside it.
+sizing curves, the latency, cost and energy points and the fleet's capable-share sweep; the
+display-timeline PNG becomes the timeline explorer (`pdcore.report.page`). A PNG with no interactive
+counterpart is inlined as a data URI, so the file still needs nothing beside it.
 
 Size: a TTFT CDF is drawn through at most `CDF_POINTS` of its order statistics; the explorer embeds the
 token timelines of the chosen requests only (`pdcore.report.explorer`).
@@ -36,6 +36,7 @@ from pdcore.report.figures import (
     tradeoff_figure,
     ttft_figure,
 )
+from pdcore.report.figures.fleet import fleet_sweep_figure
 from pdcore.report.page import explorer_html, page
 from pdcore.report.style import COLOURS, file_stem
 
@@ -149,6 +150,7 @@ def render_html(
     explorers: Mapping[str, Mapping[str, Any]],
     sizing: Mapping[str, Any] | None = None,
     tradeoff: Mapping[str, Any] | None = None,
+    fleet: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole ``report.html``.
 
@@ -162,6 +164,7 @@ def render_html(
         explorers: The timeline explorer's data by workload key (`pdcore.report.explorer.explorer_data`).
         sizing: The report's sizing section, if it has one (GPUs needed over request rate).
         tradeoff: The report's latency, cost and energy section, if it has one.
+        fleet: The report's fleet section, if it has one (GPUs against the capable share).
 
     Raises:
         InvalidInputError: plotly is not installed.
@@ -185,6 +188,11 @@ def render_html(
         figures["fig-tradeoff"] = tradeoff_figure(tradeoff)
         images[plots[""]["tradeoff"]] = _figure(
             "fig-tradeoff", "Hover a point for its energy, battery share and SLO attainment."
+        )
+    if fleet is not None and "fleet_sweep" in plots[""]:
+        figures["fig-fleet-sweep"] = fleet_sweep_figure(fleet)
+        images[plots[""]["fleet_sweep"]] = _figure(
+            "fig-fleet-sweep", "Hover a point for its GPUs; a missing point is a share no cloud tried meets."
         )
     for name in (name for figures_of in plots.values() for name in figures_of.values()):
         if name not in images:

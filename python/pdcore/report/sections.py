@@ -2,9 +2,10 @@
 independent ones beside those experiments (`Beside`).
 
 Each section is a small function of the built study (`pdcore.report.study.Study`). The optimizer's
-``k*``, sizing, the latency-cost-energy trade-off, the conversations and the cost band read only the
-study's settings, scenario, devices and workloads, not what the experiments measured (`INDEPENDENT`); the
-targets read the experiments' results and the refinement section a data file, so they run after.
+``k*``, sizing, the latency-cost-energy trade-off, the conversations, the cost band and the fleet read
+only the study's settings, scenario, devices and workloads, not what the experiments measured
+(`INDEPENDENT`); the targets read the experiments' results and the refinement section a data file, so they
+run after.
 
 Our rule, for the wall time of ``pdcore reproduce`` on a small machine: while the experiments' sweep runs on
 its pool, the independent sections run in one more process (started with ``spawn``, as the sweep's), so
@@ -26,9 +27,10 @@ from typing import Any
 from pdcore.report import refinement
 from pdcore.report.conversations import conversations_section
 from pdcore.report.cost_band import cost_band_section
+from pdcore.report.fleet_study import fleet_study_section
 from pdcore.report.optimizer import optimizer_section
 from pdcore.report.sizing import sizing_section
-from pdcore.report.study import FASTER_DEVICE, Study
+from pdcore.report.study import FASTER_DEVICE, POLICIES, Study
 from pdcore.report.targets import targets_section
 from pdcore.report.tradeoff import tradeoff_section
 
@@ -87,6 +89,22 @@ def _cost_band(study: Study) -> dict[str, Any]:
     )
 
 
+def _fleet(study: Study) -> dict[str, Any] | None:
+    """Results by device class and the capable-share sweep over ``--fleet`` (None without one)."""
+    settings = study.settings
+    if study.fleet is None or settings.fleet is None:
+        return None
+    return fleet_study_section(
+        study.runs[0].workload,
+        study.scenario,
+        study.fleet,
+        fleet_name=settings.fleet,
+        settings=settings,
+        policies=POLICIES,
+        progress=study.progress,
+    )
+
+
 def _targets(study: Study) -> dict[str, Any]:
     """The targets, on the Azure conversation trace if given, else on its stand-in, the default."""
     primary, stand_in = study.runs[0], True
@@ -110,13 +128,14 @@ SECTIONS: tuple[tuple[str, Section], ...] = (
     ("tradeoff", _tradeoff),
     ("conversations", _conversations),
     ("cost_band", _cost_band),
+    ("fleet", _fleet),
     ("targets", _targets),
     ("refinement", _refinement),
 )
 """The report's sections after the experiments of each workload, in the order of ``results.json``: the key
 of each and the function that computes it from the built study (None leaves it out)."""
 
-INDEPENDENT = ("sizing", "tradeoff", "conversations", "cost_band", "optimizer")
+INDEPENDENT = ("sizing", "tradeoff", "conversations", "cost_band", "fleet", "optimizer")
 """The sections that need nothing the experiments measure, longest first: they run beside the experiments."""
 
 _RELAY: Any = None

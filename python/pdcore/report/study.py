@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pdcore.fleet import Fleet
 from pdcore.policies import POLICIES as REGISTERED
 from pdcore.policies.base import DEFAULT_K_SITES
 from pdcore.profiles import DeviceProfile, list_device_profiles, load_device_profile
@@ -89,6 +90,7 @@ class Settings:
         quality: The measured refinement curve to report (a shipped name or a .toml path; None: none).
         explore: Requests (by index) whose timelines the explorer of ``report.html`` embeds besides
             those it picks (`explored_requests`), in every workload that has them.
+        fleet: The ``--fleet`` of the fleet section (a shipped name or a .toml path; None: no section).
     """
 
     device: str
@@ -111,6 +113,7 @@ class Settings:
     prompt_lengths: tuple[int, ...] = tuple(sorted({round(16 * 2 ** (step / 2)) for step in range(19)}))
     quality: str | None = None
     explore: tuple[int, ...] = ()
+    fleet: str | None = None
 
     @classmethod
     def full(
@@ -171,7 +174,7 @@ class Settings:
             "quality_curve": self.quality,
             "explore": list(self.explore),
             "policies": list(POLICIES),
-        }
+        } | ({} if self.fleet is None else {"fleet": self.fleet})
 
     def scenario_spec(self) -> ScenarioSpec:
         """The environment of the headline experiments (each experiment changes some of it)."""
@@ -224,6 +227,7 @@ class Study:
             every shipped one), loaded once, by the name the settings give.
         runs: The workloads, the embedded default first, then one per trace.
         curve: The measured refinement curve to report (None: no refinement section).
+        fleet: The fleet of the fleet section, loaded once (None: no fleet section).
         progress: Called with (stage, done, total) as the work advances.
     """
 
@@ -233,6 +237,7 @@ class Study:
     runs: tuple[WorkloadRun, ...]
     curve: LoadedCurve | None = None
     progress: StageProgress | None = None
+    fleet: Fleet | None = None
 
     @classmethod
     def build(
@@ -243,6 +248,7 @@ class Study:
         *,
         curve: LoadedCurve | None = None,
         progress: StageProgress | None = None,
+        fleet: Fleet | None = None,
     ) -> Study:
         """Loads the study's device profiles and workloads once (``scenario`` is built from
         ``settings.scenario_spec()``)."""
@@ -256,7 +262,7 @@ class Study:
         for spec in specs:
             workload = spec.load()
             runs.append(WorkloadRun(key=_unique_key(workload.name, taken), spec=spec, workload=workload))
-        return cls(settings, scenario, devices, tuple(runs), curve=curve, progress=progress)
+        return cls(settings, scenario, devices, tuple(runs), curve=curve, progress=progress, fleet=fleet)
 
     def workloads(self) -> dict[str, Workload]:
         """Every workload by its key in the report."""

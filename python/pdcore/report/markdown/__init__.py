@@ -6,7 +6,7 @@ two never disagree; verdicts are computed, not written by hand.
 `render` puts the sections in order; each section's text has its module: the number formats
 (`pdcore.report.markdown.formats`), the targets (`~.targets`), one workload (`~.workload`), the optimizer
 (`~.optimizer`), sizing, trade-off, conversations, refinement and the definitions (`~.sections`), and the
-cost band (`~.cost_band`).
+cost band (`~.cost_band`), and the fleet (`~.fleet`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pdcore.report.markdown.cost_band import cost_band_text
+from pdcore.report.markdown.fleet import fleet_text
 from pdcore.report.markdown.formats import arrival_rate, cut, gap_ms, seconds, times
 from pdcore.report.markdown.optimizer import optimizer_text
 from pdcore.report.markdown.sections import (
@@ -57,6 +58,8 @@ def render(document: Mapping[str, Any], plots: Mapping[str, Mapping[str, str]]) 
         lines += conversations_text(document["conversations"], plots[""]["conversations"])
     if "cost_band" in document:
         lines += cost_band_text(document["cost_band"])
+    if "fleet" in document:
+        lines += fleet_text(document["fleet"], plots[""]["fleet_sweep"])
     if "refinement" in document:
         lines += refinement_text(document["refinement"], plots[""]["refinement"])
     lines += definitions_text()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pdcore.report.experiments import WorkloadRun
+from pdcore.report.fleet import sweep_figure
 from pdcore.report.plots.quality import refinement
 from pdcore.report.plots.sections import conversations_plot, k_star, sizing_plot, tradeoff_plot
 from pdcore.report.plots.timeline import timeline
@@ -50,10 +51,12 @@ def write_plots(
     sizing: Mapping[str, Any] | None = None,
     tradeoff: Mapping[str, Any] | None = None,
     conversations: Mapping[str, Any] | None = None,
+    fleet: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Writes every figure into ``out_dir``; returns file names by workload key (``""`` for the
     workload-independent ones) and figure name. ``refined``: the report's ``refinement`` entry, if any;
-    ``sizing``: its ``sizing`` entry, if any; ``tradeoff``: its latency, cost and energy entry, if any."""
+    ``sizing``: its ``sizing`` entry, if any; ``tradeoff``: its latency, cost and energy entry, if any;
+    ``fleet``: its ``fleet`` entry, if any (GPUs against the capable share, `pdcore.report.fleet`)."""
     written: dict[str, dict[str, str]] = {}
     for run in runs:
         stem = file_stem(run.key)
@@ -73,4 +76,6 @@ def write_plots(
         written[""]["tradeoff"] = tradeoff_plot(tradeoff, out_dir / "tradeoff.png").name
     if conversations is not None:
         written[""]["conversations"] = conversations_plot(conversations, out_dir / "conversations.png").name
+    if fleet is not None:
+        written[""]["fleet_sweep"] = sweep_figure(fleet, out_dir / "fleet_sweep.png").name
     return written
