@@ -1,24 +1,29 @@
 """``pdcore fleet-report``: the fleet section of a report (`pdcore.report.fleet`) from the JSON that
 ``pdcore compare --fleet --json`` and ``pdcore size --fleet --json`` write: ``fleet.md`` with the table by
-device class, and ``fleet_sweep.png``, GPUs needed against the capable share per policy.
+device class, ``fleet_sweep.png``, GPUs needed against the capable share per policy, and ``fleet.html``,
+the section as one page with that figure interactive (`pdcore.report.fleet_page`; with plotly, else a note
+on standard error says how to get it and the rest is written).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from pdcore.cli.options import missing_extra, reported, stdout
+from pdcore.cli.options import missing_extra, reported, stderr, stdout
 from pdcore.exceptions import InvalidInputError
 
 __all__ = ["fleet_report"]
 
 
 def fleet_report(
-    out: Annotated[Path, typer.Option("--out", help="Directory for fleet.md and fleet_sweep.png.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for fleet.md, fleet_sweep.png and fleet.html.")
+    ],
     compare_json: Annotated[
         Path | None, typer.Option("--compare-json", help="The JSON of pdcore compare --fleet --json.")
     ] = None,
@@ -45,4 +50,13 @@ def fleet_report(
             name: text for name, text in (("compare", compare_command), ("size", size_command)) if text
         }
         path = fleet_section(out, compare_json=compare_json, size_json=size_json, commands=commands)
-        stdout().print(f"wrote {escape(str(path))}", soft_wrap=True)
+        written = [path]
+        if size_json is not None:
+            if importlib.util.find_spec("plotly") is None:
+                note = missing_extra("plot", "plotly", "fleet.html, the interactive figure,")
+                stderr().print(f"fleet.html not written: {escape(note)}", soft_wrap=True)
+            else:
+                from pdcore.report.fleet_page import fleet_page  # noqa: PLC0415 - needs the plot extra
+
+                written.append(fleet_page(out, path, size_json))
+        stdout().print(f"wrote {escape(', '.join(str(p) for p in written))}", soft_wrap=True)

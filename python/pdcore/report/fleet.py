@@ -1,12 +1,14 @@
 """The fleet section of a report: results by device class from ``pdcore compare --fleet --json`` and the
 capable-share sweep from ``pdcore size --fleet --json``, as ``fleet.md`` and ``fleet_sweep.png``.
 
-Rules (ours): the section is driven from those two JSON files, not from ``pdcore reproduce`` (whose study
-runs one device and one network); each table names the command that made it (the ``command`` given, or
+Rules (ours): the section is driven from those two JSON files (``pdcore reproduce --fleet`` computes the
+same two documents on its own study, `pdcore.report.fleet_study`, and renders them with this module's
+table and figure); each table names the command that made it (the ``command`` given, or
 the file it was read from). The per-class table gives, per policy and class, the TTFT p50/p90, the largest
 gap p99, the cloud GPU-s, device mJ and battery % per request (`pdcore.sim.fleet_runs.by_class`). The
 figure draws, per policy, the GPUs needed at the SLO against the capable share (an unattainable point is
-a gap in the line); it needs the ``plot`` extra (matplotlib).
+a gap in the line); it needs the ``plot`` extra (matplotlib). ``fleet.html``, the same section with an
+interactive figure, is `pdcore.report.fleet_page`'s.
 """
 
 from __future__ import annotations
@@ -20,10 +22,26 @@ from pdcore.exceptions import InvalidInputError
 from pdcore.outputs import write_text
 from pdcore.report.style import COLOURS, CYCLE
 
-__all__ = ["class_table", "fleet_section", "policy_colour", "sweep_figure", "sweep_points"]
+__all__ = [
+    "SWEEP_FIGURE",
+    "class_table",
+    "fleet_section",
+    "policy_colour",
+    "read_document",
+    "sweep_figure",
+    "sweep_points",
+]
+
+SWEEP_FIGURE = "fleet_sweep.png"
+"""The file name of the sweep's PNG."""
 
 
-def _read(path: Path, key: str, flag: str) -> dict[str, Any]:
+def read_document(path: Path, key: str, flag: str) -> dict[str, Any]:
+    """The JSON document in ``path`` (given as ``flag``), which must have ``key``.
+
+    Raises:
+        InvalidInputError: The file cannot be read as JSON, or has no ``key``.
+    """
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -117,7 +135,7 @@ def fleet_section(
     made = dict(commands or {})
     lines = ["## Fleet", ""]
     if compare_json is not None:
-        document = _read(compare_json, "policies", "--compare-json")
+        document = read_document(compare_json, "policies", "--compare-json")
         fleet = document.get("config", {}).get("fleet") or {}
         lines += [f"Results by device class over fleet {fleet.get('name', '?')}.", ""]
         lines += [
@@ -126,9 +144,9 @@ def fleet_section(
         ]
         lines += [*class_table(document), ""]
     if size_json is not None:
-        document = _read(size_json, "fleet_sizing", "--size-json")
+        document = read_document(size_json, "fleet_sizing", "--size-json")
         out.mkdir(parents=True, exist_ok=True)
-        figure = sweep_figure(document, out / "fleet_sweep.png")
+        figure = sweep_figure(document, out / SWEEP_FIGURE)
         lines += ["GPUs needed at the SLO as the share of capable devices goes from 0 to 100%.", ""]
         command = made.get("size", f"pdcore size --fleet ... --json {size_json.name}")
         lines += [f"Made by: `{command}`", ""]

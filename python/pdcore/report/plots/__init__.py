@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pdcore.report.experiments import WorkloadRun
-from pdcore.report.fleet import sweep_figure
+from pdcore.report.fleet import SWEEP_FIGURE, sweep_figure
 from pdcore.report.plots.quality import refinement
 from pdcore.report.plots.sections import conversations_plot, k_star, sizing_plot, tradeoff_plot
 from pdcore.report.plots.timeline import timeline
@@ -77,5 +77,5 @@ def write_plots(
     if conversations is not None:
         written[""]["conversations"] = conversations_plot(conversations, out_dir / "conversations.png").name
     if fleet is not None:
-        written[""]["fleet_sweep"] = sweep_figure(fleet, out_dir / "fleet_sweep.png").name
+        written[""]["fleet_sweep"] = sweep_figure(fleet, out_dir / SWEEP_FIGURE).name
     return written
