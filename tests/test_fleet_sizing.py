@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,6 +212,36 @@ def test_fleet_report_writes_the_class_table_and_the_sweep_figure(tmp_path: Path
     assert "| pd-device | capable-wifi |" in text
     assert "`pdcore size X`" in text
     assert (out / "fleet_sweep.png").stat().st_size > 0
+    page = (out / "fleet.html").read_text()
+    assert 'id="fig-fleet-sweep"' in page
+    assert '"fig-fleet-sweep":{"data"' in page
+    assert "pd-device" in page
+    assert "fleet.html" in result.output
     bad = runner.invoke(app, ["fleet-report", "--out", str(out), "--size-json", str(compare_json)])
     assert bad.exit_code == 2
     assert "has no 'fleet_sizing'" in bad.output
+
+
+def test_fleet_report_without_plotly_writes_the_rest_and_says_how_to_get_the_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from pdcore.cli import fleet_report
+
+    size_json = tmp_path / "size.json"
+    base = ["--fleet", "phones-2025", "--requests", "100", "--capable-shares", "0,100"]
+    assert runner.invoke(app, ["size", *base, "--json", str(size_json)]).exit_code == 0
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "plotly" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(fleet_report.importlib.util, "find_spec", find_spec)
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["fleet-report", "--out", str(out), "--size-json", str(size_json)])
+    assert result.exit_code == 0, result.output
+    assert "fleet.html not written" in result.output
+    assert "pip install 'pdcore[plot]'" in result.output
+    assert (out / "fleet_sweep.png").exists()
+    assert not (out / "fleet.html").exists()

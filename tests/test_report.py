@@ -153,6 +153,15 @@ def test_plots_are_written(runs: tuple[Path, Path, str, Reproduction]) -> None:
         assert len(data) > 10_000
 
 
+def test_no_fleet_section_without_fleet(runs: tuple[Path, Path, str, Reproduction]) -> None:
+    out, _, _, again = runs
+    assert "## Fleet" not in again.report.read_text()
+    assert "fleet" not in again.document
+    assert "fleet" not in again.document["config"]
+    assert not (out / "fleet_sweep.png").exists()
+    assert "fig-fleet-sweep" not in again.html.read_text()
+
+
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli(), ["reproduce", "--out", str(tmp_path), "--executor", "threads"])
     assert result.exit_code == 2
