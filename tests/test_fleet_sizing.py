@@ -241,7 +241,7 @@ def test_fleet_report_without_plotly_writes_the_rest_and_says_how_to_get_the_pag
     out = tmp_path / "report"
     result = runner.invoke(app, ["fleet-report", "--out", str(out), "--size-json", str(size_json)])
     assert result.exit_code == 0, result.output
-    assert "fleet.html not written" in result.output
+    assert "not written: fleet.html (the interactive figure) needs the 'plot' extra" in result.output
     assert "pip install 'pdcore[plot]'" in result.output
     assert (out / "fleet_sweep.png").exists()
     assert not (out / "fleet.html").exists()

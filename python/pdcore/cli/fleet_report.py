@@ -43,7 +43,7 @@ def fleet_report(
             try:
                 import matplotlib  # noqa: F401, PLC0415 - the plot extra is optional
             except ImportError:
-                raise InvalidInputError(missing_extra("plot", "matplotlib", "--size-json")) from None
+                raise InvalidInputError(missing_extra("matplotlib", "plot", "--size-json")) from None
         from pdcore.report.fleet import fleet_section  # noqa: PLC0415 - after the check above
 
         commands = {
@@ -53,8 +53,8 @@ def fleet_report(
         written = [path]
         if size_json is not None:
             if importlib.util.find_spec("plotly") is None:
-                note = missing_extra("plot", "plotly", "fleet.html, the interactive figure,")
-                stderr().print(f"fleet.html not written: {escape(note)}", soft_wrap=True)
+                note = missing_extra("plotly", "plot", "fleet.html (the interactive figure)")
+                stderr().print(f"not written: {escape(note)}", soft_wrap=True)
             else:
                 from pdcore.report.fleet_page import fleet_page  # noqa: PLC0415 - needs the plot extra
 
