@@ -23,7 +23,7 @@ from typing import Any
 
 from pdcore import __version__
 from pdcore.exceptions import InvalidInputError
-from pdcore.fleet import load_fleet
+from pdcore.fleet import Fleet, load_fleet
 from pdcore.outputs import atomic_directory, check_output_dir, write_text
 from pdcore.profiles import (
     DEFAULT_CLOUD,
@@ -102,6 +102,15 @@ def _inputs(
     the profile files (`ScenarioSpec.inputs`) and the quality curve's file (whatever their names)."""
     inputs = {f"--trace {os.fspath(trace)}": os.fspath(trace) for trace in traces}
     return inputs | scenario.inputs() | named_input("--quality", quality)
+
+
+def _fleet(fleet: str | os.PathLike[str] | None) -> tuple[str | None, Fleet | None]:
+    """The ``--fleet`` as given and the fleet it names, loaded (`pdcore.fleet.load_fleet`); None twice
+    without one."""
+    if fleet is None:
+        return None, None
+    name = os.fspath(fleet)
+    return name, load_fleet(name)
 
 
 def _check_explore(explore: Sequence[int], runs: Sequence[WorkloadRun]) -> None:
@@ -249,14 +258,9 @@ def reproduce(
     spec = settings.scenario_spec()
     scenario = spec.build()
     curve = refinement.load(quality)
-    fleet_name = None if fleet is None else os.fspath(fleet)
-    loaded = None if fleet_name is None else load_fleet(fleet_name)
-    settings = replace(
-        settings,
-        quality=None if curve is None else str(quality),
-        explore=tuple(explore),
-        fleet=fleet_name,
-    )
+    fleet_name, loaded = _fleet(fleet)
+    settings = replace(settings, quality=None if curve is None else str(quality), explore=tuple(explore))
+    settings = replace(settings, fleet=fleet_name)
     out = Path(out_dir)
     paths = [trace_path(trace) for trace in traces]  # a registered name is its cached file
     inputs = _inputs(paths, spec, quality) | named_input("--fleet", fleet_name)
