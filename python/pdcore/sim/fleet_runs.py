@@ -3,7 +3,9 @@ its class, and the results by class.
 
 Rules:
 
-- Each request draws its class from the fleet's seeded mix with the run's seed (`Fleet.draw`).
+- Each request draws its class from the fleet's seeded mix with the run's seed (`Fleet.draw`), unless the
+  workload names each request's class (a trace's ``device_class`` column, `pdcore.traces.class_column`):
+  then its class is the one it names, and a name the fleet does not have is refused (`request_classes`).
 - Its one-way delay is drawn from its class's network: each distinct network draws ``n`` delays from
   ``np.random.default_rng(seed)`` (as a run without a fleet does from its one network) and a request takes
   the delay at its own index from its class's network. So a one-class fleet over the run's network draws
@@ -34,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pdcore._core import DeviceCost
+from pdcore.exceptions import InvalidInputError
 from pdcore.fleet import DeviceClass, Fleet
 from pdcore.policies.base import Policy, PolicyContext
 from pdcore.profiles.network import NetworkProfile
@@ -44,6 +47,7 @@ from pdcore.slo import SLO, slo_met
 
 if TYPE_CHECKING:
     from pdcore.sim.scenario import Scenario
+    from pdcore.traces.workload import Workload
 
 __all__ = [
     "by_class",
@@ -53,10 +57,37 @@ __all__ = [
     "class_slo",
     "fleet_arguments",
     "fleet_slo_met",
+    "request_classes",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+def request_classes(fleet: Fleet, workload: Workload, seed: int) -> IntArray:
+    """Each request's class index in ``fleet``: from the workload's ``device_class`` names when it has them,
+    else the seeded draw (module docstring).
+
+    Raises:
+        InvalidInputError: A name that is not a class of the fleet (the first such request, its name, the
+            fleet's classes and the fix).
+    """
+    names = workload.device_class
+    if not len(names):
+        return fleet.draw(len(workload), seed)
+    known = [c.name for c in fleet.classes]
+    found, index = np.unique(names, return_inverse=True)
+    unknown = [str(name) for name in found if str(name) not in known]
+    if unknown:
+        first = int(np.flatnonzero(names == unknown[0])[0])
+        raise InvalidInputError(
+            f"{workload.source}: request {first + 1} names device_class {unknown[0]!r}, which fleet "
+            f"{fleet.name!r} has no class for (its classes: {', '.join(known)}; {len(unknown)} unknown "
+            "name(s) in all); fix: rename it in the trace to one of those classes, or add a [[class]] of "
+            "that name to the fleet file"
+        )
+    lookup = np.array([known.index(str(name)) for name in found], dtype=np.int64)
+    return lookup[index.reshape(-1)]
 
 
 def class_delays(fleet: Fleet, classes: IntArray, seed: int) -> FloatArray:

@@ -16,6 +16,11 @@ The mix at a capable share ``s`` (`capable_mix`), a rule of ours:
 So at 0% no request has a device and every policy is served by the cloud alone, as cloud-only is: the
 two need the same GPUs, exactly. A fleet with no capable class has no mix above 0%.
 
+A workload that names each request's class (a trace's ``device_class`` column, `pdcore.traces.class_column`)
+is refused (ours): the sweep re-mixes the shares, which such a trace overrides request by request, so no
+capable share could be what it says. Size it with the fleet's shares by dropping the column, or run it as
+given with ``pdcore simulate --fleet``.
+
 Each (mix, policy) is one `pdcore.sim.planner_search.size_task` on the scenario with that mix as its fleet,
 with a probe cache of its own (the caches are keyed by cloud and policy, not by fleet). The tasks run one
 after another (``"serial"``), on threads (``"threads"``, the native simulator releases the GIL) or as Ray
@@ -220,6 +225,12 @@ def size_fleet_sweep(
     if executor not in FLEET_EXECUTORS:
         raise InvalidInputError(
             f"--executor {executor!r} is unknown; fix: use one of {', '.join(FLEET_EXECUTORS)}"
+        )
+    if len(workload.device_class):
+        raise InvalidInputError(
+            f"trace {workload.source!r} names each request's class in its device_class column, which "
+            "overrides the capable shares size --fleet sweeps; fix: drop the column to size over the "
+            "fleet's mixes, or run the trace's classes as given with pdcore simulate --fleet"
         )
     mixes = _mixes(fleet, shares)
     tasks = [

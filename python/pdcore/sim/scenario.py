@@ -37,7 +37,7 @@ from pdcore.profiles.network import NetworkProfile
 from pdcore.sim.accounting import bill, prices
 from pdcore.sim.conversations import conversation_inputs, when_device_busy
 from pdcore.sim.decisions import plan_each_request
-from pdcore.sim.fleet_runs import class_bill, class_delays, class_policies, fleet_arguments
+from pdcore.sim.fleet_runs import class_bill, class_delays, class_policies, fleet_arguments, request_classes
 from pdcore.sim.horizon import check_horizon
 from pdcore.sim.result import SimResult, timeline_records
 from pdcore.sim.scenario_record import scenario_record
@@ -275,7 +275,7 @@ class Scenario:
                 f"policy = {policy!r} is a {type(policy).__name__}; fix: pass a pdcore.Policy or a policy "
                 "name such as 'pd-device'"
             )
-        classes = None if self.fleet is None else self.fleet.draw(len(workload), seed)
+        classes = None if self.fleet is None else request_classes(self.fleet, workload, seed)
         delays = self._delays(workload, seed, one_way_s, classes)
         simulator = self._simulator(workload, delays, chosen, classes)
         policies = self._policies(chosen, workload)
@@ -388,7 +388,7 @@ class Scenario:
         if outside:
             raise InvalidInputError(f"timeline requests {outside}; fix: pass indices below {len(workload)}")
         chosen = make_policy(policy) if isinstance(policy, str) else policy
-        classes = None if self.fleet is None else self.fleet.draw(len(workload), seed)
+        classes = None if self.fleet is None else request_classes(self.fleet, workload, seed)
         delays = self._delays(workload, seed, one_way_s, classes)
         simulator = self._simulator(workload, delays, chosen, classes)
         for request in requests:

@@ -59,7 +59,7 @@ import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError
 from pdcore.policies.base import Policy
-from pdcore.sim.fleet_runs import class_delays
+from pdcore.sim.fleet_runs import class_delays, request_classes
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.sizing_probes import Probe, ProbeCache, ProbeKey, sizing_attainment
 from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
@@ -211,7 +211,7 @@ class _Search:
         if fleet is None:
             self.delays = self.scenario.one_way_s(len(self.workload), self.seed)
         else:  # each request's delay from its class's network, as a run over the fleet draws it
-            self.delays = class_delays(fleet, fleet.draw(len(self.workload), self.seed), self.seed)
+            self.delays = class_delays(fleet, request_classes(fleet, self.workload, self.seed), self.seed)
         self.rate = len(self.workload) / float(self.workload.arrival_s[-1])
 
     def key(self, cloud: tuple[int, int]) -> ProbeKey:

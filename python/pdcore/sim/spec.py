@@ -180,7 +180,7 @@ def _longer_answers(workload: Workload, scale: float) -> Workload:
         output_tokens=outputs,
         source=workload.source,
         notes=(*workload.notes, f"output tokens multiplied by {scale:g}"),
-        **workload.conversation_columns(),
+        **workload.carried_columns(),
     )
 
 

@@ -1,9 +1,11 @@
 """The Azure LLM inference trace 2023 (``.csv``): ``TIMESTAMP,ContextTokens,GeneratedTokens``.
 
 Timestamps such as ``2023-11-16 18:15:46.6805900``: a date, a time, up to 9 fractional digits and an
-optional UTC offset. Extra columns are ignored and column order is taken from the header. Requests must
-already be in arrival order; equal timestamps are allowed. Every malformed row raises `TraceFormatError`
-naming the file, the 1-based line number, the column and the fix; blank lines are skipped.
+optional UTC offset. An optional ``device_class`` column names each request's device class
+(`pdcore.traces.class_column`); other extra columns are ignored and column order is taken from the
+header. Requests must already be in arrival order; equal timestamps are allowed. Every malformed row
+raises `TraceFormatError` naming the file, the 1-based line number, the column and the fix; blank lines
+are skipped.
 
 Two readers give the same result: a whole-file reader (`_azure_fast`) converts a well-formed trace column
 by column, and the row-by-row reference reader (`_azure_rows`) reads whatever it declines and names the
@@ -27,6 +29,7 @@ import numpy.typing as npt
 from pdcore.exceptions import TraceFormatError
 from pdcore.limits import LIMITS_DOC, MAX_TOKENS, MAX_TRACE_SPAN_S
 from pdcore.traces.checks import ZeroClamps, check_count, row_error, trace_file
+from pdcore.traces.class_column import CLASS_COLUMN, csv_classes
 from pdcore.traces.workload import Workload
 
 __all__ = ["AZURE_COLUMNS", "load_azure"]
@@ -361,6 +364,7 @@ def load_azure(path: str | os.PathLike[str]) -> Workload:
         output_tokens=parsed.outputs,
         source=name,
         notes=clamps.notes(name),
+        **(csv_classes(file, name) if CLASS_COLUMN in columns else {}),
     )
 
 

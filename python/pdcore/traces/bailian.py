@@ -1,6 +1,7 @@
 """Qwen-Bailian-style conversation records (``.jsonl`` whose first record has ``chat_id``): one JSON object
 a line with ``chat_id``, ``parent_chat_id`` (-1 for a first turn), ``timestamp`` (seconds),
-``input_length``, ``output_length``, ``turn`` and, optionally, ``hash_ids``.
+``input_length``, ``output_length``, ``turn`` and, optionally, ``hash_ids`` and ``device_class`` (each
+request's device class, on every line or none: `pdcore.traces.class_column`).
 
 Lines are read by the shared JSON Lines reader (`pdcore.traces.jsonl`); requests must already be in
 arrival order (equal timestamps are allowed) and blank lines are skipped.
@@ -16,6 +17,7 @@ import numpy as np
 from pdcore.exceptions import TraceFormatError
 from pdcore.limits import MAX_TOKENS, MAX_TRACE_SPAN_S
 from pdcore.traces.checks import ZeroClamps, row_error, trace_file
+from pdcore.traces.class_column import ClassCells
 from pdcore.traces.conversations import (
     conversation_from_parents,
     derive_blocks,
@@ -95,6 +97,7 @@ class _BailianRows:
         self.blocks: list[list[int]] = []
         self.index_of: dict[int, int] = {}
         self.clamps = ZeroClamps()
+        self.classes = ClassCells(name)
         self.previous_line = 0
 
     def add(self, line: int, record: dict[str, Any]) -> None:
@@ -124,6 +127,7 @@ class _BailianRows:
         self.outputs.append(clamp(json_count(record, "output_length", name, line), "output_length", line))
         self.parents.append(parent)
         self.turns.append(turn)
+        self.classes.add(line, record)
         self.previous_line = line
 
     def _parent(self, parent_chat: int, turn: int, line: int) -> int:
@@ -212,4 +216,5 @@ class _BailianRows:
             block_offsets=offsets,
             block_ids=ids,
             block_tokens=block_tokens,
+            **self.classes.column(),
         )

@@ -18,13 +18,16 @@ from pdcore.limits import LIMITS_DOC, MAX_TOKENS, MAX_TRACE_SPAN_S
 
 __all__ = [
     "CONVERSATION_FIELDS",
+    "TURN_BUCKETS",
     "arrival_column",
     "check_arrivals",
+    "class_labels",
     "conversation_columns",
     "notes_field",
     "readonly",
     "text_field",
     "token_column",
+    "turn_buckets",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -259,3 +262,40 @@ def _blocks(
             "fix: pass request i's blocks as block_ids[block_offsets[i]:block_offsets[i + 1]]"
         )
     return offsets.astype(np.int64), ids
+
+
+def class_labels(values: Any, n: int, where: str) -> npt.NDArray[np.str_]:
+    """The ``device_class`` column (`pdcore.traces.class_column`): empty (not given), or one non-empty
+    class name per request, as text."""
+    labels = np.asarray(values)
+    if labels.size == 0:
+        return np.zeros(0, dtype=np.str_)
+    if labels.dtype.kind != "U" or labels.shape != (n,) or bool((np.char.str_len(labels) == 0).any()):
+        raise InvalidInputError(
+            f"{where}: device_class must be {n} non-empty class names, one per request; fix: pass a 1-D "
+            "array of str, or leave it out"
+        )
+    return labels
+
+
+TURN_BUCKETS: tuple[str, str, str, str] = ("1", "2", "3", "4+")
+"""The turn buckets results are reported by: first turns, second, third, fourth and later."""
+
+
+def turn_buckets(turn: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The bucket index (into `TURN_BUCKETS`) of each turn number.
+
+    Raises:
+        InvalidInputError: ``turn`` is not a 1-D array of integers from 1.
+    """
+    turns = np.asarray(turn)
+    if (
+        turns.ndim != 1
+        or turns.dtype == np.bool_
+        or not np.issubdtype(turns.dtype, np.integer)
+        or (turns.size and turns.min() < 1)
+    ):
+        raise InvalidInputError(
+            f"turn = {turn!r} is not a list of turn numbers; fix: pass a 1-D array of integers from 1"
+        )
+    return np.minimum(turns.astype(np.int64), len(TURN_BUCKETS)) - 1

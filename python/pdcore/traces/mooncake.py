@@ -1,6 +1,7 @@
 """The Mooncake trace (``.jsonl`` / ``.json``): one JSON object a line with ``timestamp`` (milliseconds),
 ``input_length``, ``output_length`` and, optionally, ``hash_ids`` (a list of 512-token prefix-block ids,
-from which follow-up turns are found: `pdcore.traces.conversations`).
+from which follow-up turns are found: `pdcore.traces.conversations`) and ``device_class`` (each request's
+device class, on every line or none: `pdcore.traces.class_column`).
 
 Lines are read by the shared JSON Lines reader (`pdcore.traces.jsonl`); requests must already be in
 arrival order (equal timestamps are allowed) and blank lines are skipped.
@@ -16,6 +17,7 @@ import numpy.typing as npt
 
 from pdcore.limits import MAX_TRACE_SPAN_S
 from pdcore.traces.checks import ZeroClamps, trace_file
+from pdcore.traces.class_column import ClassCells
 from pdcore.traces.conversations import conversation_from_parents, flatten_blocks, follow_ups_from_blocks
 from pdcore.traces.jsonl import (
     json_blocks,
@@ -79,6 +81,7 @@ def load_mooncake(path: str | os.PathLike[str]) -> Workload:
         source=name,
         notes=rows.clamps.notes(name),
         **columns,
+        **rows.classes.column(),
     )
 
 
@@ -92,6 +95,7 @@ class _MooncakeRows:
         self.outputs: list[int] = []
         self.blocks: list[list[int]] = []
         self.clamps = ZeroClamps()
+        self.classes = ClassCells(name)
         self.previous_line = 0
 
     def add(self, line: int, record: dict[str, Any]) -> None:
@@ -107,6 +111,7 @@ class _MooncakeRows:
         self.stamps.append(stamp)
         self.prompts.append(self.clamps.clamp(prompt, "input_length", line))
         self.outputs.append(self.clamps.clamp(output, "output_length", line))
+        self.classes.add(line, record)
         self.previous_line = line
 
 

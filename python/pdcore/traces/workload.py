@@ -16,6 +16,9 @@ always an earlier request of the same session), ``shared_prefix_tokens`` (how ma
 prompt are the parent's context, its prompt and answer; 0 without a parent) and the cloud prefix blocks,
 ``block_ids`` of ``block_tokens`` tokens each, request ``i``'s being ``block_ids[block_offsets[i]:
 block_offsets[i + 1]]`` (how `pdcore.traces.conversations` derives them is documented there).
+
+Device classes (optional): ``device_class``, each request's class name from a trace column, empty when the
+trace has none (`pdcore.traces.class_column`); carried by every derived workload (`carried_columns`).
 """
 
 from __future__ import annotations
@@ -38,13 +41,16 @@ from pdcore.limits import (
 )
 from pdcore.traces.columns import (
     CONVERSATION_FIELDS,
+    TURN_BUCKETS,
     arrival_column,
     check_arrivals,
+    class_labels,
     conversation_columns,
     notes_field,
     readonly,
     text_field,
     token_column,
+    turn_buckets,
 )
 
 __all__ = ["OVERSIZE", "TURN_BUCKETS", "Workload", "turn_buckets"]
@@ -87,6 +93,7 @@ class Workload:
     block_offsets: npt.NDArray[np.int64] = field(default_factory=lambda: _UNSET)
     block_ids: npt.NDArray[np.uint64] = field(default_factory=lambda: _UNSET.astype(np.uint64))
     block_tokens: int = 512
+    device_class: npt.NDArray[np.str_] = field(default_factory=lambda: np.zeros(0, dtype=np.str_))
 
     def __post_init__(self) -> None:
         """Coerces the columns to their dtypes, makes them read-only and checks the invariants
@@ -115,6 +122,7 @@ class Workload:
         given = {column: getattr(self, column) for column in CONVERSATION_FIELDS}
         columns = conversation_columns(given, prompts, f"workload {name!r}")
         arrays = {"arrival_s": arrivals, "prompt_tokens": prompts, "output_tokens": outputs} | columns
+        arrays["device_class"] = class_labels(self.device_class, len(prompts), f"workload {name!r}")
         checked = {"name": name, "source": source, "notes": notes, "block_tokens": columns["block_tokens"]}
         for column, value in (
             {c: readonly(v) for c, v in arrays.items() if c not in checked} | checked
@@ -130,6 +138,10 @@ class Workload:
         """The conversation columns, to carry them into a derived workload (`dataclasses.replace` keeps
         them too)."""
         return {name: getattr(self, name) for name in CONVERSATION_FIELDS}
+
+    def carried_columns(self) -> dict[str, Any]:
+        """The conversation columns and the device classes, to carry them into a derived workload."""
+        return self.conversation_columns() | {"device_class": self.device_class}
 
     def _select(self, keep: npt.NDArray[np.bool_]) -> dict[str, Any]:
         """The conversation columns of the requests ``keep`` selects; a dropped parent leaves its
@@ -151,6 +163,7 @@ class Workload:
             "block_offsets": offsets,
             "block_ids": ids.astype(np.uint64),
             "block_tokens": self.block_tokens,
+            "device_class": self.device_class[keep] if len(self.device_class) else self.device_class,
         }
 
     def __len__(self) -> int:
@@ -178,6 +191,7 @@ class Workload:
                     "shared_prefix_tokens",
                     "block_offsets",
                     "block_ids",
+                    "device_class",
                 )
             )
         )
@@ -214,7 +228,7 @@ class Workload:
             output_tokens=self.output_tokens,
             source=self.source,
             notes=(*self.notes, f"arrival times divided by rate scale {scale:g}"),
-            **self.conversation_columns(),
+            **self.carried_columns(),
         )
 
     def fit(self, capacity_tokens: int, oversize: str = "fail", *, what: str = "the KV cache") -> Workload:
@@ -271,7 +285,7 @@ class Workload:
             )
         prompts = np.minimum(self.prompt_tokens, cap - 1)
         outputs = np.minimum(self.output_tokens, cap - prompts)
-        columns = self.conversation_columns()
+        columns = self.carried_columns()
         columns["shared_prefix_tokens"] = np.minimum(self.shared_prefix_tokens, prompts)
         return Workload(
             name=self.name,
@@ -368,26 +382,3 @@ class Workload:
             "shared_prefix_mean": float(self.shared_prefix_tokens[follow].mean()) if follow.any() else 0.0,
             "block_tokens": self.block_tokens,
         }
-
-
-TURN_BUCKETS: tuple[str, str, str, str] = ("1", "2", "3", "4+")
-"""The turn buckets results are reported by: first turns, second, third, fourth and later."""
-
-
-def turn_buckets(turn: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """The bucket index (into `TURN_BUCKETS`) of each turn number.
-
-    Raises:
-        InvalidInputError: ``turn`` is not a 1-D array of integers from 1.
-    """
-    turns = np.asarray(turn)
-    if (
-        turns.ndim != 1
-        or turns.dtype == np.bool_
-        or not np.issubdtype(turns.dtype, np.integer)
-        or (turns.size and turns.min() < 1)
-    ):
-        raise InvalidInputError(
-            f"turn = {turn!r} is not a list of turn numbers; fix: pass a 1-D array of integers from 1"
-        )
-    return np.minimum(turns.astype(np.int64), len(TURN_BUCKETS)) - 1
