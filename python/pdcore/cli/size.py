@@ -18,6 +18,7 @@ from rich.table import Table
 from pdcore import __version__
 from pdcore.cli.compare import FleetOption
 from pdcore.cli.fleet_report import fleet_report
+from pdcore.cli.front_report import front_report
 from pdcore.cli.notices import warn_overloaded
 from pdcore.cli.options import (
     DEFAULT_CLOUD,
@@ -343,6 +344,8 @@ def _size_one(
 
 
 def register(app: typer.Typer) -> None:
-    """Adds the ``size`` command, and ``fleet-report`` (`pdcore.cli.fleet_report`), to ``app``."""
+    """Adds the ``size`` command, ``fleet-report`` (`pdcore.cli.fleet_report`) and ``front-report``
+    (`pdcore.cli.front_report`), to ``app``."""
     app.command("size")(size)
     app.command("fleet-report")(fleet_report)
+    app.command("front-report")(front_report)

@@ -61,6 +61,7 @@ __all__ = [
     "PlannerSearch",
     "SearchTask",
     "model_families",
+    "model_family",
     "model_family_clouds",
     "search_candidates",
     "usd_per_hour",
@@ -82,6 +83,12 @@ def _family(name: str) -> str | None:
         if _GPU_PART.match(part):
             return "-".join(parts[:index])
     return None
+
+
+def model_family(name: str) -> str | None:
+    """The model family of the cloud profile ``name`` (module docstring): the part of the name before
+    its GPU (``llama3-70b`` of ``llama3-70b-a100-tp4-vidur``); None when the name has no GPU part."""
+    return _family(name)
 
 
 def model_families() -> dict[str, list[str]]:
