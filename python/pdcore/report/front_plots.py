@@ -54,12 +54,13 @@ def front_figure(front: SizingFront, kind: str, path: Path) -> Path:
             color=colour,
             label=f"{policy} ({len(on)} on the front of {len(shown)})",
         )
-        for p in on:
+        for order, p in enumerate(on):
+            # neighbours on a front are often close: their labels go above and below in turn
             axes.annotate(
                 p.label,
                 p.xy(kind),
                 textcoords="offset points",
-                xytext=(4, 4),
+                xytext=(4, 4 if order % 2 == 0 else -11),
                 fontsize=6.5,
                 color=colour,
             )
