@@ -227,7 +227,7 @@ def test_fleet_report_without_plotly_writes_the_rest_and_says_how_to_get_the_pag
 ) -> None:
     import importlib.util
 
-    from pdcore.cli import fleet_report
+    from pdcore.cli import report_files
 
     size_json = tmp_path / "size.json"
     base = ["--fleet", "phones-2025", "--requests", "100", "--capable-shares", "0,100"]
@@ -237,7 +237,7 @@ def test_fleet_report_without_plotly_writes_the_rest_and_says_how_to_get_the_pag
     def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
         return None if name == "plotly" else real(name, *args, **kwargs)
 
-    monkeypatch.setattr(fleet_report.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(report_files.importlib.util, "find_spec", find_spec)
     out = tmp_path / "report"
     result = runner.invoke(app, ["fleet-report", "--out", str(out), "--size-json", str(size_json)])
     assert result.exit_code == 0, result.output

@@ -154,14 +154,14 @@ def test_without_plotly_the_rest_is_written_and_the_page_is_explained(
 ) -> None:
     import importlib.util
 
-    from pdcore.cli import front_report
+    from pdcore.cli import report_files
 
     real = importlib.util.find_spec
 
     def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
         return None if name == "plotly" else real(name, *args, **kwargs)
 
-    monkeypatch.setattr(front_report.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(report_files.importlib.util, "find_spec", find_spec)
     out = tmp_path / "report"
     result = runner.invoke(app, ["front-report", "--size-json", str(size_json), "--out", str(out)])
     assert result.exit_code == 0, result.output

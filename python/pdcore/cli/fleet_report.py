@@ -7,15 +7,13 @@ on standard error says how to get it and the rest is written).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from pdcore.cli.options import missing_extra, reported, stderr, stdout
-from pdcore.exceptions import InvalidInputError
+from pdcore.cli.options import reported
+from pdcore.cli.report_files import interactive_page, require_matplotlib, say_written
 
 __all__ = ["fleet_report"]
 
@@ -40,10 +38,7 @@ def fleet_report(
     """Write the fleet section of a report: results by device class, and GPUs against the capable share."""
     with reported():
         if size_json is not None:
-            try:
-                import matplotlib  # noqa: F401, PLC0415 - the plot extra is optional
-            except ImportError:
-                raise InvalidInputError(missing_extra("matplotlib", "plot", "--size-json")) from None
+            require_matplotlib("--size-json")
         from pdcore.report.fleet import fleet_section  # noqa: PLC0415 - after the check above
 
         commands = {
@@ -52,11 +47,13 @@ def fleet_report(
         path = fleet_section(out, compare_json=compare_json, size_json=size_json, commands=commands)
         written = [path]
         if size_json is not None:
-            if importlib.util.find_spec("plotly") is None:
-                note = missing_extra("plotly", "plot", "fleet.html (the interactive figure)")
-                stderr().print(f"not written: {escape(note)}", soft_wrap=True)
-            else:
+            sweep = size_json
+
+            def page() -> Path:
                 from pdcore.report.fleet_page import fleet_page  # noqa: PLC0415 - needs the plot extra
 
-                written.append(fleet_page(out, path, size_json))
-        stdout().print(f"wrote {escape(', '.join(str(p) for p in written))}", soft_wrap=True)
+                return fleet_page(out, path, sweep)
+
+            html = interactive_page("fleet.html (the interactive figure)", page)
+            written += [html] if html is not None else []
+        say_written(written)

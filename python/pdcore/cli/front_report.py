@@ -8,15 +8,13 @@ error says how to get it and the rest is written, as ``pdcore fleet-report`` doe
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from pdcore.cli.options import missing_extra, reported, stderr, stdout
-from pdcore.exceptions import InvalidInputError
+from pdcore.cli.options import reported
+from pdcore.cli.report_files import interactive_page, require_matplotlib, say_written
 
 __all__ = ["front_report"]
 
@@ -36,21 +34,18 @@ def front_report(
 ) -> None:
     """Write the sizing front: each policy's Pareto fronts as tables and figures (PNG and interactive)."""
     with reported():
-        try:
-            import matplotlib  # noqa: F401, PLC0415 - the plot extra is optional
-        except ImportError:
-            raise InvalidInputError(missing_extra("matplotlib", "plot", "pdcore front-report")) from None
+        require_matplotlib("pdcore front-report")
         from pdcore.report.front import read_front, write_markdown  # noqa: PLC0415 - after the check
         from pdcore.report.front_plots import front_figures  # noqa: PLC0415 - needs matplotlib
 
         front = read_front(size_json)
         markdown = write_markdown(out, front, size_command)
         written = [markdown, *front_figures(front, out)]
-        if importlib.util.find_spec("plotly") is None:
-            note = missing_extra("plotly", "plot", "front.html (the interactive figures)")
-            stderr().print(f"not written: {escape(note)}", soft_wrap=True)
-        else:
+
+        def page() -> Path:
             from pdcore.report.front_page import front_page  # noqa: PLC0415 - needs the plot extra
 
-            written.append(front_page(out, markdown, front))
-        stdout().print(f"wrote {escape(', '.join(str(p) for p in written))}", soft_wrap=True)
+            return front_page(out, markdown, front)
+
+        html = interactive_page("front.html (the interactive figures)", page)
+        say_written([*written, html] if html is not None else written)
