@@ -203,7 +203,7 @@ def build_profile(
             gpu=step.gpu.name,
         ),
         citation=f"Vidur: microsoft/vidur commit {source.commit}, files {', '.join(step.files)}",
-        notes=profile_notes(step, rows, knee, fit, kv_note, write_s),
+        notes=profile_notes(step, len(rows), knee, fit, kv_note, write_s),
         usd_per_gpu_hour=price,
         prompt_bytes_per_token=4.0,
         stream_bytes_per_token=329.0,

@@ -3,15 +3,8 @@ cited comments above its ``[price]`` and ``[wire]`` tables."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 from pdcore.profiles.cloud_tables import FIT_KINDS, Engine, FitErrors
-from pdcore.profiles.vidur import DECODE_KV_EFFICIENCY
-
-if TYPE_CHECKING:
-    from pdcore.profiles.build import Row
-    from pdcore.profiles.vidur import StepModel
+from pdcore.profiles.vidur import DECODE_KV_EFFICIENCY, StepModel
 
 __all__ = ["ENGINE", "price_comments", "profile_notes"]
 
@@ -71,10 +64,10 @@ def price_comments(text: str, gpu: str) -> str:
 
 
 def profile_notes(
-    step: StepModel, rows: Sequence[Row], knee: int, fit: FitErrors, kv_note: str, write_s: float
+    step: StepModel, iterations: int, knee: int, fit: FitErrors, kv_note: str, write_s: float
 ) -> str:
-    """The ``[source] notes`` of a built profile: how the rows were composed and fitted, the fit's errors,
-    and the arithmetic of the limits and the KV write."""
+    """The ``[source] notes`` of a built profile: how the ``iterations`` rows were composed and fitted,
+    the fit's errors, and the arithmetic of the limits and the KV write."""
     shape, gpu, tp = step.shape, step.gpu, step.tp
     errors = "; ".join(
         f"{kind} {fit.mean[kind]:.1%} mean, {fit.max[kind]:.1%} max over {int(fit.rows[kind])} rows"
@@ -82,7 +75,7 @@ def profile_notes(
     )
     knee_text = f"a knee at {knee} tokens" if knee else "no knee (the five-term form fitted best)"
     return (
-        f"Built by pdcore profiles build: {len(rows)} iterations composed from Vidur's measured operator "
+        f"Built by pdcore profiles build: {iterations} iterations composed from Vidur's measured operator "
         f"rows as Vidur composes a step (vidur/execution_time_predictor/base_execution_time_predictor.py, "
         f"vidur/entities/execution_time.py: {shape.layers} layers x the linear operators' median "
         "times at the "
