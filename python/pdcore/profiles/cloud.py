@@ -71,9 +71,9 @@ from pdcore.profiles.cloud_tables import (
     FitErrors,
     Hardware,
     ModelSize,
-    cloud_profile_toml,
     read_optional_tables,
 )
+from pdcore.profiles.cloud_toml import cloud_profile_toml
 
 __all__ = ["CLOUD_MODELS", "CloudProfile"]
 

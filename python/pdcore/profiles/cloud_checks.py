@@ -7,14 +7,10 @@ limit an integer >= 1, every price and byte figure within 0 .. `MAX_PRICE`; with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pdcore.exceptions import ProfileError
 from pdcore.limits import LIMITS_DOC, time_bound
+from pdcore.profiles.cloud_fields import CloudProfileFields
 from pdcore.profiles.cloud_tables import check_physics
-
-if TYPE_CHECKING:
-    from pdcore.profiles.cloud import CloudProfile
 
 __all__ = ["MAX_PRICE", "check_cloud_profile"]
 
@@ -22,7 +18,7 @@ MAX_PRICE = 1e6
 """The largest dollar or byte figure a profile may give (catches a value off by orders of magnitude)."""
 
 
-def _check_times(profile: CloudProfile) -> None:
+def _check_times(profile: CloudProfileFields) -> None:
     for key, value in {
         **profile.coefficients(),
         "prefill_knee_token_s": profile.prefill_knee_token_s,
@@ -52,7 +48,7 @@ def _bound_key(key: str) -> str:
     return "[iteration] base_s" if key == "[engine] step_overhead_s" else key
 
 
-def _check_limits(profile: CloudProfile) -> None:
+def _check_limits(profile: CloudProfileFields) -> None:
     limits = {
         "tensor_parallel": profile.tensor_parallel,
         "[limits] max_batch_size": profile.max_batch_size,
@@ -78,7 +74,7 @@ def _check_limits(profile: CloudProfile) -> None:
         )
 
 
-def _check_prices(profile: CloudProfile) -> None:
+def _check_prices(profile: CloudProfileFields) -> None:
     for key, given in (
         ("[price] usd_per_gpu_hour", profile.usd_per_gpu_hour),
         ("[wire] prompt_bytes_per_token", profile.prompt_bytes_per_token),
@@ -101,7 +97,7 @@ def _check_prices(profile: CloudProfile) -> None:
         )
 
 
-def check_cloud_profile(profile: CloudProfile) -> None:
+def check_cloud_profile(profile: CloudProfileFields) -> None:
     """Runs every check of the module docstring.
 
     Raises:
