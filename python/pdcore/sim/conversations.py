@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from pdcore import _core
 from pdcore.policies.base import Policy
 from pdcore.policies.fixed import DeviceOnly
+from pdcore.sim.scenario_fields import ScenarioFields
 
 if TYPE_CHECKING:
-    from pdcore.sim.scenario import Scenario
     from pdcore.traces.workload import Workload
 
 __all__ = ["DEVICE_BUSY", "WHEN_DEVICE_BUSY", "conversation_inputs", "when_device_busy"]
@@ -37,7 +37,7 @@ WHEN_DEVICE_BUSY: tuple[str, ...] = _core.WHEN_DEVICE_BUSY
 ``"cloud"`` (the cloud serves the whole answer) and ``"wait"`` (a device-only plan waits for the device)."""
 
 
-def when_device_busy(scenario: Scenario, policy: Policy) -> str | None:
+def when_device_busy(scenario: ScenarioFields, policy: Policy) -> str | None:
     """The simulator's ``when_device_busy`` for ``policy`` in ``scenario`` (module docstring): None without
     ``one_answer_per_device``, ``"wait"`` for the device-only policy, ``"cloud"`` for every other policy (it
     can turn to the cloud, device-alone plans included)."""
@@ -46,7 +46,7 @@ def when_device_busy(scenario: Scenario, policy: Policy) -> str | None:
     return "wait" if isinstance(policy, DeviceOnly) else "cloud"
 
 
-def conversation_inputs(workload: Workload, scenario: Scenario) -> dict[str, Any]:
+def conversation_inputs(workload: Workload, scenario: ScenarioFields) -> dict[str, Any]:
     """The simulator's conversation arguments: none for a single-turn workload (every request a first turn on
     its own device, no cache can hit), else the workload's columns and the two caches' budgets from the
     profiles."""

@@ -43,10 +43,10 @@ from pdcore.profiles.network import NetworkProfile
 from pdcore.sim.accounting import BILL_COLUMNS, bill, prices
 from pdcore.sim.accounting import summary as cost_summary
 from pdcore.sim.metrics import summarize
+from pdcore.sim.scenario_fields import ScenarioFields
 from pdcore.slo import SLO, slo_met
 
 if TYPE_CHECKING:
-    from pdcore.sim.scenario import Scenario
     from pdcore.traces.workload import Workload
 
 __all__ = [
@@ -104,7 +104,7 @@ def class_delays(fleet: Fleet, classes: IntArray, seed: int) -> FloatArray:
     return delays
 
 
-def fleet_arguments(scenario: Scenario, classes: IntArray) -> dict[str, Any]:
+def fleet_arguments(scenario: ScenarioFields, classes: IntArray) -> dict[str, Any]:
     """The simulator's ``set_fleet`` arguments: each class's device (None: no capable device) and
     downlink, each request's class."""
     assert scenario.fleet is not None
@@ -143,7 +143,7 @@ def class_policies(policy: Policy, context: PolicyContext, fleet: Fleet) -> list
 
 
 def class_bill(
-    results: Mapping[str, npt.NDArray[Any]], scenario: Scenario, classes: IntArray
+    results: Mapping[str, npt.NDArray[Any]], scenario: ScenarioFields, classes: IntArray
 ) -> dict[str, FloatArray]:
     """The bill columns (`pdcore.sim.accounting.bill`), each request's with its class's prices."""
     assert scenario.fleet is not None

@@ -5,17 +5,15 @@ name a user's file may share with a shipped profile).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pdcore.profiles.registry import profile_provenance
-
-if TYPE_CHECKING:
-    from pdcore.sim.scenario import Scenario
+from pdcore.sim.scenario_fields import ScenarioFields
 
 __all__ = ["scenario_record"]
 
 
-def scenario_record(scenario: Scenario) -> dict[str, Any]:
+def scenario_record(scenario: ScenarioFields) -> dict[str, Any]:
     """``scenario`` as a JSON-ready dict (module docstring)."""
     cloud, device = profile_provenance(scenario.cloud), profile_provenance(scenario.device)
     out: dict[str, Any] = {
