@@ -40,8 +40,7 @@ class's objectives (`pdcore.sim.sizing_probes.sizing_attainment`). The bound bef
 fastest device of the fleet, and is not used when a class has objectives of its own (ours: it is written
 for one set of objectives).
 
-GPUs are ``replicas * gpus_per_replica``; goodput per GPU is the rate of requests that meet the SLO
-divided by the GPUs (DistServe's per-GPU goodput). Probes may be kept in a
+The answer is a `pdcore.sim.sizing_result.Sizing` (its GPUs and goodput per GPU). Probes may be kept in a
 `pdcore.sim.sizing_probes.ProbeCache` that many searches share (`pdcore.sim.planner_search`).
 """
 
@@ -49,10 +48,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +60,7 @@ from pdcore.policies.base import Policy
 from pdcore.sim.fleet_runs import class_delays, request_classes
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.sizing_probes import Probe, ProbeCache, ProbeKey, sizing_attainment
+from pdcore.sim.sizing_result import Bound, Sizing, whole_cloud_gain
 from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
 from pdcore.traces.workload import Workload
 
@@ -71,6 +70,7 @@ __all__ = [
     "Sizing",
     "size_cloud",
     "sizing_attainment",
+    "whole_cloud_gain",
 ]
 
 DEFAULT_SIZING_TARGET = 0.9
@@ -80,76 +80,9 @@ DEFAULT_MAX_REPLICAS = 64
 """Default cap on the replicas of one pool (or of a colocated cloud) in the search."""
 
 
-Bound = Literal["found", "no_cloud", "unattainable"]
 Progress = Callable[[str, float, bool], None]
 """Called after each probe with the cloud tried (``"3P+2D"`` or ``"x4"``), its attainment and whether it
 met the target."""
-
-
-@dataclass(frozen=True)
-class Sizing:
-    """The smallest cloud found for one policy.
-
-    Attributes:
-        policy: The policy's name.
-        deployment: ``"colocated"`` or ``"disaggregated"``.
-        replicas: Colocated replicas (0 with ``"no_cloud"``).
-        prefill_replicas: Prefill replicas (disaggregated; 0 with ``"no_cloud"``).
-        decode_replicas: Decode replicas (disaggregated; 0 with ``"no_cloud"``).
-        gpus: GPUs of the cloud found (0 with ``"no_cloud"``; None when unattainable).
-        attainment: Its SLO attainment (with ``"unattainable"``, the best cloud's that was tried, or, when
-            no cloud was tried, the most any cloud can attain, `pdcore.sim.attainment_bound`).
-        fewer: ``{cloud: attainment}`` one replica fewer in each pool, each below ``target``.
-        target: The attainment the cloud had to reach.
-        rate_rps: The workload's request rate.
-        goodput_per_gpu_rps: Requests per second meeting the SLO, per GPU (None without GPUs, or when the
-            bound settled it without a probe).
-        bound: ``"found"``, ``"no_cloud"`` or ``"unattainable"``.
-        probes: Simulations run.
-        reason: Why the SLO is unattainable, as a clause (``"the largest tried, 64P+64D, meets it for
-            80.0%"``); empty otherwise. Not part of `describe`.
-    """
-
-    policy: str
-    deployment: str
-    replicas: int
-    prefill_replicas: int
-    decode_replicas: int
-    gpus: int | None
-    attainment: float
-    fewer: dict[str, float]
-    target: float
-    rate_rps: float
-    goodput_per_gpu_rps: float | None
-    bound: Bound
-    probes: int
-    reason: str = ""
-
-    @property
-    def cloud(self) -> str:
-        """The cloud found, ``"2P+1D"`` or ``"x3"``."""
-        if self.deployment == "colocated":
-            return f"x{self.replicas}"
-        return f"{self.prefill_replicas}P+{self.decode_replicas}D"
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-ready summary (the ``sizing`` objects of a report)."""
-        return {
-            "policy": self.policy,
-            "deployment": self.deployment,
-            "cloud": None if self.bound == "unattainable" else self.cloud,
-            "replicas": self.replicas,
-            "prefill_replicas": self.prefill_replicas,
-            "decode_replicas": self.decode_replicas,
-            "gpus": self.gpus,
-            "attainment": self.attainment,
-            "fewer": dict(self.fewer),
-            "target": self.target,
-            "rate_rps": self.rate_rps,
-            "goodput_per_gpu_rps": self.goodput_per_gpu_rps,
-            "bound": self.bound,
-            "probes": self.probes,
-        }
 
 
 def _label(deployment: str, cloud: tuple[int, int]) -> str:
@@ -392,13 +325,3 @@ def size_cloud(
         )
     search = _Search(workload, policy, scenario, seed=seed, target=target, progress=progress, probes=probes)
     return search.smallest(max_replicas)
-
-
-def whole_cloud_gain(baseline: Sizing, candidate: Sizing) -> float | None:
-    """The baseline's GPUs over the candidate's at the same SLO (``math.inf`` when the candidate needs
-    none); None when either is unattainable."""
-    if baseline.gpus is None or candidate.gpus is None:
-        return None
-    if candidate.gpus == 0:
-        return math.inf if baseline.gpus else None
-    return baseline.gpus / candidate.gpus
