@@ -6,31 +6,27 @@ cloud one log-softmax per token and no extra model call. Two sources:
 
 - `LlamaScorer`: llama.cpp in process (llama-cpp-python with ``logits_all=True``), the cloud stand-in of
   the live runtime; the same GGUF model the device runs, or another.
-- `score_openai` / `parse_echo_logprobs`: an OpenAI-compatible ``/v1/completions`` endpoint asked for
-  ``echo=true, logprobs=1`` (``choices[0].logprobs.token_logprobs``, null for the first token). The
-  OpenAI semantics are that entry ``i`` is the log-probability of prompt token ``i`` given the tokens
-  before it. llama-cpp-python's own server (0.3.x) returns something else under that name, the
-  probability that each token *repeats itself* (checked against its logits; abetlen/llama-cpp-python
-  issue #1983), and llama.cpp's server returns no prompt log-probabilities at all, so with those the
-  in-process `LlamaScorer` is the source.
+- `OpenAIScorer` / `score_openai` / `parse_echo_logprobs` (`pdcore.refine.endpoint_scoring`): an
+  OpenAI-compatible ``/v1/completions`` endpoint asked for ``echo=true, logprobs=1``; not llama.cpp's or
+  llama-cpp-python's servers, whose prompt log-probabilities are absent or mean something else.
 
 The scored sequence is ``prefix + text + suffix`` (the prompt exactly as the cloud sees it, e.g. the
 ChatML wrapper around one user turn); only the tokens that start inside ``text`` are reported, with
-character offsets into ``text``. A token that straddles the edge of ``text`` is clipped to it.
+character offsets into ``text``. A token that straddles the edge of ``text`` is clipped to it. The scores are
+a `pdcore.refine.surprisal.TokenSurprisal`; this module offers every name of the three.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
 from pdcore.exceptions import InvalidInputError, InvalidStateError
+from pdcore.refine.endpoint_scoring import OpenAIScorer, parse_echo_logprobs, score_openai
+from pdcore.refine.surprisal import TokenSurprisal, clip_to_text, surprisal_from_logits
 
 __all__ = [
     "CHATML",
@@ -42,138 +38,10 @@ __all__ = [
     "surprisal_from_logits",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 CHATML: tuple[str, str] = ("<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n")
 """The ChatML wrapper of one user turn (prefix, suffix), as SmolLM2 is prompted."""
-
-
-@dataclass(frozen=True, eq=False)
-class TokenSurprisal:
-    """The tokens of a text with their character spans and surprisal.
-
-    Attributes:
-        text: The scored text (without the prefix and suffix it was scored in).
-        starts: Character offset in ``text`` where each token starts (non-decreasing).
-        ends: Character offset where each token ends (``starts[i] <= ends[i] <= len(text)``).
-        surprisal: ``-log p`` of each token given everything before it, nats; NaN where unknown (the
-            very first token of a sequence has no prediction).
-        source: Where the numbers come from (model file or endpoint).
-
-    Raises:
-        InvalidInputError: The arrays differ in length or the spans do not fit ``text``.
-    """
-
-    text: str
-    starts: IntArray
-    ends: IntArray
-    surprisal: FloatArray
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        starts = np.asarray(self.starts, dtype=np.int64)
-        ends = np.asarray(self.ends, dtype=np.int64)
-        surprisal = np.asarray(self.surprisal, dtype=np.float64)
-        if not (starts.ndim == ends.ndim == surprisal.ndim == 1) or not (
-            len(starts) == len(ends) == len(surprisal)
-        ):
-            raise InvalidInputError(
-                f"token scores: starts, ends and surprisal have lengths {starts.size}, {ends.size} and "
-                f"{surprisal.size}; fix: pass one start, end and surprisal per token"
-            )
-        if len(starts) and (
-            starts.min() < 0
-            or ends.max() > len(self.text)
-            or (ends < starts).any()
-            or (np.diff(starts) < 0).any()
-        ):
-            raise InvalidInputError(
-                f"token scores: token spans must be ordered and lie within the text of {len(self.text)} "
-                "characters; fix: pass character offsets into the scored text"
-            )
-        if (surprisal[~np.isnan(surprisal)] < -1e-6).any():
-            raise InvalidInputError(
-                "token scores: a surprisal is negative; fix: pass -log p (nats >= 0), not log p"
-            )
-        for name, value in (("starts", starts), ("ends", ends), ("surprisal", surprisal)):
-            value.setflags(write=False)
-            object.__setattr__(self, name, value)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    @classmethod
-    def from_pieces(
-        cls, pieces: Sequence[str], surprisal: Sequence[float | None], source: str = ""
-    ) -> TokenSurprisal:
-        """Token scores of the text made by joining ``pieces`` (one string per token).
-
-        Example:
-            >>> s = TokenSurprisal.from_pieces(["Hi", " there", "."], [None, 2.0, 0.5])
-            >>> s.text, s.starts.tolist(), s.ends.tolist()
-            ('Hi there.', [0, 2, 8], [2, 8, 9])
-        """
-        if len(pieces) != len(surprisal):
-            raise InvalidInputError(
-                f"token scores: {len(pieces)} pieces but {len(surprisal)} surprisals; fix: pass one each"
-            )
-        lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        values = np.array([math.nan if v is None else float(v) for v in surprisal], dtype=np.float64)
-        return cls("".join(pieces), starts, ends, values, source)
-
-
-def surprisal_from_logits(logits: npt.ArrayLike, tokens: Sequence[int]) -> FloatArray:
-    """Surprisal of ``tokens[1:]`` from the logits after each of ``tokens[:-1]``.
-
-    Args:
-        logits: ``(n, vocab)`` logits, row ``i`` computed after token ``i``; ``n >= len(tokens) - 1``.
-        tokens: The token ids.
-
-    Returns:
-        ``len(tokens)`` values in nats; the first is NaN (nothing predicts the first token).
-
-    Example:
-        >>> import numpy as np
-        >>> s = surprisal_from_logits(np.log([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]), [0, 1, 2])
-        >>> [round(x, 4) for x in s.tolist()]
-        [nan, 1.3863, 0.2231]
-    """
-    ids = np.asarray(tokens, dtype=np.int64)
-    out = np.full(len(ids), math.nan)
-    if len(ids) < 2:
-        return out
-    rows = np.asarray(logits)[: len(ids) - 1].astype(np.float64, copy=False)
-    if rows.ndim != 2 or rows.shape[0] < len(ids) - 1:
-        raise InvalidInputError(
-            f"logits of shape {np.shape(logits)} for {len(ids)} tokens; fix: pass one row per token but "
-            "the last"
-        )
-    peak = rows.max(axis=1)
-    lse = peak + np.log(np.exp(rows - peak[:, None]).sum(axis=1))
-    out[1:] = lse - rows[np.arange(len(ids) - 1), ids[1:]]
-    return out
-
-
-def _clip_to_text(
-    starts: IntArray, ends: IntArray, values: FloatArray, offset: int, length: int
-) -> tuple[IntArray, IntArray, FloatArray]:
-    """The tokens that start inside ``[offset, offset + length)``, shifted and clipped to it."""
-    local_starts = starts - offset
-    local_ends = ends - offset
-    inside = (local_starts >= 0) & (local_starts < length)
-    # a token that begins in the prefix and runs into the text covers the text's first characters
-    straddle = (local_starts < 0) & (local_ends > 0)
-    if straddle.any() and not (inside & (local_starts == 0)).any():
-        inside |= straddle
-        local_starts = np.maximum(local_starts, 0)
-    return (
-        local_starts[inside],
-        np.minimum(local_ends[inside], length),
-        values[inside],
-    )
 
 
 def _byte_to_char(text: str) -> IntArray:
@@ -256,7 +124,7 @@ class LlamaScorer:
         byte_starts = np.clip(byte_ends - [len(p) for p in pieces] - lead, 0, len(raw))
         byte_ends = np.clip(byte_ends - lead, 0, len(raw))
         byte_to_char = _byte_to_char(full)
-        starts, ends, values = _clip_to_text(
+        starts, ends, values = clip_to_text(
             byte_to_char[byte_starts], byte_to_char[byte_ends], surprisal, len(prefix), len(text)
         )
         return TokenSurprisal(text, starts, ends, values, source=f"llama.cpp {self.path.name}")
@@ -289,155 +157,3 @@ class LlamaScorer:
 
     def _is_eog(self, token: int) -> bool:
         return bool(self._lib.llama_vocab_is_eog(self._lib.llama_model_get_vocab(self._llama.model), token))
-
-
-def parse_echo_logprobs(
-    payload: Mapping[str, Any], *, text: str, prefix: str = "", source: str = ""
-) -> TokenSurprisal:
-    """Token scores of ``text`` from an OpenAI ``/v1/completions`` response with ``echo`` and ``logprobs``.
-
-    Reads ``choices[0].logprobs``: ``tokens`` (the token strings), ``token_logprobs`` (null for the first)
-    and ``text_offset`` (character offsets into the echoed prompt; rebuilt from the token strings when
-    absent). Entries past the end of ``prefix + text`` (the suffix and any generated tokens) are ignored.
-
-    Raises:
-        InvalidInputError: The payload has no echoed log-probabilities, or they do not cover ``text``.
-
-    Example:
-        >>> payload = {"choices": [{"logprobs": {"tokens": ["Hi", " there", "!"],
-        ...     "token_logprobs": [None, -2.0, -0.5], "text_offset": [0, 2, 8]}}]}
-        >>> s = parse_echo_logprobs(payload, text="Hi there!")
-        >>> s.surprisal.tolist()[1:], s.starts.tolist()
-        ([2.0, 0.5], [0, 2, 8])
-    """
-    try:
-        logprobs = payload["choices"][0]["logprobs"]
-        pieces = [str(t) for t in logprobs["tokens"]]
-        values = [None if v is None else float(v) for v in logprobs["token_logprobs"]]
-    except (KeyError, IndexError, TypeError, ValueError):
-        raise InvalidInputError(
-            "the completions response has no choices[0].logprobs.tokens and token_logprobs; fix: ask for "
-            "echo=true and logprobs=1 from an endpoint that returns prompt log-probabilities (OpenAI, vLLM)"
-        ) from None
-    if len(pieces) != len(values):
-        raise InvalidInputError(
-            f"the completions response has {len(pieces)} tokens but {len(values)} token_logprobs; fix: check "
-            "the endpoint's logprobs output"
-        )
-    offsets_raw = logprobs.get("text_offset")
-    if offsets_raw is not None and len(offsets_raw) == len(pieces):
-        starts = np.asarray([int(o) for o in offsets_raw], dtype=np.int64)
-        # some servers count the offsets from the start of the whole completion including a BOS piece
-        starts = starts - int(starts[0]) if len(starts) else starts
-    else:
-        lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
-        starts = np.cumsum(lengths) - lengths
-    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int64, count=len(pieces))
-    ends = starts + lengths
-    surprisal = np.asarray([math.nan if v is None else -v for v in values], dtype=np.float64)
-    # servers round a certain token's log-probability to a tiny positive number
-    surprisal = np.where((surprisal < 0.0) & (surprisal > -1e-4), 0.0, surprisal)
-    local_starts, local_ends, local_values = _clip_to_text(starts, ends, surprisal, len(prefix), len(text))
-    if len(local_starts) == 0 or int(local_ends.max()) < len(text.rstrip()):
-        raise InvalidInputError(
-            f"the echoed log-probabilities cover {len(pieces)} tokens and do not span the "
-            f"{len(text)}-character prompt; fix: ask for echo=true (the endpoint must return the "
-            "prompt's own tokens)"
-        )
-    return TokenSurprisal(text, local_starts, local_ends, local_values, source=source)
-
-
-def score_openai(
-    text: str,
-    url: str,
-    *,
-    prefix: str = "",
-    suffix: str = "",
-    model: str | None = None,
-    api_key: str | None = None,
-    max_tokens: int = 1,
-    timeout_s: float = 120.0,
-) -> TokenSurprisal:
-    """Surprisal of ``text`` from an OpenAI-compatible completions endpoint (``echo``, ``logprobs=1``).
-
-    Args:
-        text: The text to score.
-        url: Base URL, ``.../v1`` URL or the completions endpoint.
-        prefix: Sent before ``text`` (e.g. the chat template's opening).
-        suffix: Sent after ``text``.
-        model: The ``model`` field, when the endpoint wants one.
-        api_key: Bearer token (never shown in messages).
-        max_tokens: Tokens to generate after the echo: OpenAI accepts 0, but some servers read 0 as
-            "up to the context window", so 1 is the portable choice; the generated token is ignored.
-        timeout_s: Seconds to wait for the response.
-
-    Raises:
-        InvalidInputError: The text is empty, or the response carries no prompt log-probabilities.
-        CloudUnavailableError: The endpoint could not be reached or answered with an error status.
-    """
-    if not text.strip():
-        raise InvalidInputError("prompt is empty; fix: pass the prompt text to score")
-    import httpx  # noqa: PLC0415  # reason: optional dependency, the `device` extra
-
-    from pdcore.runtime.cloud import (  # noqa: PLC0415  # reason: pulls in httpx-sse
-        CloudUnavailableError,
-        completions_url,
-    )
-
-    endpoint = completions_url(url)
-    body: dict[str, Any] = {
-        "prompt": prefix + text + suffix,
-        "echo": True,
-        "logprobs": 1,
-        "max_tokens": max_tokens,
-        "temperature": 0,
-    }
-    if model is not None:
-        body["model"] = model
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.post(endpoint, json=body, headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise CloudUnavailableError(
-            f"cannot reach {endpoint}: {type(exc).__name__}; fix: check --cloud-url and that the server runs"
-        ) from None
-    if response.status_code >= 400:
-        raise CloudUnavailableError(
-            f"{endpoint} answered HTTP {response.status_code}; fix: check that it supports echo and logprobs"
-        )
-    try:
-        payload = response.json()
-    except ValueError:
-        raise InvalidInputError(
-            f"{endpoint} did not answer with JSON; fix: pass an OpenAI-compatible URL"
-        ) from None
-    return parse_echo_logprobs(payload, text=text, prefix=prefix, source=endpoint)
-
-
-@dataclass(frozen=True)
-class OpenAIScorer:
-    """`score_openai` with its endpoint settings bound: the cloud scores the prompt it prefills.
-
-    Attributes:
-        url: Base URL, ``.../v1`` URL or the completions endpoint.
-        model: The ``model`` field, when the endpoint wants one.
-        api_key: Bearer token; not shown in the ``repr``.
-        max_tokens: Tokens generated after the echo (ignored).
-    """
-
-    url: str
-    model: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    max_tokens: int = 1
-
-    def score(self, text: str, *, prefix: str = "", suffix: str = "") -> TokenSurprisal:
-        """Surprisal of the tokens of ``text``, scored as ``prefix + text + suffix``."""
-        return score_openai(
-            text,
-            self.url,
-            prefix=prefix,
-            suffix=suffix,
-            model=self.model,
-            api_key=self.api_key,
-            max_tokens=self.max_tokens,
-        )
