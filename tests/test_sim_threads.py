@@ -12,7 +12,7 @@ from pdcore import InvalidInputError
 from pdcore.policies import POLICIES, make_policy
 from pdcore.profiles import load_cloud_profile, load_device_profile, network_preset
 from pdcore.sim import Scenario, dumps
-from pdcore.sim.runner import policy_reports
+from pdcore.sim.runner import RUN_COST, longest_first, policy_reports
 from pdcore.sim.threads import default_workers, on_threads
 from pdcore.traces import synthetic_default
 
@@ -74,3 +74,38 @@ def test_on_threads_raises_what_an_item_raises() -> None:
 
     with pytest.raises(InvalidInputError, match="item 2 is bad"):
         on_threads(boom, [1, 2, 3], workers=2)
+
+
+def test_on_threads_starts_the_items_in_the_order_given_and_keeps_theirs() -> None:
+    started: list[int] = []
+    found = on_threads(lambda x: x * 10, [0, 1, 2, 3], workers=1, started=started.append, order=[2, 0, 3, 1])
+    assert started == [2, 0, 3, 1]
+    assert found == [0, 10, 20, 30]
+
+
+@pytest.mark.parametrize("order", [[0, 1], [0, 1, 1], [0, 1, 3], [2, 1, 0, -1]])
+def test_on_threads_refuses_an_order_that_is_not_one_of_the_items(order: list[int]) -> None:
+    with pytest.raises(InvalidInputError, match="list each index from 0 to 2 once"):
+        on_threads(lambda x: x, [0, 1, 2], workers=1, order=order)
+
+
+def test_policy_runs_start_longest_first_and_report_in_the_order_given() -> None:
+    class Custom(type(make_policy("cloud-only"))):  # type: ignore[misc]  # reason: a policy not in RUN_COST
+        name = "custom"
+
+    policies = [make_policy(name) for name in ("device-only", "cloud-only", "spec-decode")] + [Custom()]
+    assert [policies[k].name for k in longest_first(policies)] == [
+        "custom",
+        "spec-decode",
+        "cloud-only",
+        "device-only",
+    ]
+    assert set(RUN_COST) == set(POLICIES)
+    workload = synthetic_default(seed=0, n_requests=30)
+    started: list[str] = []
+    found = policy_reports(
+        SCENARIO, workload, policies[:3], workers=1, started=lambda policy: started.append(policy.name)
+    )
+    assert started == ["spec-decode", "cloud-only", "device-only"]
+    serial = [SCENARIO.run(workload, make_policy(p.name)).aggregate() for p in policies[:3]]
+    assert dumps(found) == dumps(serial)

@@ -58,6 +58,7 @@ def on_threads(
     workers: int | None = None,
     started: Callable[[_Item], None] | None = None,
     finished: Callable[[_Item], None] | None = None,
+    order: Sequence[int] | None = None,
 ) -> list[_Result]:
     """``function`` of every item, at most ``workers`` at once, in the order of ``items``.
 
@@ -67,17 +68,25 @@ def on_threads(
         workers: Items run at once; None: `default_workers` (1: one after another).
         started: Called on the calling thread with each item as it is submitted.
         finished: Called on the calling thread with each item as it ends.
+        order: The indices of ``items`` in the order they start (the longest first keeps every worker busy
+            to the end); None: as given. The results keep the order of ``items`` either way.
 
     Raises:
-        InvalidInputError: ``workers`` is not a whole number of at least 1; or what ``function`` raises
-            (the first error, after the items under way have ended).
+        InvalidInputError: ``workers`` is not a whole number of at least 1, or ``order`` is not an order of
+            the items' indices; or what ``function`` raises (the first error, after the items under way
+            have ended).
     """
     if workers is None:
         workers = default_workers(len(items))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InvalidInputError(f"workers = {workers!r}; fix: pass a whole number of at least 1, or omit it")
+    if order is not None and sorted(order) != list(range(len(items))):
+        last = len(items) - 1
+        raise InvalidInputError(
+            f"order = {list(order)!r} for {len(items)} items; fix: list each index from 0 to {last} once"
+        )
     results: list[_Result | None] = [None] * len(items)
-    queued = iter(range(len(items)))
+    queued = iter(range(len(items)) if order is None else order)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pdcore-run") as pool:
         pending: dict[Future[_Result], int] = {}
         while True:

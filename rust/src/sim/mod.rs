@@ -309,6 +309,7 @@ impl Simulator {
                 Ev::SpecDrafts(i) => self.cloud.drafts_arrived(i, &mut self.lp)?,
                 Ev::SpecResult(i, n) => self.on_spec_result(i, n, now)?,
             }
+            self.cloud_departures();
         }
         if self.finished != self.reqs.len() {
             return Err(CoreError::state(

@@ -1,5 +1,6 @@
 //! What a run reports: per-request results, aggregate counters and the token timelines of recorded requests.
 
+use super::cloud::CloudReq;
 use super::Simulator;
 use crate::error::{CoreError, Result};
 use crate::time::Nanos;
@@ -218,25 +219,27 @@ impl Simulator {
         Ok(r)
     }
 
-    /// Writes the cloud's columns of `r`.
+    /// Completes the cloud's columns of `r`: those of the records not yet drained (requests in the cloud
+    /// mid-run), then the
+    /// tokens each discarded, from the tokens it generated (held in that column until now) and kept.
     fn cloud_columns(&self, r: &mut Results) {
-        let nan = f64::NAN;
-        for (iu, c) in self.cloud.reqs.iter().enumerate() {
-            r.cloud_prefill_gpu_s[iu] = c.gpu_prefill_s;
-            r.cloud_decode_gpu_s[iu] = c.gpu_decode_s;
-            r.cloud_decode_tokens[iu] = f64::from(c.generated.saturating_sub(1));
-            let kept = r.cloud_tokens_kept[iu] as u32; // a count, held exactly
-            r.cloud_tokens_discarded[iu] = f64::from(c.generated.saturating_sub(kept));
-            r.cloud_tpot_s[iu] =
-                if c.gap_count > 0 { c.gap_sum.as_secs() / f64::from(c.gap_count) } else { nan };
-            let decoded_at =
-                match (self.cloud.is_disaggregated() && c.generated > 1, c.bridged, c.decode_on_prefill) {
-                    (false, _, _) => DecodedAt::Nowhere,
-                    (true, true, _) => DecodedAt::Bridge,
-                    (true, false, true) => DecodedAt::Prefill,
-                    (true, false, false) => DecodedAt::Pool,
-                };
-            r.k_site[iu] = decoded_at as u8;
+        let disaggregated = self.cloud.is_disaggregated();
+        for (i, c) in self.cloud.reqs.undrained() {
+            cloud_figures(r, disaggregated, i, c);
+        }
+        for (discarded, &kept) in r.cloud_tokens_discarded.iter_mut().zip(&r.cloud_tokens_kept) {
+            // counts, held exactly
+            *discarded = (*discarded - kept).max(0.0);
+        }
+    }
+
+    /// Writes the cloud's figures of the requests that left it since the last call ([`super::cloud::CloudReqs`]).
+    #[inline]
+    pub(super) fn cloud_departures(&mut self) {
+        if self.cloud.reqs.any_left() {
+            let disaggregated = self.cloud.is_disaggregated();
+            let out = &mut self.out;
+            self.cloud.reqs.drain_left(|i, c| cloud_figures(out, disaggregated, i, c));
         }
     }
 
@@ -327,4 +330,23 @@ impl Simulator {
             itl_mean_s: self.hist.mean_s(),
         }
     }
+}
+
+/// Writes request `i`'s cloud figures from its record `c`; `cloud_tokens_discarded` holds the tokens it
+/// generated until the run's end (`Simulator::cloud_columns`).
+fn cloud_figures(r: &mut Results, disaggregated: bool, i: u32, c: &CloudReq) {
+    let iu = i as usize;
+    r.cloud_prefill_gpu_s[iu] = c.gpu_prefill_s;
+    r.cloud_decode_gpu_s[iu] = c.gpu_decode_s;
+    r.cloud_decode_tokens[iu] = f64::from(c.generated.saturating_sub(1));
+    r.cloud_tokens_discarded[iu] = f64::from(c.generated);
+    r.cloud_tpot_s[iu] =
+        if c.gap_count > 0 { c.gap_sum.as_secs() / f64::from(c.gap_count) } else { f64::NAN };
+    let decoded_at = match (disaggregated && c.generated > 1, c.bridged, c.decode_on_prefill) {
+        (false, _, _) => DecodedAt::Nowhere,
+        (true, true, _) => DecodedAt::Bridge,
+        (true, false, true) => DecodedAt::Prefill,
+        (true, false, false) => DecodedAt::Pool,
+    };
+    r.k_site[iu] = decoded_at as u8;
 }

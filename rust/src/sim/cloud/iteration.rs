@@ -2,7 +2,7 @@
 //! GPU-seconds) and its end (emit the tokens, free finished requests, send prefilled caches on).
 
 use super::replica::{Replica, Role};
-use super::{Cloud, CloudReq, Emission};
+use super::{Cloud, CloudReqs, Emission};
 use crate::error::Result;
 use crate::sim::queue::EventQueue;
 use crate::sim::{Ev, PRIO_CLOUD};
@@ -55,10 +55,12 @@ impl Cloud {
         rep.released_at = self.changes;
         let mut freed = 0;
         let mut handed: Vec<(u32, u32)> = Vec::new();
+        let mut gone: Vec<u32> = Vec::new();
         let mut keep = |id: &u32| {
             let c = &mut reqs[*id as usize];
             if c.cancelled {
                 freed += c.reserved;
+                gone.push(*id);
             } else if let Some(d) = c.handover.take() {
                 freed += c.reserved;
                 c.reserved = 0;
@@ -70,8 +72,17 @@ impl Cloud {
         };
         rep.running.retain(&mut keep);
         rep.prefilling.retain(&mut keep);
-        rep.waiting.retain(|id| !reqs[*id as usize].cancelled);
+        rep.waiting.retain(|id| {
+            let cancelled = reqs[*id as usize].cancelled;
+            if cancelled {
+                gone.push(*id);
+            }
+            !cancelled
+        });
         rep.kv_used -= freed;
+        for id in gone {
+            reqs.leave(id);
+        }
         handed
     }
 
@@ -98,8 +109,9 @@ impl Cloud {
 impl Replica {
     /// Emits the decode tokens of the iteration that ended at `now` (a verification round's at once) and
     /// drops the sequences that are done; returns the cache they free.
-    fn emit_decodes(&mut self, reqs: &mut [CloudReq], now: Nanos, out: &mut Vec<Emission>) -> u64 {
+    fn emit_decodes(&mut self, reqs: &mut CloudReqs, now: Nanos, out: &mut Vec<Emission>) -> u64 {
         let mut freed = 0;
+        let mut done = false;
         for &id in &self.cur_decode {
             let c = &mut reqs[id as usize];
             if c.cancelled {
@@ -119,12 +131,22 @@ impl Replica {
             if c.generated >= c.quota {
                 freed += c.reserved;
                 c.reserved = 0;
+                done = true;
             }
         }
-        self.running.retain(|&id| {
-            let c = &reqs[id as usize];
-            c.cancelled || c.generated < c.quota
-        });
+        // only this iteration's sequences can have finished: without one, nothing to drop
+        if done {
+            self.running.retain(|&id| {
+                let c = &reqs[id as usize];
+                c.cancelled || c.generated < c.quota
+            });
+            // the finished sequences leave the cloud (after the scan above, which reads them)
+            for &id in &self.cur_decode {
+                if reqs.get(id).is_some_and(|c| !c.cancelled && c.generated >= c.quota) {
+                    reqs.leave(id);
+                }
+            }
+        }
         freed
     }
 
@@ -135,7 +157,7 @@ impl Replica {
     fn emit_first_tokens(
         &mut self,
         ri: usize,
-        reqs: &mut [CloudReq],
+        reqs: &mut CloudReqs,
         now: Nanos,
         out: &mut Vec<Emission>,
     ) -> (u64, Vec<(u32, bool)>) {
@@ -154,6 +176,7 @@ impl Replica {
             if c.cancelled {
                 freed += c.reserved;
                 c.reserved = 0;
+                reqs.leave(id);
                 continue;
             }
             c.generated = 1;
@@ -167,6 +190,8 @@ impl Replica {
                 c.reserved = 0;
                 if c.quota > 1 {
                     leaving.push((id, false));
+                } else {
+                    reqs.leave(id); // a one-token answer: done
                 }
             } else {
                 c.replica = Some(ri as u32);

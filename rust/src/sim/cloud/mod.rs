@@ -32,16 +32,18 @@
 //! tokens at once. An iteration's decode terms, the verifications included, are charged to its decoding
 //! sequences by their tokens in it (1, or `gamma + 1` when verifying).
 //!
-//! Files: `config` (the cloud's settings, checked), `replica` (a replica's admission and next batch, its
-//! price and GPU-seconds), `iteration` (an iteration's start and end), `transfer` (KV caches between the
-//! pools and the bridge).
+//! Files: `config` (the cloud's settings, checked), `records` (the requests in the cloud, each record
+//! dropped when it leaves), `replica` (a replica's admission and next batch, its price and GPU-seconds),
+//! `iteration` (an iteration's start and end), `transfer` (KV caches between the pools and the bridge).
 
 mod config;
 mod iteration;
+mod records;
 mod replica;
 mod transfer;
 
 pub use config::{CloudConfig, Deployment, MAX_REPLICAS};
+pub use records::CloudReqs;
 
 use super::Ev;
 use crate::cost::{CloudCost, KSite, KSites, SpecDecode};
@@ -127,8 +129,8 @@ pub struct CloudLoad {
 pub struct Cloud {
     cfg: CloudConfig,
     replicas: Vec<Replica>,
-    /// Per-request state, indexed by request.
-    pub reqs: Vec<CloudReq>,
+    /// Per-request state of the requests in the cloud ([`records`]).
+    pub reqs: CloudReqs,
     /// Iterations run.
     pub iterations: u64,
     /// GPU-seconds charged to prefill and decode.
@@ -154,7 +156,7 @@ impl Cloud {
         Ok(Self {
             cfg,
             replicas,
-            reqs: vec![CloudReq::default(); n_requests],
+            reqs: CloudReqs::new(n_requests),
             iterations: 0,
             gpu_prefill_s: 0.0,
             gpu_decode_s: 0.0,
@@ -205,8 +207,9 @@ impl Cloud {
         lp: &mut EventQueue<Ev>,
     ) -> Result<()> {
         let prefilled = cached.min(prompt.saturating_sub(1));
-        self.reqs[req as usize] =
+        let record =
             CloudReq { prompt, quota, prefilled, decode_on_prefill, spec, may_bridge, ..CloudReq::default() };
+        self.reqs.insert(req, record);
         let role = if self.cfg.deployment == Deployment::Colocated { Role::Mixed } else { Role::Prefill };
         let r = self.least_loaded(role);
         self.replicas[r].waiting.push_back(req);
@@ -215,14 +218,17 @@ impl Cloud {
 
     /// The client cancels the rest of the stream; the request leaves at its replica's next iteration.
     pub fn cancel(&mut self, req: u32) {
-        self.reqs[req as usize].cancelled = true;
-        self.changes += 1;
+        // one that left already (done) has nothing to cancel
+        if let Some(c) = self.reqs.get_mut(req) {
+            c.cancelled = true;
+            self.changes += 1;
+        }
     }
 
     /// A speculative request's drafts reached the cloud: they join the next iteration of its replica (or,
     /// before it has one, the first after its admission).
     pub fn drafts_arrived(&mut self, req: u32, lp: &mut EventQueue<Ev>) -> Result<()> {
-        let c = &mut self.reqs[req as usize];
+        let Some(c) = self.reqs.get_mut(req) else { return Ok(()) };
         if c.cancelled || c.generated >= c.quota {
             return Ok(());
         }

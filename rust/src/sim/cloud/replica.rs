@@ -1,7 +1,7 @@
 //! One replica of the cloud: its queues and KV cache, its FCFS admission, and the batch of its next
 //! iteration with that batch's price and GPU-seconds (the rules are the [`super`] module doc's).
 
-use super::{CloudConfig, CloudReq};
+use super::{CloudConfig, CloudReqs};
 use crate::cost::CloudCost;
 use crate::time::Nanos;
 use std::collections::VecDeque;
@@ -62,7 +62,7 @@ impl Replica {
 
     /// Admits waiting requests first come first served while the KV cache and the batch have room;
     /// `ri` is this replica's index.
-    pub(super) fn admit(&mut self, ri: usize, reqs: &mut [CloudReq], cfg: &CloudConfig) {
+    pub(super) fn admit(&mut self, ri: usize, reqs: &mut CloudReqs, cfg: &CloudConfig) {
         while let Some(&id) = self.waiting.front() {
             let c = &reqs[id as usize];
             let need = match self.role {
@@ -90,7 +90,7 @@ impl Replica {
     /// Builds the next iteration's batch: every decoding sequence but speculative ones still waiting for
     /// drafts, then prefill chunks within the rest of the token budget; `None` when there is nothing to
     /// run.
-    pub(super) fn batch(&mut self, reqs: &[CloudReq], cfg: &CloudConfig) -> Option<Batch> {
+    pub(super) fn batch(&mut self, reqs: &CloudReqs, cfg: &CloudConfig) -> Option<Batch> {
         self.cur_decode.clear();
         let (mut verify_tokens, mut verify_attn) = (0.0, 0.0);
         for &id in &self.running {
@@ -138,7 +138,7 @@ impl Replica {
 /// tokens and their attention units.
 fn fill_prefill(
     rep: &mut Replica,
-    reqs: &[CloudReq],
+    reqs: &CloudReqs,
     cfg: &CloudConfig,
     mut budget: usize,
     b: f64,
@@ -221,7 +221,7 @@ impl Batch {
     pub(super) fn charge(
         &self,
         rep: &Replica,
-        reqs: &mut [CloudReq],
+        reqs: &mut CloudReqs,
         cfg: &CloudConfig,
         (prefill_part, decode_part): (f64, f64),
     ) -> (f64, f64) {

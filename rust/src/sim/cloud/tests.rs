@@ -64,7 +64,7 @@ fn a_late_pool_request_is_bridged_until_its_cache_lands() {
     assert!(before > 50, "{before}");
     assert!((gaps[0] - cost.lone_decode_s(1000)).abs() < 2e-9);
     // ... then the request moved: the prefill replica holds nothing, the decode replica decoded the rest
-    let c = &cloud.reqs[0];
+    let c = &cloud.reqs.record(0).expect("a record");
     assert!(c.bridged && !c.decode_on_prefill && c.generated == 200);
     assert_eq!(cloud.replicas[0].kv_used, 0);
     assert!(cloud.replicas[1].running.is_empty() && cloud.replicas[1].kv_used == 0);
@@ -76,7 +76,7 @@ fn a_late_pool_request_is_bridged_until_its_cache_lands() {
     cloud.submit(0, 999, 200, (false, false), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert!((out[1].0 - out[0].0).as_secs() > 1.0);
-    assert!(!cloud.reqs[0].bridged);
+    assert!(!cloud.reqs.record(0).expect("a record").bridged);
 }
 
 #[test]
@@ -92,7 +92,7 @@ fn a_pool_request_within_the_gap_is_not_bridged() {
     cloud.submit(0, 999, 20, (false, true), None, &mut lp).unwrap();
     let out = drain(&mut cloud, &mut lp);
     assert_eq!(out.len(), 20);
-    assert!(!cloud.reqs[0].bridged);
+    assert!(!cloud.reqs.record(0).expect("a record").bridged);
     assert!(out.windows(2).all(|w| (w[1].0 - w[0].0).as_secs() <= 0.05));
 }
 
@@ -110,13 +110,19 @@ fn a_lone_request_costs_the_lone_prices() {
     assert!((first - cost.lone_prefill_s(1000)).abs() < 2e-9, "{first}");
     let step = (out[1].0 - out[0].0).as_secs();
     assert!((step - cost.lone_decode_s(1001)).abs() < 2e-9, "{step}");
-    assert_eq!(cloud.reqs[0].generated, 3);
+    assert_eq!(cloud.reqs.record(0).expect("a record").generated, 3);
     // every GPU-second is charged to the one request, prefill and decode apart
-    assert_eq!(cloud.gpu_prefill_s, cloud.reqs[0].gpu_prefill_s);
-    assert_eq!(cloud.gpu_decode_s, cloud.reqs[0].gpu_decode_s);
+    assert_eq!(cloud.gpu_prefill_s, cloud.reqs.record(0).expect("a record").gpu_prefill_s);
+    assert_eq!(cloud.gpu_decode_s, cloud.reqs.record(0).expect("a record").gpu_decode_s);
     let total = cloud.gpu_prefill_s + cloud.gpu_decode_s;
     assert!((total - 2.0 * out[2].0.as_secs()).abs() < 1e-8, "{total}");
     assert_eq!(cloud.load().kv_used_frac, 0.0, "the cache is freed at the end");
+    // done, it left the cloud: its record waits only to be written to the results
+    assert!(cloud.reqs.get(0).is_none());
+    let mut written = Vec::new();
+    cloud.reqs.drain_left(|i, c| written.push((i, c.generated)));
+    assert_eq!(written, [(0, 3)]);
+    assert!(cloud.reqs.record(0).is_none() && !cloud.reqs.any_left());
 }
 
 #[test]

@@ -14,8 +14,12 @@ impl Cloud {
     /// A KV cache arrived at decode replica `replica`.
     pub fn kv_arrived(&mut self, req: u32, replica: u32, lp: &mut EventQueue<Ev>) -> Result<()> {
         self.replicas[replica as usize].inbound -= 1;
-        let c = &mut self.reqs[req as usize];
+        // one its prefill instance finished (bridged) or dropped (cancelled) has left
+        let Some(c) = self.reqs.get_mut(req) else { return Ok(()) };
         if c.cancelled {
+            if !c.bridged {
+                self.reqs.leave(req); // cancelled on its way: in no queue
+            }
             return Ok(());
         }
         if c.bridged {
