@@ -4,6 +4,7 @@ after another, bit for bit, in the order of the items; bad worker counts and fai
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -58,6 +59,9 @@ def test_on_threads_keeps_the_order_of_the_items() -> None:
     assert on_threads(lambda x: x, [], workers=2) == []
     assert default_workers(0) == 1
     assert default_workers(100) >= 1
+    # two 1M-request runs fit the memory budget at once (one per CPU, at most two)
+    assert default_workers(9, requests=1_000_000) == min(os.cpu_count() or 1, 2)
+    assert default_workers(9, requests=2_000_000) == 1
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])

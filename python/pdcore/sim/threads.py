@@ -11,10 +11,9 @@ Our rule, for memory: at most ``workers`` items run at once and an item is submi
 is free, so a caller that reduces each run to a small report inside ``function`` holds at most
 ``workers`` runs' per-request results at a time. `default_workers` also keeps the runs in flight within
 `RUNS_MEMORY_BUDGET_BYTES` at `RUN_BYTES_PER_REQUEST` each: a run of 1,000,000 requests holds about
-430 MB while it runs (the simulator keeps only the requests in flight, but every request's results and
-its cloud record), so two at once take a comparison just past 1 GiB (measured: 1,046 MiB against
-639 MiB one after another); such runs go one after another, runs of up to about 930,000 requests two at
-once.
+330 MB while it runs (the simulator keeps only the requests in flight, in the cloud and on the devices,
+but every request's results), so two at once take a comparison to about 850 MiB (measured: 850 MiB
+against 541 MiB one after another); runs of up to about 1,200,000 requests go two at once.
 """
 
 from __future__ import annotations
@@ -28,11 +27,10 @@ from pdcore.exceptions import InvalidInputError
 
 __all__ = ["RUNS_MEMORY_BUDGET_BYTES", "RUN_BYTES_PER_REQUEST", "default_workers", "on_threads"]
 
-RUN_BYTES_PER_REQUEST = 430
-"""Memory a simulator run holds per request while it runs: its results (about 220 B), the cloud's record
-of the request (about 120 B) and the allocator's pools of a thread of its own; the state of a request
-in flight is dropped when it ends (measured on 1,000,000 requests: two runs at once held 407 MiB more
-than one)."""
+RUN_BYTES_PER_REQUEST = 330
+"""Memory a simulator run holds per request while it runs: its results (about 220 B) and the allocator's
+pools of a thread of its own; the state of a request in flight, on its device and in the cloud, is
+dropped when it ends (measured on 1,000,000 requests: two runs at once held 309 MiB more than one)."""
 
 RUNS_MEMORY_BUDGET_BYTES = 768 * 1024**2
 """Memory the runs in flight may hold together (ours): a comparison's 1 GB goal less the workload and
