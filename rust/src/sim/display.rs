@@ -122,9 +122,17 @@ impl Simulator {
         // a refined prompt's cache is no prefix of the conversation
         let keeps = !refined && self.device_cache.keeps();
         let mut later = Vec::with_capacity(if keeps { (out - from - 1) as usize } else { 0 });
-        // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`
-        let mut steps = self.devices.of(i).tpot_steps(ctx0 + u64::from(from) + 1);
-        let spread = self.devices.of(i).step_spread();
+        // the token at position `pos` is followed by a decode step at context `ctx0 + pos + 1`: read from
+        // the device's kept steps, walked past them
+        let (device, kept) = self.devices.steps_to(i, ctx0 + u64::from(out) + 1);
+        let first_context = ctx0 + u64::from(from) + 1;
+        let mut steps = kept
+            .get(usize::try_from(first_context).unwrap_or(usize::MAX)..)
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .chain(device.tpot_steps(first_context.max(kept.len() as u64)));
+        let spread = device.step_spread();
         let hist = &mut self.hist;
         let mut timeline = if self.timelines.is_empty() { None } else { self.timelines.get_mut(&i) };
         let req = &mut self.reqs[iu];

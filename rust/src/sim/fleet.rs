@@ -14,11 +14,17 @@
 //! built-in policy does not plan them at all. Its slot in the device list holds the run's own device,
 //! never used.
 //!
-//! Hot path: a lookup is one bounds-checked index into a `Vec`; nothing is allocated per event.
+//! Hot path: a lookup is one bounds-checked index into a `Vec`; nothing is allocated per event. A
+//! device's decode steps are kept by context ([`Devices::steps_to`], ours, for speed): a device answer
+//! reads each step from there instead of walking the curve per token, the same values.
 
 use super::Simulator;
 use crate::cost::DeviceCost;
 use crate::error::{CoreError, Result};
+use crate::time::Nanos;
+
+/// Contexts whose decode step a class keeps (2 MiB each at most); a step past them is walked.
+pub(super) const STEPS_KEPT: usize = 1 << 18;
 
 /// One device class of a fleet.
 #[derive(Debug, Clone)]
@@ -40,6 +46,8 @@ pub(super) struct Devices {
     capable: Vec<bool>,
     /// By request (empty: every request is class 0).
     class_of: Vec<u16>,
+    /// By class: [`DeviceCost::tpot`] at contexts 0, 1, ..., filled on demand ([`Devices::steps_to`]).
+    steps: Vec<Vec<Nanos>>,
 }
 
 impl Devices {
@@ -50,7 +58,21 @@ impl Devices {
             bandwidth: vec![bandwidth_bytes_per_s],
             capable: vec![true],
             class_of: Vec::new(),
+            steps: vec![Vec::new()],
         }
+    }
+
+    /// Request `i`'s device and its decode steps ([`DeviceCost::tpot`]) by context from 0 to `end`
+    /// (exclusive), at most [`STEPS_KEPT`] of them.
+    pub(super) fn steps_to(&mut self, i: u32, end: u64) -> (&DeviceCost, &[Nanos]) {
+        let c = self.class_of(i);
+        let end = usize::try_from(end).unwrap_or(usize::MAX).min(STEPS_KEPT);
+        let (device, steps) = (&self.all[c], &mut self.steps[c]);
+        if steps.len() < end {
+            let start = steps.len();
+            steps.extend(device.tpot_steps(start as u64).take(end - start));
+        }
+        (device, steps)
     }
 
     /// Request `i`'s class index.
@@ -140,12 +162,13 @@ impl Simulator {
             ));
         }
         let run_device = self.devices.all[0].clone();
-        let capable = classes.iter().map(|c| c.device.is_some()).collect();
+        let capable: Vec<bool> = classes.iter().map(|c| c.device.is_some()).collect();
         let bandwidth = classes.iter().map(|c| c.bandwidth_bytes_per_s).collect();
         let all = classes.into_iter().map(|c| c.device.unwrap_or_else(|| run_device.clone())).collect();
         // every index is below the class count, itself at most 65,536: each fits a u16
         let class_of = class_of.iter().map(|&c| c as u16).collect();
-        self.devices = Devices { all, bandwidth, capable, class_of };
+        let steps = vec![Vec::new(); capable.len()];
+        self.devices = Devices { all, bandwidth, capable, class_of, steps };
         Ok(())
     }
 
