@@ -12,12 +12,16 @@ The 1M-request trace is the Azure 2023 conversation trace (``--trace``) repeated
 ``--rows`` requests, each copy shifted by the trace's span plus one second: the trace's own arrival rate
 and lengths, over about 52 hours. Written to a temporary directory, never kept.
 
-A baseline tree of an earlier commit, with its extension built as the release profile builds it::
+A baseline tree of an earlier commit, with its extension built as the release profile builds it (build
+this checkout's the same way, with the same cargo settings, so the ratio compares code, not build flags)::
 
     git worktree add /tmp/pdcore-base REV && (cd /tmp/pdcore-base && \
         CARGO_TARGET_DIR=/tmp/pdcore-base/target cargo build --release --features python --lib && \
         cp target/release/libpdcore.so python/pdcore/_core.abi3.so)
     python benches/python/first_contact_speed.py --baseline /tmp/pdcore-base/python
+
+The wall time of a comparison depends on a second free core (two runs at once, `pdcore.sim.threads`): on
+a machine where other work holds a core, the CPU time and the per-policy figures are the comparable ones.
 
 Our targets (issue "first contact"): compare on 1M requests under 30 s and 1 GiB on two cores, size on
 the 1M-request trace under 60 s.
