@@ -124,3 +124,22 @@ fn bad_fleets_are_refused_naming_the_argument() {
     let err = sim.run_policies(&two).unwrap_err().to_string();
     assert!(err.contains("one per device class"), "{err}");
 }
+
+#[test]
+fn kept_decode_steps_are_the_priced_steps_and_stop_at_their_cap() {
+    use crate::sim::fleet::{Devices, STEPS_KEPT};
+    let (fast, slow) = (device(), slower(2.0));
+    let mut devices = Devices::single(fast.clone(), 10e6);
+    let (_, kept) = devices.steps_to(0, 3000);
+    assert_eq!(kept.len(), 3000);
+    assert!(kept.iter().enumerate().all(|(ctx, &s)| s == fast.tpot(ctx as u64)));
+    // a shorter need keeps what is there; a need past the cap keeps only the cap
+    assert_eq!(devices.steps_to(0, 10).1.len(), 3000);
+    assert_eq!(devices.steps_to(0, u64::MAX).1.len(), STEPS_KEPT);
+    // each class keeps its own device's steps
+    let mut sim = Simulator::new(inputs(&workload()), cloud(Deployment::Disaggregated), fast).unwrap();
+    let classes = vec![FleetClass { device: Some(slow.clone()), bandwidth_bytes_per_s: 10e6 }; 2];
+    sim.set_fleet(classes, &[1; 40]).unwrap();
+    let (_, kept) = sim.devices.steps_to(7, 500);
+    assert!(kept.iter().enumerate().all(|(ctx, &s)| s == slow.tpot(ctx as u64)));
+}
