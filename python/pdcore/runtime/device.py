@@ -12,13 +12,9 @@ process (``Device(lambda: engine)``) serves tests with fakes. A request goes thr
    `Device.prefill_prompt` evaluates the rest in chunks of ``chunk_tokens`` in one worker job, so the
    event loop's own latency never delays the model, and reports progress after each chunk (the hand-off
    estimate is revised from it). `Device.keep` records the context when the answer's device work ends.
-2. `Device.append_text` evaluates the cloud's text as it arrives, tokenized with the device's own
-   tokenizer (the amortized prefill), in chunks of ``append_chunk_tokens`` with progress reports. Each
-   piece is tokenized on its own and appended, so with the same model as the cloud the device's context
-   holds exactly the cloud's tokens; with another model it holds the device's tokenization of the same
-   text.
-3. `Device.generate` decodes greedily from the end of that text (the text-exact hand-off point): each
-   token comes from the logits of the last evaluation, and is then evaluated to produce the next.
+2. `Device.append_text` evaluates the cloud's text as it arrives (the amortized prefill), and
+3. `Device.generate` decodes greedily from the end of that text (the text-exact hand-off point): both in
+   `pdcore.runtime.device_catchup` (`DeviceCatchUp`, the half of `Device` that works after the prompt).
 
 The engines (`DeviceEngine`, `LlamaEngine`) live in `pdcore.runtime.engine`, re-exported here.
 """
@@ -30,9 +26,7 @@ import codecs
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +35,7 @@ from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime.call_deadline import CALL_DEADLINE_FACTOR, CALL_DEADLINE_FLOOR_S, call_deadline_s
 from pdcore.runtime.chat_template import engine_chat_template
 from pdcore.runtime.conversation_cache import ConversationCache
+from pdcore.runtime.device_catchup import DeviceCatchUp, DeviceToken
 from pdcore.runtime.device_gate import DeviceGate
 from pdcore.runtime.engine import (
     DEFAULT_N_CTX,
@@ -81,22 +76,7 @@ DEFAULT_APPEND_CHUNK_TOKENS = 32
 a CPU (measured: 96 appended tokens at a 840-token context cost the same in chunks of 32 as at once)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceToken:
-    """A token the device decoded.
-
-    Attributes:
-        token: The token id.
-        text: Its text; empty while a multi-byte character is incomplete (the next token completes it).
-        ready: When it was ready, in the caller's clock seconds.
-    """
-
-    token: int
-    text: str
-    ready: float
-
-
-class Device:
+class Device(DeviceCatchUp):
     """A device model behind its own worker thread, with the operations of one P/D-Device request.
 
     Args:
@@ -348,68 +328,3 @@ class Device:
     def interrupt(self) -> None:
         """Stops a running `prefill_prompt` after its current chunk (thread-safe)."""
         self._interrupted.set()
-
-    async def append_text(
-        self, pieces: Sequence[str], on_progress: Callable[[int, int, float], None] | None = None
-    ) -> tuple[int, float]:
-        """Evaluates received answer text, each piece tokenized on its own, in chunks of
-        ``append_chunk_tokens`` back to back in one worker job.
-
-        Args:
-            pieces: The text, in order.
-            on_progress: Called on the event loop after each chunk with the tokens done, the tokens of
-                the whole job and the wall seconds the chunk took.
-
-        Returns:
-            The tokens appended and the wall seconds the evaluation took.
-        """
-        loop = asyncio.get_running_loop()
-
-        def job() -> tuple[int, float]:
-            tokens = [token for piece in pieces for token in self.engine.tokenize(piece, prompt=False)]
-            total = 0.0
-            for start in range(0, len(tokens), self.append_chunk_tokens):
-                chunk = tokens[start : start + self.append_chunk_tokens]
-                took = self._eval(chunk)
-                total += took
-                if on_progress is not None:
-                    loop.call_soon_threadsafe(on_progress, start + len(chunk), len(tokens), took)
-            self._held_text.extend(pieces)
-            return len(tokens), total
-
-        return await self.run(job)
-
-    async def generate(
-        self, max_tokens: int, now: Callable[[], float] = time.perf_counter
-    ) -> AsyncIterator[DeviceToken]:
-        """Decodes greedily from the end of the context until an end-of-generation token.
-
-        The first token comes from the logits already computed (no model call); each token yielded is
-        then evaluated, on the worker, only when the caller asks for the next one.
-
-        Args:
-            max_tokens: The most tokens to yield.
-            now: The clock that stamps each token's ready time.
-
-        Yields:
-            The tokens, without the end-of-generation token.
-        """
-        if not self._held:
-            raise InvalidStateError("generate: nothing is evaluated yet; fix: prefill the prompt first")
-        produced = 0
-        while produced < max_tokens and len(self._held) < self.engine.n_ctx:
-
-            def step() -> tuple[int, bool, bytes]:
-                token = self.engine.greedy()
-                eog = self.engine.is_eog(token)
-                return token, eog, b"" if eog else self.engine.token_bytes(token)
-
-            token, eog, raw = await self.run(step)
-            if eog:
-                return
-            produced += 1
-            text = self._decoder.decode(raw)
-            yield DeviceToken(token=token, text=text, ready=now())
-            if produced < max_tokens:
-                await self.run(partial(self._eval, [token]))
-                self._held_text.append(text)
