@@ -99,7 +99,9 @@ async def part_ttft(args: argparse.Namespace) -> dict[str, Any]:
                                 to_end=False,
                             )
                         )["ttft_s"]
-                        device.interrupt()
+                        while not working.done():  # an interrupt while the prompt is tokenized is cleared
+                            device.interrupt()
+                            await asyncio.wait({working}, timeout=0.005)
                         await asyncio.gather(working, return_exceptions=True)
                     else:
                         found = await raw_sse(
