@@ -209,15 +209,19 @@ def _check_each(
     seed: int,
     max_replicas: int,
 ) -> dict[str, CloudCheck]:
-    """Runs each policy once on the cloud it was given (`pdcore.cli.size_check`) and says how busy it was;
-    one overload notice for those whose delays grew without bound."""
-    checks: dict[str, CloudCheck] = {}
-    for policy in chosen:
-        check = check_cloud(
-            workload, policy, found[policy.name], scenario, seed=seed, max_replicas=max_replicas
+    """Each policy's run on the cloud it was given (`pdcore.cli.size_check`: the search's, or one more on
+    threads where the search did not run that cloud) and how busy it was; one overload notice for those
+    whose delays grew without bound."""
+
+    def checked_on(policy: Policy) -> tuple[str, CloudCheck | None]:
+        sized = found[policy.name]
+        return policy.name, check_cloud(
+            workload, policy, sized, scenario, seed=seed, max_replicas=max_replicas
         )
-        if check is not None:
-            checks[policy.name] = check
+
+    workers = default_workers(len(chosen), requests=len(workload))
+    checked = on_threads(checked_on, chosen, workers=workers)
+    checks = {name: done for name, done in checked if done is not None}
     console = stdout()
     for check in checks.values():
         console.print(escape(check.line()), soft_wrap=True)

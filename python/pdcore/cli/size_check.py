@@ -2,10 +2,13 @@
 and the overload test (`pdcore.sim.overload`).
 
 The search (`pdcore.sim.sizing.size_cloud`) answers at the SLO attainment, which cannot tell a cloud that
-keeps up from one whose queue grows slowly over a short window. So, for each policy, ``size`` runs the
-workload once more on the cloud it picked (or, when no cloud met the SLO, on the largest it may try) and
+keeps up from one whose queue grows slowly over a short window. So, for each policy, ``size`` looks at the
+run of the workload on the cloud it picked (or, when no cloud met the SLO, on the largest it may try) and
 says how busy each pool was and whether the delays grew over the arrivals; an overloaded run gets the
-notice every command prints (`pdcore.cli.notices`).
+notice every command prints (`pdcore.cli.notices`). The search has already run the cloud it picked, with
+the same seed and network delays, and kept what the check reads (`pdcore.sim.sizing_result.CloudRun`), so
+that run is read, not repeated; only a cloud the search did not run (the largest, when no cloud met the
+SLO) is run here, the policies' runs on threads (`pdcore.sim.threads`).
 
 The prefill pool's busy share is ours: the cloud GPU-seconds its iterations spent on prefill
 (`docs/schema.md`: ``cloud_gpu_s_per_request``, iteration time x GPUs per replica, shared among the batch),
@@ -20,11 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from pdcore.policies import Policy
 from pdcore.sim import Scenario
 from pdcore.sim.sizing import Sizing
+from pdcore.sim.sizing_probes import cloud_run
 from pdcore.traces import Workload
 
 __all__ = ["CloudCheck", "check_cloud"]
@@ -39,7 +41,8 @@ class CloudCheck:
         cloud: The cloud run, ``"2P+1D"`` or ``"x3"``.
         picked: Whether it is the cloud the search found (else the largest it may try).
         busy: The prefill pool's busy share (``prefill pool``; none when colocated).
-        report: The run's report (`SimResult.aggregate`): ``overloaded``, ``delay_growth``, ...
+        report: What the run's report (`SimResult.aggregate`) says of its load: ``overloaded``,
+            ``delay_growth``, ``overload_site`` and ``duration_s``.
     """
 
     policy: str
@@ -88,16 +91,23 @@ def _cloud_of(sized: Sizing, scenario: Scenario, max_replicas: int) -> tuple[Sce
 def check_cloud(
     workload: Workload, policy: Policy, sized: Sizing, scenario: Scenario, *, seed: int, max_replicas: int
 ) -> CloudCheck | None:
-    """Runs ``workload`` once on the cloud the sizing picked (module docstring); None when the policy
-    needs no cloud."""
+    """The check of the cloud the sizing picked (module docstring): from the search's run of it when there
+    was one, else from a run here; None when the policy needs no cloud."""
     if sized.bound == "no_cloud":
         return None
     on, cloud, picked = _cloud_of(sized, scenario, max_replicas)
-    result = on.run(workload, policy, seed=seed)
-    report = result.aggregate()
+    run = sized.run if sized.run is not None and sized.cloud == cloud else None
+    if run is None:
+        run = cloud_run(on.run(workload, policy, seed=seed))
+    report = {
+        "overloaded": run.overloaded,
+        "delay_growth": run.delay_growth,
+        "overload_site": run.overload_site,
+        "duration_s": run.duration_s,
+    }
     busy: dict[str, float] = {}
     if on.deployment == "disaggregated":
-        span = max(float(report["duration_s"]), 1e-9)
+        span = max(run.duration_s, 1e-9)
         gpus = on.cloud.gpus_per_replica * on.prefill_replicas
-        busy["prefill pool"] = float(np.sum(result.results["cloud_prefill_gpu_s"])) / (gpus * span)
+        busy["prefill pool"] = run.prefill_gpu_s / (gpus * span)
     return CloudCheck(policy=sized.policy, cloud=cloud, picked=picked, busy=busy, report=report)

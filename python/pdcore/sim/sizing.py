@@ -40,8 +40,10 @@ class's objectives (`pdcore.sim.sizing_probes.sizing_attainment`). The bound bef
 fastest device of the fleet, and is not used when a class has objectives of its own (ours: it is written
 for one set of objectives).
 
-The answer is a `pdcore.sim.sizing_result.Sizing` (its GPUs and goodput per GPU). Probes may be kept in a
-`pdcore.sim.sizing_probes.ProbeCache` that many searches share (`pdcore.sim.planner_search`).
+The answer is a `pdcore.sim.sizing_result.Sizing` (its GPUs and goodput per GPU, and what the run of the
+cloud it names showed besides its attainment, `CloudRun`, so that a check of that cloud needs no run).
+Probes may be kept in a `pdcore.sim.sizing_probes.ProbeCache` that many searches share
+(`pdcore.sim.planner_search`).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from pdcore.policies.base import Policy
 from pdcore.sim.fleet_runs import class_delays, request_classes
 from pdcore.sim.scenario import Scenario
 from pdcore.sim.sizing_probes import Probe, ProbeCache, ProbeKey, sizing_attainment
-from pdcore.sim.sizing_result import Bound, Sizing, whole_cloud_gain
+from pdcore.sim.sizing_result import Bound, CloudRun, Sizing, whole_cloud_gain
 from pdcore.sim.unattainable import PLATEAU_GAIN, attainment_bound, doubling_helps
 from pdcore.traces.workload import Workload
 
@@ -134,6 +136,7 @@ class _Search:
     times: dict[tuple[int, int], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = field(
         default_factory=dict
     )
+    runs: dict[tuple[int, int], CloudRun] = field(default_factory=dict)
     colocated: bool = field(init=False)
     delays: npt.NDArray[np.float64] = field(init=False)
     rate: float = field(init=False)
@@ -169,6 +172,7 @@ class _Search:
                 probe = self.probes.get_or_run(self.key(cloud), functools.partial(self.simulate, cloud))
             self.seen[cloud] = (probe.attainment, probe.used)
             self.times[cloud] = (probe.ttft_s, probe.max_gap_s)
+            self.runs[cloud] = probe.run
             if self.progress is not None:
                 attainment = self.seen[cloud][0]
                 self.progress(self.label(cloud), attainment, attainment >= self.target)
@@ -216,6 +220,7 @@ class _Search:
             bound=bound,
             probes=len(self.seen),
             reason=reason,
+            run=self.runs.get(cloud),
         )
 
     def proved_unattainable(self, max_replicas: int) -> Sizing | None:

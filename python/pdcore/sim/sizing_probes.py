@@ -12,6 +12,10 @@ them) and the two figures a capacity planner compares candidates by (`pdcore.sim
   the first displayed token to the last over the tokens after the first); requests of one token have no
   such speed and are left out (NaN when every request has one).
 
+It also keeps what the check of a sized cloud reads (`pdcore.sim.sizing_result.CloudRun`: whether the run kept up,
+its span, its prefill GPU-seconds), so that ``pdcore size`` checks the cloud it picked without running it
+again.
+
 `ProbeCache` keeps probes by ``(cloud profile, deployment, P, D, policy)`` so that a search over many
 candidates, or a second look at the cloud a search found, never simulates the same cloud twice. Its rule
 (ours): one cache serves one workload, one seed of the network delays and one set of scenario settings
@@ -31,9 +35,18 @@ import numpy.typing as npt
 
 from pdcore.sim.fleet_runs import class_slo
 from pdcore.sim.result import SimResult
+from pdcore.sim.sizing_result import CloudRun
 from pdcore.slo import SLO, within_objective
 
-__all__ = ["Probe", "ProbeCache", "ProbeKey", "sizing_attainment", "ttft_p90_s", "user_tokens_per_s"]
+__all__ = [
+    "Probe",
+    "ProbeCache",
+    "ProbeKey",
+    "cloud_run",
+    "sizing_attainment",
+    "ttft_p90_s",
+    "user_tokens_per_s",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -88,6 +101,7 @@ class Probe:
         max_gap_s: Per-request largest display gap, seconds.
         ttft_p90_s: `ttft_p90_s` of ``ttft_s``.
         user_tokens_per_s: `user_tokens_per_s` of the run's TPOT.
+        run: Whether the run kept up, its span and its prefill GPU-seconds (`CloudRun`).
     """
 
     attainment: float
@@ -96,19 +110,34 @@ class Probe:
     max_gap_s: FloatArray
     ttft_p90_s: float
     user_tokens_per_s: float
+    run: CloudRun
 
     @classmethod
     def of(cls, result: SimResult) -> Probe:
         """The probe of a finished run."""
         ttft = np.asarray(result.results["ttft_s"], dtype=np.float64)
+        run = cloud_run(result)
         return cls(
             attainment=sizing_attainment(result),
-            used=float(np.sum(result.results["cloud_prefill_gpu_s"])) > 0.0,
+            used=run.prefill_gpu_s > 0.0,
             ttft_s=ttft,
             max_gap_s=np.asarray(result.results["max_gap_s"], dtype=np.float64),
             ttft_p90_s=ttft_p90_s(ttft),
             user_tokens_per_s=user_tokens_per_s(np.asarray(result.results["tpot_s"], dtype=np.float64)),
+            run=run,
         )
+
+
+def cloud_run(result: SimResult) -> CloudRun:
+    """The `CloudRun` of a finished run: its overload figures as `SimResult.aggregate` reports them."""
+    found = result.overload()
+    return CloudRun(
+        overloaded=found.overloaded,
+        delay_growth=found.growth,
+        overload_site=found.site,
+        duration_s=result.duration_s,
+        prefill_gpu_s=float(np.sum(result.results["cloud_prefill_gpu_s"])),
+    )
 
 
 class ProbeCache:

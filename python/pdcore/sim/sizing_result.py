@@ -9,13 +9,35 @@ by the GPUs (DistServe's per-GPU goodput). A policy that sends no work to the cl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Bound", "Sizing", "whole_cloud_gain"]
+__all__ = ["Bound", "CloudRun", "Sizing", "whole_cloud_gain"]
 
 Bound = Literal["found", "no_cloud", "unattainable"]
 """How a sizing ended: a cloud found, no cloud needed, or no cloud tried meets the SLO."""
+
+
+@dataclass(frozen=True)
+class CloudRun:
+    """What one run of the whole workload on one cloud showed besides its attainment: whether its delays
+    grew without bound (`pdcore.sim.overload`, as `SimResult.aggregate` reports it), its span and the
+    cloud GPU-seconds spent on prefill. ``pdcore size`` checks the cloud it picked with these
+    (`pdcore.cli.size_check`), from the search's own run of that cloud.
+
+    Attributes:
+        overloaded: Whether the delays grew without bound.
+        delay_growth: Their growth per second of arrivals (None: too few requests to tell).
+        overload_site: ``"cloud"`` or ``"device"``, what fell behind.
+        duration_s: From the first arrival to the last displayed token, seconds.
+        prefill_gpu_s: Cloud GPU-seconds spent on prefill, summed over the requests.
+    """
+
+    overloaded: bool
+    delay_growth: float | None
+    overload_site: str
+    duration_s: float
+    prefill_gpu_s: float
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,8 @@ class Sizing:
         probes: Simulations run.
         reason: Why the SLO is unattainable, as a clause (``"the largest tried, 64P+64D, meets it for
             80.0%"``); empty otherwise. Not part of `describe`.
+        run: The search's run of the cloud this sizing names (`cloud`); None when none was run (the bound
+            settled it before any probe). Not part of `describe`.
     """
 
     policy: str
@@ -56,6 +80,7 @@ class Sizing:
     bound: Bound
     probes: int
     reason: str = ""
+    run: CloudRun | None = field(default=None, compare=False, repr=False)
 
     @property
     def cloud(self) -> str:
