@@ -84,17 +84,58 @@ pub struct SimulatedProgress {
     pub prior_pace: Nanos,
 }
 
+/// The terms of [`simulated_handoff`] fixed for one request, its prompt and quota: the trickle (the last
+/// cloud token's own append) and the guard's decode step at the hand-off's context, and the append of
+/// the tokens not yet being prefilled, kept for the last count of tokens started (it changes only at a
+/// prefill step, the estimate at every arrival). The simulator keeps them per request
+/// ([`simulated_handoff_with`]) instead of pricing them at every revision (ours, for speed: the same
+/// values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoffTerms {
+    /// The prompt the terms were priced for.
+    pub prompt: u32,
+    /// The quota the terms were priced for.
+    pub quota: u32,
+    trickle: Nanos,
+    step: Nanos,
+    /// The tokens started and the append of the rest of the quota after them, last priced.
+    rest: Option<(u32, Nanos)>,
+}
+
+impl HandoffTerms {
+    /// The terms for a prompt of `prompt` tokens and a quota of `quota` cloud tokens.
+    #[must_use]
+    pub fn new(device: &DeviceCost, prompt: u32, quota: u32) -> Self {
+        let end = u64::from(prompt) + u64::from(quota);
+        // read only while tokens are still to come (`quota >= 1`)
+        let trickle = device.append(end.saturating_sub(1), 1);
+        Self { prompt, quota, trickle, step: device.tpot(end), rest: None }
+    }
+}
+
 /// The simulator's hand-off estimate plus the guard (module doc), in simulated time: one decode step,
 /// and for a device with a step spread `s` ([`DeviceCost::step_spread`]) also [`SPREAD_Z`]` * s` times the
 /// exposed calls, the last append the estimate counts and that decode step, as the live guard adds.
 #[must_use]
 pub fn simulated_handoff(device: &DeviceCost, p: &SimulatedProgress) -> Nanos {
+    simulated_handoff_with(device, p, &mut HandoffTerms::new(device, p.prompt, p.quota))
+}
+
+/// [`simulated_handoff`] with the request's fixed terms already priced (`terms`, for `p`'s prompt and
+/// quota).
+#[must_use]
+pub fn simulated_handoff_with(device: &DeviceCost, p: &SimulatedProgress, terms: &mut HandoffTerms) -> Nanos {
+    debug_assert_eq!((terms.prompt, terms.quota), (p.prompt, p.quota));
     let left = p.quota.saturating_sub(p.started);
     let prompt = u64::from(p.prompt);
     let mut h = p.free_at;
     let mut last_call = Nanos::ZERO;
     if left > 0 {
-        last_call = device.append(prompt + u64::from(p.started), u64::from(left));
+        last_call = match terms.rest {
+            Some((started, rest)) if started == p.started => rest,
+            _ => device.append(prompt + u64::from(p.started), u64::from(left)),
+        };
+        terms.rest = Some((p.started, last_call));
         h += last_call;
     }
     if let Some(first) = p.first_arrival {
@@ -105,14 +146,14 @@ pub fn simulated_handoff(device: &DeviceCost, p: &SimulatedProgress) -> Nanos {
                 p.prior_pace
             };
             let last = p.last_arrival + Nanos(pace.0.saturating_mul(i64::from(p.quota - p.received)));
-            let trickle = device.append(prompt + u64::from(p.quota) - 1, 1);
+            let trickle = terms.trickle;
             if last + trickle > h {
                 h = last + trickle;
                 last_call = trickle;
             }
         }
     }
-    let step = device.tpot(prompt + u64::from(p.quota));
+    let step = terms.step;
     let spread = device.step_spread();
     if spread > 0.0 {
         h += to_nanos(SPREAD_Z * spread * (last_call + step).as_secs());

@@ -149,6 +149,7 @@ impl Simulator {
             in_flight: 0,
             first_arrival: None,
             last_arrival: Nanos::ZERO,
+            handoff_terms: None,
         });
         if plan.refine_ratio >= 1.0 {
             let done =

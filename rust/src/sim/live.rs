@@ -14,6 +14,7 @@ use super::busy::DeviceBusy;
 use super::metrics::DisplayMetrics;
 use super::{spec, Plan};
 use crate::buffer::TokenBuffer;
+use crate::cost::handoff::HandoffTerms;
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
 
@@ -41,6 +42,8 @@ pub(super) struct Pd {
     pub(super) in_flight: u32,
     pub(super) first_arrival: Option<Nanos>,
     pub(super) last_arrival: Nanos,
+    /// The hand-off estimate's terms fixed for its prompt and quota, priced at its first revision.
+    pub(super) handoff_terms: Option<HandoffTerms>,
 }
 
 /// One request in flight.

@@ -6,7 +6,7 @@ use super::jitter::{jittered, Call};
 use super::{Ev, Held, Mode, RaceState, Simulator, PRIO_CLOUD, PRIO_DEVICE, PRIO_DISPLAY};
 use crate::buffer::Receipt;
 use crate::cost::device::to_nanos;
-use crate::cost::handoff::{simulated_handoff, SimulatedProgress};
+use crate::cost::handoff::{simulated_handoff_with, HandoffTerms, SimulatedProgress};
 use crate::error::Result;
 use crate::pacing::SpeedController;
 use crate::time::Nanos;
@@ -85,7 +85,11 @@ impl Simulator {
         let Some(pd) = self.reqs.get_mut(i).and_then(|r| r.pd.as_mut()) else { return };
         let quota = pd.cloud_quota;
         let Some(free_at) = pd.device_free_at else { return };
-        let h = simulated_handoff(
+        let terms = match pd.handoff_terms.as_mut() {
+            Some(t) if (t.prompt, t.quota) == (pd.prompt_len, quota) => t,
+            _ => pd.handoff_terms.insert(HandoffTerms::new(device, pd.prompt_len, quota)),
+        };
+        let h = simulated_handoff_with(
             device,
             &SimulatedProgress {
                 free_at,
@@ -97,6 +101,7 @@ impl Simulator {
                 last_arrival: pd.last_arrival,
                 prior_pace,
             },
+            terms,
         );
         if let Some(c) = pd.ctrl.as_mut() {
             c.set_handoff(Some(h));

@@ -8,6 +8,7 @@
 //! device's decoded tokens are the drafts it made, rejected ones included.
 
 use super::{Ev, Simulator, PRIO_CLOUD};
+use crate::cost::spec::SpecDecode;
 use crate::error::Result;
 use crate::time::Nanos;
 
@@ -68,7 +69,7 @@ impl Simulator {
         let spec = self.reqs[iu].plan.and_then(|p| p.spec).expect("spec plan");
         let received = self.reqs[iu].spec.as_ref().map_or(0, |s| s.received);
         let context = u64::from(self.inp.prompt[iu]) + u64::from(received);
-        let drafted = spec.draft(self.devices.of(i), context);
+        let drafted = self.draft_time(i, spec, context);
         let req = &mut self.reqs[iu];
         req.device_decode_tokens += spec.gamma;
         self.out.bytes_up[iu] += f64::from(spec.gamma) * self.inp.wire.stream_bytes_per_token;
@@ -76,5 +77,18 @@ impl Simulator {
         let at = self.on_clock(i, now + drafted + self.one_way[iu], what)?;
         self.lp.schedule(at, PRIO_CLOUD, Ev::SpecDrafts(i))?;
         Ok(())
+    }
+
+    /// The device's time to draft a round after `context` tokens ([`SpecDecode::draft`]): its `gamma`
+    /// decode steps read from the device's kept steps ([`super::fleet::Devices::steps_to`]), the same
+    /// steps; past them, walked.
+    fn draft_time(&mut self, i: u32, spec: SpecDecode, context: u64) -> Nanos {
+        let end = context + u64::from(spec.gamma);
+        let (device, kept) = self.devices.steps_to(i, end);
+        let round = usize::try_from(context).ok().zip(usize::try_from(end).ok());
+        match round.and_then(|(first, last)| kept.get(first..last)) {
+            Some(steps) => steps.iter().fold(Nanos::ZERO, |a, &b| a + b),
+            None => spec.draft(device, context),
+        }
     }
 }
