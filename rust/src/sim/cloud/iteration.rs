@@ -120,7 +120,6 @@ impl Replica {
             // a verification round yields its tokens at once (what the answer still needs)
             let tokens = c.spec.map_or(1, |s| {
                 c.rounds += 1;
-                c.drafts_ready = false;
                 s.round_tokens(c.rounds).min(c.quota - c.generated)
             });
             c.generated += tokens;
@@ -132,6 +131,9 @@ impl Replica {
                 freed += c.reserved;
                 c.reserved = 0;
                 done = true;
+            }
+            if c.spec.is_some() {
+                reqs.set_awaits_drafts(id, true);
             }
         }
         // only this iteration's sequences can have finished: without one, nothing to drop

@@ -80,8 +80,6 @@ pub struct CloudReq {
     pub decode_on_prefill: bool,
     /// Speculative decoding's settings (None: one token per iteration).
     pub spec: Option<SpecDecode>,
-    /// A speculative request's drafts have arrived and await verification.
-    pub drafts_ready: bool,
     /// Verification rounds done.
     pub rounds: u32,
     /// The replica the request decodes on, once there.
@@ -232,8 +230,9 @@ impl Cloud {
         if c.cancelled || c.generated >= c.quota {
             return Ok(());
         }
-        c.drafts_ready = true;
-        match c.replica {
+        let replica = c.replica;
+        self.reqs.set_awaits_drafts(req, false);
+        match replica {
             Some(r) => self.try_start(r as usize, lp),
             None => Ok(()),
         }

@@ -13,22 +13,38 @@ use std::ops::{Index, IndexMut};
 
 use super::CloudReq;
 
-/// The records, by request index (one pointer per request of the workload), and those that left.
+/// The records, by request index (one pointer per request of the workload), and those that left; and,
+/// by request index too (one byte each), whether a speculative request is waiting for its drafts, which
+/// a replica's batch reads for every running sequence without reaching its record (ours, for speed).
 #[derive(Debug, Default)]
 pub struct CloudReqs {
     slots: Vec<Option<Box<CloudReq>>>,
     left: Vec<(u32, Box<CloudReq>)>,
+    awaits_drafts: Vec<bool>,
 }
 
 impl CloudReqs {
     /// Room for `n` requests, none in the cloud.
     pub(super) fn new(n: usize) -> Self {
-        Self { slots: (0..n).map(|_| None).collect(), left: Vec::new() }
+        Self { slots: (0..n).map(|_| None).collect(), left: Vec::new(), awaits_drafts: vec![false; n] }
     }
 
-    /// Request `req` reaches the cloud with `record`.
+    /// Request `req` reaches the cloud with `record` (a speculative one waiting for its first drafts).
     pub(super) fn insert(&mut self, req: u32, record: CloudReq) {
+        self.awaits_drafts[req as usize] = record.spec.is_some();
         self.slots[req as usize] = Some(Box::new(record));
+    }
+
+    /// Whether speculative request `req` is waiting for drafts (false for any other request).
+    #[inline]
+    pub(super) fn awaits_drafts(&self, req: u32) -> bool {
+        self.awaits_drafts[req as usize]
+    }
+
+    /// Speculative request `req` now waits for drafts (`true`: its round was verified) or has them.
+    #[inline]
+    pub(super) fn set_awaits_drafts(&mut self, req: u32, waits: bool) {
+        self.awaits_drafts[req as usize] = waits;
     }
 
     /// Request `req`'s record, if it is in the cloud.

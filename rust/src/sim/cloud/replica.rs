@@ -94,17 +94,16 @@ impl Replica {
         self.cur_decode.clear();
         let (mut verify_tokens, mut verify_attn) = (0.0, 0.0);
         for &id in &self.running {
-            let c = &reqs[id as usize];
-            match c.spec {
-                None => self.cur_decode.push(id),
-                Some(spec) if c.drafts_ready => {
-                    let (tokens, attn) = spec.verify_terms(c.prompt + c.generated);
-                    verify_tokens += tokens;
-                    verify_attn += attn;
-                    self.cur_decode.push(id);
-                }
-                Some(_) => {}
+            if reqs.awaits_drafts(id) {
+                continue;
             }
+            let c = &reqs[id as usize];
+            if let Some(spec) = c.spec {
+                let (tokens, attn) = spec.verify_terms(c.prompt + c.generated);
+                verify_tokens += tokens;
+                verify_attn += attn;
+            }
+            self.cur_decode.push(id);
         }
         self.cur_prefill.clear();
         let mut cap = cfg.cost.max_tokens_per_iteration;
