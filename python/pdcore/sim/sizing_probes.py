@@ -12,9 +12,9 @@ them) and the two figures a capacity planner compares candidates by (`pdcore.sim
   the first displayed token to the last over the tokens after the first); requests of one token have no
   such speed and are left out (NaN when every request has one).
 
-It also keeps what the check of a sized cloud reads (`pdcore.sim.sizing_result.CloudRun`: whether the run kept up,
-its span, its prefill GPU-seconds), so that ``pdcore size`` checks the cloud it picked without running it
-again.
+It also keeps what the check of a sized cloud reads (`pdcore.sim.sizing_result.CloudRun`: whether the
+run kept up, its span, its prefill GPU-seconds), so that ``pdcore size`` checks the cloud it picked
+without running it again.
 
 `ProbeCache` keeps probes by ``(cloud profile, deployment, P, D, policy)`` so that a search over many
 candidates, or a second look at the cloud a search found, never simulates the same cloud twice. Its rule
