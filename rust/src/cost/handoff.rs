@@ -447,6 +447,26 @@ mod tests {
     }
 
     #[test]
+    fn kept_terms_give_the_estimate_priced_afresh_at_every_revision() {
+        let d = device().with_step_spread(0.2).unwrap();
+        let mut terms = HandoffTerms::new(&d, 700, 40);
+        // arrivals and prefill steps as a request sees them: `started` moves only at a step
+        for (k, started) in [(1_u32, 0_u32), (2, 0), (3, 2), (4, 2), (5, 2), (9, 5), (40, 9), (40, 40)] {
+            let p = SimulatedProgress {
+                free_at: Nanos::ms(400 + 10 * i64::from(k)),
+                prompt: 700,
+                started,
+                quota: 40,
+                received: k,
+                first_arrival: Some(Nanos::ms(100)),
+                last_arrival: Nanos::ms(100 + 25 * i64::from(k)),
+                prior_pace: Nanos::ms(30),
+            };
+            assert_eq!(simulated_handoff_with(&d, &p, &mut terms), simulated_handoff(&d, &p), "{k}");
+        }
+    }
+
+    #[test]
     fn simulated_estimate_waits_for_the_last_token() {
         let d = device();
         let p = SimulatedProgress {

@@ -82,7 +82,7 @@ impl Simulator {
     /// The device's time to draft a round after `context` tokens ([`SpecDecode::draft`]): its `gamma`
     /// decode steps read from the device's kept steps ([`super::fleet::Devices::steps_to`]), the same
     /// steps; past them, walked.
-    fn draft_time(&mut self, i: u32, spec: SpecDecode, context: u64) -> Nanos {
+    pub(super) fn draft_time(&mut self, i: u32, spec: SpecDecode, context: u64) -> Nanos {
         let end = context + u64::from(spec.gamma);
         let (device, kept) = self.devices.steps_to(i, end);
         let round = usize::try_from(context).ok().zip(usize::try_from(end).ok());

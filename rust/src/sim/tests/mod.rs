@@ -335,3 +335,23 @@ fn a_spec_plan_needs_its_draft_settings_and_only_it_has_them() {
     assert!((r.bytes_up[0] - up).abs() < 1e-9, "{}", r.bytes_up[0]);
     assert!((r.bytes_down[0] - 10.0 * WIRE.stream_bytes_per_token).abs() < 1e-9, "{}", r.bytes_down[0]);
 }
+
+#[test]
+fn a_draft_round_from_the_kept_steps_is_the_priced_round_within_them_and_past_them() {
+    let inp = Inputs {
+        arrival: vec![Nanos::ZERO],
+        prompt: vec![100],
+        output: vec![10],
+        one_way_s: vec![0.01],
+        bandwidth_bytes_per_s: 10e6,
+        qoe: QoeParams { ttft_s: 1.0, tokens_per_s: 10.0 },
+        wire: WIRE,
+        conv: Conversations::default(),
+    };
+    let mut sim = Simulator::new(inp, cloud(Deployment::Colocated), device()).unwrap();
+    let spec = crate::cost::SpecDecode::new(4, 0.5).unwrap();
+    let kept = crate::sim::fleet::STEPS_KEPT as u64;
+    for context in [0, 100, 2046, 2047, 5000, kept - 4, kept - 3, kept + 10] {
+        assert_eq!(sim.draft_time(0, spec, context), spec.draft(&device(), context), "{context}");
+    }
+}
