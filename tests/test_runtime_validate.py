@@ -152,12 +152,14 @@ def test_validate_calibrates_the_device_speed_and_tells_the_session() -> None:
     fake = FakeEngine(ANSWER, prefill_token_s=0.001, call_s=0.002, decode_s=0.003, slowdown=2.0)
     report = run_validate(
         fake,
-        CloudScript(word_pieces(ANSWER), first_delay_s=0.01, gap_s=0.005),
+        # the first token well past a loopback round trip, which is the median of three pings: one ping
+        # delayed on a busy machine must not hide every first token inside the round trip
+        CloudScript(word_pieces(ANSWER), first_delay_s=0.04, gap_s=0.005),
         requests=2,
         prompt_tokens=(300,),
         max_tokens=40,
         calibration_tokens=4,
-        pings=1,
+        pings=3,
     )
     for sample, run in zip(report.calibration, report.runs, strict=True):
         assert sample.device_prefill_s is not None
