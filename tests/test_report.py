@@ -12,24 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from pdcore.cli.report import register
 from pdcore.report import POLICIES, Reproduction, reproduce
+from report_cli import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def cli() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    register(app)
-
-    @app.command()
-    def version() -> None:
-        """A second command, so that ``reproduce`` is addressed by name as in the real CLI."""
-
-    return app
 
 
 def tiny_azure_trace(path: Path) -> Path:

@@ -7,24 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from pdcore.cli.report import register
 from pdcore.report import Reproduction, reproduce
+from report_cli import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def cli() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    register(app)
-
-    @app.command()
-    def version() -> None:
-        """A second command, so that ``reproduce`` is addressed by name as in the real CLI."""
-
-    return app
 
 
 @pytest.fixture(scope="module")

@@ -11,26 +11,14 @@ import math
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from pdcore.cli.report import register
 from pdcore.refine import QualityCurve, QualityPoint
 from pdcore.report import refinement
+from report_cli import cli
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMMAND = "pdcore refine-eval --items 9 --seed 3 --ratios 1,0.6,0.5,0.3"
-
-
-def cli() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    register(app)
-
-    @app.command()
-    def version() -> None:
-        """A second command, so that ``reproduce`` is addressed by name as in the real CLI."""
-
-    return app
 
 
 def point(
