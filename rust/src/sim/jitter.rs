@@ -104,7 +104,13 @@ pub fn jittered(price: Nanos, spread: f64, request: u32, call: Call, position: u
     if spread <= 0.0 {
         return price;
     }
-    let y = price.0 as f64 * work_factor(spread, request, call, position, tokens);
+    // one call (a decode step): its factor, as `work_factor` gives it, without the mean's division
+    let work = if tokens <= call.chunk_tokens() {
+        factor(spread, request, call, position)
+    } else {
+        work_factor(spread, request, call, position, tokens)
+    };
+    let y = price.0 as f64 * work;
     if y < 4.5e15 {
         Nanos(round_non_negative(y.max(0.0)))
     } else {

@@ -223,6 +223,9 @@ impl Simulator {
     /// mid-run), then the
     /// tokens each discarded, from the tokens it generated (held in that column until now) and kept.
     fn cloud_columns(&self, r: &mut Results) {
+        for radio in &mut r.radio_s {
+            *radio /= 1e9; // held in nanoseconds during the run ([`Self::received`]): `Nanos::as_secs`
+        }
         let disaggregated = self.cloud.is_disaggregated();
         for (i, c) in self.cloud.reqs.undrained() {
             cloud_figures(r, disaggregated, i, c);
@@ -311,7 +314,10 @@ impl Simulator {
     pub(super) fn received(&mut self, i: u32, bytes: f64, at: Nanos) {
         let iu = i as usize;
         self.out.bytes_down[iu] += bytes;
-        let radio = (at - self.inp.arrival[iu]).as_secs();
+        // in nanoseconds until the results are read ([`Self::cloud_columns`]): one division a request,
+        // not one a token; the same seconds, as the division is monotone and a nanosecond count of the
+        // clock's range an exact float
+        let radio = (at - self.inp.arrival[iu]).0 as f64;
         self.out.radio_s[iu] = self.out.radio_s[iu].max(radio);
     }
 
