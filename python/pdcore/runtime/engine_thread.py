@@ -31,11 +31,20 @@ __all__ = ["DEFAULT_WORKER_NICE", "EngineThread"]
 
 T = TypeVar("T")
 
-DEFAULT_WORKER_NICE = 5
+DEFAULT_WORKER_NICE = 19
 """The worker thread runs this much nicer than the event loop (Linux only: there ``nice`` is per thread, and
 llama.cpp's compute threads, or a worker process started from the thread, inherit it). On a busy machine
 the display loop then gets the CPU when a token is due instead of waiting behind the model; the model loses
-little, since the loop is idle most of the time."""
+little, since the loop is idle most of the time.
+
+Our rule: the lowest priority (19). The model is the device's background work and the loop its interactive
+part, so the model yields to every ordinary thread; where it loses the CPU for long, the runtime's own rules
+take over (a device that falls behind has the cloud send more tokens, `pdcore.runtime.continuation`). Measured
+with ``benches/python/serve_bench.py --part ttft`` (cloud, device, server and client on two cores), the
+server's first-token overhead over a raw client of the cloud was 4.48 ms median and 9.90 ms p90 at 19
+against 4.68 and 14.87 ms at the earlier 5 (20 rounds each, back to back), and 4.75 and 9.49 ms at 19 over
+60 rounds; 120 hand-offs through the server kept their p99 gap within 50 ms (README, "Serving P/D-Device
+to any OpenAI client")."""
 
 
 class EngineThread:
