@@ -93,6 +93,9 @@ pub fn factor(spread: f64, request: u32, call: Call, position: u64) -> f64 {
 pub fn work_factor(spread: f64, request: u32, call: Call, position: u64, tokens: u64) -> f64 {
     let chunk = call.chunk_tokens();
     let calls = tokens.div_ceil(chunk).max(1);
+    if calls == 1 {
+        return factor(spread, request, call, position); // a decode step's, per token: no mean to take
+    }
     let sum: f64 = (0..calls).map(|j| factor(spread, request, call, position + j * chunk)).sum();
     sum / calls as f64
 }
@@ -104,13 +107,7 @@ pub fn jittered(price: Nanos, spread: f64, request: u32, call: Call, position: u
     if spread <= 0.0 {
         return price;
     }
-    // one call (a decode step): its factor, as `work_factor` gives it, without the mean's division
-    let work = if tokens <= call.chunk_tokens() {
-        factor(spread, request, call, position)
-    } else {
-        work_factor(spread, request, call, position, tokens)
-    };
-    let y = price.0 as f64 * work;
+    let y = price.0 as f64 * work_factor(spread, request, call, position, tokens);
     if y < 4.5e15 {
         Nanos(round_non_negative(y.max(0.0)))
     } else {

@@ -8,8 +8,9 @@
 //! heap to walk down at each pop), the smallest of four children picked by selects, not branches. A pop
 //! leaves the root's slot vacant: an event scheduled next (a handler's follow-up, most often) takes it
 //! and walks down once, where filling it with the last entry and adding the new one at the bottom would
-//! walk the heap twice. Keys are unique (`seq`), so any valid heap pops them in one order. Ours, for speed: a million-request run pops hundreds
-//! of millions of events, and the comparisons were a fifth of a speculative run's time.
+//! walk the heap twice. Keys are unique (`seq`), so any valid heap pops them in one order. Ours, for
+//! speed: a million-request run pops hundreds of millions of events, and the comparisons were a fifth of
+//! a speculative run's time.
 //!
 //! Rules: times are never before `now` nor past [`Nanos::LIMIT`] (as in `EventLoop`); priorities fit in
 //! an `i16`; at most `2^48` events per queue (far beyond any run: a million requests schedule well under
