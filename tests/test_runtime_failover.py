@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 pytest.importorskip("httpx", reason="the live runtime needs the `device` extra (httpx, httpx-sse)")
 pytest.importorskip("httpx_sse", reason="the live runtime needs the `device` extra (httpx, httpx-sse)")
 
-from pdcore.exceptions import DeviceFailedError
+from pdcore.exceptions import DeviceFailedError, InvalidInputError
 from pdcore.profiles.device import DeviceProfile
 from pdcore.runtime import CloudClient, Device, Notice, Piece, Session, Timeline
 from pdcore.runtime.device import CALL_DEADLINE_FACTOR, CALL_DEADLINE_FLOOR_S
@@ -342,5 +343,22 @@ def test_call_deadlines_are_priced_by_the_profile() -> None:
             priced = CALL_DEADLINE_FACTOR * device.profile.append_s(context, tokens) + CALL_DEADLINE_FLOOR_S
             assert device.call_deadline_s(tokens, context) == pytest.approx(priced)
         assert device.call_deadline_s(128, 0) > device.call_deadline_s(1, 0) > CALL_DEADLINE_FLOOR_S
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize("nice", ["5", 2.5, -1, 20, None])
+def test_a_worker_priority_out_of_range_is_refused_before_the_worker_starts(nice: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"worker_nice = .*fix: pass"):
+        Device(lambda: FakeEngine(ANSWER), worker_nice=nice)  # type: ignore[arg-type]
+
+
+def test_the_worker_runs_at_the_priority_asked() -> None:
+    if sys.platform != "linux":
+        pytest.skip("per-thread nice is Linux's")
+    device = Device(lambda: FakeEngine(ANSWER), worker_nice=7)
+    try:
+        seen = device.host._executor.submit(lambda: os.getpriority(os.PRIO_PROCESS, 0)).result(timeout=10)
+        assert seen == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
     finally:
         device.close()

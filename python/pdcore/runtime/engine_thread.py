@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from pdcore.exceptions import DeviceFailedError, InvalidStateError
+from pdcore.limits import check_int
 from pdcore.runtime.engine import DeviceEngine
 from pdcore.runtime.worker import EngineWorker
 
@@ -52,11 +53,17 @@ class EngineThread:
 
     Args:
         factory: Builds the engine; called on the worker thread, once, and again by `restart`.
-        nice: On Linux, how much lower the worker thread's scheduling priority is than the event loop's.
+        nice: On Linux, how much lower the worker thread's scheduling priority is than the event loop's,
+            a whole number from 0 (equal) to 19 (`DEFAULT_WORKER_NICE`).
         name: A label for the thread.
+
+    Raises:
+        InvalidInputError: ``nice`` is not a whole number from 0 to 19 (checked here, before the thread
+            starts: a bad value would otherwise break its pool with no word of why).
     """
 
     def __init__(self, factory: Callable[[], DeviceEngine], *, nice: int, name: str) -> None:
+        nice = check_int(nice, "worker_nice", minimum=0, maximum=19)
         self.failure: DeviceFailedError | None = None
         """The engine's failure, until `restart` replaces it."""
         self._failed_while = "starting"
