@@ -3,10 +3,13 @@
 
 Each command runs in a fresh child process, once with the baseline's ``python/`` tree (its sources and its
 compiled ``pdcore/_core.abi3.so``) first on ``PYTHONPATH`` and once with this checkout's, alternating
-baseline and current so that a change of load on a shared machine falls on both. Per run: the wall time,
+baseline and current so that a change of load on a shared machine falls on both (``--rounds N``: N such
+pairs, the ratios taken between the medians). Per run: the wall time,
 the CPU time (user + system, all threads) and the peak RSS (``ru_maxrss`` from ``os.wait4``). The JSON
-each run writes is compared byte for byte with the baseline's: a speed-up that changed a figure is
-reported as a failure (exit 1).
+each run writes is compared with the baseline's: byte for byte first, else figure by figure
+(`compare_figures`: every value both report must be equal; keys only one of them reports, and the profiles'
+digests, are listed, not failed, so a baseline older than a new field of the report can still be checked).
+A speed-up that changed a figure is reported as a failure (exit 1).
 
 The 1M-request trace is the Azure 2023 conversation trace (``--trace``) repeated end to end until it has
 ``--rows`` requests, each copy shifted by the trace's span plus one second: the trace's own arrival rate
@@ -33,7 +36,9 @@ import argparse
 import csv
 import datetime as dt
 import filecmp
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,6 +91,41 @@ def run(tree: Path, args: list[str]) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": cpu, "rss_mib": usage.ru_maxrss * 1024 / MIB}
 
 
+def compare_figures(baseline: object, current: object, at: str = "") -> tuple[list[str], list[str]]:
+    """The paths where two reports' values differ, and the notes: keys only one of them has, and the
+    profiles' ``sha256`` digests (a profile file that gained a section since the baseline digests
+    differently while every figure read from it is the same)."""
+    if isinstance(baseline, dict) and isinstance(current, dict):
+        differs: list[str] = []
+        notes: list[str] = []
+        for key in sorted(baseline.keys() | current.keys()):
+            path = f"{at}/{key}"
+            if key not in current or key not in baseline:
+                notes.append(f"{path} only in the {'baseline' if key in baseline else 'current'} report")
+                continue
+            d, n = compare_figures(baseline[key], current[key], path)
+            differs += d
+            notes += n
+        return differs, notes
+    if baseline == current:
+        return [], []
+    if at.endswith("/sha256") and "/profiles/" in at:
+        return [], [f"{at} differs (the profile file, not a figure)"]
+    return [at], []
+
+
+def json_verdict(baseline: Path, current: Path) -> tuple[bool, str]:
+    """Whether two runs' JSON carry the same figures, and the table's word for it."""
+    if filecmp.cmp(baseline, current, shallow=False):
+        return True, "JSON identical"
+    differs, notes = compare_figures(json.loads(baseline.read_text()), json.loads(current.read_text()))
+    for line in [*differs[:20], *notes[:20]]:
+        print(f"    {'DIFFERS' if line in differs else 'note'}: {line}", file=sys.stderr)
+    if differs:
+        return False, f"{len(differs)} figures DIFFER"
+    return True, f"figures identical ({len(notes)} notes)"
+
+
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.1f}/{five:.1f}"
@@ -100,7 +140,12 @@ def main() -> int:
         "--trace", default=DEFAULT_TRACE, help="the Azure 2023 conversation CSV: a trace name or a path"
     )
     parser.add_argument("--skip-size", action="store_true", help="measure compare only")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="baseline-current pairs per command; the ratios of the medians"
+    )
     options = parser.parse_args()
+    if options.rounds < 1:
+        raise SystemExit(f"--rounds {options.rounds}: fix: run at least one round")
     if not (options.baseline / "pdcore" / "_core.abi3.so").is_file():
         raise SystemExit(f"--baseline {options.baseline}: no pdcore/_core.abi3.so; fix: build it (docstring)")
     identical = True
@@ -114,23 +159,31 @@ def main() -> int:
         print("| command | code | wall | CPU | peak RSS | load 1/5 min |")
         print("|---|---|---:|---:|---:|---|")
         for name, args in commands.items():
-            figures = {}
-            for label, tree in (("baseline", options.baseline), ("current", HERE)):
-                out = work / f"{name}-{label}.json"
-                figures[label] = run(tree, [*args, "--json", str(out)])
-                f = figures[label]
-                print(
-                    f"| {name} | {label} | {f['wall_s']:.1f} s | {f['cpu_s']:.1f} s | {f['rss_mib']:.0f} MiB "
-                    f"| {load_average()} |",
-                    flush=True,
-                )
-            same = filecmp.cmp(work / f"{name}-baseline.json", work / f"{name}-current.json", shallow=False)
+            figures: dict[str, list[dict[str, float]]] = {"baseline": [], "current": []}
+            for round_ in range(options.rounds):
+                for label, tree in (("baseline", options.baseline), ("current", HERE)):
+                    out = work / f"{name}-{label}-{round_}.json"
+                    figures[label].append(run(tree, [*args, "--json", str(out)]))
+                    f = figures[label][-1]
+                    print(
+                        f"| {name} | {label} | {f['wall_s']:.1f} s | {f['cpu_s']:.1f} s | "
+                        f"{f['rss_mib']:.0f} MiB | {load_average()} |",
+                        flush=True,
+                    )
+                    if round_ and not filecmp.cmp(out, work / f"{name}-{label}-0.json", shallow=False):
+                        print(f"    DIFFERS: {label}'s JSON changed between rounds", file=sys.stderr)
+                        identical = False
+            same, verdict = json_verdict(work / f"{name}-baseline-0.json", work / f"{name}-current-0.json")
             identical &= same
-            base, now = figures["baseline"], figures["current"]
+            base, now = (
+                {k: statistics.median(f[k] for f in figures[label]) for k in figures[label][0]}
+                for label in ("baseline", "current")
+            )
+            median = "median of each, " if options.rounds > 1 else ""
             print(
                 f"| {name} | baseline/current | {base['wall_s'] / now['wall_s']:.2f}x | "
                 f"{base['cpu_s'] / now['cpu_s']:.2f}x | {base['rss_mib'] / now['rss_mib']:.2f}x | "
-                f"JSON {'identical' if same else 'DIFFERS'} |",
+                f"{median}{verdict} |",
                 flush=True,
             )
     return 0 if identical else 1
