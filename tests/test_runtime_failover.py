@@ -140,11 +140,22 @@ def decoding(_: Timeline, piece: Piece) -> bool:
 
 
 def failed_once(timeline: Timeline, notices: list[Notice], phase: str) -> tuple[float, str, str, int]:
-    assert [notice.kind for notice in notices] == ["device-failed"], notices
+    # a device that went silent before it failed may first have left the display dry, and the cloud was
+    # then asked for the rest (`device-late`, the stall rule of `pdcore.runtime.continuation`)
+    kinds = [notice.kind for notice in notices]
+    assert [kind for kind in kinds if kind != "device-late"] == ["device-failed"], notices
+    assert kinds.count("device-late") <= 1
+    assert kinds.index("device-failed") == len(kinds) - 1, "no stall continuation after the failure"
     assert timeline.notices == notices
     ((at, seen, cause, position),) = timeline.device_failures
     assert seen == phase
     return at, seen, cause, position
+
+
+def failure(notices: list[Notice]) -> Notice:
+    """The one `device-failed` notice."""
+    (found,) = [notice for notice in notices if notice.kind == "device-failed"]
+    return found
 
 
 def assert_seamless(timeline: Timeline) -> None:
@@ -168,7 +179,7 @@ def test_sigkill_while_prefilling_the_cloud_finishes_the_answer() -> None:
     assert_seamless(timeline)
     _, _, cause, position = failed_once(timeline, notices, "prefilling")
     assert cause == "killed by signal 9 (SIGKILL)"
-    assert "the cloud continues the answer" in notices[0].message
+    assert "the cloud continues the answer" in failure(notices).message
     assert {record.source for record in timeline.tokens} == {"cloud"}
     assert timeline.handoff_position is None, "the device never took over"
     continued = cloud.requests[-1].body
@@ -231,7 +242,7 @@ def test_a_worker_killed_while_idle_is_found_at_the_next_request_and_replaced() 
     assert_seamless(timeline)
     _, _, cause, position = failed_once(timeline, notices, "idle")
     assert (cause, position) == ("killed by signal 9 (SIGKILL)", 0)
-    assert "while idle" in notices[0].message
+    assert "while idle" in failure(notices).message
     assert timeline.plan == "cloud-only", "a device that has just failed is not planned on"
     assert {record.source for record in timeline.tokens} == {"cloud"}
     assert third.timeline is not None
@@ -256,7 +267,7 @@ def test_a_crash_while_appending_names_the_portable_build() -> None:
     assert_seamless(timeline)
     _, _, cause, _ = failed_once(timeline, notices, "appending")
     assert cause == "killed by signal 11 (SIGSEGV)"
-    assert REBUILD_PORTABLE in notices[0].message
+    assert REBUILD_PORTABLE in failure(notices).message
     assert reaped(pids)
 
 
@@ -281,7 +292,7 @@ def test_a_hung_worker_is_killed_at_its_deadline_and_the_cloud_finishes() -> Non
     at, _, cause, _ = failed_once(timeline, notices, "prefilling")
     assert cause.startswith("silent for")
     assert deadline <= at < deadline + 5
-    assert "hung" in notices[0].message
+    assert "hung" in failure(notices).message
     assert reaped(pids)
 
 
@@ -299,8 +310,8 @@ def test_a_model_that_does_not_exist_leaves_the_answer_to_the_cloud(tmp_path: Pa
     assert_seamless(timeline)
     _, _, cause, _ = failed_once(timeline, notices, "starting")
     assert cause == "InvalidInputError at start"
-    assert "fix:" in notices[0].message
-    assert "does not exist" in notices[0].message or "llama-cpp-python" in notices[0].message
+    assert "fix:" in failure(notices).message
+    assert "does not exist" in failure(notices).message or "llama-cpp-python" in failure(notices).message
     assert timeline.plan == "cloud-only"
     assert reaped([])
 

@@ -314,6 +314,39 @@ def test_device_behind_the_buffer_gets_a_continuation_from_the_cloud() -> None:
     assert timeline.cloud_extensions[0][0] <= timeline.tokens[2].shown_s
 
 
+def test_a_device_far_slower_than_its_profile_does_not_freeze_the_display() -> None:
+    # the device's real prefill is 30x its profile's (a model starved of the CPU): its estimate stays in
+    # time while it makes no progress, and no continuation is allowed, so before the stall rule the display
+    # waited seconds for it after the cloud's 6 tokens
+    slow = engine(prefill_token_s=0.03)
+    notices: list[Notice] = []
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
+        timeline, _ = run(
+            answer(cloud.url, slow, k=5, max_extensions=0, profile_of=engine(), notices=notices)
+        )
+    assert timeline.text == ANSWER
+    assert [record.position for record in timeline.tokens] == list(range(len(PIECES)))
+    assert timeline.handoff_position is None  # the cloud showed the rest; the device never caught up
+    assert [notice.kind for notice in notices] == ["device-late"]
+    assert "rest of the answer" in notices[0].message
+    assert len(cloud.requests) == 2
+    assert cloud.requests[1].body["prompt"] == PROMPT + "".join(PIECES[:6])
+    # the rest was asked for once the display had waited max_tpot after the sixth token and the device's
+    # estimate had passed (the session's decision): well before the device's own 9.5 s of prefill
+    asked_at = timeline.cloud_extensions[0][0]
+    assert timeline.tokens[5].shown_s + MAX_TPOT <= asked_at <= timeline.tokens[5].shown_s + 1.5
+
+
+def test_a_device_that_keeps_to_its_profile_gets_no_stall_continuation() -> None:
+    notices: list[Notice] = []
+    with FakeCloud(CloudScript(PIECES, first_delay_s=0.02, gap_s=0.004)) as cloud:
+        timeline, _ = run(answer(cloud.url, engine(), k=5, max_extensions=0, notices=notices))
+    assert_text_exact(timeline, PIECES)
+    assert timeline.handoff_position == 6
+    assert not [notice for notice in notices if notice.kind == "device-late"]
+    assert len(cloud.requests) == 1
+
+
 def test_timeline_json_round_trip() -> None:
     import json
 

@@ -3,7 +3,8 @@
 Usage::
 
     python benches/python/serve_bench.py --cloud-url http://127.0.0.1:8080 [--part all] [--threads 1]
-        [--rounds 20] [--conversations 4] [--requests 120] [--clients 8 --answers 3] [--json serve.json]
+        [--rounds 20] [--conversations 4] [--requests 120] [--clients 8 --answers 3] [--busy 0]
+        [--json serve.json]
 
 Each part starts ``pdcore serve`` (the real command, a subprocess on a free loopback port, ``--threads``)
 in front of ``--cloud-url`` and stops it after:
@@ -26,11 +27,17 @@ in front of ``--cloud-url`` and stops it after:
   cloud first, each answer cut at ``--cut`` tokens (the hand-off is what is measured; ``k`` is the
   planner's, near 160 for 460 tokens on a busy two-core machine, so the cut must be past it). Reported:
   the display gap at each hand-off (the ``pdcore`` field) against ``max_tpot`` (50 ms): median, p90, p99,
-  largest, the share within the objective.
+  largest, the share within the objective; and what every answer gave its user, hand-off or not: the whole
+  answers, the share of tokens the device showed, each answer's largest display gap, the cloud's resumed
+  streams and the device's failures.
 - **load** (``--k auto``): ``--clients`` concurrent clients each ask ``--answers`` chat answers in turn
   (distinct seeded prompts, 32 tokens each). Reported: answers per second, plans, streams that hung (no
   answer within 60 s), and the peak resident memory of the server and of its device worker (sampled every
   50 ms, and the kernel's high-water mark ``VmHWM``).
+
+``--busy N`` runs N busy loops at the caller's priority beside the server during each part: the user's
+other CPU-bound work, against which the device's model, at the lowest priority
+(`pdcore.runtime.engine_thread.DEFAULT_WORKER_NICE`), gets what the loops leave.
 """
 
 from __future__ import annotations
@@ -56,7 +63,7 @@ from pdcore.runtime.openai_api import GREEDY_SAMPLING
 from pdcore.runtime.profiler import filler_text
 from pdcore.runtime.validate import INSTRUCTION
 from pdcore.slo import within_objective
-from serve_harness import HUNG_S, PeakRss, memory_kib, raw_sse, serving, spread, warm
+from serve_harness import HUNG_S, PeakRss, busy_loops, memory_kib, raw_sse, serving, spread, warm
 
 MAX_TPOT = 0.05
 TTFT_LENGTHS = (512, 1024, 2048)
@@ -231,7 +238,18 @@ async def part_handoffs(args: argparse.Namespace) -> dict[str, Any]:
             rows.append(
                 {
                     key: figures.get(key)
-                    for key in ("plan", "k", "prompt_tokens", "handoff_position", "handoff_gap_s", "ttft_s")
+                    for key in (
+                        "plan",
+                        "k",
+                        "prompt_tokens",
+                        "handoff_position",
+                        "handoff_gap_s",
+                        "ttft_s",
+                        "max_gap_s",
+                        "tokens_by_source",
+                        "cloud_resumes",
+                        "device_failures",
+                    )
                 }
             )
             gap = figures.get("handoff_gap_s")
@@ -241,16 +259,21 @@ async def part_handoffs(args: argparse.Namespace) -> dict[str, Any]:
                 f"{'-' if gap is None else f'{gap * 1e3:.1f} ms'}",
                 flush=True,
             )
+    answers = answer_figures(rows, args.cut)
     gaps = np.array([row["handoff_gap_s"] for row in rows if row["handoff_gap_s"] is not None])
     if gaps.size == 0:
         print("no hand-offs")
-        return {"figures": {"requests": len(rows), "handoffs": 0}, "rows": rows}
-    result = spread(list(gaps)) | {
-        "requests": len(rows),
-        "handoffs": int(gaps.size),
-        "within_share": float(within_objective(gaps, MAX_TPOT).mean()),
-        "over_twice": int((~within_objective(gaps, 2 * MAX_TPOT)).sum()),
-    }
+        return {"figures": answers | {"requests": len(rows), "handoffs": 0}, "rows": rows}
+    result = (
+        answers
+        | spread(list(gaps))
+        | {
+            "requests": len(rows),
+            "handoffs": int(gaps.size),
+            "within_share": float(within_objective(gaps, MAX_TPOT).mean()),
+            "over_twice": int((~within_objective(gaps, 2 * MAX_TPOT)).sum()),
+        }
+    )
     print(
         f"\n{result['handoffs']} hand-offs of {result['requests']} requests: gap median "
         f"{result['median']:.1f} ms, "
@@ -259,6 +282,35 @@ async def part_handoffs(args: argparse.Namespace) -> dict[str, Any]:
         f"twice it; p99 {'within' if result['p99'] <= MAX_TPOT * 1e3 else 'over'} max_tpot"
     )
     return {"figures": result, "rows": rows}
+
+
+def answer_figures(rows: list[dict[str, Any]], cut: int) -> dict[str, Any]:
+    """What the answers of the hand-off part gave their user, hand-off or not: how many were whole (``cut``
+    tokens shown), the share of tokens the device showed, the largest display gap of each answer (median,
+    p99, largest, in ms), the cloud's resumed streams and the device's failures; printed as one line."""
+    shown = [sum((row["tokens_by_source"] or {}).values()) for row in rows]
+    device = sum((row["tokens_by_source"] or {}).get("device", 0) for row in rows)
+    largest = [row["max_gap_s"] for row in rows if row["max_gap_s"] is not None]
+    figures = {
+        "whole_answers": sum(tokens == cut for tokens in shown),
+        "device_token_share": device / max(1, sum(shown)),
+        "max_gap_ms": spread(largest) if largest else None,
+        "cloud_resumes": sum(row["cloud_resumes"] or 0 for row in rows),
+        "device_failures": sum(row["device_failures"] or 0 for row in rows),
+    }
+    gap = figures["max_gap_ms"]
+    print(
+        f"\n{figures['whole_answers']} of {len(rows)} answers whole ({cut} tokens); "
+        f"{figures['device_token_share'] * 100:.1f}% of the tokens shown by the device; "
+        + (
+            f"largest display gap per answer: median {gap['median']:.1f} ms, p99 {gap['p99']:.1f} ms, "
+            f"largest {gap['max']:.1f} ms; "
+            if gap
+            else ""
+        )
+        + f"{figures['cloud_resumes']} cloud streams resumed, {figures['device_failures']} device failures"
+    )
+    return figures
 
 
 async def part_load(args: argparse.Namespace) -> dict[str, Any]:
@@ -341,6 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=8, help="load: concurrent clients")
     parser.add_argument("--answers", type=int, default=3, help="load: answers per client")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="busy loops at the caller's priority beside the server during each part (the user's other work)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the figures and rows here")
     args = parser.parse_args(argv)
     if not args.cloud_url:
@@ -351,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {}
     for part in parts:
         print(f"\n== {part} ==", flush=True)
-        report[part] = asyncio.run(PARTS[part](args))
+        with busy_loops(args.busy):
+            report[part] = asyncio.run(PARTS[part](args))
     if args.json is not None:
         report["settings"] = {key: str(value) for key, value in vars(args).items()}
         temporary = args.json.with_name(args.json.name + ".tmp")

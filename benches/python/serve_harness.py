@@ -1,5 +1,6 @@
 """What the ``pdcore serve`` benchmark (``serve_bench.py``) runs on: the command started on a free port, a
-minimal raw SSE client, the spread of a measurement, and the resident memory of a process and its children.
+minimal raw SSE client, the spread of a measurement, the resident memory of a process and its children, and
+busy loops that stand for the user's other work on the machine.
 
 The raw client is the same for the server and for the cloud (a raw socket, one HTTP/1.1 request, the events
 read line by line), so its own cost cancels in a paired difference, as in ``live_ttft.py``.
@@ -72,6 +73,29 @@ def serving(cloud_url: str, threads: int, *flags: str) -> Iterator[tuple[str, in
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def busy_loops(count: int) -> Iterator[list[int]]:
+    """``count`` processes that each spin on a core at the caller's priority (nice 0 for a bench run as is):
+    the user's other CPU-bound work beside the server (a build, a video call). Yields their pids; killed
+    after."""
+    if count < 0:
+        raise SystemExit(f"--busy {count}: fix: pass a count of busy loops from 0")
+    loops = [
+        subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield [loop.pid for loop in loops]
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
 
 
 async def raw_sse(url: str, path: str, body: dict[str, Any], *, to_end: bool) -> dict[str, Any]:

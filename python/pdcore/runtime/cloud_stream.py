@@ -232,7 +232,49 @@ class CloudStream:
         if extra < 1:
             self.context_is_full()
             return
-        self.quota = received + extra
+        self._continue(now, extra)
+
+    def can_unstall(self) -> bool:
+        """Whether a display run dry before the hand-off may ask the cloud for the rest of the answer
+        (`unstall`): a split answer, incomplete, with every received token shown, the cloud's quota spent
+        and room left, and the device not failed (then the failover continues it)."""
+        state, buffer = self.state, self.state.buffer
+        return (
+            self.idle
+            and not state.closed
+            and state.mode == "pd-device"
+            and not state.answer_complete
+            and buffer.handoff is None
+            and buffer.displayed >= buffer.received
+            and buffer.received < state.terms.max_tokens
+            and not self.context_full
+            and not state.timeline.device_failures
+        )
+
+    def unstall(self, now: float, waited_s: float) -> None:
+        """The display ran dry for ``waited_s`` before the hand-off, the device not ready (``now``): asks the
+        cloud for the rest of the answer, whatever the continuations' count (`pdcore.runtime.continuation`,
+        the stall rule), and notes it."""
+        if not self.can_unstall():
+            return
+        state = self.state
+        extra = min(state.terms.max_tokens - state.buffer.received, self.context_room())
+        if extra < 1:
+            self.context_is_full()
+            return
+        state.notice(
+            "device-late",
+            f"the device was not ready {waited_s * 1e3:.0f} ms after the last token shown "
+            f"({state.buffer.received} tokens received), later than its hand-off estimate; the cloud is "
+            f"asked for the rest of the answer ({extra} tokens) and the device takes over if it catches up; "
+            "fix: check the machine's load, or give the device profile its real speed",
+        )
+        self._continue(now, extra)
+
+    def _continue(self, now: float, extra: int) -> None:
+        """Sends a continuation for ``extra`` more positions (the prompt and the text received so far)."""
+        state = self.state
+        self.quota = state.buffer.received + extra
         state.timeline.cloud_quota = self.quota
         state.timeline.cloud_extensions.append((state.rel(now), extra))
         if state.controller is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncGenerator
 
@@ -156,7 +157,7 @@ class Request:
             if upcoming is None:
                 if self.finished():
                     break
-                await state.changed.wait()
+                await self._wait_or_unstall()
                 continue
             source, due = upcoming
             delay = clock.wall_delay(due)
@@ -172,6 +173,24 @@ class Request:
                 yield Piece(text=record.text, source=source, position=record.position, at=record.shown_s)
         if not state.closed and state.mode == "cloud-only" and self._cloud_gave_nothing():
             raise CloudUnavailableError(state.timeline.notices[-1].message)
+
+    async def _wait_or_unstall(self) -> None:
+        """Waits for a change with nothing due; a display run dry before the hand-off waits for the device
+        until its gap reaches ``max_tpot`` or its hand-off estimate passes, whichever is later, and then asks
+        the cloud for the rest of the answer (`CloudStream.unstall`; `pdcore.runtime.continuation`, the stall
+        rule). A gap the plan itself accepted (the estimate beyond ``max_tpot`` with no continuation left to
+        ask for) is waited out as planned, as long as the device keeps to its estimate."""
+        state, last = self.state, self.display.last_shown
+        if last is None or not self.cloud.can_unstall():
+            await state.changed.wait()
+            return
+        estimate = state.controller.handoff_at if state.controller is not None else None
+        until = max(last + state.terms.max_tpot, estimate if estimate is not None else -math.inf)
+        try:
+            await asyncio.wait_for(state.changed.wait(), timeout=state.clock.wall_delay(until))
+        except asyncio.TimeoutError:
+            now = state.clock.now()
+            self.cloud.unstall(now, now - last)
 
     def _cloud_gave_nothing(self) -> bool:
         """A cloud-only answer's cloud failed before its first token (unreachable, refusing, or silent or

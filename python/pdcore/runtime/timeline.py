@@ -83,8 +83,8 @@ class Notice:
     Attributes:
         at_s: When it happened.
         kind: ``"cloud-unavailable"``, ``"cloud-cut"``, ``"cloud-silent"``, ``"cloud-context"``,
-            ``"plan-device"``, ``"plan-cloud"``, ``"device-failed"``, ``"device-error"``, ``"tokenization"``
-            or ``"context-full"`` (``docs/timeline.md``).
+            ``"plan-device"``, ``"plan-cloud"``, ``"device-failed"``, ``"device-late"``, ``"device-error"``,
+            ``"tokenization"`` or ``"context-full"`` (``docs/timeline.md``).
         message: What happened and what the runtime did about it.
     """
 
