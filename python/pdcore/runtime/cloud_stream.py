@@ -236,8 +236,9 @@ class CloudStream:
 
     def can_unstall(self) -> bool:
         """Whether a display run dry before the hand-off may ask the cloud for the rest of the answer
-        (`unstall`): a split answer, incomplete, with every received token shown, the cloud's quota spent
-        and room left, and the device not failed (then the failover continues it)."""
+        (`unstall`): a split answer, incomplete, with every received token shown, the cloud's quota spent,
+        continuations allowed (``max_extensions`` above 0; the stall's is one more than they count) and room
+        left, and the device not failed (then the failover continues it)."""
         state, buffer = self.state, self.state.buffer
         return (
             self.idle
@@ -247,14 +248,15 @@ class CloudStream:
             and buffer.handoff is None
             and buffer.displayed >= buffer.received
             and buffer.received < state.terms.max_tokens
+            and state.terms.max_extensions > 0
             and not self.context_full
             and not state.timeline.device_failures
         )
 
     def unstall(self, now: float, waited_s: float) -> None:
         """The display ran dry for ``waited_s`` before the hand-off, the device not ready (``now``): asks the
-        cloud for the rest of the answer, whatever the continuations' count (`pdcore.runtime.continuation`,
-        the stall rule), and notes it."""
+        cloud for the rest of the answer in one continuation (`pdcore.runtime.continuation`, the stall
+        rule), and notes it."""
         if not self.can_unstall():
             return
         state = self.state

@@ -29,13 +29,15 @@ The stall rule (ours). The rules above act on the hand-off estimate, which is re
 cloud makes progress; a device that makes none (a call that never ends, a model starved of the CPU by the
 user's other work) leaves the estimate where it was, in time, and the display would run dry and wait for it.
 So a display that has shown every received token before the hand-off waits for the device until its gap
-reaches ``max_tpot`` or the hand-off estimate passes, whichever is later; then the cloud is asked for the
-rest of the answer, whatever the number of continuations so far (`CloudStream.unstall`, with a
-``device-late`` notice), and the device takes over if it catches up. A device that keeps to its estimate is
-waited for as planned, even past ``max_tpot`` when no continuation is left to ask for. Without this rule,
-two busy loops at normal priority beside `pdcore serve` on two cores (the device's model at the lowest
-priority) froze the display of 30 answers for 6 to 70 s each (median 11.9 s, ``benches/python/serve_bench.py
---part handoffs --busy 2``) until the device caught up or its call deadline declared it failed.
+reaches ``max_tpot`` or the hand-off estimate passes, whichever is later; then the cloud is asked for the rest
+of the answer in one continuation (`CloudStream.unstall`, with a ``device-late`` notice), and the device takes
+over if it catches up. That continuation is one more than ``max_extensions`` counts (the estimate's
+continuations may have used them all on a device that was then on time), unless it is 0, which asks the cloud
+for nothing more. A device that keeps to its estimate is waited for as planned, even past ``max_tpot`` when no
+continuation is left to ask for. Without this rule, two busy loops at normal priority beside `pdcore serve` on
+two cores (the device's model at the lowest priority) froze the display of 30 answers for 6 to 70 s each
+(median 11.9 s, ``benches/python/serve_bench.py --part handoffs --busy 2``) until the device caught up or its
+call deadline declared it failed.
 
 When the next and the last token are due (`next_arrival_due`, `last_arrival_due`): at the stream's median
 gap after its latest arrival, or after the first-token delay of a request not answered yet. The device

@@ -178,8 +178,9 @@ class Request:
         """Waits for a change with nothing due; a display run dry before the hand-off waits for the device
         until its gap reaches ``max_tpot`` or its hand-off estimate passes, whichever is later, and then asks
         the cloud for the rest of the answer (`CloudStream.unstall`; `pdcore.runtime.continuation`, the stall
-        rule). A gap the plan itself accepted (the estimate beyond ``max_tpot`` with no continuation left to
-        ask for) is waited out as planned, as long as the device keeps to its estimate."""
+        rule), unless continuations are off (``max_extensions`` 0). A gap the plan itself accepted (the
+        estimate beyond ``max_tpot``) is waited out as planned, as long as the device keeps to its
+        estimate."""
         state, last = self.state, self.display.last_shown
         if last is None or not self.cloud.can_unstall():
             await state.changed.wait()
