@@ -201,14 +201,8 @@ class CloudStream:
             estimate = math.inf  # the device's hand-off cannot be estimated yet (`continuation`'s rule)
         if not (
             estimate is not None
-            and not state.closed
-            and self.idle
-            and state.mode == "pd-device"
-            and not state.answer_complete
-            and buffer.handoff is None
+            and self._may_continue()
             and len(state.timeline.cloud_extensions) < terms.max_extensions
-            and received < terms.max_tokens
-            and not self.context_full
         ):
             return
         pace = terms.pace_s
@@ -228,28 +222,32 @@ class CloudStream:
             k_margin=terms.k_margin,
             max_tokens=terms.max_tokens,
         )
-        extra = min(extra, terms.max_tokens - received, self.context_room())
-        if extra < 1:
-            self.context_is_full()
-            return
         self._continue(now, extra)
 
-    def can_unstall(self) -> bool:
-        """Whether a display run dry before the hand-off may ask the cloud for the rest of the answer
-        (`unstall`): a split answer, incomplete, with every received token shown, the cloud's quota spent,
-        continuations allowed (``max_extensions`` above 0; the stall's is one more than they count) and room
-        left, and the device not failed (then the failover continues it)."""
-        state, buffer = self.state, self.state.buffer
+    def _may_continue(self) -> bool:
+        """Whether a continuation may be sent at all: a split answer, incomplete and not handed off, the
+        cloud's quota spent, positions and context room left."""
+        state = self.state
         return (
             self.idle
             and not state.closed
             and state.mode == "pd-device"
             and not state.answer_complete
-            and buffer.handoff is None
-            and buffer.displayed >= buffer.received
-            and buffer.received < state.terms.max_tokens
-            and state.terms.max_extensions > 0
+            and state.buffer.handoff is None
+            and state.buffer.received < state.terms.max_tokens
             and not self.context_full
+        )
+
+    def can_unstall(self) -> bool:
+        """Whether a display run dry before the hand-off may ask the cloud for the rest of the answer
+        (`unstall`): a continuation may be sent, every received token is shown, continuations are allowed
+        (``max_extensions`` above 0; the stall's is one more than they count), and the device has not failed
+        (then the failover continues it)."""
+        state = self.state
+        return (
+            self._may_continue()
+            and state.buffer.displayed >= state.buffer.received
+            and state.terms.max_extensions > 0
             and not state.timeline.device_failures
         )
 
@@ -260,28 +258,33 @@ class CloudStream:
         if not self.can_unstall():
             return
         state = self.state
-        extra = min(state.terms.max_tokens - state.buffer.received, self.context_room())
+        extra = self._continue(now, state.terms.max_tokens)
+        if extra:
+            state.notice(
+                "device-late",
+                f"the device was not ready {waited_s * 1e3:.0f} ms after the last token shown "
+                f"({state.buffer.received} tokens received), later than its hand-off estimate; the cloud is "
+                f"asked for the rest of the answer ({extra} tokens) and the device takes over if it catches "
+                "up; fix: check the machine's load, or give the device profile its real speed",
+            )
+
+    def _continue(self, now: float, wanted: int) -> int:
+        """Sends a continuation for up to ``wanted`` more positions (the prompt and the text received so
+        far), as many as the answer's length and the cloud's context leave; returns how many (0: no room,
+        which is noted once)."""
+        state = self.state
+        received = state.buffer.received
+        extra = min(wanted, state.terms.max_tokens - received, self.context_room())
         if extra < 1:
             self.context_is_full()
-            return
-        state.notice(
-            "device-late",
-            f"the device was not ready {waited_s * 1e3:.0f} ms after the last token shown "
-            f"({state.buffer.received} tokens received), later than its hand-off estimate; the cloud is "
-            f"asked for the rest of the answer ({extra} tokens) and the device takes over if it catches up; "
-            "fix: check the machine's load, or give the device profile its real speed",
-        )
-        self._continue(now, extra)
-
-    def _continue(self, now: float, extra: int) -> None:
-        """Sends a continuation for ``extra`` more positions (the prompt and the text received so far)."""
-        state = self.state
-        self.quota = state.buffer.received + extra
+            return 0
+        self.quota = received + extra
         state.timeline.cloud_quota = self.quota
         state.timeline.cloud_extensions.append((state.rel(now), extra))
         if state.controller is not None:
             state.controller.set_expected(self.quota)
         self.start(state.prompt + "".join(self.pieces), extra)
+        return extra
 
     def context_room(self) -> int:
         """Tokens the cloud's context window leaves for more of this answer (large when unknown)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import AsyncGenerator
 
@@ -185,8 +184,9 @@ class Request:
         if last is None or not self.cloud.can_unstall():
             await state.changed.wait()
             return
-        estimate = state.controller.handoff_at if state.controller is not None else None
-        until = max(last + state.terms.max_tpot, estimate if estimate is not None else -math.inf)
+        until = last + state.terms.max_tpot
+        if state.controller is not None and state.controller.handoff_at is not None:
+            until = max(until, state.controller.handoff_at)
         try:
             await asyncio.wait_for(state.changed.wait(), timeout=state.clock.wall_delay(until))
         except asyncio.TimeoutError:
